@@ -1,0 +1,112 @@
+# weir: build the BPF objects, the native addon and the TypeScript, and run them.
+# `make demo` and `make test` are what README.md promises: each installs what it needs
+# (deps), builds (build), then runs. Every step skips what is already done.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ARCH := $(shell uname -m)
+
+CLANG ?= clang
+BPF_CFLAGS := -O2 -g -target bpf -Wall -Werror -Wno-unused-function \
+	-I bpf-c -I bpf-c/include -I /usr/include/$(ARCH)-linux-gnu
+BPF_HEADERS := $(wildcard bpf-c/include/weir/*.h bpf-c/lib/*.h)
+BPF_OBJS := $(patsubst bpf-c/%.c,build/bpf/%.o,$(wildcard bpf-c/*.c))
+TEST_BPF_OBJS := $(patsubst test/fixtures/bpf/%.c,build/test-bpf/%.o,$(wildcard test/fixtures/bpf/*.c))
+# host builds of BPF library code, under ASan/UBSan, for what a BPF test run cannot feed it
+TEST_NATIVE := $(patsubst test/fixtures/native/%.c,build/test-native/%,$(wildcard test/fixtures/native/*.c))
+ADDON := build/Release/weir.node
+NATIVE_SRCS := $(wildcard native/*.cc native/*.h)
+TS_SRCS := $(shell find src test bench scripts -name '*.ts' 2>/dev/null)
+ABI_GEN := src/bpf/abi.gen.ts
+
+# Debian packages: the toolchain, libbpf, and the real tools the tests and the demo drive.
+APT_PACKAGES := clang llvm libclang-rt-14-dev libbpf-dev libbpf1 pkg-config make g++ python3 \
+	iproute2 iputils-ping iptables nftables iperf3 curl socat procps psmisc kmod util-linux \
+	containernetworking-plugins bpftool
+
+NODE_TEST := node --test --test-concurrency=1 --enable-source-maps
+
+.PHONY: all deps deps-apt deps-node build bpf addon ts test test-unit demo bench bench-quick clean distclean
+
+all: build
+
+## deps: Debian packages (only the missing ones) and node_modules (npm ci when the lockfile changed)
+deps: deps-apt deps-node
+
+deps-apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+deps-node: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+## build: BPF objects, the addon, the generated ABI module, then TypeScript
+build: bpf addon ts
+
+bpf: $(BPF_OBJS) $(TEST_BPF_OBJS) $(TEST_NATIVE)
+
+build/bpf/%.o: bpf-c/%.c $(BPF_HEADERS)
+	@mkdir -p $(@D)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+# test fixtures include deliberately broken programs: no -Werror, warnings are the point
+build/test-bpf/%.o: test/fixtures/bpf/%.c $(BPF_HEADERS)
+	@mkdir -p $(@D)
+	$(CLANG) $(filter-out -Werror,$(BPF_CFLAGS)) -c $< -o $@
+
+build/test-native/%: test/fixtures/native/%.c $(BPF_HEADERS)
+	@mkdir -p $(@D)
+	$(CLANG) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+		-I bpf-c -I bpf-c/include -include arpa/inet.h $< -o $@
+
+addon: $(ADDON)
+
+# configure + build, never `rebuild`: node-gyp's clean would delete build/bpf too
+$(ADDON): binding.gyp $(NATIVE_SRCS) node_modules/.package-lock.json
+	npx node-gyp configure --silent
+	npx node-gyp build --silent
+
+$(ABI_GEN): $(BPF_OBJS) $(ADDON) scripts/gen-abi.mjs
+	node scripts/gen-abi.mjs $(BPF_OBJS) > $@.tmp && mv $@.tmp $@
+
+ts: dist/.stamp
+
+dist/.stamp: $(ABI_GEN) $(TS_SRCS) tsconfig.json node_modules/.package-lock.json
+	npx tsc -p tsconfig.json
+	@touch $@
+
+## test: everything, as root, on this kernel: unit, BPF_PROG_TEST_RUN, real packets in the lab
+test: deps build
+	@[ "$$(id -u)" = 0 ] || { echo "make test needs root (BPF, namespaces, cgroups)"; exit 1; }
+	$(NODE_TEST) $$(find dist/test -name '*.test.js' | sort)
+
+# the tests that need neither root nor a kernel
+test-unit: build
+	$(NODE_TEST) $$(find dist/test/unit -name '*.test.js' | sort)
+
+## demo: build a lab, run weir in it, show what it does, tear it down
+demo: deps build
+	@[ "$$(id -u)" = 0 ] || { echo "make demo needs root (namespaces, BPF)"; exit 1; }
+	node --enable-source-maps dist/scripts/demo.js
+
+## bench: weir against kube-proxy-style iptables and nftables rules, same run, same machine
+bench: deps build
+	node --enable-source-maps dist/bench/run.js
+
+bench-quick: deps build
+	node --enable-source-maps dist/bench/run.js --quick
+
+clean:
+	rm -rf build dist
+
+distclean: clean
+	rm -rf node_modules

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* ABI: the conntrack map of NAT'd flows (weir_ct4).
+ *
+ * One entry per direction, keyed by the tuple as it is on the wire in that direction,
+ * so a single lookup serves both: the original direction finds the entry keyed by the
+ * client's tuple (client -> frontend), the reply direction the entry keyed by the
+ * backend's reply tuple (backend -> client). Each value says what to rewrite: the
+ * source (SNAT bit: saddr/sport := nat_saddr/nat_sport), the destination (DNAT bit:
+ * daddr/dport := nat_daddr/nat_dport), or both (hairpin). An ICMP error carrying a
+ * packet of the flow finds the same entries with the embedded tuple swapped.
+ *
+ * The dataplane only refreshes last_seen_ns, tcp_flags_seen and the counters; userspace
+ * GC ages the two entries of a flow together (TCP: SYN only 60 s, established 6 h,
+ * closing 10 s; UDP 60 s; ICMP 10 s). Byte order as in service.h.
+ */
+#ifndef WEIR_ABI_CONNTRACK_H
+#define WEIR_ABI_CONNTRACK_H
+
+#include <linux/types.h>
+#include <weir/service.h>
+
+struct weir_ct4_key {
+	weir_ip4 saddr;
+	weir_ip4 daddr;
+	__be16 sport;    /* TCP/UDP/SCTP source port; ICMP echo: the identifier */
+	__be16 dport;    /* TCP/UDP/SCTP destination port; ICMP echo: the identifier */
+	__u8 protocol;   /* IPPROTO_* */
+	__u8 pad[3];
+};
+
+/* weir_ct4.flags */
+enum weir_ct_flags {
+	WEIR_CT_SNAT = 1 << 0,     /* rewrite the source to nat_saddr/nat_sport */
+	WEIR_CT_DNAT = 1 << 1,     /* rewrite the destination to nat_daddr/nat_dport */
+	WEIR_CT_REPLY = 1 << 2,    /* this entry is the reply direction (backend -> client) */
+	WEIR_CT_HAIRPIN = 1 << 3,  /* client and backend are the same address */
+	WEIR_CT_NODEPORT = 1 << 4, /* created by from_host (NodePort / external / LB frontend) */
+	WEIR_CT_SEEN = 1 << 5,     /* a packet matched this entry after it was created */
+};
+
+struct weir_ct4 {
+	weir_ip4 nat_saddr;
+	weir_ip4 nat_daddr;
+	__be16 nat_sport;
+	__be16 nat_dport;
+	__u16 flags;          /* enum weir_ct_flags */
+	__u8 tcp_flags_seen;  /* OR of the TCP flags of every packet in this direction */
+	__u8 pad;
+	__u32 frontend_id;    /* weir_frontend4.id of the service that created the flow */
+	__u32 pad2;
+	__u64 created_ns;     /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 last_seen_ns;
+	__u64 packets;        /* this direction, since creation */
+	__u64 bytes;
+};
+
+#endif

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* ABI: the service (load-balancing) maps: frontends, backends, session affinity, and the
+ * socket-LB reverse and destroy maps. Userspace writes them from Services and
+ * EndpointSlices; from_pod, from_host and sock_lb read them. Codecs for every struct
+ * here are generated from BTF, so field names are public names.
+ *
+ * Byte order: addresses are `weir_ip4` and ports `__be16`, both network order as on
+ * the wire (the codecs decode them as dotted quads and port numbers). Everything else
+ * is host order. Explicit pad fields keep the layouts hole-free: map keys are compared
+ * as bytes, and a hole with garbage in it would make two equal keys differ.
+ *
+ * IPv6 follows with the same shapes (`weir_frontend6_key`, ...) and a 16-byte address.
+ */
+#ifndef WEIR_ABI_SERVICE_H
+#define WEIR_ABI_SERVICE_H
+
+#include <linux/types.h>
+
+/* An IPv4 address in network order. A typedef of its own so the codecs can tell an
+ * address from any other __be32. */
+typedef __be32 weir_ip4;
+
+/* Which clients a frontend entry serves. Every frontend has an INTERNAL entry (all
+ * endpoints, or the node-local ones under internalTrafficPolicy: Local); frontends with
+ * externalTrafficPolicy: Local get a second, EXTERNAL entry holding only node-local
+ * endpoints, which from_host tries first. */
+enum weir_frontend_scope {
+	WEIR_SCOPE_INTERNAL = 0,
+	WEIR_SCOPE_EXTERNAL = 1,
+};
+
+/* weir_frontend4.flags */
+enum weir_frontend_flags {
+	WEIR_FRONTEND_NODEPORT = 1 << 0,     /* a node address + nodePort */
+	WEIR_FRONTEND_EXTERNAL_IP = 1 << 1,  /* spec.externalIPs */
+	WEIR_FRONTEND_LOADBALANCER = 1 << 2, /* status.loadBalancer.ingress[].ip */
+	WEIR_FRONTEND_AFFINITY = 1 << 3,     /* sessionAffinity: ClientIP (timeout in the value) */
+	WEIR_FRONTEND_REJECT = 1 << 4,       /* no usable endpoint: answer ICMP port unreachable */
+	WEIR_FRONTEND_DROP = 1 << 5,         /* Local policy, no local endpoint: drop (as kube-proxy) */
+};
+
+/* weir_backend4.flags */
+enum weir_backend_flags {
+	WEIR_BACKEND_LOCAL = 1 << 0,       /* the endpoint runs on this node */
+	WEIR_BACKEND_TERMINATING = 1 << 1, /* serving but terminating (only in slots as a fallback set) */
+};
+
+/* weir_frontend4: {address, port, protocol, scope} -> what to do with a new flow. */
+struct weir_frontend4_key {
+	weir_ip4 address; /* ClusterIP, external/LB IP, or a node address for NodePorts */
+	__be16 port;      /* service port or nodePort; 0 for an ICMP echo frontend */
+	__u8 protocol;    /* IPPROTO_TCP, _UDP, _SCTP, or _ICMP (echo, identifier kept) */
+	__u8 scope;       /* enum weir_frontend_scope */
+};
+
+struct weir_frontend4 {
+	__u32 id;               /* frontend id: weir_backend4_key.frontend_id, affinity, conntrack */
+	__u16 backend_count;    /* slots 0..count-1 of weir_backend4 are eligible for new flows */
+	__u16 flags;            /* enum weir_frontend_flags */
+	__u32 affinity_timeout; /* seconds (sessionAffinityConfig.clientIP.timeoutSeconds) */
+	__u32 pad;
+};
+
+/* weir_backend4: {frontend id, slot} -> one endpoint. Userspace grows a set slots first,
+ * count last, and shrinks it count first, so a reader never meets a hole. */
+struct weir_backend4_key {
+	__u32 frontend_id;
+	__u32 slot;
+};
+
+struct weir_backend4 {
+	weir_ip4 address;
+	__be16 port;  /* target port; 0 keeps the frontend port (ICMP echo frontends) */
+	__u8 flags;   /* enum weir_backend_flags */
+	__u8 pad;
+};
+
+/* weir_affinity4 (LRU): the backend a client was last sent to, per frontend. */
+struct weir_affinity4_key {
+	weir_ip4 client;   /* client address; 0.0.0.0 for connect()s in the host netns (socket LB) */
+	__u32 frontend_id;
+};
+
+struct weir_affinity4 {
+	weir_ip4 backend;
+	__be16 port;
+	__u16 pad;
+	__u64 last_used_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last new flow */
+};
+
+/* weir_sock_rev4 (LRU): what getpeername() and recvmsg() turn a backend back into, per
+ * socket: {socket cookie, backend, port} -> {frontend, port}. */
+struct weir_sock_rev4_key {
+	__u64 cookie;     /* bpf_get_socket_cookie() */
+	weir_ip4 address; /* backend address */
+	__be16 port;      /* backend port */
+	__u16 pad;
+};
+
+struct weir_sock_rev4 {
+	weir_ip4 address; /* frontend address */
+	__be16 port;      /* frontend port */
+	__u16 pad;
+};
+
+/* weir_sock_destroy4: peers whose connected UDP sockets the iter/udp program destroys
+ * (a removed backend). Value: a u8, unused (1). */
+struct weir_sock_destroy4_key {
+	weir_ip4 address;
+	__be16 port;
+	__u16 pad;
+};
+
+/* Socket-LB mode (the sock_lb_mode .rodata knob). */
+enum weir_sock_lb_mode {
+	WEIR_SOCK_LB_ALL_NETNS = 0, /* every network namespace in the cgroup */
+	WEIR_SOCK_LB_HOST_ONLY = 1, /* only the host netns; pods use the per-packet TC path */
+};
+
+#endif

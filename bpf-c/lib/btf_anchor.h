@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* clang writes a type into BTF only when a map, function or variable uses it. The ABI
+ * enums are used only as constants, so this read-only anchor names each of them once:
+ * userspace then reads every ABI name and value from the object's BTF and never keeps a
+ * copy of its own. Costs a few bytes of .rodata. Include it once per object. */
+#ifndef WEIR_LIB_BTF_ANCHOR_H
+#define WEIR_LIB_BTF_ANCHOR_H
+
+#include <weir/counters.h>
+#include <weir/service.h>
+#include <weir/conntrack.h>
+
+struct weir_btf_anchor {
+	enum weir_hook hook;
+	enum weir_reason reason;
+	struct weir_counter counter;
+	/* services (weir/service.h) */
+	enum weir_frontend_scope frontend_scope;
+	enum weir_frontend_flags frontend_flags;
+	enum weir_backend_flags backend_flags;
+	enum weir_sock_lb_mode sock_lb_mode;
+	struct weir_frontend4_key frontend4_key;
+	struct weir_frontend4 frontend4;
+	struct weir_backend4_key backend4_key;
+	struct weir_backend4 backend4;
+	struct weir_affinity4_key affinity4_key;
+	struct weir_affinity4 affinity4;
+	struct weir_sock_rev4_key sock_rev4_key;
+	struct weir_sock_rev4 sock_rev4;
+	struct weir_sock_destroy4_key sock_destroy4_key;
+	/* conntrack (weir/conntrack.h) */
+	enum weir_ct_flags ct_flags;
+	struct weir_ct4_key ct4_key;
+	struct weir_ct4 ct4;
+};
+
+const volatile struct weir_btf_anchor weir_btf_anchor = {};
+
+#endif

@@ -1,0 +1,113 @@
+// src/bpf: TypedMap, a BpfMap seen through key and value codecs: the view the reconciler,
+// metrics and CLI use. Per-CPU maps read per CPU (getPerCpu) or summed (sumPerCpu).
+
+import type { Codec } from './codec.js';
+import { bpfError } from './errors.js';
+import type { BpfMap, UpdateFlags } from './map.js';
+
+export class TypedMap<K, V> {
+  constructor(
+    readonly map: BpfMap,
+    readonly keyCodec: Codec<K>,
+    readonly valueCodec: Codec<V>,
+  ) {
+    if (keyCodec.size !== map.keySize || valueCodec.size !== map.valueSize)
+      throw bpfError(
+        'EINVAL',
+        22,
+        `type map ${map.name}`,
+        `codecs are ${keyCodec.size}/${valueCodec.size} bytes, map key/value are ${map.keySize}/${map.valueSize}`,
+      );
+  }
+
+  private notPerCpu(op: string): void {
+    if (this.map.perCpu)
+      throw bpfError('EINVAL', 22, `${op} ${this.map.name}`, 'per-CPU map: use getPerCpu/sumPerCpu/setPerCpu');
+  }
+
+  get(key: K): V | undefined {
+    this.notPerCpu('get from');
+    const v = this.map.lookup(this.keyCodec.encode(key));
+    return v && this.valueCodec.decode(v);
+  }
+
+  /** Per-CPU maps write the value on every CPU. */
+  set(key: K, value: V, flags: UpdateFlags = 'any'): void {
+    const v = this.valueCodec.encode(value);
+    if (this.map.perCpu) this.map.updatePerCpu(this.keyCodec.encode(key), Array(this.cpus()).fill(v), flags);
+    else this.map.update(this.keyCodec.encode(key), v, flags);
+  }
+
+  delete(key: K): boolean {
+    return this.map.delete(this.keyCodec.encode(key));
+  }
+
+  *keys(): Generator<K> {
+    for (const k of this.map.keys()) yield this.keyCodec.decode(k);
+  }
+
+  *entries(): Generator<[K, V]> {
+    this.notPerCpu('read entries of');
+    for (const [k, v] of this.map.entries()) yield [this.keyCodec.decode(k), this.valueCodec.decode(v)];
+  }
+
+  /** Per-CPU maps: every entry with one value per CPU. */
+  *entriesPerCpu(): Generator<[K, V[]]> {
+    for (const [k, v] of this.map.entries())
+      yield [this.keyCodec.decode(k), this.map.splitPerCpu(v).map((b) => this.valueCodec.decode(b))];
+  }
+
+  /** Writes entries in one batch; returns how many were written. */
+  setMany(entries: Iterable<readonly [K, V]>, flags: UpdateFlags = 'any'): number {
+    const keys: Buffer[] = [];
+    const values: Buffer[] = [];
+    for (const [k, v] of entries) {
+      keys.push(this.keyCodec.encode(k));
+      const enc = this.valueCodec.encode(v);
+      values.push(this.map.perCpu ? this.map.joinPerCpu(Array(this.cpus()).fill(enc)) : enc);
+    }
+    return this.map.updateBatch(keys, values, flags);
+  }
+
+  /** Deletes keys in one batch; returns how many existed. */
+  deleteMany(keys: Iterable<K>): number {
+    return this.map.deleteBatch([...keys].map((k) => this.keyCodec.encode(k)));
+  }
+
+  count(): number {
+    return this.map.count();
+  }
+
+  getPerCpu(key: K): V[] | undefined {
+    return this.map.lookupPerCpu(this.keyCodec.encode(key))?.map((b) => this.valueCodec.decode(b));
+  }
+
+  setPerCpu(key: K, values: V[], flags: UpdateFlags = 'any'): void {
+    this.map.updatePerCpu(
+      this.keyCodec.encode(key),
+      values.map((v) => this.valueCodec.encode(v)),
+      flags,
+    );
+  }
+
+  /** The per-CPU values added up, field by field (numbers and bigints; others from CPU 0). */
+  sumPerCpu(key: K): V | undefined {
+    const all = this.getPerCpu(key);
+    return all && all.reduce((a, b) => sum(a, b) as V);
+  }
+
+  private cpus(): number {
+    return this.map.cpuCount();
+  }
+}
+
+function sum(a: unknown, b: unknown): unknown {
+  if (typeof a === 'bigint' && typeof b === 'bigint') return a + b;
+  if (typeof a === 'number' && typeof b === 'number') return a + b;
+  if (a && b && typeof a === 'object' && !Buffer.isBuffer(a) && !Array.isArray(a)) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(a)) out[k] = sum(v, (b as Record<string, unknown>)[k]);
+    return out;
+  }
+  return a;
+}

@@ -1,0 +1,199 @@
+// test/bpf: C and TypeScript cannot drift. Every map of every compiled object (build/bpf
+// and build/test-bpf) is compared with src/bpf/abi.gen.ts through the objects' BTF, and
+// the codecs built from those layouts round-trip every field kind byte for byte.
+
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  abiMaps,
+  BpfObject,
+  Btf,
+  bytesToIp6,
+  codecFor,
+  enums,
+  ip6,
+  ip6ToBytes,
+  isStruct,
+  layouts,
+  structCodec,
+  type TypeLayout,
+} from '../../src/bpf/index.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const objectsIn = (dir: string) =>
+  readdirSync(join(root, dir))
+    .filter((f) => f.endsWith('.o'))
+    .sort()
+    .map((f) => join(root, dir, f));
+const weirObjects = objectsIn('build/bpf');
+const testObjects = objectsIn('build/test-bpf');
+
+const layoutOf = (name: string) => (layouts as Record<string, TypeLayout>)[name];
+const typeLabel = (t: TypeLayout) => (t.kind === 'struct' || t.kind === 'union' ? t.name : (t.hint ?? t.name));
+
+test('there are objects to check', () => {
+  assert.ok(weirObjects.some((o) => o.endsWith('probe.o')));
+  assert.ok(testObjects.some((o) => o.endsWith('maps.o')));
+});
+
+test('every map key/value layout in every object equals abi.gen.ts', () => {
+  let compared = 0;
+  for (const path of [...weirObjects, ...testObjects]) {
+    const obj = BpfObject.open(path);
+    try {
+      const btf = obj.btf();
+      for (const def of obj.mapDefs().filter((m) => !m.internal)) {
+        const where = `${path.slice(root.length)}: map ${def.name}`;
+        const key = btf.type(def.btfKeyTypeId);
+        const value = btf.type(def.btfValueTypeId);
+        assert.equal(key.size, def.keySize, `${where}: key BTF size`);
+        assert.equal(value.size, def.valueSize, `${where}: value BTF size`);
+        const gen = (abiMaps as Record<string, (typeof abiMaps)[keyof typeof abiMaps]>)[def.name];
+        if (weirObjects.includes(path)) assert.ok(gen, `${where} is missing from abi.gen.ts: run make build`);
+        if (gen) {
+          assert.equal(gen.type, def.type, `${where}: type`);
+          assert.equal(gen.keySize, def.keySize, `${where}: key size`);
+          assert.equal(gen.valueSize, def.valueSize, `${where}: value size`);
+          assert.equal(gen.maxEntries, def.maxEntries, `${where}: max entries`);
+          assert.equal(gen.keyType, typeLabel(key), `${where}: key type`);
+          assert.equal(gen.valueType, typeLabel(value), `${where}: value type`);
+        }
+        for (const t of [key, value]) {
+          if (!isStruct(t) || !t.name) continue;
+          const expected = layoutOf(t.name);
+          if (weirObjects.includes(path)) assert.ok(expected, `${where}: struct ${t.name} missing from abi.gen.ts`);
+          if (!expected) continue;
+          // size, then every member's offset and size, then everything (nested types, hints)
+          assert.equal(t.size, expected.size, `${where}: sizeof(struct ${t.name})`);
+          assert.deepEqual(
+            t.members.map((m) => [m.name, m.offset, m.size, m.bitSize]),
+            expected.members!.map((m) => [m.name, m.offset, m.size, m.bitSize]),
+            `${where}: members of struct ${t.name}`,
+          );
+          assert.deepEqual(t, expected, `${where}: struct ${t.name}`);
+          compared++;
+        }
+      }
+    } finally {
+      obj.close();
+    }
+  }
+  assert.ok(compared >= 3, `compared ${compared} struct layouts`);
+});
+
+test('every weir_* enum in every object equals abi.gen.ts', () => {
+  for (const path of [...weirObjects, ...testObjects]) {
+    const btf = Btf.fromFile(path);
+    for (const name of btf.names('enum').filter((n) => n.startsWith('weir_'))) {
+      const gen = (enums as Record<string, Record<string, number>>)[name];
+      assert.ok(gen, `${path}: enum ${name} missing from abi.gen.ts`);
+      assert.deepEqual(btf.enum(name), { ...gen }, `${path}: enum ${name}`);
+    }
+  }
+});
+
+test('counter slots decode to names from the BTF enums', () => {
+  const btf = Btf.fromFile(join(root, 'build/bpf/probe.o'));
+  const hooks = btf.enum('weir_hook');
+  const reasons = btf.enum('weir_reason');
+  const byValue = (e: Record<string, number>) => new Map(Object.entries(e).map(([k, v]) => [v, k]));
+  const hookName = byValue(hooks);
+  const reasonName = byValue(reasons);
+  const perHook = reasons.WEIR_REASON__MAX!;
+  const slotName = (slot: number) => `${hookName.get(Math.floor(slot / perHook))}/${reasonName.get(slot % perHook)}`;
+  assert.equal(slotName(hooks.WEIR_HOOK_PROBE! * perHook + reasons.WEIR_REASON_PARSED_TCP!), 'WEIR_HOOK_PROBE/WEIR_REASON_PARSED_TCP');
+  assert.equal(slotName(hooks.WEIR_HOOK_SOCK! * perHook + reasons.WEIR_REASON_SOCK_CONNECT4!), 'WEIR_HOOK_SOCK/WEIR_REASON_SOCK_CONNECT4');
+  // the generated module agrees, and the counters map holds exactly hooks x reasons slots
+  assert.equal(enums.weir_reason.WEIR_REASON_PARSED_TCP, reasons.WEIR_REASON_PARSED_TCP);
+  assert.equal(abiMaps.weir_counters.maxEntries, hooks.WEIR_HOOK__MAX! * perHook);
+  const counter = codecFor('weir_counter');
+  assert.equal(counter.size, 16);
+  assert.deepEqual(counter.decode(Buffer.from('0500000000000000e803000000000000', 'hex')), { packets: 5n, bytes: 1000n });
+});
+
+test('the fixture structs have the layout the C compiler gave them', () => {
+  const btf = Btf.fromFile(join(root, 'build/test-bpf/maps.o'));
+  const key = btf.struct('maps_test_key');
+  assert.equal(key.size, 12);
+  assert.deepEqual(
+    key.members.map((m) => [m.name, m.offset, m.size, m.type.hint]),
+    [
+      ['addr', 0, 4, 'weir_ip4'],
+      ['port', 4, 2, '__be16'],
+      ['proto', 6, 1, '__u8'],
+      ['pad', 7, 1, '__u8'],
+      ['id', 8, 4, '__u32'],
+    ],
+  );
+  const value = btf.struct('maps_test_value');
+  assert.equal(value.size, 40);
+  assert.deepEqual(
+    value.members.map((m) => [m.name, m.offset, m.bitOffset, m.bitSize, m.type.kind]),
+    [
+      ['packets', 0, 0, 0, 'int'],
+      ['addr6', 8, 64, 0, 'array'],
+      ['kind', 24, 192, 4, 'int'],
+      ['level', 24, 196, 12, 'int'],
+      ['rest', 26, 208, 16, 'int'],
+      ['u', 28, 224, 0, 'union'],
+      ['delta', 32, 256, 0, 'int'],
+      ['hook', 36, 288, 0, 'enum'],
+    ],
+  );
+  assert.equal(value.members[1]!.type.hint, 'weir_ip6');
+});
+
+test('codecs round-trip every field kind, byte for byte', () => {
+  const btf = Btf.fromFile(join(root, 'build/test-bpf/maps.o'));
+  const key = structCodec(btf.struct('maps_test_key'));
+  const kb = key.encode({ addr: '198.18.1.2', port: 8080, proto: 17, id: 0x01020304 });
+  assert.equal(kb.toString('hex'), 'c6120102' + '1f90' + '11' + '00' + '04030201');
+  assert.deepEqual(key.decode(kb), { addr: '198.18.1.2', port: 8080, proto: 17, pad: 0, id: 0x01020304 });
+
+  const value = structCodec(btf.struct('maps_test_value'));
+  const v = {
+    packets: 2n ** 63n + 5n,
+    addr6: '2001:2::abcd:1',
+    kind: 9,
+    level: 0xabc,
+    rest: 0xffff,
+    u: { octets: Buffer.from([1, 2, 3, 4]) },
+    delta: -7,
+    hook: 8,
+  };
+  const vb = value.encode(v);
+  assert.equal(vb.length, 40);
+  assert.equal(vb.readBigUInt64LE(0), 2n ** 63n + 5n);
+  assert.equal(vb.subarray(8, 24).toString('hex'), '200100020000000000000000abcd0001');
+  assert.equal(bytesToIp6(vb, 8), '2001:2::abcd:1');
+  // bitfields: kind in bits 0-3, level in bits 4-15, rest in bits 16-31 of the word at 24
+  assert.equal(vb.readUInt32LE(24), (9 | (0xabc << 4) | (0xffff << 16)) >>> 0);
+  assert.equal(vb.readInt32LE(32), -7);
+  assert.equal(vb.readUInt32LE(36), 8);
+  const back = value.decode(vb);
+  assert.deepEqual(back, { ...v, u: { word: 0x04030201, octets: Buffer.from([1, 2, 3, 4]) } });
+  // padding and omitted fields encode as zeros
+  assert.ok(value.encode({}).equals(Buffer.alloc(40)));
+});
+
+test('IPv6 text is canonical (RFC 5952) both ways', () => {
+  const cases: Array<[string, string]> = [
+    ['2001:2::1', '2001:2::1'],
+    ['2001:0002:0000:0000:0000:0000:0000:0001', '2001:2::1'],
+    ['::', '::'],
+    ['::1', '::1'],
+    ['2001:2:0:1::', '2001:2:0:1::'],
+    ['2001:2:0:0:1:0:0:1', '2001:2::1:0:0:1'],
+    ['::ffff:198.18.0.1', '::ffff:c612:1'],
+  ];
+  for (const [input, canonical] of cases) {
+    const b = Buffer.alloc(16);
+    ip6ToBytes(input, b);
+    assert.equal(bytesToIp6(b), canonical, input);
+    assert.equal(ip6.decode(ip6.encode(input)), canonical);
+  }
+  assert.throws(() => ip6.encode('198.18.0.1'), /not an IPv6 address/);
+});
