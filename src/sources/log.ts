@@ -1,0 +1,41 @@
+// sources/log: the small structured logger the sources (and anything else) log through.
+// Lines read `level msg key=value ...`; values with spaces or quotes are JSON-quoted.
+
+export type LogFields = Record<string, string | number | boolean | null | undefined>;
+
+export interface Logger {
+  debug(msg: string, fields?: LogFields): void;
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn';
+const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2 };
+
+export function formatLine(level: LogLevel, msg: string, fields?: LogFields): string {
+  let line = `${level} ${msg}`;
+  if (fields) {
+    for (const [k, v] of Object.entries(fields)) {
+      if (v === undefined) continue;
+      const s = String(v);
+      line += ` ${k}=${s === '' || /[\s"=]/.test(s) ? JSON.stringify(s) : s}`;
+    }
+  }
+  return line;
+}
+
+/** A logger writing one line per entry to `write` (default: stderr), at `level` and above. */
+export function createLogger(level: LogLevel = 'info', write: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Logger {
+  const at = (l: LogLevel) => (msg: string, fields?: LogFields) => {
+    if (RANK[l] >= RANK[level]) write(formatLine(l, msg, fields));
+  };
+  return { debug: at('debug'), info: at('info'), warn: at('warn') };
+}
+
+/** Collects lines in memory (tests). */
+export function memoryLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return { lines, ...createLogger('debug', (l) => lines.push(l)) };
+}
+
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {} };

@@ -1,0 +1,164 @@
+// sources/manifest-parse: one manifest file's text → the valid objects in it and the rejects,
+// each with a reason code (bounded set, used as a counter label) and a readable detail.
+// No I/O: the manifests source reads files and feeds this.
+
+import { loadYaml } from '@kubernetes/client-node';
+import { validateEndpointSlice, validateService, type FieldProblem } from '../model/validate.js';
+import { API_VERSIONS, CLUSTER_SCOPED, isObjectKind, keyOf, type KindMap, type ObjectKind } from './types.js';
+
+export type RejectReason =
+  | 'read-error'
+  | 'yaml-syntax'
+  | 'not-an-object'
+  | 'missing-kind'
+  | 'unknown-kind'
+  | 'missing-name'
+  | 'invalid-service'
+  | 'invalid-endpointslice'
+  | 'invalid-object';
+
+export interface ParsedObject {
+  kind: ObjectKind;
+  key: string;
+  /** `${kind}/${key}`: how objects are identified across files. */
+  identity: string;
+  object: KindMap[ObjectKind];
+  /** JSON of the object, to tell a real change from a rewrite of the same content. */
+  json: string;
+  /** 1-based document number in the file (list items share their list's number). */
+  doc: number;
+}
+
+export interface ParseReject {
+  reason: RejectReason;
+  detail: string;
+  doc: number;
+  /** Set when the object could be identified (kind and name known). */
+  identity?: string;
+}
+
+export interface ParsedFile {
+  objects: ParsedObject[];
+  rejects: ParseReject[];
+  /**
+   * Some document could not be identified (syntax error, no kind or name): the caller cannot tell
+   * which previously loaded objects it held, so it must not delete any of them on this load.
+   */
+  incomplete: boolean;
+}
+
+interface RawDoc {
+  text: string;
+  /** 1-based line of the document's first line. */
+  line: number;
+}
+
+/** Split YAML text into documents on `---` separator lines (as kubectl's YAML reader does). */
+export function splitYamlDocuments(text: string): RawDoc[] {
+  const lines = text.split(/\r?\n/);
+  const docs: RawDoc[] = [];
+  let start = 0;
+  const flush = (end: number): void => {
+    const body = lines.slice(start, end).join('\n');
+    docs.push({ text: body, line: start + 1 });
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!;
+    if (/^---\s*(#.*)?$/.test(l) || /^\.\.\.\s*$/.test(l)) {
+      flush(i);
+      start = i + 1;
+    }
+  }
+  flush(lines.length);
+  return docs;
+}
+
+function isBlank(text: string): boolean {
+  return text.split('\n').every((l) => /^\s*(#.*)?$/.test(l));
+}
+
+function describe(problems: readonly FieldProblem[]): string {
+  return problems.map((p) => `${p.field}: ${p.reason}`).join('; ');
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Parse a manifest file. `json` parses the whole text as one document (a .json file). */
+export function parseManifest(text: string, json: boolean): ParsedFile {
+  const out: ParsedFile = { objects: [], rejects: [], incomplete: false };
+  const docs = json ? [{ text, line: 1 }] : splitYamlDocuments(text);
+  docs.forEach((d, i) => {
+    const doc = i + 1;
+    if (isBlank(d.text)) return;
+    let value: unknown;
+    try {
+      value = loadYaml(d.text);
+    } catch (e) {
+      const err = e as { mark?: { line?: number }; reason?: string; message?: string };
+      const line = err.mark?.line !== undefined ? d.line + err.mark.line : d.line;
+      out.rejects.push({ reason: 'yaml-syntax', detail: `line ${line}: ${err.reason ?? String(err.message).split('\n')[0]}`, doc });
+      out.incomplete = true;
+      return;
+    }
+    if (value === null || value === undefined) return;
+    if (isRecord(value) && Array.isArray(value.items) && typeof value.kind === 'string' && value.kind.endsWith('List')) {
+      value.items.forEach((item, j) => addObject(item, doc, `items[${j}]`, true, out));
+    } else {
+      addObject(value, doc, '', false, out);
+    }
+  });
+  return out;
+}
+
+function addObject(value: unknown, doc: number, where: string, raw: boolean, out: ParsedFile): void {
+  const at = where ? `${where}: ` : '';
+  if (!isRecord(value)) {
+    out.rejects.push({ reason: 'not-an-object', detail: `${at}document is not a mapping`, doc });
+    out.incomplete = true;
+    return;
+  }
+  const kind = value.kind;
+  if (typeof kind !== 'string' || kind === '') {
+    out.rejects.push({ reason: 'missing-kind', detail: `${at}no kind`, doc });
+    out.incomplete = true;
+    return;
+  }
+  if (!isObjectKind(kind)) {
+    out.rejects.push({ reason: 'unknown-kind', detail: `${at}kind ${kind} is not one weir reads`, doc });
+    return;
+  }
+  const meta = value.metadata;
+  const name = isRecord(meta) ? meta.name : undefined;
+  if (typeof name !== 'string' || name === '') {
+    out.rejects.push({ reason: 'missing-name', detail: `${at}${kind} without metadata.name`, doc });
+    out.incomplete = true;
+    return;
+  }
+  if (isRecord(meta) && meta.namespace !== undefined && typeof meta.namespace !== 'string') {
+    out.rejects.push({ reason: 'invalid-object', detail: `${at}${kind} ${name}: metadata.namespace is not a string`, doc });
+    out.incomplete = true;
+    return;
+  }
+  // Deserialize through client-node (as the API informers do) so both sources hand out the same
+  // shapes (Dates, no unknown fields). List items and objects without apiVersion are still raw.
+  let obj = value as unknown as KindMap[ObjectKind];
+  if (raw || typeof value.apiVersion !== 'string') {
+    obj = loadYaml(JSON.stringify({ ...value, apiVersion: typeof value.apiVersion === 'string' ? value.apiVersion : API_VERSIONS[kind] }));
+  }
+  if (!CLUSTER_SCOPED.has(kind)) {
+    obj.metadata = { ...obj.metadata, namespace: obj.metadata?.namespace || 'default' };
+  }
+  const key = keyOf(kind, obj.metadata);
+  const identity = `${kind}/${key}`;
+  let problems: FieldProblem[] = [];
+  if (kind === 'Service') problems = validateService(obj as KindMap['Service']);
+  else if (kind === 'EndpointSlice') problems = validateEndpointSlice(obj as KindMap['EndpointSlice']);
+  if (problems.length > 0) {
+    const reason: RejectReason = kind === 'Service' ? 'invalid-service' : 'invalid-endpointslice';
+    out.rejects.push({ reason, detail: `${at}${identity}: ${describe(problems)}`, doc, identity });
+    return;
+  }
+  out.objects.push({ kind, key, identity, object: obj, json: JSON.stringify(obj), doc });
+}

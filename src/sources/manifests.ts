@@ -1,0 +1,264 @@
+// sources/manifests: a directory of YAML/JSON manifests as a source (standalone use, the demo,
+// tests). Loads every file, emits the objects and 'synced', then follows edits: fs.watch with a
+// debounce, plus a periodic rescan as a safety net for missed or coalesced notifications.
+//
+// Policy choices, so a bad edit never blackholes traffic:
+// - An object is identified by kind + namespace + name. If two files define it, the
+//   lexically last path wins (the same file loading order gives at start) and a warning says so.
+// - A rejected object (invalid field) keeps its last good version from the same file.
+// - A file with a document that cannot be identified (YAML syntax error, no kind or name) still
+//   applies its good objects, but deletes nothing on that load: we cannot tell what it still holds.
+// - A file that cannot be read keeps its objects; a removed file deletes them.
+
+import { createHash } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from './log.js';
+import { parseManifest, type ParsedObject, type RejectReason } from './manifest-parse.js';
+import type { ObjectEvent, Source, SourceSink } from './types.js';
+
+export interface ManifestsOptions {
+  dir: string;
+  log: Logger;
+  /** Periodic full rescan; 0 disables. Default 2000 ms. */
+  rescanIntervalMs?: number;
+  /** Quiet time after a watch notification before files are read. Default 100 ms. */
+  debounceMs?: number;
+  /** Clock for observedAt (tests). */
+  now?: () => number;
+}
+
+/** Read by metrics. Counters only grow. */
+export interface ManifestCounters {
+  /** Successful (re)loads of a file whose content changed. */
+  filesLoaded: number;
+  /** upsert + delete events emitted. */
+  objectsApplied: number;
+  /** Rejected files, documents and objects, by reason. */
+  rejected: Map<RejectReason, number>;
+  /** Objects defined in more than one file (warned; the last file wins). */
+  duplicates: number;
+}
+
+interface FileState {
+  statKey: string;
+  hash: string;
+  objects: Map<string, ParsedObject>;
+}
+
+const MANIFEST_FILE = /\.(ya?ml|json)$/i;
+
+export class ManifestsSource implements Source {
+  readonly counters: ManifestCounters = { filesLoaded: 0, objectsApplied: 0, rejected: new Map(), duplicates: 0 };
+  private readonly files = new Map<string, FileState>();
+  /** identity → paths defining it. */
+  private readonly owners = new Map<string, Set<string>>();
+  /** identity → the object last emitted and the file it came from. */
+  private readonly emitted = new Map<string, { obj: ParsedObject; origin: string }>();
+  private sink: SourceSink | null = null;
+  private watcher: FSWatcher | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private debounce: NodeJS.Timeout | null = null;
+  /** path → time of the first notification not yet processed (observedAt). */
+  private readonly dirty = new Map<string, number>();
+  private dirtyAll = false;
+  private queue: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: ManifestsOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  async start(sink: SourceSink): Promise<void> {
+    this.sink = sink;
+    await readdir(this.opts.dir); // a missing directory at start is a configuration error
+    await this.enqueue(() => this.scan(true));
+    sink({ type: 'synced', origin: this.opts.dir, observedAt: this.now() });
+    this.startWatcher();
+    const every = this.opts.rescanIntervalMs ?? 2000;
+    if (every > 0) {
+      this.timer = setInterval(() => void this.rescan(), every);
+      this.timer.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.watcher?.close();
+    this.watcher = null;
+    if (this.timer) clearInterval(this.timer);
+    if (this.debounce) clearTimeout(this.debounce);
+    this.timer = this.debounce = null;
+    await this.queue;
+  }
+
+  /** Rescan the directory now (the periodic safety net; also useful on SIGHUP). */
+  rescan(): Promise<void> {
+    if (!this.watcher && !this.stopped) this.startWatcher();
+    return this.enqueue(() => this.scan(false));
+  }
+
+  private enqueue(fn: () => Promise<void>): Promise<void> {
+    const p = this.queue.then(fn, fn);
+    this.queue = p.catch((e: unknown) => this.opts.log.warn('manifests: update failed', { dir: this.opts.dir, error: String(e) }));
+    return this.queue;
+  }
+
+  private startWatcher(): void {
+    try {
+      this.watcher = watch(this.opts.dir, (_event, filename) => {
+        const t = this.now();
+        if (filename === null) this.dirtyAll = true;
+        else if (!this.dirty.has(filename.toString())) this.dirty.set(filename.toString(), t);
+        if (this.debounce) clearTimeout(this.debounce);
+        this.debounce = setTimeout(() => this.flushDirty(), this.opts.debounceMs ?? 100);
+      });
+      this.watcher.on('error', (e) => {
+        this.opts.log.warn('manifests: watch failed, relying on rescans', { dir: this.opts.dir, error: String(e) });
+        this.watcher?.close();
+        this.watcher = null;
+      });
+    } catch (e) {
+      this.opts.log.warn('manifests: cannot watch, relying on rescans', { dir: this.opts.dir, error: String(e) });
+      this.watcher = null;
+    }
+  }
+
+  private flushDirty(): void {
+    this.debounce = null;
+    if (this.stopped) return;
+    const all = this.dirtyAll;
+    const names = new Map(this.dirty);
+    this.dirty.clear();
+    this.dirtyAll = false;
+    void this.enqueue(async () => {
+      if (all) return this.scan(false);
+      for (const [name, t] of [...names].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+        if (MANIFEST_FILE.test(name) && !name.startsWith('.')) await this.loadPath(join(this.opts.dir, name), t, true);
+      }
+    });
+  }
+
+  private async scan(initial: boolean): Promise<void> {
+    let names: string[];
+    try {
+      names = (await readdir(this.opts.dir)).filter((n) => MANIFEST_FILE.test(n) && !n.startsWith('.')).sort();
+    } catch (e) {
+      // A vanished directory is more likely a transient mount problem than "delete everything".
+      this.opts.log.warn('manifests: cannot list directory, keeping current objects', { dir: this.opts.dir, error: String(e) });
+      return;
+    }
+    const t = this.now();
+    const present = new Set(names.map((n) => join(this.opts.dir, n)));
+    for (const path of [...this.files.keys()].sort()) if (!present.has(path)) this.removeFile(path, t);
+    for (const path of [...present]) await this.loadPath(path, t, initial);
+  }
+
+  /** (Re)load one path; `force` re-reads even if stat looks unchanged (a watch notification). */
+  private async loadPath(path: string, observedAt: number, force: boolean): Promise<void> {
+    let statKey: string;
+    try {
+      const st = await stat(path);
+      if (!st.isFile()) return;
+      statKey = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') this.removeFile(path, observedAt);
+      else this.reject(path, 'read-error', String(e));
+      return;
+    }
+    const prev = this.files.get(path);
+    if (prev && !force && prev.statKey === statKey) return;
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') this.removeFile(path, observedAt);
+      else this.reject(path, 'read-error', String(e));
+      return;
+    }
+    const hash = createHash('sha256').update(text).digest('hex');
+    if (prev && prev.hash === hash) {
+      prev.statKey = statKey;
+      return;
+    }
+    this.applyFile(path, text, statKey, hash, observedAt);
+  }
+
+  private applyFile(path: string, text: string, statKey: string, hash: string, observedAt: number): void {
+    const parsed = parseManifest(text, /\.json$/i.test(path));
+    const old = this.files.get(path)?.objects ?? new Map<string, ParsedObject>();
+    const next = new Map<string, ParsedObject>();
+    for (const o of parsed.objects) {
+      if (next.has(o.identity)) this.opts.log.warn('manifests: object defined twice in one file, last wins', { file: path, object: o.identity });
+      next.set(o.identity, o);
+    }
+    for (const r of parsed.rejects) {
+      this.reject(path, r.reason, r.detail, r.doc);
+      // Keep the last good version of an object whose new version is invalid.
+      const kept = r.identity !== undefined ? old.get(r.identity) : undefined;
+      if (kept && !next.has(kept.identity)) next.set(kept.identity, kept);
+    }
+    if (parsed.incomplete) for (const [id, o] of old) if (!next.has(id)) next.set(id, o);
+    this.files.set(path, { statKey, hash, objects: next });
+    this.counters.filesLoaded++;
+    this.opts.log.debug('manifests: loaded', { file: path, objects: next.size, rejected: parsed.rejects.length });
+    for (const id of old.keys()) if (!next.has(id)) this.owners.get(id)?.delete(path);
+    for (const id of next.keys()) {
+      let s = this.owners.get(id);
+      if (!s) this.owners.set(id, (s = new Set()));
+      if (!s.has(path)) {
+        s.add(path);
+        if (s.size > 1) {
+          this.counters.duplicates++;
+          this.opts.log.warn('manifests: object defined in several files, the last file wins', {
+            object: id,
+            files: [...s].sort().join(','),
+          });
+        }
+      }
+    }
+    for (const id of new Set([...next.keys(), ...old.keys()])) this.resolve(id, observedAt);
+  }
+
+  private removeFile(path: string, observedAt: number): void {
+    const st = this.files.get(path);
+    if (!st) return;
+    this.files.delete(path);
+    this.opts.log.info('manifests: file removed', { file: path, objects: st.objects.size });
+    for (const id of st.objects.keys()) {
+      this.owners.get(id)?.delete(path);
+      this.resolve(id, observedAt);
+    }
+  }
+
+  /** Emit whatever the winning definition of `id` now is, if it differs from what was emitted. */
+  private resolve(id: string, observedAt: number): void {
+    const paths = this.owners.get(id);
+    const winner = paths && paths.size > 0 ? [...paths].sort().at(-1)! : undefined;
+    const obj = winner !== undefined ? this.files.get(winner)?.objects.get(id) : undefined;
+    const before = this.emitted.get(id);
+    if (!obj) {
+      if (paths) this.owners.delete(id);
+      if (!before) return;
+      this.emitted.delete(id);
+      const { kind, key, object } = before.obj;
+      this.emit({ type: 'delete', kind, key, object, origin: before.origin, observedAt } as ObjectEvent);
+      return;
+    }
+    if (before && before.obj.json === obj.json && before.origin === winner) return;
+    this.emitted.set(id, { obj, origin: winner! });
+    this.emit({ type: 'upsert', kind: obj.kind, key: obj.key, object: obj.object, origin: winner!, observedAt } as ObjectEvent);
+  }
+
+  private emit(e: ObjectEvent): void {
+    this.counters.objectsApplied++;
+    this.sink?.(e);
+  }
+
+  private reject(path: string, reason: RejectReason, detail: string, doc?: number): void {
+    this.counters.rejected.set(reason, (this.counters.rejected.get(reason) ?? 0) + 1);
+    this.opts.log.warn('manifests: rejected', { file: path, reason, doc, detail });
+  }
+}
