@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* weir_from_host: TC ingress of a host interface, i.e. packets arriving at the node.
+ * NodePorts (one frontend entry per node address weir serves), externalIPs and
+ * LoadBalancer IPs, ClusterIPs routed to the node, and replies of flows NAT'd here:
+ *
+ *   parse -> conntrack (wire tuple)  hit: rewrite (established NodePort flows, replies
+ *                                         from remote backends)
+ *                                    miss: frontend EXTERNAL scope (eTP: Local), then
+ *                                          INTERNAL -> drop | reject (out the same
+ *                                          interface) | DNAT, no SNAT
+ *         -> ICMP errors about NAT'd flows: translated back
+ *
+ * No SNAT: the backend sees the real client. A local backend's replies are reverse
+ * NATed by from_pod on its interface, since the reverse entry is keyed by the reply.
+ */
+#include "lib/compiler.h"
+#include "lib/counters.h"
+#include "lib/parse.h"
+#include "lib/conntrack.h"
+#include "lib/lb.h"
+#include "lib/icmp_error.h"
+#include "lib/btf_anchor.h"
+
+static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct packet *pkt,
+						    int *verdict)
+{
+	struct weir_frontend4 *fe;
+	struct weir_ct4_key key;
+	struct weir_ct4 *ct;
+	int ret;
+
+	if (pkt->l4_proto == IPPROTO_ICMP && icmp4_is_error(pkt->icmp_type)) {
+		ret = icmp4_error_revnat(skb, pkt);
+		if (ret < 0)
+			*verdict = WEIR_TC_DROP;
+		return ret < 0 ? WEIR_REASON_NAT_FAILED
+			       : ret ? WEIR_REASON_ICMP_ERROR_REVNAT : WEIR_REASON_PASS;
+	}
+
+	ct4_key_of(pkt, &key);
+	ct = ct4_lookup(&key);
+	if (ct)
+		return lb4_established(skb, pkt, ct, verdict);
+
+	fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_EXTERNAL);
+	if (!fe)
+		fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_INTERNAL);
+	if (fe)
+		return lb4_new_flow(skb, pkt, fe, WEIR_CT_NODEPORT, verdict);
+	return WEIR_REASON_PASS;
+}
+
+SEC("tc")
+int weir_from_host(struct __sk_buff *skb)
+{
+	int verdict = WEIR_TC_PASS;
+	enum weir_reason reason;
+	struct packet pkt;
+
+	reason = parse_packet((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &pkt);
+	reason = lb4_accept(skb, &pkt, reason);
+	if (!reason)
+		reason = from_host4(skb, &pkt, &verdict);
+	count(WEIR_HOOK_FROM_HOST, reason, pkt.len);
+	return verdict;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

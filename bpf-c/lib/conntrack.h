@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Conntrack of NAT'd flows: the weir_ct4 map, lookup by the wire tuple, creation of
+ * the entry pair for a new flow, and the per-packet refresh. Layout and semantics of
+ * the entries: include/weir/conntrack.h. */
+#ifndef WEIR_LIB_CONNTRACK_H
+#define WEIR_LIB_CONNTRACK_H
+
+#include "compiler.h"
+#include "parse.h"
+#include <weir/conntrack.h>
+
+#ifndef WEIR_CT4_MAX_ENTRIES
+#define WEIR_CT4_MAX_ENTRIES 262144
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, WEIR_CT4_MAX_ENTRIES);
+	__type(key, struct weir_ct4_key);
+	__type(value, struct weir_ct4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_ct4 SEC(".maps");
+
+/* The tuple of the packet as it is on the wire. */
+static __always_inline void ct4_key_of(const struct packet *pkt, struct weir_ct4_key *key)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	key->saddr = pkt->saddr.v4;
+	key->daddr = pkt->daddr.v4;
+	key->sport = pkt->sport;
+	key->dport = pkt->dport;
+	key->protocol = pkt->l4_proto;
+}
+
+static __always_inline struct weir_ct4 *ct4_lookup(const struct weir_ct4_key *key)
+{
+	return bpf_map_lookup_elem(&weir_ct4, key);
+}
+
+/* A packet matched @ct: refresh what userspace GC ages by. Entries are shared between
+ * CPUs, so counters use atomic adds; the timestamp and flags are last-writer-wins. */
+static __always_inline void ct4_refresh(struct weir_ct4 *ct, const struct packet *pkt, __u64 now)
+{
+	ct->last_seen_ns = now;
+	if (pkt->l4_proto == IPPROTO_TCP && (ct->tcp_flags_seen | pkt->tcp_flags) != ct->tcp_flags_seen)
+		ct->tcp_flags_seen |= pkt->tcp_flags;
+	if (!(ct->flags & WEIR_CT_SEEN))
+		ct->flags |= WEIR_CT_SEEN;
+	__sync_fetch_and_add(&ct->packets, 1);
+	__sync_fetch_and_add(&ct->bytes, pkt->len);
+}
+
+/* What a new flow becomes: the client's tuple (as it arrived) and the tuple after NAT. */
+struct ct4_flow {
+	struct weir_ct4_key orig;  /* client -> frontend, as on the wire */
+	struct weir_ct4_key nat;   /* after the rewrite: (client or frontend) -> backend */
+	__u32 frontend_id;
+	__u16 extra_flags;         /* WEIR_CT_HAIRPIN, WEIR_CT_NODEPORT */
+};
+
+/**
+ * ct4_create - write both entries of a new NAT'd flow
+ *
+ * forward: keyed by the original tuple, rewrites it into the NAT'd tuple;
+ * reverse: keyed by the reply of the NAT'd tuple (backend -> nat source), rewrites it
+ * into the reply of the original (frontend -> client). Which of source and destination
+ * each rewrites follows from which fields differ, so hairpin (both) needs no special case.
+ *
+ * Returns 0, or the map update's negative errno.
+ */
+static __always_inline int ct4_create(const struct ct4_flow *flow, const struct packet *pkt,
+				      __u64 now)
+{
+	struct weir_ct4_key rkey = {};
+	struct weir_ct4 fwd = {}, rev = {};
+	__u16 snat = 0;
+	int err;
+
+	if (flow->nat.saddr != flow->orig.saddr || flow->nat.sport != flow->orig.sport)
+		snat = 1;
+
+	fwd.flags = WEIR_CT_DNAT | (snat ? WEIR_CT_SNAT : 0) | flow->extra_flags;
+	fwd.nat_saddr = flow->nat.saddr;
+	fwd.nat_sport = flow->nat.sport;
+	fwd.nat_daddr = flow->nat.daddr;
+	fwd.nat_dport = flow->nat.dport;
+	fwd.frontend_id = flow->frontend_id;
+	fwd.created_ns = now;
+	fwd.last_seen_ns = now;
+	fwd.packets = 1;
+	fwd.bytes = pkt->len;
+	if (pkt->l4_proto == IPPROTO_TCP)
+		fwd.tcp_flags_seen = pkt->tcp_flags;
+
+	rkey.saddr = flow->nat.daddr;
+	rkey.daddr = flow->nat.saddr;
+	rkey.sport = flow->nat.dport;
+	rkey.dport = flow->nat.sport;
+	rkey.protocol = flow->orig.protocol;
+
+	rev.flags = WEIR_CT_SNAT | WEIR_CT_REPLY | (snat ? WEIR_CT_DNAT : 0) | flow->extra_flags;
+	rev.nat_saddr = flow->orig.daddr;
+	rev.nat_sport = flow->orig.dport;
+	rev.nat_daddr = flow->orig.saddr;
+	rev.nat_dport = flow->orig.sport;
+	rev.frontend_id = flow->frontend_id;
+	rev.created_ns = now;
+	rev.last_seen_ns = now;
+
+	/* reverse first: a forward entry without its reverse would NAT packets whose
+	 * replies then go untranslated */
+	err = bpf_map_update_elem(&weir_ct4, &rkey, &rev, BPF_ANY);
+	if (err)
+		return err;
+	err = bpf_map_update_elem(&weir_ct4, &flow->orig, &fwd, BPF_ANY);
+	if (err)
+		bpf_map_delete_elem(&weir_ct4, &rkey);
+	return err;
+}
+
+#endif

@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The load balancer: the frontend, backend and affinity maps, backend choice, and what
+ * happens to the first packet of a flow to a frontend (drop, reject, or pick a backend,
+ * write conntrack, DNAT) and to the later packets of a NAT'd flow. The hooks (from_pod,
+ * from_host) decide the order of lookups; this file decides what a match means. */
+#ifndef WEIR_LIB_LB_H
+#define WEIR_LIB_LB_H
+
+#include "compiler.h"
+#include "conntrack.h"
+#include "csum.h"
+#include "nat.h"
+#include "parse.h"
+#include "reject.h"
+#include <weir/counters.h>
+#include <weir/service.h>
+
+#define NSEC_PER_SEC 1000000000ULL
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct weir_frontend4_key);
+	__type(value, struct weir_frontend4);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_frontend4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct weir_backend4_key);
+	__type(value, struct weir_backend4);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_backend4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct weir_affinity4_key);
+	__type(value, struct weir_affinity4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_affinity4 SEC(".maps");
+
+/* Parsed packets the service path handles: IPv4, not a fragment (later fragments carry
+ * no ports; until fragments are tracked, the whole datagram is left alone), TCP, UDP,
+ * ICMP or SCTP. SCTP ports are read here: the shared parser stops at unknown L4s.
+ * Returns 0 to go on, or the reason to count and pass the packet with. */
+static __always_inline enum weir_reason lb4_accept(struct __sk_buff *skb, struct packet *pkt,
+						    enum weir_reason parsed)
+{
+	__be16 ports[2];
+
+	switch (parsed) {
+	case WEIR_REASON_PARSED_TCP:
+	case WEIR_REASON_PARSED_UDP:
+	case WEIR_REASON_PARSED_ICMP:
+	case WEIR_REASON_PARSED_OTHER_L4:
+		break;
+	case WEIR_REASON_PARSED_ICMPV6:
+		return WEIR_REASON_PASS; /* IPv6 services come later */
+	default:
+		return parsed; /* not IP, a later fragment, malformed */
+	}
+	if (pkt->l3_proto != ETH_P_IP)
+		return WEIR_REASON_PASS;
+	if (pkt->flags & PKT_F_FRAGMENT)
+		return WEIR_REASON_FRAGMENT;
+	if (parsed != WEIR_REASON_PARSED_OTHER_L4)
+		return 0;
+	if (pkt->l4_proto != IPPROTO_SCTP)
+		return WEIR_REASON_PASS;
+	/* SCTP common header: ports, verification tag, checksum (12 bytes) */
+	if (pkt->l4_off + 12 > pkt->l3_off + pkt->l3_len ||
+	    bpf_skb_load_bytes(skb, pkt->l4_off, ports, sizeof(ports)))
+		return WEIR_REASON_MALFORMED_L4;
+	pkt->sport = ports[0];
+	pkt->dport = ports[1];
+	return 0;
+}
+
+static __always_inline struct weir_frontend4 *lb4_lookup_frontend(const struct packet *pkt,
+								   enum weir_frontend_scope scope)
+{
+	struct weir_frontend4_key key = {
+		.address = pkt->daddr.v4,
+		.port = pkt->l4_proto == IPPROTO_ICMP ? 0 : pkt->dport,
+		.protocol = pkt->l4_proto,
+		.scope = scope,
+	};
+
+	/* only an echo request can start an ICMP flow; errors go to icmp_error.h */
+	if (pkt->l4_proto == IPPROTO_ICMP && pkt->icmp_type != ICMP_ECHO)
+		return NULL;
+	return bpf_map_lookup_elem(&weir_frontend4, &key);
+}
+
+/* Pick the backend for a new flow from @client: the affinity entry while it is fresh,
+ * otherwise a uniformly random slot. Returns 0, or -1 when the slot is empty (a
+ * userspace ordering bug: slots are written before the count). */
+static __always_inline int lb4_select_backend(const struct weir_frontend4 *fe, __be32 client,
+					      __u64 now, struct weir_backend4 *out)
+{
+	struct weir_affinity4_key akey = { .client = client, .frontend_id = fe->id };
+	struct weir_backend4_key bkey = { .frontend_id = fe->id };
+	struct weir_affinity4 *aff, fresh = {};
+	struct weir_backend4 *be;
+
+	if (fe->flags & WEIR_FRONTEND_AFFINITY) {
+		aff = bpf_map_lookup_elem(&weir_affinity4, &akey);
+		if (aff && now - aff->last_used_ns <= (__u64)fe->affinity_timeout * NSEC_PER_SEC) {
+			aff->last_used_ns = now;
+			out->address = aff->backend;
+			out->port = aff->port;
+			out->flags = 0;
+			out->pad = 0;
+			return 0;
+		}
+	}
+
+	bkey.slot = bpf_get_prandom_u32() % fe->backend_count;
+	be = bpf_map_lookup_elem(&weir_backend4, &bkey);
+	if (!be)
+		return -1;
+	*out = *be;
+
+	if (fe->flags & WEIR_FRONTEND_AFFINITY) {
+		fresh.backend = be->address;
+		fresh.port = be->port;
+		fresh.last_used_ns = now;
+		bpf_map_update_elem(&weir_affinity4, &akey, &fresh, BPF_ANY);
+	}
+	return 0;
+}
+
+/**
+ * lb4_new_flow - the first packet of a flow to frontend @fe
+ * @ct_flags: extra conntrack flags for the pair (WEIR_CT_NODEPORT from from_host)
+ * @verdict: set to the TC verdict
+ *
+ * Returns the reason to count.
+ */
+static __always_inline enum weir_reason lb4_new_flow(struct __sk_buff *skb, const struct packet *pkt,
+						      const struct weir_frontend4 *fe, __u16 ct_flags,
+						      int *verdict)
+{
+	struct weir_backend4 be;
+	struct ct4_flow flow;
+	struct nat4_target to;
+	__u64 now;
+	int ret;
+
+	if (fe->flags & WEIR_FRONTEND_DROP) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_NO_LOCAL_BACKEND_DROP;
+	}
+	if ((fe->flags & WEIR_FRONTEND_REJECT) || fe->backend_count == 0) {
+		ret = reject4_port_unreachable(skb, pkt);
+		if (ret < 0) {
+			*verdict = WEIR_TC_DROP;
+			return WEIR_REASON_REJECT_FAILED;
+		}
+		*verdict = ret;
+		return WEIR_REASON_NO_BACKEND_REJECT;
+	}
+
+	now = bpf_ktime_get_ns();
+	if (lb4_select_backend(fe, pkt->saddr.v4, now, &be)) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_BACKEND_MISSING;
+	}
+
+	to.daddr = be.address;
+	to.dport = be.port ? be.port : pkt->dport;
+	to.saddr = pkt->saddr.v4;
+	to.sport = pkt->sport;
+	if (pkt->l4_proto == IPPROTO_ICMP)
+		to.dport = pkt->dport; /* echo identifier stays */
+	if (pkt->l4_proto == IPPROTO_SCTP && to.dport != pkt->dport) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_SCTP_PORT_REWRITE;
+	}
+	/* hairpin: a client reaching itself. Without SNAT its reply would stay inside the
+	 * pod; with the frontend as source it comes back through from_pod for reverse NAT. */
+	if (be.address == pkt->saddr.v4) {
+		to.saddr = pkt->daddr.v4;
+		ct_flags |= WEIR_CT_HAIRPIN;
+	}
+
+	ct4_key_of(pkt, &flow.orig);
+	__builtin_memset(&flow.nat, 0, sizeof(flow.nat));
+	flow.nat.saddr = to.saddr;
+	flow.nat.daddr = to.daddr;
+	flow.nat.sport = to.sport;
+	flow.nat.dport = to.dport;
+	flow.nat.protocol = pkt->l4_proto;
+	flow.frontend_id = fe->id;
+	flow.extra_flags = ct_flags;
+	if (ct4_create(&flow, pkt, now)) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_CT_CREATE_FAILED;
+	}
+
+	if (nat4_rewrite(skb, pkt, &to)) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_NAT_FAILED;
+	}
+	*verdict = WEIR_TC_PASS;
+	return (ct_flags & WEIR_CT_HAIRPIN) ? WEIR_REASON_HAIRPIN : WEIR_REASON_SERVICE_NAT;
+}
+
+/* A later packet of a NAT'd flow (either direction): apply the entry's rewrite. */
+static __always_inline enum weir_reason lb4_established(struct __sk_buff *skb, const struct packet *pkt,
+							 struct weir_ct4 *ct, int *verdict)
+{
+	struct nat4_target to;
+
+	ct4_refresh(ct, pkt, bpf_ktime_get_ns());
+	nat4_target_of_ct(pkt, ct, &to);
+	if (nat4_rewrite(skb, pkt, &to)) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_NAT_FAILED;
+	}
+	*verdict = WEIR_TC_PASS;
+	return (ct->flags & WEIR_CT_REPLY) ? WEIR_REASON_REVERSE_NAT : WEIR_REASON_NAT_ESTABLISHED;
+}
+
+#endif
