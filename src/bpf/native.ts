@@ -190,7 +190,7 @@ export interface Addon {
 }
 
 /** The repository root: the nearest directory above this file holding package.json. */
-function packageRoot(): string {
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     if (existsSync(join(dir, 'package.json'))) return dir;
