@@ -4,7 +4,7 @@
 
 FROM node:20-bookworm AS build
 RUN apt-get update -qq \
- && apt-get install -y -qq --no-install-recommends clang llvm libbpf-dev pkg-config make g++ python3 \
+ && apt-get install -y -qq --no-install-recommends clang llvm libclang-rt-14-dev libbpf-dev pkg-config make g++ python3 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./

@@ -1,0 +1,28 @@
+// cli/main: the `weir` command. A thin shell over the library: each area registers its
+// commands; errors the user can act on print as one line with exit code 1.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { packageRoot } from '../bpf/native.js';
+import { registerInspectCommands } from './inspect.js';
+import { CliError } from './output.js';
+
+const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+
+const program = new Command('weir')
+  .description('eBPF service dataplane for Kubernetes nodes')
+  .version(version)
+  .showHelpAfterError()
+  .exitOverride();
+
+registerInspectCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode);
+  const msg = e instanceof CliError ? e.message : `${(e as Error).message ?? e}`.split('\n')[0];
+  process.stderr.write(`weir: ${msg}\n`);
+  process.exit(1);
+}
