@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { packageRoot } from '../bpf/native.js';
 import { registerInspectCommands } from './inspect.js';
 import { CliError } from './output.js';
+import { registerServiceCommands } from './services.js';
 
 const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -17,6 +18,7 @@ const program = new Command('weir')
   .exitOverride();
 
 registerInspectCommands(program);
+registerServiceCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,42 @@
+// cli/decode: map entries into the words an operator reads. Flag and state names come from
+// the ABI enums (BTF), so a new flag in C shows up here without a hand-kept table.
+
+import { enums } from '../bpf/index.js';
+
+const PROTOCOLS: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 132: 'sctp' };
+
+export function protocolName(p: number): string {
+  return PROTOCOLS[p] ?? String(p);
+}
+
+export function protocolNumber(name: string): number | undefined {
+  const n = Number(name);
+  if (Number.isInteger(n) && n >= 0 && n < 256) return n;
+  const found = Object.entries(PROTOCOLS).find(([, v]) => v === name.toLowerCase());
+  return found ? Number(found[0]) : undefined;
+}
+
+/** Set bits of a flags value as lower-case names without the enum's prefix. */
+export function flagNames(table: Record<string, number>, prefix: string, value: number): string[] {
+  return Object.entries(table)
+    .filter(([, bit]) => bit !== 0 && (value & bit) === bit)
+    .map(([name]) => name.slice(prefix.length).toLowerCase());
+}
+
+export const frontendFlags = (v: number) => flagNames(enums.weir_frontend_flags, 'WEIR_FRONTEND_', v);
+export const backendFlags = (v: number) => flagNames(enums.weir_backend_flags, 'WEIR_BACKEND_', v);
+export const ctFlags = (v: number) => flagNames(enums.weir_ct_flags, 'WEIR_CT_', v);
+export const scopeName = (v: number) =>
+  Object.entries(enums.weir_frontend_scope).find(([, n]) => n === v)?.[0].slice('WEIR_SCOPE_'.length).toLowerCase() ?? String(v);
+
+/** TCP flag bits as tcpdump prints them. */
+export function tcpFlagString(bits: number): string {
+  const names: Array<[number, string]> = [[0x02, 'S'], [0x10, '.'], [0x08, 'P'], [0x01, 'F'], [0x04, 'R']];
+  return names.filter(([b]) => bits & b).map(([, n]) => n).join('') || '-';
+}
+
+/** Seconds since a bpf_ktime_get_ns() stamp (CLOCK_MONOTONIC, what hrtime reads). */
+export function ageSeconds(stampNs: bigint, now = process.hrtime.bigint()): number {
+  if (stampNs === 0n) return 0;
+  return Number((now - stampNs) / 1_000_000n) / 1000;
+}

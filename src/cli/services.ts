@@ -1,0 +1,204 @@
+// cli/services: the service maps as an operator reads them: `weir services` (frontends and
+// their backend slots), `weir ct list|flush` (conntrack, with NAT origin, state, age),
+// `weir affinity list`. Read straight from a node's pinned maps.
+
+import type { Command } from 'commander';
+import { codecFor, type WeirAffinity4, type WeirAffinity4Key, type WeirBackend4, type WeirBackend4Key, type WeirCt4, type WeirCt4Key, type WeirFrontend4, type WeirFrontend4Key } from '../bpf/index.js';
+import { ageSeconds, backendFlags, ctFlags, frontendFlags, protocolName, protocolNumber, scopeName, tcpFlagString } from './decode.js';
+import { CliError, parseFormat, print, type OutputFormat } from './output.js';
+import { openMap, type StateOptions } from './state.js';
+
+interface Common extends StateOptions {
+  output: OutputFormat;
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--bpf-root <dir>', 'bpffs mount holding weir/<instance>', '/sys/fs/bpf')
+    .option('--instance <name>', 'weir instance on this node', 'default')
+    .option('--pin-dir <dir>', 'pin directory (overrides --bpf-root/--instance)')
+    .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat);
+}
+
+function withMap<K, V, R>(o: StateOptions, name: string, keyType: string, valueType: string, f: (entries: Array<[K, V]>, del: (k: K) => void) => R): R {
+  const map = openMap(o, name);
+  try {
+    const typed = map.typed(codecFor(keyType as never) as never, codecFor(valueType as never) as never);
+    const entries = [...(typed.entries() as Iterable<[K, V]>)];
+    return f(entries, (k) => typed.delete(k as never));
+  } finally {
+    map.close();
+  }
+}
+
+export interface ServiceRow {
+  frontend: string;
+  protocol: string;
+  scope: string;
+  id: number;
+  flags: string[];
+  affinityTimeout: number;
+  backends: Array<{ slot: number; address: string; port: number; flags: string[] }>;
+}
+
+/** Frontends with their backend slots, sorted by address and port. */
+export function serviceRows(o: StateOptions): ServiceRow[] {
+  const backends = withMap<WeirBackend4Key, WeirBackend4, Map<number, ServiceRow['backends']>>(o, 'weir_backend4', 'weir_backend4_key', 'weir_backend4', (entries) => {
+    const byId = new Map<number, ServiceRow['backends']>();
+    for (const [k, v] of entries) {
+      let list = byId.get(k.frontend_id);
+      if (!list) byId.set(k.frontend_id, (list = []));
+      list.push({ slot: k.slot, address: v.address, port: v.port, flags: backendFlags(v.flags) });
+    }
+    return byId;
+  });
+  return withMap<WeirFrontend4Key, WeirFrontend4, ServiceRow[]>(o, 'weir_frontend4', 'weir_frontend4_key', 'weir_frontend4', (entries) =>
+    entries
+      .map(([k, v]) => ({
+        frontend: `${k.address}:${k.port}`,
+        protocol: protocolName(k.protocol),
+        scope: scopeName(k.scope),
+        id: v.id,
+        flags: frontendFlags(v.flags),
+        affinityTimeout: v.affinity_timeout,
+        backends: (backends.get(v.id) ?? []).filter((b) => b.slot < v.backend_count).sort((a, b) => a.slot - b.slot),
+      }))
+      .sort((a, b) => ipOrder(a.frontend, b.frontend) || a.protocol.localeCompare(b.protocol) || a.scope.localeCompare(b.scope)),
+  );
+}
+
+function ipOrder(a: string, b: string): number {
+  const num = (s: string) => {
+    const [ip, port] = s.split(':');
+    return ip!.split('.').reduce((n, x) => n * 256 + Number(x), 0) * 65536 + Number(port);
+  };
+  return num(a) - num(b);
+}
+
+export interface CtFilter {
+  address?: string;
+  port?: number;
+  protocol?: number;
+}
+
+export interface CtRow {
+  protocol: string;
+  source: string;
+  destination: string;
+  /** what the entry rewrites this direction into */
+  nat: string;
+  flags: string[];
+  tcp: string;
+  frontendId: number;
+  ageS: number;
+  idleS: number;
+  packets: bigint;
+  bytes: bigint;
+}
+
+function ctMatches(k: WeirCt4Key, v: WeirCt4, f: CtFilter): boolean {
+  if (f.protocol !== undefined && k.protocol !== f.protocol) return false;
+  if (f.address && ![k.saddr, k.daddr, v.nat_saddr, v.nat_daddr].includes(f.address)) return false;
+  if (f.port !== undefined && ![k.sport, k.dport, v.nat_sport, v.nat_dport].includes(f.port)) return false;
+  return true;
+}
+
+function ctRow(k: WeirCt4Key, v: WeirCt4, now: bigint): CtRow {
+  const flags = ctFlags(v.flags);
+  const nat: string[] = [];
+  if (flags.includes('snat')) nat.push(`src→${v.nat_saddr}:${v.nat_sport}`);
+  if (flags.includes('dnat')) nat.push(`dst→${v.nat_daddr}:${v.nat_dport}`);
+  return {
+    protocol: protocolName(k.protocol),
+    source: `${k.saddr}:${k.sport}`,
+    destination: `${k.daddr}:${k.dport}`,
+    nat: nat.join(' '),
+    flags,
+    tcp: k.protocol === 6 ? tcpFlagString(v.tcp_flags_seen) : '',
+    frontendId: v.frontend_id,
+    ageS: ageSeconds(v.created_ns, now),
+    idleS: ageSeconds(v.last_seen_ns, now),
+    packets: v.packets,
+    bytes: v.bytes,
+  };
+}
+
+function ctFilterFrom(o: { address?: string; port?: string; protocol?: string }): CtFilter {
+  const f: CtFilter = {};
+  if (o.address) {
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(o.address)) throw new CliError(`--address ${o.address}: an IPv4 address`);
+    f.address = o.address;
+  }
+  if (o.port !== undefined) {
+    const p = Number(o.port);
+    if (!Number.isInteger(p) || p < 0 || p > 65535) throw new CliError(`--port ${o.port}: 0..65535`);
+    f.port = p;
+  }
+  if (o.protocol !== undefined) {
+    const p = protocolNumber(o.protocol);
+    if (p === undefined) throw new CliError(`--protocol ${o.protocol}: tcp, udp, icmp, sctp or a number`);
+    f.protocol = p;
+  }
+  return f;
+}
+
+export function conntrackRows(o: StateOptions, f: CtFilter = {}): CtRow[] {
+  const now = process.hrtime.bigint();
+  return withMap<WeirCt4Key, WeirCt4, CtRow[]>(o, 'weir_ct4', 'weir_ct4_key', 'weir_ct4', (entries) =>
+    entries.filter(([k, v]) => ctMatches(k, v, f)).map(([k, v]) => ctRow(k, v, now)).sort((a, b) => a.source.localeCompare(b.source) || a.destination.localeCompare(b.destination)),
+  );
+}
+
+/** Deletes the matching conntrack entries; returns how many. */
+export function flushConntrack(o: StateOptions, f: CtFilter = {}): number {
+  return withMap<WeirCt4Key, WeirCt4, number>(o, 'weir_ct4', 'weir_ct4_key', 'weir_ct4', (entries, del) => {
+    let n = 0;
+    for (const [k, v] of entries)
+      if (ctMatches(k, v, f)) {
+        try {
+          del(k);
+          n++;
+        } catch (e) {
+          if ((e as { code?: string }).code !== 'ENOENT') throw e; // gone meanwhile (LRU, GC)
+        }
+      }
+    return n;
+  });
+}
+
+export function registerServiceCommands(program: Command): void {
+  common(program.command('services').description('frontends (ClusterIP, NodePort, externalIP, LB addresses) and their backend slots')).action((o: Common) => {
+    const rows = serviceRows(o);
+    if (o.output === 'json') return print('json', rows);
+    print(
+      'table',
+      rows.map((r) => ({
+        frontend: `${r.frontend}/${r.protocol}`,
+        scope: r.scope,
+        id: r.id,
+        flags: r.flags.join(',') || '-',
+        backends: r.backends.map((b) => `${b.address}:${b.port}${b.flags.length ? `(${b.flags.join(',')})` : ''}`).join(' ') || '-',
+      })),
+    );
+  });
+
+  const ct = program.command('ct').description('the conntrack map');
+  const filters = (c: Command) => c.option('--address <ip>', 'entries with this address (either side, before or after NAT)').option('--port <port>', 'entries with this port').option('--protocol <proto>', 'tcp, udp, icmp, sctp or a number');
+  common(filters(ct.command('list').description('conntrack entries: tuple on the wire, NAT rewrite, flags, age'))).action((o: Common & { address?: string; port?: string; protocol?: string }) => {
+    const rows = conntrackRows(o, ctFilterFrom(o));
+    if (o.output === 'json') return print('json', rows);
+    print('table', rows.map((r) => ({ ...r, flags: r.flags.join(',') })), ['protocol', 'source', 'destination', 'nat', 'flags', 'tcp', 'ageS', 'idleS', 'packets', 'bytes']);
+  });
+  common(filters(ct.command('flush').description('delete conntrack entries (all, or those matching the filters)'))).action((o: Common & { address?: string; port?: string; protocol?: string }) => {
+    const deleted = flushConntrack(o, ctFilterFrom(o));
+    print(o.output, [{ deleted }]);
+  });
+
+  common(program.command('affinity').command('list').description('ClientIP session affinity entries')).action((o: Common) => {
+    const now = process.hrtime.bigint();
+    const rows = withMap<WeirAffinity4Key, WeirAffinity4, object[]>(o, 'weir_affinity4', 'weir_affinity4_key', 'weir_affinity4', (entries) =>
+      entries.map(([k, v]) => ({ client: k.client, frontendId: k.frontend_id, backend: `${v.backend}:${v.port}`, idleS: ageSeconds(v.last_used_ns, now) })),
+    );
+    print(o.output, rows);
+  });
+}
