@@ -1,0 +1,175 @@
+// metrics/metrics: everything weir exports to Prometheus, in one registry. Dataplane counters
+// and map fill are read from the pinned maps at scrape time (no polling loop, always
+// current); control-plane figures are pushed by the daemon as they happen. Names follow
+// Prometheus conventions (_total, _seconds, base units); where kube-proxy has an equivalent
+// an operator alerts on, the kube-proxy name is exported too (docs/metrics.md).
+
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { BpfMap } from '../bpf/index.js';
+import { readCounters } from '../dataplane/counters.js';
+
+/** What the scrape reads from the dataplane: the counters map and every map whose fill matters. */
+export interface DataplaneView {
+  counters(): BpfMap | undefined;
+  maps(): Iterable<BpfMap>;
+}
+
+// network programming latency runs from milliseconds to minutes (kube-proxy's buckets)
+const PROGRAMMING_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600];
+const SYNC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export class Metrics {
+  readonly registry = new Registry();
+  private dataplane: DataplaneView | undefined;
+
+  readonly sourceEvents = new Counter({
+    name: 'weir_source_events_total',
+    help: 'Kubernetes object events received from the source, by kind and type (upsert, delete).',
+    labelNames: ['kind', 'type'] as const,
+    registers: [this.registry],
+  });
+  readonly sourceErrors = new Counter({
+    name: 'weir_source_errors_total',
+    help: 'Objects or files the source could not use (logged with the reason), by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly syncDuration = new Histogram({
+    name: 'weir_sync_duration_seconds',
+    help: 'Time to turn a batch of changes into map writes (model + plan + write).',
+    labelNames: ['kind'] as const, // full (start, resync) or incremental
+    buckets: SYNC_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly kubeProxySyncDuration = new Histogram({
+    name: 'kubeproxy_sync_proxy_rules_duration_seconds',
+    help: "weir's equivalent of kube-proxy's rule sync duration: any sync that wrote the maps.",
+    buckets: SYNC_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly kubeProxyLastSync = new Gauge({
+    name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds',
+    help: "weir's equivalent of kube-proxy's last successful sync time (unix seconds).",
+    registers: [this.registry],
+  });
+  readonly programmingLatency = new Histogram({
+    name: 'weir_network_programming_duration_seconds',
+    help: 'From the source seeing an object change to its map entries written (the network programming latency SLI).',
+    buckets: PROGRAMMING_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly kubeProxyProgrammingLatency = new Histogram({
+    name: 'kubeproxy_network_programming_duration_seconds',
+    help: "weir's equivalent of kube-proxy's network programming latency.",
+    buckets: PROGRAMMING_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly mapWrites = new Counter({
+    name: 'weir_map_writes_total',
+    help: 'Map entries written or deleted by the reconciler, by map and operation.',
+    labelNames: ['map', 'op'] as const,
+    registers: [this.registry],
+  });
+  readonly mapWriteFailures = new Counter({
+    name: 'weir_map_write_failures_total',
+    help: 'Map writes the kernel refused, by map and errno name (E2BIG: the map is full).',
+    labelNames: ['map', 'error'] as const,
+    registers: [this.registry],
+  });
+  readonly resyncRepairs = new Counter({
+    name: 'weir_resync_repairs_total',
+    help: 'Entries a periodic resync found different from the desired state and rewrote (drift).',
+    labelNames: ['map'] as const,
+    registers: [this.registry],
+  });
+  readonly errors = new Counter({
+    name: 'weir_errors_total',
+    help: 'Errors by kind (attach, sync, conntrack_gc, netlink, ...), each also logged.',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly frontends = new Gauge({
+    name: 'weir_frontends',
+    help: 'Frontends programmed (ClusterIP, NodePort, externalIP, LoadBalancer addresses x ports).',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    const self = this;
+    new Counter({
+      name: 'weir_dataplane_packets_total',
+      help: 'Packets seen by the BPF programs, by hook and reason (the per-CPU counters map, summed).',
+      labelNames: ['hook', 'reason'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const r of self.counterRows()) this.inc({ hook: r.hook, reason: r.reason }, Number(r.packets));
+      },
+    });
+    new Counter({
+      name: 'weir_dataplane_bytes_total',
+      help: 'Bytes seen by the BPF programs, by hook and reason.',
+      labelNames: ['hook', 'reason'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const r of self.counterRows()) this.inc({ hook: r.hook, reason: r.reason }, Number(r.bytes));
+      },
+    });
+    const fill = (name: string, help: string, value: (m: BpfMap) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['map'] as const,
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const m of self.dataplane?.maps() ?? []) {
+            try {
+              this.set({ map: m.name }, value(m));
+            } catch {
+              /* a map closed under us: skip it this scrape */
+            }
+          }
+        },
+      });
+    const entries = (m: BpfMap) => (m.type.includes('array') ? m.maxEntries : m.count());
+    fill('weir_map_entries', 'Entries in each BPF map.', entries);
+    fill('weir_map_capacity', 'max_entries of each BPF map.', (m) => m.maxEntries);
+    fill('weir_map_pressure_ratio', 'entries / capacity of each BPF map (LRU maps evict near 1).', (m) => entries(m) / m.maxEntries);
+  }
+
+  attachDataplane(view: DataplaneView): void {
+    this.dataplane = view;
+  }
+
+  private counterRows() {
+    const map = this.dataplane?.counters();
+    if (!map) return [];
+    try {
+      return readCounters(map);
+    } catch {
+      return [];
+    }
+  }
+
+  /** One sync that wrote the maps: duration, writes, and for each object its programming latency. */
+  observeSync(kind: 'full' | 'incremental', seconds: number, observedAt: readonly number[] = [], now = Date.now()): void {
+    this.syncDuration.observe({ kind }, seconds);
+    this.kubeProxySyncDuration.observe(seconds);
+    this.kubeProxyLastSync.set(now / 1000);
+    for (const t of observedAt) {
+      const latency = Math.max(0, (now - t) / 1000);
+      this.programmingLatency.observe(latency);
+      this.kubeProxyProgrammingLatency.observe(latency);
+    }
+  }
+
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
