@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { packageRoot } from '../bpf/native.js';
+import { registerIfaceCommand } from './ifaces.js';
 import { registerInspectCommands } from './inspect.js';
 import { CliError } from './output.js';
 import { registerServiceCommands } from './services.js';
@@ -19,6 +20,7 @@ const program = new Command('weir')
 
 registerInspectCommands(program);
 registerServiceCommands(program);
+registerIfaceCommand(program);
 
 try {
   await program.parseAsync(process.argv);
