@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { packageRoot } from '../bpf/native.js';
+import { registerExplainCommand } from './explain.js';
 import { registerIfaceCommand } from './ifaces.js';
 import { registerInspectCommands } from './inspect.js';
 import { CliError } from './output.js';
@@ -21,6 +22,7 @@ const program = new Command('weir')
 registerInspectCommands(program);
 registerServiceCommands(program);
 registerIfaceCommand(program);
+registerExplainCommand(program);
 
 try {
   await program.parseAsync(process.argv);
