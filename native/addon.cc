@@ -23,6 +23,8 @@ Napi::Value IfNameToIndex(const Napi::CallbackInfo& info);
 Napi::Value NetnsEnter(const Napi::CallbackInfo& info);
 Napi::Value NetnsRestore(const Napi::CallbackInfo& info);
 Napi::Value Unpin(const Napi::CallbackInfo& info);
+Napi::Value IterRun(const Napi::CallbackInfo& info);      // iter.cc
+Napi::Value NetnsCookie(const Napi::CallbackInfo& info);  // iter.cc
 
 namespace {
 
@@ -50,6 +52,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
       {"attachCgroup", AttachCgroup}, {"ifNameToIndex", IfNameToIndex},
       {"netnsEnter", NetnsEnter},     {"netnsRestore", NetnsRestore},
       {"unpin", Unpin},               {"numPossibleCpus", NumPossibleCpus},
+      {"iterRun", IterRun},           {"netnsCookie", NetnsCookie},
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
   return exports;

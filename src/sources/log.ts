@@ -39,3 +39,22 @@ export function memoryLogger(): Logger & { lines: string[] } {
 }
 
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {} };
+
+/** logfmt (the daemon's format): `ts=… level=info event=<msg> key=value …`, one line per event. */
+export function formatLogfmt(level: LogLevel, msg: string, fields?: LogFields, now = new Date()): string {
+  const q = (s: string) => (s === '' || /[\s"=]/.test(s) ? JSON.stringify(s) : s);
+  let line = `ts=${now.toISOString()} level=${level} event=${q(msg)}`;
+  for (const [k, v] of Object.entries(fields ?? {})) if (v !== undefined) line += ` ${k}=${q(String(v))}`;
+  return line;
+}
+
+export function createLogfmtLogger(level: LogLevel = 'info', write: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Logger {
+  const at = (l: LogLevel) => (msg: string, fields?: LogFields) => {
+    if (RANK[l] >= RANK[level]) write(formatLogfmt(l, msg, fields));
+  };
+  return { debug: at('debug'), info: at('info'), warn: at('warn') };
+}
+
+export function isLogLevel(s: string): s is LogLevel {
+  return s in RANK;
+}

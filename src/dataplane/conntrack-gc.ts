@@ -1,0 +1,149 @@
+// dataplane/conntrack-gc: ages the entries of weir_ct4. The dataplane only refreshes
+// last_seen_ns and tcp_flags_seen; this decides when a flow is over, and deletes the two
+// entries of a flow (original and reply direction) together. Also: which entries belong
+// to a backend that left its frontend (UDP flows to it are deleted at once).
+//
+// Timestamps are bpf_ktime_get_ns(), CLOCK_MONOTONIC, the clock process.hrtime.bigint() reads.
+
+import { enums, type TypedMap, type WeirCt4, type WeirCt4Key } from '../bpf/index.js';
+import type { Logger } from '../sources/log.js';
+import type { RemovedBackend } from './services.js';
+
+const CT = enums.weir_ct_flags;
+const TCP_FIN = 0x01;
+const TCP_RST = 0x04;
+const TCP_ACK = 0x10;
+const PROTO_TCP = 6;
+const PROTO_UDP = 17;
+const PROTO_ICMP = 1;
+
+/** Seconds a flow may stay idle, by state. */
+export interface CtTimeouts {
+  tcpSynOnly: number;
+  tcpEstablished: number;
+  tcpClosing: number;
+  udp: number;
+  icmp: number;
+  /** SCTP and anything else */
+  other: number;
+}
+
+export const DEFAULT_CT_TIMEOUTS: CtTimeouts = {
+  tcpSynOnly: 60,
+  tcpEstablished: 6 * 3600,
+  tcpClosing: 10,
+  udp: 60,
+  icmp: 10,
+  other: 60,
+};
+
+export function ctKeyString(k: WeirCt4Key): string {
+  return `${k.protocol}:${k.saddr}:${k.sport}>${k.daddr}:${k.dport}`;
+}
+
+/** The key of the other direction's entry of the same flow (both entries store the
+ *  rewrite that turns their tuple into the other's reply tuple). */
+export function partnerKey(k: WeirCt4Key, v: WeirCt4): WeirCt4Key {
+  return { saddr: v.nat_daddr, daddr: v.nat_saddr, sport: v.nat_dport, dport: v.nat_sport, protocol: k.protocol };
+}
+
+/** The idle timeout (s) of a flow from its entries (either may be missing). */
+export function flowTimeout(protocol: number, orig: WeirCt4 | undefined, reply: WeirCt4 | undefined, t: CtTimeouts = DEFAULT_CT_TIMEOUTS): number {
+  if (protocol === PROTO_UDP) return t.udp;
+  if (protocol === PROTO_ICMP) return t.icmp;
+  if (protocol !== PROTO_TCP) return t.other;
+  const all = (orig?.tcp_flags_seen ?? 0) | (reply?.tcp_flags_seen ?? 0);
+  if (all & (TCP_FIN | TCP_RST)) return t.tcpClosing;
+  // established once the client acknowledged (its ACK of the SYN-ACK); without the
+  // original entry, the reply direction's ACK is all there is to go by
+  const acked = orig ? orig.tcp_flags_seen & TCP_ACK : (reply?.tcp_flags_seen ?? 0) & TCP_ACK;
+  return acked ? t.tcpEstablished : t.tcpSynOnly; // SYN only: a handshake that never finished
+}
+
+export interface CtGcPlan {
+  /** keys to delete: both directions of every expired flow */
+  deletes: WeirCt4Key[];
+  flows: number;
+  expiredFlows: number;
+}
+
+/** Which entries of a dump have expired at `nowNs`. Pure. */
+export function planConntrackGc(entries: Iterable<readonly [WeirCt4Key, WeirCt4]>, nowNs: bigint, t: CtTimeouts = DEFAULT_CT_TIMEOUTS): CtGcPlan {
+  const byKey = new Map<string, [WeirCt4Key, WeirCt4]>();
+  for (const [k, v] of entries) byKey.set(ctKeyString(k), [k, v]);
+  const done = new Set<string>();
+  const plan: CtGcPlan = { deletes: [], flows: 0, expiredFlows: 0 };
+  for (const [ks, [k, v]] of byKey) {
+    if (done.has(ks)) continue;
+    const pk = partnerKey(k, v);
+    const pks = ctKeyString(pk);
+    const partner = byKey.get(pks);
+    done.add(ks);
+    done.add(pks);
+    plan.flows++;
+    const isReply = (v.flags & CT.WEIR_CT_REPLY) !== 0;
+    const orig = isReply ? partner?.[1] : v;
+    const reply = isReply ? v : partner?.[1];
+    const last = [v.last_seen_ns, partner?.[1].last_seen_ns ?? 0n].reduce((a, b) => (a > b ? a : b));
+    const timeoutNs = BigInt(flowTimeout(k.protocol, orig, reply, t)) * 1_000_000_000n;
+    if (nowNs > last && nowNs - last > timeoutNs) {
+      plan.expiredFlows++;
+      plan.deletes.push(k);
+      if (ks !== pks) plan.deletes.push(pk);
+    }
+  }
+  return plan;
+}
+
+/** Entries (both directions) of UDP flows to backends that left their frontend. Pure. */
+export function planBackendConntrackDeletes(entries: Iterable<readonly [WeirCt4Key, WeirCt4]>, removed: readonly RemovedBackend[]): WeirCt4Key[] {
+  const gone = new Set(removed.filter((r) => r.protocol === PROTO_UDP).map((r) => `${r.frontendId}|${r.address}:${r.port}`));
+  if (gone.size === 0) return [];
+  const out = new Map<string, WeirCt4Key>();
+  for (const [k, v] of entries) {
+    if (k.protocol !== PROTO_UDP) continue;
+    // original direction: DNAT to the backend; reply direction: from the backend
+    const backend = v.flags & CT.WEIR_CT_REPLY ? `${k.saddr}:${k.sport}` : `${v.nat_daddr}:${v.nat_dport}`;
+    if (!gone.has(`${v.frontend_id}|${backend}`)) continue;
+    out.set(ctKeyString(k), k);
+    const pk = partnerKey(k, v);
+    out.set(ctKeyString(pk), pk);
+  }
+  return [...out.values()];
+}
+
+export interface ConntrackGcStats {
+  runs: number;
+  scanned: number;
+  deleted: number;
+  errors: number;
+}
+
+/** The periodic scan over the live map. */
+export class ConntrackGc {
+  readonly stats: ConntrackGcStats = { runs: 0, scanned: 0, deleted: 0, errors: 0 };
+
+  constructor(
+    private readonly map: TypedMap<WeirCt4Key, WeirCt4>,
+    private readonly log: Logger,
+    private readonly timeouts: CtTimeouts = DEFAULT_CT_TIMEOUTS,
+    private readonly now: () => bigint = () => process.hrtime.bigint(),
+  ) {}
+
+  run(): CtGcPlan {
+    this.stats.runs++;
+    try {
+      const entries = [...this.map.entries()];
+      const plan = planConntrackGc(entries, this.now(), this.timeouts);
+      const deleted = plan.deletes.length ? this.map.deleteMany(plan.deletes) : 0;
+      this.stats.scanned += entries.length;
+      this.stats.deleted += deleted;
+      if (plan.expiredFlows) this.log.debug('conntrack gc', { entries: entries.length, expiredFlows: plan.expiredFlows, deleted });
+      return plan;
+    } catch (e) {
+      this.stats.errors++;
+      this.log.warn('conntrack gc failed', { error: e instanceof Error ? e.message : String(e) });
+      return { deletes: [], flows: 0, expiredFlows: 0 };
+    }
+  }
+}

@@ -1,0 +1,147 @@
+// dataplane/loader: loads the service dataplane objects (build/bpf/{from_pod,to_pod,
+// from_host,sock_lb}.o) with one pin directory per instance, <bpf-root>/weir/<instance>,
+// so their maps are shared by name across objects and survive daemon restarts. Sets the
+// .rodata knobs (socket-LB mode, host netns cookie) before load.
+
+import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
+import { dirname, join, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  BpfObject,
+  codecFor,
+  enums,
+  u8,
+  type ConstValue,
+  type TypedMap,
+  type WeirAffinity4,
+  type WeirAffinity4Key,
+  type WeirBackend4,
+  type WeirBackend4Key,
+  type WeirCt4,
+  type WeirCt4Key,
+  type WeirFrontend4,
+  type WeirFrontend4Key,
+  type WeirSockDestroy4Key,
+} from '../bpf/index.js';
+import { netnsCookie } from './native-extras.js';
+
+export type SockLbMode = 'on' | 'host-only' | 'off';
+
+export const OBJECT_NAMES = ['from_pod', 'to_pod', 'from_host', 'sock_lb'] as const;
+export type ObjectName = (typeof OBJECT_NAMES)[number];
+
+/** The repository (package) root: the nearest directory above this file holding package.json. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+}
+
+export function defaultObjectDir(): string {
+  return process.env.WEIR_BPF_DIR ?? join(packageRoot(), 'build', 'bpf');
+}
+
+function unescapeMount(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/** The filesystem type `path` lives on, from /proc/mounts (longest mount point prefix). */
+export function mountTypeOf(path: string, mounts = readFileSync('/proc/mounts', 'utf8')): string | undefined {
+  let best: { point: string; type: string } | undefined;
+  for (const line of mounts.split('\n')) {
+    const [, p, type] = line.split(' ');
+    if (!p || !type) continue;
+    const point = unescapeMount(p);
+    const inside = path === point || path.startsWith(point.endsWith(sep) ? point : point + sep) || point === '/';
+    if (inside && (!best || point.length >= best.point.length)) best = { point, type };
+  }
+  return best?.type;
+}
+
+/** <bpfRoot>/weir/<instance>, created; throws a readable error unless bpfRoot is on a bpffs. */
+export function preparePinDir(bpfRoot: string, instance: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(instance)) throw new Error(`bad --instance ${JSON.stringify(instance)}: use letters, digits, '-', '_', '.'`);
+  if (!existsSync(bpfRoot)) throw new Error(`--bpf-root ${bpfRoot} does not exist (mount a bpffs there: mount -t bpf bpf ${bpfRoot})`);
+  const real = realpathSync(bpfRoot);
+  const type = mountTypeOf(real);
+  if (type !== 'bpf') throw new Error(`--bpf-root ${bpfRoot} is not a bpffs mount (it is on ${type ?? 'an unknown filesystem'}); mount one: mount -t bpf bpf ${bpfRoot}`);
+  const dir = join(real, 'weir', instance);
+  mkdirSync(join(dir, 'links'), { recursive: true });
+  return dir;
+}
+
+export interface ServiceMaps {
+  frontends: TypedMap<WeirFrontend4Key, WeirFrontend4>;
+  backends: TypedMap<WeirBackend4Key, WeirBackend4>;
+  affinity: TypedMap<WeirAffinity4Key, WeirAffinity4>;
+  conntrack: TypedMap<WeirCt4Key, WeirCt4>;
+  sockDestroy: TypedMap<WeirSockDestroy4Key, number>;
+}
+
+/** Typed views of the service maps of a loaded object set (any object holding them). */
+export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject }): ServiceMaps {
+  const m = (name: string) => objects.from_pod.map(name);
+  return {
+    frontends: m('weir_frontend4').typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
+    backends: m('weir_backend4').typed(codecFor('weir_backend4_key'), codecFor('weir_backend4')),
+    affinity: m('weir_affinity4').typed(codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
+    conntrack: m('weir_ct4').typed(codecFor('weir_ct4_key'), codecFor('weir_ct4')),
+    sockDestroy: objects.sock_lb.map('weir_sock_destroy4').typed(codecFor('weir_sock_destroy4_key'), u8),
+  };
+}
+
+export interface LoadOptions {
+  bpfRoot: string;
+  instance: string;
+  sockLbMode: SockLbMode;
+  /** default: build/bpf of the package */
+  objectDir?: string;
+}
+
+export interface LoadedDataplane {
+  pinDir: string;
+  objects: Record<ObjectName, BpfObject>;
+  maps: ServiceMaps;
+  hostNetnsCookie: bigint;
+  close(): void;
+}
+
+/** Loads the four objects into the instance's pin directory. Maps already pinned there are adopted. */
+export function loadDataplane(opts: LoadOptions): LoadedDataplane {
+  const pinDir = preparePinDir(opts.bpfRoot, opts.instance);
+  const dir = opts.objectDir ?? defaultObjectDir();
+  // the netns this daemon runs in is "the host" for the socket LB's host-only mode
+  const hostNetnsCookie = netnsCookie();
+  const loaded: Partial<Record<ObjectName, BpfObject>> = {};
+  try {
+    for (const name of OBJECT_NAMES) {
+      const path = join(dir, `${name}.o`);
+      if (!existsSync(path)) throw new Error(`BPF object ${path} is missing (run make build)`);
+      const consts: Record<string, ConstValue> =
+        name === 'sock_lb'
+          ? {
+              sock_lb_mode: opts.sockLbMode === 'host-only' ? enums.weir_sock_lb_mode.WEIR_SOCK_LB_HOST_ONLY : enums.weir_sock_lb_mode.WEIR_SOCK_LB_ALL_NETNS,
+              host_netns_cookie: hostNetnsCookie,
+            }
+          : {};
+      loaded[name] = BpfObject.load(path, { pinDir, consts });
+    }
+  } catch (e) {
+    for (const o of Object.values(loaded)) o.close();
+    throw e;
+  }
+  const objects = loaded as Record<ObjectName, BpfObject>;
+  return {
+    pinDir,
+    objects,
+    maps: serviceMaps(objects),
+    hostNetnsCookie,
+    close: () => {
+      for (const o of Object.values(objects)) o.close();
+    },
+  };
+}

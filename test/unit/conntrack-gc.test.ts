@@ -1,0 +1,53 @@
+// Conntrack GC planning (src/dataplane/conntrack-gc.ts): flows age as pairs, by TCP state,
+// UDP and ICMP timeouts; UDP entries of a removed backend are found in both directions.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { WeirCt4, WeirCt4Key } from '../../src/bpf/index.js';
+import { DEFAULT_CT_TIMEOUTS, planBackendConntrackDeletes, planConntrackGc } from '../../src/dataplane/conntrack-gc.js';
+
+const S = 1_000_000_000n;
+const CLIENT = '198.18.1.50';
+const VIP = '198.19.0.10';
+const BE = '198.18.1.10';
+
+/** The two entries of a client -> VIP:80 flow DNAT'd to BE:8080. */
+function flow(protocol: number, lastSeen: bigint, origFlags: number, replyFlags: number, sport = 40000): Array<[WeirCt4Key, WeirCt4]> {
+  const base = { pad: 0, pad2: 0, frontend_id: 1, created_ns: 0n, packets: 1n, bytes: 60n, last_seen_ns: lastSeen };
+  return [
+    [{ saddr: CLIENT, daddr: VIP, sport, dport: 80, protocol }, { ...base, nat_saddr: CLIENT, nat_sport: sport, nat_daddr: BE, nat_dport: 8080, flags: 2, tcp_flags_seen: origFlags }],
+    [{ saddr: BE, daddr: CLIENT, sport: 8080, dport: sport, protocol }, { ...base, nat_saddr: VIP, nat_sport: 80, nat_daddr: CLIENT, nat_dport: sport, flags: 1 | 4, tcp_flags_seen: replyFlags }],
+  ];
+}
+
+const SYN = 0x02;
+const ACK = 0x10;
+const FIN = 0x01;
+
+test('TCP: SYN-only expires after 60 s, established after 6 h, closing after 10 s; both entries together', () => {
+  const now = 100_000n * S;
+  const synOnly = flow(6, now - 61n * S, SYN, SYN | ACK, 1);
+  const established = flow(6, now - 3600n * S, SYN | ACK, SYN | ACK, 2);
+  const closing = flow(6, now - 11n * S, SYN | ACK | FIN, SYN | ACK, 3);
+  const fresh = flow(6, now - 5n * S, SYN | ACK | FIN, SYN | ACK, 4);
+  const p = planConntrackGc([...synOnly, ...established, ...closing, ...fresh], now);
+  assert.equal(p.flows, 4);
+  assert.equal(p.expiredFlows, 2);
+  assert.deepEqual(p.deletes.map((k) => `${k.saddr}:${k.sport}`).sort(), [`${BE}:8080`, `${BE}:8080`, `${CLIENT}:1`, `${CLIENT}:3`].sort());
+  assert.equal(DEFAULT_CT_TIMEOUTS.tcpEstablished, 6 * 3600);
+});
+
+test('UDP expires after 60 s of silence in both directions', () => {
+  const now = 1000n * S;
+  assert.equal(planConntrackGc(flow(17, now - 59n * S, 0, 0), now).expiredFlows, 0);
+  assert.equal(planConntrackGc(flow(17, now - 61n * S, 0, 0), now).deletes.length, 2);
+});
+
+test('a removed UDP backend: both entries of its flows, nothing of other backends or TCP', () => {
+  const udp = flow(17, 0n, 0, 0, 5);
+  const tcp = flow(6, 0n, 0, 0, 6);
+  const keys = planBackendConntrackDeletes([...udp, ...tcp], [{ frontendId: 1, address: BE, port: 8080, protocol: 17 }]);
+  assert.equal(keys.length, 2);
+  assert.ok(keys.every((k) => k.protocol === 17));
+  assert.deepEqual(planBackendConntrackDeletes(udp, [{ frontendId: 2, address: BE, port: 8080, protocol: 17 }]), []);
+});
