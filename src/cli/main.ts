@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { packageRoot } from '../bpf/native.js';
+import { registerDaemonCommand } from './daemon.js';
 import { registerExplainCommand } from './explain.js';
 import { registerIfaceCommand } from './ifaces.js';
 import { registerInspectCommands } from './inspect.js';
@@ -19,6 +20,7 @@ const program = new Command('weir')
   .showHelpAfterError()
   .exitOverride();
 
+registerDaemonCommand(program);
 registerInspectCommands(program);
 registerServiceCommands(program);
 registerIfaceCommand(program);

@@ -1,0 +1,95 @@
+// cli/daemon: `weir daemon`, the node agent. Parses and checks flags into a DaemonConfig,
+// runs the Daemon (src/daemon), logs logfmt lines to stdout, and on SIGTERM/SIGINT stops
+// watching and exits 0, leaving the pinned dataplane in place for the next daemon.
+
+import { Command, Option } from 'commander';
+import { checkCgroupDir, cgroup2Root, parseDuration, parseList, parseSockLbMode, type DaemonConfig } from '../daemon/config.js';
+import { Daemon } from '../daemon/daemon.js';
+import { createLogfmtLogger, isLogLevel } from '../sources/log.js';
+
+interface DaemonFlags {
+  nodeName: string;
+  manifests?: string;
+  instance: string;
+  bpfRoot: string;
+  cgroup?: string;
+  hostInterfaces?: string;
+  nodeportAddresses?: string;
+  connectTimeLb: string;
+  resyncInterval: string;
+  ctGcInterval: string;
+  proxyName?: string;
+  logLevel: string;
+}
+
+/** Flags -> config, or a readable error. */
+export function daemonConfig(f: DaemonFlags): DaemonConfig {
+  if (!f.manifests) throw new Error('--manifests DIR is required (the Kubernetes API source comes later)');
+  if (!isLogLevel(f.logLevel)) throw new Error(`bad --log-level ${JSON.stringify(f.logLevel)}: use debug, info or warn`);
+  const sockLb = parseSockLbMode(f.connectTimeLb);
+  let cgroup: string | null = null;
+  if (sockLb !== 'off') {
+    cgroup = f.cgroup ?? cgroup2Root() ?? null;
+    if (!cgroup) throw new Error('no cgroup2 mount in /proc/mounts; pass --cgroup DIR or --connect-time-lb off');
+    checkCgroupDir(cgroup);
+  }
+  return {
+    nodeName: f.nodeName,
+    manifests: f.manifests,
+    instance: f.instance,
+    bpfRoot: f.bpfRoot,
+    cgroup,
+    hostInterfaces: parseList(f.hostInterfaces),
+    nodePortAddresses: parseList(f.nodeportAddresses),
+    sockLb,
+    resyncIntervalMs: parseDuration(f.resyncInterval),
+    ctGcIntervalMs: parseDuration(f.ctGcInterval),
+    ...(f.proxyName ? { proxyName: f.proxyName } : {}),
+    logLevel: f.logLevel,
+  };
+}
+
+export function registerDaemonCommand(program: Command): void {
+  program
+    .command('daemon')
+    .description('run the node agent: program Services into BPF maps and keep the programs attached (run it inside the node network namespace)')
+    .requiredOption('--node-name <name>', 'this node\'s name (endpoints with this nodeName are local)')
+    .option('--manifests <dir>', 'directory of Service/EndpointSlice/... manifests (YAML or JSON), watched for changes')
+    .option('--instance <name>', 'names the pin directory <bpf-root>/weir/<instance>; one per simulated node', 'default')
+    .option('--bpf-root <dir>', 'a bpffs mount for pinned maps and links', '/sys/fs/bpf')
+    .option('--cgroup <dir>', 'cgroup2 directory the connect-time LB attaches to (default: the cgroup2 root from /proc/mounts)')
+    .option('--host-interfaces <list>', 'host interfaces for NodePort/externalIP traffic, comma separated (default: those with a default route, else those with a global address that are not pod interfaces)')
+    .option('--nodeport-addresses <cidrs>', "node addresses NodePorts answer on, CIDRs or 'primary' (like kube-proxy's nodePortAddresses; default: every node address)")
+    .addOption(new Option('--connect-time-lb <mode>', 'socket-level load balancing: on, host-only (pods use the TC path), off').choices(['on', 'host-only', 'off']).default('on'))
+    .option('--resync-interval <duration>', 'how often the maps are re-read and drift repaired', '60s')
+    .option('--ct-gc-interval <duration>', 'how often expired conntrack entries are removed', '30s')
+    .option('--proxy-name <name>', 'serve Services labelled service.kubernetes.io/service-proxy-name=<name> (unlabelled ones always)')
+    .addOption(new Option('--log-level <level>', 'debug, info or warn').choices(['debug', 'info', 'warn']).default('info'))
+    .action(async (flags: DaemonFlags) => {
+      const cfg = daemonConfig(flags);
+      const log = createLogfmtLogger(cfg.logLevel);
+      const daemon = new Daemon(cfg, log);
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        log.info('stopping', { signal, dataplane: 'left in place' });
+        void daemon.stop().then(
+          () => {
+            log.info('stopped');
+            process.exit(0);
+          },
+          (e: unknown) => {
+            log.warn('stop failed', { error: e instanceof Error ? e.message : String(e) });
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      log.info('start', { node: cfg.nodeName, instance: cfg.instance, bpfRoot: cfg.bpfRoot, manifests: cfg.manifests, pid: process.pid });
+      await daemon.start();
+      // runs until a signal: the source, netlink watcher and timers keep the loop alive
+      await new Promise<never>(() => {});
+    });
+}

@@ -1,0 +1,68 @@
+// daemon/config: the daemon's settings and the checks that turn a bad flag into one
+// readable error before anything is loaded. No I/O beyond reading /proc/mounts and stat.
+
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import type { SockLbMode } from '../dataplane/loader.js';
+import type { LogLevel } from '../sources/log.js';
+
+export interface DaemonConfig {
+  nodeName: string;
+  /** directory of manifests (the only source for now) */
+  manifests: string;
+  instance: string;
+  bpfRoot: string;
+  /** cgroup2 directory the socket LB is attached to (null with --connect-time-lb off) */
+  cgroup: string | null;
+  /** host interfaces by name; [] = discover (see interfaces.ts) */
+  hostInterfaces: string[];
+  /** CIDRs (or 'primary'); [] = every node address */
+  nodePortAddresses: string[];
+  sockLb: SockLbMode;
+  resyncIntervalMs: number;
+  ctGcIntervalMs: number;
+  /** service.kubernetes.io/service-proxy-name this instance answers to */
+  proxyName?: string;
+  logLevel: LogLevel;
+  /** where the BPF objects are (default build/bpf of the package) */
+  objectDir?: string;
+}
+
+/** '30s', '5m', '250ms', '1h', or a bare number of seconds, as milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  if (!m) throw new Error(`bad duration ${JSON.stringify(text)}: use e.g. 500ms, 30s, 5m, 1h`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  const ms = n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!;
+  if (!Number.isFinite(ms)) throw new Error(`bad duration ${JSON.stringify(text)}`);
+  return Math.round(ms);
+}
+
+/** A comma- or space-separated list, empties dropped. */
+export function parseList(text: string | undefined): string[] {
+  return (text ?? '')
+    .split(/[,\s]+/)
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+/** The first cgroup2 mount point in /proc/mounts. */
+export function cgroup2Root(mounts = readFileSync('/proc/mounts', 'utf8')): string | undefined {
+  for (const line of mounts.split('\n')) {
+    const [, point, type] = line.split(' ');
+    if (type === 'cgroup2' && point) return point.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  }
+  return undefined;
+}
+
+/** Throws a readable error unless `dir` is a cgroup2 directory. */
+export function checkCgroupDir(dir: string): void {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`--cgroup ${dir} is not a directory`);
+  if (!existsSync(`${dir}/cgroup.procs`) || !existsSync(`${dir}/cgroup.controllers`))
+    throw new Error(`--cgroup ${dir} is not a cgroup2 directory (no cgroup.procs / cgroup.controllers)`);
+}
+
+export function parseSockLbMode(text: string): SockLbMode {
+  if (text === 'on' || text === 'host-only' || text === 'off') return text;
+  throw new Error(`bad --connect-time-lb ${JSON.stringify(text)}: use on, host-only or off`);
+}

@@ -1,0 +1,265 @@
+// A lab helper: `bin/weir daemon` running inside a lab node's network namespace, on a
+// manifests directory of its own, pinning into the lab's private bpffs and attaching the
+// socket LB to a lab child cgroup. Writes/replaces/deletes manifest files, waits for logfmt
+// events, kills (-9) and restarts the daemon, and builds Service / EndpointSlice objects.
+// Processes are stopped and pins vanish with the lab (cleanup runs even on failure).
+
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Cgroup, Lab, LabNode, ManagedProcess, Netns } from './lab.js';
+import { sleep } from './proc.js';
+import { binWeir, repoRoot } from './paths.js';
+import type { FlowResult, SpreadResult } from './svc-client.js';
+
+export type { FlowResult, SpreadResult } from './svc-client.js';
+
+export const SVC_CLIENT_JS = join(repoRoot, 'dist', 'test', 'lib', 'svc-client.js');
+
+/** The daemon command, as an operator runs it. */
+function daemonArgv(): [string, string[]] {
+  return [binWeir, ['daemon']];
+}
+
+/** One parsed logfmt line. */
+export type LogLine = Record<string, string>;
+
+export function parseLogfmt(line: string): LogLine | undefined {
+  const out: LogLine = {};
+  const re = /(\w[\w.-]*)=("(?:[^"\\]|\\.)*"|\S*)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(line))) out[m[1]!] = m[2]!.startsWith('"') ? (JSON.parse(m[2]!) as string) : m[2]!;
+  return out.event ? out : undefined;
+}
+
+export interface WeirNodeOptions {
+  /** --connect-time-lb (default on) */
+  connectTimeLb?: 'on' | 'host-only' | 'off';
+  /** the socket-LB cgroup (default: a new lab cgroup `weir-<node>`) */
+  cgroup?: Cgroup;
+  instance?: string;
+  extraArgs?: string[];
+  /** default 2 s: quick enough for tests to see a resync */
+  resyncInterval?: string;
+  logLevel?: 'debug' | 'info' | 'warn';
+}
+
+export class WeirNode {
+  private proc: ManagedProcess | undefined;
+  /** lines of every run so far (each restart appends) */
+  private readonly past: string[] = [];
+
+  private constructor(
+    readonly lab: Lab,
+    readonly node: LabNode,
+    readonly cgroup: Cgroup,
+    readonly manifests: string,
+    private opts: WeirNodeOptions,
+  ) {}
+
+  /** Changes flags for the next start(). */
+  configure(opts: Partial<WeirNodeOptions>): void {
+    this.opts = { ...this.opts, ...opts };
+  }
+
+  static async create(lab: Lab, node: LabNode, opts: WeirNodeOptions = {}): Promise<WeirNode> {
+    const cgroup = opts.cgroup ?? (await lab.cgroup(`weir-${node.name}`));
+    const dir = join(lab.dir, `manifests-${node.name}`);
+    mkdirSync(dir, { recursive: true });
+    return new WeirNode(lab, node, cgroup, dir, opts);
+  }
+
+  get ns(): Netns {
+    return this.node.ns;
+  }
+  get instance(): string {
+    return this.opts.instance ?? this.node.name;
+  }
+  get pinDir(): string {
+    return join(this.lab.bpffs, 'weir', this.instance);
+  }
+  get process(): ManagedProcess | undefined {
+    return this.proc;
+  }
+
+  args(): string[] {
+    const o = this.opts;
+    return [
+      '--node-name', this.node.name,
+      '--manifests', this.manifests,
+      '--instance', this.instance,
+      '--bpf-root', this.lab.bpffs,
+      '--cgroup', this.cgroup.path,
+      '--connect-time-lb', o.connectTimeLb ?? 'on',
+      '--resync-interval', o.resyncInterval ?? '2s',
+      '--log-level', o.logLevel ?? 'debug',
+      ...(o.extraArgs ?? []),
+    ];
+  }
+
+  /** Starts the daemon and waits for `event=ready`; returns the ready line. */
+  async start(timeoutMs = 15_000): Promise<LogLine> {
+    if (this.proc?.running) throw new Error(`weir on ${this.node.name} is already running`);
+    if (this.proc) this.past.push(...this.runLines());
+    const [cmd, pre] = daemonArgv();
+    this.proc = this.ns.spawn(cmd, [...pre, ...this.args()], { label: `weir daemon [${this.node.name}]`, killAfterMs: 3000 });
+    return this.waitFor('ready', {}, timeoutMs);
+  }
+
+  /** Log lines of the current run. */
+  runLines(): string[] {
+    return (this.proc?.stdout ?? '').split('\n').filter((l) => l.length > 0);
+  }
+
+  /** Parsed events of the current run, optionally only `event`. */
+  events(event?: string): LogLine[] {
+    return this.runLines()
+      .map(parseLogfmt)
+      .filter((l): l is LogLine => l !== undefined && (event === undefined || l.event === event));
+  }
+
+  /** How many events of the current run there are now (a mark for waitFor's `after`). */
+  mark(): number {
+    return this.events().length;
+  }
+
+  /** Waits for an event of the current run whose fields include `fields`, after the first `after` events. */
+  async waitFor(event: string, fields: Record<string, string | number> = {}, timeoutMs = 10_000, after = 0): Promise<LogLine> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.events()
+        .slice(after)
+        .find((l) => l.event === event && Object.entries(fields).every(([k, v]) => l[k] === String(v)));
+      if (hit) return hit;
+      const p = this.proc;
+      if (!p || !p.running) throw (p ?? { failure: (s: string) => new Error(s) }).failure(`weir exited before logging event=${event} ${JSON.stringify(fields)}`);
+      if (Date.now() > deadline) throw p.failure(`no event=${event} ${JSON.stringify(fields)} within ${timeoutMs} ms`);
+      await sleep(25);
+    }
+  }
+
+  /** kill -9: nothing of weir's shutdown runs. */
+  async kill9(): Promise<void> {
+    const p = this.proc;
+    if (!p) return;
+    p.signalGroup('SIGKILL');
+    await p.exited;
+  }
+
+  /** SIGTERM; returns the exit status. */
+  async terminate(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    const p = this.proc;
+    if (!p) throw new Error('not started');
+    p.signalGroup('SIGTERM');
+    const t = setTimeout(() => p.signalGroup('SIGKILL'), 5000);
+    const exit = await p.exited;
+    clearTimeout(t);
+    return exit;
+  }
+
+  /** Writes a manifest file atomically (rename): objects as YAML documents (JSON text,
+   *  `---` between them: name the file .yaml), or text as given. */
+  writeManifest(name: string, content: string | object[]): void {
+    if (typeof content !== 'string' && content.length > 1 && name.endsWith('.json')) throw new Error(`${name}: several objects need a .yaml file`);
+    const text = typeof content === 'string' ? content : content.map((o) => JSON.stringify(o, null, 1)).join('\n---\n');
+    const tmp = join(this.manifests, `.${name}.tmp`);
+    writeFileSync(tmp, text);
+    renameSync(tmp, join(this.manifests, name));
+  }
+
+  removeManifest(name: string): void {
+    rmSync(join(this.manifests, name), { force: true });
+  }
+
+  /** Writes a manifest and waits for the daemon's sync of it (event=sync reason=change). */
+  async apply(name: string, content: string | object[], timeoutMs = 5000): Promise<LogLine> {
+    const m = this.mark();
+    this.writeManifest(name, content);
+    return this.waitFor('sync', { reason: 'change' }, timeoutMs, m);
+  }
+
+  /** Many new connections from `ns` to host:port (svc-client spread). */
+  async spread(ns: Netns, host: string, port: number, opts: { proto?: 'tcp' | 'udp'; count?: number; concurrency?: number; cgroup?: Cgroup } = {}): Promise<SpreadResult> {
+    const count = opts.count ?? 100;
+    const args = [SVC_CLIENT_JS, 'spread', '--proto', opts.proto ?? 'tcp', '--host', host, '--port', String(port), '--count', String(count), '--concurrency', String(opts.concurrency ?? 16)];
+    const r = await ns.exec(process.execPath, args, { timeoutMs: 60_000, ...(opts.cgroup ? { cgroup: opts.cgroup } : {}) });
+    return JSON.parse(r.stdout) as SpreadResult;
+  }
+
+  /** One long-lived flow from `ns`, started now; await the result. */
+  flow(ns: Netns, host: string, port: number, opts: { proto?: 'tcp' | 'udp'; seconds?: number; interval?: number; cgroup?: Cgroup } = {}): { proc: ManagedProcess; result: Promise<FlowResult> } {
+    const args = [SVC_CLIENT_JS, 'flow', '--proto', opts.proto ?? 'tcp', '--host', host, '--port', String(port), '--seconds', String(opts.seconds ?? 3), '--interval', String(opts.interval ?? 50)];
+    const proc = ns.spawn(process.execPath, args, { label: `svc-client flow ${host}:${port}`, ...(opts.cgroup ? { cgroup: opts.cgroup } : {}) });
+    const result = proc.exited.then((e) => {
+      if (e.code !== 0) throw proc.failure(`exit ${JSON.stringify(e)}`);
+      return JSON.parse(proc.stdout.trim().split('\n').at(-1)!) as FlowResult;
+    });
+    return { proc, result };
+  }
+}
+
+// ---- manifest builders -------------------------------------------------------------
+
+export interface PortSpec {
+  name?: string;
+  port: number;
+  targetPort?: number;
+  protocol?: 'TCP' | 'UDP' | 'SCTP';
+  nodePort?: number;
+}
+
+export interface ServiceSpec {
+  name: string;
+  namespace?: string;
+  clusterIP: string;
+  ports: PortSpec[];
+  type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+  externalIPs?: string[];
+  affinityTimeout?: number;
+  externalTrafficPolicy?: 'Cluster' | 'Local';
+}
+
+export function service(s: ServiceSpec): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: s.name, namespace: s.namespace ?? 'default' },
+    spec: {
+      type: s.type ?? 'ClusterIP',
+      clusterIP: s.clusterIP,
+      clusterIPs: [s.clusterIP],
+      ports: s.ports.map((p) => ({
+        name: p.name ?? `p${p.port}`,
+        port: p.port,
+        protocol: p.protocol ?? 'TCP',
+        targetPort: p.targetPort ?? p.port,
+        ...(p.nodePort ? { nodePort: p.nodePort } : {}),
+      })),
+      ...(s.externalIPs ? { externalIPs: s.externalIPs } : {}),
+      ...(s.externalTrafficPolicy ? { externalTrafficPolicy: s.externalTrafficPolicy } : {}),
+      ...(s.affinityTimeout ? { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: s.affinityTimeout } } } : {}),
+    },
+  };
+}
+
+export interface EndpointSpec {
+  ip: string;
+  node: string;
+  ready?: boolean;
+  serving?: boolean;
+  terminating?: boolean;
+}
+
+export function endpointSlice(s: { name: string; service: string; namespace?: string; ports: PortSpec[]; endpoints: EndpointSpec[] }): object {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: s.name, namespace: s.namespace ?? 'default', labels: { 'kubernetes.io/service-name': s.service } },
+    addressType: 'IPv4',
+    ports: s.ports.map((p) => ({ name: p.name ?? `p${p.port}`, port: p.targetPort ?? p.port, protocol: p.protocol ?? 'TCP' })),
+    endpoints: s.endpoints.map((e) => ({
+      addresses: [e.ip],
+      nodeName: e.node,
+      conditions: { ready: e.ready ?? true, serving: e.serving ?? e.ready ?? true, terminating: e.terminating ?? false },
+    })),
+  };
+}

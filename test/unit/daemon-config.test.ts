@@ -1,0 +1,35 @@
+// `weir daemon` flags (src/cli/daemon.ts, src/daemon/config.ts): durations, lists, modes, and
+// the readable errors for a bad flag, a non-bpffs --bpf-root and a non-cgroup2 --cgroup.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { daemonConfig } from '../../src/cli/daemon.js';
+import { cgroup2Root, parseDuration, parseList } from '../../src/daemon/config.js';
+import { mountTypeOf, preparePinDir } from '../../src/dataplane/loader.js';
+
+const base = { nodeName: 'node1', manifests: '/tmp', instance: 'default', bpfRoot: '/sys/fs/bpf', connectTimeLb: 'off', resyncInterval: '60s', ctGcInterval: '30s', logLevel: 'info' };
+
+test('durations, lists and modes', () => {
+  assert.deepEqual([parseDuration('250ms'), parseDuration('30s'), parseDuration('5m'), parseDuration('2'), parseDuration('1.5s')], [250, 30000, 300000, 2000, 1500]);
+  assert.throws(() => parseDuration('soon'), /bad duration "soon"/);
+  assert.deepEqual(parseList('eth0, eth1 ,,eth2'), ['eth0', 'eth1', 'eth2']);
+  const cfg = daemonConfig({ ...base, nodeportAddresses: '198.18.0.0/24,primary' });
+  assert.deepEqual([cfg.sockLb, cfg.cgroup, cfg.nodePortAddresses, cfg.resyncIntervalMs], ['off', null, ['198.18.0.0/24', 'primary'], 60000]);
+  assert.throws(() => daemonConfig({ ...base, connectTimeLb: 'maybe' }), /bad --connect-time-lb "maybe"/);
+  assert.throws(() => daemonConfig({ ...base, manifests: undefined }), /--manifests DIR is required/);
+  assert.throws(() => daemonConfig({ ...base, connectTimeLb: 'on', cgroup: tmpdir() }), /not a cgroup2 directory/);
+});
+
+test('--bpf-root must be a bpffs mount; --instance a plain name', () => {
+  const mounts = 'none /sys/fs/bpf bpf rw 0 0\ncgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n/dev/root / ext4 rw 0 0\n';
+  assert.equal(mountTypeOf('/sys/fs/bpf/weir/x', mounts), 'bpf');
+  assert.equal(mountTypeOf('/tmp', mounts), 'ext4');
+  assert.equal(cgroup2Root(mounts), '/sys/fs/cgroup/unified');
+  const notBpf = mkdtempSync(join(tmpdir(), 'weir-notbpf-'));
+  assert.throws(() => preparePinDir(notBpf, 'default'), /is not a bpffs mount .*mount -t bpf bpf/);
+  assert.throws(() => preparePinDir('/nonexistent-weir', 'default'), /does not exist/);
+  assert.throws(() => preparePinDir(notBpf, '../etc'), /bad --instance/);
+});
