@@ -1,51 +1,77 @@
-// The demo lab (`make demo`): a node namespace with pods made by the real CNI ptp plugin,
-// weir's counting probe attached at TC ingress of a pod's veth, real traffic (ping, curl,
-// iperf3), and the counters read back through `weir counters`, exactly as an operator
-// would on a node. Everything is torn down at the end, also on failure or Ctrl-C.
+// The demo lab (`make demo`): one node namespace with pods made by the real CNI ptp plugin
+// and an external client on the underlay; `weir daemon` runs inside the node on a manifests
+// directory, and real traffic shows what it does:
+//   1. a ClusterIP spread over three backends (new connections from a pod),
+//   2. a NodePort reached from the external client, the backend reporting the client's
+//      real address (no SNAT), the reply coming from the address the client dialled,
+//   3. a service with no endpoints refused at once instead of timing out,
+// with `weir services`, `weir ct list` and `weir counters` showing the maps behind it.
+// Everything is torn down at the end, also on failure or Ctrl-C.
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { BpfObject } from '../src/bpf/index.js';
-import { Lab } from '../test/lib/lab.js';
+import { Lab, type LabNode, type Pod } from '../test/lib/lab.js';
 import { runCleanups } from '../test/lib/cleanup.js';
-import { binWeir, bpfObject } from '../test/lib/paths.js';
+import { binWeir } from '../test/lib/paths.js';
+import { WeirNode, endpointSlice, service } from '../test/lib/weir-node.js';
 
 const say = (s: string) => process.stdout.write(`\n== ${s}\n`);
+const CLUSTER_IP = '198.19.0.10';
+const EMPTY_IP = '198.19.0.11';
+const NODE_PORT = 30080;
+
+function weirCli(node: LabNode, weir: WeirNode, ...args: string[]): string {
+  return execFileSync('nsenter', [`--net=${node.ns.path}`, binWeir, ...args, '--bpf-root', weir.lab.bpffs, '--instance', weir.instance], { encoding: 'utf8' });
+}
 
 async function main(): Promise<void> {
   const lab = await Lab.create({ name: 'demo' });
   try {
-    say('lab: node1 (198.18.0.1) with pods made by the CNI ptp plugin');
+    say('lab: node1 (198.18.0.1), pods from the CNI ptp plugin, an external client (198.18.0.100)');
     const node = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
+    const backends: Pod[] = [];
+    for (const name of ['web-a', 'web-b', 'web-c']) {
+      const pod = await lab.pod(node, name);
+      await pod.ns.echoServer({ name, port: 8080 });
+      backends.push(pod);
+    }
     const client = await lab.pod(node, 'client');
-    const server = await lab.pod(node, 'server');
-    console.log(`  client ${client.ip} (host veth ${client.hostIfname}), server ${server.ip}`);
+    const outside = await lab.external('outside', { address: '198.18.0.100/24' });
+    for (const p of backends) console.log(`  backend ${p.name} ${p.ip}:8080 (echo server: replies with its name and the client address it sees)`);
+    console.log(`  client pod ${client.ip}`);
 
-    say(`weir's probe at TC ingress of ${client.hostIfname} (pins in ${lab.bpffs}/weir/demo)`);
-    const pinDir = join(lab.bpffs, 'weir', 'demo');
-    mkdirSync(pinDir, { recursive: true });
-    const probe = BpfObject.load(bpfObject('probe'), { pinDir });
-    const att = probe.program('weir_probe').attachTc(client.hostIfname, 'ingress', { netns: node.ns.path });
-    console.log(`  attached through ${att.mode}, program id ${att.progId()}`);
+    say('weir daemon in node1, on a manifests directory');
+    const weir = await WeirNode.create(lab, node, { logLevel: 'info' });
+    const ports = [{ name: 'http', port: 80, targetPort: 8080, nodePort: NODE_PORT }];
+    weir.writeManifest('web.yaml', [
+      service({ name: 'web', clusterIP: CLUSTER_IP, type: 'NodePort', ports }),
+      endpointSlice({ name: 'web-1', service: 'web', ports, endpoints: backends.map((p) => ({ ip: p.ip, node: 'node1' })) }),
+    ]);
+    weir.writeManifest('empty.yaml', [service({ name: 'empty', clusterIP: EMPTY_IP, ports: [{ name: 'http', port: 80, targetPort: 8080 }] })]);
+    const ready = await weir.start();
+    console.log(`  ready: ${Object.entries(ready).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    process.stdout.write(weirCli(node, weir, 'services'));
 
-    say('traffic: 10 pings, an HTTP request, 1 s of iperf3');
-    const ping = await client.ns.ping(server.ip, { count: 10, interval: 0.02 });
-    console.log(`  ping: ${ping.transmitted} sent, ${ping.received} received`);
-    const echo = await server.ns.echoServer({ name: 'server', port: 8080 });
-    await client.ns.waitForPort(8080, { host: server.ip });
-    const curl = await client.ns.curl(`http://${server.ip}:8080/`);
-    console.log(`  curl: HTTP ${curl.status}, the server saw the client as ${(JSON.parse(curl.body) as { peer: string }).peer}`);
-    await echo.stop();
-    const iperfd = await server.ns.iperfServer();
-    const iperf = await client.ns.iperfClient(server.ip, { seconds: 1 });
-    console.log(`  iperf3: ${(iperf.sentBitsPerSecond / 1e9).toFixed(2)} Gbit/s`);
-    await iperfd.stop();
+    say(`1. ClusterIP ${CLUSTER_IP}:80 from the client pod: 300 new TCP connections`);
+    // the client runs in weir's cgroup, as a pod's processes sit under the node's cgroup
+    // tree: the connect-time LB picks the backend in connect(), no per-packet NAT
+    const spread = await weir.spread(client.ns, CLUSTER_IP, 80, { count: 300, cgroup: weir.cgroup });
+    for (const [name, n] of Object.entries(spread.servers).sort()) console.log(`  ${name}: ${n} (${((100 * n) / 300).toFixed(0)}%), saw the client as ${spread.peers[name]?.join(',')}`);
+    console.log(`  failures: ${spread.failures}; getpeername() in the client still showed ${Object.keys(spread.remotes).join(', ')}`);
 
-    say('weir counters (what the probe saw, by reason)');
-    process.stdout.write(execFileSync(binWeir, ['counters', '--bpf-root', lab.bpffs, '--instance', 'demo'], { encoding: 'utf8' }));
-    att.detach();
-    probe.close();
+    say(`2. NodePort ${node.address}:${NODE_PORT} from the external client ${outside.address}`);
+    for (let i = 0; i < 3; i++) {
+      const r = await outside.ns.echo(node.address, NODE_PORT, { proto: 'tcp' });
+      console.log(`  backend ${r.reply.server} saw the client as ${r.reply.peer}; the client's peer was ${r.client.remote}`);
+    }
+
+    say(`3. ${EMPTY_IP}:80 has no endpoints: refused at once`);
+    const refused = await client.ns.curl(`http://${EMPTY_IP}:80/`, { check: false, timeoutMs: 3000 });
+    console.log(`  curl exit ${refused.exitCode} (${refused.exitCode === 7 ? 'connection refused' : 'unexpected'}) after ${refused.totalMs.toFixed(1)} ms`);
+
+    say('the maps behind it: conntrack entries of the NodePort flows, and the counters');
+    process.stdout.write(weirCli(node, weir, 'ct', 'list', '--port', String(NODE_PORT)));
+    process.stdout.write(weirCli(node, weir, 'counters'));
+    await weir.terminate();
   } finally {
     say('teardown');
     await lab.destroy();
