@@ -36,8 +36,11 @@ static __always_inline enum weir_reason from_pod4(struct __sk_buff *skb, struct 
 
 	ct4_key_of(pkt, &key);
 	ct = ct4_lookup(&key);
-	if (ct)
-		return lb4_established(skb, pkt, ct, verdict);
+	if (ct) {
+		if (!ct4_syn_reopens(ct, pkt))
+			return lb4_established(skb, pkt, ct, verdict);
+		ct4_forget(&key, ct); /* a new connection on old ports: balance it afresh */
+	}
 
 	fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_INTERNAL);
 	if (fe)

@@ -50,6 +50,38 @@ static __always_inline void ct4_refresh(struct weir_ct4 *ct, const struct packet
 	__sync_fetch_and_add(&ct->bytes, pkt->len);
 }
 
+/* TCP flag bits of struct packet's tcp_flags (the header's byte 13) */
+#define CT_TCP_FIN 0x01
+#define CT_TCP_SYN 0x02
+#define CT_TCP_RST 0x04
+#define CT_TCP_ACK 0x10
+
+/* A SYN (without ACK) meeting the forward entry of a connection that already closed (FIN
+ * or RST seen) is a new connection that reuses the ports, as Linux's conntrack treats a SYN
+ * in TIME_WAIT/CLOSE. It must be load-balanced afresh: following the old entry would send
+ * it to the old backend, which may be terminating or gone (and then the SYN is lost). */
+static __always_inline int ct4_syn_reopens(const struct weir_ct4 *ct, const struct packet *pkt)
+{
+	return pkt->l4_proto == IPPROTO_TCP &&
+	       (pkt->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK)) == CT_TCP_SYN &&
+	       !(ct->flags & WEIR_CT_REPLY) &&
+	       (ct->tcp_flags_seen & (CT_TCP_FIN | CT_TCP_RST));
+}
+
+/* Delete a flow's pair: the forward entry @key/@ct and the reverse entry it implies. */
+static __always_inline void ct4_forget(const struct weir_ct4_key *key, const struct weir_ct4 *ct)
+{
+	struct weir_ct4_key rkey = {};
+
+	rkey.saddr = ct->nat_daddr;
+	rkey.daddr = ct->nat_saddr;
+	rkey.sport = ct->nat_dport;
+	rkey.dport = ct->nat_sport;
+	rkey.protocol = key->protocol;
+	bpf_map_delete_elem(&weir_ct4, &rkey);
+	bpf_map_delete_elem(&weir_ct4, key);
+}
+
 /* What a new flow becomes: the client's tuple (as it arrived) and the tuple after NAT. */
 struct ct4_flow {
 	struct weir_ct4_key orig;  /* client -> frontend, as on the wire */

@@ -194,3 +194,24 @@ test('to_pod counts and passes', () => {
   assert.ok(r.data.equals(pkt));
   assert.deepEqual(dp.counters(), { to_pod: { pass: 1 } });
 });
+
+test('a SYN reusing the ports of a closed flow is balanced afresh; a retransmitted SYN is not', () => {
+  web([{ address: BACKEND_A, port: 8080 }]);
+  const seg = (flags: string[]) => pod(CLIENT, FRONTEND).tcp({ sport: 40100, dport: 80, flags: flags as never }).build();
+  assert.equal(decodePacket(dp.run('fromPod', seg(['syn'])).data).ipv4!.dst, BACKEND_A);
+  // the backend set changes while the flow is open: its packets (and a retransmitted SYN) stay on A
+  web([{ address: BACKEND_B, port: 8080 }]);
+  assert.equal(decodePacket(dp.run('fromPod', seg(['syn'])).data).ipv4!.dst, BACKEND_A, 'SYN retransmit of the open flow');
+  assert.equal(decodePacket(dp.run('fromPod', seg(['ack'])).data).ipv4!.dst, BACKEND_A);
+  assert.equal(decodePacket(dp.run('fromPod', seg(['fin', 'ack'])).data).ipv4!.dst, BACKEND_A);
+  // the flow closed; a new connection from the same port must not follow it to A
+  dp.resetCounters();
+  const r = dp.run('fromPod', seg(['syn']));
+  assert.equal(decodePacket(r.data).ipv4!.dst, BACKEND_B);
+  assert.deepEqual(dp.counters(), { from_pod: { service_nat: 1 } });
+  const fwd = dp.conntrack.lookup({ saddr: CLIENT, daddr: FRONTEND, sport: 40100, dport: 80, protocol: IPPROTO_TCP })!;
+  assert.deepEqual([fwd.nat_daddr, fwd.tcp_flags_seen], [BACKEND_B, 0x02], 'a fresh entry');
+  assert.equal(dp.conntrack.lookup({ saddr: BACKEND_A, daddr: CLIENT, sport: 8080, dport: 40100, protocol: IPPROTO_TCP }), null, "the old flow's reverse entry is gone");
+  assert.ok(dp.conntrack.lookup({ saddr: BACKEND_B, daddr: CLIENT, sport: 8080, dport: 40100, protocol: IPPROTO_TCP }));
+  assert.equal(dp.conntrack.entries().length, 2);
+});
