@@ -3,7 +3,7 @@
 // watching and exits 0, leaving the pinned dataplane in place for the next daemon.
 
 import { Command, Option } from 'commander';
-import { checkCgroupDir, cgroup2Root, parseDuration, parseList, parseSockLbMode, type DaemonConfig } from '../daemon/config.js';
+import { checkCgroupDir, resolveCgroupDir, parseDuration, parseList, parseSockLbMode, type DaemonConfig } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { createLogfmtLogger, isLogLevel } from '../sources/log.js';
 
@@ -29,8 +29,7 @@ export function daemonConfig(f: DaemonFlags): DaemonConfig {
   const sockLb = parseSockLbMode(f.connectTimeLb);
   let cgroup: string | null = null;
   if (sockLb !== 'off') {
-    cgroup = f.cgroup ?? cgroup2Root() ?? null;
-    if (!cgroup) throw new Error('no cgroup2 mount in /proc/mounts; pass --cgroup DIR or --connect-time-lb off');
+    cgroup = resolveCgroupDir(f.cgroup);
     checkCgroupDir(cgroup);
   }
   return {
@@ -57,7 +56,7 @@ export function registerDaemonCommand(program: Command): void {
     .option('--manifests <dir>', 'directory of Service/EndpointSlice/... manifests (YAML or JSON), watched for changes')
     .option('--instance <name>', 'names the pin directory <bpf-root>/weir/<instance>; one per simulated node', 'default')
     .option('--bpf-root <dir>', 'a bpffs mount for pinned maps and links', '/sys/fs/bpf')
-    .option('--cgroup <dir>', 'cgroup2 directory the connect-time LB attaches to (default: the cgroup2 root from /proc/mounts)')
+    .option('--cgroup <dir>', 'cgroup2 directory the connect-time LB attaches to; relative paths are under the cgroup2 root, which the daemon mounts itself when none is visible (ip netns exec hides /sys/fs/cgroup) (default: the cgroup2 root)')
     .option('--host-interfaces <list>', 'host interfaces for NodePort/externalIP traffic, comma separated (default: those with a default route, else those with a global address that are not pod interfaces)')
     .option('--nodeport-addresses <cidrs>', "node addresses NodePorts answer on, CIDRs or 'primary' (like kube-proxy's nodePortAddresses; default: every node address)")
     .addOption(new Option('--connect-time-lb <mode>', 'socket-level load balancing: on, host-only (pods use the TC path), off').choices(['on', 'host-only', 'off']).default('on'))

@@ -1,7 +1,9 @@
 // daemon/config: the daemon's settings and the checks that turn a bad flag into one
 // readable error before anything is loaded. No I/O beyond reading /proc/mounts and stat.
 
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import type { SockLbMode } from '../dataplane/loader.js';
 import type { LogLevel } from '../sources/log.js';
 
@@ -53,6 +55,31 @@ export function cgroup2Root(mounts = readFileSync('/proc/mounts', 'utf8')): stri
     if (type === 'cgroup2' && point) return point.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   }
   return undefined;
+}
+
+/** Where the daemon mounts cgroup2 itself when none is visible (see resolveCgroupDir). */
+export const OWN_CGROUP2_MOUNT = '/run/weir/cgroup2';
+
+/**
+ * The cgroup2 directory for --cgroup. `ip netns exec` remounts /sys in a private mount
+ * namespace, which hides a cgroup2 mount under /sys/fs/cgroup; then the daemon mounts the
+ * hierarchy itself at OWN_CGROUP2_MOUNT (a mount in that private namespace only; the
+ * cgroup links it attaches belong to the cgroup, not to the mount). A relative --cgroup is
+ * resolved against the cgroup2 root, so the same flag works with and without that remount.
+ */
+export function resolveCgroupDir(arg: string | undefined, mounts = readFileSync('/proc/mounts', 'utf8')): string {
+  if (arg && isAbsolute(arg)) return arg;
+  let root = cgroup2Root(mounts);
+  if (!root) {
+    mkdirSync(OWN_CGROUP2_MOUNT, { recursive: true });
+    try {
+      execFileSync('mount', ['-t', 'cgroup2', 'none', OWN_CGROUP2_MOUNT], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (e) {
+      throw new Error(`no cgroup2 mount in /proc/mounts and mounting one at ${OWN_CGROUP2_MOUNT} failed (${(e as Error).message.split('\n')[0]}); pass --cgroup DIR or --connect-time-lb off`);
+    }
+    root = OWN_CGROUP2_MOUNT;
+  }
+  return arg ? join(root, arg) : root;
 }
 
 /** Throws a readable error unless `dir` is a cgroup2 directory. */

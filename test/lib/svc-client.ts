@@ -43,15 +43,21 @@ function tcpOnce(host: string, port: number, timeoutMs: number): Promise<{ reply
   return new Promise((resolve, reject) => {
     const sock = connect({ host, port });
     let buf = '';
+    let connected = false;
     const timer = setTimeout(() => {
+      // say how far it got, so a failure names the flow to look for in conntrack
+      const where = connected ? `connected, no reply, from :${sock.localPort}` : `connecting${sock.localPort ? ` from :${sock.localPort}` : ''}`;
       sock.destroy();
-      reject(new Error('timeout'));
+      reject(new Error(`timeout (${where})`));
     }, timeoutMs);
     sock.on('error', (e) => {
       clearTimeout(timer);
       reject(e);
     });
-    sock.on('connect', () => sock.write('hi\n'));
+    sock.on('connect', () => {
+      connected = true;
+      sock.write('hi\n');
+    });
     sock.on('data', (d) => {
       buf += d.toString('utf8');
       const nl = buf.indexOf('\n');

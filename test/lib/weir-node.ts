@@ -5,9 +5,9 @@
 // Processes are stopped and pins vanish with the lab (cleanup runs even on failure).
 
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Cgroup, Lab, LabNode, ManagedProcess, Netns } from './lab.js';
-import { sleep } from './proc.js';
+import { join, relative } from 'node:path';
+import { findCgroup2Mount, type Cgroup, type Lab, type LabNode, type ManagedProcess, type Netns } from './lab.js';
+import { sleep, spawnManaged } from './proc.js';
 import { binWeir, repoRoot } from './paths.js';
 import type { FlowResult, SpreadResult } from './svc-client.js';
 
@@ -41,6 +41,9 @@ export interface WeirNodeOptions {
   /** default 2 s: quick enough for tests to see a resync */
   resyncInterval?: string;
   logLevel?: 'debug' | 'info' | 'warn';
+  /** how the daemon enters the node: nsenter --net (default), or `ip netns exec`, which
+   *  also remounts /sys and so hides the cgroup2 and any bpffs mounted under it */
+  launcher?: 'nsenter' | 'ip-netns-exec';
 }
 
 export class WeirNode {
@@ -88,7 +91,8 @@ export class WeirNode {
       '--manifests', this.manifests,
       '--instance', this.instance,
       '--bpf-root', this.lab.bpffs,
-      '--cgroup', this.cgroup.path,
+      // relative to the cgroup2 root: valid whichever mount namespace the daemon sees
+      '--cgroup', relative(findCgroup2Mount()!, this.cgroup.path),
       '--connect-time-lb', o.connectTimeLb ?? 'on',
       '--resync-interval', o.resyncInterval ?? '2s',
       '--log-level', o.logLevel ?? 'debug',
@@ -101,7 +105,11 @@ export class WeirNode {
     if (this.proc?.running) throw new Error(`weir on ${this.node.name} is already running`);
     if (this.proc) this.past.push(...this.runLines());
     const [cmd, pre] = daemonArgv();
-    this.proc = this.ns.spawn(cmd, [...pre, ...this.args()], { label: `weir daemon [${this.node.name}]`, killAfterMs: 3000 });
+    const label = `weir daemon [${this.node.name}]`;
+    this.proc =
+      this.opts.launcher === 'ip-netns-exec'
+        ? spawnManaged('ip', ['netns', 'exec', this.ns.name, cmd, ...pre, ...this.args()], { label: `${label} via ip netns exec`, killAfterMs: 3000 })
+        : this.ns.spawn(cmd, [...pre, ...this.args()], { label, killAfterMs: 3000 });
     return this.waitFor('ready', {}, timeoutMs);
   }
 
