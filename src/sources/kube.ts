@@ -1,0 +1,430 @@
+// sources/kube: the Kubernetes API as a source. One @kubernetes/client-node ListWatch (informer)
+// per kind; emits the same normalized events as the manifests source (origin 'api'), 'synced'
+// once every informer has listed, then changes. What this file adds around the library:
+// - lists in pages (`limit` + `continue`); an expired continue token restarts that list;
+// - watches ask for bookmarks and a server-side timeout (the library asks for neither);
+// - watch objects are deserialized like list items (typed, dates as Date), so both paths and
+//   the manifests source hand the model the same shapes;
+// - the library relists by itself on 410 Gone (HTTP status or ERROR event) and, on a relist,
+//   deletes what vanished while disconnected; on any other error it stops, and this source
+//   restarts it with exponential backoff and jitter (resuming the watch from the last version);
+// - counters, and a health view: when did we last hear from the API server, and is that longer
+//   ago than the configured outage bound. An idle probe (GET /version) keeps that honest on a
+//   quiet cluster where no watch event arrives for a while.
+
+import { ListWatch, VersionApi, Watch, type KubeConfig, type KubernetesObject, type V1ListMeta } from '@kubernetes/client-node';
+// Not re-exported by the package index; the same serializer the typed list calls use.
+import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
+import { listCall, SERIALIZER_TYPE, WATCHED_RESOURCES, type ListCall, type ListPage } from './kube-resources.js';
+import { Backoff, errorLine, errorStatus, withTimeout } from './kube-retry.js';
+import type { Logger } from './log.js';
+import { API_VERSIONS, keyOf, OBJECT_KINDS, type ObjectEvent, type ObjectKind, type Source, type SourceSink } from './types.js';
+
+export { loadKubeConfig } from './kube-config.js';
+export { WATCHED_RESOURCES, type WatchedResource } from './kube-resources.js';
+export { Backoff, errorStatus } from './kube-retry.js';
+
+export interface BackoffOptions {
+  /** First retry delay. Default 500 ms. */
+  initialMs?: number;
+  /** Cap. Default 30 s. */
+  maxMs?: number;
+}
+
+export interface KubeSourceOptions {
+  kubeConfig: KubeConfig;
+  log: Logger;
+  /** Kinds to watch. Default all six. */
+  kinds?: readonly ObjectKind[];
+  /** Items per list page. Default 500 (what client-go's pager uses). */
+  pageSize?: number;
+  /** Server-side watch timeout; each watch gets this plus up to 100% jitter. Default 300 s. */
+  watchTimeoutSeconds?: number;
+  /** A list page that takes longer fails (and is retried with backoff). Default 60 s. */
+  listTimeoutMs?: number;
+  backoff?: BackoffOptions;
+  /** No contact with the API server for longer than this is an outage (health). Default 60 s. */
+  outageBoundMs?: number;
+  /** Probe GET /version when nothing was heard for this long. Default min(10 s, bound / 3). */
+  idleProbeMs?: number;
+  now?: () => number;
+  random?: () => number;
+}
+
+export interface KindCounters {
+  upserts: number;
+  deletes: number;
+  /** completed lists (the first one and every relist) */
+  lists: number;
+}
+
+/** Read by metrics. Counters only grow. */
+export interface KubeCounters {
+  events: Record<ObjectKind, KindCounters>;
+  /** lists after a kind's first one (410 Gone, or a restart that lost the version) */
+  relists: number;
+  /** objects deleted by a relist because they vanished while disconnected */
+  relistDeletes: number;
+  listPages: number;
+  /** 410 Gone seen: expired watch version (event or status) or expired continue token */
+  expired: number;
+  /** list or watch failures reported by the library */
+  errors: number;
+  /** informer restarts after an error (each after a backoff delay) */
+  reconnects: number;
+  /** watch requests made */
+  watches: number;
+  /** ms since the epoch of the last successful exchange with the API server, or null */
+  lastContactAt: number | null;
+}
+
+export interface KubeHealth {
+  /** the last exchange with the API server succeeded */
+  apiReachable: boolean;
+  /** ms since the last successful exchange (since start when there was none) */
+  sinceLastContactMs: number;
+  /** sinceLastContactMs is above the configured bound */
+  outage: boolean;
+  outageBoundMs: number;
+  /** every informer has completed its first list */
+  synced: boolean;
+  /** the last error, one line */
+  lastError?: string;
+}
+
+interface Informer {
+  kind: ObjectKind;
+  lw: ListWatch<KubernetesObject>;
+  backoff: Backoff;
+  listed: boolean;
+  /** true between a list's return and the library applying it (its deletes are relist deletes) */
+  applyingList: boolean;
+  retry: NodeJS.Timeout | undefined;
+}
+
+export class KubeSource implements Source {
+  readonly counters: KubeCounters;
+  private readonly informers: Informer[] = [];
+  private readonly kinds: readonly ObjectKind[];
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly boundMs: number;
+  private readonly startedAt: number;
+  private sink: SourceSink | null = null;
+  private stopped = false;
+  private synced = false;
+  private reachable = false;
+  private lastError: string | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private probing = false;
+  private resolveStart: (() => void) | undefined;
+
+  constructor(private readonly opts: KubeSourceOptions) {
+    this.kinds = opts.kinds ?? OBJECT_KINDS;
+    this.now = opts.now ?? Date.now;
+    this.random = opts.random ?? Math.random;
+    this.boundMs = opts.outageBoundMs ?? 60_000;
+    this.startedAt = this.now();
+    const events = {} as Record<ObjectKind, KindCounters>;
+    for (const k of OBJECT_KINDS) events[k] = { upserts: 0, deletes: 0, lists: 0 };
+    this.counters = { events, relists: 0, relistDeletes: 0, listPages: 0, expired: 0, errors: 0, reconnects: 0, watches: 0, lastContactAt: null };
+  }
+
+  /** Starts every informer; resolves once all have listed and 'synced' was emitted (or on stop). */
+  async start(sink: SourceSink): Promise<void> {
+    this.sink = sink;
+    const done = new Promise<void>((r) => (this.resolveStart = r));
+    for (const kind of this.kinds) this.informers.push(this.makeInformer(kind));
+    for (const inf of this.informers) void this.run(inf, false);
+    const every = this.opts.idleProbeMs ?? Math.min(10_000, Math.max(100, Math.floor(this.boundMs / 3)));
+    this.probeTimer = setInterval(() => void this.probeIfIdle(every), Math.max(50, Math.floor(every / 2)));
+    this.probeTimer.unref();
+    await done;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    for (const inf of this.informers) {
+      if (inf.retry) clearTimeout(inf.retry);
+      await inf.lw.stop();
+    }
+    this.resolveStart?.();
+  }
+
+  health(): KubeHealth {
+    const since = this.now() - (this.counters.lastContactAt ?? this.startedAt);
+    return {
+      apiReachable: this.reachable,
+      sinceLastContactMs: since,
+      outage: since > this.boundMs,
+      outageBoundMs: this.boundMs,
+      synced: this.synced,
+      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+    };
+  }
+
+  /** /healthz lines (the metrics/http Health shape): the API outage, when there is one. */
+  problems(): string[] {
+    const h = this.health();
+    if (!h.outage) return [];
+    const s = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+    return [`kubernetes API unreachable for ${s(h.sinceLastContactMs)} (bound ${s(h.outageBoundMs)})${h.lastError ? `: ${h.lastError}` : ''}`];
+  }
+
+  /** /readyz lines: the kinds whose first list has not completed. */
+  notReady(): string[] {
+    const waiting = this.informers.filter((i) => !i.listed).map((i) => i.kind);
+    return waiting.length ? [`kubernetes informers not synced: ${waiting.join(', ')}`] : [];
+  }
+
+  // ---- informers ----
+
+  private makeInformer(kind: ObjectKind): Informer {
+    const res = WATCHED_RESOURCES.find((r) => r.kind === kind)!;
+    const list = listCall(this.opts.kubeConfig, kind);
+    const watch = new SourceWatch(this.opts.kubeConfig, this, kind, this.opts.watchTimeoutSeconds ?? 300);
+    const b = this.opts.backoff ?? {};
+    const inf: Informer = {
+      kind,
+      lw: undefined as unknown as ListWatch<KubernetesObject>,
+      backoff: new Backoff(b.initialMs ?? 500, b.maxMs ?? 30_000, this.random),
+      listed: false,
+      applyingList: false,
+      retry: undefined,
+    };
+    inf.lw = new ListWatch<KubernetesObject>(res.path, watch, () => this.listAll(inf, list), false);
+    inf.lw.on('add', (o) => this.emit(inf, 'upsert', o));
+    inf.lw.on('update', (o) => this.emit(inf, 'upsert', o));
+    inf.lw.on('delete', (o) => this.emit(inf, 'delete', o));
+    inf.lw.on('error', (e) => this.onError(inf, e));
+    return inf;
+  }
+
+  private async run(inf: Informer, restart: boolean): Promise<void> {
+    if (this.stopped) return;
+    if (restart) this.counters.reconnects++;
+    try {
+      await inf.lw.start();
+    } catch (e) {
+      // the library reports list/watch failures through 'error'; a throw here is unexpected
+      this.onError(inf, e);
+    }
+  }
+
+  /** The library stopped this informer after an error: restart it after a backoff delay. */
+  private onError(inf: Informer, e: unknown): void {
+    if (this.stopped) return;
+    this.counters.errors++;
+    const line = errorLine(e);
+    this.lastError = `${inf.kind}: ${line}`;
+    // A refusal (401/403/404) means the server answers but does not serve us: reachable, yet
+    // no contact, so a bad token or missing RBAC becomes an outage after the bound.
+    const status = errorStatus(e);
+    this.reachable = status !== undefined && status < 500 && status !== 429;
+    const delay = inf.backoff.next();
+    this.opts.log.warn('kube: list/watch failed, retrying', { kind: inf.kind, error: line, retryInMs: delay });
+    if (inf.retry) clearTimeout(inf.retry);
+    inf.retry = setTimeout(() => {
+      inf.retry = undefined;
+      void this.run(inf, true);
+    }, delay);
+    inf.retry.unref();
+  }
+
+  /** The list function given to the library: every page of a consistent list. */
+  private async listAll(inf: Informer, list: ListCall): Promise<{ metadata: V1ListMeta; items: KubernetesObject[] }> {
+    const limit = this.opts.pageSize ?? 500;
+    const timeout = this.opts.listTimeoutMs ?? 60_000;
+    let items: KubernetesObject[] = [];
+    let cont: string | undefined;
+    let restarts = 0;
+    const t0 = this.now();
+    for (;;) {
+      let page: ListPage;
+      try {
+        page = await withTimeout(list({ limit, ...(cont ? { _continue: cont } : {}) }), timeout, `list ${inf.kind}`);
+      } catch (e) {
+        if (errorStatus(e) === 410 && cont !== undefined && restarts < 3) {
+          // the continue token outlived the server's compaction: start this list again
+          restarts++;
+          this.counters.expired++;
+          this.contact();
+          this.opts.log.info('kube: list continue token expired, listing again', { kind: inf.kind, itemsSoFar: items.length });
+          items = [];
+          cont = undefined;
+          continue;
+        }
+        throw e;
+      }
+      if (this.stopped) throw new Error('stopped');
+      this.counters.listPages++;
+      this.contact();
+      for (const o of page.items ?? []) items.push(this.normalize(inf.kind, o, false));
+      cont = page.metadata?._continue || undefined;
+      if (cont === undefined) {
+        const resourceVersion = page.metadata?.resourceVersion ?? '';
+        this.listed(inf, items.length, resourceVersion, this.now() - t0);
+        return { metadata: { resourceVersion }, items };
+      }
+    }
+  }
+
+  /** After the list returns, the library applies it synchronously (deletes, then adds/updates). */
+  private listed(inf: Informer, objects: number, resourceVersion: string, ms: number): void {
+    const relist = inf.listed;
+    inf.applyingList = true;
+    const deletesBefore = this.counters.relistDeletes;
+    setImmediate(() => {
+      inf.applyingList = false;
+      inf.backoff.reset();
+      this.counters.events[inf.kind].lists++;
+      if (relist) {
+        this.counters.relists++;
+        this.opts.log.info('kube: relisted', { kind: inf.kind, objects, removed: this.counters.relistDeletes - deletesBefore, resourceVersion, ms });
+      } else {
+        this.opts.log.debug('kube: listed', { kind: inf.kind, objects, resourceVersion, ms });
+      }
+      inf.listed = true;
+      this.maybeSynced();
+    });
+  }
+
+  private maybeSynced(): void {
+    if (this.synced || this.stopped || !this.informers.every((i) => i.listed)) return;
+    this.synced = true;
+    const objects = this.kinds.map((k) => `${k}:${this.informers.find((i) => i.kind === k)!.lw.list().length}`).join(',');
+    this.opts.log.info('kube: synced', { objects, ms: this.now() - this.startedAt });
+    this.sink?.({ type: 'synced', origin: 'api', observedAt: this.now() });
+    this.resolveStart?.();
+  }
+
+  private emit(inf: Informer, type: 'upsert' | 'delete', obj: KubernetesObject): void {
+    if (this.stopped) return;
+    const c = this.counters.events[inf.kind];
+    if (type === 'upsert') c.upserts++;
+    else {
+      c.deletes++;
+      if (inf.applyingList) this.counters.relistDeletes++;
+    }
+    const event = { type, kind: inf.kind, key: keyOf(inf.kind, obj.metadata), object: obj, origin: 'api', observedAt: this.now() } as ObjectEvent;
+    try {
+      this.sink?.(event);
+    } catch (e) {
+      this.opts.log.warn('kube: applying an event failed', { kind: inf.kind, key: event.key, error: errorLine(e) });
+    }
+  }
+
+  /** Typed objects with kind and apiVersion set, whether they came from a list or a watch. */
+  normalize(kind: ObjectKind, obj: KubernetesObject, raw: boolean): KubernetesObject {
+    const o = raw ? (ObjectSerializer.deserialize(obj, SERIALIZER_TYPE[kind]) as KubernetesObject) : obj;
+    o.kind ??= kind;
+    o.apiVersion ??= API_VERSIONS[kind];
+    return o;
+  }
+
+  // ---- contact and health ----
+
+  /** A successful exchange with the API server. */
+  contact(): void {
+    this.counters.lastContactAt = this.now();
+    if (!this.reachable) {
+      this.reachable = true;
+      if (this.lastError !== undefined) this.opts.log.info('kube: API server reachable again', { after: this.lastError });
+    }
+  }
+
+  /** Called by SourceWatch. */
+  watchStarted(): void {
+    this.counters.watches++;
+  }
+
+  watchEvent(kind: ObjectKind, phase: string, obj: { code?: number } | undefined): void {
+    this.contact();
+    if (phase === 'ERROR' && obj?.code === 410) {
+      this.counters.expired++;
+      this.opts.log.info('kube: watch version expired (410), relisting', { kind });
+    }
+  }
+
+  watchEnded(kind: ObjectKind, err: unknown): void {
+    if (err === null || err === undefined) {
+      this.contact(); // the server ended the stream cleanly (timeoutSeconds, or a drop)
+      return;
+    }
+    if (errorStatus(err) === 410) {
+      this.counters.expired++;
+      this.contact();
+      this.opts.log.info('kube: watch version expired (410), relisting', { kind });
+    }
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  private async probeIfIdle(idleMs: number): Promise<void> {
+    if (this.stopped || this.probing) return;
+    if (this.now() - (this.counters.lastContactAt ?? this.startedAt) < idleMs) return;
+    // only a quiet cluster needs the probe; while an informer is failing, its retries tell
+    // (and /version answering would hide a 401/403 on the resources we need)
+    if (!this.synced || this.informers.some((i) => i.retry !== undefined)) return;
+    this.probing = true;
+    try {
+      await withTimeout(this.opts.kubeConfig.makeApiClient(VersionApi).getCode(), Math.max(1000, idleMs), 'GET /version');
+      if (!this.stopped) this.contact();
+    } catch (e) {
+      if (!this.stopped) {
+        this.reachable = false;
+        this.lastError = `probe: ${errorLine(e)}`;
+      }
+    } finally {
+      this.probing = false;
+    }
+  }
+}
+
+/**
+ * The library's Watch with what the informer does not ask for (bookmarks, a server-side
+ * timeout), typed objects, and the source told about every request, event and end.
+ */
+class SourceWatch extends Watch {
+  constructor(
+    config: KubeConfig,
+    private readonly source: KubeSource,
+    private readonly kind: ObjectKind,
+    private readonly timeoutSeconds: number,
+  ) {
+    super(config);
+  }
+
+  override async watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: any, watchObj?: any) => void,
+    done: (err: any) => void,
+  ): Promise<AbortController> {
+    if (this.source.isStopped) {
+      // the library may start a watch after stop() when a list was in flight: do not connect
+      const c = new AbortController();
+      c.abort();
+      return c;
+    }
+    this.source.watchStarted();
+    // jittered, so the watches of many nodes do not all end and reconnect together
+    const params = { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: Math.round(this.timeoutSeconds * (1 + Math.random())) };
+    return super.watch(
+      path,
+      params,
+      (phase, obj, raw) => {
+        this.source.watchEvent(this.kind, phase, obj as { code?: number });
+        const typed = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED' ? this.source.normalize(this.kind, obj as KubernetesObject, true) : obj;
+        callback(phase, typed, raw);
+      },
+      (err) => {
+        this.source.watchEnded(this.kind, err);
+        done(err);
+      },
+    );
+  }
+}
