@@ -1,0 +1,199 @@
+// bench: the results as Markdown tables (weir's ratio to each peer and to the direct
+// ceiling, all from the same run) and an SVG chart drawn here, without dependencies.
+
+import { CONTESTANTS, LABEL, type Contestant, type Measurement } from './dataplane.js';
+import type { PerPacketRow } from './perpacket.js';
+
+export interface RunInfo {
+  command: string;
+  machine: string;
+  tools: string;
+  started: string;
+  seconds: number;
+  mode: 'quick' | 'full';
+  sizes: number[];
+  durations: string;
+  checks: string[];
+}
+
+const f = (x: number | undefined, d = 0) => (x === undefined || Number.isNaN(x) ? '–' : x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }));
+const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !b ? '–' : `${(a / b).toFixed(2)}×`);
+const ok = (m: Measurement | undefined): m is Measurement & Required<Pick<Measurement, 'crr' | 'rr' | 'throughputBps'>> => !!m && !m.error && !m.skipped && !!m.crr;
+
+type Metric = { name: string; get: (m: Measurement) => number | undefined; better: 'lower' | 'higher' };
+const METRICS: Metric[] = [
+  { name: 'connect p50', get: (m) => m.crr?.connect?.p50_us, better: 'lower' },
+  { name: 'connect p99', get: (m) => m.crr?.connect?.p99_us, better: 'lower' },
+  { name: 'conn/s', get: (m) => m.crr?.rate, better: 'higher' },
+  { name: 'req/s', get: (m) => m.rr?.rate, better: 'higher' },
+  { name: 'Gbit/s', get: (m) => (m.throughputBps === undefined ? undefined : m.throughputBps / 1e9), better: 'higher' },
+];
+
+function table(head: string[], rows: string[][]): string {
+  return [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i ? '---:' : '---')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+export function markdown(info: RunInfo, results: Measurement[], perPacket: PerPacketRow[]): string {
+  const at = (c: Contestant, n: number) => results.find((r) => r.contestant === c && r.services === n);
+  const out: string[] = [];
+  out.push(`# weir benchmarks (${info.mode} run)`, '');
+  out.push(`- command: \`${info.command}\``, `- machine: ${info.machine}`, `- tools: ${info.tools}`, `- run: ${info.started}, ${Math.round(info.seconds)} s; ${info.durations}`, '');
+  out.push('Absolute numbers drift on this shared machine; the ratios compare figures taken minutes apart in this same run.', '');
+
+  out.push('## Data plane: client pod → ClusterIP (target service written last), one node', '');
+  for (const n of info.sizes) {
+    out.push(`### ${f(n)} service${n === 1 ? '' : 's'}`, '');
+    const rows = CONTESTANTS.map((c) => {
+      const m = at(c, n);
+      if (!ok(m)) return [LABEL[c], m?.skipped ?? `FAILED: ${m?.error ?? 'no result'}`, '', '', '', '', '', ''];
+      return [
+        LABEL[c],
+        f(m.crr.connect?.p50_us, 1),
+        f(m.crr.connect?.p99_us, 1),
+        f(m.crr.rate),
+        f(m.rr.rate),
+        f(m.throughputBps / 1e9, 2),
+        c === 'direct' ? '–' : `${f(m.programMs, 0)} ms`,
+        `${m.programmed ?? ''}${m.note ? ` (${m.note})` : ''}`,
+      ];
+    });
+    out.push(table(['contestant', 'connect p50 µs', 'connect p99 µs', 'conn/s', 'req/s (kept-alive)', 'Gbit/s (iperf3)', 'program time', 'programmed'], rows), '');
+  }
+
+  out.push('## Ratios: weir ÷ peer, same run', '', 'Latency: below 1.00× means weir is faster. Rates and throughput: above 1.00× means weir does more.', '');
+  for (const w of ['weir-sock', 'weir-tc'] as const) {
+    out.push(`### ${LABEL[w]}`, '');
+    const rows: string[][] = [];
+    for (const n of info.sizes)
+      for (const p of CONTESTANTS.filter((c) => c !== 'weir-sock' && c !== 'weir-tc')) {
+        const a = at(w, n);
+        const b = at(p, n);
+        rows.push([f(n), p === 'direct' ? `${LABEL[p]}` : LABEL[p], ...METRICS.map((m) => (ok(a) && ok(b) ? ratio(m.get(a), m.get(b)) : '–'))]);
+      }
+    out.push(table(['services', 'vs', ...METRICS.map((m) => m.name)], rows), '');
+  }
+
+  out.push('## Flatness: each contestant at N services ÷ itself at 1 service (connect p50)', '');
+  out.push(
+    table(
+      ['contestant', ...info.sizes.map((n) => f(n))],
+      CONTESTANTS.map((c) => {
+        const base = at(c, info.sizes[0]!);
+        return [LABEL[c], ...info.sizes.map((n) => (ok(at(c, n)) && ok(base) ? ratio(at(c, n)!.crr!.connect!.p50_us, base.crr.connect!.p50_us) : '–'))];
+      }),
+    ),
+    '',
+  );
+
+  out.push('## Per-packet cost (BPF_PROG_TEST_RUN, kernel-measured)', '');
+  const passRepeat = perPacket.find((r) => r.case.startsWith('pass-through') && r.method.startsWith('repeat'));
+  const passSingle = perPacket.find((r) => r.case.startsWith('pass-through') && r.method.startsWith('median'));
+  out.push(
+    table(
+      ['case', 'program', 'method', 'ns/packet', 'est. ns/packet (single runs less their overhead)'],
+      perPacket.map((r) => [
+        r.case,
+        r.program,
+        r.method,
+        f(r.nsPerPacket),
+        r.method.startsWith('median') && passRepeat && passSingle && r !== passSingle ? f(r.nsPerPacket - passSingle.nsPerPacket + passRepeat.nsPerPacket) : '',
+      ]),
+    ),
+    '',
+  );
+  out.push(
+    'Repeated runs reuse one skb, so the rewriting cases use a frontend whose backend is itself (the rewrite is computed and written, the bytes stay). New flows cannot repeat: each single run is a distinct flow; a single run carries the syscall-side timer overhead, which the pass-through pair of rows measures and the last column subtracts.',
+    '',
+  );
+
+  out.push('## Against the targets of issue 6', '');
+  out.push(...targets(info, perPacket, at), '');
+  out.push('## Checks run before measuring', '', ...info.checks.map((c) => `- ${c}`), '');
+  return out.join('\n');
+}
+
+function targets(info: RunInfo, perPacket: PerPacketRow[], at: (c: Contestant, n: number) => Measurement | undefined): string[] {
+  const lines: string[] = [];
+  const nMax = Math.max(...info.sizes.filter((n) => ok(at('weir-sock', n)) && ok(at('weir-tc', n))));
+  for (const w of ['weir-sock', 'weir-tc'] as const) {
+    const one = at(w, 1);
+    const big = at(w, nMax);
+    if (ok(one) && ok(big)) {
+      const r = big.crr.connect!.p50_us / one.crr.connect!.p50_us;
+      lines.push(`- ${LABEL[w]}: connect p50 at ${f(nMax)} services is ${r.toFixed(2)}× its 1-service figure (target: within 1.05×) → ${r <= 1.05 ? 'met' : 'MISSED'}`);
+    }
+  }
+  for (const [w, limit] of [['weir-sock', 0.02], ['weir-tc', 0.1]] as const) {
+    for (const n of info.sizes) {
+      const a = at(w, n);
+      const d = at('direct', n);
+      if (!ok(a) || !ok(d)) continue;
+      const rr = a.rr.rate / d.rr.rate;
+      const tp = a.throughputBps / d.throughputBps;
+      const met = rr >= 1 - limit && tp >= 1 - limit;
+      lines.push(`- ${LABEL[w]} at ${f(n)} services: req/s ${(rr * 100).toFixed(1)}%, throughput ${(tp * 100).toFixed(1)}% of direct (target ≥ ${100 - limit * 100}%) → ${met ? 'met' : 'MISSED'}`);
+    }
+  }
+  const hot = perPacket.filter((r) => r.method.startsWith('repeat'));
+  for (const r of hot) lines.push(`- hot path "${r.case}" (${r.program}): ${r.nsPerPacket} ns/packet (target < 100) → ${r.nsPerPacket < 100 ? 'met' : 'MISSED'}`);
+
+  lines.push('- programming 10k × 10 end to end, one endpoint change p99, daemon RSS: need the daemon (not measured here; the "program time" column is weir\'s batched map writes only)');
+  return lines;
+}
+
+/** Connect p50 and p99 against the service count, one line per contestant (log x). */
+export function svg(info: RunInfo, results: Measurement[]): string {
+  const W = 980;
+  const H = 420;
+  const colors: Record<Contestant, string> = {
+    direct: '#777777',
+    'weir-sock': '#1b9e77',
+    'weir-tc': '#66a61e',
+    nftables: '#7570b3',
+    'iptables-nft': '#d95f02',
+    'iptables-legacy': '#e7298a',
+  };
+  const sizes = info.sizes;
+  const panel = (x0: number, title: string, get: (m: Measurement) => number | undefined) => {
+    const pw = 420;
+    const ph = 300;
+    const y0 = 50;
+    const vals = results.filter(ok).map(get).filter((v): v is number => v !== undefined);
+    const ymax = Math.max(1, ...vals) * 1.1;
+    const xs = (i: number) => x0 + 50 + (sizes.length === 1 ? pw / 2 : (i * (pw - 70)) / (sizes.length - 1));
+    const ys = (v: number) => y0 + ph - (v / ymax) * ph;
+    const parts: string[] = [`<text x="${x0 + 50}" y="${y0 - 15}" font-size="14" font-weight="bold">${title}</text>`];
+    parts.push(`<line x1="${x0 + 50}" y1="${y0 + ph}" x2="${x0 + pw}" y2="${y0 + ph}" stroke="#000"/>`, `<line x1="${x0 + 50}" y1="${y0}" x2="${x0 + 50}" y2="${y0 + ph}" stroke="#000"/>`);
+    for (let t = 0; t <= 4; t++) {
+      const v = (ymax * t) / 4;
+      parts.push(`<text x="${x0 + 44}" y="${ys(v) + 4}" font-size="10" text-anchor="end">${v.toFixed(0)}</text>`, `<line x1="${x0 + 50}" y1="${ys(v)}" x2="${x0 + pw}" y2="${ys(v)}" stroke="#eee"/>`);
+    }
+    sizes.forEach((n, i) => parts.push(`<text x="${xs(i)}" y="${y0 + ph + 16}" font-size="11" text-anchor="middle">${f(n)}</text>`));
+    parts.push(`<text x="${x0 + 50 + pw / 2}" y="${y0 + ph + 34}" font-size="11" text-anchor="middle">services (target last)</text>`);
+    parts.push(`<text x="${x0 + 12}" y="${y0 + ph / 2}" font-size="11" transform="rotate(-90 ${x0 + 12} ${y0 + ph / 2})" text-anchor="middle">µs</text>`);
+    for (const c of CONTESTANTS) {
+      const pts = sizes
+        .map((n, i) => {
+          const m = results.find((r) => r.contestant === c && r.services === n);
+          const v = ok(m) ? get(m) : undefined;
+          return v === undefined ? undefined : `${xs(i).toFixed(1)},${ys(v).toFixed(1)}`;
+        })
+        .filter((p): p is string => !!p);
+      if (!pts.length) continue;
+      parts.push(`<polyline fill="none" stroke="${colors[c]}" stroke-width="2" points="${pts.join(' ')}"/>`);
+      for (const p of pts) parts.push(`<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="3" fill="${colors[c]}"/>`);
+    }
+    return parts.join('\n');
+  };
+  const legend = CONTESTANTS.map((c, i) => `<rect x="${40 + i * 155}" y="${H - 22}" width="12" height="12" fill="${colors[c]}"/><text x="${56 + i * 155}" y="${H - 12}" font-size="11">${LABEL[c]}</text>`).join('\n');
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="${W / 2}" y="20" font-size="15" text-anchor="middle">New-connection latency (connect) to a ClusterIP vs number of services — ${info.mode} run, ${info.started}</text>`,
+    panel(0, 'connect p50 (µs)', (m) => m.crr?.connect?.p50_us),
+    panel(490, 'connect p99 (µs)', (m) => m.crr?.connect?.p99_us),
+    legend,
+    '</svg>',
+    '',
+  ].join('\n');
+}
