@@ -25,7 +25,7 @@ static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct
 						    int *verdict)
 {
 	struct weir_frontend4 *fe;
-	struct weir_ct4_key key;
+	struct weir_ct4_key key, fkey;
 	struct weir_ct4 *ct;
 	int ret;
 
@@ -40,9 +40,15 @@ static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct
 	ct4_key_of(pkt, &key);
 	ct = ct4_lookup(&key);
 	if (ct) {
-		if (!ct4_syn_reopens(ct, pkt))
+		if (ct4_syn_reopens(ct, pkt)) {
+			ct4_forget(&key, ct); /* a new connection on old ports: balance it afresh */
+		} else if (ct4_reply_is_stale(ct, pkt, &fkey)) {
+			/* the answer to a connection that is not this entry's: leave it alone */
+			bpf_map_delete_elem(&weir_ct4, &fkey);
+			bpf_map_delete_elem(&weir_ct4, &key);
+		} else {
 			return lb4_established(skb, pkt, ct, verdict);
-		ct4_forget(&key, ct); /* a new connection on old ports: balance it afresh */
+		}
 	}
 
 	fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_EXTERNAL);

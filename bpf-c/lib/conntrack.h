@@ -82,6 +82,33 @@ static __always_inline void ct4_forget(const struct weir_ct4_key *key, const str
 	bpf_map_delete_elem(&weir_ct4, key);
 }
 
+/* A SYN-ACK meeting a reply entry of a connection that already closed is the answer to a
+ * new connection reusing the ports, one that did not go through the forward entry: a
+ * socket the connect-time LB sent straight to the backend, with the source port an old
+ * per-packet-NAT'd flow to the same backend had. Translating it with the stale entry
+ * would make it come from the frontend, which the client's socket does not expect (the
+ * connect then hangs). Stale: the reply entry or its forward partner has seen FIN or
+ * RST, or the partner is gone. */
+static __always_inline int ct4_reply_is_stale(const struct weir_ct4 *ct, const struct packet *pkt,
+					      struct weir_ct4_key *fkey)
+{
+	struct weir_ct4 *fwd;
+
+	if (pkt->l4_proto != IPPROTO_TCP || !(ct->flags & WEIR_CT_REPLY) ||
+	    (pkt->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK)) != (CT_TCP_SYN | CT_TCP_ACK))
+		return 0;
+	__builtin_memset(fkey, 0, sizeof(*fkey));
+	fkey->saddr = ct->nat_daddr;
+	fkey->daddr = ct->nat_saddr;
+	fkey->sport = ct->nat_dport;
+	fkey->dport = ct->nat_sport;
+	fkey->protocol = IPPROTO_TCP;
+	if (ct->tcp_flags_seen & (CT_TCP_FIN | CT_TCP_RST))
+		return 1;
+	fwd = bpf_map_lookup_elem(&weir_ct4, fkey);
+	return !fwd || (fwd->tcp_flags_seen & (CT_TCP_FIN | CT_TCP_RST));
+}
+
 /* What a new flow becomes: the client's tuple (as it arrived) and the tuple after NAT. */
 struct ct4_flow {
 	struct weir_ct4_key orig;  /* client -> frontend, as on the wire */

@@ -215,3 +215,23 @@ test('a SYN reusing the ports of a closed flow is balanced afresh; a retransmitt
   assert.ok(dp.conntrack.lookup({ saddr: BACKEND_B, daddr: CLIENT, sport: 8080, dport: 40100, protocol: IPPROTO_TCP }));
   assert.equal(dp.conntrack.entries().length, 2);
 });
+
+test("a SYN-ACK answering a new socket-LB connection on a closed flow's ports is not translated", () => {
+  web([{ address: BACKEND_A, port: 8080 }]);
+  const out = (flags: string[]) => pod(CLIENT, FRONTEND).tcp({ sport: 40200, dport: 80, flags: flags as never }).build();
+  const back = (flags: string[]) => pod(BACKEND_A, CLIENT).tcp({ sport: 8080, dport: 40200, flags: flags as never }).build();
+  dp.run('fromPod', out(['syn']));
+  // a retransmitted SYN-ACK of the open flow is still turned back into the frontend
+  assert.equal(decodePacket(dp.run('fromPod', back(['syn', 'ack'])).data).ipv4!.src, FRONTEND);
+  dp.run('fromPod', out(['ack']));
+  dp.run('fromPod', out(['fin', 'ack']));
+  // the flow closed; the client's next socket (connect-time LB: straight to the backend)
+  // reuses port 40200; the backend's SYN-ACK must reach it from the backend's own address
+  dp.resetCounters();
+  const r = dp.run('fromPod', back(['syn', 'ack']));
+  assertPacket(r.data, { ipv4: { src: BACKEND_A, dst: CLIENT }, tcp: { sport: 8080, dport: 40200, flags: ['syn', 'ack'] } });
+  assert.deepEqual(dp.counters(), { from_pod: { pass: 1 } });
+  assert.equal(dp.conntrack.entries().length, 0, 'the stale pair is gone');
+  // and the rest of that connection passes untouched too
+  assertPacket(dp.run('fromPod', back(['ack'])).data, { ipv4: { src: BACKEND_A, dst: CLIENT }, tcp: { sport: 8080 } });
+});
