@@ -3,13 +3,18 @@
 // watching and exits 0, leaving the pinned dataplane in place for the next daemon.
 
 import { Command, Option } from 'commander';
-import { checkCgroupDir, resolveCgroupDir, parseDuration, parseList, parseSockLbMode, type DaemonConfig } from '../daemon/config.js';
+import { checkCgroupDir, resolveCgroupDir, parseDuration, parseList, parseSockLbMode, type DaemonConfig, type SourceConfig } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
+import { parseListenAddress } from '../metrics/http.js';
+import { bootstrapFromEnv } from '../sources/kube-bootstrap.js';
 import { createLogfmtLogger, isLogLevel } from '../sources/log.js';
 
 interface DaemonFlags {
   nodeName: string;
   manifests?: string;
+  kubeconfig?: string;
+  apiOutageBound?: string;
+  metricsAddress?: string;
   instance: string;
   bpfRoot: string;
   cgroup?: string;
@@ -22,9 +27,26 @@ interface DaemonFlags {
   logLevel: string;
 }
 
+/**
+ * The source: --manifests, --kubeconfig, or the pod's service account when neither is given
+ * and KUBERNETES_SERVICE_HOST is set (in a pod).
+ */
+function sourceConfig(f: DaemonFlags, env: NodeJS.ProcessEnv): SourceConfig {
+  if (f.manifests && f.kubeconfig) throw new Error('--manifests and --kubeconfig exclude each other: choose one source');
+  if (f.manifests) return { kind: 'manifests', dir: f.manifests };
+  const outageBoundMs = parseDuration(f.apiOutageBound ?? '60s');
+  if (f.kubeconfig) return { kind: 'kube', kubeconfig: f.kubeconfig, outageBoundMs };
+  if (env.KUBERNETES_SERVICE_HOST) return { kind: 'kube', outageBoundMs };
+  throw new Error('no source: --manifests DIR is required, or --kubeconfig FILE, or run in a pod (KUBERNETES_SERVICE_HOST set)');
+}
+
 /** Flags -> config, or a readable error. */
-export function daemonConfig(f: DaemonFlags): DaemonConfig {
-  if (!f.manifests) throw new Error('--manifests DIR is required (the Kubernetes API source comes later)');
+export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.env): DaemonConfig {
+  const source = sourceConfig(f, env);
+  // the synthetic `kubernetes` Service only makes sense for the API source
+  const bootstrap = source.kind === 'kube' ? bootstrapFromEnv(env) : undefined;
+  const metricsAddress = !f.metricsAddress || f.metricsAddress === 'off' ? null : f.metricsAddress;
+  if (metricsAddress) parseListenAddress(metricsAddress);
   if (!isLogLevel(f.logLevel)) throw new Error(`bad --log-level ${JSON.stringify(f.logLevel)}: use debug, info or warn`);
   const sockLb = parseSockLbMode(f.connectTimeLb);
   let cgroup: string | null = null;
@@ -34,7 +56,9 @@ export function daemonConfig(f: DaemonFlags): DaemonConfig {
   }
   return {
     nodeName: f.nodeName,
-    manifests: f.manifests,
+    source,
+    ...(bootstrap ? { bootstrap } : {}),
+    metricsAddress,
     instance: f.instance,
     bpfRoot: f.bpfRoot,
     cgroup,
@@ -54,6 +78,9 @@ export function registerDaemonCommand(program: Command): void {
     .description('run the node agent: program Services into BPF maps and keep the programs attached (run it inside the node network namespace)')
     .requiredOption('--node-name <name>', 'this node\'s name (endpoints with this nodeName are local)')
     .option('--manifests <dir>', 'directory of Service/EndpointSlice/... manifests (YAML or JSON), watched for changes')
+    .option('--kubeconfig <file>', 'read the cluster from the Kubernetes API server this kubeconfig names (default without --manifests: the pod service account)')
+    .option('--api-outage-bound <duration>', '/healthz fails when the API server has been unreachable longer than this', '60s')
+    .option('--metrics-address <addr>', "/metrics, /healthz and /readyz on host:port, [v6]:port or :port; 'off' disables", ':9963')
     .option('--instance <name>', 'names the pin directory <bpf-root>/weir/<instance>; one per simulated node', 'default')
     .option('--bpf-root <dir>', 'a bpffs mount for pinned maps and links', '/sys/fs/bpf')
     .option('--cgroup <dir>', 'cgroup2 directory the connect-time LB attaches to; relative paths are under the cgroup2 root, which the daemon mounts itself when none is visible (ip netns exec hides /sys/fs/cgroup) (default: the cgroup2 root)')
@@ -86,7 +113,8 @@ export function registerDaemonCommand(program: Command): void {
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
-      log.info('start', { node: cfg.nodeName, instance: cfg.instance, bpfRoot: cfg.bpfRoot, manifests: cfg.manifests, pid: process.pid });
+      const source = cfg.source.kind === 'manifests' ? cfg.source.dir : `kube:${cfg.source.kubeconfig ?? 'in-cluster'}`;
+      log.info('start', { node: cfg.nodeName, instance: cfg.instance, bpfRoot: cfg.bpfRoot, source, metrics: cfg.metricsAddress ?? 'off', pid: process.pid });
       await daemon.start();
       // runs until a signal: the source, netlink watcher and timers keep the loop alive
       await new Promise<never>(() => {});

@@ -5,12 +5,22 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { SockLbMode } from '../dataplane/loader.js';
+import type { BootstrapConfig } from '../sources/kube-bootstrap.js';
 import type { LogLevel } from '../sources/log.js';
+
+/** Where Services and EndpointSlices come from. */
+export type SourceConfig =
+  | { kind: 'manifests'; dir: string }
+  /** the API server: a kubeconfig file, or the pod's service account when undefined */
+  | { kind: 'kube'; kubeconfig?: string; outageBoundMs: number };
 
 export interface DaemonConfig {
   nodeName: string;
-  /** directory of manifests (the only source for now) */
-  manifests: string;
+  source: SourceConfig;
+  /** the synthetic `kubernetes` Service programmed before the API answers (API source only) */
+  bootstrap?: BootstrapConfig;
+  /** /metrics, /healthz, /readyz listen address (host:port, [v6]:port, :port); null = off */
+  metricsAddress: string | null;
   instance: string;
   bpfRoot: string;
   /** cgroup2 directory the socket LB is attached to (null with --connect-time-lb off) */

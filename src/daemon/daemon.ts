@@ -1,8 +1,11 @@
-// daemon/daemon: `weir daemon` wired together. manifests source -> store -> model ->
-// reconciler -> pinned maps; the attach manager follows interfaces through netlink; timers
-// run the periodic resync and conntrack GC. Everything it programs is pinned under
+// daemon/daemon: `weir daemon` wired together. source (manifests directory or Kubernetes API)
+// -> store -> model -> reconciler -> pinned maps; the attach manager follows interfaces
+// through netlink; timers run the periodic resync and conntrack GC; /metrics, /healthz and
+// /readyz on the metrics address. Everything it programs is pinned under
 // <bpf-root>/weir/<instance>, so stopping (SIGTERM, or kill -9) leaves the dataplane
-// working and the next daemon adopts it (docs/daemon.md).
+// working and the next daemon adopts it (docs/daemon.md). With the API source, the
+// `kubernetes` Service from the bootstrap environment is programmed and the programs attached
+// before the API is asked anything: weir reaches the API server through its own dataplane.
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { AttachManager, type InterfaceRef } from '../dataplane/attach.js';
@@ -12,13 +15,19 @@ import { loadDataplane, type LoadedDataplane } from '../dataplane/loader.js';
 import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
 import { Reconciler, type SyncResult } from '../dataplane/reconcile.js';
 import { destroySocketsEverywhere } from '../dataplane/sockets.js';
+import { startHttp, type HttpEndpoint } from '../metrics/http.js';
+import { Metrics } from '../metrics/metrics.js';
 import { affectedServiceKeys, buildServiceState, updateServiceState } from '../model/services.js';
 import type { NodeContext, ServiceState } from '../model/service-types.js';
+import { KubeSource, loadKubeConfig } from '../sources/kube.js';
+import { BOOTSTRAP_ORIGIN, bootstrapEvents, obsoleteBootstrapSlices } from '../sources/kube-bootstrap.js';
 import type { Logger } from '../sources/log.js';
 import { ManifestsSource } from '../sources/manifests.js';
 import { Store } from '../sources/store.js';
-import type { SourceEvent } from '../sources/types.js';
+import type { ObjectEvent, SourceEvent } from '../sources/types.js';
 import type { DaemonConfig } from './config.js';
+import { DaemonHealth } from './health.js';
+import { countingServiceMaps } from './map-writes.js';
 
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -42,13 +51,23 @@ const refs = (l: readonly { ifindex: number; ifname: string }[]): InterfaceRef[]
 const refKey = (l: readonly InterfaceRef[]) => l.map((x) => `${x.ifindex}:${x.ifname}`).join(',');
 
 export class Daemon {
+  readonly metrics = new Metrics();
+  readonly health = new DaemonHealth(this.metrics);
+  private readonly log: Logger;
+  private http: HttpEndpoint | undefined;
   private dp!: LoadedDataplane;
   private reconciler!: Reconciler;
   private attach!: AttachManager;
   private gc!: ConntrackGc;
   private readonly store = new Store();
-  private source!: ManifestsSource;
+  private source: ManifestsSource | KubeSource | undefined;
   private node!: NodeContext;
+  /** observedAt of the events behind the pending keys (programming latency) */
+  private pendingObservedAt: number[] = [];
+  /** store keys of synthetic `kubernetes` EndpointSlices not yet replaced by the API's */
+  private readonly bootstrapSlices = new Set<string>();
+  /** source counters already turned into metric deltas */
+  private exported = { apiErrors: 0, rejected: new Map<string, number>() };
   private state: ServiceState | undefined;
   private network: NodeNetwork | undefined;
   /** service keys touched since the last sync */
@@ -58,54 +77,71 @@ export class Daemon {
   private stopNetlink: (() => void) | undefined;
   private networkBusy: Promise<void> = Promise.resolve();
   private ready = false;
+  private cgroupAttached = false;
   private stopped = false;
 
   constructor(
     readonly cfg: DaemonConfig,
-    private readonly log: Logger,
-  ) {}
+    log: Logger,
+  ) {
+    this.log = this.health.wrapLogger(log);
+  }
 
-  /** Loads, adopts, syncs, attaches; resolves once `event=ready` was logged. */
+  /**
+   * Loads, adopts, syncs, attaches; resolves once `event=ready` was logged (or on stop).
+   * /healthz and /readyz answer from the start; with the API source, start waits for the
+   * API server as long as it takes (the bootstrap `kubernetes` Service is programmed first).
+   */
   async start(): Promise<void> {
     const t0 = performance.now();
     const cfg = this.cfg;
     this.dp = loadDataplane({ bpfRoot: cfg.bpfRoot, instance: cfg.instance, sockLbMode: cfg.sockLb, ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}) });
     this.log.info('loaded', { pinDir: this.dp.pinDir, sockLb: cfg.sockLb, cgroup: cfg.cgroup ?? 'none', hostNetnsCookie: String(this.dp.hostNetnsCookie) });
     const destroyProg = this.dp.objects.sock_lb.program('weir_sock_destroy');
-    this.reconciler = new Reconciler(this.dp.maps, this.log, {
+    this.reconciler = new Reconciler(countingServiceMaps(this.dp.maps, this.health), this.log, {
       destroySockets: () => destroySocketsEverywhere(destroyProg, this.cfg.cgroup, this.log),
     });
     const adopted = this.reconciler.adopt();
     this.log.info('adopt', adopted);
     this.attach = new AttachManager(this.dp.pinDir, this.dp.objects, this.log);
     this.gc = new ConntrackGc(this.dp.maps.conntrack, this.log);
+    await this.startMetrics();
 
     this.network = await this.readNetwork();
     this.node = { nodeName: cfg.nodeName, nodeAddresses: [...this.network.nodePortAddresses], ...(cfg.proxyName ? { proxyName: cfg.proxyName } : {}) };
 
-    this.source = new ManifestsSource({ dir: cfg.manifests, log: this.log });
-    let synced = false;
-    await this.source.start((e: SourceEvent) => {
+    const source = this.makeSource();
+    if (source instanceof KubeSource) {
+      this.health.source = source;
+      // before the API is asked: the `kubernetes` Service (if configured) and the programs
+      // that serve it, so that our own client reaches the API server through them
+      this.programBootstrap();
+      this.applyAttachments(this.network);
+      this.stopNetlink = watchNetlink(() => void this.onNetlinkChange());
+    } else {
+      this.health.source = { problems: () => [], notReady: () => (this.health.sourceSynced ? [] : ['manifests not read yet']) };
+    }
+    await source.start((e: SourceEvent) => {
       if (e.type === 'synced') {
-        synced = true;
+        this.health.sourceSynced = true;
         return;
       }
-      const change = this.store.apply(e);
-      if (!change || !synced) return;
-      for (const k of affectedServiceKeys(change.kind, change.previous as never, change.current as never)) this.pending.add(k);
-      this.scheduleSync();
+      this.metrics.sourceEvents.inc({ kind: e.kind, type: e.type });
+      this.onEvent(e);
     });
+    if (this.stopped) return;
 
-    // first full sync: the maps hold the whole desired state before any program runs on it
+    // first full sync: the maps hold the whole desired state (before any program runs on
+    // it, on a first start with manifests)
+    const tSync = performance.now();
     this.state = buildServiceState(this.store, this.node);
     this.reconciler.setAll(this.state.frontends.values());
     const first = this.reconciler.sync();
-    this.logSync('start', first);
+    this.synced('start', 'full', first, (performance.now() - tSync) / 1000, []);
+    this.health.fullSynced = true;
 
     this.applyAttachments(this.network);
-    this.attach.syncCgroup(cfg.sockLb === 'off' ? null : cfg.cgroup);
-
-    this.stopNetlink = watchNetlink(() => void this.onNetlinkChange());
+    this.stopNetlink ??= watchNetlink(() => void this.onNetlinkChange());
     this.every(cfg.resyncIntervalMs, () => this.resync());
     this.every(cfg.ctGcIntervalMs, () => this.gc.run());
     this.ready = true;
@@ -120,6 +156,90 @@ export class Daemon {
       adoptedLinks: this.attach.stats.updated,
       ms: Math.round(performance.now() - t0),
     });
+  }
+
+  private makeSource(): ManifestsSource | KubeSource {
+    const sc = this.cfg.source;
+    this.source =
+      sc.kind === 'manifests'
+        ? new ManifestsSource({ dir: sc.dir, log: this.log })
+        : new KubeSource({ kubeConfig: loadKubeConfig(sc.kubeconfig ? { kubeconfig: sc.kubeconfig } : {}), log: this.log, outageBoundMs: sc.outageBoundMs });
+    return this.source;
+  }
+
+  /** /metrics, /healthz, /readyz, and what the scrape reads from the dataplane and the source. */
+  private async startMetrics(): Promise<void> {
+    const maps = this.dp.maps;
+    this.metrics.attachDataplane({
+      counters: () => this.dp.objects.from_pod.map('weir_counters'),
+      maps: () => [maps.frontends.map, maps.backends.map, maps.affinity.map, maps.conntrack.map, maps.sockDestroy.map],
+    });
+    this.metrics.beforeScrape(() => this.exportSourceCounters());
+    if (this.cfg.metricsAddress === null) return;
+    this.http = await startHttp(this.cfg.metricsAddress, this.metrics, this.health);
+    this.log.info('metrics listening', { address: this.http.address, port: this.http.port });
+  }
+
+  /** Source counters (kept by the sources) as deltas of weir_source_errors_total. */
+  private exportSourceCounters(): void {
+    const s = this.source;
+    if (s instanceof KubeSource) {
+      const d = s.counters.errors - this.exported.apiErrors;
+      if (d > 0) this.metrics.sourceErrors.inc({ reason: 'api_list_watch' }, d);
+      this.exported.apiErrors = s.counters.errors;
+    } else if (s instanceof ManifestsSource) {
+      for (const [reason, n] of s.counters.rejected) {
+        const d = n - (this.exported.rejected.get(reason) ?? 0);
+        if (d > 0) this.metrics.sourceErrors.inc({ reason }, d);
+        this.exported.rejected.set(reason, n);
+      }
+    }
+  }
+
+  /** The synthetic `kubernetes` Service + EndpointSlices, into the store and the maps. */
+  private programBootstrap(): void {
+    if (!this.cfg.bootstrap) return;
+    const events = bootstrapEvents(this.cfg.bootstrap);
+    for (const e of events) {
+      this.store.apply(e);
+      if (e.kind === 'EndpointSlice') this.bootstrapSlices.add(e.key);
+    }
+    // only this service's frontends: whatever adopted maps hold for other services stays
+    // until the API's state is known (the first full sync)
+    const state = buildServiceState(this.store, this.node);
+    const frontends = [...state.frontends.values()];
+    this.reconciler.update(frontends, []);
+    const r = this.reconciler.sync();
+    this.health.syncDone(r.errors);
+    const svc = this.cfg.bootstrap;
+    this.log.info('bootstrap', {
+      service: svc.service.map((a) => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`)).join(','),
+      endpoints: svc.endpoints.map((a) => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`)).join(','),
+      frontends: frontends.length,
+      writes: r.writes,
+    });
+  }
+
+  /** A source event into the store; after the first full sync, its services are re-synced. */
+  private onEvent(e: ObjectEvent): void {
+    if (e.origin !== BOOTSTRAP_ORIGIN && e.kind === 'EndpointSlice') {
+      // the API's own `kubernetes` slices retire the synthetic ones (same key: replaced)
+      for (const key of obsoleteBootstrapSlices(e, this.bootstrapSlices)) {
+        const old = this.store.get('EndpointSlice', key);
+        this.bootstrapSlices.delete(key);
+        if (old) this.applyToStore({ type: 'delete', kind: 'EndpointSlice', key, object: old, origin: BOOTSTRAP_ORIGIN, observedAt: e.observedAt });
+      }
+      if (this.bootstrapSlices.delete(e.key)) this.log.info('bootstrap replaced', { kind: 'EndpointSlice', key: e.key });
+    }
+    this.applyToStore(e);
+  }
+
+  private applyToStore(e: ObjectEvent): void {
+    const change = this.store.apply(e);
+    if (!change || !this.health.fullSynced) return;
+    for (const k of affectedServiceKeys(change.kind, change.previous as never, change.current as never)) this.pending.add(k);
+    this.pendingObservedAt.push(e.observedAt);
+    this.scheduleSync();
   }
 
   get isReady(): boolean {
@@ -138,7 +258,12 @@ export class Daemon {
     this.timers.push(t);
   }
 
-  private logSync(reason: string, r: SyncResult): void {
+  /** One sync done: log line, metrics, health. `seconds` covers model + plan + writes. */
+  private synced(reason: string, kind: 'full' | 'incremental', r: SyncResult, seconds: number, observedAt: readonly number[]): void {
+    this.metrics.observeSync(kind, seconds, observedAt);
+    this.metrics.frontends.set(r.frontends);
+    this.health.syncDone(r.errors);
+    if (reason === 'resync') return;
     const skipped = [...this.reconciler.stats.skipped].map(([k, v]) => `${k}:${v}`).join(',');
     this.log.info('sync', { reason, writes: r.writes, frontends: r.frontends, removedBackends: r.removedBackends, errors: r.errors, ms: r.ms, skipped: skipped || undefined });
   }
@@ -157,16 +282,28 @@ export class Daemon {
 
   private syncChanges(): void {
     if (!this.state || this.pending.size === 0) return;
+    const t0 = performance.now();
     const keys = [...this.pending];
+    const observedAt = this.pendingObservedAt;
     this.pending.clear();
+    this.pendingObservedAt = [];
     const diff = updateServiceState(this.state, this.store, this.node, keys);
     if (diff.upserted.length === 0 && diff.removed.length === 0) return;
     this.reconciler.update(diff.upserted, diff.removed);
-    this.logSync('change', this.reconciler.sync());
+    const r = this.reconciler.sync();
+    this.synced('change', 'incremental', r, (performance.now() - t0) / 1000, observedAt);
   }
 
   private resync(): void {
-    const r = this.reconciler.resync();
+    const t0 = performance.now();
+    this.health.inResync = true;
+    let r: SyncResult;
+    try {
+      r = this.reconciler.resync();
+    } finally {
+      this.health.inResync = false;
+    }
+    this.synced('resync', 'full', r, (performance.now() - t0) / 1000, []);
     this.log[r.writes ? 'warn' : 'debug']('resync', { repairs: r.writes, totalRepairs: this.reconciler.stats.repairs, frontends: r.frontends, ms: r.ms });
     // interfaces too: a link pin removed or a missed netlink event
     void this.onNetlinkChange();
@@ -179,9 +316,17 @@ export class Daemon {
     return net;
   }
 
+  /** TC links for the interfaces (cheap when held); the socket LB's cgroup links once. */
   private applyAttachments(net: NodeNetwork): void {
+    const errorsBefore = this.attach.stats.errors;
     this.attach.syncInterfaces(refs(net.workloads), refs(net.hostInterfaces));
     for (const w of net.workloads) allowLocalSource(w.ifname, this.log);
+    if (!this.cgroupAttached) {
+      const before = this.attach.stats.errors;
+      this.attach.syncCgroup(this.cfg.sockLb === 'off' ? null : this.cfg.cgroup);
+      this.cgroupAttached = this.attach.stats.errors === before;
+    }
+    this.health.attachDone(this.attach.stats.errors - errorsBefore);
   }
 
   private onNetlinkChange(): Promise<void> {
@@ -204,10 +349,13 @@ export class Daemon {
       this.applyAttachments(net);
       if (net.nodePortAddresses.join(',') !== this.node.nodeAddresses.join(',')) {
         this.node = { ...this.node, nodeAddresses: [...net.nodePortAddresses] };
+        // before the first full sync the store is incomplete: the first sync uses this.node
+        if (!this.health.fullSynced) return;
+        const t0 = performance.now();
         const next = buildServiceState(this.store, this.node);
         this.state = next;
         this.reconciler.setAll(next.frontends.values());
-        this.logSync('node-addresses', this.reconciler.sync());
+        this.synced('node-addresses', 'full', this.reconciler.sync(), (performance.now() - t0) / 1000, []);
       }
     });
     return this.networkBusy;
@@ -221,6 +369,7 @@ export class Daemon {
     for (const t of this.timers) clearInterval(t);
     this.stopNetlink?.();
     await this.source?.stop();
+    await this.http?.close();
     await this.networkBusy.catch(() => {});
     this.attach?.close();
     this.dp?.close();

@@ -21,6 +21,7 @@ const SYNC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25
 export class Metrics {
   readonly registry = new Registry();
   private dataplane: DataplaneView | undefined;
+  private readonly scrapeHooks: (() => void)[] = [];
 
   readonly sourceEvents = new Counter({
     name: 'weir_source_events_total',
@@ -165,7 +166,19 @@ export class Metrics {
     }
   }
 
+  /** Runs before each scrape: turn counters kept elsewhere (a source's) into metric deltas. */
+  beforeScrape(f: () => void): void {
+    this.scrapeHooks.push(f);
+  }
+
   async text(): Promise<string> {
+    for (const f of this.scrapeHooks) {
+      try {
+        f();
+      } catch {
+        /* a hook must not break the scrape */
+      }
+    }
     return this.registry.metrics();
   }
 

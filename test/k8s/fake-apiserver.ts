@@ -100,6 +100,12 @@ export interface FakeApiServerOptions {
    * does: 200 + an ERROR event with a 410 Status) or 'status' (an HTTP 410 response).
    */
   expiredWatch?: 'event' | 'status';
+  /** Listen address. Default 127.0.0.1 (a lab namespace's address to serve the lab). */
+  host?: string;
+  /** Port to listen on. Default: any free one. */
+  port?: number;
+  /** More IP addresses for the certificate (a ClusterIP the clients dial). */
+  certIps?: string[];
 }
 
 export interface FakeCounters {
@@ -119,13 +125,13 @@ function status(code: number, reason: string, message: string): KubeObject {
 }
 
 /** A self-signed certificate for 127.0.0.1 made with the openssl CLI. */
-export function selfSignedCert(): { key: string; cert: string } {
+export function selfSignedCert(ips: string[] = ['127.0.0.1']): { key: string; cert: string } {
   const dir = mkdtempSync(join(tmpdir(), 'weir-fake-apiserver-'));
   try {
     execFileSync(
       'openssl',
       ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=fake-apiserver',
-        '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
+        '-addext', `subjectAltName=${ips.map((ip) => `IP:${ip}`).join(',')}`, '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
       { stdio: 'pipe' },
     );
     return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
@@ -151,20 +157,22 @@ export class FakeApiServer {
   private nextSnapshot = 1;
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
-  private port = 0;
+  private port: number;
   private uidSeq = 0;
 
   constructor(private readonly opts: FakeApiServerOptions = {}) {
+    this.port = opts.port ?? 0;
     for (const r of FAKE_RESOURCES) this.objects.set(r.kind, new Map());
     if (opts.tls) {
-      this.tlsKey = selfSignedCert();
+      this.tlsKey = selfSignedCert([...new Set(['127.0.0.1', opts.host ?? '127.0.0.1', ...(opts.certIps ?? [])])]);
       this.caPem = this.tlsKey.cert;
     }
   }
 
   /** The server URL, e.g. http://127.0.0.1:41234 (valid after start; kept across restart). */
   get url(): string {
-    return `${this.opts.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
+    const h = this.opts.host ?? '127.0.0.1';
+    return `${this.opts.tls ? 'https' : 'http'}://${h.includes(':') ? `[${h}]` : h}:${this.port}`;
   }
 
   get resourceVersion(): string {
@@ -187,7 +195,7 @@ export class FakeApiServer {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
+      server.listen(this.port, this.opts.host ?? '127.0.0.1', () => resolve());
     });
     this.port = (server.address() as AddressInfo).port;
     this.server = server;

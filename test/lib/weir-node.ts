@@ -44,6 +44,15 @@ export interface WeirNodeOptions {
   /** how the daemon enters the node: nsenter --net (default), or `ip netns exec`, which
    *  also remounts /sys and so hides the cgroup2 and any bpffs mounted under it */
   launcher?: 'nsenter' | 'ip-netns-exec';
+  /** read the cluster from an API server through this kubeconfig instead of the manifests dir */
+  kubeconfig?: string;
+  /** --metrics-address (default off, so that lab nodes do not all claim :9963) */
+  metricsAddress?: string;
+  /** extra environment of the daemon (e.g. the API server bootstrap variables) */
+  env?: Record<string, string>;
+  /** run the daemon itself inside its socket-LB cgroup, as a hostNetwork pod sits under the
+   *  cgroup2 root where the socket LB is attached: its own connects are load-balanced */
+  daemonInCgroup?: boolean;
 }
 
 export class WeirNode {
@@ -58,6 +67,17 @@ export class WeirNode {
     readonly manifests: string,
     private opts: WeirNodeOptions,
   ) {}
+
+  /** GET http://<metrics address><path> from inside the node (the daemon's netns). */
+  async http(path: string, opts: { timeoutMs?: number } = {}): Promise<{ status: number; body: string }> {
+    const addr = this.opts.metricsAddress;
+    if (!addr || addr === 'off') throw new Error('no --metrics-address configured');
+    const hostPort = addr.startsWith(':') ? `127.0.0.1${addr}` : addr;
+    const r = await this.ns.exec('curl', ['-sS', '-m', String((opts.timeoutMs ?? 3000) / 1000), '-o', '-', '-w', '\n%{http_code}', `http://${hostPort}${path}`], { check: false, timeoutMs: (opts.timeoutMs ?? 3000) + 2000 });
+    const i = r.stdout.lastIndexOf('\n');
+    const status = Number(r.stdout.slice(i + 1));
+    return { status: Number.isFinite(status) ? status : 0, body: r.stdout.slice(0, Math.max(0, i)) };
+  }
 
   /** Changes flags for the next start(). */
   configure(opts: Partial<WeirNodeOptions>): void {
@@ -88,7 +108,8 @@ export class WeirNode {
     const o = this.opts;
     return [
       '--node-name', this.node.name,
-      '--manifests', this.manifests,
+      ...(o.kubeconfig ? ['--kubeconfig', o.kubeconfig] : ['--manifests', this.manifests]),
+      '--metrics-address', o.metricsAddress ?? 'off',
       '--instance', this.instance,
       '--bpf-root', this.lab.bpffs,
       // relative to the cgroup2 root: valid whichever mount namespace the daemon sees
@@ -109,7 +130,7 @@ export class WeirNode {
     this.proc =
       this.opts.launcher === 'ip-netns-exec'
         ? spawnManaged('ip', ['netns', 'exec', this.ns.name, cmd, ...pre, ...this.args()], { label: `${label} via ip netns exec`, killAfterMs: 3000 })
-        : this.ns.spawn(cmd, [...pre, ...this.args()], { label, killAfterMs: 3000 });
+        : this.ns.spawn(cmd, [...pre, ...this.args()], { label, killAfterMs: 3000, ...(this.opts.env ? { env: this.opts.env } : {}), ...(this.opts.daemonInCgroup ? { cgroup: this.cgroup } : {}) });
     return this.waitFor('ready', {}, timeoutMs);
   }
 
