@@ -11,6 +11,7 @@ import { registerIfaceCommand } from './ifaces.js';
 import { registerInspectCommands } from './inspect.js';
 import { CliError } from './output.js';
 import { registerServiceCommands } from './services.js';
+import { registerStatusCommand } from './status.js';
 
 const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -25,6 +26,7 @@ registerInspectCommands(program);
 registerServiceCommands(program);
 registerIfaceCommand(program);
 registerExplainCommand(program);
+registerStatusCommand(program);
 
 try {
   await program.parseAsync(process.argv);

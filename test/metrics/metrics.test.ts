@@ -10,8 +10,8 @@ import { startHttp, type HttpEndpoint } from '../../src/metrics/http.js';
 import { Metrics } from '../../src/metrics/metrics.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { eth } from '../lib/packet.js';
-import { bpfObject } from '../lib/paths.js';
-import { runSync } from '../lib/proc.js';
+import { binWeir, bpfObject } from '../lib/paths.js';
+import { run, runSync } from '../lib/proc.js';
 
 let fs: PrivateBpffs;
 let probe: BpfObject;
@@ -95,4 +95,25 @@ test('/healthz and /readyz say what is wrong, then ok', async () => {
   assert.deepEqual(await get('/healthz').then((r) => [r.status, r.body]), [503, 'unhealthy: dataplane: attach to eth0 failed: ENODEV\n']);
   problems = [];
   assert.equal((await get('/nope')).status, 404);
+});
+
+test('weir status prints health and readiness for humans, exit 1 until both are ok', async () => {
+  const weir = (...args: string[]) => run(binWeir, ['status', '--address', `127.0.0.1:${http.port}`, ...args], { check: false });
+  notReady = ['first sync not programmed'];
+  problems = ['kubernetes API unreachable for 61s (bound 60s)'];
+  const bad = await weir();
+  assert.equal(bad.code, 1);
+  assert.match(bad.stdout, /UNHEALTHY, NOT READY/);
+  assert.match(bad.stdout, /unhealthy: kubernetes API unreachable for 61s/);
+  assert.match(bad.stdout, /not ready: first sync not programmed/);
+  notReady = [];
+  problems = [];
+  const good = await weir('-o', 'json');
+  assert.equal(good.code, 0, good.stderr);
+  const s = JSON.parse(good.stdout) as { healthy: boolean; ready: boolean; problems: string[]; syncs: number };
+  assert.deepEqual([s.healthy, s.ready, s.problems], [true, true, []]);
+  assert.equal(s.syncs, 1, 'from the sync histogram');
+  const down = await run(binWeir, ['status', '--address', '127.0.0.1:1'], { check: false });
+  assert.equal(down.code, 1);
+  assert.match(down.stderr.trim(), /^weir: cannot reach weir at http:\/\/127\.0\.0\.1:1\/healthz/);
 });

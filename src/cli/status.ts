@@ -1,0 +1,65 @@
+// cli/status: `weir status`: the daemon's /healthz and /readyz for humans, plus a few
+// headline figures from /metrics. Exit 0 when healthy and ready, 1 otherwise.
+
+import type { Command } from 'commander';
+import { CliError, json, parseFormat, type OutputFormat } from './output.js';
+
+interface Status {
+  address: string;
+  healthy: boolean;
+  ready: boolean;
+  problems: string[];
+  frontends?: number;
+  syncs?: number;
+  repairs?: number;
+}
+
+function sample(text: string, name: string): number | undefined {
+  let sum: number | undefined;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name) || line.startsWith('#')) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== ' ' && rest[0] !== '{') continue;
+    sum = (sum ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+export async function readStatus(address: string, timeoutMs = 3000): Promise<Status> {
+  const base = `http://${address.startsWith(':') ? `127.0.0.1${address}` : address}`;
+  const get = async (path: string) => {
+    try {
+      const r = await fetch(base + path, { signal: AbortSignal.timeout(timeoutMs) });
+      return { status: r.status, body: await r.text() };
+    } catch (e) {
+      throw new CliError(`cannot reach weir at ${base}${path}: ${(e as Error).cause ? String(((e as Error).cause as Error).message ?? (e as Error).cause) : (e as Error).message} (is the daemon running with --metrics-address ${address}?)`);
+    }
+  };
+  const [health, ready, metrics] = await Promise.all([get('/healthz'), get('/readyz'), get('/metrics')]);
+  const problems = [...health.body.split('\n'), ...ready.body.split('\n')].map((l) => l.trim()).filter((l) => l && l !== 'ok');
+  const s: Status = { address: base, healthy: health.status === 200, ready: ready.status === 200, problems };
+  const frontends = sample(metrics.body, 'weir_frontends');
+  const syncs = sample(metrics.body, 'weir_sync_duration_seconds_count');
+  const repairs = sample(metrics.body, 'weir_resync_repairs_total');
+  return { ...s, ...(frontends !== undefined ? { frontends } : {}), ...(syncs !== undefined ? { syncs } : {}), ...(repairs !== undefined ? { repairs } : {}) };
+}
+
+export function registerStatusCommand(program: Command): void {
+  program
+    .command('status')
+    .description("the daemon's health and readiness (its /healthz and /readyz), and headline figures; exit 1 unless healthy and ready")
+    .option('--address <host:port>', "the daemon's --metrics-address", '127.0.0.1:9963')
+    .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
+    .action(async (o: { address: string; output: OutputFormat }) => {
+      const s = await readStatus(o.address);
+      if (o.output === 'json') process.stdout.write(json(s) + '\n');
+      else {
+        const lines = [`weir at ${s.address}: ${s.healthy ? 'healthy' : 'UNHEALTHY'}, ${s.ready ? 'ready' : 'NOT READY'}`];
+        if (s.frontends !== undefined) lines.push(`  frontends programmed: ${s.frontends}`);
+        if (s.syncs !== undefined) lines.push(`  syncs: ${s.syncs}, resync repairs: ${s.repairs ?? 0}`);
+        for (const p of s.problems) lines.push(`  ${p}`);
+        process.stdout.write(lines.join('\n') + '\n');
+      }
+      if (!s.healthy || !s.ready) process.exitCode = 1;
+    });
+}
