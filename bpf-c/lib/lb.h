@@ -151,6 +151,12 @@ static __always_inline enum weir_reason lb4_new_flow(struct __sk_buff *skb, cons
 	__u64 now;
 	int ret;
 
+	/* Only a SYN starts a TCP flow. A later segment with no entry belongs to a connection
+	 * weir did not see begin: one kube-proxy (or the kernel's NAT) set up before weir
+	 * took over. Choosing a backend for it now would most likely pick another one and
+	 * reset the connection; the kernel's conntrack still knows where it goes. */
+	if (pkt->l4_proto == IPPROTO_TCP && !(pkt->tcp_flags & CT_TCP_SYN))
+		return WEIR_REASON_MIDFLOW_NO_CONNTRACK;
 	if (fe->flags & WEIR_FRONTEND_DROP) {
 		*verdict = WEIR_TC_DROP;
 		return WEIR_REASON_NO_LOCAL_BACKEND_DROP;

@@ -235,3 +235,16 @@ test("a SYN-ACK answering a new socket-LB connection on a closed flow's ports is
   // and the rest of that connection passes untouched too
   assertPacket(dp.run('fromPod', back(['ack'])).data, { ipv4: { src: BACKEND_A, dst: CLIENT }, tcp: { sport: 8080 } });
 });
+
+test('a TCP segment without SYN and without conntrack is passed to the kernel, not re-balanced', () => {
+  // a connection kube-proxy set up before weir took over: the kernel's conntrack knows it
+  web([{ address: BACKEND_A, port: 8080 }]);
+  const ack = pod(CLIENT, FRONTEND).tcp({ sport: 40300, dport: 80, flags: ['ack', 'psh'] }).payload('mid-stream').build();
+  const r = dp.run('fromPod', ack);
+  assert.equal(r.retval, TC.pass);
+  assert.deepEqual(r.data, ack, 'untouched');
+  assert.equal(dp.conntrack.entries().length, 0, 'no entry made up for it');
+  assert.deepEqual(dp.counters(), { from_pod: { midflow_no_conntrack: 1 } });
+  const fromOutside = dp.run('fromHost', pod('198.18.0.100', FRONTEND).tcp({ sport: 40301, dport: 80, flags: ['ack'] }).build());
+  assert.equal(decodePacket(fromOutside.data).ipv4!.dst, FRONTEND);
+});

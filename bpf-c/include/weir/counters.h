@@ -60,6 +60,9 @@ enum weir_reason {
 	WEIR_REASON_BACKEND_MISSING = 26,  /* a frontend slot with no backend entry (userspace bug): dropped */
 	WEIR_REASON_REJECT_FAILED = 27,    /* the ICMP port unreachable could not be built: dropped */
 	WEIR_REASON_NAT_FAILED = 28,       /* a packet rewrite helper failed: dropped */
+	WEIR_REASON_MIDFLOW_NO_CONNTRACK = 29, /* a TCP packet without SYN to a frontend, no conntrack entry:
+	                                    * a connection weir never saw start (kube-proxy's, before the
+	                                    * takeover): passed to the kernel's conntrack, not re-balanced */
 	WEIR_REASON__MAX = 64,             /* slots reserved per hook; not a reason */
 };
 
