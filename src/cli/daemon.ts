@@ -25,6 +25,7 @@ interface DaemonFlags {
   ctGcInterval: string;
   proxyName?: string;
   logLevel: string;
+  kubeProxyCleanup: string;
 }
 
 /**
@@ -69,6 +70,7 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     ctGcIntervalMs: parseDuration(f.ctGcInterval),
     ...(f.proxyName ? { proxyName: f.proxyName } : {}),
     logLevel: f.logLevel,
+    kubeProxyCleanup: f.kubeProxyCleanup === 'on',
   };
 }
 
@@ -89,6 +91,7 @@ export function registerDaemonCommand(program: Command): void {
     .addOption(new Option('--connect-time-lb <mode>', 'socket-level load balancing: on, host-only (pods use the TC path), off').choices(['on', 'host-only', 'off']).default('on'))
     .option('--resync-interval <duration>', 'how often the maps are re-read and drift repaired', '60s')
     .option('--ct-gc-interval <duration>', 'how often expired conntrack entries are removed', '30s')
+    .addOption(new Option('--kube-proxy-cleanup <on|off>', "remove kube-proxy's iptables (KUBE-* chains, nft and legacy) and nftables (kube-proxy tables) state once weir is programmed; off leaves it and warns").choices(['on', 'off']).default('on'))
     .option('--proxy-name <name>', 'serve Services labelled service.kubernetes.io/service-proxy-name=<name> (unlabelled ones always)')
     .addOption(new Option('--log-level <level>', 'debug, info or warn').choices(['debug', 'info', 'warn']).default('info'))
     .action(async (flags: DaemonFlags) => {

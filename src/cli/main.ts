@@ -6,12 +6,14 @@ import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { packageRoot } from '../bpf/native.js';
 import { registerDaemonCommand } from './daemon.js';
+import { registerDiffCommand } from './diff.js';
 import { registerExplainCommand } from './explain.js';
 import { registerIfaceCommand } from './ifaces.js';
 import { registerInspectCommands } from './inspect.js';
 import { CliError } from './output.js';
 import { registerServiceCommands } from './services.js';
 import { registerStatusCommand } from './status.js';
+import { registerTakeoverCommand } from './takeover.js';
 
 const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -27,6 +29,8 @@ registerServiceCommands(program);
 registerIfaceCommand(program);
 registerExplainCommand(program);
 registerStatusCommand(program);
+registerDiffCommand(program);
+registerTakeoverCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -35,6 +35,8 @@ export interface DaemonConfig {
   /** service.kubernetes.io/service-proxy-name this instance answers to */
   proxyName?: string;
   logLevel: LogLevel;
+  /** remove kube-proxy's iptables/nftables state once weir is programmed (default on) */
+  kubeProxyCleanup: boolean;
   /** where the BPF objects are (default build/bpf of the package) */
   objectDir?: string;
 }

@@ -11,6 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { AttachManager, type InterfaceRef } from '../dataplane/attach.js';
 import { ConntrackGc } from '../dataplane/conntrack-gc.js';
 import { computeNodeNetwork, type NodeNetwork } from '../dataplane/interfaces.js';
+import { takeOverKubeProxy } from '../dataplane/kube-proxy.js';
 import { loadDataplane, type LoadedDataplane } from '../dataplane/loader.js';
 import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
 import { Reconciler, type SyncResult } from '../dataplane/reconcile.js';
@@ -141,6 +142,10 @@ export class Daemon {
     this.health.fullSynced = true;
 
     this.applyAttachments(this.network);
+    // kube-proxy's rules go once weir's own dataplane is programmed and attached, and as
+    // soon as that: while its iptables rules remain, netfilter marks the replies weir
+    // translates back as INVALID and KUBE-FORWARD drops them (docs/kube-proxy.md)
+    void takeOverKubeProxy({ cleanup: cfg.kubeProxyCleanup, log: this.log });
     this.stopNetlink ??= watchNetlink(() => void this.onNetlinkChange());
     this.every(cfg.resyncIntervalMs, () => this.resync());
     this.every(cfg.ctGcIntervalMs, () => this.gc.run());

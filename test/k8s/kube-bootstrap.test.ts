@@ -22,7 +22,7 @@ test('KUBERNETES_SERVICE_IPS_PORTS / KUBERNETES_APISERVER_ENDPOINTS: parsed, or 
     endpoints: [{ ip: '198.18.0.10', port: 6443 }, { ip: '198.18.0.11', port: 6443 }],
   });
   // the daemon flags: bootstrap only with the API source; bad values stop the start with the message
-  const flags = { nodeName: 'n', instance: 'default', bpfRoot: '/sys/fs/bpf', connectTimeLb: 'off', resyncInterval: '60s', ctGcInterval: '30s', logLevel: 'info' };
+  const flags = { nodeName: 'n', instance: 'default', bpfRoot: '/sys/fs/bpf', connectTimeLb: 'off', resyncInterval: '60s', ctGcInterval: '30s', logLevel: 'info', kubeProxyCleanup: 'on' };
   const env = { KUBERNETES_SERVICE_IPS_PORTS: '198.19.0.1:443', KUBERNETES_APISERVER_ENDPOINTS: '198.18.0.10:6443' };
   assert.equal(daemonConfig({ ...flags, manifests: '/tmp' }, env).bootstrap, undefined);
   assert.deepEqual(daemonConfig({ ...flags, kubeconfig: '/k' }, env).bootstrap?.endpoints, [{ ip: '198.18.0.10', port: 6443 }]);

@@ -1,0 +1,210 @@
+// cli/diff: `weir diff`, the desired service state from the source against the live pinned
+// maps. Desired: manifests dir -> Store -> buildServiceState -> frontendEntries, the same
+// path the daemon's reconciler takes, with node addresses read from netlink as the daemon
+// reads them (run it in the node's network namespace). Live: weir_frontend4/weir_backend4.
+// A frontend is missing, extra, or different (backend count, flags, affinity timeout, or
+// its backend set: address:port and flags, compared as sets, not by id or slot).
+// Exit 0: no difference; 2: differences (1 stays "the command failed").
+
+import type { Command } from 'commander';
+import { codecFor, type WeirBackend4, type WeirBackend4Key, type WeirFrontend4, type WeirFrontend4Key } from '../bpf/index.js';
+import { parseList } from '../daemon/config.js';
+import { computeNodeNetwork } from '../dataplane/interfaces.js';
+import { dumpAddresses, dumpLinks, dumpRoutes } from '../dataplane/netlink.js';
+import { frontendEntries, type DesiredFrontend } from '../dataplane/services.js';
+import type { NodeContext } from '../model/service-types.js';
+import { buildServiceState } from '../model/services.js';
+import { silentLogger } from '../sources/log.js';
+import { ManifestsSource } from '../sources/manifests.js';
+import { Store } from '../sources/store.js';
+import { backendFlags, frontendFlags, protocolName, scopeName } from './decode.js';
+import { CliError, json, parseFormat, table, type OutputFormat } from './output.js';
+import { openMap, pinnedMapNames, type StateOptions } from './state.js';
+
+/** Exit status when the maps differ from the desired state. */
+export const EXIT_DIFFERENCES = 2;
+
+export type DiffKind = 'missing' | 'extra' | 'different';
+
+export interface FrontendView {
+  backendCount: number;
+  flags: string[];
+  affinityTimeout: number;
+  /** `address:port` (+ `[flags]`), sorted */
+  backends: string[];
+}
+
+export interface Difference {
+  kind: DiffKind;
+  /** address:port/protocol/scope */
+  frontend: string;
+  service?: string;
+  /** what differs, for `different`: count, flags, affinityTimeout, backends */
+  fields?: string[];
+  desired?: FrontendView;
+  live?: FrontendView;
+}
+
+export interface DiffResult {
+  desiredFrontends: number;
+  liveFrontends: number;
+  differences: Difference[];
+}
+
+interface LiveFrontend {
+  key: WeirFrontend4Key;
+  value: WeirFrontend4;
+  backends: WeirBackend4[];
+}
+
+const frontendName = (k: WeirFrontend4Key) => `${k.address}:${k.port}/${protocolName(k.protocol)}/${scopeName(k.scope)}`;
+const backendName = (b: { address: string; port: number; flags: number }) => {
+  const f = backendFlags(b.flags);
+  return `${b.address}:${b.port}${f.length ? `[${f.join(',')}]` : ''}`;
+};
+
+function desiredView(d: DesiredFrontend): FrontendView {
+  return { backendCount: d.backends.length, flags: frontendFlags(d.flags), affinityTimeout: d.affinityTimeout, backends: d.backends.map(backendName).sort() };
+}
+
+function liveView(l: LiveFrontend): FrontendView {
+  // slots 0..count-1 are what the programs pick from; anything above is ignored by them
+  const slots: string[] = [];
+  for (let i = 0; i < l.value.backend_count; i++) slots.push(l.backends[i] ? backendName(l.backends[i]!) : `(slot ${i} empty)`);
+  return { backendCount: l.value.backend_count, flags: frontendFlags(l.value.flags), affinityTimeout: l.value.affinity_timeout, backends: slots.sort() };
+}
+
+/** Desired entries against live ones. Pure. */
+export function diffFrontends(desired: ReadonlyMap<string, DesiredFrontend>, live: ReadonlyMap<string, LiveFrontend>): DiffResult {
+  const differences: Difference[] = [];
+  const names = new Set([...desired.keys(), ...live.keys()]);
+  for (const k of [...names].sort()) {
+    const d = desired.get(k);
+    const l = live.get(k);
+    if (d && !l) differences.push({ kind: 'missing', frontend: frontendName(d.key), service: d.serviceKey, desired: desiredView(d) });
+    else if (!d && l) differences.push({ kind: 'extra', frontend: frontendName(l.key), live: liveView(l) });
+    else if (d && l) {
+      const dv = desiredView(d);
+      const lv = liveView(l);
+      const fields: string[] = [];
+      if (dv.backendCount !== lv.backendCount) fields.push('count');
+      if (d.flags !== l.value.flags) fields.push('flags');
+      if (dv.affinityTimeout !== lv.affinityTimeout) fields.push('affinityTimeout');
+      // a missing slot below the count shows as a shorter live list
+      let holes = 0;
+      for (let i = 0; i < l.value.backend_count; i++) if (l.backends[i] === undefined) holes++;
+      if (dv.backends.join(' ') !== lv.backends.join(' ') || holes > 0) fields.push('backends');
+      if (fields.length) differences.push({ kind: 'different', frontend: frontendName(d.key), service: d.serviceKey, fields, desired: dv, live: lv });
+    }
+  }
+  return { desiredFrontends: desired.size, liveFrontends: live.size, differences };
+}
+
+/** The live frontends and their slots (by slot index; a hole is left undefined). */
+export function readLive(o: StateOptions): Map<string, LiveFrontend> {
+  pinnedMapNames(o); // no state at all: say so, rather than name a missing map
+  const fm = openMap(o, 'weir_frontend4');
+  const bm = openMap(o, 'weir_backend4');
+  try {
+    const slots = new Map<number, WeirBackend4[]>();
+    for (const [k, v] of bm.typed(codecFor('weir_backend4_key'), codecFor('weir_backend4')).entries() as Iterable<[WeirBackend4Key, WeirBackend4]>) {
+      let list = slots.get(k.frontend_id);
+      if (!list) slots.set(k.frontend_id, (list = []));
+      list[k.slot] = v;
+    }
+    const out = new Map<string, LiveFrontend>();
+    for (const [key, value] of fm.typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4')).entries() as Iterable<[WeirFrontend4Key, WeirFrontend4]>) {
+      out.set(`${key.address}:${key.port}/${key.protocol}/${key.scope}`, { key, value, backends: slots.get(value.id) ?? [] });
+    }
+    return out;
+  } finally {
+    fm.close();
+    bm.close();
+  }
+}
+
+export interface DesiredOptions {
+  manifests: string;
+  nodeName: string;
+  /** as the daemon's --nodeport-addresses / --host-interfaces */
+  nodePortAddresses?: string[];
+  hostInterfaces?: string[];
+  proxyName?: string;
+}
+
+/** The entries the daemon's reconciler wants now, computed as it computes them. */
+export async function desiredFrontends(o: DesiredOptions): Promise<Map<string, DesiredFrontend>> {
+  const store = new Store();
+  const source = new ManifestsSource({ dir: o.manifests, log: silentLogger, rescanIntervalMs: 0 });
+  try {
+    await source.start((e) => {
+      if (e.type !== 'synced') store.apply(e);
+    });
+  } catch (e) {
+    throw new CliError(`--manifests ${o.manifests}: ${(e as Error).message.split('\n')[0]}`);
+  } finally {
+    await source.stop();
+  }
+  const [links, addresses, routes] = await Promise.all([dumpLinks(), dumpAddresses(), dumpRoutes()]);
+  const net = computeNodeNetwork(links, addresses, routes, { hostInterfaces: o.hostInterfaces ?? [], nodePortAddresses: o.nodePortAddresses ?? [] });
+  const node: NodeContext = { nodeName: o.nodeName, nodeAddresses: [...net.nodePortAddresses], ...(o.proxyName ? { proxyName: o.proxyName } : {}) };
+  const state = buildServiceState(store, node);
+  const out = new Map<string, DesiredFrontend>();
+  for (const f of state.frontends.values()) {
+    const entries = frontendEntries(f);
+    if (typeof entries === 'string') continue; // not programmed by the daemon either (IPv6 for now)
+    for (const e of entries) out.set(e.keyString, e);
+  }
+  return out;
+}
+
+function describe(r: DiffResult): string {
+  const head = `${r.differences.length} difference${r.differences.length === 1 ? '' : 's'} (desired ${r.desiredFrontends} frontends, live ${r.liveFrontends})`;
+  if (r.differences.length === 0) return head;
+  const rows = r.differences.map((d) => ({
+    kind: d.kind,
+    frontend: d.frontend,
+    service: d.service ?? '',
+    fields: d.fields?.join(',') ?? '',
+    desired: d.desired ? `${d.desired.backendCount} [${d.desired.backends.join(' ')}] ${d.desired.flags.join(',') || '-'}` : '',
+    live: d.live ? `${d.live.backendCount} [${d.live.backends.join(' ')}] ${d.live.flags.join(',') || '-'}` : '',
+  }));
+  return `${head}\n${table(rows)}`;
+}
+
+interface DiffFlags extends StateOptions {
+  manifests: string;
+  nodeName: string;
+  nodeportAddresses?: string;
+  hostInterfaces?: string;
+  proxyName?: string;
+  output: OutputFormat;
+}
+
+export function registerDiffCommand(program: Command): void {
+  program
+    .command('diff')
+    .description(`desired service state (from the manifests) against the live maps; exit 0 when they agree, ${EXIT_DIFFERENCES} when they differ (run it in the node's network namespace, with the daemon's flags)`)
+    .requiredOption('--manifests <dir>', "the daemon's manifests directory")
+    .requiredOption('--node-name <name>', "the daemon's --node-name")
+    .option('--nodeport-addresses <cidrs>', "the daemon's --nodeport-addresses")
+    .option('--host-interfaces <list>', "the daemon's --host-interfaces")
+    .option('--proxy-name <name>', "the daemon's --proxy-name")
+    .option('--bpf-root <dir>', 'bpffs mount holding weir/<instance>', '/sys/fs/bpf')
+    .option('--instance <name>', 'weir instance on this node', 'default')
+    .option('--pin-dir <dir>', 'pin directory (overrides --bpf-root/--instance)')
+    .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
+    .action(async (o: DiffFlags) => {
+      const live = readLive(o);
+      const desired = await desiredFrontends({
+        manifests: o.manifests,
+        nodeName: o.nodeName,
+        nodePortAddresses: parseList(o.nodeportAddresses),
+        hostInterfaces: parseList(o.hostInterfaces),
+        ...(o.proxyName ? { proxyName: o.proxyName } : {}),
+      });
+      const r = diffFrontends(desired, live);
+      process.stdout.write((o.output === 'json' ? json(r) : describe(r)) + '\n');
+      if (r.differences.length) process.exitCode = EXIT_DIFFERENCES;
+    });
+}
