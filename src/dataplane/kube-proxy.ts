@@ -61,6 +61,8 @@ export interface KubeProxyReport {
 
 export interface CleanupResult {
   dryRun: boolean;
+  /** the nft table that keeps conntrack and NAT hooks alive for connections kube-proxy set up */
+  keeper?: string;
   /** `<backend>/ipv<family>/<table>: N chains, M jumps`, one per table cleaned (or to clean) */
   iptables: Array<{ backend: IptablesBackend; family: IpFamily; table: string; chains: number; jumps: number; input: string }>;
   nftables: string[];
@@ -233,12 +235,52 @@ export function describeState(r: Pick<KubeProxyReport, 'iptables' | 'nftables'>)
 }
 
 /**
+ * Connections kube-proxy NATed before the takeover live on in the kernel's conntrack, but
+ * a conntrack binding is only applied while something in the netns holds conntrack and
+ * the NAT hooks: kube-proxy's own rules did (DNAT targets, `-m conntrack` matches, its nft
+ * nat chains). Removing them all can turn both off, and those connections then stall
+ * (seen in the lab: a flow stopped the moment both the nat and filter KUBE-* chains were
+ * gone). This table keeps both on: empty nat base chains register the NAT hooks, and a
+ * `ct state` rule holds conntrack. It filters nothing (counters only).
+ */
+export const CONNTRACK_KEEPER_TABLE = 'weir-conntrack-keeper';
+export function conntrackKeeperInput(family: 'ip' | 'ip6'): string {
+  const t = `${family} ${CONNTRACK_KEEPER_TABLE}`;
+  return [
+    `add table ${t}`,
+    `add chain ${t} track { type filter hook prerouting priority -150 ; policy accept ; }`,
+    `add chain ${t} track-out { type filter hook output priority -150 ; policy accept ; }`,
+    `add chain ${t} nat-prerouting { type nat hook prerouting priority -100 ; policy accept ; }`,
+    `add chain ${t} nat-input { type nat hook input priority 100 ; policy accept ; }`,
+    `add chain ${t} nat-output { type nat hook output priority -100 ; policy accept ; }`,
+    `add chain ${t} nat-postrouting { type nat hook postrouting priority 100 ; policy accept ; }`,
+    `flush chain ${t} track`,
+    `flush chain ${t} track-out`,
+    `add rule ${t} track ct state invalid counter`,
+    `add rule ${t} track-out ct state invalid counter`,
+    '',
+  ].join('\n');
+}
+
+/**
  * Removes kube-proxy's state found in `report`: per table, one atomic restore; then the
- * nftables tables. Idempotent (state already gone is not an error); never throws.
+ * nftables tables. Before that, the conntrack keeper table (above) so the connections
+ * kube-proxy set up keep their translation. Idempotent (state already gone is not an
+ * error); never throws.
  */
 export async function cleanupKubeProxy(report: KubeProxyReport, opts: { dryRun?: boolean } = {}): Promise<CleanupResult> {
   const dryRun = opts.dryRun ?? false;
   const res: CleanupResult = { dryRun, iptables: [], nftables: [], errors: [] };
+  if (!dryRun && hasKubeProxyState(report)) {
+    const families = new Set<'ip' | 'ip6'>(['ip']);
+    for (const t of report.iptables) if (t.family === 6) families.add('ip6');
+    for (const n of report.nftables) if (n.startsWith('ip6 ')) families.add('ip6');
+    for (const f of families) {
+      const r = await exec('nft', ['-f', '-'], conntrackKeeperInput(f));
+      if (r.code === 0) res.keeper = `${[...families].join('+')} ${CONNTRACK_KEEPER_TABLE}`;
+      else res.errors.push(`nft ${f} ${CONNTRACK_KEEPER_TABLE}: exit ${r.code}${r.missing ? ' (nft not installed)' : ''}: ${firstLine(r.stderr)}`);
+    }
+  }
   for (const t of report.iptables) {
     const input = cleanupRestoreInput(t);
     const entry = { backend: t.backend, family: t.family, table: t.table, chains: t.chains.length, jumps: t.jumps.length, input };
