@@ -55,7 +55,7 @@ static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct
 	if (!fe)
 		fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_INTERNAL);
 	if (fe)
-		return lb4_new_flow(skb, pkt, fe, WEIR_CT_NODEPORT, verdict);
+		return lb4_new_flow(skb, pkt, WEIR_HOOK_FROM_HOST, fe, WEIR_CT_NODEPORT, verdict);
 	return WEIR_REASON_PASS;
 }
 

@@ -50,7 +50,7 @@ static __always_inline enum weir_reason from_pod4(struct __sk_buff *skb, struct 
 
 	fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_INTERNAL);
 	if (fe)
-		return lb4_new_flow(skb, pkt, fe, 0, verdict);
+		return lb4_new_flow(skb, pkt, WEIR_HOOK_FROM_POD, fe, 0, verdict);
 	return WEIR_REASON_PASS;
 }
 

@@ -82,6 +82,8 @@ static __always_inline enum weir_reason sock4_translate(struct bpf_sock_addr *ct
 
 	ctx->user_ip4 = be.address;
 	ctx->user_port = (__u32)be.port;
+	if (lb4_count_new_flow(fe->id, be.address, be.port))
+		count(WEIR_HOOK_SOCK, WEIR_REASON_LB_STATS_FULL, 0);
 	return WEIR_REASON_SOCK_LB_TRANSLATED;
 }
 

@@ -28,6 +28,8 @@ struct weir_btf_anchor {
 	struct weir_sock_rev4_key sock_rev4_key;
 	struct weir_sock_rev4 sock_rev4;
 	struct weir_sock_destroy4_key sock_destroy4_key;
+	struct weir_lb_stats4_key lb_stats4_key;
+	struct weir_lb_stats4 lb_stats4;
 	/* conntrack (weir/conntrack.h) */
 	enum weir_ct_flags ct_flags;
 	struct weir_ct4_key ct4_key;

@@ -8,6 +8,7 @@
 
 #include "compiler.h"
 #include "conntrack.h"
+#include "counters.h"
 #include "csum.h"
 #include "nat.h"
 #include "parse.h"
@@ -16,6 +17,10 @@
 #include <weir/service.h>
 
 #define NSEC_PER_SEC 1000000000ULL
+
+/* Count new connections per backend in weir_lb_stats4 (1) or not at all (0): set by
+ * userspace at load from `weir daemon --service-stats on|off`. */
+const volatile __u8 lb_stats_enabled = 1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -42,6 +47,41 @@ struct {
 	__type(value, struct weir_affinity4);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_affinity4 SEC(".maps");
+
+/* Bounded: a full map loses counts (LB_STATS_FULL), never packets. Preallocated, so an
+ * insert costs no allocation on the packet path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct weir_lb_stats4_key);
+	__type(value, struct weir_lb_stats4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_lb_stats4 SEC(".maps");
+
+/* One new flow of frontend @frontend_id sent to @backend:@port. Returns 0, or
+ * WEIR_REASON_LB_STATS_FULL when the map had no room (the caller counts it under its hook). */
+static __always_inline enum weir_reason lb4_count_new_flow(__u32 frontend_id, __be32 backend, __be16 port)
+{
+	struct weir_lb_stats4_key key = { .frontend_id = frontend_id, .backend = backend, .port = port };
+	struct weir_lb_stats4 one = { .new_connections = 1 }, *st;
+
+	if (!lb_stats_enabled)
+		return 0;
+	st = bpf_map_lookup_elem(&weir_lb_stats4, &key);
+	if (st) {
+		st->new_connections += 1; /* this CPU's copy: no other writer */
+		return 0;
+	}
+	/* a new key; another CPU may insert it first (EEXIST): then add to ours */
+	if (bpf_map_update_elem(&weir_lb_stats4, &key, &one, BPF_NOEXIST) == 0)
+		return 0;
+	st = bpf_map_lookup_elem(&weir_lb_stats4, &key);
+	if (st) {
+		st->new_connections += 1;
+		return 0;
+	}
+	return WEIR_REASON_LB_STATS_FULL;
+}
 
 /* Parsed packets the service path handles: IPv4, not a fragment (later fragments carry
  * no ports; until fragments are tracked, the whole datagram is left alone), TCP, UDP,
@@ -136,14 +176,15 @@ static __always_inline int lb4_select_backend(const struct weir_frontend4 *fe, _
 
 /**
  * lb4_new_flow - the first packet of a flow to frontend @fe
+ * @hook: the calling hook (a full weir_lb_stats4 is counted under it)
  * @ct_flags: extra conntrack flags for the pair (WEIR_CT_NODEPORT from from_host)
  * @verdict: set to the TC verdict
  *
  * Returns the reason to count.
  */
 static __always_inline enum weir_reason lb4_new_flow(struct __sk_buff *skb, const struct packet *pkt,
-						      const struct weir_frontend4 *fe, __u16 ct_flags,
-						      int *verdict)
+						      enum weir_hook hook, const struct weir_frontend4 *fe,
+						      __u16 ct_flags, int *verdict)
 {
 	struct weir_backend4 be;
 	struct ct4_flow flow;
@@ -213,6 +254,8 @@ static __always_inline enum weir_reason lb4_new_flow(struct __sk_buff *skb, cons
 		return WEIR_REASON_NAT_FAILED;
 	}
 	*verdict = WEIR_TC_PASS;
+	if (lb4_count_new_flow(fe->id, to.daddr, to.dport))
+		count(hook, WEIR_REASON_LB_STATS_FULL, 0);
 	return (ct_flags & WEIR_CT_HAIRPIN) ? WEIR_REASON_HAIRPIN : WEIR_REASON_SERVICE_NAT;
 }
 

@@ -26,6 +26,7 @@ interface DaemonFlags {
   proxyName?: string;
   logLevel: string;
   kubeProxyCleanup: string;
+  serviceStats?: string;
 }
 
 /**
@@ -71,6 +72,7 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     ...(f.proxyName ? { proxyName: f.proxyName } : {}),
     logLevel: f.logLevel,
     kubeProxyCleanup: f.kubeProxyCleanup === 'on',
+    serviceStats: f.serviceStats !== 'off',
   };
 }
 
@@ -89,6 +91,7 @@ export function registerDaemonCommand(program: Command): void {
     .option('--host-interfaces <list>', 'host interfaces for NodePort/externalIP traffic, comma separated (default: those with a default route, else those with a global address that are not pod interfaces)')
     .option('--nodeport-addresses <cidrs>', "node addresses NodePorts answer on, CIDRs or 'primary' (like kube-proxy's nodePortAddresses; default: every node address)")
     .addOption(new Option('--connect-time-lb <mode>', 'socket-level load balancing: on, host-only (pods use the TC path), off').choices(['on', 'host-only', 'off']).default('on'))
+    .addOption(new Option('--service-stats <on|off>', 'count new connections per service backend in BPF (weir_lb_stats4) and export them (weir_service_new_connections_total); off: not counted at all').choices(['on', 'off']).default('on'))
     .option('--resync-interval <duration>', 'how often the maps are re-read and drift repaired', '60s')
     .option('--ct-gc-interval <duration>', 'how often expired conntrack entries are removed', '30s')
     .addOption(new Option('--kube-proxy-cleanup <on|off>', "remove kube-proxy's iptables (KUBE-* chains, nft and legacy) and nftables (kube-proxy tables) state once weir is programmed; off leaves it and warns").choices(['on', 'off']).default('on'))

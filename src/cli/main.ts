@@ -10,6 +10,7 @@ import { registerDiffCommand } from './diff.js';
 import { registerExplainCommand } from './explain.js';
 import { registerIfaceCommand } from './ifaces.js';
 import { registerInspectCommands } from './inspect.js';
+import { registerNatCommand } from './nat.js';
 import { CliError } from './output.js';
 import { registerServiceCommands } from './services.js';
 import { registerStatusCommand } from './status.js';
@@ -26,6 +27,7 @@ const program = new Command('weir')
 registerDaemonCommand(program);
 registerInspectCommands(program);
 registerServiceCommands(program);
+registerNatCommand(program);
 registerIfaceCommand(program);
 registerExplainCommand(program);
 registerStatusCommand(program);

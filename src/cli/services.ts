@@ -6,13 +6,14 @@ import type { Command } from 'commander';
 import { codecFor, type WeirAffinity4, type WeirAffinity4Key, type WeirBackend4, type WeirBackend4Key, type WeirCt4, type WeirCt4Key, type WeirFrontend4, type WeirFrontend4Key } from '../bpf/index.js';
 import { ageSeconds, backendFlags, ctFlags, frontendFlags, protocolName, protocolNumber, scopeName, tcpFlagString } from './decode.js';
 import { CliError, parseFormat, print, type OutputFormat } from './output.js';
-import { openMap, type StateOptions } from './state.js';
+import { readLbStats } from '../dataplane/lb-stats.js';
+import { openMap, pinnedMapNames, type StateOptions } from './state.js';
 
-interface Common extends StateOptions {
+export interface Common extends StateOptions {
   output: OutputFormat;
 }
 
-function common(cmd: Command): Command {
+export function common(cmd: Command): Command {
   return cmd
     .option('--bpf-root <dir>', 'bpffs mount holding weir/<instance>', '/sys/fs/bpf')
     .option('--instance <name>', 'weir instance on this node', 'default')
@@ -20,7 +21,7 @@ function common(cmd: Command): Command {
     .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat);
 }
 
-function withMap<K, V, R>(o: StateOptions, name: string, keyType: string, valueType: string, f: (entries: Array<[K, V]>, del: (k: K) => void) => R): R {
+export function withMap<K, V, R>(o: StateOptions, name: string, keyType: string, valueType: string, f: (entries: Array<[K, V]>, del: (k: K) => void) => R): R {
   const map = openMap(o, name);
   try {
     const typed = map.typed(codecFor(keyType as never) as never, codecFor(valueType as never) as never);
@@ -38,7 +39,26 @@ export interface ServiceRow {
   id: number;
   flags: string[];
   affinityTimeout: number;
-  backends: Array<{ slot: number; address: string; port: number; flags: string[] }>;
+  backends: Array<{ slot: number; address: string; port: number; flags: string[]; newConnections: number }>;
+  /** new connections to backends no longer in the slots (removed or terminating) */
+  otherNewConnections: number;
+}
+
+/** frontend id -> "address:port" -> new connections, from weir_lb_stats4 (empty when not pinned). */
+function lbStatsById(o: StateOptions): Map<number, Map<string, number>> {
+  const out = new Map<number, Map<string, number>>();
+  if (!pinnedMapNames(o).includes('weir_lb_stats4')) return out;
+  const map = openMap(o, 'weir_lb_stats4');
+  try {
+    for (const r of readLbStats(map)) {
+      let m = out.get(r.frontendId);
+      if (!m) out.set(r.frontendId, (m = new Map()));
+      m.set(`${r.backend}:${r.port}`, Number(r.newConnections));
+    }
+  } finally {
+    map.close();
+  }
+  return out;
 }
 
 /** Frontends with their backend slots, sorted by address and port. */
@@ -48,21 +68,32 @@ export function serviceRows(o: StateOptions): ServiceRow[] {
     for (const [k, v] of entries) {
       let list = byId.get(k.frontend_id);
       if (!list) byId.set(k.frontend_id, (list = []));
-      list.push({ slot: k.slot, address: v.address, port: v.port, flags: backendFlags(v.flags) });
+      list.push({ slot: k.slot, address: v.address, port: v.port, flags: backendFlags(v.flags), newConnections: 0 });
     }
     return byId;
   });
+  const stats = lbStatsById(o);
   return withMap<WeirFrontend4Key, WeirFrontend4, ServiceRow[]>(o, 'weir_frontend4', 'weir_frontend4_key', 'weir_frontend4', (entries) =>
     entries
-      .map(([k, v]) => ({
-        frontend: `${k.address}:${k.port}`,
-        protocol: protocolName(k.protocol),
-        scope: scopeName(k.scope),
-        id: v.id,
-        flags: frontendFlags(v.flags),
-        affinityTimeout: v.affinity_timeout,
-        backends: (backends.get(v.id) ?? []).filter((b) => b.slot < v.backend_count).sort((a, b) => a.slot - b.slot),
-      }))
+      .map(([k, v]) => {
+        const counts = new Map(stats.get(v.id) ?? []);
+        const slots = (backends.get(v.id) ?? []).filter((b) => b.slot < v.backend_count).sort((a, b) => a.slot - b.slot);
+        for (const b of slots) {
+          const id = `${b.address}:${b.port}`;
+          b.newConnections = counts.get(id) ?? 0;
+          counts.delete(id);
+        }
+        return {
+          frontend: `${k.address}:${k.port}`,
+          protocol: protocolName(k.protocol),
+          scope: scopeName(k.scope),
+          id: v.id,
+          flags: frontendFlags(v.flags),
+          affinityTimeout: v.affinity_timeout,
+          backends: slots,
+          otherNewConnections: [...counts.values()].reduce((a, b) => a + b, 0),
+        };
+      })
       .sort((a, b) => ipOrder(a.frontend, b.frontend) || a.protocol.localeCompare(b.protocol) || a.scope.localeCompare(b.scope)),
   );
 }
@@ -123,7 +154,7 @@ function ctRow(k: WeirCt4Key, v: WeirCt4, now: bigint): CtRow {
   };
 }
 
-function ctFilterFrom(o: { address?: string; port?: string; protocol?: string }): CtFilter {
+export function ctFilterFrom(o: { address?: string; port?: string; protocol?: string }): CtFilter {
   const f: CtFilter = {};
   if (o.address) {
     if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(o.address)) throw new CliError(`--address ${o.address}: an IPv4 address`);
@@ -178,6 +209,8 @@ export function registerServiceCommands(program: Command): void {
         id: r.id,
         flags: r.flags.join(',') || '-',
         backends: r.backends.map((b) => `${b.address}:${b.port}${b.flags.length ? `(${b.flags.join(',')})` : ''}`).join(' ') || '-',
+        // new connections per backend, in the backends' order (+ those to backends gone from the slots)
+        conns: [...r.backends.map((b) => String(b.newConnections)), ...(r.otherNewConnections ? [`other:${r.otherNewConnections}`] : [])].join(' ') || '-',
       })),
     );
   });

@@ -30,6 +30,8 @@ export interface DaemonConfig {
   /** CIDRs (or 'primary'); [] = every node address */
   nodePortAddresses: string[];
   sockLb: SockLbMode;
+  /** count and export new connections per backend (--service-stats, default on) */
+  serviceStats: boolean;
   resyncIntervalMs: number;
   ctGcIntervalMs: number;
   /** service.kubernetes.io/service-proxy-name this instance answers to */

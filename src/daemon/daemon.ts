@@ -96,7 +96,7 @@ export class Daemon {
   async start(): Promise<void> {
     const t0 = performance.now();
     const cfg = this.cfg;
-    this.dp = loadDataplane({ bpfRoot: cfg.bpfRoot, instance: cfg.instance, sockLbMode: cfg.sockLb, ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}) });
+    this.dp = loadDataplane({ bpfRoot: cfg.bpfRoot, instance: cfg.instance, sockLbMode: cfg.sockLb, serviceStats: cfg.serviceStats, ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}) });
     this.log.info('loaded', { pinDir: this.dp.pinDir, sockLb: cfg.sockLb, cgroup: cfg.cgroup ?? 'none', hostNetnsCookie: String(this.dp.hostNetnsCookie) });
     const destroyProg = this.dp.objects.sock_lb.program('weir_sock_destroy');
     this.reconciler = new Reconciler(countingServiceMaps(this.dp.maps, this.health), this.log, {
@@ -177,7 +177,8 @@ export class Daemon {
     const maps = this.dp.maps;
     this.metrics.attachDataplane({
       counters: () => this.dp.objects.from_pod.map('weir_counters'),
-      maps: () => [maps.frontends.map, maps.backends.map, maps.affinity.map, maps.conntrack.map, maps.sockDestroy.map],
+      maps: () => [maps.frontends.map, maps.backends.map, maps.affinity.map, maps.conntrack.map, maps.sockDestroy.map, ...(maps.lbStats ? [maps.lbStats] : [])],
+      lbStats: () => (this.cfg.serviceStats && maps.lbStats && this.reconciler ? { map: maps.lbStats, frontends: this.reconciler.frontendsById() } : undefined),
     });
     this.metrics.beforeScrape(() => this.exportSourceCounters());
     if (this.cfg.metricsAddress === null) return;
@@ -309,6 +310,7 @@ export class Daemon {
       this.health.inResync = false;
     }
     this.synced('resync', 'full', r, (performance.now() - t0) / 1000, []);
+    this.metrics.observeResync(r.writes);
     this.log[r.writes ? 'warn' : 'debug']('resync', { repairs: r.writes, totalRepairs: this.reconciler.stats.repairs, frontends: r.frontends, ms: r.ms });
     // interfaces too: a link pin removed or a missed netlink event
     void this.onNetlinkChange();

@@ -1,12 +1,13 @@
 // dataplane/loader: loads the service dataplane objects (build/bpf/{from_pod,to_pod,
 // from_host,sock_lb}.o) with one pin directory per instance, <bpf-root>/weir/<instance>,
 // so their maps are shared by name across objects and survive daemon restarts. Sets the
-// .rodata knobs (socket-LB mode, host netns cookie) before load.
+// .rodata knobs (socket-LB mode, host netns cookie, per-backend stats on/off) before load.
 
 import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  BpfMap,
   BpfObject,
   codecFor,
   enums,
@@ -80,6 +81,8 @@ export interface ServiceMaps {
   affinity: TypedMap<WeirAffinity4Key, WeirAffinity4>;
   conntrack: TypedMap<WeirCt4Key, WeirCt4>;
   sockDestroy: TypedMap<WeirSockDestroy4Key, number>;
+  /** per-CPU new connections per {frontend id, backend} (lb-stats.ts); optional for fakes */
+  lbStats?: BpfMap;
 }
 
 /** Typed views of the service maps of a loaded object set (any object holding them). */
@@ -91,6 +94,7 @@ export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject }
     affinity: m('weir_affinity4').typed(codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
     conntrack: m('weir_ct4').typed(codecFor('weir_ct4_key'), codecFor('weir_ct4')),
     sockDestroy: objects.sock_lb.map('weir_sock_destroy4').typed(codecFor('weir_sock_destroy4_key'), u8),
+    lbStats: m('weir_lb_stats4'),
   };
 }
 
@@ -98,6 +102,8 @@ export interface LoadOptions {
   bpfRoot: string;
   instance: string;
   sockLbMode: SockLbMode;
+  /** count new connections per backend in weir_lb_stats4 (--service-stats); default true */
+  serviceStats?: boolean;
   /** default: build/bpf of the package */
   objectDir?: string;
 }
@@ -121,13 +127,13 @@ export function loadDataplane(opts: LoadOptions): LoadedDataplane {
     for (const name of OBJECT_NAMES) {
       const path = join(dir, `${name}.o`);
       if (!existsSync(path)) throw new Error(`BPF object ${path} is missing (run make build)`);
-      const consts: Record<string, ConstValue> =
-        name === 'sock_lb'
-          ? {
-              sock_lb_mode: opts.sockLbMode === 'host-only' ? enums.weir_sock_lb_mode.WEIR_SOCK_LB_HOST_ONLY : enums.weir_sock_lb_mode.WEIR_SOCK_LB_ALL_NETNS,
-              host_netns_cookie: hostNetnsCookie,
-            }
-          : {};
+      const consts: Record<string, ConstValue> = {};
+      // every object that picks backends (includes lib/lb.h) has the stats knob
+      if (name !== 'to_pod') consts.lb_stats_enabled = opts.serviceStats === false ? 0 : 1;
+      if (name === 'sock_lb') {
+        consts.sock_lb_mode = opts.sockLbMode === 'host-only' ? enums.weir_sock_lb_mode.WEIR_SOCK_LB_HOST_ONLY : enums.weir_sock_lb_mode.WEIR_SOCK_LB_ALL_NETNS;
+        consts.host_netns_cookie = hostNetnsCookie;
+      }
       loaded[name] = BpfObject.load(path, { pinDir, consts });
     }
   } catch (e) {

@@ -9,6 +9,7 @@
 import type { Frontend } from '../model/service-types.js';
 import type { LogFields, Logger } from '../sources/log.js';
 import { planBackendConntrackDeletes } from './conntrack-gc.js';
+import { deleteLbStatsOf } from './lb-stats.js';
 import type { ServiceMaps } from './loader.js';
 import {
   applyToLive,
@@ -25,6 +26,7 @@ import {
 } from './services.js';
 
 const PROTO_UDP = 17;
+const PROTO_NAMES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 132: 'sctp' };
 
 export interface ReconcileStats {
   /** plans applied (incremental syncs, start, resyncs) */
@@ -160,6 +162,16 @@ export class Reconciler {
     this.byModelId.set(f.id, keys);
   }
 
+  /** Frontend id -> the service and frontend (`address:port/protocol`) it serves, as in the maps. */
+  frontendsById(): Map<number, { service: string; frontend: string }> {
+    const out = new Map<number, { service: string; frontend: string }>();
+    for (const [keyString, { key, value }] of this.live.frontends) {
+      const d = this.desired.get(keyString) ?? this.applied.get(keyString);
+      if (d) out.set(value.id, { service: d.serviceKey, frontend: `${key.address}:${key.port}/${PROTO_NAMES[key.protocol] ?? key.protocol}` });
+    }
+    return out;
+  }
+
   get desiredCount(): number {
     return this.desired.size;
   }
@@ -268,6 +280,15 @@ export class Reconciler {
     } catch (e) {
       this.stats.errors++;
       this.log.warn('affinity cleanup failed', { error: errText(e) });
+    }
+    if (this.maps.lbStats && released.size) {
+      // a released id may be handed to another frontend: its counts must not follow
+      try {
+        fields.lbStatsDeleted = deleteLbStatsOf(this.maps.lbStats, released);
+      } catch (e) {
+        this.stats.errors++;
+        this.log.warn('lb stats cleanup failed', { error: errText(e) });
+      }
     }
     const udp = removed.filter((r) => r.protocol === PROTO_UDP);
     if (udp.length) {

@@ -7,12 +7,18 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BpfMap } from '../bpf/index.js';
 import { readCounters } from '../dataplane/counters.js';
+import { boundedLbSeries, readLbStats } from '../dataplane/lb-stats.js';
 
 /** What the scrape reads from the dataplane: the counters map and every map whose fill matters. */
 export interface DataplaneView {
   counters(): BpfMap | undefined;
   maps(): Iterable<BpfMap>;
+  /** weir_lb_stats4 (undefined with --service-stats off) and who each frontend id is */
+  lbStats?(): { map: BpfMap; frontends: Map<number, { service: string; frontend: string }> } | undefined;
 }
+
+/** Hard cap on weir_service_new_connections_total series; the rest sum into backend="other". */
+export const LB_SERIES_CAP = 2000;
 
 // network programming latency runs from milliseconds to minutes (kube-proxy's buckets)
 const PROGRAMMING_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600];
@@ -89,6 +95,16 @@ export class Metrics {
     labelNames: ['kind'] as const,
     registers: [this.registry],
   });
+  readonly driftEntries = new Gauge({
+    name: 'weir_dataplane_drift_entries',
+    help: 'Entries the last periodic resync found different from the desired state (and then repaired); 0 on a healthy node.',
+    registers: [this.registry],
+  });
+  readonly lastResync = new Gauge({
+    name: 'weir_dataplane_last_resync_timestamp_seconds',
+    help: 'When the last periodic resync compared the maps with the desired state (unix seconds).',
+    registers: [this.registry],
+  });
   readonly frontends = new Gauge({
     name: 'weir_frontends',
     help: 'Frontends programmed (ClusterIP, NodePort, externalIP, LoadBalancer addresses x ports).',
@@ -115,6 +131,24 @@ export class Metrics {
       collect() {
         this.reset();
         for (const r of self.counterRows()) this.inc({ hook: r.hook, reason: r.reason }, Number(r.bytes));
+      },
+    });
+    new Counter({
+      name: 'weir_service_new_connections_total',
+      help: `New connections (flows) sent to each backend, by service, frontend and backend (weir_lb_stats4). At most ${LB_SERIES_CAP} series: the largest counts, the rest summed into service/frontend/backend="other".`,
+      labelNames: ['service', 'frontend', 'backend'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        let view;
+        try {
+          view = self.dataplane?.lbStats?.();
+          if (!view) return;
+          for (const s of boundedLbSeries(readLbStats(view.map), (id) => view!.frontends.get(id), LB_SERIES_CAP))
+            this.inc({ service: s.service, frontend: s.frontend, backend: s.backend }, s.value);
+        } catch {
+          /* a map closed under us: nothing this scrape */
+        }
       },
     });
     const fill = (name: string, help: string, value: (m: BpfMap) => number) =>
@@ -164,6 +198,12 @@ export class Metrics {
       this.programmingLatency.observe(latency);
       this.kubeProxyProgrammingLatency.observe(latency);
     }
+  }
+
+  /** A periodic resync: how many entries differed (each one rewritten). */
+  observeResync(drift: number, now = Date.now()): void {
+    this.driftEntries.set(drift);
+    this.lastResync.set(now / 1000);
   }
 
   /** Runs before each scrape: turn counters kept elsewhere (a source's) into metric deltas. */

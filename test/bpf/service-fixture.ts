@@ -133,11 +133,13 @@ function enumValues(btf: RawBtf, name: string, prefix: string): Record<string, n
   return out;
 }
 
-export function loadServiceDataplane(): ServiceDataplane {
+/** @consts .rodata knobs set before load in the objects that have them (e.g. lb_stats_enabled) */
+export function loadServiceDataplane(consts: Record<string, Buffer> = {}): ServiceDataplane {
   const bpffs = mountPrivateBpffs('service');
   const objects = {} as ServiceDataplane['objects'];
   for (const [key, [file]] of Object.entries(PROGRAMS) as [keyof typeof PROGRAMS, readonly [string, string]][]) {
     const obj = addon.Object.open(join(OBJ_DIR, `${file}.o`), bpffs.path);
+    if (file !== 'to_pod') for (const [name, value] of Object.entries(consts)) obj.setConst(name, value);
     obj.load();
     objects[key] = obj;
   }

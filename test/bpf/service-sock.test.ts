@@ -4,6 +4,8 @@
 // recvfrom() still show the frontend.
 
 import assert from 'node:assert/strict';
+import { BpfMap } from '../../src/bpf/index.js';
+import { readLbStats } from '../../src/dataplane/lb-stats.js';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -97,6 +99,13 @@ test('connect, sendto, getpeername and recvfrom through the socket LB', () => {
   // getpeername x2 and recvfrom x2 at least; libuv may call getpeername more often
   assert.ok((sockCounters.sock_lb_reverse ?? 0) >= 4, JSON.stringify(sockCounters));
   assert.equal(dp.conntrack.entries().length, 0, 'socket LB needs no conntrack');
+  // each translation is one new connection to its backend (weir_lb_stats4)
+  const stats = BpfMap.openPinned(`${dp.bpffs.path}/weir_lb_stats4`);
+  try {
+    assert.equal(readLbStats(stats).reduce((n, r) => n + Number(r.newConnections), 0), 3);
+  } finally {
+    stats.close();
+  }
 });
 
 test('the iterator program loads with the bpf_sock_destroy kfunc', () => {

@@ -1,8 +1,9 @@
 // Issue 5, must-show 4: `weir diff` against a live lab node running `weir daemon`. A healthy
 // node shows no difference (exit 0); a frontend entry deleted by hand from the pinned map is
 // reported, exactly that entry (exit 2); the daemon's next resync repairs it (counted) and
-// the diff is empty again. A backend slot changed by hand is a `different` frontend. No weir
-// state is one readable line and exit 1.
+// the diff is empty again, and weir_dataplane_drift_entries shows 1 at that resync and 0 at
+// the next. A backend slot changed by hand is a `different` frontend. No weir state is one
+// readable line and exit 1.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -34,6 +35,13 @@ describe('weir diff on a live node', () => {
   };
   const frontends = () => BpfMap.openPinned(`${weir.pinDir}/weir_frontend4`).typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
   const backendMap = () => BpfMap.openPinned(`${weir.pinDir}/weir_backend4`).typed(codecFor('weir_backend4_key'), codecFor('weir_backend4'));
+  /** weir_dataplane_drift_entries and weir_dataplane_last_resync_timestamp_seconds from /metrics */
+  const driftMetrics = async () => {
+    const r = await weir.http('/metrics');
+    assert.equal(r.status, 200);
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(r.body)?.[1] ?? NaN);
+    return { drift: value('weir_dataplane_drift_entries'), at: value('weir_dataplane_last_resync_timestamp_seconds') };
+  };
   /** right after a resync: the whole interval is ours to make drift and see it */
   const afterResync = async () => weir.waitFor('resync', {}, 10_000, weir.mark());
 
@@ -41,7 +49,7 @@ describe('weir diff on a live node', () => {
     lab = await Lab.create({ name: 'cli-diff' });
     node = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
     backends = [await lab.pod(node, 'be-a'), await lab.pod(node, 'be-b')];
-    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', resyncInterval: '5s' });
+    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', resyncInterval: '5s', metricsAddress: '127.0.0.1:9963' });
     const eps = backends.map((b) => ({ ip: b.ip, node: node.name }));
     weir.writeManifest('web.yaml', [service({ name: 'web', clusterIP: VIP, ports: PORTS, affinityTimeout: 600 }), endpointSlice({ name: 'web-1', service: 'web', ports: PORTS, endpoints: eps })]);
     weir.writeManifest('np.yaml', [service({ name: 'np', type: 'NodePort', clusterIP: NP_VIP, ports: NP_PORTS }), endpointSlice({ name: 'np-1', service: 'np', ports: NP_PORTS, endpoints: eps })]);
@@ -91,9 +99,20 @@ describe('weir diff on a live node', () => {
 
     const repaired = await weir.waitFor('resync', { repairs: 1 }, 10_000, m);
     assert.equal(repaired.level, 'warn');
+    // the gauge is set before the resync line is logged; the next resync is 5 s away
+    const atRepair = await driftMetrics();
+    assert.equal(atRepair.drift, 1, 'the repairing resync found one entry of drift');
     const again = await diff(['-o', 'json']);
     assert.equal(again.code, 0, again.stdout);
     assert.deepEqual(again.json!.differences, []);
+    // the next resync finds nothing
+    let next = atRepair;
+    for (const t0 = Date.now(); next.at <= atRepair.at && Date.now() - t0 < 10_000; ) {
+      await new Promise((r) => setTimeout(r, 250));
+      next = await driftMetrics();
+    }
+    assert.ok(next.at > atRepair.at, 'a later resync ran');
+    assert.equal(next.drift, 0);
   });
 
   test('a backend slot changed by hand is a different frontend (backends); repaired too', async () => {

@@ -39,7 +39,7 @@ describe('weir CLI on a live node', () => {
     client = await lab.pod(node, 'client');
     outside = await lab.external('outside', { address: '198.18.0.100/24' });
     await Promise.all(backends.map((b) => b.ns.echoServer({ name: b.name, port: 8080 })));
-    weir = await WeirNode.create(lab, node, { connectTimeLb: 'host-only' });
+    weir = await WeirNode.create(lab, node, { connectTimeLb: 'host-only', metricsAddress: '127.0.0.1:9963' });
     const ports = [{ name: 'http', port: 80, targetPort: 8080, nodePort: NODE_PORT }];
     weir.writeManifest('web.yaml', [
       service({ name: 'web', type: 'NodePort', clusterIP: CLUSTER_IP, ports }),
@@ -54,7 +54,7 @@ describe('weir CLI on a live node', () => {
   });
 
   test('services, explain, traffic, ct, counters agree; explain changes nothing', async () => {
-    type Svc = { frontend: string; protocol: string; flags: string[]; backends: Array<{ address: string; port: number }> };
+    type Svc = { frontend: string; protocol: string; flags: string[]; backends: Array<{ address: string; port: number; newConnections: number }> };
     const svcs = cli<Svc[]>('services');
     const web = svcs.find((s) => s.frontend === `${CLUSTER_IP}:80`)!;
     assert.deepEqual(web.backends.map((b) => `${b.address}:${b.port}`).sort(), backends.map((b) => `${b.ip}:8080`).sort());
@@ -86,6 +86,30 @@ describe('weir CLI on a live node', () => {
     assert.deepEqual([...outsidePeers], [outside.address]);
     const refused = await client.ns.curl(`http://${EMPTY_IP}:80/`, { check: false, timeoutMs: 2000 });
     assert.equal(refused.exitCode, 7, 'the no-endpoint service refuses, as explain said');
+
+    // per-backend new connections: `weir services` and /metrics agree with what the client saw
+    const webAfter = cli<Svc[]>('services').find((s) => s.frontend === `${CLUSTER_IP}:80`)!;
+    const seen = Object.fromEntries(backends.map((b) => [b.ip, spread.servers[b.name] ?? 0]));
+    assert.deepEqual(Object.fromEntries(webAfter.backends.map((b) => [b.address, b.newConnections])), seen);
+    assert.equal(webAfter.backends.reduce((n, b) => n + b.newConnections, 0), 40);
+    const metrics = (await weir.http('/metrics')).body;
+    const series = [...metrics.matchAll(/^weir_service_new_connections_total\{service="default\/web",frontend="([^"]+)",backend="([^"]+)"\} (\d+)$/gm)];
+    const fromMetrics: Record<string, number> = {};
+    for (const [, fe, be, n] of series) if (fe === `${CLUSTER_IP}:80/tcp`) fromMetrics[be!.split(':')[0]!] = Number(n);
+    assert.deepEqual(fromMetrics, Object.fromEntries(Object.entries(seen).filter(([, n]) => n > 0)));
+    const nodePortConns = series.filter(([, fe]) => fe === `${node.address}:${NODE_PORT}/tcp`).reduce((n, [, , , c]) => n + Number(c), 0);
+    assert.equal(nodePortConns, 6, 'the NodePort flows from outside');
+
+    // nat list: the 6 NodePort flows, one row each, client -> node:nodePort -> a backend
+    type Nat = { client: string; frontend: string; backend: string; state: string; paired: boolean; packetsOut: number; packetsIn: number };
+    const nat = cli<Nat[]>('nat', 'list', '--address', outside.address);
+    assert.equal(nat.length, 6);
+    for (const r of nat) {
+      assert.equal(r.frontend, `${node.address}:${NODE_PORT}`);
+      assert.ok(backends.some((b) => r.backend === `${b.ip}:8080`), r.backend);
+      assert.ok(r.paired && r.packetsOut >= 3 && r.packetsIn >= 2, JSON.stringify(r));
+      assert.ok(['established', 'closing', 'closed'].includes(r.state), r.state);
+    }
 
     type Ct = { protocol: string; source: string; destination: string; flags: string[] };
     const ct = cli<Ct[]>('ct', 'list', '--port', String(NODE_PORT));

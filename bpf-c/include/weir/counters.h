@@ -25,7 +25,8 @@ enum weir_hook {
 	WEIR_HOOK__MAX = 16,     /* slots reserved per reason; not a hook */
 };
 
-/* Why a program did what it did with a packet: exactly one reason per packet per hook. */
+/* Why a program did what it did with a packet: exactly one reason per packet per hook
+ * (except LB_STATS_FULL, an event counted next to the packet's reason). */
 enum weir_reason {
 	WEIR_REASON_PASS = 0,              /* not ours: handed on untouched */
 	/* what the parser found (the probe counts these) */
@@ -63,6 +64,9 @@ enum weir_reason {
 	WEIR_REASON_MIDFLOW_NO_CONNTRACK = 29, /* a TCP packet without SYN to a frontend, no conntrack entry:
 	                                    * a connection weir never saw start (kube-proxy's, before the
 	                                    * takeover): passed to the kernel's conntrack, not re-balanced */
+	WEIR_REASON_LB_STATS_FULL = 30,    /* not a packet verdict: a new flow weir_lb_stats4 had no room to
+	                                    * count (counted in addition to the packet's own reason; the
+	                                    * packet is forwarded as usual) */
 	WEIR_REASON__MAX = 64,             /* slots reserved per hook; not a reason */
 };
 

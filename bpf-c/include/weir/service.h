@@ -111,6 +111,23 @@ struct weir_sock_destroy4_key {
 	__u16 pad;
 };
 
+/* weir_lb_stats4 (PERCPU_HASH): new connections per {frontend, backend}, the
+ * `ipvsadm --stats` view. Keyed by the backend's address and port, not its slot: slots are
+ * renumbered when a backend set changes, an address is what an operator asks about. A
+ * flow counts once, when it picks its backend (from_pod / from_host first packet, or a
+ * translated connect()/sendmsg()). Userspace deletes the entries of removed frontends
+ * (frontend ids are reused). Off entirely with the lb_stats_enabled .rodata knob. */
+struct weir_lb_stats4_key {
+	__u32 frontend_id;
+	weir_ip4 backend; /* backend address */
+	__be16 port;      /* backend port as translated to (the frontend port for port 0) */
+	__u16 pad;
+};
+
+struct weir_lb_stats4 {
+	__u64 new_connections; /* flows (TCP connections, UDP/ICMP/SCTP flows) sent to this backend */
+};
+
 /* Socket-LB mode (the sock_lb_mode .rodata knob). */
 enum weir_sock_lb_mode {
 	WEIR_SOCK_LB_ALL_NETNS = 0, /* every network namespace in the cgroup */
