@@ -12,6 +12,7 @@ import { AttachManager, type InterfaceRef } from '../dataplane/attach.js';
 import { ConntrackGc } from '../dataplane/conntrack-gc.js';
 import { computeNodeNetwork, type NodeNetwork } from '../dataplane/interfaces.js';
 import { takeOverKubeProxy } from '../dataplane/kube-proxy.js';
+import { findKubeProxyDaemonSet } from '../sources/kube-proxy-daemonset.js';
 import { loadDataplane, type LoadedDataplane } from '../dataplane/loader.js';
 import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
 import { Reconciler, type SyncResult } from '../dataplane/reconcile.js';
@@ -161,6 +162,25 @@ export class Daemon {
       adoptedLinks: this.attach.stats.updated,
       ms: Math.round(performance.now() - t0),
     });
+    if (this.source instanceof KubeSource) void this.warnAboutKubeProxyDaemonSet();
+  }
+
+  /** A kube-proxy DaemonSet still deployed would rewrite its rules on every node: say so loudly. */
+  private async warnAboutKubeProxyDaemonSet(): Promise<void> {
+    const sc = this.cfg.source;
+    if (sc.kind !== 'kube') return;
+    try {
+      const ds = await findKubeProxyDaemonSet(loadKubeConfig(sc.kubeconfig ? { kubeconfig: sc.kubeconfig } : {}));
+      if (ds.present)
+        this.log.warn('kube-proxy-daemonset-active', {
+          namespace: 'kube-system',
+          desired: ds.desired,
+          ready: ds.ready,
+          hint: 'kube-proxy will rewrite its rules at its next sync; delete it (kubectl -n kube-system delete ds kube-proxy) to finish the takeover',
+        });
+    } catch (e) {
+      this.log.debug('kube-proxy daemonset check failed', { error: errText(e) });
+    }
   }
 
   private makeSource(): ManifestsSource | KubeSource {

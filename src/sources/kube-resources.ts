@@ -26,6 +26,12 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   { kind: 'NetworkPolicy', group: 'networking.k8s.io', resource: 'networkpolicies', path: '/apis/networking.k8s.io/v1/networkpolicies', verbs: ['list', 'watch'] },
 ];
 
+/** Other API access weir needs, each as narrow as RBAC allows (deploy/weir.yaml grants
+ *  exactly WATCHED_RESOURCES plus these; test/unit/kube-deploy.test.ts checks it). */
+export const API_ACCESS: ReadonlyArray<{ group: string; resource: string; verbs: string[]; resourceNames: string[]; why: string }> = [
+  { group: 'apps', resource: 'daemonsets', verbs: ['get'], resourceNames: ['kube-proxy'], why: 'warn while a kube-proxy DaemonSet would undo the takeover' },
+];
+
 export const SERIALIZER_TYPE: Record<ObjectKind, string> = {
   Service: 'V1Service',
   EndpointSlice: 'V1EndpointSlice',

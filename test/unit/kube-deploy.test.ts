@@ -12,6 +12,7 @@ import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 // the YAML parser client-node's loadAllYaml uses, for the raw documents
 import * as jsYaml from 'js-yaml';
 import { WATCHED_RESOURCES } from '../../src/sources/kube.js';
+import { API_ACCESS } from '../../src/sources/kube-resources.js';
 
 const FILE = new URL('../../../deploy/weir.yaml', import.meta.url).pathname;
 const text = readFileSync(FILE, 'utf8');
@@ -71,15 +72,18 @@ test('validates against the Kubernetes JSON schemas (kubernetes-models)', async 
   assert.throws(() => new Model(ds).validate(), /hostNetwork must be boolean/);
 });
 
-test('RBAC grants exactly list and watch on what KubeSource watches, nothing else', () => {
+test('RBAC grants exactly list and watch on what KubeSource watches, get on the kube-proxy DaemonSet, nothing else', () => {
   const role = byKind<V1ClusterRole>('ClusterRole');
   const granted = new Set<string>();
   for (const r of role.rules ?? []) {
-    assert.equal(r.resourceNames, undefined);
     assert.equal(r.nonResourceURLs, undefined);
-    for (const g of r.apiGroups ?? []) for (const res of r.resources ?? []) for (const v of r.verbs) granted.add(`${g}/${res}:${v}`);
+    const names = r.resourceNames ? `[${[...r.resourceNames].sort().join(',')}]` : '';
+    for (const g of r.apiGroups ?? []) for (const res of r.resources ?? []) for (const v of r.verbs) granted.add(`${g}/${res}${names}:${v}`);
   }
-  const used = new Set(WATCHED_RESOURCES.flatMap((w) => w.verbs.map((v) => `${w.group}/${w.resource}:${v}`)));
+  const used = new Set([
+    ...WATCHED_RESOURCES.flatMap((w) => w.verbs.map((v) => `${w.group}/${w.resource}:${v}`)),
+    ...API_ACCESS.flatMap((a) => a.verbs.map((v) => `${a.group}/${a.resource}[${[...a.resourceNames].sort().join(',')}]:${v}`)),
+  ]);
   assert.deepEqual([...granted].sort(), [...used].sort());
   assert.ok(![...granted].some((g) => g.includes('*')), 'no wildcards');
 
