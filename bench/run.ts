@@ -2,9 +2,13 @@
 // per-packet cost and the data plane of every contestant in one run, prints the tables,
 // and writes bench/results/latest.{md,svg,json}. Root only: namespaces, BPF, cgroups.
 //
-//   node dist/bench/run.js [--quick] [--sizes 1,1000,...] [--check]
-// --quick: N in {1, 1000}, 1 s per measurement, < 3 minutes; exits non-zero unless every
-//          contestant produced a number at every size (the CI smoke check).
+//   node dist/bench/run.js [--quick] [--sizes 1,1000,...] [--only dataplane|controlplane] [--changes K] [--check]
+// --quick: data plane N in {1, 1000}, 1 s per measurement; control plane N = 1000, 20
+//          changes; < 3 minutes; exits non-zero unless every contestant produced a number at
+//          every size (the CI smoke check).
+// --only:  one part (the data plane with per-packet cost, or the control plane); writes
+//          bench/results/latest-<part>.* so that a whole run's latest.* stay.
+// --sizes: both parts (the control plane leaves out sizes below 1,000).
 // --check: only the peer generator checks.
 
 import { execFileSync } from 'node:child_process';
@@ -13,10 +17,12 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCleanups } from '../test/lib/cleanup.js';
 import { Lab } from '../test/lib/lab.js';
-import { CONTESTANTS, LABEL, runDataplane, type Durations } from './dataplane.js';
+import { CP_CONTESTANTS, CP_LABEL, runControlplane, type CpMeasurement } from './controlplane.js';
+import { CONTESTANTS, LABEL, runDataplane, type Durations, type Measurement } from './dataplane.js';
 import { checkPeers } from './peers/check.js';
 import { runPerPacket } from './perpacket.js';
-import { markdown, svg, type RunInfo } from './report.js';
+import type { PerPacketRow } from './perpacket.js';
+import { cpSvg, markdown, svg, type RunInfo } from './report.js';
 import { ROOT, tcpbenchBinary } from './tools.js';
 
 const argv = process.argv.slice(2);
@@ -26,6 +32,14 @@ const sizesArg = argv[argv.indexOf('--sizes') + 1];
 const sizes = argv.includes('--sizes') && sizesArg ? sizesArg.split(',').map(Number) : quick ? [1, 1000] : [1, 1000, 10_000, 50_000];
 const durations: Durations = quick ? { crrSeconds: 1, rrSeconds: 0.5, iperfSeconds: 1, warmup: 0.2 } : { crrSeconds: 2, rrSeconds: 1, iperfSeconds: 2, warmup: 0.3 };
 const rounds = quick ? 2 : 3;
+const onlyArg = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
+if (onlyArg !== undefined && onlyArg !== 'dataplane' && onlyArg !== 'controlplane') {
+  console.error(`--only dataplane|controlplane, not ${onlyArg}`);
+  process.exit(2);
+}
+const parts: RunInfo['parts'] = onlyArg ? [onlyArg] : ['dataplane', 'controlplane'];
+const cpSizes = argv.includes('--sizes') ? sizes.filter((n) => n >= 1000) : quick ? [1000] : [1000, 10_000, 50_000];
+const cpChanges = argv.includes('--changes') ? Number(argv[argv.indexOf('--changes') + 1]) : quick ? 20 : 100;
 const RESULTS = join(ROOT, 'bench', 'results');
 
 const sh = (cmd: string, args: string[]) => {
@@ -56,11 +70,20 @@ async function main(): Promise<number> {
     checks.forEach((c) => log(`check: ${c}`));
     if (checkOnly) return 0;
 
-    log('per-packet cost (BPF_PROG_TEST_RUN)');
-    const perPacket = await runPerPacket(quick ? { repeat: 100_000, singles: 2000 } : { repeat: 1_000_000, singles: 20_000 });
+    let perPacket: PerPacketRow[] = [];
+    let results: Measurement[] = [];
+    if (parts.includes('dataplane')) {
+      log('per-packet cost (BPF_PROG_TEST_RUN)');
+      perPacket = await runPerPacket(quick ? { repeat: 100_000, singles: 2000 } : { repeat: 1_000_000, singles: 20_000 });
 
-    log(`data plane: sizes ${sizes.join(', ')}; contestants ${CONTESTANTS.join(', ')}`);
-    const results = await runDataplane({ sizes, durations, rounds, tmp, programBudgetMs: quick ? 60_000 : 300_000, log });
+      log(`data plane: sizes ${sizes.join(', ')}; contestants ${CONTESTANTS.join(', ')}`);
+      results = await runDataplane({ sizes, durations, rounds, tmp, programBudgetMs: quick ? 60_000 : 300_000, log });
+    }
+    let cp: CpMeasurement[] = [];
+    if (parts.includes('controlplane')) {
+      log(`control plane: sizes ${cpSizes.join(', ')}; ${cpChanges} changes; contestants ${CP_CONTESTANTS.join(', ')}`);
+      cp = await runControlplane({ sizes: cpSizes, changes: cpChanges, tmp, programBudgetMs: quick ? 60_000 : 300_000, changeBudgetMs: quick ? 15_000 : 120_000, log });
+    }
 
     const cpu = cpus()[0]?.model ?? '?';
     const info: RunInfo = {
@@ -73,14 +96,19 @@ async function main(): Promise<number> {
       sizes,
       durations: `${rounds} rounds per size, each figure the median over rounds; per round and contestant: ${durations.crrSeconds} s connect/request/close loop, ${durations.rrSeconds} s kept-alive request/response, ${durations.iperfSeconds} s iperf3 (after ${durations.warmup} s warm-up each)`,
       checks,
+      parts,
+      cpSizes,
+      cpChanges,
     };
-    const md = markdown(info, results, perPacket);
+    const md = markdown(info, results, perPacket, cp);
+    const base = onlyArg ? `latest-${onlyArg}` : 'latest';
     mkdirSync(RESULTS, { recursive: true });
-    writeFileSync(join(RESULTS, 'latest.md'), md);
-    writeFileSync(join(RESULTS, 'latest.svg'), svg(info, results));
-    writeFileSync(join(RESULTS, 'latest.json'), JSON.stringify({ info, perPacket, results }, null, 2) + '\n');
+    writeFileSync(join(RESULTS, `${base}.md`), md);
+    if (parts.includes('dataplane')) writeFileSync(join(RESULTS, `${base}.svg`), svg(info, results));
+    if (parts.includes('controlplane')) writeFileSync(join(RESULTS, `${base}-cp.svg`), cpSvg(info, cp));
+    writeFileSync(join(RESULTS, `${base}.json`), JSON.stringify({ info, perPacket, results, controlplane: cp }, null, 2) + '\n');
     console.log(md);
-    log(`wrote bench/results/latest.{md,svg,json} in ${Math.round(info.seconds)} s`);
+    log(`wrote bench/results/${base}.{md,json} and charts in ${Math.round(info.seconds)} s`);
 
     // the smoke check: every contestant produced a number (quick: at every size; full: at
     // every size it was not skipped for its programming time)
@@ -88,11 +116,16 @@ async function main(): Promise<number> {
     // at 50k services, is a finding about the peer, reported in the table, not a failed run)
     const peerLoadFailure = (r: (typeof results)[number]) => !quick && !!r.error && r.contestant !== 'direct' && !r.contestant.startsWith('weir') && !r.programmed;
     const missing = results.filter((r) => !peerLoadFailure(r) && (r.error || (!r.skipped && !r.crr) || (quick && r.skipped)));
-    const noNumber = CONTESTANTS.filter((c) => !results.some((r) => r.contestant === c && r.crr));
+    const noNumber = parts.includes('dataplane') ? CONTESTANTS.filter((c) => !results.some((r) => r.contestant === c && r.crr)) : [];
+    // control plane: weir must produce every figure; a peer whose own tool fails at a size is a finding (full runs)
+    const cpMissing = cp.filter((m) => (m.error && (quick || m.contestant === 'weir' || m.programMs !== undefined)) || (quick && m.skipped) || (!m.error && !m.skipped && !m.change));
+    const cpNoNumber = parts.includes('controlplane') ? CP_CONTESTANTS.filter((c) => !cp.some((m) => m.contestant === c && m.change)) : [];
+    for (const m of cpMissing) log(`no number: ${CP_LABEL[m.contestant]} at ${m.services} services: ${m.error ?? m.skipped}`);
+    for (const c of cpNoNumber) log(`no number at all: ${CP_LABEL[c]}`);
     for (const m of missing) log(`no number: ${LABEL[m.contestant]} at ${m.services} services: ${m.error ?? m.skipped}`);
     for (const c of noNumber) log(`no number at all: ${LABEL[c]}`);
     if (!perPacket.every((r) => r.nsPerPacket > 0)) log('per-packet: a case measured 0 ns');
-    return missing.length || noNumber.length || !perPacket.every((r) => r.nsPerPacket > 0) ? 1 : 0;
+    return missing.length || noNumber.length || cpMissing.length || cpNoNumber.length || !perPacket.every((r) => r.nsPerPacket > 0) ? 1 : 0;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
