@@ -1,12 +1,37 @@
 // src/bpf: IP addresses to and from the network-order bytes maps store them in
 // (the `weir_ip4` and `weir_ip6` typedefs of the ABI).
 
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 
+/**
+ * Dotted quad → 4 bytes, exactly what node:net's isIPv4 accepts (no leading zeros). Hand-rolled
+ * (no regex, no split): it runs for every map key and value written.
+ */
 export function ip4ToBytes(ip: string, out: Buffer, off = 0): void {
-  if (!isIPv4(ip)) throw new TypeError(`not an IPv4 address: ${JSON.stringify(ip)}`);
-  ip.split('.').forEach((p, i) => (out[off + i] = Number(p)));
+  let value = 0;
+  let part = 0;
+  let octet = 0;
+  let digits = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || part === 3) throw notIp4(ip);
+      value = value * 256 + octet;
+      part++;
+      octet = digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) throw notIp4(ip);
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) throw notIp4(ip);
+    } else {
+      throw notIp4(ip);
+    }
+  }
+  if (digits === 0 || part !== 3) throw notIp4(ip);
+  out.writeUInt32BE(value * 256 + octet, off);
 }
+
+const notIp4 = (ip: string) => new TypeError(`not an IPv4 address: ${JSON.stringify(ip)}`);
 
 export function bytesToIp4(b: Buffer, off = 0): string {
   return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;

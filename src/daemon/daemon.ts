@@ -12,7 +12,6 @@ import { AttachManager, type InterfaceRef } from '../dataplane/attach.js';
 import { ConntrackGc } from '../dataplane/conntrack-gc.js';
 import { computeNodeNetwork, type NodeNetwork } from '../dataplane/interfaces.js';
 import { takeOverKubeProxy } from '../dataplane/kube-proxy.js';
-import { findKubeProxyDaemonSet } from '../sources/kube-proxy-daemonset.js';
 import { loadDataplane, type LoadedDataplane } from '../dataplane/loader.js';
 import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
 import { Reconciler, type SyncResult } from '../dataplane/reconcile.js';
@@ -21,7 +20,8 @@ import { startHttp, type HttpEndpoint } from '../metrics/http.js';
 import { Metrics } from '../metrics/metrics.js';
 import { affectedServiceKeys, buildServiceState, updateServiceState } from '../model/services.js';
 import type { NodeContext, ServiceState } from '../model/service-types.js';
-import { KubeSource, loadKubeConfig } from '../sources/kube.js';
+// the API source pulls in all of client-node (~1 s to import): loaded only when configured
+import type { KubeSource } from '../sources/kube.js';
 import { BOOTSTRAP_ORIGIN, bootstrapEvents, obsoleteBootstrapSlices } from '../sources/kube-bootstrap.js';
 import type { Logger } from '../sources/log.js';
 import { ManifestsSource } from '../sources/manifests.js';
@@ -52,6 +52,9 @@ function allowLocalSource(ifname: string, log: Logger): void {
 const refs = (l: readonly { ifindex: number; ifname: string }[]): InterfaceRef[] => l.map((x) => ({ ifindex: x.ifindex, ifname: x.ifname }));
 const refKey = (l: readonly InterfaceRef[]) => l.map((x) => `${x.ifindex}:${x.ifname}`).join(',');
 
+/** the least time between two incremental syncs (kube-proxy's minSyncPeriod, in spirit) */
+const MIN_SYNC_INTERVAL_MS = 5;
+
 export class Daemon {
   readonly metrics = new Metrics();
   readonly health = new DaemonHealth(this.metrics);
@@ -63,6 +66,8 @@ export class Daemon {
   private gc!: ConntrackGc;
   private readonly store = new Store();
   private source: ManifestsSource | KubeSource | undefined;
+  /** set when the source is the API server */
+  private kube: KubeSource | undefined;
   private node!: NodeContext;
   /** observedAt of the events behind the pending keys (programming latency) */
   private pendingObservedAt: number[] = [];
@@ -74,7 +79,9 @@ export class Daemon {
   private network: NodeNetwork | undefined;
   /** service keys touched since the last sync */
   private readonly pending = new Set<string>();
-  private syncTimer: NodeJS.Timeout | undefined;
+  private syncTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  /** when the last incremental sync ended (performance.now()) */
+  private lastSyncAt = -Infinity;
   private readonly timers: NodeJS.Timeout[] = [];
   private stopNetlink: (() => void) | undefined;
   private networkBusy: Promise<void> = Promise.resolve();
@@ -112,9 +119,9 @@ export class Daemon {
     this.network = await this.readNetwork();
     this.node = { nodeName: cfg.nodeName, nodeAddresses: [...this.network.nodePortAddresses], ...(cfg.proxyName ? { proxyName: cfg.proxyName } : {}) };
 
-    const source = this.makeSource();
-    if (source instanceof KubeSource) {
-      this.health.source = source;
+    const source = await this.makeSource();
+    if (this.kube) {
+      this.health.source = this.kube;
       // before the API is asked: the `kubernetes` Service (if configured) and the programs
       // that serve it, so that our own client reaches the API server through them
       this.programBootstrap();
@@ -162,7 +169,7 @@ export class Daemon {
       adoptedLinks: this.attach.stats.updated,
       ms: Math.round(performance.now() - t0),
     });
-    if (this.source instanceof KubeSource) void this.warnAboutKubeProxyDaemonSet();
+    if (this.kube) void this.warnAboutKubeProxyDaemonSet();
   }
 
   /** A kube-proxy DaemonSet still deployed would rewrite its rules on every node: say so loudly. */
@@ -170,6 +177,8 @@ export class Daemon {
     const sc = this.cfg.source;
     if (sc.kind !== 'kube') return;
     try {
+      const { findKubeProxyDaemonSet } = await import('../sources/kube-proxy-daemonset.js');
+      const { loadKubeConfig } = await import('../sources/kube.js');
       const ds = await findKubeProxyDaemonSet(loadKubeConfig(sc.kubeconfig ? { kubeconfig: sc.kubeconfig } : {}));
       if (ds.present)
         this.log.warn('kube-proxy-daemonset-active', {
@@ -183,12 +192,14 @@ export class Daemon {
     }
   }
 
-  private makeSource(): ManifestsSource | KubeSource {
+  private async makeSource(): Promise<ManifestsSource | KubeSource> {
     const sc = this.cfg.source;
-    this.source =
-      sc.kind === 'manifests'
-        ? new ManifestsSource({ dir: sc.dir, log: this.log })
-        : new KubeSource({ kubeConfig: loadKubeConfig(sc.kubeconfig ? { kubeconfig: sc.kubeconfig } : {}), log: this.log, outageBoundMs: sc.outageBoundMs });
+    if (sc.kind === 'manifests') {
+      this.source = new ManifestsSource({ dir: sc.dir, log: this.log });
+    } else {
+      const { KubeSource, loadKubeConfig } = await import('../sources/kube.js');
+      this.source = this.kube = new KubeSource({ kubeConfig: loadKubeConfig(sc.kubeconfig ? { kubeconfig: sc.kubeconfig } : {}), log: this.log, outageBoundMs: sc.outageBoundMs });
+    }
     return this.source;
   }
 
@@ -209,7 +220,7 @@ export class Daemon {
   /** Source counters (kept by the sources) as deltas of weir_source_errors_total. */
   private exportSourceCounters(): void {
     const s = this.source;
-    if (s instanceof KubeSource) {
+    if (s !== undefined && s === this.kube) {
       const d = s.counters.errors - this.exported.apiErrors;
       if (d > 0) this.metrics.sourceErrors.inc({ reason: 'api_list_watch' }, d);
       this.exported.apiErrors = s.counters.errors;
@@ -294,16 +305,25 @@ export class Daemon {
     this.log.info('sync', { reason, writes: r.writes, frontends: r.frontends, removedBackends: r.removedBackends, errors: r.errors, ms: r.ms, skipped: skipped || undefined });
   }
 
+  /**
+   * Changes are applied on the next turn of the event loop: every event that arrived in the
+   * same read (a watch chunk, a manifest file) lands in one sync, and a lone change reaches
+   * the maps without waiting for a timer. Syncs are at least MIN_SYNC_INTERVAL_MS apart, so
+   * a storm of events (a rollout) batches up instead of syncing per event.
+   */
   private scheduleSync(): void {
     if (this.syncTimer || this.stopped) return;
-    this.syncTimer = setTimeout(() => {
+    const run = () => {
       this.syncTimer = undefined;
       try {
         this.syncChanges();
       } catch (e) {
         this.log.warn('sync failed', { error: errText(e) });
       }
-    }, 10);
+      this.lastSyncAt = performance.now();
+    };
+    const wait = this.lastSyncAt + MIN_SYNC_INTERVAL_MS - performance.now();
+    this.syncTimer = wait > 0 ? setTimeout(run, wait) : setImmediate(run);
   }
 
   private syncChanges(): void {
@@ -392,7 +412,10 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.syncTimer) clearTimeout(this.syncTimer);
+    if (this.syncTimer) {
+      clearTimeout(this.syncTimer as NodeJS.Timeout);
+      clearImmediate(this.syncTimer as NodeJS.Immediate);
+    }
     for (const t of this.timers) clearInterval(t);
     this.stopNetlink?.();
     await this.source?.stop();

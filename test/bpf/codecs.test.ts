@@ -4,6 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -11,10 +12,12 @@ import {
   abiMaps,
   BpfObject,
   Btf,
+  bytesToIp4,
   bytesToIp6,
   codecFor,
   enums,
   ip6,
+  ip4ToBytes,
   ip6ToBytes,
   isStruct,
   layouts,
@@ -196,4 +199,34 @@ test('IPv6 text is canonical (RFC 5952) both ways', () => {
     assert.equal(ip6.decode(ip6.encode(input)), canonical);
   }
   assert.throws(() => ip6.encode('198.18.0.1'), /not an IPv6 address/);
+});
+
+test('IPv4 text: accepts exactly what node:net isIPv4 accepts, bytes in network order', () => {
+  const b = Buffer.alloc(4);
+  const accepts = (s: string) => {
+    b.fill(0xee);
+    try {
+      ip4ToBytes(s, b);
+      return true;
+    } catch (e) {
+      assert.match(String(e), /not an IPv4 address/);
+      assert.deepEqual([...b], [0xee, 0xee, 0xee, 0xee], `${JSON.stringify(s)}: nothing written on error`);
+      return false;
+    }
+  };
+  const fixed = ['198.18.0.1', '0.0.0.0', '255.255.255.255', '256.1.1.1', '01.2.3.4', '1.2.3', '1.2.3.4.5', '1..2.3', '', '1.2.3.4 ', ' 1.2.3.4', '1.2.3.-1', '1.2.3.4.', '1.2.3.1000'];
+  // a seeded generator: the same strings every run
+  let seed = 42;
+  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+  const parts = () => (rnd(10) < 9 ? String(rnd(256)) : ['', String(256 + rnd(800)), `0${rnd(10)}`, 'x', ' 1'][rnd(5)]!);
+  const random = Array.from({ length: 20_000 }, () => Array.from({ length: [4, 4, 4, 3, 5][rnd(5)]! }, parts).join('.'));
+  let valid = 0;
+  for (const s of [...fixed, ...random]) {
+    assert.equal(accepts(s), isIPv4(s), JSON.stringify(s));
+    if (isIPv4(s)) {
+      valid++;
+      assert.equal(bytesToIp4(b), s);
+    }
+  }
+  assert.ok(valid > 1000, `the generator produced ${valid} valid addresses`);
 });
