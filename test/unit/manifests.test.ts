@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile, unlink, cp } from 'node:fs/promises';
+import { mkdtemp, open, rename, rm, writeFile, unlink, cp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManifestsSource } from '../../src/sources/manifests.js';
@@ -24,11 +24,11 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-function harness(dir: string, opts: { rescanIntervalMs?: number } = {}) {
+function harness(dir: string, opts: { rescanIntervalMs?: number; debounceMs?: number } = {}) {
   const log = memoryLogger();
   const events: SourceEvent[] = [];
   const store = new Store();
-  const src = new ManifestsSource({ dir, log, debounceMs: 50, rescanIntervalMs: opts.rescanIntervalMs ?? 0 });
+  const src = new ManifestsSource({ dir, log, debounceMs: opts.debounceMs ?? 50, rescanIntervalMs: opts.rescanIntervalMs ?? 0 });
   const sink = (e: SourceEvent) => {
     events.push(e);
     if (e.type !== 'synced') store.apply(e);
@@ -182,6 +182,39 @@ test('watch: add, edit and remove files apply incrementally', async () => {
     await until(() => h.events.length >= 2, 'file removal');
     assert.deepEqual(summary(h.events).sort(), ['delete Service default/a', 'delete Service default/c']);
     assert.deepEqual([...h.store.map('Service').keys()], ['default/d']);
+    await h.src.stop();
+  });
+});
+
+test('watch: a file renamed into place is read at once; a file written in place waits for the debounce', async () => {
+  await withDir(async (dir) => {
+    await writeFile(join(dir, 'a.yaml'), svcYaml('a', '198.19.0.1'));
+    const h = harness(dir, { debounceMs: 1500 });
+    await h.start();
+    h.events.length = 0;
+
+    // atomic replace (write elsewhere, rename over): applied well before the 1.5 s debounce
+    let t = Date.now();
+    await writeFile(join(dir, '.a.yaml.tmp'), svcYaml('a', '198.19.0.2'));
+    await rename(join(dir, '.a.yaml.tmp'), join(dir, 'a.yaml'));
+    await until(() => h.events.length >= 1, 'renamed file applied');
+    assert.ok(Date.now() - t < 1000, `rename applied after ${Date.now() - t} ms`);
+    assert.equal(h.store.get('Service', 'default/a')!.spec!.clusterIP, '198.19.0.2');
+    h.events.length = 0;
+
+    // in place: the first half of the file must not be applied; the whole file is, after the quiet time
+    t = Date.now();
+    const text = svcYaml('a', '198.19.0.3') + '---\n' + svcYaml('b', '198.19.0.4');
+    const fh = await open(join(dir, 'a.yaml'), 'r+');
+    await fh.truncate(0);
+    await fh.write(text.slice(0, text.indexOf('---')), 0);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(summary(h.events), [], 'nothing applied while the file is being written');
+    await fh.write(text.slice(text.indexOf('---')), text.indexOf('---'));
+    await fh.close();
+    await until(() => h.events.length >= 2, 'in-place write applied');
+    assert.ok(Date.now() - t >= 1500, `in-place write applied after ${Date.now() - t} ms, before the debounce`);
+    assert.deepEqual(summary(h.events).sort(), ['upsert Service default/a', 'upsert Service default/b']);
     await h.src.stop();
   });
 });
