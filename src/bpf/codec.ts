@@ -15,6 +15,8 @@ import { bytesToIp4, bytesToIp6, ip4ToBytes, ip6ToBytes } from './ip.js';
 export interface Codec<T> {
   readonly size: number;
   encode(value: T): Buffer;
+  /** Encodes into `size` zeroed bytes of `buf` at `off` (batch writes: one buffer, no per-entry allocation). */
+  encodeInto(value: T, buf: Buffer, off: number): void;
   decode(bytes: Buffer): T;
 }
 
@@ -186,6 +188,7 @@ export function typeCodec<T = unknown>(t: TypeLayout): Codec<T> {
       f.write(b, 0, v);
       return b;
     },
+    encodeInto: (v, b, off) => f.write(b, off, v),
     decode: (b) => {
       if (b.length < size) throw new RangeError(`${t.name ?? t.kind}: need ${size} bytes, got ${b.length}`);
       return f.read(b, 0) as T;
@@ -229,6 +232,10 @@ export function bytes(size: number): Codec<Buffer> {
     encode: (v) => {
       if (v.length !== size) throw new RangeError(`expected ${size} bytes, got ${v.length}`);
       return v;
+    },
+    encodeInto: (v, b, off) => {
+      if (v.length !== size) throw new RangeError(`expected ${size} bytes, got ${v.length}`);
+      v.copy(b, off);
     },
     decode: (b) => Buffer.from(b.subarray(0, size)),
   };

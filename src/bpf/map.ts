@@ -139,13 +139,23 @@ export class BpfMap {
     if (keys.length !== values.length)
       throw bpfError('EINVAL', 22, `batch update ${this.name}`, `${keys.length} keys but ${values.length} values`);
     if (!keys.length) return 0;
+    return this.updateBatchPacked(Buffer.concat(keys), Buffer.concat(values), keys.length, flags);
+  }
+
+  /** updateBatch on `count` keys and values laid end to end in two buffers. */
+  updateBatchPacked(keys: Buffer, values: Buffer, count: number, flags: UpdateFlags = 'any'): number {
+    if (!count) return 0;
+    const ks = keys.length / count;
+    const vs = values.length / count;
+    if (!Number.isInteger(ks) || !Number.isInteger(vs))
+      throw bpfError('EINVAL', 22, `batch update ${this.name}`, `${keys.length} key bytes and ${values.length} value bytes do not divide into ${count} entries`);
     try {
-      return native(() => this.raw.updateBatch(Buffer.concat(keys), Buffer.concat(values), keys.length, flagValue(flags)));
+      return native(() => this.raw.updateBatch(keys, values, count, flagValue(flags)));
     } catch (e) {
       if (!(e instanceof BpfError) || !NO_BATCH.has(e.code)) throw e;
     }
-    keys.forEach((k, i) => this.update(k, values[i]!, flags));
-    return keys.length;
+    for (let i = 0; i < count; i++) this.update(keys.subarray(i * ks, (i + 1) * ks), values.subarray(i * vs, (i + 1) * vs), flags);
+    return count;
   }
 
   /** Deletes many keys in one syscall; returns how many existed. Missing keys are skipped. */

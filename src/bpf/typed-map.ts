@@ -59,14 +59,26 @@ export class TypedMap<K, V> {
 
   /** Writes entries in one batch; returns how many were written. */
   setMany(entries: Iterable<readonly [K, V]>, flags: UpdateFlags = 'any'): number {
-    const keys: Buffer[] = [];
-    const values: Buffer[] = [];
-    for (const [k, v] of entries) {
-      keys.push(this.keyCodec.encode(k));
-      const enc = this.valueCodec.encode(v);
-      values.push(this.map.perCpu ? this.map.joinPerCpu(Array(this.cpus()).fill(enc)) : enc);
+    if (this.map.perCpu) {
+      const keys: Buffer[] = [];
+      const values: Buffer[] = [];
+      for (const [k, v] of entries) {
+        keys.push(this.keyCodec.encode(k));
+        values.push(this.map.joinPerCpu(Array(this.cpus()).fill(this.valueCodec.encode(v))));
+      }
+      return this.map.updateBatch(keys, values, flags);
     }
-    return this.map.updateBatch(keys, values, flags);
+    // encoded straight into two buffers: no Buffer per entry (110,000 entries at 10k services)
+    const list = Array.isArray(entries) ? (entries as ReadonlyArray<readonly [K, V]>) : [...entries];
+    const ks = this.keyCodec.size;
+    const vs = this.valueCodec.size;
+    const keys = Buffer.alloc(list.length * ks);
+    const values = Buffer.alloc(list.length * vs);
+    list.forEach(([k, v], i) => {
+      this.keyCodec.encodeInto(k, keys, i * ks);
+      this.valueCodec.encodeInto(v, values, i * vs);
+    });
+    return this.map.updateBatchPacked(keys, values, list.length, flags);
   }
 
   /** Deletes keys in one batch; returns how many existed. */

@@ -27,8 +27,6 @@ export interface ParsedObject {
   /** `${kind}/${key}`: how objects are identified across files. */
   identity: string;
   object: KindMap[ObjectKind];
-  /** JSON of the object, to tell a real change from a rewrite of the same content. */
-  json: string;
   /** 1-based document number in the file (list items share their list's number). */
   doc: number;
 }
@@ -193,5 +191,5 @@ function addObject(value: unknown, doc: number, where: string, raw: boolean, out
     out.rejects.push({ reason, detail: `${at}${identity}: ${describe(problems)}`, doc, identity });
     return;
   }
-  out.objects.push({ kind, key, identity, object: obj, json: JSON.stringify(obj), doc });
+  out.objects.push({ kind, key, identity, object: obj, doc });
 }
