@@ -265,7 +265,10 @@ static __always_inline enum weir_reason lb4_established(struct __sk_buff *skb, c
 {
 	struct nat4_target to;
 
-	ct4_refresh(ct, pkt, bpf_ktime_get_ns());
+	/* the coarse clock: the same CLOCK_MONOTONIC to the tick, which is all the GC's
+	 * second-scale timeouts need, for a fraction of bpf_ktime_get_ns()'s cost (a
+	 * clocksource read, ~30 ns of an established packet's ~125 ns here; docs/bench.md) */
+	ct4_refresh(ct, pkt, bpf_ktime_get_coarse_ns());
 	nat4_target_of_ct(pkt, ct, &to);
 	if (nat4_rewrite(skb, pkt, &to)) {
 		*verdict = WEIR_TC_DROP;

@@ -49,7 +49,7 @@ struct weir_ct4 {
 	__u32 frontend_id;    /* weir_frontend4.id of the service that created the flow */
 	__u32 pad2;
 	__u64 created_ns;     /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
-	__u64 last_seen_ns;
+	__u64 last_seen_ns;   /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC to the tick (1-4 ms) */
 	__u64 packets;        /* this direction, since creation */
 	__u64 bytes;
 };
