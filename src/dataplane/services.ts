@@ -263,7 +263,7 @@ export function planSync(desired: ReadonlyMap<string, DesiredFrontend>, live: Li
     const slots = assignSlots(idSlots, want.backends);
     slots.forEach((b, slot) => {
       const cur = idSlots?.get(slot);
-      if (!cur || !sameBackend(cur, b)) plan.backendWrites.push([{ frontend_id: id, slot }, { ...b, pad: 0 }]);
+      if (!cur || !sameBackend(cur, b)) plan.backendWrites.push([{ frontend_id: id, slot }, b.pad === 0 ? b : { ...b, pad: 0 }]); // shared with desired: never mutated
     });
     const value: WeirFrontend4 = { id, backend_count: slots.length, flags: want.flags, affinity_timeout: want.affinityTimeout, pad: 0 };
     const hv = have?.value;
