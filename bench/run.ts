@@ -1,11 +1,11 @@
 // bench: `make bench` / `make bench-quick`. Checks the peer generators, measures the
 // per-packet cost and the data plane of every contestant in one run, prints the tables,
-// and writes bench/results/latest.{md,svg,json}. Root only: namespaces, BPF, cgroups.
+// and writes bench/results/latest.{md,svg,json} (quick runs: quick.*). Root only: namespaces, BPF, cgroups.
 //
 //   node dist/bench/run.js [--quick] [--sizes 1,1000,...] [--only dataplane|controlplane] [--changes K] [--check]
 // --quick: data plane N in {1, 1000}, 1 s per measurement; control plane N = 1000, 20
 //          changes; < 3 minutes; exits non-zero unless every contestant produced a number at
-//          every size (the CI smoke check).
+//          every size (the CI smoke check, .ci/run); writes bench/results/quick.*.
 // --only:  one part (the data plane with per-packet cost, or the control plane); writes
 //          bench/results/latest-<part>.* so that a whole run's latest.* stay.
 // --sizes: both parts (the control plane leaves out sizes below 1,000).
@@ -74,7 +74,7 @@ async function main(): Promise<number> {
     let results: Measurement[] = [];
     if (parts.includes('dataplane')) {
       log('per-packet cost (BPF_PROG_TEST_RUN)');
-      perPacket = await runPerPacket(quick ? { repeat: 100_000, singles: 2000 } : { repeat: 1_000_000, singles: 20_000 });
+      perPacket = await runPerPacket(quick ? { repeat: 100_000, singles: 2000, rounds: 3 } : { repeat: 1_000_000, singles: 20_000, rounds: 7 });
 
       log(`data plane: sizes ${sizes.join(', ')}; contestants ${CONTESTANTS.join(', ')}`);
       // 100 s: kube-proxy nftables at 10k services takes ~280 s to load here (projected
@@ -103,7 +103,8 @@ async function main(): Promise<number> {
       cpChanges,
     };
     const md = markdown(info, results, perPacket, cp);
-    const base = onlyArg ? `latest-${onlyArg}` : 'latest';
+    // a quick run never replaces the full run's figures (the README quotes those)
+    const base = `${quick ? 'quick' : 'latest'}${onlyArg ? `-${onlyArg}` : ''}`;
     mkdirSync(RESULTS, { recursive: true });
     writeFileSync(join(RESULTS, `${base}.md`), md);
     if (parts.includes('dataplane')) writeFileSync(join(RESULTS, `${base}.svg`), svg(info, results));

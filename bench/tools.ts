@@ -1,5 +1,6 @@
 // bench: the C client/server (bench/tools/tcpbench.c), compiled with cc -O2 into
-// build/bench/ on first use or when the source changed, and its JSON output parsed.
+// build/bench/ on first use or when the source changed, and its JSON output parsed; the
+// per-packet floor program (bench/tools/floor.bpf.c), compiled the same way with clang.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
@@ -17,6 +18,19 @@ export function tcpbenchBinary(): string {
     execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-o', bin, src], { stdio: 'inherit' });
   }
   return bin;
+}
+
+/** The per-packet floor: an empty TC program (bench/tools/floor.bpf.c), built with clang. */
+export function floorObject(): string {
+  const src = join(ROOT, 'bench', 'tools', 'floor.bpf.c');
+  const obj = join(BUILD_DIR, 'floor.o');
+  if (!existsSync(obj) || statSync(obj).mtimeMs < statSync(src).mtimeMs) {
+    mkdirSync(BUILD_DIR, { recursive: true });
+    // the asm/ headers linux/bpf.h includes live in the multiarch directory (as in the Makefile)
+    const multiarch = execFileSync('cc', ['-print-multiarch'], { encoding: 'utf8' }).trim();
+    execFileSync(process.env.CLANG ?? 'clang', ['-O2', '-g', '-target', 'bpf', '-Wall', '-I', `/usr/include/${multiarch}`, '-c', src, '-o', obj], { stdio: 'inherit' });
+  }
+  return obj;
 }
 
 export interface Dist {
