@@ -12,7 +12,9 @@
 namespace weir {
 namespace {
 
-std::string g_log;
+// per thread: an asynchronous load (Object.loadAsync) runs libbpf on a worker thread while
+// the main thread goes on making calls that capture their own log
+thread_local std::string g_log;
 bool g_forward = false;
 
 int PrintCallback(enum libbpf_print_level level, const char* fmt, va_list args) {
@@ -59,6 +61,10 @@ LogScope::LogScope() { g_log.clear(); }
 const std::string& CapturedLog() { return g_log; }
 
 void ThrowErrno(Napi::Env env, int err, const std::string& op, const std::string& detail) {
+  throw MakeError(env, err, op, g_log, detail);
+}
+
+Napi::Error MakeError(Napi::Env env, int err, const std::string& op, const std::string& captured, const std::string& detail) {
   if (err < 0) err = -err;
   if (err == 0) err = EINVAL;
   const char* name = strerrorname_np(err);
@@ -66,7 +72,7 @@ void ThrowErrno(Napi::Env env, int err, const std::string& op, const std::string
   std::string code = name ? name : (err == 524 ? "ENOTSUPP" : "E" + std::to_string(err));
   std::string msg = op + ": " + (err == 524 ? "Operation not supported" : strerror(err));
   if (!detail.empty()) msg += " (" + detail + ")";
-  std::string log = g_log;
+  std::string log = captured;
   while (!log.empty() && log.back() == '\n') log.pop_back();
   std::string vlog = ExtractVerifierLog(log);
   if (!log.empty()) {
@@ -92,7 +98,7 @@ void ThrowErrno(Napi::Env env, int err, const std::string& op, const std::string
   o.Set("op", op);
   o.Set("libbpfLog", log);
   if (!vlog.empty()) o.Set("verifierLog", vlog);
-  throw e;
+  return e;
 }
 
 int Check(Napi::Env env, int ret, const std::string& op) {

@@ -17,6 +17,11 @@ struct LogScope {
 // The libbpf messages captured since the current LogScope began.
 const std::string& CapturedLog();
 
+// The JS Error for errno `err` (positive or negative) while doing `op`, with a captured
+// libbpf log (an asynchronous call's, taken on its worker thread).
+Napi::Error MakeError(Napi::Env env, int err, const std::string& op, const std::string& captured,
+                      const std::string& detail = "");
+
 // Throws a JS Error for errno `err` (positive or negative) while doing `op`.
 [[noreturn]] void ThrowErrno(Napi::Env env, int err, const std::string& op,
                              const std::string& detail = "");

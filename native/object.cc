@@ -16,6 +16,8 @@
 namespace weir {
 
 void CheckUsable(napi_env env, const ObjRef& ref, const std::string& what, bool needLoaded) {
+  if (ref->loading)
+    ThrowErrno(Napi::Env(env), EBUSY, "use " + what, "its object " + ref->path + " is loading");
   if (ref->closed)
     ThrowErrno(Napi::Env(env), EBADF, "use " + what, "its object " + ref->path + " was closed");
   if (needLoaded && !ref->loaded)
@@ -36,7 +38,8 @@ Napi::Function Object::Init(Napi::Env env) {
   Napi::Function f = DefineClass(
       env, "Object",
       {StaticMethod("open", &Object::Open), InstanceMethod("setConst", &Object::SetConst),
-       InstanceMethod("load", &Object::Load), InstanceMethod("close", &Object::Close),
+       InstanceMethod("load", &Object::Load), InstanceMethod("loadAsync", &Object::LoadAsync),
+       InstanceMethod("close", &Object::Close),
        InstanceMethod("maps", &Object::Maps), InstanceMethod("programs", &Object::Programs),
        InstanceMethod("map", &Object::GetMap), InstanceMethod("program", &Object::GetProgram),
        InstanceMethod("btf", &Object::GetBtf), InstanceAccessor("loaded", &Object::GetLoaded, nullptr),
@@ -74,6 +77,7 @@ Napi::Value Object::Open(const Napi::CallbackInfo& info) {
 
 bpf_object* Object::Obj(Napi::Env env, const std::string& op) {
   if (state_->closed) ThrowErrno(env, EBADF, op, "object was closed");
+  if (state_->loading) ThrowErrno(env, EBUSY, op, "a load is running");
   return state_->obj;
 }
 
@@ -129,7 +133,58 @@ Napi::Value Object::Load(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+namespace {
+
+// bpf_object__load on a libuv worker: the verifier's time (hundreds of ms for a big
+// program) is spent off the main thread, which can read its sources meanwhile.
+class LoadWorker : public Napi::AsyncWorker {
+ public:
+  LoadWorker(Napi::Env env, ObjRef state, std::string op)
+      : Napi::AsyncWorker(env), state_(std::move(state)), op_(std::move(op)), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    LogScope scope;  // this worker thread's own log
+    ret_ = bpf_object__load(state_->obj);
+    log_ = CapturedLog();
+  }
+  void OnOK() override {
+    state_->loading = false;
+    if (ret_ < 0) {
+      deferred_.Reject(MakeError(Env(), -ret_, op_, log_).Value());
+      return;
+    }
+    state_->loaded = true;
+    deferred_.Resolve(Env().Undefined());
+  }
+
+ private:
+  ObjRef state_;
+  std::string op_;
+  Napi::Promise::Deferred deferred_;
+  int ret_ = 0;
+  std::string log_;
+};
+
+}  // namespace
+
+// loadAsync() -> Promise<void>: load() on a worker thread. Until it settles the object is
+// busy: load, close and every other use throw EBUSY.
+Napi::Value Object::LoadAsync(const Napi::CallbackInfo& info) {
+  LogScope scope;
+  Napi::Env env = info.Env();
+  std::string op = Op("load");
+  Obj(env, op);
+  if (state_->loaded) ThrowErrno(env, EALREADY, op, "already loaded");
+  state_->loading = true;
+  auto* w = new LoadWorker(env, state_, op);
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
 Napi::Value Object::Close(const Napi::CallbackInfo& info) {
+  if (state_->loading) ThrowErrno(info.Env(), EBUSY, Op("close"), "a load is running");
   state_->Close();
   return info.Env().Undefined();
 }

@@ -14,6 +14,8 @@ struct ObjState {
   std::string path;
   bool loaded = false;
   bool closed = false;
+  // a loadAsync is running on a worker thread: nothing else may touch obj until it ends
+  bool loading = false;
 
   void Close() {
     if (obj) bpf_object__close(obj);

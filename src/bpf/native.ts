@@ -154,6 +154,8 @@ export interface RawObject {
   readonly closed: boolean;
   setConst(name: string, value: Buffer): void;
   load(): void;
+  /** load() on a libuv worker thread; the object is busy (EBUSY) until it settles */
+  loadAsync(): Promise<void>;
   close(): void;
   maps(): RawObjectMap[];
   programs(): RawObjectProgram[];

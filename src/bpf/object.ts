@@ -5,7 +5,7 @@
 
 import { Btf } from './btf.js';
 import { typeCodec } from './codec.js';
-import { bpfError, native } from './errors.js';
+import { bpfError, native, wrapError } from './errors.js';
 import { BpfMap } from './map.js';
 import { addon, type RawObject, type RawObjectMap, type RawObjectProgram } from './native.js';
 import { BpfProgram } from './program.js';
@@ -52,6 +52,21 @@ export class BpfObject {
     return obj;
   }
 
+  /**
+   * open() + loadAsync(): the verifier runs on a worker thread while this one goes on;
+   * the object is closed again if loading fails.
+   */
+  static async loadAsync(path: string, opts: OpenOptions = {}): Promise<BpfObject> {
+    const obj = BpfObject.open(path, opts);
+    try {
+      await obj.loadAsync();
+    } catch (e) {
+      obj.close();
+      throw e;
+    }
+    return obj;
+  }
+
   get loaded(): boolean {
     return this.raw.loaded;
   }
@@ -75,6 +90,15 @@ export class BpfObject {
 
   load(): void {
     native(() => this.raw.load());
+  }
+
+  /** load() off the main thread (the kernel's verifier can take hundreds of ms). */
+  async loadAsync(): Promise<void> {
+    try {
+      await native(() => this.raw.loadAsync());
+    } catch (e) {
+      throw wrapError(e);
+    }
   }
 
   /** Map definitions (valid before load), internal .rodata/.bss maps included. */
@@ -130,7 +154,8 @@ export class BpfObject {
   }
 
   /** Closes the object and every fd libbpf holds for it; pinned maps stay in bpffs. */
+  /** Closes the object (EBUSY while a loadAsync is running). */
   close(): void {
-    this.raw.close();
+    native(() => this.raw.close());
   }
 }

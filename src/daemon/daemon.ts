@@ -12,7 +12,7 @@ import { AttachManager, type InterfaceRef } from '../dataplane/attach.js';
 import { ConntrackGc } from '../dataplane/conntrack-gc.js';
 import { computeNodeNetwork, type NodeNetwork } from '../dataplane/interfaces.js';
 import { takeOverKubeProxy } from '../dataplane/kube-proxy.js';
-import { loadDataplane, type LoadedDataplane } from '../dataplane/loader.js';
+import { loadDataplaneAsync, type LoadedDataplane } from '../dataplane/loader.js';
 import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
 import { Reconciler, type SyncResult } from '../dataplane/reconcile.js';
 import { destroySocketsEverywhere } from '../dataplane/sockets.js';
@@ -104,7 +104,23 @@ export class Daemon {
   async start(): Promise<void> {
     const t0 = performance.now();
     const cfg = this.cfg;
-    this.dp = loadDataplane({ bpfRoot: cfg.bpfRoot, instance: cfg.instance, sockLbMode: cfg.sockLb, serviceStats: cfg.serviceStats, ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}) });
+    // the verifier (~0.7 s for the four objects) runs on worker threads; a manifests source
+    // is read meanwhile (the API source needs the dataplane first: its bootstrap Service)
+    const dpLoading = loadDataplaneAsync({ bpfRoot: cfg.bpfRoot, instance: cfg.instance, sockLbMode: cfg.sockLb, serviceStats: cfg.serviceStats, ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}) });
+    let manifestsRead: Promise<void> | undefined;
+    if (cfg.source.kind === 'manifests') {
+      const source = await this.makeSource();
+      this.health.source = { problems: () => [], notReady: () => (this.health.sourceSynced ? [] : ['manifests not read yet']) };
+      manifestsRead = source.start(this.sink);
+      manifestsRead.catch(() => undefined); // awaited below, after the dataplane
+    }
+    try {
+      this.dp = await dpLoading;
+    } catch (e) {
+      await manifestsRead?.catch(() => undefined);
+      await this.source?.stop();
+      throw e;
+    }
     this.log.info('loaded', { pinDir: this.dp.pinDir, sockLb: cfg.sockLb, cgroup: cfg.cgroup ?? 'none', hostNetnsCookie: String(this.dp.hostNetnsCookie) });
     const destroyProg = this.dp.objects.sock_lb.program('weir_sock_destroy');
     this.reconciler = new Reconciler(countingServiceMaps(this.dp.maps, this.health), this.log, {
@@ -119,25 +135,18 @@ export class Daemon {
     this.network = await this.readNetwork();
     this.node = { nodeName: cfg.nodeName, nodeAddresses: [...this.network.nodePortAddresses], ...(cfg.proxyName ? { proxyName: cfg.proxyName } : {}) };
 
-    const source = await this.makeSource();
-    if (this.kube) {
+    if (manifestsRead) {
+      await manifestsRead;
+    } else {
+      const source = await this.makeSource();
       this.health.source = this.kube;
       // before the API is asked: the `kubernetes` Service (if configured) and the programs
       // that serve it, so that our own client reaches the API server through them
       this.programBootstrap();
       this.applyAttachments(this.network);
       this.stopNetlink = watchNetlink(() => void this.onNetlinkChange());
-    } else {
-      this.health.source = { problems: () => [], notReady: () => (this.health.sourceSynced ? [] : ['manifests not read yet']) };
+      await source.start(this.sink);
     }
-    await source.start((e: SourceEvent) => {
-      if (e.type === 'synced') {
-        this.health.sourceSynced = true;
-        return;
-      }
-      this.metrics.sourceEvents.inc({ kind: e.kind, type: e.type });
-      this.onEvent(e);
-    });
     if (this.stopped) return;
 
     // first full sync: the maps hold the whole desired state (before any program runs on
@@ -171,6 +180,16 @@ export class Daemon {
     });
     if (this.kube) void this.warnAboutKubeProxyDaemonSet();
   }
+
+  /** Where the source's events go: the store (and, after the first sync, the pending set). */
+  private readonly sink = (e: SourceEvent): void => {
+    if (e.type === 'synced') {
+      this.health.sourceSynced = true;
+      return;
+    }
+    this.metrics.sourceEvents.inc({ kind: e.kind, type: e.type });
+    this.onEvent(e);
+  };
 
   /** A kube-proxy DaemonSet still deployed would rewrite its rules on every node: say so loudly. */
   private async warnAboutKubeProxyDaemonSet(): Promise<void> {

@@ -179,7 +179,12 @@ export class ManifestsSource implements Source {
     const t = this.now();
     const present = new Set(names.map((n) => join(this.opts.dir, n)));
     for (const path of [...this.files.keys()].sort()) if (!present.has(path)) this.removeFile(path, t);
-    for (const path of [...present]) await this.loadPath(path, t, initial);
+    for (const path of [...present]) {
+      await this.loadPath(path, t, initial);
+      // the reads are synchronous: let the event loop turn between files (timers, the
+      // daemon's BPF loads finishing on their worker threads)
+      await new Promise<void>((r) => setImmediate(r));
+    }
   }
 
   /** (Re)load one path; `force` re-reads even if stat looks unchanged (a watch notification). */

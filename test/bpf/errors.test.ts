@@ -130,3 +130,37 @@ test('after all of that the process still works', () => {
     obj.close();
   }
 });
+
+test('loadAsync: the load runs on a worker thread; its failure rejects with the same error; the object is busy meanwhile', async () => {
+  const obj = BpfObject.open(MAPS_O, { pinDir: fs.path });
+  const loading = obj.loadAsync();
+  try {
+    assert.throws(() => obj.close(), bpfErr('EBUSY', /a load is running/));
+    assert.throws(() => obj.map('maps_test_hash').lookup(Buffer.alloc(12)), (e: unknown) => e instanceof BpfError && /EBUSY|EINVAL/.test(e.code));
+    await loading;
+    assert.equal(obj.loaded, true);
+    // the loaded object works like a synchronously loaded one
+    const m = obj.map('maps_test_hash');
+    m.update(Buffer.alloc(12, 1), Buffer.alloc(40, 2));
+    assert.deepEqual(m.lookup(Buffer.alloc(12, 1)), Buffer.alloc(40, 2));
+    await assert.rejects(obj.loadAsync(), bpfErr('EALREADY'));
+  } finally {
+    await loading.catch(() => undefined);
+    obj.close();
+  }
+
+  // a verifier rejection: the log captured on the worker thread reaches the error
+  let err: unknown;
+  try {
+    await BpfObject.loadAsync(BAD_O, { pinDir: fs.path });
+  } catch (e) {
+    err = e;
+  }
+  assert.ok(err instanceof BpfError, 'loadAsync must reject');
+  assert.equal(err.code, 'EACCES');
+  assert.match(err.op, /load .*bad_verifier\.o/);
+  assert.match(err.verifierLog ?? '', /invalid access to packet/);
+  assert.match(err.libbpfLog, /bad_unchecked_read/);
+  // and a synchronous call afterwards captures only its own log
+  assert.throws(() => BpfObject.load(join(root, 'build/test-bpf/missing.o')), (e: unknown) => e instanceof BpfError && !String((e as BpfError).libbpfLog).includes('invalid access'));
+});
