@@ -55,7 +55,7 @@ export async function runPerPacket(o: { repeat: number; singles: number; rounds:
     const fromHost = fromHostObj.program('weir_from_host');
     const frontends = fromPodObj.map('weir_frontend4').typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
     const backends = fromPodObj.map('weir_backend4').typed(codecFor('weir_backend4_key'), codecFor('weir_backend4'));
-    const conntrack = fromPodObj.map('weir_ct4').typed(codecFor('weir_ct4_key'), codecFor('weir_ct4'));
+    const conntrack = fromPodObj.map('weir_ct4_v2').typed(codecFor('weir_ct4_key'), codecFor('weir_ct4'));
     const NODEPORT = enums.weir_frontend_flags.WEIR_FRONTEND_NODEPORT;
     const add = (id: number, address: string, port: number, be: { address: string; port: number }, flags = 0) => {
       backends.set({ frontend_id: id, slot: 0 }, { address: be.address, port: be.port, flags: 0 });

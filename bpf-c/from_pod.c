@@ -41,8 +41,8 @@ static __always_inline enum weir_reason from_pod4(struct __sk_buff *skb, struct 
 			ct4_forget(&key, ct); /* a new connection on old ports: balance it afresh */
 		} else if (ct4_reply_is_stale(ct, pkt, &fkey)) {
 			/* the answer to a connection that is not this entry's: leave it alone */
-			bpf_map_delete_elem(&weir_ct4, &fkey);
-			bpf_map_delete_elem(&weir_ct4, &key);
+			bpf_map_delete_elem(&weir_ct4_v2, &fkey);
+			bpf_map_delete_elem(&weir_ct4_v2, &key);
 		} else {
 			return lb4_established(skb, pkt, ct, verdict);
 		}

@@ -9,6 +9,7 @@
 #include <weir/counters.h>
 #include <weir/service.h>
 #include <weir/conntrack.h>
+#include <weir/legacy.h>
 
 struct weir_btf_anchor {
 	enum weir_hook hook;
@@ -34,6 +35,9 @@ struct weir_btf_anchor {
 	enum weir_ct_flags ct_flags;
 	struct weir_ct4_key ct4_key;
 	struct weir_ct4 ct4;
+	enum weir_ct_policy ct_policy;
+	/* earlier releases' layouts, for conversion (weir/legacy.h) */
+	struct weir_ct4_v1 ct4_v1;
 };
 
 const volatile struct weir_btf_anchor weir_btf_anchor = {};

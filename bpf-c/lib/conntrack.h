@@ -19,7 +19,7 @@ struct {
 	__type(key, struct weir_ct4_key);
 	__type(value, struct weir_ct4);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} weir_ct4 SEC(".maps");
+} weir_ct4_v2 SEC(".maps");
 
 /* The tuple of the packet as it is on the wire. */
 static __always_inline void ct4_key_of(const struct packet *pkt, struct weir_ct4_key *key)
@@ -34,7 +34,7 @@ static __always_inline void ct4_key_of(const struct packet *pkt, struct weir_ct4
 
 static __always_inline struct weir_ct4 *ct4_lookup(const struct weir_ct4_key *key)
 {
-	return bpf_map_lookup_elem(&weir_ct4, key);
+	return bpf_map_lookup_elem(&weir_ct4_v2, key);
 }
 
 /* A packet matched @ct: refresh what userspace GC ages by. Entries are shared between
@@ -78,8 +78,8 @@ static __always_inline void ct4_forget(const struct weir_ct4_key *key, const str
 	rkey.sport = ct->nat_dport;
 	rkey.dport = ct->nat_sport;
 	rkey.protocol = key->protocol;
-	bpf_map_delete_elem(&weir_ct4, &rkey);
-	bpf_map_delete_elem(&weir_ct4, key);
+	bpf_map_delete_elem(&weir_ct4_v2, &rkey);
+	bpf_map_delete_elem(&weir_ct4_v2, key);
 }
 
 /* A SYN-ACK meeting a reply entry of a connection that already closed is the answer to a
@@ -105,7 +105,7 @@ static __always_inline int ct4_reply_is_stale(const struct weir_ct4 *ct, const s
 	fkey->protocol = IPPROTO_TCP;
 	if (ct->tcp_flags_seen & (CT_TCP_FIN | CT_TCP_RST))
 		return 1;
-	fwd = bpf_map_lookup_elem(&weir_ct4, fkey);
+	fwd = bpf_map_lookup_elem(&weir_ct4_v2, fkey);
 	return !fwd || (fwd->tcp_flags_seen & (CT_TCP_FIN | CT_TCP_RST));
 }
 
@@ -168,12 +168,12 @@ static __always_inline int ct4_create(const struct ct4_flow *flow, const struct 
 
 	/* reverse first: a forward entry without its reverse would NAT packets whose
 	 * replies then go untranslated */
-	err = bpf_map_update_elem(&weir_ct4, &rkey, &rev, BPF_ANY);
+	err = bpf_map_update_elem(&weir_ct4_v2, &rkey, &rev, BPF_ANY);
 	if (err)
 		return err;
-	err = bpf_map_update_elem(&weir_ct4, &flow->orig, &fwd, BPF_ANY);
+	err = bpf_map_update_elem(&weir_ct4_v2, &flow->orig, &fwd, BPF_ANY);
 	if (err)
-		bpf_map_delete_elem(&weir_ct4, &rkey);
+		bpf_map_delete_elem(&weir_ct4_v2, &rkey);
 	return err;
 }
 

@@ -81,7 +81,7 @@ export function registerExplainCommand(program: Command): void {
           frontends: open('weir_frontend4').typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
           backends: open('weir_backend4').typed(codecFor('weir_backend4_key'), codecFor('weir_backend4')),
           affinity: open('weir_affinity4').typed(codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
-          conntrack: open('weir_ct4').typed(codecFor('weir_ct4_key'), codecFor('weir_ct4')),
+          conntrack: open('weir_ct4_v2').typed(codecFor('weir_ct4_key'), codecFor('weir_ct4')),
         };
         const e = explain(maps, q);
         process.stdout.write((o.output === 'json' ? json({ query: q, ...e }) : describe(q, e)) + '\n');

@@ -90,7 +90,7 @@ export function natRowsOf(entries: ReadonlyArray<[WeirCt4Key, WeirCt4]>, f: CtFi
 }
 
 export function natRows(o: StateOptions, f: CtFilter = {}): NatRow[] {
-  return withMap<WeirCt4Key, WeirCt4, NatRow[]>(o, 'weir_ct4', 'weir_ct4_key', 'weir_ct4', (entries) => natRowsOf(entries, f));
+  return withMap<WeirCt4Key, WeirCt4, NatRow[]>(o, 'weir_ct4_v2', 'weir_ct4_key', 'weir_ct4', (entries) => natRowsOf(entries, f));
 }
 
 export function registerNatCommand(program: Command): void {
@@ -108,7 +108,7 @@ export function registerNatCommand(program: Command): void {
       rows = natRows(o, ctFilterFrom(o));
     } catch (e) {
       if (e instanceof CliError) throw e;
-      throw new CliError(`reading weir_ct4: ${(e as Error).message.split('\n')[0]}`);
+      throw new CliError(`reading weir_ct4_v2: ${(e as Error).message.split('\n')[0]}`);
     }
     if (o.output === 'json') return print('json', rows);
     print(

@@ -175,14 +175,14 @@ export function ctFilterFrom(o: { address?: string; port?: string; protocol?: st
 
 export function conntrackRows(o: StateOptions, f: CtFilter = {}): CtRow[] {
   const now = process.hrtime.bigint();
-  return withMap<WeirCt4Key, WeirCt4, CtRow[]>(o, 'weir_ct4', 'weir_ct4_key', 'weir_ct4', (entries) =>
+  return withMap<WeirCt4Key, WeirCt4, CtRow[]>(o, 'weir_ct4_v2', 'weir_ct4_key', 'weir_ct4', (entries) =>
     entries.filter(([k, v]) => ctMatches(k, v, f)).map(([k, v]) => ctRow(k, v, now)).sort((a, b) => a.source.localeCompare(b.source) || a.destination.localeCompare(b.destination)),
   );
 }
 
 /** Deletes the matching conntrack entries; returns how many. */
 export function flushConntrack(o: StateOptions, f: CtFilter = {}): number {
-  return withMap<WeirCt4Key, WeirCt4, number>(o, 'weir_ct4', 'weir_ct4_key', 'weir_ct4', (entries, del) => {
+  return withMap<WeirCt4Key, WeirCt4, number>(o, 'weir_ct4_v2', 'weir_ct4_key', 'weir_ct4', (entries, del) => {
     let n = 0;
     for (const [k, v] of entries)
       if (ctMatches(k, v, f)) {

@@ -92,7 +92,7 @@ export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject }
     frontends: m('weir_frontend4').typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
     backends: m('weir_backend4').typed(codecFor('weir_backend4_key'), codecFor('weir_backend4')),
     affinity: m('weir_affinity4').typed(codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
-    conntrack: m('weir_ct4').typed(codecFor('weir_ct4_key'), codecFor('weir_ct4')),
+    conntrack: m('weir_ct4_v2').typed(codecFor('weir_ct4_key'), codecFor('weir_ct4')),
     sockDestroy: objects.sock_lb.map('weir_sock_destroy4').typed(codecFor('weir_sock_destroy4_key'), u8),
     lbStats: m('weir_lb_stats4'),
   };

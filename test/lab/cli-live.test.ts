@@ -131,7 +131,7 @@ describe('weir CLI on a live node', () => {
   test('maps and ifaces show what the daemon pinned and attached', () => {
     type MapRow = { name: string; entries: number; capacity: number };
     const maps = cli<MapRow[]>('maps');
-    for (const m of ['weir_frontend4', 'weir_backend4', 'weir_ct4', 'weir_affinity4', 'weir_counters']) assert.ok(maps.some((r) => r.name === m), m);
+    for (const m of ['weir_frontend4', 'weir_backend4', 'weir_ct4_v2', 'weir_affinity4', 'weir_counters']) assert.ok(maps.some((r) => r.name === m), m);
     assert.equal(maps.find((r) => r.name === 'weir_frontend4')!.entries, cli<unknown[]>('services').length);
 
     type If = { interface: string; hook: string; program: string; pinned: string };

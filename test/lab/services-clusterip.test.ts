@@ -19,7 +19,7 @@ const PORTS: PortSpec[] = [
 
 /** weir_ct4 entries whose tuple mentions `addr`, read from the pinned map. */
 function ctEntriesWith(pinDir: string, addr: string): number {
-  const m = BpfMap.openPinned(`${pinDir}/weir_ct4`);
+  const m = BpfMap.openPinned(`${pinDir}/weir_ct4_v2`);
   try {
     const kc = codecFor('weir_ct4_key');
     let n = 0;

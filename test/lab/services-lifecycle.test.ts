@@ -20,7 +20,7 @@ const PORTS: PortSpec[] = [
 ];
 
 function ctEntries(pinDir: string): Array<[WeirCt4Key, WeirCt4]> {
-  const m = BpfMap.openPinned(`${pinDir}/weir_ct4`).typed(codecFor('weir_ct4_key'), codecFor('weir_ct4'));
+  const m = BpfMap.openPinned(`${pinDir}/weir_ct4_v2`).typed(codecFor('weir_ct4_key'), codecFor('weir_ct4'));
   try {
     return [...m.entries()] as Array<[WeirCt4Key, WeirCt4]>;
   } finally {

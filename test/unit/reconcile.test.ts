@@ -167,7 +167,7 @@ test('Reconciler: a removed UDP endpoint loses its affinity and conntrack entrie
   r.sync();
   const ct = (saddr: string, daddr: string, sport: number, dport: number, v: Partial<WeirCt4>): [WeirCt4Key, WeirCt4] => [
     { saddr, daddr, sport, dport, protocol: 17 },
-    { nat_saddr: '0.0.0.0', nat_daddr: '0.0.0.0', nat_sport: 0, nat_dport: 0, flags: 0, tcp_flags_seen: 0, frontend_id: 1, created_ns: 0n, last_seen_ns: 0n, packets: 0n, bytes: 0n, ...v },
+    { nat_saddr: '0.0.0.0', nat_daddr: '0.0.0.0', nat_sport: 0, nat_dport: 0, flags: 0, tcp_flags_seen: 0, policy: 0, frontend_id: 1, tunnel_node: 0, ifindex: 0, created_ns: 0n, last_seen_ns: 0n, packets: 0n, bytes: 0n, ...v },
   ];
   const client = '198.18.1.50';
   // the flow to A: original direction (DNAT) and reply direction (reverse NAT), and one to B

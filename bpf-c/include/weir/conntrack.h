@@ -1,5 +1,13 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* ABI: the conntrack map of NAT'd flows (weir_ct4).
+/* ABI: the conntrack map (weir_ct4_v2, layout version 2).
+ *
+ * Version 2 (this release) can track every flow, not only NAT'd ones: an entry with
+ * neither SNAT nor DNAT set is a tracked flow that is not rewritten (policy needs the
+ * state of every connection; the ct_track_all knob decides whether plain flows get one).
+ * It also carries what forwarded flows need: the peer node of a tunnelled flow, the
+ * interface of its local end, and the policy verdict cached for the flow. Version 1
+ * (release 2e42a8d, pinned as `weir_ct4`) is `struct weir_ct4_v1` in weir/legacy.h;
+ * userspace converts between the two on upgrade and rollback (docs/operations.md).
  *
  * One entry per direction, keyed by the tuple as it is on the wire in that direction,
  * so a single lookup serves both: the original direction finds the entry keyed by the
@@ -36,6 +44,16 @@ enum weir_ct_flags {
 	WEIR_CT_HAIRPIN = 1 << 3,  /* client and backend are the same address */
 	WEIR_CT_NODEPORT = 1 << 4, /* created by from_host (NodePort / external / LB frontend) */
 	WEIR_CT_SEEN = 1 << 5,     /* a packet matched this entry after it was created */
+	/* version 2 */
+	WEIR_CT_TUNNEL = 1 << 6,   /* the flow crosses the tunnel to or from tunnel_node */
+	WEIR_CT_DSR = 1 << 7,      /* the backend's node answers the client directly (DSR) */
+};
+
+/* weir_ct4.policy: the verdict the policy stage cached for the flow, so established
+ * packets pay no policy lookup. 0: not checked (no policy applies, or policy is off). */
+enum weir_ct_policy {
+	WEIR_CT_POLICY_EGRESS_ALLOWED = 1 << 0,  /* the sending pod's egress policy allowed it */
+	WEIR_CT_POLICY_INGRESS_ALLOWED = 1 << 1, /* the receiving pod's ingress policy allowed it */
 };
 
 struct weir_ct4 {
@@ -45,9 +63,11 @@ struct weir_ct4 {
 	__be16 nat_dport;
 	__u16 flags;          /* enum weir_ct_flags */
 	__u8 tcp_flags_seen;  /* OR of the TCP flags of every packet in this direction */
-	__u8 pad;
-	__u32 frontend_id;    /* weir_frontend4.id of the service that created the flow */
-	__u32 pad2;
+	__u8 policy;          /* enum weir_ct_policy */
+	__u32 frontend_id;    /* weir_frontend4.id of the service that created the flow; 0: none */
+	__u32 tunnel_node;    /* id of the peer node for WEIR_CT_TUNNEL / WEIR_CT_DSR flows; 0: none */
+	__u32 ifindex;        /* interface of the flow's local end (redirect target); 0: the stack routes */
+	__u32 pad;
 	__u64 created_ns;     /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
 	__u64 last_seen_ns;   /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC to the tick (1-4 ms) */
 	__u64 packets;        /* this direction, since creation */
