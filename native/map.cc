@@ -63,6 +63,7 @@ Napi::Function Map::Init(Napi::Env env) {
   Napi::Function f = DefineClass(
       env, "Map",
       {StaticMethod("openPinned", &Map::OpenPinned), StaticMethod("fromId", &Map::FromId),
+       StaticMethod("create", &Map::Create),
        InstanceAccessor("fd", &Map::GetFd, nullptr), InstanceMethod("info", &Map::GetInfo),
        InstanceMethod("lookup", &Map::Lookup), InstanceMethod("update", &Map::Update),
        InstanceMethod("delete", &Map::Delete), InstanceMethod("nextKey", &Map::NextKey),
@@ -154,6 +155,31 @@ Napi::Value Map::FromId(const Napi::CallbackInfo& info) {
   std::string op = "open map id " + std::to_string(id);
   int fd = Check(info.Env(), bpf_map_get_fd_by_id(static_cast<__u32>(id)), op);
   return NewOwned(info.Env(), fd, "map id " + std::to_string(id));
+}
+
+// A map made from userspace, not declared by any object: state the daemon keeps for itself
+// (e.g. sysctl values to restore), pinned next to the objects' maps. Args: type name
+// ('hash' or 'array'), name, key size, value size, max entries.
+Napi::Value Map::Create(const Napi::CallbackInfo& info) {
+  LogScope scope;
+  std::string type = ArgString(info, 0, "create map");
+  std::string name = ArgString(info, 1, "create map");
+  int64_t keySize = ArgInt(info, 2, "create map");
+  int64_t valueSize = ArgInt(info, 3, "create map");
+  int64_t maxEntries = ArgInt(info, 4, "create map");
+  bpf_map_type t;
+  if (type == "hash")
+    t = BPF_MAP_TYPE_HASH;
+  else if (type == "array")
+    t = BPF_MAP_TYPE_ARRAY;
+  else
+    ThrowErrno(info.Env(), EINVAL, "create map " + name, "type " + type + ": use hash or array");
+  std::string op = "create map '" + name + "'";
+  int fd = Check(info.Env(),
+                 bpf_map_create(t, name.c_str(), static_cast<__u32>(keySize), static_cast<__u32>(valueSize),
+                                static_cast<__u32>(maxEntries), nullptr),
+                 op);
+  return NewOwned(info.Env(), fd, "map '" + name + "'");
 }
 
 Napi::Value Map::GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), Fd(info.Env())); }

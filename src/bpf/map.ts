@@ -41,6 +41,11 @@ export class BpfMap {
     return new BpfMap(native(() => addon.Map.fromId(id)));
   }
 
+  /** A new map from userspace (no object declares it), e.g. state the daemon keeps for itself; pin() it to keep it. */
+  static create(spec: { type: 'hash' | 'array'; name: string; keySize: number; valueSize: number; maxEntries: number }): BpfMap {
+    return new BpfMap(native(() => addon.Map.create(spec.type, spec.name, spec.keySize, spec.valueSize, spec.maxEntries)));
+  }
+
   /** libbpf_num_possible_cpus(): how many values a per-CPU map holds per key. */
   static possibleCpus(): number {
     return (possibleCpus ??= native(() => addon.numPossibleCpus()));

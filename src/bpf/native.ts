@@ -166,7 +166,7 @@ export interface RawObject {
 
 export interface Addon {
   Object: { open(path: string, pinRoot?: string): RawObject };
-  Map: { openPinned(path: string): RawMap; fromId(id: number): RawMap };
+  Map: { openPinned(path: string): RawMap; fromId(id: number): RawMap; create(type: string, name: string, keySize: number, valueSize: number, maxEntries: number): RawMap };
   Program: { openPinned(path: string): RawProgram; fromId(id: number): RawProgram };
   Link: { openPinned(path: string): RawLink };
   Btf: { fromFile(path: string): RawBtf; fromKernelId(id: number): RawBtf };

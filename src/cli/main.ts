@@ -15,6 +15,7 @@ import { CliError } from './output.js';
 import { registerServiceCommands } from './services.js';
 import { registerStatusCommand } from './status.js';
 import { registerTakeoverCommand } from './takeover.js';
+import { registerUninstallCommand } from './uninstall.js';
 
 const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -33,6 +34,7 @@ registerExplainCommand(program);
 registerStatusCommand(program);
 registerDiffCommand(program);
 registerTakeoverCommand(program);
+registerUninstallCommand(program);
 
 try {
   await program.parseAsync(process.argv);

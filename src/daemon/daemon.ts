@@ -7,15 +7,16 @@
 // `kubernetes` Service from the bootstrap environment is programmed and the programs attached
 // before the API is asked anything: weir reaches the API server through its own dataplane.
 
-import { readFileSync, writeFileSync } from 'node:fs';
 import { AttachManager, type InterfaceRef } from '../dataplane/attach.js';
 import { ConntrackGc } from '../dataplane/conntrack-gc.js';
 import { computeNodeNetwork, type NodeNetwork } from '../dataplane/interfaces.js';
 import { takeOverKubeProxy } from '../dataplane/kube-proxy.js';
 import { loadDataplaneAsync, type LoadedDataplane } from '../dataplane/loader.js';
+import { acquireInstanceLock, type Lock } from '../dataplane/instance-lock.js';
 import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
 import { Reconciler, type SyncResult } from '../dataplane/reconcile.js';
 import { destroySocketsEverywhere } from '../dataplane/sockets.js';
+import { allowLocalSource, SysctlRecorder } from '../dataplane/sysctl.js';
 import { startHttp, type HttpEndpoint } from '../metrics/http.js';
 import { Metrics } from '../metrics/metrics.js';
 import { affectedServiceKeys, buildServiceState, updateServiceState } from '../model/services.js';
@@ -35,20 +36,6 @@ function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/**
- * Replies of NodePort flows leave from_pod reverse-NATed to the node's own address, and the
- * stack drops a packet with a local source arriving on another interface unless that
- * interface accepts local sources. Set per workload interface, in the daemon's netns.
- */
-function allowLocalSource(ifname: string, log: Logger): void {
-  const path = `/proc/sys/net/ipv4/conf/${ifname}/accept_local`;
-  try {
-    if (readFileSync(path, 'utf8').trim() !== '1') writeFileSync(path, '1');
-  } catch (e) {
-    log.debug('accept_local not set', { ifname, error: errText(e) });
-  }
-}
-
 const refs = (l: readonly { ifindex: number; ifname: string }[]): InterfaceRef[] => l.map((x) => ({ ifindex: x.ifindex, ifname: x.ifname }));
 const refKey = (l: readonly InterfaceRef[]) => l.map((x) => `${x.ifindex}:${x.ifname}`).join(',');
 
@@ -64,6 +51,10 @@ export class Daemon {
   private reconciler!: Reconciler;
   private attach!: AttachManager;
   private gc!: ConntrackGc;
+  /** sysctls weir sets, with their values before (for weir uninstall) */
+  private sysctls!: SysctlRecorder;
+  /** held while running: `weir uninstall` refuses while it is (instance-lock.ts) */
+  private lock: Lock | undefined;
   private readonly store = new Store();
   private source: ManifestsSource | KubeSource | undefined;
   /** set when the source is the API server */
@@ -104,6 +95,10 @@ export class Daemon {
   async start(): Promise<void> {
     const t0 = performance.now();
     const cfg = this.cfg;
+    this.lock = await acquireInstanceLock(cfg.instance).catch((e: NodeJS.ErrnoException) => {
+      this.log.warn('instance lock not held', { instance: cfg.instance, error: e.code === 'EADDRINUSE' ? 'another weir daemon runs this instance in this network namespace' : errText(e) });
+      return undefined;
+    });
     // the verifier (~0.7 s for the four objects) runs on worker threads; a manifests source
     // is read meanwhile (the API source needs the dataplane first: its bootstrap Service)
     const dpLoading = loadDataplaneAsync({ bpfRoot: cfg.bpfRoot, instance: cfg.instance, sockLbMode: cfg.sockLb, serviceStats: cfg.serviceStats, ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}) });
@@ -130,6 +125,7 @@ export class Daemon {
     this.log.info('adopt', adopted);
     this.attach = new AttachManager(this.dp.pinDir, this.dp.objects, this.log);
     this.gc = new ConntrackGc(this.dp.maps.conntrack, this.log);
+    this.sysctls = SysctlRecorder.open(this.dp.pinDir, this.log);
     await this.startMetrics();
 
     this.network = await this.readNetwork();
@@ -386,7 +382,8 @@ export class Daemon {
   private applyAttachments(net: NodeNetwork): void {
     const errorsBefore = this.attach.stats.errors;
     this.attach.syncInterfaces(refs(net.workloads), refs(net.hostInterfaces));
-    for (const w of net.workloads) allowLocalSource(w.ifname, this.log);
+    for (const w of net.workloads) allowLocalSource(this.sysctls, w);
+    this.sysctls.prune();
     if (!this.cgroupAttached) {
       const before = this.attach.stats.errors;
       this.attach.syncCgroup(this.cfg.sockLb === 'off' ? null : this.cfg.cgroup);
@@ -441,6 +438,8 @@ export class Daemon {
     await this.http?.close();
     await this.networkBusy.catch(() => {});
     this.attach?.close();
+    this.sysctls?.close();
     this.dp?.close();
+    await this.lock?.release();
   }
 }
