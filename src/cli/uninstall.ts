@@ -28,7 +28,11 @@ const VERBS: Record<UninstallItem['kind'], [done: string, would: string]> = {
 
 function line(i: UninstallItem, dryRun: boolean): string {
   const verb = i.outcome === 'done' ? VERBS[i.kind][dryRun ? 1 : 0] : i.outcome;
-  const what = i.kind === 'sysctl' ? `sysctl ${i.name} = ${i.detail}` : i.kind === 'nft' ? `nft table ${i.name}: ${i.detail}` : i.kind === 'dir' ? `dir ${i.name}` : `${i.kind} ${i.name}: ${i.detail}`;
+  const what =
+    i.kind === 'sysctl' ? `sysctl ${i.name} = ${i.detail}`
+    : i.kind === 'nft' ? `nft table ${i.name}: ${i.detail}`
+    : i.kind === 'dir' ? `dir ${i.name}`
+    : `${i.kind} ${i.name}: ${i.detail}`;
   return `${verb.padEnd(13)} ${what}${i.reason ? ` (${i.reason})` : ''}`;
 }
 
@@ -36,7 +40,8 @@ export function registerUninstallCommand(program: Command): void {
   program
     .command('uninstall')
     .description(
-      "remove what weir put on this node for an instance: pinned links (detached), pinned maps, the pin directory, weir's nft table, and the sysctls it set (restored); run in the node's network namespace with the daemon stopped",
+      'remove what weir put on this node for an instance: pinned links (detached), pinned maps, the pin directory, ' +
+        "weir's nft table, and the sysctls it set (restored); run in the node's network namespace with the daemon stopped",
     )
     .option('--bpf-root <dir>', 'bpffs mount holding weir/<instance>', '/sys/fs/bpf')
     .option('--instance <name>', 'weir instance on this node', 'default')
@@ -47,7 +52,8 @@ export function registerUninstallCommand(program: Command): void {
       const running = await runningDaemons(o.instance);
       if (running.length && !o.force && !o.dryRun) {
         const how = running.map((r) => (r.how === 'lock' ? 'it holds the instance lock' : `pid ${r.pid}`)).join(', ');
-        throw new CliError(`a weir daemon is running for instance ${o.instance} in this network namespace (${how}): stop it first (delete the DaemonSet), or use --force`);
+        const msg = `a weir daemon is running for instance ${o.instance} in this network namespace (${how})`;
+        throw new CliError(`${msg}: stop it first (delete the DaemonSet), or use --force`);
       }
       const r = await uninstall({ bpfRoot: o.bpfRoot, instance: o.instance, dryRun: o.dryRun });
       if (o.output === 'json') process.stdout.write(json({ ...r, daemonRunning: running.length > 0 }) + '\n');

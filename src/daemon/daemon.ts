@@ -96,7 +96,8 @@ export class Daemon {
     const t0 = performance.now();
     const cfg = this.cfg;
     this.lock = await acquireInstanceLock(cfg.instance).catch((e: NodeJS.ErrnoException) => {
-      this.log.warn('instance lock not held', { instance: cfg.instance, error: e.code === 'EADDRINUSE' ? 'another weir daemon runs this instance in this network namespace' : errText(e) });
+      const error = e.code === 'EADDRINUSE' ? 'another weir daemon runs this instance in this network namespace' : errText(e);
+      this.log.warn('instance lock not held', { instance: cfg.instance, error });
       return undefined;
     });
     // the verifier (~0.7 s for the four objects) runs on worker threads; a manifests source

@@ -105,7 +105,8 @@ async function sysctlItems(pinDir: string, o: UninstallOptions): Promise<Uninsta
     const detail = `${r.before} (weir set ${r.set}${r.ifindex ? `, ifindex ${r.ifindex}` : ''})`;
     if (res.outcome === 'restored') return { kind: 'sysctl', name: r.path, detail, outcome: 'done' };
     if (res.outcome === 'failed') return { kind: 'sysctl', name: r.path, detail, outcome: 'failed', reason: res.error ?? 'failed' };
-    return { kind: 'sysctl', name: r.path, detail, outcome: 'skipped', reason: res.outcome === 'changed since' ? `changed since weir set it (now ${res.current})` : res.outcome };
+    const reason = res.outcome === 'changed since' ? `changed since weir set it (now ${res.current})` : res.outcome;
+    return { kind: 'sysctl', name: r.path, detail, outcome: 'skipped', reason };
   });
 }
 
@@ -119,7 +120,8 @@ async function linkItem(pinDir: string, path: string, ifnames: Map<number, strin
   }
   try {
     const i = link.info();
-    const where = i.ifindex !== undefined ? `${ifnames.get(i.ifindex) ?? (i.ifindex === 0 ? 'a deleted interface' : '?')} (ifindex ${i.ifindex})` : i.cgroupId !== undefined ? `cgroup id ${i.cgroupId}` : i.type;
+    const ifname = (n: number) => ifnames.get(n) ?? (n === 0 ? 'a deleted interface' : '?');
+    const where = i.ifindex !== undefined ? `${ifname(i.ifindex)} (ifindex ${i.ifindex})` : i.cgroupId !== undefined ? `cgroup id ${i.cgroupId}` : i.type;
     const detail = `${progName(i.progId)} on ${where} ${i.attachType ?? i.type}`;
     if (dryRun) return { kind: 'link', name, detail, outcome: 'done' };
     try {
@@ -193,7 +195,8 @@ async function nftItems(o: UninstallOptions): Promise<UninstallItem[]> {
   const root = join(o.bpfRoot, 'weir');
   const others = existsSync(root) ? readdirSync(root).filter((n) => n !== o.instance) : [];
   const detail = 'conntrack keeper (kube-proxy takeover)';
-  if (others.length) return tables.map((t) => ({ kind: 'nft', name: t, detail, outcome: 'skipped', reason: `other weir instances remain under ${root}: ${others.join(', ')}` }));
+  const reason = `other weir instances remain under ${root}: ${others.join(', ')}`;
+  if (others.length) return tables.map((t) => ({ kind: 'nft', name: t, detail, outcome: 'skipped', reason }));
   const out: UninstallItem[] = [];
   for (const t of tables) {
     if (o.dryRun) {
@@ -224,7 +227,8 @@ export async function uninstall(o: UninstallOptions): Promise<UninstallResult> {
     const root = dirname(pinDir);
     for (const d of dirs) items.push(removeDir(d, d === pinDir ? d : relative(pinDir, d), o.dryRun));
     // <root>/weir, once no instance is left in it
-    if (o.dryRun ? readdirSync(root).every((n) => n === o.instance) : existsSync(root) && readdirSync(root).length === 0) items.push(removeDir(root, root, o.dryRun));
+    const rootEmpty = o.dryRun ? readdirSync(root).every((n) => n === o.instance) : existsSync(root) && readdirSync(root).length === 0;
+    if (rootEmpty) items.push(removeDir(root, root, o.dryRun));
   }
   items.push(...(await nftItems(o)));
   return { instance: o.instance, pinDir, dryRun: o.dryRun, items, failed: items.filter((i) => i.outcome === 'failed').length };

@@ -21,7 +21,12 @@ test('the lock is held while acquired, and a second holder is refused', async ()
 
 test('kill -9 of the holder frees the lock (no stale pidfile)', async () => {
   const url = new URL('../../src/dataplane/instance-lock.js', import.meta.url).href;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(url)}); await m.acquireInstanceLock(${JSON.stringify(instance)}); console.log('held'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const holder = [
+    `const m = await import(${JSON.stringify(url)});`,
+    `await m.acquireInstanceLock(${JSON.stringify(instance)});`,
+    "console.log('held'); setInterval(() => {}, 1000);",
+  ].join(' ');
+  const child = spawn(process.execPath, ['--input-type=module', '-e', holder], { stdio: ['ignore', 'pipe', 'inherit'] });
   await once(child.stdout!, 'data');
   assert.equal(await lockHeld(instance), true);
   child.kill('SIGKILL');
@@ -30,7 +35,8 @@ test('kill -9 of the holder frees the lock (no stale pidfile)', async () => {
 });
 
 test('a weir daemon command line and its instance', () => {
-  assert.equal(daemonInstance(['node', '--enable-source-maps', '/opt/weir/dist/src/cli/main.js', 'daemon', '--node-name', 'n1', '--instance', 'node1']), 'node1');
+  const bin = ['node', '--enable-source-maps', '/opt/weir/dist/src/cli/main.js'];
+  assert.equal(daemonInstance([...bin, 'daemon', '--node-name', 'n1', '--instance', 'node1']), 'node1');
   assert.equal(daemonInstance(['/usr/local/bin/weir', 'daemon', '--instance=x']), 'x');
   assert.equal(daemonInstance(['weir', 'daemon', '--node-name=n1']), 'default');
   assert.equal(daemonInstance(['node', '/opt/weir/dist/src/cli/main.js', 'uninstall', '--instance', 'node1']), undefined);
