@@ -5,7 +5,7 @@
 
 import type { Command } from 'commander';
 import { runningDaemons } from '../dataplane/instance-lock.js';
-import { uninstall, type UninstallItem } from '../dataplane/uninstall.js';
+import { bpfRootProblem, uninstall, type UninstallItem } from '../dataplane/uninstall.js';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
 
 interface Flags {
@@ -49,6 +49,8 @@ export function registerUninstallCommand(program: Command): void {
     .option('--force', 'remove even while a weir daemon runs for the instance (it keeps its fds; stop it)', false)
     .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
     .action(async (o: Flags) => {
+      const problem = bpfRootProblem(o.bpfRoot);
+      if (problem) throw new CliError(`${problem} (pass the daemon's --bpf-root; run where the node's bpffs is mounted)`);
       const running = await runningDaemons(o.instance);
       if (running.length && !o.force && !o.dryRun) {
         const how = running.map((r) => (r.how === 'lock' ? 'it holds the instance lock' : `pid ${r.pid}`)).join(', ');

@@ -13,11 +13,12 @@
 // past a missing pin directory: each failure is an item with its error.
 
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, rmdirSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { BpfLink, BpfMap, BpfProgram } from '../bpf/index.js';
 import { CONNTRACK_KEEPER_TABLE } from './kube-proxy.js';
+import { mountTypeOf } from './loader.js';
 import { dumpLinks } from './netlink.js';
 import { readSysctlRecords, restoreSysctl, type RestoreResult } from './sysctl.js';
 
@@ -60,6 +61,18 @@ function errText(e: unknown): string {
 
 export function instanceDir(bpfRoot: string, instance: string): string {
   return join(bpfRoot, 'weir', instance);
+}
+
+/**
+ * Why `bpfRoot` cannot hold weir's pins, if it cannot. Checked before anything is removed: on
+ * a wrong root (or a mount namespace that does not see the node's bpffs) uninstall would find
+ * no pins, report nothing, and still delete the nft table the pinned dataplane may rely on.
+ */
+export function bpfRootProblem(bpfRoot: string): string | undefined {
+  if (!existsSync(bpfRoot)) return `--bpf-root ${bpfRoot} does not exist`;
+  const type = mountTypeOf(realpathSync(bpfRoot));
+  if (type !== 'bpf') return `--bpf-root ${bpfRoot} is not a bpffs mount (it is on ${type ?? 'an unknown filesystem'}): weir's pins cannot be there`;
+  return undefined;
 }
 
 function progName(id: number): string {

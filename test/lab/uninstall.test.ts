@@ -147,6 +147,12 @@ describe('weir uninstall on a live node', () => {
     assert.deepEqual(dry.items.filter((i) => i.kind === 'nft').map((i) => i.name).sort(), [`ip ${KEEPER}`, `ip6 ${KEEPER}`]);
     assert.equal(dry.items.filter((i) => i.kind === 'sysctl').length, 3);
 
+    // a wrong --bpf-root (not a bpffs) finds no pins: refused before anything is touched
+    const wrongRoot = await node.ns.exec(binWeir, ['uninstall', '--bpf-root', lab.dir, '--instance', weir.instance], { check: false });
+    assert.equal(wrongRoot.code, 1);
+    assert.match(wrongRoot.stderr, /^weir: --bpf-root .* is not a bpffs mount/);
+    assert.equal(await snapshot(), snap, 'a refused run changes nothing (the nft table stays)');
+
     // the uninstall itself; its table output, one line per item
     const out = await uninstallCmd();
     assert.equal(out.code, 0, out.stderr);
