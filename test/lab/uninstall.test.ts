@@ -160,7 +160,7 @@ describe('weir uninstall on a live node', () => {
     assert.equal(lines.filter((l) => l.startsWith('detached ')).length, 11, out.stdout);
     assert.ok(lines.some((l) => /^restored +sysctl net\/ipv4\/conf\/.+\/accept_local = 2 \(weir set 1/.test(l)), out.stdout);
     assert.ok(lines.some((l) => /^deleted +nft table ip weir-conntrack-keeper/.test(l)), out.stdout);
-    console.log(out.stdout);
+    console.log(`${out.stdout}weir uninstall: ${lines.length} items in ${out.ms} ms (dry run ${dry.items.length} items)`);
 
     // no pin: the instance directory and <root>/weir are gone
     assert.equal(existsSync(weir.pinDir), false);
