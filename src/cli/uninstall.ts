@@ -5,7 +5,7 @@
 
 import type { Command } from 'commander';
 import { runningDaemons } from '../dataplane/instance-lock.js';
-import { bpfRootProblem, uninstall, type UninstallItem } from '../dataplane/uninstall.js';
+import { bpfRootProblem, instanceDir, uninstall, type UninstallItem } from '../dataplane/uninstall.js';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
 
 interface Flags {
@@ -49,6 +49,11 @@ export function registerUninstallCommand(program: Command): void {
     .option('--force', 'remove even while a weir daemon runs for the instance (it keeps its fds; stop it)', false)
     .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
     .action(async (o: Flags) => {
+      try {
+        instanceDir(o.bpfRoot, o.instance);
+      } catch (e) {
+        throw new CliError((e as Error).message);
+      }
       const problem = bpfRootProblem(o.bpfRoot);
       if (problem) throw new CliError(`${problem} (pass the daemon's --bpf-root; run where the node's bpffs is mounted)`);
       const running = await runningDaemons(o.instance);

@@ -60,6 +60,8 @@ function errText(e: unknown): string {
 }
 
 export function instanceDir(bpfRoot: string, instance: string): string {
+  // the daemon's own rule (loader.ts): no `/`, no `..` component, so nothing widens what is removed
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(instance)) throw new Error(`bad --instance ${JSON.stringify(instance)}: letters, digits, '-', '_', '.'`);
   return join(bpfRoot, 'weir', instance);
 }
 
@@ -69,6 +71,7 @@ export function instanceDir(bpfRoot: string, instance: string): string {
  * no pins, report nothing, and still delete the nft table the pinned dataplane may rely on.
  */
 export function bpfRootProblem(bpfRoot: string): string | undefined {
+  if (!bpfRoot) return '--bpf-root is empty';
   if (!existsSync(bpfRoot)) return `--bpf-root ${bpfRoot} does not exist`;
   const type = mountTypeOf(realpathSync(bpfRoot));
   if (type !== 'bpf') return `--bpf-root ${bpfRoot} is not a bpffs mount (it is on ${type ?? 'an unknown filesystem'}): weir's pins cannot be there`;
