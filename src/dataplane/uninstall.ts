@@ -115,7 +115,13 @@ async function sysctlItems(pinDir: string, o: UninstallOptions): Promise<Uninsta
     return [{ kind: 'sysctl', name: 'state/sysctl', detail: 'the record of sysctl values before weir', outcome: 'failed', reason: errText(e) }];
   }
   if (records.length === 0) return [];
-  const links = new Map((await dumpLinks()).map((l) => [l.ifname, l.ifindex]));
+  let links: Map<string, number>;
+  try {
+    links = new Map((await dumpLinks()).map((l) => [l.ifname, l.ifindex]));
+  } catch (e) {
+    // without the interfaces, no record can be matched to its interface: restore none
+    return records.map((r) => ({ kind: 'sysctl', name: r.path, detail: `${r.before} (weir set ${r.set})`, outcome: 'failed', reason: `ip link: ${errText(e)}` }));
+  }
   return records.map((r) => {
     const res: RestoreResult = restoreSysctl(r, (n) => links.get(n), { dryRun: o.dryRun, ...(o.procSys ? { procSys: o.procSys } : {}) });
     const detail = `${r.before} (weir set ${r.set}${r.ifindex ? `, ifindex ${r.ifindex}` : ''})`;
@@ -126,7 +132,7 @@ async function sysctlItems(pinDir: string, o: UninstallOptions): Promise<Uninsta
   });
 }
 
-async function linkItem(pinDir: string, path: string, ifnames: Map<number, string>, dryRun: boolean): Promise<UninstallItem> {
+function linkItem(pinDir: string, path: string, ifnames: Map<number, string>, dryRun: boolean): UninstallItem {
   const name = relative(pinDir, path);
   let link: BpfLink;
   try {
@@ -238,7 +244,7 @@ export async function uninstall(o: UninstallOptions): Promise<UninstallResult> {
     const ifnames = new Map((await dumpLinks().catch(() => [])).map((l) => [l.ifindex, l.ifname]));
     const { files, dirs } = walk(pinDir);
     const linkDir = join(pinDir, 'links');
-    for (const f of files.filter((p) => dirname(p) === linkDir)) items.push(await linkItem(pinDir, f, ifnames, o.dryRun));
+    for (const f of files.filter((p) => dirname(p) === linkDir)) items.push(linkItem(pinDir, f, ifnames, o.dryRun));
     for (const f of files.filter((p) => dirname(p) !== linkDir)) items.push(pinItem(pinDir, f, o.dryRun));
     const root = dirname(pinDir);
     for (const d of dirs) items.push(removeDir(d, d === pinDir ? d : relative(pinDir, d), o.dryRun));
