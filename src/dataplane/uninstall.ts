@@ -120,7 +120,8 @@ async function sysctlItems(pinDir: string, o: UninstallOptions): Promise<Uninsta
     links = new Map((await dumpLinks()).map((l) => [l.ifname, l.ifindex]));
   } catch (e) {
     // without the interfaces, no record can be matched to its interface: restore none
-    return records.map((r) => ({ kind: 'sysctl', name: r.path, detail: `${r.before} (weir set ${r.set})`, outcome: 'failed', reason: `ip link: ${errText(e)}` }));
+    const reason = `ip link: ${errText(e)}`;
+    return records.map((r) => ({ kind: 'sysctl', name: r.path, detail: `${r.before} (weir set ${r.set})`, outcome: 'failed', reason }));
   }
   return records.map((r) => {
     const res: RestoreResult = restoreSysctl(r, (n) => links.get(n), { dryRun: o.dryRun, ...(o.procSys ? { procSys: o.procSys } : {}) });
