@@ -75,8 +75,8 @@ export interface BpfRootResolution extends BpfRootChoice {
  * detach every pinned link. A multi-threaded process (node) cannot setns(CLONE_NEWNS)
  * itself, so a child nsenter does it. Returns the command line run.
  */
-export function mountBpffsInInit(initMountNs: boolean | undefined): string {
-  const argv = initMountNs === false ? ['nsenter', '--target', '1', '--mount', '--', 'mount', '-t', 'bpf', 'bpf', DEFAULT_BPF_ROOT] : ['mount', '-t', 'bpf', 'bpf', DEFAULT_BPF_ROOT];
+export function mountBpffsInInit(initMountNs: boolean): string {
+  const argv = !initMountNs ? ['nsenter', '--target', '1', '--mount', '--', 'mount', '-t', 'bpf', 'bpf', DEFAULT_BPF_ROOT] : ['mount', '-t', 'bpf', 'bpf', DEFAULT_BPF_ROOT];
   try {
     execFileSync(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (e) {
@@ -92,10 +92,14 @@ export function mountBpffsInInit(initMountNs: boolean | undefined): string {
  * the host's /sys/fs/bpf with Bidirectional propagation, so a bpffs weir mounts there
  * reaches the host too (see docs/daemon.md).
  */
-export function ensureBpfRoot(facts: () => BpfRootFacts = bpfRootFacts, mount: (initMountNs: boolean | undefined) => string = mountBpffsInInit): BpfRootResolution {
+export function ensureBpfRoot(facts: () => BpfRootFacts = bpfRootFacts, mount: (initMountNs: boolean) => string = mountBpffsInInit): BpfRootResolution {
   const before = facts();
   const found = chooseBpfRoot(before);
   if (found) return found;
+  // without /proc/1/ns/mnt we cannot tell PID 1's namespace from a private one that would
+  // take the pins with it; and nsenter --target 1 would fail the same way
+  if (before.initMountNs === undefined)
+    throw new Error(`no bpffs at ${DEFAULT_BPF_ROOT}, and /proc/1/ns/mnt cannot be read, so weir cannot mount one where it outlives weir: mount one on the node (mount -t bpf bpf ${DEFAULT_BPF_ROOT}) or pass --bpf-root DIR`);
   const mounted = mount(before.initMountNs);
   const after = chooseBpfRoot(facts());
   if (!after) throw new Error(`ran \`${mounted}\` but no bpffs is visible at ${DEFAULT_BPF_ROOT} or ${INIT_BPF_ROOT}; pass --bpf-root DIR`);

@@ -25,8 +25,8 @@ test('the default root: ours if a bpffs, else PID 1\'s from another mount namesp
 });
 
 test('the daemon mounts a bpffs only when none is found, in PID 1\'s mount namespace, and then uses it', () => {
-  const mounts: Array<boolean | undefined> = [];
-  const mount = (initMountNs: boolean | undefined) => {
+  const mounts: boolean[] = [];
+  const mount = (initMountNs: boolean) => {
     mounts.push(initMountNs);
     return initMountNs === false ? 'nsenter --target 1 --mount -- mount -t bpf bpf /sys/fs/bpf' : 'mount -t bpf bpf /sys/fs/bpf';
   };
@@ -44,6 +44,9 @@ test('the daemon mounts a bpffs only when none is found, in PID 1\'s mount names
   assert.deepEqual(mounts, [false, true]);
   // a mount that does not show up is an error, not a silent private root
   assert.throws(() => ensureBpfRoot(() => ({ here: false, initMountNs: false, init: false }), mount), /no bpffs is visible at \/sys\/fs\/bpf or \/proc\/1\/root/);
+  // PID 1's namespace unreadable: a mount might be private and die with weir, so none is made
+  assert.throws(() => ensureBpfRoot(() => ({ here: false, initMountNs: undefined, init: false }), mount), /\/proc\/1\/ns\/mnt cannot be read.*mount -t bpf bpf \/sys\/fs\/bpf/);
+  assert.deepEqual(mounts, [false, true, false]);
 });
 
 test('bpffs detection and the mount table parser', () => {
