@@ -64,7 +64,9 @@ export function pinnedMapNames(o: StateOptions): string[] {
 }
 
 export function openMap(o: StateOptions, name: string): BpfMap {
-  const path = join(pinDirOf(o), name);
+  const dir = pinDirOf(o);
+  if (!existsSync(dir)) throw new CliError(`no weir state at ${dir} (is weir running on this node? try --bpf-root / --instance)`);
+  const path = join(dir, name);
   if (!existsSync(path)) throw new CliError(`map ${name} is not pinned at ${pinDirOf(o)} (weir state from another version, or not started yet)`);
   try {
     return BpfMap.openPinned(path);

@@ -7,7 +7,7 @@
 // (`ip netns exec NODE weir services`) and from the host (`weir services --instance NODE`).
 
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readlinkSync, rmdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
 import { isBpffs } from '../../src/dataplane/bpffs.js';
@@ -90,6 +90,13 @@ test('the simulated host is its own PID 1 and has no bpffs at /sys/fs/bpf', asyn
   assert.notEqual(host.mountNs, readlinkSync('/proc/self/ns/mnt'), "not the test's (the real host's) mount namespace");
   const r = await host.exec('sh', ['-c', 'readlink /proc/1/ns/mnt; cat /proc/1/comm; stat -f -c %T /sys/fs/bpf']);
   assert.deepEqual(r.stdout.trim().split('\n'), [host.mountNs, 'sleep', 'sysfs']);
+  // the CLI never mounts: with nothing there it says so, from the node and from the host
+  for (const argv of [['ip', 'netns', 'exec', node.ns.name, binWeir, 'services'], [binWeir, 'services']]) {
+    const cli = await host.exec(argv[0]!, argv.slice(1), { check: false });
+    assert.equal(cli.code, 1);
+    assert.equal(cli.stderr.trim(), "weir: no weir state: no bpffs at /sys/fs/bpf here or in PID 1's mount namespace (is weir running on this node? try --bpf-root / --pin-dir)");
+  }
+  assert.equal((await host.exec('stat', ['-f', '-c', '%T', '/sys/fs/bpf'])).stdout.trim(), 'sysfs');
 });
 
 test('README command with default flags: weir mounts a bpffs in PID 1\'s mount namespace and becomes ready', async () => {
@@ -136,6 +143,16 @@ test('the CLI finds the state from the node (ip netns exec) and from the host, w
   assert.ok(vip(await services([], true)), 'ip netns exec NODE weir services');
   assert.ok(vip(await services(['--instance', node.ns.name], false)), 'weir services --instance NODE on the host');
   assert.ok(vip(await services([], false)), 'weir services on the host: the only instance there is');
+  // a second instance: the host's plain `weir services` must not guess
+  mkdirSync(join(host.root, 'sys/fs/bpf/weir/other'));
+  try {
+    const r = await host.exec(binWeir, ['services'], { check: false });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim(), `weir: several weir instances under /sys/fs/bpf/weir (other, ${node.ns.name}): choose one with --instance`);
+    assert.ok(vip(await services([], true)), 'in the node, its own instance is still the default');
+  } finally {
+    rmdirSync(join(host.root, 'sys/fs/bpf/weir/other'));
+  }
 });
 
 test('killing the simulated host takes its bpffs, and so every weir link, with it', async () => {
