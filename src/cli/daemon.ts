@@ -5,7 +5,7 @@
 import { Command, Option } from 'commander';
 import { checkCgroupDir, resolveCgroupDir, parseDuration, parseList, parseSockLbMode, type DaemonConfig, type SourceConfig } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
-import { DEFAULT_BPF_ROOT, ensureBpfRoot } from '../dataplane/bpffs.js';
+import { DEFAULT_BPF_ROOT, ensureBpfRoot, INIT_BPF_ROOT } from '../dataplane/bpffs.js';
 import { checkInstanceName, defaultInstance } from '../dataplane/instance.js';
 import { parseListenAddress } from '../metrics/http.js';
 import { bootstrapFromEnv } from '../sources/kube-bootstrap.js';
@@ -94,8 +94,16 @@ export function registerDaemonCommand(program: Command): void {
     .option('--kubeconfig <file>', 'read the cluster from the Kubernetes API server this kubeconfig names (default without --manifests: the pod service account)')
     .option('--api-outage-bound <duration>', '/healthz fails when the API server has been unreachable longer than this', '60s')
     .option('--metrics-address <addr>', "/metrics, /healthz and /readyz on host:port, [v6]:port or :port; 'off' disables", ':9963')
-    .option('--instance <name>', "names the pin directory <bpf-root>/weir/<instance> (default: the network namespace's name when weir runs in a named one that is not PID 1's, as under `ip netns exec NODE`, so each simulated node has its own; otherwise 'default')")
-    .option('--bpf-root <dir>', `a bpffs mount for pinned maps and links (default: ${DEFAULT_BPF_ROOT}; when that is not a bpffs here, PID 1's through /proc/1/root${DEFAULT_BPF_ROOT}; when neither is, weir mounts one at ${DEFAULT_BPF_ROOT} in PID 1's mount namespace, so the pins outlive weir)`)
+    .option(
+      '--instance <name>',
+      "names the pin directory <bpf-root>/weir/<instance> (default: the network namespace's name when weir runs in a named one that is not PID 1's, " +
+        "as under `ip netns exec NODE`, so each simulated node has its own; otherwise 'default')",
+    )
+    .option(
+      '--bpf-root <dir>',
+      `a bpffs mount for pinned maps and links (default: ${DEFAULT_BPF_ROOT}; when that is not a bpffs here, PID 1's through ${INIT_BPF_ROOT}; ` +
+        `when neither is, weir mounts one at ${DEFAULT_BPF_ROOT} in PID 1's mount namespace, so the pins outlive weir)`,
+    )
     .option('--cgroup <dir>', 'cgroup2 directory the connect-time LB attaches to; relative paths are under the cgroup2 root, which the daemon mounts itself when none is visible (ip netns exec hides /sys/fs/cgroup) (default: the cgroup2 root)')
     .option('--host-interfaces <list>', 'host interfaces for NodePort/externalIP traffic, comma separated (default: those with a default route, else those with a global address that are not pod interfaces)')
     .option('--nodeport-addresses <cidrs>', "node addresses NodePorts answer on, CIDRs or 'primary' (like kube-proxy's nodePortAddresses; default: every node address)")

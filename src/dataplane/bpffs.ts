@@ -76,12 +76,14 @@ export interface BpfRootResolution extends BpfRootChoice {
  * itself, so a child nsenter does it. Returns the command line run.
  */
 export function mountBpffsInInit(initMountNs: boolean): string {
-  const argv = !initMountNs ? ['nsenter', '--target', '1', '--mount', '--', 'mount', '-t', 'bpf', 'bpf', DEFAULT_BPF_ROOT] : ['mount', '-t', 'bpf', 'bpf', DEFAULT_BPF_ROOT];
+  const mount = ['mount', '-t', 'bpf', 'bpf', DEFAULT_BPF_ROOT];
+  const argv = initMountNs ? mount : ['nsenter', '--target', '1', '--mount', '--', ...mount];
   try {
     execFileSync(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (e) {
     const stderr = (e as { stderr?: Buffer }).stderr?.toString().trim();
-    throw new Error(`no bpffs at ${DEFAULT_BPF_ROOT} and \`${argv.join(' ')}\` failed (${stderr || (e as Error).message.split('\n')[0]}); mount one or pass --bpf-root DIR`);
+    const why = stderr || (e as Error).message.split('\n')[0];
+    throw new Error(`no bpffs at ${DEFAULT_BPF_ROOT} and \`${argv.join(' ')}\` failed (${why}); mount one or pass --bpf-root DIR`);
   }
   return argv.join(' ');
 }
@@ -99,7 +101,10 @@ export function ensureBpfRoot(facts: () => BpfRootFacts = bpfRootFacts, mount: (
   // without /proc/1/ns/mnt we cannot tell PID 1's namespace from a private one that would
   // take the pins with it; and nsenter --target 1 would fail the same way
   if (before.initMountNs === undefined)
-    throw new Error(`no bpffs at ${DEFAULT_BPF_ROOT}, and /proc/1/ns/mnt cannot be read, so weir cannot mount one where it outlives weir: mount one on the node (mount -t bpf bpf ${DEFAULT_BPF_ROOT}) or pass --bpf-root DIR`);
+    throw new Error(
+      `no bpffs at ${DEFAULT_BPF_ROOT}, and /proc/1/ns/mnt cannot be read, so weir cannot mount one where it outlives weir: ` +
+        `mount one on the node (mount -t bpf bpf ${DEFAULT_BPF_ROOT}) or pass --bpf-root DIR`,
+    );
   const mounted = mount(before.initMountNs);
   const after = chooseBpfRoot(facts());
   if (!after) throw new Error(`ran \`${mounted}\` but no bpffs is visible at ${DEFAULT_BPF_ROOT} or ${INIT_BPF_ROOT}; pass --bpf-root DIR`);

@@ -37,7 +37,7 @@ export function netnsNamesOf(self: NsId, named: ReadonlyArray<readonly [string, 
 export function chooseDefaultInstance(names: readonly string[], initNetns: boolean | undefined): string {
   if (initNetns === true || names.length === 0) return DEFAULT_INSTANCE;
   const name = names[0]!;
-  if (!isInstanceName(name)) throw new Error(`this network namespace is named ${JSON.stringify(name)}, which is not a valid instance name: pass --instance NAME`);
+  if (!isInstanceName(name)) throw new Error(`this network namespace's name ${JSON.stringify(name)} is not a valid instance name: pass --instance NAME`);
   return name;
 }
 

@@ -60,7 +60,8 @@ async function startDaemon(): Promise<LogLine> {
 /** `weir services -o json` run by `argv` (on the simulated host, or in the node under it). */
 async function services(extra: string[], inNode: boolean): Promise<Array<{ frontend: string }>> {
   const cli = [binWeir, 'services', '-o', 'json', ...extra];
-  const r = inNode ? await host.exec('ip', ['netns', 'exec', node.ns.name, ...cli], { check: false }) : await host.exec(cli[0]!, cli.slice(1), { check: false });
+  const argv = inNode ? ['ip', 'netns', 'exec', node.ns.name, ...cli] : cli;
+  const r = await host.exec(argv[0]!, argv.slice(1), { check: false });
   assert.equal(r.code, 0, `weir services ${extra.join(' ')}: ${r.stderr}`);
   return JSON.parse(r.stdout) as Array<{ frontend: string }>;
 }
@@ -94,7 +95,7 @@ test('the simulated host is its own PID 1 and has no bpffs at /sys/fs/bpf', asyn
   for (const argv of [['ip', 'netns', 'exec', node.ns.name, binWeir, 'services'], [binWeir, 'services']]) {
     const cli = await host.exec(argv[0]!, argv.slice(1), { check: false });
     assert.equal(cli.code, 1);
-    assert.equal(cli.stderr.trim(), "weir: no weir state: no bpffs at /sys/fs/bpf here or in PID 1's mount namespace (is weir running on this node? try --bpf-root / --pin-dir)");
+    assert.equal(cli.stderr.trim(), "weir: no weir state: no bpffs at /sys/fs/bpf here or in PID 1's mount namespace (is weir running? try --bpf-root)");
   }
   assert.equal((await host.exec('stat', ['-f', '-c', '%T', '/sys/fs/bpf'])).stdout.trim(), 'sysfs');
 });
@@ -165,7 +166,8 @@ test('killing the simulated host takes its bpffs, and so every weir link, with i
   assert.ok(ids.length >= 3, `links: ${links.join(', ')}`);
   await host.kill();
   await daemon!.exited; // the daemon dies with the PID namespace
-  const alive = async () => (await Promise.all(ids.map((id) => run('bpftool', ['link', 'show', 'id', String(id)], { check: false })))).filter((r) => r.code === 0).length;
+  const show = (id: number) => run('bpftool', ['link', 'show', 'id', String(id)], { check: false });
+  const alive = async () => (await Promise.all(ids.map(show))).filter((r) => r.code === 0).length;
   // the mount namespace is released asynchronously after its last process exits
   const deadline = Date.now() + 10_000;
   let n = await alive();

@@ -23,7 +23,8 @@ export class SimulatedHost {
     // --kill-child: the init dies with unshare (the lab stops unshare at teardown, and the
     // lab sweep kills it through its netns if the test process itself was killed)
     const script = 'while mountpoint -q /sys/fs/bpf; do umount -l /sys/fs/bpf; done; exec sleep infinity';
-    const unshare = ns.spawn('unshare', ['--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private', '--mount-proc', 'sh', '-c', script], { killAfterMs: 1000 });
+    const argv = ['--pid', '--fork', '--kill-child', '--mount', '--propagation', 'private', '--mount-proc', 'sh', '-c', script];
+    const unshare = ns.spawn('unshare', argv, { killAfterMs: 1000 });
     const deadline = Date.now() + 10_000;
     for (;;) {
       const init = childOf(unshare.pid);

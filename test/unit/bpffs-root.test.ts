@@ -43,20 +43,23 @@ test('the daemon mounts a bpffs only when none is found, in PID 1\'s mount names
   assert.deepEqual(r2, { path: '/sys/fs/bpf', via: 'here', mounted: 'mount -t bpf bpf /sys/fs/bpf' });
   assert.deepEqual(mounts, [false, true]);
   // a mount that does not show up is an error, not a silent private root
-  assert.throws(() => ensureBpfRoot(() => ({ here: false, initMountNs: false, init: false }), mount), /no bpffs is visible at \/sys\/fs\/bpf or \/proc\/1\/root/);
+  const none = (initMountNs: boolean | undefined) => () => ({ here: false, initMountNs, init: false });
+  assert.throws(() => ensureBpfRoot(none(false), mount), /no bpffs is visible at \/sys\/fs\/bpf or \/proc\/1\/root/);
   // PID 1's namespace unreadable: a mount might be private and die with weir, so none is made
-  assert.throws(() => ensureBpfRoot(() => ({ here: false, initMountNs: undefined, init: false }), mount), /\/proc\/1\/ns\/mnt cannot be read.*mount -t bpf bpf \/sys\/fs\/bpf/);
+  assert.throws(() => ensureBpfRoot(none(undefined), mount), /\/proc\/1\/ns\/mnt cannot be read.*mount -t bpf bpf \/sys\/fs\/bpf/);
   assert.deepEqual(mounts, [false, true, false]);
 });
 
 test('bpffs detection and the mount table parser', () => {
   assert.equal(isBpffs(mkdtempSync(join(tmpdir(), 'weir-notbpf-'))), false);
   assert.equal(isBpffs('/nonexistent-weir'), false);
-  const mounts = 'sysfs /sys sysfs rw 0 0\nbpf /sys/fs/bpf bpf rw 0 0\nbpf /run/my\\040bpf bpf rw 0 0\ntmpfs /sys/fs/bpf tmpfs rw 0 0\n/dev/root / ext4 rw 0 0\n';
-  assert.equal(mountTypeOf('/sys/fs/bpf/weir/n1', mounts), 'tmpfs', 'the last mount on a point hides the ones below');
-  assert.equal(mountTypeOf('/sys/fs/bpffs', mounts), 'sysfs', 'a prefix that is not a path component does not count');
-  assert.equal(mountTypeOf('/run/my bpf/weir', mounts), 'bpf', 'octal escapes in mount points');
-  assert.equal(mountTypeOf('/etc', mounts), 'ext4');
+  const mounts = ['sysfs /sys sysfs rw 0 0', 'bpf /sys/fs/bpf bpf rw 0 0', 'bpf /run/my\\040bpf bpf rw 0 0'];
+  mounts.push('tmpfs /sys/fs/bpf tmpfs rw 0 0', '/dev/root / ext4 rw 0 0');
+  const table = mounts.join('\n');
+  assert.equal(mountTypeOf('/sys/fs/bpf/weir/n1', table), 'tmpfs', 'the last mount on a point hides the ones below');
+  assert.equal(mountTypeOf('/sys/fs/bpffs', table), 'sysfs', 'a prefix that is not a path component does not count');
+  assert.equal(mountTypeOf('/run/my bpf/weir', table), 'bpf', 'octal escapes in mount points');
+  assert.equal(mountTypeOf('/etc', table), 'ext4');
   assert.equal(sameNamespace('/proc/self/ns/mnt', '/proc/self/ns/mnt'), true);
   assert.equal(sameNamespace('/proc/self/ns/mnt', '/proc/self/ns/net'), false);
   assert.equal(sameNamespace('/proc/self/ns/mnt', '/nonexistent'), undefined);
@@ -82,5 +85,7 @@ test('the CLI without --instance: the default if it exists, else the only one, e
   assert.equal(chooseCliInstance('default', ['default', 'n1'], '/sys/fs/bpf/weir'), 'default');
   assert.equal(chooseCliInstance('default', ['n1'], '/sys/fs/bpf/weir'), 'n1');
   assert.equal(chooseCliInstance('n1', [], '/sys/fs/bpf/weir'), 'n1', 'nothing there: the caller reports no state for the default');
-  assert.throws(() => chooseCliInstance('default', ['n1', 'n2'], '/sys/fs/bpf/weir'), /^Error: several weir instances under \/sys\/fs\/bpf\/weir \(n1, n2\): choose one with --instance$/);
+  assert.throws(() => chooseCliInstance('default', ['n1', 'n2'], '/sys/fs/bpf/weir'), {
+    message: 'several weir instances under /sys/fs/bpf/weir (n1, n2): choose one with --instance',
+  });
 });
