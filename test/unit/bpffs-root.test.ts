@@ -3,12 +3,12 @@
 // lookup behind the default instance, and the CLI's pick among existing instances.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { chooseBpfRoot, ensureBpfRoot, INIT_BPF_ROOT, isBpffs, mountTypeOf, type BpfRootFacts } from '../../src/dataplane/bpffs.js';
-import { chooseCliInstance, chooseDefaultInstance, netnsNamesOf } from '../../src/dataplane/instance.js';
+import { chooseCliInstance, chooseDefaultInstance, netnsNamesOf, ownNetnsNames } from '../../src/dataplane/instance.js';
 import { sameNamespace } from '../../src/dataplane/namespaces.js';
 
 test('the default root: ours if a bpffs, else PID 1\'s from another mount namespace, else none', () => {
@@ -79,6 +79,13 @@ test('the default instance follows a named network namespace that is not PID 1\'
   assert.equal(chooseDefaultInstance(['host'], true), 'default', "PID 1's namespace (a real node, the DaemonSet): default");
   assert.equal(chooseDefaultInstance([], false), 'default', 'an unnamed namespace (a pod, nsenter --net=/proc/PID/ns/net): default');
   assert.throws(() => chooseDefaultInstance(['has space'], false), /not a valid instance name: pass --instance/);
+  // the lookup on real namespace files (symlinks stand in for /run/netns binds: stat follows both)
+  const dir = mkdtempSync(join(tmpdir(), 'weir-netns-'));
+  symlinkSync('/proc/self/ns/net', join(dir, 'me'));
+  symlinkSync('/proc/self/ns/mnt', join(dir, 'not-a-netns'));
+  symlinkSync('/nonexistent', join(dir, 'dangling'));
+  assert.deepEqual(ownNetnsNames(dir), ['me']);
+  assert.deepEqual(ownNetnsNames('/nonexistent-weir'), []);
 });
 
 test('the CLI without --instance: the default if it exists, else the only one, else one line naming them', () => {
