@@ -7,7 +7,7 @@
 // (`ip netns exec NODE weir services`) and from the host (`weir services --instance NODE`).
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readlinkSync, rmdirSync } from 'node:fs';
+import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
 import { isBpffs } from '../../src/dataplane/bpffs.js';
@@ -21,6 +21,9 @@ import { endpointSlice, parseLogfmt, service, WeirNode, type LogLine } from '../
 const CLUSTER_IP = '198.19.0.40';
 let lab: Lab;
 let node: LabNode;
+/** a second simulated node, for the instance default (no pods, no services) */
+let node2: LabNode;
+let weir2: WeirNode;
 let host: SimulatedHost;
 let backends: Pod[];
 let client: Pod;
@@ -80,6 +83,10 @@ before(async () => {
     service({ name: 'web', clusterIP: CLUSTER_IP, ports }),
     endpointSlice({ name: 'web-1', service: 'web', ports, endpoints: backends.map((b) => ({ ip: b.ip, node: 'n1' })) }),
   ]);
+  node2 = await lab.node('node2', { address: '198.18.0.2/24', podSubnet: '198.18.2.0/24' });
+  weir2 = await WeirNode.create(lab, node2);
+  // last: the simulated host's mount namespace is a private copy, so it sees only the
+  // network namespaces (/run/netns binds) that exist now
   host = await SimulatedHost.create(lab);
 });
 after(async () => {
@@ -144,15 +151,24 @@ test('the CLI finds the state from the node (ip netns exec) and from the host, w
   assert.ok(vip(await services([], true)), 'ip netns exec NODE weir services');
   assert.ok(vip(await services(['--instance', node.ns.name], false)), 'weir services --instance NODE on the host');
   assert.ok(vip(await services([], false)), 'weir services on the host: the only instance there is');
-  // a second instance: the host's plain `weir services` must not guess
-  mkdirSync(join(host.root, 'sys/fs/bpf/weir/other'));
+});
+
+test('a second simulated node started the same way gets its own instance; the host CLI then asks which', async () => {
+  const args = ['netns', 'exec', node2.ns.name, binWeir, 'daemon', '--node-name', 'n2', '--manifests', weir2.manifests];
+  const d2 = host.spawn('ip', [...args, '--cgroup', relative(findCgroup2Mount()!, weir2.cgroup.path), '--metrics-address', 'off'], { label: 'weir daemon n2' });
   try {
+    await d2.waitForOutput(/event=ready /, 20_000);
+    const start = events(d2, 'start')[0]!;
+    assert.equal(start.instance, node2.ns.name);
+    assert.deepEqual(readdirSync(join(host.root, 'sys/fs/bpf/weir')).sort(), [node.ns.name, node2.ns.name].sort(), 'one pin directory per node');
     const r = await host.exec(binWeir, ['services'], { check: false });
     assert.equal(r.code, 1);
-    assert.equal(r.stderr.trim(), `weir: several weir instances under /sys/fs/bpf/weir (other, ${node.ns.name}): choose one with --instance`);
-    assert.ok(vip(await services([], true)), 'in the node, its own instance is still the default');
+    const both = [node.ns.name, node2.ns.name].sort().join(', ');
+    assert.equal(r.stderr.trim(), `weir: several weir instances under /sys/fs/bpf/weir (${both}): choose one with --instance`);
+    const vip = (rows: Array<{ frontend: string }>) => rows.some((s) => s.frontend.startsWith(`${CLUSTER_IP}:80`));
+    assert.ok(vip(await services([], true)), "in node1, node1's instance is still the default");
   } finally {
-    rmdirSync(join(host.root, 'sys/fs/bpf/weir/other'));
+    await d2.stop();
   }
 });
 

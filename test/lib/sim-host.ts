@@ -4,6 +4,7 @@
 // own. /sys/fs/bpf is unmounted there (private propagation: the host keeps its own), so
 // weir sees "no bpffs" and mounts one in this init's mount namespace. Killing the init ends
 // the PID namespace, its mount namespace and so that bpffs (and every link pinned in it).
+// Its mount table is a private copy: create the lab's network namespaces before the host.
 
 import { readFileSync, readlinkSync } from 'node:fs';
 import type { Lab, Netns } from './lab.js';
