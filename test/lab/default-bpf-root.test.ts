@@ -116,6 +116,7 @@ test('README command with default flags: weir mounts a bpffs in PID 1\'s mount n
   assert.equal(mounted.length, 1, 'event="bpffs mounted" logged');
   assert.equal(mounted[0]!.command, 'nsenter --target 1 --mount -- mount -t bpf bpf /sys/fs/bpf');
   assert.equal(ready.services, '1');
+  console.log(`# first start (bpffs mounted): ready in ${ready.ms} ms inside weir, writes=${ready.writes}, attached=${ready.attached}`);
   assert.equal((await host.exec('stat', ['-f', '-c', '%T', '/sys/fs/bpf'])).stdout.trim(), 'bpf_fs', 'the simulated host now has a bpffs');
   assert.equal(isBpffs('/sys/fs/bpf'), realHostHadBpffs, "the real host's /sys/fs/bpf is untouched");
   assert.ok(existsSync(join(pinDir(), 'weir_frontend4')), `maps pinned in the host's bpffs (${pinDir()})`);
@@ -144,6 +145,7 @@ test('kill -9: traffic keeps flowing with no daemon; the next start adopts the s
   assert.equal(ready.writes, '0', 'adopted: zero writes');
   assert.equal(ready.attached, '0', 'links adopted, none created');
   assert.equal(events(daemon!, 'bpffs mounted').length, 0, 'the bpffs is found this time, not mounted again');
+  console.log(`# restart after kill -9: ready in ${ready.ms} ms inside weir, writes=${ready.writes}, adoptedLinks=${ready.adoptedLinks}`);
 });
 
 test('the CLI finds the state from the node (ip netns exec) and from the host, with the same flags', async () => {
