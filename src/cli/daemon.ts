@@ -5,6 +5,8 @@
 import { Command, Option } from 'commander';
 import { checkCgroupDir, resolveCgroupDir, parseDuration, parseList, parseSockLbMode, type DaemonConfig, type SourceConfig } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
+import { DEFAULT_BPF_ROOT, ensureBpfRoot, INIT_BPF_ROOT } from '../dataplane/bpffs.js';
+import { checkInstanceName, defaultInstance } from '../dataplane/instance.js';
 import { parseListenAddress } from '../metrics/http.js';
 import { bootstrapFromEnv } from '../sources/kube-bootstrap.js';
 import { createLogfmtLogger, isLogLevel } from '../sources/log.js';
@@ -15,8 +17,10 @@ interface DaemonFlags {
   kubeconfig?: string;
   apiOutageBound?: string;
   metricsAddress?: string;
-  instance: string;
-  bpfRoot: string;
+  /** undefined: defaultInstance() (the netns name of a simulated node, else 'default') */
+  instance?: string;
+  /** undefined: the default root, found or mounted (ensureBpfRoot) */
+  bpfRoot?: string;
   cgroup?: string;
   hostInterfaces?: string;
   nodeportAddresses?: string;
@@ -56,13 +60,18 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     cgroup = resolveCgroupDir(f.cgroup);
     checkCgroupDir(cgroup);
   }
+  const instance = f.instance ?? defaultInstance();
+  checkInstanceName(instance);
+  // last: finding the default root may mount a bpffs, which a bad flag above must not cause
+  const found = f.bpfRoot === undefined ? ensureBpfRoot() : undefined;
   return {
     nodeName: f.nodeName,
     source,
     ...(bootstrap ? { bootstrap } : {}),
     metricsAddress,
-    instance: f.instance,
-    bpfRoot: f.bpfRoot,
+    instance,
+    bpfRoot: f.bpfRoot ?? found!.path,
+    ...(found ? { bpfRootFound: found } : {}),
     cgroup,
     hostInterfaces: parseList(f.hostInterfaces),
     nodePortAddresses: parseList(f.nodeportAddresses),
@@ -85,8 +94,16 @@ export function registerDaemonCommand(program: Command): void {
     .option('--kubeconfig <file>', 'read the cluster from the Kubernetes API server this kubeconfig names (default without --manifests: the pod service account)')
     .option('--api-outage-bound <duration>', '/healthz fails when the API server has been unreachable longer than this', '60s')
     .option('--metrics-address <addr>', "/metrics, /healthz and /readyz on host:port, [v6]:port or :port; 'off' disables", ':9963')
-    .option('--instance <name>', 'names the pin directory <bpf-root>/weir/<instance>; one per simulated node', 'default')
-    .option('--bpf-root <dir>', 'a bpffs mount for pinned maps and links', '/sys/fs/bpf')
+    .option(
+      '--instance <name>',
+      "names the pin directory <bpf-root>/weir/<instance> (default: the network namespace's name when weir runs in a named one that is not PID 1's, " +
+        "as under `ip netns exec NODE`, so each simulated node has its own; otherwise 'default')",
+    )
+    .option(
+      '--bpf-root <dir>',
+      `a bpffs mount for pinned maps and links (default: ${DEFAULT_BPF_ROOT}; when that is not a bpffs here, PID 1's through ${INIT_BPF_ROOT}; ` +
+        `when neither is, weir mounts one at ${DEFAULT_BPF_ROOT} in PID 1's mount namespace, so the pins outlive weir)`,
+    )
     .option('--cgroup <dir>', 'cgroup2 directory the connect-time LB attaches to; relative paths are under the cgroup2 root, which the daemon mounts itself when none is visible (ip netns exec hides /sys/fs/cgroup) (default: the cgroup2 root)')
     .option('--host-interfaces <list>', 'host interfaces for NodePort/externalIP traffic, comma separated (default: those with a default route, else those with a global address that are not pod interfaces)')
     .option('--nodeport-addresses <cidrs>', "node addresses NodePorts answer on, CIDRs or 'primary' (like kube-proxy's nodePortAddresses; default: every node address)")
@@ -119,6 +136,8 @@ export function registerDaemonCommand(program: Command): void {
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
+      const found = cfg.bpfRootFound;
+      if (found?.mounted) log.info('bpffs mounted', { mountNamespace: "PID 1's", command: found.mounted, bpfRoot: found.path });
       const source = cfg.source.kind === 'manifests' ? cfg.source.dir : `kube:${cfg.source.kubeconfig ?? 'in-cluster'}`;
       log.info('start', { node: cfg.nodeName, instance: cfg.instance, bpfRoot: cfg.bpfRoot, source, metrics: cfg.metricsAddress ?? 'off', pid: process.pid });
       await daemon.start();

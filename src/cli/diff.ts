@@ -19,7 +19,7 @@ import { ManifestsSource } from '../sources/manifests.js';
 import { Store } from '../sources/store.js';
 import { backendFlags, frontendFlags, protocolName, scopeName } from './decode.js';
 import { CliError, json, parseFormat, table, type OutputFormat } from './output.js';
-import { openMap, pinnedMapNames, type StateOptions } from './state.js';
+import { openMap, pinnedMapNames, stateOptions, type StateOptions } from './state.js';
 
 /** Exit status when the maps differ from the desired state. */
 export const EXIT_DIFFERENCES = 2;
@@ -182,17 +182,13 @@ interface DiffFlags extends StateOptions {
 }
 
 export function registerDiffCommand(program: Command): void {
-  program
-    .command('diff')
+  stateOptions(program.command('diff'))
     .description(`desired service state (from the manifests) against the live maps; exit 0 when they agree, ${EXIT_DIFFERENCES} when they differ (run it in the node's network namespace, with the daemon's flags)`)
     .requiredOption('--manifests <dir>', "the daemon's manifests directory")
     .requiredOption('--node-name <name>', "the daemon's --node-name")
     .option('--nodeport-addresses <cidrs>', "the daemon's --nodeport-addresses")
     .option('--host-interfaces <list>', "the daemon's --host-interfaces")
     .option('--proxy-name <name>', "the daemon's --proxy-name")
-    .option('--bpf-root <dir>', 'bpffs mount holding weir/<instance>', '/sys/fs/bpf')
-    .option('--instance <name>', 'weir instance on this node', 'default')
-    .option('--pin-dir <dir>', 'pin directory (overrides --bpf-root/--instance)')
     .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
     .action(async (o: DiffFlags) => {
       const live = readLive(o);

@@ -7,7 +7,7 @@ import { codecFor, type BpfMap } from '../bpf/index.js';
 import { explain, type ExplainMaps, type ExplainQuery, type Explanation } from '../dataplane/explain.js';
 import { backendFlags, frontendFlags, protocolName, protocolNumber } from './decode.js';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
-import { openMap, type StateOptions } from './state.js';
+import { openMap, stateOptions, type StateOptions } from './state.js';
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
@@ -56,17 +56,13 @@ function describe(q: ExplainQuery, e: Explanation): string {
 }
 
 export function registerExplainCommand(program: Command): void {
-  program
-    .command('explain')
+  stateOptions(program.command('explain'))
     .description('what weir would do to a packet, read-only from the live maps: frontend, eligible backends, affinity, conntrack, verdict')
     .argument('<src>', 'source address')
     .argument('<dst>', 'destination address (a ClusterIP, node address, externalIP, ...)')
     .argument('<port/proto>', 'destination port and protocol, e.g. 80/tcp')
     .option('--sport <port>', 'source port of a flow under way (looks up its conntrack entry)')
     .option('--from <where>', 'pod, external, or auto (a source with a host route to a workload interface is a pod)', 'auto')
-    .option('--bpf-root <dir>', 'bpffs mount holding weir/<instance>', '/sys/fs/bpf')
-    .option('--instance <name>', 'weir instance on this node', 'default')
-    .option('--pin-dir <dir>', 'pin directory (overrides --bpf-root/--instance)')
     .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
     .action((src: string, dst: string, portProto: string, o: StateOptions & { sport?: string; from?: string; output: OutputFormat }) => {
       const q = parseQuery(src, dst, portProto, o);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { BpfLink, BpfProgram, tcxPrograms, type TcDirection } from '../bpf/index.js';
 import { parseFormat, print, type OutputFormat } from './output.js';
-import { pinDirOf, type StateOptions } from './state.js';
+import { pinDirOf, stateOptions, type StateOptions } from './state.js';
 
 export interface IfaceRow {
   interface: string;
@@ -79,12 +79,8 @@ export function ifaceRows(o: StateOptions & { all?: boolean }): IfaceRow[] {
 }
 
 export function registerIfaceCommand(program: Command): void {
-  program
-    .command('ifaces')
+  stateOptions(program.command('ifaces'))
     .description("weir's programs attached to this network namespace's interfaces (TC ingress/egress), with program ids and tags")
-    .option('--bpf-root <dir>', 'bpffs mount holding weir/<instance>', '/sys/fs/bpf')
-    .option('--instance <name>', 'weir instance on this node', 'default')
-    .option('--pin-dir <dir>', 'pin directory (overrides --bpf-root/--instance)')
     .option('--all', 'include programs that are not weir\'s')
     .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
     .action((o: StateOptions & { all?: boolean; output: OutputFormat }) => print(o.output, ifaceRows(o)));

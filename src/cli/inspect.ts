@@ -3,17 +3,14 @@
 import type { Command } from 'commander';
 import { readCounters } from '../dataplane/counters.js';
 import { parseFormat, print, type OutputFormat } from './output.js';
-import { openMap, pinnedMapNames, type StateOptions } from './state.js';
+import { openMap, pinnedMapNames, stateOptions, type StateOptions } from './state.js';
 
 interface Common extends StateOptions {
   output: OutputFormat;
 }
 
 function common(cmd: Command): Command {
-  return cmd
-    .option('--bpf-root <dir>', 'bpffs mount holding weir/<instance>', '/sys/fs/bpf')
-    .option('--instance <name>', 'weir instance on this node', 'default')
-    .option('--pin-dir <dir>', 'pin directory (overrides --bpf-root/--instance)')
+  return stateOptions(cmd)
     .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat);
 }
 

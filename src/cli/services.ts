@@ -7,17 +7,14 @@ import { codecFor, type WeirAffinity4, type WeirAffinity4Key, type WeirBackend4,
 import { ageSeconds, backendFlags, ctFlags, frontendFlags, protocolName, protocolNumber, scopeName, tcpFlagString } from './decode.js';
 import { CliError, parseFormat, print, type OutputFormat } from './output.js';
 import { readLbStats } from '../dataplane/lb-stats.js';
-import { openMap, pinnedMapNames, type StateOptions } from './state.js';
+import { openMap, pinnedMapNames, stateOptions, type StateOptions } from './state.js';
 
 export interface Common extends StateOptions {
   output: OutputFormat;
 }
 
 export function common(cmd: Command): Command {
-  return cmd
-    .option('--bpf-root <dir>', 'bpffs mount holding weir/<instance>', '/sys/fs/bpf')
-    .option('--instance <name>', 'weir instance on this node', 'default')
-    .option('--pin-dir <dir>', 'pin directory (overrides --bpf-root/--instance)')
+  return stateOptions(cmd)
     .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat);
 }
 

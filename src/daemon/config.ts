@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
+import type { BpfRootResolution } from '../dataplane/bpffs.js';
 import type { SockLbMode } from '../dataplane/loader.js';
 import type { BootstrapConfig } from '../sources/kube-bootstrap.js';
 import type { LogLevel } from '../sources/log.js';
@@ -23,6 +24,8 @@ export interface DaemonConfig {
   metricsAddress: string | null;
   instance: string;
   bpfRoot: string;
+  /** how the default --bpf-root was found (and whether weir mounted it); unset when the flag was given */
+  bpfRootFound?: BpfRootResolution;
   /** cgroup2 directory the socket LB is attached to (null with --connect-time-lb off) */
   cgroup: string | null;
   /** host interfaces by name; [] = discover (see interfaces.ts) */

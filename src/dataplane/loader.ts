@@ -3,8 +3,8 @@
 // so their maps are shared by name across objects and survive daemon restarts. Sets the
 // .rodata knobs (socket-LB mode, host netns cookie, per-backend stats on/off) before load.
 
-import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
-import { dirname, join, sep } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   BpfMap,
@@ -24,6 +24,7 @@ import {
   type WeirFrontend4Key,
   type WeirSockDestroy4Key,
 } from '../bpf/index.js';
+import { preparePinDir } from './bpffs.js';
 import { netnsCookie } from './native-extras.js';
 
 export type SockLbMode = 'on' | 'host-only' | 'off';
@@ -46,34 +47,8 @@ export function defaultObjectDir(): string {
   return process.env.WEIR_BPF_DIR ?? join(packageRoot(), 'build', 'bpf');
 }
 
-function unescapeMount(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
-/** The filesystem type `path` lives on, from /proc/mounts (longest mount point prefix). */
-export function mountTypeOf(path: string, mounts = readFileSync('/proc/mounts', 'utf8')): string | undefined {
-  let best: { point: string; type: string } | undefined;
-  for (const line of mounts.split('\n')) {
-    const [, p, type] = line.split(' ');
-    if (!p || !type) continue;
-    const point = unescapeMount(p);
-    const inside = path === point || path.startsWith(point.endsWith(sep) ? point : point + sep) || point === '/';
-    if (inside && (!best || point.length >= best.point.length)) best = { point, type };
-  }
-  return best?.type;
-}
-
-/** <bpfRoot>/weir/<instance>, created; throws a readable error unless bpfRoot is on a bpffs. */
-export function preparePinDir(bpfRoot: string, instance: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(instance)) throw new Error(`bad --instance ${JSON.stringify(instance)}: use letters, digits, '-', '_', '.'`);
-  if (!existsSync(bpfRoot)) throw new Error(`--bpf-root ${bpfRoot} does not exist (mount a bpffs there: mount -t bpf bpf ${bpfRoot})`);
-  const real = realpathSync(bpfRoot);
-  const type = mountTypeOf(real);
-  if (type !== 'bpf') throw new Error(`--bpf-root ${bpfRoot} is not a bpffs mount (it is on ${type ?? 'an unknown filesystem'}); mount one: mount -t bpf bpf ${bpfRoot}`);
-  const dir = join(real, 'weir', instance);
-  mkdirSync(join(dir, 'links'), { recursive: true });
-  return dir;
-}
+// the pin directory and its checks live in bpffs.ts (root resolution, mounting)
+export { mountTypeOf, preparePinDir } from './bpffs.js';
 
 export interface ServiceMaps {
   frontends: TypedMap<WeirFrontend4Key, WeirFrontend4>;
