@@ -5,7 +5,7 @@
 import { Command, Option } from 'commander';
 import { checkCgroupDir, resolveCgroupDir, parseDuration, parseList, parseSockLbMode, type DaemonConfig, type SourceConfig } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
-import { DEFAULT_BPF_ROOT, ensureBpfRoot, INIT_BPF_ROOT } from '../dataplane/bpffs.js';
+import { DEFAULT_BPF_ROOT, ensureBpfRoot, holdBpfRoot, INIT_BPF_ROOT } from '../dataplane/bpffs.js';
 import { checkInstanceName, defaultInstance } from '../dataplane/instance.js';
 import { parseListenAddress } from '../metrics/http.js';
 import { bootstrapFromEnv } from '../sources/kube-bootstrap.js';
@@ -70,7 +70,7 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     ...(bootstrap ? { bootstrap } : {}),
     metricsAddress,
     instance,
-    bpfRoot: f.bpfRoot ?? found!.path,
+    bpfRoot: f.bpfRoot ?? holdBpfRoot(found!.path),
     ...(found ? { bpfRootFound: found } : {}),
     cgroup,
     hostInterfaces: parseList(f.hostInterfaces),
@@ -101,8 +101,9 @@ export function registerDaemonCommand(program: Command): void {
     )
     .option(
       '--bpf-root <dir>',
-      `a bpffs mount for pinned maps and links (default: ${DEFAULT_BPF_ROOT}; when that is not a bpffs here, PID 1's through ${INIT_BPF_ROOT}; ` +
-        `when neither is, weir mounts one at ${DEFAULT_BPF_ROOT} in PID 1's mount namespace, so the pins outlive weir)`,
+      `a bpffs mount for pinned maps and links (default: ${DEFAULT_BPF_ROOT}; when that is not a bpffs here, the node's through ${INIT_BPF_ROOT} ` +
+        `(or /proc/<pid>/root of the shell weir was started from, when PID 1 cannot be inspected); when neither is, weir mounts one at ` +
+        `${DEFAULT_BPF_ROOT} in the node's mount namespace, so the pins outlive weir)`,
     )
     .option('--cgroup <dir>', 'cgroup2 directory the connect-time LB attaches to; relative paths are under the cgroup2 root, which the daemon mounts itself when none is visible (ip netns exec hides /sys/fs/cgroup) (default: the cgroup2 root)')
     .option('--host-interfaces <list>', 'host interfaces for NodePort/externalIP traffic, comma separated (default: those with a default route, else those with a global address that are not pod interfaces)')
@@ -137,9 +138,9 @@ export function registerDaemonCommand(program: Command): void {
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
       const found = cfg.bpfRootFound;
-      if (found?.mounted) log.info('bpffs mounted', { mountNamespace: "PID 1's", command: found.mounted, bpfRoot: found.path });
+      if (found?.mounted) log.info('bpffs mounted', { mountNamespace: "the node's", command: found.mounted, bpfRoot: found.path });
       const source = cfg.source.kind === 'manifests' ? cfg.source.dir : `kube:${cfg.source.kubeconfig ?? 'in-cluster'}`;
-      log.info('start', { node: cfg.nodeName, instance: cfg.instance, bpfRoot: cfg.bpfRoot, source, metrics: cfg.metricsAddress ?? 'off', pid: process.pid });
+      log.info('start', { node: cfg.nodeName, instance: cfg.instance, bpfRoot: cfg.bpfRoot, ...(found && found.path !== cfg.bpfRoot ? { nodeBpfRoot: found.path } : {}), source, metrics: cfg.metricsAddress ?? 'off', pid: process.pid });
       await daemon.start();
       // runs until a signal: the source, netlink watcher and timers keep the loop alive
       await new Promise<never>(() => {});

@@ -23,7 +23,7 @@ export interface StateOptions {
 /** The three options every state-reading command takes. */
 export function stateOptions(cmd: Command): Command {
   return cmd
-    .option('--bpf-root <dir>', `bpffs mount holding weir/<instance> (default: ${DEFAULT_BPF_ROOT}, or PID 1's through ${INIT_BPF_ROOT})`)
+    .option('--bpf-root <dir>', `bpffs mount holding weir/<instance> (default: ${DEFAULT_BPF_ROOT}, or the node's through ${INIT_BPF_ROOT} or /proc/<pid>/root of a parent)`)
     .option(
       '--instance <name>',
       "weir instance on this node (default: the daemon's, i.e. the netns name under `ip netns exec`, else 'default'; if missing, the only one there)",
@@ -36,7 +36,7 @@ const resolved = new WeakMap<StateOptions, string>();
 function resolvePinDir(o: StateOptions): string {
   if (o.pinDir) return o.pinDir;
   const root = o.bpfRoot ?? findBpfRoot()?.path;
-  if (!root) throw new CliError(`no weir state: no bpffs at ${DEFAULT_BPF_ROOT} here or in PID 1's mount namespace (is weir running? try --bpf-root)`);
+  if (!root) throw new CliError(`no weir state: no bpffs at ${DEFAULT_BPF_ROOT} here or in the node's mount namespace (is weir running? try --bpf-root)`);
   let instance = o.instance;
   if (instance === undefined) {
     try {

@@ -4,20 +4,26 @@
 // prepares <bpf-root>/weir/<instance>. Used by the daemon (may mount) and the CLI (never does).
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, realpathSync, statfsSync } from 'node:fs';
+import { constants, existsSync, mkdirSync, openSync, readFileSync, realpathSync, statfsSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { checkInstanceName } from './instance.js';
 import { sameNamespace } from './namespaces.js';
 
 export const DEFAULT_BPF_ROOT = '/sys/fs/bpf';
-/**
- * The default root as PID 1 sees it: the path walks into PID 1's root directory, so it
- * reaches PID 1's mount namespace from any other (the kernel resolves /proc/1/root like a
- * chroot). This is how pins made under `ip netns exec` land in the node's bpffs.
- */
-export const INIT_BPF_ROOT = `/proc/1/root${DEFAULT_BPF_ROOT}`;
 /** statfs f_type of a bpffs (linux/magic.h BPF_FS_MAGIC), what libbpf checks too */
 const BPF_FS_MAGIC = 0xcafe4a11;
+
+/**
+ * The default root as the process `pid` sees it: the path walks into that process's root
+ * directory, so it reaches its mount namespace from any other (the kernel resolves
+ * /proc/<pid>/root like a chroot). This is how pins made under `ip netns exec` land in the
+ * node's bpffs.
+ */
+export function bpfRootOf(pid: number): string {
+  return `/proc/${pid}/root${DEFAULT_BPF_ROOT}`;
+}
+/** The default root as PID 1 sees it. */
+export const INIT_BPF_ROOT = bpfRootOf(1);
 
 /** True if `path` is on a bpffs (statfs: follows symlinks and /proc/<pid>/root). */
 export function isBpffs(path: string): boolean {
@@ -28,35 +34,74 @@ export function isBpffs(path: string): boolean {
   }
 }
 
+/**
+ * A process in the node's mount namespace: the one that outlives weir, where a bpffs must
+ * be mounted for the pins to survive the process. PID 1 when its namespace can be read.
+ * Some sandboxes (a firecracker init, this project's CI machines among them) hide PID 1's
+ * /proc/1/ns even from root; then the nearest ancestor whose mount namespace differs from
+ * ours: the shell `ip netns exec` was started from. `same`: we are in it ourselves (PID 1's
+ * namespace, or no readable ancestor in another one). undefined: nothing could be read.
+ */
+export interface NodeMountNs {
+  pid: number;
+  same: boolean;
+}
+
+/** The parent pid of `pid` from /proc/<pid>/stat (undefined once it is gone). */
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number.isInteger(ppid) ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function nodeMountNs(same: (a: string, b: string) => boolean | undefined = sameNamespace, parent = parentOf): NodeMountNs | undefined {
+  const self = '/proc/self/ns/mnt';
+  const init = same(self, '/proc/1/ns/mnt');
+  if (init !== undefined) return { pid: 1, same: init };
+  let readable = false;
+  for (let pid = parent(process.pid), hops = 0; pid !== undefined && pid > 1 && hops < 64; pid = parent(pid), hops++) {
+    const s = same(self, `/proc/${pid}/ns/mnt`);
+    if (s === false) return { pid, same: false };
+    if (s === true) readable = true;
+  }
+  return readable ? { pid: process.pid, same: true } : undefined;
+}
+
 /** What the choice of the default root depends on (bpfRootFacts reads them). */
 export interface BpfRootFacts {
   /** /sys/fs/bpf in this process's mount namespace is a bpffs */
   here: boolean;
-  /** this process is in PID 1's mount namespace (undefined: /proc/1/ns/mnt unreadable) */
-  initMountNs: boolean | undefined;
-  /** /sys/fs/bpf in PID 1's mount namespace is a bpffs */
-  init: boolean;
+  /** the node's mount namespace (nodeMountNs), undefined when it cannot be found */
+  node: NodeMountNs | undefined;
+  /** /sys/fs/bpf in the node's mount namespace is a bpffs */
+  nodeBpffs: boolean;
 }
 
 export interface BpfRootChoice {
   path: string;
-  /** here: our own /sys/fs/bpf; pid1: PID 1's, through /proc/1/root */
-  via: 'here' | 'pid1';
+  /** here: our own /sys/fs/bpf; node: the node's, through /proc/<pid>/root */
+  via: 'here' | 'node';
 }
 
 /**
- * (a) our /sys/fs/bpf when it is a bpffs; (b) else PID 1's, when we are in another mount
+ * (a) our /sys/fs/bpf when it is a bpffs; (b) else the node's, when we are in another mount
  * namespace (`ip netns exec` remounts /sys and hides the node's bpffs); else none: the
- * daemon mounts one in PID 1's mount namespace (ensureBpfRoot), the CLI reports no state.
+ * daemon mounts one in the node's mount namespace (ensureBpfRoot), the CLI reports no state.
  */
 export function chooseBpfRoot(f: BpfRootFacts): BpfRootChoice | undefined {
   if (f.here) return { path: DEFAULT_BPF_ROOT, via: 'here' };
-  if (f.initMountNs === false && f.init) return { path: INIT_BPF_ROOT, via: 'pid1' };
+  if (f.node && !f.node.same && f.nodeBpffs) return { path: bpfRootOf(f.node.pid), via: 'node' };
   return undefined;
 }
 
 export function bpfRootFacts(): BpfRootFacts {
-  return { here: isBpffs(DEFAULT_BPF_ROOT), initMountNs: sameNamespace('/proc/self/ns/mnt', '/proc/1/ns/mnt'), init: isBpffs(INIT_BPF_ROOT) };
+  const node = nodeMountNs();
+  return { here: isBpffs(DEFAULT_BPF_ROOT), node, nodeBpffs: node !== undefined && !node.same && isBpffs(bpfRootOf(node.pid)) };
 }
 
 /** The default root if a bpffs is there, without mounting anything (the CLI). */
@@ -70,14 +115,14 @@ export interface BpfRootResolution extends BpfRootChoice {
 }
 
 /**
- * Mounts a bpffs at /sys/fs/bpf in PID 1's mount namespace, the one that outlives weir: a
+ * Mounts a bpffs at /sys/fs/bpf in the node's mount namespace, the one that outlives weir: a
  * bpffs mounted only in `ip netns exec`'s private namespace would die with the process and
  * detach every pinned link. A multi-threaded process (node) cannot setns(CLONE_NEWNS)
  * itself, so a child nsenter does it. Returns the command line run.
  */
-export function mountBpffsInInit(initMountNs: boolean): string {
+export function mountBpffsInNode(node: NodeMountNs): string {
   const mount = ['mount', '-t', 'bpf', 'bpf', DEFAULT_BPF_ROOT];
-  const argv = initMountNs ? mount : ['nsenter', '--target', '1', '--mount', '--', ...mount];
+  const argv = node.same ? mount : ['nsenter', `--mount=/proc/${node.pid}/ns/mnt`, '--', ...mount];
   try {
     execFileSync(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (e) {
@@ -89,26 +134,38 @@ export function mountBpffsInInit(initMountNs: boolean): string {
 }
 
 /**
- * The daemon's default root: found (chooseBpfRoot), or mounted in PID 1's mount namespace
+ * The daemon's default root: found (chooseBpfRoot), or mounted in the node's mount namespace
  * and then found. In a container PID 1 is the container's own init: deploy/weir.yaml mounts
  * the host's /sys/fs/bpf with Bidirectional propagation, so a bpffs weir mounts there
  * reaches the host too (see docs/daemon.md).
  */
-export function ensureBpfRoot(facts: () => BpfRootFacts = bpfRootFacts, mount: (initMountNs: boolean) => string = mountBpffsInInit): BpfRootResolution {
+export function ensureBpfRoot(facts: () => BpfRootFacts = bpfRootFacts, mount: (node: NodeMountNs) => string = mountBpffsInNode): BpfRootResolution {
   const before = facts();
   const found = chooseBpfRoot(before);
   if (found) return found;
-  // without /proc/1/ns/mnt we cannot tell PID 1's namespace from a private one that would
-  // take the pins with it; and nsenter --target 1 would fail the same way
-  if (before.initMountNs === undefined)
+  // without a readable mount namespace we cannot tell the node's from a private one that
+  // would take the pins with it
+  if (!before.node)
     throw new Error(
-      `no bpffs at ${DEFAULT_BPF_ROOT}, and /proc/1/ns/mnt cannot be read, so weir cannot mount one where it outlives weir: ` +
-        `mount one on the node (mount -t bpf bpf ${DEFAULT_BPF_ROOT}) or pass --bpf-root DIR`,
+      `no bpffs at ${DEFAULT_BPF_ROOT}, and neither PID 1's nor any parent's mount namespace can be read, so weir cannot mount one where it ` +
+        `outlives weir: mount one on the node (mount -t bpf bpf ${DEFAULT_BPF_ROOT}) or pass --bpf-root DIR`,
     );
-  const mounted = mount(before.initMountNs);
+  const mounted = mount(before.node);
   const after = chooseBpfRoot(facts());
-  if (!after) throw new Error(`ran \`${mounted}\` but no bpffs is visible at ${DEFAULT_BPF_ROOT} or ${INIT_BPF_ROOT}; pass --bpf-root DIR`);
+  if (!after) throw new Error(`ran \`${mounted}\` but no bpffs is visible at ${DEFAULT_BPF_ROOT} or ${bpfRootOf(before.node.pid)}; pass --bpf-root DIR`);
   return { ...after, mounted };
+}
+
+/**
+ * A root reached through another process's /proc/<pid>/root stays valid only while that
+ * process lives (an ancestor shell may exit while the daemon runs). The daemon holds the
+ * directory open and uses /proc/self/fd/<fd>, which reaches the same bpffs for as long as
+ * the daemon lives. A root in our own namespace, or PID 1's, is returned as it is.
+ */
+export function holdBpfRoot(root: string): string {
+  if (!/^\/proc\/\d+\/root\//.test(root) || root.startsWith('/proc/1/')) return root;
+  const fd = openSync(root, constants.O_RDONLY | constants.O_DIRECTORY);
+  return `/proc/self/fd/${fd}`;
 }
 
 function unescapeMount(s: string): string {

@@ -3,51 +3,90 @@
 // lookup behind the default instance, and the CLI's pick among existing instances.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, realpathSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { chooseBpfRoot, ensureBpfRoot, INIT_BPF_ROOT, isBpffs, mountTypeOf, type BpfRootFacts } from '../../src/dataplane/bpffs.js';
+import { bpfRootOf, chooseBpfRoot, ensureBpfRoot, holdBpfRoot, INIT_BPF_ROOT, isBpffs, mountTypeOf, nodeMountNs, type BpfRootFacts, type NodeMountNs } from '../../src/dataplane/bpffs.js';
 import { chooseCliInstance, chooseDefaultInstance, netnsNamesOf, ownNetnsNames } from '../../src/dataplane/instance.js';
 import { sameNamespace } from '../../src/dataplane/namespaces.js';
 
-test('the default root: ours if a bpffs, else PID 1\'s from another mount namespace, else none', () => {
-  const f = (here: boolean, initMountNs: boolean | undefined, init: boolean): BpfRootFacts => ({ here, initMountNs, init });
-  assert.deepEqual(chooseBpfRoot(f(true, false, true)), { path: '/sys/fs/bpf', via: 'here' });
-  assert.deepEqual(chooseBpfRoot(f(true, true, true)), { path: '/sys/fs/bpf', via: 'here' });
+test('the default root: ours if a bpffs, else the node\'s from another mount namespace, else none', () => {
+  const pid1 = (same: boolean) => ({ pid: 1, same });
+  const f = (here: boolean, node: NodeMountNs | undefined, nodeBpffs: boolean): BpfRootFacts => ({ here, node, nodeBpffs });
+  assert.deepEqual(chooseBpfRoot(f(true, pid1(false), true)), { path: '/sys/fs/bpf', via: 'here' });
+  assert.deepEqual(chooseBpfRoot(f(true, pid1(true), true)), { path: '/sys/fs/bpf', via: 'here' });
   // ip netns exec: /sys remounted, the node's bpffs reached through PID 1's root
-  assert.deepEqual(chooseBpfRoot(f(false, false, true)), { path: '/proc/1/root/sys/fs/bpf', via: 'pid1' });
+  assert.deepEqual(chooseBpfRoot(f(false, pid1(false), true)), { path: '/proc/1/root/sys/fs/bpf', via: 'node' });
   assert.equal(INIT_BPF_ROOT, '/proc/1/root/sys/fs/bpf');
-  // in PID 1's namespace "PID 1's" is ours; unknown namespace: not trusted
-  assert.equal(chooseBpfRoot(f(false, true, true)), undefined);
+  // PID 1 hidden (a sandbox init): the shell ip netns exec was started from
+  assert.deepEqual(chooseBpfRoot(f(false, { pid: 4242, same: false }, true)), { path: '/proc/4242/root/sys/fs/bpf', via: 'node' });
+  assert.equal(bpfRootOf(4242), '/proc/4242/root/sys/fs/bpf');
+  // in the node's namespace "the node's" is ours; unknown namespace: not trusted
+  assert.equal(chooseBpfRoot(f(false, pid1(true), true)), undefined);
   assert.equal(chooseBpfRoot(f(false, undefined, true)), undefined);
-  assert.equal(chooseBpfRoot(f(false, false, false)), undefined);
+  assert.equal(chooseBpfRoot(f(false, pid1(false), false)), undefined);
 });
 
-test('the daemon mounts a bpffs only when none is found, in PID 1\'s mount namespace, and then uses it', () => {
-  const mounts: boolean[] = [];
-  const mount = (initMountNs: boolean) => {
-    mounts.push(initMountNs);
-    return initMountNs === false ? 'nsenter --target 1 --mount -- mount -t bpf bpf /sys/fs/bpf' : 'mount -t bpf bpf /sys/fs/bpf';
+test('the node\'s mount namespace: PID 1\'s when readable, else the nearest parent in another one', () => {
+  const self = '/proc/self/ns/mnt';
+  // PID 1 readable: it decides
+  assert.deepEqual(nodeMountNs((a, b) => (a === self && b === '/proc/1/ns/mnt' ? false : undefined), () => undefined), { pid: 1, same: false });
+  assert.deepEqual(nodeMountNs(() => true, () => undefined), { pid: 1, same: true });
+  // PID 1 hidden: walk up the parents; the first in another namespace is the node's
+  const parents = new Map([[process.pid, 300], [300, 200], [200, 100], [100, 1]]);
+  const ns = new Map([['/proc/300/ns/mnt', true], ['/proc/200/ns/mnt', false], ['/proc/100/ns/mnt', false]]);
+  const same = (_a: string, b: string) => ns.get(b);
+  assert.deepEqual(nodeMountNs(same, (p) => parents.get(p)), { pid: 200, same: false });
+  // every readable parent shares ours: we are in the node's namespace
+  assert.deepEqual(nodeMountNs((_a, b) => (b === '/proc/1/ns/mnt' ? undefined : true), (p) => parents.get(p)), { pid: process.pid, same: true });
+  // nothing readable: unknown
+  assert.equal(nodeMountNs(() => undefined, (p) => parents.get(p)), undefined);
+  // this very process: whatever this machine allows, a parent walk ends
+  const real = nodeMountNs();
+  assert.ok(real === undefined || Number.isInteger(real.pid));
+});
+
+test('the daemon mounts a bpffs only when none is found, in the node\'s mount namespace, and then uses it', () => {
+  const mounts: NodeMountNs[] = [];
+  const mount = (node: NodeMountNs) => {
+    mounts.push(node);
+    return node.same ? 'mount -t bpf bpf /sys/fs/bpf' : `nsenter --mount=/proc/${node.pid}/ns/mnt -- mount -t bpf bpf /sys/fs/bpf`;
   };
+  const other = { pid: 1, same: false };
   // found: nothing mounted
-  assert.deepEqual(ensureBpfRoot(() => ({ here: false, initMountNs: false, init: true }), mount), { path: INIT_BPF_ROOT, via: 'pid1' });
+  assert.deepEqual(ensureBpfRoot(() => ({ here: false, node: other, nodeBpffs: true }), mount), { path: INIT_BPF_ROOT, via: 'node' });
   assert.deepEqual(mounts, []);
-  // ip netns exec on a node without a bpffs: mounted in PID 1's namespace, used through /proc/1/root
+  // ip netns exec on a node without a bpffs: mounted in the node's namespace, used through /proc/<pid>/root
   let mounted = false;
-  const r = ensureBpfRoot(() => ({ here: false, initMountNs: false, init: mounted }), (ns) => ((mounted = true), mount(ns)));
-  assert.deepEqual(r, { path: INIT_BPF_ROOT, via: 'pid1', mounted: 'nsenter --target 1 --mount -- mount -t bpf bpf /sys/fs/bpf' });
-  // in PID 1's namespace (a node, a container): a plain mount, then ours
+  const r = ensureBpfRoot(() => ({ here: false, node: other, nodeBpffs: mounted }), (ns) => ((mounted = true), mount(ns)));
+  assert.deepEqual(r, { path: INIT_BPF_ROOT, via: 'node', mounted: 'nsenter --mount=/proc/1/ns/mnt -- mount -t bpf bpf /sys/fs/bpf' });
+  // the same through a parent shell when PID 1 is hidden
   mounted = false;
-  const r2 = ensureBpfRoot(() => ({ here: mounted, initMountNs: true, init: mounted }), (ns) => ((mounted = true), mount(ns)));
+  const shell = { pid: 777, same: false };
+  const r1 = ensureBpfRoot(() => ({ here: false, node: shell, nodeBpffs: mounted }), (ns) => ((mounted = true), mount(ns)));
+  assert.deepEqual(r1, { path: '/proc/777/root/sys/fs/bpf', via: 'node', mounted: 'nsenter --mount=/proc/777/ns/mnt -- mount -t bpf bpf /sys/fs/bpf' });
+  // in the node's namespace (a node, a container): a plain mount, then ours
+  mounted = false;
+  const mine = { pid: 1, same: true };
+  const r2 = ensureBpfRoot(() => ({ here: mounted, node: mine, nodeBpffs: false }), (ns) => ((mounted = true), mount(ns)));
   assert.deepEqual(r2, { path: '/sys/fs/bpf', via: 'here', mounted: 'mount -t bpf bpf /sys/fs/bpf' });
-  assert.deepEqual(mounts, [false, true]);
+  assert.deepEqual(mounts, [other, shell, mine]);
   // a mount that does not show up is an error, not a silent private root
-  const none = (initMountNs: boolean | undefined) => () => ({ here: false, initMountNs, init: false });
-  assert.throws(() => ensureBpfRoot(none(false), mount), /no bpffs is visible at \/sys\/fs\/bpf or \/proc\/1\/root/);
-  // PID 1's namespace unreadable: a mount might be private and die with weir, so none is made
-  assert.throws(() => ensureBpfRoot(none(undefined), mount), /\/proc\/1\/ns\/mnt cannot be read.*mount -t bpf bpf \/sys\/fs\/bpf/);
-  assert.deepEqual(mounts, [false, true, false]);
+  const none = (node: NodeMountNs | undefined) => () => ({ here: false, node, nodeBpffs: false });
+  assert.throws(() => ensureBpfRoot(none(other), mount), /no bpffs is visible at \/sys\/fs\/bpf or \/proc\/1\/root/);
+  // no namespace readable at all: a mount might be private and die with weir, so none is made
+  assert.throws(() => ensureBpfRoot(none(undefined), mount), /can be read.*mount -t bpf bpf \/sys\/fs\/bpf/);
+  assert.equal(mounts.length, 4);
+});
+
+test('a root reached through another process is held open for the daemon\'s life', () => {
+  assert.equal(holdBpfRoot('/sys/fs/bpf'), '/sys/fs/bpf');
+  assert.equal(holdBpfRoot('/proc/1/root/sys/fs/bpf'), '/proc/1/root/sys/fs/bpf');
+  const dir = mkdtempSync(join(tmpdir(), 'weir-hold-'));
+  const held = holdBpfRoot(`/proc/${process.pid}/root${dir}`);
+  assert.match(held, /^\/proc\/self\/fd\/\d+$/);
+  assert.equal(realpathSync(held), dir);
 });
 
 test('bpffs detection and the mount table parser', () => {
