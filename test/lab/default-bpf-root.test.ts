@@ -102,7 +102,7 @@ test('the simulated host is its own PID 1 and has no bpffs at /sys/fs/bpf', asyn
   for (const argv of [['ip', 'netns', 'exec', node.ns.name, binWeir, 'services'], [binWeir, 'services']]) {
     const cli = await host.exec(argv[0]!, argv.slice(1), { check: false });
     assert.equal(cli.code, 1);
-    assert.equal(cli.stderr.trim(), "weir: no weir state: no bpffs at /sys/fs/bpf here or in PID 1's mount namespace (is weir running? try --bpf-root)");
+    assert.equal(cli.stderr.trim(), "weir: no weir state: no bpffs at /sys/fs/bpf here or in the node's mount namespace (is weir running? try --bpf-root)");
   }
   assert.equal((await host.exec('stat', ['-f', '-c', '%T', '/sys/fs/bpf'])).stdout.trim(), 'sysfs');
 });
@@ -114,7 +114,7 @@ test('README command with default flags: weir mounts a bpffs in PID 1\'s mount n
   assert.equal(start.bpfRoot, '/proc/1/root/sys/fs/bpf', "PID 1's bpffs, reached through its root");
   const mounted = events(daemon!, 'bpffs mounted');
   assert.equal(mounted.length, 1, 'event="bpffs mounted" logged');
-  assert.equal(mounted[0]!.command, 'nsenter --target 1 --mount -- mount -t bpf bpf /sys/fs/bpf');
+  assert.equal(mounted[0]!.command, 'nsenter --mount=/proc/1/ns/mnt -- mount -t bpf bpf /sys/fs/bpf');
   assert.equal(ready.services, '1');
   console.log(`# first start (bpffs mounted): ready in ${ready.ms} ms inside weir, writes=${ready.writes}, attached=${ready.attached}`);
   assert.equal((await host.exec('stat', ['-f', '-c', '%T', '/sys/fs/bpf'])).stdout.trim(), 'bpf_fs', 'the simulated host now has a bpffs');
