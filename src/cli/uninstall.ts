@@ -4,13 +4,15 @@
 // (src/dataplane/uninstall.ts) does the work, this prints one line per item or -o json.
 
 import type { Command } from 'commander';
+import { DEFAULT_BPF_ROOT, findBpfRoot } from '../dataplane/bpffs.js';
+import { defaultInstance } from '../dataplane/instance.js';
 import { runningDaemons } from '../dataplane/instance-lock.js';
 import { bpfRootProblem, instanceDir, uninstall, type UninstallItem } from '../dataplane/uninstall.js';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
 
 interface Flags {
-  bpfRoot: string;
-  instance: string;
+  bpfRoot?: string;
+  instance?: string;
   dryRun: boolean;
   force: boolean;
   output: OutputFormat;
@@ -43,12 +45,14 @@ export function registerUninstallCommand(program: Command): void {
       'remove what weir put on this node for an instance: pinned links (detached), pinned maps, the pin directory, ' +
         "weir's nft table, and the sysctls it set (restored); run in the node's network namespace with the daemon stopped",
     )
-    .option('--bpf-root <dir>', 'bpffs mount holding weir/<instance>', '/sys/fs/bpf')
-    .option('--instance <name>', 'weir instance on this node', 'default')
+    .option('--bpf-root <dir>', `bpffs mount holding weir/<instance> (default: found as the daemon finds it: ${DEFAULT_BPF_ROOT}, or the node's from ip netns exec)`)
+    .option('--instance <name>', "weir instance on this node (default: the daemon's default: the netns name under `ip netns exec`, else 'default')")
     .option('--dry-run', 'list what would be removed, change nothing', false)
     .option('--force', 'remove even while a weir daemon runs for the instance (it keeps its fds; stop it)', false)
     .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
-    .action(async (o: Flags) => {
+    .action(async (flags: Flags) => {
+      // the same defaults as the daemon's, so a plain `weir uninstall` where the daemon ran finds its state
+      const o = { ...flags, bpfRoot: flags.bpfRoot ?? findBpfRoot()?.path ?? DEFAULT_BPF_ROOT, instance: flags.instance ?? defaultInstance() };
       try {
         instanceDir(o.bpfRoot, o.instance);
       } catch (e) {

@@ -106,4 +106,8 @@ test('kill -9: traffic goes on, the next start adopts with writes=0, the CLI fin
     assert.ok(rows.some((s) => s.frontend.startsWith(`${CLUSTER_IP}:80`)), argv.join(' '));
   }
   await daemon!.stop();
+  // and the clean-up, as plainly: same defaults, same state
+  const u = await run('ip', ['netns', 'exec', node.ns.name, binWeir, 'uninstall']);
+  assert.match(u.stdout, /removed +map weir_frontend4/);
+  assert.equal(existsSync(pinDir()), false, 'ip netns exec NODE weir uninstall removed the pins');
 });
