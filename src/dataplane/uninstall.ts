@@ -18,7 +18,7 @@ import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { BpfLink, BpfMap, BpfProgram } from '../bpf/index.js';
 import { CONNTRACK_KEEPER_TABLE } from './kube-proxy.js';
-import { mountTypeOf } from './loader.js';
+import { isBpffs, mountTypeOf } from './bpffs.js';
 import { dumpLinks } from './netlink.js';
 import { readSysctlRecords, restoreSysctl, type RestoreResult } from './sysctl.js';
 
@@ -73,6 +73,9 @@ export function instanceDir(bpfRoot: string, instance: string): string {
 export function bpfRootProblem(bpfRoot: string): string | undefined {
   if (!bpfRoot) return '--bpf-root is empty';
   if (!existsSync(bpfRoot)) return `--bpf-root ${bpfRoot} does not exist`;
+  // statfs, not realpath + /proc/mounts: realpath turns /proc/<pid>/root/sys/fs/bpf (the node's
+  // bpffs seen from ip netns exec) back into our own hidden /sys/fs/bpf
+  if (isBpffs(bpfRoot)) return undefined;
   const type = mountTypeOf(realpathSync(bpfRoot));
   if (type !== 'bpf') return `--bpf-root ${bpfRoot} is not a bpffs mount (it is on ${type ?? 'an unknown filesystem'}): weir's pins cannot be there`;
   return undefined;
