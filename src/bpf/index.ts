@@ -4,11 +4,15 @@
 export { BpfError } from './errors.js';
 export { BpfObject, type ConstValue, type OpenOptions } from './object.js';
 export { BpfMap, type MapInfo, type UpdateFlags } from './map.js';
-export { TypedMap } from './typed-map.js';
+export { TypedMap, typedMap } from './typed-map.js';
 export { BpfProgram, type ProgramInfo, type TestRunOptions, type TestRunResult } from './program.js';
 export { BpfLink, type LinkInfo } from './link.js';
 export {
+  attachCgroup,
+  attachTc,
+  attachXdp,
   tcxPrograms,
+  type CgroupAttachOptions,
   type TcAttachment,
   type TcAttachOptions,
   type TcDirection,

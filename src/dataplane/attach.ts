@@ -8,7 +8,7 @@
 
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfError, BpfLink, type BpfObject, type BpfProgram, type TcDirection } from '../bpf/index.js';
+import { attachCgroup, attachTc, BpfError, BpfLink, type BpfObject, type BpfProgram, type TcDirection } from '../bpf/index.js';
 import type { Logger } from '../sources/log.js';
 import type { ObjectName } from './loader.js';
 
@@ -150,7 +150,7 @@ export class AttachManager {
       }
     }
     try {
-      const att = prog.attachTc(iface.ifindex, spec.direction, { mode: 'tcx' });
+      const att = attachTc(prog, iface.ifindex, spec.direction, { mode: 'tcx' });
       const link = att.link!;
       try {
         link.pin(path);
@@ -228,7 +228,7 @@ export class AttachManager {
           this.links.set(name, link);
           this.removeTc(name);
         }
-        const link = prog.attachCgroup(cgroupDir);
+        const link = attachCgroup(prog, cgroupDir);
         link.pin(path);
         this.links.set(name, link);
         this.stats.attached++;

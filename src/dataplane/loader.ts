@@ -10,10 +10,11 @@ import {
   BpfMap,
   BpfObject,
   codecFor,
-  enums,
-  u8,
   type ConstValue,
+  enums,
   type TypedMap,
+  typedMap,
+  u8,
   type WeirAffinity4,
   type WeirAffinity4Key,
   type WeirBackend4,
@@ -89,11 +90,11 @@ export interface ServiceMaps {
 export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject }): ServiceMaps {
   const m = (name: string) => objects.from_pod.map(name);
   return {
-    frontends: m('weir_frontend4').typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
-    backends: m('weir_backend4').typed(codecFor('weir_backend4_key'), codecFor('weir_backend4')),
-    affinity: m('weir_affinity4').typed(codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
-    conntrack: m('weir_ct4_v2').typed(codecFor('weir_ct4_key'), codecFor('weir_ct4')),
-    sockDestroy: objects.sock_lb.map('weir_sock_destroy4').typed(codecFor('weir_sock_destroy4_key'), u8),
+    frontends: typedMap(m('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
+    backends: typedMap(m('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4')),
+    affinity: typedMap(m('weir_affinity4'), codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
+    conntrack: typedMap(m('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
+    sockDestroy: typedMap(objects.sock_lb.map('weir_sock_destroy4'), codecFor('weir_sock_destroy4_key'), u8),
     lbStats: m('weir_lb_stats4'),
   };
 }
