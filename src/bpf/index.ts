@@ -20,7 +20,8 @@ export {
   type XdpAttachment,
   type XdpAttachOptions,
 } from './attach.js';
-export { withNetns, ifindexOf } from './netns.js';
+export { withNetns, ifindexOf, netnsCookie } from './netns.js';
+export { runIterator } from './iter.js';
 export { Btf, isStruct, normalizeType, type DatasecVar, type MemberLayout, type StructLayout, type TypeLayout } from './btf.js';
 export * from './codec.js';
 export { bytesToIp4, bytesToIp6, ip4ToBytes, ip6ToBytes } from './ip.js';

@@ -4,14 +4,14 @@
 // .rodata knobs (socket-LB mode, host netns cookie, per-backend stats on/off) before load.
 
 import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
-import { dirname, join, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, sep } from 'node:path';
 import {
   BpfMap,
   BpfObject,
   codecFor,
   type ConstValue,
   enums,
+  netnsCookie,
   type TypedMap,
   typedMap,
   u8,
@@ -25,23 +25,12 @@ import {
   type WeirFrontend4Key,
   type WeirSockDestroy4Key,
 } from '../bpf/index.js';
-import { netnsCookie } from './native-extras.js';
+import { packageRoot } from '../package-root.js';
 
 export type SockLbMode = 'on' | 'host-only' | 'off';
 
 export const OBJECT_NAMES = ['from_pod', 'to_pod', 'from_host', 'sock_lb'] as const;
 export type ObjectName = (typeof OBJECT_NAMES)[number];
-
-/** The repository (package) root: the nearest directory above this file holding package.json. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-}
 
 export function defaultObjectDir(): string {
   return process.env.WEIR_BPF_DIR ?? join(packageRoot(), 'build', 'bpf');
