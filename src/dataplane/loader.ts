@@ -1,16 +1,17 @@
-// dataplane/loader: loads the service dataplane objects (build/bpf/{from_pod,to_pod,
-// from_host,sock_lb}.o) with one pin directory per instance, <bpf-root>/weir/<instance>,
-// so their maps are shared by name across objects and survive daemon restarts. Sets the
-// .rodata knobs (socket-LB mode, host netns cookie, per-backend stats on/off) before load.
+// dataplane/loader: loads the dataplane objects of the hook table (hooks.ts: build/bpf/
+// {from_pod,to_pod,from_host,sock_lb}.o, in its order) with one pin directory per instance,
+// <bpf-root>/weir/<instance>, so their maps are shared by name across objects and survive
+// daemon restarts. Sets each object's .rodata knobs (the table's, those the object declares)
+// before load.
 
 import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import { join, sep } from 'node:path';
 import {
+  Btf,
   BpfMap,
   BpfObject,
   codecFor,
   type ConstValue,
-  enums,
   netnsCookie,
   type TypedMap,
   typedMap,
@@ -26,11 +27,9 @@ import {
   type WeirSockDestroy4Key,
 } from '../bpf/index.js';
 import { packageRoot } from '../package-root.js';
+import { knobsFor, OBJECT_NAMES, type KnobInputs, type ObjectName, type SockLbMode } from './hooks.js';
 
-export type SockLbMode = 'on' | 'host-only' | 'off';
-
-export const OBJECT_NAMES = ['from_pod', 'to_pod', 'from_host', 'sock_lb'] as const;
-export type ObjectName = (typeof OBJECT_NAMES)[number];
+export { OBJECT_NAMES, type ObjectName, type SockLbMode } from './hooks.js';
 
 export function defaultObjectDir(): string {
   return process.env.WEIR_BPF_DIR ?? join(packageRoot(), 'build', 'bpf');
@@ -103,6 +102,8 @@ export interface LoadedDataplane {
   objects: Record<ObjectName, BpfObject>;
   maps: ServiceMaps;
   hostNetnsCookie: bigint;
+  /** knobs the hook table gives an object whose file does not declare them (not set) */
+  missingKnobs: { object: ObjectName; knob: string }[];
   close(): void;
 }
 
@@ -139,7 +140,14 @@ export async function loadDataplaneAsync(opts: LoadOptions): Promise<LoadedDatap
 interface LoadPlan {
   pinDir: string;
   hostNetnsCookie: bigint;
-  objects: { name: ObjectName; path: string; consts: Record<string, ConstValue> }[];
+  objects: { name: ObjectName; path: string; consts: Record<string, ConstValue>; missingKnobs: string[] }[];
+}
+
+/** The `.rodata` variable names of an object file, read from its BTF (none without a .rodata). */
+export function rodataNames(path: string): Set<string> {
+  const btf = Btf.fromFile(path);
+  if (btf.find('.rodata', 'datasec') === null) return new Set();
+  return new Set(btf.datasec('.rodata').map((v) => v.name));
 }
 
 function planLoad(opts: LoadOptions): LoadPlan {
@@ -147,17 +155,12 @@ function planLoad(opts: LoadOptions): LoadPlan {
   const dir = opts.objectDir ?? defaultObjectDir();
   // the netns this daemon runs in is "the host" for the socket LB's host-only mode
   const hostNetnsCookie = netnsCookie();
+  const inputs: KnobInputs = { serviceStats: opts.serviceStats !== false, sockLbMode: opts.sockLbMode, hostNetnsCookie };
   const objects = OBJECT_NAMES.map((name) => {
     const path = join(dir, `${name}.o`);
     if (!existsSync(path)) throw new Error(`BPF object ${path} is missing (run make build)`);
-    const consts: Record<string, ConstValue> = {};
-    // every object that picks backends (includes lib/lb.h) has the stats knob
-    if (name !== 'to_pod') consts.lb_stats_enabled = opts.serviceStats === false ? 0 : 1;
-    if (name === 'sock_lb') {
-      consts.sock_lb_mode = opts.sockLbMode === 'host-only' ? enums.weir_sock_lb_mode.WEIR_SOCK_LB_HOST_ONLY : enums.weir_sock_lb_mode.WEIR_SOCK_LB_ALL_NETNS;
-      consts.host_netns_cookie = hostNetnsCookie;
-    }
-    return { name, path, consts };
+    const { consts, missing } = knobsFor(name, inputs, rodataNames(path));
+    return { name, path, consts, missingKnobs: missing };
   });
   return { pinDir, hostNetnsCookie, objects };
 }
@@ -169,6 +172,7 @@ function assemble(plan: LoadPlan, loaded: BpfObject[]): LoadedDataplane {
     objects,
     maps: serviceMaps(objects),
     hostNetnsCookie: plan.hostNetnsCookie,
+    missingKnobs: plan.objects.flatMap((o) => o.missingKnobs.map((knob) => ({ object: o.name, knob }))),
     close: () => {
       for (const o of Object.values(objects)) o.close();
     },
