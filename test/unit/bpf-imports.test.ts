@@ -1,9 +1,10 @@
 // test/unit: the layering of src/bpf, read from its sources: no import cycle among its files
 // (type-only imports count: a lower object reaching up is the smell even when erased at
-// runtime), and nothing imported from the layers above it.
+// runtime), nothing imported from the layers above it, and the raw addon (bpf/native.ts)
+// imported by no file above it.
 
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -94,4 +95,19 @@ test('src/bpf imports nothing from the layers above it', () => {
       assert.equal(s, '../package-root.js', `src/bpf/${f} imports ${s}`);
     }
   }
+});
+
+function sourcesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((n) => {
+    const p = join(dir, n);
+    if (statSync(p).isDirectory()) return sourcesUnder(p);
+    return n.endsWith('.ts') ? [p] : [];
+  });
+}
+
+test('no file above src/bpf touches the raw addon', () => {
+  const above = sourcesUnder(join(root, 'src')).filter((p) => !p.startsWith(BPF + '/'));
+  assert.ok(above.length > 40, `read ${above.length} files`);
+  for (const p of above)
+    for (const s of importsOf(readFileSync(p, 'utf8'))) assert.doesNotMatch(s, /(^|\/)bpf\/native\.js$/, `${p.slice(root.length)} imports ${s}`);
 });
