@@ -42,6 +42,7 @@ export const OBJECTS = {
   from_pod: { knobs: ['lb_stats_enabled'] },
   to_pod: { knobs: [] },
   from_host: { knobs: ['lb_stats_enabled'] },
+  // also holds weir_sock_destroy, an iterator that is run (dataplane/sockets.ts), not attached
   sock_lb: { knobs: ['lb_stats_enabled', 'sock_lb_mode', 'host_netns_cookie'] },
 } as const satisfies Record<string, ObjectSpec>;
 export type ObjectName = keyof typeof OBJECTS;
