@@ -17,7 +17,7 @@
 
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfMap, codecFor, enums, type TypedMap, type WeirFrontend4, type WeirFrontend4Key } from '../src/bpf/index.js';
+import { BpfMap, codecFor, enums, type TypedMap, typedMap, type WeirFrontend4, type WeirFrontend4Key } from '../src/bpf/index.js';
 import { Lab, type Netns } from '../test/lib/lab.js';
 import { endpointSlice, service, WeirNode } from '../test/lib/weir-node.js';
 import { nftChainName } from './peers/hash.js';
@@ -164,7 +164,7 @@ async function runWeir(n: number, o: ControlplaneOptions, m: CpMeasurement): Pro
     if (Number(ready.frontends) !== n) throw new Error(`ready with ${ready.frontends} frontends, want ${n}`);
     o.log(`N=${n} weir: ready in ${m.programMs.toFixed(0)} ms wall (daemon ms=${m.readyMs}, of which the first full sync ${m.startSyncMs} ms), VmHWM ${m.rssMiB.toFixed(0)} MiB`);
 
-    const fe: TypedMap<WeirFrontend4Key, WeirFrontend4> = BpfMap.openPinned(join(weir.pinDir, 'weir_frontend4')).typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
+    const fe: TypedMap<WeirFrontend4Key, WeirFrontend4> = typedMap(BpfMap.openPinned(join(weir.pinDir, 'weir_frontend4')), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
     const lat: number[] = [];
     const inner: number[] = [];
     try {

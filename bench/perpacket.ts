@@ -12,7 +12,7 @@
 // floor: an empty TC program through the same loop, which every program pays.
 
 import { join } from 'node:path';
-import { BpfObject, codecFor, enums, type BpfProgram } from '../src/bpf/index.js';
+import { BpfObject, type BpfProgram, codecFor, enums, typedMap } from '../src/bpf/index.js';
 import { mountPrivateBpffs } from '../test/lib/bpffs.js';
 import { decodePacket, eth } from '../test/lib/packet.js';
 import { floorObject } from './tools.js';
@@ -53,9 +53,9 @@ export async function runPerPacket(o: { repeat: number; singles: number; rounds:
     load('to_pod');
     const fromPod = fromPodObj.program('weir_from_pod');
     const fromHost = fromHostObj.program('weir_from_host');
-    const frontends = fromPodObj.map('weir_frontend4').typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
-    const backends = fromPodObj.map('weir_backend4').typed(codecFor('weir_backend4_key'), codecFor('weir_backend4'));
-    const conntrack = fromPodObj.map('weir_ct4_v2').typed(codecFor('weir_ct4_key'), codecFor('weir_ct4'));
+    const frontends = typedMap(fromPodObj.map('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
+    const backends = typedMap(fromPodObj.map('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4'));
+    const conntrack = typedMap(fromPodObj.map('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4'));
     const NODEPORT = enums.weir_frontend_flags.WEIR_FRONTEND_NODEPORT;
     const add = (id: number, address: string, port: number, be: { address: string; port: number }, flags = 0) => {
       backends.set({ frontend_id: id, slot: 0 }, { address: be.address, port: be.port, flags: 0 });

@@ -5,7 +5,22 @@
 // interface (TC path), plus the four socket programs on the client's cgroup (connect-time LB).
 
 import { join } from 'node:path';
-import { BpfObject, codecFor, enums, type ConstValue, type BpfLink, type TcAttachment, type TypedMap, type WeirBackend4, type WeirBackend4Key, type WeirFrontend4, type WeirFrontend4Key } from '../src/bpf/index.js';
+import {
+  attachCgroup,
+  attachTc,
+  type BpfLink,
+  BpfObject,
+  codecFor,
+  type ConstValue,
+  enums,
+  type TcAttachment,
+  type TypedMap,
+  typedMap,
+  type WeirBackend4,
+  type WeirBackend4Key,
+  type WeirFrontend4,
+  type WeirFrontend4Key,
+} from '../src/bpf/index.js';
 import type { BenchService } from './peers/services.js';
 import { ROOT } from './tools.js';
 
@@ -42,8 +57,8 @@ export function loadWeir(pinDir: string, names: readonly string[]): WeirInstance
   }
   const any = objects[names[0]!]!;
   const maps = {
-    frontends: any.map('weir_frontend4').typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
-    backends: any.map('weir_backend4').typed(codecFor('weir_backend4_key'), codecFor('weir_backend4')),
+    frontends: typedMap(any.map('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
+    backends: typedMap(any.map('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4')),
   };
   return { objects, maps, close: () => Object.values(objects).forEach((o) => o.close()) };
 }
@@ -96,12 +111,12 @@ export function unprogramWeir(maps: WeirMaps, p: Programmed): void {
 export function attachTcPath(w: WeirInstance, netns: string, ifnames: readonly string[]): TcAttachment[] {
   const out: TcAttachment[] = [];
   for (const ifname of ifnames) {
-    out.push(w.objects.from_pod!.program('weir_from_pod').attachTc(ifname, 'ingress', { netns }));
-    out.push(w.objects.to_pod!.program('weir_to_pod').attachTc(ifname, 'egress', { netns }));
+    out.push(attachTc(w.objects.from_pod!.program('weir_from_pod'), ifname, 'ingress', { netns }));
+    out.push(attachTc(w.objects.to_pod!.program('weir_to_pod'), ifname, 'egress', { netns }));
   }
   return out;
 }
 
 export function attachSockLb(w: WeirInstance, cgroupDir: string): BpfLink[] {
-  return SOCK_PROGRAMS.map((p) => w.objects.sock_lb!.program(p).attachCgroup(cgroupDir));
+  return SOCK_PROGRAMS.map((p) => attachCgroup(w.objects.sock_lb!.program(p), cgroupDir));
 }

@@ -1,12 +1,15 @@
-// src/bpf: TC and XDP attachments and the choice between their kernel mechanisms.
+// src/bpf: attaching a program to a hook, and the choice between the kernel mechanisms.
 // TC: a TCX link (kernel >= 6.6) or, on older kernels, a clsact qdisc + direct-action
 // cls_bpf filter; both replace their program atomically. XDP: a link in native (driver)
-// mode, else generic (skb) mode.
+// mode, else generic (skb) mode. cgroup: a link at the program's expected attach type.
+// These are free functions taking the program (cilium/ebpf's link.AttachTCX(TCXOptions{
+// Program, Interface})): attaching sits above programs and links, which never import it.
 
 import { bpfError, BpfError, native } from './errors.js';
 import { BpfLink } from './link.js';
-import { addon, type RawProgram } from './native.js';
+import { addon } from './native.js';
 import { ifindexOf, withNetns } from './netns.js';
+import type { BpfProgram } from './program.js';
 
 export type TcDirection = 'ingress' | 'egress';
 export type TcMode = 'tcx' | 'cls_bpf';
@@ -32,7 +35,7 @@ export interface TcAttachment {
   readonly handle?: number;
   readonly priority?: number;
   /** Swaps in another program atomically. */
-  replace(prog: { raw: RawProgram }): void;
+  replace(prog: BpfProgram): void;
   detach(): void;
   /** Pins the TCX link (tcx mode only: a cls_bpf filter lives in the qdisc, not in bpffs). */
   pin(path: string): void;
@@ -47,8 +50,8 @@ class TcxAttachment implements TcAttachment {
     readonly direction: TcDirection,
     readonly link: BpfLink,
   ) {}
-  replace(prog: { raw: RawProgram }): void {
-    native(() => this.link.raw.update(prog.raw));
+  replace(prog: BpfProgram): void {
+    this.link.update(prog);
   }
   detach(): void {
     this.link.detach();
@@ -71,7 +74,7 @@ class ClsBpfAttachment implements TcAttachment {
     readonly priority: number,
     private readonly netns: string | undefined,
   ) {}
-  replace(prog: { raw: RawProgram }): void {
+  replace(prog: BpfProgram): void {
     withNetns(this.netns, () =>
       native(() => addon.tcAttach(prog.raw, this.ifindex, this.direction, this.handle, this.priority, true)),
     );
@@ -91,8 +94,9 @@ class ClsBpfAttachment implements TcAttachment {
 
 const NO_TCX = new Set(['EINVAL', 'EOPNOTSUPP', 'ENOTSUPP']);
 
+/** Attaches `prog` (a sched_cls program) at TC `direction` of an interface. */
 export function attachTc(
-  prog: RawProgram,
+  prog: BpfProgram,
   iface: string | number,
   direction: TcDirection,
   opts: TcAttachOptions = {},
@@ -102,13 +106,13 @@ export function attachTc(
     const ifindex = ifindexOf(iface);
     if (mode !== 'cls_bpf') {
       try {
-        const raw = native(() => addon.attachTcx(prog, ifindex, direction));
+        const raw = native(() => addon.attachTcx(prog.raw, ifindex, direction));
         return new TcxAttachment(ifindex, direction, new BpfLink(raw, `tcx link ifindex ${ifindex} ${direction}`));
       } catch (e) {
         if (mode === 'tcx' || !(e instanceof BpfError) || !NO_TCX.has(e.code)) throw e;
       }
     }
-    const r = native(() => addon.tcAttach(prog, ifindex, direction, opts.handle ?? 0, opts.priority ?? 0, false));
+    const r = native(() => addon.tcAttach(prog.raw, ifindex, direction, opts.handle ?? 0, opts.priority ?? 0, false));
     return new ClsBpfAttachment(ifindex, direction, r.handle, r.priority, opts.netns);
   });
 }
@@ -133,13 +137,14 @@ export interface XdpAttachment {
 const XDP_FLAGS_SKB_MODE = 1 << 1;
 const XDP_FLAGS_DRV_MODE = 1 << 2;
 
-export function attachXdp(prog: RawProgram, iface: string | number, opts: XdpAttachOptions = {}): XdpAttachment {
+/** Attaches `prog` (an xdp program) to an interface through an XDP link. */
+export function attachXdp(prog: BpfProgram, iface: string | number, opts: XdpAttachOptions = {}): XdpAttachment {
   const mode = opts.mode ?? 'auto';
   return withNetns(opts.netns, () => {
     const ifindex = ifindexOf(iface);
     const attach = (m: 'native' | 'generic'): XdpAttachment => {
       const flags = m === 'native' ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
-      const raw = native(() => addon.attachXdp(prog, ifindex, flags));
+      const raw = native(() => addon.attachXdp(prog.raw, ifindex, flags));
       return { mode: m, ifindex, link: new BpfLink(raw, `xdp link ifindex ${ifindex} (${m})`) };
     };
     if (mode !== 'auto') return attach(mode);
@@ -150,4 +155,16 @@ export function attachXdp(prog: RawProgram, iface: string | number, opts: XdpAtt
       return attach('generic');
     }
   });
+}
+
+export interface CgroupAttachOptions {
+  /** 'cgroup_inet4_connect', ...; default: the program's expected attach type
+   *  (its section: cgroup/connect4 -> cgroup_inet4_connect) */
+  attachType?: string;
+}
+
+/** Attaches `prog` to a cgroup (v2 directory) through a cgroup link. */
+export function attachCgroup(prog: BpfProgram, cgroupDir: string, opts: CgroupAttachOptions = {}): BpfLink {
+  const raw = native(() => addon.attachCgroup(prog.raw, cgroupDir, opts.attachType));
+  return new BpfLink(raw, `cgroup link ${cgroupDir}`);
 }

@@ -20,7 +20,7 @@ export interface LinkInfo {
 export class BpfLink {
   private pinnedAt: string | undefined;
 
-  /** @internal use the attach methods of BpfProgram or BpfLink.openPinned() */
+  /** @internal use the attach functions (attach.ts) or BpfLink.openPinned() */
   constructor(
     readonly raw: RawLink,
     readonly label: string,

@@ -1,12 +1,10 @@
 // src/bpf: BpfMap, one BPF map as raw bytes: element ops, iteration, batch ops for bulk
-// sync, per-CPU values, pinning. typed() puts codecs on top (typed-map.ts). Sizes are
+// sync, per-CPU values, pinning. typedMap() (typed-map.ts) puts codecs on top. Sizes are
 // checked by the addon against the map's own info before any syscall.
 
 import { Btf, type TypeLayout } from './btf.js';
-import type { Codec } from './codec.js';
 import { bpfError, BpfError, native } from './errors.js';
 import { addon, type RawMap, type RawMapInfo } from './native.js';
-import { TypedMap } from './typed-map.js';
 
 /** BPF_ANY / BPF_NOEXIST / BPF_EXIST, by name or number. */
 export type UpdateFlags = 'any' | 'noexist' | 'exist' | number;
@@ -220,10 +218,6 @@ export class BpfMap {
     const btf = this.btf();
     const i = this.info();
     return { key: btf.type(i.btfKeyTypeId), value: btf.type(i.btfValueTypeId) };
-  }
-
-  typed<K, V>(keyCodec: Codec<K>, valueCodec: Codec<V>): TypedMap<K, V> {
-    return new TypedMap(this, keyCodec, valueCodec);
   }
 
   pin(path: string): void {

@@ -1,10 +1,9 @@
 // src/bpf: loads the native addon (native/, build/Release/weir.node) and declares its raw
 // shapes. Only src/bpf/*.ts imports this; the rest of weir uses the typed classes.
 
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../package-root.js';
 
 export interface RawMapInfo {
   name: string;
@@ -189,17 +188,10 @@ export interface Addon {
   netnsRestore(fd: number): void;
   unpin(path: string): void;
   numPossibleCpus(): number;
-}
-
-/** The repository root: the nearest directory above this file holding package.json. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`weir: no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
+  /** runs an iterator program to its end (inside netnsPath when given); bytes it printed */
+  iterRun(prog: RawProgram, netnsPath?: string): number;
+  /** the calling thread's netns cookie (SO_NETNS_COOKIE) */
+  netnsCookie(): bigint;
 }
 
 export const addonPath = process.env.WEIR_ADDON ?? join(packageRoot(), 'build', 'Release', 'weir.node');

@@ -28,3 +28,9 @@ export function ifindexOf(iface: string | number): number {
   }
   return native(() => addon.ifNameToIndex(iface));
 }
+
+/** The calling thread's network namespace cookie: what bpf_get_netns_cookie() returns to a
+ *  program running there (the socket LB tells the host netns apart by it). */
+export function netnsCookie(): bigint {
+  return native(() => addon.netnsCookie());
+}

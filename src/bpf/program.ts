@@ -1,9 +1,8 @@
-// src/bpf: BpfProgram, one loaded program: identity, attaching it to TC / XDP / cgroup
-// hooks, and running it on a test packet with BPF_PROG_TEST_RUN.
+// src/bpf: BpfProgram, one loaded program: identity, pinning, and running it on a test
+// packet with BPF_PROG_TEST_RUN. Attaching it is attach.ts's, which takes the program (as
+// cilium/ebpf's link.AttachTCX does), so this file imports nothing above it.
 
-import { attachTc, attachXdp, type TcAttachment, type TcAttachOptions, type TcDirection, type XdpAttachment, type XdpAttachOptions } from './attach.js';
 import { native } from './errors.js';
-import { BpfLink } from './link.js';
 import { addon, type RawProgInfo, type RawProgram } from './native.js';
 
 export interface TestRunOptions {
@@ -61,21 +60,6 @@ export class BpfProgram {
   }
   get fd(): number {
     return native(() => this.raw.fd);
-  }
-
-  attachTc(iface: string | number, direction: TcDirection, opts?: TcAttachOptions): TcAttachment {
-    return attachTc(this.raw, iface, direction, opts);
-  }
-
-  attachXdp(iface: string | number, opts?: XdpAttachOptions): XdpAttachment {
-    return attachXdp(this.raw, iface, opts);
-  }
-
-  /** Attaches to a cgroup (v2 directory) at the program's expected attach type
-   *  (cgroup/connect4 -> cgroup_inet4_connect) unless one is given. */
-  attachCgroup(cgroupDir: string, opts: { attachType?: string } = {}): BpfLink {
-    const raw = native(() => addon.attachCgroup(this.raw, cgroupDir, opts.attachType));
-    return new BpfLink(raw, `cgroup link ${cgroupDir}`);
   }
 
   testRun(opts: TestRunOptions): TestRunResult {

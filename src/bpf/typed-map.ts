@@ -1,9 +1,15 @@
 // src/bpf: TypedMap, a BpfMap seen through key and value codecs: the view the reconciler,
 // metrics and CLI use. Per-CPU maps read per CPU (getPerCpu) or summed (sumPerCpu).
+// It sits above map.ts (a map knows nothing of codecs): typedMap(map, keyCodec, valueCodec).
 
 import type { Codec } from './codec.js';
 import { bpfError } from './errors.js';
 import type { BpfMap, UpdateFlags } from './map.js';
+
+/** A typed view of `map`; throws EINVAL when the codecs' sizes are not the map's. */
+export function typedMap<K, V>(map: BpfMap, keyCodec: Codec<K>, valueCodec: Codec<V>): TypedMap<K, V> {
+  return new TypedMap(map, keyCodec, valueCodec);
+}
 
 export class TypedMap<K, V> {
   constructor(

@@ -7,7 +7,7 @@
 // Exit 0: no difference; 2: differences (1 stays "the command failed").
 
 import type { Command } from 'commander';
-import { codecFor, type WeirBackend4, type WeirBackend4Key, type WeirFrontend4, type WeirFrontend4Key } from '../bpf/index.js';
+import { codecFor, typedMap, type WeirBackend4, type WeirBackend4Key, type WeirFrontend4, type WeirFrontend4Key } from '../bpf/index.js';
 import { parseList } from '../daemon/config.js';
 import { computeNodeNetwork } from '../dataplane/interfaces.js';
 import { dumpAddresses, dumpLinks, dumpRoutes } from '../dataplane/netlink.js';
@@ -107,13 +107,13 @@ export function readLive(o: StateOptions): Map<string, LiveFrontend> {
   const bm = openMap(o, 'weir_backend4');
   try {
     const slots = new Map<number, WeirBackend4[]>();
-    for (const [k, v] of bm.typed(codecFor('weir_backend4_key'), codecFor('weir_backend4')).entries() as Iterable<[WeirBackend4Key, WeirBackend4]>) {
+    for (const [k, v] of typedMap(bm, codecFor('weir_backend4_key'), codecFor('weir_backend4')).entries() as Iterable<[WeirBackend4Key, WeirBackend4]>) {
       let list = slots.get(k.frontend_id);
       if (!list) slots.set(k.frontend_id, (list = []));
       list[k.slot] = v;
     }
     const out = new Map<string, LiveFrontend>();
-    for (const [key, value] of fm.typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4')).entries() as Iterable<[WeirFrontend4Key, WeirFrontend4]>) {
+    for (const [key, value] of typedMap(fm, codecFor('weir_frontend4_key'), codecFor('weir_frontend4')).entries() as Iterable<[WeirFrontend4Key, WeirFrontend4]>) {
       out.set(`${key.address}:${key.port}/${key.protocol}/${key.scope}`, { key, value, backends: slots.get(value.id) ?? [] });
     }
     return out;

@@ -3,7 +3,7 @@
 
 import { execFileSync } from 'node:child_process';
 import type { Command } from 'commander';
-import { codecFor, type BpfMap } from '../bpf/index.js';
+import { type BpfMap, codecFor, typedMap } from '../bpf/index.js';
 import { explain, type ExplainMaps, type ExplainQuery, type Explanation } from '../dataplane/explain.js';
 import { backendFlags, frontendFlags, protocolName, protocolNumber } from './decode.js';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
@@ -74,10 +74,10 @@ export function registerExplainCommand(program: Command): void {
       };
       try {
         const maps: ExplainMaps = {
-          frontends: open('weir_frontend4').typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
-          backends: open('weir_backend4').typed(codecFor('weir_backend4_key'), codecFor('weir_backend4')),
-          affinity: open('weir_affinity4').typed(codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
-          conntrack: open('weir_ct4_v2').typed(codecFor('weir_ct4_key'), codecFor('weir_ct4')),
+          frontends: typedMap(open('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
+          backends: typedMap(open('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4')),
+          affinity: typedMap(open('weir_affinity4'), codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
+          conntrack: typedMap(open('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
         };
         const e = explain(maps, q);
         process.stdout.write((o.output === 'json' ? json({ query: q, ...e }) : describe(q, e)) + '\n');

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { packageRoot } from '../bpf/native.js';
+import { packageRoot } from '../package-root.js';
 import { registerDaemonCommand } from './daemon.js';
 import { registerDiffCommand } from './diff.js';
 import { registerExplainCommand } from './explain.js';

@@ -3,7 +3,18 @@
 // `weir affinity list`. Read straight from a node's pinned maps.
 
 import type { Command } from 'commander';
-import { codecFor, type WeirAffinity4, type WeirAffinity4Key, type WeirBackend4, type WeirBackend4Key, type WeirCt4, type WeirCt4Key, type WeirFrontend4, type WeirFrontend4Key } from '../bpf/index.js';
+import {
+  codecFor,
+  typedMap,
+  type WeirAffinity4,
+  type WeirAffinity4Key,
+  type WeirBackend4,
+  type WeirBackend4Key,
+  type WeirCt4,
+  type WeirCt4Key,
+  type WeirFrontend4,
+  type WeirFrontend4Key,
+} from '../bpf/index.js';
 import { ageSeconds, backendFlags, ctFlags, frontendFlags, protocolName, protocolNumber, scopeName, tcpFlagString } from './decode.js';
 import { CliError, parseFormat, print, type OutputFormat } from './output.js';
 import { readLbStats } from '../dataplane/lb-stats.js';
@@ -21,7 +32,7 @@ export function common(cmd: Command): Command {
 export function withMap<K, V, R>(o: StateOptions, name: string, keyType: string, valueType: string, f: (entries: Array<[K, V]>, del: (k: K) => void) => R): R {
   const map = openMap(o, name);
   try {
-    const typed = map.typed(codecFor(keyType as never) as never, codecFor(valueType as never) as never);
+    const typed = typedMap(map, codecFor(keyType as never) as never, codecFor(valueType as never) as never);
     const entries = [...(typed.entries() as Iterable<[K, V]>)];
     return f(entries, (k) => typed.delete(k as never));
   } finally {

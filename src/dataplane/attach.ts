@@ -1,31 +1,17 @@
-// dataplane/attach: keeps the programs attached where they belong. from_pod at TC ingress
-// and to_pod at TC egress of every workload interface (host side), from_host at TC ingress
-// of every host interface, the four sock_lb programs on the cgroup. Every attachment is a
-// link pinned under <pinDir>/links/, so a restarted daemon finds it and swaps in its newly
-// loaded program with a link update (atomic: no packet meets no program). Pins of
-// interfaces that are gone are removed. A failure on one interface (it vanished while we
-// attached) is logged and counted, never fatal.
+// dataplane/attach: keeps the programs attached where the hook table (hooks.ts) says:
+// today from_pod at TC ingress and to_pod at TC egress of every workload interface (host
+// side), from_host at TC ingress of every host interface, the four sock_lb programs on the
+// cgroup. Every attachment is a link pinned under <pinDir>/links/ by the row's pin name, so a
+// restarted daemon (or another release using the same names) finds it and swaps in its newly
+// loaded program with a link update (atomic: no packet meets no program). Pins of interfaces
+// that are gone are removed. A failure on one interface (it vanished while we attached) is
+// logged and counted, never fatal.
 
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfError, BpfLink, type BpfObject, type BpfProgram, type TcDirection } from '../bpf/index.js';
+import { attachCgroup, attachTc, attachXdp, BpfError, BpfLink, type BpfObject, type BpfProgram } from '../bpf/index.js';
 import type { Logger } from '../sources/log.js';
-import type { ObjectName } from './loader.js';
-
-export type TcHook = 'from_pod' | 'to_pod' | 'from_host';
-
-const TC_HOOKS: Record<TcHook, { object: ObjectName; program: string; direction: TcDirection }> = {
-  from_pod: { object: 'from_pod', program: 'weir_from_pod', direction: 'ingress' },
-  to_pod: { object: 'to_pod', program: 'weir_to_pod', direction: 'egress' },
-  from_host: { object: 'from_host', program: 'weir_from_host', direction: 'ingress' },
-};
-
-export const SOCK_PROGRAMS = {
-  connect4: 'weir_sock_connect4',
-  sendmsg4: 'weir_sock_sendmsg4',
-  recvmsg4: 'weir_sock_recvmsg4',
-  getpeername4: 'weir_sock_getpeername4',
-} as const;
+import { HOOKS, isCgroupHook, isInterfaceHook, parsePinName, pinName, type Hook, type InterfaceClass, type InterfaceHook } from './hooks.js';
 
 export interface AttachStats {
   /** new links created */
@@ -43,15 +29,8 @@ export interface InterfaceRef {
   ifname: string;
 }
 
-/** The pin name of a TC link: `tcx-<ifindex>-<hook>`. */
-export function tcPinName(ifindex: number, hook: TcHook): string {
-  return `tcx-${ifindex}-${hook}`;
-}
-
-export function parseTcPinName(name: string): { ifindex: number; hook: TcHook } | undefined {
-  const m = /^tcx-(\d+)-(from_pod|to_pod|from_host)$/.exec(name);
-  return m ? { ifindex: Number(m[1]), hook: m[2] as TcHook } : undefined;
-}
+/** The interfaces of each class; a class left out has none (its links are removed). */
+export type InterfaceSets = Partial<Record<InterfaceClass, readonly InterfaceRef[]>>;
 
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -63,55 +42,65 @@ export class AttachManager {
   private readonly links = new Map<string, BpfLink>();
   private readonly linkDir: string;
 
+  /** `objects`: the loaded objects by the names the rows use; `hooks`: the table (tests pass their own). */
   constructor(
     pinDir: string,
-    private readonly objects: Record<ObjectName, BpfObject>,
+    private readonly objects: Readonly<Record<string, BpfObject>>,
     private readonly log: Logger,
+    private readonly hooks: readonly Hook[] = HOOKS,
   ) {
     this.linkDir = join(pinDir, 'links');
   }
 
-  /** TC links this process holds, by pin name. */
+  /** Links this process holds, by pin name. */
   attachedNames(): string[] {
     return [...this.links.keys()].sort();
   }
 
-  private program(object: ObjectName, name: string): BpfProgram {
-    return this.objects[object].program(name);
+  private program(hook: Hook): BpfProgram {
+    const obj = this.objects[hook.object];
+    if (!obj) throw new Error(`hook ${hook.name}: object ${hook.object} is not loaded`);
+    return obj.program(hook.program);
+  }
+
+  /** The daemon's two interface classes: `workloads` (from_pod/to_pod) and `hosts` (from_host). */
+  syncInterfaces(workloads: readonly InterfaceRef[], hosts: readonly InterfaceRef[]): void {
+    this.syncInterfaceHooks({ workload: workloads, host: hosts });
   }
 
   /**
-   * Makes the TC attachments match: `workloads` get from_pod/to_pod, `hosts` from_host.
+   * Makes the interface attachments (TC, XDP) match the table for these interfaces.
    * Existing pins are adopted (updated to this process's programs), missing ones created,
-   * pins for interfaces not listed removed.
+   * pins of interface hooks for interfaces not listed removed. Pin names no row of the table
+   * parses (another release's hooks) are left alone.
    */
-  syncInterfaces(workloads: readonly InterfaceRef[], hosts: readonly InterfaceRef[]): void {
-    const want = new Map<string, { iface: InterfaceRef; hook: TcHook }>();
-    for (const w of workloads) {
-      want.set(tcPinName(w.ifindex, 'from_pod'), { iface: w, hook: 'from_pod' });
-      want.set(tcPinName(w.ifindex, 'to_pod'), { iface: w, hook: 'to_pod' });
-    }
-    for (const h of hosts) want.set(tcPinName(h.ifindex, 'from_host'), { iface: h, hook: 'from_host' });
+  syncInterfaceHooks(sets: InterfaceSets): void {
+    const want = new Map<string, { iface: InterfaceRef; hook: InterfaceHook }>();
+    for (const hook of this.hooks.filter(isInterfaceHook))
+      for (const iface of sets[hook.at.interfaces] ?? []) want.set(pinName(hook, iface.ifindex), { iface, hook });
 
     for (const [name, { iface, hook }] of want) {
       if (this.links.has(name)) continue;
-      this.ensureTc(name, iface, hook);
+      this.ensureInterfaceLink(name, iface, hook);
     }
-    const pinned = existsSync(this.linkDir) ? readdirSync(this.linkDir).filter((n) => parseTcPinName(n)) : [];
-    // TC pins only: the cgroup links (cgroup-<hook>) are syncCgroup's
-    for (const name of new Set([...pinned, ...[...this.links.keys()].filter((n) => parseTcPinName(n))])) {
+    const ours = (n: string) => {
+      const p = parsePinName(n, this.hooks);
+      return p !== undefined && isInterfaceHook(p.hook);
+    };
+    // interface pins only: the cgroup links are syncCgroup's
+    const pinned = existsSync(this.linkDir) ? readdirSync(this.linkDir).filter(ours) : [];
+    for (const name of new Set([...pinned, ...[...this.links.keys()].filter(ours)])) {
       if (want.has(name)) continue;
-      this.removeTc(name);
+      this.removeLink(name);
     }
   }
 
-  private ensureTc(name: string, iface: InterfaceRef, hook: TcHook): void {
-    const spec = TC_HOOKS[hook];
+  private ensureInterfaceLink(name: string, iface: InterfaceRef, hook: InterfaceHook): void {
     const path = join(this.linkDir, name);
-    const where = { ifname: iface.ifname, ifindex: iface.ifindex, hook };
+    const where = { ifname: iface.ifname, ifindex: iface.ifindex, hook: hook.name };
     let prog: BpfProgram;
     try {
-      prog = this.program(spec.object, spec.program);
+      prog = this.program(hook);
     } catch (e) {
       this.stats.errors++;
       this.log.warn('attach failed', { ...where, error: errText(e) });
@@ -150,8 +139,16 @@ export class AttachManager {
       }
     }
     try {
-      const att = prog.attachTc(iface.ifindex, spec.direction, { mode: 'tcx' });
-      const link = att.link!;
+      let link: BpfLink;
+      let how: Record<string, string>;
+      if (hook.at.kind === 'tc') {
+        link = attachTc(prog, iface.ifindex, hook.at.direction, { mode: 'tcx' }).link!;
+        how = { direction: hook.at.direction };
+      } else {
+        const x = attachXdp(prog, iface.ifindex);
+        link = x.link;
+        how = { xdpMode: x.mode };
+      }
       try {
         link.pin(path);
       } catch (e) {
@@ -161,7 +158,7 @@ export class AttachManager {
       }
       this.links.set(name, link);
       this.stats.attached++;
-      this.log.info('attached', { ...where, direction: spec.direction });
+      this.log.info('attached', { ...where, ...how });
     } catch (e) {
       this.stats.errors++;
       const code = e instanceof BpfError ? e.code : '';
@@ -169,7 +166,8 @@ export class AttachManager {
     }
   }
 
-  private removeTc(name: string): void {
+  /** Detaches and unpins one link (held or pinned), whatever its hook. */
+  private removeLink(name: string): void {
     const path = join(this.linkDir, name);
     let link = this.links.get(name);
     this.links.delete(name);
@@ -199,20 +197,20 @@ export class AttachManager {
   }
 
   /**
-   * Socket LB: the four cgroup programs on `cgroupDir` (pins `cgroup-<hook>`), or, with
-   * `cgroupDir` null (mode off), none: pinned ones from an earlier run are detached.
+   * Socket LB: the table's cgroup hooks on `cgroupDir`, or, with `cgroupDir` null (mode
+   * off), none: pinned ones from an earlier run are detached.
    */
   syncCgroup(cgroupDir: string | null): void {
-    for (const [hook, progName] of Object.entries(SOCK_PROGRAMS)) {
-      const name = `cgroup-${hook}`;
+    for (const hook of this.hooks.filter(isCgroupHook)) {
+      const name = pinName(hook);
       const path = join(this.linkDir, name);
       if (cgroupDir === null) {
-        if (existsSync(path)) this.removeTc(name);
+        if (existsSync(path)) this.removeLink(name);
         continue;
       }
-      const where = { cgroup: cgroupDir, hook };
+      const where = { cgroup: cgroupDir, hook: hook.name };
       try {
-        const prog = this.program('sock_lb', progName);
+        const prog = this.program(hook);
         const cgroupId = BigInt(statSync(cgroupDir, { bigint: true }).ino);
         if (existsSync(path)) {
           const link = BpfLink.openPinned(path);
@@ -226,9 +224,9 @@ export class AttachManager {
           }
           this.log.info('socket LB moves to another cgroup', { ...where, previousCgroupId: String(info.cgroupId) });
           this.links.set(name, link);
-          this.removeTc(name);
+          this.removeLink(name);
         }
-        const link = prog.attachCgroup(cgroupDir);
+        const link = attachCgroup(prog, cgroupDir, { attachType: hook.at.attachType });
         link.pin(path);
         this.links.set(name, link);
         this.stats.attached++;

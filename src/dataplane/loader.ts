@@ -1,19 +1,21 @@
-// dataplane/loader: loads the service dataplane objects (build/bpf/{from_pod,to_pod,
-// from_host,sock_lb}.o) with one pin directory per instance, <bpf-root>/weir/<instance>,
-// so their maps are shared by name across objects and survive daemon restarts. Sets the
-// .rodata knobs (socket-LB mode, host netns cookie, per-backend stats on/off) before load.
+// dataplane/loader: loads the dataplane objects of the hook table (hooks.ts: build/bpf/
+// {from_pod,to_pod,from_host,sock_lb}.o, in its order) with one pin directory per instance,
+// <bpf-root>/weir/<instance>, so their maps are shared by name across objects and survive
+// daemon restarts. Sets each object's .rodata knobs (the table's, those the object declares)
+// before load.
 
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import {
+  Btf,
   BpfMap,
   BpfObject,
   codecFor,
-  enums,
-  u8,
   type ConstValue,
+  netnsCookie,
   type TypedMap,
+  typedMap,
+  u8,
   type WeirAffinity4,
   type WeirAffinity4Key,
   type WeirBackend4,
@@ -24,24 +26,11 @@ import {
   type WeirFrontend4Key,
   type WeirSockDestroy4Key,
 } from '../bpf/index.js';
+import { packageRoot } from '../package-root.js';
 import { preparePinDir } from './bpffs.js';
-import { netnsCookie } from './native-extras.js';
+import { knobsFor, OBJECT_NAMES, type KnobInputs, type ObjectName, type SockLbMode } from './hooks.js';
 
-export type SockLbMode = 'on' | 'host-only' | 'off';
-
-export const OBJECT_NAMES = ['from_pod', 'to_pod', 'from_host', 'sock_lb'] as const;
-export type ObjectName = (typeof OBJECT_NAMES)[number];
-
-/** The repository (package) root: the nearest directory above this file holding package.json. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-}
+export { OBJECT_NAMES, type ObjectName, type SockLbMode } from './hooks.js';
 
 export function defaultObjectDir(): string {
   return process.env.WEIR_BPF_DIR ?? join(packageRoot(), 'build', 'bpf');
@@ -64,11 +53,11 @@ export interface ServiceMaps {
 export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject }): ServiceMaps {
   const m = (name: string) => objects.from_pod.map(name);
   return {
-    frontends: m('weir_frontend4').typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
-    backends: m('weir_backend4').typed(codecFor('weir_backend4_key'), codecFor('weir_backend4')),
-    affinity: m('weir_affinity4').typed(codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
-    conntrack: m('weir_ct4_v2').typed(codecFor('weir_ct4_key'), codecFor('weir_ct4')),
-    sockDestroy: objects.sock_lb.map('weir_sock_destroy4').typed(codecFor('weir_sock_destroy4_key'), u8),
+    frontends: typedMap(m('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
+    backends: typedMap(m('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4')),
+    affinity: typedMap(m('weir_affinity4'), codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
+    conntrack: typedMap(m('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
+    sockDestroy: typedMap(objects.sock_lb.map('weir_sock_destroy4'), codecFor('weir_sock_destroy4_key'), u8),
     lbStats: m('weir_lb_stats4'),
   };
 }
@@ -88,6 +77,8 @@ export interface LoadedDataplane {
   objects: Record<ObjectName, BpfObject>;
   maps: ServiceMaps;
   hostNetnsCookie: bigint;
+  /** knobs the hook table gives an object whose file does not declare them (not set) */
+  missingKnobs: { object: ObjectName; knob: string }[];
   close(): void;
 }
 
@@ -124,7 +115,14 @@ export async function loadDataplaneAsync(opts: LoadOptions): Promise<LoadedDatap
 interface LoadPlan {
   pinDir: string;
   hostNetnsCookie: bigint;
-  objects: { name: ObjectName; path: string; consts: Record<string, ConstValue> }[];
+  objects: { name: ObjectName; path: string; consts: Record<string, ConstValue>; missingKnobs: string[] }[];
+}
+
+/** The `.rodata` variable names of an object file, read from its BTF (none without a .rodata). */
+export function rodataNames(path: string): Set<string> {
+  const btf = Btf.fromFile(path);
+  if (btf.find('.rodata', 'datasec') === null) return new Set();
+  return new Set(btf.datasec('.rodata').map((v) => v.name));
 }
 
 function planLoad(opts: LoadOptions): LoadPlan {
@@ -132,17 +130,12 @@ function planLoad(opts: LoadOptions): LoadPlan {
   const dir = opts.objectDir ?? defaultObjectDir();
   // the netns this daemon runs in is "the host" for the socket LB's host-only mode
   const hostNetnsCookie = netnsCookie();
+  const inputs: KnobInputs = { serviceStats: opts.serviceStats !== false, sockLbMode: opts.sockLbMode, hostNetnsCookie };
   const objects = OBJECT_NAMES.map((name) => {
     const path = join(dir, `${name}.o`);
     if (!existsSync(path)) throw new Error(`BPF object ${path} is missing (run make build)`);
-    const consts: Record<string, ConstValue> = {};
-    // every object that picks backends (includes lib/lb.h) has the stats knob
-    if (name !== 'to_pod') consts.lb_stats_enabled = opts.serviceStats === false ? 0 : 1;
-    if (name === 'sock_lb') {
-      consts.sock_lb_mode = opts.sockLbMode === 'host-only' ? enums.weir_sock_lb_mode.WEIR_SOCK_LB_HOST_ONLY : enums.weir_sock_lb_mode.WEIR_SOCK_LB_ALL_NETNS;
-      consts.host_netns_cookie = hostNetnsCookie;
-    }
-    return { name, path, consts };
+    const { consts, missing } = knobsFor(name, inputs, rodataNames(path));
+    return { name, path, consts, missingKnobs: missing };
   });
   return { pinDir, hostNetnsCookie, objects };
 }
@@ -154,6 +147,7 @@ function assemble(plan: LoadPlan, loaded: BpfObject[]): LoadedDataplane {
     objects,
     maps: serviceMaps(objects),
     hostNetnsCookie: plan.hostNetnsCookie,
+    missingKnobs: plan.objects.flatMap((o) => o.missingKnobs.map((knob) => ({ object: o.name, knob }))),
     close: () => {
       for (const o of Object.values(objects)) o.close();
     },

@@ -6,9 +6,8 @@
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BpfProgram } from '../bpf/index.js';
+import { runIterator, type BpfProgram } from '../bpf/index.js';
 import type { Logger } from '../sources/log.js';
-import { runIterator } from './native-extras.js';
 
 /** Pids of every process in a cgroup2 directory and its descendants. */
 export function cgroupPids(dir: string): number[] {

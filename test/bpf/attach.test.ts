@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { BpfError, BpfLink, BpfObject, tcxPrograms, withNetns, ifindexOf } from '../../src/bpf/index.js';
+import { attachCgroup, attachTc, attachXdp, BpfError, BpfLink, BpfObject, ifindexOf, tcxPrograms, withNetns } from '../../src/bpf/index.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { onCleanup } from '../lib/cleanup.js';
 
@@ -65,7 +65,7 @@ test('the two probe loads are distinct programs sharing one pinned counters map'
 test('TCX: attach, query, replace atomically, pin, reopen, detach', () => {
   const pa = a.program('weir_probe');
   const pb = b.program('weir_probe');
-  const att = pa.attachTc('wt0', 'ingress', { mode: 'tcx', netns: NS });
+  const att = attachTc(pa, 'wt0', 'ingress', { mode: 'tcx', netns: NS });
   assert.equal(att.mode, 'tcx');
   const ifindex = withNetns(NS, () => ifindexOf('wt0'));
   assert.equal(att.ifindex, ifindex);
@@ -96,7 +96,7 @@ test('TCX: attach, query, replace atomically, pin, reopen, detach', () => {
 });
 
 test('auto mode picks TCX on this kernel', () => {
-  const att = a.program('weir_probe').attachTc('wt1', 'egress', { netns: NS });
+  const att = attachTc(a.program('weir_probe'), 'wt1', 'egress', { netns: NS });
   assert.equal(att.mode, 'tcx');
   assert.deepEqual(tcxPrograms('wt1', 'egress', NS), [a.program('weir_probe').id]);
   att.detach();
@@ -106,7 +106,7 @@ test('auto mode picks TCX on this kernel', () => {
 test('cls_bpf: attach, replace on the same handle/priority, detach', () => {
   const pa = a.program('weir_probe');
   const pb = b.program('weir_probe');
-  const att = pa.attachTc('wt1', 'ingress', { mode: 'cls_bpf', handle: 7, priority: 3, netns: NS });
+  const att = attachTc(pa, 'wt1', 'ingress', { mode: 'cls_bpf', handle: 7, priority: 3, netns: NS });
   assert.equal(att.mode, 'cls_bpf');
   assert.equal(att.handle, 7);
   assert.equal(att.priority, 3);
@@ -125,20 +125,20 @@ test('XDP: attaches and reports its mode', () => {
   // the probe object carries an XDP program when the XDP hook exists; veth supports native XDP
   const names = a.programNames();
   assert.ok(names.includes('weir_probe_xdp'), `programs: ${names.join(', ')}`);
-  const x = a.program('weir_probe_xdp').attachXdp('wt0', { netns: NS });
+  const x = attachXdp(a.program('weir_probe_xdp'), 'wt0', { netns: NS });
   assert.equal(x.mode, 'native');
   const info = x.link.info();
   assert.equal(info.type, 'xdp');
   assert.equal(info.ifindex, x.ifindex);
   x.link.detach();
   x.link.close();
-  const g = a.program('weir_probe_xdp').attachXdp('wt0', { netns: NS, mode: 'generic' });
+  const g = attachXdp(a.program('weir_probe_xdp'), 'wt0', { netns: NS, mode: 'generic' });
   assert.equal(g.mode, 'generic');
   g.link.close(); // an unpinned link ends with its last fd
 });
 
 test('cgroup: connect4 attaches at its expected attach type and sees connect()', () => {
-  const link = a.program('weir_probe_connect4').attachCgroup(cgroupDir);
+  const link = attachCgroup(a.program('weir_probe_connect4'), cgroupDir);
   try {
     const info = link.info();
     assert.equal(info.type, 'cgroup');

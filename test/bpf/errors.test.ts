@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { BpfError, BpfMap, BpfObject, u32, u64 } from '../../src/bpf/index.js';
+import { BpfError, BpfMap, BpfObject, typedMap, u32, u64 } from '../../src/bpf/index.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -68,7 +68,7 @@ test('a wrong-sized key or value is EINVAL before any syscall, saying what was e
     assert.throws(() => m.update(Buffer.alloc(12), Buffer.alloc(4)), bpfErr('EINVAL', /value is 4 bytes, map wants 40/));
     assert.throws(() => m.delete(Buffer.alloc(13)), bpfErr('EINVAL', /maps_test_hash/));
     assert.throws(() => m.updateBatch([Buffer.alloc(12)], [Buffer.alloc(39)]), bpfErr('EINVAL', /value bytes/));
-    assert.throws(() => m.typed(u32, u64), bpfErr('EINVAL', /codecs are 4\/8 bytes/));
+    assert.throws(() => typedMap(m, u32, u64), bpfErr('EINVAL', /codecs are 4\/8 bytes/));
     assert.throws(() => obj.map('maps_test_percpu').update(u32.encode(0), Buffer.alloc(16)), bpfErr('EINVAL', /possible CPUs/));
   } finally {
     obj.close();
@@ -117,7 +117,7 @@ test('handles of a closed object throw EBADF instead of touching stale fds', () 
 test('after all of that the process still works', () => {
   const obj = BpfObject.load(MAPS_O, { pinDir: fs.path, consts: { maps_test_slot: 5 } });
   try {
-    const lru = obj.map('maps_test_lru').typed(u32, u64);
+    const lru = typedMap(obj.map('maps_test_lru'), u32, u64);
     lru.set(42, 4242n);
     assert.equal(lru.get(42), 4242n);
     const r = obj.program('maps_test_count').testRun({ data: Buffer.alloc(60) });

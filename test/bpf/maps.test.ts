@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { BpfError, BpfMap, BpfObject, codecFor, structCodec, u32, u64, type Codec } from '../../src/bpf/index.js';
+import { BpfError, BpfMap, BpfObject, type Codec, codecFor, structCodec, typedMap, u32, u64 } from '../../src/bpf/index.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
@@ -80,7 +80,7 @@ test('map info comes from the kernel', () => {
 
 test('batch update and batch delete of 100,000 entries', () => {
   const m = obj.map('maps_test_hash');
-  const typed = m.typed(keyCodec, valueCodec);
+  const typed = typedMap(m, keyCodec, valueCodec);
   const N = 100_000;
   assert.equal(m.count(), 0);
   const entries = Array.from({ length: N }, (_, i) => [key(i), value(i)] as const);
@@ -117,7 +117,7 @@ test('batch update and batch delete of 100,000 entries', () => {
 });
 
 test('NOEXIST and EXIST flags fail with EEXIST and ENOENT', () => {
-  const lru = obj.map('maps_test_lru').typed(u32, u64);
+  const lru = typedMap(obj.map('maps_test_lru'), u32, u64);
   lru.set(1, 10n, 'noexist');
   assert.throws(
     () => lru.set(1, 11n, 'noexist'),
@@ -134,7 +134,7 @@ test('NOEXIST and EXIST flags fail with EEXIST and ENOENT', () => {
 
 test('per-CPU values are written per CPU and summed', () => {
   const m = obj.map('maps_test_percpu');
-  const counters = m.typed(u32, codecFor('weir_counter'));
+  const counters = typedMap(m, u32, codecFor('weir_counter'));
   const ncpu = BpfMap.possibleCpus();
   assert.ok(ncpu >= 1);
   assert.equal(m.count(), 8); // arrays always hold max_entries
@@ -163,7 +163,7 @@ test('per-CPU values are written per CPU and summed', () => {
 test('LPM trie: longest prefix wins, entries() falls back to the key walk', () => {
   const m = obj.map('maps_test_lpm');
   const lpmKey = obj.btf().struct('maps_test_lpm_key');
-  const lpm = m.typed(structCodec<{ prefixlen: number; addr: string }>(lpmKey), u32);
+  const lpm = typedMap(m, structCodec<{ prefixlen: number; addr: string }>(lpmKey), u32);
   lpm.set({ prefixlen: 15, addr: '198.18.0.0' }, 15);
   lpm.set({ prefixlen: 24, addr: '198.19.7.0' }, 24);
   assert.equal(lpm.get({ prefixlen: 32, addr: '198.19.7.9' }), 24);
@@ -180,7 +180,7 @@ test('a pinned map survives closing the object and is adopted by a second load',
   const dir = mountPrivateBpffs('adopt');
   try {
     const first = BpfObject.load(MAPS_O, { pinDir: dir.path });
-    const lru = first.map('maps_test_lru').typed(u32, u64);
+    const lru = typedMap(first.map('maps_test_lru'), u32, u64);
     lru.setMany([
       [7, 70n],
       [8, 80n],
@@ -195,7 +195,7 @@ test('a pinned map survives closing the object and is adopted by a second load',
     assert.equal(pinned.id, id);
     assert.equal(pinned.name, 'maps_test_lru');
     assert.deepEqual(pinned.layouts().value, { kind: 'int', size: 8, name: 'unsigned long long', hint: '__u64', signed: false, bits: 64 });
-    assert.equal(pinned.typed(u32, u64).get(8), 80n);
+    assert.equal(typedMap(pinned, u32, u64).get(8), 80n);
     pinned.close();
     assert.throws(() => pinned.count(), (e: unknown) => e instanceof BpfError && e.code === 'EBADF');
 
@@ -204,7 +204,7 @@ test('a pinned map survives closing the object and is adopted by a second load',
       const m = second.map('maps_test_lru');
       assert.equal(m.id, id);
       assert.deepEqual(
-        [...m.typed(u32, u64).entries()].sort((a, b) => a[0] - b[0]),
+        [...typedMap(m, u32, u64).entries()].sort((a, b) => a[0] - b[0]),
         [
           [7, 70n],
           [8, 80n],

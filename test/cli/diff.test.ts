@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { BpfMap, codecFor, type WeirBackend4, type WeirBackend4Key, type WeirFrontend4, type WeirFrontend4Key } from '../../src/bpf/index.js';
+import { BpfMap, codecFor, typedMap, type WeirBackend4, type WeirBackend4Key, type WeirFrontend4, type WeirFrontend4Key } from '../../src/bpf/index.js';
 import type { DiffResult } from '../../src/cli/diff.js';
 import { runCleanups } from '../lib/cleanup.js';
 import { Lab, type LabNode, type Pod } from '../lib/lab.js';
@@ -33,8 +33,8 @@ describe('weir diff on a live node', () => {
     const r = await node.ns.exec(WEIR, ['diff', '--manifests', weir.manifests, '--node-name', node.name, '--bpf-root', lab.bpffs, '--instance', weir.instance, ...extra], { check: false, timeoutMs: 30_000 });
     return { code: r.code, stdout: r.stdout, stderr: r.stderr, json: extra.includes('json') && r.code !== 1 ? (JSON.parse(r.stdout) as DiffResult) : undefined };
   };
-  const frontends = () => BpfMap.openPinned(`${weir.pinDir}/weir_frontend4`).typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
-  const backendMap = () => BpfMap.openPinned(`${weir.pinDir}/weir_backend4`).typed(codecFor('weir_backend4_key'), codecFor('weir_backend4'));
+  const frontends = () => typedMap(BpfMap.openPinned(`${weir.pinDir}/weir_frontend4`), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
+  const backendMap = () => typedMap(BpfMap.openPinned(`${weir.pinDir}/weir_backend4`), codecFor('weir_backend4_key'), codecFor('weir_backend4'));
   /** weir_dataplane_drift_entries and weir_dataplane_last_resync_timestamp_seconds from /metrics */
   const driftMetrics = async () => {
     const r = await weir.http('/metrics');

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { BpfObject } from '../../src/bpf/index.js';
+import { attachTc, BpfObject } from '../../src/bpf/index.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { onCleanup } from '../lib/cleanup.js';
 import { binWeir, bpfObject } from '../lib/paths.js';
@@ -35,9 +35,9 @@ after(async () => {
 
 test('lists the attached programs with ids and their pinned links', () => {
   const prog = probe.program('weir_probe');
-  const a = prog.attachTc('wa0', 'ingress', { netns: NS });
+  const a = attachTc(prog, 'wa0', 'ingress', { netns: NS });
   a.pin(join(pinDir, 'links', 'probe_wa0_ingress'));
-  const b = prog.attachTc('wa1', 'egress', { netns: NS });
+  const b = attachTc(prog, 'wa1', 'egress', { netns: NS });
   try {
     const r = runSync('nsenter', [`--net=/run/netns/${NS}`, binWeir, 'ifaces', '--pin-dir', pinDir, '-o', 'json'], { check: false });
     assert.equal(r.code, 0, r.stderr);

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { BpfMap, codecFor } from '../../src/bpf/index.js';
+import { BpfMap, codecFor, typedMap } from '../../src/bpf/index.js';
 import { readCounters } from '../../src/dataplane/counters.js';
 import { runCleanups } from '../lib/cleanup.js';
 import type { Pod } from '../lib/lab.js';
@@ -77,7 +77,7 @@ test('MS4: only the two environment variables: weir reaches the API server throu
 
   // the real objects replaced the synthetic ones (same keys) without touching the frontend
   assert.ok(k.weir.events('bootstrap replaced').some((l) => l.key === 'default/kubernetes'), 'the API\'s EndpointSlice replaced the synthetic one');
-  const fe = BpfMap.openPinned(join(k.weir.pinDir, 'weir_frontend4')).typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
+  const fe = typedMap(BpfMap.openPinned(join(k.weir.pinDir, 'weir_frontend4')), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
   const entry = () => JSON.stringify(fe.get({ address: KUBERNETES_IP, port: 443, protocol: 6, scope: 0 } as never));
   const metrics = (await k.weir.http('/metrics')).body;
   // bootstrap wrote 1 frontend + 1 backend; the start sync wrote only web's (1 + 2)

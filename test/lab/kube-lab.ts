@@ -7,7 +7,7 @@
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfMap, codecFor } from '../../src/bpf/index.js';
+import { BpfMap, codecFor, typedMap } from '../../src/bpf/index.js';
 import type { KubeObject } from '../k8s/fake-apiserver.js';
 import { RemoteApiServer } from '../k8s/remote-apiserver.js';
 import { Lab, type External, type LabNode } from '../lib/lab.js';
@@ -72,8 +72,8 @@ const sortKeys = <T>(o: Record<string, T>): Record<string, T> => Object.fromEntr
 
 /** The pinned service maps as `ip:port/proto → sorted backends` (internal scope). */
 export function mapsView(pinDir: string): Record<string, string[]> {
-  const fe = BpfMap.openPinned(join(pinDir, 'weir_frontend4')).typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
-  const be = BpfMap.openPinned(join(pinDir, 'weir_backend4')).typed(codecFor('weir_backend4_key'), codecFor('weir_backend4'));
+  const fe = typedMap(BpfMap.openPinned(join(pinDir, 'weir_frontend4')), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
+  const be = typedMap(BpfMap.openPinned(join(pinDir, 'weir_backend4')), codecFor('weir_backend4_key'), codecFor('weir_backend4'));
   try {
     const byId = new Map<number, Map<number, string>>();
     for (const [k, v] of be.entries()) {

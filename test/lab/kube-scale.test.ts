@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { BpfMap, codecFor } from '../../src/bpf/index.js';
+import { BpfMap, codecFor, typedMap } from '../../src/bpf/index.js';
 import { runCleanups } from '../lib/cleanup.js';
 import { sleep } from '../lib/proc.js';
 import { beIp, endpointSlice, kubeLab, mapsView, percentile, service, serverView, svcIp, until, type KubeLab } from './kube-lab.js';
@@ -60,7 +60,7 @@ test('MS1: 1,000 services listed at start are all in the maps before /readyz is 
   assert.equal((await k.weir.http('/healthz')).status, 200);
 
   // 20 EndpointSlice changes, one at a time: server write → backend_count in the map
-  const fe = BpfMap.openPinned(join(k.weir.pinDir, 'weir_frontend4')).typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
+  const fe = typedMap(BpfMap.openPinned(join(k.weir.pinDir, 'weir_frontend4')), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
   const latencies: number[] = [];
   try {
     for (let n = 0; n < 20; n++) {

@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { BpfLink, BpfObject, type TcAttachment } from '../../src/bpf/index.js';
+import { attachCgroup, attachTc, BpfLink, BpfObject, type TcAttachment } from '../../src/bpf/index.js';
 import { counterSlot, counterTotals, readCounters, resetCounters } from '../../src/dataplane/counters.js';
 import { runCleanups } from '../lib/cleanup.js';
 import { Lab, type Cgroup, type LabNode, type Pod } from '../lib/lab.js';
@@ -50,7 +50,7 @@ describe('probe in the lab', () => {
 
   test('ping: the probe at the pod veth counts every echo request the pod sent, no more', async () => {
     const counters = probe.map('weir_counters');
-    const att = probe.program('weir_probe').attachTc(a.hostIfname, 'ingress', { netns: node.ns.path });
+    const att = attachTc(probe.program('weir_probe'), a.hostIfname, 'ingress', { netns: node.ns.path });
     try {
       resetCounters(counters);
       const r = await a.ns.ping(b.ip, { count: 40, interval: 0.01 });
@@ -65,7 +65,7 @@ describe('probe in the lab', () => {
   test('iperf3 TCP: packets and bytes counted equal the interface rx statistics', async () => {
     const counters = probe.map('weir_counters');
     const server = await b.ns.iperfServer();
-    const att = probe.program('weir_probe').attachTc(a.hostIfname, 'ingress', { netns: node.ns.path });
+    const att = attachTc(probe.program('weir_probe'), a.hostIfname, 'ingress', { netns: node.ns.path });
     try {
       resetCounters(counters);
       const before = await rxStats(node, a.hostIfname);
@@ -101,7 +101,7 @@ describe('probe in the lab', () => {
     before(async () => {
       inside = await lab.cgroup('inside');
       outside = await lab.cgroup('outside');
-      link = probe.program('weir_probe_connect4').attachCgroup(inside.path);
+      link = attachCgroup(probe.program('weir_probe_connect4'), inside.path);
     });
     after(() => {
       link?.detach();
@@ -158,13 +158,13 @@ describe('probe in the lab', () => {
   }
 
   test('TCX link update while packets flow loses none', async () => {
-    const att = probe.program('weir_probe').attachTc(a.hostIfname, 'ingress', { mode: 'tcx', netns: node.ns.path });
+    const att = attachTc(probe.program('weir_probe'), a.hostIfname, 'ingress', { mode: 'tcx', netns: node.ns.path });
     assert.equal(att.mode, 'tcx');
     await swapUnderTraffic(att, (to) => att.replace(to.program('weir_probe')));
   });
 
   test('a pinned TCX link reopened (as a restarted daemon does) and updated loses none', async () => {
-    const att = probe.program('weir_probe').attachTc(a.hostIfname, 'ingress', { mode: 'tcx', netns: node.ns.path });
+    const att = attachTc(probe.program('weir_probe'), a.hostIfname, 'ingress', { mode: 'tcx', netns: node.ns.path });
     const pin = `${lab.bpffs}/probe_link`;
     att.pin(pin);
     att.link!.close();
@@ -173,7 +173,7 @@ describe('probe in the lab', () => {
   });
 
   test('cls_bpf replace on the same handle and priority while packets flow loses none', async () => {
-    const att = probe.program('weir_probe').attachTc(a.hostIfname, 'ingress', { mode: 'cls_bpf', handle: 1, priority: 1, netns: node.ns.path });
+    const att = attachTc(probe.program('weir_probe'), a.hostIfname, 'ingress', { mode: 'cls_bpf', handle: 1, priority: 1, netns: node.ns.path });
     assert.equal(att.mode, 'cls_bpf');
     await swapUnderTraffic(att, (to) => att.replace(to.program('weir_probe')));
   });

@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { BpfMap, codecFor, type WeirCt4, type WeirCt4Key, type WeirFrontend4Key } from '../../src/bpf/index.js';
+import { BpfMap, codecFor, typedMap, type WeirCt4, type WeirCt4Key, type WeirFrontend4Key } from '../../src/bpf/index.js';
 import { runCleanups } from '../lib/cleanup.js';
 import { Lab, type Cgroup, type LabNode, type Pod } from '../lib/lab.js';
 import { sleep } from '../lib/proc.js';
@@ -20,7 +20,7 @@ const PORTS: PortSpec[] = [
 ];
 
 function ctEntries(pinDir: string): Array<[WeirCt4Key, WeirCt4]> {
-  const m = BpfMap.openPinned(`${pinDir}/weir_ct4_v2`).typed(codecFor('weir_ct4_key'), codecFor('weir_ct4'));
+  const m = typedMap(BpfMap.openPinned(`${pinDir}/weir_ct4_v2`), codecFor('weir_ct4_key'), codecFor('weir_ct4'));
   try {
     return [...m.entries()] as Array<[WeirCt4Key, WeirCt4]>;
   } finally {
@@ -102,7 +102,7 @@ describe('weir daemon lifecycle', () => {
   });
 
   test('drift behind weir\'s back is repaired by the periodic resync (counted)', async () => {
-    const fe = BpfMap.openPinned(`${weir.pinDir}/weir_frontend4`).typed(codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
+    const fe = typedMap(BpfMap.openPinned(`${weir.pinDir}/weir_frontend4`), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
     try {
       const key: WeirFrontend4Key = { address: VIP, port: 80, protocol: 6, scope: 0 };
       assert.ok(fe.get(key), 'frontend present');

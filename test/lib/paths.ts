@@ -1,7 +1,7 @@
 // Where the built artifacts of this checkout live, for tests.
 
 import { join } from 'node:path';
-import { packageRoot } from '../../src/bpf/native.js';
+import { packageRoot } from '../../src/package-root.js';
 
 export const repoRoot = packageRoot();
 export const bpfObject = (name: string) => join(repoRoot, 'build', 'bpf', `${name}.o`);

@@ -1,0 +1,148 @@
+// dataplane/hooks: the hook table. Which BPF objects weir loads (build/bpf/<name>.o, in load
+// order) with which .rodata knobs, and which program of which object attaches where, under
+// which link pin name. The loader (loader.ts) and the attach manager (attach.ts) read it;
+// adding a hook (the tunnel device, an XDP prefilter) is a row here plus, for a new kind of
+// interface, an interface class the daemon fills in.
+
+import { enums, type ConstValue, type TcDirection } from '../bpf/index.js';
+
+export type SockLbMode = 'on' | 'host-only' | 'off';
+
+/** What the knobs are computed from: the daemon's options and the namespace it runs in. */
+export interface KnobInputs {
+  /** --service-stats */
+  serviceStats: boolean;
+  /** --connect-time-lb (with 'off' the sock_lb programs are loaded but not attached) */
+  sockLbMode: SockLbMode;
+  /** the daemon's own netns: "the host" for --connect-time-lb host-only */
+  hostNetnsCookie: bigint;
+}
+
+/** Every `.rodata` knob weir sets, by its variable name in the C source, and its value. */
+export const KNOBS = {
+  /** count new connections per {frontend, backend} in weir_lb_stats4 (lib/lb.h) */
+  lb_stats_enabled: (o) => (o.serviceStats ? 1 : 0),
+  /** which sockets the connect-time LB serves (sock_lb.c) */
+  sock_lb_mode: (o) => enums.weir_sock_lb_mode[o.sockLbMode === 'host-only' ? 'WEIR_SOCK_LB_HOST_ONLY' : 'WEIR_SOCK_LB_ALL_NETNS'],
+  /** the netns host-only mode compares bpf_get_netns_cookie() with (sock_lb.c) */
+  host_netns_cookie: (o) => o.hostNetnsCookie,
+} satisfies Record<string, (o: KnobInputs) => ConstValue>;
+export type KnobName = keyof typeof KNOBS;
+
+export interface ObjectSpec {
+  /** the knobs this object takes; each must be a `.rodata` variable of the object */
+  readonly knobs: readonly KnobName[];
+}
+
+/**
+ * The objects, in load order: the first creates the pinned maps (LIBBPF_PIN_BY_NAME) that
+ * the others adopt. An object that picks backends (includes lib/lb.h) takes lb_stats_enabled.
+ */
+export const OBJECTS = {
+  from_pod: { knobs: ['lb_stats_enabled'] },
+  to_pod: { knobs: [] },
+  from_host: { knobs: ['lb_stats_enabled'] },
+  // also holds weir_sock_destroy, an iterator that is run (dataplane/sockets.ts), not attached
+  sock_lb: { knobs: ['lb_stats_enabled', 'sock_lb_mode', 'host_netns_cookie'] },
+} as const satisfies Record<string, ObjectSpec>;
+export type ObjectName = keyof typeof OBJECTS;
+export const OBJECT_NAMES = Object.keys(OBJECTS) as ObjectName[];
+
+/** The kinds of interface the daemon tells apart (dataplane/interfaces.ts); a row names one. */
+export type InterfaceClass = 'workload' | 'host';
+
+/** Where a program attaches. */
+export type HookPlace =
+  /** TCX link at ingress/egress of every interface of a class */
+  | { readonly kind: 'tc'; readonly interfaces: InterfaceClass; readonly direction: TcDirection }
+  /** XDP link (native mode, else generic) on every interface of a class */
+  | { readonly kind: 'xdp'; readonly interfaces: InterfaceClass }
+  /** cgroup link on the socket-LB cgroup (--cgroup), at this attach type */
+  | { readonly kind: 'cgroup'; readonly attachType: string };
+
+export interface Hook {
+  /** unique; what logs call the hook */
+  readonly name: string;
+  readonly object: ObjectName;
+  readonly program: string;
+  readonly at: HookPlace;
+  /**
+   * The link's pin name under <pinDir>/links/, `{ifindex}` standing for the interface's
+   * index. Pin names are a contract with other releases: an upgrade or rollback finds the
+   * links by them and updates them in place, so an existing row's pin never changes.
+   */
+  readonly pin: string;
+}
+
+export type InterfaceHook = Hook & { readonly at: Extract<HookPlace, { interfaces: InterfaceClass }> };
+export type CgroupHook = Hook & { readonly at: Extract<HookPlace, { kind: 'cgroup' }> };
+
+const tc = (interfaces: InterfaceClass, direction: TcDirection): HookPlace => ({ kind: 'tc', interfaces, direction });
+const cgroup = (attachType: string): HookPlace => ({ kind: 'cgroup', attachType });
+
+export const HOOKS: readonly Hook[] = [
+  // the pod's traffic, seen from the host side of its veth: ingress is "from the pod"
+  { name: 'from_pod', object: 'from_pod', program: 'weir_from_pod', at: tc('workload', 'ingress'), pin: 'tcx-{ifindex}-from_pod' },
+  { name: 'to_pod', object: 'to_pod', program: 'weir_to_pod', at: tc('workload', 'egress'), pin: 'tcx-{ifindex}-to_pod' },
+  // NodePort / externalIP traffic arriving on the node's interfaces
+  { name: 'from_host', object: 'from_host', program: 'weir_from_host', at: tc('host', 'ingress'), pin: 'tcx-{ifindex}-from_host' },
+  // the connect-time LB: a ClusterIP rewritten at connect()/sendmsg(), restored in replies and getpeername()
+  { name: 'connect4', object: 'sock_lb', program: 'weir_sock_connect4', at: cgroup('cgroup_inet4_connect'), pin: 'cgroup-connect4' },
+  { name: 'sendmsg4', object: 'sock_lb', program: 'weir_sock_sendmsg4', at: cgroup('cgroup_udp4_sendmsg'), pin: 'cgroup-sendmsg4' },
+  { name: 'recvmsg4', object: 'sock_lb', program: 'weir_sock_recvmsg4', at: cgroup('cgroup_udp4_recvmsg'), pin: 'cgroup-recvmsg4' },
+  { name: 'getpeername4', object: 'sock_lb', program: 'weir_sock_getpeername4', at: cgroup('cgroup_inet4_getpeername'), pin: 'cgroup-getpeername4' },
+];
+
+export function isInterfaceHook(h: Hook): h is InterfaceHook {
+  return h.at.kind !== 'cgroup';
+}
+
+export function isCgroupHook(h: Hook): h is CgroupHook {
+  return h.at.kind === 'cgroup';
+}
+
+/** The pin name of `hook`'s link (on interface `ifindex` for an interface hook). */
+export function pinName(hook: Hook, ifindex?: number): string {
+  if (!hook.pin.includes('{ifindex}')) return hook.pin;
+  if (ifindex === undefined || !Number.isInteger(ifindex) || ifindex <= 0) throw new RangeError(`pin of hook ${hook.name}: bad ifindex ${ifindex}`);
+  return hook.pin.replace('{ifindex}', String(ifindex));
+}
+
+const patterns = new WeakMap<Hook, RegExp>();
+function patternOf(hook: Hook): RegExp {
+  let re = patterns.get(hook);
+  if (!re) {
+    const [before, after] = hook.pin.split('{ifindex}').map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    re = new RegExp(after === undefined ? `^${before}$` : `^${before}([1-9]\\d*)${after}$`);
+    patterns.set(hook, re);
+  }
+  return re;
+}
+
+/** Which row (and interface) a pin name under links/ belongs to; undefined for names not ours. */
+export function parsePinName(name: string, hooks: readonly Hook[] = HOOKS): { hook: Hook; ifindex?: number } | undefined {
+  for (const hook of hooks) {
+    const m = patternOf(hook).exec(name);
+    if (m) return m[1] === undefined ? { hook } : { hook, ifindex: Number(m[1]) };
+  }
+  return undefined;
+}
+
+/**
+ * The `.rodata` values for one object: its knobs that the object file declares. A knob the
+ * table names but the object lacks (an object built from other sources) is left out and
+ * reported in `missing`, rather than failing a load the knob is meaningless to.
+ */
+export function knobsFor(
+  object: ObjectName,
+  inputs: KnobInputs,
+  declared: ReadonlySet<string>,
+): { consts: Record<string, ConstValue>; missing: KnobName[] } {
+  const consts: Record<string, ConstValue> = {};
+  const missing: KnobName[] = [];
+  for (const k of OBJECTS[object].knobs) {
+    if (declared.has(k)) consts[k] = KNOBS[k](inputs);
+    else missing.push(k);
+  }
+  return { consts, missing };
+}

@@ -1,0 +1,48 @@
+// test/bpf: the loader sets the hook table's knobs. The four objects are loaded into a private
+// bpffs with non-default options, and each object's frozen .rodata map is read back from the
+// kernel: every knob the table gives the object holds the value the options ask for.
+
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { enums, netnsCookie, typeCodec } from '../../src/bpf/index.js';
+import { OBJECT_NAMES, OBJECTS } from '../../src/dataplane/hooks.js';
+import { loadDataplane, type LoadedDataplane } from '../../src/dataplane/loader.js';
+import { mountPrivateBpffs } from '../lib/bpffs.js';
+
+const fs = mountPrivateBpffs('loader-knobs');
+let dp: LoadedDataplane | undefined;
+
+after(async () => {
+  dp?.close();
+  await fs.cleanup();
+});
+
+/** The loaded values of an object's .rodata variables, decoded by their BTF types. */
+function loadedRodata(name: (typeof OBJECT_NAMES)[number]): Map<string, unknown> {
+  const obj = dp!.objects[name];
+  const def = obj.mapDefs().find((m) => m.internal && m.name.endsWith('.rodata'));
+  assert.ok(def, `${name}: no .rodata map`);
+  const bytes = obj.map(def.name).lookup(Buffer.alloc(4));
+  assert.ok(bytes, `${name}: .rodata unreadable`);
+  const out = new Map<string, unknown>();
+  for (const v of obj.btf().datasec('.rodata')) out.set(v.name, typeCodec(v.type).decode(bytes.subarray(v.offset, v.offset + v.size)));
+  return out;
+}
+
+test('every knob of the table reaches the loaded .rodata of its object', () => {
+  dp = loadDataplane({ bpfRoot: fs.path, instance: 'knobs', sockLbMode: 'host-only', serviceStats: false });
+  assert.deepEqual(dp.missingKnobs, []);
+  const cookie = netnsCookie();
+  assert.equal(dp.hostNetnsCookie, cookie);
+  // the compiled-in defaults are the other way round: stats on, all namespaces, cookie 0
+  const want: Record<string, unknown> = { lb_stats_enabled: 0, sock_lb_mode: enums.weir_sock_lb_mode.WEIR_SOCK_LB_HOST_ONLY, host_netns_cookie: cookie };
+  let checked = 0;
+  for (const name of OBJECT_NAMES) {
+    const rodata = loadedRodata(name);
+    for (const k of OBJECTS[name].knobs) {
+      assert.equal(rodata.get(k), want[k], `${name}.${k}`);
+      checked++;
+    }
+  }
+  assert.equal(checked, 5);
+});
