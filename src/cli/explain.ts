@@ -39,9 +39,10 @@ function port(v: string, what: string): number {
 
 function parseTcpFlags(v: string): number {
   let bits = 0;
+  if (v === 'none') return 0;
   for (const name of v.split(/[,|+]/)) {
     const bit = TCP[name.trim().toLowerCase() as keyof typeof TCP];
-    if (bit === undefined) throw new CliError(`--tcp-flags ${v}: a list of ${Object.keys(TCP).join(', ')} (e.g. syn,ack)`);
+    if (bit === undefined) throw new CliError(`--tcp-flags ${v}: a list of ${Object.keys(TCP).join(', ')} (e.g. syn,ack), or none`);
     bits |= bit;
   }
   return bits;
@@ -94,7 +95,7 @@ export function queryArgs(q: ExplainQuery): string[] {
   const proto = protocolName(q.protocol);
   const args = [q.src, q.dst, `${q.dport}/${proto}`, '--from', q.from];
   if (q.sport !== undefined) args.push('--sport', String(q.sport));
-  if (q.tcpFlags !== undefined) args.push('--tcp-flags', Object.entries(TCP).filter(([, b]) => q.tcpFlags! & b).map(([n]) => n).join(','));
+  if (q.tcpFlags !== undefined) args.push('--tcp-flags', Object.entries(TCP).filter(([, b]) => q.tcpFlags! & b).map(([n]) => n).join(',') || 'none');
   if (q.icmpType !== undefined) args.push('--icmp-type', String(q.icmpType));
   if (q.quote) args.push('--quote', `${q.quote.src}:${q.quote.sport},${q.quote.dst}:${q.quote.dport}/${protocolName(q.quote.protocol)}`);
   return args;
@@ -131,7 +132,7 @@ export function registerExplainCommand(program: Command): void {
     .argument('<port/proto>', 'destination port and protocol, e.g. 80/tcp; for icmp the echo identifier, e.g. 4242/icmp')
     .option('--sport <port>', 'source port of a flow under way (looks up its conntrack entry)')
     .option('--from <where>', 'pod (hook from_pod), external (hook from_host), or auto (a source with a host route to a workload interface is a pod)', 'auto')
-    .option('--tcp-flags <list>', 'TCP flags of the packet, e.g. syn, ack, syn,ack, fin,ack (default syn: a new connection)')
+    .option('--tcp-flags <list>', 'TCP flags of the packet, e.g. syn, ack, syn,ack, fin,ack, none (default syn: a new connection)')
     .option('--icmp-type <type>', 'icmp: echo-request (default), echo-reply, dest-unreachable, time-exceeded, parameter-problem or a number')
     .option('--quote <tuple>', 'ICMP errors: the quoted packet, SRC:SPORT,DST:DPORT/PROTO')
     .option('--bpf-root <dir>', 'bpffs mount holding weir/<instance>', '/sys/fs/bpf')
