@@ -24,7 +24,8 @@ export interface ExplainOptions {
 /** A pod address has a host route to a workload interface (`podIP dev vethX`, as CNIs install). */
 function looksLikeLocalPod(ip: string): boolean {
   try {
-    const routes = JSON.parse(execFileSync('ip', ['-j', 'route', 'show', 'exact', `${ip}/32`], { encoding: 'utf8' })) as Array<{ dev?: string; gateway?: string }>;
+    const text = execFileSync('ip', ['-j', 'route', 'show', 'exact', `${ip}/32`], { encoding: 'utf8' });
+    const routes = JSON.parse(text) as Array<{ dev?: string; gateway?: string }>;
     return routes.some((r) => r.dev && !r.gateway);
   } catch {
     return false;
@@ -106,17 +107,23 @@ const tuple = (r: Rewrite) => `${r.saddr}:${r.sport} -> ${r.daddr}:${r.dport}`;
 function describe(q: ExplainQuery, e: Explanation): string {
   const lines: string[] = [];
   const what = q.protocol === 6 ? ` [${tcpFlagString(q.tcpFlags ?? TCP.syn)}]` : q.protocol === 1 ? ` type ${q.icmpType ?? 8}` : '';
-  lines.push(`packet ${q.src}${q.sport !== undefined ? `:${q.sport}` : ''} -> ${q.dst}:${q.dport}/${protocolName(q.protocol)}${what}, first met by ${e.hook} (${q.from === 'pod' ? 'from a local pod' : 'from outside the node'})`);
+  const from = q.from === 'pod' ? 'from a local pod' : 'from outside the node';
+  const sport = q.sport !== undefined ? `:${q.sport}` : '';
+  lines.push(`packet ${q.src}${sport} -> ${q.dst}:${q.dport}/${protocolName(q.protocol)}${what}, first met by ${e.hook} (${from})`);
   if (e.frontend) {
     const f = e.frontend;
-    lines.push(`frontend  ${f.address}:${f.port}/${protocolName(f.protocol)} scope=${f.scope} id=${f.id} backends=${f.backendCount} flags=${frontendFlags(f.flags).join(',') || '-'}`);
-    for (const c of e.candidates) lines.push(`  slot ${c.slot}  ${c.address}:${c.port}  ${backendFlags((c.local ? 1 : 0) | (c.terminating ? 2 : 0)).join(',') || 'remote'}`);
+    const flags = frontendFlags(f.flags).join(',') || '-';
+    lines.push(`frontend  ${f.address}:${f.port}/${protocolName(f.protocol)} scope=${f.scope} id=${f.id} backends=${f.backendCount} flags=${flags}`);
+    for (const c of e.candidates)
+      lines.push(`  slot ${c.slot}  ${c.address}:${c.port}  ${backendFlags((c.local ? 1 : 0) | (c.terminating ? 2 : 0)).join(',') || 'remote'}`);
   } else lines.push('frontend  none');
   if (e.affinity) lines.push(`affinity  ${e.affinity.backend}:${e.affinity.port} idle ${e.affinity.idleS.toFixed(1)} s${e.affinity.fresh ? '' : ' (expired)'}`);
   for (const f of e.flows) lines.push(`flow      :${f.sport} -> ${f.backend}:${f.backendPort} (conntrack)`);
   lines.push(`verdict   ${e.verdict}${e.tc ? ` (tc ${e.tc}, counted as ${e.reason})` : ''}`);
-  for (const o of e.outcomes.length > 1 || !e.tc ? e.outcomes : [])
-    lines.push(`  ${o.backend ? `slot ${o.backend.slot ?? '-'}: ` : ''}tc ${o.tc}, counted as ${o.reason}${o.rewrite ? `, leaves as ${tuple(o.rewrite)}` : ''}`);
+  for (const o of e.outcomes.length > 1 || !e.tc ? e.outcomes : []) {
+    const slot = o.backend ? `slot ${o.backend.slot ?? '-'}: ` : '';
+    lines.push(`  ${slot}tc ${o.tc}, counted as ${o.reason}${o.rewrite ? `, leaves as ${tuple(o.rewrite)}` : ''}`);
+  }
   if (e.rewrite) lines.push(`leaves as ${tuple(e.rewrite)}`);
   if (e.outcomes[0]?.quote) lines.push(`quote as  ${tuple(e.outcomes[0].quote)}`);
   for (const n of e.notes) lines.push(`  - ${n}`);

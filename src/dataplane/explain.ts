@@ -7,8 +7,9 @@
 // the shared fixture table (test/fixtures/service-cases.ts) through it and the real
 // programs, so the two cannot drift.
 
-import { enums, type TypedMap, type WeirAffinity4, type WeirAffinity4Key, type WeirBackend4, type WeirBackend4Key, type WeirCt4, type WeirCt4Key } from '../bpf/index.js';
-import type { WeirFrontend4, WeirFrontend4Key } from '../bpf/index.js';
+import { enums, type TypedMap } from '../bpf/index.js';
+import type { WeirAffinity4, WeirAffinity4Key, WeirBackend4, WeirBackend4Key } from '../bpf/index.js';
+import type { WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key } from '../bpf/index.js';
 
 const FF = enums.weir_frontend_flags;
 const BF = enums.weir_backend_flags;
@@ -101,7 +102,16 @@ export interface Explanation {
   /** when there is one outcome and it passes: the tuple the packet leaves with */
   rewrite?: Rewrite;
   /** the frontend entry that matched, and which scope */
-  frontend?: { address: string; port: number; protocol: number; scope: 'internal' | 'external'; id: number; backendCount: number; flags: number; affinityTimeout: number };
+  frontend?: {
+    address: string;
+    port: number;
+    protocol: number;
+    scope: 'internal' | 'external';
+    id: number;
+    backendCount: number;
+    flags: number;
+    affinityTimeout: number;
+  };
   /** backends a new flow may get (the slots), with why each is there */
   candidates: Array<{ slot: number; address: string; port: number; local: boolean; terminating: boolean }>;
   /** a fresh affinity entry for this client decides the backend */
@@ -160,12 +170,16 @@ export function explain(maps: ExplainMaps, q: ExplainQuery): Explanation {
     if (isTcp && synOnly(tcpFlags) && !(ct.flags & CF.WEIR_CT_REPLY) && closed(ct)) {
       out.notes.push('conntrack has a closed flow (FIN/RST seen) on these ports and this is a new SYN: the old pair is forgotten and the SYN balanced afresh');
     } else if (isTcp && synAck(tcpFlags) && ct.flags & CF.WEIR_CT_REPLY && replyIsStale(maps, ct)) {
-      out.notes.push('a SYN-ACK meets the reply entry of a closed flow: it answers a new connection that did not go through it (connect-time LB); the stale pair is deleted and the packet left alone');
+      out.notes.push(
+        'a SYN-ACK meets the reply entry of a closed flow: it answers a new connection that did not go through it (connect-time LB); ' +
+          'the stale pair is deleted and the packet left alone',
+      );
     } else {
       const reply = (ct.flags & CF.WEIR_CT_REPLY) !== 0;
       out.verdict = 'established';
       out.outcomes.push({ tc: 'pass', reason: reply ? 'reverse_nat' : 'nat_established', rewrite: rewriteOf(p, ct) });
-      out.notes.push(`conntrack has this flow (${reply ? 'reply direction' : 'original direction'}): the packet is rewritten as the entry says, whatever the frontend says now`);
+      const direction = reply ? 'reply direction' : 'original direction';
+      out.notes.push(`conntrack has this flow (${direction}): the packet is rewritten as the entry says, whatever the frontend says now`);
     }
   }
 
@@ -185,7 +199,8 @@ export function explain(maps: ExplainMaps, q: ExplainQuery): Explanation {
   }
   if (!fe) {
     if (out.verdict !== 'established') {
-      out.notes.push(`${p.dst}:${fePort} is not a frontend on this node${p.protocol === IPPROTO_ICMP && icmpType !== ICMP_ECHO ? ' (only echo requests start ICMP flows)' : ''}: weir leaves the packet alone`);
+      const why = p.protocol === IPPROTO_ICMP && icmpType !== ICMP_ECHO ? ' (only echo requests start ICMP flows)' : '';
+      out.notes.push(`${p.dst}:${fePort} is not a frontend on this node${why}: weir leaves the packet alone`);
       out.outcomes.push({ tc: 'pass', reason: 'pass', rewrite: unchanged(p) });
     }
     return finish(out);
@@ -207,9 +222,13 @@ export function explain(maps: ExplainMaps, q: ExplainQuery): Explanation {
     const b = maps.backends.get({ frontend_id: fe.id, slot });
     slots.push(b);
     if (!b) out.notes.push(`slot ${slot} below the count has no backend entry: a new flow landing there is dropped (backend_missing)`);
-    else out.candidates.push({ slot, address: b.address, port: b.port, local: (b.flags & BF.WEIR_BACKEND_LOCAL) !== 0, terminating: (b.flags & BF.WEIR_BACKEND_TERMINATING) !== 0 });
+    else {
+      const [local, terminating] = [(b.flags & BF.WEIR_BACKEND_LOCAL) !== 0, (b.flags & BF.WEIR_BACKEND_TERMINATING) !== 0];
+      out.candidates.push({ slot, address: b.address, port: b.port, local, terminating });
+    }
   }
-  if (out.candidates.some((c) => c.address === p.src)) out.notes.push(`${p.src} is itself a backend: if it picks itself (hairpin) the source becomes ${p.dst} so the reply comes back through weir`);
+  if (out.candidates.some((c) => c.address === p.src))
+    out.notes.push(`${p.src} is itself a backend: if it picks itself (hairpin) the source becomes ${p.dst} so the reply comes back through weir`);
 
   // flows of this client to this frontend already tracked (the original direction)
   for (const [k, v] of maps.conntrack.entries()) {
@@ -224,9 +243,20 @@ export function explain(maps: ExplainMaps, q: ExplainQuery): Explanation {
 }
 
 /** lb4_new_flow: the first packet of a flow to frontend @fe. */
-function newFlow(maps: ExplainMaps, q: ExplainQuery, p: Flow, tcpFlags: number, fe: WeirFrontend4, slots: Array<WeirBackend4 | undefined>, out: Explanation): void {
+function newFlow(
+  maps: ExplainMaps,
+  q: ExplainQuery,
+  p: Flow,
+  tcpFlags: number,
+  fe: WeirFrontend4,
+  slots: Array<WeirBackend4 | undefined>,
+  out: Explanation,
+): void {
   if (p.protocol === IPPROTO_TCP && !(tcpFlags & TCP.syn)) {
-    out.notes.push('a TCP segment without SYN and without conntrack: a connection weir did not see begin (set up before weir took over); left to the kernel, not balanced');
+    out.notes.push(
+      'a TCP segment without SYN and without conntrack: a connection weir did not see begin (set up before weir took over); ' +
+        'left to the kernel, not balanced',
+    );
     out.outcomes.push({ tc: 'pass', reason: 'midflow_no_conntrack', rewrite: unchanged(p) });
     return;
   }
@@ -251,14 +281,19 @@ function newFlow(maps: ExplainMaps, q: ExplainQuery, p: Flow, tcpFlags: number, 
       const fresh = idleNs <= BigInt(fe.affinity_timeout) * 1_000_000_000n;
       out.affinity = { backend: a.backend, port: a.port, idleS: Number(idleNs / 1_000_000n) / 1000, fresh };
       if (fresh) {
-        out.notes.push(`ClientIP affinity: new flows from ${p.src} go to ${a.backend}:${a.port} (used ${out.affinity.idleS.toFixed(1)} s ago, timeout ${fe.affinity_timeout} s)`);
+        const used = `used ${out.affinity.idleS.toFixed(1)} s ago, timeout ${fe.affinity_timeout} s`;
+        out.notes.push(`ClientIP affinity: new flows from ${p.src} go to ${a.backend}:${a.port} (${used})`);
         picks = [{ be: { address: a.backend, port: a.port, flags: 0 } }];
       } else out.notes.push('ClientIP affinity entry expired: a new flow picks a random slot and pins it again');
     } else out.notes.push(`ClientIP affinity: no entry for ${p.src} yet; the first flow's random pick is pinned for ${fe.affinity_timeout} s`);
   }
   if (picks.length > 1)
-    out.notes.push(`a new flow picks one of ${fe.backend_count} slots uniformly at random; terminating endpoints are not in the slots (their established flows continue through conntrack)`);
-  if (q.from === 'pod' && !(fe.flags & FF.WEIR_FRONTEND_AFFINITY)) out.notes.push('a pod socket under the connect-time LB gets the same choice in connect(), with no per-packet NAT');
+    out.notes.push(
+      `a new flow picks one of ${fe.backend_count} slots uniformly at random; ` +
+        'terminating endpoints are not in the slots (their established flows continue through conntrack)',
+    );
+  if (q.from === 'pod' && !(fe.flags & FF.WEIR_FRONTEND_AFFINITY))
+    out.notes.push('a pod socket under the connect-time LB gets the same choice in connect(), with no per-packet NAT');
   for (const { slot, be } of picks) out.outcomes.push(natTo(p, slot, be));
 }
 
@@ -269,7 +304,8 @@ function natTo(p: Flow, slot: number | undefined, be: WeirBackend4 | undefined):
   const dport = p.protocol === IPPROTO_ICMP || !be.port ? p.dport : be.port;
   if (p.protocol === IPPROTO_SCTP && dport !== p.dport) return { tc: 'drop', reason: 'sctp_port_rewrite', backend }; // SCTP's CRC covers the ports
   const hairpin = be.address === p.src;
-  return { tc: 'pass', reason: hairpin ? 'hairpin' : 'service_nat', rewrite: { saddr: hairpin ? p.dst : p.src, daddr: be.address, sport: p.sport, dport }, backend };
+  const rewrite = { saddr: hairpin ? p.dst : p.src, daddr: be.address, sport: p.sport, dport };
+  return { tc: 'pass', reason: hairpin ? 'hairpin' : 'service_nat', rewrite, backend };
 }
 
 /** ct4_reply_is_stale: the reply entry or its forward partner saw FIN/RST, or the partner is gone. */
@@ -300,7 +336,7 @@ function explainIcmpError(maps: ExplainMaps, p: Flow, quote: Flow | undefined, o
   if (ct.flags & CF.WEIR_CT_DNAT) [q.saddr, q.sport] = [ct.nat_daddr, icmpQuote ? q.sport : ct.nat_dport];
   const rewrite = { ...unchanged(p), saddr: p.src === quote.dst ? q.daddr : p.src, daddr: p.dst === quote.src ? q.saddr : p.dst };
   out.verdict = 'icmp-error';
-  out.notes.push('an ICMP error about a NAT\'d flow: the quote is translated back (and outer addresses that are flow endpoints), so the error reaches the right socket');
+  out.notes.push("an ICMP error about a NAT'd flow: the quote is translated back (and outer addresses that are flow endpoints): it reaches the right socket");
   out.outcomes.push({ tc: 'pass', reason: 'icmp_error_revnat', rewrite, quote: q });
   return out;
 }

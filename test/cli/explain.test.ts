@@ -44,7 +44,8 @@ function queryOf(hook: Hook, pkt: FixturePacket): ExplainQuery {
 
 /** Every entry of every service map, raw, to prove explain changes nothing. */
 function snapshot(): string {
-  const all = [dp.frontends, dp.backends, dp.affinity, dp.conntrack].map((m) => [...m.map.entries()].map(([k, v]) => k.toString('hex') + v.toString('hex')).sort());
+  const raw = (m: { map: { entries(): Iterable<[Buffer, Buffer]> } }) => [...m.map.entries()].map(([k, v]) => k.toString('hex') + v.toString('hex')).sort();
+  const all = [dp.frontends, dp.backends, dp.affinity, dp.conntrack].map(raw);
   return JSON.stringify(all);
 }
 
@@ -89,7 +90,8 @@ for (const c of serviceCases) {
     runCase(dp, c, {
       before(i, step, pkt, out) {
         const q = queryOf(step.hook, pkt);
-        assert.deepEqual(parseQuery(...(queryArgs(q).slice(0, 3) as [string, string, string]), optionsOf(queryArgs(q).slice(3))), q, `step ${i}: the query as weir explain options`);
+        const [src, dst, portProto, ...options] = queryArgs(q);
+        assert.deepEqual(parseQuery(src!, dst!, portProto!, optionsOf(options)), q, `step ${i}: the query as weir explain options`);
         const before = snapshot();
         const e = explain(dp, { ...q, nowNs: process.hrtime.bigint() });
         assert.equal(snapshot(), before, `step ${i}: explain wrote nothing`);
@@ -103,7 +105,8 @@ for (const c of serviceCases) {
         if (!viaCli.has(kind)) {
           viaCli.add(kind);
           const viaBin = cliExplain(q);
-          assert.deepEqual([viaBin.tc, viaBin.reason, viaBin.rewrite, viaBin.outcomes.length], [e.tc, e.reason, e.rewrite, e.outcomes.length], `step ${i}: bin/weir explain`);
+          const gist = (x: Explanation) => [x.tc, x.reason, x.rewrite, x.outcomes.length];
+          assert.deepEqual(gist(viaBin), gist(e), `step ${i}: bin/weir explain`);
         }
         (reasons[step.hook] ??= {})[e.reason!] = (reasons[step.hook]?.[e.reason!] ?? 0) + 1;
         last = e;
@@ -111,7 +114,10 @@ for (const c of serviceCases) {
       after(i, step, _pkt, got) {
         // what the program did is one of the outcomes explain gave
         if (step.verdict === 'pass')
-          assert.ok(last!.outcomes.some((o) => JSON.stringify(o.rewrite) === JSON.stringify(asRewrite(got))), `step ${i}: the program's output ${JSON.stringify(got)} is one of explain's outcomes`);
+          assert.ok(
+            last!.outcomes.some((o) => JSON.stringify(o.rewrite) === JSON.stringify(asRewrite(got))),
+            `step ${i}: the program's output ${JSON.stringify(got)} is one of explain's outcomes`,
+          );
         compared++;
       },
     });
@@ -155,7 +161,8 @@ test('bad arguments: one line, exit 1', () => {
     assert.equal(r.stderr.trim(), line);
   };
   bad(['198.18.1.10', 'nope', '80/tcp'], 'weir: destination nope: an IPv4 address');
-  bad(['198.18.1.10', '198.19.0.10', '80/tcp', '--tcp-flags', 'syn,oops'], 'weir: --tcp-flags syn,oops: a list of fin, syn, rst, psh, ack, urg (e.g. syn,ack), or none');
+  bad(['198.18.1.10', '198.19.0.10', '80/tcp', '--tcp-flags', 'syn,oops'],
+    'weir: --tcp-flags syn,oops: a list of fin, syn, rst, psh, ack, urg (e.g. syn,ack), or none');
   bad(['198.18.1.10', '198.19.0.10', '80/udp', '--tcp-flags', 'syn'], 'weir: --tcp-flags: only for tcp');
   bad(['198.18.1.10', '198.19.0.10', '0/icmp', '--icmp-type', 'echo-request', '--quote', '1.2.3.4:1,5.6.7.8:2/tcp'],
     'weir: --quote: only with --icmp-type dest-unreachable, time-exceeded or parameter-problem');
