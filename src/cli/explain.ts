@@ -102,9 +102,10 @@ export function queryArgs(q: ExplainQuery): string[] {
   return args;
 }
 
-const tuple = (r: Rewrite) => `${r.saddr}:${r.sport} -> ${r.daddr}:${r.dport}`;
-
 function describe(q: ExplainQuery, e: Explanation): string {
+  // no --sport: any source port, which the rewrite keeps ("*")
+  const sportOf = (r: Rewrite) => (q.sport === undefined && q.protocol !== 1 && r.sport === 0 ? '*' : r.sport);
+  const tuple = (r: Rewrite) => `${r.saddr}:${sportOf(r)} -> ${r.daddr}:${r.dport}`;
   const lines: string[] = [];
   const what = q.protocol === 6 ? ` [${tcpFlagString(q.tcpFlags ?? TCP.syn)}]` : q.protocol === 1 ? ` type ${q.icmpType ?? 8}` : '';
   const from = q.from === 'pod' ? 'from a local pod' : 'from outside the node';
@@ -125,7 +126,8 @@ function describe(q: ExplainQuery, e: Explanation): string {
     lines.push(`  ${slot}tc ${o.tc}, counted as ${o.reason}${o.rewrite ? `, leaves as ${tuple(o.rewrite)}` : ''}`);
   }
   if (e.rewrite) lines.push(`leaves as ${tuple(e.rewrite)}`);
-  if (e.outcomes[0]?.quote) lines.push(`quote as  ${tuple(e.outcomes[0].quote)}`);
+  const quote = e.outcomes[0]?.quote;
+  if (quote) lines.push(`quote as  ${quote.saddr}:${quote.sport} -> ${quote.daddr}:${quote.dport}`);
   for (const n of e.notes) lines.push(`  - ${n}`);
   return lines.join('\n');
 }

@@ -168,11 +168,11 @@ export function explain(maps: ExplainMaps, q: ExplainQuery): Explanation {
   if (ct) {
     const isTcp = p.protocol === IPPROTO_TCP;
     if (isTcp && synOnly(tcpFlags) && !(ct.flags & CF.WEIR_CT_REPLY) && closed(ct)) {
-      out.notes.push('conntrack has a closed flow (FIN/RST seen) on these ports and this is a new SYN: the old pair is forgotten and the SYN balanced afresh');
+      out.notes.push('conntrack has a closed flow (FIN/RST seen) on these ports and this is a new SYN: weir forgets the old pair and balances the SYN afresh');
     } else if (isTcp && synAck(tcpFlags) && ct.flags & CF.WEIR_CT_REPLY && replyIsStale(maps, ct)) {
       out.notes.push(
         'a SYN-ACK meets the reply entry of a closed flow: it answers a new connection that did not go through it (connect-time LB); ' +
-          'the stale pair is deleted and the packet left alone',
+          'weir deletes the stale pair and leaves the packet alone',
       );
     } else {
       const reply = (ct.flags & CF.WEIR_CT_REPLY) !== 0;

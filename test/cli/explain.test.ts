@@ -15,7 +15,7 @@ import { explain, type ExplainQuery, type Explanation, type Rewrite } from '../.
 import { binWeir } from '../lib/paths.js';
 import { runSync } from '../lib/proc.js';
 import { runCase } from '../fixtures/run-service-case.js';
-import { resolve, type Expect, type FixturePacket, type Hook, type Step, type Tuple } from '../fixtures/service-case.js';
+import { resolve, tcp, type Expect, type FixturePacket, type Hook, type Step, type Tuple } from '../fixtures/service-case.js';
 import { explainExclusions, serviceCases } from '../fixtures/service-cases.js';
 import { addService, loadServiceDataplane, type ServiceDataplane } from '../bpf/service-fixture.js';
 import { IPPROTO_ICMP, IPPROTO_TCP } from '../lib/packet.js';
@@ -147,11 +147,15 @@ test('every case of the table went through explain, but the listed exclusions', 
 test('bin/weir explain prints candidates, tracked flows and the verdict for people', () => {
   dp.reset();
   addService(dp, { id: 7, address: '198.19.0.10', port: 80, backends: [{ address: '198.18.2.20', port: 8080 }, { address: '198.18.2.21', port: 8080 }] });
+  for (const sport of [41001, 41002]) dp.run('fromPod', tcp(`198.18.1.10:${sport}`, '198.19.0.10:80', ['syn']).make().build());
   const r = runSync(binWeir, ['explain', '198.18.1.10', '198.19.0.10', '80/tcp', '--from', 'pod', '--pin-dir', dp.bpffs.path], { check: false });
   assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /^packet 198\.18\.1\.10 -> 198\.19\.0\.10:80\/tcp \[S\], first met by from_pod/m);
   assert.match(r.stdout, /^frontend {2}198\.19\.0\.10:80\/tcp scope=internal id=7 backends=2/m);
   assert.match(r.stdout, /slot 1 {2}198\.18\.2\.21:8080/);
+  assert.equal(r.stdout.match(/^flow {6}:4100[12] -> 198\.18\.2\.2[01]:8080 \(conntrack\)$/gm)?.length, 2, 'the two tracked flows');
   assert.match(r.stdout, /^verdict {3}dnat \(tc pass, counted as service_nat\)$/m);
+  assert.match(r.stdout, /^ {2}slot 0: tc pass, counted as service_nat, leaves as 198\.18\.1\.10:\* -> 198\.18\.2\.20:8080$/m);
 });
 
 test('bad arguments: one line, exit 1', () => {
