@@ -1,70 +1,150 @@
 // cli/explain: `weir explain <src> <dst> <port>/<proto>`: what weir would do to such a
-// packet now, read-only from the live maps (src/dataplane/explain.ts).
+// packet now, read-only from the live maps (src/dataplane/explain.ts). The options say
+// what the packet is beyond its tuple: TCP flags, ICMP type and the quote of an error.
 
 import { execFileSync } from 'node:child_process';
 import type { Command } from 'commander';
 import { type BpfMap, codecFor, typedMap } from '../bpf/index.js';
-import { explain, type ExplainMaps, type ExplainQuery, type Explanation } from '../dataplane/explain.js';
-import { backendFlags, frontendFlags, protocolName, protocolNumber } from './decode.js';
+import { explain, TCP, type ExplainMaps, type ExplainQuery, type Explanation, type Flow, type Rewrite } from '../dataplane/explain.js';
+import { backendFlags, frontendFlags, protocolName, protocolNumber, tcpFlagString } from './decode.js';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
 import { openMap, stateOptions, type StateOptions } from './state.js';
 
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+const ICMP_TYPES: Record<string, number> = { 'echo-reply': 0, 'dest-unreachable': 3, 'echo-request': 8, 'time-exceeded': 11, 'parameter-problem': 12 };
+
+export interface ExplainOptions {
+  sport?: string;
+  from?: string;
+  tcpFlags?: string;
+  icmpType?: string;
+  quote?: string;
+}
 
 /** A pod address has a host route to a workload interface (`podIP dev vethX`, as CNIs install). */
 function looksLikeLocalPod(ip: string): boolean {
   try {
-    const routes = JSON.parse(execFileSync('ip', ['-j', 'route', 'show', 'exact', `${ip}/32`], { encoding: 'utf8' })) as Array<{ dev?: string; gateway?: string }>;
+    const text = execFileSync('ip', ['-j', 'route', 'show', 'exact', `${ip}/32`], { encoding: 'utf8' });
+    const routes = JSON.parse(text) as Array<{ dev?: string; gateway?: string }>;
     return routes.some((r) => r.dev && !r.gateway);
   } catch {
     return false;
   }
 }
 
-export function parseQuery(src: string, dst: string, portProto: string, o: { sport?: string; from?: string }): ExplainQuery {
+function port(v: string, what: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 65535) throw new CliError(`${what} ${v}: 0..65535`);
+  return n;
+}
+
+function parseTcpFlags(v: string): number {
+  let bits = 0;
+  if (v === 'none') return 0;
+  for (const name of v.split(/[,|+]/)) {
+    const bit = TCP[name.trim().toLowerCase() as keyof typeof TCP];
+    if (bit === undefined) throw new CliError(`--tcp-flags ${v}: a list of ${Object.keys(TCP).join(', ')} (e.g. syn,ack), or none`);
+    bits |= bit;
+  }
+  return bits;
+}
+
+function parseIcmpType(v: string): number {
+  const n = ICMP_TYPES[v] ?? (/^\d+$/.test(v) ? Number(v) : NaN);
+  if (!(n >= 0 && n < 256)) throw new CliError(`--icmp-type ${v}: ${Object.keys(ICMP_TYPES).join(', ')} or a number`);
+  return n;
+}
+
+/** `SRC:SPORT,DST:DPORT/PROTO`, the quoted packet of an ICMP error (ICMP quotes: the echo identifier as both ports). */
+function parseQuote(v: string): Flow {
+  const m = /^([\d.]+):(\d+),([\d.]+):(\d+)\/(\w+)$/.exec(v);
+  const protocol = m ? protocolNumber(m[5]!) : undefined;
+  if (!m || !IPV4.test(m[1]!) || !IPV4.test(m[3]!) || protocol === undefined)
+    throw new CliError(`--quote ${v}: use SRC:SPORT,DST:DPORT/PROTO, e.g. 198.18.1.10:40000,198.18.2.20:8080/tcp`);
+  return { src: m[1]!, sport: port(m[2]!, '--quote port'), dst: m[3]!, dport: port(m[4]!, '--quote port'), protocol };
+}
+
+export function parseQuery(src: string, dst: string, portProto: string, o: ExplainOptions): ExplainQuery {
   if (!IPV4.test(src)) throw new CliError(`source ${src}: an IPv4 address`);
   if (!IPV4.test(dst)) throw new CliError(`destination ${dst}: an IPv4 address`);
   const m = /^(\d+)(?:\/(\w+))?$/.exec(portProto);
-  const port = m ? Number(m[1]) : NaN;
-  if (!m || port > 65535) throw new CliError(`${portProto}: use PORT/PROTO, e.g. 80/tcp`);
+  const dport = m ? Number(m[1]) : NaN;
+  if (!m || dport > 65535) throw new CliError(`${portProto}: use PORT/PROTO, e.g. 80/tcp`);
   const protocol = protocolNumber(m[2] ?? 'tcp');
   if (protocol === undefined) throw new CliError(`${portProto}: protocol tcp, udp, sctp or icmp`);
-  let sport: number | undefined;
-  if (o.sport !== undefined) {
-    sport = Number(o.sport);
-    if (!Number.isInteger(sport) || sport < 0 || sport > 65535) throw new CliError(`--sport ${o.sport}: 0..65535`);
-  }
   const from = o.from ?? 'auto';
   if (!['pod', 'external', 'auto'].includes(from)) throw new CliError(`--from ${from}: pod, external or auto`);
-  return { src, dst, dport: port, protocol, ...(sport !== undefined ? { sport } : {}), from: from === 'auto' ? (looksLikeLocalPod(src) ? 'pod' : 'external') : (from as 'pod' | 'external') };
+  const q: ExplainQuery = { src, dst, dport, protocol, from: from === 'auto' ? (looksLikeLocalPod(src) ? 'pod' : 'external') : (from as 'pod' | 'external') };
+  if (o.sport !== undefined) q.sport = port(o.sport, '--sport');
+  if (o.tcpFlags !== undefined) {
+    if (protocol !== 6) throw new CliError('--tcp-flags: only for tcp');
+    q.tcpFlags = parseTcpFlags(o.tcpFlags);
+  }
+  if (o.icmpType !== undefined) {
+    if (protocol !== 1) throw new CliError('--icmp-type: only for icmp');
+    q.icmpType = parseIcmpType(o.icmpType);
+  }
+  if (o.quote !== undefined) {
+    if (![3, 11, 12].includes(q.icmpType ?? -1)) throw new CliError('--quote: only with --icmp-type dest-unreachable, time-exceeded or parameter-problem');
+    q.quote = parseQuote(o.quote);
+  }
+  return q;
+}
+
+/** The options that give `q` back through parseQuery (tests check every fixture is expressible). */
+export function queryArgs(q: ExplainQuery): string[] {
+  const proto = protocolName(q.protocol);
+  const args = [q.src, q.dst, `${q.dport}/${proto}`, '--from', q.from];
+  if (q.sport !== undefined) args.push('--sport', String(q.sport));
+  if (q.tcpFlags !== undefined) args.push('--tcp-flags', Object.entries(TCP).filter(([, b]) => q.tcpFlags! & b).map(([n]) => n).join(',') || 'none');
+  if (q.icmpType !== undefined) args.push('--icmp-type', String(q.icmpType));
+  if (q.quote) args.push('--quote', `${q.quote.src}:${q.quote.sport},${q.quote.dst}:${q.quote.dport}/${protocolName(q.quote.protocol)}`);
+  return args;
 }
 
 function describe(q: ExplainQuery, e: Explanation): string {
+  // no --sport: any source port, which the rewrite keeps ("*")
+  const sportOf = (r: Rewrite) => (q.sport === undefined && q.protocol !== 1 && r.sport === 0 ? '*' : r.sport);
+  const tuple = (r: Rewrite) => `${r.saddr}:${sportOf(r)} -> ${r.daddr}:${r.dport}`;
   const lines: string[] = [];
-  lines.push(`packet ${q.src}${q.sport !== undefined ? `:${q.sport}` : ''} -> ${q.dst}:${q.dport}/${protocolName(q.protocol)}, first met by ${e.hook} (${q.from === 'pod' ? 'from a local pod' : 'from outside the node'})`);
+  const what = q.protocol === 6 ? ` [${tcpFlagString(q.tcpFlags ?? TCP.syn)}]` : q.protocol === 1 ? ` type ${q.icmpType ?? 8}` : '';
+  const from = q.from === 'pod' ? 'from a local pod' : 'from outside the node';
+  const sport = q.sport !== undefined ? `:${q.sport}` : '';
+  lines.push(`packet ${q.src}${sport} -> ${q.dst}:${q.dport}/${protocolName(q.protocol)}${what}, first met by ${e.hook} (${from})`);
   if (e.frontend) {
     const f = e.frontend;
-    lines.push(`frontend  ${f.address}:${f.port}/${protocolName(f.protocol)} scope=${f.scope} id=${f.id} backends=${f.backendCount} flags=${frontendFlags(f.flags).join(',') || '-'}`);
-    for (const c of e.candidates) lines.push(`  slot ${c.slot}  ${c.address}:${c.port}  ${backendFlags((c.local ? 1 : 0) | (c.terminating ? 2 : 0)).join(',') || 'remote'}`);
+    const flags = frontendFlags(f.flags).join(',') || '-';
+    lines.push(`frontend  ${f.address}:${f.port}/${protocolName(f.protocol)} scope=${f.scope} id=${f.id} backends=${f.backendCount} flags=${flags}`);
+    for (const c of e.candidates)
+      lines.push(`  slot ${c.slot}  ${c.address}:${c.port}  ${backendFlags((c.local ? 1 : 0) | (c.terminating ? 2 : 0)).join(',') || 'remote'}`);
   } else lines.push('frontend  none');
   if (e.affinity) lines.push(`affinity  ${e.affinity.backend}:${e.affinity.port} idle ${e.affinity.idleS.toFixed(1)} s${e.affinity.fresh ? '' : ' (expired)'}`);
   for (const f of e.flows) lines.push(`flow      :${f.sport} -> ${f.backend}:${f.backendPort} (conntrack)`);
-  const target = e.verdict === 'established' ? ` to ${e.rewrite!.daddr}:${e.rewrite!.dport}` : e.verdict === 'dnat' ? ` to ${e.affinity?.fresh ? `${e.affinity.backend}:${e.affinity.port}` : `one of ${e.candidates.length}`}` : '';
-  lines.push(`verdict   ${e.verdict}${target}`);
+  lines.push(`verdict   ${e.verdict}${e.tc ? ` (tc ${e.tc}, counted as ${e.reason})` : ''}`);
+  for (const o of e.outcomes.length > 1 || !e.tc ? e.outcomes : []) {
+    const slot = o.backend ? `slot ${o.backend.slot ?? '-'}: ` : '';
+    lines.push(`  ${slot}tc ${o.tc}, counted as ${o.reason}${o.rewrite ? `, leaves as ${tuple(o.rewrite)}` : ''}`);
+  }
+  if (e.rewrite) lines.push(`leaves as ${tuple(e.rewrite)}`);
+  const quote = e.outcomes[0]?.quote;
+  if (quote) lines.push(`quote as  ${quote.saddr}:${quote.sport} -> ${quote.daddr}:${quote.dport}`);
   for (const n of e.notes) lines.push(`  - ${n}`);
   return lines.join('\n');
 }
 
 export function registerExplainCommand(program: Command): void {
   stateOptions(program.command('explain'))
-    .description('what weir would do to a packet, read-only from the live maps: frontend, eligible backends, affinity, conntrack, verdict')
+    .description('what weir would do to a packet, read-only from the live maps: frontend, eligible backends, affinity, conntrack, verdict, counter, rewrite')
     .argument('<src>', 'source address')
     .argument('<dst>', 'destination address (a ClusterIP, node address, externalIP, ...)')
-    .argument('<port/proto>', 'destination port and protocol, e.g. 80/tcp')
+    .argument('<port/proto>', 'destination port and protocol, e.g. 80/tcp; for icmp the echo identifier, e.g. 4242/icmp')
     .option('--sport <port>', 'source port of a flow under way (looks up its conntrack entry)')
-    .option('--from <where>', 'pod, external, or auto (a source with a host route to a workload interface is a pod)', 'auto')
+    .option('--from <where>', 'pod (hook from_pod), external (hook from_host), or auto (a source with a host route to a workload interface is a pod)', 'auto')
+    .option('--tcp-flags <list>', 'TCP flags of the packet, e.g. syn, ack, syn,ack, fin,ack, none (default syn: a new connection)')
+    .option('--icmp-type <type>', 'icmp: echo-request (default), echo-reply, dest-unreachable, time-exceeded, parameter-problem or a number')
+    .option('--quote <tuple>', 'ICMP errors: the quoted packet, SRC:SPORT,DST:DPORT/PROTO')
     .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
-    .action((src: string, dst: string, portProto: string, o: StateOptions & { sport?: string; from?: string; output: OutputFormat }) => {
+    .action((src: string, dst: string, portProto: string, o: StateOptions & ExplainOptions & { output: OutputFormat }) => {
       const q = parseQuery(src, dst, portProto, o);
       const opened: BpfMap[] = [];
       const open = (name: string) => {

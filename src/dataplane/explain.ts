@@ -1,15 +1,28 @@
 // dataplane/explain: walk a hypothetical packet through the live service maps exactly as
-// from_pod / from_host would (bpf-c/from_pod.c, from_host.c, lib/lb.h), without writing
-// anything: lookups only, no affinity refresh, no conntrack entry. What matched, which
-// backends a new flow could get and why, what affinity or conntrack already decided, and
-// the verdict. `weir explain` prints it; tests compare it with what real packets get.
+// from_pod / from_host would (bpf-c/from_pod.c, from_host.c, lib/lb.h, lib/conntrack.h,
+// lib/icmp_error.h), without writing anything: lookups only, no affinity refresh, no
+// conntrack entry created or forgotten. What matched, which backends a new flow could get,
+// what affinity or conntrack already decided, and what the hook does: the TC verdict, the
+// counter reason and the rewrite. `weir explain` prints it; test/cli/explain.test.ts runs
+// the shared fixture table (test/fixtures/service-cases.ts) through it and the real
+// programs, so the two cannot drift.
 
-import { enums, type TypedMap, type WeirAffinity4, type WeirAffinity4Key, type WeirBackend4, type WeirBackend4Key, type WeirCt4, type WeirCt4Key, type WeirFrontend4, type WeirFrontend4Key } from '../bpf/index.js';
+import { enums, type TypedMap } from '../bpf/index.js';
+import type { WeirAffinity4, WeirAffinity4Key, WeirBackend4, WeirBackend4Key } from '../bpf/index.js';
+import type { WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key } from '../bpf/index.js';
 
 const FF = enums.weir_frontend_flags;
 const BF = enums.weir_backend_flags;
 const CF = enums.weir_ct_flags;
 const SCOPE = enums.weir_frontend_scope;
+
+const IPPROTO_ICMP = 1;
+const IPPROTO_TCP = 6;
+const IPPROTO_SCTP = 132;
+const ICMP_ECHO = 8;
+const ICMP_ERRORS = new Set([3, 11, 12]); // destination unreachable, time exceeded, parameter problem
+/** TCP flag bits as in the header's byte 13 (lib/conntrack.h CT_TCP_*) */
+export const TCP = { fin: 0x01, syn: 0x02, rst: 0x04, psh: 0x08, ack: 0x10, urg: 0x20 } as const;
 
 export interface ExplainMaps {
   frontends: TypedMap<WeirFrontend4Key, WeirFrontend4>;
@@ -18,15 +31,31 @@ export interface ExplainMaps {
   conntrack: TypedMap<WeirCt4Key, WeirCt4>;
 }
 
+/** An IPv4 flow's tuple; ICMP echo carries its identifier in both ports (as the parser does). */
+export interface Flow {
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  protocol: number;
+}
+
 export interface ExplainQuery {
   src: string;
   dst: string;
+  /** destination port; ICMP: the echo identifier */
   dport: number;
   protocol: number;
-  /** source port of the flow, when asking about one already under way */
+  /** source port of the flow, when asking about one already under way (ICMP: ignored, the identifier is dport) */
   sport?: number;
   /** the hook the packet meets first: a pod's interface, or a host interface (external client) */
   from: 'pod' | 'external';
+  /** TCP flag bits (TCP.syn | TCP.ack ...); default a bare SYN, the first packet of a connection */
+  tcpFlags?: number;
+  /** ICMP message type; default echo request. An error type (3, 11, 12) needs `quote`. */
+  icmpType?: number;
+  /** ICMP errors: the tuple of the packet the error quotes, as it appears in the error */
+  quote?: Flow;
   /** CLOCK_MONOTONIC now in ns (affinity freshness), default process.hrtime */
   nowNs?: bigint;
 }
@@ -35,115 +64,279 @@ export type Verdict =
   | 'established' // a conntrack entry rewrites it
   | 'dnat' // a new flow to one of `candidates`
   | 'reject' // no usable endpoint: ICMP port unreachable / connection refused at once
-  | 'drop' // Local traffic policy with no local endpoint
-  | 'pass'; // not a frontend: left alone
+  | 'drop' // Local traffic policy with no local endpoint, or a new flow weir cannot NAT
+  | 'icmp-error' // an ICMP error about a NAT'd flow: quote and outer addresses translated back
+  | 'pass'; // not ours (or not at this point of a connection): left alone
+
+export type TcVerdict = 'pass' | 'drop' | 'redirect';
+
+/** The tuple a packet leaves with. */
+export interface Rewrite {
+  saddr: string;
+  daddr: string;
+  sport: number;
+  dport: number;
+}
+
+/** What the hook does to the packet: one outcome when decided, one per slot when a new flow draws one at random. */
+export interface Outcome {
+  tc: TcVerdict;
+  /** the weir_reason the hook counts the packet under (the counter and metric label) */
+  reason: string;
+  /** pass: the tuple it leaves with (unchanged when nothing is rewritten); absent for drop and reject */
+  rewrite?: Rewrite;
+  /** ICMP errors: the quoted packet's tuple after translation */
+  quote?: Rewrite;
+  /** new flows: the backend this outcome goes to */
+  backend?: { slot?: number; address: string; port: number };
+}
 
 export interface Explanation {
   hook: 'from_pod' | 'from_host';
   verdict: Verdict;
+  /** every outcome the hook can have for this packet, now */
+  outcomes: Outcome[];
+  /** when every outcome agrees: the TC verdict and counter reason */
+  tc?: TcVerdict;
+  reason?: string;
+  /** when there is one outcome and it passes: the tuple the packet leaves with */
+  rewrite?: Rewrite;
   /** the frontend entry that matched, and which scope */
-  frontend?: { address: string; port: number; protocol: number; scope: 'internal' | 'external'; id: number; backendCount: number; flags: number; affinityTimeout: number };
+  frontend?: {
+    address: string;
+    port: number;
+    protocol: number;
+    scope: 'internal' | 'external';
+    id: number;
+    backendCount: number;
+    flags: number;
+    affinityTimeout: number;
+  };
   /** backends a new flow may get (the slots), with why each is there */
   candidates: Array<{ slot: number; address: string; port: number; local: boolean; terminating: boolean }>;
   /** a fresh affinity entry for this client decides the backend */
   affinity?: { backend: string; port: number; idleS: number; fresh: boolean };
   /** conntrack entries of this client to this frontend already in the map */
   flows: Array<{ sport: number; backend: string; backendPort: number; flags: number }>;
-  /** when verdict is established: what the entry rewrites the destination to */
-  rewrite?: { daddr: string; dport: number; saddr: string; sport: number };
   notes: string[];
+}
+
+const unchanged = (p: Flow): Rewrite => ({ saddr: p.src, daddr: p.dst, sport: p.sport, dport: p.dport });
+const closed = (ct: WeirCt4) => (ct.tcp_flags_seen & (TCP.fin | TCP.rst)) !== 0;
+const synOnly = (flags: number) => (flags & (TCP.syn | TCP.ack)) === TCP.syn;
+const synAck = (flags: number) => (flags & (TCP.syn | TCP.ack)) === (TCP.syn | TCP.ack);
+
+/** The packet as the parser sees it: ICMP echo identifier in both ports. */
+function wireFlow(q: ExplainQuery): Flow {
+  const sport = q.protocol === IPPROTO_ICMP ? q.dport : (q.sport ?? 0);
+  return { src: q.src, dst: q.dst, sport, dport: q.dport, protocol: q.protocol };
+}
+
+const keyOf = (f: Flow): WeirCt4Key => ({ saddr: f.src, daddr: f.dst, sport: f.sport, dport: f.dport, protocol: f.protocol });
+
+/** nat4_target_of_ct + nat4_rewrite: ICMP keeps its identifier, other protocols take the entry's ports. */
+function rewriteOf(p: Flow, ct: WeirCt4): Rewrite {
+  const to = unchanged(p);
+  if (ct.flags & CF.WEIR_CT_SNAT) [to.saddr, to.sport] = [ct.nat_saddr, ct.nat_sport];
+  if (ct.flags & CF.WEIR_CT_DNAT) [to.daddr, to.dport] = [ct.nat_daddr, ct.nat_dport];
+  if (p.protocol === IPPROTO_ICMP) [to.sport, to.dport] = [p.sport, p.dport];
+  return to;
+}
+
+function finish(out: Explanation): Explanation {
+  const [first] = out.outcomes;
+  if (first && out.outcomes.every((o) => o.tc === first.tc && o.reason === first.reason)) {
+    out.tc = first.tc;
+    out.reason = first.reason;
+  }
+  if (out.outcomes.length === 1 && first?.rewrite) out.rewrite = first.rewrite;
+  return out;
 }
 
 export function explain(maps: ExplainMaps, q: ExplainQuery): Explanation {
   const hook = q.from === 'pod' ? 'from_pod' : 'from_host';
-  const out: Explanation = { hook, verdict: 'pass', candidates: [], flows: [], notes: [] };
-  const now = q.nowNs ?? process.hrtime.bigint();
+  const out: Explanation = { hook, verdict: 'pass', outcomes: [], candidates: [], flows: [], notes: [] };
+  const p = wireFlow(q);
+  const tcpFlags = q.protocol === IPPROTO_TCP ? (q.tcpFlags ?? TCP.syn) : 0;
+  const icmpType = q.protocol === IPPROTO_ICMP ? (q.icmpType ?? ICMP_ECHO) : -1;
 
-  // 1. conntrack on the wire tuple
-  if (q.sport !== undefined) {
-    const ct = maps.conntrack.get({ saddr: q.src, daddr: q.dst, sport: q.sport, dport: q.dport, protocol: q.protocol });
-    if (ct) {
+  // 0. an ICMP error about a NAT'd flow is translated back, whatever else matches
+  if (ICMP_ERRORS.has(icmpType)) return finish(explainIcmpError(maps, p, q.quote, out));
+
+  // 1. conntrack on the wire tuple, with the two rules that set an entry aside
+  const ct = maps.conntrack.get(keyOf(p));
+  if (ct) {
+    const isTcp = p.protocol === IPPROTO_TCP;
+    if (isTcp && synOnly(tcpFlags) && !(ct.flags & CF.WEIR_CT_REPLY) && closed(ct)) {
+      out.notes.push('conntrack has a closed flow (FIN/RST seen) on these ports and this is a new SYN: weir forgets the old pair and balances the SYN afresh');
+    } else if (isTcp && synAck(tcpFlags) && ct.flags & CF.WEIR_CT_REPLY && replyIsStale(maps, ct)) {
+      out.notes.push(
+        'a SYN-ACK meets the reply entry of a closed flow: it answers a new connection that did not go through it (connect-time LB); ' +
+          'weir deletes the stale pair and leaves the packet alone',
+      );
+    } else {
+      const reply = (ct.flags & CF.WEIR_CT_REPLY) !== 0;
       out.verdict = 'established';
-      out.rewrite = {
-        daddr: ct.flags & CF.WEIR_CT_DNAT ? ct.nat_daddr : q.dst,
-        dport: ct.flags & CF.WEIR_CT_DNAT ? ct.nat_dport : q.dport,
-        saddr: ct.flags & CF.WEIR_CT_SNAT ? ct.nat_saddr : q.src,
-        sport: ct.flags & CF.WEIR_CT_SNAT ? ct.nat_sport : q.sport,
-      };
-      out.notes.push(`conntrack has this flow: the packet is rewritten as the entry says, whatever the frontend says now`);
+      out.outcomes.push({ tc: 'pass', reason: reply ? 'reverse_nat' : 'nat_established', rewrite: rewriteOf(p, ct) });
+      const direction = reply ? 'reply direction' : 'original direction';
+      out.notes.push(`conntrack has this flow (${direction}): the packet is rewritten as the entry says, whatever the frontend says now`);
     }
   }
 
-  // 2. the frontend: from_host tries the external (Local policy) scope first
+  // 2. the frontend: from_host tries the external (Local policy) scope first; ICMP only for echo requests, port 0
   const scopes = hook === 'from_host' ? [SCOPE.WEIR_SCOPE_EXTERNAL, SCOPE.WEIR_SCOPE_INTERNAL] : [SCOPE.WEIR_SCOPE_INTERNAL];
+  const fePort = p.protocol === IPPROTO_ICMP ? 0 : p.dport;
   let fe: WeirFrontend4 | undefined;
   let scope: number = SCOPE.WEIR_SCOPE_INTERNAL;
-  for (const s of scopes) {
-    fe = maps.frontends.get({ address: q.dst, port: q.dport, protocol: q.protocol, scope: s });
-    if (fe) {
-      scope = s;
-      break;
+  if (p.protocol !== IPPROTO_ICMP || icmpType === ICMP_ECHO) {
+    for (const s of scopes) {
+      fe = maps.frontends.get({ address: p.dst, port: fePort, protocol: p.protocol, scope: s });
+      if (fe) {
+        scope = s;
+        break;
+      }
     }
   }
   if (!fe) {
-    if (out.verdict !== 'established') out.notes.push(`${q.dst}:${q.dport} is not a frontend on this node: weir leaves the packet alone`);
-    return out;
+    if (out.verdict !== 'established') {
+      const why = p.protocol === IPPROTO_ICMP && icmpType !== ICMP_ECHO ? ' (only echo requests start ICMP flows)' : '';
+      out.notes.push(`${p.dst}:${fePort} is not a frontend on this node${why}: weir leaves the packet alone`);
+      out.outcomes.push({ tc: 'pass', reason: 'pass', rewrite: unchanged(p) });
+    }
+    return finish(out);
   }
   out.frontend = {
-    address: q.dst,
-    port: q.dport,
-    protocol: q.protocol,
+    address: p.dst,
+    port: fePort,
+    protocol: p.protocol,
     scope: scope === SCOPE.WEIR_SCOPE_EXTERNAL ? 'external' : 'internal',
     id: fe.id,
     backendCount: fe.backend_count,
     flags: fe.flags,
     affinityTimeout: fe.affinity_timeout,
   };
-  if (scope === SCOPE.WEIR_SCOPE_EXTERNAL) out.notes.push('externalTrafficPolicy Local: only this node\'s endpoints, the client address is kept');
+  if (scope === SCOPE.WEIR_SCOPE_EXTERNAL) out.notes.push("externalTrafficPolicy Local: only this node's endpoints, the client address is kept");
 
+  const slots: Array<WeirBackend4 | undefined> = [];
   for (let slot = 0; slot < fe.backend_count; slot++) {
     const b = maps.backends.get({ frontend_id: fe.id, slot });
-    if (!b) {
-      out.notes.push(`slot ${slot} below the count has no backend entry: a new flow landing there is dropped (backend_missing)`);
-      continue;
+    slots.push(b);
+    if (!b) out.notes.push(`slot ${slot} below the count has no backend entry: a new flow landing there is dropped (backend_missing)`);
+    else {
+      const [local, terminating] = [(b.flags & BF.WEIR_BACKEND_LOCAL) !== 0, (b.flags & BF.WEIR_BACKEND_TERMINATING) !== 0];
+      out.candidates.push({ slot, address: b.address, port: b.port, local, terminating });
     }
-    out.candidates.push({ slot, address: b.address, port: b.port, local: (b.flags & BF.WEIR_BACKEND_LOCAL) !== 0, terminating: (b.flags & BF.WEIR_BACKEND_TERMINATING) !== 0 });
   }
-
-  if (out.candidates.some((c) => c.address === q.src)) out.notes.push(`${q.src} is itself a backend: if it picks itself (hairpin) the source becomes ${q.dst} so the reply comes back through weir`);
+  if (out.candidates.some((c) => c.address === p.src))
+    out.notes.push(`${p.src} is itself a backend: if it picks itself (hairpin) the source becomes ${p.dst} so the reply comes back through weir`);
 
   // flows of this client to this frontend already tracked (the original direction)
   for (const [k, v] of maps.conntrack.entries()) {
-    if (k.saddr === q.src && k.daddr === q.dst && k.dport === q.dport && k.protocol === q.protocol && !(v.flags & CF.WEIR_CT_REPLY))
+    if (k.saddr === p.src && k.daddr === p.dst && k.dport === p.dport && k.protocol === p.protocol && !(v.flags & CF.WEIR_CT_REPLY))
       out.flows.push({ sport: k.sport, backend: v.nat_daddr, backendPort: v.nat_dport, flags: v.flags });
   }
   out.flows.sort((a, b) => a.sport - b.sport);
 
-  if (out.verdict === 'established') return out;
+  if (out.verdict === 'established') return finish(out);
+  newFlow(maps, q, p, tcpFlags, fe, slots, out);
+  return finish(out);
+}
 
+/** lb4_new_flow: the first packet of a flow to frontend @fe. */
+function newFlow(
+  maps: ExplainMaps,
+  q: ExplainQuery,
+  p: Flow,
+  tcpFlags: number,
+  fe: WeirFrontend4,
+  slots: Array<WeirBackend4 | undefined>,
+  out: Explanation,
+): void {
+  if (p.protocol === IPPROTO_TCP && !(tcpFlags & TCP.syn)) {
+    out.notes.push(
+      'a TCP segment without SYN and without conntrack: a connection weir did not see begin (set up before weir took over); ' +
+        'left to the kernel, not balanced',
+    );
+    out.outcomes.push({ tc: 'pass', reason: 'midflow_no_conntrack', rewrite: unchanged(p) });
+    return;
+  }
   if (fe.flags & FF.WEIR_FRONTEND_DROP) {
     out.verdict = 'drop';
     out.notes.push('Local traffic policy and no endpoint on this node: dropped, as kube-proxy does');
-    return out;
+    out.outcomes.push({ tc: 'drop', reason: 'no_local_backend_drop' });
+    return;
   }
   if (fe.flags & FF.WEIR_FRONTEND_REJECT || fe.backend_count === 0) {
     out.verdict = 'reject';
-    out.notes.push('no usable endpoint: answered at once with ICMP port unreachable (TCP: connection refused)');
-    return out;
+    out.notes.push('no usable endpoint: answered at once with ICMP port unreachable (TCP: connection refused), sent back out the interface it came in on');
+    out.outcomes.push({ tc: 'redirect', reason: 'no_backend_reject' });
+    return;
   }
   out.verdict = 'dnat';
+  let picks: Array<{ slot?: number; be: WeirBackend4 | undefined }> = slots.map((be, slot) => ({ slot, be }));
   if (fe.flags & FF.WEIR_FRONTEND_AFFINITY) {
-    const a = maps.affinity.get({ client: q.src, frontend_id: fe.id });
+    const a = maps.affinity.get({ client: p.src, frontend_id: fe.id });
     if (a) {
-      const idleNs = now - a.last_used_ns;
+      const idleNs = (q.nowNs ?? process.hrtime.bigint()) - a.last_used_ns;
       const fresh = idleNs <= BigInt(fe.affinity_timeout) * 1_000_000_000n;
       out.affinity = { backend: a.backend, port: a.port, idleS: Number(idleNs / 1_000_000n) / 1000, fresh };
-      if (fresh) out.notes.push(`ClientIP affinity: new flows from ${q.src} go to ${a.backend}:${a.port} (used ${out.affinity.idleS.toFixed(1)} s ago, timeout ${fe.affinity_timeout} s)`);
-      else out.notes.push(`ClientIP affinity entry expired: a new flow picks a random slot and pins it again`);
-    } else out.notes.push(`ClientIP affinity: no entry for ${q.src} yet; the first flow's random pick is pinned for ${fe.affinity_timeout} s`);
+      if (fresh) {
+        const used = `used ${out.affinity.idleS.toFixed(1)} s ago, timeout ${fe.affinity_timeout} s`;
+        out.notes.push(`ClientIP affinity: new flows from ${p.src} go to ${a.backend}:${a.port} (${used})`);
+        picks = [{ be: { address: a.backend, port: a.port, flags: 0 } }];
+      } else out.notes.push('ClientIP affinity entry expired: a new flow picks a random slot and pins it again');
+    } else out.notes.push(`ClientIP affinity: no entry for ${p.src} yet; the first flow's random pick is pinned for ${fe.affinity_timeout} s`);
   }
-  if (!out.affinity?.fresh) out.notes.push(`a new flow picks one of ${fe.backend_count} slots uniformly at random; terminating endpoints are not in the slots (their established flows continue through conntrack)`);
+  if (picks.length > 1)
+    out.notes.push(
+      `a new flow picks one of ${fe.backend_count} slots uniformly at random; ` +
+        'terminating endpoints are not in the slots (their established flows continue through conntrack)',
+    );
   if (q.from === 'pod' && !(fe.flags & FF.WEIR_FRONTEND_AFFINITY))
     out.notes.push('a pod socket under the connect-time LB gets the same choice in connect(), with no per-packet NAT');
+  for (const { slot, be } of picks) out.outcomes.push(natTo(p, slot, be));
+}
+
+/** The rest of lb4_new_flow for one backend choice. */
+function natTo(p: Flow, slot: number | undefined, be: WeirBackend4 | undefined): Outcome {
+  if (!be) return { tc: 'drop', reason: 'backend_missing' };
+  const backend = { ...(slot !== undefined ? { slot } : {}), address: be.address, port: be.port };
+  const dport = p.protocol === IPPROTO_ICMP || !be.port ? p.dport : be.port;
+  if (p.protocol === IPPROTO_SCTP && dport !== p.dport) return { tc: 'drop', reason: 'sctp_port_rewrite', backend }; // SCTP's CRC covers the ports
+  const hairpin = be.address === p.src;
+  const rewrite = { saddr: hairpin ? p.dst : p.src, daddr: be.address, sport: p.sport, dport };
+  return { tc: 'pass', reason: hairpin ? 'hairpin' : 'service_nat', rewrite, backend };
+}
+
+/** ct4_reply_is_stale: the reply entry or its forward partner saw FIN/RST, or the partner is gone. */
+function replyIsStale(maps: ExplainMaps, ct: WeirCt4): boolean {
+  if (closed(ct)) return true;
+  const fwd = maps.conntrack.get({ saddr: ct.nat_daddr, daddr: ct.nat_saddr, sport: ct.nat_dport, dport: ct.nat_sport, protocol: IPPROTO_TCP });
+  return !fwd || closed(fwd);
+}
+
+/** icmp4_error_revnat: the quote's tuple swapped is the key of the entry for the error's direction. */
+function explainIcmpError(maps: ExplainMaps, p: Flow, quote: Flow | undefined, out: Explanation): Explanation {
+  const pass = () => out.outcomes.push({ tc: 'pass', reason: 'pass', rewrite: unchanged(p) });
+  if (!quote) {
+    out.notes.push('an ICMP error: which flow it is about is in the quoted packet (give --quote); without one weir translates nothing');
+    pass();
+    return out;
+  }
+  const icmpQuote = quote.protocol === IPPROTO_ICMP;
+  const key: WeirCt4Key = { saddr: quote.dst, daddr: quote.src, sport: quote.dport, dport: quote.sport, protocol: quote.protocol };
+  const ct = [6, 17, 132, IPPROTO_ICMP].includes(quote.protocol) ? maps.conntrack.get(key) : undefined;
+  if (!ct) {
+    out.notes.push('an ICMP error about a flow weir did not NAT: left alone');
+    pass();
+    return out;
+  }
+  const q: Rewrite = { saddr: quote.src, daddr: quote.dst, sport: quote.sport, dport: quote.dport };
+  if (ct.flags & CF.WEIR_CT_SNAT) [q.daddr, q.dport] = [ct.nat_saddr, icmpQuote ? q.dport : ct.nat_sport];
+  if (ct.flags & CF.WEIR_CT_DNAT) [q.saddr, q.sport] = [ct.nat_daddr, icmpQuote ? q.sport : ct.nat_dport];
+  const rewrite = { ...unchanged(p), saddr: p.src === quote.dst ? q.daddr : p.src, daddr: p.dst === quote.src ? q.saddr : p.dst };
+  out.verdict = 'icmp-error';
+  out.notes.push("an ICMP error about a NAT'd flow: the quote is translated back (and outer addresses that are flow endpoints): it reaches the right socket");
+  out.outcomes.push({ tc: 'pass', reason: 'icmp_error_revnat', rewrite, quote: q });
   return out;
 }

@@ -59,7 +59,7 @@ test('N new flows count exactly N, split by backend as conntrack says they went;
 
   const expected: Record<string, number> = {};
   for (let i = 0; i < N; i++) {
-    const ct = dp.conntrack.lookup({ saddr: CLIENT, daddr: FRONTEND, sport: 41000 + i, dport: 80, protocol: IPPROTO_TCP })!;
+    const ct = dp.conntrack.get({ saddr: CLIENT, daddr: FRONTEND, sport: 41000 + i, dport: 80, protocol: IPPROTO_TCP })!;
     const k = `7 ${ct.nat_daddr}:${ct.nat_dport}`;
     expected[k] = (expected[k] ?? 0) + 1;
   }
