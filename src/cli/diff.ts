@@ -11,7 +11,7 @@ import { codecFor, type WeirBackend4, type WeirBackend4Key, type WeirFrontend4, 
 import { parseList } from '../daemon/config.js';
 import { computeNodeNetwork } from '../dataplane/interfaces.js';
 import { dumpAddresses, dumpLinks, dumpRoutes } from '../dataplane/netlink.js';
-import { frontendEntries, type DesiredFrontend } from '../dataplane/services.js';
+import { frontendEntries, type DesiredFrontend } from '../dataplane/frontend-entries.js';
 import type { NodeContext } from '../model/service-types.js';
 import { buildServiceState } from '../model/services.js';
 import { silentLogger } from '../sources/log.js';

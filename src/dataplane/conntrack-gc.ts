@@ -7,7 +7,7 @@
 
 import { enums, type TypedMap, type WeirCt4, type WeirCt4Key } from '../bpf/index.js';
 import type { Logger } from '../sources/log.js';
-import type { RemovedBackend } from './services.js';
+import type { RemovedBackend } from './frontend-plan.js';
 
 const CT = enums.weir_ct_flags;
 const TCP_FIN = 0x01;

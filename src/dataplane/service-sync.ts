@@ -1,12 +1,13 @@
 // dataplane/service-sync: the service pipeline, wired once. Store changes -> the services
 // they touch -> the model (model/services.ts) -> the reconciler (entries, plan, apply) -> the
-// pinned maps. Batches changes into incremental syncs, runs the full syncs (start, node
+// pinned maps, then the clean-up after removed backends (backend-cleanup.ts). Batches changes into incremental syncs, runs the full syncs (start, node
 // addresses) and the periodic resync, and reports each sync (docs/architecture.md). The
 // daemon only wires pipelines: policy arrives as a second one beside this.
 
 import { affectedServiceKeys, buildServiceState, updateServiceState } from '../model/services.js';
 import type { NodeContext, ServiceInputs, ServiceState } from '../model/service-types.js';
 import type { Logger } from '../sources/log.js';
+import { BackendCleanup } from './backend-cleanup.js';
 import type { ServiceMaps } from './loader.js';
 import { Reconciler, type SyncResult } from './reconcile.js';
 
@@ -45,6 +46,7 @@ export interface ObjectChange {
 
 export class ServiceSync {
   readonly reconciler: Reconciler;
+  readonly cleanup: BackendCleanup;
   private state: ServiceState | undefined;
   private node: NodeContext | undefined;
   /** service keys touched since the last sync */
@@ -57,7 +59,8 @@ export class ServiceSync {
   private stopped = false;
 
   constructor(private readonly opts: ServiceSyncOptions) {
-    this.reconciler = new Reconciler(opts.maps, opts.log, opts.destroySockets ? { destroySockets: opts.destroySockets } : {});
+    this.cleanup = new BackendCleanup(opts.maps, opts.log, opts.destroySockets ? { destroySockets: opts.destroySockets } : {});
+    this.reconciler = new Reconciler(opts.maps, opts.log, { onApplied: (removals) => this.cleanup.run(removals) });
   }
 
   /** Takes over what the pinned maps hold (ids included): the next sync writes only differences. */
@@ -82,7 +85,7 @@ export class ServiceSync {
   programPartial(node: NodeContext): { frontends: number; result: SyncResult } {
     const frontends = [...buildServiceState(this.opts.inputs, node).frontends.values()];
     this.reconciler.update(frontends, []);
-    return { frontends: frontends.length, result: this.reconciler.sync() };
+    return { frontends: frontends.length, result: this.withCleanupErrors(() => this.reconciler.sync()) };
   }
 
   /** The whole desired state from the inputs, written (first sync, node addresses changed). */
@@ -91,7 +94,7 @@ export class ServiceSync {
     this.node = node;
     this.state = buildServiceState(this.opts.inputs, node);
     this.reconciler.setAll(this.state.frontends.values());
-    const r = this.reconciler.sync();
+    const r = this.withCleanupErrors(() => this.reconciler.sync());
     this.report({ reason, kind: 'full', result: r, seconds: (performance.now() - t0) / 1000, observedAt: [] });
     return r;
   }
@@ -116,7 +119,7 @@ export class ServiceSync {
    */
   resync(): SyncResult {
     const t0 = performance.now();
-    const r = this.reconciler.resync();
+    const r = this.withCleanupErrors(() => this.reconciler.resync());
     this.report({ reason: 'resync', kind: 'full', result: r, seconds: (performance.now() - t0) / 1000, observedAt: [] });
     this.opts.log[r.writes ? 'warn' : 'debug']('resync', { repairs: r.writes, totalRepairs: this.reconciler.stats.repairs, frontends: r.frontends, ms: r.ms });
     return r;
@@ -162,8 +165,15 @@ export class ServiceSync {
     const diff = updateServiceState(this.state, this.opts.inputs, this.node, keys);
     if (diff.upserted.length === 0 && diff.removed.length === 0) return;
     this.reconciler.update(diff.upserted, diff.removed);
-    const r = this.reconciler.sync();
+    const r = this.withCleanupErrors(() => this.reconciler.sync());
     this.report({ reason: 'change', kind: 'incremental', result: r, seconds: (performance.now() - t0) / 1000, observedAt });
+  }
+
+  /** A sync's errors include its clean-up's (health counts both). */
+  private withCleanupErrors(f: () => SyncResult): SyncResult {
+    const before = this.cleanup.stats.errors;
+    const r = f();
+    return { ...r, errors: r.errors + this.cleanup.stats.errors - before };
   }
 
   private report(s: SyncReport): void {
