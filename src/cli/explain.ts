@@ -4,12 +4,12 @@
 import { execFileSync } from 'node:child_process';
 import type { Command } from 'commander';
 import { codecFor, type BpfMap } from '../bpf/index.js';
+import { canonicalIp } from '../bpf/ip.js';
 import { explain, type ExplainMaps, type ExplainQuery, type Explanation } from '../dataplane/explain.js';
 import { backendFlags, frontendFlags, protocolName, protocolNumber } from './decode.js';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
 import { openMap, type StateOptions } from './state.js';
 
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
 /** A pod address has a host route to a workload interface (`podIP dev vethX`, as CNIs install). */
 function looksLikeLocalPod(ip: string): boolean {
@@ -22,8 +22,8 @@ function looksLikeLocalPod(ip: string): boolean {
 }
 
 export function parseQuery(src: string, dst: string, portProto: string, o: { sport?: string; from?: string }): ExplainQuery {
-  if (!IPV4.test(src)) throw new CliError(`source ${src}: an IPv4 address`);
-  if (!IPV4.test(dst)) throw new CliError(`destination ${dst}: an IPv4 address`);
+  if (canonicalIp(src, 4) === null) throw new CliError(`source ${src}: an IPv4 address`);
+  if (canonicalIp(dst, 4) === null) throw new CliError(`destination ${dst}: an IPv4 address`);
   const m = /^(\d+)(?:\/(\w+))?$/.exec(portProto);
   const port = m ? Number(m[1]) : NaN;
   if (!m || port > 65535) throw new CliError(`${portProto}: use PORT/PROTO, e.g. 80/tcp`);

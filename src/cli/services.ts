@@ -4,6 +4,7 @@
 
 import type { Command } from 'commander';
 import { codecFor, type WeirAffinity4, type WeirAffinity4Key, type WeirBackend4, type WeirBackend4Key, type WeirCt4, type WeirCt4Key, type WeirFrontend4, type WeirFrontend4Key } from '../bpf/index.js';
+import { canonicalIp } from '../bpf/ip.js';
 import { ageSeconds, backendFlags, ctFlags, frontendFlags, protocolName, protocolNumber, scopeName, tcpFlagString } from './decode.js';
 import { CliError, parseFormat, print, type OutputFormat } from './output.js';
 import { readLbStats } from '../dataplane/lb-stats.js';
@@ -157,8 +158,9 @@ function ctRow(k: WeirCt4Key, v: WeirCt4, now: bigint): CtRow {
 export function ctFilterFrom(o: { address?: string; port?: string; protocol?: string }): CtFilter {
   const f: CtFilter = {};
   if (o.address) {
-    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(o.address)) throw new CliError(`--address ${o.address}: an IPv4 address`);
-    f.address = o.address;
+    const address = canonicalIp(o.address, 4);
+    if (address === null) throw new CliError(`--address ${o.address}: an IPv4 address`);
+    f.address = address;
   }
   if (o.port !== undefined) {
     const p = Number(o.port);
