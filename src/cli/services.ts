@@ -4,7 +4,7 @@
 
 import type { Command } from 'commander';
 import { codecFor, type WeirAffinity4, type WeirAffinity4Key, type WeirBackend4, type WeirBackend4Key, type WeirCt4, type WeirCt4Key, type WeirFrontend4, type WeirFrontend4Key } from '../bpf/index.js';
-import { canonicalIp } from '../bpf/ip.js';
+import { canonicalIp, IPPROTO } from '../bpf/ip.js';
 import { ageSeconds, backendFlags, ctFlags, frontendFlags, protocolName, protocolNumber, scopeName, tcpFlagString } from './decode.js';
 import { CliError, parseFormat, print, type OutputFormat } from './output.js';
 import { readLbStats } from '../dataplane/lb-stats.js';
@@ -146,7 +146,7 @@ function ctRow(k: WeirCt4Key, v: WeirCt4, now: bigint): CtRow {
     destination: `${k.daddr}:${k.dport}`,
     nat: nat.join(' '),
     flags,
-    tcp: k.protocol === 6 ? tcpFlagString(v.tcp_flags_seen) : '',
+    tcp: k.protocol === IPPROTO.TCP ? tcpFlagString(v.tcp_flags_seen) : '',
     frontendId: v.frontend_id,
     ageS: ageSeconds(v.created_ns, now),
     idleS: ageSeconds(v.last_seen_ns, now),
