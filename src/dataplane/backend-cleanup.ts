@@ -91,7 +91,9 @@ export class BackendCleanup {
       });
       if (this.opts.destroySockets) this.destroyUdpSockets(udp, applied.desired, this.opts.destroySockets, fields);
     }
-    for (const r of removed) this.log.info('backend removed', { frontendId: r.frontendId, backend: addressPort(r.family, r.address, r.port), protocol: r.protocol });
+    for (const r of removed) {
+      this.log.info('backend removed', { frontendId: r.frontendId, backend: addressPort(r.family, r.address, r.port), protocol: r.protocol });
+    }
     this.log.info('cleanup', fields);
   }
 

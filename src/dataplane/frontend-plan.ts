@@ -5,7 +5,15 @@
 // that family's maps (reconcile.ts). Pure: no kernel, no clock.
 
 import type { IpFamily } from '../bpf/ip.js';
-import { backendIdentity, frontendKeyString, type BackendKey, type BackendValue, type DesiredFrontend, type FrontendKey, type FrontendValue } from './frontend-entries.js';
+import {
+  backendIdentity,
+  frontendKeyString,
+  type BackendKey,
+  type BackendValue,
+  type DesiredFrontend,
+  type FrontendKey,
+  type FrontendValue,
+} from './frontend-entries.js';
 import type { IdAllocator } from './frontend-ids.js';
 
 export const FAMILIES: readonly IpFamily[] = [4, 6];
@@ -159,7 +167,8 @@ export function planSync(desired: ReadonlyMap<string, DesiredFrontend>, live: Li
     const slots = assignSlots(idSlots, want.backends);
     slots.forEach((b, slot) => {
       const cur = idSlots?.get(slot);
-      if (!cur || !sameBackend(cur, b)) part.backendWrites.push([{ frontend_id: id, slot }, b.pad === 0 ? b : { ...b, pad: 0 }]); // shared with desired: never mutated
+      // b is shared with desired: never mutated
+      if (!cur || !sameBackend(cur, b)) part.backendWrites.push([{ frontend_id: id, slot }, b.pad === 0 ? b : { ...b, pad: 0 }]);
     });
     const value: FrontendValue = { id, backend_count: slots.length, flags: want.flags, affinity_timeout: want.affinityTimeout, pad: 0 };
     const hv = have?.value;

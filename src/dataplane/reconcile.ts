@@ -14,9 +14,29 @@ import { protocolName, type IpFamily } from '../bpf/ip.js';
 import type { Frontend } from '../model/service-types.js';
 import type { Logger } from '../sources/log.js';
 import type { AppliedRemovals } from './backend-cleanup.js';
-import { addressPort, frontendEntries, frontendKeyString, type BackendKey, type BackendValue, type DesiredFrontend, type FrontendKey, type FrontendValue, type SkipReason } from './frontend-entries.js';
+import {
+  addressPort,
+  frontendEntries,
+  frontendKeyString,
+  type BackendKey,
+  type BackendValue,
+  type DesiredFrontend,
+  type FrontendKey,
+  type FrontendValue,
+  type SkipReason,
+} from './frontend-entries.js';
 import { IdAllocator } from './frontend-ids.js';
-import { applyFamilyToLive, emptyFamilyLive, emptyLive, FAMILIES, familyPlanSize, planSync, type FamilyLive, type LiveState, type Plan } from './frontend-plan.js';
+import {
+  applyFamilyToLive,
+  emptyFamilyLive,
+  emptyLive,
+  FAMILIES,
+  familyPlanSize,
+  planSync,
+  type FamilyLive,
+  type LiveState,
+  type Plan,
+} from './frontend-plan.js';
 
 /** The frontend and backend maps of one family. */
 export interface FamilyMaps {

@@ -181,6 +181,7 @@ export class ServiceSync {
     if (s.reason === 'resync') return;
     const r = s.result;
     const skipped = [...this.reconciler.stats.skipped].map(([k, v]) => `${k}:${v}`).join(',');
-    this.opts.log.info('sync', { reason: s.reason, writes: r.writes, frontends: r.frontends, removedBackends: r.removedBackends, errors: r.errors, ms: r.ms, skipped: skipped || undefined });
+    const fields = { reason: s.reason, writes: r.writes, frontends: r.frontends, removedBackends: r.removedBackends, errors: r.errors, ms: r.ms };
+    this.opts.log.info('sync', { ...fields, skipped: skipped || undefined });
   }
 }

@@ -17,17 +17,25 @@ const A = '198.18.1.10';
 const B = '198.18.1.11';
 const CLIENT = '198.18.1.50';
 
-const gone = (frontendId: number, address: string, port: number, protocol = 17, family: 4 | 6 = 4): RemovedBackend => ({ family, frontendId, address, port, protocol });
+const gone = (frontendId: number, address: string, port: number, protocol = 17, family: 4 | 6 = 4): RemovedBackend => ({
+  family, frontendId, address, port, protocol,
+});
 
 const ct = (sport: number, backend: string, frontendId: number): [WeirCt4Key, WeirCt4] => [
   { saddr: CLIENT, daddr: '198.19.0.10', sport, dport: 53, protocol: 17 },
-  { nat_saddr: CLIENT, nat_daddr: backend, nat_sport: sport, nat_dport: 5353, flags: 2, tcp_flags_seen: 0, policy: 0, frontend_id: frontendId, tunnel_node: 0, ifindex: 0, created_ns: 0n, last_seen_ns: 0n, packets: 0n, bytes: 0n },
+  {
+    nat_saddr: CLIENT, nat_daddr: backend, nat_sport: sport, nat_dport: 5353, flags: 2, tcp_flags_seen: 0, policy: 0, frontend_id: frontendId,
+    tunnel_node: 0, ifindex: 0, created_ns: 0n, last_seen_ns: 0n, packets: 0n, bytes: 0n,
+  },
 ];
 
 function udpFrontend(address: string, backends: string[]): DesiredFrontend[] {
-  const bs: Backend[] = backends.map((a) => ({ address: a, port: 5353, nodeName: 'n', isLocal: true, ready: true, serving: true, terminating: false, zone: '' }));
+  const bs: Backend[] = backends.map((a) => ({
+    address: a, port: 5353, nodeName: 'n', isLocal: true, ready: true, serving: true, terminating: false, zone: '',
+  }));
   const f: Frontend = {
-    id: `${address}:53/UDP`, serviceKey: 'default/dns', portName: 'dns', servicePortKey: 'default/dns:dns/UDP', kind: 'ClusterIP', family: 4, address, port: 53,
+    id: `${address}:53/UDP`, serviceKey: 'default/dns', portName: 'dns', servicePortKey: 'default/dns:dns/UDP', kind: 'ClusterIP',
+    family: 4, address, port: 53,
     protocol: 'UDP', backends: bs, inClusterBackends: bs, establishedOnly: [], localOnly: false, reject: false, affinity: null, sourceRanges: null,
   };
   return frontendEntries(f) as DesiredFrontend[];

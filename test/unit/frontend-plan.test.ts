@@ -13,11 +13,15 @@ import type { Backend, Frontend } from '../../src/model/service-types.js';
 import { memoryLogger } from '../../src/sources/log.js';
 import { FakeMap, fakeMaps } from './fake-maps.js';
 
-const be = (address: string, port = 8080): Backend => ({ address, port, nodeName: 'node-a', isLocal: true, ready: true, serving: true, terminating: false, zone: '' });
+const be = (address: string, port = 8080): Backend => ({
+  address, port, nodeName: 'node-a', isLocal: true, ready: true, serving: true, terminating: false, zone: '',
+});
 
 /** One port of a dual-stack ClusterIP service: its IPv4 and its IPv6 frontend. */
 function dualStack(name: string, v4: string, v6: string, backends4: Backend[], backends6: Backend[]): Frontend[] {
-  const base = { serviceKey: `default/${name}`, portName: 'http', servicePortKey: `default/${name}:http/TCP`, kind: 'ClusterIP', port: 80, protocol: 'TCP' } as const;
+  const base = {
+    serviceKey: `default/${name}`, portName: 'http', servicePortKey: `default/${name}:http/TCP`, kind: 'ClusterIP', port: 80, protocol: 'TCP',
+  } as const;
   const rest = { establishedOnly: [], localOnly: false, affinity: null, sourceRanges: null };
   return [
     { ...base, ...rest, id: `${v4}:80/TCP`, family: 4, address: v4, backends: backends4, inClusterBackends: backends4, reject: backends4.length === 0 },
