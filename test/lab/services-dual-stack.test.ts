@@ -46,8 +46,10 @@ describe('dual-stack Services before the IPv6 maps', () => {
     svc.spec.ipFamilies = ['IPv4', 'IPv6'];
     svc.spec.ipFamilyPolicy = 'RequireDualStack';
     const v4 = endpointSlice({ name: 'web-v4', service: 'web', ports: PORTS, endpoints: backends.map((b) => ({ ip: b.ip, node: node.name })) });
-    const v6 = { ...(endpointSlice({ name: 'web-v6', service: 'web', ports: PORTS, endpoints: [] }) as object), addressType: 'IPv6' } as Record<string, unknown>;
-    v6.endpoints = ['2001:2:1::a', '2001:2:1::b'].map((ip) => ({ addresses: [ip], nodeName: node.name, conditions: { ready: true, serving: true, terminating: false } }));
+    // the pods have no IPv6 addresses: these endpoints are planned, never dialled
+    const v6Endpoints = ['2001:2:1::a', '2001:2:1::b'].map((ip) => ({ ip, node: node.name }));
+    const v6 = endpointSlice({ name: 'web-v6', service: 'web', ports: PORTS, endpoints: v6Endpoints });
+    (v6 as { addressType: string }).addressType = 'IPv6';
     weir.writeManifest('web.yaml', [svc, v4, v6]);
   });
   after(async () => {
