@@ -21,11 +21,11 @@ import {
   type WeirFrontend4,
   type WeirFrontend4Key,
 } from '../src/bpf/index.js';
+import { IPPROTO } from '../src/bpf/ip.js';
 import type { BenchService } from './peers/services.js';
 import { ROOT } from './tools.js';
 
 export const OBJ_DIR = join(ROOT, 'build', 'bpf');
-const IPPROTO = { tcp: 6, udp: 17 } as const;
 export const SOCK_PROGRAMS = ['weir_sock_connect4', 'weir_sock_sendmsg4', 'weir_sock_recvmsg4', 'weir_sock_getpeername4'] as const;
 
 export interface WeirMaps {
@@ -90,7 +90,7 @@ export function programWeir(maps: WeirMaps, services: readonly BenchService[], w
     const eps = s.namespace === 'bench' ? s.endpoints : s.endpoints.slice(0, perFiller);
     eps.forEach((e, slot) => backends.push([{ frontend_id: id, slot }, { address: e.ip, port: e.port, flags: 0 }]));
     frontends.push([
-      { address: s.clusterIP, port: s.port, protocol: IPPROTO[s.protocol], scope: enums.weir_frontend_scope.WEIR_SCOPE_INTERNAL },
+      { address: s.clusterIP, port: s.port, protocol: IPPROTO[s.protocol.toUpperCase() as Uppercase<BenchService['protocol']>], scope: enums.weir_frontend_scope.WEIR_SCOPE_INTERNAL },
       { id, backend_count: eps.length, flags: 0, affinity_timeout: 0 },
     ]);
   });

@@ -3,18 +3,8 @@
 
 import { enums } from '../bpf/index.js';
 
-const PROTOCOLS: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 132: 'sctp' };
-
-export function protocolName(p: number): string {
-  return PROTOCOLS[p] ?? String(p);
-}
-
-export function protocolNumber(name: string): number | undefined {
-  const n = Number(name);
-  if (Number.isInteger(n) && n >= 0 && n < 256) return n;
-  const found = Object.entries(PROTOCOLS).find(([, v]) => v === name.toLowerCase());
-  return found ? Number(found[0]) : undefined;
-}
+// protocol numbers <-> names: the one table, next to the one IP parser
+export { protocolName, protocolNumber } from '../bpf/ip.js';
 
 /** Set bits of a flags value as lower-case names without the enum's prefix. */
 export function flagNames(table: Record<string, number>, prefix: string, value: number): string[] {

@@ -11,7 +11,7 @@ import { codecFor, typedMap, type WeirBackend4, type WeirBackend4Key, type WeirF
 import { parseList } from '../daemon/config.js';
 import { computeNodeNetwork } from '../dataplane/interfaces.js';
 import { dumpAddresses, dumpLinks, dumpRoutes } from '../dataplane/netlink.js';
-import { frontendEntries, type DesiredFrontend } from '../dataplane/services.js';
+import { frontendEntries, frontendKeyString, type DesiredFrontend } from '../dataplane/frontend-entries.js';
 import type { NodeContext } from '../model/service-types.js';
 import { buildServiceState } from '../model/services.js';
 import { silentLogger } from '../sources/log.js';
@@ -114,7 +114,7 @@ export function readLive(o: StateOptions): Map<string, LiveFrontend> {
     }
     const out = new Map<string, LiveFrontend>();
     for (const [key, value] of typedMap(fm, codecFor('weir_frontend4_key'), codecFor('weir_frontend4')).entries() as Iterable<[WeirFrontend4Key, WeirFrontend4]>) {
-      out.set(`${key.address}:${key.port}/${key.protocol}/${key.scope}`, { key, value, backends: slots.get(value.id) ?? [] });
+      out.set(frontendKeyString(4, key), { key, value, backends: slots.get(value.id) ?? [] });
     }
     return out;
   } finally {
@@ -152,8 +152,9 @@ export async function desiredFrontends(o: DesiredOptions): Promise<Map<string, D
   const out = new Map<string, DesiredFrontend>();
   for (const f of state.frontends.values()) {
     const entries = frontendEntries(f);
-    if (typeof entries === 'string') continue; // not programmed by the daemon either (IPv6 for now)
-    for (const e of entries) out.set(e.keyString, e);
+    if (typeof entries === 'string') continue; // not programmed by the daemon either
+    // IPv6 entries have no maps yet: the daemon plans them but writes IPv4 only
+    for (const e of entries) if (e.family === 4) out.set(e.keyString, e);
   }
   return out;
 }

@@ -7,10 +7,10 @@ import type { Command } from 'commander';
 import { type BpfMap, codecFor, typedMap } from '../bpf/index.js';
 import { explain, TCP, type ExplainMaps, type ExplainQuery, type Explanation, type Flow, type Rewrite } from '../dataplane/explain.js';
 import { backendFlags, frontendFlags, protocolName, protocolNumber, tcpFlagString } from './decode.js';
+import { canonicalIp } from '../bpf/ip.js';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
 import { openMap, stateOptions, type StateOptions } from './state.js';
 
-const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 const ICMP_TYPES: Record<string, number> = { 'echo-reply': 0, 'dest-unreachable': 3, 'echo-request': 8, 'time-exceeded': 11, 'parameter-problem': 12 };
 
 export interface ExplainOptions {
@@ -59,14 +59,14 @@ function parseIcmpType(v: string): number {
 function parseQuote(v: string): Flow {
   const m = /^([\d.]+):(\d+),([\d.]+):(\d+)\/(\w+)$/.exec(v);
   const protocol = m ? protocolNumber(m[5]!) : undefined;
-  if (!m || !IPV4.test(m[1]!) || !IPV4.test(m[3]!) || protocol === undefined)
+  if (!m || canonicalIp(m[1]!, 4) === null || canonicalIp(m[3]!, 4) === null || protocol === undefined)
     throw new CliError(`--quote ${v}: use SRC:SPORT,DST:DPORT/PROTO, e.g. 198.18.1.10:40000,198.18.2.20:8080/tcp`);
   return { src: m[1]!, sport: port(m[2]!, '--quote port'), dst: m[3]!, dport: port(m[4]!, '--quote port'), protocol };
 }
 
 export function parseQuery(src: string, dst: string, portProto: string, o: ExplainOptions): ExplainQuery {
-  if (!IPV4.test(src)) throw new CliError(`source ${src}: an IPv4 address`);
-  if (!IPV4.test(dst)) throw new CliError(`destination ${dst}: an IPv4 address`);
+  if (canonicalIp(src, 4) === null) throw new CliError(`source ${src}: an IPv4 address`);
+  if (canonicalIp(dst, 4) === null) throw new CliError(`destination ${dst}: an IPv4 address`);
   const m = /^(\d+)(?:\/(\w+))?$/.exec(portProto);
   const dport = m ? Number(m[1]) : NaN;
   if (!m || dport > 65535) throw new CliError(`${portProto}: use PORT/PROTO, e.g. 80/tcp`);

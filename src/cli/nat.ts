@@ -6,6 +6,7 @@
 
 import type { Command } from 'commander';
 import type { WeirCt4, WeirCt4Key } from '../bpf/index.js';
+import { IPPROTO } from '../bpf/ip.js';
 import { ageSeconds, ctFlags, protocolName, tcpFlagString } from './decode.js';
 import { CliError, print } from './output.js';
 import { common, ctFilterFrom, withMap, type Common, type CtFilter } from './services.js';
@@ -65,7 +66,7 @@ export function natRowsOf(entries: ReadonlyArray<[WeirCt4Key, WeirCt4]>, f: CtFi
     const reply = byTuple.get(tuple({ saddr: v.nat_daddr, daddr: v.nat_saddr, sport: v.nat_dport, dport: v.nat_sport, protocol: k.protocol }));
     const snat = v.nat_saddr !== k.saddr || v.nat_sport !== k.sport;
     if (!matches(f, k.protocol, [k.saddr, k.daddr, v.nat_daddr, v.nat_saddr], [k.sport, k.dport, v.nat_dport, v.nat_sport])) continue;
-    const tcp = k.protocol === 6;
+    const tcp = k.protocol === IPPROTO.TCP;
     rows.push({
       protocol: protocolName(k.protocol),
       client: `${k.saddr}:${k.sport}`,

@@ -15,6 +15,7 @@ import {
   type WeirFrontend4,
   type WeirFrontend4Key,
 } from '../bpf/index.js';
+import { canonicalIp, IPPROTO } from '../bpf/ip.js';
 import { ageSeconds, backendFlags, ctFlags, frontendFlags, protocolName, protocolNumber, scopeName, tcpFlagString } from './decode.js';
 import { CliError, parseFormat, print, type OutputFormat } from './output.js';
 import { readLbStats } from '../dataplane/lb-stats.js';
@@ -153,7 +154,7 @@ function ctRow(k: WeirCt4Key, v: WeirCt4, now: bigint): CtRow {
     destination: `${k.daddr}:${k.dport}`,
     nat: nat.join(' '),
     flags,
-    tcp: k.protocol === 6 ? tcpFlagString(v.tcp_flags_seen) : '',
+    tcp: k.protocol === IPPROTO.TCP ? tcpFlagString(v.tcp_flags_seen) : '',
     frontendId: v.frontend_id,
     ageS: ageSeconds(v.created_ns, now),
     idleS: ageSeconds(v.last_seen_ns, now),
@@ -165,8 +166,9 @@ function ctRow(k: WeirCt4Key, v: WeirCt4, now: bigint): CtRow {
 export function ctFilterFrom(o: { address?: string; port?: string; protocol?: string }): CtFilter {
   const f: CtFilter = {};
   if (o.address) {
-    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(o.address)) throw new CliError(`--address ${o.address}: an IPv4 address`);
-    f.address = o.address;
+    const address = canonicalIp(o.address, 4);
+    if (address === null) throw new CliError(`--address ${o.address}: an IPv4 address`);
+    f.address = address;
   }
   if (o.port !== undefined) {
     const p = Number(o.port);

@@ -1,5 +1,6 @@
 // daemon/daemon: `weir daemon` wired together. source (manifests directory or Kubernetes API)
-// -> store -> model -> reconciler -> pinned maps; the attach manager follows interfaces
+// -> store -> the service pipeline (dataplane/service-sync.ts: model -> entries -> plan ->
+// apply -> pinned maps, docs/architecture.md); the attach manager follows interfaces
 // through netlink; timers run the periodic resync and conntrack GC; /metrics, /healthz and
 // /readyz on the metrics address. Everything it programs is pinned under
 // <bpf-root>/weir/<instance>, so stopping (SIGTERM, or kill -9) leaves the dataplane
@@ -14,13 +15,12 @@ import { takeOverKubeProxy } from '../dataplane/kube-proxy.js';
 import { loadDataplaneAsync, type LoadedDataplane } from '../dataplane/loader.js';
 import { acquireInstanceLock, type Lock } from '../dataplane/instance-lock.js';
 import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
-import { Reconciler, type SyncResult } from '../dataplane/reconcile.js';
+import { ServiceSync, type SyncReport } from '../dataplane/service-sync.js';
 import { destroySocketsEverywhere } from '../dataplane/sockets.js';
 import { allowLocalSource, SysctlRecorder } from '../dataplane/sysctl.js';
 import { startHttp, type HttpEndpoint } from '../metrics/http.js';
 import { Metrics } from '../metrics/metrics.js';
-import { affectedServiceKeys, buildServiceState, updateServiceState } from '../model/services.js';
-import type { NodeContext, ServiceState } from '../model/service-types.js';
+import type { NodeContext } from '../model/service-types.js';
 // the API source pulls in all of client-node (~1 s to import): loaded only when configured
 import type { KubeSource } from '../sources/kube.js';
 import { BOOTSTRAP_ORIGIN, bootstrapEvents, obsoleteBootstrapSlices } from '../sources/kube-bootstrap.js';
@@ -39,16 +39,13 @@ function errText(e: unknown): string {
 const refs = (l: readonly { ifindex: number; ifname: string }[]): InterfaceRef[] => l.map((x) => ({ ifindex: x.ifindex, ifname: x.ifname }));
 const refKey = (l: readonly InterfaceRef[]) => l.map((x) => `${x.ifindex}:${x.ifname}`).join(',');
 
-/** the least time between two incremental syncs (kube-proxy's minSyncPeriod, in spirit) */
-const MIN_SYNC_INTERVAL_MS = 5;
-
 export class Daemon {
   readonly metrics = new Metrics();
   readonly health = new DaemonHealth(this.metrics);
   private readonly log: Logger;
   private http: HttpEndpoint | undefined;
   private dp!: LoadedDataplane;
-  private reconciler!: Reconciler;
+  private services!: ServiceSync;
   private attach!: AttachManager;
   private gc!: ConntrackGc;
   /** sysctls weir sets, with their values before (for weir uninstall) */
@@ -60,19 +57,11 @@ export class Daemon {
   /** set when the source is the API server */
   private kube: KubeSource | undefined;
   private node!: NodeContext;
-  /** observedAt of the events behind the pending keys (programming latency) */
-  private pendingObservedAt: number[] = [];
   /** store keys of synthetic `kubernetes` EndpointSlices not yet replaced by the API's */
   private readonly bootstrapSlices = new Set<string>();
   /** source counters already turned into metric deltas */
   private exported = { apiErrors: 0, rejected: new Map<string, number>() };
-  private state: ServiceState | undefined;
   private network: NodeNetwork | undefined;
-  /** service keys touched since the last sync */
-  private readonly pending = new Set<string>();
-  private syncTimer: NodeJS.Timeout | NodeJS.Immediate | undefined;
-  /** when the last incremental sync ended (performance.now()) */
-  private lastSyncAt = -Infinity;
   private readonly timers: NodeJS.Timeout[] = [];
   private stopNetlink: (() => void) | undefined;
   private networkBusy: Promise<void> = Promise.resolve();
@@ -120,10 +109,14 @@ export class Daemon {
     this.log.info('loaded', { pinDir: this.dp.pinDir, sockLb: cfg.sockLb, cgroup: cfg.cgroup ?? 'none', hostNetnsCookie: String(this.dp.hostNetnsCookie) });
     for (const m of this.dp.missingKnobs) this.log.warn('object lacks a knob, left at its built-in value', m);
     const destroyProg = this.dp.objects.sock_lb.program('weir_sock_destroy');
-    this.reconciler = new Reconciler(countingServiceMaps(this.dp.maps, this.health), this.log, {
+    this.services = new ServiceSync({
+      maps: countingServiceMaps(this.dp.maps, this.health),
+      inputs: this.store,
+      log: this.log,
       destroySockets: () => destroySocketsEverywhere(destroyProg, this.cfg.cgroup, this.log),
+      onSync: (s) => this.synced(s),
     });
-    const adopted = this.reconciler.adopt();
+    const adopted = this.services.adopt();
     this.log.info('adopt', adopted);
     this.attach = new AttachManager(this.dp.pinDir, this.dp.objects, this.log);
     this.gc = new ConntrackGc(this.dp.maps.conntrack, this.log);
@@ -149,11 +142,7 @@ export class Daemon {
 
     // first full sync: the maps hold the whole desired state (before any program runs on
     // it, on a first start with manifests)
-    const tSync = performance.now();
-    this.state = buildServiceState(this.store, this.node);
-    this.reconciler.setAll(this.state.frontends.values());
-    const first = this.reconciler.sync();
-    this.synced('start', 'full', first, (performance.now() - tSync) / 1000, []);
+    const first = this.services.full('start', this.node);
     this.health.fullSynced = true;
 
     this.applyAttachments(this.network);
@@ -168,7 +157,7 @@ export class Daemon {
     this.log.info('ready', {
       writes: first.writes,
       frontends: first.frontends,
-      services: this.state.services.size,
+      services: this.services.serviceCount,
       workloads: this.network.workloads.length,
       hostInterfaces: this.network.hostInterfaces.map((l) => l.ifname).join(','),
       nodePortAddresses: this.node.nodeAddresses.join(','),
@@ -226,7 +215,7 @@ export class Daemon {
     this.metrics.attachDataplane({
       counters: () => this.dp.objects.from_pod.map('weir_counters'),
       maps: () => [maps.frontends.map, maps.backends.map, maps.affinity.map, maps.conntrack.map, maps.sockDestroy.map, ...(maps.lbStats ? [maps.lbStats] : [])],
-      lbStats: () => (this.cfg.serviceStats && maps.lbStats && this.reconciler ? { map: maps.lbStats, frontends: this.reconciler.frontendsById() } : undefined),
+      lbStats: () => (this.cfg.serviceStats && maps.lbStats && this.services ? { map: maps.lbStats, frontends: this.services.reconciler.frontendsById() } : undefined),
     });
     this.metrics.beforeScrape(() => this.exportSourceCounters());
     if (this.cfg.metricsAddress === null) return;
@@ -260,16 +249,13 @@ export class Daemon {
     }
     // only this service's frontends: whatever adopted maps hold for other services stays
     // until the API's state is known (the first full sync)
-    const state = buildServiceState(this.store, this.node);
-    const frontends = [...state.frontends.values()];
-    this.reconciler.update(frontends, []);
-    const r = this.reconciler.sync();
+    const { frontends, result: r } = this.services.programPartial(this.node);
     this.health.syncDone(r.errors);
     const svc = this.cfg.bootstrap;
     this.log.info('bootstrap', {
       service: svc.service.map((a) => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`)).join(','),
       endpoints: svc.endpoints.map((a) => (a.ip.includes(':') ? `[${a.ip}]:${a.port}` : `${a.ip}:${a.port}`)).join(','),
-      frontends: frontends.length,
+      frontends,
       writes: r.writes,
     });
   }
@@ -290,10 +276,8 @@ export class Daemon {
 
   private applyToStore(e: ObjectEvent): void {
     const change = this.store.apply(e);
-    if (!change || !this.health.fullSynced) return;
-    for (const k of affectedServiceKeys(change.kind, change.previous as never, change.current as never)) this.pending.add(k);
-    this.pendingObservedAt.push(e.observedAt);
-    this.scheduleSync();
+    // the manifests are read while the dataplane loads: the first full sync takes those
+    if (change && this.health.fullSynced) this.services.changed(change, e.observedAt);
   }
 
   get isReady(): boolean {
@@ -312,63 +296,21 @@ export class Daemon {
     this.timers.push(t);
   }
 
-  /** One sync done: log line, metrics, health. `seconds` covers model + plan + writes. */
-  private synced(reason: string, kind: 'full' | 'incremental', r: SyncResult, seconds: number, observedAt: readonly number[]): void {
-    this.metrics.observeSync(kind, seconds, observedAt);
-    this.metrics.frontends.set(r.frontends);
-    this.health.syncDone(r.errors);
-    if (reason === 'resync') return;
-    const skipped = [...this.reconciler.stats.skipped].map(([k, v]) => `${k}:${v}`).join(',');
-    this.log.info('sync', { reason, writes: r.writes, frontends: r.frontends, removedBackends: r.removedBackends, errors: r.errors, ms: r.ms, skipped: skipped || undefined });
-  }
-
-  /**
-   * Changes are applied on the next turn of the event loop: every event that arrived in the
-   * same read (a watch chunk, a manifest file) lands in one sync, and a lone change reaches
-   * the maps without waiting for a timer. Syncs are at least MIN_SYNC_INTERVAL_MS apart, so
-   * a storm of events (a rollout) batches up instead of syncing per event.
-   */
-  private scheduleSync(): void {
-    if (this.syncTimer || this.stopped) return;
-    const run = () => {
-      this.syncTimer = undefined;
-      try {
-        this.syncChanges();
-      } catch (e) {
-        this.log.warn('sync failed', { error: errText(e) });
-      }
-      this.lastSyncAt = performance.now();
-    };
-    const wait = this.lastSyncAt + MIN_SYNC_INTERVAL_MS - performance.now();
-    this.syncTimer = wait > 0 ? setTimeout(run, wait) : setImmediate(run);
-  }
-
-  private syncChanges(): void {
-    if (!this.state || this.pending.size === 0) return;
-    const t0 = performance.now();
-    const keys = [...this.pending];
-    const observedAt = this.pendingObservedAt;
-    this.pending.clear();
-    this.pendingObservedAt = [];
-    const diff = updateServiceState(this.state, this.store, this.node, keys);
-    if (diff.upserted.length === 0 && diff.removed.length === 0) return;
-    this.reconciler.update(diff.upserted, diff.removed);
-    const r = this.reconciler.sync();
-    this.synced('change', 'incremental', r, (performance.now() - t0) / 1000, observedAt);
+  /** One sync done (the service pipeline logs it): metrics, health. */
+  private synced(s: SyncReport): void {
+    this.metrics.observeSync(s.kind, s.seconds, s.observedAt);
+    this.metrics.frontends.set(s.result.frontends);
+    this.health.syncDone(s.result.errors);
+    if (s.reason === 'resync') this.metrics.observeResync(s.result.writes);
   }
 
   private resync(): void {
-    const t0 = performance.now();
     this.health.inResync = true;
-    let r: SyncResult;
     try {
-      r = this.reconciler.resync();
+      this.services.resync();
     } finally {
       this.health.inResync = false;
     }
-    this.synced('resync', 'full', r, (performance.now() - t0) / 1000, []);
-    this.metrics.observeResync(r.writes);
-    this.log[r.writes ? 'warn' : 'debug']('resync', { repairs: r.writes, totalRepairs: this.reconciler.stats.repairs, frontends: r.frontends, ms: r.ms });
     // interfaces too: a link pin removed or a missed netlink event
     void this.onNetlinkChange();
   }
@@ -415,12 +357,7 @@ export class Daemon {
       if (net.nodePortAddresses.join(',') !== this.node.nodeAddresses.join(',')) {
         this.node = { ...this.node, nodeAddresses: [...net.nodePortAddresses] };
         // before the first full sync the store is incomplete: the first sync uses this.node
-        if (!this.health.fullSynced) return;
-        const t0 = performance.now();
-        const next = buildServiceState(this.store, this.node);
-        this.state = next;
-        this.reconciler.setAll(next.frontends.values());
-        this.synced('node-addresses', 'full', this.reconciler.sync(), (performance.now() - t0) / 1000, []);
+        this.services.nodeChanged(this.node);
       }
     });
     return this.networkBusy;
@@ -430,10 +367,7 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.syncTimer) {
-      clearTimeout(this.syncTimer as NodeJS.Timeout);
-      clearImmediate(this.syncTimer as NodeJS.Immediate);
-    }
+    this.services?.stop();
     for (const t of this.timers) clearInterval(t);
     this.stopNetlink?.();
     await this.source?.stop();

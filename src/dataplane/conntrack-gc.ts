@@ -6,16 +6,14 @@
 // Timestamps are bpf_ktime_get_ns(), CLOCK_MONOTONIC, the clock process.hrtime.bigint() reads.
 
 import { enums, type TypedMap, type WeirCt4, type WeirCt4Key } from '../bpf/index.js';
+import { IPPROTO } from '../bpf/ip.js';
 import type { Logger } from '../sources/log.js';
-import type { RemovedBackend } from './services.js';
+import type { RemovedBackend } from './frontend-plan.js';
 
 const CT = enums.weir_ct_flags;
 const TCP_FIN = 0x01;
 const TCP_RST = 0x04;
 const TCP_ACK = 0x10;
-const PROTO_TCP = 6;
-const PROTO_UDP = 17;
-const PROTO_ICMP = 1;
 
 /** Seconds a flow may stay idle, by state. */
 export interface CtTimeouts {
@@ -49,9 +47,9 @@ export function partnerKey(k: WeirCt4Key, v: WeirCt4): WeirCt4Key {
 
 /** The idle timeout (s) of a flow from its entries (either may be missing). */
 export function flowTimeout(protocol: number, orig: WeirCt4 | undefined, reply: WeirCt4 | undefined, t: CtTimeouts = DEFAULT_CT_TIMEOUTS): number {
-  if (protocol === PROTO_UDP) return t.udp;
-  if (protocol === PROTO_ICMP) return t.icmp;
-  if (protocol !== PROTO_TCP) return t.other;
+  if (protocol === IPPROTO.UDP) return t.udp;
+  if (protocol === IPPROTO.ICMP) return t.icmp;
+  if (protocol !== IPPROTO.TCP) return t.other;
   const all = (orig?.tcp_flags_seen ?? 0) | (reply?.tcp_flags_seen ?? 0);
   if (all & (TCP_FIN | TCP_RST)) return t.tcpClosing;
   // established once the client acknowledged (its ACK of the SYN-ACK); without the
@@ -97,11 +95,11 @@ export function planConntrackGc(entries: Iterable<readonly [WeirCt4Key, WeirCt4]
 
 /** Entries (both directions) of UDP flows to backends that left their frontend. Pure. */
 export function planBackendConntrackDeletes(entries: Iterable<readonly [WeirCt4Key, WeirCt4]>, removed: readonly RemovedBackend[]): WeirCt4Key[] {
-  const gone = new Set(removed.filter((r) => r.protocol === PROTO_UDP).map((r) => `${r.frontendId}|${r.address}:${r.port}`));
+  const gone = new Set(removed.filter((r) => r.protocol === IPPROTO.UDP).map((r) => `${r.frontendId}|${r.address}:${r.port}`));
   if (gone.size === 0) return [];
   const out = new Map<string, WeirCt4Key>();
   for (const [k, v] of entries) {
-    if (k.protocol !== PROTO_UDP) continue;
+    if (k.protocol !== IPPROTO.UDP) continue;
     // original direction: DNAT to the backend; reply direction: from the backend
     const backend = v.flags & CT.WEIR_CT_REPLY ? `${k.saddr}:${k.sport}` : `${v.nat_daddr}:${v.nat_dport}`;
     if (!gone.has(`${v.frontend_id}|${backend}`)) continue;

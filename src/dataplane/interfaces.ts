@@ -3,7 +3,7 @@
 // CNI plugins leave them (ptp, Calico, Cilium): a host route `podIP dev vethX` with no
 // gateway. Pure functions over netlink dumps; the watcher lives in netlink.ts.
 
-import { isIP } from 'node:net';
+import { cidrContains, ipFamilyOf } from '../bpf/ip.js';
 import type { Address, Link, Route } from './netlink.js';
 
 export interface WorkloadInterface {
@@ -36,39 +36,11 @@ export interface NodeNetwork {
 function hostRouteAddress(r: Route): string | undefined {
   if (r.gateway || r.dst === 'default') return undefined;
   const [addr, len] = r.dst.split('/');
-  if (!isIP(addr)) return undefined;
+  if (ipFamilyOf(addr) === null) return undefined;
   if (len !== undefined && Number(len) !== (r.family === 4 ? 32 : 128)) return undefined;
   return addr;
 }
 
-function ipToBigInt(ip: string): { family: 4 | 6; value: bigint } | undefined {
-  const fam = isIP(ip);
-  if (fam === 4) {
-    const v = ip.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
-    return { family: 4, value: v };
-  }
-  if (fam === 6) {
-    const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, undefined];
-    const h = head ? head.split(':') : [];
-    const t = tail ? tail.split(':') : [];
-    const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-    return { family: 6, value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g || '0', 16)), 0n) };
-  }
-  return undefined;
-}
-
-/** true when `ip` is inside `cidr` (same family) */
-export function cidrContains(cidr: string, ip: string): boolean {
-  const [net, lenText] = cidr.trim().split('/');
-  const n = ipToBigInt(net);
-  const a = ipToBigInt(ip);
-  if (!n || !a || n.family !== a.family) return false;
-  const bits = n.family === 4 ? 32 : 128;
-  const len = lenText === undefined ? bits : Number(lenText);
-  if (!Number.isInteger(len) || len < 0 || len > bits) return false;
-  const shift = BigInt(bits - len);
-  return n.value >> shift === a.value >> shift;
-}
 
 export function computeNodeNetwork(
   links: Link[],

@@ -16,10 +16,10 @@
 import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import type { IpFamily } from '../bpf/ip.js';
 import type { Logger } from '../sources/log.js';
 
 export type IptablesBackend = 'nft' | 'legacy';
-export type IpFamily = 4 | 6;
 
 /**
  * KUBE-* chains that kubelet owns (KEP-3178): other components read KUBE-IPTABLES-HINT to

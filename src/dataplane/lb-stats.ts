@@ -1,7 +1,8 @@
 // dataplane/lb-stats: the per-CPU weir_lb_stats4 map (new connections per frontend and
 // backend, the `ipvsadm --stats` view) read as rows, summed over CPUs; the bounded series
-// set the metrics export; and the cleanup of frontend ids the reconciler released (ids are
-// reused, so a new frontend must not inherit an old one's counts).
+// set the metrics export; and the deletion of frontend ids the reconciler released, which the
+// clean-up stage runs (backend-cleanup.ts: ids are reused, so a new frontend must not inherit
+// an old one's counts).
 
 import { codecFor } from '../bpf/codec.js';
 import type { BpfMap } from '../bpf/map.js';

@@ -1,32 +1,48 @@
-// dataplane/reconcile: the applier between the model and the service maps. Holds the
-// desired entries (services.ts turns model Frontends into them), a mirror of what the maps
-// hold, and applies least-writes plans in the safe order with batch ops. At start it
-// adopts whatever pinned maps hold (ids included) and writes only the differences; a
-// periodic resync re-reads the maps and repairs drift (counted as repairs). Endpoints that
-// leave a frontend lose their affinity entries and UDP conntrack entries at once, and
-// connected UDP sockets to them are destroyed (weir_sock_destroy4 + the iter/udp program).
+// dataplane/reconcile: the apply stage. Holds the desired entries (frontend-entries.ts), a
+// mirror of what the frontend and backend maps hold, plans (frontend-plan.ts) and applies each
+// family's part to that family's maps in the safe order with batch ops. At start it adopts
+// whatever pinned maps hold (ids included) and writes only the differences; a periodic resync
+// re-reads the maps and repairs drift (counted as repairs). It only applies: what a plan
+// removed goes to `onApplied` (backend-cleanup.ts cleans up after removed endpoints).
+//
+// A family without maps (IPv6, until its maps exist) is planned like the other, ids
+// included, but its part is not applied: its frontends are counted as skipped (reason
+// `ipv6`), and the ids planned for them are released.
 
+import type { TypedMap } from '../bpf/index.js';
+import { protocolName, type IpFamily } from '../bpf/ip.js';
 import type { Frontend } from '../model/service-types.js';
-import type { LogFields, Logger } from '../sources/log.js';
-import { planBackendConntrackDeletes } from './conntrack-gc.js';
-import { deleteLbStatsOf } from './lb-stats.js';
-import type { ServiceMaps } from './loader.js';
+import type { Logger } from '../sources/log.js';
+import type { AppliedRemovals } from './backend-cleanup.js';
 import {
-  applyToLive,
-  emptyLive,
+  addressPort,
   frontendEntries,
-  IdAllocator,
-  planSize,
-  planSync,
+  frontendKeyString,
+  type BackendKey,
+  type BackendValue,
   type DesiredFrontend,
+  type FrontendKey,
+  type FrontendValue,
+  type SkipReason,
+} from './frontend-entries.js';
+import { IdAllocator } from './frontend-ids.js';
+import {
+  applyFamilyToLive,
+  emptyFamilyLive,
+  emptyLive,
+  FAMILIES,
+  familyPlanSize,
+  planSync,
+  type FamilyLive,
   type LiveState,
   type Plan,
-  type RemovedBackend,
-  type SkipReason,
-} from './services.js';
+} from './frontend-plan.js';
 
-const PROTO_UDP = 17;
-const PROTO_NAMES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 132: 'sctp' };
+/** The frontend and backend maps of one family. */
+export interface FamilyMaps {
+  frontends: TypedMap<FrontendKey, FrontendValue>;
+  backends: TypedMap<BackendKey, BackendValue>;
+}
 
 export interface ReconcileStats {
   /** plans applied (incremental syncs, start, resyncs) */
@@ -39,11 +55,8 @@ export interface ReconcileStats {
   errors: number;
   /** model frontends with no map entry, by reason */
   skipped: Map<SkipReason, number>;
-  /** endpoints that left a frontend (cleanup runs for each) */
+  /** endpoints that left a frontend (handed to onApplied) */
   removedBackends: number;
-  affinityDeleted: number;
-  conntrackDeleted: number;
-  socketDestroyRuns: number;
 }
 
 export interface SyncResult {
@@ -55,9 +68,10 @@ export interface SyncResult {
 }
 
 export interface ReconcilerOptions {
-  /** Runs the socket-destroy iterator in every namespace that may hold sockets to the
-   *  peers now listed in weir_sock_destroy4; returns how many namespaces it ran in. */
-  destroySockets?: () => number;
+  /** the IPv6 frontend and backend maps, once they exist; without them IPv6 frontends are skipped */
+  ipv6?: FamilyMaps;
+  /** after every applied plan: what it removed (the clean-up stage) */
+  onApplied?: (removals: AppliedRemovals) => void;
 }
 
 function errText(e: unknown): string {
@@ -65,18 +79,8 @@ function errText(e: unknown): string {
 }
 
 export class Reconciler {
-  readonly stats: ReconcileStats = {
-    syncs: 0,
-    writes: 0,
-    repairs: 0,
-    errors: 0,
-    skipped: new Map(),
-    removedBackends: 0,
-    affinityDeleted: 0,
-    conntrackDeleted: 0,
-    socketDestroyRuns: 0,
-  };
-  /** keyString -> desired entry */
+  readonly stats: ReconcileStats = { syncs: 0, writes: 0, repairs: 0, errors: 0, skipped: new Map(), removedBackends: 0 };
+  /** keyString -> desired entry (both families) */
   private readonly desired = new Map<string, DesiredFrontend>();
   /** model Frontend.id -> its entries' keyStrings */
   private readonly byModelId = new Map<string, string[]>();
@@ -85,23 +89,26 @@ export class Reconciler {
   /** desired entries as of the last applied sync (for the `known` sets of removed endpoints) */
   private readonly applied = new Map<string, DesiredFrontend>();
   private live: LiveState = emptyLive();
+  /** one allocator for both families: a frontend id is unique across them */
   private ids = new IdAllocator();
   private adopted = false;
+  /** each family's maps; undefined: the family is planned, not applied */
+  private readonly familyMaps: Record<IpFamily, FamilyMaps | undefined>;
 
   constructor(
-    private readonly maps: ServiceMaps,
+    maps: FamilyMaps,
     private readonly log: Logger,
     private readonly opts: ReconcilerOptions = {},
-  ) {}
+  ) {
+    this.familyMaps = { 4: { frontends: maps.frontends, backends: maps.backends }, 6: opts.ipv6 };
+  }
 
-  /** What the frontend and backend maps hold now, read from the kernel. */
+  /** What the frontend and backend maps hold now, read from the kernel (a family without maps: nothing). */
   dumpLive(): LiveState {
     const live = emptyLive();
-    for (const [key, value] of this.maps.frontends.entries()) live.frontends.set(`${key.address}:${key.port}/${key.protocol}/${key.scope}`, { key, value });
-    for (const [key, value] of this.maps.backends.entries()) {
-      let m = live.backends.get(key.frontend_id);
-      if (!m) live.backends.set(key.frontend_id, (m = new Map()));
-      m.set(key.slot, value);
+    for (const f of FAMILIES) {
+      const maps = this.familyMaps[f];
+      if (maps) live[f] = dumpFamily(f, maps);
     }
     return live;
   }
@@ -109,12 +116,15 @@ export class Reconciler {
   /** Reads the (possibly adopted) maps: their entries become the mirror, their ids taken. */
   adopt(): { frontends: number; backends: number } {
     this.live = this.dumpLive();
-    this.ids = new IdAllocator();
-    for (const { value } of this.live.frontends.values()) this.ids.adopt(value.id);
+    this.ids = idsOf(this.live);
     this.adopted = true;
+    let frontends = 0;
     let backends = 0;
-    for (const m of this.live.backends.values()) backends += m.size;
-    return { frontends: this.live.frontends.size, backends };
+    for (const f of FAMILIES) {
+      frontends += this.live[f].frontends.size;
+      for (const m of this.live[f].backends.values()) backends += m.size;
+    }
+    return { frontends, backends };
   }
 
   /** Replaces the whole desired state (first sync, node address change). */
@@ -145,14 +155,19 @@ export class Reconciler {
     this.byModelId.delete(modelId);
   }
 
+  private skip(reason: SkipReason): void {
+    this.stats.skipped.set(reason, (this.stats.skipped.get(reason) ?? 0) + 1);
+  }
+
   private put(f: Frontend): void {
     const entries = frontendEntries(f);
     if (typeof entries === 'string') {
-      this.stats.skipped.set(entries, (this.stats.skipped.get(entries) ?? 0) + 1);
-      // IPv6 is expected (not programmed yet); anything else is bad input worth a line
-      if (entries !== 'ipv6') this.log.warn('frontend skipped', { frontend: f.id, service: f.serviceKey, reason: entries });
+      this.skip(entries);
+      this.log.warn('frontend skipped', { frontend: f.id, service: f.serviceKey, reason: entries });
       return;
     }
+    // planned all the same (ids included); only the apply step leaves it out
+    if (!this.familyMaps[f.family]) this.skip('ipv6');
     const keys: string[] = [];
     for (const e of entries) {
       this.desired.set(e.keyString, e);
@@ -165,9 +180,11 @@ export class Reconciler {
   /** Frontend id -> the service and frontend (`address:port/protocol`) it serves, as in the maps. */
   frontendsById(): Map<number, { service: string; frontend: string }> {
     const out = new Map<number, { service: string; frontend: string }>();
-    for (const [keyString, { key, value }] of this.live.frontends) {
-      const d = this.desired.get(keyString) ?? this.applied.get(keyString);
-      if (d) out.set(value.id, { service: d.serviceKey, frontend: `${key.address}:${key.port}/${PROTO_NAMES[key.protocol] ?? key.protocol}` });
+    for (const f of FAMILIES) {
+      for (const [keyString, { key, value }] of this.live[f].frontends) {
+        const d = this.desired.get(keyString) ?? this.applied.get(keyString);
+        if (d) out.set(value.id, { service: d.serviceKey, frontend: `${addressPort(f, key.address, key.port)}/${protocolName(key.protocol)}` });
+      }
     }
     return out;
   }
@@ -190,10 +207,11 @@ export class Reconciler {
    * is a repair.
    */
   resync(): SyncResult {
-    const preferredIds = new Map([...this.live.frontends].map(([k, { value }]) => [k, value.id]));
+    const preferredIds = new Map<string, number>();
+    for (const f of FAMILIES) for (const [k, { value }] of this.live[f].frontends) preferredIds.set(k, value.id);
     this.live = this.dumpLive();
     // ids seen in the maps stay taken; our own allocations stay taken too
-    for (const { value } of this.live.frontends.values()) this.ids.adopt(value.id);
+    for (const f of FAMILIES) for (const { value } of this.live[f].frontends.values()) this.ids.adopt(value.id);
     this.adopted = true;
     this.dirty.clear();
     const r = this.applyPlan(planSync(this.desired, this.live, this.ids, { previous: this.applied, orphans: true, preferredIds }), undefined);
@@ -205,12 +223,23 @@ export class Reconciler {
     const t0 = performance.now();
     this.stats.syncs++;
     const errorsBefore = this.stats.errors;
-    const m = this.maps;
-    this.batch('frontend delete', plan.frontendDeletes, (ks) => m.frontends.deleteMany(ks), (k) => void m.frontends.delete(k));
-    this.batch('backend write', plan.backendWrites, (es) => m.backends.setMany(es), ([k, v]) => m.backends.set(k, v));
-    this.batch('frontend write', plan.frontendWrites, (es) => m.frontends.setMany(es), ([k, v]) => m.frontends.set(k, v));
-    this.batch('backend delete', plan.backendDeletes, (ks) => m.backends.deleteMany(ks), (k) => void m.backends.delete(k));
-    const writes = planSize(plan);
+    let writes = 0;
+    const applied: IpFamily[] = [];
+    for (const f of FAMILIES) {
+      const m = this.familyMaps[f];
+      const part = plan[f];
+      if (!m) {
+        // nowhere to write (and nothing live): the ids planned for its frontends are free again
+        for (const [, v] of part.frontendWrites) this.ids.release(v.id);
+        continue;
+      }
+      applied.push(f);
+      this.batch('frontend delete', part.frontendDeletes, (ks) => m.frontends.deleteMany(ks), (k) => void m.frontends.delete(k));
+      this.batch('backend write', part.backendWrites, (es) => m.backends.setMany(es), ([k, v]) => m.backends.set(k, v));
+      this.batch('frontend write', part.frontendWrites, (es) => m.frontends.setMany(es), ([k, v]) => m.frontends.set(k, v));
+      this.batch('backend delete', part.backendDeletes, (ks) => m.backends.deleteMany(ks), (k) => void m.backends.delete(k));
+      writes += familyPlanSize(part);
+    }
     this.stats.writes += writes;
     const failed = this.stats.errors > errorsBefore;
     if (failed) {
@@ -218,14 +247,13 @@ export class Reconciler {
       // and retry the entries involved at the next sync
       try {
         this.live = this.dumpLive();
-        this.ids = new IdAllocator();
-        for (const { value } of this.live.frontends.values()) this.ids.adopt(value.id);
+        this.ids = idsOf(this.live);
       } catch (e) {
         this.log.warn('map dump failed', { error: errText(e) });
       }
       for (const k of scope ?? this.desired.keys()) this.dirty.add(k);
     } else {
-      applyToLive(this.live, plan);
+      for (const f of applied) applyFamilyToLive(f, this.live[f], plan[f]);
       for (const id of plan.releasedIds) this.ids.release(id);
     }
     for (const k of scope ?? [...this.applied.keys(), ...this.desired.keys()]) {
@@ -233,11 +261,15 @@ export class Reconciler {
       if (d) this.applied.set(k, d);
       else this.applied.delete(k);
     }
-    this.cleanupRemoved(plan.removedBackends, plan.releasedIds);
+    const removedBackends = plan.removedBackends.filter((r) => applied.includes(r.family));
+    this.stats.removedBackends += removedBackends.length;
+    this.opts.onApplied?.({ removedBackends, releasedIds: plan.releasedIds, desired: this.desired.values() });
+    let frontends = 0;
+    for (const f of applied) frontends += this.live[f].frontends.size;
     return {
       writes,
-      frontends: this.live.frontends.size,
-      removedBackends: plan.removedBackends.length,
+      frontends,
+      removedBackends: removedBackends.length,
       errors: this.stats.errors - errorsBefore,
       ms: Math.round((performance.now() - t0) * 100) / 100,
     };
@@ -261,72 +293,22 @@ export class Reconciler {
       }
     }
   }
+}
 
-  /** Affinity, UDP conntrack and connected UDP sockets of endpoints that left. */
-  private cleanupRemoved(removed: RemovedBackend[], releasedIds: number[]): void {
-    if (removed.length === 0 && releasedIds.length === 0) return;
-    this.stats.removedBackends += removed.length;
-    const gone = new Set(removed.map((r) => `${r.frontendId}|${r.address}:${r.port}`));
-    const released = new Set(releasedIds);
-    const fields: LogFields = { backends: removed.length };
-    try {
-      const keys = [];
-      for (const [k, v] of this.maps.affinity.entries()) {
-        if (released.has(k.frontend_id) || gone.has(`${k.frontend_id}|${v.backend}:${v.port}`)) keys.push(k);
-      }
-      const n = keys.length ? this.maps.affinity.deleteMany(keys) : 0;
-      this.stats.affinityDeleted += n;
-      fields.affinityDeleted = n;
-    } catch (e) {
-      this.stats.errors++;
-      this.log.warn('affinity cleanup failed', { error: errText(e) });
-    }
-    if (this.maps.lbStats && released.size) {
-      // a released id may be handed to another frontend: its counts must not follow
-      try {
-        fields.lbStatsDeleted = deleteLbStatsOf(this.maps.lbStats, released);
-      } catch (e) {
-        this.stats.errors++;
-        this.log.warn('lb stats cleanup failed', { error: errText(e) });
-      }
-    }
-    const udp = removed.filter((r) => r.protocol === PROTO_UDP);
-    if (udp.length) {
-      try {
-        const keys = planBackendConntrackDeletes(this.maps.conntrack.entries(), udp);
-        const n = keys.length ? this.maps.conntrack.deleteMany(keys) : 0;
-        this.stats.conntrackDeleted += n;
-        fields.conntrackDeleted = n;
-      } catch (e) {
-        this.stats.errors++;
-        this.log.warn('conntrack cleanup failed', { error: errText(e) });
-      }
-      if (this.opts.destroySockets) this.destroyUdpSockets(udp, fields);
-    }
-    for (const r of removed) this.log.info('backend removed', { frontendId: r.frontendId, backend: `${r.address}:${r.port}`, protocol: r.protocol });
-    this.log.info('cleanup', fields);
+function dumpFamily(family: IpFamily, maps: FamilyMaps): FamilyLive {
+  const live = emptyFamilyLive();
+  for (const [key, value] of maps.frontends.entries()) live.frontends.set(frontendKeyString(family, key), { key, value });
+  for (const [key, value] of maps.backends.entries()) {
+    let m = live.backends.get(key.frontend_id);
+    if (!m) live.backends.set(key.frontend_id, (m = new Map()));
+    m.set(key.slot, value);
   }
+  return live;
+}
 
-  private destroyUdpSockets(udp: RemovedBackend[], fields: LogFields): void {
-    // a peer still serving another UDP frontend keeps its sockets
-    const stillUsed = new Set<string>();
-    for (const d of this.desired.values()) if (d.key.protocol === PROTO_UDP) for (const b of d.backends) stillUsed.add(`${b.address}:${b.port}`);
-    const peers = [...new Map(udp.filter((r) => !stillUsed.has(`${r.address}:${r.port}`)).map((r) => [`${r.address}:${r.port}`, r])).values()];
-    if (peers.length === 0) return;
-    const keys = peers.map((r) => ({ address: r.address, port: r.port, pad: 0 }));
-    try {
-      this.maps.sockDestroy.setMany(keys.map((k) => [k, 1] as const));
-      fields.socketNetns = this.opts.destroySockets!();
-      this.stats.socketDestroyRuns++;
-    } catch (e) {
-      this.stats.errors++;
-      this.log.warn('socket destroy failed', { error: errText(e) });
-    } finally {
-      try {
-        this.maps.sockDestroy.deleteMany(keys);
-      } catch (e) {
-        this.log.warn('socket destroy map cleanup failed', { error: errText(e) });
-      }
-    }
-  }
+/** An allocator holding every id the maps of either family use. */
+function idsOf(live: LiveState): IdAllocator {
+  const ids = new IdAllocator();
+  for (const f of FAMILIES) for (const { value } of live[f].frontends.values()) ids.adopt(value.id);
+  return ids;
 }

@@ -4,7 +4,8 @@
 
 import type { V1EndpointSlice } from '@kubernetes/client-node';
 import type { Backend } from './service-types.js';
-import { canonicalIP, isProtocol, type IPFamily } from './validate.js';
+import { canonicalIp, type IpFamily } from '../bpf/ip.js';
+import { isProtocol } from './validate.js';
 
 export const LABEL_SERVICE_NAME = 'kubernetes.io/service-name';
 export const LABEL_HEADLESS = 'service.kubernetes.io/headless';
@@ -56,14 +57,14 @@ export function collectEndpoints(slices: Iterable<V1EndpointSlice>, nodeName: st
   const byPort = new Map<string, { 4: Endpoint[]; 6: Endpoint[] }>();
   for (const slice of sorted) {
     if (slice.metadata?.labels?.[LABEL_HEADLESS] !== undefined) continue;
-    const family: IPFamily | 0 = slice.addressType === 'IPv4' ? 4 : slice.addressType === 'IPv6' ? 6 : 0;
+    const family: IpFamily | 0 = slice.addressType === 'IPv4' ? 4 : slice.addressType === 'IPv6' ? 6 : 0;
     if (family === 0) continue;
     const ports = Array.isArray(slice.ports) ? slice.ports : [];
     const endpoints = Array.isArray(slice.endpoints) ? slice.endpoints : [];
     // Parse each endpoint once per slice, not once per port.
     const parsed: { address: string; ep: (typeof endpoints)[number] }[] = [];
     for (const ep of endpoints) {
-      const address = canonicalIP(ep?.addresses?.[0], family);
+      const address = canonicalIp(ep?.addresses?.[0], family);
       if (address !== null) parsed.push({ address, ep });
     }
     for (const p of ports) {

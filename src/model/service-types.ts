@@ -3,7 +3,8 @@
 // so two computations over the same inputs are deep-equal and diffs are cheap.
 
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
-import type { IPFamily, Protocol } from './validate.js';
+import type { IpFamily } from '../bpf/ip.js';
+import type { Protocol } from './validate.js';
 
 /** What the model needs to know about the node it runs on. */
 export interface NodeContext {
@@ -33,7 +34,7 @@ export interface ServiceInputs {
 export type FrontendKind = 'ClusterIP' | 'NodePort' | 'ExternalIP' | 'LoadBalancer';
 
 export interface Backend {
-  /** Canonical IP text (see validate.parseIP). */
+  /** Canonical IP text (see src/bpf/ip.ts parseIp). */
   address: string;
   /** From the EndpointSlice port whose name matches the service port (never targetPort). */
   port: number;
@@ -81,7 +82,7 @@ export interface Frontend {
   /** kube-proxy's ServicePortName plus protocol: 'ns/name:portName/TCP'. */
   servicePortKey: string;
   kind: FrontendKind;
-  family: IPFamily;
+  family: IpFamily;
   address: string;
   port: number;
   protocol: Protocol;

@@ -17,7 +17,8 @@ import type {
   ServiceState,
   SessionAffinity,
 } from './service-types.js';
-import { isProtocol, isValidPort, parseCIDR, parseIP, type IPFamily, type ParsedIP } from './validate.js';
+import { parseCidr, parseIp, type IpFamily, type ParsedIp } from '../bpf/ip.js';
+import { isProtocol, isValidPort } from './validate.js';
 
 export const LABEL_SERVICE_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
 export const DEFAULT_AFFINITY_TIMEOUT_SECONDS = 10800;
@@ -39,15 +40,15 @@ export function skipReason(svc: V1Service, proxyName: string | undefined): strin
   return null;
 }
 
-function frontendId(address: string, family: IPFamily, port: number, protocol: string): string {
+function frontendId(address: string, family: IpFamily, port: number, protocol: string): string {
   return family === 6 ? `[${address}]:${port}/${protocol}` : `${address}:${port}/${protocol}`;
 }
 
-function parseAll(values: readonly (string | undefined)[]): ParsedIP[] {
+function parseAll(values: readonly (string | undefined)[]): ParsedIp[] {
   const seen = new Set<string>();
-  const out: ParsedIP[] = [];
+  const out: ParsedIp[] = [];
   for (const v of values) {
-    const ip = parseIP(v);
+    const ip = parseIp(v);
     if (ip && !seen.has(ip.address)) {
       seen.add(ip.address);
       out.push(ip);
@@ -56,8 +57,8 @@ function parseAll(values: readonly (string | undefined)[]): ParsedIP[] {
   return out;
 }
 
-const nodeAddressCache = new WeakMap<readonly string[], ParsedIP[]>();
-function nodeAddresses(node: NodeContext): ParsedIP[] {
+const nodeAddressCache = new WeakMap<readonly string[], ParsedIp[]>();
+function nodeAddresses(node: NodeContext): ParsedIp[] {
   let p = nodeAddressCache.get(node.nodeAddresses);
   if (!p) {
     p = parseAll(node.nodeAddresses);
@@ -146,7 +147,7 @@ export function computeService(svc: V1Service, slices: Iterable<V1EndpointSlice>
   const externalIPs = parseAll(spec.externalIPs ?? []);
   const lbIPs = parseAll((svc.status?.loadBalancer?.ingress ?? []).filter((i) => i && i.ipMode !== 'Proxy').map((i) => i.ip));
   const nodeIPs = type === 'ClusterIP' ? [] : nodeAddresses(node);
-  const ranges = (spec.loadBalancerSourceRanges ?? []).map(parseCIDR).filter((c) => c !== null);
+  const ranges = (spec.loadBalancerSourceRanges ?? []).map(parseCidr).filter((c) => c !== null);
   const hasRanges = (spec.loadBalancerSourceRanges ?? []).length > 0;
 
   const frontends: Frontend[] = [];
@@ -165,11 +166,11 @@ export function computeService(svc: V1Service, slices: Iterable<V1EndpointSlice>
     const byFamily = endpoints.get(portKey(portName, protocol));
     let localCount = 0;
 
-    const sets: Record<IPFamily, FamilySelection | null> = { 4: null, 6: null };
-    const setFor = (f: IPFamily): FamilySelection =>
+    const sets: Record<IpFamily, FamilySelection | null> = { 4: null, 6: null };
+    const setFor = (f: IpFamily): FamilySelection =>
       (sets[f] ??= selectForFamily(byFamily?.[f] ?? [], { iTPLocal, eTPLocal, usesCluster, usesLocal }, node.nodeName, zone));
 
-    const add = (kind: FrontendKind, ip: ParsedIP, port: number): void => {
+    const add = (kind: FrontendKind, ip: ParsedIp, port: number): void => {
       const s = setFor(ip.family);
       const internalKind = kind === 'ClusterIP';
       const backends = s.hasAny ? (internalKind ? s.internal : s.external) : EMPTY;

@@ -1,25 +1,12 @@
-// model/validate: pure parsers and checks for addresses, ports, protocols and the Service /
-// EndpointSlice fields the model reads. Used by the sources at their boundary (reject and count
-// bad objects) and by the model itself, which re-parses every address so that a malformed
-// object from any source can never reach the dataplane.
+// model/validate: pure checks for ports, protocols and the Service / EndpointSlice fields the
+// model reads. Used by the sources at their boundary (reject and count bad objects) and by the
+// model itself, which re-parses every address (with the one IP parser, src/bpf/ip.ts) so that a
+// malformed object from any source can never reach the dataplane.
 
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { parseIp } from '../bpf/ip.js';
 
-export type IPFamily = 4 | 6;
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
-
-export interface ParsedIP {
-  family: IPFamily;
-  /** Canonical text: dotted quad without leading zeros, or RFC 5952 IPv6 (lowercase, `::`). */
-  address: string;
-}
-
-export interface ParsedCIDR {
-  family: IPFamily;
-  /** Canonical network address (host bits cleared). */
-  address: string;
-  prefix: number;
-}
 
 const PROTOCOLS: ReadonlySet<string> = new Set(['TCP', 'UDP', 'SCTP']);
 
@@ -30,148 +17,6 @@ export function isProtocol(p: unknown): p is Protocol {
 /** A port number an L4 header can carry and Kubernetes accepts (1..65535, integer). */
 export function isValidPort(p: unknown): p is number {
   return typeof p === 'number' && Number.isInteger(p) && p >= 1 && p <= 65535;
-}
-
-// Hand-rolled (no split/regex): the model parses every endpoint address of every slice.
-function parseIPv4Octets(s: string, out: number[] = [0, 0, 0, 0]): number[] | null {
-  let part = 0;
-  let val = 0;
-  let digits = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 46) {
-      if (digits === 0 || part === 3) return null;
-      out[part++] = val;
-      val = 0;
-      digits = 0;
-      continue;
-    }
-    if (c < 48 || c > 57) return null;
-    // Leading zeros are ambiguous (octal in some parsers); Go's net.ParseIP rejects them.
-    if (digits > 0 && val === 0) return null;
-    val = val * 10 + (c - 48);
-    if (++digits > 3 || val > 255) return null;
-  }
-  if (part !== 3 || digits === 0) return null;
-  out[3] = val;
-  return out;
-}
-
-function parseIPv6Groups(s: string): number[] | null {
-  if (s.length < 2 || s.length > 45 || s.includes('%')) return null;
-  let head = s;
-  let v4tail: number[] | null = null;
-  const lastColon = s.lastIndexOf(':');
-  if (s.indexOf('.', lastColon) !== -1) {
-    v4tail = parseIPv4Octets(s.slice(lastColon + 1));
-    if (!v4tail) return null;
-    head = s.slice(0, lastColon + 1);
-    // "::1.2.3.4" keeps its "::"; "a:b:1.2.3.4" becomes "a:b".
-    if (!head.endsWith('::')) head = head.slice(0, -1);
-  }
-  const want = v4tail ? 6 : 8;
-  const dbl = head.indexOf('::');
-  if (dbl !== -1 && head.indexOf('::', dbl + 1) !== -1) return null;
-  const parseGroups = (t: string): number[] | null => {
-    if (t === '') return [];
-    const gs = t.split(':');
-    const out: number[] = [];
-    for (const g of gs) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;
-      out.push(parseInt(g, 16));
-    }
-    return out;
-  };
-  let groups: number[];
-  if (dbl === -1) {
-    const g = parseGroups(head);
-    if (!g || g.length !== want) return null;
-    groups = g;
-  } else {
-    const left = parseGroups(head.slice(0, dbl));
-    const right = parseGroups(head.slice(dbl + 2));
-    if (!left || !right) return null;
-    const fill = want - left.length - right.length;
-    if (fill < 1) return null;
-    groups = [...left, ...new Array<number>(fill).fill(0), ...right];
-  }
-  if (v4tail) groups.push((v4tail[0]! << 8) | v4tail[1]!, (v4tail[2]! << 8) | v4tail[3]!);
-  return groups;
-}
-
-function formatIPv6(groups: readonly number[]): string {
-  // RFC 5952: compress the longest run (≥ 2) of zero groups, leftmost on a tie.
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart === -1) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
-}
-
-/** Parse an IPv4 or IPv6 address (no zone, no prefix). Returns null when invalid. */
-export function parseIP(s: unknown): ParsedIP | null {
-  if (typeof s !== 'string') return null;
-  if (s.includes(':')) {
-    const g = parseIPv6Groups(s);
-    return g ? { family: 6, address: formatIPv6(g) } : null;
-  }
-  // A strictly parsed dotted quad is already canonical.
-  return parseIPv4Octets(s, scratch) ? { family: 4, address: s } : null;
-}
-
-const scratch = [0, 0, 0, 0];
-
-/**
- * Canonical text of an address of the given family, or null (wrong family or invalid). The
- * allocation-free path the model uses for every endpoint address.
- */
-export function canonicalIP(s: unknown, family: IPFamily): string | null {
-  if (typeof s !== 'string') return null;
-  if (family === 4) return parseIPv4Octets(s, scratch) ? s : null;
-  if (!s.includes(':')) return null;
-  const g = parseIPv6Groups(s);
-  return g ? formatIPv6(g) : null;
-}
-
-/** Parse "addr/prefix" (surrounding whitespace tolerated, as kube-proxy does for source ranges). */
-export function parseCIDR(s: unknown): ParsedCIDR | null {
-  if (typeof s !== 'string') return null;
-  const t = s.trim();
-  const slash = t.indexOf('/');
-  if (slash === -1) return null;
-  const ipText = t.slice(0, slash);
-  const prefixText = t.slice(slash + 1);
-  if (!/^(0|[1-9][0-9]{0,2})$/.test(prefixText)) return null;
-  const prefix = Number(prefixText);
-  if (ipText.includes(':')) {
-    const g = parseIPv6Groups(ipText);
-    if (!g || prefix > 128) return null;
-    const masked = g.map((v, i) => {
-      const bits = Math.max(0, Math.min(16, prefix - i * 16));
-      return bits === 0 ? 0 : v & ((0xffff << (16 - bits)) & 0xffff);
-    });
-    return { family: 6, address: formatIPv6(masked), prefix };
-  }
-  const o = parseIPv4Octets(ipText);
-  if (!o || prefix > 32) return null;
-  const masked = o.map((v, i) => {
-    const bits = Math.max(0, Math.min(8, prefix - i * 8));
-    return bits === 0 ? 0 : v & ((0xff << (8 - bits)) & 0xff);
-  });
-  return { family: 4, address: masked.join('.'), prefix };
 }
 
 /** A single problem found in an object: the field path and what is wrong with it. */
@@ -228,7 +73,7 @@ export function validateService(svc: V1Service): FieldProblem[] {
   const checkIP = (v: unknown, field: string, allowNone: boolean): void => {
     if (v === undefined || v === null || v === '') return;
     if (allowNone && v === 'None') return;
-    if (!parseIP(v)) out.push({ field, reason: `invalid IP ${JSON.stringify(v)}` });
+    if (!parseIp(v)) out.push({ field, reason: `invalid IP ${JSON.stringify(v)}` });
   };
   checkIP(spec.clusterIP, 'spec.clusterIP', true);
   if (spec.clusterIPs !== undefined) {
@@ -278,7 +123,7 @@ export function validateEndpointSlice(slice: V1EndpointSlice): FieldProblem[] {
     }
     if (at === 'FQDN') return;
     ep.addresses.forEach((a, j) => {
-      const ip = parseIP(a);
+      const ip = parseIp(a);
       const want = at === 'IPv6' ? 6 : 4;
       if (!ip) out.push({ field: `${f}.addresses[${j}]`, reason: `invalid address ${JSON.stringify(a)}` });
       else if (ADDRESS_TYPES.has(at) && ip.family !== want) {

@@ -9,6 +9,7 @@
 // differs: no gap. Pure parsing and object building; no I/O.
 
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { canonicalIp } from '../bpf/ip.js';
 import { keyOf, type ObjectEvent } from './types.js';
 
 export const BOOTSTRAP_ENV = { serviceIpsPorts: 'KUBERNETES_SERVICE_IPS_PORTS', apiserverEndpoints: 'KUBERNETES_APISERVER_ENDPOINTS' } as const;
@@ -32,21 +33,14 @@ export interface BootstrapConfig {
   endpoints: HostPort[];
 }
 
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
-function isIpv4(s: string): boolean {
-  const m = IPV4.exec(s);
-  return !!m && m.slice(1).every((o) => Number(o) <= 255);
-}
-
 /** `ip:port` or `[v6]:port`; throws a readable error naming the variable. */
 export function parseHostPort(text: string, what: string): HostPort {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(text.trim());
   const port = m ? Number(m[3]) : NaN;
-  const ip = m ? (m[1] ?? m[2])! : '';
-  if (!m || port < 1 || port > 65535 || (m[2] !== undefined && !isIpv4(ip)) || (m[1] !== undefined && !ip.includes(':')))
-    throw new Error(`${what}: bad address ${JSON.stringify(text)}: use ip:port or [ipv6]:port`);
-  return { ip: ip.toLowerCase(), port };
+  // IPv4 bare, IPv6 in brackets
+  const ip = m ? canonicalIp(m[1] ?? m[2], m[1] !== undefined ? 6 : 4) : null;
+  if (!m || port < 1 || port > 65535 || ip === null) throw new Error(`${what}: bad address ${JSON.stringify(text)}: use ip:port or [ipv6]:port`);
+  return { ip, port };
 }
 
 function parseHostPorts(text: string, what: string): HostPort[] {

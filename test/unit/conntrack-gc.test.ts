@@ -46,8 +46,8 @@ test('UDP expires after 60 s of silence in both directions', () => {
 test('a removed UDP backend: both entries of its flows, nothing of other backends or TCP', () => {
   const udp = flow(17, 0n, 0, 0, 5);
   const tcp = flow(6, 0n, 0, 0, 6);
-  const keys = planBackendConntrackDeletes([...udp, ...tcp], [{ frontendId: 1, address: BE, port: 8080, protocol: 17 }]);
+  const keys = planBackendConntrackDeletes([...udp, ...tcp], [{ family: 4, frontendId: 1, address: BE, port: 8080, protocol: 17 }]);
   assert.equal(keys.length, 2);
   assert.ok(keys.every((k) => k.protocol === 17));
-  assert.deepEqual(planBackendConntrackDeletes(udp, [{ frontendId: 2, address: BE, port: 8080, protocol: 17 }]), []);
+  assert.deepEqual(planBackendConntrackDeletes(udp, [{ family: 4, frontendId: 2, address: BE, port: 8080, protocol: 17 }]), []);
 });

@@ -4,7 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { cidrContains, computeNodeNetwork } from '../../src/dataplane/interfaces.js';
+import { cidrContains } from '../../src/bpf/ip.js';
+import { computeNodeNetwork } from '../../src/dataplane/interfaces.js';
 import { parseAddresses, parseLinks, parseRoutes, type Address, type Link, type Route } from '../../src/dataplane/netlink.js';
 
 const link = (ifindex: number, ifname: string, extra: Partial<Link> = {}): Link => ({ ifindex, ifname, up: true, mac: `02:00:00:00:00:0${ifindex}`, mtu: 1500, kind: '', loopback: false, ...extra });

@@ -2,28 +2,29 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCIDR, parseIP, isValidPort, isProtocol, validateEndpointSlice, validateService } from '../../src/model/validate.js';
+import { parseCidr, parseIp } from '../../src/bpf/ip.js';
+import { isValidPort, isProtocol, validateEndpointSlice, validateService } from '../../src/model/validate.js';
 import { slice, svc } from './model-helpers.js';
 
-test('parseIP: IPv4 strict, IPv6 canonical (RFC 5952)', () => {
-  assert.deepEqual(parseIP('198.18.0.1'), { family: 4, address: '198.18.0.1' });
+test('parseIp: IPv4 strict, IPv6 canonical (RFC 5952)', () => {
+  assert.deepEqual(parseIp('198.18.0.1'), { family: 4, address: '198.18.0.1' });
   for (const bad of ['198.18.0', '198.18.0.256', '198.018.0.1', '198.18.0.1 ', '', 'x', '1.2.3.4/32', 'fe80::1%eth0', ':::', '1::2::3', '2001:2::g', '2001:2:0:0:0:0:0:0:1'])
-    assert.equal(parseIP(bad), null, bad);
-  assert.equal(parseIP(12), null);
-  assert.deepEqual(parseIP('2001:0002:0000:0000:0000:0000:0000:000A'), { family: 6, address: '2001:2::a' });
-  assert.equal(parseIP('2001:2:0:0:1:0:0:1')!.address, '2001:2::1:0:0:1');
-  assert.equal(parseIP('2001:2:0:1:0:0:0:1')!.address, '2001:2:0:1::1');
-  assert.equal(parseIP('::')!.address, '::');
-  assert.equal(parseIP('::1')!.address, '::1');
-  assert.equal(parseIP('2001:2::1:2:3:4:5')!.address, '2001:2:0:1:2:3:4:5', 'a single zero group is not compressed');
-  assert.equal(parseIP('::ffff:198.18.0.1')!.address, '::ffff:c612:1');
+    assert.equal(parseIp(bad), null, bad);
+  assert.equal(parseIp(12), null);
+  assert.deepEqual(parseIp('2001:0002:0000:0000:0000:0000:0000:000A'), { family: 6, address: '2001:2::a' });
+  assert.equal(parseIp('2001:2:0:0:1:0:0:1')!.address, '2001:2::1:0:0:1');
+  assert.equal(parseIp('2001:2:0:1:0:0:0:1')!.address, '2001:2:0:1::1');
+  assert.equal(parseIp('::')!.address, '::');
+  assert.equal(parseIp('::1')!.address, '::1');
+  assert.equal(parseIp('2001:2::1:2:3:4:5')!.address, '2001:2:0:1:2:3:4:5', 'a single zero group is not compressed');
+  assert.equal(parseIp('::ffff:198.18.0.1')!.address, '::ffff:c612:1');
 });
 
-test('parseCIDR: whitespace tolerated, host bits cleared', () => {
-  assert.deepEqual(parseCIDR(' 198.18.5.7/24'), { family: 4, address: '198.18.5.0', prefix: 24 });
-  assert.deepEqual(parseCIDR('2001:2::ff/120'), { family: 6, address: '2001:2::', prefix: 120 });
-  assert.deepEqual(parseCIDR('2001:2:abcd::/33'), { family: 6, address: '2001:2:8000::', prefix: 33 });
-  for (const bad of ['198.18.0.0', '198.18.0.0/33', '198.18.0.0/-1', '2001:2::/129', 'x/8']) assert.equal(parseCIDR(bad), null, bad);
+test('parseCidr: whitespace tolerated, host bits cleared', () => {
+  assert.deepEqual(parseCidr(' 198.18.5.7/24'), { family: 4, address: '198.18.5.0', prefix: 24 });
+  assert.deepEqual(parseCidr('2001:2::ff/120'), { family: 6, address: '2001:2::', prefix: 120 });
+  assert.deepEqual(parseCidr('2001:2:abcd::/33'), { family: 6, address: '2001:2:8000::', prefix: 33 });
+  for (const bad of ['198.18.0.0', '198.18.0.0/33', '198.18.0.0/-1', '2001:2::/129', 'x/8']) assert.equal(parseCidr(bad), null, bad);
 });
 
 test('ports and protocols', () => {

@@ -1,57 +1,19 @@
-// The reconciler and its planning (src/dataplane/services.ts, reconcile.ts) over in-memory
-// maps: least writes, safe ordering, adoption with zero writes, drift repair counted,
-// cleanup of removed endpoints, and a failing map op that is logged and retried, not fatal.
+// The reconciler and its planning (src/dataplane/frontend-entries.ts, frontend-plan.ts,
+// reconcile.ts) over in-memory maps: least writes, safe ordering, adoption with zero writes,
+// drift repair counted, cleanup of removed endpoints (backend-cleanup.ts, fed by the applied
+// plan), and a failing map op that is logged and retried, not fatal.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { WeirAffinity4, WeirAffinity4Key, WeirCt4, WeirCt4Key } from '../../src/bpf/index.js';
-import type { ServiceMaps } from '../../src/dataplane/loader.js';
+import type { WeirCt4, WeirCt4Key } from '../../src/bpf/index.js';
+import { BackendCleanup } from '../../src/dataplane/backend-cleanup.js';
+import { frontendEntries, type DesiredFrontend } from '../../src/dataplane/frontend-entries.js';
+import { IdAllocator } from '../../src/dataplane/frontend-ids.js';
+import { applyToLive, assignSlots, emptyLive, planSize, planSync } from '../../src/dataplane/frontend-plan.js';
 import { Reconciler } from '../../src/dataplane/reconcile.js';
-import { applyToLive, assignSlots, emptyLive, frontendEntries, IdAllocator, planSize, planSync, type DesiredFrontend } from '../../src/dataplane/services.js';
 import type { Backend, Frontend } from '../../src/model/service-types.js';
 import { memoryLogger } from '../../src/sources/log.js';
-
-/** A map with the TypedMap calls the reconciler makes, keyed by JSON of the key. */
-class FakeMap<K, V> {
-  readonly data = new Map<string, [K, V]>();
-  ops = 0;
-  failOn?: (k: K) => boolean;
-  *entries(): Generator<[K, V]> {
-    yield* [...this.data.values()].map(([k, v]) => [k, v] as [K, V]);
-  }
-  get(k: K): V | undefined {
-    return this.data.get(JSON.stringify(k))?.[1];
-  }
-  set(k: K, v: V): void {
-    if (this.failOn?.(k)) throw new Error('E2BIG: map full');
-    this.ops++;
-    this.data.set(JSON.stringify(k), [k, v]);
-  }
-  delete(k: K): boolean {
-    this.ops++;
-    return this.data.delete(JSON.stringify(k));
-  }
-  setMany(es: Iterable<readonly [K, V]>): number {
-    const list = [...es];
-    if (this.failOn && list.some(([k]) => this.failOn!(k))) throw new Error('E2BIG: batch failed');
-    for (const [k, v] of list) this.set(k, v);
-    return list.length;
-  }
-  deleteMany(ks: Iterable<K>): number {
-    return [...ks].filter((k) => this.delete(k)).length;
-  }
-}
-
-function fakeMaps() {
-  const m = {
-    frontends: new FakeMap(),
-    backends: new FakeMap(),
-    affinity: new FakeMap<WeirAffinity4Key, WeirAffinity4>(),
-    conntrack: new FakeMap<WeirCt4Key, WeirCt4>(),
-    sockDestroy: new FakeMap(),
-  };
-  return { fake: m, maps: m as unknown as ServiceMaps };
-}
+import { fakeMaps } from './fake-maps.js';
 
 const be = (address: string, port = 8080, extra: Partial<Backend> = {}): Backend => ({
   address, port, nodeName: 'node-a', isLocal: true, ready: true, serving: true, terminating: false, zone: '', ...extra,
@@ -81,8 +43,8 @@ test('planSync from empty: slots before the frontend, ids from 1; the same state
   const live = emptyLive();
   const desired = desiredOf(fe('198.19.0.10', 80, [be(A), be(B)]));
   const p = planSync(desired, live, ids);
-  assert.deepEqual(p.backendWrites.map(([k, v]) => [k.frontend_id, k.slot, v.address]), [[1, 0, A], [1, 1, B]]);
-  assert.deepEqual(p.frontendWrites.map(([k, v]) => [k.address, k.port, k.protocol, v.id, v.backend_count]), [['198.19.0.10', 80, 6, 1, 2]]);
+  assert.deepEqual(p[4].backendWrites.map(([k, v]) => [k.frontend_id, k.slot, v.address]), [[1, 0, A], [1, 1, B]]);
+  assert.deepEqual(p[4].frontendWrites.map(([k, v]) => [k.address, k.port, k.protocol, v.id, v.backend_count]), [['198.19.0.10', 80, 6, 1, 2]]);
   assert.equal(planSize(p), 3);
   // apply and plan again: nothing
   applyToLive(live, p);
@@ -95,9 +57,9 @@ test('planSync shrink: replacement slot first, count next, the top slot deleted 
   applyToLive(live, planSync(desiredOf(fe('198.19.0.10', 80, [be(A), be(B), be(C)])), live, ids));
   const p = planSync(desiredOf(fe('198.19.0.10', 80, [be(B), be(C)])), live, ids, { previous: desiredOf(fe('198.19.0.10', 80, [be(A), be(B), be(C)])) });
   // only slots 0..1 remain: B keeps slot 1, C moves into A's slot 0
-  assert.deepEqual(p.backendWrites.map(([k, v]) => [k.slot, v.address]), [[0, C]]);
-  assert.deepEqual(p.frontendWrites.map(([, v]) => v.backend_count), [2]);
-  assert.deepEqual(p.backendDeletes.map((k) => k.slot), [2]);
+  assert.deepEqual(p[4].backendWrites.map(([k, v]) => [k.slot, v.address]), [[0, C]]);
+  assert.deepEqual(p[4].frontendWrites.map(([, v]) => v.backend_count), [2]);
+  assert.deepEqual(p[4].backendDeletes.map((k) => k.slot), [2]);
   assert.deepEqual(p.removedBackends.map((r) => r.address), [A]);
 });
 
@@ -115,7 +77,7 @@ test('frontendEntries: a NodePort with eTP=Local gets INTERNAL and EXTERNAL entr
   assert.deepEqual(e.map((d) => [d.key.scope, d.backends.map((b) => b.address)]), [[0, [A, B]], [1, [A]]]);
   assert.equal(frontendEntries(fe('198.19.0.10', 0, [be(A)])), 'bad_port');
   assert.equal(frontendEntries(fe('not-an-ip', 80, [be(A)])), 'bad_address');
-  assert.equal(frontendEntries({ ...fe('2001:2::1', 80, [be(A)]), family: 6 }), 'ipv6');
+  assert.equal(frontendEntries({ ...fe('2001:2::1', 80, [be(A)]), family: 4 }), 'bad_address', 'an IPv6 address is not an IPv4 frontend');
 });
 
 test('Reconciler: first sync writes, a restart on the same maps adopts them and writes 0', () => {
@@ -156,13 +118,14 @@ test('Reconciler: a removed UDP endpoint loses its affinity and conntrack entrie
   const { fake, maps } = fakeMaps();
   let destroyRuns = 0;
   const peersSeen: string[] = [];
-  const r = new Reconciler(maps, memoryLogger(), {
+  const cleanup = new BackendCleanup(maps, memoryLogger(), {
     destroySockets: () => {
       destroyRuns++;
       for (const [k] of fake.sockDestroy.entries()) peersSeen.push(`${(k as { address: string }).address}:${(k as { port: number }).port}`);
       return 3;
     },
   });
+  const r = new Reconciler(maps, memoryLogger(), { onApplied: (removed) => cleanup.run(removed) });
   r.setAll([fe('198.19.0.10', 53, [be(A, 5353), be(B, 5353)], { protocol: 'UDP', affinity: { timeoutSeconds: 60 } })]);
   r.sync();
   const ct = (saddr: string, daddr: string, sport: number, dport: number, v: Partial<WeirCt4>): [WeirCt4Key, WeirCt4] => [
@@ -188,7 +151,7 @@ test('Reconciler: a removed UDP endpoint loses its affinity and conntrack entrie
   assert.equal(destroyRuns, 1);
   assert.deepEqual(peersSeen, [`${A}:5353`]);
   assert.equal(fake.sockDestroy.data.size, 0, 'the destroy list is emptied again');
-  assert.deepEqual([r.stats.conntrackDeleted, r.stats.affinityDeleted], [2, 1]);
+  assert.deepEqual([cleanup.stats.conntrackDeleted, cleanup.stats.affinityDeleted], [2, 1]);
 });
 
 test('Reconciler: a full map fails one entry; it is logged and counted, the rest is written, the next sync retries', () => {

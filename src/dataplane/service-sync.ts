@@ -1,0 +1,187 @@
+// dataplane/service-sync: the service pipeline, wired once. Store changes -> the services
+// they touch -> the model (model/services.ts) -> the reconciler (entries, plan, apply) -> the
+// pinned maps, then the clean-up after removed backends (backend-cleanup.ts). Batches changes into incremental syncs, runs the full syncs (start, node
+// addresses) and the periodic resync, and reports each sync (docs/architecture.md). The
+// daemon only wires pipelines: policy arrives as a second one beside this.
+
+import { affectedServiceKeys, buildServiceState, updateServiceState } from '../model/services.js';
+import type { NodeContext, ServiceInputs, ServiceState } from '../model/service-types.js';
+import type { Logger } from '../sources/log.js';
+import { BackendCleanup } from './backend-cleanup.js';
+import type { ServiceMaps } from './loader.js';
+import { Reconciler, type SyncResult } from './reconcile.js';
+
+/** the least time between two incremental syncs (kube-proxy's minSyncPeriod, in spirit) */
+const MIN_SYNC_INTERVAL_MS = 5;
+
+export type SyncKind = 'full' | 'incremental';
+
+/** One applied sync, for the daemon's metrics and health. `seconds` covers model + plan + writes. */
+export interface SyncReport {
+  reason: 'start' | 'change' | 'node-addresses' | 'resync';
+  kind: SyncKind;
+  result: SyncResult;
+  seconds: number;
+  /** when the events behind an incremental sync were observed (programming latency) */
+  observedAt: readonly number[];
+}
+
+export interface ServiceSyncOptions {
+  maps: ServiceMaps;
+  /** the objects the model reads (the store) */
+  inputs: ServiceInputs;
+  log: Logger;
+  /** runs the socket-destroy iterator where sockets to removed UDP backends may live */
+  destroySockets?: () => number;
+  /** after every sync that reached the maps */
+  onSync?: (report: SyncReport) => void;
+}
+
+/** A store change, as the source's event gave it. */
+export interface ObjectChange {
+  kind: string;
+  previous: unknown;
+  current: unknown;
+}
+
+export class ServiceSync {
+  readonly reconciler: Reconciler;
+  readonly cleanup: BackendCleanup;
+  private state: ServiceState | undefined;
+  private node: NodeContext | undefined;
+  /** service keys touched since the last sync */
+  private readonly pending = new Set<string>();
+  /** observedAt of the events behind the pending keys */
+  private pendingObservedAt: number[] = [];
+  private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  /** when the last incremental sync ended (performance.now()) */
+  private lastSyncAt = -Infinity;
+  private stopped = false;
+
+  constructor(private readonly opts: ServiceSyncOptions) {
+    this.cleanup = new BackendCleanup(opts.maps, opts.log, opts.destroySockets ? { destroySockets: opts.destroySockets } : {});
+    this.reconciler = new Reconciler(opts.maps, opts.log, { onApplied: (removals) => this.cleanup.run(removals) });
+  }
+
+  /** Takes over what the pinned maps hold (ids included): the next sync writes only differences. */
+  adopt(): { frontends: number; backends: number } {
+    return this.reconciler.adopt();
+  }
+
+  /** true once the first full sync ran: changes are synced from then on */
+  get fullSynced(): boolean {
+    return this.state !== undefined;
+  }
+
+  /** Services in the model (after the first full sync). */
+  get serviceCount(): number {
+    return this.state?.services.size ?? 0;
+  }
+
+  /**
+   * Programs the frontends of what the inputs hold now and leaves whatever else the adopted
+   * maps hold (the bootstrap `kubernetes` Service, before the source's state is known).
+   */
+  programPartial(node: NodeContext): { frontends: number; result: SyncResult } {
+    const frontends = [...buildServiceState(this.opts.inputs, node).frontends.values()];
+    this.reconciler.update(frontends, []);
+    return { frontends: frontends.length, result: this.withCleanupErrors(() => this.reconciler.sync()) };
+  }
+
+  /** The whole desired state from the inputs, written (first sync, node addresses changed). */
+  full(reason: 'start' | 'node-addresses', node: NodeContext): SyncResult {
+    const t0 = performance.now();
+    this.node = node;
+    this.state = buildServiceState(this.opts.inputs, node);
+    this.reconciler.setAll(this.state.frontends.values());
+    const r = this.withCleanupErrors(() => this.reconciler.sync());
+    this.report({ reason, kind: 'full', result: r, seconds: (performance.now() - t0) / 1000, observedAt: [] });
+    return r;
+  }
+
+  /** The node's context changed: after the first full sync, a full sync with it. */
+  nodeChanged(node: NodeContext): void {
+    this.node = node;
+    if (this.fullSynced) this.full('node-addresses', node);
+  }
+
+  /** A store change: after the first full sync, its services are synced on the next turn. */
+  changed(change: ObjectChange, observedAt: number): void {
+    if (!this.fullSynced) return;
+    for (const k of affectedServiceKeys(change.kind, change.previous as never, change.current as never)) this.pending.add(k);
+    this.pendingObservedAt.push(observedAt);
+    this.schedule();
+  }
+
+  /**
+   * Re-reads the maps and repairs what differs from the desired state (docs/daemon.md).
+   * Every write is a repair, so it is logged as a warning.
+   */
+  resync(): SyncResult {
+    const t0 = performance.now();
+    const r = this.withCleanupErrors(() => this.reconciler.resync());
+    this.report({ reason: 'resync', kind: 'full', result: r, seconds: (performance.now() - t0) / 1000, observedAt: [] });
+    this.opts.log[r.writes ? 'warn' : 'debug']('resync', { repairs: r.writes, totalRepairs: this.reconciler.stats.repairs, frontends: r.frontends, ms: r.ms });
+    return r;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) {
+      clearTimeout(this.timer as NodeJS.Timeout);
+      clearImmediate(this.timer as NodeJS.Immediate);
+      this.timer = undefined;
+    }
+  }
+
+  /**
+   * Changes are applied on the next turn of the event loop: every event that arrived in the
+   * same read (a watch chunk, a manifest file) lands in one sync, and a lone change reaches
+   * the maps without waiting for a timer. Syncs are at least MIN_SYNC_INTERVAL_MS apart, so
+   * a storm of events (a rollout) batches up instead of syncing per event.
+   */
+  private schedule(): void {
+    if (this.timer || this.stopped) return;
+    const run = () => {
+      this.timer = undefined;
+      try {
+        this.syncChanges();
+      } catch (e) {
+        this.opts.log.warn('sync failed', { error: e instanceof Error ? e.message : String(e) });
+      }
+      this.lastSyncAt = performance.now();
+    };
+    const wait = this.lastSyncAt + MIN_SYNC_INTERVAL_MS - performance.now();
+    this.timer = wait > 0 ? setTimeout(run, wait) : setImmediate(run);
+  }
+
+  private syncChanges(): void {
+    if (!this.state || !this.node || this.pending.size === 0) return;
+    const t0 = performance.now();
+    const keys = [...this.pending];
+    const observedAt = this.pendingObservedAt;
+    this.pending.clear();
+    this.pendingObservedAt = [];
+    const diff = updateServiceState(this.state, this.opts.inputs, this.node, keys);
+    if (diff.upserted.length === 0 && diff.removed.length === 0) return;
+    this.reconciler.update(diff.upserted, diff.removed);
+    const r = this.withCleanupErrors(() => this.reconciler.sync());
+    this.report({ reason: 'change', kind: 'incremental', result: r, seconds: (performance.now() - t0) / 1000, observedAt });
+  }
+
+  /** A sync's errors include its clean-up's (health counts both). */
+  private withCleanupErrors(f: () => SyncResult): SyncResult {
+    const before = this.cleanup.stats.errors;
+    const r = f();
+    return { ...r, errors: r.errors + this.cleanup.stats.errors - before };
+  }
+
+  private report(s: SyncReport): void {
+    this.opts.onSync?.(s);
+    if (s.reason === 'resync') return;
+    const r = s.result;
+    const skipped = [...this.reconciler.stats.skipped].map(([k, v]) => `${k}:${v}`).join(',');
+    const fields = { reason: s.reason, writes: r.writes, frontends: r.frontends, removedBackends: r.removedBackends, errors: r.errors, ms: r.ms };
+    this.opts.log.info('sync', { ...fields, skipped: skipped || undefined });
+  }
+}

@@ -1,0 +1,46 @@
+// In-memory stand-ins for the typed service maps (the TypedMap calls the reconciler and the
+// backend clean-up make), keyed by JSON of the key, counting every write and delete.
+
+import type { WeirAffinity4, WeirAffinity4Key, WeirCt4, WeirCt4Key } from '../../src/bpf/index.js';
+import type { ServiceMaps } from '../../src/dataplane/loader.js';
+
+export class FakeMap<K, V> {
+  readonly data = new Map<string, [K, V]>();
+  ops = 0;
+  failOn?: (k: K) => boolean;
+  *entries(): Generator<[K, V]> {
+    yield* [...this.data.values()].map(([k, v]) => [k, v] as [K, V]);
+  }
+  get(k: K): V | undefined {
+    return this.data.get(JSON.stringify(k))?.[1];
+  }
+  set(k: K, v: V): void {
+    if (this.failOn?.(k)) throw new Error('E2BIG: map full');
+    this.ops++;
+    this.data.set(JSON.stringify(k), [k, v]);
+  }
+  delete(k: K): boolean {
+    this.ops++;
+    return this.data.delete(JSON.stringify(k));
+  }
+  setMany(es: Iterable<readonly [K, V]>): number {
+    const list = [...es];
+    if (this.failOn && list.some(([k]) => this.failOn!(k))) throw new Error('E2BIG: batch failed');
+    for (const [k, v] of list) this.set(k, v);
+    return list.length;
+  }
+  deleteMany(ks: Iterable<K>): number {
+    return [...ks].filter((k) => this.delete(k)).length;
+  }
+}
+
+export function fakeMaps() {
+  const m = {
+    frontends: new FakeMap(),
+    backends: new FakeMap(),
+    affinity: new FakeMap<WeirAffinity4Key, WeirAffinity4>(),
+    conntrack: new FakeMap<WeirCt4Key, WeirCt4>(),
+    sockDestroy: new FakeMap(),
+  };
+  return { fake: m, maps: m as unknown as ServiceMaps };
+}
