@@ -11,8 +11,8 @@
 // Repeated cases are measured `rounds` times and the fastest round is reported (the one least
 // disturbed by the rest of this shared machine; the median is kept in the JSON), next to the
 // floor: an empty TC program through the same loop, which every program pays. With several
-// sets, each round measures every set one after the other (the order alternating between
-// rounds), and single runs alternate in chunks, so drift of the machine hits all sets alike.
+// sets, each round measures every set one after the other and single runs alternate between
+// the sets packet by packet, the order rotating, so drift of the machine hits all sets alike.
 
 import { join } from 'node:path';
 import { BpfObject, codecFor, enums, type BpfProgram, type ConstValue } from '../src/bpf/index.js';
@@ -157,8 +157,6 @@ export interface PerPacketOptions {
   repeat: number;
   singles: number;
   rounds: number;
-  /** single runs alternate between sets in this many chunks (default 10) */
-  chunks?: number;
 }
 
 /** Every case of every set, interleaved; rows grouped by set in the order given, the floor first. */
@@ -174,30 +172,24 @@ export async function runPerPacketSets(o: PerPacketOptions, sets: ObjectSet[]): 
         testRun(c.prog, c.setup ?? c.data); // the first run sets up (creates the conntrack entries)
         c.check?.();
       }
-    // rounds[set][case] = ns of each round
+    // every set takes every position in turn: a round (or a single run) measures the sets in
+    // an order rotated by one each time, so neither warm caches nor drift favour one set
+    const rotated = (k: number) => loaded.map((_, i) => (i + k) % loaded.length);
     const floorRounds: number[] = [];
-    const rounds = loaded.map((l) => l.repeated.map(() => [] as number[]));
+    const rounds = loaded.map((l) => l.repeated.map(() => [] as number[])); // [set][case] = ns per round
     for (let r = 0; r < o.rounds; r++) {
       floorRounds.push(testRun(floorProg, floorData, o.repeat).durationNs);
-      const order = loaded.map((_, i) => i);
-      if (r % 2) order.reverse();
-      for (const i of order) loaded[i]!.repeated.forEach((c, j) => rounds[i]![j]!.push(testRun(c.prog, c.data, o.repeat).durationNs));
+      for (const i of rotated(r)) loaded[i]!.repeated.forEach((c, j) => rounds[i]![j]!.push(testRun(c.prog, c.data, o.repeat).durationNs));
     }
-    const chunks = o.chunks ?? 10;
-    const per = Math.ceil(o.singles / chunks);
     const singles = loaded.map((l) => l.singles.map(() => [] as number[]));
-    for (let k = 0; k < chunks; k++) {
-      const order = loaded.map((_, i) => i);
-      if (k % 2) order.reverse();
-      for (const i of order)
-        loaded[i]!.singles.forEach((c, j) => {
-          for (let n = k * per; n < Math.min(o.singles, (k + 1) * per); n++) {
-            const res = testRun(c.prog, c.packet(n));
-            if (n === 0) c.check?.(res.data);
-            singles[i]![j]!.push(res.durationNs);
-          }
-        });
-    }
+    for (let n = 0; n < o.singles; n++)
+      for (let j = 0; j < (loaded[0]?.singles.length ?? 0); j++)
+        for (const i of rotated(n)) {
+          const c = loaded[i]!.singles[j]!;
+          const res = testRun(c.prog, c.packet(n));
+          if (n === 0) c.check?.(res.data);
+          singles[i]![j]!.push(res.durationNs);
+        }
 
     const R = `fastest of ${o.rounds} × repeat ${o.repeat}`;
     const S = `median of ${o.singles} single runs`;
