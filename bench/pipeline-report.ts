@@ -97,8 +97,8 @@ export function pipelineMarkdown(run: PipelineRun): string {
     `Median of ${run.options.verifierRuns} loads each, every load into a fresh bpffs (maps created, nothing adopted). verify µs and insns are the kernel's BPF_LOG_STATS figures ("verification time", "processed N insns", global subprograms included); load ms is the wall time of the whole bpf_object__load.`,
     '',
     ...table(
-      ['variant', 'object', 'verify µs', 'load ms', 'processed insns', 'total states', 'peak states', 'xlated insns', 'JITed bytes'],
-      run.verifier.map((v) => [v.variant, v.object, f(v.verifyUs), (v.loadUs / 1000).toFixed(1), f(v.processedInsns), f(v.totalStates), f(v.peakStates), f(v.xlatedInsns), f(v.jitedBytes)]),
+      ['variant', 'object', 'program', 'verify µs', 'load ms', 'processed insns', 'total states', 'peak states', 'xlated insns', 'JITed bytes'],
+      run.verifier.map((v) => [v.variant, v.object, v.program, f(v.verifyUs), (v.loadUs / 1000).toFixed(1), f(v.processedInsns), f(v.totalStates), f(v.peakStates), f(v.xlatedInsns), f(v.jitedBytes)]),
     ),
     '',
   );

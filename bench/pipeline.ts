@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { runCleanups } from '../test/lib/cleanup.js';
 import { releaseSet, runPerPacketSets, THIS_TREE, type ObjectSet, type PerPacketRow } from './perpacket.js';
 import { pipelineMarkdown, type PipelineRun } from './pipeline-report.js';
-import { BASELINE_REV, releaseObjects, variantObjects } from './release-objects.js';
+import { BASELINE_REV, releaseObjects, tailcallObjects, variantObjects } from './release-objects.js';
 import { ROOT } from './tools.js';
 import { runVerifier, type VerifierVariant } from './verifier.js';
 
@@ -29,6 +29,7 @@ async function main(): Promise<number> {
   const inline = variantObjects('inline', ['WEIR_SLOW_PATH_INLINE']);
   const staticNoinline = variantObjects('static', ['WEIR_SLOW_PATH_STATIC']);
   const global = variantObjects('global', []);
+  const tailcall = tailcallObjects();
 
   const verifierRuns = quick ? 3 : 7;
   log(`verifier: ${verifierRuns} loads of each variant`);
@@ -37,13 +38,14 @@ async function main(): Promise<number> {
     { label: 'inline', dir: inline },
     { label: 'static noinline', dir: staticNoinline },
     { label: 'global (chosen)', dir: global },
+    { label: 'tail call (from_pod only)', dir: tailcall },
     { label: 'inline, ct_track_all=1', dir: inline, consts: { ct_track_all: 1 } },
     { label: 'global, ct_track_all=1', dir: global, consts: { ct_track_all: 1 } },
   ];
-  const verifier = await runVerifier(variants, ['from_pod', 'from_host'], verifierRuns);
+  const verifier = (await runVerifier(variants, ['from_pod', 'from_host'], verifierRuns)).filter((r) => !(r.variant.startsWith('tail call') && r.object !== 'from_pod'));
 
   const o = quick ? { repeat: 100_000, singles: 2000, rounds: 5 } : { repeat: 1_000_000, singles: 20_000, rounds: 21 };
-  const sets: ObjectSet[] = [releaseSet(BASELINE_REV, release), THIS_TREE, { ...THIS_TREE, label: 'this tree, all inlined', dir: inline }];
+  const sets: ObjectSet[] = [releaseSet(BASELINE_REV, release), THIS_TREE, { ...THIS_TREE, label: 'this tree, all inlined', dir: inline }, { ...THIS_TREE, label: 'tail call (from_pod only)', dir: tailcall }];
   log(`per-packet: ${sets.map((s) => s.label).join(', ')}; ${o.rounds} rounds × repeat ${o.repeat}, ${o.singles} single runs`);
   const perPacket: PerPacketRow[] = await runPerPacketSets(o, sets);
 

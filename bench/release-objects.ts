@@ -3,7 +3,7 @@
 // this tree's (extra -D flags), compiled with the Makefile's clang flags into build/bench/.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUILD_DIR, ROOT } from './tools.js';
 
@@ -45,6 +45,20 @@ export function releaseObjects(rev = BASELINE_REV): string {
 export function variantObjects(name: string, defines: string[]): string {
   const dir = join(BUILD_DIR, 'variants', name);
   compile(ROOT, dir, defines);
+  return dir;
+}
+
+/**
+ * from_pod with its new-flow path behind a tail call (bench/tools/from_pod_tailcall.bpf.c,
+ * every stage inlined), next to this tree's from_host and to_pod, in
+ * build/bench/variants/tailcall/: the option the global subprograms were chosen over.
+ */
+export function tailcallObjects(): string {
+  const dir = join(BUILD_DIR, 'variants', 'tailcall');
+  mkdirSync(dir, { recursive: true });
+  const src = join(ROOT, 'bench', 'tools', 'from_pod_tailcall.bpf.c');
+  execFileSync(process.env.CLANG ?? 'clang', [...clangFlags(ROOT), '-DWEIR_SLOW_PATH_INLINE', '-c', src, '-o', join(dir, 'from_pod.o')], { stdio: 'inherit' });
+  for (const n of ['from_host', 'to_pod']) copyFileSync(join(ROOT, 'build', 'bpf', `${n}.o`), join(dir, `${n}.o`));
   return dir;
 }
 
