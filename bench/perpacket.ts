@@ -12,7 +12,7 @@
 // disturbed by the rest of this shared machine; the median is kept in the JSON), next to the
 // floor: an empty TC program through the same loop, which every program pays. With several
 // sets, each round measures every set one after the other and single runs alternate between
-// the sets packet by packet, the order rotating, so drift of the machine hits all sets alike.
+// the sets packet by packet, in a random order each time, so drift of the machine hits all sets alike.
 
 import { join } from 'node:path';
 import { BpfObject, codecFor, enums, type BpfProgram, type ConstValue } from '../src/bpf/index.js';
@@ -61,7 +61,7 @@ const TC_ACT_OK = 0;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const tcp = (src: string, dst: string, sport: number, dport: number, flags: ('syn' | 'ack')[]) =>
+const tcp = (src: string, dst: string, sport: number, dport: number, flags: ('syn' | 'ack' | 'fin')[]) =>
   eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' }).ipv4({ src, dst }).tcp({ sport, dport, flags }).payload('x'.repeat(64)).build();
 
 function testRun(prog: BpfProgram, data: Buffer, repeat?: number) {
@@ -132,6 +132,12 @@ function loadSet(set: ObjectSet): LoadedSet {
     const hasEntry = () => {
       if (!conntrack.get({ saddr: CLIENT, daddr: IDENT, sport: 40001, dport: 80, protocol: 6 })) throw new Error(`${set.label}: established case made no conntrack entry`);
     };
+    // the repeatable new flow recreates its entry on every run: two runs leave one packet on it
+    const freshEach = (saddr: string, daddr: string, sport: number, dport: number) => () => {
+      const k = { saddr, daddr, sport, dport, protocol: 6 };
+      const before = conntrack.get(k);
+      if (!before || before.packets !== 1n) throw new Error(`${set.label}: repeatable new flow made no fresh entry (${before?.packets} packets)`);
+    };
     return {
       set,
       close,
@@ -140,6 +146,10 @@ function loadSet(set: ObjectSet): LoadedSet {
         { case: 'established flow (conntrack hit, DNAT)', prog: fromPod, data: tcp(CLIENT, IDENT, 40001, 80, ['ack']), setup: tcp(CLIENT, IDENT, 40001, 80, ['syn']), check: hasEntry },
         { case: 'reply with reverse NAT (conntrack hit)', prog: fromPod, data: tcp(IDENT, CLIENT, 80, 40001, ['ack']) },
         { case: 'NodePort established (conntrack hit, DNAT)', prog: fromHost, data: tcp(EXTERNAL, NODE, 50000, 30080, ['ack']), setup: tcp(EXTERNAL, NODE, 50000, 30080, ['syn']) },
+        // a SYN+FIN reopens the entry it created the run before (SYN-reopen: the pair is
+        // deleted) and then takes the whole new-flow path again, so a new flow can repeat
+        { case: 'new flow, repeatable (SYN+FIN: reopen deletes the pair, then new flow with NAT)', prog: fromPod, data: tcp(CLIENT, IDENT, 40002, 80, ['syn', 'fin']), check: freshEach(CLIENT, IDENT, 40002, 80) },
+        { case: 'NodePort new flow, repeatable (as above)', prog: fromHost, data: tcp(EXTERNAL, NODE, 50001, 30080, ['syn', 'fin']), check: freshEach(EXTERNAL, NODE, 50001, 30080) },
       ],
       singles: [
         { case: 'pass-through (pod to pod, no service)', prog: fromPod, packet: (i) => tcp(CLIENT, BACKEND, 20000 + (i % 40000), 8080, ['ack']) },
@@ -170,21 +180,32 @@ export async function runPerPacketSets(o: PerPacketOptions, sets: ObjectSet[]): 
     for (const l of loaded)
       for (const c of l.repeated) {
         testRun(c.prog, c.setup ?? c.data); // the first run sets up (creates the conntrack entries)
+        testRun(c.prog, c.data); // and one as measured, so the check sees the path every repeat takes
         c.check?.();
       }
-    // every set takes every position in turn: a round (or a single run) measures the sets in
-    // an order rotated by one each time, so neither warm caches nor drift favour one set
-    const rotated = (k: number) => loaded.map((_, i) => (i + k) % loaded.length);
+    // a round (or a single run) measures the sets in a fresh random order each time, so no set
+    // always follows the same program (whose cache footprint it would inherit) and drift
+    // favours none; seeded, so a run can be repeated as it was
+    let seed = 0x9e3779b9;
+    const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const shuffled = () => {
+      const order = loaded.map((_, i) => i);
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = Math.floor(rand() * (i + 1));
+        [order[i], order[j]] = [order[j]!, order[i]!];
+      }
+      return order;
+    };
     const floorRounds: number[] = [];
     const rounds = loaded.map((l) => l.repeated.map(() => [] as number[])); // [set][case] = ns per round
     for (let r = 0; r < o.rounds; r++) {
       floorRounds.push(testRun(floorProg, floorData, o.repeat).durationNs);
-      for (const i of rotated(r)) loaded[i]!.repeated.forEach((c, j) => rounds[i]![j]!.push(testRun(c.prog, c.data, o.repeat).durationNs));
+      for (const i of shuffled()) loaded[i]!.repeated.forEach((c, j) => rounds[i]![j]!.push(testRun(c.prog, c.data, o.repeat).durationNs));
     }
     const singles = loaded.map((l) => l.singles.map(() => [] as number[]));
     for (let n = 0; n < o.singles; n++)
       for (let j = 0; j < (loaded[0]?.singles.length ?? 0); j++)
-        for (const i of rotated(n)) {
+        for (const i of shuffled()) {
           const c = loaded[i]!.singles[j]!;
           const res = testRun(c.prog, c.packet(n));
           if (n === 0) c.check?.(res.data);

@@ -62,8 +62,8 @@ export function pipelineMarkdown(run: PipelineRun): string {
     '',
     `\`${run.command}\`, ${run.started}, ${Math.round(run.seconds)} s, ${run.machine}. Both sets of objects loaded side by side (each in its own bpffs: ` +
       `${run.baseline} pins \`weir_ct4\`, this tree \`weir_ct4_v2\`), ${run.baseline}'s built from \`git archive ${run.baseline} bpf-c\` with the Makefile's clang flags. ` +
-      `Repeated cases: ${run.options.rounds} rounds × repeat ${f(run.options.repeat)}, every set measured in every round (order rotating), fastest round shown; ` +
-      `new flows: median of ${f(run.options.singles)} single runs each, alternating between sets run by run. Floor (empty TC program): ${floor ? `${f(floor.nsPerPacket)} ns` : '?'}.`,
+      `Repeated cases: ${run.options.rounds} rounds × repeat ${f(run.options.repeat)}, every set measured in every round (in a random order each round), fastest round shown; ` +
+      `new flows: median of ${f(run.options.singles)} single runs each, alternating between sets run by run (random order). Floor (empty TC program): ${floor ? `${f(floor.nsPerPacket)} ns` : '?'}.`,
     '',
     '## Per-packet cost, new ÷ old (same run)',
     '',
@@ -90,6 +90,8 @@ export function pipelineMarkdown(run: PipelineRun): string {
     );
   }
   out.push(
+    `The control set is ${run.baseline}'s own objects loaded a second time: its ratios are what the method reads when nothing changed, the noise any other ratio carries.`,
+    '',
     "The kernel reports a repeated run's mean in whole nanoseconds, so at ~50 ns one step is 2%: a ratio of 1.02× is one nanosecond. The slowest-round column shows how much the machine moved during the run: a case whose fastest and slowest rounds differ by more than 5% cannot be judged to 5% by one round, which is why the fastest of many is compared. Single runs alternate between the sets run by run, so each follows another program (colder caches than a run of the same program: the absolute figures are higher than `make bench`'s, the ratios are what counts).",
     '',
     '## Verifier, per build variant',

@@ -42,8 +42,10 @@ static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct
 	fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_EXTERNAL);
 	if (!fe)
 		fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_INTERNAL);
-	if (fe || ct_track_all)
+	if (fe)
 		return flow4_new(skb, pkt, fe, FLOW4_ORIGIN(WEIR_HOOK_FROM_HOST, WEIR_CT_NODEPORT), verdict);
+	if (ct_track_all)
+		return flow4_track_new(skb, pkt, WEIR_HOOK_FROM_HOST, verdict);
 	return WEIR_REASON_PASS;
 }
 

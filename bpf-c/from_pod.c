@@ -37,8 +37,10 @@ static __always_inline enum weir_reason from_pod4(struct __sk_buff *skb, struct 
 		return flow4_established(skb, pkt, ct, verdict);
 
 	fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_INTERNAL);
-	if (fe || ct_track_all)
+	if (fe)
 		return flow4_new(skb, pkt, fe, FLOW4_ORIGIN(WEIR_HOOK_FROM_POD, 0), verdict);
+	if (ct_track_all)
+		return flow4_track_new(skb, pkt, WEIR_HOOK_FROM_POD, verdict);
 	return WEIR_REASON_PASS;
 }
 

@@ -26,6 +26,12 @@
 #define __weir_slow_path __attribute__((noinline))
 #endif
 
+/* An argument of a global function that nothing reads yet: clang then passes the callee
+ * an undefined register, which the verifier rejects ("arg#0 expects pointer to ctx", "R3
+ * is not a scalar"). An empty asm that takes the value keeps it a real argument, at no
+ * cost. */
+#define weir_keep_arg(x) asm volatile("" : : "r"(x))
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 

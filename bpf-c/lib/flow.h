@@ -6,9 +6,9 @@
  *
  *   established:  conntrack hit -> NAT (nat.h) -> forward (forward.h)
  *   new flow:     frontend -> admit, select backend (lb.h) -> policy (policy.h)
- *                   -> create conntrack (conntrack.h) -> NAT -> forward
+ *                   -> create conntrack (conntrack.h) -> NAT -> forward          flow4_new
  *                 no frontend, ct_track_all -> policy -> create conntrack, no rewrite
- *                   -> forward
+ *                   -> forward                                             flow4_track_new
  */
 #ifndef WEIR_LIB_FLOW_H
 #define WEIR_LIB_FLOW_H
@@ -52,10 +52,9 @@ static __always_inline enum weir_reason flow4_established(struct __sk_buff *skb,
 #define FLOW4_ORIGIN(hook, ct_flags) ((__u32)(hook) | ((__u32)(ct_flags) << 16))
 
 /**
- * flow4_new - the first packet of a flow: to frontend @fe, or to no frontend (@fe NULL,
- * reached only under ct_track_all)
+ * flow4_new - the first packet of a flow to frontend @fe
  * @origin: FLOW4_ORIGIN(the calling hook, under which a full weir_lb_stats4 is counted,
- *          and the conntrack flags for a service flow's pair: WEIR_CT_NODEPORT from from_host)
+ *          and the conntrack flags for the flow's pair: WEIR_CT_NODEPORT from from_host)
  * @verdict: set to the TC verdict
  *
  * Returns the reason to count. A slow path: a global function, verified once (compiler.h).
@@ -64,31 +63,23 @@ __weir_slow_path int flow4_new(struct __sk_buff *skb, const struct packet *pkt, 
 			       __u32 origin, int *verdict)
 {
 	__u32 hook = origin & 0xffff;
-	__u16 ct_flags = origin >> 16;
-	struct nat4_target to;
 	struct ct4_flow flow;
+	struct nat4_target to;
 	enum weir_reason reason;
 	__u64 now;
 
-	if (!pkt || !verdict) /* a global function's pointer arguments may be NULL, for all the verifier knows */
+	if (!pkt || !fe || !verdict) /* a global function's pointer arguments may be NULL, for all the verifier knows */
 		return WEIR_REASON_PASS;
 
-	/* select */
-	if (fe) {
-		reason = lb4_admit(skb, pkt, fe, verdict);
-		if (reason)
-			return reason;
-		now = bpf_ktime_get_ns();
-		reason = lb4_select(pkt, fe, now, ct_flags, &flow);
-		if (reason) {
-			*verdict = WEIR_TC_DROP;
-			return reason;
-		}
-	} else {
-		if (!ct_track_all || !ct4_starts_flow(pkt))
-			return WEIR_REASON_PASS;
-		now = bpf_ktime_get_ns();
-		ct4_flow_untranslated(pkt, &flow);
+	/* admit, select */
+	reason = lb4_admit(skb, pkt, fe, verdict);
+	if (reason)
+		return reason;
+	now = bpf_ktime_get_ns();
+	reason = lb4_select(pkt, fe, now, origin >> 16, &flow);
+	if (reason) {
+		*verdict = WEIR_TC_DROP;
+		return reason;
 	}
 
 	/* policy */
@@ -100,31 +91,55 @@ __weir_slow_path int flow4_new(struct __sk_buff *skb, const struct packet *pkt, 
 
 	/* create conntrack */
 	if (ct4_create(&flow, pkt, now)) {
-		if (!fe)
-			return WEIR_REASON_CT_TRACK_FAILED; /* nothing to translate: pass it untracked */
 		*verdict = WEIR_TC_DROP;
 		return WEIR_REASON_CT_CREATE_FAILED;
 	}
 
 	/* NAT */
-	if (fe) {
-		to.saddr = flow.nat.saddr;
-		to.daddr = flow.nat.daddr;
-		to.sport = flow.nat.sport;
-		to.dport = flow.nat.dport;
-		if (nat4_rewrite(skb, pkt, &to)) {
-			*verdict = WEIR_TC_DROP;
-			return WEIR_REASON_NAT_FAILED;
-		}
+	to.saddr = flow.nat.saddr;
+	to.daddr = flow.nat.daddr;
+	to.sport = flow.nat.sport;
+	to.dport = flow.nat.dport;
+	if (nat4_rewrite(skb, pkt, &to)) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_NAT_FAILED;
 	}
 
 	/* forward */
 	*verdict = forward4(skb, pkt, flow.tunnel_node, flow.ifindex);
-	if (!fe)
-		return WEIR_REASON_CT_TRACKED_NEW;
-	if (lb4_count_new_flow(fe->id, flow.nat.daddr, flow.nat.dport))
+	if (lb4_count_new_flow(fe->id, to.daddr, to.dport))
 		count(hook, WEIR_REASON_LB_STATS_FULL, 0);
 	return (flow.extra_flags & WEIR_CT_HAIRPIN) ? WEIR_REASON_HAIRPIN : WEIR_REASON_SERVICE_NAT;
+}
+
+/**
+ * flow4_track_new - the first packet of a flow to no frontend, under ct_track_all: policy,
+ * then an entry pair that rewrites nothing, so its later packets and replies hit conntrack
+ * @hook: the calling hook (enum weir_hook)
+ * @verdict: set to the TC verdict
+ *
+ * Returns the reason to count. A slow path, as flow4_new.
+ */
+__weir_slow_path int flow4_track_new(struct __sk_buff *skb, const struct packet *pkt, __u32 hook, int *verdict)
+{
+	struct ct4_flow flow;
+	enum weir_reason reason;
+
+	/* read by the forward stage (issue 12) and the policy stage (NetworkPolicy), not yet */
+	weir_keep_arg(skb);
+	weir_keep_arg(hook);
+	if (!pkt || !verdict || !ct_track_all || !ct4_starts_flow(pkt))
+		return WEIR_REASON_PASS;
+	ct4_flow_untranslated(pkt, &flow);
+	reason = policy4_new_flow(pkt, hook, &flow);
+	if (reason) {
+		*verdict = WEIR_TC_DROP;
+		return reason;
+	}
+	if (ct4_create(&flow, pkt, bpf_ktime_get_ns()))
+		return WEIR_REASON_CT_TRACK_FAILED; /* nothing to translate: pass it untracked */
+	*verdict = forward4(skb, pkt, flow.tunnel_node, flow.ifindex);
+	return WEIR_REASON_CT_TRACKED_NEW;
 }
 
 #endif

@@ -224,7 +224,6 @@ static __always_inline enum weir_reason lb4_select(const struct packet *pkt, con
 	if (lb4_select_backend(fe, pkt->saddr.v4, now, &be))
 		return WEIR_REASON_BACKEND_MISSING;
 
-	__builtin_memset(flow, 0, sizeof(*flow));
 	ct4_key_of(pkt, &flow->orig);
 	flow->nat = flow->orig;
 	flow->nat.daddr = be.address;
@@ -242,7 +241,9 @@ static __always_inline enum weir_reason lb4_select(const struct packet *pkt, con
 	flow->nat_flags = WEIR_CT_DNAT;
 	flow->extra_flags = ct_flags;
 	flow->frontend_id = fe->id;
-	/* issue 12: a remote backend's node (tunnel_node) goes here, for the forward stage */
+	flow->policy = 0;
+	flow->tunnel_node = 0; /* issue 12: a remote backend's node, for the forward stage */
+	flow->ifindex = 0;
 	return 0;
 }
 
