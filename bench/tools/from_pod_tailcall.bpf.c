@@ -48,7 +48,7 @@ int weir_from_pod_new_flow(struct __sk_buff *skb)
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, 1);
-	__type(key, __u32);
+	__uint(key_size, sizeof(__u32)); /* sizes, not BTF types: a PROG_ARRAY takes no BTF key */
 	__array(values, int(void *));
 } weir_jump4 SEC(".maps") = {
 	.values = { [0] = (void *)&weir_from_pod_new_flow },
