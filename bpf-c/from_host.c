@@ -1,61 +1,51 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* weir_from_host: TC ingress of a host interface, i.e. packets arriving at the node.
  * NodePorts (one frontend entry per node address weir serves), externalIPs and
- * LoadBalancer IPs, ClusterIPs routed to the node, and replies of flows NAT'd here:
+ * LoadBalancer IPs, ClusterIPs routed to the node, replies of flows NAT'd here, and
+ * (ct_track_all) conntrack of every flow that enters the node:
  *
- *   parse -> conntrack (wire tuple)  hit: rewrite (established NodePort flows, replies
- *                                         from remote backends)
- *                                    miss: frontend EXTERNAL scope (eTP: Local), then
- *                                          INTERNAL -> drop | reject (out the same
- *                                          interface) | DNAT, no SNAT
- *         -> ICMP errors about NAT'd flows: translated back
+ *   parse, accept (lb4_accept: IPv4 TCP/UDP/ICMP/SCTP, no fragment)
+ *   -> ICMP error about a NAT'd flow: translated back (icmp_error.h)
+ *   -> conntrack (wire tuple)
+ *        hit:  NAT as the entry says (established NodePort flows, replies from
+ *              remote backends) -> forward
+ *        miss: frontend EXTERNAL scope (eTP: Local), then INTERNAL
+ *                -> admit (drop | reject out the same interface) -> select backend
+ *                -> policy -> create conntrack (NODEPORT) -> DNAT, no SNAT -> forward
+ *              no frontend: ct_track_all -> policy -> create conntrack -> forward
  *
  * No SNAT: the backend sees the real client. A local backend's replies are reverse
  * NATed by from_pod on its interface, since the reverse entry is keyed by the reply.
+ * Forward passes to the stack; issue 12 redirects remote backends into the tunnel there.
  */
 #include "lib/compiler.h"
 #include "lib/counters.h"
 #include "lib/parse.h"
 #include "lib/conntrack.h"
 #include "lib/lb.h"
+#include "lib/flow.h"
 #include "lib/icmp_error.h"
 #include "lib/btf_anchor.h"
 
-static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct packet *pkt,
-						    int *verdict)
+static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct packet *pkt, int *verdict)
 {
 	struct weir_frontend4 *fe;
-	struct weir_ct4_key key, fkey;
 	struct weir_ct4 *ct;
-	int ret;
 
-	if (pkt->l4_proto == IPPROTO_ICMP && icmp4_is_error(pkt->icmp_type)) {
-		ret = icmp4_error_revnat(skb, pkt);
-		if (ret < 0)
-			*verdict = WEIR_TC_DROP;
-		return ret < 0 ? WEIR_REASON_NAT_FAILED
-			       : ret ? WEIR_REASON_ICMP_ERROR_REVNAT : WEIR_REASON_PASS;
-	}
+	if (icmp4_is_error_packet(pkt))
+		return icmp4_error_stage(skb, pkt, verdict);
 
-	ct4_key_of(pkt, &key);
-	ct = ct4_lookup(&key);
-	if (ct) {
-		if (ct4_syn_reopens(ct, pkt)) {
-			ct4_forget(&key, ct); /* a new connection on old ports: balance it afresh */
-		} else if (ct4_reply_is_stale(ct, pkt, &fkey)) {
-			/* the answer to a connection that is not this entry's: leave it alone */
-			bpf_map_delete_elem(&weir_ct4_v2, &fkey);
-			bpf_map_delete_elem(&weir_ct4_v2, &key);
-		} else {
-			return lb4_established(skb, pkt, ct, verdict);
-		}
-	}
+	ct = ct4_lookup_flow(pkt);
+	if (ct)
+		return flow4_established(skb, pkt, ct, verdict);
 
 	fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_EXTERNAL);
 	if (!fe)
 		fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_INTERNAL);
 	if (fe)
-		return lb4_new_flow(skb, pkt, WEIR_HOOK_FROM_HOST, fe, WEIR_CT_NODEPORT, verdict);
+		return flow4_new(skb, pkt, fe, FLOW4_ORIGIN(WEIR_HOOK_FROM_HOST, WEIR_CT_NODEPORT), verdict);
+	if (ct_track_all)
+		return flow4_track_new(skb, pkt, WEIR_HOOK_FROM_HOST, verdict);
 	return WEIR_REASON_PASS;
 }
 

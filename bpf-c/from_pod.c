@@ -1,56 +1,46 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* weir_from_pod: TC ingress on the host side of a workload (pod) interface, i.e. every
  * packet a pod sends. Service translation for pods whose socket calls the socket LB did
- * not translate, and reverse NAT of replies from local backends:
+ * not translate, reverse NAT of replies from local backends, and (ct_track_all)
+ * conntrack of every flow a pod starts:
  *
- *   parse -> conntrack (wire tuple)  hit: rewrite as the entry says (DNAT / reverse NAT)
- *                                    miss: frontend {daddr, dport, proto, INTERNAL}
- *                                          -> drop | reject (ICMP back to the pod) | DNAT
- *         -> ICMP errors about NAT'd flows: translated back (icmp_error.h)
+ *   parse, accept (lb4_accept: IPv4 TCP/UDP/ICMP/SCTP, no fragment)
+ *   -> ICMP error about a NAT'd flow: translated back (icmp_error.h)
+ *   -> conntrack (wire tuple)
+ *        hit:  NAT as the entry says (DNAT / reverse NAT / none) -> forward
+ *        miss: frontend {daddr, dport, proto, INTERNAL}
+ *                -> admit (drop | reject back to the pod) -> select backend -> policy
+ *                -> create conntrack -> DNAT -> forward                 (lib/flow.h)
+ *              no frontend: ct_track_all -> policy -> create conntrack -> forward
  *
- * Everything else passes to the stack, which routes it. Egress policy comes later.
+ * Forward passes to the stack, which routes it. Egress policy comes in the policy stage.
  */
 #include "lib/compiler.h"
 #include "lib/counters.h"
 #include "lib/parse.h"
 #include "lib/conntrack.h"
 #include "lib/lb.h"
+#include "lib/flow.h"
 #include "lib/icmp_error.h"
 #include "lib/btf_anchor.h"
 
-static __always_inline enum weir_reason from_pod4(struct __sk_buff *skb, struct packet *pkt,
-						   int *verdict)
+static __always_inline enum weir_reason from_pod4(struct __sk_buff *skb, struct packet *pkt, int *verdict)
 {
 	struct weir_frontend4 *fe;
-	struct weir_ct4_key key, fkey;
 	struct weir_ct4 *ct;
-	int ret;
 
-	if (pkt->l4_proto == IPPROTO_ICMP && icmp4_is_error(pkt->icmp_type)) {
-		ret = icmp4_error_revnat(skb, pkt);
-		if (ret < 0)
-			*verdict = WEIR_TC_DROP;
-		return ret < 0 ? WEIR_REASON_NAT_FAILED
-			       : ret ? WEIR_REASON_ICMP_ERROR_REVNAT : WEIR_REASON_PASS;
-	}
+	if (icmp4_is_error_packet(pkt))
+		return icmp4_error_stage(skb, pkt, verdict);
 
-	ct4_key_of(pkt, &key);
-	ct = ct4_lookup(&key);
-	if (ct) {
-		if (ct4_syn_reopens(ct, pkt)) {
-			ct4_forget(&key, ct); /* a new connection on old ports: balance it afresh */
-		} else if (ct4_reply_is_stale(ct, pkt, &fkey)) {
-			/* the answer to a connection that is not this entry's: leave it alone */
-			bpf_map_delete_elem(&weir_ct4_v2, &fkey);
-			bpf_map_delete_elem(&weir_ct4_v2, &key);
-		} else {
-			return lb4_established(skb, pkt, ct, verdict);
-		}
-	}
+	ct = ct4_lookup_flow(pkt);
+	if (ct)
+		return flow4_established(skb, pkt, ct, verdict);
 
 	fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_INTERNAL);
 	if (fe)
-		return lb4_new_flow(skb, pkt, WEIR_HOOK_FROM_POD, fe, 0, verdict);
+		return flow4_new(skb, pkt, fe, FLOW4_ORIGIN(WEIR_HOOK_FROM_POD, 0), verdict);
+	if (ct_track_all)
+		return flow4_track_new(skb, pkt, WEIR_HOOK_FROM_POD, verdict);
 	return WEIR_REASON_PASS;
 }
 

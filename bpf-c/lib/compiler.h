@@ -11,6 +11,27 @@
 #define __always_inline inline __attribute__((always_inline))
 #endif
 
+/* The slow paths of a hook (the first packet of a flow, an ICMP error) are global
+ * functions: the verifier checks each once, on its own, with only its argument types
+ * known, instead of once more inside every hook and every branch that reaches it. The
+ * per-packet fast path (parse, conntrack hit, NAT) stays inlined. Global functions must
+ * check their pointer arguments for NULL (the verifier does not know the caller passed
+ * locals) and return a scalar. docs/dataplane.md "Stages" has the measurements behind
+ * this choice; WEIR_SLOW_PATH_INLINE / _STATIC build the alternatives (bench/verifier.ts). */
+#if defined(WEIR_SLOW_PATH_INLINE)
+#define __weir_slow_path static __always_inline
+#elif defined(WEIR_SLOW_PATH_STATIC)
+#define __weir_slow_path static __attribute__((noinline))
+#else
+#define __weir_slow_path __attribute__((noinline))
+#endif
+
+/* An argument of a global function that nothing reads yet: clang then passes the callee
+ * an undefined register, which the verifier rejects ("arg#0 expects pointer to ctx", "R3
+ * is not a scalar"). An empty asm that takes the value keeps it a real argument, at no
+ * cost. */
+#define weir_keep_arg(x) asm volatile("" : : "r"(x))
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 

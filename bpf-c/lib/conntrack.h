@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Conntrack of NAT'd flows: the weir_ct4 map, lookup by the wire tuple, creation of
- * the entry pair for a new flow, and the per-packet refresh. Layout and semantics of
- * the entries: include/weir/conntrack.h. */
+/* The conntrack stage: the weir_ct4_v2 map, the lookup of a packet's flow by its wire
+ * tuple (with the SYN-reopen and stale-reply rules), creation of a flow's entry pair,
+ * and the per-packet refresh. NAT'd flows always get a pair; flows to no frontend get
+ * one only under the ct_track_all knob. Layout and semantics of the entries:
+ * include/weir/conntrack.h. */
 #ifndef WEIR_LIB_CONNTRACK_H
 #define WEIR_LIB_CONNTRACK_H
 
 #include "compiler.h"
+#include "csum.h"
 #include "parse.h"
 #include <weir/conntrack.h>
 
@@ -20,6 +23,12 @@ struct {
 	__type(value, struct weir_ct4);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_ct4_v2 SEC(".maps");
+
+/* Track every flow (1), not only NAT'd ones (0): a new flow to no frontend (TCP SYN, UDP,
+ * ICMP echo request) gets an entry pair without rewrite, so its later packets and its
+ * replies hit conntrack (policy needs the state of every connection). Set by userspace at
+ * load; at 0 the verifier prunes the branch and pass-through costs what it did. */
+const volatile __u8 ct_track_all = 0;
 
 /* The tuple of the packet as it is on the wire. */
 static __always_inline void ct4_key_of(const struct packet *pkt, struct weir_ct4_key *key)
@@ -109,21 +118,87 @@ static __always_inline int ct4_reply_is_stale(const struct weir_ct4 *ct, const s
 	return !fwd || (fwd->tcp_flags_seen & (CT_TCP_FIN | CT_TCP_RST));
 }
 
+/**
+ * ct4_lookup_flow - the conntrack stage: the live entry of @pkt's flow, or NULL
+ *
+ * NULL means a new flow, also for a SYN reusing a closed connection's ports and for a
+ * SYN-ACK that answers a connection the stale reply entry is not about: their entries are
+ * deleted here, so the new flow is balanced (or passed) afresh.
+ */
+static __always_inline struct weir_ct4 *ct4_lookup_flow(const struct packet *pkt)
+{
+	struct weir_ct4_key key, fkey;
+	struct weir_ct4 *ct;
+
+	ct4_key_of(pkt, &key);
+	ct = ct4_lookup(&key);
+	if (!ct)
+		return NULL;
+	if (ct4_syn_reopens(ct, pkt)) {
+		ct4_forget(&key, ct); /* a new connection on old ports: balance it afresh */
+		return NULL;
+	}
+	if (ct4_reply_is_stale(ct, pkt, &fkey)) {
+		/* the answer to a connection that is not this entry's: leave it alone */
+		bpf_map_delete_elem(&weir_ct4_v2, &fkey);
+		bpf_map_delete_elem(&weir_ct4_v2, &key);
+		return NULL;
+	}
+	return ct;
+}
+
+/* An entry that rewrites nothing: a tracked flow (ct_track_all), not a NAT'd one. */
+static __always_inline int ct4_is_tracked_only(const struct weir_ct4 *ct)
+{
+	return !(ct->flags & (WEIR_CT_SNAT | WEIR_CT_DNAT));
+}
+
+/* Packets that may start a tracked flow: a TCP SYN, any UDP datagram, an ICMP echo
+ * request. Anything else without an entry (a mid-stream segment, an echo reply) belongs
+ * to a flow that began before tracking did, and passes untracked. */
+static __always_inline int ct4_starts_flow(const struct packet *pkt)
+{
+	switch (pkt->l4_proto) {
+	case IPPROTO_TCP:
+		return (pkt->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK)) == CT_TCP_SYN;
+	case IPPROTO_UDP:
+		return 1;
+	case IPPROTO_ICMP:
+		return pkt->icmp_type == ICMP_ECHO;
+	default:
+		return 0;
+	}
+}
+
 /* What a new flow becomes: the client's tuple (as it arrived) and the tuple after NAT. */
 struct ct4_flow {
 	struct weir_ct4_key orig;  /* client -> frontend, as on the wire */
-	struct weir_ct4_key nat;   /* after the rewrite: (client or frontend) -> backend */
-	__u32 frontend_id;
+	struct weir_ct4_key nat;   /* after the rewrite: (client or frontend) -> backend; = orig if tracked only */
+	__u32 frontend_id;         /* 0 for a flow to no frontend */
+	__u16 nat_flags;           /* WEIR_CT_DNAT for a service flow (SNAT follows from the tuples), 0 tracked only */
 	__u16 extra_flags;         /* WEIR_CT_HAIRPIN, WEIR_CT_NODEPORT */
+	__u8 policy;               /* the policy stage's verdict, cached in both entries (enum weir_ct_policy) */
+	__u32 tunnel_node;         /* the forward stage's peer node (issue 12); 0: this node */
+	__u32 ifindex;             /* the flow's local end, for a redirect (issue 12); 0: the stack routes */
 };
 
+/* The flow of a packet to no frontend: tracked, not rewritten. */
+static __always_inline void ct4_flow_untranslated(const struct packet *pkt, struct ct4_flow *flow)
+{
+	__builtin_memset(flow, 0, sizeof(*flow));
+	ct4_key_of(pkt, &flow->orig);
+	flow->nat = flow->orig;
+}
+
 /**
- * ct4_create - write both entries of a new NAT'd flow
+ * ct4_create - write both entries of a new flow
  *
  * forward: keyed by the original tuple, rewrites it into the NAT'd tuple;
  * reverse: keyed by the reply of the NAT'd tuple (backend -> nat source), rewrites it
  * into the reply of the original (frontend -> client). Which of source and destination
  * each rewrites follows from which fields differ, so hairpin (both) needs no special case.
+ * A tracked-only flow (nat_flags 0, nat == orig) gets the same pair with no rewrite bit:
+ * its nat_* fields are its own tuple, so GC and ct4_forget find the partner the same way.
  *
  * Returns 0, or the map update's negative errno.
  */
@@ -138,12 +213,15 @@ static __always_inline int ct4_create(const struct ct4_flow *flow, const struct 
 	if (flow->nat.saddr != flow->orig.saddr || flow->nat.sport != flow->orig.sport)
 		snat = 1;
 
-	fwd.flags = WEIR_CT_DNAT | (snat ? WEIR_CT_SNAT : 0) | flow->extra_flags;
+	fwd.flags = flow->nat_flags | (snat ? WEIR_CT_SNAT : 0) | flow->extra_flags;
 	fwd.nat_saddr = flow->nat.saddr;
 	fwd.nat_sport = flow->nat.sport;
 	fwd.nat_daddr = flow->nat.daddr;
 	fwd.nat_dport = flow->nat.dport;
 	fwd.frontend_id = flow->frontend_id;
+	fwd.policy = flow->policy;
+	fwd.tunnel_node = flow->tunnel_node;
+	fwd.ifindex = flow->ifindex;
 	fwd.created_ns = now;
 	fwd.last_seen_ns = now;
 	fwd.packets = 1;
@@ -157,12 +235,16 @@ static __always_inline int ct4_create(const struct ct4_flow *flow, const struct 
 	rkey.dport = flow->nat.sport;
 	rkey.protocol = flow->orig.protocol;
 
-	rev.flags = WEIR_CT_SNAT | WEIR_CT_REPLY | (snat ? WEIR_CT_DNAT : 0) | flow->extra_flags;
+	rev.flags = WEIR_CT_REPLY | ((flow->nat_flags & WEIR_CT_DNAT) ? WEIR_CT_SNAT : 0) |
+		    (snat ? WEIR_CT_DNAT : 0) | flow->extra_flags;
 	rev.nat_saddr = flow->orig.daddr;
 	rev.nat_sport = flow->orig.dport;
 	rev.nat_daddr = flow->orig.saddr;
 	rev.nat_dport = flow->orig.sport;
 	rev.frontend_id = flow->frontend_id;
+	rev.policy = flow->policy;
+	rev.tunnel_node = flow->tunnel_node;
+	rev.ifindex = flow->ifindex;
 	rev.created_ns = now;
 	rev.last_seen_ns = now;
 

@@ -13,6 +13,10 @@
  * Checksums: the quote's IPv4 header checksum is updated, and the ICMP checksum for
  * every byte we change inside the ICMP message. The quote's transport checksum is left
  * alone, as Linux does not check it (the quote is usually truncated anyway).
+ *
+ * An error about a tracked-only flow (ct_track_all, nothing rewritten) needs no
+ * translation and passes as it is. icmp4_error_stage() is the step from_pod and from_host
+ * take for every ICMP error, before their conntrack stage.
  */
 #ifndef WEIR_LIB_ICMP_ERROR_H
 #define WEIR_LIB_ICMP_ERROR_H
@@ -75,13 +79,12 @@ static __always_inline int icmp4_quote_addr(struct __sk_buff *skb, __u32 icmp_cs
  * @pkt: an IPv4 ICMP packet; the caller checked icmp4_is_error(pkt->icmp_type)
  *
  * Returns 1 when translated, 0 when the quote belongs to no NAT'd flow (or is too short
- * to tell), or a negative errno when a rewrite failed half-way (drop it).
+ * to tell), or a negative errno when a rewrite failed half-way (drop it). A slow path:
+ * a global function, verified once (compiler.h).
  */
-static __always_inline int icmp4_error_revnat(struct __sk_buff *skb, const struct packet *pkt)
+__weir_slow_path int icmp4_error_revnat(struct __sk_buff *skb, const struct packet *pkt)
 {
-	__u32 icmp_csum_off = pkt->l4_off + 2;
-	__u32 quote_off = pkt->l4_off + 8;
-	__u32 end = pkt->l3_off + pkt->l3_len;
+	__u32 icmp_csum_off, quote_off, end;
 	struct weir_ct4_key key = {};
 	struct nat4_target outer;
 	struct weir_ct4 *ct;
@@ -92,6 +95,11 @@ static __always_inline int icmp4_error_revnat(struct __sk_buff *skb, const struc
 	__be16 ports[4]; /* first 8 bytes of the quoted transport header */
 	int err;
 
+	if (!pkt) /* a global function's pointer argument may be NULL, for all the verifier knows */
+		return 0;
+	icmp_csum_off = pkt->l4_off + 2;
+	quote_off = pkt->l4_off + 8;
+	end = pkt->l3_off + pkt->l3_len;
 	if (quote_off + sizeof(ip) > end || bpf_skb_load_bytes(skb, quote_off, &ip, sizeof(ip)))
 		return 0;
 	if (ip.version != 4 || ip.ihl < 5)
@@ -120,7 +128,7 @@ static __always_inline int icmp4_error_revnat(struct __sk_buff *skb, const struc
 		return 0;
 	}
 	ct = ct4_lookup(&key);
-	if (!ct)
+	if (!ct || ct4_is_tracked_only(ct))
 		return 0;
 
 	/* the entry rewrites key (src, dst) -> (nat src, nat dst); the quote is the mirror */
@@ -167,6 +175,25 @@ static __always_inline int icmp4_error_revnat(struct __sk_buff *skb, const struc
 	if (err)
 		return err;
 	return 1;
+}
+
+static __always_inline int icmp4_is_error_packet(const struct packet *pkt)
+{
+	return pkt->l4_proto == IPPROTO_ICMP && icmp4_is_error(pkt->icmp_type);
+}
+
+/* The ICMP-error stage of from_pod and from_host: translate an error about a NAT'd flow
+ * back (or pass it), and say why. */
+static __always_inline enum weir_reason icmp4_error_stage(struct __sk_buff *skb, const struct packet *pkt,
+							   int *verdict)
+{
+	int ret = icmp4_error_revnat(skb, pkt);
+
+	if (ret < 0) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_NAT_FAILED;
+	}
+	return ret ? WEIR_REASON_ICMP_ERROR_REVNAT : WEIR_REASON_PASS;
 }
 
 #endif

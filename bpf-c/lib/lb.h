@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* The load balancer: the frontend, backend and affinity maps, backend choice, and what
- * happens to the first packet of a flow to a frontend (drop, reject, or pick a backend,
- * write conntrack, DNAT) and to the later packets of a NAT'd flow. The hooks (from_pod,
- * from_host) decide the order of lookups; this file decides what a match means. */
+/* The load balancer: the frontend, backend and affinity maps, and the select stage of a
+ * new flow to a frontend: whether it may start (mid-flow TCP, drop, reject) and which
+ * backend it goes to, as a ct4_flow (the tuple before and after NAT). The hooks (from_pod,
+ * from_host) decide the order of frontend lookups; flow.h runs the stages after it. */
 #ifndef WEIR_LIB_LB_H
 #define WEIR_LIB_LB_H
 
@@ -175,21 +175,16 @@ static __always_inline int lb4_select_backend(const struct weir_frontend4 *fe, _
 }
 
 /**
- * lb4_new_flow - the first packet of a flow to frontend @fe
- * @hook: the calling hook (a full weir_lb_stats4 is counted under it)
- * @ct_flags: extra conntrack flags for the pair (WEIR_CT_NODEPORT from from_host)
- * @verdict: set to the TC verdict
+ * lb4_admit - whether the first packet of a flow to frontend @fe starts a flow
+ * @verdict: set to the TC verdict when the answer is no
  *
- * Returns the reason to count.
+ * Returns 0 to go on to the backend choice, or the reason to count: a mid-stream TCP
+ * segment (passed), a Local frontend without local endpoint (dropped), a frontend without
+ * endpoint (rejected: the packet is turned into an ICMP port unreachable).
  */
-static __always_inline enum weir_reason lb4_new_flow(struct __sk_buff *skb, const struct packet *pkt,
-						      enum weir_hook hook, const struct weir_frontend4 *fe,
-						      __u16 ct_flags, int *verdict)
+static __always_inline enum weir_reason lb4_admit(struct __sk_buff *skb, const struct packet *pkt,
+						   const struct weir_frontend4 *fe, int *verdict)
 {
-	struct weir_backend4 be;
-	struct ct4_flow flow;
-	struct nat4_target to;
-	__u64 now;
 	int ret;
 
 	/* Only a SYN starts a TCP flow. A later segment with no entry belongs to a connection
@@ -211,71 +206,45 @@ static __always_inline enum weir_reason lb4_new_flow(struct __sk_buff *skb, cons
 		*verdict = ret;
 		return WEIR_REASON_NO_BACKEND_REJECT;
 	}
+	return 0;
+}
 
-	now = bpf_ktime_get_ns();
-	if (lb4_select_backend(fe, pkt->saddr.v4, now, &be)) {
-		*verdict = WEIR_TC_DROP;
+/**
+ * lb4_select - the select stage: a backend for the new flow of @pkt to @fe
+ * @ct_flags: the calling hook's conntrack flags (WEIR_CT_NODEPORT from from_host)
+ * @flow: filled in: the tuple before and after DNAT (and SNAT for hairpin), flags
+ *
+ * Returns 0, or the reason to drop the packet with.
+ */
+static __always_inline enum weir_reason lb4_select(const struct packet *pkt, const struct weir_frontend4 *fe,
+						    __u64 now, __u16 ct_flags, struct ct4_flow *flow)
+{
+	struct weir_backend4 be;
+
+	if (lb4_select_backend(fe, pkt->saddr.v4, now, &be))
 		return WEIR_REASON_BACKEND_MISSING;
-	}
 
-	to.daddr = be.address;
-	to.dport = be.port ? be.port : pkt->dport;
-	to.saddr = pkt->saddr.v4;
-	to.sport = pkt->sport;
+	ct4_key_of(pkt, &flow->orig);
+	flow->nat = flow->orig;
+	flow->nat.daddr = be.address;
+	flow->nat.dport = be.port ? be.port : pkt->dport;
 	if (pkt->l4_proto == IPPROTO_ICMP)
-		to.dport = pkt->dport; /* echo identifier stays */
-	if (pkt->l4_proto == IPPROTO_SCTP && to.dport != pkt->dport) {
-		*verdict = WEIR_TC_DROP;
+		flow->nat.dport = pkt->dport; /* echo identifier stays */
+	if (pkt->l4_proto == IPPROTO_SCTP && flow->nat.dport != pkt->dport)
 		return WEIR_REASON_SCTP_PORT_REWRITE;
-	}
 	/* hairpin: a client reaching itself. Without SNAT its reply would stay inside the
 	 * pod; with the frontend as source it comes back through from_pod for reverse NAT. */
 	if (be.address == pkt->saddr.v4) {
-		to.saddr = pkt->daddr.v4;
+		flow->nat.saddr = pkt->daddr.v4;
 		ct_flags |= WEIR_CT_HAIRPIN;
 	}
-
-	ct4_key_of(pkt, &flow.orig);
-	__builtin_memset(&flow.nat, 0, sizeof(flow.nat));
-	flow.nat.saddr = to.saddr;
-	flow.nat.daddr = to.daddr;
-	flow.nat.sport = to.sport;
-	flow.nat.dport = to.dport;
-	flow.nat.protocol = pkt->l4_proto;
-	flow.frontend_id = fe->id;
-	flow.extra_flags = ct_flags;
-	if (ct4_create(&flow, pkt, now)) {
-		*verdict = WEIR_TC_DROP;
-		return WEIR_REASON_CT_CREATE_FAILED;
-	}
-
-	if (nat4_rewrite(skb, pkt, &to)) {
-		*verdict = WEIR_TC_DROP;
-		return WEIR_REASON_NAT_FAILED;
-	}
-	*verdict = WEIR_TC_PASS;
-	if (lb4_count_new_flow(fe->id, to.daddr, to.dport))
-		count(hook, WEIR_REASON_LB_STATS_FULL, 0);
-	return (ct_flags & WEIR_CT_HAIRPIN) ? WEIR_REASON_HAIRPIN : WEIR_REASON_SERVICE_NAT;
-}
-
-/* A later packet of a NAT'd flow (either direction): apply the entry's rewrite. */
-static __always_inline enum weir_reason lb4_established(struct __sk_buff *skb, const struct packet *pkt,
-							 struct weir_ct4 *ct, int *verdict)
-{
-	struct nat4_target to;
-
-	/* the coarse clock: the same CLOCK_MONOTONIC to the tick, which is all the GC's
-	 * second-scale timeouts need, for a fraction of bpf_ktime_get_ns()'s cost (a
-	 * clocksource read, ~30 ns of an established packet's ~125 ns here; docs/bench.md) */
-	ct4_refresh(ct, pkt, bpf_ktime_get_coarse_ns());
-	nat4_target_of_ct(pkt, ct, &to);
-	if (nat4_rewrite(skb, pkt, &to)) {
-		*verdict = WEIR_TC_DROP;
-		return WEIR_REASON_NAT_FAILED;
-	}
-	*verdict = WEIR_TC_PASS;
-	return (ct->flags & WEIR_CT_REPLY) ? WEIR_REASON_REVERSE_NAT : WEIR_REASON_NAT_ESTABLISHED;
+	flow->nat_flags = WEIR_CT_DNAT;
+	flow->extra_flags = ct_flags;
+	flow->frontend_id = fe->id;
+	flow->policy = 0;
+	flow->tunnel_node = 0; /* issue 12: a remote backend's node, for the forward stage */
+	flow->ifindex = 0;
+	return 0;
 }
 
 #endif

@@ -63,6 +63,7 @@ export function natRowsOf(entries: ReadonlyArray<[WeirCt4Key, WeirCt4]>, f: CtFi
   for (const [k, v] of entries) {
     const flags = ctFlags(v.flags);
     if (flags.includes(REPLY)) continue;
+    if (!flags.includes('dnat') && !flags.includes('snat')) continue; // tracked only (ct_track_all): not a NAT'd flow
     const reply = byTuple.get(tuple({ saddr: v.nat_daddr, daddr: v.nat_saddr, sport: v.nat_dport, dport: v.nat_sport, protocol: k.protocol }));
     const snat = v.nat_saddr !== k.saddr || v.nat_sport !== k.sport;
     if (!matches(f, k.protocol, [k.saddr, k.daddr, v.nat_daddr, v.nat_saddr], [k.sport, k.dport, v.nat_dport, v.nat_sport])) continue;

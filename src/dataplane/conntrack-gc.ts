@@ -40,7 +40,8 @@ export function ctKeyString(k: WeirCt4Key): string {
 }
 
 /** The key of the other direction's entry of the same flow (both entries store the
- *  rewrite that turns their tuple into the other's reply tuple). */
+ *  rewrite that turns their tuple into the other's reply tuple; a tracked-only pair,
+ *  ct_track_all, stores its own tuple, so the same rule finds its partner). */
 export function partnerKey(k: WeirCt4Key, v: WeirCt4): WeirCt4Key {
   return { saddr: v.nat_daddr, daddr: v.nat_saddr, sport: v.nat_dport, dport: v.nat_sport, protocol: k.protocol };
 }

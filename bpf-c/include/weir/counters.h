@@ -67,6 +67,13 @@ enum weir_reason {
 	WEIR_REASON_LB_STATS_FULL = 30,    /* not a packet verdict: a new flow weir_lb_stats4 had no room to
 	                                    * count (counted in addition to the packet's own reason; the
 	                                    * packet is forwarded as usual) */
+	/* conntrack of every flow (the ct_track_all knob; policy needs it) */
+	WEIR_REASON_CT_TRACKED_NEW = 31,   /* first packet of a flow to no frontend: an entry pair without
+	                                    * rewrite created, passed untouched */
+	WEIR_REASON_CT_TRACKED = 32,       /* a later packet of a tracked flow (either direction): entry
+	                                    * refreshed, passed untouched */
+	WEIR_REASON_CT_TRACK_FAILED = 33,  /* a flow to no frontend could not be tracked (map update failed):
+	                                    * passed untracked, as if ct_track_all were off */
 	WEIR_REASON__MAX = 64,             /* slots reserved per hook; not a reason */
 };
 

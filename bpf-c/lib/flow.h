@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The stages after the conntrack lookup, shared by from_pod and from_host: a packet of a
+ * known flow (NAT as its entry says, forward) and the first packet of a new one (select a
+ * backend, policy, create conntrack, NAT, forward). The hooks differ only in the frontend
+ * scopes they look up, their hook id and the conntrack flag they give a service flow.
+ *
+ *   established:  conntrack hit -> NAT (nat.h) -> forward (forward.h)
+ *   new flow:     frontend -> admit, select backend (lb.h) -> policy (policy.h)
+ *                   -> create conntrack (conntrack.h) -> NAT -> forward          flow4_new
+ *                 no frontend, ct_track_all -> policy -> create conntrack, no rewrite
+ *                   -> forward                                             flow4_track_new
+ */
+#ifndef WEIR_LIB_FLOW_H
+#define WEIR_LIB_FLOW_H
+
+#include "compiler.h"
+#include "conntrack.h"
+#include "counters.h"
+#include "forward.h"
+#include "lb.h"
+#include "nat.h"
+#include "parse.h"
+#include "policy.h"
+#include <weir/counters.h>
+
+/* A later packet of a known flow (either direction): refresh its entry, apply its
+ * rewrite, forward. Tracked-only flows are refreshed and passed as they are. */
+static __always_inline enum weir_reason flow4_established(struct __sk_buff *skb, const struct packet *pkt,
+							   struct weir_ct4 *ct, int *verdict)
+{
+	struct nat4_target to;
+
+	/* the coarse clock: the same CLOCK_MONOTONIC to the tick, which is all the GC's
+	 * second-scale timeouts need, for a fraction of bpf_ktime_get_ns()'s cost (a
+	 * clocksource read, ~30 ns of an established packet's ~125 ns here; docs/bench.md) */
+	ct4_refresh(ct, pkt, bpf_ktime_get_coarse_ns());
+	if (ct4_is_tracked_only(ct)) {
+		*verdict = forward4(skb, pkt, ct->tunnel_node, ct->ifindex);
+		return WEIR_REASON_CT_TRACKED;
+	}
+	nat4_target_of_ct(pkt, ct, &to);
+	if (nat4_rewrite(skb, pkt, &to)) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_NAT_FAILED;
+	}
+	*verdict = forward4(skb, pkt, ct->tunnel_node, ct->ifindex);
+	return (ct->flags & WEIR_CT_REPLY) ? WEIR_REASON_REVERSE_NAT : WEIR_REASON_NAT_ESTABLISHED;
+}
+
+/* The calling hook (enum weir_hook) and the conntrack flags it gives a service flow's pair,
+ * as one argument of flow4_new: a BPF call takes at most five. */
+#define FLOW4_ORIGIN(hook, ct_flags) ((__u32)(hook) | ((__u32)(ct_flags) << 16))
+
+/**
+ * flow4_new - the first packet of a flow to frontend @fe
+ * @origin: FLOW4_ORIGIN(the calling hook, under which a full weir_lb_stats4 is counted,
+ *          and the conntrack flags for the flow's pair: WEIR_CT_NODEPORT from from_host)
+ * @verdict: set to the TC verdict
+ *
+ * Returns the reason to count. A slow path: a global function, verified once (compiler.h).
+ */
+__weir_slow_path int flow4_new(struct __sk_buff *skb, const struct packet *pkt, const struct weir_frontend4 *fe,
+			       __u32 origin, int *verdict)
+{
+	__u32 hook = origin & 0xffff;
+	struct ct4_flow flow;
+	struct nat4_target to;
+	enum weir_reason reason;
+	__u64 now;
+
+	if (!pkt || !fe || !verdict) /* a global function's pointer arguments may be NULL, for all the verifier knows */
+		return WEIR_REASON_PASS;
+
+	/* admit, select */
+	reason = lb4_admit(skb, pkt, fe, verdict);
+	if (reason)
+		return reason;
+	now = bpf_ktime_get_ns();
+	reason = lb4_select(pkt, fe, now, origin >> 16, &flow);
+	if (reason) {
+		*verdict = WEIR_TC_DROP;
+		return reason;
+	}
+
+	/* policy */
+	reason = policy4_new_flow(pkt, hook, &flow);
+	if (reason) {
+		*verdict = WEIR_TC_DROP;
+		return reason;
+	}
+
+	/* create conntrack */
+	if (ct4_create(&flow, pkt, now)) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_CT_CREATE_FAILED;
+	}
+
+	/* NAT */
+	to.saddr = flow.nat.saddr;
+	to.daddr = flow.nat.daddr;
+	to.sport = flow.nat.sport;
+	to.dport = flow.nat.dport;
+	if (nat4_rewrite(skb, pkt, &to)) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_NAT_FAILED;
+	}
+
+	/* forward */
+	*verdict = forward4(skb, pkt, flow.tunnel_node, flow.ifindex);
+	if (lb4_count_new_flow(fe->id, to.daddr, to.dport))
+		count(hook, WEIR_REASON_LB_STATS_FULL, 0);
+	return (flow.extra_flags & WEIR_CT_HAIRPIN) ? WEIR_REASON_HAIRPIN : WEIR_REASON_SERVICE_NAT;
+}
+
+/**
+ * flow4_track_new - the first packet of a flow to no frontend, under ct_track_all: policy,
+ * then an entry pair that rewrites nothing, so its later packets and replies hit conntrack
+ * @hook: the calling hook (enum weir_hook)
+ * @verdict: set to the TC verdict
+ *
+ * Returns the reason to count. A slow path, as flow4_new.
+ */
+__weir_slow_path int flow4_track_new(struct __sk_buff *skb, const struct packet *pkt, __u32 hook, int *verdict)
+{
+	struct ct4_flow flow;
+	enum weir_reason reason;
+
+	/* read by the forward stage (issue 12) and the policy stage (NetworkPolicy), not yet */
+	weir_keep_arg(skb);
+	weir_keep_arg(hook);
+	if (!pkt || !verdict || !ct_track_all || !ct4_starts_flow(pkt))
+		return WEIR_REASON_PASS;
+	ct4_flow_untranslated(pkt, &flow);
+	reason = policy4_new_flow(pkt, hook, &flow);
+	if (reason) {
+		*verdict = WEIR_TC_DROP;
+		return reason;
+	}
+	if (ct4_create(&flow, pkt, bpf_ktime_get_ns()))
+		return WEIR_REASON_CT_TRACK_FAILED; /* nothing to translate: pass it untracked */
+	*verdict = forward4(skb, pkt, flow.tunnel_node, flow.ifindex);
+	return WEIR_REASON_CT_TRACKED_NEW;
+}
+
+#endif
