@@ -63,6 +63,7 @@ Napi::Function Map::Init(Napi::Env env) {
   Napi::Function f = DefineClass(
       env, "Map",
       {StaticMethod("openPinned", &Map::OpenPinned), StaticMethod("fromId", &Map::FromId),
+       StaticMethod("create", &Map::Create),
        InstanceAccessor("fd", &Map::GetFd, nullptr), InstanceMethod("info", &Map::GetInfo),
        InstanceMethod("lookup", &Map::Lookup), InstanceMethod("update", &Map::Update),
        InstanceMethod("delete", &Map::Delete), InstanceMethod("nextKey", &Map::NextKey),
@@ -154,6 +155,23 @@ Napi::Value Map::FromId(const Napi::CallbackInfo& info) {
   std::string op = "open map id " + std::to_string(id);
   int fd = Check(info.Env(), bpf_map_get_fd_by_id(static_cast<__u32>(id)), op);
   return NewOwned(info.Env(), fd, "map id " + std::to_string(id));
+}
+
+// create(type, keySize, valueSize, maxEntries, flags, name): a new map outside any
+// object (bpf_map_create), e.g. a layout of an earlier release written for a rollback.
+Napi::Value Map::Create(const Napi::CallbackInfo& info) {
+  LogScope scope;
+  Napi::Env env = info.Env();
+  std::string name = ArgString(info, 5, "create map");
+  std::string op = "create map " + name;
+  LIBBPF_OPTS(bpf_map_create_opts, opts);
+  opts.map_flags = static_cast<__u32>(ArgInt(info, 4, op));
+  int fd = Check(env,
+                 bpf_map_create(static_cast<bpf_map_type>(ArgInt(info, 0, op)), name.c_str(),
+                                static_cast<__u32>(ArgInt(info, 1, op)), static_cast<__u32>(ArgInt(info, 2, op)),
+                                static_cast<__u32>(ArgInt(info, 3, op)), &opts),
+                 op);
+  return NewOwned(env, fd, "map '" + name + "'");
 }
 
 Napi::Value Map::GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), Fd(info.Env())); }

@@ -18,6 +18,7 @@ class Map : public Napi::ObjectWrap<Map> {
  private:
   static Napi::Value OpenPinned(const Napi::CallbackInfo& info);
   static Napi::Value FromId(const Napi::CallbackInfo& info);
+  static Napi::Value Create(const Napi::CallbackInfo& info);
 
   int Fd(Napi::Env env);
   const bpf_map_info& Info(Napi::Env env);

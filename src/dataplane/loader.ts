@@ -24,6 +24,7 @@ import {
   type WeirFrontend4Key,
   type WeirSockDestroy4Key,
 } from '../bpf/index.js';
+import { MapUpgrade } from './map-upgrade.js';
 import { netnsCookie } from './native-extras.js';
 
 export type SockLbMode = 'on' | 'host-only' | 'off';
@@ -113,20 +114,25 @@ export interface LoadedDataplane {
   objects: Record<ObjectName, BpfObject>;
   maps: ServiceMaps;
   hostNetnsCookie: bigint;
+  /** the earlier run's pinned state brought to this release's layouts (map-upgrade.ts):
+   *  converted at load; the caller runs finish() once the programs are swapped on the links */
+  upgrade: MapUpgrade;
   close(): void;
 }
 
 /** Loads the four objects into the instance's pin directory. Maps already pinned there are adopted. */
 export function loadDataplane(opts: LoadOptions): LoadedDataplane {
   const plan = planLoad(opts);
+  const upgrade = MapUpgrade.prepare(plan.pinDir, plan.objects.map((o) => o.path));
   const loaded: BpfObject[] = [];
   try {
     for (const o of plan.objects) loaded.push(BpfObject.load(o.path, { pinDir: plan.pinDir, consts: o.consts }));
+    return assemble(plan, loaded, upgrade);
   } catch (e) {
+    upgrade.close();
     for (const o of loaded) o.close();
     throw e;
   }
-  return assemble(plan, loaded);
 }
 
 /**
@@ -136,14 +142,16 @@ export function loadDataplane(opts: LoadOptions): LoadedDataplane {
  */
 export async function loadDataplaneAsync(opts: LoadOptions): Promise<LoadedDataplane> {
   const plan = planLoad(opts);
+  const upgrade = MapUpgrade.prepare(plan.pinDir, plan.objects.map((o) => o.path));
   const loaded: BpfObject[] = [];
   try {
     for (const o of plan.objects) loaded.push(await BpfObject.loadAsync(o.path, { pinDir: plan.pinDir, consts: o.consts }));
+    return assemble(plan, loaded, upgrade);
   } catch (e) {
+    upgrade.close();
     for (const o of loaded) o.close();
     throw e;
   }
-  return assemble(plan, loaded);
 }
 
 interface LoadPlan {
@@ -172,14 +180,24 @@ function planLoad(opts: LoadOptions): LoadPlan {
   return { pinDir, hostNetnsCookie, objects };
 }
 
-function assemble(plan: LoadPlan, loaded: BpfObject[]): LoadedDataplane {
+/** The loaded object that declares a pinned map (they share it through the pin). */
+export function mapOf(objects: Record<ObjectName, BpfObject>, name: string): BpfMap {
+  const o = Object.values(objects).find((x) => x.mapNames().includes(name));
+  if (!o) throw new Error(`no loaded object declares map ${name}`);
+  return o.map(name);
+}
+
+function assemble(plan: LoadPlan, loaded: BpfObject[], upgrade: MapUpgrade): LoadedDataplane {
   const objects = Object.fromEntries(plan.objects.map((o, i) => [o.name, loaded[i]!])) as Record<ObjectName, BpfObject>;
+  upgrade.convert((name) => mapOf(objects, name));
   return {
+    upgrade,
     pinDir: plan.pinDir,
     objects,
     maps: serviceMaps(objects),
     hostNetnsCookie: plan.hostNetnsCookie,
     close: () => {
+      upgrade.close();
       for (const o of Object.values(objects)) o.close();
     },
   };

@@ -1,0 +1,134 @@
+// dataplane/map-abi: the table of every pinned map's layout version, what start does when
+// the pinned layout differs from the one this release's objects declare, and the layouts of
+// earlier releases this one converts from (upgrade) and writes back (rollback). Read by
+// map-upgrade.ts; docs/upgrade.md explains the rules. A new map, a layout change or a
+// configurable size is one row (or one `older` entry) here.
+//
+// Pin names carry the layout version: version 1 is the bare base name (`weir_ct4`, as
+// release 2e42a8d pinned it, before versions existed), version N >= 2 is `<base>_v<N>`
+// (`weir_ct4_v2`), as Cilium's `_v2` maps. So `ls <pinDir>` tells which layouts are there.
+
+import { codecFor, type WeirCt4, type WeirCt4V1 } from '../bpf/index.js';
+
+/**
+ * What start does with a pinned map whose layout (type, key/value size, max_entries,
+ * flags) differs from what this release declares, or with an older version's pin:
+ * - convert: entries are converted (older version) or copied (same version, other size)
+ *   into the new map, so established flows keep their NAT;
+ * - rebuild: nothing is copied; the reconciler writes the desired state into the new map;
+ * - copy: entries are copied when key and value sizes match, else dropped (soft state);
+ * - drop: nothing is copied (counters, scratch maps).
+ */
+export type OnLayoutChange = 'convert' | 'rebuild' | 'copy' | 'drop';
+
+/** enum bpf_map_type values this table uses */
+export const MAP_TYPE = { hash: 1, array: 2, percpu_hash: 5, percpu_array: 6, lru_hash: 9 } as const;
+
+/** A map as a release creates it: what that release's libbpf accepts as a reusable pin. */
+export interface MapSpec {
+  type: keyof typeof MAP_TYPE;
+  keySize: number;
+  valueSize: number;
+  maxEntries: number;
+  flags: number;
+}
+
+/** A layout of an earlier release this one still knows. */
+export interface OlderLayout {
+  version: number;
+  /** the release that pinned it (docs and logs) */
+  release: string;
+  spec: MapSpec;
+  /** an entry of that layout in this release's layout; undefined: not representable */
+  up(value: Buffer): Buffer | undefined;
+  /** an entry of this release's layout in that layout; undefined: that release cannot hold it */
+  down(value: Buffer): Buffer | undefined;
+  /** a graceful stop writes this layout back, so that release can adopt the state (rollback) */
+  rollback: boolean;
+}
+
+export interface MapAbi {
+  /** the map's name without version: `weir_ct4` */
+  base: string;
+  /** this release's layout version (1: not versioned yet) */
+  version: number;
+  onChange: OnLayoutChange;
+  older: readonly OlderLayout[];
+}
+
+/** The pin name of a layout version: the base for 1, `<base>_v<N>` from 2 on. */
+export function pinName(base: string, version: number): string {
+  return version === 1 ? base : `${base}_v${version}`;
+}
+
+/** The base and version a pin name says, e.g. `weir_ct4_v2` -> {weir_ct4, 2}. */
+export function parsePinName(name: string): { base: string; version: number } {
+  const m = /^(.*)_v(\d+)$/.exec(name);
+  return m && Number(m[2]) >= 2 ? { base: m[1]!, version: Number(m[2]) } : { base: name, version: 1 };
+}
+
+// conntrack v1 (2e42a8d, weir/legacy.h) <-> v2 (weir/conntrack.h). v1 holds NAT'd flows
+// only: a v2 entry without SNAT or DNAT (a tracked, not rewritten flow) has no v1 form, and
+// the v2-only fields (policy verdict, tunnel peer, ifindex, TUNNEL/DSR flags) are lost.
+const CT_V1_FLAGS = 0x3f;
+const CT_NAT = 0x3; // WEIR_CT_SNAT | WEIR_CT_DNAT
+
+export function ctV1ToV2(v: WeirCt4V1): WeirCt4 {
+  return {
+    nat_saddr: v.nat_saddr,
+    nat_daddr: v.nat_daddr,
+    nat_sport: v.nat_sport,
+    nat_dport: v.nat_dport,
+    flags: v.flags & CT_V1_FLAGS,
+    tcp_flags_seen: v.tcp_flags_seen,
+    policy: 0,
+    frontend_id: v.frontend_id,
+    tunnel_node: 0,
+    ifindex: 0,
+    created_ns: v.created_ns,
+    last_seen_ns: v.last_seen_ns,
+    packets: v.packets,
+    bytes: v.bytes,
+  };
+}
+
+export function ctV2ToV1(v: WeirCt4): WeirCt4V1 | undefined {
+  if (!(v.flags & CT_NAT)) return undefined;
+  return {
+    nat_saddr: v.nat_saddr,
+    nat_daddr: v.nat_daddr,
+    nat_sport: v.nat_sport,
+    nat_dport: v.nat_dport,
+    flags: v.flags & CT_V1_FLAGS,
+    tcp_flags_seen: v.tcp_flags_seen,
+    frontend_id: v.frontend_id,
+    created_ns: v.created_ns,
+    last_seen_ns: v.last_seen_ns,
+    packets: v.packets,
+    bytes: v.bytes,
+  };
+}
+
+const ctV1: OlderLayout = {
+  version: 1,
+  release: '2e42a8d',
+  spec: { type: 'lru_hash', keySize: 16, valueSize: 56, maxEntries: 262144, flags: 0 },
+  up: (b) => codecFor('weir_ct4').encode(ctV1ToV2(codecFor('weir_ct4_v1').decode(b))),
+  down: (b) => {
+    const v = ctV2ToV1(codecFor('weir_ct4').decode(b));
+    return v && codecFor('weir_ct4_v1').encode(v);
+  },
+  rollback: true,
+};
+
+/** Every map weir pins, with its layout version. */
+export const MAP_ABI: readonly MapAbi[] = [
+  { base: 'weir_ct4', version: 2, onChange: 'convert', older: [ctV1] },
+  { base: 'weir_frontend4', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_backend4', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_affinity4', version: 1, onChange: 'copy', older: [] },
+  { base: 'weir_sock_rev4', version: 1, onChange: 'copy', older: [] },
+  { base: 'weir_sock_destroy4', version: 1, onChange: 'drop', older: [] },
+  { base: 'weir_counters', version: 1, onChange: 'drop', older: [] },
+  { base: 'weir_lb_stats4', version: 1, onChange: 'drop', older: [] },
+];

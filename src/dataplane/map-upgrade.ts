@@ -1,0 +1,285 @@
+// dataplane/map-upgrade: the pinned state an earlier run left, brought to this release's
+// layouts (map-abi.ts says how, per map). Start runs it in steps around the daemon's own:
+//   prepare (before the objects load: a pin whose layout differs is moved aside, a stale
+//   pin removed, so libbpf creates the new map) -> load -> convert (first pass: entries of
+//   the old maps into the new) -> [first sync, programs swapped on the pinned links] ->
+//   finish (delta pass: entries the old programs created meanwhile; then the old pins go).
+// A graceful stop runs handOff: the layouts an earlier release reads, written back
+// (rollback). docs/upgrade.md.
+
+import { existsSync, readdirSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfError, BpfLink, BpfMap, BpfObject, BpfProgram } from '../bpf/index.js';
+import { MAP_ABI, MAP_TYPE, pinName, type MapAbi, type MapSpec, type OlderLayout } from './map-abi.js';
+
+/** A pinned map whose entries go into this release's map. */
+interface Source {
+  abi: MapAbi;
+  /** the version of the source's layout */
+  from: number;
+  /** where it is pinned now (an older version's name, or the current name moved aside) */
+  path: string;
+  map: BpfMap;
+  /** raw value conversion; undefined: entries are not copied */
+  convert: ((v: Buffer) => Buffer | undefined) | undefined;
+  entries: number;
+  delta: number;
+  dropped: number;
+}
+
+export interface MigrationReport {
+  map: string;
+  from: number;
+  to: number;
+  /** entries converted in the first pass */
+  entries: number;
+  /** entries the old programs created between the first pass and the swap */
+  delta: number;
+  /** entries the new layout could not hold (or not copied: rebuild/drop) */
+  dropped: number;
+  how: string;
+}
+
+/** What prepare saw and did, for the daemon's log. */
+export interface UpgradeNote {
+  action: 'moved-aside' | 'stale-removed' | 'older-found';
+  map: string;
+  pin: string;
+  reason: string;
+}
+
+/** The suffix of a pin moved aside while its entries migrate. */
+export const ASIDE_SUFFIX = '__migrating';
+
+function specOf(m: { type: string; keySize: number; valueSize: number; maxEntries: number; flags: number }): MapSpec {
+  return { type: m.type as MapSpec['type'], keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, flags: m.flags };
+}
+const sameSpec = (a: MapSpec, b: MapSpec) =>
+  a.type === b.type && a.keySize === b.keySize && a.valueSize === b.valueSize && a.maxEntries === b.maxEntries && a.flags === b.flags;
+const specText = (s: MapSpec) => `${s.type} ${s.keySize}/${s.valueSize} x${s.maxEntries} flags=${s.flags}`;
+
+/** Ids of the maps the programs on pinned links use: which pinned layout is live. */
+export function attachedMapIds(pinDir: string): Set<number> {
+  const ids = new Set<number>();
+  const dir = join(pinDir, 'links');
+  if (!existsSync(dir)) return ids;
+  for (const name of readdirSync(dir)) {
+    try {
+      const link = BpfLink.openPinned(join(dir, name));
+      const progId = link.info().progId;
+      link.close();
+      if (!progId) continue;
+      const prog = BpfProgram.fromId(progId);
+      for (const id of prog.info().mapIds) ids.add(id);
+      prog.close();
+    } catch {
+      /* a defunct link or a program gone meanwhile: it uses nothing */
+    }
+  }
+  return ids;
+}
+
+/** The pinned maps the objects declare (name -> spec), read without loading them. */
+function declaredMaps(pinDir: string, objectPaths: readonly string[]): Map<string, MapSpec> {
+  const out = new Map<string, MapSpec>();
+  for (const path of objectPaths) {
+    const obj = BpfObject.open(path, { pinDir });
+    try {
+      for (const m of obj.mapDefs()) if (!m.internal && m.pinPath && !out.has(m.name)) out.set(m.name, specOf(m));
+    } finally {
+      obj.close();
+    }
+  }
+  return out;
+}
+
+export class MapUpgrade {
+  readonly notes: UpgradeNote[] = [];
+  private readonly sources: Source[] = [];
+  /** older pins that are not live (a hand-off copy a restart did not need): removed in finish */
+  private readonly staleOlder: string[] = [];
+  private finished = false;
+
+  private constructor(readonly pinDir: string) {}
+
+  /**
+   * Before the objects load: decides, per map of the table the objects declare, which
+   * pinned state is current and clears the way for libbpf. An older version's pin is the
+   * source when the attached programs use it (or when no current pin exists); a current
+   * pin next to a live older one is stale (a rollback ran since) and is removed. A current
+   * pin whose layout differs is moved aside (`<name>__migrating`) and becomes the source.
+   */
+  static prepare(pinDir: string, objectPaths: readonly string[], abi: readonly MapAbi[] = MAP_ABI): MapUpgrade {
+    const up = new MapUpgrade(pinDir);
+    const declared = declaredMaps(pinDir, objectPaths);
+    let live: Set<number> | undefined;
+    const liveIds = () => (live ??= attachedMapIds(pinDir));
+    for (const row of abi) {
+      const name = pinName(row.base, row.version);
+      const want = declared.get(name);
+      if (!want) continue;
+      const curPath = join(pinDir, name);
+      const aside = curPath + ASIDE_SUFFIX;
+      // an earlier start that stopped mid-migration left this: it is still a source
+      if (existsSync(aside)) up.addSource(row, row.version, aside, undefined);
+      const olders = row.older.filter((o) => existsSync(join(pinDir, pinName(row.base, o.version)))).sort((a, b) => b.version - a.version);
+      let liveOlder: OlderLayout | undefined;
+      for (const o of olders) {
+        const path = join(pinDir, pinName(row.base, o.version));
+        const m = BpfMap.openPinned(path);
+        const used = liveIds().has(m.id);
+        m.close();
+        if (used || (!liveOlder && !existsSync(curPath) && o === olders[0])) liveOlder ??= o;
+      }
+      for (const o of olders) {
+        const path = join(pinDir, pinName(row.base, o.version));
+        if (o === liveOlder) {
+          up.addSource(row, o.version, path, o);
+          up.notes.push({ action: 'older-found', map: row.base, pin: pinName(row.base, o.version), reason: `layout v${o.version} (${o.release}) is current` });
+        } else {
+          up.staleOlder.push(path);
+          up.notes.push({ action: 'stale-removed', map: row.base, pin: pinName(row.base, o.version), reason: `v${row.version} is current; removed after the swap` });
+        }
+      }
+      if (!existsSync(curPath)) continue;
+      if (liveOlder) {
+        unlinkSync(curPath);
+        up.notes.push({ action: 'stale-removed', map: row.base, pin: name, reason: `the attached programs use v${liveOlder.version}` });
+        continue;
+      }
+      const m = BpfMap.openPinned(curPath);
+      const have = specOf(m.info());
+      m.close();
+      if (sameSpec(have, want)) continue;
+      // the same map pinned at the aside name, then unpinned here (bpffs names take no '.')
+      const moving = BpfMap.openPinned(curPath);
+      moving.pin(aside);
+      moving.close();
+      unlinkSync(curPath);
+      up.notes.push({ action: 'moved-aside', map: row.base, pin: name, reason: `pinned ${specText(have)}, declared ${specText(want)}` });
+      if (!up.sources.some((s) => s.path === aside)) up.addSource(row, row.version, aside, undefined);
+    }
+    return up;
+  }
+
+  private addSource(abi: MapAbi, from: number, path: string, older: OlderLayout | undefined): void {
+    const map = BpfMap.openPinned(path);
+    let convert: Source['convert'];
+    if (older) convert = abi.onChange === 'convert' || abi.onChange === 'copy' ? older.up : undefined;
+    else if (abi.onChange === 'convert' || abi.onChange === 'copy') convert = (v) => v; // same layout version: sizes are checked at copy
+    this.sources.push({ abi, from, path, map, convert, entries: 0, delta: 0, dropped: 0 });
+  }
+
+  /** True when there is nothing to migrate or clean up (a plain restart). */
+  get idle(): boolean {
+    return this.sources.length === 0 && this.staleOlder.length === 0;
+  }
+
+  /** First pass, right after load: the sources' entries into the new maps. */
+  convert(mapOf: (name: string) => BpfMap): void {
+    for (const s of this.sources) s.entries += this.copy(s, mapOf(pinName(s.abi.base, s.abi.version)));
+  }
+
+  /**
+   * After the programs were swapped on every pinned link: a second pass for what the old
+   * programs created meanwhile (keys already present are skipped), then the old pins go.
+   */
+  finish(mapOf: (name: string) => BpfMap): MigrationReport[] {
+    if (this.finished) return [];
+    this.finished = true;
+    const reports: MigrationReport[] = [];
+    for (const s of this.sources) {
+      s.delta += this.copy(s, mapOf(pinName(s.abi.base, s.abi.version)));
+      s.map.close();
+      unlinkQuiet(s.path);
+      reports.push({ map: s.abi.base, from: s.from, to: s.abi.version, entries: s.entries, delta: s.delta, dropped: s.dropped, how: s.convert ? s.abi.onChange : 'not copied' });
+    }
+    for (const p of this.staleOlder) unlinkQuiet(p);
+    return reports;
+  }
+
+  /** Copies what the target lacks; returns how many entries were written. */
+  private copy(s: Source, target: BpfMap): number {
+    if (!s.convert) return 0;
+    if (s.from === s.abi.version && (s.map.keySize !== target.keySize || s.map.valueSize !== target.valueSize || s.map.perCpu || target.perCpu)) return 0;
+    let n = 0;
+    for (const [k, v] of s.map.entries()) {
+      const out = s.convert(v);
+      if (!out) {
+        s.dropped++;
+        continue;
+      }
+      try {
+        target.update(k, out, 'noexist');
+        n++;
+      } catch (e) {
+        if (e instanceof BpfError && e.code === 'EEXIST') continue;
+        throw e;
+      }
+    }
+    return n;
+  }
+
+  /** Closes the sources without migrating further (a failed start). */
+  close(): void {
+    if (this.finished) return;
+    this.finished = true;
+    for (const s of this.sources) s.map.close();
+  }
+}
+
+function unlinkQuiet(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    /* gone already */
+  }
+}
+
+export interface HandOffReport {
+  map: string;
+  from: number;
+  to: number;
+  entries: number;
+  /** entries the older layout cannot hold (not NAT'd) */
+  skipped: number;
+  ms: number;
+}
+
+/**
+ * Graceful stop: for every map whose earlier layout is marked `rollback`, that layout is
+ * written next to the current one (`weir_ct4` beside `weir_ct4_v2`), holding every entry it
+ * can represent, so the earlier release adopts it when it starts here.
+ */
+export function handOff(pinDir: string, mapOf: (name: string) => BpfMap, abi: readonly MapAbi[] = MAP_ABI): HandOffReport[] {
+  const out: HandOffReport[] = [];
+  for (const row of abi) {
+    for (const o of row.older) {
+      if (!o.rollback) continue;
+      const t0 = performance.now();
+      const src = mapOf(pinName(row.base, row.version));
+      const name = pinName(row.base, o.version);
+      const dst = BpfMap.create({ typeId: MAP_TYPE[o.spec.type], keySize: o.spec.keySize, valueSize: o.spec.valueSize, maxEntries: o.spec.maxEntries, flags: o.spec.flags, name });
+      let entries = 0;
+      let skipped = 0;
+      try {
+        for (const [k, v] of src.entries()) {
+          const w = o.down(v);
+          if (!w) {
+            skipped++;
+            continue;
+          }
+          dst.update(k, w, 'any');
+          entries++;
+        }
+        // pinned only once full: the earlier release never adopts a half-filled map
+        unlinkQuiet(join(pinDir, name));
+        dst.pin(join(pinDir, name));
+      } finally {
+        dst.close();
+      }
+      out.push({ map: row.base, from: row.version, to: o.version, entries, skipped, ms: Math.round(performance.now() - t0) });
+    }
+  }
+  return out;
+}
