@@ -45,6 +45,9 @@ export interface OlderLayout {
   down(value: Buffer): Buffer | undefined;
   /** a graceful stop writes this layout back, so that release can adopt the state (rollback) */
   rollback: boolean;
+  /** a pinned array of maps whose slot 0 makes the programs also write new entries in this
+   *  layout (lib/conntrack.h): set by the hand-off, emptied by the next start */
+  mirror?: string;
 }
 
 export interface MapAbi {
@@ -150,6 +153,7 @@ const ctV1: OlderLayout = {
     return out;
   },
   rollback: true,
+  mirror: 'weir_ct4_handoff',
 };
 
 /** Every map weir pins, with its layout version. */
@@ -162,4 +166,5 @@ export const MAP_ABI: readonly MapAbi[] = [
   { base: 'weir_sock_destroy4', version: 1, onChange: 'drop', older: [] },
   { base: 'weir_counters', version: 1, onChange: 'drop', older: [] },
   { base: 'weir_lb_stats4', version: 1, onChange: 'drop', older: [] },
+  { base: 'weir_ct4_handoff', version: 1, onChange: 'drop', older: [] },
 ];

@@ -50,6 +50,8 @@ export interface UpgradeNote {
   reason: string;
 }
 
+const SLOT0 = Buffer.alloc(4);
+
 /** entries per batch syscall */
 const BATCH = 4096;
 
@@ -105,7 +107,10 @@ export class MapUpgrade {
   private readonly staleOlder: string[] = [];
   private finished = false;
 
-  private constructor(readonly pinDir: string) {}
+  private constructor(
+    readonly pinDir: string,
+    private readonly abi: readonly MapAbi[],
+  ) {}
 
   /**
    * Before the objects load: decides, per map of the table the objects declare, which
@@ -115,7 +120,7 @@ export class MapUpgrade {
    * pin whose layout differs is moved aside (`<name>__migrating`) and becomes the source.
    */
   static prepare(pinDir: string, objectPaths: readonly string[], abi: readonly MapAbi[] = MAP_ABI): MapUpgrade {
-    const up = new MapUpgrade(pinDir);
+    const up = new MapUpgrade(pinDir, abi);
     const declared = declaredMaps(pinDir, objectPaths);
     let live: Set<number> | undefined;
     const liveIds = () => (live ??= attachedMapIds(pinDir));
@@ -201,6 +206,15 @@ export class MapUpgrade {
       reports.push({ map: s.abi.base, from: s.from, to: s.abi.version, entries: s.entries, delta: s.delta, dropped: s.dropped, how: s.convert ? s.abi.onChange : 'not copied' });
     }
     for (const p of this.staleOlder) unlinkQuiet(p);
+    // a hand-off of an earlier stop may still make the programs mirror new flows into an
+    // older layout: this release is current now (clearing an empty slot is a no-op)
+    for (const name of new Set(this.abi.flatMap((r) => r.older.flatMap((o) => (o.mirror ? [o.mirror] : []))))) {
+      try {
+        mapOf(name).delete(SLOT0);
+      } catch {
+        /* the objects do not declare it */
+      }
+    }
     return reports;
   }
 
@@ -283,6 +297,13 @@ export function handOff(pinDir: string, mapOf: (name: string) => BpfMap, abi: re
       const src = mapOf(pinName(row.base, row.version));
       const name = pinName(row.base, o.version);
       const dst = BpfMap.create({ typeId: MAP_TYPE[o.spec.type], keySize: o.spec.keySize, valueSize: o.spec.valueSize, maxEntries: o.spec.maxEntries, flags: o.spec.flags, name });
+      // from here on the programs write every new flow into dst too (lib/conntrack.h), until
+      // the earlier release swaps the links: no flow falls between this copy and the swap
+      if (o.mirror) {
+        const fd = Buffer.alloc(4);
+        fd.writeUInt32LE(dst.fd);
+        mapOf(o.mirror).update(SLOT0, fd, 'any');
+      }
       let skipped = 0;
       const keys: Buffer[] = [];
       const values: Buffer[] = [];

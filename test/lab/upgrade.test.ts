@@ -36,17 +36,19 @@ const pinCount = (path: string) => {
   }
 };
 
-/** Forward conntrack keys (client side) in a pinned conntrack map of either layout. */
-function hasForwardEntry(path: string, value: 'weir_ct4' | 'weir_ct4_v1', saddr: string, daddr: string, dport: number): boolean {
+/** Forward conntrack entries saddr -> daddr:dport in a pinned conntrack map of either layout. */
+function forwardEntries(path: string, value: 'weir_ct4' | 'weir_ct4_v1', saddr: string, daddr: string, dport: number): number {
   const m = BpfMap.openPinned(path);
   try {
     const t = value === 'weir_ct4' ? m.typed(codecFor('weir_ct4_key'), codecFor('weir_ct4')) : m.typed(codecFor('weir_ct4_key'), codecFor('weir_ct4_v1'));
-    for (const [k] of t.entries()) if (k.saddr === saddr && k.daddr === daddr && k.dport === dport) return true;
-    return false;
+    let n = 0;
+    for (const [k] of t.entries()) if (k.saddr === saddr && k.daddr === daddr && k.dport === dport) n++;
+    return n;
   } finally {
     m.close();
   }
 }
+const hasForwardEntry = (...a: Parameters<typeof forwardEntries>) => forwardEntries(...a) > 0;
 
 function assertStream(name: string, r: FlowResult, end: number, upgradedAt: number): void {
   console.log(`${name}: sent=${r.sent} received=${r.received} maxGapMs=${r.maxGapMs} servers=${JSON.stringify(r.servers)}`);
@@ -164,6 +166,14 @@ describe(`upgrade from ${RELEASE} and rollback to it, under traffic`, () => {
 
   test(`MS2: rollback this release -> ${RELEASE}, then forward again: every line comes back, no gap over 1 s`, async () => {
     const s = streams();
+    const windowStreams: { name: string; end: number; flow: ReturnType<WeirNode['flow']> }[] = [];
+    const windowStream = (i: number) => {
+      const seconds = 8;
+      const end = Date.now() + seconds * 1000;
+      return i === 0
+        ? { name: 'NodePort window stream', end, flow: weirs[0]!.flow(client.ns, nodes[0]!.address, 30080, { seconds, interval: 50 }) }
+        : { name: 'ClusterIP window stream', end, flow: weirs[1]!.flow(podClient.ns, VIP, 80, { seconds, interval: 50 }) };
+    };
     await sleep(1000);
     for (const [i, w] of weirs.entries()) {
       const [pinDir, saddr, daddr, dport] = streamKeys()[i]!;
@@ -176,12 +186,20 @@ describe(`upgrade from ${RELEASE} and rollback to it, under traffic`, () => {
       assert.deepEqual([h[0]!.map, h[0]!.from, h[0]!.to, h[0]!.skipped], ['weir_ct4', '2', '1', '0']);
       assert.equal(Number(h[0]!.entries), v2Count, 'every (NAT) entry handed off');
       assert.ok(hasForwardEntry(join(pinDir, 'weir_ct4'), 'weir_ct4_v1', saddr, daddr, dport), 'the stream is in the v1 hand-off');
+      // the window: a connection this release's programs (still attached) create after the
+      // hand-off copy, before 2e42a8d swaps the links; the programs mirror it into weir_ct4
+      const handedOff = forwardEntries(join(pinDir, 'weir_ct4'), 'weir_ct4_v1', saddr, daddr, dport);
+      const ws = windowStream(i);
+      await sleep(500);
+      assert.equal(forwardEntries(join(pinDir, 'weir_ct4'), 'weir_ct4_v1', saddr, daddr, dport), handedOff + 1, 'the window stream was mirrored into the v1 hand-off');
+      windowStreams.push(ws);
       w.configure({ releaseDir: oldDir });
       const ready = await w.start(START_TIMEOUT_MS);
       console.log(`node${i + 1} ${RELEASE} ready ${JSON.stringify(ready)}`);
       assert.equal(ready.attached, '0', `${RELEASE} updated the pinned links in place`);
     }
     const rolledBackAt = Date.now();
+    for (const ws of windowStreams) assertStream(ws.name, await ws.flow.result, ws.end, rolledBackAt);
     assertStream('NodePort stream (rollback)', await s.nodePort.result, s.end, rolledBackAt);
     assertStream('ClusterIP stream (rollback)', await s.clusterIp.result, s.end, rolledBackAt);
     await assertSpread();
