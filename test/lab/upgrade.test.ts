@@ -144,9 +144,11 @@ describe(`upgrade from ${RELEASE} and rollback to it, under traffic`, () => {
       const v1 = join(pinDir, 'weir_ct4');
       const v1Count = pinCount(v1);
       assert.ok(hasForwardEntry(v1, 'weir_ct4_v1', saddr, daddr, dport), 'the stream is in the v1 conntrack');
-      w.configure({ releaseDir: undefined });
+      w.configure({ releaseDir: undefined, metricsAddress: '127.0.0.1:9963' });
       const ready = await w.start(START_TIMEOUT_MS);
       const m = w.events('migrate');
+      const metrics = (await w.http('/metrics')).body;
+      assert.match(metrics, new RegExp(`^weir_map_migrated_entries_total\\{map="weir_ct4",from="1",to="2"\\} ${v1Count}$`, 'm'));
       console.log(`node${i + 1}: v1 entries ${v1Count}; ${JSON.stringify(m)}; ready ${JSON.stringify(ready)}`);
       assert.equal(m.length, 1);
       assert.deepEqual([m[0]!.map, m[0]!.from, m[0]!.to], ['weir_ct4', '1', '2']);
@@ -193,7 +195,7 @@ describe(`upgrade from ${RELEASE} and rollback to it, under traffic`, () => {
       await sleep(500);
       assert.equal(forwardEntries(join(pinDir, 'weir_ct4'), 'weir_ct4_v1', saddr, daddr, dport), handedOff + 1, 'the window stream was mirrored into the v1 hand-off');
       windowStreams.push(ws);
-      w.configure({ releaseDir: oldDir });
+      w.configure({ releaseDir: oldDir, metricsAddress: 'off' });
       const ready = await w.start(START_TIMEOUT_MS);
       console.log(`node${i + 1} ${RELEASE} ready ${JSON.stringify(ready)}`);
       assert.equal(ready.attached, '0', `${RELEASE} updated the pinned links in place`);
@@ -219,6 +221,9 @@ describe(`upgrade from ${RELEASE} and rollback to it, under traffic`, () => {
       const m = w.events('migrate');
       console.log(`node${i + 1} re-upgrade: v1 entries ${v1Count}; notes ${notes.join(',')}; ${JSON.stringify(m)}`);
       assert.deepEqual(notes.sort(), ['older-found:weir_ct4', 'stale-removed:weir_ct4_v2']);
+      const slots = BpfMap.openPinned(join(pinDir, 'weir_ct4_handoff'));
+      assert.equal(slots.lookup(Buffer.alloc(4)), undefined, 'the hand-off slot is emptied: new flows go to v2 only');
+      slots.close();
       assert.equal(Number(m[0]!.entries) + Number(m[0]!.delta), v1Count);
     }
     const reupgradedAt = Date.now();
