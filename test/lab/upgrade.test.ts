@@ -215,6 +215,9 @@ describe(`upgrade from ${RELEASE} and rollback to it, under traffic`, () => {
       await w.terminate();
       const v1Count = pinCount(join(pinDir, 'weir_ct4'));
       assert.ok(existsSync(join(pinDir, 'weir_ct4_v2')), 'the v2 pin of the earlier run is still there');
+      const before = BpfMap.openPinned(join(pinDir, 'weir_ct4_handoff'));
+      assert.ok(before.lookup(Buffer.alloc(4)), 'the hand-off slot is still set from the rollback');
+      before.close();
       w.configure({ releaseDir: undefined });
       await w.start(START_TIMEOUT_MS);
       const notes = w.events('pinned-state').map((l) => `${l.action}:${l.pin}`);
