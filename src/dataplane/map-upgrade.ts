@@ -148,7 +148,8 @@ export class MapUpgrade {
           up.notes.push({ action: 'older-found', map: row.base, pin: pinName(row.base, o.version), reason: `layout v${o.version} (${o.release}) is current` });
         } else {
           up.staleOlder.push(path);
-          up.notes.push({ action: 'stale-removed', map: row.base, pin: pinName(row.base, o.version), reason: `v${row.version} is current; removed after the swap` });
+          const reason = `v${row.version} is current; removed after the swap`;
+          up.notes.push({ action: 'stale-removed', map: row.base, pin: pinName(row.base, o.version), reason });
         }
       }
       if (!existsSync(curPath)) continue;
@@ -203,7 +204,8 @@ export class MapUpgrade {
       s.map.close();
       s.seen.clear();
       unlinkQuiet(s.path);
-      reports.push({ map: s.abi.base, from: s.from, to: s.abi.version, entries: s.entries, delta: s.delta, dropped: s.dropped, how: s.convert ? s.abi.onChange : 'not copied' });
+      const how = s.convert ? s.abi.onChange : 'not copied';
+      reports.push({ map: s.abi.base, from: s.from, to: s.abi.version, entries: s.entries, delta: s.delta, dropped: s.dropped, how });
     }
     for (const p of this.staleOlder) unlinkQuiet(p);
     // a hand-off of an earlier stop may still make the programs mirror new flows into an
@@ -296,7 +298,8 @@ export function handOff(pinDir: string, mapOf: (name: string) => BpfMap, abi: re
       const t0 = performance.now();
       const src = mapOf(pinName(row.base, row.version));
       const name = pinName(row.base, o.version);
-      const dst = BpfMap.create({ typeId: MAP_TYPE[o.spec.type], keySize: o.spec.keySize, valueSize: o.spec.valueSize, maxEntries: o.spec.maxEntries, flags: o.spec.flags, name });
+      const { type, ...sizes } = o.spec;
+      const dst = BpfMap.create({ typeId: MAP_TYPE[type], ...sizes, name });
       // from here on the programs write every new flow into dst too (lib/conntrack.h), until
       // the earlier release swaps the links: no flow falls between this copy and the swap
       if (o.mirror) {

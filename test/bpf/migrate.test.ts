@@ -104,7 +104,8 @@ describe('map migration (test-only layout bumps)', () => {
     const flows = openFlows(first.objects.from_pod, 21000, 25);
     const row = MAP_ABI.find((r) => r.base === 'weir_ct4')!;
     const v1 = row.older[0]!;
-    const v1map = BpfMap.create({ typeId: MAP_TYPE[v1.spec.type], keySize: 16, valueSize: v1.spec.valueSize, maxEntries: v1.spec.maxEntries, name: 'weir_ct4' });
+    const { type, ...sizes } = v1.spec;
+    const v1map = BpfMap.create({ typeId: MAP_TYPE[type], ...sizes, name: 'weir_ct4' });
     for (const [k, v] of mapOf(first.objects, 'weir_ct4_v2').entries()) v1map.update(k, v1.down(v)!);
     v1map.pin(join(pinDir, 'weir_ct4'));
     v1map.close();

@@ -75,7 +75,8 @@ describe(`upgrade from ${RELEASE} and rollback to it, under traffic`, () => {
 
   before(async () => {
     // the earlier release, from git history (cached under build/releases/)
-    oldDir = execFileSync(join(repoRoot, 'scripts', 'build-release.sh'), [RELEASE], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 900_000 }).trim();
+    const build = join(repoRoot, 'scripts', 'build-release.sh');
+    oldDir = execFileSync(build, [RELEASE], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 900_000 }).trim();
     lab = await Lab.create({ name: 'upgrade' });
     nodes = [
       await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' }),
@@ -193,7 +194,8 @@ describe(`upgrade from ${RELEASE} and rollback to it, under traffic`, () => {
       const handedOff = forwardEntries(join(pinDir, 'weir_ct4'), 'weir_ct4_v1', saddr, daddr, dport);
       const ws = windowStream(i);
       await sleep(500);
-      assert.equal(forwardEntries(join(pinDir, 'weir_ct4'), 'weir_ct4_v1', saddr, daddr, dport), handedOff + 1, 'the window stream was mirrored into the v1 hand-off');
+      const mirrored = forwardEntries(join(pinDir, 'weir_ct4'), 'weir_ct4_v1', saddr, daddr, dport);
+      assert.equal(mirrored, handedOff + 1, 'the window stream was mirrored into the v1 hand-off');
       windowStreams.push(ws);
       w.configure({ releaseDir: oldDir, metricsAddress: 'off' });
       const ready = await w.start(START_TIMEOUT_MS);
