@@ -129,9 +129,11 @@ export class MapUpgrade {
       const want = declared.get(name);
       if (!want) continue;
       const curPath = join(pinDir, name);
-      const aside = curPath + ASIDE_SUFFIX;
-      // an earlier start that stopped mid-migration left this: it is still a source
-      if (existsSync(aside)) up.addSource(row, row.version, aside, undefined);
+      // an earlier start that stopped mid-migration left these: they are still sources
+      const asides = readdirSync(pinDir).filter((n) => n.startsWith(name + ASIDE_SUFFIX));
+      for (const n of asides) up.addSource(row, row.version, join(pinDir, n), undefined);
+      let aside = curPath + ASIDE_SUFFIX;
+      for (let n = 1; existsSync(aside); n++) aside = `${curPath}${ASIDE_SUFFIX}${n}`;
       const olders = row.older.filter((o) => existsSync(join(pinDir, pinName(row.base, o.version)))).sort((a, b) => b.version - a.version);
       let liveOlder: OlderLayout | undefined;
       for (const o of olders) {
@@ -168,7 +170,7 @@ export class MapUpgrade {
       moving.close();
       unlinkSync(curPath);
       up.notes.push({ action: 'moved-aside', map: row.base, pin: name, reason: `pinned ${specText(have)}, declared ${specText(want)}` });
-      if (!up.sources.some((s) => s.path === aside)) up.addSource(row, row.version, aside, undefined);
+      up.addSource(row, row.version, aside, undefined);
     }
     return up;
   }
