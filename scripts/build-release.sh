@@ -14,7 +14,9 @@ rm -rf "$dir.tmp"
 mkdir -p "$dir.tmp"
 git -C "$here" archive --format=tar "$commit" | tar -x -C "$dir.tmp"
 ln -s "$(readlink -f "$here/node_modules")" "$dir.tmp/node_modules"
-make -C "$dir.tmp" build >"$dir.tmp/build.log" 2>&1 || { echo "build of $commit failed, see $dir.tmp/build.log" >&2; exit 1; }
+# -o: never remake the node_modules stamp: its rule is `npm ci`, which would wipe the
+# node_modules this tree shares through the symlink
+make -C "$dir.tmp" -o node_modules/.package-lock.json build >"$dir.tmp/build.log" 2>&1 || { echo "build of $commit failed, see $dir.tmp/build.log" >&2; exit 1; }
 rm -rf "$dir"
 mv "$dir.tmp" "$dir"
 touch "$stamp"
