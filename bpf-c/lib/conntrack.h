@@ -27,9 +27,11 @@ struct {
  * map in slot 0 here: until that release swaps the links, ct4_create also writes every new
  * NAT'd flow into it, so flows created after the copy survive the rollback too. The next
  * start of this release empties the slot. Empty: one array lookup per new flow, nothing else. */
+/* the inner map template: libbpf creates it for a moment at each load, and the kernel does
+ * not compare a hash map's max_entries with the real inner map's, so 1 entry is enough */
 struct weir_ct4_v1_inner {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, 1);
 	__type(key, struct weir_ct4_key);
 	__type(value, struct weir_ct4_v1);
 };

@@ -12,6 +12,7 @@ import { after, describe, test } from 'node:test';
 import { BpfMap, BpfObject, codecFor, type WeirCt4Key } from '../../src/bpf/index.js';
 import { loadDataplane, mapOf, type LoadedDataplane } from '../../src/dataplane/loader.js';
 import { MAP_ABI, MAP_TYPE } from '../../src/dataplane/map-abi.js';
+import { handOff } from '../../src/dataplane/map-upgrade.js';
 import { runCleanups } from '../lib/cleanup.js';
 import { mountPrivateBpffs } from '../lib/bpffs.js';
 import { decodePacket, eth } from '../lib/packet.js';
@@ -56,6 +57,14 @@ function assertEstablished(dp: LoadedDataplane, flows: Map<number, string>): voi
 }
 
 const ctCount = (m: BpfMap) => m.count();
+const pinCount = (path: string) => {
+  const m = BpfMap.openPinned(path);
+  try {
+    return m.count();
+  } finally {
+    m.close();
+  }
+};
 
 describe('map migration (test-only layout bumps)', () => {
   after(runCleanups);
@@ -127,6 +136,33 @@ describe('map migration (test-only layout bumps)', () => {
       assertEstablished(dp, flows);
     } finally {
       dp.close();
+    }
+  });
+  test('hand-off: the v1 copy holds every flow, new flows are mirrored into it, the next start empties the slot and drops the copy', () => {
+    const fs = mountPrivateBpffs('migrate-c');
+    const pinDir = join(fs.path, 'weir', 't');
+    const dp = loadDataplane({ bpfRoot: fs.path, instance: 't', sockLbMode: 'off' });
+    addService(dp.objects.from_pod);
+    openFlows(dp.objects.from_pod, 22000, 5);
+    const [r] = handOff(pinDir, (n) => mapOf(dp.objects, n));
+    assert.deepEqual([r!.map, r!.from, r!.to, r!.entries, r!.skipped], ['weir_ct4', 2, 1, 10, 0]);
+    const v1 = join(pinDir, 'weir_ct4');
+    assert.equal(pinCount(v1), 10);
+    // this release's programs stay attached until the earlier release swaps the links
+    openFlows(dp.objects.from_pod, 23000, 3);
+    assert.equal(pinCount(v1), 16, 'flows created after the copy are mirrored into the v1 map');
+    dp.close();
+
+    // no link uses the v1 map: this release's next start keeps v2, empties the slot, drops the copy
+    const next = loadDataplane({ bpfRoot: fs.path, instance: 't', sockLbMode: 'off' });
+    try {
+      assert.deepEqual(next.upgrade.notes.map((n) => [n.action, n.pin]), [['stale-removed', 'weir_ct4']]);
+      assert.deepEqual(next.upgrade.finish((n) => mapOf(next.objects, n)), []);
+      assert.ok(!existsSync(v1));
+      assert.equal(mapOf(next.objects, 'weir_ct4_handoff').lookup(Buffer.alloc(4)), undefined, 'slot emptied');
+      assert.equal(ctCount(mapOf(next.objects, 'weir_ct4_v2')), 16);
+    } finally {
+      next.close();
     }
   });
 });
