@@ -199,7 +199,7 @@ export class Daemon {
   /**
    * Graceful stop: the layouts the previous release reads are written back beside ours, so
    * a rollback adopts established flows (docs/upgrade.md). Flows this release's programs
-   * create after this copy and before that release swaps the links are not in it.
+   * create after this copy, until that release swaps the links, are mirrored into it.
    */
   private handOffForRollback(): void {
     try {
