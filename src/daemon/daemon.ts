@@ -123,7 +123,7 @@ export class Daemon {
       throw e;
     }
     this.log.info('loaded', { pinDir: this.dp.pinDir, sockLb: cfg.sockLb, cgroup: cfg.cgroup ?? 'none', hostNetnsCookie: String(this.dp.hostNetnsCookie) });
-    for (const n of this.dp.upgrade.notes) this.log.info('pinned-state', { ...n });
+    for (const n of this.dp.upgrade.notes) this.log[n.action === 'error' ? 'warn' : 'info']('pinned-state', { ...n });
     const destroyProg = this.dp.objects.sock_lb.program('weir_sock_destroy');
     this.reconciler = new Reconciler(countingServiceMaps(this.dp.maps, this.health), this.log, {
       destroySockets: () => destroySocketsEverywhere(destroyProg, this.cfg.cgroup, this.log),

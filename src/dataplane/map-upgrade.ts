@@ -44,7 +44,7 @@ export interface MigrationReport {
 
 /** What prepare saw and did, for the daemon's log. */
 export interface UpgradeNote {
-  action: 'moved-aside' | 'stale-removed' | 'older-found';
+  action: 'moved-aside' | 'stale-removed' | 'older-found' | 'error';
   map: string;
   pin: string;
   reason: string;
@@ -128,58 +128,71 @@ export class MapUpgrade {
       const name = pinName(row.base, row.version);
       const want = declared.get(name);
       if (!want) continue;
-      const curPath = join(pinDir, name);
-      // an earlier start that stopped mid-migration left these: they are still sources
-      const asides = readdirSync(pinDir).filter((n) => n.startsWith(name + ASIDE_SUFFIX));
-      for (const n of asides) up.addSource(row, row.version, join(pinDir, n), undefined);
-      let aside = curPath + ASIDE_SUFFIX;
-      for (let n = 1; existsSync(aside); n++) aside = `${curPath}${ASIDE_SUFFIX}${n}`;
-      const olders = row.older.filter((o) => existsSync(join(pinDir, pinName(row.base, o.version)))).sort((a, b) => b.version - a.version);
-      let liveOlder: OlderLayout | undefined;
-      for (const o of olders) {
-        const path = join(pinDir, pinName(row.base, o.version));
-        const m = BpfMap.openPinned(path);
-        const used = liveIds().has(m.id);
-        m.close();
-        if (used || (!liveOlder && !existsSync(curPath) && o === olders[0])) liveOlder ??= o;
+      try {
+        up.prepareRow(row, name, want, liveIds);
+      } catch (e) {
+        // a pin that is not what its name says (not a map, unreadable): libbpf decides at
+        // load (adopts it or fails with its own message); nothing of this row is migrated
+        up.notes.push({ action: 'error', map: row.base, pin: name, reason: e instanceof Error ? e.message : String(e) });
       }
-      for (const o of olders) {
-        const path = join(pinDir, pinName(row.base, o.version));
-        if (o === liveOlder) {
-          up.addSource(row, o.version, path, o);
-          up.notes.push({ action: 'older-found', map: row.base, pin: pinName(row.base, o.version), reason: `layout v${o.version} (${o.release}) is current` });
-        } else {
-          up.staleOlder.push(path);
-          const reason = `v${row.version} is current; removed after the swap`;
-          up.notes.push({ action: 'stale-removed', map: row.base, pin: pinName(row.base, o.version), reason });
-        }
-      }
-      if (!existsSync(curPath)) continue;
-      if (liveOlder) {
-        unlinkSync(curPath);
-        up.notes.push({ action: 'stale-removed', map: row.base, pin: name, reason: `the attached programs use v${liveOlder.version}` });
-        continue;
-      }
-      const m = BpfMap.openPinned(curPath);
-      const have = specOf(m.info());
-      m.close();
-      if (sameSpec(have, want)) continue;
-      // the same map pinned at the aside name, then unpinned here (bpffs names take no '.')
-      const moving = BpfMap.openPinned(curPath);
-      moving.pin(aside);
-      moving.close();
-      unlinkSync(curPath);
-      up.notes.push({ action: 'moved-aside', map: row.base, pin: name, reason: `pinned ${specText(have)}, declared ${specText(want)}` });
-      up.addSource(row, row.version, aside, undefined);
     }
     return up;
+  }
+
+  /** One row of the table: see prepare. Throws on a pin it cannot read. */
+  private prepareRow(row: MapAbi, name: string, want: MapSpec, liveIds: () => Set<number>): void {
+    const pinDir = this.pinDir;
+    const curPath = join(pinDir, name);
+    // an earlier start that stopped mid-migration left these: they are still sources
+    const asides = readdirSync(pinDir).filter((n) => n.startsWith(name + ASIDE_SUFFIX));
+    for (const n of asides) this.addSource(row, row.version, join(pinDir, n), undefined);
+    let aside = curPath + ASIDE_SUFFIX;
+    for (let n = 1; existsSync(aside); n++) aside = `${curPath}${ASIDE_SUFFIX}${n}`;
+    const olders = row.older.filter((o) => existsSync(join(pinDir, pinName(row.base, o.version)))).sort((a, b) => b.version - a.version);
+    let liveOlder: OlderLayout | undefined;
+    for (const o of olders) {
+      const path = join(pinDir, pinName(row.base, o.version));
+      const m = BpfMap.openPinned(path);
+      const used = liveIds().has(m.id);
+      m.close();
+      if (used || (!liveOlder && !existsSync(curPath) && o === olders[0])) liveOlder ??= o;
+    }
+    for (const o of olders) {
+      const path = join(pinDir, pinName(row.base, o.version));
+      if (o === liveOlder) {
+        this.addSource(row, o.version, path, o);
+        this.notes.push({ action: 'older-found', map: row.base, pin: pinName(row.base, o.version), reason: `layout v${o.version} (${o.release}) is current` });
+      } else {
+        this.staleOlder.push(path);
+        const reason = `v${row.version} is current; removed after the swap`;
+        this.notes.push({ action: 'stale-removed', map: row.base, pin: pinName(row.base, o.version), reason });
+      }
+    }
+    if (!existsSync(curPath)) return;
+    if (liveOlder) {
+      unlinkSync(curPath);
+      this.notes.push({ action: 'stale-removed', map: row.base, pin: name, reason: `the attached programs use v${liveOlder.version}` });
+      return;
+    }
+    const m = BpfMap.openPinned(curPath);
+    const have = specOf(m.info());
+    m.close();
+    if (sameSpec(have, want)) return;
+    // the same map pinned at the aside name, then unpinned here (bpffs names take no '.')
+    const moving = BpfMap.openPinned(curPath);
+    moving.pin(aside);
+    moving.close();
+    unlinkSync(curPath);
+    this.notes.push({ action: 'moved-aside', map: row.base, pin: name, reason: `pinned ${specText(have)}, declared ${specText(want)}` });
+    this.addSource(row, row.version, aside, undefined);
   }
 
   private addSource(abi: MapAbi, from: number, path: string, older: OlderLayout | undefined): void {
     const map = BpfMap.openPinned(path);
     let convert: Source['convert'];
     if (older) convert = abi.onChange === 'convert' || abi.onChange === 'copy' ? older.up : undefined;
-    else if (abi.onChange === 'convert' || abi.onChange === 'copy') convert = (v) => v; // same layout version: sizes are checked at copy
+    // same layout version: the sizes are checked at copy
+    else if (abi.onChange === 'convert' || abi.onChange === 'copy') convert = (v) => v;
     this.sources.push({ abi, from, path, map, convert, entries: 0, delta: 0, dropped: 0, seen: new Set() });
   }
 

@@ -165,4 +165,20 @@ describe('map migration (test-only layout bumps)', () => {
       next.close();
     }
   });
+  test('bad pinned state: a program pinned where the v1 conntrack belongs is reported, not fatal', () => {
+    const fs = mountPrivateBpffs('migrate-d');
+    const pinDir = join(fs.path, 'weir', 't');
+    const first = loadDataplane({ bpfRoot: fs.path, instance: 't', sockLbMode: 'off' });
+    first.objects.from_pod.program('weir_from_pod').pin(join(pinDir, 'weir_ct4'));
+    first.close();
+    const dp = loadDataplane({ bpfRoot: fs.path, instance: 't', sockLbMode: 'off' });
+    try {
+      const notes = dp.upgrade.notes.map((n) => `${n.action}:${n.pin}:${n.reason}`);
+      assert.equal(notes.length, 1, notes.join('\n'));
+      assert.match(notes[0]!, /^error:weir_ct4_v2:open pinned map .*\/weir_ct4: .*holds a prog/);
+      assert.deepEqual(dp.upgrade.finish((n) => mapOf(dp.objects, n)), []);
+    } finally {
+      dp.close();
+    }
+  });
 });
