@@ -63,6 +63,9 @@ build/test-bpf/%.o: test/fixtures/bpf/%.c $(BPF_HEADERS)
 	@mkdir -p $(@D)
 	$(CLANG) $(filter-out -Werror,$(BPF_CFLAGS)) -c $< -o $@
 
+# a fixture that includes a hook's source whole (a resized map: test/bpf/migrate.test.ts)
+build/test-bpf/from_pod_ct4096.o: bpf-c/from_pod.c
+
 build/test-native/%: test/fixtures/native/%.c $(BPF_HEADERS)
 	@mkdir -p $(@D)
 	$(CLANG) -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \

@@ -157,29 +157,21 @@ Napi::Value Map::FromId(const Napi::CallbackInfo& info) {
   return NewOwned(info.Env(), fd, "map id " + std::to_string(id));
 }
 
-// A map made from userspace, not declared by any object: state the daemon keeps for itself
-// (e.g. sysctl values to restore), pinned next to the objects' maps. Args: type name
-// ('hash' or 'array'), name, key size, value size, max entries.
+// create(type, keySize, valueSize, maxEntries, flags, name): a new map outside any
+// object (bpf_map_create), e.g. a layout of an earlier release written for a rollback.
 Napi::Value Map::Create(const Napi::CallbackInfo& info) {
   LogScope scope;
-  std::string type = ArgString(info, 0, "create map");
-  std::string name = ArgString(info, 1, "create map");
-  int64_t keySize = ArgInt(info, 2, "create map");
-  int64_t valueSize = ArgInt(info, 3, "create map");
-  int64_t maxEntries = ArgInt(info, 4, "create map");
-  bpf_map_type t;
-  if (type == "hash")
-    t = BPF_MAP_TYPE_HASH;
-  else if (type == "array")
-    t = BPF_MAP_TYPE_ARRAY;
-  else
-    ThrowErrno(info.Env(), EINVAL, "create map " + name, "type " + type + ": use hash or array");
-  std::string op = "create map '" + name + "'";
-  int fd = Check(info.Env(),
-                 bpf_map_create(t, name.c_str(), static_cast<__u32>(keySize), static_cast<__u32>(valueSize),
-                                static_cast<__u32>(maxEntries), nullptr),
+  Napi::Env env = info.Env();
+  std::string name = ArgString(info, 5, "create map");
+  std::string op = "create map " + name;
+  LIBBPF_OPTS(bpf_map_create_opts, opts);
+  opts.map_flags = static_cast<__u32>(ArgInt(info, 4, op));
+  int fd = Check(env,
+                 bpf_map_create(static_cast<bpf_map_type>(ArgInt(info, 0, op)), name.c_str(),
+                                static_cast<__u32>(ArgInt(info, 1, op)), static_cast<__u32>(ArgInt(info, 2, op)),
+                                static_cast<__u32>(ArgInt(info, 3, op)), &opts),
                  op);
-  return NewOwned(info.Env(), fd, "map '" + name + "'");
+  return NewOwned(env, fd, "map '" + name + "'");
 }
 
 Napi::Value Map::GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), Fd(info.Env())); }

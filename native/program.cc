@@ -3,6 +3,7 @@
 
 #include <bpf/libbpf.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <vector>
@@ -110,6 +111,20 @@ Napi::Value Program::GetInfo(const Napi::CallbackInfo& info) {
   o.Set("id", pi.id);
   o.Set("tag", std::string(tag));
   o.Set("btfId", pi.btf_id);
+  // the ids of the maps the program uses: which pinned layout an attached program reads
+  // (upgrade decides which conntrack is current from them); a second call fetches them
+  std::vector<__u32> ids(pi.nr_map_ids);
+  if (!ids.empty()) {
+    bpf_prog_info pi2{};
+    pi2.nr_map_ids = static_cast<__u32>(ids.size());
+    pi2.map_ids = reinterpret_cast<__u64>(ids.data());
+    __u32 len2 = sizeof(pi2);
+    Check(env, bpf_obj_get_info_by_fd(Fd(env), &pi2, &len2), "get map ids of " + label_);
+    ids.resize(std::min<size_t>(ids.size(), pi2.nr_map_ids));
+  }
+  Napi::Array mapIds = Napi::Array::New(env, ids.size());
+  for (size_t i = 0; i < ids.size(); i++) mapIds.Set(static_cast<uint32_t>(i), ids[i]);
+  o.Set("mapIds", mapIds);
   if (prog_) {
     o.Set("name", std::string(bpf_program__name(prog_)));  // the full name, not truncated to 15
     o.Set("section", std::string(bpf_program__section_name(prog_)));

@@ -11,6 +11,7 @@
 #include "csum.h"
 #include "parse.h"
 #include <weir/conntrack.h>
+#include <weir/legacy.h>
 
 #ifndef WEIR_CT4_MAX_ENTRIES
 #define WEIR_CT4_MAX_ENTRIES 262144
@@ -29,6 +30,48 @@ struct {
  * replies hit conntrack (policy needs the state of every connection). Set by userspace at
  * load; at 0 the verifier prunes the branch and pass-through costs what it did. */
 const volatile __u8 ct_track_all = 0;
+
+/* Rollback hand-off (docs/upgrade.md). A graceful stop writes the conntrack in the previous
+ * release's layout (weir_ct4, struct weir_ct4_v1) for that release to adopt, and puts that
+ * map in slot 0 here: until that release swaps the links, ct4_create also writes every new
+ * NAT'd flow into it, so flows created after the copy survive the rollback too. The next
+ * start of this release empties the slot. Empty: one array lookup per new flow, nothing else. */
+/* the inner map template: libbpf creates it for a moment at each load, and the kernel does
+ * not compare a hash map's max_entries with the real inner map's, so 1 entry is enough */
+struct weir_ct4_v1_inner {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct weir_ct4_key);
+	__type(value, struct weir_ct4_v1);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct weir_ct4_v1_inner);
+} weir_ct4_handoff SEC(".maps");
+
+/* The entry @ct (keyed @key) also into the hand-off map, in the v1 layout. */
+static __always_inline void ct4_handoff_write(void *v1map, const struct weir_ct4_key *key,
+					      const struct weir_ct4 *ct)
+{
+	struct weir_ct4_v1 old = {};
+
+	old.nat_saddr = ct->nat_saddr;
+	old.nat_daddr = ct->nat_daddr;
+	old.nat_sport = ct->nat_sport;
+	old.nat_dport = ct->nat_dport;
+	old.flags = ct->flags & 0x3f; /* v1 knows bits 0..5 */
+	old.tcp_flags_seen = ct->tcp_flags_seen;
+	old.frontend_id = ct->frontend_id;
+	old.created_ns = ct->created_ns;
+	old.last_seen_ns = ct->last_seen_ns;
+	old.packets = ct->packets;
+	old.bytes = ct->bytes;
+	bpf_map_update_elem(v1map, key, &old, BPF_ANY);
+}
 
 /* The tuple of the packet as it is on the wire. */
 static __always_inline void ct4_key_of(const struct packet *pkt, struct weir_ct4_key *key)
@@ -254,9 +297,22 @@ static __always_inline int ct4_create(const struct ct4_flow *flow, const struct 
 	if (err)
 		return err;
 	err = bpf_map_update_elem(&weir_ct4_v2, &flow->orig, &fwd, BPF_ANY);
-	if (err)
+	if (err) {
 		bpf_map_delete_elem(&weir_ct4_v2, &rkey);
-	return err;
+		return err;
+	}
+	/* a rollback hand-off is pending: the previous release's layout too (NAT'd flows only:
+	 * v1 has no tracked-only entries, it would take them for an identity NAT) */
+	if (flow->nat_flags) {
+		__u32 zero = 0;
+		void *v1map = bpf_map_lookup_elem(&weir_ct4_handoff, &zero);
+
+		if (v1map) {
+			ct4_handoff_write(v1map, &rkey, &rev);
+			ct4_handoff_write(v1map, &flow->orig, &fwd);
+		}
+	}
+	return 0;
 }
 
 #endif

@@ -39,6 +39,7 @@ export const maps = {
   weir_affinity4: {"type":"lru_hash","keyType":"weir_affinity4_key","valueType":"weir_affinity4","keySize":8,"valueSize":16,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_backend4: {"type":"hash","keyType":"weir_backend4_key","valueType":"weir_backend4","keySize":8,"valueSize":8,"maxEntries":262144,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_counters: {"type":"percpu_array","keyType":"__u32","valueType":"weir_counter","keySize":4,"valueSize":16,"maxEntries":1024,"objects":["from_host.o","from_pod.o","probe.o","sock_lb.o","to_pod.o"]},
+  weir_ct4_handoff: {"type":"array_of_maps","keyType":"__u32","valueType":null,"keySize":4,"valueSize":4,"maxEntries":1,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_ct4_v2: {"type":"lru_hash","keyType":"weir_ct4_key","valueType":"weir_ct4","keySize":16,"valueSize":64,"maxEntries":262144,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_frontend4: {"type":"hash","keyType":"weir_frontend4_key","valueType":"weir_frontend4","keySize":8,"valueSize":16,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_lb_stats4: {"type":"percpu_hash","keyType":"weir_lb_stats4_key","valueType":"weir_lb_stats4","keySize":12,"valueSize":8,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},

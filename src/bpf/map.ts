@@ -39,9 +39,9 @@ export class BpfMap {
     return new BpfMap(native(() => addon.Map.fromId(id)));
   }
 
-  /** A new map from userspace (no object declares it), e.g. state the daemon keeps for itself; pin() it to keep it. */
-  static create(spec: { type: 'hash' | 'array'; name: string; keySize: number; valueSize: number; maxEntries: number }): BpfMap {
-    return new BpfMap(native(() => addon.Map.create(spec.type, spec.name, spec.keySize, spec.valueSize, spec.maxEntries)));
+  /** A new map outside any object (bpf_map_create); typeId is enum bpf_map_type. */
+  static create(spec: { typeId: number; keySize: number; valueSize: number; maxEntries: number; flags?: number; name: string }): BpfMap {
+    return new BpfMap(native(() => addon.Map.create(spec.typeId, spec.keySize, spec.valueSize, spec.maxEntries, spec.flags ?? 0, spec.name)));
   }
 
   /** libbpf_num_possible_cpus(): how many values a per-CPU map holds per key. */

@@ -44,6 +44,8 @@ export interface RawProgInfo {
   btfId: number;
   section?: string;
   expectedAttachType?: string;
+  /** ids of the maps the program uses */
+  mapIds: number[];
 }
 
 export interface RawTestRunOpts {
@@ -165,7 +167,11 @@ export interface RawObject {
 
 export interface Addon {
   Object: { open(path: string, pinRoot?: string): RawObject };
-  Map: { openPinned(path: string): RawMap; fromId(id: number): RawMap; create(type: string, name: string, keySize: number, valueSize: number, maxEntries: number): RawMap };
+  Map: {
+    openPinned(path: string): RawMap;
+    fromId(id: number): RawMap;
+    create(typeId: number, keySize: number, valueSize: number, maxEntries: number, flags: number, name: string): RawMap;
+  };
   Program: { openPinned(path: string): RawProgram; fromId(id: number): RawProgram };
   Link: { openPinned(path: string): RawLink };
   Btf: { fromFile(path: string): RawBtf; fromKernelId(id: number): RawBtf };

@@ -12,8 +12,9 @@ import { AttachManager, type InterfaceRef } from '../dataplane/attach.js';
 import { ConntrackGc } from '../dataplane/conntrack-gc.js';
 import { computeNodeNetwork, type NodeNetwork } from '../dataplane/interfaces.js';
 import { takeOverKubeProxy } from '../dataplane/kube-proxy.js';
-import { loadDataplaneAsync, type LoadedDataplane } from '../dataplane/loader.js';
+import { loadDataplaneAsync, mapOf, type LoadedDataplane } from '../dataplane/loader.js';
 import { acquireInstanceLock, type Lock } from '../dataplane/instance-lock.js';
+import { handOff, type MigrationReport } from '../dataplane/map-upgrade.js';
 import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
 import { ServiceSync, type SyncReport } from '../dataplane/service-sync.js';
 import { destroySocketsEverywhere } from '../dataplane/sockets.js';
@@ -108,6 +109,7 @@ export class Daemon {
     }
     this.log.info('loaded', { pinDir: this.dp.pinDir, sockLb: cfg.sockLb, cgroup: cfg.cgroup ?? 'none', hostNetnsCookie: String(this.dp.hostNetnsCookie) });
     for (const m of this.dp.missingKnobs) this.log.warn('object lacks a knob, left at its built-in value', m);
+    for (const n of this.dp.upgrade.notes) this.log[n.action === 'error' ? 'warn' : 'info']('pinned-state', { ...n });
     const destroyProg = this.dp.objects.sock_lb.program('weir_sock_destroy');
     this.services = new ServiceSync({
       maps: countingServiceMaps(this.dp.maps, this.health),
@@ -146,6 +148,9 @@ export class Daemon {
     this.health.fullSynced = true;
 
     this.applyAttachments(this.network);
+    // every pinned link now runs this release's programs: what the old ones created since
+    // the first conversion pass is copied, then the old release's pins go (map-upgrade.ts)
+    const migrated = this.finishUpgrade();
     // kube-proxy's rules go once weir's own dataplane is programmed and attached, and as
     // soon as that: while its iptables rules remain, netfilter marks the replies weir
     // translates back as INVALID and KUBE-FORWARD drops them (docs/kube-proxy.md)
@@ -163,9 +168,35 @@ export class Daemon {
       nodePortAddresses: this.node.nodeAddresses.join(','),
       attached: this.attach.stats.attached,
       adoptedLinks: this.attach.stats.updated,
+      migrated: migrated.map((m) => `${m.map}:v${m.from}->v${m.to}:${m.entries + m.delta}`).join(',') || undefined,
       ms: Math.round(performance.now() - t0),
     });
     if (this.kube) void this.warnAboutKubeProxyDaemonSet();
+  }
+
+  private finishUpgrade(): MigrationReport[] {
+    const reports = this.dp.upgrade.finish((name) => mapOf(this.dp.objects, name));
+    for (const r of reports) {
+      this.log.info('migrate', { map: r.map, from: r.from, to: r.to, entries: r.entries, delta: r.delta, dropped: r.dropped, how: r.how });
+      this.metrics.mapMigratedEntries.inc({ map: r.map, from: String(r.from), to: String(r.to) }, r.entries + r.delta);
+    }
+    return reports;
+  }
+
+  /**
+   * Graceful stop: the layouts the previous release reads are written back beside ours, so
+   * a rollback adopts established flows (docs/upgrade.md). Flows this release's programs
+   * create after this copy, until that release swaps the links, are mirrored into it.
+   */
+  private handOffForRollback(): void {
+    try {
+      for (const r of handOff(this.dp.pinDir, (name) => mapOf(this.dp.objects, name))) {
+        this.log.info('handoff', { map: r.map, from: r.from, to: r.to, entries: r.entries, skipped: r.skipped, ms: r.ms });
+        this.metrics.mapHandedOffEntries.inc({ map: r.map, from: String(r.from), to: String(r.to) }, r.entries);
+      }
+    } catch (e) {
+      this.log.warn('handoff failed', { error: errText(e) });
+    }
   }
 
   /** Where the source's events go: the store (and, after the first sync, the pending set). */
@@ -373,6 +404,7 @@ export class Daemon {
     await this.source?.stop();
     await this.http?.close();
     await this.networkBusy.catch(() => {});
+    if (this.ready) this.handOffForRollback();
     this.attach?.close();
     this.sysctls?.close();
     this.dp?.close();

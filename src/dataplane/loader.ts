@@ -29,6 +29,7 @@ import {
 import { packageRoot } from '../package-root.js';
 import { preparePinDir } from './bpffs.js';
 import { knobsFor, OBJECT_NAMES, type KnobInputs, type ObjectName, type SockLbMode } from './hooks.js';
+import { MapUpgrade } from './map-upgrade.js';
 
 export { OBJECT_NAMES, type ObjectName, type SockLbMode } from './hooks.js';
 
@@ -79,20 +80,25 @@ export interface LoadedDataplane {
   hostNetnsCookie: bigint;
   /** knobs the hook table gives an object whose file does not declare them (not set) */
   missingKnobs: { object: ObjectName; knob: string }[];
+  /** the earlier run's pinned state brought to this release's layouts (map-upgrade.ts):
+   *  converted at load; the caller runs finish() once the programs are swapped on the links */
+  upgrade: MapUpgrade;
   close(): void;
 }
 
 /** Loads the four objects into the instance's pin directory. Maps already pinned there are adopted. */
 export function loadDataplane(opts: LoadOptions): LoadedDataplane {
   const plan = planLoad(opts);
+  const upgrade = MapUpgrade.prepare(plan.pinDir, plan.objects.map((o) => o.path));
   const loaded: BpfObject[] = [];
   try {
     for (const o of plan.objects) loaded.push(BpfObject.load(o.path, { pinDir: plan.pinDir, consts: o.consts }));
+    return assemble(plan, loaded, upgrade);
   } catch (e) {
+    upgrade.close();
     for (const o of loaded) o.close();
     throw e;
   }
-  return assemble(plan, loaded);
 }
 
 /**
@@ -102,14 +108,16 @@ export function loadDataplane(opts: LoadOptions): LoadedDataplane {
  */
 export async function loadDataplaneAsync(opts: LoadOptions): Promise<LoadedDataplane> {
   const plan = planLoad(opts);
+  const upgrade = MapUpgrade.prepare(plan.pinDir, plan.objects.map((o) => o.path));
   const loaded: BpfObject[] = [];
   try {
     for (const o of plan.objects) loaded.push(await BpfObject.loadAsync(o.path, { pinDir: plan.pinDir, consts: o.consts }));
+    return assemble(plan, loaded, upgrade);
   } catch (e) {
+    upgrade.close();
     for (const o of loaded) o.close();
     throw e;
   }
-  return assemble(plan, loaded);
 }
 
 interface LoadPlan {
@@ -140,15 +148,25 @@ function planLoad(opts: LoadOptions): LoadPlan {
   return { pinDir, hostNetnsCookie, objects };
 }
 
-function assemble(plan: LoadPlan, loaded: BpfObject[]): LoadedDataplane {
+/** The loaded object that declares a pinned map (they share it through the pin). */
+export function mapOf(objects: Record<ObjectName, BpfObject>, name: string): BpfMap {
+  const o = Object.values(objects).find((x) => x.mapNames().includes(name));
+  if (!o) throw new Error(`no loaded object declares map ${name}`);
+  return o.map(name);
+}
+
+function assemble(plan: LoadPlan, loaded: BpfObject[], upgrade: MapUpgrade): LoadedDataplane {
   const objects = Object.fromEntries(plan.objects.map((o, i) => [o.name, loaded[i]!])) as Record<ObjectName, BpfObject>;
+  upgrade.convert((name) => mapOf(objects, name));
   return {
+    upgrade,
     pinDir: plan.pinDir,
     objects,
     maps: serviceMaps(objects),
     hostNetnsCookie: plan.hostNetnsCookie,
     missingKnobs: plan.objects.flatMap((o) => o.missingKnobs.map((knob) => ({ object: o.name, knob }))),
     close: () => {
+      upgrade.close();
       for (const o of Object.values(objects)) o.close();
     },
   };

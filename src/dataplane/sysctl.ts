@@ -121,7 +121,7 @@ export class SysctlRecorder {
         return new SysctlRecorder(map, log, procSys);
       }
       mkdirSync(join(pinDir, 'state'), { recursive: true });
-      const map = BpfMap.create({ type: 'hash', name: SYSCTL_MAP_NAME, keySize: KEY_SIZE, valueSize: VALUE_SIZE, maxEntries: MAX_ENTRIES });
+      const map = BpfMap.create({ typeId: 1 /* BPF_MAP_TYPE_HASH */, name: SYSCTL_MAP_NAME, keySize: KEY_SIZE, valueSize: VALUE_SIZE, maxEntries: MAX_ENTRIES });
       map.pin(path);
       return new SysctlRecorder(map, log, procSys);
     } catch (e) {

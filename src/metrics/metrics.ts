@@ -83,6 +83,18 @@ export class Metrics {
     labelNames: ['map', 'error'] as const,
     registers: [this.registry],
   });
+  readonly mapMigratedEntries = new Counter({
+    name: 'weir_map_migrated_entries_total',
+    help: 'Entries start converted from the map layout an earlier release pinned (from) into this release\'s (to), delta pass included.',
+    labelNames: ['map', 'from', 'to'] as const,
+    registers: [this.registry],
+  });
+  readonly mapHandedOffEntries = new Counter({
+    name: 'weir_map_handed_off_entries_total',
+    help: 'Entries a graceful stop wrote back in an earlier release\'s layout (to), so that release can adopt them (rollback).',
+    labelNames: ['map', 'from', 'to'] as const,
+    registers: [this.registry],
+  });
   readonly resyncRepairs = new Counter({
     name: 'weir_resync_repairs_total',
     help: 'Entries a periodic resync found different from the desired state and rewrote (drift).',

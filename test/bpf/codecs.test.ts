@@ -53,16 +53,18 @@ test('every map key/value layout in every object equals abi.gen.ts', () => {
         const key = btf.type(def.btfKeyTypeId);
         const value = btf.type(def.btfValueTypeId);
         assert.equal(key.size, def.keySize, `${where}: key BTF size`);
-        assert.equal(value.size, def.valueSize, `${where}: value BTF size`);
+        // a map of maps holds map fds: its value has no BTF type (weir_ct4_handoff)
+        if (def.btfValueTypeId !== 0) assert.equal(value.size, def.valueSize, `${where}: value BTF size`);
         const gen = (abiMaps as Record<string, (typeof abiMaps)[keyof typeof abiMaps]>)[def.name];
         if (weirObjects.includes(path)) assert.ok(gen, `${where} is missing from abi.gen.ts: run make build`);
         if (gen) {
           assert.equal(gen.type, def.type, `${where}: type`);
           assert.equal(gen.keySize, def.keySize, `${where}: key size`);
           assert.equal(gen.valueSize, def.valueSize, `${where}: value size`);
-          assert.equal(gen.maxEntries, def.maxEntries, `${where}: max entries`);
+          // a test fixture may resize a map on purpose (from_pod_ct4096.o): layouts must match, sizes need not
+          if (weirObjects.includes(path)) assert.equal(gen.maxEntries, def.maxEntries, `${where}: max entries`);
           assert.equal(gen.keyType, typeLabel(key), `${where}: key type`);
-          assert.equal(gen.valueType, typeLabel(value), `${where}: value type`);
+          assert.equal(gen.valueType, def.btfValueTypeId !== 0 ? typeLabel(value) : null, `${where}: value type`);
         }
         for (const t of [key, value]) {
           if (!isStruct(t) || !t.name) continue;

@@ -15,9 +15,9 @@ export type { FlowResult, SpreadResult } from './svc-client.js';
 
 export const SVC_CLIENT_JS = join(repoRoot, 'dist', 'test', 'lib', 'svc-client.js');
 
-/** The daemon command, as an operator runs it. */
-function daemonArgv(): [string, string[]] {
-  return [binWeir, ['daemon']];
+/** The daemon command, as an operator runs it; `releaseDir`: another release's build tree. */
+function daemonArgv(releaseDir?: string): [string, string[]] {
+  return [releaseDir ? join(releaseDir, 'bin', 'weir') : binWeir, ['daemon']];
 }
 
 /** One parsed logfmt line. */
@@ -53,6 +53,8 @@ export interface WeirNodeOptions {
   /** run the daemon itself inside its socket-LB cgroup, as a hostNetwork pod sits under the
    *  cgroup2 root where the socket LB is attached: its own connects are load-balanced */
   daemonInCgroup?: boolean;
+  /** run another release's `bin/weir` (a tree scripts/build-release.sh built); default: this one */
+  releaseDir?: string;
 }
 
 export class WeirNode {
@@ -125,7 +127,7 @@ export class WeirNode {
   async start(timeoutMs = 15_000): Promise<LogLine> {
     if (this.proc?.running) throw new Error(`weir on ${this.node.name} is already running`);
     if (this.proc) this.past.push(...this.runLines());
-    const [cmd, pre] = daemonArgv();
+    const [cmd, pre] = daemonArgv(this.opts.releaseDir);
     const label = `weir daemon [${this.node.name}]`;
     this.proc =
       this.opts.launcher === 'ip-netns-exec'
