@@ -16,6 +16,8 @@ export interface KnobInputs {
   sockLbMode: SockLbMode;
   /** the daemon's own netns: "the host" for --connect-time-lb host-only */
   hostNetnsCookie: bigint;
+  /** conntrack for every flow, not only NAT'd ones (lib/conntrack.h); off until NetworkPolicy needs it */
+  ctTrackAll?: boolean;
 }
 
 /** Every `.rodata` knob weir sets, by its variable name in the C source, and its value. */
@@ -26,6 +28,8 @@ export const KNOBS = {
   sock_lb_mode: (o) => enums.weir_sock_lb_mode[o.sockLbMode === 'host-only' ? 'WEIR_SOCK_LB_HOST_ONLY' : 'WEIR_SOCK_LB_ALL_NETNS'],
   /** the netns host-only mode compares bpf_get_netns_cookie() with (sock_lb.c) */
   host_netns_cookie: (o) => o.hostNetnsCookie,
+  /** a tracked entry pair for every new flow, not only service flows (lib/conntrack.h, lib/flow.h) */
+  ct_track_all: (o) => (o.ctTrackAll ? 1 : 0),
 } satisfies Record<string, (o: KnobInputs) => ConstValue>;
 export type KnobName = keyof typeof KNOBS;
 
@@ -39,11 +43,11 @@ export interface ObjectSpec {
  * the others adopt. An object that picks backends (includes lib/lb.h) takes lb_stats_enabled.
  */
 export const OBJECTS = {
-  from_pod: { knobs: ['lb_stats_enabled'] },
+  from_pod: { knobs: ['lb_stats_enabled', 'ct_track_all'] },
   to_pod: { knobs: [] },
-  from_host: { knobs: ['lb_stats_enabled'] },
+  from_host: { knobs: ['lb_stats_enabled', 'ct_track_all'] },
   // also holds weir_sock_destroy, an iterator that is run (dataplane/sockets.ts), not attached
-  sock_lb: { knobs: ['lb_stats_enabled', 'sock_lb_mode', 'host_netns_cookie'] },
+  sock_lb: { knobs: ['lb_stats_enabled', 'sock_lb_mode', 'host_netns_cookie', 'ct_track_all'] },
 } as const satisfies Record<string, ObjectSpec>;
 export type ObjectName = keyof typeof OBJECTS;
 export const OBJECT_NAMES = Object.keys(OBJECTS) as ObjectName[];

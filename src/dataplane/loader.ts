@@ -69,6 +69,8 @@ export interface LoadOptions {
   sockLbMode: SockLbMode;
   /** count new connections per backend in weir_lb_stats4 (--service-stats); default true */
   serviceStats?: boolean;
+  /** conntrack for every flow (the ct_track_all knob); default false until NetworkPolicy needs it */
+  ctTrackAll?: boolean;
   /** default: build/bpf of the package */
   objectDir?: string;
 }
@@ -138,7 +140,7 @@ function planLoad(opts: LoadOptions): LoadPlan {
   const dir = opts.objectDir ?? defaultObjectDir();
   // the netns this daemon runs in is "the host" for the socket LB's host-only mode
   const hostNetnsCookie = netnsCookie();
-  const inputs: KnobInputs = { serviceStats: opts.serviceStats !== false, sockLbMode: opts.sockLbMode, hostNetnsCookie };
+  const inputs: KnobInputs = { serviceStats: opts.serviceStats !== false, sockLbMode: opts.sockLbMode, hostNetnsCookie, ctTrackAll: opts.ctTrackAll === true };
   const objects = OBJECT_NAMES.map((name) => {
     const path = join(dir, `${name}.o`);
     if (!existsSync(path)) throw new Error(`BPF object ${path} is missing (run make build)`);
