@@ -9,7 +9,7 @@ import { DEFAULT_BPF_ROOT, ensureBpfRoot, holdBpfRoot, INIT_BPF_ROOT } from '../
 import { checkInstanceName, defaultInstance } from '../dataplane/instance.js';
 import { parseListenAddress } from '../metrics/http.js';
 import { bootstrapFromEnv } from '../sources/kube-bootstrap.js';
-import { createLogfmtLogger, isLogLevel } from '../sources/log.js';
+import { createLogfmtLogger, isLogLevel, errText } from '../log.js';
 
 interface DaemonFlags {
   nodeName: string;
@@ -130,7 +130,7 @@ export function registerDaemonCommand(program: Command): void {
             process.exit(0);
           },
           (e: unknown) => {
-            log.warn('stop failed', { error: e instanceof Error ? e.message : String(e) });
+            log.warn('stop failed', { error: errText(e) });
             process.exit(1);
           },
         );

@@ -14,7 +14,7 @@ import { dumpAddresses, dumpLinks, dumpRoutes } from '../dataplane/netlink.js';
 import { frontendEntries, frontendKeyString, type DesiredFrontend } from '../dataplane/frontend-entries.js';
 import type { NodeContext } from '../model/service-types.js';
 import { buildServiceState } from '../model/services.js';
-import { silentLogger } from '../sources/log.js';
+import { silentLogger } from '../log.js';
 import { ManifestsSource } from '../sources/manifests.js';
 import { Store } from '../sources/store.js';
 import { backendFlags, frontendFlags, protocolName, scopeName } from './decode.js';

@@ -5,7 +5,7 @@
 
 import type { Command } from 'commander';
 import { describeState, detectKubeProxy, takeOverKubeProxy, type KubeProxyReport } from '../dataplane/kube-proxy.js';
-import { createLogfmtLogger } from '../sources/log.js';
+import { createLogfmtLogger } from '../log.js';
 import { json, parseFormat, type OutputFormat } from './output.js';
 
 function describeReport(r: KubeProxyReport): string {

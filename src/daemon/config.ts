@@ -7,7 +7,7 @@ import { isAbsolute, join } from 'node:path';
 import type { BpfRootResolution } from '../dataplane/bpffs.js';
 import type { SockLbMode } from '../dataplane/loader.js';
 import type { BootstrapConfig } from '../sources/kube-bootstrap.js';
-import type { LogLevel } from '../sources/log.js';
+import type { LogLevel } from '../log.js';
 
 /** Where Services and EndpointSlices come from. */
 export type SourceConfig =

@@ -25,7 +25,7 @@ import type { NodeContext } from '../model/service-types.js';
 // the API source pulls in all of client-node (~1 s to import): loaded only when configured
 import type { KubeSource } from '../sources/kube.js';
 import { BOOTSTRAP_ORIGIN, bootstrapEvents, obsoleteBootstrapSlices } from '../sources/kube-bootstrap.js';
-import type { Logger } from '../sources/log.js';
+import { type Logger, errText } from '../log.js';
 import { ManifestsSource } from '../sources/manifests.js';
 import { Store } from '../sources/store.js';
 import type { ObjectEvent, SourceEvent } from '../sources/types.js';
@@ -33,9 +33,6 @@ import type { DaemonConfig } from './config.js';
 import { DaemonHealth } from './health.js';
 import { countingServiceMaps } from './map-writes.js';
 
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 const refs = (l: readonly { ifindex: number; ifname: string }[]): InterfaceRef[] => l.map((x) => ({ ifindex: x.ifindex, ifname: x.ifname }));
 const refKey = (l: readonly InterfaceRef[]) => l.map((x) => `${x.ifindex}:${x.ifname}`).join(',');

@@ -7,7 +7,7 @@
 // the kernel refuses, attachments that fail.
 
 import type { Metrics } from '../metrics/metrics.js';
-import type { LogFields, Logger } from '../sources/log.js';
+import type { LogFields, Logger } from '../log.js';
 import type { MapWriteSink } from './map-writes.js';
 
 /** Warn events that are errors, by weir_errors_total kind. */

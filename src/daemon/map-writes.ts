@@ -7,6 +7,7 @@
 
 import type { TypedMap } from '../bpf/index.js';
 import type { ServiceMaps } from '../dataplane/loader.js';
+import { errText } from '../log.js';
 
 export interface MapWriteSink {
   written(map: string, op: 'update' | 'delete', n: number): void;
@@ -18,9 +19,6 @@ function codeOf(e: unknown): string {
   return typeof c === 'string' && c ? c : 'unknown';
 }
 
-function msgOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 /** A view of `m` whose set/setMany/delete/deleteMany report to `sink`; the rest untouched. */
 export function countingMap<K, V>(m: TypedMap<K, V>, sink: MapWriteSink): TypedMap<K, V> {
@@ -41,7 +39,7 @@ export function countingMap<K, V>(m: TypedMap<K, V>, sink: MapWriteSink): TypedM
               if (r !== false) sink.written(name, op, 1);
               return r;
             } catch (e) {
-              sink.failed(name, op, codeOf(e), msgOf(e));
+              sink.failed(name, op, codeOf(e), errText(e));
               throw e;
             }
           };

@@ -10,7 +10,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { attachCgroup, attachTc, attachXdp, BpfError, BpfLink, type BpfObject, type BpfProgram } from '../bpf/index.js';
-import type { Logger } from '../sources/log.js';
+import { type Logger, errText } from '../log.js';
 import { HOOKS, isCgroupHook, isInterfaceHook, parsePinName, pinName, type Hook, type InterfaceClass, type InterfaceHook } from './hooks.js';
 
 export interface AttachStats {
@@ -32,9 +32,6 @@ export interface InterfaceRef {
 /** The interfaces of each class; a class left out has none (its links are removed). */
 export type InterfaceSets = Partial<Record<InterfaceClass, readonly InterfaceRef[]>>;
 
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 export class AttachManager {
   readonly stats: AttachStats = { attached: 0, updated: 0, removed: 0, errors: 0 };

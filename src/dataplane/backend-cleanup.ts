@@ -6,7 +6,7 @@
 // Each step fails on its own: logged and counted, the others still run.
 
 import { IPPROTO } from '../bpf/ip.js';
-import type { LogFields, Logger } from '../sources/log.js';
+import { type LogFields, type Logger, errText } from '../log.js';
 import { planBackendConntrackDeletes } from './conntrack-gc.js';
 import { addressPort, backendIdentity, type DesiredFrontend } from './frontend-entries.js';
 import type { RemovedBackend } from './frontend-plan.js';
@@ -42,9 +42,6 @@ export interface BackendCleanupOptions {
 
 export type CleanupMaps = Pick<ServiceMaps, 'affinity' | 'conntrack' | 'sockDestroy' | 'lbStats'>;
 
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 export class BackendCleanup {
   readonly stats: BackendCleanupStats = { removedBackends: 0, affinityDeleted: 0, conntrackDeleted: 0, lbStatsDeleted: 0, socketDestroyRuns: 0, errors: 0 };

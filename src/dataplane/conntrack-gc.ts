@@ -7,7 +7,7 @@
 
 import { enums, type TypedMap, type WeirCt4, type WeirCt4Key } from '../bpf/index.js';
 import { IPPROTO } from '../bpf/ip.js';
-import type { Logger } from '../sources/log.js';
+import { type Logger, errText } from '../log.js';
 import type { RemovedBackend } from './frontend-plan.js';
 
 const CT = enums.weir_ct_flags;
@@ -141,7 +141,7 @@ export class ConntrackGc {
       return plan;
     } catch (e) {
       this.stats.errors++;
-      this.log.warn('conntrack gc failed', { error: e instanceof Error ? e.message : String(e) });
+      this.log.warn('conntrack gc failed', { error: errText(e) });
       return { deletes: [], flows: 0, expiredFlows: 0 };
     }
   }

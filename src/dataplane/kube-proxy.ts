@@ -17,7 +17,7 @@ import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { IpFamily } from '../bpf/ip.js';
-import type { Logger } from '../sources/log.js';
+import type { Logger } from '../log.js';
 
 export type IptablesBackend = 'nft' | 'legacy';
 

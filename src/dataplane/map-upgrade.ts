@@ -11,6 +11,7 @@ import { existsSync, readdirSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfError, BpfLink, BpfMap, BpfObject, BpfProgram } from '../bpf/index.js';
 import { MAP_ABI, MAP_TYPE, pinName, type MapAbi, type MapSpec, type OlderLayout } from './map-abi.js';
+import { errText } from '../log.js';
 
 /** A pinned map whose entries go into this release's map. */
 interface Source {
@@ -133,7 +134,7 @@ export class MapUpgrade {
       } catch (e) {
         // a pin that is not what its name says (not a map, unreadable): libbpf decides at
         // load (adopts it or fails with its own message); nothing of this row is migrated
-        up.notes.push({ action: 'error', map: row.base, pin: name, reason: e instanceof Error ? e.message : String(e) });
+        up.notes.push({ action: 'error', map: row.base, pin: name, reason: errText(e) });
       }
     }
     return up;

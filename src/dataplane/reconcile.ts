@@ -12,7 +12,7 @@
 import type { TypedMap } from '../bpf/index.js';
 import { protocolName, type IpFamily } from '../bpf/ip.js';
 import type { Frontend } from '../model/service-types.js';
-import type { Logger } from '../sources/log.js';
+import { type Logger, errText } from '../log.js';
 import type { AppliedRemovals } from './backend-cleanup.js';
 import {
   addressPort,
@@ -74,9 +74,6 @@ export interface ReconcilerOptions {
   onApplied?: (removals: AppliedRemovals) => void;
 }
 
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 export class Reconciler {
   readonly stats: ReconcileStats = { syncs: 0, writes: 0, repairs: 0, errors: 0, skipped: new Map(), removedBackends: 0 };

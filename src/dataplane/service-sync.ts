@@ -6,7 +6,7 @@
 
 import { affectedServiceKeys, buildServiceState, updateServiceState } from '../model/services.js';
 import type { NodeContext, ServiceInputs, ServiceState } from '../model/service-types.js';
-import type { Logger } from '../sources/log.js';
+import { type Logger, errText } from '../log.js';
 import { BackendCleanup } from './backend-cleanup.js';
 import type { ServiceMaps } from './loader.js';
 import { Reconciler, type SyncResult } from './reconcile.js';
@@ -147,7 +147,7 @@ export class ServiceSync {
       try {
         this.syncChanges();
       } catch (e) {
-        this.opts.log.warn('sync failed', { error: e instanceof Error ? e.message : String(e) });
+        this.opts.log.warn('sync failed', { error: errText(e) });
       }
       this.lastSyncAt = performance.now();
     };

@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runIterator, type BpfProgram } from '../bpf/index.js';
-import type { Logger } from '../sources/log.js';
+import { type Logger, errText } from '../log.js';
 
 /** Pids of every process in a cgroup2 directory and its descendants. */
 export function cgroupPids(dir: string): number[] {
@@ -61,7 +61,7 @@ export function destroySocketsEverywhere(prog: BpfProgram, cgroupDir: string | n
       ran++;
     } catch (e) {
       // a process that exited between the listing and the run is not an error worth more
-      log.debug('socket iterator failed', { netns: ns, error: e instanceof Error ? e.message : String(e) });
+      log.debug('socket iterator failed', { netns: ns, error: errText(e) });
     }
   }
   return ran;

@@ -20,7 +20,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfMap } from '../bpf/index.js';
-import type { Logger } from '../sources/log.js';
+import { type Logger, errText } from '../log.js';
 
 export const SYSCTL_MAP_NAME = 'weir_sysctl';
 /** where the record is pinned, relative to the pin directory */
@@ -43,9 +43,6 @@ export interface SysctlRecord {
   set: string;
 }
 
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
 
 function encodeKey(path: string): Buffer {
   const b = Buffer.alloc(KEY_SIZE);

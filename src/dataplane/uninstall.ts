@@ -21,6 +21,7 @@ import { CONNTRACK_KEEPER_TABLE } from './kube-proxy.js';
 import { isBpffs, mountTypeOf } from './bpffs.js';
 import { dumpLinks } from './netlink.js';
 import { readSysctlRecords, restoreSysctl, type RestoreResult } from './sysctl.js';
+import { errLine } from '../log.js';
 
 const run = promisify(execFile);
 
@@ -55,9 +56,6 @@ export interface UninstallResult {
   failed: number;
 }
 
-function errText(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
-}
 
 export function instanceDir(bpfRoot: string, instance: string): string {
   // the daemon's own rule (loader.ts): no `/`, no `..` component, so nothing widens what is removed
@@ -115,7 +113,7 @@ async function sysctlItems(pinDir: string, o: UninstallOptions): Promise<Uninsta
   try {
     records = readSysctlRecords(pinDir);
   } catch (e) {
-    return [{ kind: 'sysctl', name: 'state/sysctl', detail: 'the record of sysctl values before weir', outcome: 'failed', reason: errText(e) }];
+    return [{ kind: 'sysctl', name: 'state/sysctl', detail: 'the record of sysctl values before weir', outcome: 'failed', reason: errLine(e) }];
   }
   if (records.length === 0) return [];
   let links: Map<string, number>;
@@ -123,7 +121,7 @@ async function sysctlItems(pinDir: string, o: UninstallOptions): Promise<Uninsta
     links = new Map((await dumpLinks()).map((l) => [l.ifname, l.ifindex]));
   } catch (e) {
     // without the interfaces, no record can be matched to its interface: restore none
-    const reason = `ip link: ${errText(e)}`;
+    const reason = `ip link: ${errLine(e)}`;
     return records.map((r) => ({ kind: 'sysctl', name: r.path, detail: `${r.before} (weir set ${r.set})`, outcome: 'failed', reason }));
   }
   return records.map((r) => {
@@ -142,7 +140,7 @@ function linkItem(pinDir: string, path: string, ifnames: Map<number, string>, dr
   try {
     link = BpfLink.openPinned(path);
   } catch (e) {
-    return { kind: 'link', name, detail: 'unreadable pin', outcome: 'failed', reason: errText(e) };
+    return { kind: 'link', name, detail: 'unreadable pin', outcome: 'failed', reason: errLine(e) };
   }
   try {
     const i = link.info();
@@ -158,7 +156,7 @@ function linkItem(pinDir: string, path: string, ifnames: Map<number, string>, dr
     link.unpin();
     return { kind: 'link', name, detail, outcome: 'done' };
   } catch (e) {
-    return { kind: 'link', name, detail: 'link', outcome: 'failed', reason: errText(e) };
+    return { kind: 'link', name, detail: 'link', outcome: 'failed', reason: errLine(e) };
   } finally {
     link.close();
   }
@@ -193,7 +191,7 @@ function pinItem(pinDir: string, path: string, dryRun: boolean): UninstallItem {
     unlinkSync(path);
     return { kind, name, detail, outcome: 'done' };
   } catch (e) {
-    return { kind, name, detail, outcome: 'failed', reason: errText(e) };
+    return { kind, name, detail, outcome: 'failed', reason: errLine(e) };
   }
 }
 
@@ -215,7 +213,7 @@ async function nftItems(o: UninstallOptions): Promise<UninstallItem[]> {
   try {
     tables = await weirNftTables();
   } catch (e) {
-    return [{ kind: 'nft', name: `* ${CONNTRACK_KEEPER_TABLE}`, detail: 'nft list tables', outcome: 'failed', reason: errText(e) }];
+    return [{ kind: 'nft', name: `* ${CONNTRACK_KEEPER_TABLE}`, detail: 'nft list tables', outcome: 'failed', reason: errLine(e) }];
   }
   if (tables.length === 0) return [];
   const root = join(o.bpfRoot, 'weir');
@@ -233,7 +231,7 @@ async function nftItems(o: UninstallOptions): Promise<UninstallItem[]> {
       await run('nft', ['delete', 'table', ...t.split(' ')]);
       out.push({ kind: 'nft', name: t, detail, outcome: 'done' });
     } catch (e) {
-      out.push({ kind: 'nft', name: t, detail, outcome: 'failed', reason: errText((e as { stderr?: string }).stderr || e) });
+      out.push({ kind: 'nft', name: t, detail, outcome: 'failed', reason: errLine((e as { stderr?: string }).stderr || e) });
     }
   }
   return out;
@@ -266,6 +264,6 @@ function removeDir(path: string, name: string, dryRun: boolean): UninstallItem {
     rmdirSync(path);
     return { kind: 'dir', name, detail: 'directory', outcome: 'done' };
   } catch (e) {
-    return { kind: 'dir', name, detail: 'directory', outcome: 'failed', reason: errText(e) };
+    return { kind: 'dir', name, detail: 'directory', outcome: 'failed', reason: errLine(e) };
   }
 }

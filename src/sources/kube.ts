@@ -17,7 +17,7 @@ import { ListWatch, VersionApi, Watch, type KubeConfig, type KubernetesObject, t
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { listCall, SERIALIZER_TYPE, WATCHED_RESOURCES, type ListCall, type ListPage } from './kube-resources.js';
 import { Backoff, errorLine, errorStatus, withTimeout } from './kube-retry.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 import { API_VERSIONS, keyOf, OBJECT_KINDS, type ObjectEvent, type ObjectKind, type Source, type SourceSink } from './types.js';
 
 export { loadKubeConfig } from './kube-config.js';

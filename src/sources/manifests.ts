@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 import { parseManifest, type ParsedObject, type RejectReason } from './manifest-parse.js';
 import type { ObjectEvent, Source, SourceSink } from './types.js';
 

@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import { attachTc, BpfLink, BpfObject, ifindexOf, tcxPrograms, withNetns } from '../../src/bpf/index.js';
 import { AttachManager, type InterfaceRef } from '../../src/dataplane/attach.js';
 import type { Hook } from '../../src/dataplane/hooks.js';
-import { memoryLogger } from '../../src/sources/log.js';
+import { memoryLogger } from '../../src/log.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { onCleanup } from '../lib/cleanup.js';
 import { bpfObject } from '../lib/paths.js';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ifaceSysctl, readSysctlRecords, restoreSysctl, SysctlRecorder, allowLocalSource } from '../../src/dataplane/sysctl.js';
-import { memoryLogger } from '../../src/sources/log.js';
+import { memoryLogger } from '../../src/log.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 
 let fs: PrivateBpffs;

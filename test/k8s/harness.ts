@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeSource, type KubeSourceOptions } from '../../src/sources/kube.js';
-import { memoryLogger } from '../../src/sources/log.js';
+import { memoryLogger } from '../../src/log.js';
 import { Store } from '../../src/sources/store.js';
 import { OBJECT_KINDS, type ObjectEvent, type SourceEvent } from '../../src/sources/types.js';
 import type { FakeApiServer, KubeObject } from './fake-apiserver.js';

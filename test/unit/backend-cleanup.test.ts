@@ -10,7 +10,7 @@ import { BackendCleanup } from '../../src/dataplane/backend-cleanup.js';
 import { frontendEntries, type DesiredFrontend } from '../../src/dataplane/frontend-entries.js';
 import type { RemovedBackend } from '../../src/dataplane/frontend-plan.js';
 import type { Backend, Frontend } from '../../src/model/service-types.js';
-import { memoryLogger } from '../../src/sources/log.js';
+import { memoryLogger } from '../../src/log.js';
 import { fakeMaps } from './fake-maps.js';
 
 const A = '198.18.1.10';

@@ -7,7 +7,7 @@ import { mkdtemp, open, rename, rm, writeFile, unlink, cp } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManifestsSource } from '../../src/sources/manifests.js';
-import { memoryLogger } from '../../src/sources/log.js';
+import { memoryLogger } from '../../src/log.js';
 import { Store } from '../../src/sources/store.js';
 import type { SourceEvent } from '../../src/sources/types.js';
 import { buildServiceState, sortedFrontends } from '../../src/model/services.js';

@@ -12,7 +12,7 @@ import { IdAllocator } from '../../src/dataplane/frontend-ids.js';
 import { applyToLive, assignSlots, emptyLive, planSize, planSync } from '../../src/dataplane/frontend-plan.js';
 import { Reconciler } from '../../src/dataplane/reconcile.js';
 import type { Backend, Frontend } from '../../src/model/service-types.js';
-import { memoryLogger } from '../../src/sources/log.js';
+import { memoryLogger } from '../../src/log.js';
 import { fakeMaps } from './fake-maps.js';
 
 const be = (address: string, port = 8080, extra: Partial<Backend> = {}): Backend => ({

@@ -1,4 +1,4 @@
-// sources/log: the small structured logger the sources (and anything else) log through.
+// log: the small structured logger every layer logs through (the sources, the dataplane, the daemon, the CLI).
 // Lines read `level msg key=value ...`; values with spaces or quotes are JSON-quoted.
 
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
@@ -57,4 +57,14 @@ export function createLogfmtLogger(level: LogLevel = 'info', write: (line: strin
 
 export function isLogLevel(s: string): s is LogLevel {
   return s in RANK;
+}
+
+/** An error as a log field or a one-line message: its message, or the value as text. */
+export function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** errText's first line: for errors that carry a verifier log or a command's output below it. */
+export function errLine(e: unknown): string {
+  return errText(e).split('\n')[0]!;
 }
