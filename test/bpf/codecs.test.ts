@@ -5,7 +5,7 @@
 // BTF, and the codecs built from those layouts round-trip every field kind byte for byte.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ExecFileSyncOptionsWithStringEncoding } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
@@ -54,7 +54,8 @@ test('a fresh gen-abi run over build/bpf equals src/bpf/abi.gen.ts, on disk and 
   assert.ok(fresh === onDisk, 'src/bpf/abi.gen.ts differs from what scripts/gen-abi.mjs makes of build/bpf/*.o: run make build');
   let committed: string | undefined;
   try {
-    committed = execFileSync('git', ['-C', root, 'show', 'HEAD:src/bpf/abi.gen.ts'], { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
+    const opts: ExecFileSyncOptionsWithStringEncoding = { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'pipe'] };
+    committed = execFileSync('git', ['-C', root, 'show', 'HEAD:src/bpf/abi.gen.ts'], opts);
   } catch (e) {
     // only a source tree without git history (a release tarball) has nothing to compare
     assert.match(String((e as { stderr?: unknown }).stderr ?? e), /not a git repository|ENOENT/, `git show failed: ${String(e)}`);

@@ -108,7 +108,9 @@ test('a wrong token is retried with backoff and reported, not fatal', async () =
   const t0 = Date.now();
   const h = harness(kubeConfigFor(server, 'wrong'), { outageBoundMs: BOUND });
   const waitUntil = async (f: () => boolean, what: string) => {
-    for (const deadline = Date.now() + 15_000; !f(); await new Promise((r) => setTimeout(r, 10))) if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    for (const deadline = Date.now() + 15_000; !f(); await new Promise((r) => setTimeout(r, 10))) {
+      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    }
   };
   try {
     await waitUntil(() => h.source.counters.errors > 0, 'the first refusal seen by the source');

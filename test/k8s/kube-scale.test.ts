@@ -48,7 +48,8 @@ test('1,000 services with endpoints: all present at synced; every change reaches
       const want = backendIp(i, 2 + (n % 2));
       const t = performance.now();
       server.apply(endpointSlice(nsOf(i), `svc-${i}`, `svc-${i}-a`, [backendIp(i, 0), want]));
-      await h.waitFor((e) => e.type === 'upsert' && e.kind === 'EndpointSlice' && e.key === `${nsOf(i)}/svc-${i}-a` && JSON.stringify(e.object).includes(want), 10_000);
+      const key = `${nsOf(i)}/svc-${i}-a`;
+      await h.waitFor((e) => e.type === 'upsert' && e.kind === 'EndpointSlice' && e.key === key && JSON.stringify(e.object).includes(want), 10_000);
       latencies.push(performance.now() - t);
       // the next change only after this one was seen; old events must not satisfy the next wait
       h.events.length = 0;
@@ -56,7 +57,8 @@ test('1,000 services with endpoints: all present at synced; every change reaches
     const p50 = percentile(latencies, 50);
     const max = Math.max(...latencies);
     const p95 = percentile(latencies, 95);
-    console.log(`# kube change latency (server write → sink) over 50 EndpointSlice changes: p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, max ${max.toFixed(1)} ms`);
+    const figures = `p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, max ${max.toFixed(1)} ms`;
+    console.log(`# kube change latency (server write → sink) over 50 EndpointSlice changes: ${figures}`);
     assert.equal(latencies.length, 50, 'every change reached the sink');
     assertStoreEqualsServer(h.store, server);
     assert.equal(h.source.counters.relists, 0);

@@ -59,7 +59,8 @@ describe('affinity expiry and conntrack GC on real maps', () => {
 
   test('BPF affinity: a fresh entry is followed; one idle longer than the timeout is not', async () => {
     const fe = open<object, WeirFrontend4>('weir_frontend4', 'weir_frontend4_key', 'weir_frontend4');
-    const aff = open<{ client: string; frontend_id: number }, { backend: string; port: number; pad: number; last_used_ns: bigint }>('weir_affinity4', 'weir_affinity4_key', 'weir_affinity4');
+    type Aff = { backend: string; port: number; pad: number; last_used_ns: bigint };
+    const aff = open<{ client: string; frontend_id: number }, Aff>('weir_affinity4', 'weir_affinity4_key', 'weir_affinity4');
     try {
       const id = fe.get({ address: STICKY, port: 80, protocol: 6, scope: 0 })!.id;
       const key = { client: client.ip, frontend_id: id };
@@ -92,7 +93,9 @@ describe('affinity expiry and conntrack GC on real maps', () => {
       const toWeb = () => [...ct.entries()].filter(([k]) => k.saddr === client.ip && k.daddr === WEB);
       const flows = toWeb();
       assert.equal(flows.length, 5, 'one original-direction entry per connection');
-      const partner = ([k, v]: [WeirCt4Key, WeirCt4]): WeirCt4Key => ({ saddr: v.nat_daddr, daddr: v.nat_saddr, sport: v.nat_dport, dport: v.nat_sport, protocol: k.protocol });
+      const partner = ([k, v]: [WeirCt4Key, WeirCt4]): WeirCt4Key => ({
+        saddr: v.nat_daddr, daddr: v.nat_saddr, sport: v.nat_dport, dport: v.nat_sport, protocol: k.protocol,
+      });
       for (const f of flows) assert.ok(ct.get(partner(f)), 'the reply entry is there');
       const m = weir.mark();
       const now = process.hrtime.bigint();

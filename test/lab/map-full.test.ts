@@ -28,7 +28,8 @@ describe('weir_frontend4 full (E2BIG) on a real map', () => {
     service({ name, clusterIP: ip, ports: PORTS }),
     endpointSlice({ name: `${name}-1`, service: name, ports: PORTS, endpoints: [{ ip: be.ip, node: node.name }] }),
   ];
-  const failures = async () => Number(/^weir_map_write_failures_total\{map="weir_frontend4",error="E2BIG"\} (\d+)/m.exec((await weir.http('/metrics')).body)?.[1] ?? 0);
+  const FAILURES = /^weir_map_write_failures_total\{map="weir_frontend4",error="E2BIG"\} (\d+)/m;
+  const failures = async () => Number(FAILURES.exec((await weir.http('/metrics')).body)?.[1] ?? 0);
 
   before(async () => {
     lab = await Lab.create({ name: 'map-full' });

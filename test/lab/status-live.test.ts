@@ -83,6 +83,8 @@ describe('weir status against a live daemon', () => {
     assert.equal((await weir.terminate()).code, 0);
     const r = await status();
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /^weir: cannot reach weir at http:\/\/127\.0\.0\.1:9963\/(healthz|readyz|metrics): .*is the daemon running with --metrics-address 127\.0\.0\.1:9963\?\)\n$/);
+    assert.match(r.stderr, /^weir: cannot reach weir at http:\/\/127\.0\.0\.1:9963\/(healthz|readyz|metrics): .*/);
+    assert.match(r.stderr, /is the daemon running with --metrics-address 127\.0\.0\.1:9963\?\)\n$/);
+    assert.equal(r.stderr.split('\n').length, 2, 'one line');
   });
 });

@@ -221,7 +221,8 @@ export class WeirNode {
    *  stop(), so that it spans the test's event however slow the machine is. */
   flow(ns: Netns, host: string, port: number, opts: { proto?: 'tcp' | 'udp'; seconds?: number; interval?: number; cgroup?: Cgroup } = {}): Flow {
     const seconds = opts.seconds ?? 3;
-    const args = [SVC_CLIENT_JS, 'flow', '--proto', opts.proto ?? 'tcp', '--host', host, '--port', String(port), '--seconds', String(seconds), '--interval', String(opts.interval ?? 50)];
+    const args = [SVC_CLIENT_JS, 'flow', '--proto', opts.proto ?? 'tcp', '--host', host, '--port', String(port)];
+    args.push('--seconds', String(seconds), '--interval', String(opts.interval ?? 50));
     const proc = ns.spawn(process.execPath, args, { label: `svc-client flow ${host}:${port}`, ...(opts.cgroup ? { cgroup: opts.cgroup } : {}) });
     const result = proc.exited.then((e) => {
       if (e.code !== 0) throw proc.failure(`exit ${JSON.stringify(e)}`);

@@ -78,7 +78,10 @@ test('kube-proxy v1.28 iptables-save fixture: every KUBE-* chain of mangle, filt
     [
       ['mangle', ['KUBE-PROXY-CANARY']],
       ['filter', ['KUBE-EXTERNAL-SERVICES', 'KUBE-FIREWALL', 'KUBE-FORWARD', 'KUBE-NODEPORTS', 'KUBE-PROXY-CANARY', 'KUBE-PROXY-FIREWALL', 'KUBE-SERVICES']],
-      ['nat', ['KUBE-EXT-CDGGSHYLG3RE2FKL', 'KUBE-MARK-MASQ', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-PROXY-CANARY', 'KUBE-SEP-6FHE26GU34YVUBTP', 'KUBE-SEP-TVGXO6CLI6QWBB5G', 'KUBE-SERVICES', 'KUBE-SVC-CDGGSHYLG3RE2FKL']],
+      ['nat', [
+        'KUBE-EXT-CDGGSHYLG3RE2FKL', 'KUBE-MARK-MASQ', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-PROXY-CANARY',
+        'KUBE-SEP-6FHE26GU34YVUBTP', 'KUBE-SEP-TVGXO6CLI6QWBB5G', 'KUBE-SERVICES', 'KUBE-SVC-CDGGSHYLG3RE2FKL',
+      ]],
     ],
   );
   for (const x of t) for (const c of x.chains) assert.ok(!['KUBE-IPTABLES-HINT', 'KUBE-KUBELET-CANARY'].includes(c), `${x.table}: kubelet's ${c}`);
@@ -103,5 +106,8 @@ test('kube-proxy v1.28 iptables-save fixture: every KUBE-* chain of mangle, filt
   assert.equal(input.split('\n').filter((l) => l.startsWith('-D ')).length, 3);
   assert.equal(input.split('\n').filter((l) => l.startsWith('-X ')).length, 9);
   assert.ok(!/KUBE-KUBELET-CANARY|KUBE-IPTABLES-HINT/.test(cleanupRestoreInput(filter) + cleanupRestoreInput(t[0]!)));
-  assert.equal(describeState({ iptables: t, nftables: [] }), 'iptables-legacy ipv4 mangle: 1 chains, 0 jumps; iptables-legacy ipv4 filter: 7 chains, 11 jumps; iptables-legacy ipv4 nat: 9 chains, 3 jumps');
+  assert.equal(
+    describeState({ iptables: t, nftables: [] }),
+    'iptables-legacy ipv4 mangle: 1 chains, 0 jumps; iptables-legacy ipv4 filter: 7 chains, 11 jumps; iptables-legacy ipv4 nat: 9 chains, 3 jumps',
+  );
 });

@@ -159,7 +159,8 @@ test('watch: add, edit and remove files apply incrementally', async () => {
       h.events.length = 0;
 
       // New file.
-      await writeFile(join(dir, 'd.json'), JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'd' }, spec: { clusterIP: '198.19.0.4', ports: [{ port: 80 }] } }));
+      const d = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'd' }, spec: { clusterIP: '198.19.0.4', ports: [{ port: 80 }] } };
+      await writeFile(join(dir, 'd.json'), JSON.stringify(d));
       await until(() => h.events.length >= 1, 'new file');
       assert.deepEqual(summary(h.events), ['upsert Service default/d']);
       h.events.length = 0;
