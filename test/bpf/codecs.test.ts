@@ -1,9 +1,12 @@
-// test/bpf: C and TypeScript cannot drift. Every map of every compiled object (build/bpf
-// and build/test-bpf) is compared with src/bpf/abi.gen.ts through the objects' BTF, and
-// the codecs built from those layouts round-trip every field kind byte for byte.
+// test/bpf: C and TypeScript cannot drift. A fresh `scripts/gen-abi.mjs` run over the
+// compiled objects must equal the committed src/bpf/abi.gen.ts; the conntrack layouts
+// (versions 2 and 1) are checked against offsets written by hand from the C headers; every
+// map of every compiled object is compared with the generated module through the objects'
+// BTF, and the codecs built from those layouts round-trip every field kind byte for byte.
 
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { execFileSync, type ExecFileSyncOptionsWithStringEncoding } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -40,6 +43,63 @@ const typeLabel = (t: TypeLayout) => (t.kind === 'struct' || t.kind === 'union' 
 test('there are objects to check', () => {
   assert.ok(weirObjects.some((o) => o.endsWith('probe.o')));
   assert.ok(testObjects.some((o) => o.endsWith('maps.o')));
+});
+
+// make build regenerates abi.gen.ts in place, so comparing the module with the BTF it was
+// just generated from cannot fail: the generator is run afresh here and its output compared
+// with the file on disk and with the committed file (a stale commit fails a fresh checkout).
+test('a fresh gen-abi run over build/bpf equals src/bpf/abi.gen.ts, on disk and as committed', () => {
+  const fresh = execFileSync(process.execPath, [join(root, 'scripts/gen-abi.mjs'), ...weirObjects], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const onDisk = readFileSync(join(root, 'src/bpf/abi.gen.ts'), 'utf8');
+  assert.ok(fresh === onDisk, 'src/bpf/abi.gen.ts differs from what scripts/gen-abi.mjs makes of build/bpf/*.o: run make build');
+  let committed: string | undefined;
+  try {
+    const opts: ExecFileSyncOptionsWithStringEncoding = { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'pipe'] };
+    committed = execFileSync('git', ['-C', root, 'show', 'HEAD:src/bpf/abi.gen.ts'], opts);
+  } catch (e) {
+    // only a source tree without git history (a release tarball) has nothing to compare
+    assert.match(String((e as { stderr?: unknown }).stderr ?? e), /not a git repository|ENOENT/, `git show failed: ${String(e)}`);
+  }
+  if (committed !== undefined) assert.ok(fresh === committed, 'the committed src/bpf/abi.gen.ts is stale: commit the regenerated file');
+});
+
+/** [member, offset, size] as the C headers declare them, counted by hand (no generator). */
+const CT4_V2: Array<[string, number, number]> = [
+  ['nat_saddr', 0, 4], ['nat_daddr', 4, 4], ['nat_sport', 8, 2], ['nat_dport', 10, 2], ['flags', 12, 2], ['tcp_flags_seen', 14, 1], ['policy', 15, 1],
+  ['frontend_id', 16, 4], ['tunnel_node', 20, 4], ['ifindex', 24, 4], ['pad', 28, 4],
+  ['created_ns', 32, 8], ['last_seen_ns', 40, 8], ['packets', 48, 8], ['bytes', 56, 8],
+];
+const CT4_V1: Array<[string, number, number]> = [
+  ['nat_saddr', 0, 4], ['nat_daddr', 4, 4], ['nat_sport', 8, 2], ['nat_dport', 10, 2], ['flags', 12, 2], ['tcp_flags_seen', 14, 1], ['pad', 15, 1],
+  ['frontend_id', 16, 4], ['pad2', 20, 4], ['created_ns', 24, 8], ['last_seen_ns', 32, 8], ['packets', 40, 8], ['bytes', 48, 8],
+];
+
+test('weir_ct4 (layout version 2, 64 bytes) and weir_ct4_v1 (56 bytes) have the offsets the headers give, in BTF, abi.gen.ts and the codec', () => {
+  const btf = Btf.fromFile(join(root, 'build/bpf/from_pod.o'));
+  for (const [name, size, members] of [['weir_ct4', 64, CT4_V2], ['weir_ct4_v1', 56, CT4_V1]] as const) {
+    const gen = layoutOf(name)!;
+    assert.equal(gen.size, size, `abi.gen.ts: sizeof(struct ${name})`);
+    assert.deepEqual(gen.members!.map((m) => [m.name, m.offset, m.size]), members, `abi.gen.ts: struct ${name}`);
+    if (name === 'weir_ct4') {
+      const c = btf.struct(name);
+      assert.deepEqual([c.size, c.members.map((m) => [m.name, m.offset, m.size])], [size, members], `from_pod.o BTF: struct ${name}`);
+    }
+    // each field's bytes land where the hand count says (little-endian host; __be16 in network order)
+    const codec = codecFor(name);
+    const value: Record<string, unknown> = {};
+    for (const [i, [m, , sz]] of members.entries()) {
+      if (m === 'nat_saddr' || m === 'nat_daddr') value[m] = `198.18.${i}.${i + 1}`;
+      else value[m] = sz === 8 ? BigInt(i + 1) << 40n : i + 1;
+    }
+    const b = codec.encode(value as never);
+    assert.equal(b.length, size);
+    for (const [i, [m, off, sz]] of members.entries()) {
+      if (m === 'nat_saddr' || m === 'nat_daddr') assert.equal(bytesToIp4(b, off), `198.18.${i}.${i + 1}`, `${name}.${m} at ${off}`);
+      else if (m === 'nat_sport' || m === 'nat_dport') assert.equal(b.readUInt16BE(off), i + 1, `${name}.${m} at ${off}`);
+      else if (sz === 8) assert.equal(b.readBigUInt64LE(off), BigInt(i + 1) << 40n, `${name}.${m} at ${off}`);
+      else assert.equal(b.readUIntLE(off, sz), i + 1, `${name}.${m} at ${off}`);
+    }
+  }
 });
 
 test('every map key/value layout in every object equals abi.gen.ts', () => {

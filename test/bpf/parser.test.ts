@@ -153,6 +153,17 @@ test('mutated packets: no crash on the host, same verdict in the kernel, offsets
   const counters = probe.map('weir_counters');
   const prog = probe.program('weir_probe');
   let compared = 0;
+  let refused = 0;
+  // counter deltas per packet (one batch read each), not a reset of every slot per packet
+  const totals = () => counterTotals(readCounters(counters));
+  const delta = (a: Record<string, Record<string, number>>, b: Record<string, Record<string, number>>) => {
+    const out: Record<string, Record<string, number>> = {};
+    for (const [hook, reasons] of Object.entries(b))
+      for (const [why, n] of Object.entries(reasons)) if (n !== (a[hook]?.[why] ?? 0)) (out[hook] ??= {})[why] = n - (a[hook]?.[why] ?? 0);
+    return out;
+  };
+  resetCounters(counters);
+  let before = totals();
   for (const [i, p] of packets.entries()) {
     const r = host[i]!;
     const reason = reasonOf(r.reason);
@@ -160,13 +171,20 @@ test('mutated packets: no crash on the host, same verdict in the kernel, offsets
       assert.ok(r.l4_off + 8 <= p.length, `seed ${seed} packet ${i}: transport header inside the packet`);
       assert.ok(r.l3_off + r.l3_len <= p.length, `seed ${seed} packet ${i}: datagram inside the packet`);
     }
-    if (kernelRefuses(p) || i % 4 !== 0) continue;
-    resetCounters(counters);
+    if (kernelRefuses(p)) {
+      refused++;
+      continue;
+    }
     const run = prog.testRun({ data: p });
     assert.equal(run.retval, 0);
     assert.deepEqual(run.data, p, `seed ${seed} packet ${i}: untouched`);
-    assert.deepEqual(counterTotals(readCounters(counters)), { probe: { [reason]: 1 } }, `seed ${seed} packet ${i}`);
+    const after = totals();
+    assert.deepEqual(delta(before, after), { probe: { [reason]: 1 } }, `seed ${seed} packet ${i}`);
+    before = after;
     compared++;
   }
-  assert.ok(compared > 600, `compared ${compared} packets with the kernel`);
+  // every packet the kernel accepts for a test run (BPF_PROG_TEST_RUN refuses some lengths)
+  console.log(`# compared ${compared} of ${packets.length} mutated packets with the kernel; ${refused} refused by BPF_PROG_TEST_RUN`);
+  assert.equal(compared + refused, packets.length);
+  assert.ok(compared > 3000, `compared ${compared} packets with the kernel`);
 });

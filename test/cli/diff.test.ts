@@ -43,13 +43,15 @@ describe('weir diff on a live node', () => {
     return { drift: value('weir_dataplane_drift_entries'), at: value('weir_dataplane_last_resync_timestamp_seconds') };
   };
   /** right after a resync: the whole interval is ours to make drift and see it */
-  const afterResync = async () => weir.waitFor('resync', {}, 10_000, weir.mark());
+  const afterResync = async () => weir.waitFor('resync', {}, 20_000, weir.mark());
 
   before(async () => {
     lab = await Lab.create({ name: 'cli-diff' });
     node = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
     backends = [await lab.pod(node, 'be-a'), await lab.pod(node, 'be-b')];
-    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', resyncInterval: '5s', metricsAddress: '127.0.0.1:9963' });
+    // the drift must be seen by two `weir diff` runs (a second or two each, more on a busy
+    // machine) before the next resync repairs it: 10 s, the window starting right after a resync
+    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', resyncInterval: '10s', metricsAddress: '127.0.0.1:9963' });
     const eps = backends.map((b) => ({ ip: b.ip, node: node.name }));
     weir.writeManifest('web.yaml', [service({ name: 'web', clusterIP: VIP, ports: PORTS, affinityTimeout: 600 }), endpointSlice({ name: 'web-1', service: 'web', ports: PORTS, endpoints: eps })]);
     weir.writeManifest('np.yaml', [service({ name: 'np', type: 'NodePort', clusterIP: NP_VIP, ports: NP_PORTS }), endpointSlice({ name: 'np-1', service: 'np', ports: NP_PORTS, endpoints: eps })]);
@@ -97,9 +99,9 @@ describe('weir diff on a live node', () => {
     assert.equal(t.code, 2, t.stdout);
     assert.match(t.stdout, new RegExp(`^1 difference \\(desired 4 frontends, live 3\\)\\nKIND +FRONTEND.*\\nmissing +${VIP.replaceAll('.', '\\.')}:80/tcp/internal +default/web`));
 
-    const repaired = await weir.waitFor('resync', { repairs: 1 }, 10_000, m);
+    const repaired = await weir.waitFor('resync', { repairs: 1 }, 20_000, m);
     assert.equal(repaired.level, 'warn');
-    // the gauge is set before the resync line is logged; the next resync is 5 s away
+    // the gauge is set before the resync line is logged; the next resync is 10 s away
     const atRepair = await driftMetrics();
     assert.equal(atRepair.drift, 1, 'the repairing resync found one entry of drift');
     const again = await diff(['-o', 'json']);
@@ -107,7 +109,7 @@ describe('weir diff on a live node', () => {
     assert.deepEqual(again.json!.differences, []);
     // the next resync finds nothing
     let next = atRepair;
-    for (const t0 = Date.now(); next.at <= atRepair.at && Date.now() - t0 < 10_000; ) {
+    for (const t0 = Date.now(); next.at <= atRepair.at && Date.now() - t0 < 20_000; ) {
       await new Promise((r) => setTimeout(r, 250));
       next = await driftMetrics();
     }
@@ -137,7 +139,7 @@ describe('weir diff on a live node', () => {
     assert.equal(d.frontend, `${NP_VIP}:8000/tcp/internal`);
     assert.deepEqual(d.fields, ['backends']);
     assert.ok(d.live!.backends.some((x) => x.includes(':9999')), JSON.stringify(d.live));
-    await weir.waitFor('resync', { repairs: 1 }, 10_000, m);
+    await weir.waitFor('resync', { repairs: 1 }, 20_000, m);
     assert.equal((await diff()).code, 0);
   });
 

@@ -103,13 +103,23 @@ test('in-cluster: KUBERNETES_SERVICE_HOST/PORT, the service-account token and CA
 test('a wrong token is retried with backoff and reported, not fatal', async () => {
   const server = new FakeApiServer({ tls: true, token: 'right' });
   await server.start();
-  const h = harness(kubeConfigFor(server, 'wrong'), { outageBoundMs: 300 });
+  // a bound wide enough that no event-loop stall reaches it before the first refusals are seen
+  const BOUND = 3000;
+  const t0 = Date.now();
+  const h = harness(kubeConfigFor(server, 'wrong'), { outageBoundMs: BOUND });
+  const waitUntil = async (f: () => boolean, what: string) => {
+    for (const deadline = Date.now() + 15_000; !f(); await new Promise((r) => setTimeout(r, 10))) {
+      if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    }
+  };
   try {
-    await new Promise((r) => setTimeout(r, 200));
+    await waitUntil(() => h.source.counters.errors > 0, 'the first refusal seen by the source');
     assert.equal(h.source.health().outage, false);
     assert.equal(h.source.health().apiReachable, true, 'the server answers');
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(h.source.health().outage, true, 'but serves nothing: an outage after the bound');
+    await waitUntil(() => h.source.health().outage, 'the outage');
+    const ms = Date.now() - t0;
+    console.log(`# wrong token: outage reported ${ms} ms after the start (bound ${BOUND} ms)`);
+    assert.ok(ms >= BOUND, `an outage only after the bound: ${ms} ms`);
     assert.match(h.source.problems()[0] ?? '', /^kubernetes API unreachable for .*(401|Unauthorized)/);
     assert.ok(server.requests.filter((r) => r.status === 401).length >= 6);
     assert.ok(h.source.counters.errors >= 6);

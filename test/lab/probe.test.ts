@@ -70,11 +70,18 @@ describe('probe in the lab', () => {
       resetCounters(counters);
       const before = await rxStats(node, a.hostIfname);
       const r = await a.ns.iperfClient(b.ip, { seconds: 1 });
-      await sleep(100);
-      const after = await rxStats(node, a.hostIfname);
-      const rows = readCounters(counters).filter((row) => row.hook === 'probe');
-      const packets = rows.reduce((s, row) => s + Number(row.packets), 0);
-      const bytes = rows.reduce((s, row) => s + Number(row.bytes), 0);
+      // the connection's last segments may still be on their way: read both sides until they
+      // agree (or 5 s pass, and the assertions below say by how much they differ)
+      let after = await rxStats(node, a.hostIfname);
+      let rows = readCounters(counters).filter((row) => row.hook === 'probe');
+      const sum = (k: 'packets' | 'bytes') => rows.reduce((s, row) => s + Number(row[k]), 0);
+      for (const deadline = Date.now() + 5000; sum('packets') !== after.packets - before.packets && Date.now() < deadline; ) {
+        await sleep(20);
+        after = await rxStats(node, a.hostIfname);
+        rows = readCounters(counters).filter((row) => row.hook === 'probe');
+      }
+      const packets = sum('packets');
+      const bytes = sum('bytes');
       const tcp = rows.find((row) => row.reason === 'parsed_tcp');
       const sentBytes = Number(r.raw.end.sum_sent.bytes);
       assert.ok(sentBytes > 1e6, `iperf3 sent ${sentBytes} bytes`);

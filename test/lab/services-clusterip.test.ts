@@ -1,8 +1,9 @@
 // Issue 3, must-shows 1, 6, 7 and 5, with `weir daemon` running in a lab node: a pod reaches a
 // ClusterIP over TCP and UDP through the per-packet TC path (--connect-time-lb off) and through
 // the connect-time LB, 300 new connections spread over 3 backends; the connect-time LB leaves
-// no conntrack entry and getpeername still shows the ClusterIP; a pod reaches itself through
-// its service (hairpin); ClientIP affinity pins one client to one backend.
+// no conntrack entry and getpeername still shows the ClusterIP; counters show which path did the
+// work; a pod reaches itself through its service (a hairpin through the ClusterIP on the TC path,
+// a connect() to itself with the socket LB); ClientIP affinity pins one client to one backend.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -91,8 +92,14 @@ describe('ClusterIP through weir daemon', () => {
     const other = await lab.pod(node, 'client2');
     for (const proto of ['tcp', 'udp'] as const) {
       const port = proto === 'tcp' ? 80 : 53;
+      const translated0 = weir.counter('sock', 'sock_lb_translated');
       const r = await weir.spread(other.ns, CLUSTER_IP, port, { proto, count: 300, cgroup: cg });
       assertSpread(r, 300, backends.map((b) => b.name), `socket LB ${proto}`);
+      // the socket LB did the work: one connect() each (TCP); at least one sendto() each (UDP:
+      // svc-client resends an unanswered datagram)
+      const translated = weir.counter('sock', 'sock_lb_translated') - translated0;
+      if (proto === 'tcp') assert.equal(translated, 300, 'socket LB translations');
+      else assert.ok(translated >= 300, `socket LB translations: ${translated}`);
       for (const peers of Object.values(r.peers)) assert.deepEqual(peers, [other.ip]);
       // TCP: getpeername() of the connected socket; UDP: recvmsg's source address
       assert.deepEqual(Object.keys(r.remotes), [`${CLUSTER_IP}:${port}`], JSON.stringify(r.remotes));
@@ -104,7 +111,7 @@ describe('ClusterIP through weir daemon', () => {
     assert.ok(ctEntriesWith(weir.pinDir, other.ip) > 0, 'outside the cgroup: TC path, conntrack entries');
   });
 
-  test('MS7: hairpin: a backend reaches its own service (TC path and socket LB)', async () => {
+  test('MS7: hairpin: a backend reaches its own service through the ClusterIP (TC path); the socket LB connects it to itself', async () => {
     const self = backends[0]!;
     // only self as endpoint of a second service, so every connection hairpins
     const ports: PortSpec[] = [{ name: 'tcp', port: 81, targetPort: 8080 }];
@@ -112,11 +119,24 @@ describe('ClusterIP through weir daemon', () => {
       service({ name: 'self', clusterIP: '198.19.0.11', ports }),
       endpointSlice({ name: 'self-1', service: 'self', ports, endpoints: [{ ip: self.ip, node: node.name }] }),
     ]);
-    for (const cgroup of [undefined, cg]) {
-      const r = await weir.spread(self.ns, '198.19.0.11', 81, { count: 10, ...(cgroup ? { cgroup } : {}) });
-      assert.equal(r.failures, 0, r.errors.join('; '));
-      assert.deepEqual(r.servers, { [self.name]: 10 });
-    }
+    // TC path: out of the pod, DNAT'd back to it and SNAT'd to the ClusterIP by from_pod, in again
+    const hairpins0 = weir.counter('from_pod', 'hairpin');
+    const tc = await weir.spread(self.ns, '198.19.0.11', 81, { count: 10 });
+    assert.equal(tc.failures, 0, tc.errors.join('; '));
+    assert.deepEqual(tc.servers, { [self.name]: 10 });
+    assert.equal(weir.counter('from_pod', 'hairpin') - hairpins0, 10, 'every connection hairpinned in from_pod');
+    assert.deepEqual(tc.peers[self.name], ['198.19.0.11'], 'the backend saw the ClusterIP as its peer (hairpin SNAT)');
+    assert.deepEqual(Object.keys(tc.remotes), ['198.19.0.11:81']);
+    // socket LB: connect() is rewritten to the pod's own address, so nothing leaves the pod
+    const translated0 = weir.counter('sock', 'sock_lb_translated');
+    const hairpins1 = weir.counter('from_pod', 'hairpin');
+    const sock = await weir.spread(self.ns, '198.19.0.11', 81, { count: 10, cgroup: cg });
+    assert.equal(sock.failures, 0, sock.errors.join('; '));
+    assert.deepEqual(sock.servers, { [self.name]: 10 });
+    assert.equal(weir.counter('sock', 'sock_lb_translated') - translated0, 10, 'the socket LB translated every connect()');
+    assert.equal(weir.counter('from_pod', 'hairpin') - hairpins1, 0, 'and from_pod saw none of them');
+    assert.deepEqual(sock.peers[self.name], [self.ip]);
+    assert.deepEqual(Object.keys(sock.remotes), ['198.19.0.11:81'], 'getpeername still shows the ClusterIP');
   });
 
   test('MS5: ClientIP affinity: 50 connections from one client land on one backend', async () => {
@@ -125,11 +145,16 @@ describe('ClusterIP through weir daemon', () => {
       service({ name: 'sticky', clusterIP: '198.19.0.12', ports, affinityTimeout: 300 }),
       endpointSlice({ name: 'sticky-1', service: 'sticky', ports, endpoints: backends.map((b) => ({ ip: b.ip, node: node.name })) }),
     ]);
-    // from a pod, in and out of the socket-LB cgroup (the TC path keys affinity by the pod)
+    // from a pod, in and out of the socket-LB cgroup: the socket LB leaves affinity services of
+    // pods to the TC path (it keys affinity by the pod's address), so both legs are from_pod's
     for (const cgroup of [undefined, cg]) {
+      const translated0 = weir.counter('sock', 'sock_lb_translated');
+      const nat0 = weir.counter('from_pod', 'service_nat');
       const r = await weir.spread(client.ns, '198.19.0.12', 82, { count: 50, concurrency: 1, ...(cgroup ? { cgroup } : {}) });
       assert.equal(r.failures, 0, r.errors.join('; '));
       assert.equal(Object.keys(r.servers).length, 1, JSON.stringify(r.servers));
+      assert.equal(weir.counter('sock', 'sock_lb_translated') - translated0, 0, 'the socket LB passed them');
+      assert.equal(weir.counter('from_pod', 'service_nat') - nat0, 50, 'from_pod NATed every connection');
     }
     // the TC path keyed the affinity entry by the client pod's address
     const aff = BpfMap.openPinned(`${weir.pinDir}/weir_affinity4`);

@@ -5,6 +5,9 @@
 //   node svc-client.js spread --proto tcp|udp --host H --port P --count N [--concurrency C]
 //   node svc-client.js flow --proto tcp|udp --host H --port P --seconds S [--interval MS]
 //   (flow: the backend of every reply, in order, and the longest gap between replies)
+//   --seconds 0: run until SIGUSR2, printing `reply <n> <backend>` per reply as it comes, so
+//   a test can stop the flow only after it has seen replies that followed its event (and
+//   `error <message>` when the socket fails)
 
 import { createSocket } from 'node:dgram';
 import { connect } from 'node:net';
@@ -131,7 +134,7 @@ function flow(proto: string, host: string, port: number, seconds: number, interv
   return new Promise((resolve) => {
     const r: FlowResult = { sent: 0, received: 0, servers: [], maxGapMs: 0, remote: '' };
     let last = Date.now();
-    const got = (line: string) => {
+    let got = (line: string) => {
       let name = '?';
       try {
         name = (JSON.parse(line) as Reply).server;
@@ -148,8 +151,10 @@ function flow(proto: string, host: string, port: number, seconds: number, interv
     };
     let send: () => void;
     let close: () => void;
+    let sockRef: { on(ev: 'error', f: (e: Error) => void): unknown };
     if (proto === 'tcp') {
       const sock = connect({ host, port });
+      sockRef = sock;
       let buf = '';
       sock.on('data', (d) => {
         buf += d.toString('utf8');
@@ -166,6 +171,7 @@ function flow(proto: string, host: string, port: number, seconds: number, interv
       close = () => sock.destroy();
     } else {
       const sock = createSocket('udp4');
+      sockRef = sock;
       sock.on('message', (d) => got(d.toString('utf8').split('\n')[0]!));
       sock.on('error', (e) => (r.error ??= e.message));
       let connected = false;
@@ -183,13 +189,28 @@ function flow(proto: string, host: string, port: number, seconds: number, interv
       r.sent++;
       send();
     }, interval);
-    setTimeout(() => {
+    // stop sending, then wait for the replies still on their way (up to 2 s: a lost UDP
+    // datagram or a dead connection never answers)
+    const stop = () => {
       clearInterval(timer);
-      setTimeout(() => {
+      const deadline = Date.now() + 2000;
+      const drain = setInterval(() => {
+        if (r.received < r.sent && !r.error && Date.now() < deadline) return;
+        clearInterval(drain);
         close();
         resolve(r);
-      }, Math.max(200, interval * 2));
-    }, seconds * 1000);
+      }, 20);
+    };
+    if (seconds > 0) setTimeout(stop, seconds * 1000);
+    else {
+      const progress = got;
+      got = (line: string) => {
+        progress(line);
+        process.stdout.write(`reply ${r.received} ${r.servers.at(-1)![0]}\n`);
+      };
+      sockRef.on('error', (e: Error) => process.stdout.write(`error ${e.message}\n`));
+      process.once('SIGUSR2', stop);
+    }
   });
 }
 

@@ -6,6 +6,8 @@
 
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { BpfMap } from '../../src/bpf/index.js';
+import { counterTotals, readCounters } from '../../src/dataplane/counters.js';
 import { findCgroup2Mount, type Cgroup, type Lab, type LabNode, type ManagedProcess, type Netns } from './lab.js';
 import { sleep, spawnManaged } from './proc.js';
 import { binWeir, repoRoot } from './paths.js';
@@ -38,7 +40,8 @@ export interface WeirNodeOptions {
   cgroup?: Cgroup;
   instance?: string;
   extraArgs?: string[];
-  /** default 2 s: quick enough for tests to see a resync */
+  /** --resync-interval (default: weir's own, 60 s). Only drift tests shorten it: a frequent
+   *  resync quietly repairs what a missed incremental sync got wrong */
   resyncInterval?: string;
   logLevel?: 'debug' | 'info' | 'warn';
   /** how the daemon enters the node: nsenter --net (default), or `ip netns exec`, which
@@ -117,7 +120,7 @@ export class WeirNode {
       // relative to the cgroup2 root: valid whichever mount namespace the daemon sees
       '--cgroup', relative(findCgroup2Mount()!, this.cgroup.path),
       '--connect-time-lb', o.connectTimeLb ?? 'on',
-      '--resync-interval', o.resyncInterval ?? '2s',
+      ...(o.resyncInterval ? ['--resync-interval', o.resyncInterval] : []),
       '--log-level', o.logLevel ?? 'debug',
       ...(o.extraArgs ?? []),
     ];
@@ -216,16 +219,87 @@ export class WeirNode {
     return JSON.parse(r.stdout) as SpreadResult;
   }
 
-  /** One long-lived flow from `ns`, started now; await the result. */
-  flow(ns: Netns, host: string, port: number, opts: { proto?: 'tcp' | 'udp'; seconds?: number; interval?: number; cgroup?: Cgroup } = {}): { proc: ManagedProcess; result: Promise<FlowResult> } {
-    const args = [SVC_CLIENT_JS, 'flow', '--proto', opts.proto ?? 'tcp', '--host', host, '--port', String(port), '--seconds', String(opts.seconds ?? 3), '--interval', String(opts.interval ?? 50)];
+  /** One long-lived flow from `ns`, started now; await the result. `seconds: 0` runs it until
+   *  stop(), so that it spans the test's event however slow the machine is. */
+  flow(ns: Netns, host: string, port: number, opts: { proto?: 'tcp' | 'udp'; seconds?: number; interval?: number; cgroup?: Cgroup } = {}): Flow {
+    const seconds = opts.seconds ?? 3;
+    const args = [SVC_CLIENT_JS, 'flow', '--proto', opts.proto ?? 'tcp', '--host', host, '--port', String(port)];
+    args.push('--seconds', String(seconds), '--interval', String(opts.interval ?? 50));
     const proc = ns.spawn(process.execPath, args, { label: `svc-client flow ${host}:${port}`, ...(opts.cgroup ? { cgroup: opts.cgroup } : {}) });
     const result = proc.exited.then((e) => {
       if (e.code !== 0) throw proc.failure(`exit ${JSON.stringify(e)}`);
       return JSON.parse(proc.stdout.trim().split('\n').at(-1)!) as FlowResult;
     });
-    return { proc, result };
+    result.catch(() => undefined); // awaited by the test; never an unhandled rejection meanwhile
+    const lines = () => proc.stdout.split('\n');
+    const replies = () => lines().filter((l) => l.startsWith('reply ')).length;
+    return {
+      proc,
+      result,
+      replies,
+      backends: () => lines().filter((l) => l.startsWith('reply ')).map((l) => l.split(' ')[2]!),
+      async waitLine(re: RegExp, timeoutMs = 10_000): Promise<string> {
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          const hit = lines().find((l) => re.test(l));
+          if (hit) return hit;
+          if (!proc.running) throw proc.failure(`flow ended without a line matching ${re}`);
+          if (Date.now() > deadline) throw proc.failure(`no line matching ${re} within ${timeoutMs} ms`);
+          await sleep(20);
+        }
+      },
+      async waitReplies(n: number, timeoutMs = 10_000): Promise<void> {
+        const deadline = Date.now() + timeoutMs;
+        while (replies() < n) {
+          if (!proc.running) throw proc.failure(`flow ended with ${replies()} of ${n} replies`);
+          if (Date.now() > deadline) throw proc.failure(`only ${replies()} of ${n} replies within ${timeoutMs} ms`);
+          await sleep(20);
+        }
+      },
+      async stop(): Promise<FlowResult> {
+        if (seconds === 0 && proc.running) proc.signalGroup('SIGUSR2');
+        return result;
+      },
+    };
   }
+
+  /** weir_counters now, {hook: {reason: packets}} (non-zero slots), read from the pins. */
+  counters(): Record<string, Record<string, number>> {
+    const m = BpfMap.openPinned(join(this.pinDir, 'weir_counters'));
+    try {
+      return counterTotals(readCounters(m));
+    } finally {
+      m.close();
+    }
+  }
+
+  /** One counter now (0 when the slot is zero), e.g. counter('sock', 'sock_lb_translated'). */
+  counter(hook: string, reason: string): number {
+    return this.counters()[hook]?.[reason] ?? 0;
+  }
+
+  /** Entries the periodic resyncs of every run so far found wrong and rewrote (weir logs
+   *  `event=resync repairs=N`): a missed incremental sync shows here, nowhere else. */
+  repairs(): number {
+    const lines = [...this.past, ...this.runLines()].map(parseLogfmt);
+    return lines.reduce((n, l) => n + (l?.event === 'resync' ? Number(l.repairs ?? 0) : 0), 0);
+  }
+}
+
+/** A running svc-client flow (WeirNode.flow). */
+export interface Flow {
+  proc: ManagedProcess;
+  result: Promise<FlowResult>;
+  /** replies so far (until-stopped flows only) */
+  replies(): number;
+  /** the backend of each reply so far, in order (until-stopped flows only) */
+  backends(): string[];
+  /** waits for an output line (until-stopped flows print `reply N backend` and `error MESSAGE`) */
+  waitLine(re: RegExp, timeoutMs?: number): Promise<string>;
+  /** waits until `n` replies in all have come back */
+  waitReplies(n: number, timeoutMs?: number): Promise<void>;
+  /** ends an until-stopped flow (SIGUSR2) and returns its result */
+  stop(): Promise<FlowResult>;
 }
 
 // ---- manifest builders -------------------------------------------------------------

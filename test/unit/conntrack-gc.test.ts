@@ -26,14 +26,23 @@ const FIN = 0x01;
 
 test('TCP: SYN-only expires after 60 s, established after 6 h, closing after 10 s; both entries together', () => {
   const now = 100_000n * S;
+  const H6 = 6n * 3600n * S;
   const synOnly = flow(6, now - 61n * S, SYN, SYN | ACK, 1);
   const established = flow(6, now - 3600n * S, SYN | ACK, SYN | ACK, 2);
   const closing = flow(6, now - 11n * S, SYN | ACK | FIN, SYN | ACK, 3);
   const fresh = flow(6, now - 5n * S, SYN | ACK | FIN, SYN | ACK, 4);
-  const p = planConntrackGc([...synOnly, ...established, ...closing, ...fresh], now);
-  assert.equal(p.flows, 4);
-  assert.equal(p.expiredFlows, 2);
-  assert.deepEqual(p.deletes.map((k) => `${k.saddr}:${k.sport}`).sort(), [`${BE}:8080`, `${BE}:8080`, `${CLIENT}:1`, `${CLIENT}:3`].sort());
+  // established flows on either side of the 6 h bound: idle 6 h - 1 s stays, 6 h + 1 s goes
+  const justUnder = flow(6, now - H6 + S, SYN | ACK, SYN | ACK, 5);
+  const justOver = flow(6, now - H6 - S, SYN | ACK, SYN | ACK, 6);
+  const p = planConntrackGc([...synOnly, ...established, ...closing, ...fresh, ...justUnder, ...justOver], now);
+  assert.equal(p.flows, 6);
+  assert.equal(p.expiredFlows, 3);
+  const origins = p.deletes.filter((k) => k.saddr === CLIENT).map((k) => k.sport).sort((a, b) => a - b);
+  assert.deepEqual(origins, [1, 3, 6], 'client-side entries deleted: SYN-only, closing, established idle 6 h + 1 s');
+  assert.equal(p.deletes.filter((k) => k.saddr === BE && k.sport === 8080).length, 3, 'and the reply entry of each');
+  // the same established flow, seen from its reply entry only (the original already gone)
+  assert.equal(planConntrackGc([justOver[1]!], now).expiredFlows, 1);
+  assert.equal(planConntrackGc([justUnder[1]!], now).expiredFlows, 0);
   assert.equal(DEFAULT_CT_TIMEOUTS.tcpEstablished, 6 * 3600);
 });
 

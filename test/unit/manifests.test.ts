@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, open, rename, rm, writeFile, unlink, cp } from 'node:fs/promises';
+import { watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ManifestsSource } from '../../src/sources/manifests.js';
@@ -145,77 +146,98 @@ test('watch: add, edit and remove files apply incrementally', async () => {
   await withDir(async (dir) => {
     await writeFile(join(dir, 'a.yaml'), svcYaml('a', '198.19.0.1') + '---\n' + svcYaml('b', '198.19.0.2'));
     const h = harness(dir);
-    await h.start();
-    assert.deepEqual(summary(h.events), ['upsert Service default/a', 'upsert Service default/b', 'synced']);
-    h.events.length = 0;
+    try {
+      await h.start();
+      assert.deepEqual(summary(h.events), ['upsert Service default/a', 'upsert Service default/b', 'synced']);
+      h.events.length = 0;
 
-    // Edit: a changes, b is dropped, c is new; unchanged objects are not re-emitted.
-    await writeFile(join(dir, 'a.yaml'), svcYaml('a', '198.19.0.11') + '---\n' + svcYaml('c', '198.19.0.3'));
-    await until(() => h.events.length >= 3, 'edit events');
-    assert.deepEqual(summary(h.events).sort(), ['delete Service default/b', 'upsert Service default/a', 'upsert Service default/c']);
-    assert.equal(h.store.get('Service', 'default/a')!.spec!.clusterIP, '198.19.0.11');
-    h.events.length = 0;
+      // Edit: a changes, b is dropped, c is new; unchanged objects are not re-emitted.
+      await writeFile(join(dir, 'a.yaml'), svcYaml('a', '198.19.0.11') + '---\n' + svcYaml('c', '198.19.0.3'));
+      await until(() => h.events.length >= 3, 'edit events');
+      assert.deepEqual(summary(h.events).sort(), ['delete Service default/b', 'upsert Service default/a', 'upsert Service default/c']);
+      assert.equal(h.store.get('Service', 'default/a')!.spec!.clusterIP, '198.19.0.11');
+      h.events.length = 0;
 
-    // New file.
-    await writeFile(join(dir, 'd.json'), JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'd' }, spec: { clusterIP: '198.19.0.4', ports: [{ port: 80 }] } }));
-    await until(() => h.events.length >= 1, 'new file');
-    assert.deepEqual(summary(h.events), ['upsert Service default/d']);
-    h.events.length = 0;
+      // New file.
+      const d = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'd' }, spec: { clusterIP: '198.19.0.4', ports: [{ port: 80 }] } };
+      await writeFile(join(dir, 'd.json'), JSON.stringify(d));
+      await until(() => h.events.length >= 1, 'new file');
+      assert.deepEqual(summary(h.events), ['upsert Service default/d']);
+      h.events.length = 0;
 
-    // A bad edit keeps the last good version; other objects of the file still update.
-    await writeFile(join(dir, 'a.yaml'), svcYaml('a', '198.19.0.11', 70000) + '---\n' + svcYaml('c', '198.19.0.33'));
-    await until(() => h.events.length >= 1, 'partial edit');
-    await new Promise((r) => setTimeout(r, 150));
-    assert.deepEqual(summary(h.events), ['upsert Service default/c']);
-    assert.equal(h.store.get('Service', 'default/a')!.spec!.ports![0]!.port, 80);
-    h.events.length = 0;
+      // A bad edit keeps the last good version; other objects of the file still update.
+      // (a file's events are emitted synchronously with its load: once filesLoaded moved, they are all in)
+      let loaded = h.src.counters.filesLoaded;
+      await writeFile(join(dir, 'a.yaml'), svcYaml('a', '198.19.0.11', 70000) + '---\n' + svcYaml('c', '198.19.0.33'));
+      await until(() => h.events.length >= 1 && h.src.counters.filesLoaded > loaded, 'partial edit');
+      assert.deepEqual(summary(h.events), ['upsert Service default/c']);
+      assert.equal(h.store.get('Service', 'default/a')!.spec!.ports![0]!.port, 80);
+      h.events.length = 0;
 
-    // A syntax error deletes nothing.
-    await writeFile(join(dir, 'a.yaml'), 'kind: [\n');
-    await until(() => (h.src.counters.rejected.get('yaml-syntax') ?? 0) >= 1, 'syntax error counted');
-    await new Promise((r) => setTimeout(r, 150));
-    assert.deepEqual(summary(h.events), []);
-    assert.equal(h.store.size('Service'), 3);
+      // A syntax error deletes nothing.
+      loaded = h.src.counters.filesLoaded;
+      await writeFile(join(dir, 'a.yaml'), 'kind: [\n');
+      await until(() => (h.src.counters.rejected.get('yaml-syntax') ?? 0) >= 1 && h.src.counters.filesLoaded > loaded, 'syntax error counted, file loaded');
+      assert.deepEqual(summary(h.events), []);
+      assert.equal(h.store.size('Service'), 3);
 
-    // Removing the file deletes its objects.
-    await unlink(join(dir, 'a.yaml'));
-    await until(() => h.events.length >= 2, 'file removal');
-    assert.deepEqual(summary(h.events).sort(), ['delete Service default/a', 'delete Service default/c']);
-    assert.deepEqual([...h.store.map('Service').keys()], ['default/d']);
-    await h.src.stop();
+      // Removing the file deletes its objects.
+      await unlink(join(dir, 'a.yaml'));
+      await until(() => h.events.length >= 2, 'file removal');
+      assert.deepEqual(summary(h.events).sort(), ['delete Service default/a', 'delete Service default/c']);
+      assert.deepEqual([...h.store.map('Service').keys()], ['default/d']);
+    } finally {
+      await h.src.stop(); // a failed assertion must not leave the watcher holding the process
+    }
   });
 });
 
 test('watch: a file renamed into place is read at once; a file written in place waits for the debounce', async () => {
   await withDir(async (dir) => {
     await writeFile(join(dir, 'a.yaml'), svcYaml('a', '198.19.0.1'));
-    const h = harness(dir, { debounceMs: 1500 });
-    await h.start();
-    h.events.length = 0;
+    // a debounce far longer than any read: "at once" needs no clock, only the order of events
+    const DEBOUNCE = 5000;
+    const h = harness(dir, { debounceMs: DEBOUNCE });
+    try {
+      await h.start();
+      h.events.length = 0;
 
-    // atomic replace (write elsewhere, rename over): applied well before the 1.5 s debounce
-    let t = Date.now();
-    await writeFile(join(dir, '.a.yaml.tmp'), svcYaml('a', '198.19.0.2'));
-    await rename(join(dir, '.a.yaml.tmp'), join(dir, 'a.yaml'));
-    await until(() => h.events.length >= 1, 'renamed file applied');
-    assert.ok(Date.now() - t < 1000, `rename applied after ${Date.now() - t} ms`);
-    assert.equal(h.store.get('Service', 'default/a')!.spec!.clusterIP, '198.19.0.2');
-    h.events.length = 0;
+      // atomic replace (write elsewhere, rename over): applied without waiting for the debounce
+      let t = Date.now();
+      await writeFile(join(dir, '.a.yaml.tmp'), svcYaml('a', '198.19.0.2'));
+      await rename(join(dir, '.a.yaml.tmp'), join(dir, 'a.yaml'));
+      await until(() => h.events.length >= 1, 'renamed file applied', DEBOUNCE - 500);
+      console.log(`# rename applied after ${Date.now() - t} ms (debounce ${DEBOUNCE} ms)`);
+      assert.equal(h.store.get('Service', 'default/a')!.spec!.clusterIP, '198.19.0.2');
+      h.events.length = 0;
 
-    // in place: the first half of the file must not be applied; the whole file is, after the quiet time
-    t = Date.now();
-    const text = svcYaml('a', '198.19.0.3') + '---\n' + svcYaml('b', '198.19.0.4');
-    const fh = await open(join(dir, 'a.yaml'), 'r+');
-    await fh.truncate(0);
-    await fh.write(text.slice(0, text.indexOf('---')), 0);
-    await new Promise((r) => setTimeout(r, 300));
-    assert.deepEqual(summary(h.events), [], 'nothing applied while the file is being written');
-    await fh.write(text.slice(text.indexOf('---')), text.indexOf('---'));
-    await fh.close();
-    await until(() => h.events.length >= 2, 'in-place write applied');
-    assert.ok(Date.now() - t >= 1500, `in-place write applied after ${Date.now() - t} ms, before the debounce`);
-    assert.deepEqual(summary(h.events).sort(), ['upsert Service default/a', 'upsert Service default/b']);
-    await h.src.stop();
+      // in place: the first half of the file must not be applied; the whole file is, after the quiet time
+      t = Date.now();
+      const loaded = h.src.counters.filesLoaded;
+      const text = svcYaml('a', '198.19.0.3') + '---\n' + svcYaml('b', '198.19.0.4');
+      // a watcher of our own: once it has seen the write, so has the source's (one inotify queue)
+      let seen = false;
+      const w = watch(dir, (_event, name) => name === 'a.yaml' && (seen = true));
+      try {
+        const fh = await open(join(dir, 'a.yaml'), 'r+');
+        await fh.truncate(0);
+        await fh.write(text.slice(0, text.indexOf('---')), 0);
+        await until(() => seen, 'the in-place write noticed');
+        await new Promise((r) => setImmediate(r));
+        assert.deepEqual(summary(h.events), [], 'nothing applied while the file is being written');
+        assert.equal(h.src.counters.filesLoaded, loaded, 'not even read');
+        await fh.write(text.slice(text.indexOf('---')), text.indexOf('---'));
+        await fh.close();
+      } finally {
+        w.close();
+      }
+      await until(() => h.events.length >= 2, 'in-place write applied', DEBOUNCE + 5000);
+      assert.ok(Date.now() - t >= DEBOUNCE, `in-place write applied after ${Date.now() - t} ms, before the debounce`);
+      assert.equal(h.src.counters.filesLoaded, loaded + 1, 'read once, whole');
+      assert.deepEqual(summary(h.events).sort(), ['upsert Service default/a', 'upsert Service default/b']);
+    } finally {
+      await h.src.stop(); // a failed assertion must not leave the watcher holding the process
+    }
   });
 });
 
