@@ -22,11 +22,11 @@ ABI_GEN := src/bpf/abi.gen.ts
 # Debian packages: the toolchain, libbpf, and the real tools the tests and the demo drive.
 APT_PACKAGES := clang llvm libclang-rt-14-dev libbpf-dev libbpf1 pkg-config make g++ python3 \
 	iproute2 iputils-ping iptables nftables iperf3 curl socat procps psmisc kmod util-linux \
-	containernetworking-plugins bpftool prometheus openssl
+	containernetworking-plugins bpftool prometheus openssl clang-format
 
 NODE_TEST := node --test --test-concurrency=1 --enable-source-maps
 
-.PHONY: all deps deps-apt deps-node build bpf addon ts test test-unit demo bench bench-quick clean distclean
+.PHONY: all deps deps-apt deps-node build bpf addon ts test test-unit lint format demo bench bench-quick clean distclean
 
 all: build
 
@@ -95,6 +95,23 @@ test: deps build
 # the tests that need neither root nor a kernel
 test-unit: build
 	$(NODE_TEST) $$(find dist/test/unit -name '*.test.js' | sort)
+
+## lint: typescript-eslint (with the type checker) and prettier on the TypeScript, clang-format on
+## bpf-c/ (kernel style) and native/; `make format` rewrites what lint would complain about
+TS_LINT_GLOBS := 'src/**/*.ts' 'test/**/*.ts' 'bench/**/*.ts' 'scripts/**/*.ts' 'scripts/**/*.mjs'
+C_SRCS := $(wildcard bpf-c/*.c bpf-c/lib/*.h bpf-c/include/weir/*.h test/fixtures/bpf/*.c test/fixtures/native/*.c)
+CXX_SRCS := $(wildcard native/*.cc native/*.h)
+
+lint: deps build
+	npx prettier --check --log-level warn $(TS_LINT_GLOBS)
+	npx eslint --max-warnings 0 .
+	clang-format --dry-run -Werror --style=file:bpf-c/.clang-format $(C_SRCS)
+	clang-format --dry-run -Werror --style=file:native/.clang-format $(CXX_SRCS)
+
+format: deps-node
+	npx prettier --write --log-level warn $(TS_LINT_GLOBS)
+	clang-format -i --style=file:bpf-c/.clang-format $(C_SRCS)
+	clang-format -i --style=file:native/.clang-format $(CXX_SRCS)
 
 ## demo: build a lab, run weir in it, show what it does, tear it down
 demo: deps build
