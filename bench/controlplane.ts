@@ -102,9 +102,21 @@ function withChange(base: BenchService[], c: { index: number; remove: boolean })
 
 // ---- weir -----------------------------------------------------------------------------
 
-const svcObj = (s: BenchService) => service({ name: s.name, namespace: s.namespace, clusterIP: s.clusterIP, ports: [{ name: s.portName, port: s.port, targetPort: s.endpoints[0]?.port ?? 8080 }] });
+const svcObj = (s: BenchService) =>
+  service({
+    name: s.name,
+    namespace: s.namespace,
+    clusterIP: s.clusterIP,
+    ports: [{ name: s.portName, port: s.port, targetPort: s.endpoints[0]?.port ?? 8080 }],
+  });
 const sliceObj = (s: BenchService) =>
-  endpointSlice({ name: `${s.name}-a`, service: s.name, namespace: s.namespace, ports: [{ name: s.portName, port: s.port, targetPort: 8080 }], endpoints: s.endpoints.map((e) => ({ ip: e.ip, node: 'node' })) });
+  endpointSlice({
+    name: `${s.name}-a`,
+    service: s.name,
+    namespace: s.namespace,
+    ports: [{ name: s.portName, port: s.port, targetPort: 8080 }],
+    endpoints: s.endpoints.map((e) => ({ ip: e.ip, node: 'node' })),
+  });
 const yaml = (objs: object[]) => objs.map((o) => JSON.stringify(o)).join('\n---\n') + '\n';
 
 /** Peak RSS (VmHWM) of the daemon: the largest among the process and its descendants (nsenter, bash exec node). */
@@ -162,9 +174,15 @@ async function runWeir(n: number, o: ControlplaneOptions, m: CpMeasurement): Pro
     m.startSyncMs = Number(weir.events('sync').find((l) => l.reason === 'start')?.ms);
     m.programmed = `${ready.frontends} frontends, ${n * M} backends (${ready.writes} map writes)`;
     if (Number(ready.frontends) !== n) throw new Error(`ready with ${ready.frontends} frontends, want ${n}`);
-    o.log(`N=${n} weir: ready in ${m.programMs.toFixed(0)} ms wall (daemon ms=${m.readyMs}, of which the first full sync ${m.startSyncMs} ms), VmHWM ${m.rssMiB.toFixed(0)} MiB`);
+    o.log(
+      `N=${n} weir: ready in ${m.programMs.toFixed(0)} ms wall (daemon ms=${m.readyMs}, of which the first full sync ${m.startSyncMs} ms), VmHWM ${m.rssMiB.toFixed(0)} MiB`,
+    );
 
-    const fe: TypedMap<WeirFrontend4Key, WeirFrontend4> = typedMap(BpfMap.openPinned(join(weir.pinDir, 'weir_frontend4')), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
+    const fe: TypedMap<WeirFrontend4Key, WeirFrontend4> = typedMap(
+      BpfMap.openPinned(join(weir.pinDir, 'weir_frontend4')),
+      codecFor('weir_frontend4_key'),
+      codecFor('weir_frontend4'),
+    );
     const lat: number[] = [];
     const inner: number[] = [];
     try {
@@ -178,7 +196,8 @@ async function runWeir(n: number, o: ControlplaneOptions, m: CpMeasurement): Pro
         // polled as fast as the event loop turns (a timer's 1 ms would dominate a sub-ms change)
         for (;;) {
           if (fe.get(key)?.backend_count === s.endpoints.length) break;
-          if (performance.now() - t > 10_000) throw new Error(`${s.name}: backend_count ${fe.get(key)?.backend_count}, want ${s.endpoints.length}, 10 s after the write`);
+          if (performance.now() - t > 10_000)
+            throw new Error(`${s.name}: backend_count ${fe.get(key)?.backend_count}, want ${s.endpoints.length}, 10 s after the write`);
           await new Promise<void>((r) => setImmediate(r));
         }
         lat.push(performance.now() - t);
@@ -191,8 +210,11 @@ async function runWeir(n: number, o: ControlplaneOptions, m: CpMeasurement): Pro
     }
     m.change = dist(lat);
     m.changeInner = dist(inner);
-    m.changeHow = 'EndpointSlice file renamed into the manifests dir → backend_count in the pinned weir_frontend4 (includes the manifests watch debounce, 100 ms, and the change debounce, 10 ms)';
-    o.log(`N=${n} weir: ${lat.length} changes p50 ${m.change.p50_ms.toFixed(1)} ms p99 ${m.change.p99_ms.toFixed(1)} ms; daemon sync ms p50 ${m.changeInner.p50_ms} p99 ${m.changeInner.p99_ms}`);
+    m.changeHow =
+      'EndpointSlice file renamed into the manifests dir → backend_count in the pinned weir_frontend4 (includes the manifests watch debounce, 100 ms, and the change debounce, 10 ms)';
+    o.log(
+      `N=${n} weir: ${lat.length} changes p50 ${m.change.p50_ms.toFixed(1)} ms p99 ${m.change.p99_ms.toFixed(1)} ms; daemon sync ms p50 ${m.changeInner.p50_ms} p99 ${m.changeInner.p99_ms}`,
+    );
     await weir.terminate();
   } finally {
     await lab.destroy();
@@ -301,7 +323,7 @@ async function runPeer(c: Exclude<CpContestant, 'weir'>, ns: Netns, n: number, o
   m.changeHow =
     c === 'nftables'
       ? "partial sync: `nft --json list chains ip`, `nft --json list sets ip`, then `nft -f` of the changed service's chains (add + flush + rules); elements unchanged"
-      : 'partial restore (KEP-3453): `iptables-restore --noflush` of the filter table, KUBE-SERVICES (N rules) and the other top-level nat chains, and the changed service\'s KUBE-SVC/KUBE-SEP chains';
+      : "partial restore (KEP-3453): `iptables-restore --noflush` of the filter table, KUBE-SERVICES (N rules) and the other top-level nat chains, and the changed service's KUBE-SVC/KUBE-SEP chains";
   if (lat.length < plan.length) m.note = `${lat.length} changes, not ${plan.length}: change budget ${o.changeBudgetMs / 1000} s`;
   o.log(`N=${n} ${CP_LABEL[c]}: ${lat.length} changes p50 ${m.change.p50_ms.toFixed(1)} ms p99 ${m.change.p99_ms.toFixed(1)} ms`);
 }

@@ -77,7 +77,13 @@ async function buildArena(contestant: Contestant): Promise<Arena> {
       // both attach the per-packet programs to every workload interface, as the daemon
       // does; weir-sock adds the socket programs on the client's cgroup
       arena.weir = loadWeir(lab.bpffs, contestant === 'weir-sock' ? ['from_pod', 'to_pod', 'sock_lb'] : ['from_pod', 'to_pod']);
-      arena.attachments.push(...attachTcPath(arena.weir, node.ns.name, [client, ...backends].map((p) => p.hostIfname)));
+      arena.attachments.push(
+        ...attachTcPath(
+          arena.weir,
+          node.ns.name,
+          [client, ...backends].map((p) => p.hostIfname),
+        ),
+      );
       if (contestant === 'weir-sock') {
         arena.cgroup = await lab.cgroup('client');
         arena.attachments.push(...attachSockLb(arena.weir, arena.cgroup.path));
@@ -124,7 +130,10 @@ async function program(a: Arena, services: BenchService[], tmp: string): Promise
     case 'weir-sock': {
       const p = programWeir(a.weir!.maps, services, 10);
       a.programmed = p;
-      const note = p.endpointsPerFiller < 10 ? `weir_backend4 holds ${a.weir!.maps.backends.map.maxEntries} entries: filler services got ${p.endpointsPerFiller} endpoints, not 10` : undefined;
+      const note =
+        p.endpointsPerFiller < 10
+          ? `weir_backend4 holds ${a.weir!.maps.backends.map.maxEntries} entries: filler services got ${p.endpointsPerFiller} endpoints, not 10`
+          : undefined;
       return { ms: p.ms, what: `${p.frontendKeys.length} frontends, ${p.backendKeys.length} backends`, ...(note ? { note } : {}) };
     }
   }
@@ -179,7 +188,13 @@ export interface DataplaneOptions {
 
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 function medianDist(ds: Dist[]): Dist {
-  return { p50_us: med(ds.map((d) => d.p50_us)), p90_us: med(ds.map((d) => d.p90_us)), p99_us: med(ds.map((d) => d.p99_us)), mean_us: med(ds.map((d) => d.mean_us)), max_us: med(ds.map((d) => d.max_us)) };
+  return {
+    p50_us: med(ds.map((d) => d.p50_us)),
+    p90_us: med(ds.map((d) => d.p90_us)),
+    p99_us: med(ds.map((d) => d.p99_us)),
+    mean_us: med(ds.map((d) => d.mean_us)),
+    max_us: med(ds.map((d) => d.max_us)),
+  };
 }
 /** field-wise median over rounds (counts summed) */
 function medianResult(rs: TcpbenchResult[]): TcpbenchResult {
@@ -226,7 +241,14 @@ export async function runDataplane(o: DataplaneOptions): Promise<Measurement[]> 
             continue;
           }
           try {
-            const p = await program(a, benchServices(n, a.backends.map((b) => b.ip)), o.tmp);
+            const p = await program(
+              a,
+              benchServices(
+                n,
+                a.backends.map((b) => b.ip),
+              ),
+              o.tmp,
+            );
             m.programMs = p.ms;
             m.programmed = p.what;
             if (p.note) m.note = p.note;

@@ -130,7 +130,8 @@ function loadSet(set: ObjectSet): LoadedSet {
       if (dst !== addr) throw new Error(`${set.label}: new flow not DNATed: destination ${dst}, expected ${addr}`);
     };
     const hasEntry = () => {
-      if (!conntrack.get({ saddr: CLIENT, daddr: IDENT, sport: 40001, dport: 80, protocol: 6 })) throw new Error(`${set.label}: established case made no conntrack entry`);
+      if (!conntrack.get({ saddr: CLIENT, daddr: IDENT, sport: 40001, dport: 80, protocol: 6 }))
+        throw new Error(`${set.label}: established case made no conntrack entry`);
     };
     // the repeatable new flow recreates its entry on every run: two runs leave one packet on it
     const freshEach = (saddr: string, daddr: string, sport: number, dport: number) => () => {
@@ -143,17 +144,43 @@ function loadSet(set: ObjectSet): LoadedSet {
       close,
       repeated: [
         { case: 'pass-through (pod to pod, no service)', prog: fromPod, data: tcp(CLIENT, BACKEND, 40000, 8080, ['ack']) },
-        { case: 'established flow (conntrack hit, DNAT)', prog: fromPod, data: tcp(CLIENT, IDENT, 40001, 80, ['ack']), setup: tcp(CLIENT, IDENT, 40001, 80, ['syn']), check: hasEntry },
+        {
+          case: 'established flow (conntrack hit, DNAT)',
+          prog: fromPod,
+          data: tcp(CLIENT, IDENT, 40001, 80, ['ack']),
+          setup: tcp(CLIENT, IDENT, 40001, 80, ['syn']),
+          check: hasEntry,
+        },
         { case: 'reply with reverse NAT (conntrack hit)', prog: fromPod, data: tcp(IDENT, CLIENT, 80, 40001, ['ack']) },
-        { case: 'NodePort established (conntrack hit, DNAT)', prog: fromHost, data: tcp(EXTERNAL, NODE, 50000, 30080, ['ack']), setup: tcp(EXTERNAL, NODE, 50000, 30080, ['syn']) },
+        {
+          case: 'NodePort established (conntrack hit, DNAT)',
+          prog: fromHost,
+          data: tcp(EXTERNAL, NODE, 50000, 30080, ['ack']),
+          setup: tcp(EXTERNAL, NODE, 50000, 30080, ['syn']),
+        },
         // a SYN+FIN reopens the entry it created the run before (SYN-reopen: the pair is
         // deleted) and then takes the whole new-flow path again, so a new flow can repeat
-        { case: 'new flow, repeatable (SYN+FIN: reopen deletes the pair, then new flow with NAT)', prog: fromPod, data: tcp(CLIENT, IDENT, 40002, 80, ['syn', 'fin']), check: freshEach(CLIENT, IDENT, 40002, 80) },
-        { case: 'NodePort new flow, repeatable (as above)', prog: fromHost, data: tcp(EXTERNAL, NODE, 50001, 30080, ['syn', 'fin']), check: freshEach(EXTERNAL, NODE, 50001, 30080) },
+        {
+          case: 'new flow, repeatable (SYN+FIN: reopen deletes the pair, then new flow with NAT)',
+          prog: fromPod,
+          data: tcp(CLIENT, IDENT, 40002, 80, ['syn', 'fin']),
+          check: freshEach(CLIENT, IDENT, 40002, 80),
+        },
+        {
+          case: 'NodePort new flow, repeatable (as above)',
+          prog: fromHost,
+          data: tcp(EXTERNAL, NODE, 50001, 30080, ['syn', 'fin']),
+          check: freshEach(EXTERNAL, NODE, 50001, 30080),
+        },
       ],
       singles: [
         { case: 'pass-through (pod to pod, no service)', prog: fromPod, packet: (i) => tcp(CLIENT, BACKEND, 20000 + (i % 40000), 8080, ['ack']) },
-        { case: 'new flow with NAT (frontend, backend, 2 conntrack writes)', prog: fromPod, packet: (i) => tcp(CLIENT, SVC, 1024 + (i % 60000), 80, ['syn']), check: dnatTo(BACKEND) },
+        {
+          case: 'new flow with NAT (frontend, backend, 2 conntrack writes)',
+          prog: fromPod,
+          packet: (i) => tcp(CLIENT, SVC, 1024 + (i % 60000), 80, ['syn']),
+          check: dnatTo(BACKEND),
+        },
         { case: 'NodePort new flow', prog: fromHost, packet: (i) => tcp(EXTERNAL, NODE, 1024 + (i % 60000), 30081, ['syn']), check: dnatTo(BACKEND) },
       ],
     };
@@ -187,7 +214,7 @@ export async function runPerPacketSets(o: PerPacketOptions, sets: ObjectSet[]): 
     // always follows the same program (whose cache footprint it would inherit) and drift
     // favours none; seeded, so a run can be repeated as it was
     let seed = 0x9e3779b9;
-    const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const rand = () => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32;
     const shuffled = () => {
       const order = loaded.map((_, i) => i);
       for (let i = order.length - 1; i > 0; i--) {
@@ -216,16 +243,34 @@ export async function runPerPacketSets(o: PerPacketOptions, sets: ObjectSet[]): 
     const S = `median of ${o.singles} single runs`;
     const floor = Math.min(...floorRounds);
     const rows: PerPacketRow[] = [
-      { case: 'floor: an empty TC program (the test-run loop itself)', program: 'bench_floor', method: R, nsPerPacket: floor, medianNs: median(floorRounds), slowestNs: Math.max(...floorRounds) },
+      {
+        case: 'floor: an empty TC program (the test-run loop itself)',
+        program: 'bench_floor',
+        method: R,
+        nsPerPacket: floor,
+        medianNs: median(floorRounds),
+        slowestNs: Math.max(...floorRounds),
+      },
     ];
     loaded.forEach((l, i) => {
       const objects = l.set.label;
       l.repeated.forEach((c, j) => {
         const xs = rounds[i]![j]!;
         const fastest = Math.min(...xs);
-        rows.push({ case: c.case, program: c.prog.name.replace(/^weir_/, ''), method: R, nsPerPacket: fastest, medianNs: median(xs), slowestNs: Math.max(...xs), aboveFloorNs: fastest - floor, objects });
+        rows.push({
+          case: c.case,
+          program: c.prog.name.replace(/^weir_/, ''),
+          method: R,
+          nsPerPacket: fastest,
+          medianNs: median(xs),
+          slowestNs: Math.max(...xs),
+          aboveFloorNs: fastest - floor,
+          objects,
+        });
       });
-      l.singles.forEach((c, j) => rows.push({ case: c.case, program: c.prog.name.replace(/^weir_/, ''), method: S, nsPerPacket: median(singles[i]![j]!), objects }));
+      l.singles.forEach((c, j) =>
+        rows.push({ case: c.case, program: c.prog.name.replace(/^weir_/, ''), method: S, nsPerPacket: median(singles[i]![j]!), objects }),
+      );
     });
     return rows;
   } finally {

@@ -20,7 +20,11 @@ export interface PipelineRun {
 export const PER_PACKET_LIMIT = 1.05;
 
 const f = (n: number) => (Number.isInteger(n) ? n.toLocaleString('en-US') : n.toFixed(1));
-const table = (head: string[], rows: string[][]) => [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
+const table = (head: string[], rows: string[][]) => [
+  `| ${head.join(' | ')} |`,
+  `|${head.map(() => '---').join('|')}|`,
+  ...rows.map((r) => `| ${r.join(' | ')} |`),
+];
 
 export interface Ratio {
   case: string;
@@ -73,7 +77,17 @@ export function pipelineMarkdown(run: PipelineRun): string {
     out.push(`### ${label} ÷ ${run.baseline}`, '');
     out.push(
       ...table(
-        ['case', 'program', 'method', `${run.baseline} ns`, `${label} ns`, 'ratio', 'median-round ratio', 'slowest round old / new', `within ${Math.round((PER_PACKET_LIMIT - 1) * 100)}%`],
+        [
+          'case',
+          'program',
+          'method',
+          `${run.baseline} ns`,
+          `${label} ns`,
+          'ratio',
+          'median-round ratio',
+          'slowest round old / new',
+          `within ${Math.round((PER_PACKET_LIMIT - 1) * 100)}%`,
+        ],
         rs.map((r) => [
           r.case,
           r.program,
@@ -100,7 +114,18 @@ export function pipelineMarkdown(run: PipelineRun): string {
     '',
     ...table(
       ['variant', 'object', 'program', 'verify µs', 'load ms', 'processed insns', 'total states', 'peak states', 'xlated insns', 'JITed bytes'],
-      run.verifier.map((v) => [v.variant, v.object, v.program, f(v.verifyUs), (v.loadUs / 1000).toFixed(1), f(v.processedInsns), f(v.totalStates), f(v.peakStates), f(v.xlatedInsns), f(v.jitedBytes)]),
+      run.verifier.map((v) => [
+        v.variant,
+        v.object,
+        v.program,
+        f(v.verifyUs),
+        (v.loadUs / 1000).toFixed(1),
+        f(v.processedInsns),
+        f(v.totalStates),
+        f(v.peakStates),
+        f(v.xlatedInsns),
+        f(v.jitedBytes),
+      ]),
     ),
     '',
   );

@@ -42,7 +42,9 @@ async function main(): Promise<number> {
     { label: 'inline, ct_track_all=1', dir: inline, consts: { ct_track_all: 1 } },
     { label: 'global, ct_track_all=1', dir: global, consts: { ct_track_all: 1 } },
   ];
-  const verifier = (await runVerifier(variants, ['from_pod', 'from_host'], verifierRuns)).filter((r) => !(r.variant.startsWith('tail call') && r.object !== 'from_pod'));
+  const verifier = (await runVerifier(variants, ['from_pod', 'from_host'], verifierRuns)).filter(
+    (r) => !(r.variant.startsWith('tail call') && r.object !== 'from_pod'),
+  );
 
   const o = quick ? { repeat: 100_000, singles: 2000, rounds: 5 } : { repeat: 1_000_000, singles: 40_000, rounds: 21 };
   // the control: the baseline's own objects loaded a second time, so its ratio is the method's noise

@@ -16,15 +16,33 @@ export const HOOK_OBJECTS = ['from_pod', 'from_host', 'to_pod'] as const;
 function clangFlags(srcRoot: string): string[] {
   const multiarch = execFileSync('cc', ['-print-multiarch'], { encoding: 'utf8' }).trim();
   // as BPF_CFLAGS in the Makefile
-  return ['-O2', '-g', '-target', 'bpf', '-Wall', '-Werror', '-Wno-unused-function', '-I', join(srcRoot, 'bpf-c'), '-I', join(srcRoot, 'bpf-c', 'include'), '-I', `/usr/include/${multiarch}`];
+  return [
+    '-O2',
+    '-g',
+    '-target',
+    'bpf',
+    '-Wall',
+    '-Werror',
+    '-Wno-unused-function',
+    '-I',
+    join(srcRoot, 'bpf-c'),
+    '-I',
+    join(srcRoot, 'bpf-c', 'include'),
+    '-I',
+    `/usr/include/${multiarch}`,
+  ];
 }
 
 function compile(srcRoot: string, outDir: string, defines: string[] = []): void {
   mkdirSync(outDir, { recursive: true });
   for (const name of HOOK_OBJECTS) {
-    execFileSync(process.env.CLANG ?? 'clang', [...clangFlags(srcRoot), ...defines.map((d) => `-D${d}`), '-c', join(srcRoot, 'bpf-c', `${name}.c`), '-o', join(outDir, `${name}.o`)], {
-      stdio: 'inherit',
-    });
+    execFileSync(
+      process.env.CLANG ?? 'clang',
+      [...clangFlags(srcRoot), ...defines.map((d) => `-D${d}`), '-c', join(srcRoot, 'bpf-c', `${name}.c`), '-o', join(outDir, `${name}.o`)],
+      {
+        stdio: 'inherit',
+      },
+    );
   }
 }
 

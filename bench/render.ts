@@ -12,7 +12,12 @@ import type { PerPacketRow } from './perpacket.js';
 
 const RESULTS = join(process.cwd(), 'bench', 'results');
 const base = process.argv[2] ?? 'latest';
-const run = JSON.parse(readFileSync(join(RESULTS, `${base}.json`), 'utf8')) as { info: RunInfo; perPacket: PerPacketRow[]; results: Measurement[]; controlplane: CpMeasurement[] };
+const run = JSON.parse(readFileSync(join(RESULTS, `${base}.json`), 'utf8')) as {
+  info: RunInfo;
+  perPacket: PerPacketRow[];
+  results: Measurement[];
+  controlplane: CpMeasurement[];
+};
 writeFileSync(join(RESULTS, `${base}.md`), markdown(run.info, run.results, run.perPacket, run.controlplane));
 if (run.info.parts.includes('dataplane')) writeFileSync(join(RESULTS, `${base}.svg`), svg(run.info, run.results));
 if (run.info.parts.includes('controlplane')) writeFileSync(join(RESULTS, `${base}-cp.svg`), cpSvg(run.info, run.controlplane));

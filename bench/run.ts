@@ -30,7 +30,9 @@ const quick = argv.includes('--quick');
 const checkOnly = argv.includes('--check');
 const sizesArg = argv[argv.indexOf('--sizes') + 1];
 const sizes = argv.includes('--sizes') && sizesArg ? sizesArg.split(',').map(Number) : quick ? [1, 1000] : [1, 1000, 10_000, 50_000];
-const durations: Durations = quick ? { crrSeconds: 1, rrSeconds: 0.5, iperfSeconds: 1, warmup: 0.2 } : { crrSeconds: 2, rrSeconds: 1, iperfSeconds: 2, warmup: 0.3 };
+const durations: Durations = quick
+  ? { crrSeconds: 1, rrSeconds: 0.5, iperfSeconds: 1, warmup: 0.2 }
+  : { crrSeconds: 2, rrSeconds: 1, iperfSeconds: 2, warmup: 0.3 };
 const rounds = quick ? 2 : 3;
 const onlyArg = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
 if (onlyArg !== undefined && onlyArg !== 'dataplane' && onlyArg !== 'controlplane') {
@@ -44,7 +46,9 @@ const RESULTS = join(ROOT, 'bench', 'results');
 
 const sh = (cmd: string, args: string[]) => {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n')[0]!;
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      .trim()
+      .split('\n')[0]!;
   } catch {
     return '?';
   }
@@ -84,14 +88,27 @@ async function main(): Promise<number> {
     let cp: CpMeasurement[] = [];
     if (parts.includes('controlplane')) {
       log(`control plane: sizes ${cpSizes.join(', ')}; ${cpChanges} changes; contestants ${CP_CONTESTANTS.join(', ')}`);
-      cp = await runControlplane({ sizes: cpSizes, changes: cpChanges, tmp, programBudgetMs: quick ? 60_000 : 300_000, changeBudgetMs: quick ? 15_000 : 30_000, log });
+      cp = await runControlplane({
+        sizes: cpSizes,
+        changes: cpChanges,
+        tmp,
+        programBudgetMs: quick ? 60_000 : 300_000,
+        changeBudgetMs: quick ? 15_000 : 30_000,
+        log,
+      });
     }
 
     const cpu = cpus()[0]?.model ?? '?';
     const info: RunInfo = {
       command: `make bench${quick ? '-quick' : ''}  (node --enable-source-maps dist/bench/run.js ${argv.join(' ')})`.replace(/ \)$/, ')'),
       machine: `${sh('uname', ['-srm'])}, ${cpus().length} × ${cpu}, ${Math.round(Number(readFileSync('/proc/meminfo', 'utf8').match(/MemTotal:\s+(\d+)/)?.[1] ?? 0) / 1048576)} GiB`,
-      tools: [sh('iptables-legacy', ['--version']), sh('iptables-nft', ['--version']), sh('nft', ['--version']), sh('iperf3', ['--version']), `node ${process.version}`].join('; '),
+      tools: [
+        sh('iptables-legacy', ['--version']),
+        sh('iptables-nft', ['--version']),
+        sh('nft', ['--version']),
+        sh('iperf3', ['--version']),
+        `node ${process.version}`,
+      ].join('; '),
       started: new Date(started).toISOString().replace(/\.\d+Z$/, 'Z'),
       seconds: (Date.now() - started) / 1000,
       mode: quick ? 'quick' : 'full',
@@ -117,11 +134,14 @@ async function main(): Promise<number> {
     // every size it was not skipped for its programming time)
     // (a peer whose own tool fails to load its ruleset at a size, e.g. iptables-legacy-restore
     // at 50k services, is a finding about the peer, reported in the table, not a failed run)
-    const peerLoadFailure = (r: (typeof results)[number]) => !quick && !!r.error && r.contestant !== 'direct' && !r.contestant.startsWith('weir') && !r.programmed;
+    const peerLoadFailure = (r: (typeof results)[number]) =>
+      !quick && !!r.error && r.contestant !== 'direct' && !r.contestant.startsWith('weir') && !r.programmed;
     const missing = results.filter((r) => !peerLoadFailure(r) && (r.error || (!r.skipped && !r.crr) || (quick && r.skipped)));
     const noNumber = parts.includes('dataplane') ? CONTESTANTS.filter((c) => !results.some((r) => r.contestant === c && r.crr)) : [];
     // control plane: weir must produce every figure; a peer whose own tool fails at a size is a finding (full runs)
-    const cpMissing = cp.filter((m) => (m.error && (quick || m.contestant === 'weir' || m.programMs !== undefined)) || (quick && m.skipped) || (!m.error && !m.skipped && !m.change));
+    const cpMissing = cp.filter(
+      (m) => (m.error && (quick || m.contestant === 'weir' || m.programMs !== undefined)) || (quick && m.skipped) || (!m.error && !m.skipped && !m.change),
+    );
     const cpNoNumber = parts.includes('controlplane') ? CP_CONTESTANTS.filter((c) => !cp.some((m) => m.contestant === c && m.change)) : [];
     for (const m of cpMissing) log(`no number: ${CP_LABEL[m.contestant]} at ${m.services} services: ${m.error ?? m.skipped}`);
     for (const c of cpNoNumber) log(`no number at all: ${CP_LABEL[c]}`);

@@ -28,7 +28,9 @@ export function floorObject(): string {
     mkdirSync(BUILD_DIR, { recursive: true });
     // the asm/ headers linux/bpf.h includes live in the multiarch directory (as in the Makefile)
     const multiarch = execFileSync('cc', ['-print-multiarch'], { encoding: 'utf8' }).trim();
-    execFileSync(process.env.CLANG ?? 'clang', ['-O2', '-g', '-target', 'bpf', '-Wall', '-I', `/usr/include/${multiarch}`, '-c', src, '-o', obj], { stdio: 'inherit' });
+    execFileSync(process.env.CLANG ?? 'clang', ['-O2', '-g', '-target', 'bpf', '-Wall', '-I', `/usr/include/${multiarch}`, '-c', src, '-o', obj], {
+      stdio: 'inherit',
+    });
   }
   return obj;
 }

@@ -88,9 +88,19 @@ export function programWeir(maps: WeirMaps, services: readonly BenchService[], w
   services.forEach((s, i) => {
     const id = i + 1;
     const eps = s.namespace === 'bench' ? s.endpoints : s.endpoints.slice(0, perFiller);
-    eps.forEach((e, slot) => backends.push([{ frontend_id: id, slot }, { address: e.ip, port: e.port, flags: 0 }]));
+    eps.forEach((e, slot) =>
+      backends.push([
+        { frontend_id: id, slot },
+        { address: e.ip, port: e.port, flags: 0 },
+      ]),
+    );
     frontends.push([
-      { address: s.clusterIP, port: s.port, protocol: IPPROTO[s.protocol.toUpperCase() as Uppercase<BenchService['protocol']>], scope: enums.weir_frontend_scope.WEIR_SCOPE_INTERNAL },
+      {
+        address: s.clusterIP,
+        port: s.port,
+        protocol: IPPROTO[s.protocol.toUpperCase() as Uppercase<BenchService['protocol']>],
+        scope: enums.weir_frontend_scope.WEIR_SCOPE_INTERNAL,
+      },
       { id, backend_count: eps.length, flags: 0, affinity_timeout: 0 },
     ]);
   });

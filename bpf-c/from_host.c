@@ -27,7 +27,8 @@
 #include "lib/icmp_error.h"
 #include "lib/btf_anchor.h"
 
-static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct packet *pkt, int *verdict)
+static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct packet *pkt,
+						   int *verdict)
 {
 	struct weir_frontend4 *fe;
 	struct weir_ct4 *ct;
@@ -43,7 +44,8 @@ static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct
 	if (!fe)
 		fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_INTERNAL);
 	if (fe)
-		return flow4_new(skb, pkt, fe, FLOW4_ORIGIN(WEIR_HOOK_FROM_HOST, WEIR_CT_NODEPORT), verdict);
+		return flow4_new(skb, pkt, fe, FLOW4_ORIGIN(WEIR_HOOK_FROM_HOST, WEIR_CT_NODEPORT),
+				 verdict);
 	if (ct_track_all)
 		return flow4_track_new(skb, pkt, WEIR_HOOK_FROM_HOST, verdict);
 	return WEIR_REASON_PASS;

@@ -24,7 +24,8 @@
 #include "lib/icmp_error.h"
 #include "lib/btf_anchor.h"
 
-static __always_inline enum weir_reason from_pod4(struct __sk_buff *skb, struct packet *pkt, int *verdict)
+static __always_inline enum weir_reason from_pod4(struct __sk_buff *skb, struct packet *pkt,
+						  int *verdict)
 {
 	struct weir_frontend4 *fe;
 	struct weir_ct4 *ct;

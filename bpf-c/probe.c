@@ -14,10 +14,10 @@ const volatile enum weir_hook probe_hook = WEIR_HOOK_PROBE;
 
 /* The last connect() the cgroup probe saw, for tests and `weir` debugging. */
 struct probe_connect {
-	__be32 daddr;  /* destination as the caller asked for it */
+	__be32 daddr; /* destination as the caller asked for it */
 	__be16 dport;
 	__u16 pad;
-	__u64 cookie;  /* socket cookie */
+	__u64 cookie; /* socket cookie */
 };
 
 struct {

@@ -46,13 +46,20 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("Link", Link::Init(env));
   exports.Set("Btf", Btf::Init(env));
   const std::pair<const char*, Napi::Function::Callback> fns[] = {
-      {"attachTcx", AttachTcx},       {"tcxQuery", TcxQuery},
-      {"tcAttach", TcAttach},         {"tcDetach", TcDetach},
-      {"tcQuery", TcQuery},           {"attachXdp", AttachXdp},
-      {"attachCgroup", AttachCgroup}, {"ifNameToIndex", IfNameToIndex},
-      {"netnsEnter", NetnsEnter},     {"netnsRestore", NetnsRestore},
-      {"unpin", Unpin},               {"numPossibleCpus", NumPossibleCpus},
-      {"iterRun", IterRun},           {"netnsCookie", NetnsCookie},
+      {"attachTcx", AttachTcx},
+      {"tcxQuery", TcxQuery},
+      {"tcAttach", TcAttach},
+      {"tcDetach", TcDetach},
+      {"tcQuery", TcQuery},
+      {"attachXdp", AttachXdp},
+      {"attachCgroup", AttachCgroup},
+      {"ifNameToIndex", IfNameToIndex},
+      {"netnsEnter", NetnsEnter},
+      {"netnsRestore", NetnsRestore},
+      {"unpin", Unpin},
+      {"numPossibleCpus", NumPossibleCpus},
+      {"iterRun", IterRun},
+      {"netnsCookie", NetnsCookie},
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
   return exports;

@@ -43,8 +43,8 @@ Napi::Value AttachTcx(const Napi::CallbackInfo& info) {
   bool ingress = Ingress(info, 2, op);
   op = "attach " + p->Label() + " via tcx at " + Where(ifindex, ingress);
   int type = ingress ? kAttachTcxIngress : kAttachTcxEgress;
-  int fd = Check(env, bpf_link_create(p->Fd(env), static_cast<int>(ifindex),
-                                      static_cast<bpf_attach_type>(type), nullptr), op);
+  int fd = Check(
+      env, bpf_link_create(p->Fd(env), static_cast<int>(ifindex), static_cast<bpf_attach_type>(type), nullptr), op);
   return Link::NewOwned(env, fd, "tcx link (" + Where(ifindex, ingress) + ")");
 }
 
@@ -58,9 +58,11 @@ Napi::Value TcxQuery(const Napi::CallbackInfo& info) {
   op += " at " + Where(ifindex, ingress);
   std::vector<__u32> ids(64);
   __u32 cnt = ids.size(), flags = 0;
-  Check(env, bpf_prog_query(static_cast<int>(ifindex),
-                            static_cast<bpf_attach_type>(ingress ? kAttachTcxIngress : kAttachTcxEgress), 0,
-                            &flags, ids.data(), &cnt), op);
+  Check(env,
+        bpf_prog_query(static_cast<int>(ifindex),
+                       static_cast<bpf_attach_type>(ingress ? kAttachTcxIngress : kAttachTcxEgress), 0, &flags,
+                       ids.data(), &cnt),
+        op);
   Napi::Array out = Napi::Array::New(env, cnt);
   for (__u32 i = 0; i < cnt; i++) out.Set(i, ids[i]);
   return out;
@@ -106,8 +108,7 @@ Napi::Value TcDetach(const Napi::CallbackInfo& info) {
   bool ingress = Ingress(info, 1, op);
   __u32 handle = static_cast<__u32>(ArgInt(info, 2, op));
   __u32 priority = static_cast<__u32>(ArgInt(info, 3, op));
-  op += " at " + Where(ifindex, ingress) + " handle " + std::to_string(handle) + " prio " +
-        std::to_string(priority);
+  op += " at " + Where(ifindex, ingress) + " handle " + std::to_string(handle) + " prio " + std::to_string(priority);
   DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = static_cast<int>(ifindex),
                       .attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS);
   DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = handle, .priority = priority);

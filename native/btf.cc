@@ -19,26 +19,46 @@ struct BtfInit {
 
 const char* KindName(int kind) {
   switch (kind) {
-    case BTF_KIND_INT: return "int";
-    case BTF_KIND_PTR: return "ptr";
-    case BTF_KIND_ARRAY: return "array";
-    case BTF_KIND_STRUCT: return "struct";
-    case BTF_KIND_UNION: return "union";
-    case BTF_KIND_ENUM: return "enum";
-    case BTF_KIND_FWD: return "fwd";
-    case BTF_KIND_TYPEDEF: return "typedef";
-    case BTF_KIND_VOLATILE: return "volatile";
-    case BTF_KIND_CONST: return "const";
-    case BTF_KIND_RESTRICT: return "restrict";
-    case BTF_KIND_FUNC: return "func";
-    case BTF_KIND_FUNC_PROTO: return "func_proto";
-    case BTF_KIND_VAR: return "var";
-    case BTF_KIND_DATASEC: return "datasec";
-    case BTF_KIND_FLOAT: return "float";
-    case BTF_KIND_DECL_TAG: return "decl_tag";
-    case BTF_KIND_TYPE_TAG: return "type_tag";
-    case BTF_KIND_ENUM64: return "enum64";
-    default: return "unknown";
+    case BTF_KIND_INT:
+      return "int";
+    case BTF_KIND_PTR:
+      return "ptr";
+    case BTF_KIND_ARRAY:
+      return "array";
+    case BTF_KIND_STRUCT:
+      return "struct";
+    case BTF_KIND_UNION:
+      return "union";
+    case BTF_KIND_ENUM:
+      return "enum";
+    case BTF_KIND_FWD:
+      return "fwd";
+    case BTF_KIND_TYPEDEF:
+      return "typedef";
+    case BTF_KIND_VOLATILE:
+      return "volatile";
+    case BTF_KIND_CONST:
+      return "const";
+    case BTF_KIND_RESTRICT:
+      return "restrict";
+    case BTF_KIND_FUNC:
+      return "func";
+    case BTF_KIND_FUNC_PROTO:
+      return "func_proto";
+    case BTF_KIND_VAR:
+      return "var";
+    case BTF_KIND_DATASEC:
+      return "datasec";
+    case BTF_KIND_FLOAT:
+      return "float";
+    case BTF_KIND_DECL_TAG:
+      return "decl_tag";
+    case BTF_KIND_TYPE_TAG:
+      return "type_tag";
+    case BTF_KIND_ENUM64:
+      return "enum64";
+    default:
+      return "unknown";
   }
 }
 
@@ -51,12 +71,12 @@ int KindFromName(const std::string& k) {
 }  // namespace
 
 Napi::Function Btf::Init(Napi::Env env) {
-  Napi::Function f = DefineClass(
-      env, "Btf",
-      {StaticMethod("fromFile", &Btf::FromFile), StaticMethod("fromKernelId", &Btf::FromKernelId),
-       InstanceMethod("find", &Btf::Find), InstanceMethod("describe", &Btf::DescribeJs),
-       InstanceMethod("struct", &Btf::Struct), InstanceMethod("enum", &Btf::Enum),
-       InstanceMethod("datasec", &Btf::Datasec), InstanceMethod("names", &Btf::Names)});
+  Napi::Function f =
+      DefineClass(env, "Btf",
+                  {StaticMethod("fromFile", &Btf::FromFile), StaticMethod("fromKernelId", &Btf::FromKernelId),
+                   InstanceMethod("find", &Btf::Find), InstanceMethod("describe", &Btf::DescribeJs),
+                   InstanceMethod("struct", &Btf::Struct), InstanceMethod("enum", &Btf::Enum),
+                   InstanceMethod("datasec", &Btf::Datasec), InstanceMethod("names", &Btf::Names)});
   g_ctor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
 }

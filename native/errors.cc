@@ -64,7 +64,8 @@ void ThrowErrno(Napi::Env env, int err, const std::string& op, const std::string
   throw MakeError(env, err, op, g_log, detail);
 }
 
-Napi::Error MakeError(Napi::Env env, int err, const std::string& op, const std::string& captured, const std::string& detail) {
+Napi::Error MakeError(Napi::Env env, int err, const std::string& op, const std::string& captured,
+                      const std::string& detail) {
   if (err < 0) err = -err;
   if (err == 0) err = EINVAL;
   const char* name = strerrorname_np(err);

@@ -23,8 +23,7 @@ Napi::Error MakeError(Napi::Env env, int err, const std::string& op, const std::
                       const std::string& detail = "");
 
 // Throws a JS Error for errno `err` (positive or negative) while doing `op`.
-[[noreturn]] void ThrowErrno(Napi::Env env, int err, const std::string& op,
-                             const std::string& detail = "");
+[[noreturn]] void ThrowErrno(Napi::Env env, int err, const std::string& op, const std::string& detail = "");
 
 // Throws when a libbpf call returned a negative errno; returns the value otherwise.
 int Check(Napi::Env env, int ret, const std::string& op);

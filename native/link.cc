@@ -29,12 +29,11 @@ uint32_t U32(const uint8_t* b, size_t off) {
 }  // namespace
 
 Napi::Function Link::Init(Napi::Env env) {
-  Napi::Function f = DefineClass(
-      env, "Link",
-      {StaticMethod("openPinned", &Link::OpenPinned), InstanceAccessor("fd", &Link::GetFd, nullptr),
-       InstanceMethod("info", &Link::GetInfo), InstanceMethod("update", &Link::Update),
-       InstanceMethod("detach", &Link::Detach), InstanceMethod("pin", &Link::Pin),
-       InstanceMethod("close", &Link::Close)});
+  Napi::Function f = DefineClass(env, "Link",
+                                 {StaticMethod("openPinned", &Link::OpenPinned),
+                                  InstanceAccessor("fd", &Link::GetFd, nullptr), InstanceMethod("info", &Link::GetInfo),
+                                  InstanceMethod("update", &Link::Update), InstanceMethod("detach", &Link::Detach),
+                                  InstanceMethod("pin", &Link::Pin), InstanceMethod("close", &Link::Close)});
   g_ctor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
 }

@@ -25,13 +25,11 @@ struct MapInit {
 size_t RoundUp8(size_t n) { return (n + 7) & ~size_t(7); }
 
 bool IsPerCpuType(unsigned t) {
-  return t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_PERCPU_ARRAY ||
-         t == BPF_MAP_TYPE_LRU_PERCPU_HASH || t == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
+  return t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_LRU_PERCPU_HASH ||
+         t == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
 }
 
-bool IsArrayType(unsigned t) {
-  return t == BPF_MAP_TYPE_ARRAY || t == BPF_MAP_TYPE_PERCPU_ARRAY;
-}
+bool IsArrayType(unsigned t) { return t == BPF_MAP_TYPE_ARRAY || t == BPF_MAP_TYPE_PERCPU_ARRAY; }
 
 }  // namespace
 
@@ -63,14 +61,12 @@ Napi::Function Map::Init(Napi::Env env) {
   Napi::Function f = DefineClass(
       env, "Map",
       {StaticMethod("openPinned", &Map::OpenPinned), StaticMethod("fromId", &Map::FromId),
-       StaticMethod("create", &Map::Create),
-       InstanceAccessor("fd", &Map::GetFd, nullptr), InstanceMethod("info", &Map::GetInfo),
-       InstanceMethod("lookup", &Map::Lookup), InstanceMethod("update", &Map::Update),
-       InstanceMethod("delete", &Map::Delete), InstanceMethod("nextKey", &Map::NextKey),
-       InstanceMethod("lookupBatch", &Map::LookupBatch),
-       InstanceMethod("updateBatch", &Map::UpdateBatch),
-       InstanceMethod("deleteBatch", &Map::DeleteBatch), InstanceMethod("count", &Map::Count),
-       InstanceMethod("pin", &Map::Pin), InstanceMethod("close", &Map::Close)});
+       StaticMethod("create", &Map::Create), InstanceAccessor("fd", &Map::GetFd, nullptr),
+       InstanceMethod("info", &Map::GetInfo), InstanceMethod("lookup", &Map::Lookup),
+       InstanceMethod("update", &Map::Update), InstanceMethod("delete", &Map::Delete),
+       InstanceMethod("nextKey", &Map::NextKey), InstanceMethod("lookupBatch", &Map::LookupBatch),
+       InstanceMethod("updateBatch", &Map::UpdateBatch), InstanceMethod("deleteBatch", &Map::DeleteBatch),
+       InstanceMethod("count", &Map::Count), InstanceMethod("pin", &Map::Pin), InstanceMethod("close", &Map::Close)});
   g_ctor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
 }
@@ -128,16 +124,14 @@ void Map::CheckKey(Napi::Env env, const Napi::Buffer<uint8_t>& key, const std::s
   const bpf_map_info& i = Info(env);
   if (key.Length() != i.key_size)
     ThrowErrno(env, EINVAL, op,
-               "key is " + std::to_string(key.Length()) + " bytes, map key_size is " +
-                   std::to_string(i.key_size));
+               "key is " + std::to_string(key.Length()) + " bytes, map key_size is " + std::to_string(i.key_size));
 }
 
 void Map::CheckValue(Napi::Env env, const Napi::Buffer<uint8_t>& value, const std::string& op) {
   size_t want = ValueBytes(env);
   if (value.Length() != want)
     ThrowErrno(env, EINVAL, op,
-               "value is " + std::to_string(value.Length()) + " bytes, map wants " +
-                   std::to_string(want) +
+               "value is " + std::to_string(value.Length()) + " bytes, map wants " + std::to_string(want) +
                    (PerCpu(env) ? " (possible CPUs x value_size rounded up to 8)" : ""));
 }
 
@@ -257,8 +251,8 @@ Napi::Value Map::LookupBatch(const Napi::CallbackInfo& info) {
     keys.resize((total + chunk) * ks);
     values.resize((total + chunk) * vs);
     __u32 n = chunk;
-    int ret = bpf_map_lookup_batch(fd, first ? nullptr : inTok.data(), outTok.data(),
-                                   keys.data() + total * ks, values.data() + total * vs, &n, &opts);
+    int ret = bpf_map_lookup_batch(fd, first ? nullptr : inTok.data(), outTok.data(), keys.data() + total * ks,
+                                   values.data() + total * vs, &n, &opts);
     if (ret == -ENOSPC && n == 0 && chunk < (1u << 24)) {
       chunk *= 2;
       continue;
@@ -288,15 +282,14 @@ Napi::Value Map::UpdateBatch(const Napi::CallbackInfo& info) {
   size_t ks = Info(env).key_size, vs = ValueBytes(env);
   if (keys.Length() != count * ks || values.Length() != count * vs)
     ThrowErrno(env, EINVAL, op,
-               std::to_string(count) + " entries need " + std::to_string(count * ks) +
-                   " key bytes and " + std::to_string(count * vs) + " value bytes, got " +
-                   std::to_string(keys.Length()) + " and " + std::to_string(values.Length()));
+               std::to_string(count) + " entries need " + std::to_string(count * ks) + " key bytes and " +
+                   std::to_string(count * vs) + " value bytes, got " + std::to_string(keys.Length()) + " and " +
+                   std::to_string(values.Length()));
   if (count == 0) return Napi::Number::New(env, 0);
   DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = static_cast<__u64>(flags));
   __u32 n = count;
   int ret = bpf_map_update_batch(Fd(env), keys.Data(), values.Data(), &n, &opts);
-  if (ret < 0)
-    ThrowErrno(env, -ret, op, "after " + std::to_string(n) + " of " + std::to_string(count) + " entries");
+  if (ret < 0) ThrowErrno(env, -ret, op, "after " + std::to_string(n) + " of " + std::to_string(count) + " entries");
   return Napi::Number::New(env, n);
 }
 
@@ -310,8 +303,9 @@ Napi::Value Map::DeleteBatch(const Napi::CallbackInfo& info) {
   __u32 count = static_cast<__u32>(ArgInt(info, 1, op));
   size_t ks = Info(env).key_size;
   if (keys.Length() != count * ks)
-    ThrowErrno(env, EINVAL, op, std::to_string(count) + " keys need " + std::to_string(count * ks) +
-                                    " bytes, got " + std::to_string(keys.Length()));
+    ThrowErrno(env, EINVAL, op,
+               std::to_string(count) + " keys need " + std::to_string(count * ks) + " bytes, got " +
+                   std::to_string(keys.Length()));
   int fd = Fd(env);
   DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
   __u32 done = 0, deleted = 0;

@@ -12,9 +12,7 @@ std::string Or(const char* s, const char* kind, unsigned t) {
 
 }  // namespace
 
-std::string MapTypeName(unsigned t) {
-  return Or(libbpf_bpf_map_type_str(static_cast<bpf_map_type>(t)), "map_type", t);
-}
+std::string MapTypeName(unsigned t) { return Or(libbpf_bpf_map_type_str(static_cast<bpf_map_type>(t)), "map_type", t); }
 
 std::string ProgTypeName(unsigned t) {
   if (t == 33) return "netfilter";
@@ -22,10 +20,17 @@ std::string ProgTypeName(unsigned t) {
 }
 
 std::string AttachTypeName(unsigned t) {
-  static const char* newer[] = {"netfilter", "tcx_ingress", "tcx_egress", "trace_uprobe_multi",
-                                "cgroup_unix_connect", "cgroup_unix_sendmsg", "cgroup_unix_recvmsg",
-                                "cgroup_unix_getpeername", "cgroup_unix_getsockname",
-                                "netkit_primary", "netkit_peer"};
+  static const char* newer[] = {"netfilter",
+                                "tcx_ingress",
+                                "tcx_egress",
+                                "trace_uprobe_multi",
+                                "cgroup_unix_connect",
+                                "cgroup_unix_sendmsg",
+                                "cgroup_unix_recvmsg",
+                                "cgroup_unix_getpeername",
+                                "cgroup_unix_getsockname",
+                                "netkit_primary",
+                                "netkit_peer"};
   const char* s = libbpf_bpf_attach_type_str(static_cast<bpf_attach_type>(t));
   if (s) return s;
   if (t >= 45 && t < 45 + sizeof(newer) / sizeof(newer[0])) return newer[t - 45];

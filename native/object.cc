@@ -16,10 +16,8 @@
 namespace weir {
 
 void CheckUsable(napi_env env, const ObjRef& ref, const std::string& what, bool needLoaded) {
-  if (ref->loading)
-    ThrowErrno(Napi::Env(env), EBUSY, "use " + what, "its object " + ref->path + " is loading");
-  if (ref->closed)
-    ThrowErrno(Napi::Env(env), EBADF, "use " + what, "its object " + ref->path + " was closed");
+  if (ref->loading) ThrowErrno(Napi::Env(env), EBUSY, "use " + what, "its object " + ref->path + " is loading");
+  if (ref->closed) ThrowErrno(Napi::Env(env), EBADF, "use " + what, "its object " + ref->path + " was closed");
   if (needLoaded && !ref->loaded)
     ThrowErrno(Napi::Env(env), EINVAL, "use " + what, "its object " + ref->path + " is not loaded yet");
 }
@@ -35,22 +33,21 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
 }  // namespace
 
 Napi::Function Object::Init(Napi::Env env) {
-  Napi::Function f = DefineClass(
-      env, "Object",
-      {StaticMethod("open", &Object::Open), InstanceMethod("setConst", &Object::SetConst),
-       InstanceMethod("load", &Object::Load), InstanceMethod("loadAsync", &Object::LoadAsync),
-       InstanceMethod("close", &Object::Close),
-       InstanceMethod("maps", &Object::Maps), InstanceMethod("programs", &Object::Programs),
-       InstanceMethod("map", &Object::GetMap), InstanceMethod("program", &Object::GetProgram),
-       InstanceMethod("btf", &Object::GetBtf), InstanceAccessor("loaded", &Object::GetLoaded, nullptr),
-       InstanceAccessor("closed", &Object::GetClosed, nullptr)});
+  Napi::Function f =
+      DefineClass(env, "Object",
+                  {StaticMethod("open", &Object::Open), InstanceMethod("setConst", &Object::SetConst),
+                   InstanceMethod("load", &Object::Load), InstanceMethod("loadAsync", &Object::LoadAsync),
+                   InstanceMethod("close", &Object::Close), InstanceMethod("maps", &Object::Maps),
+                   InstanceMethod("programs", &Object::Programs), InstanceMethod("map", &Object::GetMap),
+                   InstanceMethod("program", &Object::GetProgram), InstanceMethod("btf", &Object::GetBtf),
+                   InstanceAccessor("loaded", &Object::GetLoaded, nullptr),
+                   InstanceAccessor("closed", &Object::GetClosed, nullptr)});
   g_ctor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
 }
 
 Object::Object(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Object>(info) {
-  if (info.Length() != 1 || !info[0].IsExternal())
-    ThrowErrno(info.Env(), EINVAL, "new Object", "use Object.open()");
+  if (info.Length() != 1 || !info[0].IsExternal()) ThrowErrno(info.Env(), EINVAL, "new Object", "use Object.open()");
   state_ = *info[0].As<Napi::External<ObjRef>>().Data();
 }
 
@@ -104,8 +101,7 @@ Napi::Value Object::SetConst(const Napi::CallbackInfo& info) {
       if (name != btf__name_by_offset(b, var->name_off)) continue;
       if (value.Length() != v->size)
         ThrowErrno(env, EINVAL, op,
-                   "variable is " + std::to_string(v->size) + " bytes, value is " +
-                       std::to_string(value.Length()));
+                   "variable is " + std::to_string(v->size) + " bytes, value is " + std::to_string(value.Length()));
       bpf_map* m;
       bpf_object__for_each_map(m, obj) {
         if (!bpf_map__is_internal(m) || !EndsWith(bpf_map__name(m), sec)) continue;
@@ -140,7 +136,10 @@ namespace {
 class LoadWorker : public Napi::AsyncWorker {
  public:
   LoadWorker(Napi::Env env, ObjRef state, std::string op)
-      : Napi::AsyncWorker(env), state_(std::move(state)), op_(std::move(op)), deferred_(Napi::Promise::Deferred::New(env)) {}
+      : Napi::AsyncWorker(env),
+        state_(std::move(state)),
+        op_(std::move(op)),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
   Napi::Promise Promise() { return deferred_.Promise(); }
 
   void Execute() override {
@@ -255,12 +254,8 @@ Napi::Value Object::GetBtf(const Napi::CallbackInfo& info) {
   return Btf::NewBorrowed(env, state_, b);
 }
 
-Napi::Value Object::GetLoaded(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), state_->loaded);
-}
+Napi::Value Object::GetLoaded(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), state_->loaded); }
 
-Napi::Value Object::GetClosed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), state_->closed);
-}
+Napi::Value Object::GetClosed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), state_->closed); }
 
 }  // namespace weir

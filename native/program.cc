@@ -26,12 +26,12 @@ struct ProgInit {
 }  // namespace
 
 Napi::Function Program::Init(Napi::Env env) {
-  Napi::Function f = DefineClass(
-      env, "Program",
-      {StaticMethod("openPinned", &Program::OpenPinned), StaticMethod("fromId", &Program::FromId),
-       InstanceAccessor("fd", &Program::GetFd, nullptr), InstanceMethod("info", &Program::GetInfo),
-       InstanceMethod("testRun", &Program::TestRun), InstanceMethod("pin", &Program::Pin),
-       InstanceMethod("close", &Program::Close)});
+  Napi::Function f =
+      DefineClass(env, "Program",
+                  {StaticMethod("openPinned", &Program::OpenPinned), StaticMethod("fromId", &Program::FromId),
+                   InstanceAccessor("fd", &Program::GetFd, nullptr), InstanceMethod("info", &Program::GetInfo),
+                   InstanceMethod("testRun", &Program::TestRun), InstanceMethod("pin", &Program::Pin),
+                   InstanceMethod("close", &Program::Close)});
   g_ctor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
 }
@@ -92,9 +92,7 @@ Napi::Value Program::FromId(const Napi::CallbackInfo& info) {
   return NewOwned(info.Env(), fd, "program id " + std::to_string(id));
 }
 
-Napi::Value Program::GetFd(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), Fd(info.Env()));
-}
+Napi::Value Program::GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), Fd(info.Env())); }
 
 Napi::Value Program::GetInfo(const Napi::CallbackInfo& info) {
   LogScope scope;

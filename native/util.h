@@ -36,8 +36,7 @@ inline int64_t ArgInt(const Napi::CallbackInfo& info, size_t i, const std::strin
     bool lossless;
     return info[i].As<Napi::BigInt>().Int64Value(&lossless);
   }
-  if (!info[i].IsNumber())
-    ThrowErrno(info.Env(), EINVAL, op, "argument " + std::to_string(i) + " must be a number");
+  if (!info[i].IsNumber()) ThrowErrno(info.Env(), EINVAL, op, "argument " + std::to_string(i) + " must be a number");
   return info[i].As<Napi::Number>().Int64Value();
 }
 

@@ -48,14 +48,19 @@ async function main(): Promise<void> {
     ]);
     weir.writeManifest('empty.yaml', [service({ name: 'empty', clusterIP: EMPTY_IP, ports: [{ name: 'http', port: 80, targetPort: 8080 }] })]);
     const ready = await weir.start();
-    console.log(`  ready: ${Object.entries(ready).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    console.log(
+      `  ready: ${Object.entries(ready)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`,
+    );
     process.stdout.write(weirCli(node, weir, 'services'));
 
     say(`1. ClusterIP ${CLUSTER_IP}:80 from the client pod: 300 new TCP connections`);
     // the client runs in weir's cgroup, as a pod's processes sit under the node's cgroup
     // tree: the connect-time LB picks the backend in connect(), no per-packet NAT
     const spread = await weir.spread(client.ns, CLUSTER_IP, 80, { count: 300, cgroup: weir.cgroup });
-    for (const [name, n] of Object.entries(spread.servers).sort()) console.log(`  ${name}: ${n} (${((100 * n) / 300).toFixed(0)}%), saw the client as ${spread.peers[name]?.join(',')}`);
+    for (const [name, n] of Object.entries(spread.servers).sort())
+      console.log(`  ${name}: ${n} (${((100 * n) / 300).toFixed(0)}%), saw the client as ${spread.peers[name]?.join(',')}`);
     console.log(`  failures: ${spread.failures}; getpeername() in the client still showed ${Object.keys(spread.remotes).join(', ')}`);
 
     say(`2. NodePort ${node.address}:${NODE_PORT} from the external client ${outside.address}`);

@@ -27,7 +27,9 @@ if (!objects.length) {
 // Names the ABI headers declare: these are weir's public types.
 const abiDir = join(root, 'bpf-c', 'include', 'weir');
 const declared = new Set();
-for (const f of readdirSync(abiDir).filter((f) => f.endsWith('.h')).sort()) {
+for (const f of readdirSync(abiDir)
+  .filter((f) => f.endsWith('.h'))
+  .sort()) {
   const text = readFileSync(join(abiDir, f), 'utf8');
   for (const m of text.matchAll(/\b(?:struct|union)\s+(\w+)\s*\{/g)) declared.add(m[1]);
 }
@@ -39,7 +41,12 @@ function norm(t) {
   if (t.elem) out.elem = norm(t.elem);
   if (t.members)
     out.members = t.members.map((m) => ({
-      name: m.name, offset: m.offset, bitOffset: m.bitOffset, bitSize: m.bitSize, size: m.size, type: norm(m.type),
+      name: m.name,
+      offset: m.offset,
+      bitOffset: m.bitOffset,
+      bitSize: m.bitSize,
+      size: m.size,
+      type: norm(m.type),
     }));
   return out;
 }
@@ -53,8 +60,7 @@ function addLayout(t, from) {
   if (!t || (t.kind !== 'struct' && t.kind !== 'union') || !t.name) return;
   const layout = norm(t);
   const prev = layouts.get(t.name);
-  if (prev && JSON.stringify(prev.layout) !== JSON.stringify(layout))
-    problems.push(`struct ${t.name} differs between ${prev.from} and ${from}`);
+  if (prev && JSON.stringify(prev.layout) !== JSON.stringify(layout)) problems.push(`struct ${t.name} differs between ${prev.from} and ${from}`);
   if (!prev) layouts.set(t.name, { layout, from });
   for (const m of t.members ?? []) addLayout(m.type.kind === 'array' ? m.type.elem : m.type, from);
 }
@@ -82,8 +88,7 @@ for (const path of objects) {
         if (!name.startsWith('weir_')) continue;
         const { values } = btf.enum(name);
         const prev = enums.get(name);
-        if (prev && JSON.stringify(prev.values) !== JSON.stringify(values))
-          problems.push(`enum ${name} differs between ${prev.from} and ${from}`);
+        if (prev && JSON.stringify(prev.values) !== JSON.stringify(values)) problems.push(`enum ${name} differs between ${prev.from} and ${from}`);
         if (!prev) enums.set(name, { values, from });
       }
     }
@@ -106,8 +111,7 @@ for (const path of objects) {
       if (prev) {
         const { objects: _a, ...p } = prev;
         const { objects: _b, ...e } = entry;
-        if (JSON.stringify(p) !== JSON.stringify(e))
-          problems.push(`map ${m.name} differs between ${prev.objects.join(', ')} and ${from}`);
+        if (JSON.stringify(p) !== JSON.stringify(e)) problems.push(`map ${m.name} differs between ${prev.objects.join(', ')} and ${from}`);
         prev.objects.push(from);
       } else maps.set(m.name, entry);
     }
@@ -121,24 +125,39 @@ if (problems.length) {
   process.exit(1);
 }
 
-const pascal = (s) => s.split(/_+/).filter(Boolean).map((w) => w[0].toUpperCase() + w.slice(1)).join('');
+const pascal = (s) =>
+  s
+    .split(/_+/)
+    .filter(Boolean)
+    .map((w) => w[0].toUpperCase() + w.slice(1))
+    .join('');
 const sorted = (m) => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : 1));
 
 /** The TypeScript type a codec (src/bpf/codec.ts) decodes this BTF type to. */
 function tsType(t, indent) {
   switch (t.hint) {
-    case '__be16': case '__be32': return 'number';
-    case '__be64': return 'bigint';
-    case 'weir_ip4': case 'weir_ip6': case 'weir_mac': return 'string';
+    case '__be16':
+    case '__be32':
+      return 'number';
+    case '__be64':
+      return 'bigint';
+    case 'weir_ip4':
+    case 'weir_ip6':
+    case 'weir_mac':
+      return 'string';
   }
   switch (t.kind) {
-    case 'int': case 'enum': return t.size === 8 ? 'bigint' : 'number';
+    case 'int':
+    case 'enum':
+      return t.size === 8 ? 'bigint' : 'number';
     case 'array':
       return t.elem.kind === 'int' && t.elem.size === 1 ? 'Buffer' : `${tsType(t.elem, indent)}[]`;
-    case 'struct': case 'union':
+    case 'struct':
+    case 'union':
       if (t.name && layouts.has(t.name)) return pascal(t.name);
       return `{\n${members(t, indent + '  ')}${indent}}`;
-    default: return 'unknown';
+    default:
+      return 'unknown';
   }
 }
 

@@ -22,9 +22,39 @@ export function shapeServices(): BenchService[] {
   return [
     { namespace: 'ns1', name: 'cluster', portName: 'http', protocol: 'tcp', clusterIP: '198.19.0.10', port: 80, endpoints: eps(3) },
     { namespace: 'ns1', name: 'dns', portName: 'dns', protocol: 'udp', clusterIP: '198.19.0.11', port: 53, endpoints: eps(2) },
-    { namespace: 'ns1', name: 'np', portName: '', protocol: 'tcp', clusterIP: '198.19.0.12', port: 80, nodePort: 30080, externalTrafficPolicy: 'Cluster', endpoints: eps(2) },
-    { namespace: 'ns1', name: 'np-local', portName: 'http', protocol: 'tcp', clusterIP: '198.19.0.13', port: 80, nodePort: 30081, externalTrafficPolicy: 'Local', endpoints: eps(3, [true, false, true]) },
-    { namespace: 'ns1', name: 'np-remote', portName: 'http', protocol: 'tcp', clusterIP: '198.19.0.14', port: 80, nodePort: 30082, externalTrafficPolicy: 'Local', endpoints: eps(2) },
+    {
+      namespace: 'ns1',
+      name: 'np',
+      portName: '',
+      protocol: 'tcp',
+      clusterIP: '198.19.0.12',
+      port: 80,
+      nodePort: 30080,
+      externalTrafficPolicy: 'Cluster',
+      endpoints: eps(2),
+    },
+    {
+      namespace: 'ns1',
+      name: 'np-local',
+      portName: 'http',
+      protocol: 'tcp',
+      clusterIP: '198.19.0.13',
+      port: 80,
+      nodePort: 30081,
+      externalTrafficPolicy: 'Local',
+      endpoints: eps(3, [true, false, true]),
+    },
+    {
+      namespace: 'ns1',
+      name: 'np-remote',
+      portName: 'http',
+      protocol: 'tcp',
+      clusterIP: '198.19.0.14',
+      port: 80,
+      nodePort: 30082,
+      externalTrafficPolicy: 'Local',
+      endpoints: eps(2),
+    },
     { namespace: 'ns1', name: 'empty', portName: 'http', protocol: 'tcp', clusterIP: '198.19.0.15', port: 80, nodePort: 30083, endpoints: [] },
   ];
 }
@@ -37,7 +67,11 @@ export async function checkPeers(lab: Lab, tmp: string): Promise<string[]> {
   expect('nft service chain', nftChainName('service', 'ns1/svc1/tcp/p80'), 'service-ULMVA6XW-ns1/svc1/tcp/p80');
   expect('nft endpoint chain', nftChainName('endpoint', 'ns1/svc1/tcp/p80__10.180.0.1/80'), 'endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80');
   // number_generated_rules_test.go: NAT rules = 5 + N(2 + 3M) for ClusterIP services
-  for (const [n, m] of [[1, 1], [1, 10], [10, 10]] as const) {
+  for (const [n, m] of [
+    [1, 1],
+    [1, 10],
+    [10, 10],
+  ] as const) {
     const nat = iptablesRestoreInput(fillerServices(n, m), { clusterCIDR: CLUSTER.clusterCIDR }).split('*nat')[1]!;
     expect(`NAT rules for ${n} services x ${m} endpoints`, ruleCount(nat), 5 + n * (2 + 3 * m));
   }

@@ -57,7 +57,9 @@ export function iptablesRestoreInput(services: readonly BenchService[], opts: Ip
     if (s.endpoints.length === 0) {
       filterRules.push(`-A KUBE-SERVICES -m comment --comment "${spn} has no endpoints" ${match} -j REJECT`);
       if (s.nodePort)
-        filterRules.push(`-A KUBE-EXTERNAL-SERVICES -m comment --comment "${spn} has no endpoints" -m addrtype --dst-type LOCAL -m ${proto} -p ${proto} --dport ${s.nodePort} -j REJECT`);
+        filterRules.push(
+          `-A KUBE-EXTERNAL-SERVICES -m comment --comment "${spn} has no endpoints" -m addrtype --dst-type LOCAL -m ${proto} -p ${proto} --dport ${s.nodePort} -j REJECT`,
+        );
       continue;
     }
 
@@ -72,13 +74,17 @@ export function iptablesRestoreInput(services: readonly BenchService[], opts: Ip
         natRules.push(`-A ${extChain} -j ${svcChain}`);
       } else {
         natRules.push(`-A ${extChain} -m comment --comment "pod traffic for ${spn} external destinations" -s ${opts.clusterCIDR} -j ${svcChain}`);
-        natRules.push(`-A ${extChain} -m comment --comment "masquerade LOCAL traffic for ${spn} external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ`);
+        natRules.push(
+          `-A ${extChain} -m comment --comment "masquerade LOCAL traffic for ${spn} external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ`,
+        );
         natRules.push(`-A ${extChain} -m comment --comment "route LOCAL traffic for ${spn} external destinations" -m addrtype --src-type LOCAL -j ${svcChain}`);
         if (localEps.length) {
           natChains.push(svlChain);
           natRules.push(`-A ${extChain} -j ${svlChain}`);
         } else {
-          filterRules.push(`-A KUBE-EXTERNAL-SERVICES -m comment --comment "${spn} has no local endpoints" -m addrtype --dst-type LOCAL -m ${proto} -p ${proto} --dport ${s.nodePort} -j DROP`);
+          filterRules.push(
+            `-A KUBE-EXTERNAL-SERVICES -m comment --comment "${spn} has no local endpoints" -m addrtype --dst-type LOCAL -m ${proto} -p ${proto} --dport ${s.nodePort} -j DROP`,
+          );
         }
       }
     }

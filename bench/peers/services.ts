@@ -68,7 +68,7 @@ export function fillerServices(count: number, endpoints: number): BenchService[]
       protocol: 'tcp',
       clusterIP: clusterIP(i),
       port: 80,
-      endpoints: Array.from({ length: endpoints }, (_, j) => ({ ip: ipFromIndex(CLUSTER.fillerEndpointBase, (i * endpoints + j) % 8190 + 1), port: 8080 })),
+      endpoints: Array.from({ length: endpoints }, (_, j) => ({ ip: ipFromIndex(CLUSTER.fillerEndpointBase, ((i * endpoints + j) % 8190) + 1), port: 8080 })),
     });
   }
   return out;

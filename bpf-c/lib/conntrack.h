@@ -94,7 +94,8 @@ static __always_inline struct weir_ct4 *ct4_lookup(const struct weir_ct4_key *ke
 static __always_inline void ct4_refresh(struct weir_ct4 *ct, const struct packet *pkt, __u64 now)
 {
 	ct->last_seen_ns = now;
-	if (pkt->l4_proto == IPPROTO_TCP && (ct->tcp_flags_seen | pkt->tcp_flags) != ct->tcp_flags_seen)
+	if (pkt->l4_proto == IPPROTO_TCP &&
+	    (ct->tcp_flags_seen | pkt->tcp_flags) != ct->tcp_flags_seen)
 		ct->tcp_flags_seen |= pkt->tcp_flags;
 	if (!(ct->flags & WEIR_CT_SEEN))
 		ct->flags |= WEIR_CT_SEEN;
@@ -116,8 +117,7 @@ static __always_inline int ct4_syn_reopens(const struct weir_ct4 *ct, const stru
 {
 	return pkt->l4_proto == IPPROTO_TCP &&
 	       (pkt->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK)) == CT_TCP_SYN &&
-	       !(ct->flags & WEIR_CT_REPLY) &&
-	       (ct->tcp_flags_seen & (CT_TCP_FIN | CT_TCP_RST));
+	       !(ct->flags & WEIR_CT_REPLY) && (ct->tcp_flags_seen & (CT_TCP_FIN | CT_TCP_RST));
 }
 
 /* Delete a flow's pair: the forward entry @key/@ct and the reverse entry it implies. */
@@ -215,14 +215,15 @@ static __always_inline int ct4_starts_flow(const struct packet *pkt)
 
 /* What a new flow becomes: the client's tuple (as it arrived) and the tuple after NAT. */
 struct ct4_flow {
-	struct weir_ct4_key orig;  /* client -> frontend, as on the wire */
-	struct weir_ct4_key nat;   /* after the rewrite: (client or frontend) -> backend; = orig if tracked only */
-	__u32 frontend_id;         /* 0 for a flow to no frontend */
-	__u16 nat_flags;           /* WEIR_CT_DNAT for a service flow (SNAT follows from the tuples), 0 tracked only */
-	__u16 extra_flags;         /* WEIR_CT_HAIRPIN, WEIR_CT_NODEPORT */
-	__u8 policy;               /* the policy stage's verdict, cached in both entries (enum weir_ct_policy) */
-	__u32 tunnel_node;         /* the forward stage's peer node (issue 12); 0: this node */
-	__u32 ifindex;             /* the flow's local end, for a redirect (issue 12); 0: the stack routes */
+	struct weir_ct4_key orig; /* client -> frontend, as on the wire */
+	struct weir_ct4_key
+		nat; /* after the rewrite: (client or frontend) -> backend; = orig if tracked only */
+	__u32 frontend_id; /* 0 for a flow to no frontend */
+	__u16 nat_flags; /* WEIR_CT_DNAT for a service flow (SNAT follows from the tuples), 0 tracked only */
+	__u16 extra_flags; /* WEIR_CT_HAIRPIN, WEIR_CT_NODEPORT */
+	__u8 policy; /* the policy stage's verdict, cached in both entries (enum weir_ct_policy) */
+	__u32 tunnel_node; /* the forward stage's peer node (issue 12); 0: this node */
+	__u32 ifindex; /* the flow's local end, for a redirect (issue 12); 0: the stack routes */
 };
 
 /* The flow of a packet to no frontend: tracked, not rewritten. */

@@ -25,8 +25,9 @@
 
 /* A later packet of a known flow (either direction): refresh its entry, apply its
  * rewrite, forward. Tracked-only flows are refreshed and passed as they are. */
-static __always_inline enum weir_reason flow4_established(struct __sk_buff *skb, const struct packet *pkt,
-							   struct weir_ct4 *ct, int *verdict)
+static __always_inline enum weir_reason flow4_established(struct __sk_buff *skb,
+							  const struct packet *pkt,
+							  struct weir_ct4 *ct, int *verdict)
 {
 	struct nat4_target to;
 
@@ -59,8 +60,8 @@ static __always_inline enum weir_reason flow4_established(struct __sk_buff *skb,
  *
  * Returns the reason to count. A slow path: a global function, verified once (compiler.h).
  */
-__weir_slow_path int flow4_new(struct __sk_buff *skb, const struct packet *pkt, const struct weir_frontend4 *fe,
-			       __u32 origin, int *verdict)
+__weir_slow_path int flow4_new(struct __sk_buff *skb, const struct packet *pkt,
+			       const struct weir_frontend4 *fe, __u32 origin, int *verdict)
 {
 	__u32 hook = origin & 0xffff;
 	struct ct4_flow flow;
@@ -68,7 +69,8 @@ __weir_slow_path int flow4_new(struct __sk_buff *skb, const struct packet *pkt, 
 	enum weir_reason reason;
 	__u64 now;
 
-	if (!pkt || !fe || !verdict) /* a global function's pointer arguments may be NULL, for all the verifier knows */
+	if (!pkt || !fe ||
+	    !verdict) /* a global function's pointer arguments may be NULL, for all the verifier knows */
 		return WEIR_REASON_PASS;
 
 	/* admit, select */
@@ -120,7 +122,8 @@ __weir_slow_path int flow4_new(struct __sk_buff *skb, const struct packet *pkt, 
  *
  * Returns the reason to count. A slow path, as flow4_new.
  */
-__weir_slow_path int flow4_track_new(struct __sk_buff *skb, const struct packet *pkt, __u32 hook, int *verdict)
+__weir_slow_path int flow4_track_new(struct __sk_buff *skb, const struct packet *pkt, __u32 hook,
+				     int *verdict)
 {
 	struct ct4_flow flow;
 	enum weir_reason reason;

@@ -17,8 +17,8 @@
 #include "parse.h"
 
 /* Returns the TC verdict for @pkt, already translated. */
-static __always_inline int forward4(struct __sk_buff *skb, const struct packet *pkt, __u32 tunnel_node,
-				    __u32 ifindex)
+static __always_inline int forward4(struct __sk_buff *skb, const struct packet *pkt,
+				    __u32 tunnel_node, __u32 ifindex)
 {
 	/* local backend, or a remote one the stack routes: pass */
 	return WEIR_TC_PASS;

@@ -29,7 +29,8 @@
 
 static __always_inline int icmp4_is_error(__u8 type)
 {
-	return type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED || type == ICMP_PARAMETERPROB;
+	return type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED ||
+	       type == ICMP_PARAMETERPROB;
 }
 
 /* Rewrite a 4-byte address or a 2-byte port (@size; a port is passed widened, its value
@@ -105,7 +106,8 @@ __weir_slow_path int icmp4_error_revnat(struct __sk_buff *skb, const struct pack
 	if (ip.version != 4 || ip.ihl < 5)
 		return 0;
 	quote_l4 = quote_off + ip.ihl * 4;
-	if (quote_l4 + sizeof(ports) > end || bpf_skb_load_bytes(skb, quote_l4, ports, sizeof(ports)))
+	if (quote_l4 + sizeof(ports) > end ||
+	    bpf_skb_load_bytes(skb, quote_l4, ports, sizeof(ports)))
 		return 0;
 
 	key.saddr = ip.daddr;
@@ -165,8 +167,8 @@ __weir_slow_path int icmp4_error_revnat(struct __sk_buff *skb, const struct pack
 				return err;
 		}
 		if (new_dport != key.sport) {
-			err = icmp4_quote_store(skb, icmp_csum_off, quote_l4 + 2, key.sport, new_dport,
-						sizeof(new_dport));
+			err = icmp4_quote_store(skb, icmp_csum_off, quote_l4 + 2, key.sport,
+						new_dport, sizeof(new_dport));
 			if (err)
 				return err;
 		}
@@ -184,8 +186,8 @@ static __always_inline int icmp4_is_error_packet(const struct packet *pkt)
 
 /* The ICMP-error stage of from_pod and from_host: translate an error about a NAT'd flow
  * back (or pass it), and say why. */
-static __always_inline enum weir_reason icmp4_error_stage(struct __sk_buff *skb, const struct packet *pkt,
-							   int *verdict)
+static __always_inline enum weir_reason icmp4_error_stage(struct __sk_buff *skb,
+							  const struct packet *pkt, int *verdict)
 {
 	int ret = icmp4_error_revnat(skb, pkt);
 

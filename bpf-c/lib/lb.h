@@ -60,10 +60,12 @@ struct {
 
 /* One new flow of frontend @frontend_id sent to @backend:@port. Returns 0, or
  * WEIR_REASON_LB_STATS_FULL when the map had no room (the caller counts it under its hook). */
-static __always_inline enum weir_reason lb4_count_new_flow(__u32 frontend_id, __be32 backend, __be16 port)
+static __always_inline enum weir_reason lb4_count_new_flow(__u32 frontend_id, __be32 backend,
+							   __be16 port)
 {
-	struct weir_lb_stats4_key key = { .frontend_id = frontend_id, .backend = backend, .port = port };
-	struct weir_lb_stats4 one = { .new_connections = 1 }, *st;
+	struct weir_lb_stats4_key key = {
+		.frontend_id = frontend_id, .backend = backend, .port = port};
+	struct weir_lb_stats4 one = {.new_connections = 1}, *st;
 
 	if (!lb_stats_enabled)
 		return 0;
@@ -88,7 +90,7 @@ static __always_inline enum weir_reason lb4_count_new_flow(__u32 frontend_id, __
  * ICMP or SCTP. SCTP ports are read here: the shared parser stops at unknown L4s.
  * Returns 0 to go on, or the reason to count and pass the packet with. */
 static __always_inline enum weir_reason lb4_accept(struct __sk_buff *skb, struct packet *pkt,
-						    enum weir_reason parsed)
+						   enum weir_reason parsed)
 {
 	__be16 ports[2];
 
@@ -121,7 +123,7 @@ static __always_inline enum weir_reason lb4_accept(struct __sk_buff *skb, struct
 }
 
 static __always_inline struct weir_frontend4 *lb4_lookup_frontend(const struct packet *pkt,
-								   enum weir_frontend_scope scope)
+								  enum weir_frontend_scope scope)
 {
 	struct weir_frontend4_key key = {
 		.address = pkt->daddr.v4,
@@ -142,8 +144,8 @@ static __always_inline struct weir_frontend4 *lb4_lookup_frontend(const struct p
 static __always_inline int lb4_select_backend(const struct weir_frontend4 *fe, __be32 client,
 					      __u64 now, struct weir_backend4 *out)
 {
-	struct weir_affinity4_key akey = { .client = client, .frontend_id = fe->id };
-	struct weir_backend4_key bkey = { .frontend_id = fe->id };
+	struct weir_affinity4_key akey = {.client = client, .frontend_id = fe->id};
+	struct weir_backend4_key bkey = {.frontend_id = fe->id};
 	struct weir_affinity4 *aff, fresh = {};
 	struct weir_backend4 *be;
 
@@ -183,7 +185,7 @@ static __always_inline int lb4_select_backend(const struct weir_frontend4 *fe, _
  * endpoint (rejected: the packet is turned into an ICMP port unreachable).
  */
 static __always_inline enum weir_reason lb4_admit(struct __sk_buff *skb, const struct packet *pkt,
-						   const struct weir_frontend4 *fe, int *verdict)
+						  const struct weir_frontend4 *fe, int *verdict)
 {
 	int ret;
 
@@ -216,8 +218,9 @@ static __always_inline enum weir_reason lb4_admit(struct __sk_buff *skb, const s
  *
  * Returns 0, or the reason to drop the packet with.
  */
-static __always_inline enum weir_reason lb4_select(const struct packet *pkt, const struct weir_frontend4 *fe,
-						    __u64 now, __u16 ct_flags, struct ct4_flow *flow)
+static __always_inline enum weir_reason lb4_select(const struct packet *pkt,
+						   const struct weir_frontend4 *fe, __u64 now,
+						   __u16 ct_flags, struct ct4_flow *flow)
 {
 	struct weir_backend4 be;
 

@@ -27,7 +27,8 @@ static __always_inline int nat4_rewrite_addr(struct __sk_buff *skb, const struct
 
 	if (csum_off >= 0) {
 		err = bpf_l4_csum_replace(skb, pkt->l4_off + csum_off, from, to,
-					  BPF_F_PSEUDO_HDR | l4_csum_flags(pkt->l4_proto) | sizeof(to));
+					  BPF_F_PSEUDO_HDR | l4_csum_flags(pkt->l4_proto) |
+						  sizeof(to));
 		if (err)
 			return err;
 	}

@@ -26,31 +26,31 @@
 #include <linux/tcp.h>
 #include <linux/udp.h>
 
-#define PKT_F_FRAGMENT 0x01     /* part of a fragmented datagram (first or later) */
+#define PKT_F_FRAGMENT 0x01	/* part of a fragmented datagram (first or later) */
 #define PKT_F_IPV4_OPTIONS 0x02 /* IPv4 header longer than 20 bytes */
-#define PKT_F_IPV6_EXTHDR 0x04  /* at least one IPv6 extension header was skipped */
+#define PKT_F_IPV6_EXTHDR 0x04	/* at least one IPv6 extension header was skipped */
 
 /* How many IPv6 extension headers we walk before giving up (as malformed). */
 #define PARSE_IPV6_MAX_EXTHDRS 6
 
 struct packet {
-	__u16 l3_proto;   /* ETH_P_IP or ETH_P_IPV6 (host order); 0 when not IP */
-	__u8 l4_proto;    /* IPPROTO_* of the transport header (after IPv6 ext headers) */
-	__u8 flags;       /* PKT_F_* */
-	__u16 l3_off;     /* offset of the IP header from the start of the packet */
-	__u16 l4_off;     /* offset of the transport header; valid when l4_proto is parsed */
-	__u32 len;        /* the packet's full length as the hook sees it (L2 included) */
-	__u32 l3_len;     /* IP datagram length as the header claims it (IPv4 tot_len, IPv6 40 + payload) */
+	__u16 l3_proto; /* ETH_P_IP or ETH_P_IPV6 (host order); 0 when not IP */
+	__u8 l4_proto;	/* IPPROTO_* of the transport header (after IPv6 ext headers) */
+	__u8 flags;	/* PKT_F_* */
+	__u16 l3_off;	/* offset of the IP header from the start of the packet */
+	__u16 l4_off;	/* offset of the transport header; valid when l4_proto is parsed */
+	__u32 len;	/* the packet's full length as the hook sees it (L2 included) */
+	__u32 l3_len; /* IP datagram length as the header claims it (IPv4 tot_len, IPv6 40 + payload) */
 	union {
 		__be32 v4;
 		__u32 v6[4];
-	} saddr, daddr;   /* network order; IPv4 uses v4 only */
-	__be16 sport;     /* TCP/UDP source port; ICMP echo: identifier */
-	__be16 dport;     /* TCP/UDP destination port; ICMP echo: identifier */
-	__u8 tcp_flags;   /* TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10) */
+	} saddr, daddr; /* network order; IPv4 uses v4 only */
+	__be16 sport;	/* TCP/UDP source port; ICMP echo: identifier */
+	__be16 dport;	/* TCP/UDP destination port; ICMP echo: identifier */
+	__u8 tcp_flags; /* TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10) */
 	__u8 icmp_type;
 	__u8 icmp_code;
-	__u8 ttl;         /* IPv4 TTL or IPv6 hop limit */
+	__u8 ttl; /* IPv4 TTL or IPv6 hop limit */
 };
 
 static __always_inline enum weir_reason parse_l4(void *data, void *data_end, struct packet *pkt)

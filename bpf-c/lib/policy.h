@@ -23,7 +23,7 @@
  * drop the packet with.
  */
 static __always_inline enum weir_reason policy4_new_flow(const struct packet *pkt, __u32 hook,
-							  struct ct4_flow *flow)
+							 struct ct4_flow *flow)
 {
 	flow->policy = 0; /* not checked: no policy yet */
 	return 0;

@@ -75,9 +75,7 @@ class ClsBpfAttachment implements TcAttachment {
     private readonly netns: string | undefined,
   ) {}
   replace(prog: BpfProgram): void {
-    withNetns(this.netns, () =>
-      native(() => addon.tcAttach(prog.raw, this.ifindex, this.direction, this.handle, this.priority, true)),
-    );
+    withNetns(this.netns, () => native(() => addon.tcAttach(prog.raw, this.ifindex, this.direction, this.handle, this.priority, true)));
   }
   detach(): void {
     withNetns(this.netns, () => native(() => addon.tcDetach(this.ifindex, this.direction, this.handle, this.priority)));
@@ -86,21 +84,14 @@ class ClsBpfAttachment implements TcAttachment {
     throw bpfError('EOPNOTSUPP', 95, `pin cls_bpf filter at ifindex ${this.ifindex}`, 'only TCX links can be pinned');
   }
   progId(): number | null {
-    return withNetns(this.netns, () =>
-      native(() => addon.tcQuery(this.ifindex, this.direction, this.handle, this.priority)),
-    );
+    return withNetns(this.netns, () => native(() => addon.tcQuery(this.ifindex, this.direction, this.handle, this.priority)));
   }
 }
 
 const NO_TCX = new Set(['EINVAL', 'EOPNOTSUPP', 'ENOTSUPP']);
 
 /** Attaches `prog` (a sched_cls program) at TC `direction` of an interface. */
-export function attachTc(
-  prog: BpfProgram,
-  iface: string | number,
-  direction: TcDirection,
-  opts: TcAttachOptions = {},
-): TcAttachment {
+export function attachTc(prog: BpfProgram, iface: string | number, direction: TcDirection, opts: TcAttachOptions = {}): TcAttachment {
   const mode = opts.mode ?? 'auto';
   return withNetns(opts.netns, () => {
     const ifindex = ifindexOf(iface);

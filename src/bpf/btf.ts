@@ -72,11 +72,17 @@ export class Btf {
   ) {}
 
   static fromFile(path: string): Btf {
-    return new Btf(native(() => addon.Btf.fromFile(path)), `BTF of ${path}`);
+    return new Btf(
+      native(() => addon.Btf.fromFile(path)),
+      `BTF of ${path}`,
+    );
   }
 
   static fromKernelId(id: number): Btf {
-    return new Btf(native(() => addon.Btf.fromKernelId(id)), `kernel BTF id ${id}`);
+    return new Btf(
+      native(() => addon.Btf.fromKernelId(id)),
+      `kernel BTF id ${id}`,
+    );
   }
 
   /** A struct or union by name; throws ENOENT when absent. */

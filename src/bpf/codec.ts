@@ -45,14 +45,20 @@ function big(v: unknown, what: string): bigint {
 function intField(size: number, signed: boolean, be: boolean, what: string): Field {
   if (size === 8) {
     const read = be
-      ? signed ? (b: Buffer, o: number) => b.readBigInt64BE(o) : (b: Buffer, o: number) => b.readBigUInt64BE(o)
-      : signed ? (b: Buffer, o: number) => b.readBigInt64LE(o) : (b: Buffer, o: number) => b.readBigUInt64LE(o);
+      ? signed
+        ? (b: Buffer, o: number) => b.readBigInt64BE(o)
+        : (b: Buffer, o: number) => b.readBigUInt64BE(o)
+      : signed
+        ? (b: Buffer, o: number) => b.readBigInt64LE(o)
+        : (b: Buffer, o: number) => b.readBigUInt64LE(o);
     return {
       read,
       write: (b, o, v) => {
         const x = big(v, what);
-        if (be) signed ? b.writeBigInt64BE(x, o) : b.writeBigUInt64BE(x, o);
-        else signed ? b.writeBigInt64LE(x, o) : b.writeBigUInt64LE(x, o);
+        if (be && signed) b.writeBigInt64BE(x, o);
+        else if (be) b.writeBigUInt64BE(x, o);
+        else if (signed) b.writeBigInt64LE(x, o);
+        else b.writeBigUInt64LE(x, o);
       },
     };
   }
@@ -61,8 +67,10 @@ function intField(size: number, signed: boolean, be: boolean, what: string): Fie
     read: (b, o) => (be ? (signed ? b.readIntBE(o, size) : b.readUIntBE(o, size)) : signed ? b.readIntLE(o, size) : b.readUIntLE(o, size)),
     write: (b, o, v) => {
       const x = num(v, what);
-      if (be) signed ? b.writeIntBE(x, o, size) : b.writeUIntBE(x, o, size);
-      else signed ? b.writeIntLE(x, o, size) : b.writeUIntLE(x, o, size);
+      if (be && signed) b.writeIntBE(x, o, size);
+      else if (be) b.writeUIntBE(x, o, size);
+      else if (signed) b.writeIntLE(x, o, size);
+      else b.writeUIntLE(x, o, size);
     },
   };
 }
@@ -80,7 +88,10 @@ function fieldFor(t: TypeLayout, what: string): Field {
     case 'weir_mac':
       return {
         read: (b, o) => [...b.subarray(o, o + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':'),
-        write: (b, o, v) => String(v).split(':').forEach((h, i) => (b[o + i] = parseInt(h, 16))),
+        write: (b, o, v) =>
+          String(v)
+            .split(':')
+            .forEach((h, i) => (b[o + i] = parseInt(h, 16))),
       };
   }
   switch (t.kind) {
@@ -127,7 +138,7 @@ function arrayField(t: TypeLayout, what: string): Field {
 function bitField(m: MemberLayout, what: string): Field {
   const start = Math.floor(m.bitOffset / 8);
   const shift = BigInt(m.bitOffset % 8);
-  const span = Math.ceil((m.bitOffset % 8 + m.bitSize) / 8);
+  const span = Math.ceil(((m.bitOffset % 8) + m.bitSize) / 8);
   const mask = (1n << BigInt(m.bitSize)) - 1n;
   const get = (b: Buffer, o: number) => {
     let x = 0n;

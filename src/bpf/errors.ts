@@ -13,10 +13,7 @@ export class BpfError extends Error {
   /** the kernel verifier's log, when a program load failed */
   readonly verifierLog?: string;
 
-  constructor(
-    message: string,
-    f: { code: string; errno: number; op: string; libbpfLog?: string; verifierLog?: string; cause?: unknown },
-  ) {
+  constructor(message: string, f: { code: string; errno: number; op: string; libbpfLog?: string; verifierLog?: string; cause?: unknown }) {
     super(message, f.cause === undefined ? undefined : { cause: f.cause });
     this.code = f.code;
     this.errno = f.errno;

@@ -117,7 +117,7 @@ export function parseIp6Groups(s: string): number[] | null {
 export function formatIp6Groups(groups: readonly number[]): string {
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;

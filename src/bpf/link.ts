@@ -27,7 +27,10 @@ export class BpfLink {
   ) {}
 
   static openPinned(path: string): BpfLink {
-    const l = new BpfLink(native(() => addon.Link.openPinned(path)), `link ${path}`);
+    const l = new BpfLink(
+      native(() => addon.Link.openPinned(path)),
+      `link ${path}`,
+    );
     l.pinnedAt = path;
     return l;
   }

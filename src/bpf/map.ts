@@ -132,15 +132,13 @@ export class BpfMap {
     const ks = this.keySize;
     const vs = r.count ? r.values.length / r.count : 0;
     const out: Array<[Buffer, Buffer]> = [];
-    for (let i = 0; i < r.count; i++)
-      out.push([r.keys.subarray(i * ks, (i + 1) * ks), r.values.subarray(i * vs, (i + 1) * vs)]);
+    for (let i = 0; i < r.count; i++) out.push([r.keys.subarray(i * ks, (i + 1) * ks), r.values.subarray(i * vs, (i + 1) * vs)]);
     return out;
   }
 
   /** Writes many entries in one syscall (element ops where the map has no batch op). */
   updateBatch(keys: Buffer[], values: Buffer[], flags: UpdateFlags = 'any'): number {
-    if (keys.length !== values.length)
-      throw bpfError('EINVAL', 22, `batch update ${this.name}`, `${keys.length} keys but ${values.length} values`);
+    if (keys.length !== values.length) throw bpfError('EINVAL', 22, `batch update ${this.name}`, `${keys.length} keys but ${values.length} values`);
     if (!keys.length) return 0;
     return this.updateBatchPacked(Buffer.concat(keys), Buffer.concat(values), keys.length, flags);
   }
@@ -151,7 +149,12 @@ export class BpfMap {
     const ks = keys.length / count;
     const vs = values.length / count;
     if (!Number.isInteger(ks) || !Number.isInteger(vs))
-      throw bpfError('EINVAL', 22, `batch update ${this.name}`, `${keys.length} key bytes and ${values.length} value bytes do not divide into ${count} entries`);
+      throw bpfError(
+        'EINVAL',
+        22,
+        `batch update ${this.name}`,
+        `${keys.length} key bytes and ${values.length} value bytes do not divide into ${count} entries`,
+      );
     try {
       return native(() => this.raw.updateBatch(keys, values, count, flagValue(flags)));
     } catch (e) {
@@ -198,8 +201,7 @@ export class BpfMap {
   joinPerCpu(values: Buffer[]): Buffer {
     const ncpu = BpfMap.possibleCpus();
     const stride = (this.valueSize + 7) & ~7;
-    if (values.length !== ncpu)
-      throw bpfError('EINVAL', 22, `update ${this.name}`, `${values.length} per-CPU values for ${ncpu} possible CPUs`);
+    if (values.length !== ncpu) throw bpfError('EINVAL', 22, `update ${this.name}`, `${values.length} per-CPU values for ${ncpu} possible CPUs`);
     const out = Buffer.alloc(ncpu * stride);
     values.forEach((v, i) => v.copy(out, i * stride, 0, this.valueSize));
     return out;

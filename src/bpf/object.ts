@@ -30,7 +30,10 @@ export class BpfObject {
   ) {}
 
   static open(path: string, opts: OpenOptions = {}): BpfObject {
-    const obj = new BpfObject(native(() => addon.Object.open(path, opts.pinDir)), path);
+    const obj = new BpfObject(
+      native(() => addon.Object.open(path, opts.pinDir)),
+      path,
+    );
     try {
       for (const [name, value] of Object.entries(opts.consts ?? {})) obj.setConst(name, value);
     } catch (e) {

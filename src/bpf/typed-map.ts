@@ -27,8 +27,7 @@ export class TypedMap<K, V> {
   }
 
   private notPerCpu(op: string): void {
-    if (this.map.perCpu)
-      throw bpfError('EINVAL', 22, `${op} ${this.map.name}`, 'per-CPU map: use getPerCpu/sumPerCpu/setPerCpu');
+    if (this.map.perCpu) throw bpfError('EINVAL', 22, `${op} ${this.map.name}`, 'per-CPU map: use getPerCpu/sumPerCpu/setPerCpu');
   }
 
   get(key: K): V | undefined {
@@ -59,8 +58,7 @@ export class TypedMap<K, V> {
 
   /** Per-CPU maps: every entry with one value per CPU. */
   *entriesPerCpu(): Generator<[K, V[]]> {
-    for (const [k, v] of this.map.entries())
-      yield [this.keyCodec.decode(k), this.map.splitPerCpu(v).map((b) => this.valueCodec.decode(b))];
+    for (const [k, v] of this.map.entries()) yield [this.keyCodec.decode(k), this.map.splitPerCpu(v).map((b) => this.valueCodec.decode(b))];
   }
 
   /** Writes entries in one batch; returns how many were written. */

@@ -89,9 +89,12 @@ export function registerDaemonCommand(program: Command): void {
   program
     .command('daemon')
     .description('run the node agent: program Services into BPF maps and keep the programs attached (run it inside the node network namespace)')
-    .requiredOption('--node-name <name>', 'this node\'s name (endpoints with this nodeName are local)')
+    .requiredOption('--node-name <name>', "this node's name (endpoints with this nodeName are local)")
     .option('--manifests <dir>', 'directory of Service/EndpointSlice/... manifests (YAML or JSON), watched for changes')
-    .option('--kubeconfig <file>', 'read the cluster from the Kubernetes API server this kubeconfig names (default without --manifests: the pod service account)')
+    .option(
+      '--kubeconfig <file>',
+      'read the cluster from the Kubernetes API server this kubeconfig names (default without --manifests: the pod service account)',
+    )
     .option('--api-outage-bound <duration>', '/healthz fails when the API server has been unreachable longer than this', '60s')
     .option('--metrics-address <addr>', "/metrics, /healthz and /readyz on host:port, [v6]:port or :port; 'off' disables", ':9963')
     .option(
@@ -105,14 +108,41 @@ export function registerDaemonCommand(program: Command): void {
         `(or /proc/<pid>/root of the shell weir was started from, when PID 1 cannot be inspected); when neither is, weir mounts one at ` +
         `${DEFAULT_BPF_ROOT} in the node's mount namespace, so the pins outlive weir)`,
     )
-    .option('--cgroup <dir>', 'cgroup2 directory the connect-time LB attaches to; relative paths are under the cgroup2 root, which the daemon mounts itself when none is visible (ip netns exec hides /sys/fs/cgroup) (default: the cgroup2 root)')
-    .option('--host-interfaces <list>', 'host interfaces for NodePort/externalIP traffic, comma separated (default: those with a default route, else those with a global address that are not pod interfaces)')
-    .option('--nodeport-addresses <cidrs>', "node addresses NodePorts answer on, CIDRs or 'primary' (like kube-proxy's nodePortAddresses; default: every node address)")
-    .addOption(new Option('--connect-time-lb <mode>', 'socket-level load balancing: on, host-only (pods use the TC path), off').choices(['on', 'host-only', 'off']).default('on'))
-    .addOption(new Option('--service-stats <on|off>', 'count new connections per service backend in BPF (weir_lb_stats4) and export them (weir_service_new_connections_total); off: not counted at all').choices(['on', 'off']).default('on'))
+    .option(
+      '--cgroup <dir>',
+      'cgroup2 directory the connect-time LB attaches to; relative paths are under the cgroup2 root, which the daemon mounts itself when none is visible (ip netns exec hides /sys/fs/cgroup) (default: the cgroup2 root)',
+    )
+    .option(
+      '--host-interfaces <list>',
+      'host interfaces for NodePort/externalIP traffic, comma separated (default: those with a default route, else those with a global address that are not pod interfaces)',
+    )
+    .option(
+      '--nodeport-addresses <cidrs>',
+      "node addresses NodePorts answer on, CIDRs or 'primary' (like kube-proxy's nodePortAddresses; default: every node address)",
+    )
+    .addOption(
+      new Option('--connect-time-lb <mode>', 'socket-level load balancing: on, host-only (pods use the TC path), off')
+        .choices(['on', 'host-only', 'off'])
+        .default('on'),
+    )
+    .addOption(
+      new Option(
+        '--service-stats <on|off>',
+        'count new connections per service backend in BPF (weir_lb_stats4) and export them (weir_service_new_connections_total); off: not counted at all',
+      )
+        .choices(['on', 'off'])
+        .default('on'),
+    )
     .option('--resync-interval <duration>', 'how often the maps are re-read and drift repaired', '60s')
     .option('--ct-gc-interval <duration>', 'how often expired conntrack entries are removed', '30s')
-    .addOption(new Option('--kube-proxy-cleanup <on|off>', "remove kube-proxy's iptables (KUBE-* chains, nft and legacy) and nftables (kube-proxy tables) state once weir is programmed; off leaves it and warns").choices(['on', 'off']).default('on'))
+    .addOption(
+      new Option(
+        '--kube-proxy-cleanup <on|off>',
+        "remove kube-proxy's iptables (KUBE-* chains, nft and legacy) and nftables (kube-proxy tables) state once weir is programmed; off leaves it and warns",
+      )
+        .choices(['on', 'off'])
+        .default('on'),
+    )
     .option('--proxy-name <name>', 'serve Services labelled service.kubernetes.io/service-proxy-name=<name> (unlabelled ones always)')
     .addOption(new Option('--log-level <level>', 'debug, info or warn').choices(['debug', 'info', 'warn']).default('info'))
     .action(async (flags: DaemonFlags) => {
@@ -140,7 +170,15 @@ export function registerDaemonCommand(program: Command): void {
       const found = cfg.bpfRootFound;
       if (found?.mounted) log.info('bpffs mounted', { mountNamespace: "the node's", command: found.mounted, bpfRoot: found.path });
       const source = cfg.source.kind === 'manifests' ? cfg.source.dir : `kube:${cfg.source.kubeconfig ?? 'in-cluster'}`;
-      log.info('start', { node: cfg.nodeName, instance: cfg.instance, bpfRoot: cfg.bpfRoot, ...(found && found.path !== cfg.bpfRoot ? { nodeBpfRoot: found.path } : {}), source, metrics: cfg.metricsAddress ?? 'off', pid: process.pid });
+      log.info('start', {
+        node: cfg.nodeName,
+        instance: cfg.instance,
+        bpfRoot: cfg.bpfRoot,
+        ...(found && found.path !== cfg.bpfRoot ? { nodeBpfRoot: found.path } : {}),
+        source,
+        metrics: cfg.metricsAddress ?? 'off',
+        pid: process.pid,
+      });
       await daemon.start();
       // runs until a signal: the source, netlink watcher and timers keep the loop alive
       await new Promise<never>(() => {});

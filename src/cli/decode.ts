@@ -17,12 +17,26 @@ export const frontendFlags = (v: number) => flagNames(enums.weir_frontend_flags,
 export const backendFlags = (v: number) => flagNames(enums.weir_backend_flags, 'WEIR_BACKEND_', v);
 export const ctFlags = (v: number) => flagNames(enums.weir_ct_flags, 'WEIR_CT_', v);
 export const scopeName = (v: number) =>
-  Object.entries(enums.weir_frontend_scope).find(([, n]) => n === v)?.[0].slice('WEIR_SCOPE_'.length).toLowerCase() ?? String(v);
+  Object.entries(enums.weir_frontend_scope)
+    .find(([, n]) => n === v)?.[0]
+    .slice('WEIR_SCOPE_'.length)
+    .toLowerCase() ?? String(v);
 
 /** TCP flag bits as tcpdump prints them. */
 export function tcpFlagString(bits: number): string {
-  const names: Array<[number, string]> = [[0x02, 'S'], [0x10, '.'], [0x08, 'P'], [0x01, 'F'], [0x04, 'R']];
-  return names.filter(([b]) => bits & b).map(([, n]) => n).join('') || '-';
+  const names: Array<[number, string]> = [
+    [0x02, 'S'],
+    [0x10, '.'],
+    [0x08, 'P'],
+    [0x01, 'F'],
+    [0x04, 'R'],
+  ];
+  return (
+    names
+      .filter(([b]) => bits & b)
+      .map(([, n]) => n)
+      .join('') || '-'
+  );
 }
 
 /** Seconds since a bpf_ktime_get_ns() stamp (CLOCK_MONOTONIC, what hrtime reads). */

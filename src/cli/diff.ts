@@ -113,7 +113,9 @@ export function readLive(o: StateOptions): Map<string, LiveFrontend> {
       list[k.slot] = v;
     }
     const out = new Map<string, LiveFrontend>();
-    for (const [key, value] of typedMap(fm, codecFor('weir_frontend4_key'), codecFor('weir_frontend4')).entries() as Iterable<[WeirFrontend4Key, WeirFrontend4]>) {
+    for (const [key, value] of typedMap(fm, codecFor('weir_frontend4_key'), codecFor('weir_frontend4')).entries() as Iterable<
+      [WeirFrontend4Key, WeirFrontend4]
+    >) {
       out.set(frontendKeyString(4, key), { key, value, backends: slots.get(value.id) ?? [] });
     }
     return out;
@@ -184,7 +186,9 @@ interface DiffFlags extends StateOptions {
 
 export function registerDiffCommand(program: Command): void {
   stateOptions(program.command('diff'))
-    .description(`desired service state (from the manifests) against the live maps; exit 0 when they agree, ${EXIT_DIFFERENCES} when they differ (run it in the node's network namespace, with the daemon's flags)`)
+    .description(
+      `desired service state (from the manifests) against the live maps; exit 0 when they agree, ${EXIT_DIFFERENCES} when they differ (run it in the node's network namespace, with the daemon's flags)`,
+    )
     .requiredOption('--manifests <dir>', "the daemon's manifests directory")
     .requiredOption('--node-name <name>', "the daemon's --node-name")
     .option('--nodeport-addresses <cidrs>', "the daemon's --nodeport-addresses")

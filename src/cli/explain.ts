@@ -96,7 +96,14 @@ export function queryArgs(q: ExplainQuery): string[] {
   const proto = protocolName(q.protocol);
   const args = [q.src, q.dst, `${q.dport}/${proto}`, '--from', q.from];
   if (q.sport !== undefined) args.push('--sport', String(q.sport));
-  if (q.tcpFlags !== undefined) args.push('--tcp-flags', Object.entries(TCP).filter(([, b]) => q.tcpFlags! & b).map(([n]) => n).join(',') || 'none');
+  if (q.tcpFlags !== undefined)
+    args.push(
+      '--tcp-flags',
+      Object.entries(TCP)
+        .filter(([, b]) => q.tcpFlags! & b)
+        .map(([n]) => n)
+        .join(',') || 'none',
+    );
   if (q.icmpType !== undefined) args.push('--icmp-type', String(q.icmpType));
   if (q.quote) args.push('--quote', `${q.quote.src}:${q.quote.sport},${q.quote.dst}:${q.quote.dport}/${protocolName(q.quote.protocol)}`);
   return args;

@@ -63,7 +63,7 @@ export function ifaceRows(o: StateOptions & { all?: boolean }): IfaceRow[] {
   const rows: IfaceRow[] = [];
   for (const l of links)
     for (const dir of ['ingress', 'egress'] as TcDirection[]) {
-      let ids: number[] = [];
+      let ids: number[];
       try {
         ids = tcxPrograms(l.ifindex, dir);
       } catch {
@@ -72,7 +72,15 @@ export function ifaceRows(o: StateOptions & { all?: boolean }): IfaceRow[] {
       for (const id of ids) {
         const info = programInfo(id);
         if (!o.all && !info.name.startsWith('weir_')) continue;
-        rows.push({ interface: l.ifname, ifindex: l.ifindex, hook: `tc ${dir}`, program: info.name, id, tag: info.tag, pinned: (pins.get(`${l.ifindex}/tcx_${dir}`) ?? []).join(',') });
+        rows.push({
+          interface: l.ifname,
+          ifindex: l.ifindex,
+          hook: `tc ${dir}`,
+          program: info.name,
+          id,
+          tag: info.tag,
+          pinned: (pins.get(`${l.ifindex}/tcx_${dir}`) ?? []).join(','),
+        });
       }
     }
   return rows;
@@ -81,7 +89,7 @@ export function ifaceRows(o: StateOptions & { all?: boolean }): IfaceRow[] {
 export function registerIfaceCommand(program: Command): void {
   stateOptions(program.command('ifaces'))
     .description("weir's programs attached to this network namespace's interfaces (TC ingress/egress), with program ids and tags")
-    .option('--all', 'include programs that are not weir\'s')
+    .option('--all', "include programs that are not weir's")
     .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
     .action((o: StateOptions & { all?: boolean; output: OutputFormat }) => print(o.output, ifaceRows(o)));
 }

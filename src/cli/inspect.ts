@@ -10,8 +10,7 @@ interface Common extends StateOptions {
 }
 
 function common(cmd: Command): Command {
-  return stateOptions(cmd)
-    .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat);
+  return stateOptions(cmd).option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat);
 }
 
 export function registerInspectCommands(program: Command): void {
@@ -30,7 +29,16 @@ export function registerInspectCommands(program: Command): void {
       const map = openMap(o, name);
       try {
         const entries = map.type.includes('array') ? map.maxEntries : map.count();
-        return { name, type: map.type, id: map.id, keySize: map.keySize, valueSize: map.valueSize, entries, capacity: map.maxEntries, fill: Number((entries / map.maxEntries).toFixed(4)) };
+        return {
+          name,
+          type: map.type,
+          id: map.id,
+          keySize: map.keySize,
+          valueSize: map.valueSize,
+          entries,
+          capacity: map.maxEntries,
+          fill: Number((entries / map.maxEntries).toFixed(4)),
+        };
       } finally {
         map.close();
       }

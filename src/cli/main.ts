@@ -19,11 +19,7 @@ import { registerUninstallCommand } from './uninstall.js';
 
 const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
-const program = new Command('weir')
-  .description('eBPF service dataplane for Kubernetes nodes')
-  .version(version)
-  .showHelpAfterError()
-  .exitOverride();
+const program = new Command('weir').description('eBPF service dataplane for Kubernetes nodes').version(version).showHelpAfterError().exitOverride();
 
 registerDaemonCommand(program);
 registerInspectCommands(program);

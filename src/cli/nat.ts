@@ -35,7 +35,10 @@ export interface NatRow {
   paired: boolean;
 }
 
-const SYN = 0x02, FIN = 0x01, RST = 0x04, ACK = 0x10;
+const SYN = 0x02,
+  FIN = 0x01,
+  RST = 0x04,
+  ACK = 0x10;
 
 /** A summary of a TCP flow from the flags each direction has seen. */
 export function tcpState(orig: number, reply: number): string {
@@ -46,7 +49,8 @@ export function tcpState(orig: number, reply: number): string {
   return 'syn_sent';
 }
 
-const tuple = (k: { saddr: string; daddr: string; sport: number; dport: number; protocol: number }) => `${k.saddr}:${k.sport}>${k.daddr}:${k.dport}/${k.protocol}`;
+const tuple = (k: { saddr: string; daddr: string; sport: number; dport: number; protocol: number }) =>
+  `${k.saddr}:${k.sport}>${k.daddr}:${k.dport}/${k.protocol}`;
 
 function matches(f: CtFilter, protocol: number, addresses: string[], ports: number[]): boolean {
   if (f.protocol !== undefined && protocol !== f.protocol) return false;
@@ -115,7 +119,12 @@ export function registerNatCommand(program: Command): void {
     if (o.output === 'json') return print('json', rows);
     print(
       'table',
-      rows.map((r) => ({ ...r, backend: r.translatedSource ? `${r.backend} (from ${r.translatedSource})` : r.backend, flags: r.flags.join(',') || '-', packets: `${r.packetsOut}/${r.packetsIn}` })),
+      rows.map((r) => ({
+        ...r,
+        backend: r.translatedSource ? `${r.backend} (from ${r.translatedSource})` : r.backend,
+        flags: r.flags.join(',') || '-',
+        packets: `${r.packetsOut}/${r.packetsIn}`,
+      })),
       ['protocol', 'client', 'frontend', 'backend', 'state', 'flags', 'ageS', 'idleS', 'packets'],
     );
   });

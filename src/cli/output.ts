@@ -20,7 +20,11 @@ export function table(objects: ReadonlyArray<object>, columns?: string[]): strin
   const cells = rows.map((r) => cols.map((c) => cell(r[c])));
   const numeric = cols.map((_, i) => rows.every((r) => typeof r[cols[i]!] === 'number' || typeof r[cols[i]!] === 'bigint'));
   const width = cols.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
-  const line = (vals: string[]) => vals.map((v, i) => (numeric[i] ? v.padStart(width[i]!) : v.padEnd(width[i]!))).join('  ').trimEnd();
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => (numeric[i] ? v.padStart(width[i]!) : v.padEnd(width[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(cols.map((c) => c.toUpperCase())), ...cells.map(line)].join('\n');
 }
 

@@ -26,8 +26,7 @@ export interface Common extends StateOptions {
 }
 
 export function common(cmd: Command): Command {
-  return stateOptions(cmd)
-    .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat);
+  return stateOptions(cmd).option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat);
 }
 
 export function withMap<K, V, R>(o: StateOptions, name: string, keyType: string, valueType: string, f: (entries: Array<[K, V]>, del: (k: K) => void) => R): R {
@@ -72,15 +71,21 @@ function lbStatsById(o: StateOptions): Map<number, Map<string, number>> {
 
 /** Frontends with their backend slots, sorted by address and port. */
 export function serviceRows(o: StateOptions): ServiceRow[] {
-  const backends = withMap<WeirBackend4Key, WeirBackend4, Map<number, ServiceRow['backends']>>(o, 'weir_backend4', 'weir_backend4_key', 'weir_backend4', (entries) => {
-    const byId = new Map<number, ServiceRow['backends']>();
-    for (const [k, v] of entries) {
-      let list = byId.get(k.frontend_id);
-      if (!list) byId.set(k.frontend_id, (list = []));
-      list.push({ slot: k.slot, address: v.address, port: v.port, flags: backendFlags(v.flags), newConnections: 0 });
-    }
-    return byId;
-  });
+  const backends = withMap<WeirBackend4Key, WeirBackend4, Map<number, ServiceRow['backends']>>(
+    o,
+    'weir_backend4',
+    'weir_backend4_key',
+    'weir_backend4',
+    (entries) => {
+      const byId = new Map<number, ServiceRow['backends']>();
+      for (const [k, v] of entries) {
+        let list = byId.get(k.frontend_id);
+        if (!list) byId.set(k.frontend_id, (list = []));
+        list.push({ slot: k.slot, address: v.address, port: v.port, flags: backendFlags(v.flags), newConnections: 0 });
+      }
+      return byId;
+    },
+  );
   const stats = lbStatsById(o);
   return withMap<WeirFrontend4Key, WeirFrontend4, ServiceRow[]>(o, 'weir_frontend4', 'weir_frontend4_key', 'weir_frontend4', (entries) =>
     entries
@@ -186,7 +191,10 @@ export function ctFilterFrom(o: { address?: string; port?: string; protocol?: st
 export function conntrackRows(o: StateOptions, f: CtFilter = {}): CtRow[] {
   const now = process.hrtime.bigint();
   return withMap<WeirCt4Key, WeirCt4, CtRow[]>(o, 'weir_ct4_v2', 'weir_ct4_key', 'weir_ct4', (entries) =>
-    entries.filter(([k, v]) => ctMatches(k, v, f)).map(([k, v]) => ctRow(k, v, now)).sort((a, b) => a.source.localeCompare(b.source) || a.destination.localeCompare(b.destination)),
+    entries
+      .filter(([k, v]) => ctMatches(k, v, f))
+      .map(([k, v]) => ctRow(k, v, now))
+      .sort((a, b) => a.source.localeCompare(b.source) || a.destination.localeCompare(b.destination)),
   );
 }
 
@@ -226,16 +234,28 @@ export function registerServiceCommands(program: Command): void {
   });
 
   const ct = program.command('ct').description('the conntrack map');
-  const filters = (c: Command) => c.option('--address <ip>', 'entries with this address (either side, before or after NAT)').option('--port <port>', 'entries with this port').option('--protocol <proto>', 'tcp, udp, icmp, sctp or a number');
-  common(filters(ct.command('list').description('conntrack entries: tuple on the wire, NAT rewrite, flags, age'))).action((o: Common & { address?: string; port?: string; protocol?: string }) => {
-    const rows = conntrackRows(o, ctFilterFrom(o));
-    if (o.output === 'json') return print('json', rows);
-    print('table', rows.map((r) => ({ ...r, flags: r.flags.join(',') })), ['protocol', 'source', 'destination', 'nat', 'flags', 'tcp', 'ageS', 'idleS', 'packets', 'bytes']);
-  });
-  common(filters(ct.command('flush').description('delete conntrack entries (all, or those matching the filters)'))).action((o: Common & { address?: string; port?: string; protocol?: string }) => {
-    const deleted = flushConntrack(o, ctFilterFrom(o));
-    print(o.output, [{ deleted }]);
-  });
+  const filters = (c: Command) =>
+    c
+      .option('--address <ip>', 'entries with this address (either side, before or after NAT)')
+      .option('--port <port>', 'entries with this port')
+      .option('--protocol <proto>', 'tcp, udp, icmp, sctp or a number');
+  common(filters(ct.command('list').description('conntrack entries: tuple on the wire, NAT rewrite, flags, age'))).action(
+    (o: Common & { address?: string; port?: string; protocol?: string }) => {
+      const rows = conntrackRows(o, ctFilterFrom(o));
+      if (o.output === 'json') return print('json', rows);
+      print(
+        'table',
+        rows.map((r) => ({ ...r, flags: r.flags.join(',') })),
+        ['protocol', 'source', 'destination', 'nat', 'flags', 'tcp', 'ageS', 'idleS', 'packets', 'bytes'],
+      );
+    },
+  );
+  common(filters(ct.command('flush').description('delete conntrack entries (all, or those matching the filters)'))).action(
+    (o: Common & { address?: string; port?: string; protocol?: string }) => {
+      const deleted = flushConntrack(o, ctFilterFrom(o));
+      print(o.output, [{ deleted }]);
+    },
+  );
 
   common(program.command('affinity').command('list').description('ClientIP session affinity entries')).action((o: Common) => {
     const now = process.hrtime.bigint();

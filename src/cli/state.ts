@@ -23,7 +23,10 @@ export interface StateOptions {
 /** The three options every state-reading command takes. */
 export function stateOptions(cmd: Command): Command {
   return cmd
-    .option('--bpf-root <dir>', `bpffs mount holding weir/<instance> (default: ${DEFAULT_BPF_ROOT}, or the node's through ${INIT_BPF_ROOT} or /proc/<pid>/root of a parent)`)
+    .option(
+      '--bpf-root <dir>',
+      `bpffs mount holding weir/<instance> (default: ${DEFAULT_BPF_ROOT}, or the node's through ${INIT_BPF_ROOT} or /proc/<pid>/root of a parent)`,
+    )
     .option(
       '--instance <name>',
       "weir instance on this node (default: the daemon's, i.e. the netns name under `ip netns exec`, else 'default'; if missing, the only one there)",

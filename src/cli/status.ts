@@ -32,7 +32,9 @@ export async function readStatus(address: string, timeoutMs = 3000): Promise<Sta
       const r = await fetch(base + path, { signal: AbortSignal.timeout(timeoutMs) });
       return { status: r.status, body: await r.text() };
     } catch (e) {
-      throw new CliError(`cannot reach weir at ${base}${path}: ${(e as Error).cause ? String(((e as Error).cause as Error).message ?? (e as Error).cause) : (e as Error).message} (is the daemon running with --metrics-address ${address}?)`);
+      throw new CliError(
+        `cannot reach weir at ${base}${path}: ${(e as Error).cause ? String(((e as Error).cause as Error).message ?? (e as Error).cause) : (e as Error).message} (is the daemon running with --metrics-address ${address}?)`,
+      );
     }
   };
   const [health, ready, metrics] = await Promise.all([get('/healthz'), get('/readyz'), get('/metrics')]);

@@ -28,7 +28,9 @@ export function registerTakeoverCommand(program: Command): void {
       if (r.errors.length) process.exitCode = 1;
     });
   kp.command('cleanup')
-    .description("remove kube-proxy's KUBE-* chains (and the jumps to them) and its nftables tables, leaving every other rule; run it once weir serves the services")
+    .description(
+      "remove kube-proxy's KUBE-* chains (and the jumps to them) and its nftables tables, leaving every other rule; run it once weir serves the services",
+    )
     .option('--dry-run', 'change nothing: warn naming what would be left', false)
     .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
     .action(async (o: { dryRun: boolean; output: OutputFormat }) => {
@@ -40,7 +42,15 @@ export function registerTakeoverCommand(program: Command): void {
         process.stdout.write(json({ dryRun: o.dryRun, found: r.report, removed, errors }) + '\n');
       } else {
         process.stdout.write(describeReport(r.report) + '\n');
-        if (r.cleanup) process.stdout.write(`removed    ${r.cleanup.iptables.map((t) => `iptables-${t.backend} ipv${t.family} ${t.table} (${t.chains} chains, ${t.jumps} jumps)`).concat(r.cleanup.nftables.map((n) => `nft ${n}`)).join('; ') || 'nothing'}\n`);
+        if (r.cleanup)
+          process.stdout.write(
+            `removed    ${
+              r.cleanup.iptables
+                .map((t) => `iptables-${t.backend} ipv${t.family} ${t.table} (${t.chains} chains, ${t.jumps} jumps)`)
+                .concat(r.cleanup.nftables.map((n) => `nft ${n}`))
+                .join('; ') || 'nothing'
+            }\n`,
+          );
         else if (o.dryRun) process.stdout.write('removed    nothing (--dry-run)\n');
       }
       if (errors.length) process.exitCode = 1;

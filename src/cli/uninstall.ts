@@ -31,10 +31,13 @@ const VERBS: Record<UninstallItem['kind'], [done: string, would: string]> = {
 function line(i: UninstallItem, dryRun: boolean): string {
   const verb = i.outcome === 'done' ? VERBS[i.kind][dryRun ? 1 : 0] : i.outcome;
   const what =
-    i.kind === 'sysctl' ? `sysctl ${i.name} = ${i.detail}`
-    : i.kind === 'nft' ? `nft table ${i.name}: ${i.detail}`
-    : i.kind === 'dir' ? `dir ${i.name}`
-    : `${i.kind} ${i.name}: ${i.detail}`;
+    i.kind === 'sysctl'
+      ? `sysctl ${i.name} = ${i.detail}`
+      : i.kind === 'nft'
+        ? `nft table ${i.name}: ${i.detail}`
+        : i.kind === 'dir'
+          ? `dir ${i.name}`
+          : `${i.kind} ${i.name}: ${i.detail}`;
   return `${verb.padEnd(13)} ${what}${i.reason ? ` (${i.reason})` : ''}`;
 }
 
@@ -45,7 +48,10 @@ export function registerUninstallCommand(program: Command): void {
       'remove what weir put on this node for an instance: pinned links (detached), pinned maps, the pin directory, ' +
         "weir's nft table, and the sysctls it set (restored); run in the node's network namespace with the daemon stopped",
     )
-    .option('--bpf-root <dir>', `bpffs mount holding weir/<instance> (default: found as the daemon finds it: ${DEFAULT_BPF_ROOT}, or the node's from ip netns exec)`)
+    .option(
+      '--bpf-root <dir>',
+      `bpffs mount holding weir/<instance> (default: found as the daemon finds it: ${DEFAULT_BPF_ROOT}, or the node's from ip netns exec)`,
+    )
     .option('--instance <name>', "weir instance on this node (default: the daemon's default: the netns name under `ip netns exec`, else 'default')")
     .option('--dry-run', 'list what would be removed, change nothing', false)
     .option('--force', 'remove even while a weir daemon runs for the instance (it keeps its fds; stop it)', false)

@@ -92,7 +92,10 @@ export function resolveCgroupDir(arg: string | undefined, mounts = readFileSync(
     try {
       execFileSync('mount', ['-t', 'cgroup2', 'none', OWN_CGROUP2_MOUNT], { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (e) {
-      throw new Error(`no cgroup2 mount in /proc/mounts and mounting one at ${OWN_CGROUP2_MOUNT} failed (${(e as Error).message.split('\n')[0]}); pass --cgroup DIR or --connect-time-lb off`);
+      throw new Error(
+        `no cgroup2 mount in /proc/mounts and mounting one at ${OWN_CGROUP2_MOUNT} failed (${(e as Error).message.split('\n')[0]}); pass --cgroup DIR or --connect-time-lb off`,
+        { cause: e },
+      );
     }
     root = OWN_CGROUP2_MOUNT;
   }

@@ -33,7 +33,6 @@ import type { DaemonConfig } from './config.js';
 import { DaemonHealth } from './health.js';
 import { countingServiceMaps } from './map-writes.js';
 
-
 const refs = (l: readonly { ifindex: number; ifname: string }[]): InterfaceRef[] => l.map((x) => ({ ifindex: x.ifindex, ifname: x.ifname }));
 const refKey = (l: readonly InterfaceRef[]) => l.map((x) => `${x.ifindex}:${x.ifname}`).join(',');
 
@@ -89,7 +88,13 @@ export class Daemon {
     });
     // the verifier (~0.7 s for the four objects) runs on worker threads; a manifests source
     // is read meanwhile (the API source needs the dataplane first: its bootstrap Service)
-    const dpLoading = loadDataplaneAsync({ bpfRoot: cfg.bpfRoot, instance: cfg.instance, sockLbMode: cfg.sockLb, serviceStats: cfg.serviceStats, ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}) });
+    const dpLoading = loadDataplaneAsync({
+      bpfRoot: cfg.bpfRoot,
+      instance: cfg.instance,
+      sockLbMode: cfg.sockLb,
+      serviceStats: cfg.serviceStats,
+      ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}),
+    });
     let manifestsRead: Promise<void> | undefined;
     if (cfg.source.kind === 'manifests') {
       const source = await this.makeSource();
@@ -232,7 +237,11 @@ export class Daemon {
       this.source = new ManifestsSource({ dir: sc.dir, log: this.log });
     } else {
       const { KubeSource, loadKubeConfig } = await import('../sources/kube.js');
-      this.source = this.kube = new KubeSource({ kubeConfig: loadKubeConfig(sc.kubeconfig ? { kubeconfig: sc.kubeconfig } : {}), log: this.log, outageBoundMs: sc.outageBoundMs });
+      this.source = this.kube = new KubeSource({
+        kubeConfig: loadKubeConfig(sc.kubeconfig ? { kubeconfig: sc.kubeconfig } : {}),
+        log: this.log,
+        outageBoundMs: sc.outageBoundMs,
+      });
     }
     return this.source;
   }
@@ -243,7 +252,8 @@ export class Daemon {
     this.metrics.attachDataplane({
       counters: () => this.dp.objects.from_pod.map('weir_counters'),
       maps: () => [maps.frontends.map, maps.backends.map, maps.affinity.map, maps.conntrack.map, maps.sockDestroy.map, ...(maps.lbStats ? [maps.lbStats] : [])],
-      lbStats: () => (this.cfg.serviceStats && maps.lbStats && this.services ? { map: maps.lbStats, frontends: this.services.reconciler.frontendsById() } : undefined),
+      lbStats: () =>
+        this.cfg.serviceStats && maps.lbStats && this.services ? { map: maps.lbStats, frontends: this.services.reconciler.frontendsById() } : undefined,
     });
     this.metrics.beforeScrape(() => this.exportSourceCounters());
     if (this.cfg.metricsAddress === null) return;
@@ -378,7 +388,10 @@ export class Daemon {
       const prev = this.network;
       this.network = net;
       if (!prev || refKey(refs(prev.workloads)) !== refKey(refs(net.workloads)) || refKey(refs(prev.hostInterfaces)) !== refKey(refs(net.hostInterfaces))) {
-        this.log.info('interfaces changed', { workloads: net.workloads.map((w) => w.ifname).join(','), hostInterfaces: net.hostInterfaces.map((l) => l.ifname).join(',') });
+        this.log.info('interfaces changed', {
+          workloads: net.workloads.map((w) => w.ifname).join(','),
+          hostInterfaces: net.hostInterfaces.map((l) => l.ifname).join(','),
+        });
       }
       // cheap when nothing changed: links held are skipped, pins of vanished ones removed
       this.applyAttachments(net);

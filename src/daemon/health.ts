@@ -58,7 +58,8 @@ export class DaemonHealth implements MapWriteSink {
       const kind = ERROR_KINDS[msg];
       if (kind) this.metrics.errors.inc({ kind });
       if (kind === 'attach' && fields) {
-        const where = fields.ifname !== undefined ? `${String(fields.hook ?? 'program')} on ${String(fields.ifname)}` : String(fields.pin ?? fields.hook ?? 'program');
+        const where =
+          fields.ifname !== undefined ? `${String(fields.hook ?? 'program')} on ${String(fields.ifname)}` : String(fields.pin ?? fields.hook ?? 'program');
         this.lastAttachFailure = `${where}: ${String(fields.error ?? 'failed')}`;
       }
       log.warn(msg, fields);
@@ -94,7 +95,8 @@ export class DaemonHealth implements MapWriteSink {
 
   /** After each attach pass: `newErrors` failures in it (AttachManager stats delta). */
   attachDone(newErrors: number): void {
-    this.attachProblem = newErrors > 0 ? `dataplane cannot be programmed: attaching failed (${newErrors} error(s), last: ${this.lastAttachFailure ?? 'see log'})` : undefined;
+    this.attachProblem =
+      newErrors > 0 ? `dataplane cannot be programmed: attaching failed (${newErrors} error(s), last: ${this.lastAttachFailure ?? 'see log'})` : undefined;
     if (newErrors === 0) this.attached = true;
   }
 

@@ -19,7 +19,6 @@ function codeOf(e: unknown): string {
   return typeof c === 'string' && c ? c : 'unknown';
 }
 
-
 /** A view of `m` whose set/setMany/delete/deleteMany report to `sink`; the rest untouched. */
 export function countingMap<K, V>(m: TypedMap<K, V>, sink: MapWriteSink): TypedMap<K, V> {
   const name = m.map.name;

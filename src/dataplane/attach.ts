@@ -32,7 +32,6 @@ export interface InterfaceRef {
 /** The interfaces of each class; a class left out has none (its links are removed). */
 export type InterfaceSets = Partial<Record<InterfaceClass, readonly InterfaceRef[]>>;
 
-
 export class AttachManager {
   readonly stats: AttachStats = { attached: 0, updated: 0, removed: 0, errors: 0 };
   /** pin name -> the link this process holds (adopted or created) */

@@ -42,7 +42,6 @@ export interface BackendCleanupOptions {
 
 export type CleanupMaps = Pick<ServiceMaps, 'affinity' | 'conntrack' | 'sockDestroy' | 'lbStats'>;
 
-
 export class BackendCleanup {
   readonly stats: BackendCleanupStats = { removedBackends: 0, affinityDeleted: 0, conntrackDeleted: 0, lbStatsDeleted: 0, socketDestroyRuns: 0, errors: 0 };
 

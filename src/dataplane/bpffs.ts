@@ -128,7 +128,7 @@ export function mountBpffsInNode(node: NodeMountNs): string {
   } catch (e) {
     const stderr = (e as { stderr?: Buffer }).stderr?.toString().trim();
     const why = stderr || (e as Error).message.split('\n')[0];
-    throw new Error(`no bpffs at ${DEFAULT_BPF_ROOT} and \`${argv.join(' ')}\` failed (${why}); mount one or pass --bpf-root DIR`);
+    throw new Error(`no bpffs at ${DEFAULT_BPF_ROOT} and \`${argv.join(' ')}\` failed (${why}); mount one or pass --bpf-root DIR`, { cause: e });
   }
   return argv.join(' ');
 }

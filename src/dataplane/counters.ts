@@ -73,5 +73,8 @@ export function resetCounters(map: BpfMap): void {
     keys.push(k);
   }
   const zero = map.joinPerCpu(Array(map.cpuCount()).fill(Buffer.alloc(map.valueSize)));
-  map.updateBatch(keys, keys.map(() => zero));
+  map.updateBatch(
+    keys,
+    keys.map(() => zero),
+  );
 }

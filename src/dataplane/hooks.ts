@@ -137,11 +137,7 @@ export function parsePinName(name: string, hooks: readonly Hook[] = HOOKS): { ho
  * table names but the object lacks (an object built from other sources) is left out and
  * reported in `missing`, rather than failing a load the knob is meaningless to.
  */
-export function knobsFor(
-  object: ObjectName,
-  inputs: KnobInputs,
-  declared: ReadonlySet<string>,
-): { consts: Record<string, ConstValue>; missing: KnobName[] } {
+export function knobsFor(object: ObjectName, inputs: KnobInputs, declared: ReadonlySet<string>): { consts: Record<string, ConstValue>; missing: KnobName[] } {
   const consts: Record<string, ConstValue> = {};
   const missing: KnobName[] = [];
   for (const k of OBJECTS[object].knobs) {

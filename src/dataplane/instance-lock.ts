@@ -78,7 +78,9 @@ export function findDaemonProcesses(instance: string, procRoot = '/proc'): Runni
   for (const d of readdirSync(procRoot)) {
     if (!/^\d+$/.test(d) || Number(d) === process.pid) continue;
     try {
-      const argv = readFileSync(join(procRoot, d, 'cmdline'), 'utf8').split('\0').filter((a) => a.length > 0);
+      const argv = readFileSync(join(procRoot, d, 'cmdline'), 'utf8')
+        .split('\0')
+        .filter((a) => a.length > 0);
       if (daemonInstance(argv) !== instance) continue;
       if (readlinkSync(join(procRoot, d, 'ns', 'net')) !== ownNet) continue;
       out.push({ how: 'process', pid: Number(d), cmdline: argv.join(' ') });

@@ -41,13 +41,7 @@ function hostRouteAddress(r: Route): string | undefined {
   return addr;
 }
 
-
-export function computeNodeNetwork(
-  links: Link[],
-  addresses: Address[],
-  routes: Route[],
-  opts: NodeNetworkOptions = {},
-): NodeNetwork {
+export function computeNodeNetwork(links: Link[], addresses: Address[], routes: Route[], opts: NodeNetworkOptions = {}): NodeNetwork {
   const byName = new Map(links.map((l) => [l.ifname, l]));
   const wanted = opts.hostInterfaces?.filter((n) => n.length > 0) ?? [];
   const missingHostInterfaces = wanted.filter((n) => !byName.has(n));
@@ -92,9 +86,7 @@ export function computeNodeNetwork(
   } else if (npa.includes('primary')) {
     // the first address of each family on the first host interface, as kube-proxy's 'primary'
     const first = hostInterfaces[0]?.ifname;
-    nodePortAddresses = [4, 6]
-      .map((f) => hostAddrs.find((a) => a.ifname === first && a.family === f)?.address)
-      .filter((a): a is string => a !== undefined);
+    nodePortAddresses = [4, 6].map((f) => hostAddrs.find((a) => a.ifname === first && a.family === f)?.address).filter((a): a is string => a !== undefined);
   } else {
     nodePortAddresses = nodeAddresses.filter((a) => npa.some((c) => cidrContains(c, a)));
   }

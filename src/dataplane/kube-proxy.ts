@@ -177,7 +177,9 @@ export function findKubeProxyProcesses(procRoot = '/proc'): KubeProxyProcess[] {
     if (pid === process.pid) continue;
     try {
       const comm = readFileSync(`${procRoot}/${p}/comm`, 'utf8').trim();
-      const argv = readFileSync(`${procRoot}/${p}/cmdline`, 'utf8').split('\0').filter((a) => a.length > 0);
+      const argv = readFileSync(`${procRoot}/${p}/cmdline`, 'utf8')
+        .split('\0')
+        .filter((a) => a.length > 0);
       // comm is cut at 15 characters; argv[0] is what was executed
       if (comm === 'kube-proxy' || (argv[0] !== undefined && basename(argv[0]) === 'kube-proxy')) out.push({ pid, comm, cmdline: argv.join(' ') });
     } catch {
@@ -359,7 +361,10 @@ export async function takeOverKubeProxy(opts: TakeoverOptions): Promise<Takeover
   }
   const cleanup = await cleanupKubeProxy(report);
   log.info('kube-proxy-cleanup', {
-    removed: describeState({ iptables: report.iptables.filter((t) => cleanup.iptables.some((c) => c.backend === t.backend && c.family === t.family && c.table === t.table)), nftables: cleanup.nftables }),
+    removed: describeState({
+      iptables: report.iptables.filter((t) => cleanup.iptables.some((c) => c.backend === t.backend && c.family === t.family && c.table === t.table)),
+      nftables: cleanup.nftables,
+    }),
     errors: cleanup.errors.length,
   });
   for (const err of cleanup.errors) log.warn('kube-proxy-cleanup-error', { error: err });

@@ -35,7 +35,10 @@ export function deleteLbStatsOf(map: BpfMap, frontendIds: Iterable<number>): num
   const ids = new Set(frontendIds);
   if (ids.size === 0) return 0;
   const codec = keyCodec();
-  const keys = map.lookupBatch().map(([k]) => k).filter((k) => ids.has(codec.decode(k).frontend_id));
+  const keys = map
+    .lookupBatch()
+    .map(([k]) => k)
+    .filter((k) => ids.has(codec.decode(k).frontend_id));
   return keys.length ? map.deleteBatch(keys) : 0;
 }
 
@@ -53,7 +56,11 @@ export interface LbSeries {
  * new connection. Rows of a frontend id the daemon does not know (removed, not yet cleaned
  * up) are labelled service "unknown".
  */
-export function boundedLbSeries(rows: readonly LbStatsRow[], describe: (frontendId: number) => { service: string; frontend: string } | undefined, cap: number): LbSeries[] {
+export function boundedLbSeries(
+  rows: readonly LbStatsRow[],
+  describe: (frontendId: number) => { service: string; frontend: string } | undefined,
+  cap: number,
+): LbSeries[] {
   const byLabels = new Map<string, LbSeries>();
   for (const r of rows) {
     const d = describe(r.frontendId) ?? { service: 'unknown', frontend: `id:${r.frontendId}` };
@@ -63,7 +70,9 @@ export function boundedLbSeries(rows: readonly LbStatsRow[], describe: (frontend
     if (prev) prev.value += s.value;
     else byLabels.set(k, s);
   }
-  const sorted = [...byLabels.values()].sort((a, b) => b.value - a.value || a.service.localeCompare(b.service) || a.frontend.localeCompare(b.frontend) || a.backend.localeCompare(b.backend));
+  const sorted = [...byLabels.values()].sort(
+    (a, b) => b.value - a.value || a.service.localeCompare(b.service) || a.frontend.localeCompare(b.frontend) || a.backend.localeCompare(b.backend),
+  );
   if (sorted.length <= cap) return sorted;
   const kept = sorted.slice(0, Math.max(0, cap - 1));
   const rest = sorted.slice(kept.length).reduce((n, s) => n + s.value, 0);

@@ -91,7 +91,10 @@ export interface LoadedDataplane {
 /** Loads the four objects into the instance's pin directory. Maps already pinned there are adopted. */
 export function loadDataplane(opts: LoadOptions): LoadedDataplane {
   const plan = planLoad(opts);
-  const upgrade = MapUpgrade.prepare(plan.pinDir, plan.objects.map((o) => o.path));
+  const upgrade = MapUpgrade.prepare(
+    plan.pinDir,
+    plan.objects.map((o) => o.path),
+  );
   const loaded: BpfObject[] = [];
   try {
     for (const o of plan.objects) loaded.push(BpfObject.load(o.path, { pinDir: plan.pinDir, consts: o.consts }));
@@ -110,7 +113,10 @@ export function loadDataplane(opts: LoadOptions): LoadedDataplane {
  */
 export async function loadDataplaneAsync(opts: LoadOptions): Promise<LoadedDataplane> {
   const plan = planLoad(opts);
-  const upgrade = MapUpgrade.prepare(plan.pinDir, plan.objects.map((o) => o.path));
+  const upgrade = MapUpgrade.prepare(
+    plan.pinDir,
+    plan.objects.map((o) => o.path),
+  );
   const loaded: BpfObject[] = [];
   try {
     for (const o of plan.objects) loaded.push(await BpfObject.loadAsync(o.path, { pinDir: plan.pinDir, consts: o.consts }));

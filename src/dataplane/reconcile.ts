@@ -74,7 +74,6 @@ export interface ReconcilerOptions {
   onApplied?: (removals: AppliedRemovals) => void;
 }
 
-
 export class Reconciler {
   readonly stats: ReconcileStats = { syncs: 0, writes: 0, repairs: 0, errors: 0, skipped: new Map(), removedBackends: 0 };
   /** keyString -> desired entry (both families) */
@@ -231,10 +230,30 @@ export class Reconciler {
         continue;
       }
       applied.push(f);
-      this.batch('frontend delete', part.frontendDeletes, (ks) => m.frontends.deleteMany(ks), (k) => void m.frontends.delete(k));
-      this.batch('backend write', part.backendWrites, (es) => m.backends.setMany(es), ([k, v]) => m.backends.set(k, v));
-      this.batch('frontend write', part.frontendWrites, (es) => m.frontends.setMany(es), ([k, v]) => m.frontends.set(k, v));
-      this.batch('backend delete', part.backendDeletes, (ks) => m.backends.deleteMany(ks), (k) => void m.backends.delete(k));
+      this.batch(
+        'frontend delete',
+        part.frontendDeletes,
+        (ks) => m.frontends.deleteMany(ks),
+        (k) => void m.frontends.delete(k),
+      );
+      this.batch(
+        'backend write',
+        part.backendWrites,
+        (es) => m.backends.setMany(es),
+        ([k, v]) => m.backends.set(k, v),
+      );
+      this.batch(
+        'frontend write',
+        part.frontendWrites,
+        (es) => m.frontends.setMany(es),
+        ([k, v]) => m.frontends.set(k, v),
+      );
+      this.batch(
+        'backend delete',
+        part.backendDeletes,
+        (ks) => m.backends.deleteMany(ks),
+        (k) => void m.backends.delete(k),
+      );
       writes += familyPlanSize(part);
     }
     this.stats.writes += writes;

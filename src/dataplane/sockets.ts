@@ -19,7 +19,7 @@ export function cgroupPids(dir: string): number[] {
       return; // gone meanwhile
     }
     if (depth > 32) return;
-    let entries: import('node:fs').Dirent[] = [];
+    let entries: import('node:fs').Dirent[];
     try {
       entries = readdirSync(d, { withFileTypes: true });
     } catch {

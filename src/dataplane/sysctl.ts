@@ -43,7 +43,6 @@ export interface SysctlRecord {
   set: string;
 }
 
-
 function encodeKey(path: string): Buffer {
   const b = Buffer.alloc(KEY_SIZE);
   if (Buffer.byteLength(path) >= KEY_SIZE) throw new Error(`sysctl path too long for the record: ${path}`);
@@ -118,7 +117,13 @@ export class SysctlRecorder {
         return new SysctlRecorder(map, log, procSys);
       }
       mkdirSync(join(pinDir, 'state'), { recursive: true });
-      const map = BpfMap.create({ typeId: 1 /* BPF_MAP_TYPE_HASH */, name: SYSCTL_MAP_NAME, keySize: KEY_SIZE, valueSize: VALUE_SIZE, maxEntries: MAX_ENTRIES });
+      const map = BpfMap.create({
+        typeId: 1 /* BPF_MAP_TYPE_HASH */,
+        name: SYSCTL_MAP_NAME,
+        keySize: KEY_SIZE,
+        valueSize: VALUE_SIZE,
+        maxEntries: MAX_ENTRIES,
+      });
       map.pin(path);
       return new SysctlRecorder(map, log, procSys);
     } catch (e) {

@@ -56,7 +56,6 @@ export interface UninstallResult {
   failed: number;
 }
 
-
 export function instanceDir(bpfRoot: string, instance: string): string {
   // the daemon's own rule (loader.ts): no `/`, no `..` component, so nothing widens what is removed
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(instance)) throw new Error(`bad --instance ${JSON.stringify(instance)}: letters, digits, '-', '_', '.'`);

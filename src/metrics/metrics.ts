@@ -85,13 +85,13 @@ export class Metrics {
   });
   readonly mapMigratedEntries = new Counter({
     name: 'weir_map_migrated_entries_total',
-    help: 'Entries start converted from the map layout an earlier release pinned (from) into this release\'s (to), delta pass included.',
+    help: "Entries start converted from the map layout an earlier release pinned (from) into this release's (to), delta pass included.",
     labelNames: ['map', 'from', 'to'] as const,
     registers: [this.registry],
   });
   readonly mapHandedOffEntries = new Counter({
     name: 'weir_map_handed_off_entries_total',
-    help: 'Entries a graceful stop wrote back in an earlier release\'s layout (to), so that release can adopt them (rollback).',
+    help: "Entries a graceful stop wrote back in an earlier release's layout (to), so that release can adopt them (rollback).",
     labelNames: ['map', 'from', 'to'] as const,
     registers: [this.registry],
   });
@@ -124,6 +124,8 @@ export class Metrics {
   });
 
   constructor() {
+    // prom-client calls collect() with `this` bound to the metric: the registry's state is reached through `self`
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const self = this;
     new Counter({
       name: 'weir_dataplane_packets_total',

@@ -130,7 +130,6 @@ export function compareBackends(a: Backend, b: Backend): number {
   return a.port - b.port;
 }
 
-
 export type TopologyMode = '' | 'PreferSameNode' | 'PreferSameZone';
 
 /**
@@ -172,13 +171,7 @@ export interface Categorized {
  * CategorizeEndpoints. `usesCluster` = iTP is Cluster or the port is externally accessible;
  * `usesLocal` = iTP is Local or (eTP is Local and externally accessible).
  */
-export function categorize(
-  eps: readonly Endpoint[],
-  usesCluster: boolean,
-  usesLocal: boolean,
-  nodeName: string,
-  zone: string,
-): Categorized {
+export function categorize(eps: readonly Endpoint[], usesCluster: boolean, usesLocal: boolean, nodeName: string, zone: string): Categorized {
   let cluster: Backend[] | null = null;
   let local: Backend[] | null = null;
   let hasAny = false;

@@ -138,9 +138,7 @@ export function computeService(svc: V1Service, slices: Iterable<V1EndpointSlice>
   const affinity = affinityOf(svc);
   const zone = node.zone ?? '';
 
-  const mine = [...slices].filter(
-    (s) => (s.metadata?.namespace || 'default') === namespace && s.metadata?.labels?.[LABEL_SERVICE_NAME] === name,
-  );
+  const mine = [...slices].filter((s) => (s.metadata?.namespace || 'default') === namespace && s.metadata?.labels?.[LABEL_SERVICE_NAME] === name);
   const endpoints = collectEndpoints(mine, node.nodeName);
 
   const clusterIPs = parseAll(spec.clusterIPs && spec.clusterIPs.length > 0 ? spec.clusterIPs : [spec.clusterIP]);
@@ -176,9 +174,7 @@ export function computeService(svc: V1Service, slices: Iterable<V1EndpointSlice>
       const backends = s.hasAny ? (internalKind ? s.internal : s.external) : EMPTY;
       const inClusterBackends = s.hasAny ? (internalKind ? s.internal : eTPLocal ? s.cluster : s.external) : EMPTY;
       const lbRanges =
-        kind === 'LoadBalancer' && hasRanges
-          ? [...new Set(ranges.filter((r) => r.family === ip.family).map((r) => `${r.address}/${r.prefix}`))].sort()
-          : null;
+        kind === 'LoadBalancer' && hasRanges ? [...new Set(ranges.filter((r) => r.family === ip.family).map((r) => `${r.address}/${r.prefix}`))].sort() : null;
       frontends.push({
         id: frontendId(ip.address, ip.family, port, protocol),
         serviceKey: key,
@@ -329,12 +325,7 @@ export function frontendEquals(a: Frontend, b: Frontend): boolean {
  * place (it is the caller's cache: plain data, no I/O). Returns the frontends that changed.
  * A change to the node context (name, addresses, zone, proxyName) needs buildServiceState.
  */
-export function updateServiceState(
-  state: ServiceState,
-  inputs: ServiceInputs,
-  node: NodeContext,
-  changedServiceKeys: Iterable<string>,
-): FrontendDiff {
+export function updateServiceState(state: ServiceState, inputs: ServiceInputs, node: NodeContext, changedServiceKeys: Iterable<string>): FrontendDiff {
   const touched = new Set<string>();
   for (const key of new Set(changedServiceKeys)) {
     const old = state.services.get(key);

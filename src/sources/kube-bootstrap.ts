@@ -60,10 +60,14 @@ export function bootstrapFromEnv(env: NodeJS.ProcessEnv = process.env): Bootstra
   const s = env[BOOTSTRAP_ENV.serviceIpsPorts]?.trim();
   const e = env[BOOTSTRAP_ENV.apiserverEndpoints]?.trim();
   if (!s && !e) return undefined;
-  if (!s || !e) throw new Error(`API server bootstrap needs both ${BOOTSTRAP_ENV.serviceIpsPorts} and ${BOOTSTRAP_ENV.apiserverEndpoints} (only ${s ? BOOTSTRAP_ENV.serviceIpsPorts : BOOTSTRAP_ENV.apiserverEndpoints} is set)`);
+  if (!s || !e)
+    throw new Error(
+      `API server bootstrap needs both ${BOOTSTRAP_ENV.serviceIpsPorts} and ${BOOTSTRAP_ENV.apiserverEndpoints} (only ${s ? BOOTSTRAP_ENV.serviceIpsPorts : BOOTSTRAP_ENV.apiserverEndpoints} is set)`,
+    );
   const service = parseHostPorts(s, BOOTSTRAP_ENV.serviceIpsPorts);
   const endpoints = parseHostPorts(e, BOOTSTRAP_ENV.apiserverEndpoints);
-  if (service.length === 0 || endpoints.length === 0) throw new Error(`API server bootstrap: ${BOOTSTRAP_ENV.serviceIpsPorts} and ${BOOTSTRAP_ENV.apiserverEndpoints} must each name at least one ip:port`);
+  if (service.length === 0 || endpoints.length === 0)
+    throw new Error(`API server bootstrap: ${BOOTSTRAP_ENV.serviceIpsPorts} and ${BOOTSTRAP_ENV.apiserverEndpoints} must each name at least one ip:port`);
   return { service, endpoints };
 }
 
@@ -125,7 +129,14 @@ export function bootstrapEvents(cfg: BootstrapConfig, now = Date.now()): ObjectE
   const { service, slices } = bootstrapObjects(cfg);
   return [
     { type: 'upsert', kind: 'Service', key: keyOf('Service', service.metadata), object: service, origin: BOOTSTRAP_ORIGIN, observedAt: now },
-    ...slices.map((s): ObjectEvent => ({ type: 'upsert', kind: 'EndpointSlice', key: keyOf('EndpointSlice', s.metadata), object: s, origin: BOOTSTRAP_ORIGIN, observedAt: now })),
+    ...slices.map((s): ObjectEvent => ({
+      type: 'upsert',
+      kind: 'EndpointSlice',
+      key: keyOf('EndpointSlice', s.metadata),
+      object: s,
+      origin: BOOTSTRAP_ORIGIN,
+      observedAt: now,
+    })),
   ];
 }
 

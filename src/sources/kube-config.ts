@@ -24,7 +24,8 @@ export function loadKubeConfig(opts: { kubeconfig?: string; serviceAccountPrefix
   if (!host || !port) throw new Error('no --kubeconfig and not in a pod: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are unset');
   const prefix = opts.serviceAccountPrefix ?? '';
   for (const f of ['token', 'ca.crt']) {
-    if (!existsSync(`${prefix}${SERVICE_ACCOUNT_DIR}/${f}`)) throw new Error(`in-cluster config: ${prefix}${SERVICE_ACCOUNT_DIR}/${f} is missing (automountServiceAccountToken off?)`);
+    if (!existsSync(`${prefix}${SERVICE_ACCOUNT_DIR}/${f}`))
+      throw new Error(`in-cluster config: ${prefix}${SERVICE_ACCOUNT_DIR}/${f} is missing (automountServiceAccountToken off?)`);
   }
   kc.loadFromCluster(prefix);
   return kc;

@@ -23,7 +23,13 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   { kind: 'Pod', group: '', resource: 'pods', path: '/api/v1/pods', verbs: ['list', 'watch'] },
   { kind: 'Namespace', group: '', resource: 'namespaces', path: '/api/v1/namespaces', verbs: ['list', 'watch'] },
   { kind: 'Node', group: '', resource: 'nodes', path: '/api/v1/nodes', verbs: ['list', 'watch'] },
-  { kind: 'NetworkPolicy', group: 'networking.k8s.io', resource: 'networkpolicies', path: '/apis/networking.k8s.io/v1/networkpolicies', verbs: ['list', 'watch'] },
+  {
+    kind: 'NetworkPolicy',
+    group: 'networking.k8s.io',
+    resource: 'networkpolicies',
+    path: '/apis/networking.k8s.io/v1/networkpolicies',
+    verbs: ['list', 'watch'],
+  },
 ];
 
 /** Other API access weir needs, each as narrow as RBAC allows (deploy/weir.yaml grants

@@ -398,12 +398,14 @@ class SourceWatch extends Watch {
     super(config);
   }
 
+  /* eslint-disable @typescript-eslint/no-explicit-any -- the signature client-node's Watch.watch declares */
   override async watch(
     path: string,
     queryParams: Record<string, string | number | boolean | undefined>,
     callback: (phase: string, apiObj: any, watchObj?: any) => void,
     done: (err: any) => void,
   ): Promise<AbortController> {
+    /* eslint-enable @typescript-eslint/no-explicit-any */
     if (this.source.isStopped) {
       // the library may start a watch after stop() when a list was in flight: do not connect
       const c = new AbortController();

@@ -35,9 +35,11 @@ before(() => {
   fs = mountPrivateBpffs('attach');
   cleanups.push(fs.cleanup);
   execFileSync('ip', ['netns', 'add', NS]);
-  cleanups.push(onCleanup(`delete netns ${NS}`, () => {
-    execFileSync('ip', ['netns', 'del', NS]);
-  }));
+  cleanups.push(
+    onCleanup(`delete netns ${NS}`, () => {
+      execFileSync('ip', ['netns', 'del', NS]);
+    }),
+  );
   execFileSync('ip', ['-n', NS, 'link', 'add', 'wt0', 'type', 'veth', 'peer', 'name', 'wt1']);
   execFileSync('ip', ['-n', NS, 'link', 'set', 'wt0', 'up']);
   execFileSync('ip', ['-n', NS, 'link', 'set', 'wt1', 'up']);
@@ -115,10 +117,16 @@ test('cls_bpf: attach, replace on the same handle/priority, detach', () => {
   assert.match(shown, /pref 3 bpf .*handle 0x7 .*direct-action/);
   att.replace(pb);
   assert.equal(att.progId(), pb.id);
-  assert.throws(() => att.pin(join(fs.path, 'nope')), (e: unknown) => e instanceof BpfError && e.code === 'EOPNOTSUPP');
+  assert.throws(
+    () => att.pin(join(fs.path, 'nope')),
+    (e: unknown) => e instanceof BpfError && e.code === 'EOPNOTSUPP',
+  );
   att.detach();
   assert.equal(att.progId(), null);
-  assert.throws(() => att.detach(), (e: unknown) => e instanceof BpfError && e.code === 'ENOENT');
+  assert.throws(
+    () => att.detach(),
+    (e: unknown) => e instanceof BpfError && e.code === 'ENOENT',
+  );
 });
 
 test('XDP: attaches and reports its mode', () => {

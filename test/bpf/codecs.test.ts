@@ -65,21 +65,51 @@ test('a fresh gen-abi run over build/bpf equals src/bpf/abi.gen.ts, on disk and 
 
 /** [member, offset, size] as the C headers declare them, counted by hand (no generator). */
 const CT4_V2: Array<[string, number, number]> = [
-  ['nat_saddr', 0, 4], ['nat_daddr', 4, 4], ['nat_sport', 8, 2], ['nat_dport', 10, 2], ['flags', 12, 2], ['tcp_flags_seen', 14, 1], ['policy', 15, 1],
-  ['frontend_id', 16, 4], ['tunnel_node', 20, 4], ['ifindex', 24, 4], ['pad', 28, 4],
-  ['created_ns', 32, 8], ['last_seen_ns', 40, 8], ['packets', 48, 8], ['bytes', 56, 8],
+  ['nat_saddr', 0, 4],
+  ['nat_daddr', 4, 4],
+  ['nat_sport', 8, 2],
+  ['nat_dport', 10, 2],
+  ['flags', 12, 2],
+  ['tcp_flags_seen', 14, 1],
+  ['policy', 15, 1],
+  ['frontend_id', 16, 4],
+  ['tunnel_node', 20, 4],
+  ['ifindex', 24, 4],
+  ['pad', 28, 4],
+  ['created_ns', 32, 8],
+  ['last_seen_ns', 40, 8],
+  ['packets', 48, 8],
+  ['bytes', 56, 8],
 ];
 const CT4_V1: Array<[string, number, number]> = [
-  ['nat_saddr', 0, 4], ['nat_daddr', 4, 4], ['nat_sport', 8, 2], ['nat_dport', 10, 2], ['flags', 12, 2], ['tcp_flags_seen', 14, 1], ['pad', 15, 1],
-  ['frontend_id', 16, 4], ['pad2', 20, 4], ['created_ns', 24, 8], ['last_seen_ns', 32, 8], ['packets', 40, 8], ['bytes', 48, 8],
+  ['nat_saddr', 0, 4],
+  ['nat_daddr', 4, 4],
+  ['nat_sport', 8, 2],
+  ['nat_dport', 10, 2],
+  ['flags', 12, 2],
+  ['tcp_flags_seen', 14, 1],
+  ['pad', 15, 1],
+  ['frontend_id', 16, 4],
+  ['pad2', 20, 4],
+  ['created_ns', 24, 8],
+  ['last_seen_ns', 32, 8],
+  ['packets', 40, 8],
+  ['bytes', 48, 8],
 ];
 
 test('weir_ct4 (layout version 2, 64 bytes) and weir_ct4_v1 (56 bytes) have the offsets the headers give, in BTF, abi.gen.ts and the codec', () => {
   const btf = Btf.fromFile(join(root, 'build/bpf/from_pod.o'));
-  for (const [name, size, members] of [['weir_ct4', 64, CT4_V2], ['weir_ct4_v1', 56, CT4_V1]] as const) {
+  for (const [name, size, members] of [
+    ['weir_ct4', 64, CT4_V2],
+    ['weir_ct4_v1', 56, CT4_V1],
+  ] as const) {
     const gen = layoutOf(name)!;
     assert.equal(gen.size, size, `abi.gen.ts: sizeof(struct ${name})`);
-    assert.deepEqual(gen.members!.map((m) => [m.name, m.offset, m.size]), members, `abi.gen.ts: struct ${name}`);
+    assert.deepEqual(
+      gen.members!.map((m) => [m.name, m.offset, m.size]),
+      members,
+      `abi.gen.ts: struct ${name}`,
+    );
     if (name === 'weir_ct4') {
       const c = btf.struct(name);
       assert.deepEqual([c.size, c.members.map((m) => [m.name, m.offset, m.size])], [size, members], `from_pod.o BTF: struct ${name}`);
@@ -276,10 +306,25 @@ test('IPv4 text: accepts exactly what node:net isIPv4 accepts, bytes in network 
       return false;
     }
   };
-  const fixed = ['198.18.0.1', '0.0.0.0', '255.255.255.255', '256.1.1.1', '01.2.3.4', '1.2.3', '1.2.3.4.5', '1..2.3', '', '1.2.3.4 ', ' 1.2.3.4', '1.2.3.-1', '1.2.3.4.', '1.2.3.1000'];
+  const fixed = [
+    '198.18.0.1',
+    '0.0.0.0',
+    '255.255.255.255',
+    '256.1.1.1',
+    '01.2.3.4',
+    '1.2.3',
+    '1.2.3.4.5',
+    '1..2.3',
+    '',
+    '1.2.3.4 ',
+    ' 1.2.3.4',
+    '1.2.3.-1',
+    '1.2.3.4.',
+    '1.2.3.1000',
+  ];
   // a seeded generator: the same strings every run
   let seed = 42;
-  const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+  const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n;
   const parts = () => (rnd(10) < 9 ? String(rnd(256)) : ['', String(256 + rnd(800)), `0${rnd(10)}`, 'x', ' 1'][rnd(5)]!);
   const random = Array.from({ length: 20_000 }, () => Array.from({ length: [4, 4, 4, 3, 5][rnd(5)]! }, parts).join('.'));
   let valid = 0;

@@ -64,8 +64,14 @@ class Dataplane {
   /** a ClusterIP FRONTEND:80/TCP whose one backend is POD_B:8080 */
   addService(): void {
     const obj = this.objects[0]!;
-    typedMap(obj.map('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4')).set({ frontend_id: 9, slot: 0 }, { address: POD_B, port: 8080, flags: 0 });
-    typedMap(obj.map('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4')).set({ address: FRONTEND, port: 80, protocol: TCP, scope: 0 }, { id: 9, backend_count: 1, flags: 0, affinity_timeout: 0 });
+    typedMap(obj.map('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4')).set(
+      { frontend_id: 9, slot: 0 },
+      { address: POD_B, port: 8080, flags: 0 },
+    );
+    typedMap(obj.map('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4')).set(
+      { address: FRONTEND, port: 80, protocol: TCP, scope: 0 },
+      { id: 9, backend_count: 1, flags: 0, affinity_timeout: 0 },
+    );
   }
 
   /** runs `data` through `prog`; asserts it passes unchanged, byte for byte */
@@ -154,7 +160,7 @@ describe('ct_track_all = 1', () => {
     assert.deepEqual(dp.counters, { from_host: { ct_tracked_new: 1 }, from_pod: { ct_tracked: 1 } });
   });
 
-  test('a service flow is NAT\'d as before, with the rewrite bits', () => {
+  test("a service flow is NAT'd as before, with the rewrite bits", () => {
     dp.addService();
     const r = dp.fromPod.testRun({ data: tcp(POD_A, FRONTEND, 42000, 80, ['syn']) });
     assert.equal(r.retval, TC_PASS);
@@ -179,7 +185,10 @@ describe('ct_track_all = 1', () => {
     const deleted = new Set(late.deletes.map(ctKeyString));
     for (const k of tracked) assert.ok(deleted.has(ctKeyString(k)), `GC deletes ${ctKeyString(k)}`);
     const nat = natRowsOf(entries);
-    assert.deepEqual(nat.map((r) => [r.client, r.frontend, r.backend]), [[`${POD_A}:42001`, `${FRONTEND}:80`, `${POD_B}:8080`]]);
+    assert.deepEqual(
+      nat.map((r) => [r.client, r.frontend, r.backend]),
+      [[`${POD_A}:42001`, `${FRONTEND}:80`, `${POD_B}:8080`]],
+    );
   });
 });
 

@@ -125,7 +125,10 @@ test('after all of that the process still works', () => {
     assert.equal(r.data.length, 60);
     // the const chose the slot the program counts in
     const slot5 = obj.map('maps_test_percpu').lookupPerCpu(u32.encode(5))!;
-    assert.equal(slot5.reduce((n, b) => n + b.readBigUInt64LE(0), 0n), 1n);
+    assert.equal(
+      slot5.reduce((n, b) => n + b.readBigUInt64LE(0), 0n),
+      1n,
+    );
   } finally {
     obj.close();
   }
@@ -136,7 +139,10 @@ test('loadAsync: the load runs on a worker thread; its failure rejects with the 
   const loading = obj.loadAsync();
   try {
     assert.throws(() => obj.close(), bpfErr('EBUSY', /a load is running/));
-    assert.throws(() => obj.map('maps_test_hash').lookup(Buffer.alloc(12)), (e: unknown) => e instanceof BpfError && /EBUSY|EINVAL/.test(e.code));
+    assert.throws(
+      () => obj.map('maps_test_hash').lookup(Buffer.alloc(12)),
+      (e: unknown) => e instanceof BpfError && /EBUSY|EINVAL/.test(e.code),
+    );
     await loading;
     assert.equal(obj.loaded, true);
     // the loaded object works like a synchronously loaded one
@@ -162,5 +168,8 @@ test('loadAsync: the load runs on a worker thread; its failure rejects with the 
   assert.match(err.verifierLog ?? '', /invalid access to packet/);
   assert.match(err.libbpfLog, /bad_unchecked_read/);
   // and a synchronous call afterwards captures only its own log
-  assert.throws(() => BpfObject.load(join(root, 'build/test-bpf/missing.o')), (e: unknown) => e instanceof BpfError && !String((e as BpfError).libbpfLog).includes('invalid access'));
+  assert.throws(
+    () => BpfObject.load(join(root, 'build/test-bpf/missing.o')),
+    (e: unknown) => e instanceof BpfError && !String((e as BpfError).libbpfLog).includes('invalid access'),
+  );
 });

@@ -7,18 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { BpfObject } from '../../src/bpf/index.js';
-import {
-  HOOKS,
-  KNOBS,
-  knobsFor,
-  OBJECT_NAMES,
-  OBJECTS,
-  parsePinName,
-  pinName,
-  type Hook,
-  type KnobInputs,
-  type KnobName,
-} from '../../src/dataplane/hooks.js';
+import { HOOKS, KNOBS, knobsFor, OBJECT_NAMES, OBJECTS, parsePinName, pinName, type Hook, type KnobInputs, type KnobName } from '../../src/dataplane/hooks.js';
 import { rodataNames } from '../../src/dataplane/loader.js';
 import { bpfObject } from '../lib/paths.js';
 
@@ -28,7 +17,11 @@ test('every object of the table is built, and every row names a loaded object', 
   assert.deepEqual(OBJECT_NAMES, ['from_pod', 'to_pod', 'from_host', 'sock_lb'], 'load order: from_pod creates the shared pinned maps first');
   for (const name of OBJECT_NAMES) assert.ok(existsSync(bpfObject(name)), `${bpfObject(name)} (make build)`);
   for (const h of HOOKS) assert.ok(OBJECT_NAMES.includes(h.object), `row ${h.name}: object ${h.object} is not in OBJECTS`);
-  for (const name of OBJECT_NAMES) assert.ok(HOOKS.some((h) => h.object === name), `object ${name} is loaded but attached nowhere`);
+  for (const name of OBJECT_NAMES)
+    assert.ok(
+      HOOKS.some((h) => h.object === name),
+      `object ${name} is loaded but attached nowhere`,
+    );
 });
 
 test("every row's program is in its object, with the type and attach type its place needs", () => {

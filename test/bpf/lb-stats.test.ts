@@ -44,8 +44,16 @@ function stats(dp: ServiceDataplane): Record<string, number> {
   }
 }
 
-const syn = (src: string, dst: string, sport: number, dport: number) => eth().ipv4({ src, dst }).tcp({ sport, dport, flags: ['syn'] }).build();
-const ack = (sport: number) => eth().ipv4({ src: CLIENT, dst: FRONTEND }).tcp({ sport, dport: 80, flags: ['ack'] }).build();
+const syn = (src: string, dst: string, sport: number, dport: number) =>
+  eth()
+    .ipv4({ src, dst })
+    .tcp({ sport, dport, flags: ['syn'] })
+    .build();
+const ack = (sport: number) =>
+  eth()
+    .ipv4({ src: CLIENT, dst: FRONTEND })
+    .tcp({ sport, dport: 80, flags: ['ack'] })
+    .build();
 
 test('N new flows count exactly N, split by backend as conntrack says they went; later packets and rejects count nothing', () => {
   const dp = load(true);

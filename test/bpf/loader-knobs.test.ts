@@ -35,7 +35,12 @@ test('every knob of the table reaches the loaded .rodata of its object', () => {
   const cookie = netnsCookie();
   assert.equal(dp.hostNetnsCookie, cookie);
   // the compiled-in defaults are the other way round: stats on, all namespaces, cookie 0, track NAT'd flows only
-  const want: Record<string, unknown> = { lb_stats_enabled: 0, sock_lb_mode: enums.weir_sock_lb_mode.WEIR_SOCK_LB_HOST_ONLY, host_netns_cookie: cookie, ct_track_all: 1 };
+  const want: Record<string, unknown> = {
+    lb_stats_enabled: 0,
+    sock_lb_mode: enums.weir_sock_lb_mode.WEIR_SOCK_LB_HOST_ONLY,
+    host_netns_cookie: cookie,
+    ct_track_all: 1,
+  };
   let checked = 0;
   for (const name of OBJECT_NAMES) {
     const rodata = loadedRodata(name);

@@ -87,7 +87,8 @@ test('batch update and batch delete of 100,000 entries', () => {
   assert.equal(typed.setMany(entries), N);
   assert.equal(m.count(), N);
 
-  for (const i of [0, 1, 4095, 65537, N - 1]) assert.deepEqual(typed.get(key(i)), { ...value(i), u: { word: i, octets: Buffer.from(Uint32Array.of(i).buffer) } });
+  for (const i of [0, 1, 4095, 65537, N - 1])
+    assert.deepEqual(typed.get(key(i)), { ...value(i), u: { word: i, octets: Buffer.from(Uint32Array.of(i).buffer) } });
   assert.equal(typed.get(key(N)), undefined);
 
   // the batch dump and the key walk both see every entry exactly once
@@ -126,7 +127,10 @@ test('NOEXIST and EXIST flags fail with EEXIST and ENOENT', () => {
   assert.equal(lru.get(1), 10n);
   lru.set(1, 12n, 'exist');
   assert.equal(lru.get(1), 12n);
-  assert.throws(() => lru.set(2, 1n, 'exist'), (e: unknown) => e instanceof BpfError && e.code === 'ENOENT');
+  assert.throws(
+    () => lru.set(2, 1n, 'exist'),
+    (e: unknown) => e instanceof BpfError && e.code === 'ENOENT',
+  );
   assert.equal(lru.get(2), undefined);
   assert.equal(lru.delete(1), true);
   assert.equal(lru.delete(1), false);
@@ -144,8 +148,14 @@ test('per-CPU values are written per CPU and summed', () => {
   const total = BigInt((ncpu * (ncpu + 1)) / 2);
   assert.deepEqual(counters.sumPerCpu(3), { packets: total, bytes: total * 100n });
   assert.equal(m.lookupPerCpu(u32.encode(3))!.length, ncpu);
-  assert.throws(() => counters.get(3), (e: unknown) => e instanceof BpfError && e.code === 'EINVAL');
-  assert.throws(() => counters.setPerCpu(3, per.slice(1)), (e: unknown) => e instanceof BpfError && e.code === 'EINVAL');
+  assert.throws(
+    () => counters.get(3),
+    (e: unknown) => e instanceof BpfError && e.code === 'EINVAL',
+  );
+  assert.throws(
+    () => counters.setPerCpu(3, per.slice(1)),
+    (e: unknown) => e instanceof BpfError && e.code === 'EINVAL',
+  );
 
   // the program bumps slot 0 on whichever CPU runs it: the sum over CPUs is exact
   const before = counters.sumPerCpu(0)!;
@@ -172,7 +182,13 @@ test('LPM trie: longest prefix wins, entries() falls back to the key walk', () =
   const all = [...lpm.entries()].map(([k, v]) => `${k.addr}/${k.prefixlen}=${v}`).sort();
   assert.deepEqual(all, ['198.18.0.0/15=15', '198.19.7.0/24=24']);
   assert.equal(lpm.count(), 2);
-  assert.equal(lpm.deleteMany([{ prefixlen: 15, addr: '198.18.0.0' }, { prefixlen: 8, addr: '10.0.0.0' }]), 1);
+  assert.equal(
+    lpm.deleteMany([
+      { prefixlen: 15, addr: '198.18.0.0' },
+      { prefixlen: 8, addr: '10.0.0.0' },
+    ]),
+    1,
+  );
   assert.equal(lpm.count(), 1);
 });
 
@@ -187,7 +203,10 @@ test('a pinned map survives closing the object and is adopted by a second load',
     ]);
     const id = first.map('maps_test_lru').id;
     first.close();
-    assert.throws(() => first.map('maps_test_lru').count(), (e: unknown) => e instanceof BpfError && e.code === 'EBADF');
+    assert.throws(
+      () => first.map('maps_test_lru').count(),
+      (e: unknown) => e instanceof BpfError && e.code === 'EBADF',
+    );
     assert.ok(existsSync(join(dir.path, 'maps_test_lru')));
 
     // no object needed: open the pin, read the layout from the kernel's BTF
@@ -197,7 +216,10 @@ test('a pinned map survives closing the object and is adopted by a second load',
     assert.deepEqual(pinned.layouts().value, { kind: 'int', size: 8, name: 'unsigned long long', hint: '__u64', signed: false, bits: 64 });
     assert.equal(typedMap(pinned, u32, u64).get(8), 80n);
     pinned.close();
-    assert.throws(() => pinned.count(), (e: unknown) => e instanceof BpfError && e.code === 'EBADF');
+    assert.throws(
+      () => pinned.count(),
+      (e: unknown) => e instanceof BpfError && e.code === 'EBADF',
+    );
 
     const second = BpfObject.load(MAPS_O, { pinDir: dir.path });
     try {

@@ -38,7 +38,11 @@ function openFlows(obj: BpfObject, first: number, count: number): Map<number, st
   const prog = obj.program('weir_from_pod');
   const out = new Map<number, string>();
   for (let sport = first; sport < first + count; sport++) {
-    const r = prog.testRun({ data: pod(CLIENT, FRONTEND).tcp({ sport, dport: 80, flags: ['syn'] }).build() });
+    const r = prog.testRun({
+      data: pod(CLIENT, FRONTEND)
+        .tcp({ sport, dport: 80, flags: ['syn'] })
+        .build(),
+    });
     assert.equal(r.retval, TC_PASS);
     out.set(sport, decodePacket(r.data).ipv4!.dst);
   }
@@ -49,9 +53,23 @@ function openFlows(obj: BpfObject, first: number, count: number): Map<number, st
 function assertEstablished(dp: LoadedDataplane, flows: Map<number, string>): void {
   const prog = dp.objects.from_pod.program('weir_from_pod');
   for (const [sport, backend] of flows) {
-    const fwd = decodePacket(prog.testRun({ data: pod(CLIENT, FRONTEND).tcp({ sport, dport: 80, flags: ['ack'] }).payload('x').build() }).data);
+    const fwd = decodePacket(
+      prog.testRun({
+        data: pod(CLIENT, FRONTEND)
+          .tcp({ sport, dport: 80, flags: ['ack'] })
+          .payload('x')
+          .build(),
+      }).data,
+    );
     assert.equal(fwd.ipv4!.dst, backend, `flow ${sport}: same backend after the migration`);
-    const rep = decodePacket(prog.testRun({ data: pod(backend, CLIENT).tcp({ sport: 8080, dport: sport, flags: ['ack'] }).payload('y').build() }).data);
+    const rep = decodePacket(
+      prog.testRun({
+        data: pod(backend, CLIENT)
+          .tcp({ sport: 8080, dport: sport, flags: ['ack'] })
+          .payload('y')
+          .build(),
+      }).data,
+    );
     assert.deepEqual([rep.ipv4!.src, rep.tcp!.sport], [FRONTEND, 80], `flow ${sport}: reply reverse-NATed`);
   }
 }
@@ -94,7 +112,10 @@ describe('map migration (test-only layout bumps)', () => {
       for (const [k, v] of openFlows(old, 30000, 5)) flows.set(k, v);
       const reports = dp.upgrade.finish((n) => mapOf(dp.objects, n));
       console.log(`migrate: ${JSON.stringify(reports)}`);
-      assert.deepEqual(reports.map((r) => [r.map, r.from, r.to, r.entries, r.delta, r.dropped]), [['weir_ct4', 2, 2, 80, 10, 0]]);
+      assert.deepEqual(
+        reports.map((r) => [r.map, r.from, r.to, r.entries, r.delta, r.dropped]),
+        [['weir_ct4', 2, 2, 80, 10, 0]],
+      );
       assert.equal(ctCount(ct), 90);
       assert.ok(!readdirSync(pinDir).some((n) => n.includes('migrating')), 'the moved-aside pin is gone');
       assertEstablished(dp, flows);
@@ -124,10 +145,16 @@ describe('map migration (test-only layout bumps)', () => {
 
     const dp = loadDataplane({ bpfRoot: fs.path, instance: 't', sockLbMode: 'off' });
     try {
-      assert.deepEqual(dp.upgrade.notes.map((n) => [n.action, n.pin]), [['older-found', 'weir_ct4']]);
+      assert.deepEqual(
+        dp.upgrade.notes.map((n) => [n.action, n.pin]),
+        [['older-found', 'weir_ct4']],
+      );
       const reports = dp.upgrade.finish((n) => mapOf(dp.objects, n));
       console.log(`migrate: ${JSON.stringify(reports)}`);
-      assert.deepEqual(reports.map((r) => [r.map, r.from, r.to, r.entries, r.delta]), [['weir_ct4', 1, 2, 50, 0]]);
+      assert.deepEqual(
+        reports.map((r) => [r.map, r.from, r.to, r.entries, r.delta]),
+        [['weir_ct4', 1, 2, 50, 0]],
+      );
       assert.ok(!existsSync(join(pinDir, 'weir_ct4')), 'v1 pin removed after finish');
       const key: WeirCt4Key = { saddr: CLIENT, daddr: FRONTEND, sport: 21000, dport: 80, protocol: 6 };
       const entry = dp.maps.conntrack.get(key);
@@ -156,8 +183,14 @@ describe('map migration (test-only layout bumps)', () => {
     // no link uses the v1 map: this release's next start keeps v2, empties the slot, drops the copy
     const next = loadDataplane({ bpfRoot: fs.path, instance: 't', sockLbMode: 'off' });
     try {
-      assert.deepEqual(next.upgrade.notes.map((n) => [n.action, n.pin]), [['stale-removed', 'weir_ct4']]);
-      assert.deepEqual(next.upgrade.finish((n) => mapOf(next.objects, n)), []);
+      assert.deepEqual(
+        next.upgrade.notes.map((n) => [n.action, n.pin]),
+        [['stale-removed', 'weir_ct4']],
+      );
+      assert.deepEqual(
+        next.upgrade.finish((n) => mapOf(next.objects, n)),
+        [],
+      );
       assert.ok(!existsSync(v1));
       assert.equal(mapOf(next.objects, 'weir_ct4_handoff').lookup(Buffer.alloc(4)), undefined, 'slot emptied');
       assert.equal(ctCount(mapOf(next.objects, 'weir_ct4_v2')), 16);
@@ -176,7 +209,10 @@ describe('map migration (test-only layout bumps)', () => {
       const notes = dp.upgrade.notes.map((n) => `${n.action}:${n.pin}:${n.reason}`);
       assert.equal(notes.length, 1, notes.join('\n'));
       assert.match(notes[0]!, /^error:weir_ct4_v2:open pinned map .*\/weir_ct4: .*holds a prog/);
-      assert.deepEqual(dp.upgrade.finish((n) => mapOf(dp.objects, n)), []);
+      assert.deepEqual(
+        dp.upgrade.finish((n) => mapOf(dp.objects, n)),
+        [],
+      );
     } finally {
       dp.close();
     }

@@ -100,8 +100,7 @@ test('a test run refuses frames shorter than Ethernet or than the IP header, so 
   const short = parserCases.filter((c) => kernelRefuses(c.packet));
   for (const c of short) assert.throws(() => prog.testRun({ data: c.packet }), { code: 'EINVAL' }, c.name);
   assert.ok(short.filter((c) => c.packet.length < ETH_HLEN).length >= 2);
-  for (const [i, r] of parseOnHost(short.map((c) => c.packet)).entries())
-    assert.equal(reasonOf(r.reason), short[i]!.reason, short[i]!.name);
+  for (const [i, r] of parseOnHost(short.map((c) => c.packet)).entries()) assert.equal(reasonOf(r.reason), short[i]!.reason, short[i]!.name);
 });
 
 test('the host build agrees with the kernel on every fixture, fields included', () => {
@@ -109,8 +108,7 @@ test('the host build agrees with the kernel on every fixture, fields included', 
   for (const [i, c] of parserCases.entries()) {
     const r = results[i]!;
     assert.equal(reasonOf(r.reason), c.reason, c.name);
-    for (const [field, want] of Object.entries(c.fields ?? {}))
-      assert.equal(canon(r[field as keyof HarnessResult]), canon(want), `${c.name}: ${field}`);
+    for (const [field, want] of Object.entries(c.fields ?? {})) assert.equal(canon(r[field as keyof HarnessResult]), canon(want), `${c.name}: ${field}`);
   }
 });
 

@@ -104,7 +104,10 @@ test('connect, sendto, getpeername and recvfrom through the socket LB', () => {
   // each translation is one new connection to its backend (weir_lb_stats4)
   const stats = BpfMap.openPinned(`${dp.bpffs.path}/weir_lb_stats4`);
   try {
-    assert.equal(readLbStats(stats).reduce((n, r) => n + Number(r.newConnections), 0), 3);
+    assert.equal(
+      readLbStats(stats).reduce((n, r) => n + Number(r.newConnections), 0),
+      3,
+    );
   } finally {
     stats.close();
   }

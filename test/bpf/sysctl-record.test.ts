@@ -56,10 +56,13 @@ test('the value before the first change is kept across restarts and later change
   allowLocalSource(rec, { ifname: 'veth1', ifindex: 9 });
   assert.deepEqual(rec.records(), [{ path, ifindex: 9, before: '0', set: '1' }]);
   rec.close();
-  assert.deepEqual(log.lines.filter((l) => l.startsWith('warn ')), []);
+  assert.deepEqual(
+    log.lines.filter((l) => l.startsWith('warn ')),
+    [],
+  );
 });
 
-test('restore: only the same interface, only while the value is weir\'s; dry run writes nothing', () => {
+test("restore: only the same interface, only while the value is weir's; dry run writes nothing", () => {
   const r = { path, ifindex: 9, before: '2', set: '1' };
   setFile('1');
   assert.equal(restoreSysctl(r, () => 9, { dryRun: true, procSys }).outcome, 'restored');
@@ -68,7 +71,10 @@ test('restore: only the same interface, only while the value is weir\'s; dry run
   assert.equal(restoreSysctl(r, () => undefined, { dryRun: false, procSys }).outcome, 'interface gone');
   assert.equal(read(), '1');
   setFile('3');
-  assert.deepEqual(restoreSysctl(r, () => 9, { dryRun: false, procSys }), { ...r, current: '3', outcome: 'changed since' });
+  assert.deepEqual(
+    restoreSysctl(r, () => 9, { dryRun: false, procSys }),
+    { ...r, current: '3', outcome: 'changed since' },
+  );
   assert.equal(read(), '3');
   setFile('1');
   assert.equal(restoreSysctl(r, () => 9, { dryRun: false, procSys }).outcome, 'restored');
@@ -86,7 +92,10 @@ test('records of vanished interfaces are pruned', () => {
   assert.equal(rec.records().length, 2);
   rmSync(join(procSys, 'net/ipv4/conf/veth2'), { recursive: true });
   assert.equal(rec.prune(), 1);
-  assert.deepEqual(rec.records().map((r) => r.path), [path]);
+  assert.deepEqual(
+    rec.records().map((r) => r.path),
+    [path],
+  );
   rec.close();
 });
 
@@ -99,7 +108,10 @@ test('without a record (not a bpffs) the value is still set, and the gap is warn
     assert.ok(allowLocalSource(rec, { ifname: 'veth1', ifindex: 7 }));
     assert.equal(read(), '1');
     assert.deepEqual(rec.records(), []);
-    assert.ok(log.lines.some((l) => l.includes('sysctl record unavailable')), log.lines.join('\n'));
+    assert.ok(
+      log.lines.some((l) => l.includes('sysctl record unavailable')),
+      log.lines.join('\n'),
+    );
     rec.close();
   } finally {
     rmSync(notBpffs, { recursive: true, force: true });

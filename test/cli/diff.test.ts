@@ -30,8 +30,17 @@ describe('weir diff on a live node', () => {
   let weir: WeirNode;
 
   const diff = async (extra: string[] = []) => {
-    const r = await node.ns.exec(WEIR, ['diff', '--manifests', weir.manifests, '--node-name', node.name, '--bpf-root', lab.bpffs, '--instance', weir.instance, ...extra], { check: false, timeoutMs: 30_000 });
-    return { code: r.code, stdout: r.stdout, stderr: r.stderr, json: extra.includes('json') && r.code !== 1 ? (JSON.parse(r.stdout) as DiffResult) : undefined };
+    const r = await node.ns.exec(
+      WEIR,
+      ['diff', '--manifests', weir.manifests, '--node-name', node.name, '--bpf-root', lab.bpffs, '--instance', weir.instance, ...extra],
+      { check: false, timeoutMs: 30_000 },
+    );
+    return {
+      code: r.code,
+      stdout: r.stdout,
+      stderr: r.stderr,
+      json: extra.includes('json') && r.code !== 1 ? (JSON.parse(r.stdout) as DiffResult) : undefined,
+    };
   };
   const frontends = () => typedMap(BpfMap.openPinned(`${weir.pinDir}/weir_frontend4`), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
   const backendMap = () => typedMap(BpfMap.openPinned(`${weir.pinDir}/weir_backend4`), codecFor('weir_backend4_key'), codecFor('weir_backend4'));
@@ -53,8 +62,14 @@ describe('weir diff on a live node', () => {
     // machine) before the next resync repairs it: 10 s, the window starting right after a resync
     weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', resyncInterval: '10s', metricsAddress: '127.0.0.1:9963' });
     const eps = backends.map((b) => ({ ip: b.ip, node: node.name }));
-    weir.writeManifest('web.yaml', [service({ name: 'web', clusterIP: VIP, ports: PORTS, affinityTimeout: 600 }), endpointSlice({ name: 'web-1', service: 'web', ports: PORTS, endpoints: eps })]);
-    weir.writeManifest('np.yaml', [service({ name: 'np', type: 'NodePort', clusterIP: NP_VIP, ports: NP_PORTS }), endpointSlice({ name: 'np-1', service: 'np', ports: NP_PORTS, endpoints: eps })]);
+    weir.writeManifest('web.yaml', [
+      service({ name: 'web', clusterIP: VIP, ports: PORTS, affinityTimeout: 600 }),
+      endpointSlice({ name: 'web-1', service: 'web', ports: PORTS, endpoints: eps }),
+    ]);
+    weir.writeManifest('np.yaml', [
+      service({ name: 'np', type: 'NodePort', clusterIP: NP_VIP, ports: NP_PORTS }),
+      endpointSlice({ name: 'np-1', service: 'np', ports: NP_PORTS, endpoints: eps }),
+    ]);
     await weir.start();
   });
   after(async () => {
@@ -97,7 +112,10 @@ describe('weir diff on a live node', () => {
     assert.deepEqual(d.desired!.flags, ['affinity']);
     assert.equal(d.desired!.affinityTimeout, 600);
     assert.equal(t.code, 2, t.stdout);
-    assert.match(t.stdout, new RegExp(`^1 difference \\(desired 4 frontends, live 3\\)\\nKIND +FRONTEND.*\\nmissing +${VIP.replaceAll('.', '\\.')}:80/tcp/internal +default/web`));
+    assert.match(
+      t.stdout,
+      new RegExp(`^1 difference \\(desired 4 frontends, live 3\\)\\nKIND +FRONTEND.*\\nmissing +${VIP.replaceAll('.', '\\.')}:80/tcp/internal +default/web`),
+    );
 
     const repaired = await weir.waitFor('resync', { repairs: 1 }, 20_000, m);
     assert.equal(repaired.level, 'warn');
@@ -109,7 +127,7 @@ describe('weir diff on a live node', () => {
     assert.deepEqual(again.json!.differences, []);
     // the next resync finds nothing
     let next = atRepair;
-    for (const t0 = Date.now(); next.at <= atRepair.at && Date.now() - t0 < 20_000; ) {
+    for (const t0 = Date.now(); next.at <= atRepair.at && Date.now() - t0 < 20_000;) {
       await new Promise((r) => setTimeout(r, 250));
       next = await driftMetrics();
     }
@@ -138,13 +156,18 @@ describe('weir diff on a live node', () => {
     assert.equal(d.kind, 'different');
     assert.equal(d.frontend, `${NP_VIP}:8000/tcp/internal`);
     assert.deepEqual(d.fields, ['backends']);
-    assert.ok(d.live!.backends.some((x) => x.includes(':9999')), JSON.stringify(d.live));
+    assert.ok(
+      d.live!.backends.some((x) => x.includes(':9999')),
+      JSON.stringify(d.live),
+    );
     await weir.waitFor('resync', { repairs: 1 }, 20_000, m);
     assert.equal((await diff()).code, 0);
   });
 
   test('no weir state: one readable line, exit 1', async () => {
-    const r = await node.ns.exec(WEIR, ['diff', '--manifests', weir.manifests, '--node-name', node.name, '--bpf-root', lab.bpffs, '--instance', 'nosuch'], { check: false });
+    const r = await node.ns.exec(WEIR, ['diff', '--manifests', weir.manifests, '--node-name', node.name, '--bpf-root', lab.bpffs, '--instance', 'nosuch'], {
+      check: false,
+    });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^weir: no weir state at .*nosuch/);
     assert.equal(r.stderr.trim().split('\n').length, 1);

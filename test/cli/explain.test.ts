@@ -137,16 +137,30 @@ test('every case of the table went through explain, but the listed exclusions', 
     'malformed packets, fragments and non-IP pass unchanged, each counted once under its reason',
     'to_pod counts and passes',
   ]);
-  for (const name of Object.keys(explainExclusions)) assert.ok(serviceCases.some((c) => c.name === name), `exclusion ${name} names a case`);
+  for (const name of Object.keys(explainExclusions))
+    assert.ok(
+      serviceCases.some((c) => c.name === name),
+      `exclusion ${name} names a case`,
+    );
   const steps = serviceCases.filter((c) => !(c.name in explainExclusions)).reduce((n, c) => n + c.steps.length, 0);
   assert.equal(compared, steps);
-  console.log(`explain and BPF_PROG_TEST_RUN agreed on ${steps} steps of ${serviceCases.length - Object.keys(explainExclusions).length} cases ` +
-    `(${viaCli.size} kinds also through bin/weir); ${Object.keys(explainExclusions).length} cases excluded`);
+  console.log(
+    `explain and BPF_PROG_TEST_RUN agreed on ${steps} steps of ${serviceCases.length - Object.keys(explainExclusions).length} cases ` +
+      `(${viaCli.size} kinds also through bin/weir); ${Object.keys(explainExclusions).length} cases excluded`,
+  );
 });
 
 test('bin/weir explain prints candidates, tracked flows and the verdict for people', () => {
   dp.reset();
-  addService(dp, { id: 7, address: '198.19.0.10', port: 80, backends: [{ address: '198.18.2.20', port: 8080 }, { address: '198.18.2.21', port: 8080 }] });
+  addService(dp, {
+    id: 7,
+    address: '198.19.0.10',
+    port: 80,
+    backends: [
+      { address: '198.18.2.20', port: 8080 },
+      { address: '198.18.2.21', port: 8080 },
+    ],
+  });
   for (const sport of [41001, 41002]) dp.run('fromPod', tcp(`198.18.1.10:${sport}`, '198.19.0.10:80', ['syn']).make().build());
   const r = runSync(binWeir, ['explain', '198.18.1.10', '198.19.0.10', '80/tcp', '--from', 'pod', '--pin-dir', dp.bpffs.path], { check: false });
   assert.equal(r.code, 0, r.stderr);
@@ -165,9 +179,13 @@ test('bad arguments: one line, exit 1', () => {
     assert.equal(r.stderr.trim(), line);
   };
   bad(['198.18.1.10', 'nope', '80/tcp'], 'weir: destination nope: an IPv4 address');
-  bad(['198.18.1.10', '198.19.0.10', '80/tcp', '--tcp-flags', 'syn,oops'],
-    'weir: --tcp-flags syn,oops: a list of fin, syn, rst, psh, ack, urg (e.g. syn,ack), or none');
+  bad(
+    ['198.18.1.10', '198.19.0.10', '80/tcp', '--tcp-flags', 'syn,oops'],
+    'weir: --tcp-flags syn,oops: a list of fin, syn, rst, psh, ack, urg (e.g. syn,ack), or none',
+  );
   bad(['198.18.1.10', '198.19.0.10', '80/udp', '--tcp-flags', 'syn'], 'weir: --tcp-flags: only for tcp');
-  bad(['198.18.1.10', '198.19.0.10', '0/icmp', '--icmp-type', 'echo-request', '--quote', '1.2.3.4:1,5.6.7.8:2/tcp'],
-    'weir: --quote: only with --icmp-type dest-unreachable, time-exceeded or parameter-problem');
+  bad(
+    ['198.18.1.10', '198.19.0.10', '0/icmp', '--icmp-type', 'echo-request', '--quote', '1.2.3.4:1,5.6.7.8:2/tcp'],
+    'weir: --quote: only with --icmp-type dest-unreachable, time-exceeded or parameter-problem',
+  );
 });

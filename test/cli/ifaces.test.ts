@@ -41,11 +41,16 @@ test('lists the attached programs with ids and their pinned links', () => {
   try {
     const r = runSync('nsenter', [`--net=/run/netns/${NS}`, binWeir, 'ifaces', '--pin-dir', pinDir, '-o', 'json'], { check: false });
     assert.equal(r.code, 0, r.stderr);
-    const rows = (JSON.parse(r.stdout) as Array<{ interface: string; hook: string; program: string; id: number; pinned: string }>).map(({ interface: i, hook, program, id, pinned }) => ({ i, hook, program, id, pinned }));
-    assert.deepEqual(rows, [
-      { i: 'wa1', hook: 'tc egress', program: 'weir_probe', id: prog.id, pinned: '' },
-      { i: 'wa0', hook: 'tc ingress', program: 'weir_probe', id: prog.id, pinned: 'probe_wa0_ingress' },
-    ].sort((x, y) => rows.findIndex((r) => r.i === x.i) - rows.findIndex((r) => r.i === y.i)));
+    const rows = (JSON.parse(r.stdout) as Array<{ interface: string; hook: string; program: string; id: number; pinned: string }>).map(
+      ({ interface: i, hook, program, id, pinned }) => ({ i, hook, program, id, pinned }),
+    );
+    assert.deepEqual(
+      rows,
+      [
+        { i: 'wa1', hook: 'tc egress', program: 'weir_probe', id: prog.id, pinned: '' },
+        { i: 'wa0', hook: 'tc ingress', program: 'weir_probe', id: prog.id, pinned: 'probe_wa0_ingress' },
+      ].sort((x, y) => rows.findIndex((r) => r.i === x.i) - rows.findIndex((r) => r.i === y.i)),
+    );
     assert.equal(rows.length, 2);
   } finally {
     a.detach();

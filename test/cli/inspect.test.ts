@@ -33,14 +33,24 @@ test('weir counters -o json equals the counters map after a fixture run', () => 
   const counters = probe.map('weir_counters');
   resetCounters(counters);
   const prog = probe.program('weir_probe');
-  const packet = eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' }).ipv4({ src: '198.18.0.1', dst: '198.18.0.2' }).udp({ sport: 1000, dport: 53 }).payload('hello').build();
+  const packet = eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' })
+    .ipv4({ src: '198.18.0.1', dst: '198.18.0.2' })
+    .udp({ sport: 1000, dport: 53 })
+    .payload('hello')
+    .build();
   for (let i = 0; i < 7; i++) prog.testRun({ data: packet });
   prog.testRun({ data: Buffer.alloc(60) }); // not IP
   const r = weir('counters', '--bpf-root', fs.path, '--instance', 'node-a', '-o', 'json');
   assert.equal(r.code, 0, r.stderr);
   const rows = JSON.parse(r.stdout) as Array<{ hook: string; reason: string; packets: number; bytes: number }>;
-  assert.deepEqual(rows.find((x) => x.reason === 'parsed_udp'), { hook: 'probe', reason: 'parsed_udp', packets: 7, bytes: 7 * packet.length });
-  assert.deepEqual(rows.find((x) => x.reason === 'not_ip'), { hook: 'probe', reason: 'not_ip', packets: 1, bytes: 60 });
+  assert.deepEqual(
+    rows.find((x) => x.reason === 'parsed_udp'),
+    { hook: 'probe', reason: 'parsed_udp', packets: 7, bytes: 7 * packet.length },
+  );
+  assert.deepEqual(
+    rows.find((x) => x.reason === 'not_ip'),
+    { hook: 'probe', reason: 'not_ip', packets: 1, bytes: 60 },
+  );
   assert.deepEqual(counterTotals(readCounters(counters)), { probe: { parsed_udp: 7, not_ip: 1 } });
   // the table shows the same rows
   const t = weir('counters', '--pin-dir', join(fs.path, 'weir', 'node-a'));
@@ -68,7 +78,10 @@ test('no state, or a bad option: one readable line and a non-zero exit', () => {
   ]) {
     const r = weir(...args);
     assert.notEqual(r.code, 0, args.join(' '));
-    const lines = r.stderr.trim().split('\n').filter((l) => l && !/^(Usage|Options|  )/.test(l));
+    const lines = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l && !/^(Usage|Options| {2})/.test(l));
     assert.ok(lines.length >= 1 && !r.stderr.includes('    at '), `no stack trace: ${r.stderr}`);
     assert.match(lines[0]!, /^(weir: |error: )/);
   }

@@ -38,13 +38,37 @@ const pass = (b: Buffer) => assert.equal(dp.run('fromPod', b).retval, 0);
 
 test('weir nat list: one row per flow, both directions paired, TCP state, hairpin source, filters', () => {
   // TCP: handshake + one data segment each way, as from_pod sees a local client and backend
-  pass(pkt(CLIENT, FRONTEND).tcp({ sport: 40001, dport: 80, flags: ['syn'] }).build());
-  pass(pkt(BACKEND, CLIENT).tcp({ sport: 8080, dport: 40001, flags: ['syn', 'ack'] }).build());
-  pass(pkt(CLIENT, FRONTEND).tcp({ sport: 40001, dport: 80, flags: ['ack'] }).build());
-  pass(pkt(CLIENT, FRONTEND).tcp({ sport: 40002, dport: 80, flags: ['syn'] }).build()); // no answer yet
+  pass(
+    pkt(CLIENT, FRONTEND)
+      .tcp({ sport: 40001, dport: 80, flags: ['syn'] })
+      .build(),
+  );
+  pass(
+    pkt(BACKEND, CLIENT)
+      .tcp({ sport: 8080, dport: 40001, flags: ['syn', 'ack'] })
+      .build(),
+  );
+  pass(
+    pkt(CLIENT, FRONTEND)
+      .tcp({ sport: 40001, dport: 80, flags: ['ack'] })
+      .build(),
+  );
+  pass(
+    pkt(CLIENT, FRONTEND)
+      .tcp({ sport: 40002, dport: 80, flags: ['syn'] })
+      .build(),
+  ); // no answer yet
   // hairpin: the client reaches itself through HAIRPIN_FE; its reply comes from itself to the frontend address
-  pass(pkt(CLIENT, HAIRPIN_FE).tcp({ sport: 40003, dport: 80, flags: ['syn'] }).build());
-  pass(pkt(CLIENT, HAIRPIN_FE).tcp({ sport: 8080, dport: 40003, flags: ['syn', 'ack'] }).build());
+  pass(
+    pkt(CLIENT, HAIRPIN_FE)
+      .tcp({ sport: 40003, dport: 80, flags: ['syn'] })
+      .build(),
+  );
+  pass(
+    pkt(CLIENT, HAIRPIN_FE)
+      .tcp({ sport: 8080, dport: 40003, flags: ['syn', 'ack'] })
+      .build(),
+  );
   pass(pkt(CLIENT, DNS_FE).udp({ sport: 5000, dport: 53 }).payload('q').build());
   pass(pkt('198.18.2.30', CLIENT).udp({ sport: 5353, dport: 5000 }).payload('a').build());
 
@@ -53,8 +77,28 @@ test('weir nat list: one row per flow, both directions paired, TCP state, hairpi
   const by = (client: string, frontend: string) => rows.find((r) => r.client === client && r.frontend === frontend)!;
   const est = by(`${CLIENT}:40001`, `${FRONTEND}:80`);
   assert.deepEqual(
-    { backend: est.backend, translatedSource: est.translatedSource, state: est.state, tcpOriginal: est.tcpOriginal, tcpReply: est.tcpReply, packetsOut: est.packetsOut, packetsIn: est.packetsIn, paired: est.paired, frontendId: est.frontendId },
-    { backend: `${BACKEND}:8080`, translatedSource: '', state: 'established', tcpOriginal: 'S.', tcpReply: 'S.', packetsOut: 2, packetsIn: 1, paired: true, frontendId: 7 },
+    {
+      backend: est.backend,
+      translatedSource: est.translatedSource,
+      state: est.state,
+      tcpOriginal: est.tcpOriginal,
+      tcpReply: est.tcpReply,
+      packetsOut: est.packetsOut,
+      packetsIn: est.packetsIn,
+      paired: est.paired,
+      frontendId: est.frontendId,
+    },
+    {
+      backend: `${BACKEND}:8080`,
+      translatedSource: '',
+      state: 'established',
+      tcpOriginal: 'S.',
+      tcpReply: 'S.',
+      packetsOut: 2,
+      packetsIn: 1,
+      paired: true,
+      frontendId: 7,
+    },
   );
   assert.equal(by(`${CLIENT}:40002`, `${FRONTEND}:80`).state, 'syn_sent');
   const hp = by(`${CLIENT}:40003`, `${HAIRPIN_FE}:80`);
@@ -62,10 +106,19 @@ test('weir nat list: one row per flow, both directions paired, TCP state, hairpi
   const dns = by(`${CLIENT}:5000`, `${DNS_FE}:53`);
   assert.deepEqual([dns.protocol, dns.backend, dns.state, dns.packetsOut, dns.packetsIn], ['udp', '198.18.2.30:5353', '', 1, 1]);
 
-  assert.deepEqual((JSON.parse(weir('nat', 'list', '-o', 'json', '--protocol', 'udp')) as NatRow[]).map((r) => r.frontend), [`${DNS_FE}:53`]);
-  assert.deepEqual((JSON.parse(weir('nat', 'list', '-o', 'json', '--address', BACKEND)) as NatRow[]).map((r) => r.client), [`${CLIENT}:40001`, `${CLIENT}:40002`]);
+  assert.deepEqual(
+    (JSON.parse(weir('nat', 'list', '-o', 'json', '--protocol', 'udp')) as NatRow[]).map((r) => r.frontend),
+    [`${DNS_FE}:53`],
+  );
+  assert.deepEqual(
+    (JSON.parse(weir('nat', 'list', '-o', 'json', '--address', BACKEND)) as NatRow[]).map((r) => r.client),
+    [`${CLIENT}:40001`, `${CLIENT}:40002`],
+  );
   assert.deepEqual((JSON.parse(weir('nat', 'list', '-o', 'json', '--port', '40003')) as NatRow[]).length, 1);
-  assert.match(weir('nat', 'list'), new RegExp(`^tcp +${CLIENT}:40003 +${HAIRPIN_FE}:80 +${CLIENT}:8080 \\(from ${HAIRPIN_FE}:40003\\) +syn_recv +hairpin `, 'm'));
+  assert.match(
+    weir('nat', 'list'),
+    new RegExp(`^tcp +${CLIENT}:40003 +${HAIRPIN_FE}:80 +${CLIENT}:8080 \\(from ${HAIRPIN_FE}:40003\\) +syn_recv +hairpin `, 'm'),
+  );
 
   const bad = runSync(binWeir, ['nat', 'list', '--pin-dir', dp.bpffs.path, '--protocol', 'gre!'], { check: false });
   assert.equal(bad.code, 1);

@@ -16,8 +16,24 @@ const BACKEND = '198.18.2.20';
 let dp: ServiceDataplane;
 before(() => {
   dp = loadServiceDataplane();
-  addService(dp, { id: 7, address: FRONTEND, port: 80, backends: [{ address: BACKEND, port: 8080 }, { address: '198.18.2.21', port: 8080 }] });
-  addService(dp, { id: 9, address: '198.19.0.11', port: 53, protocol: IPPROTO.udp, flags: ['affinity'], affinityTimeout: 10800, backends: [{ address: '198.18.2.30', port: 5353 }] });
+  addService(dp, {
+    id: 7,
+    address: FRONTEND,
+    port: 80,
+    backends: [
+      { address: BACKEND, port: 8080 },
+      { address: '198.18.2.21', port: 8080 },
+    ],
+  });
+  addService(dp, {
+    id: 9,
+    address: '198.19.0.11',
+    port: 53,
+    protocol: IPPROTO.udp,
+    flags: ['affinity'],
+    affinityTimeout: 10800,
+    backends: [{ address: '198.18.2.30', port: 5353 }],
+  });
   addService(dp, { id: 11, address: '198.19.0.12', port: 443, flags: ['reject'], backends: [] });
 });
 after(async () => {
@@ -30,12 +46,28 @@ const weir = (...args: string[]) => {
   return r.stdout;
 };
 const syn = (sport: number, dst = FRONTEND, dport = 80) =>
-  eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' }).ipv4({ src: CLIENT, dst }).tcp({ sport, dport, flags: ['syn'] }).build();
+  eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' })
+    .ipv4({ src: CLIENT, dst })
+    .tcp({ sport, dport, flags: ['syn'] })
+    .build();
 
 test('weir services shows every frontend with its flags and backend slots', () => {
-  const rows = JSON.parse(weir('services', '-o', 'json')) as Array<{ frontend: string; protocol: string; id: number; flags: string[]; backends: Array<{ address: string; port: number; slot: number }>; affinityTimeout: number }>;
-  assert.deepEqual(rows.map((r) => `${r.frontend}/${r.protocol}`), ['198.19.0.10:80/tcp', '198.19.0.11:53/udp', '198.19.0.12:443/tcp']);
-  assert.deepEqual(rows[0]!.backends.map((b) => `${b.slot}=${b.address}:${b.port}`), ['0=198.18.2.20:8080', '1=198.18.2.21:8080']);
+  const rows = JSON.parse(weir('services', '-o', 'json')) as Array<{
+    frontend: string;
+    protocol: string;
+    id: number;
+    flags: string[];
+    backends: Array<{ address: string; port: number; slot: number }>;
+    affinityTimeout: number;
+  }>;
+  assert.deepEqual(
+    rows.map((r) => `${r.frontend}/${r.protocol}`),
+    ['198.19.0.10:80/tcp', '198.19.0.11:53/udp', '198.19.0.12:443/tcp'],
+  );
+  assert.deepEqual(
+    rows[0]!.backends.map((b) => `${b.slot}=${b.address}:${b.port}`),
+    ['0=198.18.2.20:8080', '1=198.18.2.21:8080'],
+  );
   assert.deepEqual(rows[1]!.flags, ['affinity']);
   assert.equal(rows[1]!.affinityTimeout, 10800);
   assert.deepEqual(rows[2]!.flags, ['reject']);
@@ -46,7 +78,15 @@ test('weir services shows every frontend with its flags and backend slots', () =
 
 test('weir ct list shows both directions of NAT flows, filtered; ct flush deletes only the matches', () => {
   for (const sport of [40001, 40002, 40003]) assert.equal(dp.run('fromPod', syn(sport)).retval, 0);
-  const all = JSON.parse(weir('ct', 'list', '-o', 'json')) as Array<{ protocol: string; source: string; destination: string; nat: string; flags: string[]; tcp: string; packets: number }>;
+  const all = JSON.parse(weir('ct', 'list', '-o', 'json')) as Array<{
+    protocol: string;
+    source: string;
+    destination: string;
+    nat: string;
+    flags: string[];
+    tcp: string;
+    packets: number;
+  }>;
   assert.equal(all.length, 6, 'an entry per direction per flow');
   const orig = all.find((r) => r.source === `${CLIENT}:40001`)!;
   assert.equal(orig.destination, `${FRONTEND}:80`);
@@ -69,10 +109,17 @@ test('weir ct list shows both directions of NAT flows, filtered; ct flush delete
 });
 
 test('weir affinity list shows the client pinned to its backend', () => {
-  const udp = eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' }).ipv4({ src: CLIENT, dst: '198.19.0.11' }).udp({ sport: 5000, dport: 53 }).payload('q').build();
+  const udp = eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' })
+    .ipv4({ src: CLIENT, dst: '198.19.0.11' })
+    .udp({ sport: 5000, dport: 53 })
+    .payload('q')
+    .build();
   assert.equal(dp.run('fromPod', udp).retval, 0);
   const rows = JSON.parse(weir('affinity', 'list', '-o', 'json')) as Array<{ client: string; frontendId: number; backend: string }>;
-  assert.deepEqual(rows.map(({ client, frontendId, backend }) => ({ client, frontendId, backend })), [{ client: CLIENT, frontendId: 9, backend: '198.18.2.30:5353' }]);
+  assert.deepEqual(
+    rows.map(({ client, frontendId, backend }) => ({ client, frontendId, backend })),
+    [{ client: CLIENT, frontendId: 9, backend: '198.18.2.30:5353' }],
+  );
 });
 
 test('bad filters are one readable line and exit 1', () => {

@@ -34,12 +34,15 @@ function versions(): Record<string, Record<string, string>> {
   return out;
 }
 
+// the control messages are JSON from the test process: each case reads the shape it expects
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function call(op: string, args: any): Promise<unknown> {
   switch (op) {
     case 'apply':
       for (const o of args as KubeObject[]) server.apply(o);
       return server.resourceVersion;
     case 'delete':
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
       return (args as { kind: any; namespace?: string; name: string }[]).map((d) => server.delete(d.kind, d.namespace, d.name));
     case 'dropWatches':
       return server.dropWatches(args ?? 'clean');
@@ -62,7 +65,14 @@ async function call(op: string, args: any): Promise<unknown> {
     case 'objects':
       return Object.fromEntries([...server.state(args)]);
     case 'info':
-      return { url: server.url, resourceVersion: server.resourceVersion, openWatches: server.openWatches, counters: server.counters, listening: server.listening, caPem: server.caPem };
+      return {
+        url: server.url,
+        resourceVersion: server.resourceVersion,
+        openWatches: server.openWatches,
+        counters: server.counters,
+        listening: server.listening,
+        caPem: server.caPem,
+      };
     default:
       throw new Error(`unknown op ${op}`);
   }

@@ -130,8 +130,25 @@ export function selfSignedCert(ips: string[] = ['127.0.0.1']): { key: string; ce
   try {
     execFileSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=fake-apiserver',
-        '-addext', `subjectAltName=${ips.map((ip) => `IP:${ip}`).join(',')}`, '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=fake-apiserver',
+        '-addext',
+        `subjectAltName=${ips.map((ip) => `IP:${ip}`).join(',')}`,
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
       { stdio: 'pipe' },
     );
     return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
@@ -412,7 +429,8 @@ export class FakeApiServer {
 
   private discovery(path: string): unknown {
     if (path === '/version') return { major: '1', minor: '31', gitVersion: 'v1.31.0-weir-fake', platform: 'linux/amd64' };
-    if (path === '/api') return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `127.0.0.1:${this.port}` }] };
+    if (path === '/api')
+      return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `127.0.0.1:${this.port}` }] };
     if (path === '/apis') {
       const groups = [...new Set(FAKE_RESOURCES.filter((r) => r.group).map((r) => r.group))].map((g) => {
         const gv = { groupVersion: `${g}/v1`, version: 'v1' };
@@ -461,7 +479,11 @@ export class FakeApiServer {
         this.counters.expired++;
         return {
           code: 410,
-          body: status(410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.'),
+          body: status(
+            410,
+            'Expired',
+            'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.',
+          ),
         };
       }
       snap = s;

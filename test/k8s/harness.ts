@@ -23,7 +23,13 @@ export function service(ns: string, name: string, ip: string, port = 80): KubeOb
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name, namespace: ns, labels: { app: name } },
-    spec: { type: 'ClusterIP', clusterIP: ip, clusterIPs: [ip], ipFamilies: [ip.includes(':') ? 'IPv6' : 'IPv4'], ports: [{ name: 'http', port, protocol: 'TCP', targetPort: 8080 }] },
+    spec: {
+      type: 'ClusterIP',
+      clusterIP: ip,
+      clusterIPs: [ip],
+      ipFamilies: [ip.includes(':') ? 'IPv6' : 'IPv4'],
+      ports: [{ name: 'http', port, protocol: 'TCP', targetPort: 8080 }],
+    },
   };
 }
 
@@ -31,14 +37,22 @@ export function endpointSlice(ns: string, svc: string, name: string, addresses: 
   return {
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',
-    metadata: { name, namespace: ns, labels: { 'kubernetes.io/service-name': svc, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' } },
+    metadata: {
+      name,
+      namespace: ns,
+      labels: { 'kubernetes.io/service-name': svc, 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' },
+    },
     addressType: addresses[0]?.includes(':') ? 'IPv6' : 'IPv4',
     endpoints: addresses.map((a) => ({ addresses: [a], conditions: { ready, serving: ready, terminating: false }, nodeName: 'node-a' })),
     ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
   };
 }
 
-export const namespace = (name: string): KubeObject => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { 'kubernetes.io/metadata.name': name } } });
+export const namespace = (name: string): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'Namespace',
+  metadata: { name, labels: { 'kubernetes.io/metadata.name': name } },
+});
 
 export const node = (name: string, ip: string): KubeObject => ({
   apiVersion: 'v1',
@@ -60,7 +74,11 @@ export const networkPolicy = (ns: string, name: string): KubeObject => ({
   apiVersion: 'networking.k8s.io/v1',
   kind: 'NetworkPolicy',
   metadata: { name, namespace: ns },
-  spec: { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'], ingress: [{ from: [{ ipBlock: { cidr: '198.18.0.0/15', except: ['198.18.9.0/24'] } }] }] },
+  spec: {
+    podSelector: { matchLabels: { app: 'web' } },
+    policyTypes: ['Ingress'],
+    ingress: [{ from: [{ ipBlock: { cidr: '198.18.0.0/15', except: ['198.18.9.0/24'] } }] }],
+  },
 });
 
 /** A KubeConfig for the fake server (token auth; its CA when it serves TLS). */

@@ -7,7 +7,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeApiServer, type KubeObject } from './fake-apiserver.js';
-import { assertStoreEqualsServer, backendIp, clusterIp, endpointSlice, harness, kubeConfigFor, service, storeVersions, serverVersions, until } from './harness.js';
+import {
+  assertStoreEqualsServer,
+  backendIp,
+  clusterIp,
+  endpointSlice,
+  harness,
+  kubeConfigFor,
+  service,
+  storeVersions,
+  serverVersions,
+  until,
+} from './harness.js';
 
 const N = 40;
 
@@ -60,13 +71,20 @@ for (const mode of [
       server.compactHistory();
       await converged(h, server, 'store = server after the relist');
       await until(() => h.source.counters.relists === 6, 'a relist by every informer');
-      for (const key of deleted) assert.ok(h.events.some((e) => e.type === 'delete' && e.key === key), `delete event for ${key}`);
+      for (const key of deleted)
+        assert.ok(
+          h.events.some((e) => e.type === 'delete' && e.key === key),
+          `delete event for ${key}`,
+        );
       const c = h.source.counters;
       assert.equal(c.events.Service.deletes + c.events.EndpointSlice.deletes - deletesBefore, 10, 'exactly the 10 vanished objects deleted');
       assert.equal(c.relistDeletes, 10);
       assert.ok(c.expired >= 6, `410 seen by every informer (expired=${c.expired})`);
       assert.ok(c.relists >= 6, `every informer relisted (relists=${c.relists})`);
-      assert.ok(h.log.lines.some((l) => l.startsWith('info kube: relisted kind=Service') && l.includes('removed=5')), h.log.lines.join('\n'));
+      assert.ok(
+        h.log.lines.some((l) => l.startsWith('info kube: relisted kind=Service') && l.includes('removed=5')),
+        h.log.lines.join('\n'),
+      );
       // and the watch works again afterwards
       server.apply(service('shop', 'after', clusterIp(900)));
       await h.waitFor((e) => e.type === 'upsert' && e.key === 'shop/after');
@@ -117,7 +135,10 @@ test('paging: lists use limit + continue; an expired continue token restarts the
     assertStoreEqualsServer(h.store, server);
     const svcLists = server.requestsOf('list', 'Service');
     // page 1, the continue that got 410, then a full list again: 1 + 1 + ceil(40/7)=6
-    assert.deepEqual(svcLists.map((r) => r.status), [200, 410, 200, 200, 200, 200, 200, 200]);
+    assert.deepEqual(
+      svcLists.map((r) => r.status),
+      [200, 410, 200, 200, 200, 200, 200, 200],
+    );
     assert.ok(svcLists.every((r) => r.query.limit === '7'));
     assert.equal(svcLists.filter((r) => r.query.continue !== undefined).length, 1 + 5);
     const slices = server.requestsOf('list', 'EndpointSlice');
@@ -173,7 +194,9 @@ test('API server down ~2 s: health reports the outage only after the bound; reco
     await until(() => h.source.health().outage, 'outage reported', BOUND + 10_000);
     const detectedMs = Date.now() - lastContact;
     const problems = h.source.problems();
-    console.log(`# kube outage: reported ${detectedMs} ms after the last contact, ${Date.now() - down} ms after the server went down (bound ${BOUND} ms): ${problems[0]}`);
+    console.log(
+      `# kube outage: reported ${detectedMs} ms after the last contact, ${Date.now() - down} ms after the server went down (bound ${BOUND} ms): ${problems[0]}`,
+    );
     // only the lower bound must hold; how late after it is the event loop's business (printed)
     assert.ok(detectedMs > BOUND, `reported too early (${detectedMs} ms)`);
     assert.match(problems[0] ?? '', /^kubernetes API unreachable for \d+\.\ds \(bound 1\.5s\)/);

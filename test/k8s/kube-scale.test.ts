@@ -34,7 +34,9 @@ test('1,000 services with endpoints: all present at synced; every change reaches
       return true;
     }, 20_000);
     const syncMs = performance.now() - t0;
-    console.log(`# kube sync: ${SERVICES} services + ${SERVICES} endpointslices listed and synced in ${syncMs.toFixed(0)} ms (${server.counters.listPages} list pages)`);
+    console.log(
+      `# kube sync: ${SERVICES} services + ${SERVICES} endpointslices listed and synced in ${syncMs.toFixed(0)} ms (${server.counters.listPages} list pages)`,
+    );
     assert.deepEqual(atSynced, { services: SERVICES, slices: SERVICES, frontendsWithBackends: SERVICES });
     assertStoreEqualsServer(h.store, server);
     // pages of 500: two per kind with 1,000 objects

@@ -37,7 +37,16 @@ test('every kind is listed before synced; watch changes and deletes follow; obje
     assert.ok(ev.type === 'upsert' && ev.object.metadata?.creationTimestamp instanceof Date, 'watch objects are deserialized (Date)');
     assert.equal(ev.type === 'upsert' && ev.object.kind, 'EndpointSlice');
     const fe = sortedFrontends(buildServiceState(h.store, { nodeName: 'node-a', nodeAddresses: [] }));
-    assert.deepEqual(fe.map((f) => `${f.address}:${f.port} ${f.backends.map((b) => b.address).sort().join(',')}`), ['198.18.0.10:80 198.19.0.5,198.19.0.6']);
+    assert.deepEqual(
+      fe.map(
+        (f) =>
+          `${f.address}:${f.port} ${f.backends
+            .map((b) => b.address)
+            .sort()
+            .join(',')}`,
+      ),
+      ['198.18.0.10:80 198.19.0.5,198.19.0.6'],
+    );
 
     server.delete('Service', 'shop', 'web');
     await h.waitFor((e) => e.type === 'delete' && e.kind === 'Service' && e.key === 'shop/web');

@@ -33,15 +33,18 @@ export class RemoteApiServer {
   private call<T>(op: string, args?: unknown): Promise<T> {
     const payload = JSON.stringify({ op, args });
     return new Promise<T>((resolve, reject) => {
-      const req = request({ socketPath: this.control, path: '/', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const r = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { result?: T; error?: string };
-          if (r.error !== undefined) reject(new Error(`fake apiserver ${op}: ${r.error}`));
-          else resolve(r.result as T);
-        });
-      });
+      const req = request(
+        { socketPath: this.control, path: '/', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const r = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { result?: T; error?: string };
+            if (r.error !== undefined) reject(new Error(`fake apiserver ${op}: ${r.error}`));
+            else resolve(r.result as T);
+          });
+        },
+      );
       req.on('error', reject);
       req.end(payload);
     });

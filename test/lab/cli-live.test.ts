@@ -30,7 +30,10 @@ describe('weir CLI on a live node', () => {
     assert.equal(r.code, 0, `weir ${args.join(' ')}: ${r.stderr}`);
     return JSON.parse(r.stdout) as T;
   };
-  const mapsSnapshot = () => JSON.stringify([cli('services'), cli('ct', 'list'), cli('affinity', 'list')].map((x) => (Array.isArray(x) ? x.map((r) => ({ ...r, ageS: 0, idleS: 0 })) : x)));
+  const mapsSnapshot = () =>
+    JSON.stringify(
+      [cli('services'), cli('ct', 'list'), cli('affinity', 'list')].map((x) => (Array.isArray(x) ? x.map((r) => ({ ...r, ageS: 0, idleS: 0 })) : x)),
+    );
 
   before(async () => {
     lab = await Lab.create({ name: 'cli-live' });
@@ -91,7 +94,10 @@ describe('weir CLI on a live node', () => {
     const webAfter = cli<Svc[]>('services').find((s) => s.frontend === `${CLUSTER_IP}:80`)!;
     const seen = Object.fromEntries(backends.map((b) => [b.ip, spread.servers[b.name] ?? 0]));
     assert.deepEqual(Object.fromEntries(webAfter.backends.map((b) => [b.address, b.newConnections])), seen);
-    assert.equal(webAfter.backends.reduce((n, b) => n + b.newConnections, 0), 40);
+    assert.equal(
+      webAfter.backends.reduce((n, b) => n + b.newConnections, 0),
+      40,
+    );
     const metrics = (await weir.http('/metrics')).body;
     const series = [...metrics.matchAll(/^weir_service_new_connections_total\{service="default\/web",frontend="([^"]+)",backend="([^"]+)"\} (\d+)$/gm)];
     const fromMetrics: Record<string, number> = {};
@@ -106,7 +112,10 @@ describe('weir CLI on a live node', () => {
     assert.equal(nat.length, 6);
     for (const r of nat) {
       assert.equal(r.frontend, `${node.address}:${NODE_PORT}`);
-      assert.ok(backends.some((b) => r.backend === `${b.ip}:8080`), r.backend);
+      assert.ok(
+        backends.some((b) => r.backend === `${b.ip}:8080`),
+        r.backend,
+      );
       assert.ok(r.paired && r.packetsOut >= 3 && r.packetsIn >= 2, JSON.stringify(r));
       assert.ok(['established', 'closing', 'closed'].includes(r.state), r.state);
     }
@@ -131,14 +140,24 @@ describe('weir CLI on a live node', () => {
   test('maps and ifaces show what the daemon pinned and attached', () => {
     type MapRow = { name: string; entries: number; capacity: number };
     const maps = cli<MapRow[]>('maps');
-    for (const m of ['weir_frontend4', 'weir_backend4', 'weir_ct4_v2', 'weir_affinity4', 'weir_counters']) assert.ok(maps.some((r) => r.name === m), m);
+    for (const m of ['weir_frontend4', 'weir_backend4', 'weir_ct4_v2', 'weir_affinity4', 'weir_counters'])
+      assert.ok(
+        maps.some((r) => r.name === m),
+        m,
+      );
     assert.equal(maps.find((r) => r.name === 'weir_frontend4')!.entries, cli<unknown[]>('services').length);
 
     type If = { interface: string; hook: string; program: string; pinned: string };
     const ifaces = cli<If[]>('ifaces');
     for (const p of [...backends, client]) {
-      assert.ok(ifaces.some((r) => r.interface === p.hostIfname && r.hook === 'tc ingress' && r.program === 'weir_from_pod' && r.pinned), `${p.name} from_pod`);
-      assert.ok(ifaces.some((r) => r.interface === p.hostIfname && r.hook === 'tc egress' && r.program === 'weir_to_pod'), `${p.name} to_pod`);
+      assert.ok(
+        ifaces.some((r) => r.interface === p.hostIfname && r.hook === 'tc ingress' && r.program === 'weir_from_pod' && r.pinned),
+        `${p.name} from_pod`,
+      );
+      assert.ok(
+        ifaces.some((r) => r.interface === p.hostIfname && r.hook === 'tc egress' && r.program === 'weir_to_pod'),
+        `${p.name} to_pod`,
+      );
     }
     assert.ok(ifaces.some((r) => r.interface === 'eth0' && r.program === 'weir_from_host'));
   });

@@ -35,9 +35,20 @@ const realHostHadBpffs = isBpffs('/sys/fs/bpf');
 /** The README command, run on the simulated host, with the flags a stranger passes. */
 function daemonArgs(): string[] {
   return [
-    'netns', 'exec', node.ns.name, binWeir, 'daemon', '--node-name', 'n1', '--manifests', weir.manifests,
+    'netns',
+    'exec',
+    node.ns.name,
+    binWeir,
+    'daemon',
+    '--node-name',
+    'n1',
+    '--manifests',
+    weir.manifests,
     // the lab's child cgroup (never the root cgroup) and no :9963 listener shared by labs
-    '--cgroup', relative(findCgroup2Mount()!, weir.cgroup.path), '--metrics-address', 'off',
+    '--cgroup',
+    relative(findCgroup2Mount()!, weir.cgroup.path),
+    '--metrics-address',
+    'off',
   ];
 }
 
@@ -99,7 +110,10 @@ test('the simulated host is its own PID 1 and has no bpffs at /sys/fs/bpf', asyn
   const r = await host.exec('sh', ['-c', 'readlink /proc/1/ns/mnt; cat /proc/1/comm; stat -f -c %T /sys/fs/bpf']);
   assert.deepEqual(r.stdout.trim().split('\n'), [host.mountNs, 'sleep', 'sysfs']);
   // the CLI never mounts: with nothing there it says so, from the node and from the host
-  for (const argv of [['ip', 'netns', 'exec', node.ns.name, binWeir, 'services'], [binWeir, 'services']]) {
+  for (const argv of [
+    ['ip', 'netns', 'exec', node.ns.name, binWeir, 'services'],
+    [binWeir, 'services'],
+  ]) {
     const cli = await host.exec(argv[0]!, argv.slice(1), { check: false });
     assert.equal(cli.code, 1);
     assert.equal(cli.stderr.trim(), "weir: no weir state: no bpffs at /sys/fs/bpf here or in the node's mount namespace (is weir running? try --bpf-root)");
@@ -107,7 +121,7 @@ test('the simulated host is its own PID 1 and has no bpffs at /sys/fs/bpf', asyn
   assert.equal((await host.exec('stat', ['-f', '-c', '%T', '/sys/fs/bpf'])).stdout.trim(), 'sysfs');
 });
 
-test('README command with default flags: weir mounts a bpffs in PID 1\'s mount namespace and becomes ready', async () => {
+test("README command with default flags: weir mounts a bpffs in PID 1's mount namespace and becomes ready", async () => {
   const ready = await startDaemon();
   const start = events(daemon!, 'start')[0]!;
   assert.equal(start.instance, node.ns.name, 'default instance: the network namespace name');
@@ -120,7 +134,10 @@ test('README command with default flags: weir mounts a bpffs in PID 1\'s mount n
   assert.equal((await host.exec('stat', ['-f', '-c', '%T', '/sys/fs/bpf'])).stdout.trim(), 'bpf_fs', 'the simulated host now has a bpffs');
   assert.equal(isBpffs('/sys/fs/bpf'), realHostHadBpffs, "the real host's /sys/fs/bpf is untouched");
   assert.ok(existsSync(join(pinDir(), 'weir_frontend4')), `maps pinned in the host's bpffs (${pinDir()})`);
-  assert.ok(readdirSync(join(pinDir(), 'links')).some((l) => l.endsWith('-from_pod')), 'TC links pinned');
+  assert.ok(
+    readdirSync(join(pinDir(), 'links')).some((l) => l.endsWith('-from_pod')),
+    'TC links pinned',
+  );
   const r = await weir.spread(client.ns, CLUSTER_IP, 80, { count: 40 });
   assert.equal(r.failures, 0, r.errors.join('; '));
   assert.deepEqual(Object.keys(r.servers).sort(), ['be-a', 'be-b']);

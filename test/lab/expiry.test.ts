@@ -94,7 +94,11 @@ describe('affinity expiry and conntrack GC on real maps', () => {
       const flows = toWeb();
       assert.equal(flows.length, 5, 'one original-direction entry per connection');
       const partner = ([k, v]: [WeirCt4Key, WeirCt4]): WeirCt4Key => ({
-        saddr: v.nat_daddr, daddr: v.nat_saddr, sport: v.nat_dport, dport: v.nat_sport, protocol: k.protocol,
+        saddr: v.nat_daddr,
+        daddr: v.nat_saddr,
+        sport: v.nat_dport,
+        dport: v.nat_sport,
+        protocol: k.protocol,
       });
       for (const f of flows) assert.ok(ct.get(partner(f)), 'the reply entry is there');
       const m = weir.mark();
@@ -121,13 +125,20 @@ describe('affinity expiry and conntrack GC on real maps', () => {
       const young = est(61002, 30n * S);
       // the GC runs every second: wait until it has taken what it should (the kept flows have
       // 5 s left; the assertions below say what was wrong if it never does)
-      for (const deadline = Date.now() + 4000; Date.now() < deadline && (ct.get(old[0]) || ct.get(flows[0]![0]) || ct.get(flows[1]![0])); ) await sleep(50);
-      const gcLines = weir.events().slice(m).filter((l) => l.event === 'conntrack gc');
+      for (const deadline = Date.now() + 4000; Date.now() < deadline && (ct.get(old[0]) || ct.get(flows[0]![0]) || ct.get(flows[1]![0]));) await sleep(50);
+      const gcLines = weir
+        .events()
+        .slice(m)
+        .filter((l) => l.event === 'conntrack gc');
       console.log(`# conntrack gc runs that deleted: ${gcLines.map((l) => `expiredFlows=${l.expiredFlows} deleted=${l.deleted}`).join('; ')}`);
       // each run deleted whole flows: two entries for each expired flow, never one of a pair
       assert.ok(gcLines.length > 0, 'a GC run deleted something');
       for (const l of gcLines) assert.equal(Number(l.deleted), 2 * Number(l.expiredFlows), `a run took both entries of each flow: ${JSON.stringify(l)}`);
-      assert.equal(gcLines.reduce((n, l) => n + Number(l.expiredFlows), 0), 3, 'three flows expired: two closed, one SYN-only');
+      assert.equal(
+        gcLines.reduce((n, l) => n + Number(l.expiredFlows), 0),
+        3,
+        'three flows expired: two closed, one SYN-only',
+      );
       assert.ok(!ct.get(old[0]) && !ct.get(old[1]), 'the SYN-only flow idle 61 s is gone, both entries');
       assert.ok(ct.get(young[0]) && ct.get(young[1]), 'the one idle 30 s stays');
       for (const [i, f] of flows.entries()) {

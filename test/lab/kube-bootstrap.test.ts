@@ -38,7 +38,14 @@ before(async () => {
   await k.server.apply([
     {
       ...service('default', 'kubernetes', KUBERNETES_IP, 443, API_PORT),
-      spec: { type: 'ClusterIP', clusterIP: KUBERNETES_IP, clusterIPs: [KUBERNETES_IP], ipFamilies: ['IPv4'], sessionAffinity: 'None', ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: API_PORT }] },
+      spec: {
+        type: 'ClusterIP',
+        clusterIP: KUBERNETES_IP,
+        clusterIPs: [KUBERNETES_IP],
+        ipFamilies: ['IPv4'],
+        sessionAffinity: 'None',
+        ports: [{ name: 'https', port: 443, protocol: 'TCP', targetPort: API_PORT }],
+      },
     },
     {
       ...endpointSlice('default', 'kubernetes', 'kubernetes', [API_ADDRESS], API_PORT, null),
@@ -76,7 +83,10 @@ test('MS4: only the two environment variables: weir reaches the API server throu
   assert.ok(info.counters.lists >= 6 && info.openWatches === 6, `the API server served the daemon: ${JSON.stringify(info)}`);
 
   // the real objects replaced the synthetic ones (same keys) without touching the frontend
-  assert.ok(k.weir.events('bootstrap replaced').some((l) => l.key === 'default/kubernetes'), 'the API\'s EndpointSlice replaced the synthetic one');
+  assert.ok(
+    k.weir.events('bootstrap replaced').some((l) => l.key === 'default/kubernetes'),
+    "the API's EndpointSlice replaced the synthetic one",
+  );
   const fe = typedMap(BpfMap.openPinned(join(k.weir.pinDir, 'weir_frontend4')), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
   const entry = () => JSON.stringify(fe.get({ address: KUBERNETES_IP, port: 443, protocol: 6, scope: 0 } as never));
   const metrics = (await k.weir.http('/metrics')).body;
@@ -93,7 +103,12 @@ test('MS4: only the two environment variables: weir reaches the API server throu
 
   // API changes to the kubernetes endpoints arrive through the API the daemon reaches through it
   const id = entry();
-  await k.server.apply([{ ...endpointSlice('default', 'kubernetes', 'kubernetes', [API_ADDRESS, '198.18.0.101'], API_PORT, null), ports: [{ name: 'https', port: API_PORT, protocol: 'TCP' }] }]);
+  await k.server.apply([
+    {
+      ...endpointSlice('default', 'kubernetes', 'kubernetes', [API_ADDRESS, '198.18.0.101'], API_PORT, null),
+      ports: [{ name: 'https', port: API_PORT, protocol: 'TCP' }],
+    },
+  ]);
   await k.weir.waitFor('sync', { reason: 'change' }, 3000);
   assert.deepEqual(mapsView(k.weir.pinDir)[`${KUBERNETES_IP}:443/6`], [`${API_ADDRESS}:${API_PORT}`, `198.18.0.101:${API_PORT}`]);
   assert.equal(JSON.parse(entry()).id, JSON.parse(id).id, 'same frontend id');

@@ -61,7 +61,13 @@ export async function kubeLab(name: string, opts: { weir?: WeirNodeOptions; cert
   const lab = await Lab.create({ name });
   const node = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
   const api = await lab.external('api', { address: `${API_ADDRESS}/24` });
-  const server = await RemoteApiServer.start(api.ns, lab.dir, { tls: true, token: TOKEN, host: API_ADDRESS, port: API_PORT, ...(opts.certIps ? { certIps: opts.certIps } : {}) });
+  const server = await RemoteApiServer.start(api.ns, lab.dir, {
+    tls: true,
+    token: TOKEN,
+    host: API_ADDRESS,
+    port: API_PORT,
+    ...(opts.certIps ? { certIps: opts.certIps } : {}),
+  });
   const kubeconfig = join(lab.dir, 'kubeconfig');
   writeFileSync(kubeconfig, server.kubeconfigYaml(TOKEN, opts.kubeconfigServer));
   const weir = await WeirNode.create(lab, node, { kubeconfig, metricsAddress: '127.0.0.1:9963', connectTimeLb: 'off', ...opts.weir });
@@ -113,7 +119,8 @@ export async function serverView(server: RemoteApiServer): Promise<Record<string
         if (`${meta.namespace}/${meta.labels['kubernetes.io/service-name']}` !== key) continue;
         const port = (sl.ports as { name: string; port: number }[]).find((x) => x.name === p.name)?.port;
         if (port === undefined) continue;
-        for (const ep of sl.endpoints as { addresses: string[]; conditions: { ready: boolean } }[]) if (ep.conditions.ready) backends.push(`${ep.addresses[0]}:${port}`);
+        for (const ep of sl.endpoints as { addresses: string[]; conditions: { ready: boolean } }[])
+          if (ep.conditions.ready) backends.push(`${ep.addresses[0]}:${port}`);
       }
       out[`${spec.clusterIP}:${p.port}/${p.protocol === 'UDP' ? 17 : 6}`] = [...new Set(backends)].sort();
     }

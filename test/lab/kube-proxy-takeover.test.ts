@@ -49,7 +49,8 @@ const CANARY_IPTABLES = [
   'COMMIT',
   '',
 ].join('\n');
-const CANARY_NFT = 'add table ip canary\nadd chain ip canary input { type filter hook input priority 10 ; }\nadd rule ip canary input ip saddr 198.18.200.4 accept\n';
+const CANARY_NFT =
+  'add table ip canary\nadd chain ip canary input { type filter hook input priority 10 ; }\nadd rule ip canary input ip saddr 198.18.200.4 accept\n';
 
 describe('kube-proxy takeover', () => {
   let lab: Lab;
@@ -127,7 +128,10 @@ describe('kube-proxy takeover', () => {
       const before = await Promise.all(VARIANTS.map(save));
       const r = await cli(['kube-proxy', 'cleanup', '--dry-run', '-o', 'json']);
       assert.equal(r.code, 0, r.stderr);
-      const events = r.stderr.split('\n').map(parseLogfmt).filter((l) => l !== undefined);
+      const events = r.stderr
+        .split('\n')
+        .map(parseLogfmt)
+        .filter((l) => l !== undefined);
       const left = events.find((e) => e.event === 'kube-proxy-state-left');
       assert.ok(left, `a warning about the state left:\n${r.stderr}`);
       assert.equal(left.level, 'warn');
@@ -150,7 +154,7 @@ describe('kube-proxy takeover', () => {
   /** long-lived connections opened through kube-proxy's rules before weir started, one per path */
   let kubeProxyEraFlows: Flow[] = [];
   /** the batches of new connections in flight while weir started, one per path */
-  let atStart: Array<{ failures: number; ms: number; errors: string[] } | undefined> = [];
+  const atStart: Array<{ failures: number; ms: number; errors: string[] } | undefined> = [];
 
   test('weir starts, cleanup removes exactly kube-proxy state; new connections and flows on every path never stop', async () => {
     // new connections, one after another on each path, from kube-proxy's rules through weir's
@@ -201,7 +205,11 @@ describe('kube-proxy takeover', () => {
       const others = b.filter((_, j) => j !== readyAt[i]);
       const show = `${p.name} batches (ms): ${b.map((x) => x.ms).join(' ')}; weir ready during batch ${readyAt[i]}, cleanup after ${cleanedAt[i]}`;
       console.log(`# ${show}`);
-      assert.deepEqual(others.filter((x) => x.failures > 0), [], `no new connection failed; ${show}`);
+      assert.deepEqual(
+        others.filter((x) => x.failures > 0),
+        [],
+        `no new connection failed; ${show}`,
+      );
     }
     // which path carried weir's connections: weir's maps (and counters) are new at its start.
     // At least the batches begun after it was ready, at most those that ended after it started
@@ -218,8 +226,7 @@ describe('kube-proxy takeover', () => {
       ['from_host service_nat (NodePort)', npNat, 2],
       ['sock_lb_translated (socket LB)', sockLb, 0],
     ] as const;
-    for (const [name, n, i] of seen)
-      assert.ok(n >= least(i) && n <= most(i), `${name}: ${n}, want ${least(i)}..${most(i)} (weir-era connections and flow)`);
+    for (const [name, n, i] of seen) assert.ok(n >= least(i) && n <= most(i), `${name}: ${n}, want ${least(i)}..${most(i)} (weir-era connections and flow)`);
   });
 
   /** weir starts, then the cleanup runs; asserts the state and flows weir balanced */
@@ -245,7 +252,12 @@ describe('kube-proxy takeover', () => {
       assert.deepEqual(kubeChains(text).sort(), kubelets, `iptables-${v}: only kubelet's chains are left:\n${text}`);
       assert.doesNotMatch(text, /-j KUBE-/, `iptables-${v}: no jump to a KUBE chain`);
       // every canary rule and chain is still there
-      for (const line of ['-A CANARY-FW -s 198.18.200.1/32 -j ACCEPT', '-A FORWARD -m comment --comment weir-canary -j CANARY-FW', '-A INPUT -s 198.18.200.2/32 -m comment --comment weir-canary -j ACCEPT', '-A POSTROUTING -d 198.18.200.3/32 -m comment --comment weir-canary -j RETURN'])
+      for (const line of [
+        '-A CANARY-FW -s 198.18.200.1/32 -j ACCEPT',
+        '-A FORWARD -m comment --comment weir-canary -j CANARY-FW',
+        '-A INPUT -s 198.18.200.2/32 -m comment --comment weir-canary -j ACCEPT',
+        '-A POSTROUTING -d 198.18.200.3/32 -m comment --comment weir-canary -j RETURN',
+      ])
         assert.ok(text.includes(line), `iptables-${v} keeps ${line}:\n${text}`);
     }
     const tables = await nftTables();
@@ -306,7 +318,10 @@ describe('kube-proxy takeover', () => {
     assert.match(await nftTables(), /table ip kube-proxy/);
     // the socket LB's connections are weir's, one translation each, though kube-proxy's rules
     // would serve them too (the TC path and the NodePort: the next test)
-    await assertServedByWeir(paths.find((x) => x.name === 'socket LB')!, 20);
+    await assertServedByWeir(
+      paths.find((x) => x.name === 'socket LB')!,
+      20,
+    );
   });
 
   /** `count` new connections on path `p`, each translated by weir (its counter), none failing */
@@ -326,7 +341,7 @@ describe('kube-proxy takeover', () => {
   // ClusterIP (or node:NodePort), which the kernel's conntrack (it saw client -> backend) finds
   // INVALID. Deleting that one rule makes this pass. A todo, so that it runs and shows its
   // failure without failing the suite.
-  const bug = 'weir bug: KUBE-FORWARD drops ctstate INVALID, and weir\'s reverse-NATed replies are INVALID to the kernel';
+  const bug = "weir bug: KUBE-FORWARD drops ctstate INVALID, and weir's reverse-NATed replies are INVALID to the kernel";
   test('TC path and NodePort while KUBE-* rules exist (cleanup off)', { todo: bug }, async () => {
     for (const p of paths.filter((x) => x.name !== 'socket LB')) await assertServedByWeir(p, 20);
   });

@@ -58,7 +58,12 @@ describe('API source recovery in a lab node', () => {
     test(`MS2: watches dropped (${how}), objects added/changed/deleted, history compacted (410 on resume): maps equal the server`, async () => {
       const round = how === 'abrupt' ? 0 : 1;
       let open = 0;
-      await until(async () => (open = (await k.server.info()).openWatches) === 6, () => `${open} open watches, want 6 (one per kind)`, 8000, 50);
+      await until(
+        async () => (open = (await k.server.info()).openWatches) === 6,
+        () => `${open} open watches, want 6 (one per kind)`,
+        8000,
+        50,
+      );
       const m = k.weir.mark();
       const deletes = [];
       const applies = [];
@@ -81,7 +86,10 @@ describe('API source recovery in a lab node', () => {
       // it recovered by a relist after 410, which removed what was deleted meanwhile
       const relists = k.weir.events('kube: relisted').slice(0);
       assert.ok(
-        k.weir.events().slice(m).some((l) => l.event === 'kube: relisted' && (l.kind === 'Service' || l.kind === 'EndpointSlice')),
+        k.weir
+          .events()
+          .slice(m)
+          .some((l) => l.event === 'kube: relisted' && (l.kind === 'Service' || l.kind === 'EndpointSlice')),
         `no relist logged: ${JSON.stringify(relists)}`,
       );
       const view = mapsView(k.weir.pinDir);
@@ -102,7 +110,10 @@ describe('API source recovery in a lab node', () => {
     const atStop = flow.replies();
     // while down: the cluster changes (an etcd-backed server keeps writing on restart)
     await k.server.apply([service('shop', 'svc-late', svcIp(150)), endpointSlice('shop', 'svc-late', 'svc-late-a', [beIp(150, 0)])]);
-    await k.server.delete([{ kind: 'Service', namespace: 'shop', name: 'svc-20' }, { kind: 'EndpointSlice', namespace: 'shop', name: 'svc-20-a' }]);
+    await k.server.delete([
+      { kind: 'Service', namespace: 'shop', name: 'svc-20' },
+      { kind: 'EndpointSlice', namespace: 'shop', name: 'svc-20-a' },
+    ]);
     let h = await k.weir.http('/healthz');
     while (h.status === 200 && Date.now() - stoppedAt < 6000) {
       await sleep(100);
@@ -124,7 +135,12 @@ describe('API source recovery in a lab node', () => {
     const restartedAt = Date.now();
     // the source retries with backoff capped at 30 s (plus jitter): the maps converge within it
     await converged('after the API server came back', 45_000);
-    await until(async () => (await k.weir.http('/healthz')).status === 200, () => '/healthz back to 200', 10_000, 100);
+    await until(
+      async () => (await k.weir.http('/healthz')).status === 200,
+      () => '/healthz back to 200',
+      10_000,
+      100,
+    );
     console.log(`# kube lab: after a ${OUTAGE_MS / 1000} s outage the maps equal the server again ${Date.now() - restartedAt} ms after its restart`);
     // and the connection still answers after the re-sync
     await flow.waitReplies(flow.replies() + 10);

@@ -38,7 +38,7 @@ test('MS1: 1,000 services listed at start are all in the maps before /readyz is 
   ready.catch(() => {});
   // poll /readyz; at its first 200, read the frontend map at once
   const seen: number[] = [];
-  let frontendsAtReady = -1;
+  let frontendsAtReady: number;
   for (;;) {
     const r = await k.weir.http('/readyz', { timeoutMs: 1000 });
     seen.push(r.status);
@@ -54,7 +54,9 @@ test('MS1: 1,000 services listed at start are all in the maps before /readyz is 
   }
   const readyMs = Date.now() - t0;
   const line = await ready;
-  console.log(`# kube lab: weir daemon start → /readyz 200 with ${SERVICES} services + ${SERVICES} endpointslices via the API: ${readyMs} ms (daemon's own ready ms=${line.ms}); /readyz answered 503 ${seen.filter((s) => s === 503).length} times before`);
+  console.log(
+    `# kube lab: weir daemon start → /readyz 200 with ${SERVICES} services + ${SERVICES} endpointslices via the API: ${readyMs} ms (daemon's own ready ms=${line.ms}); /readyz answered 503 ${seen.filter((s) => s === 503).length} times before`,
+  );
   assert.ok(seen.includes(503), `/readyz was never 503 before 200: ${seen.join(',')}`);
   assert.equal(frontendsAtReady, SERVICES, 'every frontend is in weir_frontend4 when /readyz turns 200');
   assert.deepEqual(mapsView(k.weir.pinDir), await serverView(k.server), 'maps equal the server state');
@@ -71,11 +73,21 @@ test('MS1: 1,000 services listed at start are all in the maps before /readyz is 
       assert.equal(count(), 2);
       const t = performance.now();
       await k.server.apply([endpointSlice(nsOf(i), `svc-${i}`, `svc-${i}-a`, [beIp(i, 0), beIp(i, 1), beIp(i, 2)])]);
-      await until(() => count() === 3, () => `svc-${i}: backend_count ${count()} (want 3)`, 10_000, 1);
+      await until(
+        () => count() === 3,
+        () => `svc-${i}: backend_count ${count()} (want 3)`,
+        10_000,
+        1,
+      );
       latencies.push(performance.now() - t);
       // and back, so every round starts from 2 (not measured: the same path)
       await k.server.apply([endpointSlice(nsOf(i), `svc-${i}`, `svc-${i}-a`, [beIp(i, 0), beIp(i, 1)])]);
-      await until(() => count() === 2, () => `svc-${i}: backend_count ${count()} (want 2)`, 10_000, 1);
+      await until(
+        () => count() === 2,
+        () => `svc-${i}: backend_count ${count()} (want 2)`,
+        10_000,
+        1,
+      );
     }
   } finally {
     fe.map.close();

@@ -21,10 +21,16 @@ function processLives(pid: number): boolean {
 
 async function labNetns(id: string): Promise<string[]> {
   const { stdout } = await run('ip', ['netns', 'list']);
-  return stdout.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n.startsWith(`wl${id}-`));
+  return stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0]!)
+    .filter((n) => n.startsWith(`wl${id}-`));
 }
 
-const mounted = (path: string) => readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === path);
+const mounted = (path: string) =>
+  readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[1] === path);
 
 describe('lab', () => {
   let lab: Lab;

@@ -56,8 +56,18 @@ describe('weir_frontend4 full (E2BIG) on a real map', () => {
       const key = (i: number) => kc.encode({ address: `198.19.${128 + ((i >> 8) & 127)}.${i & 255}`, port: 1 + (i >> 15), protocol: 6, scope: 0 });
       const nothing = vc.encode({ id: 0, backend_count: 0, flags: 0, affinity_timeout: 0, pad: 0 });
       junk = Array.from({ length: room }, (_, i) => key(i));
-      assert.equal(fe.updateBatch(junk, junk.map(() => nothing)), room);
-      assert.throws(() => fe.update(key(room), nothing), (e: { code?: string }) => e.code === 'E2BIG', 'the map is full');
+      assert.equal(
+        fe.updateBatch(
+          junk,
+          junk.map(() => nothing),
+        ),
+        room,
+      );
+      assert.throws(
+        () => fe.update(key(room), nothing),
+        (e: { code?: string }) => e.code === 'E2BIG',
+        'the map is full',
+      );
     } finally {
       fe.close();
     }

@@ -62,7 +62,11 @@ before(async () => {
     join(dir, 'prometheus.yml'),
     `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: weir\n    static_configs:\n      - targets: ['${NODE_ADDR}:9963']\n`,
   );
-  const p = prom.ns.spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=${PROM_ADDR}:9090`], { label: 'prometheus [prom]' });
+  const p = prom.ns.spawn(
+    'prometheus',
+    [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=${PROM_ADDR}:9090`],
+    { label: 'prometheus [prom]' },
+  );
   await prom.ns.waitForPort(9090, { host: PROM_ADDR, timeoutMs: 15_000 }).catch((e: Error) => {
     throw p.failure(e.message);
   });
@@ -85,7 +89,10 @@ test('MS1 + MS2: promtool passes on a live scrape; Prometheus scrapes weir; Prom
   // N new connections over the TC path (the client pod is in no socket-LB cgroup)
   const r = await weir.spread(client.ns, VIP, 80, { proto: 'tcp', count: N, concurrency: 4 });
   assert.equal(r.failures, 0, r.errors.join('; '));
-  assert.equal(Object.values(r.servers).reduce((a, b) => a + b, 0), N);
+  assert.equal(
+    Object.values(r.servers).reduce((a, b) => a + b, 0),
+    N,
+  );
 
   // Prometheus: the counter reaches N at a scrape (1 s interval) and stays there
   const q = 'weir_dataplane_packets_total{hook="from_pod",reason="service_nat"}';
@@ -98,7 +105,10 @@ test('MS1 + MS2: promtool passes on a live scrape; Prometheus scrapes weir; Prom
     await sleep(250);
   }
   assert.equal(value, N, `PromQL ${q} = ${value}, want ${N}`);
-  assert.deepEqual((await promQuery('up{job="weir"}')).map((x) => x.value[1]), ['1']);
+  assert.deepEqual(
+    (await promQuery('up{job="weir"}')).map((x) => x.value[1]),
+    ['1'],
+  );
   const programmed = await promQuery('weir_frontends');
   assert.equal(programmed[0]?.value[1], '1');
 

@@ -75,7 +75,7 @@ describe('probe in the lab', () => {
       let after = await rxStats(node, a.hostIfname);
       let rows = readCounters(counters).filter((row) => row.hook === 'probe');
       const sum = (k: 'packets' | 'bytes') => rows.reduce((s, row) => s + Number(row[k]), 0);
-      for (const deadline = Date.now() + 5000; sum('packets') !== after.packets - before.packets && Date.now() < deadline; ) {
+      for (const deadline = Date.now() + 5000; sum('packets') !== after.packets - before.packets && Date.now() < deadline;) {
         await sleep(20);
         after = await rxStats(node, a.hostIfname);
         rows = readCounters(counters).filter((row) => row.hook === 'probe');
@@ -176,7 +176,9 @@ describe('probe in the lab', () => {
     att.pin(pin);
     att.link!.close();
     const reopened = BpfLink.openPinned(pin);
-    await swapUnderTraffic({ ...att, detach: () => (reopened.detach(), reopened.unpin(), reopened.close()) }, (to) => reopened.update(to.program('weir_probe')));
+    await swapUnderTraffic({ ...att, detach: () => (reopened.detach(), reopened.unpin(), reopened.close()) }, (to) =>
+      reopened.update(to.program('weir_probe')),
+    );
   });
 
   test('cls_bpf replace on the same handle and priority while packets flow loses none', async () => {

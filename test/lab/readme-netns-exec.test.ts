@@ -72,7 +72,7 @@ after(async () => {
   await lab?.destroy();
 });
 
-test('README command from ip netns exec with default flags: ready, pins in the node\'s /sys/fs/bpf', async () => {
+test("README command from ip netns exec with default flags: ready, pins in the node's /sys/fs/bpf", async () => {
   const ready = await startDaemon();
   const start = events(daemon!, 'start')[0]!;
   assert.equal(start.instance, node.ns.name, 'default instance: the network namespace name');
@@ -100,10 +100,16 @@ test('kill -9: traffic goes on, the next start adopts with writes=0, the CLI fin
   assert.equal(ready.writes, '0', 'adopted: zero writes');
   assert.equal(ready.attached, '0', 'links adopted, none created');
   assert.equal(events(daemon!, 'bpffs mounted').length, 0, 'found, not mounted again');
-  for (const argv of [['ip', 'netns', 'exec', node.ns.name, binWeir, 'services', '-o', 'json'], [binWeir, 'services', '-o', 'json', '--instance', node.ns.name]]) {
+  for (const argv of [
+    ['ip', 'netns', 'exec', node.ns.name, binWeir, 'services', '-o', 'json'],
+    [binWeir, 'services', '-o', 'json', '--instance', node.ns.name],
+  ]) {
     const r = await run(argv[0]!, argv.slice(1));
     const rows = JSON.parse(r.stdout) as Array<{ frontend: string }>;
-    assert.ok(rows.some((s) => s.frontend.startsWith(`${CLUSTER_IP}:80`)), argv.join(' '));
+    assert.ok(
+      rows.some((s) => s.frontend.startsWith(`${CLUSTER_IP}:80`)),
+      argv.join(' '),
+    );
   }
   await daemon!.stop();
   // and the clean-up, as plainly: same defaults, same state

@@ -73,10 +73,19 @@ describe('ClusterIP through weir daemon', () => {
     for (const proto of ['tcp', 'udp'] as const) {
       const port = proto === 'tcp' ? 80 : 53;
       const r = await weir.spread(client.ns, CLUSTER_IP, port, { proto, count: 300, cgroup: cg });
-      assertSpread(r, 300, backends.map((b) => b.name), `TC ${proto}`);
+      assertSpread(
+        r,
+        300,
+        backends.map((b) => b.name),
+        `TC ${proto}`,
+      );
       // no SNAT: every backend saw the client pod; the client saw the ClusterIP answer
       for (const peers of Object.values(r.peers)) assert.deepEqual(peers, [client.ip]);
-      assert.deepEqual(Object.keys(r.remotes).map((x) => x.replace(/:\d+$/, '')), [CLUSTER_IP], JSON.stringify(r.remotes));
+      assert.deepEqual(
+        Object.keys(r.remotes).map((x) => x.replace(/:\d+$/, '')),
+        [CLUSTER_IP],
+        JSON.stringify(r.remotes),
+      );
     }
     // per-packet NAT: the flows are in conntrack
     assert.ok(ctEntriesWith(weir.pinDir, client.ip) > 0, 'conntrack holds the TC path flows');
@@ -94,7 +103,12 @@ describe('ClusterIP through weir daemon', () => {
       const port = proto === 'tcp' ? 80 : 53;
       const translated0 = weir.counter('sock', 'sock_lb_translated');
       const r = await weir.spread(other.ns, CLUSTER_IP, port, { proto, count: 300, cgroup: cg });
-      assertSpread(r, 300, backends.map((b) => b.name), `socket LB ${proto}`);
+      assertSpread(
+        r,
+        300,
+        backends.map((b) => b.name),
+        `socket LB ${proto}`,
+      );
       // the socket LB did the work: one connect() each (TCP); at least one sendto() each (UDP:
       // svc-client resends an unanswered datagram)
       const translated = weir.counter('sock', 'sock_lb_translated') - translated0;
@@ -104,7 +118,14 @@ describe('ClusterIP through weir daemon', () => {
       // TCP: getpeername() of the connected socket; UDP: recvmsg's source address
       assert.deepEqual(Object.keys(r.remotes), [`${CLUSTER_IP}:${port}`], JSON.stringify(r.remotes));
     }
-    assert.equal(ctEntriesWith(weir.pinDir, other.ip), 0, `the socket LB needs no conntrack entry\n${weir.runLines().filter((l) => /attach|cgroup|ready/.test(l)).join('\n')}`);
+    assert.equal(
+      ctEntriesWith(weir.pinDir, other.ip),
+      0,
+      `the socket LB needs no conntrack entry\n${weir
+        .runLines()
+        .filter((l) => /attach|cgroup|ready/.test(l))
+        .join('\n')}`,
+    );
     // the same pod outside the socket-LB cgroup takes the TC path again
     const r = await weir.spread(other.ns, CLUSTER_IP, 80, { proto: 'tcp', count: 30 });
     assert.equal(r.failures, 0);

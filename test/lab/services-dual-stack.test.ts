@@ -74,10 +74,16 @@ describe('dual-stack Services before the IPv6 maps', () => {
       service({ name: 'other', clusterIP: OTHER_VIP, ports: PORTS }),
       endpointSlice({ name: 'other-1', service: 'other', ports: PORTS, endpoints: [{ ip: backends[0]!.ip, node: node.name }] }),
     ]);
-    assert.deepEqual([...frontendIds(weir.pinDir)].sort(), [[VIP4, 1], [OTHER_VIP, 2]]);
+    assert.deepEqual([...frontendIds(weir.pinDir)].sort(), [
+      [VIP4, 1],
+      [OTHER_VIP, 2],
+    ]);
     await weir.terminate();
     const ready = await weir.start();
     assert.equal(ready.writes, '0', 'adopted: the unapplied IPv6 frontends are no difference');
-    assert.deepEqual([...frontendIds(weir.pinDir)].sort(), [[VIP4, 1], [OTHER_VIP, 2]]);
+    assert.deepEqual([...frontendIds(weir.pinDir)].sort(), [
+      [VIP4, 1],
+      [OTHER_VIP, 2],
+    ]);
   });
 });

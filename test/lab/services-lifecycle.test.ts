@@ -32,7 +32,11 @@ const ctKey = (k: WeirCt4Key) => `${k.protocol}:${k.saddr}:${k.sport}>${k.daddr}
 
 /** Conntrack keys of client -> VIP:port now (to tell a new flow from earlier ones). */
 function flowKeys(pinDir: string, client: string, port: number, protocol: number): Set<string> {
-  return new Set(ctEntries(pinDir).filter(([k]) => k.saddr === client && k.daddr === VIP && k.dport === port && k.protocol === protocol).map(([k]) => ctKey(k)));
+  return new Set(
+    ctEntries(pinDir)
+      .filter(([k]) => k.saddr === client && k.daddr === VIP && k.dport === port && k.protocol === protocol)
+      .map(([k]) => ctKey(k)),
+  );
 }
 
 /** The backend a new flow client -> VIP:port (not in `before`) was DNAT'd to. */
@@ -114,11 +118,13 @@ describe('weir daemon lifecycle', () => {
     assert.equal(ready.writes, '0', 'nothing changed: zero writes');
     assert.equal(weir.events('sync')[0]!.writes, '0');
     assert.equal(ready.attached, '0', 'links adopted, none created');
-    console.log(`# restart: ready in ${readyMs} ms (${ready.ms} ms inside weir), writes=${ready.writes}, adoptedLinks=${ready.adoptedLinks}; ` +
-      `${r.sent} lines, longest gap ${r.maxGapMs} ms`);
+    console.log(
+      `# restart: ready in ${readyMs} ms (${ready.ms} ms inside weir), writes=${ready.writes}, adoptedLinks=${ready.adoptedLinks}; ` +
+        `${r.sent} lines, longest gap ${r.maxGapMs} ms`,
+    );
   });
 
-  test('drift behind weir\'s back is repaired by the periodic resync (counted)', async () => {
+  test("drift behind weir's back is repaired by the periodic resync (counted)", async () => {
     noRepairs();
     const fe = typedMap(BpfMap.openPinned(`${weir.pinDir}/weir_frontend4`), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
     try {
@@ -176,7 +182,10 @@ describe('weir daemon lifecycle', () => {
     const names = r.servers.map(([n]) => n);
     assert.equal(names[0], byIp(gone).name);
     assert.ok(names.length >= 2 && names.at(-1) !== byIp(gone).name, `the flow moved to another backend: ${JSON.stringify(r.servers)}`);
-    assert.ok(!ctEntries(weir.pinDir).some(([k, v]) => k.protocol === 17 && (v.nat_daddr === gone || k.saddr === gone)), 'no UDP conntrack entry of the removed backend');
+    assert.ok(
+      !ctEntries(weir.pinDir).some(([k, v]) => k.protocol === 17 && (v.nat_daddr === gone || k.saddr === gone)),
+      'no UDP conntrack entry of the removed backend',
+    );
     for (const proto of ['tcp', 'udp'] as const) {
       const s = await spreadSockLb(proto, 60);
       assert.equal(s.failures, 0, s.errors.join('; '));
@@ -191,7 +200,10 @@ describe('weir daemon lifecycle', () => {
     await flow.waitReplies(5);
     // the socket LB connected the socket to one backend: remove exactly that one
     const used = flow.backends()[0]!;
-    assert.ok(flow.backends().every((b) => b === used), `a connected socket talks to one backend: ${flow.backends().join(',')}`);
+    assert.ok(
+      flow.backends().every((b) => b === used),
+      `a connected socket talks to one backend: ${flow.backends().join(',')}`,
+    );
     const destroyed0 = weir.counter('sock', 'sock_destroyed');
     const m0 = weir.mark();
     await weir.apply('app-slice.yaml', [slice(all().filter((e) => e.ip !== backends.find((b) => b.name === used)!.ip))]);
@@ -200,7 +212,7 @@ describe('weir daemon lifecycle', () => {
     // the socket was destroyed under the application, which sees the error
     const err = await flow.waitLine(/^error /);
     assert.match(err, /ECONNABORTED/);
-    assert.equal(weir.counter('sock', 'sock_destroyed') - destroyed0, 1, 'exactly the flow\'s socket was destroyed');
+    assert.equal(weir.counter('sock', 'sock_destroyed') - destroyed0, 1, "exactly the flow's socket was destroyed");
     const r = await flow.stop();
     assert.deepEqual(r.servers, [[used, r.received]], 'every reply came from the removed backend, none after');
     await weir.apply('app-slice.yaml', [slice(all())]);
@@ -222,7 +234,7 @@ describe('weir daemon lifecycle', () => {
     await weir.waitFor('sync', { reason: 'change' }, 5000, m);
     const rejects0 = weir.counter('from_pod', 'no_backend_reject');
     await assert.rejects(client.ns.echo('198.19.0.22', 80, { proto: 'tcp', timeoutMs: 5000 }), /ECONNREFUSED/);
-    assert.equal(weir.counter('from_pod', 'no_backend_reject') - rejects0, 1, 'weir\'s reject, not a timeout or a stray RST');
+    assert.equal(weir.counter('from_pod', 'no_backend_reject') - rejects0, 1, "weir's reject, not a timeout or a stray RST");
     for (const proto of ['tcp', 'udp'] as const) {
       const r = await spreadSockLb(proto, 30);
       assert.equal(r.failures, 0, r.errors.join('; '));

@@ -65,7 +65,7 @@ describe('weir status against a live daemon', () => {
     assert.match(t.stdout, /^weir at http:\/\/127\.0\.0\.1:9963: healthy, ready\n {2}frontends programmed: 2\n {2}syncs: \d+, resync repairs: 0\n$/);
   });
 
-  test('a frontend deleted behind the daemon\'s back: status counts the repair', async () => {
+  test("a frontend deleted behind the daemon's back: status counts the repair", async () => {
     const fe = typedMap(BpfMap.openPinned(`${weir.pinDir}/weir_frontend4`), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
     try {
       const m = weir.mark();

@@ -115,7 +115,10 @@ describe('weir uninstall on a live node', () => {
     assert.equal(spread.failures, 0, spread.errors.join('; '));
     const np = await outside.ns.echo(node.address, NODE_PORT, { proto: 'tcp' });
     assert.ok(backends.some((b) => b.name === np.reply.server));
-    assert.deepEqual((await nftTables()).filter((t) => t.includes(KEEPER)), [`table ip ${KEEPER}`, `table ip6 ${KEEPER}`]);
+    assert.deepEqual(
+      (await nftTables()).filter((t) => t.includes(KEEPER)),
+      [`table ip ${KEEPER}`, `table ip6 ${KEEPER}`],
+    );
 
     // refused while the daemon runs: one line, exit 1, nothing removed
     const refused = await uninstallCmd();
@@ -144,7 +147,13 @@ describe('weir uninstall on a live node', () => {
     assert.ok(dry.dryRun && dry.failed === 0);
     assert.equal(dry.items.filter((i) => i.kind === 'link').length, 11);
     assert.ok(dry.items.some((i) => i.kind === 'map' && i.name === 'weir_frontend4'));
-    assert.deepEqual(dry.items.filter((i) => i.kind === 'nft').map((i) => i.name).sort(), [`ip ${KEEPER}`, `ip6 ${KEEPER}`]);
+    assert.deepEqual(
+      dry.items
+        .filter((i) => i.kind === 'nft')
+        .map((i) => i.name)
+        .sort(),
+      [`ip ${KEEPER}`, `ip6 ${KEEPER}`],
+    );
     assert.equal(dry.items.filter((i) => i.kind === 'sysctl').length, 3);
 
     // a wrong --bpf-root (not a bpffs) finds no pins: refused before anything is touched
@@ -158,8 +167,14 @@ describe('weir uninstall on a live node', () => {
     assert.equal(out.code, 0, out.stderr);
     const lines = out.stdout.trim().split('\n');
     assert.equal(lines.filter((l) => l.startsWith('detached ')).length, 11, out.stdout);
-    assert.ok(lines.some((l) => /^restored +sysctl net\/ipv4\/conf\/.+\/accept_local = 2 \(weir set 1/.test(l)), out.stdout);
-    assert.ok(lines.some((l) => /^deleted +nft table ip weir-conntrack-keeper/.test(l)), out.stdout);
+    assert.ok(
+      lines.some((l) => /^restored +sysctl net\/ipv4\/conf\/.+\/accept_local = 2 \(weir set 1/.test(l)),
+      out.stdout,
+    );
+    assert.ok(
+      lines.some((l) => /^deleted +nft table ip weir-conntrack-keeper/.test(l)),
+      out.stdout,
+    );
     console.log(`${out.stdout}weir uninstall: ${lines.length} items in ${out.ms} ms (dry run ${dry.items.length} items)`);
 
     // no pin: the instance directory and <root>/weir are gone
@@ -167,13 +182,22 @@ describe('weir uninstall on a live node', () => {
     assert.equal(existsSync(join(lab.bpffs, 'weir')), false);
     // no link: none of weir's programs on the node's interfaces or the lab cgroup, and none
     // of the links the pins held is alive
-    assert.deepEqual((await netPrograms()).filter((n) => n.startsWith('weir_')), []);
-    assert.deepEqual((await cgroupPrograms()).filter((n) => n.startsWith('weir_')), []);
+    assert.deepEqual(
+      (await netPrograms()).filter((n) => n.startsWith('weir_')),
+      [],
+    );
+    assert.deepEqual(
+      (await cgroupPrograms()).filter((n) => n.startsWith('weir_')),
+      [],
+    );
     const alive = [];
     for (const id of ids) if (await linkAlive(id)) alive.push(id);
     assert.deepEqual(alive, [], 'no link the pins held survives');
     // no nft table
-    assert.deepEqual((await nftTables()).filter((t) => t.includes(KEEPER)), []);
+    assert.deepEqual(
+      (await nftTables()).filter((t) => t.includes(KEEPER)),
+      [],
+    );
     // sysctls as they were before weir
     for (const [ifname, v] of before0) assert.equal(await acceptLocal(ifname), v, `${ifname} accept_local restored`);
 

@@ -40,7 +40,8 @@ const pinCount = (path: string) => {
 function forwardEntries(path: string, value: 'weir_ct4' | 'weir_ct4_v1', saddr: string, daddr: string, dport: number): number {
   const m = BpfMap.openPinned(path);
   try {
-    const t = value === 'weir_ct4' ? typedMap(m, codecFor('weir_ct4_key'), codecFor('weir_ct4')) : typedMap(m, codecFor('weir_ct4_key'), codecFor('weir_ct4_v1'));
+    const t =
+      value === 'weir_ct4' ? typedMap(m, codecFor('weir_ct4_key'), codecFor('weir_ct4')) : typedMap(m, codecFor('weir_ct4_key'), codecFor('weir_ct4_v1'));
     let n = 0;
     for (const [k] of t.entries()) if (k.saddr === saddr && k.daddr === daddr && k.dport === dport) n++;
     return n;

@@ -128,7 +128,12 @@ function ask(proto: string, host: string, port: number, bind: string | undefined
     const sock: UdpSocket = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
     sock.on('error', (e) => fail(e.message));
     sock.on('message', (d, rinfo) => {
-      const client = { local: plainAddress(sock.address().address), localPort: sock.address().port, remote: plainAddress(rinfo.address), remotePort: rinfo.port };
+      const client = {
+        local: plainAddress(sock.address().address),
+        localPort: sock.address().port,
+        remote: plainAddress(rinfo.address),
+        remotePort: rinfo.port,
+      };
       finish(d.toString('utf8').split('\n')[0]!, client);
     });
     const send = () => sock.send(message + '\n', port, host, (e) => e && fail(e.message));

@@ -37,11 +37,7 @@ export class RunError extends Error {
     readonly command: string,
     readonly result: RunResult,
   ) {
-    const how = result.timedOut
-      ? `timed out after ${result.ms} ms`
-      : result.signal
-        ? `killed by ${result.signal}`
-        : `exit ${result.code}`;
+    const how = result.timedOut ? `timed out after ${result.ms} ms` : result.signal ? `killed by ${result.signal}` : `exit ${result.code}`;
     const tail = (s: string) => s.trim().split('\n').slice(-15).join('\n    ');
     let msg = `command failed (${how}): ${command}`;
     if (result.stderr.trim()) msg += `\n  stderr:\n    ${tail(result.stderr)}`;

@@ -78,7 +78,11 @@ export class WeirNode {
     const addr = this.opts.metricsAddress;
     if (!addr || addr === 'off') throw new Error('no --metrics-address configured');
     const hostPort = addr.startsWith(':') ? `127.0.0.1${addr}` : addr;
-    const r = await this.ns.exec('curl', ['-sS', '-m', String((opts.timeoutMs ?? 3000) / 1000), '-o', '-', '-w', '\n%{http_code}', `http://${hostPort}${path}`], { check: false, timeoutMs: (opts.timeoutMs ?? 3000) + 2000 });
+    const r = await this.ns.exec(
+      'curl',
+      ['-sS', '-m', String((opts.timeoutMs ?? 3000) / 1000), '-o', '-', '-w', '\n%{http_code}', `http://${hostPort}${path}`],
+      { check: false, timeoutMs: (opts.timeoutMs ?? 3000) + 2000 },
+    );
     const i = r.stdout.lastIndexOf('\n');
     const status = Number(r.stdout.slice(i + 1));
     return { status: Number.isFinite(status) ? status : 0, body: r.stdout.slice(0, Math.max(0, i)) };
@@ -112,16 +116,23 @@ export class WeirNode {
   args(): string[] {
     const o = this.opts;
     return [
-      '--node-name', this.node.name,
+      '--node-name',
+      this.node.name,
       ...(o.kubeconfig ? ['--kubeconfig', o.kubeconfig] : ['--manifests', this.manifests]),
-      '--metrics-address', o.metricsAddress ?? 'off',
-      '--instance', this.instance,
-      '--bpf-root', this.lab.bpffs,
+      '--metrics-address',
+      o.metricsAddress ?? 'off',
+      '--instance',
+      this.instance,
+      '--bpf-root',
+      this.lab.bpffs,
       // relative to the cgroup2 root: valid whichever mount namespace the daemon sees
-      '--cgroup', relative(findCgroup2Mount()!, this.cgroup.path),
-      '--connect-time-lb', o.connectTimeLb ?? 'on',
+      '--cgroup',
+      relative(findCgroup2Mount()!, this.cgroup.path),
+      '--connect-time-lb',
+      o.connectTimeLb ?? 'on',
       ...(o.resyncInterval ? ['--resync-interval', o.resyncInterval] : []),
-      '--log-level', o.logLevel ?? 'debug',
+      '--log-level',
+      o.logLevel ?? 'debug',
       ...(o.extraArgs ?? []),
     ];
   }
@@ -135,7 +146,12 @@ export class WeirNode {
     this.proc =
       this.opts.launcher === 'ip-netns-exec'
         ? spawnManaged('ip', ['netns', 'exec', this.ns.name, cmd, ...pre, ...this.args()], { label: `${label} via ip netns exec`, killAfterMs: 3000 })
-        : this.ns.spawn(cmd, [...pre, ...this.args()], { label, killAfterMs: 3000, ...(this.opts.env ? { env: this.opts.env } : {}), ...(this.opts.daemonInCgroup ? { cgroup: this.cgroup } : {}) });
+        : this.ns.spawn(cmd, [...pre, ...this.args()], {
+            label,
+            killAfterMs: 3000,
+            ...(this.opts.env ? { env: this.opts.env } : {}),
+            ...(this.opts.daemonInCgroup ? { cgroup: this.cgroup } : {}),
+          });
     return this.waitFor('ready', {}, timeoutMs);
   }
 
@@ -165,7 +181,8 @@ export class WeirNode {
         .find((l) => l.event === event && Object.entries(fields).every(([k, v]) => l[k] === String(v)));
       if (hit) return hit;
       const p = this.proc;
-      if (!p || !p.running) throw (p ?? { failure: (s: string) => new Error(s) }).failure(`weir exited before logging event=${event} ${JSON.stringify(fields)}`);
+      if (!p || !p.running)
+        throw (p ?? { failure: (s: string) => new Error(s) }).failure(`weir exited before logging event=${event} ${JSON.stringify(fields)}`);
       if (Date.now() > deadline) throw p.failure(`no event=${event} ${JSON.stringify(fields)} within ${timeoutMs} ms`);
       await sleep(25);
     }
@@ -212,9 +229,27 @@ export class WeirNode {
   }
 
   /** Many new connections from `ns` to host:port (svc-client spread). */
-  async spread(ns: Netns, host: string, port: number, opts: { proto?: 'tcp' | 'udp'; count?: number; concurrency?: number; cgroup?: Cgroup } = {}): Promise<SpreadResult> {
+  async spread(
+    ns: Netns,
+    host: string,
+    port: number,
+    opts: { proto?: 'tcp' | 'udp'; count?: number; concurrency?: number; cgroup?: Cgroup } = {},
+  ): Promise<SpreadResult> {
     const count = opts.count ?? 100;
-    const args = [SVC_CLIENT_JS, 'spread', '--proto', opts.proto ?? 'tcp', '--host', host, '--port', String(port), '--count', String(count), '--concurrency', String(opts.concurrency ?? 16)];
+    const args = [
+      SVC_CLIENT_JS,
+      'spread',
+      '--proto',
+      opts.proto ?? 'tcp',
+      '--host',
+      host,
+      '--port',
+      String(port),
+      '--count',
+      String(count),
+      '--concurrency',
+      String(opts.concurrency ?? 16),
+    ];
     const r = await ns.exec(process.execPath, args, { timeoutMs: 60_000, ...(opts.cgroup ? { cgroup: opts.cgroup } : {}) });
     return JSON.parse(r.stdout) as SpreadResult;
   }
@@ -237,7 +272,10 @@ export class WeirNode {
       proc,
       result,
       replies,
-      backends: () => lines().filter((l) => l.startsWith('reply ')).map((l) => l.split(' ')[2]!),
+      backends: () =>
+        lines()
+          .filter((l) => l.startsWith('reply '))
+          .map((l) => l.split(' ')[2]!),
       async waitLine(re: RegExp, timeoutMs = 10_000): Promise<string> {
         const deadline = Date.now() + timeoutMs;
         for (;;) {

@@ -51,7 +51,11 @@ function samples(text: string): Map<string, number> {
 
 test('dataplane counters on /metrics equal the packets the programs saw', async () => {
   resetCounters(probe.map('weir_counters'));
-  const udp = eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' }).ipv4({ src: '198.18.0.1', dst: '198.18.0.2' }).udp({ sport: 1, dport: 53 }).payload('x').build();
+  const udp = eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' })
+    .ipv4({ src: '198.18.0.1', dst: '198.18.0.2' })
+    .udp({ sport: 1, dport: 53 })
+    .payload('x')
+    .build();
   const prog = probe.program('weir_probe');
   for (let i = 0; i < 13; i++) prog.testRun({ data: udp });
   const r = await get('/metrics');

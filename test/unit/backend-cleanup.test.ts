@@ -18,25 +18,61 @@ const B = '198.18.1.11';
 const CLIENT = '198.18.1.50';
 
 const gone = (frontendId: number, address: string, port: number, protocol = 17, family: 4 | 6 = 4): RemovedBackend => ({
-  family, frontendId, address, port, protocol,
+  family,
+  frontendId,
+  address,
+  port,
+  protocol,
 });
 
 const ct = (sport: number, backend: string, frontendId: number): [WeirCt4Key, WeirCt4] => [
   { saddr: CLIENT, daddr: '198.19.0.10', sport, dport: 53, protocol: 17 },
   {
-    nat_saddr: CLIENT, nat_daddr: backend, nat_sport: sport, nat_dport: 5353, flags: 2, tcp_flags_seen: 0, policy: 0, frontend_id: frontendId,
-    tunnel_node: 0, ifindex: 0, created_ns: 0n, last_seen_ns: 0n, packets: 0n, bytes: 0n,
+    nat_saddr: CLIENT,
+    nat_daddr: backend,
+    nat_sport: sport,
+    nat_dport: 5353,
+    flags: 2,
+    tcp_flags_seen: 0,
+    policy: 0,
+    frontend_id: frontendId,
+    tunnel_node: 0,
+    ifindex: 0,
+    created_ns: 0n,
+    last_seen_ns: 0n,
+    packets: 0n,
+    bytes: 0n,
   },
 ];
 
 function udpFrontend(address: string, backends: string[]): DesiredFrontend[] {
   const bs: Backend[] = backends.map((a) => ({
-    address: a, port: 5353, nodeName: 'n', isLocal: true, ready: true, serving: true, terminating: false, zone: '',
+    address: a,
+    port: 5353,
+    nodeName: 'n',
+    isLocal: true,
+    ready: true,
+    serving: true,
+    terminating: false,
+    zone: '',
   }));
   const f: Frontend = {
-    id: `${address}:53/UDP`, serviceKey: 'default/dns', portName: 'dns', servicePortKey: 'default/dns:dns/UDP', kind: 'ClusterIP',
-    family: 4, address, port: 53,
-    protocol: 'UDP', backends: bs, inClusterBackends: bs, establishedOnly: [], localOnly: false, reject: false, affinity: null, sourceRanges: null,
+    id: `${address}:53/UDP`,
+    serviceKey: 'default/dns',
+    portName: 'dns',
+    servicePortKey: 'default/dns:dns/UDP',
+    kind: 'ClusterIP',
+    family: 4,
+    address,
+    port: 53,
+    protocol: 'UDP',
+    backends: bs,
+    inClusterBackends: bs,
+    establishedOnly: [],
+    localOnly: false,
+    reject: false,
+    affinity: null,
+    sourceRanges: null,
   };
   return frontendEntries(f) as DesiredFrontend[];
 }
@@ -55,7 +91,10 @@ function setup(destroySockets?: () => number) {
 test('a released frontend id loses all its affinity entries; an endpoint that left loses its own', () => {
   const { fake, cleanup } = setup();
   cleanup.run({ removedBackends: [gone(1, A, 5353, 6)], releasedIds: [2], desired: [] });
-  assert.deepEqual([...fake.affinity.entries()].map(([k, v]) => [k.frontend_id, v.backend]), [[1, B]]);
+  assert.deepEqual(
+    [...fake.affinity.entries()].map(([k, v]) => [k.frontend_id, v.backend]),
+    [[1, B]],
+  );
   assert.equal(cleanup.stats.affinityDeleted, 2);
   assert.equal(cleanup.stats.conntrackDeleted, 0, 'TCP conntrack stays (its flows end on their own)');
 });
@@ -93,7 +132,13 @@ test('a failing step is logged and counted; the next steps still run', () => {
   };
   cleanup.run({ removedBackends: [gone(1, A, 5353)], releasedIds: [], desired: [] });
   assert.equal(cleanup.stats.errors, 1);
-  assert.ok(log.lines.some((l) => /affinity cleanup failed .*EPERM/.test(l)), log.lines.join('\n'));
+  assert.ok(
+    log.lines.some((l) => /affinity cleanup failed .*EPERM/.test(l)),
+    log.lines.join('\n'),
+  );
   assert.equal(cleanup.stats.conntrackDeleted, 1, 'conntrack cleaned all the same');
-  assert.ok(log.lines.some((l) => /cleanup backends=1 conntrackDeleted=1$/.test(l)), log.lines.join('\n'));
+  assert.ok(
+    log.lines.some((l) => /cleanup backends=1 conntrackDeleted=1$/.test(l)),
+    log.lines.join('\n'),
+  );
 });

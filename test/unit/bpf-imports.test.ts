@@ -63,19 +63,32 @@ test('the import parser sees value, type, re-export and side-effect imports', ()
     "export { e } from './e.js';",
     "export * from './f.js';",
     "import './g.js';",
-    "const s = 'import x from \"./not-an-import.js\"';",
+    'const s = \'import x from "./not-an-import.js"\';',
   ].join('\n');
   assert.deepEqual(importsOf(src), ['./a.js', './b.js', './c.js', './e.js', './f.js', './g.js']);
 });
 
 test('findCycle finds a cycle through a type-only edge and none in a DAG', () => {
-  assert.deepEqual(findCycle(new Map([['program.ts', ['attach.ts']], ['attach.ts', ['link.ts']], ['link.ts', ['program.ts']]])), [
-    'program.ts',
-    'attach.ts',
-    'link.ts',
-    'program.ts',
-  ]);
-  assert.equal(findCycle(new Map([['attach.ts', ['link.ts', 'program.ts']], ['link.ts', ['program.ts']], ['program.ts', []]])), undefined);
+  assert.deepEqual(
+    findCycle(
+      new Map([
+        ['program.ts', ['attach.ts']],
+        ['attach.ts', ['link.ts']],
+        ['link.ts', ['program.ts']],
+      ]),
+    ),
+    ['program.ts', 'attach.ts', 'link.ts', 'program.ts'],
+  );
+  assert.equal(
+    findCycle(
+      new Map([
+        ['attach.ts', ['link.ts', 'program.ts']],
+        ['link.ts', ['program.ts']],
+        ['program.ts', []],
+      ]),
+    ),
+    undefined,
+  );
 });
 
 test('src/bpf has no import cycle', () => {

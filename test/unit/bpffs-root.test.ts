@@ -7,11 +7,22 @@ import { mkdtempSync, realpathSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { bpfRootOf, chooseBpfRoot, ensureBpfRoot, holdBpfRoot, INIT_BPF_ROOT, isBpffs, mountTypeOf, nodeMountNs, type BpfRootFacts, type NodeMountNs } from '../../src/dataplane/bpffs.js';
+import {
+  bpfRootOf,
+  chooseBpfRoot,
+  ensureBpfRoot,
+  holdBpfRoot,
+  INIT_BPF_ROOT,
+  isBpffs,
+  mountTypeOf,
+  nodeMountNs,
+  type BpfRootFacts,
+  type NodeMountNs,
+} from '../../src/dataplane/bpffs.js';
 import { chooseCliInstance, chooseDefaultInstance, netnsNamesOf, ownNetnsNames } from '../../src/dataplane/instance.js';
 import { sameNamespace } from '../../src/dataplane/namespaces.js';
 
-test('the default root: ours if a bpffs, else the node\'s from another mount namespace, else none', () => {
+test("the default root: ours if a bpffs, else the node's from another mount namespace, else none", () => {
   const pid1 = (same: boolean) => ({ pid: 1, same });
   const f = (here: boolean, node: NodeMountNs | undefined, nodeBpffs: boolean): BpfRootFacts => ({ here, node, nodeBpffs });
   assert.deepEqual(chooseBpfRoot(f(true, pid1(false), true)), { path: '/sys/fs/bpf', via: 'here' });
@@ -28,26 +39,62 @@ test('the default root: ours if a bpffs, else the node\'s from another mount nam
   assert.equal(chooseBpfRoot(f(false, pid1(false), false)), undefined);
 });
 
-test('the node\'s mount namespace: PID 1\'s when readable, else the nearest parent in another one', () => {
+test("the node's mount namespace: PID 1's when readable, else the nearest parent in another one", () => {
   const self = '/proc/self/ns/mnt';
   // PID 1 readable: it decides
-  assert.deepEqual(nodeMountNs((a, b) => (a === self && b === '/proc/1/ns/mnt' ? false : undefined), () => undefined), { pid: 1, same: false });
-  assert.deepEqual(nodeMountNs(() => true, () => undefined), { pid: 1, same: true });
+  assert.deepEqual(
+    nodeMountNs(
+      (a, b) => (a === self && b === '/proc/1/ns/mnt' ? false : undefined),
+      () => undefined,
+    ),
+    { pid: 1, same: false },
+  );
+  assert.deepEqual(
+    nodeMountNs(
+      () => true,
+      () => undefined,
+    ),
+    { pid: 1, same: true },
+  );
   // PID 1 hidden: walk up the parents; the first in another namespace is the node's
-  const parents = new Map([[process.pid, 300], [300, 200], [200, 100], [100, 1]]);
-  const ns = new Map([['/proc/300/ns/mnt', true], ['/proc/200/ns/mnt', false], ['/proc/100/ns/mnt', false]]);
+  const parents = new Map([
+    [process.pid, 300],
+    [300, 200],
+    [200, 100],
+    [100, 1],
+  ]);
+  const ns = new Map([
+    ['/proc/300/ns/mnt', true],
+    ['/proc/200/ns/mnt', false],
+    ['/proc/100/ns/mnt', false],
+  ]);
   const same = (_a: string, b: string) => ns.get(b);
-  assert.deepEqual(nodeMountNs(same, (p) => parents.get(p)), { pid: 200, same: false });
+  assert.deepEqual(
+    nodeMountNs(same, (p) => parents.get(p)),
+    { pid: 200, same: false },
+  );
   // every readable parent shares ours: we are in the node's namespace
-  assert.deepEqual(nodeMountNs((_a, b) => (b === '/proc/1/ns/mnt' ? undefined : true), (p) => parents.get(p)), { pid: process.pid, same: true });
+  assert.deepEqual(
+    nodeMountNs(
+      (_a, b) => (b === '/proc/1/ns/mnt' ? undefined : true),
+      (p) => parents.get(p),
+    ),
+    { pid: process.pid, same: true },
+  );
   // nothing readable: unknown
-  assert.equal(nodeMountNs(() => undefined, (p) => parents.get(p)), undefined);
+  assert.equal(
+    nodeMountNs(
+      () => undefined,
+      (p) => parents.get(p),
+    ),
+    undefined,
+  );
   // this very process: whatever this machine allows, a parent walk ends
   const real = nodeMountNs();
   assert.ok(real === undefined || Number.isInteger(real.pid));
 });
 
-test('the daemon mounts a bpffs only when none is found, in the node\'s mount namespace, and then uses it', () => {
+test("the daemon mounts a bpffs only when none is found, in the node's mount namespace, and then uses it", () => {
   const mounts: NodeMountNs[] = [];
   const mount = (node: NodeMountNs) => {
     mounts.push(node);
@@ -55,21 +102,33 @@ test('the daemon mounts a bpffs only when none is found, in the node\'s mount na
   };
   const other = { pid: 1, same: false };
   // found: nothing mounted
-  assert.deepEqual(ensureBpfRoot(() => ({ here: false, node: other, nodeBpffs: true }), mount), { path: INIT_BPF_ROOT, via: 'node' });
+  assert.deepEqual(
+    ensureBpfRoot(() => ({ here: false, node: other, nodeBpffs: true }), mount),
+    { path: INIT_BPF_ROOT, via: 'node' },
+  );
   assert.deepEqual(mounts, []);
   // ip netns exec on a node without a bpffs: mounted in the node's namespace, used through /proc/<pid>/root
   let mounted = false;
-  const r = ensureBpfRoot(() => ({ here: false, node: other, nodeBpffs: mounted }), (ns) => ((mounted = true), mount(ns)));
+  const r = ensureBpfRoot(
+    () => ({ here: false, node: other, nodeBpffs: mounted }),
+    (ns) => ((mounted = true), mount(ns)),
+  );
   assert.deepEqual(r, { path: INIT_BPF_ROOT, via: 'node', mounted: 'nsenter --mount=/proc/1/ns/mnt -- mount -t bpf bpf /sys/fs/bpf' });
   // the same through a parent shell when PID 1 is hidden
   mounted = false;
   const shell = { pid: 777, same: false };
-  const r1 = ensureBpfRoot(() => ({ here: false, node: shell, nodeBpffs: mounted }), (ns) => ((mounted = true), mount(ns)));
+  const r1 = ensureBpfRoot(
+    () => ({ here: false, node: shell, nodeBpffs: mounted }),
+    (ns) => ((mounted = true), mount(ns)),
+  );
   assert.deepEqual(r1, { path: '/proc/777/root/sys/fs/bpf', via: 'node', mounted: 'nsenter --mount=/proc/777/ns/mnt -- mount -t bpf bpf /sys/fs/bpf' });
   // in the node's namespace (a node, a container): a plain mount, then ours
   mounted = false;
   const mine = { pid: 1, same: true };
-  const r2 = ensureBpfRoot(() => ({ here: mounted, node: mine, nodeBpffs: false }), (ns) => ((mounted = true), mount(ns)));
+  const r2 = ensureBpfRoot(
+    () => ({ here: mounted, node: mine, nodeBpffs: false }),
+    (ns) => ((mounted = true), mount(ns)),
+  );
   assert.deepEqual(r2, { path: '/sys/fs/bpf', via: 'here', mounted: 'mount -t bpf bpf /sys/fs/bpf' });
   assert.deepEqual(mounts, [other, shell, mine]);
   // a mount that does not show up is an error, not a silent private root
@@ -80,7 +139,7 @@ test('the daemon mounts a bpffs only when none is found, in the node\'s mount na
   assert.equal(mounts.length, 4);
 });
 
-test('a root reached through another process is held open for the daemon\'s life', () => {
+test("a root reached through another process is held open for the daemon's life", () => {
   assert.equal(holdBpfRoot('/sys/fs/bpf'), '/sys/fs/bpf');
   assert.equal(holdBpfRoot('/proc/1/root/sys/fs/bpf'), '/proc/1/root/sys/fs/bpf');
   const dir = mkdtempSync(join(tmpdir(), 'weir-hold-'));
@@ -104,7 +163,7 @@ test('bpffs detection and the mount table parser', () => {
   assert.equal(sameNamespace('/proc/self/ns/mnt', '/nonexistent'), undefined);
 });
 
-test('the default instance follows a named network namespace that is not PID 1\'s', () => {
+test("the default instance follows a named network namespace that is not PID 1's", () => {
   const self = { dev: 4, ino: 4026532100 };
   const named = [
     ['wlab-node2', { dev: 4, ino: 4026532200 }],

@@ -15,8 +15,14 @@ const BE = '198.18.1.10';
 function flow(protocol: number, lastSeen: bigint, origFlags: number, replyFlags: number, sport = 40000): Array<[WeirCt4Key, WeirCt4]> {
   const base = { policy: 0, pad: 0, tunnel_node: 0, ifindex: 0, frontend_id: 1, created_ns: 0n, packets: 1n, bytes: 60n, last_seen_ns: lastSeen };
   return [
-    [{ saddr: CLIENT, daddr: VIP, sport, dport: 80, protocol }, { ...base, nat_saddr: CLIENT, nat_sport: sport, nat_daddr: BE, nat_dport: 8080, flags: 2, tcp_flags_seen: origFlags }],
-    [{ saddr: BE, daddr: CLIENT, sport: 8080, dport: sport, protocol }, { ...base, nat_saddr: VIP, nat_sport: 80, nat_daddr: CLIENT, nat_dport: sport, flags: 1 | 4, tcp_flags_seen: replyFlags }],
+    [
+      { saddr: CLIENT, daddr: VIP, sport, dport: 80, protocol },
+      { ...base, nat_saddr: CLIENT, nat_sport: sport, nat_daddr: BE, nat_dport: 8080, flags: 2, tcp_flags_seen: origFlags },
+    ],
+    [
+      { saddr: BE, daddr: CLIENT, sport: 8080, dport: sport, protocol },
+      { ...base, nat_saddr: VIP, nat_sport: 80, nat_daddr: CLIENT, nat_dport: sport, flags: 1 | 4, tcp_flags_seen: replyFlags },
+    ],
   ];
 }
 
@@ -37,7 +43,10 @@ test('TCP: SYN-only expires after 60 s, established after 6 h, closing after 10 
   const p = planConntrackGc([...synOnly, ...established, ...closing, ...fresh, ...justUnder, ...justOver], now);
   assert.equal(p.flows, 6);
   assert.equal(p.expiredFlows, 3);
-  const origins = p.deletes.filter((k) => k.saddr === CLIENT).map((k) => k.sport).sort((a, b) => a - b);
+  const origins = p.deletes
+    .filter((k) => k.saddr === CLIENT)
+    .map((k) => k.sport)
+    .sort((a, b) => a - b);
   assert.deepEqual(origins, [1, 3, 6], 'client-side entries deleted: SYN-only, closing, established idle 6 h + 1 s');
   assert.equal(p.deletes.filter((k) => k.saddr === BE && k.sport === 8080).length, 3, 'and the reply entry of each');
   // the same established flow, seen from its reply entry only (the original already gone)

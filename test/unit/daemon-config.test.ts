@@ -10,10 +10,23 @@ import { daemonConfig } from '../../src/cli/daemon.js';
 import { cgroup2Root, parseDuration, parseList } from '../../src/daemon/config.js';
 import { mountTypeOf, preparePinDir } from '../../src/dataplane/loader.js';
 
-const base = { nodeName: 'node1', manifests: '/tmp', instance: 'default', bpfRoot: '/sys/fs/bpf', connectTimeLb: 'off', resyncInterval: '60s', ctGcInterval: '30s', logLevel: 'info', kubeProxyCleanup: 'on' };
+const base = {
+  nodeName: 'node1',
+  manifests: '/tmp',
+  instance: 'default',
+  bpfRoot: '/sys/fs/bpf',
+  connectTimeLb: 'off',
+  resyncInterval: '60s',
+  ctGcInterval: '30s',
+  logLevel: 'info',
+  kubeProxyCleanup: 'on',
+};
 
 test('durations, lists and modes', () => {
-  assert.deepEqual([parseDuration('250ms'), parseDuration('30s'), parseDuration('5m'), parseDuration('2'), parseDuration('1.5s')], [250, 30000, 300000, 2000, 1500]);
+  assert.deepEqual(
+    [parseDuration('250ms'), parseDuration('30s'), parseDuration('5m'), parseDuration('2'), parseDuration('1.5s')],
+    [250, 30000, 300000, 2000, 1500],
+  );
   assert.throws(() => parseDuration('soon'), /bad duration "soon"/);
   assert.deepEqual(parseList('eth0, eth1 ,,eth2'), ['eth0', 'eth1', 'eth2']);
   const cfg = daemonConfig({ ...base, nodeportAddresses: '198.18.0.0/24,primary' });

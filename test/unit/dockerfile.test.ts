@@ -109,7 +109,10 @@ test('the build stage installs what make build needs, as make deps does for CI',
     assert.ok(installed.includes(p), `build stage installs ${p}`);
     assert.ok(ci.has(p), `make deps installs ${p} too`);
   }
-  assert.ok(build.runs.some((r) => /npm ci\b/.test(r)), 'node_modules from the lockfile');
+  assert.ok(
+    build.runs.some((r) => /npm ci\b/.test(r)),
+    'node_modules from the lockfile',
+  );
 });
 
 test('everything the runtime copies from the build stage is produced by make build', () => {
@@ -152,6 +155,8 @@ test('the entrypoint is the weir CLI and runs', () => {
 });
 
 test('.dockerignore keeps host build output out of the build context', () => {
-  const ignored = readFileSync(join(repoRoot, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
+  const ignored = readFileSync(join(repoRoot, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim());
   for (const p of ['node_modules', 'build', 'dist']) assert.ok(ignored.includes(p), `.dockerignore lists ${p}`);
 });

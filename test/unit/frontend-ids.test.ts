@@ -31,7 +31,10 @@ test('ids: lowest free first; a released id is reused before a new one', () => {
 test('ids: adopted ids stay taken; the gaps between them are handed out lowest first', () => {
   const ids = new IdAllocator();
   for (const id of [7, 3, 5]) ids.adopt(id);
-  assert.deepEqual(Array.from({ length: 6 }, () => ids.allocate()), [1, 2, 4, 6, 8, 9]);
+  assert.deepEqual(
+    Array.from({ length: 6 }, () => ids.allocate()),
+    [1, 2, 4, 6, 8, 9],
+  );
   // adopting an id that was released (a resync finds it in the maps again) takes it back
   ids.release(2);
   ids.adopt(2);
@@ -49,7 +52,11 @@ test('ids: adopting 60,000 ids in random order, then filling 1,000 holes, takes 
   for (const id of order) if (!holes.has(id)) ids.adopt(id);
   const adoptSteps = ids.steps;
   const got = Array.from({ length: holes.size }, () => ids.allocate());
-  assert.deepEqual(got, [...holes].sort((a, b) => a - b), 'the holes, lowest first');
+  assert.deepEqual(
+    got,
+    [...holes].sort((a, b) => a - b),
+    'the holes, lowest first',
+  );
   assert.equal(ids.allocate(), n + 1);
   console.log(`adopt: ${adoptSteps} steps for ${n - holes.size} ids; fill: ${ids.steps - adoptSteps} steps for ${holes.size} holes`);
   // a quadratic adopt (one pass over the free list per id) takes ~n²/4 ≈ 9e8 steps

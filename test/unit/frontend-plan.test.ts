@@ -14,13 +14,25 @@ import { memoryLogger } from '../../src/log.js';
 import { FakeMap, fakeMaps } from './fake-maps.js';
 
 const be = (address: string, port = 8080): Backend => ({
-  address, port, nodeName: 'node-a', isLocal: true, ready: true, serving: true, terminating: false, zone: '',
+  address,
+  port,
+  nodeName: 'node-a',
+  isLocal: true,
+  ready: true,
+  serving: true,
+  terminating: false,
+  zone: '',
 });
 
 /** One port of a dual-stack ClusterIP service: its IPv4 and its IPv6 frontend. */
 function dualStack(name: string, v4: string, v6: string, backends4: Backend[], backends6: Backend[]): Frontend[] {
   const base = {
-    serviceKey: `default/${name}`, portName: 'http', servicePortKey: `default/${name}:http/TCP`, kind: 'ClusterIP', port: 80, protocol: 'TCP',
+    serviceKey: `default/${name}`,
+    portName: 'http',
+    servicePortKey: `default/${name}:http/TCP`,
+    kind: 'ClusterIP',
+    port: 80,
+    protocol: 'TCP',
   } as const;
   const rest = { establishedOnly: [], localOnly: false, affinity: null, sourceRanges: null };
   return [
@@ -44,7 +56,10 @@ test('frontendEntries: an IPv6 frontend becomes IPv6 entries, canonical, bracket
   assert.equal(e!.family, 6);
   assert.equal(e!.key.address, '2001:2::10');
   assert.equal(e!.keyString, '[2001:2::10]:80/6/0');
-  assert.deepEqual(e!.backends.map((b) => b.address), ['2001:2:1::10']);
+  assert.deepEqual(
+    e!.backends.map((b) => b.address),
+    ['2001:2:1::10'],
+  );
 });
 
 test('planSync, dual-stack: each family in its own part; ids from one allocator, unique across families; planned again: nothing', () => {
@@ -52,9 +67,22 @@ test('planSync, dual-stack: each family in its own part; ids from one allocator,
   const live = emptyLive();
   const desired = desiredOf([...WEB, ...DNS]);
   const p = planSync(desired, live, ids);
-  assert.deepEqual(p[4].frontendWrites.map(([k]) => k.address), ['198.19.0.10', '198.19.0.11']);
-  assert.deepEqual(p[6].frontendWrites.map(([k]) => k.address), ['2001:2::10', '2001:2::11']);
-  assert.deepEqual(p[6].backendWrites.map(([k, v]) => [k.slot, v.address]), [[0, '2001:2:1::10'], [1, '2001:2:1::11'], [0, '2001:2:1::12']]);
+  assert.deepEqual(
+    p[4].frontendWrites.map(([k]) => k.address),
+    ['198.19.0.10', '198.19.0.11'],
+  );
+  assert.deepEqual(
+    p[6].frontendWrites.map(([k]) => k.address),
+    ['2001:2::10', '2001:2::11'],
+  );
+  assert.deepEqual(
+    p[6].backendWrites.map(([k, v]) => [k.slot, v.address]),
+    [
+      [0, '2001:2:1::10'],
+      [1, '2001:2:1::11'],
+      [0, '2001:2:1::12'],
+    ],
+  );
   const v4Ids = p[4].frontendWrites.map(([, v]) => v.id);
   const v6Ids = p[6].frontendWrites.map(([, v]) => v.id);
   assert.deepEqual([...v4Ids, ...v6Ids].sort(), [1, 2, 3, 4], 'four frontends, four distinct ids');
@@ -74,10 +102,25 @@ test('planSync, dual-stack: an IPv6 frontend removed deletes from the IPv6 part 
   const webV6Id = live[6].frontends.get('[2001:2::10]:80/6/0')!.value.id;
   const p = planSync(desiredOf([...WEB.slice(0, 1), ...DNS]), live, ids, { previous: all });
   assert.equal(planSize({ ...p, 6: { frontendDeletes: [], backendWrites: [], frontendWrites: [], backendDeletes: [] } }), 0, 'nothing for IPv4');
-  assert.deepEqual(p[6].frontendDeletes.map((k) => k.address), ['2001:2::10']);
-  assert.deepEqual(p[6].backendDeletes.map((k) => [k.frontend_id, k.slot]), [[webV6Id, 0], [webV6Id, 1]]);
+  assert.deepEqual(
+    p[6].frontendDeletes.map((k) => k.address),
+    ['2001:2::10'],
+  );
+  assert.deepEqual(
+    p[6].backendDeletes.map((k) => [k.frontend_id, k.slot]),
+    [
+      [webV6Id, 0],
+      [webV6Id, 1],
+    ],
+  );
   assert.deepEqual(p.releasedIds, [webV6Id]);
-  assert.deepEqual(p.removedBackends.map((r) => [r.family, r.address]), [[6, '2001:2:1::10'], [6, '2001:2:1::11']]);
+  assert.deepEqual(
+    p.removedBackends.map((r) => [r.family, r.address]),
+    [
+      [6, '2001:2:1::10'],
+      [6, '2001:2:1::11'],
+    ],
+  );
 });
 
 test('planSync, dual-stack: a preferred id taken by the other family is not reused', () => {

@@ -32,7 +32,12 @@ const TYPE: Record<string, string> = {
 test('deploy/weir.yaml holds the ServiceAccount, ClusterRole, ClusterRoleBinding and DaemonSet', () => {
   assert.deepEqual(
     raw.map((d) => `${d.apiVersion} ${d.kind} ${d.metadata.name}`),
-    ['v1 ServiceAccount weir', 'rbac.authorization.k8s.io/v1 ClusterRole weir', 'rbac.authorization.k8s.io/v1 ClusterRoleBinding weir', 'apps/v1 DaemonSet weir'],
+    [
+      'v1 ServiceAccount weir',
+      'rbac.authorization.k8s.io/v1 ClusterRole weir',
+      'rbac.authorization.k8s.io/v1 ClusterRoleBinding weir',
+      'apps/v1 DaemonSet weir',
+    ],
   );
 });
 

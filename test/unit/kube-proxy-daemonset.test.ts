@@ -17,11 +17,21 @@ before(async () => {
     paths.push(req.url ?? '');
     res.setHeader('content-type', 'application/json');
     if (deployed && req.url === '/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy') {
-      res.end(JSON.stringify({ apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'kube-proxy', namespace: 'kube-system' }, spec: { selector: {}, template: {} }, status: { desiredNumberScheduled: 3, numberReady: 2, currentNumberScheduled: 3, numberMisscheduled: 0 } }));
+      res.end(
+        JSON.stringify({
+          apiVersion: 'apps/v1',
+          kind: 'DaemonSet',
+          metadata: { name: 'kube-proxy', namespace: 'kube-system' },
+          spec: { selector: {}, template: {} },
+          status: { desiredNumberScheduled: 3, numberReady: 2, currentNumberScheduled: 3, numberMisscheduled: 0 },
+        }),
+      );
       return;
     }
     res.statusCode = 404;
-    res.end(JSON.stringify({ apiVersion: 'v1', kind: 'Status', status: 'Failure', reason: 'NotFound', code: 404, message: 'daemonsets.apps "kube-proxy" not found' }));
+    res.end(
+      JSON.stringify({ apiVersion: 'v1', kind: 'Status', status: 'Failure', reason: 'NotFound', code: 404, message: 'daemonsets.apps "kube-proxy" not found' }),
+    );
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
 });

@@ -39,7 +39,11 @@ test('KUBE-* chains and every jump into them from other chains; kubelet chains a
   assert.deepEqual(t[0]!.chains, ['KUBE-FORWARD', 'KUBE-SERVICES']);
   assert.deepEqual(
     t[0]!.jumps.map((j) => j.rule),
-    ['-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD', '-A FORWARD -m conntrack --ctstate NEW -g KUBE-SERVICES', '-A CANARY-FW -j KUBE-SERVICES'],
+    [
+      '-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
+      '-A FORWARD -m conntrack --ctstate NEW -g KUBE-SERVICES',
+      '-A CANARY-FW -j KUBE-SERVICES',
+    ],
   );
   assert.equal(describeState({ iptables: t, nftables: ['ip kube-proxy'] }), 'iptables-nft ipv4 filter: 2 chains, 3 jumps; nft ip kube-proxy');
 });
@@ -78,10 +82,20 @@ test('kube-proxy v1.28 iptables-save fixture: every KUBE-* chain of mangle, filt
     [
       ['mangle', ['KUBE-PROXY-CANARY']],
       ['filter', ['KUBE-EXTERNAL-SERVICES', 'KUBE-FIREWALL', 'KUBE-FORWARD', 'KUBE-NODEPORTS', 'KUBE-PROXY-CANARY', 'KUBE-PROXY-FIREWALL', 'KUBE-SERVICES']],
-      ['nat', [
-        'KUBE-EXT-CDGGSHYLG3RE2FKL', 'KUBE-MARK-MASQ', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-PROXY-CANARY',
-        'KUBE-SEP-6FHE26GU34YVUBTP', 'KUBE-SEP-TVGXO6CLI6QWBB5G', 'KUBE-SERVICES', 'KUBE-SVC-CDGGSHYLG3RE2FKL',
-      ]],
+      [
+        'nat',
+        [
+          'KUBE-EXT-CDGGSHYLG3RE2FKL',
+          'KUBE-MARK-MASQ',
+          'KUBE-NODEPORTS',
+          'KUBE-POSTROUTING',
+          'KUBE-PROXY-CANARY',
+          'KUBE-SEP-6FHE26GU34YVUBTP',
+          'KUBE-SEP-TVGXO6CLI6QWBB5G',
+          'KUBE-SERVICES',
+          'KUBE-SVC-CDGGSHYLG3RE2FKL',
+        ],
+      ],
     ],
   );
   for (const x of t) for (const c of x.chains) assert.ok(!['KUBE-IPTABLES-HINT', 'KUBE-KUBELET-CANARY'].includes(c), `${x.table}: kubelet's ${c}`);
@@ -90,17 +104,28 @@ test('kube-proxy v1.28 iptables-save fixture: every KUBE-* chain of mangle, filt
   assert.deepEqual(
     filter.jumps.map((j) => `${j.chain} -> ${splitRule(j.rule).at(-1)}`),
     [
-      'INPUT -> KUBE-PROXY-FIREWALL', 'INPUT -> KUBE-NODEPORTS', 'INPUT -> KUBE-EXTERNAL-SERVICES', 'INPUT -> KUBE-FIREWALL',
-      'FORWARD -> KUBE-PROXY-FIREWALL', 'FORWARD -> KUBE-FORWARD', 'FORWARD -> KUBE-SERVICES', 'FORWARD -> KUBE-EXTERNAL-SERVICES',
-      'OUTPUT -> KUBE-PROXY-FIREWALL', 'OUTPUT -> KUBE-SERVICES', 'OUTPUT -> KUBE-FIREWALL',
+      'INPUT -> KUBE-PROXY-FIREWALL',
+      'INPUT -> KUBE-NODEPORTS',
+      'INPUT -> KUBE-EXTERNAL-SERVICES',
+      'INPUT -> KUBE-FIREWALL',
+      'FORWARD -> KUBE-PROXY-FIREWALL',
+      'FORWARD -> KUBE-FORWARD',
+      'FORWARD -> KUBE-SERVICES',
+      'FORWARD -> KUBE-EXTERNAL-SERVICES',
+      'OUTPUT -> KUBE-PROXY-FIREWALL',
+      'OUTPUT -> KUBE-SERVICES',
+      'OUTPUT -> KUBE-FIREWALL',
     ],
   );
   const nat = t.find((x) => x.table === 'nat')!;
-  assert.deepEqual(nat.jumps.map((j) => j.rule), [
-    '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
-    '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
-    '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
-  ]);
+  assert.deepEqual(
+    nat.jumps.map((j) => j.rule),
+    [
+      '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+    ],
+  );
   // the removal input deletes each hook rule exactly as saved, then the chains; nothing else
   const input = cleanupRestoreInput(nat);
   assert.equal(input.split('\n').filter((l) => l.startsWith('-D ')).length, 3);

@@ -20,7 +20,13 @@ test('over the cap: exactly cap series, the largest kept, the rest summed into "
   const rows = Array.from({ length: 50 }, (_, i) => row(1, i, i + 1));
   const s = boundedLbSeries(rows, describe, 10);
   assert.equal(s.length, 10);
-  assert.deepEqual(s.slice(0, 9).map((x) => x.value), [50, 49, 48, 47, 46, 45, 44, 43, 42]);
+  assert.deepEqual(
+    s.slice(0, 9).map((x) => x.value),
+    [50, 49, 48, 47, 46, 45, 44, 43, 42],
+  );
   assert.deepEqual(s[9], { service: 'other', frontend: 'other', backend: 'other', value: (41 * 42) / 2 });
-  assert.equal(s.reduce((n, x) => n + x.value, 0), (50 * 51) / 2);
+  assert.equal(
+    s.reduce((n, x) => n + x.value, 0),
+    (50 * 51) / 2,
+  );
 });

@@ -136,9 +136,17 @@ test('malformed files and objects are logged, counted and skipped; the rest keep
     });
     const warn = h.log.lines.filter((l) => l.startsWith('warn manifests: rejected'));
     assert.equal(warn.length, 9);
-    assert.ok(warn.some((l) => l.includes(`file=${join(dir, 'mixed.yaml')}`) && l.includes('reason=invalid-service') && l.includes('spec.ports[0].port: invalid port 70000')), warn.join('\n'));
+    assert.ok(
+      warn.some(
+        (l) => l.includes(`file=${join(dir, 'mixed.yaml')}`) && l.includes('reason=invalid-service') && l.includes('spec.ports[0].port: invalid port 70000'),
+      ),
+      warn.join('\n'),
+    );
     assert.ok(warn.some((l) => l.includes('reason=yaml-syntax') && l.includes('broken.yaml')));
-    assert.ok(warn.some((l) => l.includes('reason=invalid-endpointslice') && l.includes('invalid address \\"garbage\\"')), warn.join('\n'));
+    assert.ok(
+      warn.some((l) => l.includes('reason=invalid-endpointslice') && l.includes('invalid address \\"garbage\\"')),
+      warn.join('\n'),
+    );
   });
 });
 

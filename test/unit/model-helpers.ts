@@ -79,7 +79,6 @@ export function inputs(services: V1Service[], slices: V1EndpointSlice[]): Servic
   const map = new Map(services.map((s) => [`${s.metadata!.namespace ?? 'default'}/${s.metadata!.name}`, s]));
   return {
     services: map,
-    slicesForService: (key) =>
-      slices.filter((s) => `${s.metadata!.namespace ?? 'default'}/${s.metadata!.labels?.['kubernetes.io/service-name']}` === key),
+    slicesForService: (key) => slices.filter((s) => `${s.metadata!.namespace ?? 'default'}/${s.metadata!.labels?.['kubernetes.io/service-name']}` === key),
   };
 }

@@ -48,8 +48,14 @@ test('50k services × 10 endpoints: full build, then incremental updates', () =>
   assert.equal(diff.upserted.length, 1);
   assert.deepEqual(diff.removed, []);
   const f = diff.upserted[0]!;
-  assert.deepEqual(f.backends.map((b) => b.address), ['198.18.200.2']);
-  assert.deepEqual(f.establishedOnly.map((b) => b.address), ['198.18.200.1']);
+  assert.deepEqual(
+    f.backends.map((b) => b.address),
+    ['198.18.200.2'],
+  );
+  assert.deepEqual(
+    f.establishedOnly.map((b) => b.address),
+    ['198.18.200.1'],
+  );
 
   // Re-applying identical content changes nothing.
   assert.deepEqual(updateServiceState(state, store, NODE, keys), { upserted: [], removed: [] });
@@ -80,14 +86,17 @@ test('incremental: slice relabelled to another service updates both; conflict lo
   const keys = affectedServiceKeys(ch.kind, ch.previous, ch.current).sort();
   assert.deepEqual(keys, ['default/a', 'default/b']);
   const diff = updateServiceState(state, store, NODE, keys);
-  assert.deepEqual(diff.upserted.map((f) => `${f.id} ${f.serviceKey} ${f.reject}`), [
-    '198.19.0.1:80/TCP default/a true',
-    '198.19.0.2:80/TCP default/b false',
-  ]);
+  assert.deepEqual(
+    diff.upserted.map((f) => `${f.id} ${f.serviceKey} ${f.reject}`),
+    ['198.19.0.1:80/TCP default/a true', '198.19.0.2:80/TCP default/b false'],
+  );
 
   // Service a goes away: b's externalIP frontend takes over the address.
   const del = store.apply({ type: 'delete', kind: 'Service', key: 'default/a', object: store.get('Service', 'default/a')!, origin: 't', observedAt: 0 })!;
   const d2 = updateServiceState(state, store, NODE, affectedServiceKeys(del.kind, del.previous, del.current));
-  assert.deepEqual(d2.upserted.map((f) => `${f.id} ${f.kind} ${f.serviceKey}`), ['198.19.0.1:80/TCP ExternalIP default/b']);
+  assert.deepEqual(
+    d2.upserted.map((f) => `${f.id} ${f.kind} ${f.serviceKey}`),
+    ['198.19.0.1:80/TCP ExternalIP default/b'],
+  );
   assert.deepEqual(diffServiceStates(state, buildServiceState(store, NODE)), { upserted: [], removed: [] });
 });

@@ -36,8 +36,14 @@ test('ClusterIP service: one frontend, sorted backends from the slice port', () 
   assert.equal(f!.servicePortKey, 'default/web:http/TCP');
   assert.deepEqual(addrs(f!.backends), ['198.18.1.10:8080', '198.18.1.11:8080', '198.18.1.12:8080']);
   assert.deepEqual(f!.backends[0], {
-    address: '198.18.1.10', port: 8080, nodeName: 'node-a', isLocal: true,
-    ready: true, serving: true, terminating: false, zone: '',
+    address: '198.18.1.10',
+    port: 8080,
+    nodeName: 'node-a',
+    isLocal: true,
+    ready: true,
+    serving: true,
+    terminating: false,
+    zone: '',
   });
   assert.equal(f!.inClusterBackends, f!.backends);
   assert.deepEqual(f!.establishedOnly, []);
@@ -81,12 +87,25 @@ test('port name matching: backend port comes from the slice port with the same n
   });
   // Two slices: pods resolved the named targetPort to different numbers.
   const slices = [
-    slice('web-a', 'web', [{ ip: '198.18.1.10' }], { ports: [{ name: 'http', port: 8080 }, { name: 'metrics', port: 9100 }] }),
-    slice('web-b', 'web', [{ ip: '198.18.1.11' }], { ports: [{ name: 'http', port: 8081 }, { name: 'metrics', port: 9100 }] }),
+    slice('web-a', 'web', [{ ip: '198.18.1.10' }], {
+      ports: [
+        { name: 'http', port: 8080 },
+        { name: 'metrics', port: 9100 },
+      ],
+    }),
+    slice('web-b', 'web', [{ ip: '198.18.1.11' }], {
+      ports: [
+        { name: 'http', port: 8081 },
+        { name: 'metrics', port: 9100 },
+      ],
+    }),
     slice('web-c', 'web', [{ ip: '198.18.1.12' }], { ports: [{ name: 'other', port: 80 }] }),
   ];
   const fs = fe(s, slices);
-  assert.deepEqual(fs.map((f) => f.id), ['198.19.0.10:80/TCP', '198.19.0.10:9090/TCP']);
+  assert.deepEqual(
+    fs.map((f) => f.id),
+    ['198.19.0.10:80/TCP', '198.19.0.10:9090/TCP'],
+  );
   assert.deepEqual(addrs(fs[0]!.backends), ['198.18.1.10:8080', '198.18.1.11:8081']);
   assert.deepEqual(addrs(fs[1]!.backends), ['198.18.1.10:9100', '198.18.1.11:9100']);
 });
@@ -107,7 +126,10 @@ test('port matching also needs the protocol; same port number with TCP, UDP and 
     ],
   });
   const fs = fe(s, [sl]);
-  assert.deepEqual(fs.map((f) => f.id), ['198.19.0.10:53/SCTP', '198.19.0.10:53/TCP', '198.19.0.10:53/UDP']);
+  assert.deepEqual(
+    fs.map((f) => f.id),
+    ['198.19.0.10:53/SCTP', '198.19.0.10:53/TCP', '198.19.0.10:53/UDP'],
+  );
   assert.equal(fs[0]!.reject, true);
   assert.deepEqual(addrs(fs[1]!.backends), ['198.18.1.53:5353']);
   assert.deepEqual(addrs(fs[2]!.backends), ['198.18.1.53:5354']);
@@ -125,7 +147,10 @@ test('dual-stack: each ClusterIP gets the endpoints of its own family', () => {
   const s = svc('web', { clusterIP: '198.19.0.10', clusterIPs: ['198.19.0.10', '2001:2::a'], ipFamilies: ['IPv4', 'IPv6'] });
   const slices = [slice('web-v4', 'web', [{ ip: '198.18.1.10' }]), slice('web-v6', 'web', [{ ip: '2001:2:0:1::10' }])];
   const fs = fe(s, slices);
-  assert.deepEqual(fs.map((f) => f.id), ['198.19.0.10:80/TCP', '[2001:2::a]:80/TCP']);
+  assert.deepEqual(
+    fs.map((f) => f.id),
+    ['198.19.0.10:80/TCP', '[2001:2::a]:80/TCP'],
+  );
   assert.deepEqual(addrs(one(fs, 'ClusterIP', 4).backends), ['198.18.1.10:8080']);
   assert.deepEqual(addrs(one(fs, 'ClusterIP', 6).backends), ['2001:2:0:1::10:8080']);
   // IPv6 only has endpoints: the IPv4 frontend rejects, the IPv6 one forwards.
@@ -137,7 +162,10 @@ test('dual-stack: each ClusterIP gets the endpoints of its own family', () => {
 test('clusterIPs wins over clusterIP; IPv6 addresses are canonicalized', () => {
   const s = svc('web', { clusterIP: '198.19.0.99', clusterIPs: ['2001:0002:0000::000a'] });
   const fs = fe(s, [slice('w', 'web', [{ ip: '2001:2:0:0:0:0:0:10' }])]);
-  assert.deepEqual(fs.map((f) => f.id), ['[2001:2::a]:80/TCP']);
+  assert.deepEqual(
+    fs.map((f) => f.id),
+    ['[2001:2::a]:80/TCP'],
+  );
   assert.deepEqual(addrs(fs[0]!.backends), ['2001:2::10:8080']);
 });
 
@@ -182,11 +210,15 @@ test('fallback: no ready endpoint → serving && terminating ones get new flows'
 });
 
 test('no usable endpoint → reject on every frontend kind', () => {
-  const s = svc('web', {
-    type: 'LoadBalancer',
-    externalIPs: ['198.18.100.1'],
-    ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }],
-  }, { lb: [{ ip: '198.18.200.1' }] });
+  const s = svc(
+    'web',
+    {
+      type: 'LoadBalancer',
+      externalIPs: ['198.18.100.1'],
+      ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }],
+    },
+    { lb: [{ ip: '198.18.200.1' }] },
+  );
   for (const slices of [[], [slice('w', 'web', [{ ip: '198.18.1.10', ready: false, serving: false, terminating: true }])]]) {
     const fs = fe(s, slices);
     assert.deepEqual(fs.map((f) => f.kind).sort(), ['ClusterIP', 'ExternalIP', 'LoadBalancer', 'NodePort', 'NodePort']);
@@ -201,32 +233,49 @@ test('no usable endpoint → reject on every frontend kind', () => {
 test('NodePort: one frontend per node address of the matching family, only for NodePort/LoadBalancer', () => {
   const s = svc('np', { type: 'NodePort', ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }] });
   const fs = fe(s, [slice('np-1', 'np', [{ ip: '198.18.1.10' }])]);
-  assert.deepEqual(fs.map((f) => `${f.kind} ${f.id}`), [
-    'NodePort 198.18.0.1:30080/TCP',
-    'ClusterIP 198.19.0.10:80/TCP',
-    'NodePort [2001:2::1]:30080/TCP',
-  ]);
+  assert.deepEqual(
+    fs.map((f) => `${f.kind} ${f.id}`),
+    ['NodePort 198.18.0.1:30080/TCP', 'ClusterIP 198.19.0.10:80/TCP', 'NodePort [2001:2::1]:30080/TCP'],
+  );
   const v4 = one(fs, 'NodePort', 4);
   assert.deepEqual(addrs(v4.backends), ['198.18.1.10:8080']);
   assert.equal(one(fs, 'NodePort', 6).reject, true, 'single-stack v4 service: no v6 endpoints');
   // A ClusterIP service with a stray nodePort gets no NodePort frontend.
   const cip = svc('c', { ports: [{ name: 'http', port: 80, nodePort: 30081 }] });
-  assert.deepEqual(fe(cip, []).map((f) => f.kind), ['ClusterIP']);
+  assert.deepEqual(
+    fe(cip, []).map((f) => f.kind),
+    ['ClusterIP'],
+  );
   // LoadBalancer without allocated node ports (allocateLoadBalancerNodePorts: false).
   const lb = svc('lb', { type: 'LoadBalancer', allocateLoadBalancerNodePorts: false }, { lb: [{ ip: '198.18.200.1' }] });
-  assert.deepEqual(fe(lb, []).map((f) => f.kind).sort(), ['ClusterIP', 'LoadBalancer']);
+  assert.deepEqual(
+    fe(lb, [])
+      .map((f) => f.kind)
+      .sort(),
+    ['ClusterIP', 'LoadBalancer'],
+  );
 });
 
 test('externalIPs and LoadBalancer ingress (ipMode Proxy and hostname-only skipped); source ranges', () => {
-  const s = svc('lb', {
-    type: 'LoadBalancer',
-    externalIPs: ['198.18.100.1'],
-    loadBalancerSourceRanges: [' 198.18.50.0/24', '198.18.60.7/24', '2001:2:ff::/64'],
-    ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }],
-  }, { lb: [{ ip: '198.18.200.1' }, { ip: '198.18.200.2', ipMode: 'Proxy' }, { ip: '198.18.200.3', ipMode: 'VIP' }, { hostname: 'lb.example' }] });
+  const s = svc(
+    'lb',
+    {
+      type: 'LoadBalancer',
+      externalIPs: ['198.18.100.1'],
+      loadBalancerSourceRanges: [' 198.18.50.0/24', '198.18.60.7/24', '2001:2:ff::/64'],
+      ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }],
+    },
+    { lb: [{ ip: '198.18.200.1' }, { ip: '198.18.200.2', ipMode: 'Proxy' }, { ip: '198.18.200.3', ipMode: 'VIP' }, { hostname: 'lb.example' }] },
+  );
   const fs = fe(s, [slice('lb-1', 'lb', [{ ip: '198.18.1.10' }])]);
-  assert.deepEqual(fs.filter((f) => f.kind === 'LoadBalancer').map((f) => f.address), ['198.18.200.1', '198.18.200.3']);
-  assert.deepEqual(fs.filter((f) => f.kind === 'ExternalIP').map((f) => f.address), ['198.18.100.1']);
+  assert.deepEqual(
+    fs.filter((f) => f.kind === 'LoadBalancer').map((f) => f.address),
+    ['198.18.200.1', '198.18.200.3'],
+  );
+  assert.deepEqual(
+    fs.filter((f) => f.kind === 'ExternalIP').map((f) => f.address),
+    ['198.18.100.1'],
+  );
   for (const f of fs.filter((x) => x.kind === 'LoadBalancer')) assert.deepEqual(f.sourceRanges, ['198.18.50.0/24', '198.18.60.0/24']);
   assert.equal(one(fs, 'ExternalIP').sourceRanges, null);
   // Ranges only of the other family: fail closed for this one.
@@ -242,13 +291,14 @@ test('multi-port service: each port is an independent service-port', () => {
       { name: 'b', port: 81, protocol: 'UDP', nodePort: 30002 },
     ],
   });
-  const fs = fe(s, [slice('m-1', 'm', [{ ip: '198.18.1.10' }], { ports: [{ name: 'a', port: 8080, protocol: 'TCP' }] })], { ...NODE, nodeAddresses: ['198.18.0.1'] });
-  assert.deepEqual(fs.map((f) => `${f.id} ${f.reject ? 'reject' : addrs(f.backends).join(',')}`), [
-    '198.18.0.1:30001/TCP 198.18.1.10:8080',
-    '198.18.0.1:30002/UDP reject',
-    '198.19.0.10:80/TCP 198.18.1.10:8080',
-    '198.19.0.10:81/UDP reject',
-  ]);
+  const fs = fe(s, [slice('m-1', 'm', [{ ip: '198.18.1.10' }], { ports: [{ name: 'a', port: 8080, protocol: 'TCP' }] })], {
+    ...NODE,
+    nodeAddresses: ['198.18.0.1'],
+  });
+  assert.deepEqual(
+    fs.map((f) => `${f.id} ${f.reject ? 'reject' : addrs(f.backends).join(',')}`),
+    ['198.18.0.1:30001/TCP 198.18.1.10:8080', '198.18.0.1:30002/UDP reject', '198.19.0.10:80/TCP 198.18.1.10:8080', '198.19.0.10:81/UDP reject'],
+  );
 });
 
 test('multiple slices per service are merged; duplicates across slices de-duplicated', () => {
@@ -285,21 +335,30 @@ test('internalTrafficPolicy Local: ClusterIP uses node-local endpoints; none loc
 
 test('iTP Local falls back to local serving-terminating endpoints', () => {
   const s = svc('web', { internalTrafficPolicy: 'Local' });
-  const f = one(fe(s, [slice('w', 'web', [
-    { ip: '198.18.1.10', node: 'node-a', ready: false, serving: true, terminating: true },
-    { ip: '198.18.1.11', node: 'node-b' },
-  ])]), 'ClusterIP');
+  const f = one(
+    fe(s, [
+      slice('w', 'web', [
+        { ip: '198.18.1.10', node: 'node-a', ready: false, serving: true, terminating: true },
+        { ip: '198.18.1.11', node: 'node-b' },
+      ]),
+    ]),
+    'ClusterIP',
+  );
   assert.deepEqual(addrs(f.backends), ['198.18.1.10:8080']);
 });
 
 test('externalTrafficPolicy Local: external clients get local endpoints, in-cluster clients all', () => {
-  const s = svc('lb', {
-    type: 'LoadBalancer',
-    externalTrafficPolicy: 'Local',
-    healthCheckNodePort: 31000,
-    externalIPs: ['198.18.100.1'],
-    ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }],
-  }, { lb: [{ ip: '198.18.200.1' }] });
+  const s = svc(
+    'lb',
+    {
+      type: 'LoadBalancer',
+      externalTrafficPolicy: 'Local',
+      healthCheckNodePort: 31000,
+      externalIPs: ['198.18.100.1'],
+      ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }],
+    },
+    { lb: [{ ip: '198.18.200.1' }] },
+  );
   const m = model(s, [slice('lb-1', 'lb', three)], { ...NODE, nodeAddresses: ['198.18.0.1'] })!;
   for (const kind of ['NodePort', 'ExternalIP', 'LoadBalancer'] as const) {
     const f = one(m.frontends, kind);
@@ -405,7 +464,10 @@ test('buildServiceState: sorted frontends, services map, conflicts resolved dete
   assert.deepEqual([...state.frontends.keys()], ['198.19.0.1:80/TCP', '198.19.0.2:80/TCP']);
   assert.equal(state.frontends.get('198.19.0.2:80/TCP')!.serviceKey, 'default/b', 'the ClusterIP owner keeps a clashing address');
   assert.deepEqual(listConflicts(state), [{ id: '198.19.0.2:80/TCP', winner: 'default/b', losers: ['default/a'] }]);
-  assert.deepEqual(sortedFrontends(state).map((f) => f.id), [...state.frontends.keys()]);
+  assert.deepEqual(
+    sortedFrontends(state).map((f) => f.id),
+    [...state.frontends.keys()],
+  );
   // Same inputs, same output.
   const again = buildServiceState(inputs([a, b, h], [slice('b-1', 'b', [{ ip: '198.18.1.20' }]), slice('a-1', 'a', three)]), NODE);
   assert.deepEqual(sortedFrontends(again), sortedFrontends(state));

@@ -8,7 +8,20 @@ import { slice, svc } from './model-helpers.js';
 
 test('parseIp: IPv4 strict, IPv6 canonical (RFC 5952)', () => {
   assert.deepEqual(parseIp('198.18.0.1'), { family: 4, address: '198.18.0.1' });
-  for (const bad of ['198.18.0', '198.18.0.256', '198.018.0.1', '198.18.0.1 ', '', 'x', '1.2.3.4/32', 'fe80::1%eth0', ':::', '1::2::3', '2001:2::g', '2001:2:0:0:0:0:0:0:1'])
+  for (const bad of [
+    '198.18.0',
+    '198.18.0.256',
+    '198.018.0.1',
+    '198.18.0.1 ',
+    '',
+    'x',
+    '1.2.3.4/32',
+    'fe80::1%eth0',
+    ':::',
+    '1::2::3',
+    '2001:2::g',
+    '2001:2:0:0:0:0:0:0:1',
+  ])
     assert.equal(parseIp(bad), null, bad);
   assert.equal(parseIp(12), null);
   assert.deepEqual(parseIp('2001:0002:0000:0000:0000:0000:0000:000A'), { family: 6, address: '2001:2::a' });
@@ -52,9 +65,21 @@ test('validateService: ports, IPs, affinity', () => {
 
 test('validateEndpointSlice: addressType and addresses', () => {
   assert.deepEqual(validateEndpointSlice(slice('s', 'web', [{ ip: '198.18.1.1' }])), []);
-  assert.deepEqual(validateEndpointSlice(slice('s', 'web', [{ ip: 'garbage' }], { addressType: 'IPv4' })).map((p) => p.field), ['endpoints[0].addresses[0]']);
-  assert.deepEqual(validateEndpointSlice(slice('s', 'web', [{ ip: '2001:2::1' }], { addressType: 'IPv4' })).map((p) => p.field), ['endpoints[0].addresses[0]']);
-  assert.deepEqual(validateEndpointSlice(slice('s', 'web', [{ ip: '198.18.1.1' }], { addressType: 'IPv5' })).map((p) => p.field), ['addressType']);
+  assert.deepEqual(
+    validateEndpointSlice(slice('s', 'web', [{ ip: 'garbage' }], { addressType: 'IPv4' })).map((p) => p.field),
+    ['endpoints[0].addresses[0]'],
+  );
+  assert.deepEqual(
+    validateEndpointSlice(slice('s', 'web', [{ ip: '2001:2::1' }], { addressType: 'IPv4' })).map((p) => p.field),
+    ['endpoints[0].addresses[0]'],
+  );
+  assert.deepEqual(
+    validateEndpointSlice(slice('s', 'web', [{ ip: '198.18.1.1' }], { addressType: 'IPv5' })).map((p) => p.field),
+    ['addressType'],
+  );
   assert.deepEqual(validateEndpointSlice(slice('s', 'web', [{ ip: 'db.example' }], { addressType: 'FQDN' })), []);
-  assert.deepEqual(validateEndpointSlice(slice('s', 'web', [{ ip: '198.18.1.1' }], { ports: [{ name: 'x', port: 0 }] })).map((p) => p.field), ['ports[0].port']);
+  assert.deepEqual(
+    validateEndpointSlice(slice('s', 'web', [{ ip: '198.18.1.1' }], { ports: [{ name: 'x', port: 0 }] })).map((p) => p.field),
+    ['ports[0].port'],
+  );
 });

@@ -38,7 +38,7 @@ const syn = eth(MACS)
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 describe('checksums against known values', () => {
-  it('RFC 1071 section 3 example: one\'s-complement sum ddf2, checksum 220d', () => {
+  it("RFC 1071 section 3 example: one's-complement sum ddf2, checksum 220d", () => {
     const data = hex('0001 f203 f4f5 f6f7');
     assert.equal(onesSum(data), 0xddf2);
     assert.equal(inetChecksum(data), 0x220d);
@@ -137,8 +137,19 @@ describe('build -> decode round trips', () => {
       length: 14 + 20 + 24 + 5,
       eth: { dst: MACS.dst, src: MACS.src, type: 0x0800 },
       ipv4: {
-        version: 4, ihl: 5, tos: 0x10, totalLength: 49, id: 0x1234, flags: ['df'], fragOffset: 0, ttl: 17,
-        protocol: 6, checksum: decodePacket(pkt).ipv4!.checksum, checksumValid: true, src: CLIENT, dst: SERVICE,
+        version: 4,
+        ihl: 5,
+        tos: 0x10,
+        totalLength: 49,
+        id: 0x1234,
+        flags: ['df'],
+        fragOffset: 0,
+        ttl: 17,
+        protocol: 6,
+        checksum: decodePacket(pkt).ipv4!.checksum,
+        checksumValid: true,
+        src: CLIENT,
+        dst: SERVICE,
         options: Buffer.alloc(0),
       },
       tcp: decodePacket(pkt).tcp,
@@ -148,8 +159,16 @@ describe('build -> decode round trips', () => {
     });
     assertPacket(pkt, {
       tcp: {
-        sport: 40000, dport: 80, seq: 0xdeadbeef, ack: 7, dataOffset: 6, reserved: 0, flags: ['ack', 'psh'],
-        window: 512, urgent: 3, options: [1, 1, 8, 0],
+        sport: 40000,
+        dport: 80,
+        seq: 0xdeadbeef,
+        ack: 7,
+        dataOffset: 6,
+        reserved: 0,
+        flags: ['ack', 'psh'],
+        window: 512,
+        urgent: 3,
+        options: [1, 1, 8, 0],
       },
     });
   });
@@ -171,7 +190,11 @@ describe('build -> decode round trips', () => {
   it('IPv6 with hop-by-hop, destination options, routing and fragment headers', () => {
     const pkt = eth(MACS)
       .ipv6({
-        src: CLIENT6, dst: SERVICE6, hopLimit: 9, trafficClass: 0xb8, flowLabel: 0x12345,
+        src: CLIENT6,
+        dst: SERVICE6,
+        hopLimit: 9,
+        trafficClass: 0xb8,
+        flowLabel: 0x12345,
         ext: [
           { type: 'hop-by-hop', options: [5, 2, 0, 0] /* router alert */ },
           { type: 'dest-opts' },
@@ -185,8 +208,14 @@ describe('build -> decode round trips', () => {
     assertPacket(pkt, {
       eth: { type: 0x86dd },
       ipv6: {
-        version: 6, trafficClass: 0xb8, flowLabel: 0x12345, payloadLength: 8 + 8 + 24 + 8 + 9, nextHeader: 0, hopLimit: 9,
-        src: CLIENT6, dst: SERVICE6,
+        version: 6,
+        trafficClass: 0xb8,
+        flowLabel: 0x12345,
+        payloadLength: 8 + 8 + 24 + 8 + 9,
+        nextHeader: 0,
+        hopLimit: 9,
+        src: CLIENT6,
+        dst: SERVICE6,
         ext: [
           { type: 'hop-by-hop', nextHeader: 60, length: 8, options: [5, 2, 0, 0, 1, 0] /* + PadN */ },
           { type: 'dest-opts', nextHeader: 43, length: 8, options: [1, 4, 0, 0, 0, 0] },
@@ -206,13 +235,13 @@ describe('build -> decode round trips', () => {
       payload: 'ping',
     });
     const offending = ipv4({ src: SERVICE, dst: '198.18.0.99', ttl: 1 }).tcp({ sport: 80, dport: 40000, flags: ['syn', 'ack'] });
-    const err = eth(MACS)
-      .ipv4({ src: '198.18.0.254', dst: SERVICE })
-      .icmp({ type: 'dest-unreachable', code: 4, mtu: 1400, embedded: offending })
-      .build();
+    const err = eth(MACS).ipv4({ src: '198.18.0.254', dst: SERVICE }).icmp({ type: 'dest-unreachable', code: 4, mtu: 1400, embedded: offending }).build();
     assertPacket(err, {
       icmp: {
-        typeName: 'dest-unreachable', code: 4, mtu: 1400, checksumValid: true,
+        typeName: 'dest-unreachable',
+        code: 4,
+        mtu: 1400,
+        checksumValid: true,
         embedded: { ipv4: { src: SERVICE, dst: '198.18.0.99', ttl: 1, checksumValid: true }, tcp: { flags: ['syn', 'ack'], checksumValid: true } },
       },
       payload: '',
@@ -230,13 +259,18 @@ describe('build -> decode round trips', () => {
   });
 
   it('packets that start at the IP header decode with from: "ip"', () => {
-    const pkt = ipv6({ src: CLIENT6, dst: SERVICE6 }).tcp({ sport: 1, dport: 443, flags: ['fin', 'ack'] }).build();
+    const pkt = ipv6({ src: CLIENT6, dst: SERVICE6 })
+      .tcp({ sport: 1, dport: 443, flags: ['fin', 'ack'] })
+      .build();
     assertPacket(pkt, { ipv6: { src: CLIENT6 }, tcp: { dport: 443, flags: ['fin', 'ack'] } }, { from: 'ip' });
     assert.equal(decodePacket(pkt, { from: 'ip' }).eth, undefined);
   });
 
   it('IPv4 fragments: the first has an uncheckable L4 checksum, later ones no L4 header', () => {
-    const first = eth(MACS).ipv4({ src: CLIENT, dst: SERVICE, id: 9, flags: ['mf'] }).udp({ sport: 1, dport: 2, length: 1000 }).payload('x');
+    const first = eth(MACS)
+      .ipv4({ src: CLIENT, dst: SERVICE, id: 9, flags: ['mf'] })
+      .udp({ sport: 1, dport: 2, length: 1000 })
+      .payload('x');
     assertPacket(first.build(), { ipv4: { flags: ['mf'], fragOffset: 0 }, udp: { checksumValid: null } }, { cleanDecode: false });
     const later = eth(MACS).ipv4({ src: CLIENT, dst: SERVICE, id: 9, fragOffset: 125, protocol: 17 }).payload('rest of datagram');
     const d = decodePacket(later.build());
@@ -248,7 +282,9 @@ describe('build -> decode round trips', () => {
   it('IP in IP and non-IP ethertypes', () => {
     const tunnel = eth(MACS).ipv4({ src: CLIENT, dst: SERVICE }).ipv6({ src: CLIENT6, dst: SERVICE6 }).udp({ sport: 1, dport: 2 });
     assertPacket(tunnel.build(), { ipv4: { protocol: 41 }, payload: tunnel.build().subarray(34) });
-    const arp = eth({ ...MACS, type: 0x0806 }).payload([0, 1, 8, 0]).build();
+    const arp = eth({ ...MACS, type: 0x0806 })
+      .payload([0, 1, 8, 0])
+      .build();
     assert.deepEqual(decodePacket(arp), { length: 18, eth: { ...MACS, type: 0x0806 }, payload: hex('00010800'), errors: [] });
   });
 
@@ -273,7 +309,12 @@ describe('malformed packets decode with errors, never throw', () => {
   const base = { src: CLIENT, dst: SERVICE };
 
   it('IHL below 5', () => {
-    const d = decodePacket(eth(MACS).ipv4({ ...base, ihl: 4 }).tcp({ sport: 1, dport: 2 }).build());
+    const d = decodePacket(
+      eth(MACS)
+        .ipv4({ ...base, ihl: 4 })
+        .tcp({ sport: 1, dport: 2 })
+        .build(),
+    );
     assert.equal(d.ipv4?.ihl, 4);
     assert.equal(d.ipv4?.src, CLIENT);
     assert.equal(d.ipv4?.checksumValid, null);
@@ -282,17 +323,32 @@ describe('malformed packets decode with errors, never throw', () => {
   });
 
   it('IHL beyond the packet', () => {
-    const d = decodePacket(eth(MACS).ipv4({ ...base, ihl: 15, protocol: 6 }).build());
+    const d = decodePacket(
+      eth(MACS)
+        .ipv4({ ...base, ihl: 15, protocol: 6 })
+        .build(),
+    );
     assert.deepEqual(d.errors, ['ipv4: header length 60 (ihl 15) exceeds 20 bytes available']);
     assert.equal(d.ipv4?.truncated, true);
   });
 
   it('total length longer than the packet, and shorter than the header', () => {
-    const long = decodePacket(eth(MACS).ipv4({ ...base, totalLength: 1500 }).udp({ sport: 1, dport: 2 }).payload('x').build());
+    const long = decodePacket(
+      eth(MACS)
+        .ipv4({ ...base, totalLength: 1500 })
+        .udp({ sport: 1, dport: 2 })
+        .payload('x')
+        .build(),
+    );
     assert.deepEqual(long.errors, ['ipv4: total length 1500 exceeds 29 bytes available']);
     assert.equal(long.udp?.dport, 2, 'still reads the transport header that arrived');
     assert.equal(long.udp?.checksumValid, null);
-    const short = decodePacket(eth(MACS).ipv4({ ...base, totalLength: 12 }).udp({ sport: 1, dport: 2 }).build());
+    const short = decodePacket(
+      eth(MACS)
+        .ipv4({ ...base, totalLength: 12 })
+        .udp({ sport: 1, dport: 2 })
+        .build(),
+    );
     assert.deepEqual(short.errors, ['ipv4: total length 12 below header length 20']);
   });
 
@@ -315,21 +371,38 @@ describe('malformed packets decode with errors, never throw', () => {
   });
 
   it('IPv6 extension header running past the payload', () => {
-    const d = decodePacket(eth(MACS).ipv6({ src: CLIENT6, dst: SERVICE6, ext: [{ type: 'hop-by-hop', hdrExtLen: 4 }] }).udp({ sport: 1, dport: 2 }).build());
+    const d = decodePacket(
+      eth(MACS)
+        .ipv6({ src: CLIENT6, dst: SERVICE6, ext: [{ type: 'hop-by-hop', hdrExtLen: 4 }] })
+        .udp({ sport: 1, dport: 2 })
+        .build(),
+    );
     assert.deepEqual(d.errors, ['ipv6: hop-by-hop header of 40 bytes exceeds 16 bytes left']);
   });
 
   it('wrong checksums are reported as invalid, not corrected', () => {
-    const d = decodePacket(eth(MACS).ipv4({ ...base, checksum: 0x1234 }).tcp({ sport: 1, dport: 2, checksum: 0xbeef }).build());
+    const d = decodePacket(
+      eth(MACS)
+        .ipv4({ ...base, checksum: 0x1234 })
+        .tcp({ sport: 1, dport: 2, checksum: 0xbeef })
+        .build(),
+    );
     assert.deepEqual([d.ipv4?.checksum, d.ipv4?.checksumValid, d.tcp?.checksum, d.tcp?.checksumValid], [0x1234, false, 0xbeef, false]);
   });
 
   it('every truncation of every layer type decodes without throwing', () => {
     const fixtures = [
       syn,
-      eth({ ...MACS, vlan: 7 }).ipv4({ ...base, options: [1, 1, 1, 0] }).udp({ sport: 1, dport: 2 }).payload('udp'),
-      eth(MACS).ipv4(base).icmp({ type: 'time-exceeded', embedded: ipv4(base).udp({ sport: 1, dport: 2 }) }),
-      eth(MACS).ipv6({ src: CLIENT6, dst: SERVICE6, ext: [{ type: 'hop-by-hop' }, { type: 'routing', addresses: [CLIENT6] }, { type: 'fragment' }] }).icmpv6({ type: 'echo-request' }),
+      eth({ ...MACS, vlan: 7 })
+        .ipv4({ ...base, options: [1, 1, 1, 0] })
+        .udp({ sport: 1, dport: 2 })
+        .payload('udp'),
+      eth(MACS)
+        .ipv4(base)
+        .icmp({ type: 'time-exceeded', embedded: ipv4(base).udp({ sport: 1, dport: 2 }) }),
+      eth(MACS)
+        .ipv6({ src: CLIENT6, dst: SERVICE6, ext: [{ type: 'hop-by-hop' }, { type: 'routing', addresses: [CLIENT6] }, { type: 'fragment' }] })
+        .icmpv6({ type: 'echo-request' }),
     ];
     for (const f of fixtures) {
       const full = f.build();
@@ -374,12 +447,20 @@ describe('diffs name the fields that differ', () => {
     const udp = eth(MACS).ipv4({ src: CLIENT, dst: SERVICE }).udp({ sport: 40000, dport: 80 }).payload('hi');
     const diffs = diffPackets(udp.build(), syn);
     assert.ok(diffs.includes('ipv4.protocol: expected 6, got 17'), diffs.join('\n'));
-    assert.ok(diffs.some((d) => d.startsWith('tcp: expected {proto: tcp, sport: 40000')), diffs.join('\n'));
-    assert.ok(diffs.some((d) => d.startsWith('udp: expected (absent), got {proto: udp')), diffs.join('\n'));
+    assert.ok(
+      diffs.some((d) => d.startsWith('tcp: expected {proto: tcp, sport: 40000')),
+      diffs.join('\n'),
+    );
+    assert.ok(
+      diffs.some((d) => d.startsWith('udp: expected (absent), got {proto: udp')),
+      diffs.join('\n'),
+    );
   });
 
   it('nested fields of an embedded packet are named by path', () => {
-    const err = eth(MACS).ipv4({ src: CLIENT, dst: SERVICE }).icmp({ type: 'time-exceeded', embedded: ipv4({ src: SERVICE, dst: CLIENT }).udp({ sport: 1, dport: 2 }) });
+    const err = eth(MACS)
+      .ipv4({ src: CLIENT, dst: SERVICE })
+      .icmp({ type: 'time-exceeded', embedded: ipv4({ src: SERVICE, dst: CLIENT }).udp({ sport: 1, dport: 2 }) });
     assert.deepEqual(diffPackets(err.build(), { icmp: { embedded: { ipv4: { dst: SERVICE }, udp: { dport: 3 } } } }), [
       'icmp.embedded.ipv4.dst: expected 198.19.0.10, got 198.18.0.1',
       'icmp.embedded.udp.dport: expected 3, got 2',

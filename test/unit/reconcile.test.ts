@@ -16,15 +16,37 @@ import { memoryLogger } from '../../src/log.js';
 import { fakeMaps } from './fake-maps.js';
 
 const be = (address: string, port = 8080, extra: Partial<Backend> = {}): Backend => ({
-  address, port, nodeName: 'node-a', isLocal: true, ready: true, serving: true, terminating: false, zone: '', ...extra,
+  address,
+  port,
+  nodeName: 'node-a',
+  isLocal: true,
+  ready: true,
+  serving: true,
+  terminating: false,
+  zone: '',
+  ...extra,
 });
 
 function fe(address: string, port: number, backends: Backend[], extra: Partial<Frontend> = {}): Frontend {
   const protocol = extra.protocol ?? 'TCP';
   return {
-    id: `${address}:${port}/${protocol}`, serviceKey: 'default/web', portName: 'http', servicePortKey: 'default/web:http/TCP',
-    kind: 'ClusterIP', family: 4, address, port, protocol, backends, inClusterBackends: backends, establishedOnly: [],
-    localOnly: false, reject: backends.length === 0, affinity: null, sourceRanges: null, ...extra,
+    id: `${address}:${port}/${protocol}`,
+    serviceKey: 'default/web',
+    portName: 'http',
+    servicePortKey: 'default/web:http/TCP',
+    kind: 'ClusterIP',
+    family: 4,
+    address,
+    port,
+    protocol,
+    backends,
+    inClusterBackends: backends,
+    establishedOnly: [],
+    localOnly: false,
+    reject: backends.length === 0,
+    affinity: null,
+    sourceRanges: null,
+    ...extra,
   };
 }
 
@@ -43,8 +65,17 @@ test('planSync from empty: slots before the frontend, ids from 1; the same state
   const live = emptyLive();
   const desired = desiredOf(fe('198.19.0.10', 80, [be(A), be(B)]));
   const p = planSync(desired, live, ids);
-  assert.deepEqual(p[4].backendWrites.map(([k, v]) => [k.frontend_id, k.slot, v.address]), [[1, 0, A], [1, 1, B]]);
-  assert.deepEqual(p[4].frontendWrites.map(([k, v]) => [k.address, k.port, k.protocol, v.id, v.backend_count]), [['198.19.0.10', 80, 6, 1, 2]]);
+  assert.deepEqual(
+    p[4].backendWrites.map(([k, v]) => [k.frontend_id, k.slot, v.address]),
+    [
+      [1, 0, A],
+      [1, 1, B],
+    ],
+  );
+  assert.deepEqual(
+    p[4].frontendWrites.map(([k, v]) => [k.address, k.port, k.protocol, v.id, v.backend_count]),
+    [['198.19.0.10', 80, 6, 1, 2]],
+  );
   assert.equal(planSize(p), 3);
   // apply and plan again: nothing
   applyToLive(live, p);
@@ -57,16 +88,37 @@ test('planSync shrink: replacement slot first, count next, the top slot deleted 
   applyToLive(live, planSync(desiredOf(fe('198.19.0.10', 80, [be(A), be(B), be(C)])), live, ids));
   const p = planSync(desiredOf(fe('198.19.0.10', 80, [be(B), be(C)])), live, ids, { previous: desiredOf(fe('198.19.0.10', 80, [be(A), be(B), be(C)])) });
   // only slots 0..1 remain: B keeps slot 1, C moves into A's slot 0
-  assert.deepEqual(p[4].backendWrites.map(([k, v]) => [k.slot, v.address]), [[0, C]]);
-  assert.deepEqual(p[4].frontendWrites.map(([, v]) => v.backend_count), [2]);
-  assert.deepEqual(p[4].backendDeletes.map((k) => k.slot), [2]);
-  assert.deepEqual(p.removedBackends.map((r) => r.address), [A]);
+  assert.deepEqual(
+    p[4].backendWrites.map(([k, v]) => [k.slot, v.address]),
+    [[0, C]],
+  );
+  assert.deepEqual(
+    p[4].frontendWrites.map(([, v]) => v.backend_count),
+    [2],
+  );
+  assert.deepEqual(
+    p[4].backendDeletes.map((k) => k.slot),
+    [2],
+  );
+  assert.deepEqual(
+    p.removedBackends.map((r) => r.address),
+    [A],
+  );
 });
 
 test('assignSlots keeps every backend that stays in its slot', () => {
-  const live = new Map([[0, { address: A, port: 1, flags: 0, pad: 0 }], [1, { address: B, port: 1, flags: 0, pad: 0 }]]);
-  const out = assignSlots(live, [{ address: C, port: 1, flags: 0, pad: 0 }, { address: B, port: 1, flags: 0, pad: 0 }]);
-  assert.deepEqual(out.map((b) => b.address), [C, B]);
+  const live = new Map([
+    [0, { address: A, port: 1, flags: 0, pad: 0 }],
+    [1, { address: B, port: 1, flags: 0, pad: 0 }],
+  ]);
+  const out = assignSlots(live, [
+    { address: C, port: 1, flags: 0, pad: 0 },
+    { address: B, port: 1, flags: 0, pad: 0 },
+  ]);
+  assert.deepEqual(
+    out.map((b) => b.address),
+    [C, B],
+  );
 });
 
 test('frontendEntries: a NodePort with eTP=Local gets INTERNAL and EXTERNAL entries; bad input is a skip reason', () => {
@@ -74,7 +126,13 @@ test('frontendEntries: a NodePort with eTP=Local gets INTERNAL and EXTERNAL entr
   const remote = be(B, 8080, { isLocal: false, nodeName: 'node-b' });
   const f = fe('198.18.0.1', 30080, [local], { kind: 'NodePort', localOnly: true, inClusterBackends: [local, remote] });
   const e = frontendEntries(f) as DesiredFrontend[];
-  assert.deepEqual(e.map((d) => [d.key.scope, d.backends.map((b) => b.address)]), [[0, [A, B]], [1, [A]]]);
+  assert.deepEqual(
+    e.map((d) => [d.key.scope, d.backends.map((b) => b.address)]),
+    [
+      [0, [A, B]],
+      [1, [A]],
+    ],
+  );
   assert.equal(frontendEntries(fe('198.19.0.10', 0, [be(A)])), 'bad_port');
   assert.equal(frontendEntries(fe('not-an-ip', 80, [be(A)])), 'bad_address');
   assert.equal(frontendEntries({ ...fe('2001:2::1', 80, [be(A)]), family: 4 }), 'bad_address', 'an IPv6 address is not an IPv4 frontend');
@@ -130,7 +188,23 @@ test('Reconciler: a removed UDP endpoint loses its affinity and conntrack entrie
   r.sync();
   const ct = (saddr: string, daddr: string, sport: number, dport: number, v: Partial<WeirCt4>): [WeirCt4Key, WeirCt4] => [
     { saddr, daddr, sport, dport, protocol: 17 },
-    { nat_saddr: '0.0.0.0', nat_daddr: '0.0.0.0', nat_sport: 0, nat_dport: 0, flags: 0, tcp_flags_seen: 0, policy: 0, frontend_id: 1, tunnel_node: 0, ifindex: 0, created_ns: 0n, last_seen_ns: 0n, packets: 0n, bytes: 0n, ...v },
+    {
+      nat_saddr: '0.0.0.0',
+      nat_daddr: '0.0.0.0',
+      nat_sport: 0,
+      nat_dport: 0,
+      flags: 0,
+      tcp_flags_seen: 0,
+      policy: 0,
+      frontend_id: 1,
+      tunnel_node: 0,
+      ifindex: 0,
+      created_ns: 0n,
+      last_seen_ns: 0n,
+      packets: 0n,
+      bytes: 0n,
+      ...v,
+    },
   ];
   const client = '198.18.1.50';
   // the flow to A: original direction (DNAT) and reply direction (reverse NAT), and one to B
@@ -147,7 +221,10 @@ test('Reconciler: a removed UDP endpoint loses its affinity and conntrack entrie
   const s = r.sync();
   assert.equal(s.removedBackends, 1);
   assert.equal(fake.conntrack.data.size, 1, 'only the flow to B is left');
-  assert.deepEqual([...fake.affinity.entries()].map(([, v]) => v.backend), [B]);
+  assert.deepEqual(
+    [...fake.affinity.entries()].map(([, v]) => v.backend),
+    [B],
+  );
   assert.equal(destroyRuns, 1);
   assert.deepEqual(peersSeen, [`${A}:5353`]);
   assert.equal(fake.sockDestroy.data.size, 0, 'the destroy list is emptied again');
@@ -163,7 +240,10 @@ test('Reconciler: a full map fails one entry; it is logged and counted, the rest
   const s = r.sync();
   assert.equal(s.errors, 1);
   assert.equal(r.stats.errors, 1);
-  assert.ok(log.lines.some((l) => /map update failed .*198\.19\.0\.11/.test(l)), log.lines.join('\n'));
+  assert.ok(
+    log.lines.some((l) => /map update failed .*198\.19\.0\.11/.test(l)),
+    log.lines.join('\n'),
+  );
   assert.deepEqual([...fake.frontends.entries()].map(([k]) => (k as { address: string }).address).sort(), ['198.19.0.10', '198.19.0.12']);
   fake.frontends.failOn = undefined;
   const again = r.sync();

@@ -30,29 +30,29 @@
 struct weir_ct4_key {
 	weir_ip4 saddr;
 	weir_ip4 daddr;
-	__be16 sport;    /* TCP/UDP/SCTP source port; ICMP echo: the identifier */
-	__be16 dport;    /* TCP/UDP/SCTP destination port; ICMP echo: the identifier */
-	__u8 protocol;   /* IPPROTO_* */
+	__be16 sport;  /* TCP/UDP/SCTP source port; ICMP echo: the identifier */
+	__be16 dport;  /* TCP/UDP/SCTP destination port; ICMP echo: the identifier */
+	__u8 protocol; /* IPPROTO_* */
 	__u8 pad[3];
 };
 
 /* weir_ct4.flags */
 enum weir_ct_flags {
-	WEIR_CT_SNAT = 1 << 0,     /* rewrite the source to nat_saddr/nat_sport */
-	WEIR_CT_DNAT = 1 << 1,     /* rewrite the destination to nat_daddr/nat_dport */
-	WEIR_CT_REPLY = 1 << 2,    /* this entry is the reply direction (backend -> client) */
+	WEIR_CT_SNAT = 1 << 0,	   /* rewrite the source to nat_saddr/nat_sport */
+	WEIR_CT_DNAT = 1 << 1,	   /* rewrite the destination to nat_daddr/nat_dport */
+	WEIR_CT_REPLY = 1 << 2,	   /* this entry is the reply direction (backend -> client) */
 	WEIR_CT_HAIRPIN = 1 << 3,  /* client and backend are the same address */
 	WEIR_CT_NODEPORT = 1 << 4, /* created by from_host (NodePort / external / LB frontend) */
-	WEIR_CT_SEEN = 1 << 5,     /* a packet matched this entry after it was created */
+	WEIR_CT_SEEN = 1 << 5,	   /* a packet matched this entry after it was created */
 	/* version 2 */
-	WEIR_CT_TUNNEL = 1 << 6,   /* the flow crosses the tunnel to or from tunnel_node */
-	WEIR_CT_DSR = 1 << 7,      /* the backend's node answers the client directly (DSR) */
+	WEIR_CT_TUNNEL = 1 << 6, /* the flow crosses the tunnel to or from tunnel_node */
+	WEIR_CT_DSR = 1 << 7,	 /* the backend's node answers the client directly (DSR) */
 };
 
 /* weir_ct4.policy: the verdict the policy stage cached for the flow, so established
  * packets pay no policy lookup. 0: not checked (no policy applies, or policy is off). */
 enum weir_ct_policy {
-	WEIR_CT_POLICY_EGRESS_ALLOWED = 1 << 0,  /* the sending pod's egress policy allowed it */
+	WEIR_CT_POLICY_EGRESS_ALLOWED = 1 << 0,	 /* the sending pod's egress policy allowed it */
 	WEIR_CT_POLICY_INGRESS_ALLOWED = 1 << 1, /* the receiving pod's ingress policy allowed it */
 };
 
@@ -61,16 +61,16 @@ struct weir_ct4 {
 	weir_ip4 nat_daddr;
 	__be16 nat_sport;
 	__be16 nat_dport;
-	__u16 flags;          /* enum weir_ct_flags */
-	__u8 tcp_flags_seen;  /* OR of the TCP flags of every packet in this direction */
-	__u8 policy;          /* enum weir_ct_policy */
-	__u32 frontend_id;    /* weir_frontend4.id of the service that created the flow; 0: none */
-	__u32 tunnel_node;    /* id of the peer node for WEIR_CT_TUNNEL / WEIR_CT_DSR flows; 0: none */
-	__u32 ifindex;        /* interface of the flow's local end (redirect target); 0: the stack routes */
+	__u16 flags;	     /* enum weir_ct_flags */
+	__u8 tcp_flags_seen; /* OR of the TCP flags of every packet in this direction */
+	__u8 policy;	     /* enum weir_ct_policy */
+	__u32 frontend_id;   /* weir_frontend4.id of the service that created the flow; 0: none */
+	__u32 tunnel_node; /* id of the peer node for WEIR_CT_TUNNEL / WEIR_CT_DSR flows; 0: none */
+	__u32 ifindex; /* interface of the flow's local end (redirect target); 0: the stack routes */
 	__u32 pad;
-	__u64 created_ns;     /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
-	__u64 last_seen_ns;   /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC to the tick (1-4 ms) */
-	__u64 packets;        /* this direction, since creation */
+	__u64 created_ns;   /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 last_seen_ns; /* bpf_ktime_get_coarse_ns(): CLOCK_MONOTONIC to the tick (1-4 ms) */
+	__u64 packets;	    /* this direction, since creation */
 	__u64 bytes;
 };
 

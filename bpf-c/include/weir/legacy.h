@@ -17,7 +17,7 @@ struct weir_ct4_v1 {
 	weir_ip4 nat_daddr;
 	__be16 nat_sport;
 	__be16 nat_dport;
-	__u16 flags;          /* enum weir_ct_flags, bits 0..5 only */
+	__u16 flags; /* enum weir_ct_flags, bits 0..5 only */
 	__u8 tcp_flags_seen;
 	__u8 pad;
 	__u32 frontend_id;

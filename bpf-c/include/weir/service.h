@@ -35,28 +35,29 @@ enum weir_frontend_flags {
 	WEIR_FRONTEND_EXTERNAL_IP = 1 << 1,  /* spec.externalIPs */
 	WEIR_FRONTEND_LOADBALANCER = 1 << 2, /* status.loadBalancer.ingress[].ip */
 	WEIR_FRONTEND_AFFINITY = 1 << 3,     /* sessionAffinity: ClientIP (timeout in the value) */
-	WEIR_FRONTEND_REJECT = 1 << 4,       /* no usable endpoint: answer ICMP port unreachable */
-	WEIR_FRONTEND_DROP = 1 << 5,         /* Local policy, no local endpoint: drop (as kube-proxy) */
+	WEIR_FRONTEND_REJECT = 1 << 4,	     /* no usable endpoint: answer ICMP port unreachable */
+	WEIR_FRONTEND_DROP = 1 << 5, /* Local policy, no local endpoint: drop (as kube-proxy) */
 };
 
 /* weir_backend4.flags */
 enum weir_backend_flags {
-	WEIR_BACKEND_LOCAL = 1 << 0,       /* the endpoint runs on this node */
-	WEIR_BACKEND_TERMINATING = 1 << 1, /* serving but terminating (only in slots as a fallback set) */
+	WEIR_BACKEND_LOCAL = 1 << 0, /* the endpoint runs on this node */
+	WEIR_BACKEND_TERMINATING =
+		1 << 1, /* serving but terminating (only in slots as a fallback set) */
 };
 
 /* weir_frontend4: {address, port, protocol, scope} -> what to do with a new flow. */
 struct weir_frontend4_key {
 	weir_ip4 address; /* ClusterIP, external/LB IP, or a node address for NodePorts */
-	__be16 port;      /* service port or nodePort; 0 for an ICMP echo frontend */
-	__u8 protocol;    /* IPPROTO_TCP, _UDP, _SCTP, or _ICMP (echo, identifier kept) */
-	__u8 scope;       /* enum weir_frontend_scope */
+	__be16 port;	  /* service port or nodePort; 0 for an ICMP echo frontend */
+	__u8 protocol;	  /* IPPROTO_TCP, _UDP, _SCTP, or _ICMP (echo, identifier kept) */
+	__u8 scope;	  /* enum weir_frontend_scope */
 };
 
 struct weir_frontend4 {
-	__u32 id;               /* frontend id: weir_backend4_key.frontend_id, affinity, conntrack */
-	__u16 backend_count;    /* slots 0..count-1 of weir_backend4 are eligible for new flows */
-	__u16 flags;            /* enum weir_frontend_flags */
+	__u32 id;	     /* frontend id: weir_backend4_key.frontend_id, affinity, conntrack */
+	__u16 backend_count; /* slots 0..count-1 of weir_backend4 are eligible for new flows */
+	__u16 flags;	     /* enum weir_frontend_flags */
 	__u32 affinity_timeout; /* seconds (sessionAffinityConfig.clientIP.timeoutSeconds) */
 	__u32 pad;
 };
@@ -70,14 +71,14 @@ struct weir_backend4_key {
 
 struct weir_backend4 {
 	weir_ip4 address;
-	__be16 port;  /* target port; 0 keeps the frontend port (ICMP echo frontends) */
-	__u8 flags;   /* enum weir_backend_flags */
+	__be16 port; /* target port; 0 keeps the frontend port (ICMP echo frontends) */
+	__u8 flags;  /* enum weir_backend_flags */
 	__u8 pad;
 };
 
 /* weir_affinity4 (LRU): the backend a client was last sent to, per frontend. */
 struct weir_affinity4_key {
-	weir_ip4 client;   /* client address; 0.0.0.0 for connect()s in the host netns (socket LB) */
+	weir_ip4 client; /* client address; 0.0.0.0 for connect()s in the host netns (socket LB) */
 	__u32 frontend_id;
 };
 
@@ -91,15 +92,15 @@ struct weir_affinity4 {
 /* weir_sock_rev4 (LRU): what getpeername() and recvmsg() turn a backend back into, per
  * socket: {socket cookie, backend, port} -> {frontend, port}. */
 struct weir_sock_rev4_key {
-	__u64 cookie;     /* bpf_get_socket_cookie() */
+	__u64 cookie;	  /* bpf_get_socket_cookie() */
 	weir_ip4 address; /* backend address */
-	__be16 port;      /* backend port */
+	__be16 port;	  /* backend port */
 	__u16 pad;
 };
 
 struct weir_sock_rev4 {
 	weir_ip4 address; /* frontend address */
-	__be16 port;      /* frontend port */
+	__be16 port;	  /* frontend port */
 	__u16 pad;
 };
 
@@ -120,7 +121,7 @@ struct weir_sock_destroy4_key {
 struct weir_lb_stats4_key {
 	__u32 frontend_id;
 	weir_ip4 backend; /* backend address */
-	__be16 port;      /* backend port as translated to (the frontend port for port 0) */
+	__be16 port;	  /* backend port as translated to (the frontend port for port 0) */
 	__u16 pad;
 };
 

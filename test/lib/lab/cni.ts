@@ -44,7 +44,16 @@ export interface CniResult {
 }
 
 export function ptpConfig(network: string, dataDir: string, o: PodNetworkOptions & { subnet: string }): object {
-  const ranges = [[{ subnet: o.subnet, ...(o.rangeStart ? { rangeStart: o.rangeStart } : {}), ...(o.rangeEnd ? { rangeEnd: o.rangeEnd } : {}), ...(o.gateway ? { gateway: o.gateway } : {}) }]];
+  const ranges = [
+    [
+      {
+        subnet: o.subnet,
+        ...(o.rangeStart ? { rangeStart: o.rangeStart } : {}),
+        ...(o.rangeEnd ? { rangeEnd: o.rangeEnd } : {}),
+        ...(o.gateway ? { gateway: o.gateway } : {}),
+      },
+    ],
+  ];
   if (o.subnet6) ranges.push([{ subnet: o.subnet6 }]);
   const routes = o.routes ?? ['0.0.0.0/0', ...(o.subnet6 ? ['::/0'] : [])];
   return {

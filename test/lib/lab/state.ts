@@ -118,7 +118,9 @@ export function knownLabIds(): Set<string> {
   add(ls(labCgroupParent()), new RegExp(`^(${ID_RE})$`));
   add(ls(tmpdir()), new RegExp(`^weir-lab-(${ID_RE})-`));
   add(
-    readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? ''),
+    readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? ''),
     new RegExp(`/weir-lab-(${ID_RE})-`),
   );
   return ids;

@@ -153,6 +153,7 @@ export interface IperfResult {
   lostPercent?: number;
   jitterMs?: number;
   /** iperf3's whole JSON report */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- iperf3's JSON report, read field by field
   raw: Record<string, any>;
 }
 
@@ -165,8 +166,10 @@ export async function iperfClient(ns: Netns, host: string, opts: IperfClientOpti
   if (opts.parallel) args.push('-P', String(opts.parallel));
   if (opts.bind) args.push('-B', opts.bind);
   const r = await ns.exec('iperf3', args, { check: false, timeoutMs: (seconds + 10) * 1000, ...(opts.cgroup ? { cgroup: opts.cgroup } : {}) });
+  /* eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above */
   let raw: Record<string, any>;
   try {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     raw = JSON.parse(r.stdout) as Record<string, any>;
   } catch {
     throw new RunError(`iperf3 ${args.join(' ')} [${ns.short}]`, r);

@@ -339,8 +339,7 @@ function encodeIcmp(spec: IcmpSpec | Icmpv6Spec, inner: Buffer, l3: L3, v6: bool
   let rest = (((spec.id ?? 0) & 0xffff) << 16) | ((spec.seq ?? 0) & 0xffff);
   if (spec.mtu !== undefined) rest = v6 ? spec.mtu : spec.mtu & 0xffff;
   h.writeUInt32BE((spec.rest ?? rest) >>> 0, 4);
-  const embedded = spec.embedded === undefined ? Buffer.alloc(0)
-    : spec.embedded instanceof PacketBuilder ? spec.embedded.build() : toBuffer(spec.embedded);
+  const embedded = spec.embedded === undefined ? Buffer.alloc(0) : spec.embedded instanceof PacketBuilder ? spec.embedded.build() : toBuffer(spec.embedded);
   const msg = Buffer.concat([h, embedded, inner]);
   const sum = v6 ? inetChecksum(pseudoHeaderFor(l3, IPPROTO_ICMPV6, msg.length), msg) : inetChecksum(msg);
   msg.writeUInt16BE(spec.checksum ?? sum, 2);

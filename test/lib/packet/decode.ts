@@ -30,18 +30,7 @@ import {
   flagNames,
   nameOf,
 } from './names.js';
-import type {
-  DecodeOptions,
-  DecodedPacket,
-  EthLayer,
-  IcmpLayer,
-  Ipv4Layer,
-  Ipv6Ext,
-  Ipv6Layer,
-  TcpLayer,
-  UdpLayer,
-  VlanTag,
-} from './layers.js';
+import type { DecodeOptions, DecodedPacket, EthLayer, IcmpLayer, Ipv4Layer, Ipv6Ext, Ipv6Layer, TcpLayer, UdpLayer, VlanTag } from './layers.js';
 
 /** Reads a layer's fields, giving undefined for those beyond `end`. */
 class Cursor {
@@ -131,10 +120,7 @@ function decodeEth(buf: Buffer, d: DecodedPacket): [number, number] | undefined 
   }
   const type = c.u16(off);
   const truncated = type === undefined;
-  d.eth = layer<EthLayer>(
-    { dst: map(c.bytes(0, 6), formatMac), src: map(c.bytes(6, 6), formatMac), type, vlan },
-    truncated,
-  );
+  d.eth = layer<EthLayer>({ dst: map(c.bytes(0, 6), formatMac), src: map(c.bytes(6, 6), formatMac), type, vlan }, truncated);
   if (truncated) {
     d.errors.push(`eth: truncated header: ${buf.length} of ${off + 2} bytes`);
     return undefined;
@@ -275,15 +261,7 @@ function l4ChecksumValid(buf: Buffer, start: number, len: number, protocol: numb
   return onesSum(buf.subarray(start, start + len), usesPseudo ? onesSum(ph) : 0) === 0xffff;
 }
 
-function decodeL4(
-  buf: Buffer,
-  protocol: number,
-  start: number,
-  end: number,
-  p: Pseudo,
-  d: DecodedPacket,
-  rest: (o: number, e?: number) => void,
-): void {
+function decodeL4(buf: Buffer, protocol: number, start: number, end: number, p: Pseudo, d: DecodedPacket, rest: (o: number, e?: number) => void): void {
   const c = new Cursor(buf, start, end);
   const seg = end - start;
   if (protocol === IPPROTO_TCP) {

@@ -27,13 +27,8 @@ export interface DiffOptions extends DecodeOptions {
   cleanDecode?: boolean;
 }
 
-
 /** One line per differing field: `layer.field: expected X, got Y`. Empty when they match. */
-export function diffPackets(
-  actual: Uint8Array,
-  expected: Uint8Array | PacketBuilder | PacketExpectation,
-  opts: DiffOptions = {},
-): string[] {
+export function diffPackets(actual: Uint8Array, expected: Uint8Array | PacketBuilder | PacketExpectation, opts: DiffOptions = {}): string[] {
   const got = decodePacket(actual, opts);
   if (expected instanceof Uint8Array || expected instanceof PacketBuilder) {
     const want = expected instanceof PacketBuilder ? expected.build() : expected;
@@ -52,11 +47,7 @@ export function diffPackets(
 }
 
 /** Throws an AssertionError listing every differing field, and what the packet actually was. */
-export function assertPacket(
-  actual: Uint8Array,
-  expected: Uint8Array | PacketBuilder | PacketExpectation,
-  opts: DiffOptions = {},
-): void {
+export function assertPacket(actual: Uint8Array, expected: Uint8Array | PacketBuilder | PacketExpectation, opts: DiffOptions = {}): void {
   const diffs = diffPackets(actual, expected, opts);
   if (diffs.length === 0) return;
   const message = [
