@@ -4,10 +4,10 @@
 // prepares <bpf-root>/weir/<instance>. Used by the daemon (may mount) and the CLI (never does).
 
 import { execFileSync } from 'node:child_process';
-import { constants, existsSync, mkdirSync, openSync, readFileSync, realpathSync, statfsSync } from 'node:fs';
+import { constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, statfsSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { checkInstanceName } from './instance.js';
-import { sameNamespace } from './namespaces.js';
+import { nsId, sameNamespace } from './namespaces.js';
 
 export const DEFAULT_BPF_ROOT = '/sys/fs/bpf';
 /** statfs f_type of a bpffs (linux/magic.h BPF_FS_MAGIC), what libbpf checks too */
@@ -59,7 +59,11 @@ function parentOf(pid: number): number | undefined {
   }
 }
 
-export function nodeMountNs(same: (a: string, b: string) => boolean | undefined = sameNamespace, parent = parentOf): NodeMountNs | undefined {
+export function nodeMountNs(
+  same: (a: string, b: string) => boolean | undefined = sameNamespace,
+  parent = parentOf,
+  processes: () => number[] = allPids,
+): NodeMountNs | undefined {
   const self = '/proc/self/ns/mnt';
   const init = same(self, '/proc/1/ns/mnt');
   if (init !== undefined) return { pid: 1, same: init };
@@ -69,7 +73,29 @@ export function nodeMountNs(same: (a: string, b: string) => boolean | undefined 
     if (s === false) return { pid, same: false };
     if (s === true) readable = true;
   }
-  return readable ? { pid: process.pid, same: true } : undefined;
+  if (readable) return { pid: process.pid, same: true };
+  // no readable parent (started detached, reparented to a hidden PID 1): the mount namespace
+  // most processes share is the node's
+  const byNs = new Map<string, number[]>();
+  for (const pid of processes()) {
+    const id = nsId(`/proc/${pid}/ns/mnt`);
+    if (!id) continue;
+    const key = `${id.dev}:${id.ino}`;
+    byNs.set(key, [...(byNs.get(key) ?? []), pid]);
+  }
+  const best = [...byNs.values()].sort((a, b) => b.length - a.length)[0];
+  if (!best) return undefined;
+  return same(self, `/proc/${best[0]}/ns/mnt`) ? { pid: process.pid, same: true } : { pid: best[0]!, same: false };
+}
+
+function allPids(): number[] {
+  try {
+    return readdirSync('/proc')
+      .filter((n) => /^\d+$/.test(n))
+      .map(Number);
+  } catch {
+    return [];
+  }
 }
 
 /** What the choice of the default root depends on (bpfRootFacts reads them). */

@@ -86,8 +86,20 @@ test("the node's mount namespace: PID 1's when readable, else the nearest parent
     nodeMountNs(
       () => undefined,
       (p) => parents.get(p),
+      () => [],
     ),
     undefined,
+  );
+  // no readable parent (reparented to a hidden PID 1): the mount namespace most processes
+  // share, found by scanning them; here the only one listed is this test, so "we are in it"
+  const pid1Hidden = (a: string, b: string) => (b === '/proc/1/ns/mnt' ? undefined : sameNamespace(a, b));
+  assert.deepEqual(
+    nodeMountNs(
+      pid1Hidden,
+      () => 1,
+      () => [process.pid],
+    ),
+    { pid: process.pid, same: true },
   );
   // this very process: whatever this machine allows, a parent walk ends
   const real = nodeMountNs();
