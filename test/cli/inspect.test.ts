@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { BpfObject } from '../../src/bpf/index.js';
+import { layoutOf } from '../../src/cli/inspect.js';
 import { counterTotals, readCounters, resetCounters } from '../../src/dataplane/counters.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { bpfObject, binWeir } from '../lib/paths.js';
@@ -62,10 +63,11 @@ test('weir counters -o json equals the counters map after a fixture run', () => 
 test('weir maps lists the pinned maps with type, fill and capacity', () => {
   const r = weir('maps', '--bpf-root', fs.path, '--instance', 'node-a', '-o', 'json');
   assert.equal(r.code, 0, r.stderr);
-  const rows = JSON.parse(r.stdout) as Array<{ name: string; type: string; capacity: number; id: number }>;
+  const rows = JSON.parse(r.stdout) as Array<{ name: string; type: string; capacity: number; id: number; layout: number; abi: string }>;
   const c = rows.find((m) => m.name === 'weir_counters');
   assert.ok(c);
   assert.equal(c.type, 'percpu_array');
+  assert.deepEqual([c.layout, c.abi], [1, 'current'], "weir_counters: layout 1, this release's");
   assert.equal(c.capacity, probe.map('weir_counters').maxEntries);
   assert.equal(c.id, probe.map('weir_counters').id);
 });
@@ -85,4 +87,12 @@ test('no state, or a bad option: one readable line and a non-zero exit', () => {
     assert.ok(lines.length >= 1 && !r.stderr.includes('    at '), `no stack trace: ${r.stderr}`);
     assert.match(lines[0]!, /^(weir: |error: )/);
   }
+});
+
+test("a pin's layout version and how it stands to this release, from its name", () => {
+  assert.deepEqual(layoutOf('weir_ct4_v2'), { layout: 2, abi: 'current' });
+  assert.deepEqual(layoutOf('weir_ct4'), { layout: 1, abi: 'older' }, "2e42a8d's conntrack: migrated on the next start");
+  assert.deepEqual(layoutOf('weir_ct4_v3'), { layout: 3, abi: 'newer' });
+  assert.deepEqual(layoutOf('weir_frontend4'), { layout: 1, abi: 'current' });
+  assert.deepEqual(layoutOf('someone_elses'), { layout: 1, abi: 'unknown' });
 });
