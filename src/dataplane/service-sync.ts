@@ -4,7 +4,8 @@
 // addresses, this node's zone label) and the periodic resync, and reports each sync (docs/architecture.md). The
 // daemon only wires pipelines: policy arrives as a second one beside this.
 
-import { nodeZone } from '../model/nodes.js';
+import type { V1Node } from '@kubernetes/client-node';
+import { buildNodeTable, nodeInfo, nodeZone, type NodeIssue } from '../model/nodes.js';
 import { affectedServiceKeys, buildServiceState, updateServiceState } from '../model/services.js';
 import type { NodeContext, ServiceInputs, ServiceState } from '../model/service-types.js';
 import { type Logger, errText } from '../log.js';
@@ -100,6 +101,7 @@ export class ServiceSync {
     this.zoneChanged = false;
     this.state = buildServiceState(this.opts.inputs, this.node);
     this.logTopology(this.state.services.keys());
+    if (reason === 'start') this.logNodeIssues(buildNodeTable(this.opts.inputs.nodes?.values() ?? []).issues);
     this.reconciler.setAll(this.state.frontends.values());
     const r = this.withCleanupErrors(() => this.reconciler.sync());
     this.report({ reason, kind: 'full', result: r, seconds: (performance.now() - t0) / 1000, observedAt: [] });
@@ -116,6 +118,10 @@ export class ServiceSync {
   changed(change: ObjectChange, observedAt: number): void {
     if (!this.fullSynced) return;
     if (change.kind === 'Node') {
+      // what a Node object lacks is said when it changes, not on every sync
+      const issues = (o: unknown): NodeIssue[] => (o ? nodeInfo(o as V1Node).issues : []);
+      const now = issues(change.current);
+      if (JSON.stringify(now) !== JSON.stringify(issues(change.previous))) this.logNodeIssues(now);
       // only this node's zone label matters to the services (topology hints)
       if (this.node && (this.withZone(this.node).zone ?? '') !== (this.node.zone ?? '')) {
         this.zoneChanged = true;
@@ -194,6 +200,11 @@ export class ServiceSync {
       this.topologyLogged.set(key, why);
       this.opts.log.info('topology hints ignored', { service: key, zone: this.node?.zone || undefined, reason: why });
     }
+  }
+
+  /** Parts of Node objects the model left out (an invalid pod CIDR, no InternalIP), one line each. */
+  private logNodeIssues(issues: readonly NodeIssue[]): void {
+    for (const i of issues) this.opts.log.warn('node field skipped', { node: i.node || undefined, reason: i.reason, detail: i.detail });
   }
 
   private syncChanges(): void {

@@ -249,3 +249,28 @@ test('ServiceSync: the zone label of this node decides; a label change re-syncs 
   assert.equal(notes().length, 1);
   sync.stop();
 });
+
+test('ServiceSync: what a Node object lacks is logged once when it changes, and at start', () => {
+  const store = new Store();
+  const put = (object: V1Node) => store.apply({ type: 'upsert', kind: 'Node', key: object.metadata!.name!, object, origin: 'test', observedAt: 0 })!;
+  put({ metadata: { name: 'node-a' }, spec: { podCIDRs: ['198.18.1.0/99'] }, status: { addresses: [{ type: 'InternalIP', address: '198.18.0.1' }] } });
+  const log = memoryLogger();
+  const sync = new ServiceSync({ maps: fakeMaps().maps, inputs: store, log });
+  sync.full('start', { nodeName: 'node-a', nodeAddresses: [] });
+  const skipped = () => log.lines.filter((l) => l.includes('node field skipped'));
+  assert.deepEqual(skipped(), ['warn node field skipped node=node-a reason=bad_pod_cidr detail="podCIDR \\"198.18.1.0/99\\""']);
+  // the same node again, another label: nothing new to say
+  sync.changed(
+    put({
+      metadata: { name: 'node-a', labels: { a: 'b' } },
+      spec: { podCIDRs: ['198.18.1.0/99'] },
+      status: { addresses: [{ type: 'InternalIP', address: '198.18.0.1' }] },
+    }),
+    0,
+  );
+  assert.equal(skipped().length, 1);
+  sync.changed(put({ metadata: { name: 'node-b' } }), 0);
+  assert.equal(skipped().length, 2);
+  assert.match(skipped()[1]!, /node=node-b reason=no_internal_ip/);
+  sync.stop();
+});
