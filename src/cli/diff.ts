@@ -12,6 +12,7 @@ import { parseList } from '../daemon/config.js';
 import { computeNodeNetwork } from '../dataplane/interfaces.js';
 import { dumpAddresses, dumpLinks, dumpRoutes } from '../dataplane/netlink.js';
 import { frontendEntries, frontendKeyString, type DesiredFrontend } from '../dataplane/frontend-entries.js';
+import { nodeZone } from '../model/nodes.js';
 import type { NodeContext } from '../model/service-types.js';
 import { buildServiceState } from '../model/services.js';
 import { silentLogger } from '../log.js';
@@ -149,7 +150,9 @@ export async function desiredFrontends(o: DesiredOptions): Promise<Map<string, D
   }
   const [links, addresses, routes] = await Promise.all([dumpLinks(), dumpAddresses(), dumpRoutes()]);
   const net = computeNodeNetwork(links, addresses, routes, { hostInterfaces: o.hostInterfaces ?? [], nodePortAddresses: o.nodePortAddresses ?? [] });
-  const node: NodeContext = { nodeName: o.nodeName, nodeAddresses: [...net.nodePortAddresses], ...(o.proxyName ? { proxyName: o.proxyName } : {}) };
+  // the zone as the daemon reads it (service-sync.ts): from this node's Node manifest, if any
+  const zone = nodeZone(store.get('Node', o.nodeName));
+  const node: NodeContext = { nodeName: o.nodeName, nodeAddresses: [...net.nodePortAddresses], zone, ...(o.proxyName ? { proxyName: o.proxyName } : {}) };
   const state = buildServiceState(store, node);
   const out = new Map<string, DesiredFrontend>();
   for (const f of state.frontends.values()) {

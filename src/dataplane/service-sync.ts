@@ -1,9 +1,11 @@
 // dataplane/service-sync: the service pipeline, wired once. Store changes -> the services
 // they touch -> the model (model/services.ts) -> the reconciler (entries, plan, apply) -> the
 // pinned maps, then the clean-up after removed backends (backend-cleanup.ts). Batches changes into incremental syncs, runs the full syncs (start, node
-// addresses) and the periodic resync, and reports each sync (docs/architecture.md). The
+// addresses, this node's zone label) and the periodic resync, and reports each sync (docs/architecture.md). The
 // daemon only wires pipelines: policy arrives as a second one beside this.
 
+import type { V1Node } from '@kubernetes/client-node';
+import { buildNodeTable, nodeInfo, nodeZone, type NodeIssue } from '../model/nodes.js';
 import { affectedServiceKeys, buildServiceState, updateServiceState } from '../model/services.js';
 import type { NodeContext, ServiceInputs, ServiceState } from '../model/service-types.js';
 import { type Logger, errText } from '../log.js';
@@ -18,7 +20,7 @@ export type SyncKind = 'full' | 'incremental';
 
 /** One applied sync, for the daemon's metrics and health. `seconds` covers model + plan + writes. */
 export interface SyncReport {
-  reason: 'start' | 'change' | 'node-addresses' | 'resync';
+  reason: 'start' | 'change' | 'node-addresses' | 'node-zone' | 'resync';
   kind: SyncKind;
   result: SyncResult;
   seconds: number;
@@ -57,6 +59,10 @@ export class ServiceSync {
   /** when the last incremental sync ended (performance.now()) */
   private lastSyncAt = -Infinity;
   private stopped = false;
+  /** this node's Node object changed its zone label: the next sync is a full one */
+  private zoneChanged = false;
+  /** the topology fallback last logged per service (logged once per service and reason) */
+  private readonly topologyLogged = new Map<string, string>();
 
   constructor(private readonly opts: ServiceSyncOptions) {
     this.cleanup = new BackendCleanup(opts.maps, opts.log, opts.destroySockets ? { destroySockets: opts.destroySockets } : {});
@@ -83,16 +89,19 @@ export class ServiceSync {
    * maps hold (the bootstrap `kubernetes` Service, before the source's state is known).
    */
   programPartial(node: NodeContext): { frontends: number; result: SyncResult } {
-    const frontends = [...buildServiceState(this.opts.inputs, node).frontends.values()];
+    const frontends = [...buildServiceState(this.opts.inputs, this.withZone(node)).frontends.values()];
     this.reconciler.update(frontends, []);
     return { frontends: frontends.length, result: this.withCleanupErrors(() => this.reconciler.sync()) };
   }
 
   /** The whole desired state from the inputs, written (first sync, node addresses changed). */
-  full(reason: 'start' | 'node-addresses', node: NodeContext): SyncResult {
+  full(reason: 'start' | 'node-addresses' | 'node-zone', node: NodeContext): SyncResult {
     const t0 = performance.now();
-    this.node = node;
-    this.state = buildServiceState(this.opts.inputs, node);
+    this.node = this.withZone(node);
+    this.zoneChanged = false;
+    this.state = buildServiceState(this.opts.inputs, this.node);
+    this.logTopology(this.state.services.keys());
+    if (reason === 'start') this.logNodeIssues(buildNodeTable(this.opts.inputs.nodes?.values() ?? []).issues);
     this.reconciler.setAll(this.state.frontends.values());
     const r = this.withCleanupErrors(() => this.reconciler.sync());
     this.report({ reason, kind: 'full', result: r, seconds: (performance.now() - t0) / 1000, observedAt: [] });
@@ -108,6 +117,18 @@ export class ServiceSync {
   /** A store change: after the first full sync, its services are synced on the next turn. */
   changed(change: ObjectChange, observedAt: number): void {
     if (!this.fullSynced) return;
+    if (change.kind === 'Node') {
+      // what a Node object lacks is said when it changes, not on every sync
+      const issues = (o: unknown): NodeIssue[] => (o ? nodeInfo(o as V1Node).issues : []);
+      const now = issues(change.current);
+      if (JSON.stringify(now) !== JSON.stringify(issues(change.previous))) this.logNodeIssues(now);
+      // only this node's zone label matters to the services (topology hints)
+      if (this.node && (this.withZone(this.node).zone ?? '') !== (this.node.zone ?? '')) {
+        this.zoneChanged = true;
+        this.schedule();
+      }
+      return;
+    }
     for (const k of affectedServiceKeys(change.kind, change.previous as never, change.current as never)) this.pending.add(k);
     this.pendingObservedAt.push(observedAt);
     this.schedule();
@@ -155,7 +176,46 @@ export class ServiceSync {
     this.timer = wait > 0 ? setTimeout(run, wait) : setImmediate(run);
   }
 
+  /**
+   * The node context with `zone` from this node's Node object when the inputs hold one
+   * (`topology.kubernetes.io/zone`, '' when unlabelled), else as given.
+   */
+  private withZone(node: NodeContext): NodeContext {
+    const obj = this.opts.inputs.nodes?.get(node.nodeName);
+    if (!obj) return node;
+    const zone = nodeZone(obj);
+    return node.zone === zone ? node : { ...node, zone };
+  }
+
+  /** Logs a service's topology fallback once, when it starts or its reason changes (kube-proxy logs it on every sync). */
+  private logTopology(keys: Iterable<string>): void {
+    for (const key of keys) {
+      const why = this.state?.services.get(key)?.info.topologyFallback ?? null;
+      const before = this.topologyLogged.get(key);
+      if (why === null) {
+        if (before !== undefined) this.topologyLogged.delete(key);
+        continue;
+      }
+      if (before === why) continue;
+      this.topologyLogged.set(key, why);
+      this.opts.log.info('topology hints ignored', { service: key, zone: this.node?.zone || undefined, reason: why });
+    }
+  }
+
+  /** Parts of Node objects the model left out (an invalid pod CIDR, no InternalIP), one line each. */
+  private logNodeIssues(issues: readonly NodeIssue[]): void {
+    for (const i of issues) this.opts.log.warn('node field skipped', { node: i.node || undefined, reason: i.reason, detail: i.detail });
+  }
+
   private syncChanges(): void {
+    if (this.zoneChanged && this.node) {
+      const prev = this.node.zone ?? '';
+      this.pending.clear();
+      this.pendingObservedAt = [];
+      this.full('node-zone', this.node);
+      this.opts.log.info('node zone changed', { node: this.node.nodeName, from: prev || undefined, zone: this.node.zone || undefined });
+      return;
+    }
     if (!this.state || !this.node || this.pending.size === 0) return;
     const t0 = performance.now();
     const keys = [...this.pending];
@@ -163,6 +223,7 @@ export class ServiceSync {
     this.pending.clear();
     this.pendingObservedAt = [];
     const diff = updateServiceState(this.state, this.opts.inputs, this.node, keys);
+    this.logTopology(keys);
     if (diff.upserted.length === 0 && diff.removed.length === 0) return;
     this.reconciler.update(diff.upserted, diff.removed);
     const r = this.withCleanupErrors(() => this.reconciler.sync());

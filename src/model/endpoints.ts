@@ -132,30 +132,55 @@ export function compareBackends(a: Backend, b: Backend): number {
 
 export type TopologyMode = '' | 'PreferSameNode' | 'PreferSameZone';
 
+/** The mode, and when slices carry hints that are not used, why (kube-proxy logs the same cases). */
+export interface TopologyDecision {
+  mode: TopologyMode;
+  ignored: string | null;
+}
+
 /**
  * kube-proxy's topologyModeFromHints: PreferSameNode if every ready endpoint has a node hint and
  * one is for this node; else PreferSameZone if every ready endpoint has a zone hint and one is
- * for this zone; else none. Hints are used whenever the slices carry them (the EndpointSlice
- * controller only writes them for trafficDistribution / topology-mode services).
+ * for this node's zone; else none. Hints are used whenever the slices carry them: since
+ * ServiceTrafficDistribution went GA kube-proxy no longer reads `trafficDistribution` or the
+ * `topology-mode` annotation itself; the EndpointSlice controller writes hints only for services
+ * that ask (PreferClose / PreferSameZone, topology-mode Auto), and hand-written slices say it
+ * themselves. A node without a zone label gets no zone filtering.
  */
-export function topologyMode(eps: readonly Endpoint[], nodeName: string, zone: string): TopologyMode {
+export function topologyDecision(eps: readonly Endpoint[], nodeName: string, zone: string): TopologyDecision {
   let anyReady = false;
   let allNode = true;
+  let anyNodeHint = false;
   let forNode = false;
   let allZone = true;
+  let anyZoneHint = false;
   let forZone = false;
   for (const e of eps) {
     if (!e.backend.ready) continue;
     anyReady = true;
     if (e.nodeHints.length === 0) allNode = false;
-    else if (e.nodeHints.includes(nodeName)) forNode = true;
+    else {
+      anyNodeHint = true;
+      if (e.nodeHints.includes(nodeName)) forNode = true;
+    }
     if (e.zoneHints.length === 0) allZone = false;
-    else if (zone !== '' && e.zoneHints.includes(zone)) forZone = true;
+    else {
+      anyZoneHint = true;
+      if (zone !== '' && e.zoneHints.includes(zone)) forZone = true;
+    }
   }
-  if (!anyReady) return '';
-  if (allNode && forNode) return 'PreferSameNode';
-  if (allZone && forZone) return 'PreferSameZone';
-  return '';
+  if (!anyReady || (!anyNodeHint && !anyZoneHint)) return { mode: '', ignored: null };
+  if (allNode && forNode) return { mode: 'PreferSameNode', ignored: null };
+  if (allZone && forZone) return { mode: 'PreferSameZone', ignored: null };
+  if (!anyZoneHint) return { mode: '', ignored: allNode ? `no endpoint hinted for node ${nodeName}` : 'a ready endpoint has no node hint' };
+  if (!allZone) return { mode: '', ignored: 'a ready endpoint has no zone hint' };
+  if (zone === '') return { mode: '', ignored: 'node has no topology.kubernetes.io/zone label' };
+  return { mode: '', ignored: `no endpoint hinted for zone ${zone}` };
+}
+
+/** The mode alone (see topologyDecision). */
+export function topologyMode(eps: readonly Endpoint[], nodeName: string, zone: string): TopologyMode {
+  return topologyDecision(eps, nodeName, zone).mode;
 }
 
 export interface Categorized {
@@ -165,6 +190,8 @@ export interface Categorized {
   local: Backend[] | null;
   /** Some usable (ready, or serving-terminating) endpoint exists anywhere. */
   hasAny: boolean;
+  /** The topology applied to `cluster` (only computed when the Cluster set is used). */
+  topology: TopologyDecision;
 }
 
 /**
@@ -175,8 +202,10 @@ export function categorize(eps: readonly Endpoint[], usesCluster: boolean, usesL
   let cluster: Backend[] | null = null;
   let local: Backend[] | null = null;
   let hasAny = false;
+  let topology: TopologyDecision = { mode: '', ignored: null };
   if (usesCluster) {
-    const mode = topologyMode(eps, nodeName, zone);
+    topology = topologyDecision(eps, nodeName, zone);
+    const mode = topology.mode;
     cluster = [];
     for (const e of eps) {
       if (!e.backend.ready) continue;
@@ -208,5 +237,5 @@ export function categorize(eps: readonly Endpoint[], usesCluster: boolean, usesL
       for (const { backend: b } of eps) if (b.isLocal && b.serving && b.terminating) local.push(b);
     }
   }
-  return { cluster, local, hasAny };
+  return { cluster, local, hasAny, topology };
 }

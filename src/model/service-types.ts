@@ -2,7 +2,7 @@
 // reconciler programs. Plain data only: every array is sorted, every id is a stable string,
 // so two computations over the same inputs are deep-equal and diffs are cheap.
 
-import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import type { IpFamily } from '../bpf/ip.js';
 import type { Protocol } from './validate.js';
 
@@ -27,6 +27,8 @@ export interface NodeContext {
 export interface ServiceInputs {
   /** Services keyed 'ns/name'. */
   readonly services: ReadonlyMap<string, V1Service>;
+  /** Node objects keyed by name (the store has them; this node's zone label is read from here). */
+  readonly nodes?: ReadonlyMap<string, V1Node>;
   /** EndpointSlices whose `kubernetes.io/service-name` label names this Service ('ns/name'). */
   slicesForService(serviceKey: string): Iterable<V1EndpointSlice>;
 }
@@ -115,6 +117,11 @@ export interface ServiceInfo {
   healthCheckNodePort: number | null;
   /** Node-local usable endpoints per servicePortKey (for the health-check node port). */
   localEndpoints: Record<string, number>;
+  /**
+   * The slices carry topology hints that the Cluster-policy set does not use, and why (first
+   * port and family): `http/TCP IPv4: no endpoint hinted for zone zone-2`. null otherwise.
+   */
+  topologyFallback: string | null;
 }
 
 /** The model of one proxied Service: everything a change to it or its slices can touch. */

@@ -3,7 +3,7 @@
 // one of its slices recomputes only that Service; the ServiceState is assembled from them.
 
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
-import { categorize, collectEndpoints, LABEL_SERVICE_NAME, portKey, type Endpoint } from './endpoints.js';
+import { categorize, collectEndpoints, LABEL_SERVICE_NAME, portKey, type Endpoint, type TopologyDecision } from './endpoints.js';
 import type {
   Backend,
   Frontend,
@@ -86,6 +86,7 @@ interface FamilySelection {
   establishedInternal: Backend[];
   establishedExternal: Backend[];
   localCount: number;
+  topology: TopologyDecision;
 }
 
 interface PolicyFlags {
@@ -119,6 +120,7 @@ function selectForFamily(eps: readonly Endpoint[], p: PolicyFlags, nodeName: str
     establishedInternal: notSelected([internal]),
     establishedExternal: notSelected(p.eTPLocal ? [local, cluster] : [cluster]),
     localCount: local.length,
+    topology: c.topology,
   };
 }
 
@@ -150,6 +152,7 @@ export function computeService(svc: V1Service, slices: Iterable<V1EndpointSlice>
 
   const frontends: Frontend[] = [];
   const localEndpoints: Record<string, number> = {};
+  let topologyFallback: string | null = null;
   for (const sp of spec.ports ?? []) {
     if (!sp || !isValidPort(sp.port)) continue;
     const protocol = sp.protocol ?? 'TCP';
@@ -203,6 +206,10 @@ export function computeService(svc: V1Service, slices: Iterable<V1EndpointSlice>
       for (const f of [4, 6] as const) localCount += sets[f]?.localCount ?? 0;
       localEndpoints[servicePortKey] = localCount;
     }
+    for (const f of [4, 6] as const) {
+      const ignored = sets[f]?.topology.ignored;
+      if (ignored && topologyFallback === null) topologyFallback = `${portName || '-'}/${protocol} IPv${f}: ${ignored}`;
+    }
   }
   frontends.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
@@ -217,6 +224,7 @@ export function computeService(svc: V1Service, slices: Iterable<V1EndpointSlice>
     affinity,
     healthCheckNodePort: type === 'LoadBalancer' && eTPLocalRequested && isValidPort(hc) ? hc : null,
     localEndpoints,
+    topologyFallback,
   };
   return { info, frontends };
 }

@@ -2,7 +2,7 @@
 // Plain Maps keyed like the events ('ns/name' or 'name'), plus an index of EndpointSlices by
 // the Service they are labelled for, so one Service's slices are found without a scan.
 
-import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import type { KindMap, ObjectEvent, ObjectKind } from './types.js';
 
 const LABEL_SERVICE_NAME = 'kubernetes.io/service-name';
@@ -35,6 +35,11 @@ export class Store {
   /** Services keyed 'ns/name' (the model's ServiceInputs view). */
   get services(): ReadonlyMap<string, V1Service> {
     return this.maps.Service;
+  }
+
+  /** Node objects keyed by name (the model reads this node's zone label). */
+  get nodes(): ReadonlyMap<string, V1Node> {
+    return this.maps.Node;
   }
 
   map<K extends ObjectKind>(kind: K): ReadonlyMap<string, KindMap[K]> {
