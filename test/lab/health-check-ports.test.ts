@@ -4,7 +4,8 @@
 // localEndpoints 1, node2 503 with 0 (kube-proxy's JSON and headers). Both nodes answer
 // kube-proxy's node health server on the default 0.0.0.0:10256; a node the cluster autoscaler
 // tainted fails /healthz (not /livez). Removing the endpoint turns node1 503, deleting the
-// service closes the port, and a port someone else holds is logged and counted, not fatal.
+// service closes the port, a port someone else holds is logged and counted, not fatal, and
+// --nodeport-addresses narrows the addresses the port listens on.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -179,5 +180,15 @@ describe('health check node ports and the node health server on two nodes', () =
     const gone = await get(client.ns, `http://${node1.address}:${HC_PORT}/`);
     assert.equal(gone.exitCode, 7, 'connection refused: nothing listens');
     assert.equal((await get(client.ns, `http://${node2.address}:${HC_PORT}/`)).status, 503, 'node2 still has the service');
+  });
+
+  test('--nodeport-addresses: the port listens on the selected node addresses only (all of them without the flag)', async () => {
+    assert.equal((await get(node2.ns, `http://127.0.0.1:${HC_PORT}/`)).status, 503, 'default: every address, loopback too');
+    await weir2.terminate();
+    weir2.configure({ extraArgs: ['--nodeport-addresses', '198.18.0.0/24'] });
+    await weir2.start();
+    await weir2.waitFor('health check port listening', { service: 'default/web', port: HC_PORT, addresses: node2.address });
+    assert.equal((await get(client.ns, `http://${node2.address}:${HC_PORT}/`)).status, 503);
+    assert.equal((await get(node2.ns, `http://127.0.0.1:${HC_PORT}/`)).exitCode, 7, 'not on loopback: refused');
   });
 });
