@@ -8,6 +8,7 @@ import { Daemon } from '../daemon/daemon.js';
 import { DEFAULT_BPF_ROOT, ensureBpfRoot, holdBpfRoot, INIT_BPF_ROOT } from '../dataplane/bpffs.js';
 import { checkInstanceName, defaultInstance } from '../dataplane/instance.js';
 import { parseListenAddress } from '../metrics/http.js';
+import { DEFAULT_HEALTHZ_ADDRESS } from '../metrics/proxy-health.js';
 import { bootstrapFromEnv } from '../sources/kube-bootstrap.js';
 import { createLogfmtLogger, isLogLevel, errText } from '../log.js';
 
@@ -17,6 +18,7 @@ interface DaemonFlags {
   kubeconfig?: string;
   apiOutageBound?: string;
   metricsAddress?: string;
+  healthzAddress?: string;
   /** undefined: defaultInstance() (the netns name of a simulated node, else 'default') */
   instance?: string;
   /** undefined: the default root, found or mounted (ensureBpfRoot) */
@@ -53,6 +55,8 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
   const bootstrap = source.kind === 'kube' ? bootstrapFromEnv(env) : undefined;
   const metricsAddress = !f.metricsAddress || f.metricsAddress === 'off' ? null : f.metricsAddress;
   if (metricsAddress) parseListenAddress(metricsAddress);
+  const healthzAddress = !f.healthzAddress || f.healthzAddress === 'off' ? null : f.healthzAddress;
+  if (healthzAddress) parseListenAddress(healthzAddress);
   if (!isLogLevel(f.logLevel)) throw new Error(`bad --log-level ${JSON.stringify(f.logLevel)}: use debug, info or warn`);
   const sockLb = parseSockLbMode(f.connectTimeLb);
   let cgroup: string | null = null;
@@ -69,6 +73,7 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     source,
     ...(bootstrap ? { bootstrap } : {}),
     metricsAddress,
+    healthzAddress,
     instance,
     bpfRoot: f.bpfRoot ?? holdBpfRoot(found!.path),
     ...(found ? { bpfRootFound: found } : {}),
@@ -97,6 +102,12 @@ export function registerDaemonCommand(program: Command): void {
     )
     .option('--api-outage-bound <duration>', '/healthz fails when the API server has been unreachable longer than this', '60s')
     .option('--metrics-address <addr>', "/metrics, /healthz and /readyz on host:port, [v6]:port or :port; 'off' disables", ':9963')
+    .option(
+      '--healthz-address <addr>',
+      "kube-proxy's node health server (/healthz, /livez, kube-proxy's JSON; load balancers probe it) on host:port, [v6]:port or :port; " +
+        "0.0.0.0 or :: means every address of both families; 'off' disables",
+      DEFAULT_HEALTHZ_ADDRESS,
+    )
     .option(
       '--instance <name>',
       "names the pin directory <bpf-root>/weir/<instance> (default: the network namespace's name when weir runs in a named one that is not PID 1's, " +
@@ -177,6 +188,7 @@ export function registerDaemonCommand(program: Command): void {
         ...(found && found.path !== cfg.bpfRoot ? { nodeBpfRoot: found.path } : {}),
         source,
         metrics: cfg.metricsAddress ?? 'off',
+        healthz: cfg.healthzAddress ?? 'off',
         pid: process.pid,
       });
       await daemon.start();

@@ -22,6 +22,8 @@ export interface DaemonConfig {
   bootstrap?: BootstrapConfig;
   /** /metrics, /healthz, /readyz listen address (host:port, [v6]:port, :port); null = off */
   metricsAddress: string | null;
+  /** kube-proxy's node health server (/healthz, /livez as kube-proxy answers them); null = off */
+  healthzAddress: string | null;
   instance: string;
   bpfRoot: string;
   /** how the default --bpf-root was found (and whether weir mounted it); unset when the flag was given */

@@ -2,7 +2,8 @@
 // -> store -> the service pipeline (dataplane/service-sync.ts: model -> entries -> plan ->
 // apply -> pinned maps, docs/architecture.md); the attach manager follows interfaces
 // through netlink; timers run the periodic resync and conntrack GC; /metrics, /healthz and
-// /readyz on the metrics address. Everything it programs is pinned under
+// /readyz on the metrics address; kube-proxy's node health server (--healthz-address) and
+// the eTP=Local services' health check node ports (health-check-ports.ts). Everything it programs is pinned under
 // <bpf-root>/weir/<instance>, so stopping (SIGTERM, or kill -9) leaves the dataplane
 // working and the next daemon adopts it (docs/daemon.md). With the API source, the
 // `kubernetes` Service from the bootstrap environment is programmed and the programs attached
@@ -10,6 +11,7 @@
 
 import { AttachManager, type InterfaceRef } from '../dataplane/attach.js';
 import { ConntrackGc } from '../dataplane/conntrack-gc.js';
+import { HealthCheckPorts } from '../dataplane/health-check-ports.js';
 import { computeNodeNetwork, type NodeNetwork } from '../dataplane/interfaces.js';
 import { takeOverKubeProxy } from '../dataplane/kube-proxy.js';
 import { loadDataplaneAsync, mapOf, type LoadedDataplane } from '../dataplane/loader.js';
@@ -21,6 +23,7 @@ import { destroySocketsEverywhere } from '../dataplane/sockets.js';
 import { allowLocalSource, SysctlRecorder } from '../dataplane/sysctl.js';
 import { startHttp, type HttpEndpoint } from '../metrics/http.js';
 import { Metrics } from '../metrics/metrics.js';
+import { ProxyHealth, proxyHealthCounters, startProxyHealthServer, type FamilyName, type ProxyHealthServer } from '../metrics/proxy-health.js';
 import type { NodeContext } from '../model/service-types.js';
 // the API source pulls in all of client-node (~1 s to import): loaded only when configured
 import type { KubeSource } from '../sources/kube.js';
@@ -35,12 +38,20 @@ import { countingServiceMaps } from './map-writes.js';
 
 const refs = (l: readonly { ifindex: number; ifname: string }[]): InterfaceRef[] => l.map((x) => ({ ifindex: x.ifindex, ifname: x.ifname }));
 const refKey = (l: readonly InterfaceRef[]) => l.map((x) => `${x.ifindex}:${x.ifname}`).join(',');
+/** with the periodic resync off, how long a queued change may wait before /healthz on 10256 fails */
+const HEALTHZ_TIMEOUT_WITHOUT_RESYNC_MS = 120_000;
 
 export class Daemon {
   readonly metrics = new Metrics();
   readonly health = new DaemonHealth(this.metrics);
   private readonly log: Logger;
   private http: HttpEndpoint | undefined;
+  /** kube-proxy's node health server state (/healthz, /livez on --healthz-address) */
+  readonly proxyHealth: ProxyHealth;
+  private healthz: ProxyHealthServer | undefined;
+  private readonly healthzCounters = proxyHealthCounters(this.metrics.registry);
+  /** the eTP=Local LoadBalancer services' health check node ports */
+  private healthPorts!: HealthCheckPorts;
   private dp!: LoadedDataplane;
   private services!: ServiceSync;
   private attach!: AttachManager;
@@ -71,6 +82,8 @@ export class Daemon {
     log: Logger,
   ) {
     this.log = this.health.wrapLogger(log);
+    // kube-proxy's bound is 2 x its sync period; weir's equivalent period is the resync
+    this.proxyHealth = new ProxyHealth(cfg.resyncIntervalMs > 0 ? 2 * cfg.resyncIntervalMs : HEALTHZ_TIMEOUT_WITHOUT_RESYNC_MS);
   }
 
   /**
@@ -119,7 +132,9 @@ export class Daemon {
       log: this.log,
       destroySockets: () => destroySocketsEverywhere(destroyProg, this.cfg.cgroup, this.log),
       onSync: (s) => this.synced(s),
+      onDrained: () => this.drained(),
     });
+    this.healthPorts = new HealthCheckPorts({ log: this.log, proxyHealthy: () => this.proxyHealth.healthy() });
     const adopted = this.services.adopt();
     this.log.info('adopt', adopted);
     this.attach = new AttachManager(this.dp.pinDir, this.dp.objects, this.log);
@@ -129,6 +144,7 @@ export class Daemon {
 
     this.network = await this.readNetwork();
     this.node = { nodeName: cfg.nodeName, nodeAddresses: [...this.network.nodePortAddresses], ...(cfg.proxyName ? { proxyName: cfg.proxyName } : {}) };
+    this.nodeAddressesChanged();
 
     if (manifestsRead) {
       await manifestsRead;
@@ -256,9 +272,29 @@ export class Daemon {
         this.cfg.serviceStats && maps.lbStats && this.services ? { map: maps.lbStats, frontends: this.services.reconciler.frontendsById() } : undefined,
     });
     this.metrics.beforeScrape(() => this.exportSourceCounters());
+    await this.startHealthz();
     if (this.cfg.metricsAddress === null) return;
     this.http = await startHttp(this.cfg.metricsAddress, this.metrics, this.health);
     this.log.info('metrics listening', { address: this.http.address, port: this.http.port });
+  }
+
+  /** kube-proxy's node health server; a busy port is logged and retried at each resync, never fatal. */
+  private async startHealthz(): Promise<void> {
+    const addr = this.cfg.healthzAddress;
+    if (addr === null || this.healthz || this.stopped) return;
+    try {
+      this.healthz = await startProxyHealthServer(addr, this.proxyHealth, this.healthzCounters);
+      this.log.info('healthz listening', { address: this.healthz.address, port: this.healthz.port, timeoutMs: this.proxyHealth.timeoutMs });
+    } catch (e) {
+      this.log.warn('healthz listen failed', { address: addr, error: errText(e), retry: 'next resync' });
+    }
+  }
+
+  /** The health check ports listen on the nodePortAddresses when they are restricted; the families /healthz reports. */
+  private nodeAddressesChanged(): void {
+    this.healthPorts.setAddresses(this.cfg.nodePortAddresses.length > 0 ? this.node.nodeAddresses : null);
+    const families = new Set<FamilyName>(this.node.nodeAddresses.map((a) => (a.includes(':') ? 'IPv6' : 'IPv4')));
+    this.proxyHealth.families = families.size > 0 ? [...families].sort() : ['IPv4'];
   }
 
   /** Source counters (kept by the sources) as deltas of weir_source_errors_total. */
@@ -314,8 +350,15 @@ export class Daemon {
 
   private applyToStore(e: ObjectEvent): void {
     const change = this.store.apply(e);
+    if (change && e.kind === 'Node' && e.key === this.cfg.nodeName) this.proxyHealth.syncNode(change.current as never);
     // the manifests are read while the dataplane loads: the first full sync takes those
-    if (change && this.health.fullSynced) this.services.changed(change, e.observedAt);
+    if (change && this.health.fullSynced) {
+      if (e.kind === 'Service' || e.kind === 'EndpointSlice') {
+        this.proxyHealth.queued();
+        this.healthPorts.changed(change.kind, change.previous, change.current);
+      }
+      this.services.changed(change, e.observedAt);
+    }
   }
 
   get isReady(): boolean {
@@ -336,13 +379,26 @@ export class Daemon {
 
   /** One sync done (the service pipeline logs it): metrics, health. */
   private synced(s: SyncReport): void {
+    // a full sync (start, node addresses, resync) recomputes every health check port and
+    // retries ports that were busy; after an incremental one, drained() flushes what it touched
+    if (s.kind === 'full') {
+      this.proxyHealth.updated();
+      void this.healthPorts.flush(this.store, this.node, true);
+    }
     this.metrics.observeSync(s.kind, s.seconds, s.observedAt);
     this.metrics.frontends.set(s.result.frontends);
     this.health.syncDone(s.result.errors);
     if (s.reason === 'resync') this.metrics.observeResync(s.result.writes);
   }
 
+  /** Every pending change is handled (written, or needing no write): what /healthz on 10256 waits for. */
+  private drained(): void {
+    this.proxyHealth.updated();
+    void this.healthPorts.flush(this.store, this.node);
+  }
+
   private resync(): void {
+    void this.startHealthz();
     this.health.inResync = true;
     try {
       this.services.resync();
@@ -397,6 +453,7 @@ export class Daemon {
       this.applyAttachments(net);
       if (net.nodePortAddresses.join(',') !== this.node.nodeAddresses.join(',')) {
         this.node = { ...this.node, nodeAddresses: [...net.nodePortAddresses] };
+        this.nodeAddressesChanged();
         // before the first full sync the store is incomplete: the first sync uses this.node
         this.services.nodeChanged(this.node);
       }
@@ -413,6 +470,8 @@ export class Daemon {
     this.stopNetlink?.();
     await this.source?.stop();
     await this.http?.close();
+    await this.healthz?.close();
+    await this.healthPorts?.close();
     await this.networkBusy.catch(() => {});
     if (this.ready) this.handOffForRollback();
     this.attach?.close();

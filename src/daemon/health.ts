@@ -30,6 +30,8 @@ const ERROR_KINDS: Record<string, string> = {
   'sysctl record unavailable': 'sysctl',
   'sysctl change not recorded': 'sysctl',
   'sysctl record prune failed': 'sysctl',
+  'health check port failed': 'healthcheck',
+  'healthz listen failed': 'healthcheck',
 };
 
 export interface SourceHealth {

@@ -37,6 +37,8 @@ export interface ServiceSyncOptions {
   destroySockets?: () => number;
   /** after every sync that reached the maps */
   onSync?: (report: SyncReport) => void;
+  /** after the pending changes were handled, written or not (a change may need no write) */
+  onDrained?: () => void;
 }
 
 /** A store change, as the source's event gave it. */
@@ -167,6 +169,7 @@ export class ServiceSync {
       this.timer = undefined;
       try {
         this.syncChanges();
+        this.opts.onDrained?.();
       } catch (e) {
         this.opts.log.warn('sync failed', { error: errText(e) });
       }
