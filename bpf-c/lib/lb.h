@@ -48,6 +48,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_affinity4 SEC(".maps");
 
+/* loadBalancerSourceRanges of every flagged frontend (service.h). An LPM trie must not be
+ * preallocated. Looked up only for the first packet of a flow to a flagged frontend. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__type(key, struct weir_lb_src4_key);
+	__type(value, __u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_lb_src4 SEC(".maps");
+
 /* Bounded: a full map loses counts (LB_STATS_FULL), never packets. Preallocated, so an
  * insert costs no allocation on the packet path. */
 struct {
@@ -180,14 +191,30 @@ static __always_inline int lb4_select_backend(const struct weir_frontend4 *fe, _
  * lb4_admit - whether the first packet of a flow to frontend @fe starts a flow
  * @verdict: set to the TC verdict when the answer is no
  *
- * Returns 0 to go on to the backend choice, or the reason to count: a mid-stream TCP
- * segment (passed), a Local frontend without local endpoint (dropped), a frontend without
- * endpoint (rejected: the packet is turned into an ICMP port unreachable).
+ * Returns 0 to go on to the backend choice, or the reason to count: a client outside a
+ * load balancer IP's source ranges (dropped), a mid-stream TCP segment (passed), a Local
+ * frontend without local endpoint (dropped), a frontend without endpoint (rejected: the
+ * packet is turned into an ICMP port unreachable).
  */
 static __always_inline enum weir_reason lb4_admit(struct __sk_buff *skb, const struct packet *pkt,
 						  const struct weir_frontend4 *fe, int *verdict)
 {
+	struct weir_lb_src4_key src;
 	int ret;
+
+	/* loadBalancerSourceRanges first, as kube-proxy's firewall chain: a client outside them
+	 * gets nothing from this frontend, not even a reject or a mid-flow pass to the kernel.
+	 * Established flows never come here (conntrack), so a range removed later does not cut
+	 * a connection it admitted, as with kube-proxy's conntrack. */
+	if (fe->flags & WEIR_FRONTEND_SOURCE_RANGES) {
+		src.prefixlen = 64;
+		src.frontend_id = fe->id;
+		src.address = pkt->saddr.v4;
+		if (!bpf_map_lookup_elem(&weir_lb_src4, &src)) {
+			*verdict = WEIR_TC_DROP;
+			return WEIR_REASON_LB_SOURCE_DENIED;
+		}
+	}
 
 	/* Only a SYN starts a TCP flow. A later segment with no entry belongs to a connection
 	 * weir did not see begin: one kube-proxy (or the kernel's NAT) set up before weir

@@ -4,7 +4,7 @@
 
 import { execFileSync } from 'node:child_process';
 import type { Command } from 'commander';
-import { type BpfMap, codecFor, typedMap } from '../bpf/index.js';
+import { type BpfMap, codecFor, typedMap, u8 } from '../bpf/index.js';
 import { explain, TCP, type ExplainMaps, type ExplainQuery, type Explanation, type Flow, type Rewrite } from '../dataplane/explain.js';
 import { backendFlags, frontendFlags, protocolName, protocolNumber, tcpFlagString } from './decode.js';
 import { canonicalIp } from '../bpf/ip.js';
@@ -165,6 +165,7 @@ export function registerExplainCommand(program: Command): void {
           backends: typedMap(open('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4')),
           affinity: typedMap(open('weir_affinity4'), codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
           conntrack: typedMap(open('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
+          sourceRanges: typedMap(open('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),
         };
         const e = explain(maps, q);
         process.stdout.write((o.output === 'json' ? json({ query: q, ...e }) : describe(q, e)) + '\n');

@@ -27,6 +27,7 @@ const ERROR_KINDS: Record<string, string> = {
   'kube: applying an event failed': 'source',
   'manifests: rejected': 'source',
   'frontend skipped': 'model',
+  'invalid source range ignored': 'model',
   'sysctl record unavailable': 'sysctl',
   'sysctl change not recorded': 'sysctl',
   'sysctl record prune failed': 'sysctl',

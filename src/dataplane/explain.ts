@@ -9,7 +9,8 @@
 
 import { enums, type TypedMap } from '../bpf/index.js';
 import type { WeirAffinity4, WeirAffinity4Key, WeirBackend4, WeirBackend4Key } from '../bpf/index.js';
-import type { WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key } from '../bpf/index.js';
+import type { WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key, WeirLbSrc4Key } from '../bpf/index.js';
+import { cidrContains } from '../bpf/ip.js';
 
 const FF = enums.weir_frontend_flags;
 const BF = enums.weir_backend_flags;
@@ -29,6 +30,8 @@ export interface ExplainMaps {
   backends: TypedMap<WeirBackend4Key, WeirBackend4>;
   affinity: TypedMap<WeirAffinity4Key, WeirAffinity4>;
   conntrack: TypedMap<WeirCt4Key, WeirCt4>;
+  /** weir_lb_src4: loadBalancerSourceRanges per frontend id */
+  sourceRanges: TypedMap<WeirLbSrc4Key, number>;
 }
 
 /** An IPv4 flow's tuple; ICMP echo carries its identifier in both ports (as the parser does). */
@@ -64,7 +67,7 @@ export type Verdict =
   | 'established' // a conntrack entry rewrites it
   | 'dnat' // a new flow to one of `candidates`
   | 'reject' // no usable endpoint: ICMP port unreachable / connection refused at once
-  | 'drop' // Local traffic policy with no local endpoint, or a new flow weir cannot NAT
+  | 'drop' // Local traffic policy with no local endpoint, a client outside loadBalancerSourceRanges, or a new flow weir cannot NAT
   | 'icmp-error' // an ICMP error about a NAT'd flow: quote and outer addresses translated back
   | 'pass'; // not ours (or not at this point of a connection): left alone
 
@@ -252,6 +255,18 @@ function newFlow(
   slots: Array<WeirBackend4 | undefined>,
   out: Explanation,
 ): void {
+  if (fe.flags & FF.WEIR_FRONTEND_SOURCE_RANGES) {
+    // the prefixes of this frontend, matched here by hand (the programs ask the LPM trie)
+    const ranges = [...maps.sourceRanges.keys()].filter((k) => k.frontend_id === fe.id).map((k) => `${k.address}/${k.prefixlen - 32}`);
+    const hit = ranges.filter((c) => cidrContains(c, p.src)).sort((a, b) => Number(b.split('/')[1]) - Number(a.split('/')[1]))[0];
+    if (!hit) {
+      out.verdict = 'drop';
+      out.notes.push(`loadBalancerSourceRanges (${ranges.sort().join(', ') || 'none'}) do not hold ${p.src}: dropped, as kube-proxy's firewall chain does`);
+      out.outcomes.push({ tc: 'drop', reason: 'lb_source_denied' });
+      return;
+    }
+    out.notes.push(`loadBalancerSourceRanges: ${p.src} is in ${hit}`);
+  }
   if (p.protocol === IPPROTO_TCP && !(tcpFlags & TCP.syn)) {
     out.notes.push(
       'a TCP segment without SYN and without conntrack: a connection weir did not see begin (set up before weir took over); ' +

@@ -40,6 +40,9 @@ export interface DesiredFrontend {
   affinityTimeout: number;
   /** slot candidates in the model's order (unique by address:port) */
   backends: BackendValue[];
+  /** loadBalancerSourceRanges (canonical CIDRs of this family): the frontend has the
+   *  SOURCE_RANGES flag and weir_lb_src4 holds these prefixes under its id; null: no ranges */
+  sourceRanges: readonly string[] | null;
   /** address:port of every endpoint the frontend still knows (new-flow sets and
    *  establishedOnly): a backend outside this set is gone, and its flows are cleaned up */
   known: ReadonlySet<string>;
@@ -99,6 +102,9 @@ export function frontendEntries(f: Frontend): DesiredFrontend[] | SkipReason {
   else if (f.kind === 'ExternalIP') kindFlag = FF.WEIR_FRONTEND_EXTERNAL_IP;
   else if (f.kind === 'LoadBalancer') kindFlag = FF.WEIR_FRONTEND_LOADBALANCER;
   const affinityFlag = f.affinity ? FF.WEIR_FRONTEND_AFFINITY : 0;
+  // the model gives LoadBalancer frontends their family's ranges, null when unrestricted
+  const sourceRanges = f.kind === 'LoadBalancer' && f.sourceRanges && f.sourceRanges.length > 0 ? f.sourceRanges : null;
+  const rangesFlag = sourceRanges ? FF.WEIR_FRONTEND_SOURCE_RANGES : 0;
   const affinityTimeout = f.affinity ? f.affinity.timeoutSeconds >>> 0 : 0;
   const known = new Set<string>();
   for (const b of [...f.backends, ...f.inClusterBackends, ...f.establishedOnly]) known.add(backendIdentity(b));
@@ -115,8 +121,9 @@ export function frontendEntries(f: Frontend): DesiredFrontend[] | SkipReason {
       keyString: frontendKeyString(f.family, key),
       modelId: f.id,
       serviceKey: f.serviceKey,
-      flags: kindFlag | affinityFlag | verdict,
+      flags: kindFlag | affinityFlag | rangesFlag | verdict,
       affinityTimeout,
+      sourceRanges,
       backends: f.reject ? [] : backends,
       known,
     };

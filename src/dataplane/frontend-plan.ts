@@ -24,12 +24,14 @@ export interface FamilyLive {
   frontends: Map<string, { key: FrontendKey; value: FrontendValue }>;
   /** frontend id -> slot -> backend */
   backends: Map<number, Map<number, BackendValue>>;
+  /** frontend id -> its loadBalancerSourceRanges prefixes in weir_lb_src4 (`198.18.0.0/24`) */
+  ranges: Map<number, Set<string>>;
 }
 
 export type LiveState = Record<IpFamily, FamilyLive>;
 
 export function emptyFamilyLive(): FamilyLive {
-  return { frontends: new Map(), backends: new Map() };
+  return { frontends: new Map(), backends: new Map(), ranges: new Map() };
 }
 
 export function emptyLive(): LiveState {
@@ -52,6 +54,8 @@ export interface RemovedBackend {
  *   3. frontendWrites    (new counts: a grown count after its slots, a shrunk count
  *                         while the slots above it still exist)
  *   4. backendDeletes    (slots at or above the new count, slots of removed frontends)
+ * Source-range prefixes (weir_lb_src4) are added with the backend writes, before the
+ * frontend entry that flags them, and removed with the backend deletes, after it.
  * Shrinking writes the replacement slots before the count (rather than count first), so
  * a removed backend is never picked after its slot was overwritten: the only transient
  * is a moved backend present in two slots.
@@ -61,6 +65,16 @@ export interface FamilyPlan {
   backendWrites: Array<[BackendKey, BackendValue]>;
   frontendWrites: Array<[FrontendKey, FrontendValue]>;
   backendDeletes: BackendKey[];
+  /** weir_lb_src4 prefixes to add (applied with backendWrites) */
+  rangeWrites: SourceRange[];
+  /** weir_lb_src4 prefixes to remove (applied with backendDeletes) */
+  rangeDeletes: SourceRange[];
+}
+
+/** One weir_lb_src4 entry: a frontend id and a canonical CIDR of its family. */
+export interface SourceRange {
+  frontendId: number;
+  cidr: string;
 }
 
 /** Each family's writes, and what the frontend ids and the clean-up need to know. */
@@ -72,11 +86,11 @@ export interface Plan extends Record<IpFamily, FamilyPlan> {
 }
 
 function emptyFamilyPlan(): FamilyPlan {
-  return { frontendDeletes: [], backendWrites: [], frontendWrites: [], backendDeletes: [] };
+  return { frontendDeletes: [], backendWrites: [], frontendWrites: [], backendDeletes: [], rangeWrites: [], rangeDeletes: [] };
 }
 
 export function familyPlanSize(p: FamilyPlan): number {
-  return p.frontendDeletes.length + p.backendWrites.length + p.frontendWrites.length + p.backendDeletes.length;
+  return p.frontendDeletes.length + p.backendWrites.length + p.frontendWrites.length + p.backendDeletes.length + p.rangeWrites.length + p.rangeDeletes.length;
 }
 
 /** Map writes of every family. */
@@ -149,6 +163,7 @@ export function planSync(desired: ReadonlyMap<string, DesiredFrontend>, live: Li
       if (!have) continue;
       part.frontendDeletes.push(have.key);
       for (const slot of [...(liveSlots?.keys() ?? [])].sort(bySlot)) part.backendDeletes.push({ frontend_id: have.value.id, slot });
+      for (const cidr of [...(fl.ranges.get(have.value.id) ?? [])].sort()) part.rangeDeletes.push({ frontendId: have.value.id, cidr });
       plan.releasedIds.push(have.value.id);
       removed(plan, family, have.value.id, have.key.protocol, liveSlots, opts.previous?.get(ks)?.known, new Set());
       continue;
@@ -170,6 +185,10 @@ export function planSync(desired: ReadonlyMap<string, DesiredFrontend>, live: Li
       // b is shared with desired: never mutated
       if (!cur || !sameBackend(cur, b)) part.backendWrites.push([{ frontend_id: id, slot }, b.pad === 0 ? b : { ...b, pad: 0 }]);
     });
+    const liveRanges = fl.ranges.get(id);
+    const wantRanges = new Set(want.sourceRanges ?? []);
+    for (const cidr of [...wantRanges].sort()) if (!liveRanges?.has(cidr)) part.rangeWrites.push({ frontendId: id, cidr });
+    for (const cidr of [...(liveRanges ?? [])].sort()) if (!wantRanges.has(cidr)) part.rangeDeletes.push({ frontendId: id, cidr });
     const value: FrontendValue = { id, backend_count: slots.length, flags: want.flags, affinity_timeout: want.affinityTimeout, pad: 0 };
     const hv = have?.value;
     if (!hv || hv.backend_count !== value.backend_count || hv.flags !== value.flags || hv.affinity_timeout !== value.affinity_timeout || (hv.pad ?? 0) !== 0)
@@ -185,6 +204,10 @@ export function planSync(desired: ReadonlyMap<string, DesiredFrontend>, live: Li
       for (const [id, slots] of live[f].backends) {
         if (inUse.has(id)) continue;
         for (const slot of [...slots.keys()].sort(bySlot)) plan[f].backendDeletes.push({ frontend_id: id, slot });
+      }
+      for (const [id, cidrs] of live[f].ranges) {
+        if (inUse.has(id)) continue;
+        for (const cidr of [...cidrs].sort()) plan[f].rangeDeletes.push({ frontendId: id, cidr });
       }
     }
   }
@@ -224,6 +247,16 @@ export function applyFamilyToLive(family: IpFamily, live: FamilyLive, plan: Fami
     const m = live.backends.get(k.frontend_id);
     m?.delete(k.slot);
     if (m && m.size === 0) live.backends.delete(k.frontend_id);
+  }
+  for (const r of plan.rangeWrites) {
+    let m = live.ranges.get(r.frontendId);
+    if (!m) live.ranges.set(r.frontendId, (m = new Set()));
+    m.add(r.cidr);
+  }
+  for (const r of plan.rangeDeletes) {
+    const m = live.ranges.get(r.frontendId);
+    m?.delete(r.cidr);
+    if (m && m.size === 0) live.ranges.delete(r.frontendId);
   }
 }
 

@@ -24,6 +24,7 @@ import {
   type WeirCt4Key,
   type WeirFrontend4,
   type WeirFrontend4Key,
+  type WeirLbSrc4Key,
   type WeirSockDestroy4Key,
 } from '../bpf/index.js';
 import { packageRoot } from '../package-root.js';
@@ -46,6 +47,8 @@ export interface ServiceMaps {
   affinity: TypedMap<WeirAffinity4Key, WeirAffinity4>;
   conntrack: TypedMap<WeirCt4Key, WeirCt4>;
   sockDestroy: TypedMap<WeirSockDestroy4Key, number>;
+  /** loadBalancerSourceRanges prefixes per frontend id (weir_lb_src4); optional for fakes */
+  sourceRanges?: TypedMap<WeirLbSrc4Key, number>;
   /** per-CPU new connections per {frontend id, backend} (lb-stats.ts); optional for fakes */
   lbStats?: BpfMap;
 }
@@ -60,6 +63,7 @@ export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject }
     conntrack: typedMap(m('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
     sockDestroy: typedMap(objects.sock_lb.map('weir_sock_destroy4'), codecFor('weir_sock_destroy4_key'), u8),
     lbStats: m('weir_lb_stats4'),
+    sourceRanges: typedMap(m('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),
   };
 }
 

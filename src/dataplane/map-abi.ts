@@ -22,7 +22,7 @@ import { layouts, type StructLayout, type WeirCt4, type WeirCt4V1 } from '../bpf
 export type OnLayoutChange = 'convert' | 'rebuild' | 'copy' | 'drop';
 
 /** enum bpf_map_type values this table uses */
-export const MAP_TYPE = { hash: 1, array: 2, percpu_hash: 5, percpu_array: 6, lru_hash: 9 } as const;
+export const MAP_TYPE = { hash: 1, array: 2, percpu_hash: 5, percpu_array: 6, lru_hash: 9, lpm_trie: 11 } as const;
 
 /** A map as a release creates it: what that release's libbpf accepts as a reusable pin. */
 export interface MapSpec {
@@ -166,5 +166,6 @@ export const MAP_ABI: readonly MapAbi[] = [
   { base: 'weir_sock_destroy4', version: 1, onChange: 'drop', older: [] },
   { base: 'weir_counters', version: 1, onChange: 'drop', older: [] },
   { base: 'weir_lb_stats4', version: 1, onChange: 'drop', older: [] },
+  { base: 'weir_lb_src4', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_ct4_handoff', version: 1, onChange: 'drop', older: [] },
 ];

@@ -9,8 +9,8 @@
 // included, but its part is not applied: its frontends are counted as skipped (reason
 // `ipv6`), and the ids planned for them are released.
 
-import type { TypedMap } from '../bpf/index.js';
-import { protocolName, type IpFamily } from '../bpf/ip.js';
+import type { TypedMap, WeirLbSrc4Key } from '../bpf/index.js';
+import { parseCidr, protocolName, type IpFamily } from '../bpf/ip.js';
 import type { Frontend } from '../model/service-types.js';
 import { type Logger, errText } from '../log.js';
 import type { AppliedRemovals } from './backend-cleanup.js';
@@ -42,6 +42,16 @@ import {
 export interface FamilyMaps {
   frontends: TypedMap<FrontendKey, FrontendValue>;
   backends: TypedMap<BackendKey, BackendValue>;
+  /** weir_lb_src4 (IPv4 only so far): without it, source ranges are flagged but never admit
+   *  anyone, so it is required wherever the programs run */
+  sourceRanges?: TypedMap<WeirLbSrc4Key, number>;
+}
+
+/** A weir_lb_src4 key: the frontend id is matched whole (32 bits) before the CIDR's prefix. */
+export function sourceRangeKey(frontendId: number, cidr: string): WeirLbSrc4Key | null {
+  const c = parseCidr(cidr);
+  if (!c || c.family !== 4) return null;
+  return { prefixlen: 32 + c.prefix, frontend_id: frontendId, address: c.address };
 }
 
 export interface ReconcileStats {
@@ -96,7 +106,9 @@ export class Reconciler {
     private readonly log: Logger,
     private readonly opts: ReconcilerOptions = {},
   ) {
-    this.familyMaps = { 4: { frontends: maps.frontends, backends: maps.backends }, 6: opts.ipv6 };
+    const four: FamilyMaps = { frontends: maps.frontends, backends: maps.backends };
+    if (maps.sourceRanges) four.sourceRanges = maps.sourceRanges;
+    this.familyMaps = { 4: four, 6: opts.ipv6 };
   }
 
   /** What the frontend and backend maps hold now, read from the kernel (a family without maps: nothing). */
@@ -242,6 +254,8 @@ export class Reconciler {
         (es) => m.backends.setMany(es),
         ([k, v]) => m.backends.set(k, v),
       );
+      // LPM tries have no batch ops: one by one
+      this.batch('source range write', part.rangeWrites, null, (r) => this.rangeOp(m, r.frontendId, r.cidr, true));
       this.batch(
         'frontend write',
         part.frontendWrites,
@@ -254,6 +268,7 @@ export class Reconciler {
         (ks) => m.backends.deleteMany(ks),
         (k) => void m.backends.delete(k),
       );
+      this.batch('source range delete', part.rangeDeletes, null, (r) => this.rangeOp(m, r.frontendId, r.cidr, false));
       writes += familyPlanSize(part);
     }
     this.stats.writes += writes;
@@ -291,12 +306,21 @@ export class Reconciler {
     };
   }
 
+  private rangeOp(m: FamilyMaps, frontendId: number, cidr: string, add: boolean): void {
+    const key = sourceRangeKey(frontendId, cidr);
+    if (!m.sourceRanges || !key) throw new Error(`no weir_lb_src4 entry for ${cidr}`);
+    if (add) m.sourceRanges.set(key, 1);
+    else m.sourceRanges.delete(key);
+  }
+
   /** One batch op; on failure (a full map, a bad entry) the entries one by one, each error logged. */
-  private batch<T>(what: string, items: T[], many: (items: T[]) => unknown, one: (item: T) => void): void {
+  private batch<T>(what: string, items: T[], many: ((items: T[]) => unknown) | null, one: (item: T) => void): void {
     if (items.length === 0) return;
     try {
-      many(items);
-      return;
+      if (many) {
+        many(items);
+        return;
+      }
     } catch (e) {
       this.log.debug('batch failed, retrying entry by entry', { op: what, entries: items.length, error: errText(e) });
     }
@@ -318,6 +342,11 @@ function dumpFamily(family: IpFamily, maps: FamilyMaps): FamilyLive {
     let m = live.backends.get(key.frontend_id);
     if (!m) live.backends.set(key.frontend_id, (m = new Map()));
     m.set(key.slot, value);
+  }
+  for (const [key] of maps.sourceRanges?.entries() ?? []) {
+    let m = live.ranges.get(key.frontend_id);
+    if (!m) live.ranges.set(key.frontend_id, (m = new Set()));
+    m.add(`${key.address}/${key.prefixlen - 32}`);
   }
   return live;
 }

@@ -65,6 +65,8 @@ export class ServiceSync {
   private zoneChanged = false;
   /** the topology fallback last logged per service (logged once per service and reason) */
   private readonly topologyLogged = new Map<string, string>();
+  /** the invalid loadBalancerSourceRanges entries last logged per service */
+  private readonly rangesLogged = new Map<string, string>();
 
   constructor(private readonly opts: ServiceSyncOptions) {
     this.cleanup = new BackendCleanup(opts.maps, opts.log, opts.destroySockets ? { destroySockets: opts.destroySockets } : {});
@@ -193,6 +195,7 @@ export class ServiceSync {
   /** Logs a service's topology fallback once, when it starts or its reason changes (kube-proxy logs it on every sync). */
   private logTopology(keys: Iterable<string>): void {
     for (const key of keys) {
+      this.logSourceRanges(key);
       const why = this.state?.services.get(key)?.info.topologyFallback ?? null;
       const before = this.topologyLogged.get(key);
       if (why === null) {
@@ -202,6 +205,18 @@ export class ServiceSync {
       if (before === why) continue;
       this.topologyLogged.set(key, why);
       this.opts.log.info('topology hints ignored', { service: key, zone: this.node?.zone || undefined, reason: why });
+    }
+  }
+
+  /** loadBalancerSourceRanges entries that are no CIDR: one warn (weir_errors_total{kind="model"}) when they appear or change. */
+  private logSourceRanges(key: string): void {
+    const bad = this.state?.services.get(key)?.info.invalidSourceRanges ?? [];
+    const text = bad.join(',');
+    if ((this.rangesLogged.get(key) ?? '') === text) return;
+    if (text === '') this.rangesLogged.delete(key);
+    else {
+      this.rangesLogged.set(key, text);
+      this.opts.log.warn('invalid source range ignored', { service: key, ranges: text, as: 'kube-proxy: the other ranges still apply' });
     }
   }
 

@@ -97,9 +97,9 @@ export interface Frontend {
   reject: boolean;
   affinity: SessionAffinity | null;
   /**
-   * LoadBalancer frontends: loadBalancerSourceRanges of this family as canonical CIDRs; other
-   * sources are dropped. null = no restriction (also for every other kind). [] = the service
-   * lists ranges but none of this family: nothing is allowed (fail closed).
+   * LoadBalancer frontends: loadBalancerSourceRanges of this family as canonical CIDRs (plus
+   * the LB IPs as /32 when a range holds a node address); other sources are dropped. null = no
+   * restriction: every other kind, no range of this family, or a /0 among them (kube-proxy).
    */
   sourceRanges: string[] | null;
 }
@@ -122,6 +122,8 @@ export interface ServiceInfo {
    * port and family): `http/TCP IPv4: no endpoint hinted for zone zone-2`. null otherwise.
    */
   topologyFallback: string | null;
+  /** loadBalancerSourceRanges entries that are no CIDR, left out as kube-proxy does ([] when none). */
+  invalidSourceRanges: string[];
 }
 
 /** The model of one proxied Service: everything a change to it or its slices can touch. */

@@ -17,7 +17,7 @@ import type {
   ServiceState,
   SessionAffinity,
 } from './service-types.js';
-import { parseCidr, parseIp, type IpFamily, type ParsedIp } from '../bpf/ip.js';
+import { cidrContains, parseCidr, parseIp, type IpFamily, type ParsedCidr, type ParsedIp } from '../bpf/ip.js';
 import { isProtocol, isValidPort } from './validate.js';
 
 export const LABEL_SERVICE_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
@@ -65,6 +65,38 @@ function nodeAddresses(node: NodeContext): ParsedIp[] {
     nodeAddressCache.set(node.nodeAddresses, p);
   }
   return p;
+}
+
+/** loadBalancerSourceRanges parsed as kube-proxy does: whitespace trimmed, host bits masked;
+ *  an entry that is no CIDR is left out (kube-proxy ignores it too) and reported. */
+export function parseSourceRanges(list: readonly (string | undefined)[] | undefined): { ranges: ParsedCidr[]; invalid: string[] } {
+  const ranges: ParsedCidr[] = [];
+  const invalid: string[] = [];
+  for (const r of list ?? []) {
+    const c = parseCidr(r);
+    if (c) ranges.push(c);
+    else invalid.push(String(r));
+  }
+  return { ranges, invalid };
+}
+
+/**
+ * The source ranges of one LoadBalancer frontend of `family`, as kube-proxy's firewall chain
+ * (KUBE-FW, reference §1.6) builds them: only the ranges of that family; none of it, or a
+ * zero-length prefix (0.0.0.0/0) among them, means no restriction (null). When a range holds
+ * one of this node's addresses, the load balancer IPs themselves are admitted too: a node
+ * that has the VIP as a local address talks to it with the VIP as source (kube-proxy's
+ * allowFromNode).
+ */
+function sourceRangesFor(ranges: readonly ParsedCidr[], family: IpFamily, lbIPs: readonly ParsedIp[], nodeIPs: readonly ParsedIp[]): string[] | null {
+  const mine = ranges.filter((r) => r.family === family);
+  if (mine.length === 0 || mine.some((r) => r.prefix === 0)) return null;
+  const out = new Set(mine.map((r) => `${r.address}/${r.prefix}`));
+  const full = family === 4 ? 32 : 128;
+  const cidrs = [...out];
+  if (nodeIPs.some((n) => n.family === family && cidrs.some((c) => cidrContains(c, n.address))))
+    for (const ip of lbIPs) if (ip.family === family) out.add(`${ip.address}/${full}`);
+  return [...out].sort();
 }
 
 function affinityOf(svc: V1Service): SessionAffinity | null {
@@ -147,8 +179,7 @@ export function computeService(svc: V1Service, slices: Iterable<V1EndpointSlice>
   const externalIPs = parseAll(spec.externalIPs ?? []);
   const lbIPs = parseAll((svc.status?.loadBalancer?.ingress ?? []).filter((i) => i && i.ipMode !== 'Proxy').map((i) => i.ip));
   const nodeIPs = type === 'ClusterIP' ? [] : nodeAddresses(node);
-  const ranges = (spec.loadBalancerSourceRanges ?? []).map(parseCidr).filter((c) => c !== null);
-  const hasRanges = (spec.loadBalancerSourceRanges ?? []).length > 0;
+  const { ranges, invalid: invalidSourceRanges } = parseSourceRanges(spec.loadBalancerSourceRanges);
 
   const frontends: Frontend[] = [];
   const localEndpoints: Record<string, number> = {};
@@ -176,8 +207,7 @@ export function computeService(svc: V1Service, slices: Iterable<V1EndpointSlice>
       const internalKind = kind === 'ClusterIP';
       const backends = s.hasAny ? (internalKind ? s.internal : s.external) : EMPTY;
       const inClusterBackends = s.hasAny ? (internalKind ? s.internal : eTPLocal ? s.cluster : s.external) : EMPTY;
-      const lbRanges =
-        kind === 'LoadBalancer' && hasRanges ? [...new Set(ranges.filter((r) => r.family === ip.family).map((r) => `${r.address}/${r.prefix}`))].sort() : null;
+      const lbRanges = kind === 'LoadBalancer' ? sourceRangesFor(ranges, ip.family, lbIPs, nodeIPs) : null;
       frontends.push({
         id: frontendId(ip.address, ip.family, port, protocol),
         serviceKey: key,
@@ -225,6 +255,7 @@ export function computeService(svc: V1Service, slices: Iterable<V1EndpointSlice>
     healthCheckNodePort: type === 'LoadBalancer' && eTPLocalRequested && isValidPort(hc) ? hc : null,
     localEndpoints,
     topologyFallback,
+    invalidSourceRanges,
   };
   return { info, frontends };
 }

@@ -4,9 +4,10 @@
 // BPF_PROG_TEST_RUN, counters read as {hook: {reason: packets}}.
 
 import { join } from 'node:path';
-import { BpfObject, codecFor, enums, typedMap, type ConstValue, type TypedMap } from '../../src/bpf/index.js';
+import { BpfObject, codecFor, enums, typedMap, u8, type ConstValue, type TypedMap } from '../../src/bpf/index.js';
 import type { WeirAffinity4, WeirAffinity4Key, WeirBackend4, WeirBackend4Key, WeirCt4, WeirCt4Key } from '../../src/bpf/index.js';
-import type { WeirFrontend4, WeirFrontend4Key } from '../../src/bpf/index.js';
+import type { WeirFrontend4, WeirFrontend4Key, WeirLbSrc4Key } from '../../src/bpf/index.js';
+import { sourceRangeKey } from '../../src/dataplane/reconcile.js';
 import { counterTotals, readCounters, resetCounters } from '../../src/dataplane/counters.js';
 import type { ExplainMaps } from '../../src/dataplane/explain.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
@@ -33,6 +34,7 @@ export interface ServiceDataplane extends ExplainMaps {
   backends: TypedMap<WeirBackend4Key, WeirBackend4>;
   affinity: TypedMap<WeirAffinity4Key, WeirAffinity4>;
   conntrack: TypedMap<WeirCt4Key, WeirCt4>;
+  sourceRanges: TypedMap<WeirLbSrc4Key, number>;
   run(prog: ProgramKey, data: Buffer): { retval: number; data: Buffer };
   /** counters summed over CPUs, as {hook: {reason: packets}} for non-zero slots only */
   counters(): Record<string, Record<string, number>>;
@@ -67,6 +69,7 @@ export function loadServiceDataplane(consts: Record<string, ConstValue> = {}): S
     backends: typedMap(map('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4')),
     affinity: typedMap(map('weir_affinity4'), codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
     conntrack: typedMap(map('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
+    sourceRanges: typedMap(map('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),
     run(prog, data) {
       const r = objects[prog].program(PROGRAMS[prog][1]).testRun({ data, dataSizeOut: data.length + 256 });
       return { retval: r.retval, data: r.data };
@@ -78,6 +81,8 @@ export function loadServiceDataplane(consts: Record<string, ConstValue> = {}): S
       clear(dp.backends);
       clear(dp.affinity);
       clear(dp.conntrack);
+      // an LPM trie has no batch delete
+      for (const k of [...dp.sourceRanges.keys()]) dp.sourceRanges.delete(k);
       dp.resetCounters();
     },
     async close() {
@@ -97,6 +102,8 @@ export interface ServiceSpec {
   /** frontend flag names: nodeport, reject, drop, affinity, ... */
   flags?: string[];
   affinityTimeout?: number;
+  /** loadBalancerSourceRanges (CIDRs) in weir_lb_src4 under this id; set the source_ranges flag to enforce them */
+  sourceRanges?: string[];
   /** the slots, in order; `missing` leaves a slot below the count unwritten (a reconciler bug) */
   backends: { address: string; port: number; missing?: boolean }[];
 }
@@ -107,6 +114,7 @@ export function addService(dp: ServiceDataplane, s: ServiceSpec): void {
     if (b.missing) dp.backends.delete({ frontend_id: s.id, slot });
     else dp.backends.set({ frontend_id: s.id, slot }, { address: b.address, port: b.port, flags: 0 });
   });
+  for (const cidr of s.sourceRanges ?? []) dp.sourceRanges.set(sourceRangeKey(s.id, cidr)!, 1);
   const flags = (s.flags ?? []).reduce((bits, f) => {
     const bit = frontendFlag[f];
     if (bit === undefined) throw new Error(`unknown frontend flag ${f}`);

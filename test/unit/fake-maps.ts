@@ -1,7 +1,7 @@
 // In-memory stand-ins for the typed service maps (the TypedMap calls the reconciler and the
 // backend clean-up make), keyed by JSON of the key, counting every write and delete.
 
-import type { WeirAffinity4, WeirAffinity4Key, WeirCt4, WeirCt4Key } from '../../src/bpf/index.js';
+import type { WeirAffinity4, WeirAffinity4Key, WeirCt4, WeirCt4Key, WeirLbSrc4Key } from '../../src/bpf/index.js';
 import type { ServiceMaps } from '../../src/dataplane/loader.js';
 
 export class FakeMap<K, V> {
@@ -41,6 +41,7 @@ export function fakeMaps() {
     affinity: new FakeMap<WeirAffinity4Key, WeirAffinity4>(),
     conntrack: new FakeMap<WeirCt4Key, WeirCt4>(),
     sockDestroy: new FakeMap(),
+    sourceRanges: new FakeMap<WeirLbSrc4Key, number>(),
   };
   return { fake: m, maps: m as unknown as ServiceMaps };
 }

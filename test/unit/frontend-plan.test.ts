@@ -101,7 +101,11 @@ test('planSync, dual-stack: an IPv6 frontend removed deletes from the IPv6 part 
   applyToLive(live, planSync(all, live, ids));
   const webV6Id = live[6].frontends.get('[2001:2::10]:80/6/0')!.value.id;
   const p = planSync(desiredOf([...WEB.slice(0, 1), ...DNS]), live, ids, { previous: all });
-  assert.equal(planSize({ ...p, 6: { frontendDeletes: [], backendWrites: [], frontendWrites: [], backendDeletes: [] } }), 0, 'nothing for IPv4');
+  assert.equal(
+    planSize({ ...p, 6: { frontendDeletes: [], backendWrites: [], frontendWrites: [], backendDeletes: [], rangeWrites: [], rangeDeletes: [] } }),
+    0,
+    'nothing for IPv4',
+  );
   assert.deepEqual(
     p[6].frontendDeletes.map((k) => k.address),
     ['2001:2::10'],

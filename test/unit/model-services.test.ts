@@ -278,9 +278,30 @@ test('externalIPs and LoadBalancer ingress (ipMode Proxy and hostname-only skipp
   );
   for (const f of fs.filter((x) => x.kind === 'LoadBalancer')) assert.deepEqual(f.sourceRanges, ['198.18.50.0/24', '198.18.60.0/24']);
   assert.equal(one(fs, 'ExternalIP').sourceRanges, null);
-  // Ranges only of the other family: fail closed for this one.
+  // Ranges only of the other family: kube-proxy filters by family and an empty list means no
+  // firewall chain, so this family's LB IP is unrestricted.
   const v6ranges = svc('lb', { type: 'LoadBalancer', loadBalancerSourceRanges: ['2001:2::/48'] }, { lb: [{ ip: '198.18.200.1' }] });
-  assert.deepEqual(one(fe(v6ranges, []), 'LoadBalancer').sourceRanges, []);
+  assert.equal(one(fe(v6ranges, []), 'LoadBalancer').sourceRanges, null);
+});
+
+test('loadBalancerSourceRanges as kube-proxy reads them: bad entries left out and reported, /0 opens, node addresses admit the LB IP', () => {
+  const lb = (ranges: string[]) => svc('lb', { type: 'LoadBalancer', loadBalancerSourceRanges: ranges }, { lb: [{ ip: '198.18.200.1' }] });
+  const ranges = (ranges: string[], node: NodeContext = { ...NODE, nodeAddresses: [] }) => one(fe(lb(ranges), [], node), 'LoadBalancer').sourceRanges;
+  // whitespace tolerated; an entry that is no CIDR is ignored, the others still apply
+  const bad = lb(['198.18.50.0/24 ', 'not-a-cidr', '198.18.51.0/33', '198.18.52.1']);
+  const m = model(bad, [], { ...NODE, nodeAddresses: [] })!;
+  assert.deepEqual(one(m.frontends, 'LoadBalancer').sourceRanges, ['198.18.50.0/24']);
+  assert.deepEqual(m.info.invalidSourceRanges, ['not-a-cidr', '198.18.51.0/33', '198.18.52.1']);
+  assert.deepEqual(model(lb(['198.18.50.0/24']), [], NODE)!.info.invalidSourceRanges, []);
+  // every entry bad: no range left, so no restriction (kube-proxy)
+  assert.equal(ranges(['nope']), null);
+  // a zero-length prefix means "allow any" (kube-proxy drops the whole list)
+  assert.equal(ranges(['198.18.50.0/24', '0.0.0.0/0']), null);
+  // a range holding a node address also admits the LB IP itself (a node with the VIP local)
+  assert.deepEqual(ranges(['198.18.0.0/24'], { ...NODE, nodeAddresses: ['198.18.0.1'] }), ['198.18.0.0/24', '198.18.200.1/32']);
+  assert.deepEqual(ranges(['198.18.50.0/24'], { ...NODE, nodeAddresses: ['198.18.0.1'] }), ['198.18.50.0/24']);
+  // duplicates and host bits collapse to one canonical prefix
+  assert.deepEqual(ranges(['198.18.50.9/24', '198.18.50.0/24']), ['198.18.50.0/24']);
 });
 
 test('multi-port service: each port is an independent service-port', () => {

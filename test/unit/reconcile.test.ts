@@ -253,3 +253,47 @@ test('Reconciler: a full map fails one entry; it is logged and counted, the rest
   r.resync();
   assert.equal(r.resync().writes, 0);
 });
+
+test('Reconciler: loadBalancerSourceRanges become weir_lb_src4 prefixes under each entry id, with the least writes', () => {
+  const { fake, maps } = fakeMaps();
+  const FF_RANGES = 1 << 6;
+  const lb = (ranges: string[] | null, extra: Partial<Frontend> = {}) =>
+    fe('198.19.1.1', 80, [be(A)], { kind: 'LoadBalancer', sourceRanges: ranges, servicePortKey: 'default/lb:http/TCP', serviceKey: 'default/lb', ...extra });
+  const trie = () => [...fake.sourceRanges.entries()].map(([k]) => `${k.frontend_id}:${k.address}/${k.prefixlen - 32}`).sort();
+  const flags = () => [...fake.frontends.entries()].map(([, v]) => ((v as { flags: number }).flags & FF_RANGES) !== 0);
+  const r = new Reconciler(maps, memoryLogger());
+  r.setAll([lb(['198.18.100.4/30', '198.18.101.7/32'])]);
+  assert.equal(r.sync().writes, 4); // slot, two prefixes, the frontend
+  assert.deepEqual(trie(), ['1:198.18.100.4/30', '1:198.18.101.7/32']);
+  assert.deepEqual(flags(), [true]);
+  // one range swapped: one add, one delete, nothing else
+  r.update([lb(['198.18.100.4/30', '198.18.101.8/32'])], []);
+  assert.equal(r.sync().writes, 2);
+  assert.deepEqual(trie(), ['1:198.18.100.4/30', '1:198.18.101.8/32']);
+  // eTP=Local: the EXTERNAL entry has its own id and its own copy of the prefixes
+  r.update([lb(['198.18.100.4/30'], { localOnly: true })], []);
+  r.sync();
+  assert.deepEqual(trie(), ['1:198.18.100.4/30', '2:198.18.100.4/30']);
+  assert.deepEqual(flags(), [true, true]);
+  // a restart adopts the trie too: no write
+  const r2 = new Reconciler(maps, memoryLogger());
+  r2.adopt();
+  r2.setAll([lb(['198.18.100.4/30'], { localOnly: true })]);
+  assert.equal(r2.sync().writes, 0);
+  // ranges gone: the flag is cleared and the prefixes deleted
+  r2.update([lb(null, { localOnly: true })], []);
+  assert.equal(r2.sync().writes, 4); // two frontends, two prefixes
+  assert.deepEqual(trie(), []);
+  assert.deepEqual(flags(), [false, false]);
+  // a stray prefix under an unused id is removed by the resync, as a repair
+  fake.sourceRanges.set({ prefixlen: 56, frontend_id: 99, address: '198.18.9.0' }, 1);
+  assert.equal(r2.resync().writes, 1);
+  assert.deepEqual(trie(), []);
+  // the frontend removed with its prefixes
+  r2.update([lb(['198.18.100.4/30'])], []);
+  r2.sync();
+  r2.update([], [lb(null).id]);
+  r2.sync();
+  assert.deepEqual(trie(), []);
+  assert.equal(fake.frontends.data.size, 0);
+});

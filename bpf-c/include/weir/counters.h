@@ -88,8 +88,11 @@ enum weir_reason {
 	WEIR_REASON_CT_TRACKED = 32, /* a later packet of a tracked flow (either direction): entry
 	                                    * refreshed, passed untouched */
 	WEIR_REASON_CT_TRACK_FAILED =
-		33,	       /* a flow to no frontend could not be tracked (map update failed):
+		33, /* a flow to no frontend could not be tracked (map update failed):
 	                                    * passed untracked, as if ct_track_all were off */
+	WEIR_REASON_LB_SOURCE_DENIED =
+		34, /* first packet of a flow to a load balancer IP from a client outside the
+	                                    * service's loadBalancerSourceRanges: dropped */
 	WEIR_REASON__MAX = 64, /* slots reserved per hook; not a reason */
 };
 

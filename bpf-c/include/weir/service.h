@@ -37,6 +37,8 @@ enum weir_frontend_flags {
 	WEIR_FRONTEND_AFFINITY = 1 << 3,     /* sessionAffinity: ClientIP (timeout in the value) */
 	WEIR_FRONTEND_REJECT = 1 << 4,	     /* no usable endpoint: answer ICMP port unreachable */
 	WEIR_FRONTEND_DROP = 1 << 5, /* Local policy, no local endpoint: drop (as kube-proxy) */
+	WEIR_FRONTEND_SOURCE_RANGES =
+		1 << 6, /* loadBalancerSourceRanges: new flows only from weir_lb_src4's prefixes */
 };
 
 /* weir_backend4.flags */
@@ -74,6 +76,16 @@ struct weir_backend4 {
 	__be16 port; /* target port; 0 keeps the frontend port (ICMP echo frontends) */
 	__u8 flags;  /* enum weir_backend_flags */
 	__u8 pad;
+};
+
+/* weir_lb_src4 (LPM trie): the client prefixes a WEIR_FRONTEND_SOURCE_RANGES frontend admits
+ * (loadBalancerSourceRanges). The frontend id leads the key, inside the prefix, so one trie
+ * serves every frontend: prefixlen = 32 (the id, matched whole) + the CIDR's length. The id
+ * is host order: only its whole 32 bits are ever matched. Value: a u8, unused (1). */
+struct weir_lb_src4_key {
+	__u32 prefixlen; /* 32 + CIDR prefix length (the LPM trie's own field) */
+	__u32 frontend_id;
+	weir_ip4 address; /* the CIDR's network address */
 };
 
 /* weir_affinity4 (LRU): the backend a client was last sent to, per frontend. */
