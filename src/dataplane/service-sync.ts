@@ -216,7 +216,7 @@ export class ServiceSync {
     if (text === '') this.rangesLogged.delete(key);
     else {
       this.rangesLogged.set(key, text);
-      this.opts.log.warn('invalid source range ignored', { service: key, ranges: text, as: 'kube-proxy: the other ranges still apply' });
+      this.opts.log.warn('invalid source range ignored', { service: key, ranges: text, note: 'left out, as kube-proxy does; the other ranges apply' });
     }
   }
 

@@ -38,7 +38,7 @@ describe('loadBalancerSourceRanges through weir daemon', () => {
     unlisted = await lab.external('unlisted', { address: '198.18.0.101/24' });
     for (const c of [listed, unlisted]) await c.ns.addRoute(`${LB_IP}/32`, { via: node.address });
     await backend.ns.echoServer({ name: backend.name, port: 8080 });
-    weir = await WeirNode.create(lab, node, { connectTimeLb: 'on' });
+    weir = await WeirNode.create(lab, node, { connectTimeLb: 'on', metricsAddress: `${node.address}:9963` });
     weir.writeManifest('web.yaml', [
       ...lbService([` ${listed.address}/32`]), // whitespace, as kube-proxy tolerates
       endpointSlice({ name: 'web-1', service: 'web', ports: PORTS, endpoints: [{ ip: backend.ip, node: node.name }] }),
@@ -82,15 +82,19 @@ describe('loadBalancerSourceRanges through weir daemon', () => {
     assert.equal(n.reply.peer, unlisted.address, 'NodePort: kube-proxy applies source ranges to the LB IP only');
   });
 
-  test('rewriting the ranges swaps who gets through', async () => {
+  test('rewriting the ranges swaps who gets through; an entry that is no CIDR is logged, counted and ignored (kube-proxy)', async () => {
+    const m = weir.mark();
     await weir.apply('web.yaml', [
-      ...lbService([`${unlisted.address}/32`]),
+      ...lbService([`${unlisted.address}/32`, '198.18.0.100/33']),
       endpointSlice({ name: 'web-1', service: 'web', ports: PORTS, endpoints: [{ ip: backend.ip, node: node.name }] }),
     ]);
     const b = await tryLb(unlisted);
     assert.equal(b.peer, unlisted.address, 'now listed: through, with its address');
     const a = await tryLb(listed);
-    assert.equal(a.peer, undefined, 'no longer listed: dropped');
+    assert.equal(a.peer, undefined, 'no longer listed: dropped (the bad entry naming it is ignored)');
     assert.ok(a.denied >= 1);
+    const bad = await weir.waitFor('invalid source range ignored', { service: 'default/web' }, 5000, m);
+    console.log(`# ${JSON.stringify(bad)}`);
+    assert.match((await weir.http('/metrics')).body, /^weir_errors_total\{kind="model"\} [1-9]/m);
   });
 });
