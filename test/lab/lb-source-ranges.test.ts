@@ -83,6 +83,9 @@ describe('loadBalancerSourceRanges through weir daemon', () => {
   });
 
   test('rewriting the ranges swaps who gets through; an entry that is no CIDR is logged, counted and ignored (kube-proxy)', async () => {
+    // a connection of the listed client, open across the change: conntrack carries it on
+    const open = weir.flow(listed.ns, LB_IP, 80, { seconds: 0, interval: 50 });
+    await open.waitReplies(5);
     const m = weir.mark();
     await weir.apply('web.yaml', [
       ...lbService([`${unlisted.address}/32`, '198.18.0.100/33']),
@@ -93,6 +96,12 @@ describe('loadBalancerSourceRanges through weir daemon', () => {
     const a = await tryLb(listed);
     assert.equal(a.peer, undefined, 'no longer listed: dropped (the bad entry naming it is ignored)');
     assert.ok(a.denied >= 1);
+    const atChange = open.replies();
+    await open.waitReplies(atChange + 10);
+    const f = await open.stop();
+    assert.equal(f.error, undefined, 'the established connection of the now unlisted client keeps going (as kube-proxy: conntrack)');
+    assert.ok(f.received >= f.sent - 1, `received ${f.received} of ${f.sent}`);
+    console.log(`# established flow across the range change: ${f.received}/${f.sent} replies, longest gap ${f.maxGapMs} ms`);
     const bad = await weir.waitFor('invalid source range ignored', { service: 'default/web' }, 5000, m);
     console.log(`# ${JSON.stringify(bad)}`);
     assert.match((await weir.http('/metrics')).body, /^weir_errors_total\{kind="model"\} [1-9]/m);
