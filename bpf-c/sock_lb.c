@@ -67,7 +67,7 @@ static __always_inline enum weir_reason sock4_translate(struct bpf_sock_addr *ct
 		return WEIR_REASON_PASS;
 	if ((fe->flags & WEIR_FRONTEND_AFFINITY) && !in_host_netns)
 		return WEIR_REASON_PASS;
-	if (lb4_select_backend(fe, 0, bpf_ktime_get_ns(), &be))
+	if (lb4_select_backend(fe, 0, NULL, bpf_ktime_get_ns(), &be))
 		return WEIR_REASON_PASS;
 	if (!be.port)
 		be.port = key.port;

@@ -102,7 +102,12 @@ export interface Frontend {
    * lists ranges but none of this family: nothing is allowed (fail closed).
    */
   sourceRanges: string[] | null;
+  /** The service's `service.weir.dev/lb-algorithm` annotation; null: the daemon's --lb-algorithm. */
+  lbAlgorithm: LbAlgorithm | null;
 }
+
+/** How new flows pick a backend: a random slot, or the Maglev table (dataplane/maglev.ts). */
+export type LbAlgorithm = 'random' | 'maglev';
 
 export interface ServiceInfo {
   /** 'ns/name'. */

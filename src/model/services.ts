@@ -10,6 +10,7 @@ import type {
   FrontendConflict,
   FrontendDiff,
   FrontendKind,
+  LbAlgorithm,
   NodeContext,
   ServiceInfo,
   ServiceInputs,
@@ -65,6 +66,14 @@ function nodeAddresses(node: NodeContext): ParsedIp[] {
     nodeAddressCache.set(node.nodeAddresses, p);
   }
   return p;
+}
+
+/** The per-service backend choice (docs/dataplane.md, Maglev); another value is ignored (null). */
+export const ANNOTATION_LB_ALGORITHM = 'service.weir.dev/lb-algorithm';
+
+function lbAlgorithmOf(svc: V1Service): LbAlgorithm | null {
+  const v = svc.metadata?.annotations?.[ANNOTATION_LB_ALGORITHM];
+  return v === 'maglev' || v === 'random' ? v : null;
 }
 
 function affinityOf(svc: V1Service): SessionAffinity | null {
@@ -138,6 +147,7 @@ export function computeService(svc: V1Service, slices: Iterable<V1EndpointSlice>
   const iTPLocal = spec.internalTrafficPolicy === 'Local';
   const eTPLocalRequested = spec.externalTrafficPolicy === 'Local';
   const affinity = affinityOf(svc);
+  const lbAlgorithm = lbAlgorithmOf(svc);
   const zone = node.zone ?? '';
 
   const mine = [...slices].filter((s) => (s.metadata?.namespace || 'default') === namespace && s.metadata?.labels?.[LABEL_SERVICE_NAME] === name);
@@ -195,6 +205,7 @@ export function computeService(svc: V1Service, slices: Iterable<V1EndpointSlice>
         reject: !s.hasAny,
         affinity,
         sourceRanges: lbRanges,
+        lbAlgorithm,
       });
     };
     for (const ip of clusterIPs) add('ClusterIP', ip, sp.port);
@@ -320,6 +331,7 @@ export function frontendEquals(a: Frontend, b: Frontend): boolean {
     a.localOnly === b.localOnly &&
     a.reject === b.reject &&
     a.affinity?.timeoutSeconds === b.affinity?.timeoutSeconds &&
+    a.lbAlgorithm === b.lbAlgorithm &&
     (a.sourceRanges === null) === (b.sourceRanges === null) &&
     (a.sourceRanges ?? []).join(',') === (b.sourceRanges ?? []).join(',') &&
     backendsEqual(a.backends, b.backends) &&

@@ -46,6 +46,7 @@ function fe(address: string, port: number, backends: Backend[], extra: Partial<F
     reject: backends.length === 0,
     affinity: null,
     sourceRanges: null,
+    lbAlgorithm: null,
     ...extra,
   };
 }
