@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { codecFor, typedMap, type TypedMap, type WeirMaglev4, type WeirMaglev4Key } from '../../src/bpf/index.js';
+import { serviceRows } from '../../src/cli/services.js';
 import { maglevTable } from '../../src/dataplane/maglev.js';
 import { eth, IPPROTO_TCP } from '../lib/packet.js';
 import { addService, loadServiceDataplane, TC, type ServiceDataplane } from './service-fixture.js';
@@ -120,4 +121,14 @@ test('a missing table or a slot beyond the count falls back to a random slot, ne
   seen.clear();
   for (const { client, sport } of clients.slice(0, 20)) seen.add(backendOf(dp, client, sport, NODE1));
   assert.ok(seen.size >= 2 && [...seen].every((a) => BACKENDS.some((b) => b.address === a)));
+});
+
+test('weir services shows the algorithm: random, maglev, or maglev-no-table until the table is written', () => {
+  const { dp, tables } = load();
+  addService(dp, { id: 8, address: NODE1, port: NODEPORT, flags: ['nodeport', 'maglev'], backends: BACKENDS });
+  addService(dp, { id: 9, address: NODE2, port: NODEPORT, flags: ['nodeport'], backends: BACKENDS });
+  const algorithms = () => Object.fromEntries(serviceRows({ pinDir: dp.bpffs.path }).map((r) => [r.id, r.algorithm]));
+  assert.deepEqual(algorithms(), { 8: 'maglev-no-table', 9: 'random' });
+  tables.set({ frontend_id: 8 }, { slots: Array.from(maglevTable(IDS, M)) });
+  assert.deepEqual(algorithms(), { 8: 'maglev', 9: 'random' });
 });
