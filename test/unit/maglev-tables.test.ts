@@ -60,7 +60,7 @@ function setup(defaultAlgorithm: LbAlgorithm) {
     throw new Error(`no frontend ${address}:${port}`);
   };
   const flagsOf = (address: string, port: number): number => (fake.frontends.get({ address, port, protocol: 6, scope: 0 } as never) as { flags: number }).flags;
-  return { fake, r, tableMap, tables, idOf, flagsOf };
+  return { fake, maps, r, tableMap, tables, idOf, flagsOf };
 }
 
 const four = ['198.18.2.20', '198.18.2.21', '198.18.2.22', '198.18.2.23'].map(be);
@@ -120,6 +120,13 @@ test('the table names the slots the maps hold; only a changed backend set rewrit
   s.r.sync();
   assert.equal(s.tables.stats.writes, 4);
   check();
+
+  // a restart: a new reconciler over the same maps adopts them and writes nothing
+  const again = new MaglevTables(s.tableMap as never, M, memoryLogger());
+  const r2 = new Reconciler(s.maps, memoryLogger(), { lbAlgorithm: 'maglev', maglev: again });
+  r2.setAll([web(four.filter((_, i) => i !== 1)), other(four.slice(0, 3))]);
+  assert.equal(r2.sync().writes, 0);
+  assert.equal(again.stats.writes, 0);
 
   s.r.update([], [web([]).id]);
   s.r.sync();
