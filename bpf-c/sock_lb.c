@@ -70,7 +70,7 @@ static __always_inline enum weir_reason sock4_translate(struct bpf_sock_addr *ct
 	/* the source address is not chosen yet: the per-packet path checks the ranges */
 	if (fe->flags & WEIR_FRONTEND_SOURCE_RANGES)
 		return WEIR_REASON_PASS;
-	if (lb4_select_backend(fe, 0, bpf_ktime_get_ns(), &be))
+	if (lb4_select_backend(fe, 0, NULL, bpf_ktime_get_ns(), &be))
 		return WEIR_REASON_PASS;
 	if (!be.port)
 		be.port = key.port;

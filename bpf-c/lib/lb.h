@@ -10,6 +10,7 @@
 #include "conntrack.h"
 #include "counters.h"
 #include "csum.h"
+#include "jhash.h"
 #include "nat.h"
 #include "parse.h"
 #include "reject.h"
@@ -21,6 +22,9 @@
 /* Count new connections per backend in weir_lb_stats4 (1) or not at all (0): set by
  * userspace at load from `weir daemon --service-stats on|off`. */
 const volatile __u8 lb_stats_enabled = 1;
+
+/* M of the Maglev tables in weir_maglev4 (`weir daemon --maglev-table-size`, a prime). */
+const volatile __u32 maglev_table_size = WEIR_MAGLEV_MAX_TABLE;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -58,6 +62,17 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_lb_src4 SEC(".maps");
+
+/* Maglev tables of the frontends flagged WEIR_FRONTEND_MAGLEV (weir/service.h). A hash
+ * without preallocation: only Maglev frontends cost memory (about 32 KiB each). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct weir_maglev4_key);
+	__type(value, struct weir_maglev4);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_maglev4 SEC(".maps");
 
 /* Bounded: a full map loses counts (LB_STATS_FULL), never packets. Preallocated, so an
  * insert costs no allocation on the packet path. */
@@ -149,11 +164,45 @@ static __always_inline struct weir_frontend4 *lb4_lookup_frontend(const struct p
 	return bpf_map_lookup_elem(&weir_frontend4, &key);
 }
 
+/* The Maglev hash of a flow: client address and port, the frontend port and the protocol.
+ * Never the destination address: a NodePort's address is each node's own, and a router may
+ * send a load balancer IP's flow to any node; nothing else here differs between nodes, so
+ * every node with the same table sends the flow to the same backend. */
+static __always_inline __u32 lb4_maglev_hash(const struct packet *pkt)
+{
+	return weir_jhash_3words(pkt->saddr.v4, ((__u32)pkt->sport << 16) | pkt->dport,
+				 pkt->l4_proto, 0);
+}
+
+/* The slot for a new flow of @pkt (NULL: a connect() of the socket LB, which is east-west
+ * and stays random, as Cilium's): Maglev frontends look it up in their table, the others
+ * (and a Maglev frontend whose table is not written yet, or names a slot beyond the count
+ * during an update) draw a random one. */
+static __always_inline __u32 lb4_pick_slot(const struct weir_frontend4 *fe,
+					   const struct packet *pkt)
+{
+	struct weir_maglev4_key mkey = {.frontend_id = fe->id};
+	struct weir_maglev4 *table;
+	__u32 i, slot;
+
+	if (pkt && (fe->flags & WEIR_FRONTEND_MAGLEV)) {
+		table = bpf_map_lookup_elem(&weir_maglev4, &mkey);
+		i = lb4_maglev_hash(pkt) % maglev_table_size;
+		if (table && i < WEIR_MAGLEV_MAX_TABLE) {
+			slot = table->slots[i];
+			if (slot < fe->backend_count)
+				return slot;
+		}
+	}
+	return bpf_get_prandom_u32() % fe->backend_count;
+}
+
 /* Pick the backend for a new flow from @client: the affinity entry while it is fresh,
- * otherwise a uniformly random slot. Returns 0, or -1 when the slot is empty (a
+ * otherwise the slot lb4_pick_slot gives @pkt. Returns 0, or -1 when the slot is empty (a
  * userspace ordering bug: slots are written before the count). */
 static __always_inline int lb4_select_backend(const struct weir_frontend4 *fe, __be32 client,
-					      __u64 now, struct weir_backend4 *out)
+					      const struct packet *pkt, __u64 now,
+					      struct weir_backend4 *out)
 {
 	struct weir_affinity4_key akey = {.client = client, .frontend_id = fe->id};
 	struct weir_backend4_key bkey = {.frontend_id = fe->id};
@@ -172,7 +221,7 @@ static __always_inline int lb4_select_backend(const struct weir_frontend4 *fe, _
 		}
 	}
 
-	bkey.slot = bpf_get_prandom_u32() % fe->backend_count;
+	bkey.slot = lb4_pick_slot(fe, pkt);
 	be = bpf_map_lookup_elem(&weir_backend4, &bkey);
 	if (!be)
 		return -1;
@@ -251,7 +300,7 @@ static __always_inline enum weir_reason lb4_select(const struct packet *pkt,
 {
 	struct weir_backend4 be;
 
-	if (lb4_select_backend(fe, pkt->saddr.v4, now, &be))
+	if (lb4_select_backend(fe, pkt->saddr.v4, pkt, now, &be))
 		return WEIR_REASON_BACKEND_MISSING;
 
 	ct4_key_of(pkt, &flow->orig);

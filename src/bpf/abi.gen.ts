@@ -20,6 +20,8 @@ export const layouts = {
   weir_lb_src4_key: {"kind":"struct","size":12,"name":"weir_lb_src4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"frontend_id","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"address","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]},
   weir_lb_stats4: {"kind":"struct","size":8,"name":"weir_lb_stats4","members":[{"name":"new_connections","offset":0,"bitOffset":0,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}}]},
   weir_lb_stats4_key: {"kind":"struct","size":12,"name":"weir_lb_stats4_key","members":[{"name":"frontend_id","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"backend","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"port","offset":8,"bitOffset":64,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"pad","offset":10,"bitOffset":80,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}}]},
+  weir_maglev4: {"kind":"struct","size":32764,"name":"weir_maglev4","members":[{"name":"slots","offset":0,"bitOffset":0,"bitSize":0,"size":32762,"type":{"kind":"array","size":32762,"length":16381,"elem":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}}},{"name":"pad","offset":32762,"bitOffset":262096,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}}]},
+  weir_maglev4_key: {"kind":"struct","size":4,"name":"weir_maglev4_key","members":[{"name":"frontend_id","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
   weir_sock_destroy4_key: {"kind":"struct","size":8,"name":"weir_sock_destroy4_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"port","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"pad","offset":6,"bitOffset":48,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}}]},
   weir_sock_rev4: {"kind":"struct","size":8,"name":"weir_sock_rev4","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"port","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"pad","offset":6,"bitOffset":48,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}}]},
   weir_sock_rev4_key: {"kind":"struct","size":16,"name":"weir_sock_rev4_key","members":[{"name":"cookie","offset":0,"bitOffset":0,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}},{"name":"address","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"port","offset":12,"bitOffset":96,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"pad","offset":14,"bitOffset":112,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}}]},
@@ -29,7 +31,7 @@ export const enums = {
   weir_backend_flags: {"WEIR_BACKEND_LOCAL":1,"WEIR_BACKEND_TERMINATING":2},
   weir_ct_flags: {"WEIR_CT_SNAT":1,"WEIR_CT_DNAT":2,"WEIR_CT_REPLY":4,"WEIR_CT_HAIRPIN":8,"WEIR_CT_NODEPORT":16,"WEIR_CT_SEEN":32,"WEIR_CT_TUNNEL":64,"WEIR_CT_DSR":128},
   weir_ct_policy: {"WEIR_CT_POLICY_EGRESS_ALLOWED":1,"WEIR_CT_POLICY_INGRESS_ALLOWED":2},
-  weir_frontend_flags: {"WEIR_FRONTEND_NODEPORT":1,"WEIR_FRONTEND_EXTERNAL_IP":2,"WEIR_FRONTEND_LOADBALANCER":4,"WEIR_FRONTEND_AFFINITY":8,"WEIR_FRONTEND_REJECT":16,"WEIR_FRONTEND_DROP":32,"WEIR_FRONTEND_SOURCE_RANGES":64},
+  weir_frontend_flags: {"WEIR_FRONTEND_NODEPORT":1,"WEIR_FRONTEND_EXTERNAL_IP":2,"WEIR_FRONTEND_LOADBALANCER":4,"WEIR_FRONTEND_AFFINITY":8,"WEIR_FRONTEND_REJECT":16,"WEIR_FRONTEND_DROP":32,"WEIR_FRONTEND_MAGLEV":64,"WEIR_FRONTEND_SOURCE_RANGES":128},
   weir_frontend_scope: {"WEIR_SCOPE_INTERNAL":0,"WEIR_SCOPE_EXTERNAL":1},
   weir_hook: {"WEIR_HOOK_PROBE":0,"WEIR_HOOK_FROM_POD":1,"WEIR_HOOK_TO_POD":2,"WEIR_HOOK_FROM_HOST":3,"WEIR_HOOK_TO_HOST":4,"WEIR_HOOK_TUNNEL":5,"WEIR_HOOK_SOCK":6,"WEIR_HOOK_XDP":7,"WEIR_HOOK_PROBE_ALT":8,"WEIR_HOOK__MAX":16},
   weir_reason: {"WEIR_REASON_PASS":0,"WEIR_REASON_PARSED_TCP":1,"WEIR_REASON_PARSED_UDP":2,"WEIR_REASON_PARSED_ICMP":3,"WEIR_REASON_PARSED_ICMPV6":4,"WEIR_REASON_PARSED_OTHER_L4":5,"WEIR_REASON_NOT_IP":6,"WEIR_REASON_FRAGMENT":7,"WEIR_REASON_MALFORMED_ETH":8,"WEIR_REASON_MALFORMED_IPV4_HDR":9,"WEIR_REASON_MALFORMED_IPV4_LEN":10,"WEIR_REASON_MALFORMED_IPV6":11,"WEIR_REASON_MALFORMED_L4":12,"WEIR_REASON_SOCK_CONNECT4":13,"WEIR_REASON_SERVICE_NAT":14,"WEIR_REASON_NAT_ESTABLISHED":15,"WEIR_REASON_REVERSE_NAT":16,"WEIR_REASON_NO_BACKEND_REJECT":17,"WEIR_REASON_NO_LOCAL_BACKEND_DROP":18,"WEIR_REASON_CT_CREATE_FAILED":19,"WEIR_REASON_ICMP_ERROR_REVNAT":20,"WEIR_REASON_HAIRPIN":21,"WEIR_REASON_SCTP_PORT_REWRITE":22,"WEIR_REASON_SOCK_LB_TRANSLATED":23,"WEIR_REASON_SOCK_LB_REVERSE":24,"WEIR_REASON_SOCK_DESTROYED":25,"WEIR_REASON_BACKEND_MISSING":26,"WEIR_REASON_REJECT_FAILED":27,"WEIR_REASON_NAT_FAILED":28,"WEIR_REASON_MIDFLOW_NO_CONNTRACK":29,"WEIR_REASON_LB_STATS_FULL":30,"WEIR_REASON_CT_TRACKED_NEW":31,"WEIR_REASON_CT_TRACKED":32,"WEIR_REASON_CT_TRACK_FAILED":33,"WEIR_REASON_LB_SOURCE_DENIED":34,"WEIR_REASON__MAX":64},
@@ -45,6 +47,7 @@ export const maps = {
   weir_frontend4: {"type":"hash","keyType":"weir_frontend4_key","valueType":"weir_frontend4","keySize":8,"valueSize":16,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_lb_src4: {"type":"lpm_trie","keyType":"weir_lb_src4_key","valueType":"__u8","keySize":12,"valueSize":1,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_lb_stats4: {"type":"percpu_hash","keyType":"weir_lb_stats4_key","valueType":"weir_lb_stats4","keySize":12,"valueSize":8,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
+  weir_maglev4: {"type":"hash","keyType":"weir_maglev4_key","valueType":"weir_maglev4","keySize":4,"valueSize":32764,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_probe_last_connect: {"type":"array","keyType":"__u32","valueType":"probe_connect","keySize":4,"valueSize":16,"maxEntries":1,"objects":["probe.o"]},
   weir_sock_destroy4: {"type":"hash","keyType":"weir_sock_destroy4_key","valueType":"__u8","keySize":8,"valueSize":1,"maxEntries":1024,"objects":["sock_lb.o"]},
   weir_sock_rev4: {"type":"lru_hash","keyType":"weir_sock_rev4_key","valueType":"weir_sock_rev4","keySize":16,"valueSize":8,"maxEntries":262144,"objects":["sock_lb.o"]},
@@ -202,6 +205,17 @@ export interface WeirLbStats4Key {
   pad?: number;
 }
 
+/** struct weir_maglev4 (32764 bytes) */
+export interface WeirMaglev4 {
+  slots: number[];
+  pad?: number;
+}
+
+/** struct weir_maglev4_key (4 bytes) */
+export interface WeirMaglev4Key {
+  frontend_id: number;
+}
+
 /** struct weir_sock_destroy4_key (8 bytes) */
 export interface WeirSockDestroy4Key {
   address: string;
@@ -241,6 +255,8 @@ export interface LayoutTypes {
   weir_lb_src4_key: WeirLbSrc4Key;
   weir_lb_stats4: WeirLbStats4;
   weir_lb_stats4_key: WeirLbStats4Key;
+  weir_maglev4: WeirMaglev4;
+  weir_maglev4_key: WeirMaglev4Key;
   weir_sock_destroy4_key: WeirSockDestroy4Key;
   weir_sock_rev4: WeirSockRev4;
   weir_sock_rev4_key: WeirSockRev4Key;

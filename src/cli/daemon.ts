@@ -3,10 +3,21 @@
 // watching and exits 0, leaving the pinned dataplane in place for the next daemon.
 
 import { Command, Option } from 'commander';
-import { checkCgroupDir, resolveCgroupDir, parseDuration, parseList, parseSockLbMode, type DaemonConfig, type SourceConfig } from '../daemon/config.js';
+import {
+  checkCgroupDir,
+  resolveCgroupDir,
+  parseDuration,
+  parseLbAlgorithm,
+  parseList,
+  parseMaglevTableSize,
+  parseSockLbMode,
+  type DaemonConfig,
+  type SourceConfig,
+} from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
 import { DEFAULT_BPF_ROOT, ensureBpfRoot, holdBpfRoot, INIT_BPF_ROOT } from '../dataplane/bpffs.js';
 import { checkInstanceName, defaultInstance } from '../dataplane/instance.js';
+import { MAGLEV_DEFAULT_TABLE_SIZE } from '../dataplane/maglev.js';
 import { parseListenAddress } from '../metrics/http.js';
 import { DEFAULT_HEALTHZ_ADDRESS } from '../metrics/proxy-health.js';
 import { bootstrapFromEnv } from '../sources/kube-bootstrap.js';
@@ -33,6 +44,8 @@ interface DaemonFlags {
   logLevel: string;
   kubeProxyCleanup: string;
   serviceStats?: string;
+  lbAlgorithm?: string;
+  maglevTableSize?: string;
 }
 
 /**
@@ -87,6 +100,8 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     logLevel: f.logLevel,
     kubeProxyCleanup: f.kubeProxyCleanup === 'on',
     serviceStats: f.serviceStats !== 'off',
+    lbAlgorithm: parseLbAlgorithm(f.lbAlgorithm ?? 'random'),
+    maglevTableSize: parseMaglevTableSize(f.maglevTableSize ?? String(MAGLEV_DEFAULT_TABLE_SIZE)),
   };
 }
 
@@ -143,6 +158,19 @@ export function registerDaemonCommand(program: Command): void {
       )
         .choices(['on', 'off'])
         .default('on'),
+    )
+    .addOption(
+      new Option(
+        '--lb-algorithm <algorithm>',
+        'backend choice for NodePort, externalIP and LoadBalancer flows of services without the service.weir.dev/lb-algorithm annotation: random, or maglev (consistent hashing: every node sends a client address and port to the same backend)',
+      )
+        .choices(['random', 'maglev'])
+        .default('random'),
+    )
+    .option(
+      '--maglev-table-size <prime>',
+      'entries of each Maglev table, a prime in 251..16381, the same on every node (about 100 per backend keeps reshuffles near 1/N)',
+      '16381',
     )
     .option('--resync-interval <duration>', 'how often the maps are re-read and drift repaired', '60s')
     .option('--ct-gc-interval <duration>', 'how often expired conntrack entries are removed', '30s')

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import {
   codecFor,
+  enums,
   typedMap,
   type WeirAffinity4,
   type WeirAffinity4Key,
@@ -47,6 +48,8 @@ export interface ServiceRow {
   id: number;
   flags: string[];
   affinityTimeout: number;
+  /** how new flows pick a backend: random, maglev, or maglev-no-table (random until the table is written) */
+  algorithm: 'random' | 'maglev' | 'maglev-no-table';
   backends: Array<{ slot: number; address: string; port: number; flags: string[]; newConnections: number }>;
   /** new connections to backends no longer in the slots (removed or terminating) */
   otherNewConnections: number;
@@ -63,6 +66,19 @@ function lbStatsById(o: StateOptions): Map<number, Map<string, number>> {
       if (!m) out.set(r.frontendId, (m = new Map()));
       m.set(`${r.backend}:${r.port}`, Number(r.newConnections));
     }
+  } finally {
+    map.close();
+  }
+  return out;
+}
+
+/** Frontend ids with a Maglev table (empty when weir_maglev4 is not pinned: an older release). */
+function maglevIds(o: StateOptions): Set<number> {
+  const out = new Set<number>();
+  if (!pinnedMapNames(o).includes('weir_maglev4')) return out;
+  const map = openMap(o, 'weir_maglev4');
+  try {
+    for (const k of map.keys()) out.add(k.readUInt32LE(0));
   } finally {
     map.close();
   }
@@ -87,6 +103,7 @@ export function serviceRows(o: StateOptions): ServiceRow[] {
     },
   );
   const stats = lbStatsById(o);
+  const tables = maglevIds(o);
   return withMap<WeirFrontend4Key, WeirFrontend4, ServiceRow[]>(o, 'weir_frontend4', 'weir_frontend4_key', 'weir_frontend4', (entries) =>
     entries
       .map(([k, v]) => {
@@ -104,6 +121,11 @@ export function serviceRows(o: StateOptions): ServiceRow[] {
           id: v.id,
           flags: frontendFlags(v.flags),
           affinityTimeout: v.affinity_timeout,
+          algorithm: (!(v.flags & enums.weir_frontend_flags.WEIR_FRONTEND_MAGLEV)
+            ? 'random'
+            : tables.has(v.id)
+              ? 'maglev'
+              : 'maglev-no-table') as ServiceRow['algorithm'],
           backends: slots,
           otherNewConnections: [...counts.values()].reduce((a, b) => a + b, 0),
         };
@@ -226,6 +248,7 @@ export function registerServiceCommands(program: Command): void {
         scope: r.scope,
         id: r.id,
         flags: r.flags.join(',') || '-',
+        lb: r.algorithm,
         backends: r.backends.map((b) => `${b.address}:${b.port}${b.flags.length ? `(${b.flags.join(',')})` : ''}`).join(' ') || '-',
         // new connections per backend, in the backends' order (+ those to backends gone from the slots)
         conns: [...r.backends.map((b) => String(b.newConnections)), ...(r.otherNewConnections ? [`other:${r.otherNewConnections}`] : [])].join(' ') || '-',

@@ -6,6 +6,8 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { BpfRootResolution } from '../dataplane/bpffs.js';
 import type { SockLbMode } from '../dataplane/loader.js';
+import { tableSizeProblem } from '../dataplane/maglev.js';
+import type { LbAlgorithm } from '../model/service-types.js';
 import type { BootstrapConfig } from '../sources/kube-bootstrap.js';
 import type { LogLevel } from '../log.js';
 
@@ -37,6 +39,10 @@ export interface DaemonConfig {
   sockLb: SockLbMode;
   /** count and export new connections per backend (--service-stats, default on) */
   serviceStats: boolean;
+  /** --lb-algorithm: backend choice of services without the service.weir.dev/lb-algorithm annotation */
+  lbAlgorithm: LbAlgorithm;
+  /** --maglev-table-size: M of every Maglev table (a prime; the same on every node) */
+  maglevTableSize: number;
   resyncIntervalMs: number;
   ctGcIntervalMs: number;
   /** service.kubernetes.io/service-proxy-name this instance answers to */
@@ -46,6 +52,19 @@ export interface DaemonConfig {
   kubeProxyCleanup: boolean;
   /** where the BPF objects are (default build/bpf of the package) */
   objectDir?: string;
+}
+
+export function parseLbAlgorithm(text: string): LbAlgorithm {
+  if (text === 'random' || text === 'maglev') return text;
+  throw new Error(`bad --lb-algorithm ${JSON.stringify(text)}: use random or maglev`);
+}
+
+/** --maglev-table-size: a prime in 251..16381 (weir_maglev4's array length). */
+export function parseMaglevTableSize(text: string): number {
+  const m = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  const problem = tableSizeProblem(m);
+  if (problem) throw new Error(`bad --maglev-table-size ${JSON.stringify(text)}: ${problem} (e.g. 251, 1021, 4093, 16381)`);
+  return m;
 }
 
 /** '30s', '5m', '250ms', '1h', or a bare number of seconds, as milliseconds. */

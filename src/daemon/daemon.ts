@@ -106,6 +106,7 @@ export class Daemon {
       instance: cfg.instance,
       sockLbMode: cfg.sockLb,
       serviceStats: cfg.serviceStats,
+      maglevTableSize: cfg.maglevTableSize,
       ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}),
     });
     let manifestsRead: Promise<void> | undefined;
@@ -130,6 +131,8 @@ export class Daemon {
       maps: countingServiceMaps(this.dp.maps, this.health),
       inputs: this.store,
       log: this.log,
+      lbAlgorithm: this.cfg.lbAlgorithm,
+      maglevTableSize: this.cfg.maglevTableSize,
       destroySockets: () => destroySocketsEverywhere(destroyProg, this.cfg.cgroup, this.log),
       onSync: (s) => this.synced(s),
       onDrained: () => this.drained(),

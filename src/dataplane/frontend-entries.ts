@@ -13,7 +13,7 @@
 
 import { enums, type WeirBackend4, type WeirBackend4Key, type WeirFrontend4, type WeirFrontend4Key } from '../bpf/index.js';
 import { canonicalIp, IPPROTO, type IpFamily } from '../bpf/ip.js';
-import type { Backend, Frontend } from '../model/service-types.js';
+import type { Backend, Frontend, LbAlgorithm } from '../model/service-types.js';
 
 const FF = enums.weir_frontend_flags;
 const BF = enums.weir_backend_flags;
@@ -90,8 +90,13 @@ function usableBackends(list: readonly Backend[], family: IpFamily): BackendValu
 /** Why a model Frontend got no map entries. `ipv6`: its family has no maps yet (the reconciler's skip). */
 export type SkipReason = 'ipv6' | 'protocol' | 'bad_address' | 'bad_port';
 
-/** The map entries for one model Frontend, of either family, or the reason it has none. */
-export function frontendEntries(f: Frontend): DesiredFrontend[] | SkipReason {
+/**
+ * The map entries for one model Frontend, of either family, or the reason it has none.
+ * `defaultAlgorithm` (--lb-algorithm) applies where the service has no annotation. Maglev
+ * is for the external kinds only: in-cluster clients go through the ClusterIP (and the
+ * socket LB), where no router spreads one client's flows over several nodes.
+ */
+export function frontendEntries(f: Frontend, defaultAlgorithm: LbAlgorithm = 'random'): DesiredFrontend[] | SkipReason {
   const protocol: number | undefined = IPPROTO[f.protocol];
   if (protocol === undefined) return 'protocol';
   const address = canonicalIp(f.address, f.family);
@@ -105,6 +110,7 @@ export function frontendEntries(f: Frontend): DesiredFrontend[] | SkipReason {
   // the model gives LoadBalancer frontends their family's ranges, null when unrestricted
   const sourceRanges = f.kind === 'LoadBalancer' && f.sourceRanges && f.sourceRanges.length > 0 ? f.sourceRanges : null;
   const rangesFlag = sourceRanges ? FF.WEIR_FRONTEND_SOURCE_RANGES : 0;
+  const maglevFlag = f.kind !== 'ClusterIP' && (f.lbAlgorithm ?? defaultAlgorithm) === 'maglev' ? FF.WEIR_FRONTEND_MAGLEV : 0;
   const affinityTimeout = f.affinity ? f.affinity.timeoutSeconds >>> 0 : 0;
   const known = new Set<string>();
   for (const b of [...f.backends, ...f.inClusterBackends, ...f.establishedOnly]) known.add(backendIdentity(b));
@@ -121,7 +127,7 @@ export function frontendEntries(f: Frontend): DesiredFrontend[] | SkipReason {
       keyString: frontendKeyString(f.family, key),
       modelId: f.id,
       serviceKey: f.serviceKey,
-      flags: kindFlag | affinityFlag | rangesFlag | verdict,
+      flags: kindFlag | affinityFlag | maglevFlag | rangesFlag | verdict,
       affinityTimeout,
       sourceRanges,
       backends: f.reject ? [] : backends,

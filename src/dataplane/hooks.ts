@@ -5,6 +5,7 @@
 // interface, an interface class the daemon fills in.
 
 import { enums, type ConstValue, type TcDirection } from '../bpf/index.js';
+import { MAGLEV_DEFAULT_TABLE_SIZE } from './maglev.js';
 
 export type SockLbMode = 'on' | 'host-only' | 'off';
 
@@ -18,6 +19,8 @@ export interface KnobInputs {
   hostNetnsCookie: bigint;
   /** conntrack for every flow, not only NAT'd ones (lib/conntrack.h); off until NetworkPolicy needs it */
   ctTrackAll?: boolean;
+  /** --maglev-table-size (validated prime); default MAGLEV_DEFAULT_TABLE_SIZE */
+  maglevTableSize?: number;
 }
 
 /** Every `.rodata` knob weir sets, by its variable name in the C source, and its value. */
@@ -30,6 +33,8 @@ export const KNOBS = {
   host_netns_cookie: (o) => o.hostNetnsCookie,
   /** a tracked entry pair for every new flow, not only service flows (lib/conntrack.h, lib/flow.h) */
   ct_track_all: (o) => (o.ctTrackAll ? 1 : 0),
+  /** M of the Maglev tables in weir_maglev4 (lib/lb.h); the reconciler builds them with the same M */
+  maglev_table_size: (o) => o.maglevTableSize ?? MAGLEV_DEFAULT_TABLE_SIZE,
 } satisfies Record<string, (o: KnobInputs) => ConstValue>;
 export type KnobName = keyof typeof KNOBS;
 
@@ -40,14 +45,14 @@ export interface ObjectSpec {
 
 /**
  * The objects, in load order: the first creates the pinned maps (LIBBPF_PIN_BY_NAME) that
- * the others adopt. An object that picks backends (includes lib/lb.h) takes lb_stats_enabled.
+ * the others adopt. An object that picks backends (includes lib/lb.h) takes lb_stats_enabled and maglev_table_size.
  */
 export const OBJECTS = {
-  from_pod: { knobs: ['lb_stats_enabled', 'ct_track_all'] },
+  from_pod: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all'] },
   to_pod: { knobs: [] },
-  from_host: { knobs: ['lb_stats_enabled', 'ct_track_all'] },
+  from_host: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all'] },
   // also holds weir_sock_destroy, an iterator that is run (dataplane/sockets.ts), not attached
-  sock_lb: { knobs: ['lb_stats_enabled', 'sock_lb_mode', 'host_netns_cookie', 'ct_track_all'] },
+  sock_lb: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'sock_lb_mode', 'host_netns_cookie', 'ct_track_all'] },
 } as const satisfies Record<string, ObjectSpec>;
 export type ObjectName = keyof typeof OBJECTS;
 export const OBJECT_NAMES = Object.keys(OBJECTS) as ObjectName[];

@@ -25,11 +25,14 @@ import {
   type WeirFrontend4,
   type WeirFrontend4Key,
   type WeirLbSrc4Key,
+  type WeirMaglev4,
+  type WeirMaglev4Key,
   type WeirSockDestroy4Key,
 } from '../bpf/index.js';
 import { packageRoot } from '../package-root.js';
 import { preparePinDir } from './bpffs.js';
 import { knobsFor, OBJECT_NAMES, type KnobInputs, type ObjectName, type SockLbMode } from './hooks.js';
+import { MAGLEV_DEFAULT_TABLE_SIZE } from './maglev.js';
 import { MapUpgrade } from './map-upgrade.js';
 
 export { OBJECT_NAMES, type ObjectName, type SockLbMode } from './hooks.js';
@@ -49,6 +52,8 @@ export interface ServiceMaps {
   sockDestroy: TypedMap<WeirSockDestroy4Key, number>;
   /** loadBalancerSourceRanges prefixes per frontend id (weir_lb_src4); optional for fakes */
   sourceRanges?: TypedMap<WeirLbSrc4Key, number>;
+  /** Maglev tables per frontend id (maglev-tables.ts); optional for fakes */
+  maglev?: TypedMap<WeirMaglev4Key, WeirMaglev4>;
   /** per-CPU new connections per {frontend id, backend} (lb-stats.ts); optional for fakes */
   lbStats?: BpfMap;
 }
@@ -62,6 +67,7 @@ export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject }
     affinity: typedMap(m('weir_affinity4'), codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
     conntrack: typedMap(m('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
     sockDestroy: typedMap(objects.sock_lb.map('weir_sock_destroy4'), codecFor('weir_sock_destroy4_key'), u8),
+    maglev: typedMap(m('weir_maglev4'), codecFor('weir_maglev4_key'), codecFor('weir_maglev4')),
     lbStats: m('weir_lb_stats4'),
     sourceRanges: typedMap(m('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),
   };
@@ -75,6 +81,8 @@ export interface LoadOptions {
   serviceStats?: boolean;
   /** conntrack for every flow (the ct_track_all knob); default false until NetworkPolicy needs it */
   ctTrackAll?: boolean;
+  /** M of the Maglev tables (the maglev_table_size knob); default MAGLEV_DEFAULT_TABLE_SIZE */
+  maglevTableSize?: number;
   /** default: build/bpf of the package */
   objectDir?: string;
 }
@@ -150,7 +158,13 @@ function planLoad(opts: LoadOptions): LoadPlan {
   const dir = opts.objectDir ?? defaultObjectDir();
   // the netns this daemon runs in is "the host" for the socket LB's host-only mode
   const hostNetnsCookie = netnsCookie();
-  const inputs: KnobInputs = { serviceStats: opts.serviceStats !== false, sockLbMode: opts.sockLbMode, hostNetnsCookie, ctTrackAll: opts.ctTrackAll === true };
+  const inputs: KnobInputs = {
+    serviceStats: opts.serviceStats !== false,
+    sockLbMode: opts.sockLbMode,
+    hostNetnsCookie,
+    ctTrackAll: opts.ctTrackAll === true,
+    maglevTableSize: opts.maglevTableSize ?? MAGLEV_DEFAULT_TABLE_SIZE,
+  };
   const objects = OBJECT_NAMES.map((name) => {
     const path = join(dir, `${name}.o`);
     if (!existsSync(path)) throw new Error(`BPF object ${path} is missing (run make build)`);

@@ -167,5 +167,6 @@ export const MAP_ABI: readonly MapAbi[] = [
   { base: 'weir_counters', version: 1, onChange: 'drop', older: [] },
   { base: 'weir_lb_stats4', version: 1, onChange: 'drop', older: [] },
   { base: 'weir_lb_src4', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_maglev4', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_ct4_handoff', version: 1, onChange: 'drop', older: [] },
 ];

@@ -11,7 +11,7 @@
 
 import type { TypedMap, WeirLbSrc4Key } from '../bpf/index.js';
 import { parseCidr, protocolName, type IpFamily } from '../bpf/ip.js';
-import type { Frontend } from '../model/service-types.js';
+import type { Frontend, LbAlgorithm } from '../model/service-types.js';
 import { type Logger, errText } from '../log.js';
 import type { AppliedRemovals } from './backend-cleanup.js';
 import {
@@ -26,6 +26,7 @@ import {
   type SkipReason,
 } from './frontend-entries.js';
 import { IdAllocator } from './frontend-ids.js';
+import type { MaglevTables } from './maglev-tables.js';
 import {
   applyFamilyToLive,
   emptyFamilyLive,
@@ -82,6 +83,10 @@ export interface ReconcilerOptions {
   ipv6?: FamilyMaps;
   /** after every applied plan: what it removed (the clean-up stage) */
   onApplied?: (removals: AppliedRemovals) => void;
+  /** --lb-algorithm: for services without the annotation (default random) */
+  lbAlgorithm?: LbAlgorithm;
+  /** the IPv4 Maglev tables (weir_maglev4); without them Maglev frontends pick at random */
+  maglev?: MaglevTables;
 }
 
 export class Reconciler {
@@ -126,6 +131,7 @@ export class Reconciler {
     this.live = this.dumpLive();
     this.ids = idsOf(this.live);
     this.adopted = true;
+    this.opts.maglev?.adopt();
     let frontends = 0;
     let backends = 0;
     for (const f of FAMILIES) {
@@ -168,7 +174,7 @@ export class Reconciler {
   }
 
   private put(f: Frontend): void {
-    const entries = frontendEntries(f);
+    const entries = frontendEntries(f, this.opts.lbAlgorithm);
     if (typeof entries === 'string') {
       this.skip(entries);
       this.log.warn('frontend skipped', { frontend: f.id, service: f.serviceKey, reason: entries });
@@ -286,6 +292,19 @@ export class Reconciler {
     } else {
       for (const f of applied) applyFamilyToLive(f, this.live[f], plan[f]);
       for (const id of plan.releasedIds) this.ids.release(id);
+    }
+    // after the slots and counts: the tables of the frontends this plan touched (all after
+    // a failure or a resync), built from the slots as the maps now hold them
+    if (this.opts.maglev && applied.includes(4)) {
+      let ids: Set<number> | undefined;
+      if (scope && !failed) {
+        ids = new Set(plan.releasedIds);
+        for (const k of scope) {
+          const e = this.live[4].frontends.get(k);
+          if (e) ids.add(e.value.id);
+        }
+      }
+      writes += this.opts.maglev.update(this.live[4], ids);
     }
     for (const k of scope ?? [...this.applied.keys(), ...this.desired.keys()]) {
       const d = this.desired.get(k);

@@ -7,9 +7,11 @@
 import type { V1Node } from '@kubernetes/client-node';
 import { buildNodeTable, nodeInfo, nodeZone, type NodeIssue } from '../model/nodes.js';
 import { affectedServiceKeys, buildServiceState, updateServiceState } from '../model/services.js';
-import type { NodeContext, ServiceInputs, ServiceState } from '../model/service-types.js';
+import type { LbAlgorithm, NodeContext, ServiceInputs, ServiceState } from '../model/service-types.js';
 import { type Logger, errText } from '../log.js';
 import { BackendCleanup } from './backend-cleanup.js';
+import { MAGLEV_DEFAULT_TABLE_SIZE } from './maglev.js';
+import { MaglevTables } from './maglev-tables.js';
 import type { ServiceMaps } from './loader.js';
 import { Reconciler, type SyncResult } from './reconcile.js';
 
@@ -35,6 +37,10 @@ export interface ServiceSyncOptions {
   log: Logger;
   /** runs the socket-destroy iterator where sockets to removed UDP backends may live */
   destroySockets?: () => number;
+  /** --lb-algorithm for services without the annotation (default random) */
+  lbAlgorithm?: LbAlgorithm;
+  /** --maglev-table-size (the maglev_table_size knob the objects were loaded with) */
+  maglevTableSize?: number;
   /** after every sync that reached the maps */
   onSync?: (report: SyncReport) => void;
   /** after the pending changes were handled, written or not (a change may need no write) */
@@ -70,7 +76,11 @@ export class ServiceSync {
 
   constructor(private readonly opts: ServiceSyncOptions) {
     this.cleanup = new BackendCleanup(opts.maps, opts.log, opts.destroySockets ? { destroySockets: opts.destroySockets } : {});
-    this.reconciler = new Reconciler(opts.maps, opts.log, { onApplied: (removals) => this.cleanup.run(removals) });
+    this.reconciler = new Reconciler(opts.maps, opts.log, {
+      onApplied: (removals) => this.cleanup.run(removals),
+      ...(opts.lbAlgorithm ? { lbAlgorithm: opts.lbAlgorithm } : {}),
+      ...(opts.maps.maglev ? { maglev: new MaglevTables(opts.maps.maglev, opts.maglevTableSize ?? MAGLEV_DEFAULT_TABLE_SIZE, opts.log) } : {}),
+    });
   }
 
   /** Takes over what the pinned maps hold (ids included): the next sync writes only differences. */

@@ -102,7 +102,12 @@ export interface Frontend {
    * restriction: every other kind, no range of this family, or a /0 among them (kube-proxy).
    */
   sourceRanges: string[] | null;
+  /** The service's `service.weir.dev/lb-algorithm` annotation; null: the daemon's --lb-algorithm. */
+  lbAlgorithm: LbAlgorithm | null;
 }
+
+/** How new flows pick a backend: a random slot, or the Maglev table (dataplane/maglev.ts). */
+export type LbAlgorithm = 'random' | 'maglev';
 
 export interface ServiceInfo {
   /** 'ns/name'. */

@@ -10,6 +10,7 @@ import type {
   FrontendConflict,
   FrontendDiff,
   FrontendKind,
+  LbAlgorithm,
   NodeContext,
   ServiceInfo,
   ServiceInputs,
@@ -99,6 +100,14 @@ function sourceRangesFor(ranges: readonly ParsedCidr[], family: IpFamily, lbIPs:
   return [...out].sort();
 }
 
+/** The per-service backend choice (docs/dataplane.md, Maglev); another value is ignored (null). */
+export const ANNOTATION_LB_ALGORITHM = 'service.weir.dev/lb-algorithm';
+
+function lbAlgorithmOf(svc: V1Service): LbAlgorithm | null {
+  const v = svc.metadata?.annotations?.[ANNOTATION_LB_ALGORITHM];
+  return v === 'maglev' || v === 'random' ? v : null;
+}
+
 function affinityOf(svc: V1Service): SessionAffinity | null {
   if (svc.spec?.sessionAffinity !== 'ClientIP') return null;
   const t = svc.spec.sessionAffinityConfig?.clientIP?.timeoutSeconds;
@@ -170,6 +179,7 @@ export function computeService(svc: V1Service, slices: Iterable<V1EndpointSlice>
   const iTPLocal = spec.internalTrafficPolicy === 'Local';
   const eTPLocalRequested = spec.externalTrafficPolicy === 'Local';
   const affinity = affinityOf(svc);
+  const lbAlgorithm = lbAlgorithmOf(svc);
   const zone = node.zone ?? '';
 
   const mine = [...slices].filter((s) => (s.metadata?.namespace || 'default') === namespace && s.metadata?.labels?.[LABEL_SERVICE_NAME] === name);
@@ -225,6 +235,7 @@ export function computeService(svc: V1Service, slices: Iterable<V1EndpointSlice>
         reject: !s.hasAny,
         affinity,
         sourceRanges: lbRanges,
+        lbAlgorithm,
       });
     };
     for (const ip of clusterIPs) add('ClusterIP', ip, sp.port);
@@ -351,6 +362,7 @@ export function frontendEquals(a: Frontend, b: Frontend): boolean {
     a.localOnly === b.localOnly &&
     a.reject === b.reject &&
     a.affinity?.timeoutSeconds === b.affinity?.timeoutSeconds &&
+    a.lbAlgorithm === b.lbAlgorithm &&
     (a.sourceRanges === null) === (b.sourceRanges === null) &&
     (a.sourceRanges ?? []).join(',') === (b.sourceRanges ?? []).join(',') &&
     backendsEqual(a.backends, b.backends) &&

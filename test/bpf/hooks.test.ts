@@ -52,22 +52,25 @@ test("every knob an object takes is declared in its .rodata, and every knob it d
     assert.deepEqual([...declared].filter((k) => known.has(k)).sort(), [...takes].sort(), `${name}: knobs declared vs the table's`);
     seen += takes.length;
   }
-  assert.equal(seen, 8);
+  assert.equal(seen, 11);
 });
 
 test('knob values come from the daemon options; an undeclared knob is left out and reported', () => {
   const inputs: KnobInputs = { serviceStats: false, sockLbMode: 'host-only', hostNetnsCookie: 4097n };
-  assert.deepEqual(knobsFor('sock_lb', inputs, new Set(['lb_stats_enabled', 'sock_lb_mode', 'host_netns_cookie', 'ct_track_all', 'weir_btf_anchor'])), {
-    consts: { lb_stats_enabled: 0, sock_lb_mode: 1, host_netns_cookie: 4097n, ct_track_all: 0 },
-    missing: [],
-  });
-  assert.deepEqual(knobsFor('from_pod', { ...inputs, ctTrackAll: true }, new Set(['lb_stats_enabled', 'ct_track_all'])), {
-    consts: { lb_stats_enabled: 0, ct_track_all: 1 },
+  assert.deepEqual(
+    knobsFor('sock_lb', inputs, new Set(['lb_stats_enabled', 'maglev_table_size', 'sock_lb_mode', 'host_netns_cookie', 'ct_track_all', 'weir_btf_anchor'])),
+    {
+      consts: { lb_stats_enabled: 0, maglev_table_size: 16381, sock_lb_mode: 1, host_netns_cookie: 4097n, ct_track_all: 0 },
+      missing: [],
+    },
+  );
+  assert.deepEqual(knobsFor('from_pod', { ...inputs, ctTrackAll: true }, new Set(['lb_stats_enabled', 'maglev_table_size', 'ct_track_all'])), {
+    consts: { lb_stats_enabled: 0, maglev_table_size: 16381, ct_track_all: 1 },
     missing: [],
   });
   assert.deepEqual(knobsFor('sock_lb', { ...inputs, serviceStats: true, sockLbMode: 'on' }, new Set(['sock_lb_mode'])), {
     consts: { sock_lb_mode: 0 },
-    missing: ['lb_stats_enabled', 'host_netns_cookie', 'ct_track_all'],
+    missing: ['lb_stats_enabled', 'maglev_table_size', 'host_netns_cookie', 'ct_track_all'],
   });
   assert.deepEqual(knobsFor('to_pod', inputs, new Set(['lb_stats_enabled'])), { consts: {}, missing: [] }, 'to_pod takes no knob even if it had one');
 });

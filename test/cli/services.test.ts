@@ -73,7 +73,7 @@ test('weir services shows every frontend with its flags and backend slots', () =
   assert.deepEqual(rows[2]!.flags, ['reject']);
   assert.deepEqual(rows[2]!.backends, []);
   const table = weir('services');
-  assert.match(table, /^198\.19\.0\.10:80\/tcp\s+internal\s+7\s+-\s+198\.18\.2\.20:8080 198\.18\.2\.21:8080\s+0 0$/m);
+  assert.match(table, /^198\.19\.0\.10:80\/tcp\s+internal\s+7\s+-\s+random\s+198\.18\.2\.20:8080 198\.18\.2\.21:8080\s+0 0$/m);
 });
 
 test('weir ct list shows both directions of NAT flows, filtered; ct flush deletes only the matches', () => {

@@ -73,6 +73,7 @@ function udpFrontend(address: string, backends: string[]): DesiredFrontend[] {
     reject: false,
     affinity: null,
     sourceRanges: null,
+    lbAlgorithm: null,
   };
   return frontendEntries(f) as DesiredFrontend[];
 }

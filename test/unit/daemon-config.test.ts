@@ -46,3 +46,15 @@ test('--bpf-root must be a bpffs mount; --instance a plain name', () => {
   assert.throws(() => preparePinDir('/nonexistent-weir', 'default'), /does not exist/);
   assert.throws(() => preparePinDir(notBpf, '../etc'), /bad --instance/);
 });
+
+test('--lb-algorithm and --maglev-table-size: defaults, a prime in range, readable errors', () => {
+  const cfg = daemonConfig(base, {});
+  assert.equal(cfg.lbAlgorithm, 'random');
+  assert.equal(cfg.maglevTableSize, 16381);
+  const m = daemonConfig({ ...base, lbAlgorithm: 'maglev', maglevTableSize: '4093' }, {});
+  assert.deepEqual([m.lbAlgorithm, m.maglevTableSize], ['maglev', 4093]);
+  assert.throws(() => daemonConfig({ ...base, lbAlgorithm: 'ring' }, {}), /bad --lb-algorithm "ring": use random or maglev/);
+  assert.throws(() => daemonConfig({ ...base, maglevTableSize: '16000' }, {}), /bad --maglev-table-size "16000": must be a prime/);
+  assert.throws(() => daemonConfig({ ...base, maglevTableSize: '65521' }, {}), /must be an integer in 251\.\.16381/);
+  assert.throws(() => daemonConfig({ ...base, maglevTableSize: '0x3ffd' }, {}), /bad --maglev-table-size/);
+});

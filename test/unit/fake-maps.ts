@@ -11,6 +11,9 @@ export class FakeMap<K, V> {
   *entries(): Generator<[K, V]> {
     yield* [...this.data.values()].map(([k, v]) => [k, v] as [K, V]);
   }
+  *keys(): Generator<K> {
+    for (const [k] of this.data.values()) yield k;
+  }
   get(k: K): V | undefined {
     return this.data.get(JSON.stringify(k))?.[1];
   }

@@ -34,7 +34,7 @@ function dualStack(name: string, v4: string, v6: string, backends4: Backend[], b
     port: 80,
     protocol: 'TCP',
   } as const;
-  const rest = { establishedOnly: [], localOnly: false, affinity: null, sourceRanges: null };
+  const rest = { establishedOnly: [], localOnly: false, affinity: null, sourceRanges: null, lbAlgorithm: null };
   return [
     { ...base, ...rest, id: `${v4}:80/TCP`, family: 4, address: v4, backends: backends4, inClusterBackends: backends4, reject: backends4.length === 0 },
     { ...base, ...rest, id: `[${v6}]:80/TCP`, family: 6, address: v6, backends: backends6, inClusterBackends: backends6, reject: backends6.length === 0 },

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { WeirCt4, WeirCt4Key } from '../../src/bpf/index.js';
+import { enums } from '../../src/bpf/index.js';
 import { BackendCleanup } from '../../src/dataplane/backend-cleanup.js';
 import { frontendEntries, type DesiredFrontend } from '../../src/dataplane/frontend-entries.js';
 import { IdAllocator } from '../../src/dataplane/frontend-ids.js';
@@ -46,6 +47,7 @@ function fe(address: string, port: number, backends: Backend[], extra: Partial<F
     reject: backends.length === 0,
     affinity: null,
     sourceRanges: null,
+    lbAlgorithm: null,
     ...extra,
   };
 }
@@ -256,7 +258,7 @@ test('Reconciler: a full map fails one entry; it is logged and counted, the rest
 
 test('Reconciler: loadBalancerSourceRanges become weir_lb_src4 prefixes under each entry id, with the least writes', () => {
   const { fake, maps } = fakeMaps();
-  const FF_RANGES = 1 << 6;
+  const FF_RANGES = enums.weir_frontend_flags.WEIR_FRONTEND_SOURCE_RANGES;
   const lb = (ranges: string[] | null, extra: Partial<Frontend> = {}) =>
     fe('198.19.1.1', 80, [be(A)], { kind: 'LoadBalancer', sourceRanges: ranges, servicePortKey: 'default/lb:http/TCP', serviceKey: 'default/lb', ...extra });
   const trie = () => [...fake.sourceRanges.entries()].map(([k]) => `${k.frontend_id}:${k.address}/${k.prefixlen - 32}`).sort();

@@ -36,9 +36,10 @@ enum weir_frontend_flags {
 	WEIR_FRONTEND_LOADBALANCER = 1 << 2, /* status.loadBalancer.ingress[].ip */
 	WEIR_FRONTEND_AFFINITY = 1 << 3,     /* sessionAffinity: ClientIP (timeout in the value) */
 	WEIR_FRONTEND_REJECT = 1 << 4,	     /* no usable endpoint: answer ICMP port unreachable */
-	WEIR_FRONTEND_DROP = 1 << 5, /* Local policy, no local endpoint: drop (as kube-proxy) */
+	WEIR_FRONTEND_DROP = 1 << 5,   /* Local policy, no local endpoint: drop (as kube-proxy) */
+	WEIR_FRONTEND_MAGLEV = 1 << 6, /* new flows take the slot weir_maglev4 gives their hash */
 	WEIR_FRONTEND_SOURCE_RANGES =
-		1 << 6, /* loadBalancerSourceRanges: new flows only from weir_lb_src4's prefixes */
+		1 << 7, /* loadBalancerSourceRanges: new flows only from weir_lb_src4's prefixes */
 };
 
 /* weir_backend4.flags */
@@ -86,6 +87,21 @@ struct weir_lb_src4_key {
 	__u32 prefixlen; /* 32 + CIDR prefix length (the LPM trie's own field) */
 	__u32 frontend_id;
 	weir_ip4 address; /* the CIDR's network address */
+};
+
+/* weir_maglev4: {frontend id} -> the frontend's Maglev lookup table: entry i is the backend
+ * slot (weir_backend4_key.slot) for flows whose hash % M is i, M the maglev_table_size knob
+ * (a prime <= WEIR_MAGLEV_MAX_TABLE; entries at or above M are unused). Slots are u16 as
+ * backend_count is. Only frontends flagged WEIR_FRONTEND_MAGLEV have an entry. */
+#define WEIR_MAGLEV_MAX_TABLE 16381
+
+struct weir_maglev4_key {
+	__u32 frontend_id;
+};
+
+struct weir_maglev4 {
+	__u16 slots[WEIR_MAGLEV_MAX_TABLE];
+	__u16 pad; /* to a multiple of 4 bytes */
 };
 
 /* weir_affinity4 (LRU): the backend a client was last sent to, per frontend. */
