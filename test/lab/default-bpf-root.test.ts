@@ -15,6 +15,7 @@ import { runCleanups } from '../lib/cleanup.js';
 import { findCgroup2Mount, Lab, type LabNode, type ManagedProcess, type Pod } from '../lib/lab.js';
 import { binWeir } from '../lib/paths.js';
 import { run, sleep } from '../lib/proc.js';
+import { killUnderTraffic } from '../lib/kill-under-traffic.js';
 import { SimulatedHost } from '../lib/sim-host.js';
 import { endpointSlice, parseLogfmt, service, WeirNode, type LogLine } from '../lib/weir-node.js';
 
@@ -145,17 +146,8 @@ test("README command with default flags: weir mounts a bpffs in PID 1's mount na
 
 test('kill -9: traffic keeps flowing with no daemon; the next start adopts the state with writes=0', async () => {
   // the TC path (the client is outside the socket-LB cgroup): per-packet NAT from pinned maps
-  const flow = weir.flow(client.ns, CLUSTER_IP, 80, { seconds: 5, interval: 20 });
-  await sleep(500);
-  daemon!.signalGroup('SIGKILL');
-  await daemon!.exited;
-  assert.ok(flow.proc.running, 'the flow is still running after the kill (it spans it)');
-  const whileDead = await weir.spread(client.ns, CLUSTER_IP, 80, { count: 40 });
-  assert.equal(whileDead.failures, 0, `new connections with no daemon: ${whileDead.errors.join('; ')}`);
+  const { flow: f, whileDead } = await killUnderTraffic(weir, daemon!, client.ns, CLUSTER_IP, 80);
   assert.deepEqual(Object.keys(whileDead.servers).sort(), ['be-a', 'be-b']);
-  const f = await flow.result;
-  assert.equal(f.error, undefined);
-  assert.ok(f.received >= f.sent - 2, `received ${f.received} of ${f.sent}`);
   console.log(`# flow across kill -9: ${f.received}/${f.sent} replies, longest gap ${f.maxGapMs} ms; 40 new connections while no daemon ran`);
 
   const ready = await startDaemon();
