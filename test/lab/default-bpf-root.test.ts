@@ -16,8 +16,9 @@ import { findCgroup2Mount, Lab, type LabNode, type ManagedProcess, type Pod } fr
 import { binWeir } from '../lib/paths.js';
 import { run, sleep } from '../lib/proc.js';
 import { killUnderTraffic } from '../lib/kill-under-traffic.js';
+import { webLab } from '../lib/web-lab.js';
 import { SimulatedHost } from '../lib/sim-host.js';
-import { endpointSlice, parseLogfmt, service, WeirNode, type LogLine } from '../lib/weir-node.js';
+import { parseLogfmt, WeirNode, type LogLine } from '../lib/weir-node.js';
 
 const CLUSTER_IP = '198.19.0.40';
 let lab: Lab;
@@ -26,7 +27,6 @@ let node: LabNode;
 let node2: LabNode;
 let weir2: WeirNode;
 let host: SimulatedHost;
-let backends: Pod[];
 let client: Pod;
 /** used for its manifests dir, lab cgroup and traffic helpers; the daemon is started below */
 let weir: WeirNode;
@@ -84,17 +84,7 @@ async function services(extra: string[], inNode: boolean): Promise<Array<{ front
 const pinDir = () => join(host.root, 'sys/fs/bpf/weir', node.ns.name);
 
 before(async () => {
-  lab = await Lab.create({ name: 'default-root' });
-  node = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
-  backends = [await lab.pod(node, 'be-a'), await lab.pod(node, 'be-b')];
-  client = await lab.pod(node, 'client');
-  await Promise.all(backends.map((b) => b.ns.echoServer({ name: b.name, port: 8080 })));
-  weir = await WeirNode.create(lab, node);
-  const ports = [{ name: 'http', port: 80, targetPort: 8080 }];
-  weir.writeManifest('web.yaml', [
-    service({ name: 'web', clusterIP: CLUSTER_IP, ports }),
-    endpointSlice({ name: 'web-1', service: 'web', ports, endpoints: backends.map((b) => ({ ip: b.ip, node: 'n1' })) }),
-  ]);
+  ({ lab, node, client, weir } = await webLab('default-root', CLUSTER_IP));
   node2 = await lab.node('node2', { address: '198.18.0.2/24', podSubnet: '198.18.2.0/24' });
   weir2 = await WeirNode.create(lab, node2);
   // last: the simulated host's mount namespace is a private copy, so it sees only the

@@ -14,15 +14,15 @@ import { isBpffs } from '../../src/dataplane/bpffs.js';
 import { onCleanup, runCleanups } from '../lib/cleanup.js';
 import { findCgroup2Mount, Lab, type LabNode, type ManagedProcess, type Pod } from '../lib/lab.js';
 import { killUnderTraffic } from '../lib/kill-under-traffic.js';
+import { webLab } from '../lib/web-lab.js';
 import { binWeir } from '../lib/paths.js';
 import { run, spawnManaged } from '../lib/proc.js';
-import { endpointSlice, parseLogfmt, service, WeirNode, type LogLine } from '../lib/weir-node.js';
+import { parseLogfmt, WeirNode, type LogLine } from '../lib/weir-node.js';
 
 const CLUSTER_IP = '198.19.0.41';
 const hadBpffs = isBpffs('/sys/fs/bpf');
 let lab: Lab;
 let node: LabNode;
-let backends: Pod[];
 let client: Pod;
 let weir: WeirNode;
 let daemon: ManagedProcess | undefined;
@@ -46,17 +46,7 @@ async function startDaemon(): Promise<LogLine> {
 }
 
 before(async () => {
-  lab = await Lab.create({ name: 'readme-netns' });
-  node = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
-  backends = [await lab.pod(node, 'be-a'), await lab.pod(node, 'be-b')];
-  client = await lab.pod(node, 'client');
-  await Promise.all(backends.map((b) => b.ns.echoServer({ name: b.name, port: 8080 })));
-  weir = await WeirNode.create(lab, node);
-  const ports = [{ name: 'http', port: 80, targetPort: 8080 }];
-  weir.writeManifest('web.yaml', [
-    service({ name: 'web', clusterIP: CLUSTER_IP, ports }),
-    endpointSlice({ name: 'web-1', service: 'web', ports, endpoints: backends.map((b) => ({ ip: b.ip, node: 'n1' })) }),
-  ]);
+  ({ lab, node, client, weir } = await webLab('readme-netns', CLUSTER_IP));
   // whatever happens: this instance's state goes, and a bpffs weir mounted for the test too
   onCleanup('readme-netns: weir uninstall and the bpffs', async () => {
     await daemon?.stop();

@@ -9,18 +9,9 @@ import { test } from 'node:test';
 import { daemonConfig } from '../../src/cli/daemon.js';
 import { cgroup2Root, parseDuration, parseList } from '../../src/daemon/config.js';
 import { mountTypeOf, preparePinDir } from '../../src/dataplane/loader.js';
+import { baseDaemonFlags } from './daemon-flags.js';
 
-const base = {
-  nodeName: 'node1',
-  manifests: '/tmp',
-  instance: 'default',
-  bpfRoot: '/sys/fs/bpf',
-  connectTimeLb: 'off',
-  resyncInterval: '60s',
-  ctGcInterval: '30s',
-  logLevel: 'info',
-  kubeProxyCleanup: 'on',
-};
+const base = baseDaemonFlags;
 
 test('durations, lists and modes', () => {
   assert.deepEqual(

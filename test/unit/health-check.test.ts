@@ -10,6 +10,7 @@ import { daemonConfig, registerDaemonCommand } from '../../src/cli/daemon.js';
 import { healthCheckService, healthCheckServices, serviceHealthAnswer } from '../../src/dataplane/health-check-ports.js';
 import { DEFAULT_HEALTHZ_ADDRESS, ProxyHealth, TO_BE_DELETED_TAINT } from '../../src/metrics/proxy-health.js';
 import { inputs, NODE, slice, svc } from './model-helpers.js';
+import { baseDaemonFlags } from './daemon-flags.js';
 
 const LB = { type: 'LoadBalancer' as const, externalTrafficPolicy: 'Local', healthCheckNodePort: 32100, ports: [{ name: 'http', port: 80, nodePort: 30080 }] };
 
@@ -125,17 +126,7 @@ test('--healthz-address: default 0.0.0.0:10256, off, host:port and [v6]:port, a 
   const opt = program.commands.find((c) => c.name() === 'daemon')!.options.find((o) => o.long === '--healthz-address');
   assert.equal(opt?.defaultValue, '0.0.0.0:10256');
   assert.equal(DEFAULT_HEALTHZ_ADDRESS, '0.0.0.0:10256');
-  const base = {
-    nodeName: 'node1',
-    manifests: '/tmp',
-    instance: 'default',
-    bpfRoot: '/sys/fs/bpf',
-    connectTimeLb: 'off',
-    resyncInterval: '60s',
-    ctGcInterval: '30s',
-    logLevel: 'info',
-    kubeProxyCleanup: 'on',
-  };
+  const base = baseDaemonFlags;
   assert.equal(daemonConfig({ ...base, healthzAddress: DEFAULT_HEALTHZ_ADDRESS }).healthzAddress, '0.0.0.0:10256');
   assert.equal(daemonConfig({ ...base, healthzAddress: 'off' }).healthzAddress, null);
   assert.equal(daemonConfig({ ...base, healthzAddress: '[2001:2::1]:10256' }).healthzAddress, '[2001:2::1]:10256');
