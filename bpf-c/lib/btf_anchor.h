@@ -10,6 +10,8 @@
 #include <weir/service.h>
 #include <weir/conntrack.h>
 #include <weir/legacy.h>
+#include <weir/forward.h>
+#include <weir/tunnel.h>
 
 struct weir_btf_anchor {
 	enum weir_hook hook;
@@ -36,6 +38,16 @@ struct weir_btf_anchor {
 	struct weir_ct4_key ct4_key;
 	struct weir_ct4 ct4;
 	enum weir_ct_policy ct_policy;
+	/* forwarding (weir/forward.h) */
+	enum weir_iface_flags iface_flags;
+	struct weir_iface iface;
+	/* other nodes (weir/tunnel.h) */
+	enum weir_node_flags node_flags;
+	struct weir_node4_key node4_key;
+	struct weir_node4 node4;
+	enum weir_tunnel_flags tunnel_flags;
+	struct weir_tunnel4_key tunnel4_key;
+	struct weir_tunnel4 tunnel4;
 	/* earlier releases' layouts, for conversion (weir/legacy.h) */
 	struct weir_ct4_v1 ct4_v1;
 };

@@ -6,7 +6,8 @@
  *
  *   established:  conntrack hit -> NAT (nat.h) -> forward (forward.h)
  *   new flow:     frontend -> admit, select backend (lb.h) -> policy (policy.h)
- *                   -> create conntrack (conntrack.h) -> NAT -> forward          flow4_new
+ *                   -> plan the forward (forward.h) -> create conntrack (conntrack.h)
+ *                   -> NAT -> forward                                          flow4_new
  *                 no frontend, ct_track_all -> policy -> create conntrack, no rewrite
  *                   -> forward                                             flow4_track_new
  */
@@ -90,6 +91,9 @@ __weir_slow_path int flow4_new(struct __sk_buff *skb, const struct packet *pkt,
 		*verdict = WEIR_TC_DROP;
 		return reason;
 	}
+
+	/* where both directions go: kept in the entries */
+	forward4_plan(skb, &flow);
 
 	/* create conntrack */
 	if (ct4_create(&flow, pkt, now)) {

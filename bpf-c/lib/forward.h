@@ -1,27 +1,94 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* The forward stage: where a packet goes once it is translated, decided from its flow's
- * conntrack entry (or the new flow's: the same fields). Today every backend is reached
- * through the stack: a local one by the pod route, a remote one by the node's routes, so
- * the verdict is always "pass".
+/* The forward stage: where a packet goes once it is translated, decided once per flow and
+ * kept in its conntrack entries, so established packets need no lookup to forward.
  *
- * The seam for issue 12 (NodePort to other nodes): an entry with WEIR_CT_TUNNEL and a
- * tunnel_node is encapsulated toward that node (lib/encap.h) and redirected to the tunnel
- * device; an entry with an ifindex is redirected straight to that interface. Both come
- * from the select stage (the backend's node) and are kept in the entry, so established
- * packets need no lookup to forward.
+ * A service flow that stays on this node (the kernel routes its backend to a workload
+ * interface in weir_ifaces) is redirected interface to interface in both directions: the
+ * forward direction to the backend's interface, the reply to the interface the client's
+ * first packet came in on (a pod's, or the host interface an external client used), each
+ * with bpf_redirect_neigh (the kernel's route and neighbour, TTL decremented as a router
+ * does). Neither direction enters the host's IP stack, so the kernel's conntrack never sees
+ * half of a flow whose other half weir rewrote: with iptables rules that drop ctstate
+ * INVALID (kube-proxy's KUBE-FORWARD, many host firewalls) a reverse-NATed SYN-ACK that
+ * the stack saw without its SYN was dropped. Everything else (a backend on another node,
+ * tracked-only flows, a packet whose TTL runs out) passes to the stack, which routes it.
+ *
+ * The seam for the tunnel (issue 12): an entry with WEIR_CT_TUNNEL and a tunnel_node is
+ * encapsulated toward that node and redirected to the underlay.
  */
 #ifndef WEIR_LIB_FORWARD_H
 #define WEIR_LIB_FORWARD_H
 
 #include "compiler.h"
+#include "conntrack.h"
+#include "csum.h"
 #include "parse.h"
+#include "tunnel.h"
+#include <weir/forward.h>
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
+/* The interfaces weir attaches to (weir/forward.h), written by the daemon. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct weir_iface);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_ifaces SEC(".maps");
+
+/* forward4_plan - the first packet of a service flow, backend chosen, not yet rewritten:
+ * sets @flow's ifindex and reply_ifindex when the flow stays on this node. */
+static __always_inline void forward4_plan(struct __sk_buff *skb, struct ct4_flow *flow)
+{
+	struct bpf_fib_lookup fib = {};
+	struct weir_iface *to;
+	__u32 out;
+	long rc;
+
+	fib.family = AF_INET;
+	fib.ifindex = skb->ifindex;
+	fib.l4_protocol = flow->nat.protocol;
+	fib.ipv4_src = flow->nat.saddr;
+	fib.ipv4_dst = flow->nat.daddr;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return;
+	out = fib.ifindex;
+	to = bpf_map_lookup_elem(&weir_ifaces, &out);
+	if (!to || !(to->flags & WEIR_IFACE_WORKLOAD))
+		return;
+	flow->ifindex = out;
+	flow->reply_ifindex = skb->ifindex;
+}
+
+/* Decrements the IPv4 TTL as a router does. Returns 0, or -1 when the packet must not be
+ * forwarded here (TTL 1 or less: the stack answers time exceeded; or a failed rewrite). */
+static __always_inline int forward4_dec_ttl(struct __sk_buff *skb, const struct packet *pkt)
+{
+	__u16 before, after;
+
+	if (bpf_skb_load_bytes(skb, pkt->l3_off + 8, &before, sizeof(before)))
+		return -1;
+	if (*(__u8 *)&before <= 1)
+		return -1;
+	after = before;
+	*(__u8 *)&after -= 1;
+	if (bpf_l3_csum_replace(skb, pkt->l3_off + IPV4_CSUM_OFF, before, after, sizeof(after)))
+		return -1;
+	return bpf_skb_store_bytes(skb, pkt->l3_off + 8, &after, sizeof(after), 0) ? -1 : 0;
+}
 
 /* Returns the TC verdict for @pkt, already translated. */
 static __always_inline int forward4(struct __sk_buff *skb, const struct packet *pkt,
 				    __u32 tunnel_node, __u32 ifindex)
 {
-	/* local backend, or a remote one the stack routes: pass */
-	return WEIR_TC_PASS;
+	weir_keep_arg(tunnel_node);
+	if (!ifindex || forward4_dec_ttl(skb, pkt))
+		return WEIR_TC_PASS;
+	return bpf_redirect_neigh(ifindex, NULL, 0, 0);
 }
 
 #endif

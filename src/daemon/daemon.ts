@@ -10,6 +10,7 @@
 // before the API is asked anything: weir reaches the API server through its own dataplane.
 
 import { AttachManager, type InterfaceRef } from '../dataplane/attach.js';
+import { IfaceTable } from '../dataplane/iface-table.js';
 import { ConntrackGc } from '../dataplane/conntrack-gc.js';
 import { HealthCheckPorts } from '../dataplane/health-check-ports.js';
 import { computeNodeNetwork, type NodeNetwork } from '../dataplane/interfaces.js';
@@ -55,6 +56,7 @@ export class Daemon {
   private dp!: LoadedDataplane;
   private services!: ServiceSync;
   private attach!: AttachManager;
+  private ifaces?: IfaceTable;
   private gc!: ConntrackGc;
   /** sysctls weir sets, with their values before (for weir uninstall) */
   private sysctls!: SysctlRecorder;
@@ -141,6 +143,7 @@ export class Daemon {
     const adopted = this.services.adopt();
     this.log.info('adopt', adopted);
     this.attach = new AttachManager(this.dp.pinDir, this.dp.objects, this.log);
+    if (this.dp.maps.ifaces) this.ifaces = new IfaceTable(this.dp.maps.ifaces, this.log);
     this.gc = new ConntrackGc(this.dp.maps.conntrack, this.log);
     this.sysctls = SysctlRecorder.open(this.dp.pinDir, this.log);
     await this.startMetrics();
@@ -423,6 +426,8 @@ export class Daemon {
   private applyAttachments(net: NodeNetwork): void {
     const errorsBefore = this.attach.stats.errors;
     this.attach.syncInterfaces(refs(net.workloads), refs(net.hostInterfaces));
+    // after the attach: a flow redirected to an interface meets weir's programs there
+    this.ifaces?.sync(refs(net.workloads));
     for (const w of net.workloads) allowLocalSource(this.sysctls, w);
     this.sysctls.prune();
     if (!this.cgroupAttached) {

@@ -32,6 +32,9 @@ const ERROR_KINDS: Record<string, string> = {
   'sysctl change not recorded': 'sysctl',
   'sysctl record prune failed': 'sysctl',
   'health check port failed': 'healthcheck',
+  'weir_ifaces read failed': 'iface_table',
+  'weir_ifaces write failed': 'iface_table',
+  'weir_ifaces delete failed': 'iface_table',
   'healthz listen failed': 'healthcheck',
 };
 

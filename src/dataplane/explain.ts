@@ -180,9 +180,13 @@ export function explain(maps: ExplainMaps, q: ExplainQuery): Explanation {
     } else {
       const reply = (ct.flags & CF.WEIR_CT_REPLY) !== 0;
       out.verdict = 'established';
-      out.outcomes.push({ tc: 'pass', reason: reply ? 'reverse_nat' : 'nat_established', rewrite: rewriteOf(p, ct) });
+      out.outcomes.push({ tc: ct.ifindex ? 'redirect' : 'pass', reason: reply ? 'reverse_nat' : 'nat_established', rewrite: rewriteOf(p, ct) });
       const direction = reply ? 'reply direction' : 'original direction';
       out.notes.push(`conntrack has this flow (${direction}): the packet is rewritten as the entry says, whatever the frontend says now`);
+      if (ct.ifindex)
+        out.notes.push(
+          `the flow stays on this node: the packet is redirected to ifindex ${ct.ifindex} (bpf_redirect_neigh, TTL decremented), past the host stack and netfilter`,
+        );
     }
   }
 
@@ -288,6 +292,9 @@ function newFlow(
     return;
   }
   out.verdict = 'dnat';
+  out.notes.push(
+    'a new flow whose backend the kernel routes to a pod interface of this node is redirected there, and its replies back to the client, past the host stack (shown as pass here: the route is looked up when the packet comes)',
+  );
   let picks: Array<{ slot?: number; be: WeirBackend4 | undefined }> = slots.map((be, slot) => ({ slot, be }));
   if (fe.flags & FF.WEIR_FRONTEND_AFFINITY) {
     const a = maps.affinity.get({ client: p.src, frontend_id: fe.id });

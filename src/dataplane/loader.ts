@@ -16,6 +16,7 @@ import {
   type TypedMap,
   typedMap,
   u8,
+  u32,
   type WeirAffinity4,
   type WeirAffinity4Key,
   type WeirBackend4,
@@ -24,6 +25,7 @@ import {
   type WeirCt4Key,
   type WeirFrontend4,
   type WeirFrontend4Key,
+  type WeirIface,
   type WeirLbSrc4Key,
   type WeirMaglev4,
   type WeirMaglev4Key,
@@ -56,6 +58,8 @@ export interface ServiceMaps {
   maglev?: TypedMap<WeirMaglev4Key, WeirMaglev4>;
   /** per-CPU new connections per {frontend id, backend} (lb-stats.ts); optional for fakes */
   lbStats?: BpfMap;
+  /** the workload interfaces of this node, for the forward stage (iface-table.ts); optional for fakes */
+  ifaces?: TypedMap<number, WeirIface>;
 }
 
 /** Typed views of the service maps of a loaded object set (any object holding them). */
@@ -70,6 +74,7 @@ export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject }
     maglev: typedMap(m('weir_maglev4'), codecFor('weir_maglev4_key'), codecFor('weir_maglev4')),
     lbStats: m('weir_lb_stats4'),
     sourceRanges: typedMap(m('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),
+    ifaces: typedMap(m('weir_ifaces'), u32, codecFor('weir_iface')),
   };
 }
 

@@ -169,4 +169,7 @@ export const MAP_ABI: readonly MapAbi[] = [
   { base: 'weir_lb_src4', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_maglev4', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_ct4_handoff', version: 1, onChange: 'drop', older: [] },
+  { base: 'weir_ifaces', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_nodes4', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_tunnel4', version: 1, onChange: 'rebuild', older: [] },
 ];

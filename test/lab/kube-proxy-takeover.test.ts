@@ -9,8 +9,7 @@
 // table we added (and kubelet's KUBE-IPTABLES-HINT and KUBE-KUBELET-CANARY) stay, nothing stops, and the counters show
 // which path carried the connections. With cleanup off (`weir kube-proxy cleanup --dry-run`,
 // or the daemon's --kube-proxy-cleanup off) nothing changes, a warning names the chains, and
-// weir serves while the KUBE-* rules are still there (the TC path and NodePort legs are a
-// todo: kube-proxy's INVALID drop eats weir's reverse-NATed replies, see the last test).
+// weir serves on every path while the KUBE-* rules, INVALID drop included, are still there.
 
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
@@ -335,14 +334,11 @@ describe('kube-proxy takeover', () => {
     assert.deepEqual(Object.keys(r.servers).sort(), ['be-a', 'be-b'], p.name);
   }
 
-  // A weir bug this test found (2026-11-30): with kube-proxy's rules left in place, its filter
-  // rule `-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP` drops the replies of weir's
-  // TC path and NodePort: from_pod reverse-NATs the backend's SYN-ACK to come from the
-  // ClusterIP (or node:NodePort), which the kernel's conntrack (it saw client -> backend) finds
-  // INVALID. Deleting that one rule makes this pass. A todo, so that it runs and shows its
-  // failure without failing the suite.
-  const bug = "weir bug: KUBE-FORWARD drops ctstate INVALID, and weir's reverse-NATed replies are INVALID to the kernel";
-  test('TC path and NodePort while KUBE-* rules exist (cleanup off)', { todo: bug }, async () => {
+  // kube-proxy's filter rule `-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP` stays in
+  // place here. weir's flows to local backends are redirected interface to interface in both
+  // directions (bpf-c/lib/forward.h), so the kernel's conntrack never sees a reverse-NATed
+  // SYN-ACK without its SYN (INVALID, dropped: the bug this test found on 2026-11-30).
+  test('TC path and NodePort while KUBE-* rules exist (cleanup off)', async () => {
     for (const p of paths.filter((x) => x.name !== 'socket LB')) await assertServedByWeir(p, 20);
   });
 });
