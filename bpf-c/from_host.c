@@ -27,10 +27,35 @@
 #include "lib/icmp_error.h"
 #include "lib/btf_anchor.h"
 
+/* A UDP packet to the tunnel port: -1 when it is not weir's (handled as any packet), else
+ * the reason to count, *verdict set. The inner packet of a known flow goes on as its entry
+ * says (on the ingress node a reply, reverse NATed and sent to the client; on the backend's
+ * node a later packet); a new one gets its pair (flow4_tunnel_new). Called from the hook
+ * itself, not a function of its own: the stack frames of those two on top of another would
+ * not fit the BPF stack. */
+static __always_inline int from_tunnel4(struct __sk_buff *skb, struct packet *pkt, int *verdict)
+{
+	struct weir_ct4 *ct;
+	__u32 peer = 0;
+	int reason;
+
+	reason = tunnel4_decap(skb, pkt, &peer);
+	if (reason) {
+		if (reason > 0)
+			*verdict = WEIR_TC_DROP;
+		return reason;
+	}
+	ct = ct4_lookup_flow(pkt);
+	if (ct)
+		return flow4_established(skb, pkt, ct, WEIR_HOOK_FROM_HOST, verdict);
+	return flow4_tunnel_new(skb, pkt, peer, verdict);
+}
+
 static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct packet *pkt,
 						   int *verdict)
 {
 	struct weir_frontend4 *fe;
+	enum weir_reason reason;
 	struct weir_ct4 *ct;
 
 	if (icmp4_is_error_packet(pkt))
@@ -38,14 +63,18 @@ static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct
 
 	ct = ct4_lookup_flow(pkt);
 	if (ct)
-		return flow4_established(skb, pkt, ct, verdict);
+		return flow4_established(skb, pkt, ct, WEIR_HOOK_FROM_HOST, verdict);
 
 	fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_EXTERNAL);
 	if (!fe)
 		fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_INTERNAL);
-	if (fe)
-		return flow4_new(skb, pkt, fe, FLOW4_ORIGIN(WEIR_HOOK_FROM_HOST, WEIR_CT_NODEPORT),
-				 verdict);
+	if (fe) {
+		reason = flow4_new(skb, pkt, fe,
+				   FLOW4_ORIGIN(WEIR_HOOK_FROM_HOST, WEIR_CT_NODEPORT), verdict);
+		if (*verdict == WEIR_TC_TUNNEL_FIRST)
+			reason = flow4_tunnel_first(skb, pkt, reason, WEIR_HOOK_FROM_HOST, verdict);
+		return reason;
+	}
 	if (ct_track_all)
 		return flow4_track_new(skb, pkt, WEIR_HOOK_FROM_HOST, verdict);
 	return WEIR_REASON_PASS;
@@ -57,9 +86,17 @@ int weir_from_host(struct __sk_buff *skb)
 	int verdict = WEIR_TC_PASS;
 	enum weir_reason reason;
 	struct packet pkt;
+	int tunnel;
 
 	reason = parse_packet((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &pkt);
 	reason = lb4_accept(skb, &pkt, reason);
+	if (!reason && tunnel4_candidate(&pkt)) {
+		tunnel = from_tunnel4(skb, &pkt, &verdict);
+		if (tunnel >= 0) {
+			count(WEIR_HOOK_FROM_HOST, tunnel, pkt.len);
+			return verdict;
+		}
+	}
 	if (!reason)
 		reason = from_host4(skb, &pkt, &verdict);
 	count(WEIR_HOOK_FROM_HOST, reason, pkt.len);

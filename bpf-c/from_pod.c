@@ -35,7 +35,7 @@ static __always_inline enum weir_reason from_pod4(struct __sk_buff *skb, struct 
 
 	ct = ct4_lookup_flow(pkt);
 	if (ct)
-		return flow4_established(skb, pkt, ct, verdict);
+		return flow4_established(skb, pkt, ct, WEIR_HOOK_FROM_POD, verdict);
 
 	fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_INTERNAL);
 	if (fe)

@@ -40,5 +40,7 @@
 #define WEIR_TC_PASS 0
 #define WEIR_TC_DROP 2
 #define WEIR_TC_REDIRECT 7
+/* not a TC verdict: flow4_new left the first packet of a tunneled flow to its hook */
+#define WEIR_TC_TUNNEL_FIRST 0x7fff
 
 #endif

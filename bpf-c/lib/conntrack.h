@@ -222,7 +222,8 @@ struct ct4_flow {
 	__u16 nat_flags; /* WEIR_CT_DNAT for a service flow (SNAT follows from the tuples), 0 tracked only */
 	__u16 extra_flags; /* WEIR_CT_HAIRPIN, WEIR_CT_NODEPORT */
 	__u8 policy; /* the policy stage's verdict, cached in both entries (enum weir_ct_policy) */
-	__u32 tunnel_node; /* the forward stage's peer node (issue 12); 0: this node */
+	__u32 tunnel_node; /* forward direction: encapsulate toward this node (tunnel.h); 0: none */
+	__u32 reply_tunnel_node; /* reply direction: the same */
 	__u32 ifindex; /* forward direction: redirect to this interface (forward.h); 0: the stack */
 	__u32 reply_ifindex; /* reply direction: the same, toward the client */
 };
@@ -288,7 +289,7 @@ static __always_inline int ct4_create(const struct ct4_flow *flow, const struct 
 	rev.nat_dport = flow->orig.sport;
 	rev.frontend_id = flow->frontend_id;
 	rev.policy = flow->policy;
-	rev.tunnel_node = flow->tunnel_node;
+	rev.tunnel_node = flow->reply_tunnel_node;
 	rev.ifindex = flow->reply_ifindex;
 	rev.created_ns = now;
 	rev.last_seen_ns = now;

@@ -29,6 +29,7 @@ struct icmp4_hdr {
 #define ICMP_ECHOREPLY 0
 #define ICMP_DEST_UNREACH 3
 #define ICMP_PORT_UNREACH 3 /* code of ICMP_DEST_UNREACH */
+#define ICMP_FRAG_NEEDED 4  /* code of ICMP_DEST_UNREACH: next-hop MTU in the low 16 bits of rest */
 #define ICMP_ECHO 8
 #define ICMP_TIME_EXCEEDED 11
 #define ICMP_PARAMETERPROB 12

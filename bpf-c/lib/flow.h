@@ -22,13 +22,98 @@
 #include "nat.h"
 #include "parse.h"
 #include "policy.h"
+#include "reject.h"
+#include "tunnel.h"
 #include <weir/counters.h>
+
+/* The established reason of a packet that hit @ct. */
+static __always_inline enum weir_reason flow4_established_reason(const struct weir_ct4 *ct)
+{
+	if (ct4_is_tracked_only(ct))
+		return WEIR_REASON_CT_TRACKED;
+	return (ct->flags & WEIR_CT_REPLY) ? WEIR_REASON_REVERSE_NAT : WEIR_REASON_NAT_ESTABLISHED;
+}
+
+/* Sends @pkt (not yet rewritten) through the tunnel toward @node_ip after rewriting it to
+ * @to (NULL: no rewrite): the route first, so that a packet too big for the tunnel goes back
+ * to its sender as it was sent (frag needed), then NAT, then encapsulation. Returns 0, or
+ * the reason the packet did not go (with *verdict set). */
+static __always_inline enum weir_reason flow4_tunnel_send(struct __sk_buff *skb,
+							  const struct packet *pkt, __u32 node_ip,
+							  const struct nat4_target *to, __u32 hook,
+							  int *verdict)
+{
+	struct tunnel4_route rt = {};
+	int reason, ret;
+
+	reason = tunnel4_route(skb, pkt, node_ip, &rt);
+	if (reason == WEIR_REASON_TUNNEL_FRAG_NEEDED) {
+		ret = reject4_frag_needed(skb, pkt, rt.mtu);
+		*verdict = ret < 0 ? WEIR_TC_DROP : ret;
+		return WEIR_REASON_TUNNEL_FRAG_NEEDED;
+	}
+	if (reason) {
+		*verdict = WEIR_TC_DROP;
+		return reason;
+	}
+	if (to && nat4_rewrite(skb, pkt, to)) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_NAT_FAILED;
+	}
+	ret = tunnel4_encap(skb, &rt);
+	if (ret < 0) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_TUNNEL_FAILED;
+	}
+	count(hook, WEIR_REASON_TUNNEL_ENCAP, pkt->len);
+	*verdict = ret;
+	return 0;
+}
+
+/**
+ * flow4_tunnel_out - a later packet of a flow whose this direction crosses the tunnel
+ * (ct->tunnel_node): the ingress node's client -> backend packets, the backend's node's
+ * replies. A slow path only in the sense of a global function (verified once).
+ */
+__weir_slow_path int flow4_tunnel_out(struct __sk_buff *skb, const struct packet *pkt,
+				      const struct weir_ct4 *ct, __u32 hook, int *verdict)
+{
+	struct nat4_target to;
+	int reason;
+
+	if (!skb || !pkt || !ct || !verdict)
+		return WEIR_REASON_PASS;
+	if (!ct4_is_tracked_only(ct))
+		nat4_target_of_ct(pkt, ct, &to);
+	reason = flow4_tunnel_send(skb, pkt, ct->tunnel_node, ct4_is_tracked_only(ct) ? NULL : &to,
+				   hook, verdict);
+	return reason ? reason : flow4_established_reason(ct);
+}
+
+/* The first packet of a flow flow4_new sent into the tunnel (*verdict
+ * WEIR_TC_TUNNEL_FIRST): its entry is written; it goes as a later packet would. */
+static __always_inline enum weir_reason flow4_tunnel_first(struct __sk_buff *skb,
+							   const struct packet *pkt,
+							   enum weir_reason reason, __u32 hook,
+							   int *verdict)
+{
+	struct weir_ct4 *ct = ct4_lookup_flow(pkt);
+	int sent;
+
+	if (!ct || !ct->tunnel_node) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_CT_CREATE_FAILED;
+	}
+	sent = flow4_tunnel_out(skb, pkt, ct, hook, verdict);
+	return sent == WEIR_REASON_NAT_ESTABLISHED ? reason : sent;
+}
 
 /* A later packet of a known flow (either direction): refresh its entry, apply its
  * rewrite, forward. Tracked-only flows are refreshed and passed as they are. */
 static __always_inline enum weir_reason flow4_established(struct __sk_buff *skb,
 							  const struct packet *pkt,
-							  struct weir_ct4 *ct, int *verdict)
+							  struct weir_ct4 *ct, __u32 hook,
+							  int *verdict)
 {
 	struct nat4_target to;
 
@@ -36,8 +121,10 @@ static __always_inline enum weir_reason flow4_established(struct __sk_buff *skb,
 	 * second-scale timeouts need, for a fraction of bpf_ktime_get_ns()'s cost (a
 	 * clocksource read, ~30 ns of an established packet's ~125 ns here; docs/bench.md) */
 	ct4_refresh(ct, pkt, bpf_ktime_get_coarse_ns());
+	if (ct->tunnel_node)
+		return flow4_tunnel_out(skb, pkt, ct, hook, verdict);
 	if (ct4_is_tracked_only(ct)) {
-		*verdict = forward4(skb, pkt, ct->tunnel_node, ct->ifindex);
+		*verdict = forward4(skb, pkt, ct->ifindex);
 		return WEIR_REASON_CT_TRACKED;
 	}
 	nat4_target_of_ct(pkt, ct, &to);
@@ -45,8 +132,8 @@ static __always_inline enum weir_reason flow4_established(struct __sk_buff *skb,
 		*verdict = WEIR_TC_DROP;
 		return WEIR_REASON_NAT_FAILED;
 	}
-	*verdict = forward4(skb, pkt, ct->tunnel_node, ct->ifindex);
-	return (ct->flags & WEIR_CT_REPLY) ? WEIR_REASON_REVERSE_NAT : WEIR_REASON_NAT_ESTABLISHED;
+	*verdict = forward4(skb, pkt, ct->ifindex);
+	return flow4_established_reason(ct);
 }
 
 /* The calling hook (enum weir_hook) and the conntrack flags it gives a service flow's pair,
@@ -93,7 +180,7 @@ __weir_slow_path int flow4_new(struct __sk_buff *skb, const struct packet *pkt,
 	}
 
 	/* where both directions go: kept in the entries */
-	forward4_plan(skb, &flow);
+	forward4_plan(skb, &flow, hook);
 
 	/* create conntrack */
 	if (ct4_create(&flow, pkt, now)) {
@@ -101,18 +188,23 @@ __weir_slow_path int flow4_new(struct __sk_buff *skb, const struct packet *pkt,
 		return WEIR_REASON_CT_CREATE_FAILED;
 	}
 
-	/* NAT */
+	/* NAT, forward */
 	to.saddr = flow.nat.saddr;
 	to.daddr = flow.nat.daddr;
 	to.sport = flow.nat.sport;
 	to.dport = flow.nat.dport;
-	if (nat4_rewrite(skb, pkt, &to)) {
-		*verdict = WEIR_TC_DROP;
-		return WEIR_REASON_NAT_FAILED;
+	if (flow.tunnel_node) {
+		/* the hook sends it through the tunnel as a later packet of the flow (from_host:
+		 * flow4_tunnel_first): the tunnel's frames on top of this one would not fit the
+		 * 512-byte BPF stack */
+		*verdict = WEIR_TC_TUNNEL_FIRST;
+	} else {
+		if (nat4_rewrite(skb, pkt, &to)) {
+			*verdict = WEIR_TC_DROP;
+			return WEIR_REASON_NAT_FAILED;
+		}
+		*verdict = forward4(skb, pkt, flow.ifindex);
 	}
-
-	/* forward */
-	*verdict = forward4(skb, pkt, flow.tunnel_node, flow.ifindex);
 	if (lb4_count_new_flow(fe->id, to.daddr, to.dport))
 		count(hook, WEIR_REASON_LB_STATS_FULL, 0);
 	return (flow.extra_flags & WEIR_CT_HAIRPIN) ? WEIR_REASON_HAIRPIN : WEIR_REASON_SERVICE_NAT;
@@ -145,7 +237,34 @@ __weir_slow_path int flow4_track_new(struct __sk_buff *skb, const struct packet 
 	}
 	if (ct4_create(&flow, pkt, bpf_ktime_get_ns()))
 		return WEIR_REASON_CT_TRACK_FAILED; /* nothing to translate: pass it untracked */
-	*verdict = forward4(skb, pkt, flow.tunnel_node, flow.ifindex);
+	*verdict = forward4(skb, pkt, flow.ifindex);
+	return WEIR_REASON_CT_TRACKED_NEW;
+}
+
+/**
+ * flow4_tunnel_new - the first packet this node sees of a flow another node sent through
+ * the tunnel (decapsulated; already translated there): an entry pair that rewrites nothing,
+ * whose reply direction goes back through the tunnel to @peer, then the packet on to its
+ * backend. Any packet starts one (a SYN or not): the reply must find the tunnel whatever
+ * this node missed (its weir restarted, the entry was evicted).
+ */
+__weir_slow_path int flow4_tunnel_new(struct __sk_buff *skb, const struct packet *pkt, __u32 peer,
+				      int *verdict)
+{
+	struct ct4_flow flow;
+
+	if (!skb || !pkt || !verdict)
+		return WEIR_REASON_PASS;
+	ct4_flow_untranslated(pkt, &flow);
+	flow.extra_flags = WEIR_CT_TUNNEL;
+	flow.reply_tunnel_node = peer;
+	forward4_plan(skb, &flow, WEIR_HOOK_FROM_POD); /* the local redirect only */
+	flow.reply_ifindex = 0;
+	if (ct4_create(&flow, pkt, bpf_ktime_get_ns())) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_CT_CREATE_FAILED;
+	}
+	*verdict = forward4(skb, pkt, flow.ifindex);
 	return WEIR_REASON_CT_TRACKED_NEW;
 }
 

@@ -40,13 +40,27 @@ struct {
 } weir_ifaces SEC(".maps");
 
 /* forward4_plan - the first packet of a service flow, backend chosen, not yet rewritten:
- * sets @flow's ifindex and reply_ifindex when the flow stays on this node. */
-static __always_inline void forward4_plan(struct __sk_buff *skb, struct ct4_flow *flow)
+ * a flow that entered from a host interface (NodePort, externalIP, LoadBalancer IP) whose
+ * backend is on another node (weir_tunnel4) goes through the tunnel to it, its replies back
+ * out the interface the client came in on; a flow that stays on this node is redirected
+ * interface to interface. */
+static __always_inline void forward4_plan(struct __sk_buff *skb, struct ct4_flow *flow, __u32 hook)
 {
 	struct bpf_fib_lookup fib = {};
+	const struct weir_tunnel4 *remote;
 	struct weir_iface *to;
 	__u32 out;
 	long rc;
+
+	if (hook == WEIR_HOOK_FROM_HOST) {
+		remote = tunnel4_node_of(flow->nat.daddr);
+		if (remote && remote->node_ip) {
+			flow->tunnel_node = remote->node_ip;
+			flow->reply_ifindex = skb->ifindex;
+			flow->extra_flags |= WEIR_CT_TUNNEL;
+			return;
+		}
+	}
 
 	fib.family = AF_INET;
 	fib.ifindex = skb->ifindex;
@@ -81,11 +95,10 @@ static __always_inline int forward4_dec_ttl(struct __sk_buff *skb, const struct 
 	return bpf_skb_store_bytes(skb, pkt->l3_off + 8, &after, sizeof(after), 0) ? -1 : 0;
 }
 
-/* Returns the TC verdict for @pkt, already translated. */
-static __always_inline int forward4(struct __sk_buff *skb, const struct packet *pkt,
-				    __u32 tunnel_node, __u32 ifindex)
+/* Returns the TC verdict for @pkt, already translated, of a flow that does not cross the
+ * tunnel (those go through flow4_tunnel_out). */
+static __always_inline int forward4(struct __sk_buff *skb, const struct packet *pkt, __u32 ifindex)
 {
-	weir_keep_arg(tunnel_node);
 	if (!ifindex || forward4_dec_ttl(skb, pkt))
 		return WEIR_TC_PASS;
 	return bpf_redirect_neigh(ifindex, NULL, 0, 0);

@@ -324,6 +324,7 @@ static __always_inline enum weir_reason lb4_select(const struct packet *pkt,
 	flow->tunnel_node = 0; /* issue 12: a remote backend's node, for the forward stage */
 	flow->ifindex = 0;
 	flow->reply_ifindex = 0;
+	flow->reply_tunnel_node = 0;
 	return 0;
 }
 

@@ -23,9 +23,12 @@ struct reject4_hdr {
 	struct icmp4_hdr icmp;
 };
 
-/* Returns the redirect verdict, or a negative errno when the packet could not be turned
- * around (the caller drops it: it was headed for a service that cannot answer anyway). */
-static __always_inline int reject4_port_unreachable(struct __sk_buff *skb, const struct packet *pkt)
+/* Turns @pkt into ICMP destination unreachable @code (the 4 bytes after the checksum:
+ * @rest, network order) from its destination back to its source, out the interface it came
+ * in on. Returns the redirect verdict, or a negative errno when the packet could not be
+ * turned around (the caller drops it). */
+static __always_inline int reject4_unreachable(struct __sk_buff *skb, const struct packet *pkt,
+					       __u8 code, __be32 rest)
 {
 	__u8 quote[REJECT_QUOTE_MAX] __attribute__((aligned(4)));
 	__u32 ihl = pkt->l4_off - pkt->l3_off;
@@ -71,7 +74,8 @@ static __always_inline int reject4_port_unreachable(struct __sk_buff *skb, const
 	hdr.ip.daddr = pkt->saddr.v4;
 	hdr.ip.check = csum_fold32(bpf_csum_diff(NULL, 0, (__be32 *)&hdr.ip, sizeof(hdr.ip), 0));
 	hdr.icmp.type = ICMP_DEST_UNREACH;
-	hdr.icmp.code = ICMP_PORT_UNREACH;
+	hdr.icmp.code = code;
+	hdr.icmp.rest = rest;
 	sum = bpf_csum_diff(NULL, 0, (__be32 *)&hdr.icmp, sizeof(hdr.icmp), 0);
 	sum = bpf_csum_diff(NULL, 0, (__be32 *)quote, quoted, sum);
 	hdr.icmp.checksum = csum_fold32(sum);
@@ -90,6 +94,21 @@ static __always_inline int reject4_port_unreachable(struct __sk_buff *skb, const
 		return err;
 
 	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* The frontend has no usable endpoint: port unreachable (the caller drops on error: the
+ * packet was headed for a service that cannot answer anyway). */
+static __always_inline int reject4_port_unreachable(struct __sk_buff *skb, const struct packet *pkt)
+{
+	return reject4_unreachable(skb, pkt, ICMP_PORT_UNREACH, 0);
+}
+
+/* The packet does not fit the next hop with DF set: fragmentation needed, with the MTU
+ * that fits (RFC 1191: the next-hop MTU in the low 16 bits). */
+static __always_inline int reject4_frag_needed(struct __sk_buff *skb, const struct packet *pkt,
+					       __u32 mtu)
+{
+	return reject4_unreachable(skb, pkt, ICMP_FRAG_NEEDED, bpf_htonl(mtu & 0xffff));
 }
 
 #endif

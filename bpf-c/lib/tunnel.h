@@ -1,11 +1,40 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* The tunnel's maps (weir/tunnel.h): which node a pod address lives on, and which nodes
- * weir accepts tunnel packets from. */
+/* The tunnel to other nodes (weir/tunnel.h): which node a pod address lives on, which nodes
+ * weir accepts tunnel packets from, and the VXLAN encapsulation itself, done here in BPF
+ * (Calico's way) rather than through a collect_md VXLAN device (Cilium's): no device to
+ * create, size and keep per node, and the whole cost is in the program, where the bench
+ * measures it (docs/dataplane.md, "Forwarding to other nodes").
+ *
+ *   out: eth | IP | L4 ...   ->   eth | IP (20, DF) | UDP (8, to tunnel_port) | VXLAN (8,
+ *        VNI WEIR_TUNNEL_VNI) | eth (the original) | IP | L4 ...          (+50 bytes)
+ *
+ * The outer source is the node's address on the route to the peer (FIB, BPF_FIB_LOOKUP_SRC),
+ * the outer UDP source port a hash of the inner flow (RFC 7348: spreads flows over the
+ * underlay's ECMP paths), the UDP checksum 0 (allowed for IPv4). A packet that no longer fits
+ * the route's MTU once encapsulated gets ICMP fragmentation needed back (DF set; the MTU
+ * that fits is the route's minus 50), or is dropped (DF clear); a GSO packet has its segment
+ * size lowered by 50 by bpf_skb_adjust_room instead, and is segmented on the way out.
+ */
 #ifndef WEIR_LIB_TUNNEL_H
 #define WEIR_LIB_TUNNEL_H
 
 #include "compiler.h"
+#include "counters.h"
+#include "csum.h"
+#include "parse.h"
+#include <weir/counters.h>
 #include <weir/tunnel.h>
+#include <linux/udp.h>
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
+/* the outer UDP destination port (--tunnel-port) */
+const volatile __u16 tunnel_port = 4789;
+
+#define TUNNEL4_OVERHEAD 50	  /* outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14 */
+#define VXLAN_FLAG_VNI 0x08000000 /* the I flag: the VNI is valid */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -41,6 +70,149 @@ static __always_inline int tunnel4_is_peer(weir_ip4 addr)
 	struct weir_node4 *n = bpf_map_lookup_elem(&weir_nodes4, &k);
 
 	return n && (n->flags & WEIR_NODE_PEER);
+}
+
+/* Whether @pkt (parsed, outer) may be a tunnel packet: UDP to the tunnel port. */
+static __always_inline int tunnel4_candidate(const struct packet *pkt)
+{
+	return pkt->l4_proto == IPPROTO_UDP && pkt->dport == bpf_htons(tunnel_port);
+}
+
+struct tunnel4_hdr {
+	struct iphdr ip;
+	struct udphdr udp;
+	__be32 vx_flags;
+	__be32 vx_vni;
+	struct ethhdr eth;
+} __attribute__((packed, aligned(4)));
+
+/* Where an encapsulated packet goes: found before the packet is rewritten, so that a packet
+ * too big for it is sent back (frag needed) as its sender sent it. */
+struct tunnel4_route {
+	__be32 src;    /* the outer source: this node's address toward the peer */
+	__be32 dst;    /* the peer node */
+	__u32 ifindex; /* the underlay interface */
+	__u32 mtu;     /* TUNNEL_FRAG_NEEDED: the inner MTU that fits */
+};
+
+/**
+ * tunnel4_route - the route to @node_ip for @pkt once encapsulated
+ *
+ * Returns 0 (@rt filled), WEIR_REASON_TUNNEL_FRAG_NEEDED (rt->mtu: the MTU that fits, DF
+ * set), WEIR_REASON_TUNNEL_TOO_BIG (DF clear) or WEIR_REASON_TUNNEL_FAILED (no route).
+ */
+__weir_slow_path int tunnel4_route(struct __sk_buff *skb, const struct packet *pkt, __u32 node_ip,
+				   struct tunnel4_route *rt)
+{
+	struct bpf_fib_lookup fib = {};
+	__be16 frag_off;
+	long rc;
+
+	if (!skb || !pkt || !rt || !node_ip)
+		return WEIR_REASON_TUNNEL_FAILED;
+	fib.family = AF_INET;
+	fib.ifindex = skb->ifindex;
+	fib.l4_protocol = IPPROTO_UDP;
+	fib.ipv4_dst = node_ip;
+	/* a GSO packet is checked per segment by adjust_room (its segment size shrinks) */
+	fib.tot_len = skb->gso_size ? 0 : pkt->l3_len + TUNNEL4_OVERHEAD;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH);
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
+		if (bpf_skb_load_bytes(skb, pkt->l3_off + 6, &frag_off, sizeof(frag_off)))
+			return WEIR_REASON_TUNNEL_FAILED;
+		if (!(frag_off & bpf_htons(0x4000)) || fib.mtu_result < 68 + TUNNEL4_OVERHEAD)
+			return WEIR_REASON_TUNNEL_TOO_BIG;
+		rt->mtu = fib.mtu_result - TUNNEL4_OVERHEAD;
+		return WEIR_REASON_TUNNEL_FRAG_NEEDED;
+	}
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return WEIR_REASON_TUNNEL_FAILED;
+	rt->src = fib.ipv4_src;
+	rt->dst = node_ip;
+	rt->ifindex = fib.ifindex;
+	return 0;
+}
+
+/**
+ * tunnel4_encap - wraps the (translated) packet in VXLAN toward @rt and redirects it
+ *
+ * Returns the TC verdict (redirect), or -1 when the packet could not be encapsulated (the
+ * caller drops it).
+ */
+__weir_slow_path int tunnel4_encap(struct __sk_buff *skb, const struct tunnel4_route *rt)
+{
+	__u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
+		      BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(sizeof(struct ethhdr));
+	struct tunnel4_hdr h = {};
+	__u32 outer_len, hash;
+
+	if (!skb || !rt || skb->len < sizeof(struct ethhdr))
+		return -1;
+	outer_len = skb->len - sizeof(struct ethhdr) + TUNNEL4_OVERHEAD;
+	if (bpf_skb_load_bytes(skb, 0, &h.eth, sizeof(h.eth)))
+		return -1;
+	hash = bpf_get_hash_recalc(skb);
+	h.ip.version = 4;
+	h.ip.ihl = 5;
+	h.ip.tot_len = bpf_htons(outer_len);
+	h.ip.frag_off =
+		bpf_htons(0x4000); /* DF: fragmentation is the sender's, through frag needed */
+	h.ip.ttl = 64;
+	h.ip.protocol = IPPROTO_UDP;
+	h.ip.saddr = rt->src;
+	h.ip.daddr = rt->dst;
+	h.ip.check = csum_fold32(bpf_csum_diff(NULL, 0, (__be32 *)&h.ip, sizeof(h.ip), 0));
+	h.udp.source = bpf_htons(0xc000 | (hash & 0x3fff));
+	h.udp.dest = bpf_htons(tunnel_port);
+	h.udp.len = bpf_htons(outer_len - sizeof(struct iphdr));
+	h.vx_flags = bpf_htonl(VXLAN_FLAG_VNI);
+	h.vx_vni = bpf_htonl(WEIR_TUNNEL_VNI << 8);
+	if (bpf_skb_adjust_room(skb, TUNNEL4_OVERHEAD, BPF_ADJ_ROOM_MAC, flags))
+		return -1;
+	if (bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &h, TUNNEL4_OVERHEAD, 0))
+		return -1;
+	return bpf_redirect_neigh(rt->ifindex, NULL, 0, 0);
+}
+
+/**
+ * tunnel4_decap - @pkt is a UDP packet to the tunnel port (tunnel4_candidate): when it is
+ * weir's (VXLAN with weir's VNI) from a peer node, strips the outer headers and parses the
+ * inner packet into @pkt
+ * @peer: set to the peer node's address (the outer source)
+ *
+ * Returns -1 when the packet is not weir's (left as it is), 0 when @pkt is now the inner
+ * packet, or the reason to drop it (TUNNEL_DENIED, TUNNEL_FAILED, an inner parse reason).
+ */
+__weir_slow_path int tunnel4_decap(struct __sk_buff *skb, struct packet *pkt, __u32 *peer)
+{
+	struct {
+		__be32 flags;
+		__be32 vni;
+	} vx;
+	enum weir_reason reason;
+
+	if (!skb || !pkt || !peer)
+		return -1;
+	if (pkt->l3_len < TUNNEL4_OVERHEAD - sizeof(struct ethhdr) + 20 + sizeof(struct ethhdr) ||
+	    bpf_skb_load_bytes(skb, pkt->l4_off + sizeof(struct udphdr), &vx, sizeof(vx)))
+		return -1;
+	if (!(vx.flags & bpf_htonl(VXLAN_FLAG_VNI)) || vx.vni != bpf_htonl(WEIR_TUNNEL_VNI << 8))
+		return -1;
+	if (!tunnel4_is_peer(pkt->saddr.v4))
+		return WEIR_REASON_TUNNEL_DENIED;
+	if (pkt->l4_off != pkt->l3_off + sizeof(struct iphdr)) /* weir never sends IP options */
+		return WEIR_REASON_TUNNEL_FAILED;
+	*peer = pkt->saddr.v4;
+	count(WEIR_HOOK_FROM_HOST, WEIR_REASON_TUNNEL_DECAP, pkt->len);
+	if (bpf_skb_adjust_room(skb, -TUNNEL4_OVERHEAD, BPF_ADJ_ROOM_MAC, 0))
+		return WEIR_REASON_TUNNEL_FAILED;
+	reason = parse_packet((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, pkt);
+	if (reason != WEIR_REASON_PARSED_TCP && reason != WEIR_REASON_PARSED_UDP &&
+	    reason != WEIR_REASON_PARSED_ICMP && reason != WEIR_REASON_PARSED_OTHER_L4)
+		return reason == WEIR_REASON_PASS ? WEIR_REASON_TUNNEL_FAILED : reason;
+	if (pkt->l3_proto != ETH_P_IP || (pkt->flags & PKT_F_FRAGMENT))
+		return WEIR_REASON_TUNNEL_FAILED;
+	return 0;
 }
 
 #endif

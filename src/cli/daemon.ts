@@ -10,6 +10,7 @@ import {
   parseLbAlgorithm,
   parseList,
   parseMaglevTableSize,
+  parseTunnelPort,
   parseSockLbMode,
   type DaemonConfig,
   type SourceConfig,
@@ -46,6 +47,7 @@ interface DaemonFlags {
   serviceStats?: string;
   lbAlgorithm?: string;
   maglevTableSize?: string;
+  tunnelPort?: string;
 }
 
 /**
@@ -102,6 +104,7 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     serviceStats: f.serviceStats !== 'off',
     lbAlgorithm: parseLbAlgorithm(f.lbAlgorithm ?? 'random'),
     maglevTableSize: parseMaglevTableSize(f.maglevTableSize ?? String(MAGLEV_DEFAULT_TABLE_SIZE)),
+    tunnelPort: parseTunnelPort(f.tunnelPort ?? '4789'),
   };
 }
 
@@ -171,6 +174,11 @@ export function registerDaemonCommand(program: Command): void {
       '--maglev-table-size <prime>',
       'entries of each Maglev table, a prime in 251..16381, the same on every node (about 100 per backend keeps reshuffles near 1/N)',
       '16381',
+    )
+    .option(
+      '--tunnel-port <port>',
+      'UDP port of the VXLAN tunnel that carries NodePort, externalIP and LoadBalancer flows to backends on other nodes (sent to and accepted on; the same on every node)',
+      '4789',
     )
     .option('--resync-interval <duration>', 'how often the maps are re-read and drift repaired', '60s')
     .option('--ct-gc-interval <duration>', 'how often expired conntrack entries are removed', '30s')

@@ -43,6 +43,8 @@ export interface DaemonConfig {
   lbAlgorithm: LbAlgorithm;
   /** --maglev-table-size: M of every Maglev table (a prime; the same on every node) */
   maglevTableSize: number;
+  /** --tunnel-port: VXLAN UDP port to and from other nodes (the same on every node) */
+  tunnelPort: number;
   resyncIntervalMs: number;
   ctGcIntervalMs: number;
   /** service.kubernetes.io/service-proxy-name this instance answers to */
@@ -65,6 +67,13 @@ export function parseMaglevTableSize(text: string): number {
   const problem = tableSizeProblem(m);
   if (problem) throw new Error(`bad --maglev-table-size ${JSON.stringify(text)}: ${problem} (e.g. 251, 1021, 4093, 16381)`);
   return m;
+}
+
+/** --tunnel-port: a UDP port, 1..65535. */
+export function parseTunnelPort(text: string): number {
+  const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new Error(`bad --tunnel-port ${JSON.stringify(text)}: a UDP port, 1..65535 (default 4789)`);
+  return n;
 }
 
 /** '30s', '5m', '250ms', '1h', or a bare number of seconds, as milliseconds. */

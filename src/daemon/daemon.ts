@@ -109,6 +109,7 @@ export class Daemon {
       sockLbMode: cfg.sockLb,
       serviceStats: cfg.serviceStats,
       maglevTableSize: cfg.maglevTableSize,
+      tunnelPort: cfg.tunnelPort,
       ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}),
     });
     let manifestsRead: Promise<void> | undefined;

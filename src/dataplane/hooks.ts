@@ -21,7 +21,12 @@ export interface KnobInputs {
   ctTrackAll?: boolean;
   /** --maglev-table-size (validated prime); default MAGLEV_DEFAULT_TABLE_SIZE */
   maglevTableSize?: number;
+  /** --tunnel-port: the VXLAN UDP port to other nodes; default TUNNEL_DEFAULT_PORT */
+  tunnelPort?: number;
 }
+
+/** VXLAN's IANA port (RFC 7348), the tunnel's default. */
+export const TUNNEL_DEFAULT_PORT = 4789;
 
 /** Every `.rodata` knob weir sets, by its variable name in the C source, and its value. */
 export const KNOBS = {
@@ -35,6 +40,8 @@ export const KNOBS = {
   ct_track_all: (o) => (o.ctTrackAll ? 1 : 0),
   /** M of the Maglev tables in weir_maglev4 (lib/lb.h); the reconciler builds them with the same M */
   maglev_table_size: (o) => o.maglevTableSize ?? MAGLEV_DEFAULT_TABLE_SIZE,
+  /** the outer UDP port of the tunnel to other nodes, sent to and accepted on (lib/tunnel.h) */
+  tunnel_port: (o) => o.tunnelPort ?? TUNNEL_DEFAULT_PORT,
 } satisfies Record<string, (o: KnobInputs) => ConstValue>;
 export type KnobName = keyof typeof KNOBS;
 
@@ -48,9 +55,9 @@ export interface ObjectSpec {
  * the others adopt. An object that picks backends (includes lib/lb.h) takes lb_stats_enabled and maglev_table_size.
  */
 export const OBJECTS = {
-  from_pod: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all'] },
+  from_pod: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port'] },
   to_pod: { knobs: [] },
-  from_host: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all'] },
+  from_host: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port'] },
   // also holds weir_sock_destroy, an iterator that is run (dataplane/sockets.ts), not attached
   sock_lb: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'sock_lb_mode', 'host_netns_cookie', 'ct_track_all'] },
 } as const satisfies Record<string, ObjectSpec>;

@@ -88,6 +88,8 @@ export interface LoadOptions {
   ctTrackAll?: boolean;
   /** M of the Maglev tables (the maglev_table_size knob); default MAGLEV_DEFAULT_TABLE_SIZE */
   maglevTableSize?: number;
+  /** the tunnel's UDP port (the tunnel_port knob); default TUNNEL_DEFAULT_PORT */
+  tunnelPort?: number;
   /** default: build/bpf of the package */
   objectDir?: string;
 }
@@ -169,6 +171,7 @@ function planLoad(opts: LoadOptions): LoadPlan {
     hostNetnsCookie,
     ctTrackAll: opts.ctTrackAll === true,
     maglevTableSize: opts.maglevTableSize ?? MAGLEV_DEFAULT_TABLE_SIZE,
+    ...(opts.tunnelPort !== undefined ? { tunnelPort: opts.tunnelPort } : {}),
   };
   const objects = OBJECT_NAMES.map((name) => {
     const path = join(dir, `${name}.o`);

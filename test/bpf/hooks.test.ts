@@ -52,7 +52,7 @@ test("every knob an object takes is declared in its .rodata, and every knob it d
     assert.deepEqual([...declared].filter((k) => known.has(k)).sort(), [...takes].sort(), `${name}: knobs declared vs the table's`);
     seen += takes.length;
   }
-  assert.equal(seen, 11);
+  assert.equal(seen, 13);
 });
 
 test('knob values come from the daemon options; an undeclared knob is left out and reported', () => {
@@ -64,10 +64,13 @@ test('knob values come from the daemon options; an undeclared knob is left out a
       missing: [],
     },
   );
-  assert.deepEqual(knobsFor('from_pod', { ...inputs, ctTrackAll: true }, new Set(['lb_stats_enabled', 'maglev_table_size', 'ct_track_all'])), {
-    consts: { lb_stats_enabled: 0, maglev_table_size: 16381, ct_track_all: 1 },
-    missing: [],
-  });
+  assert.deepEqual(
+    knobsFor('from_pod', { ...inputs, ctTrackAll: true, tunnelPort: 8472 }, new Set(['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port'])),
+    {
+      consts: { lb_stats_enabled: 0, maglev_table_size: 16381, ct_track_all: 1, tunnel_port: 8472 },
+      missing: [],
+    },
+  );
   assert.deepEqual(knobsFor('sock_lb', { ...inputs, serviceStats: true, sockLbMode: 'on' }, new Set(['sock_lb_mode'])), {
     consts: { sock_lb_mode: 0 },
     missing: ['lb_stats_enabled', 'maglev_table_size', 'host_netns_cookie', 'ct_track_all'],

@@ -30,17 +30,26 @@ function loadedRodata(name: (typeof OBJECT_NAMES)[number]): Map<string, unknown>
 }
 
 test('every knob of the table reaches the loaded .rodata of its object', () => {
-  dp = loadDataplane({ bpfRoot: fs.path, instance: 'knobs', sockLbMode: 'host-only', serviceStats: false, ctTrackAll: true, maglevTableSize: 4093 });
+  dp = loadDataplane({
+    bpfRoot: fs.path,
+    instance: 'knobs',
+    sockLbMode: 'host-only',
+    serviceStats: false,
+    ctTrackAll: true,
+    maglevTableSize: 4093,
+    tunnelPort: 8472,
+  });
   assert.deepEqual(dp.missingKnobs, []);
   const cookie = netnsCookie();
   assert.equal(dp.hostNetnsCookie, cookie);
-  // the compiled-in defaults are the other way round: stats on, all namespaces, cookie 0, track NAT'd flows only, M 16381
+  // the compiled-in defaults are the other way round: stats on, all namespaces, cookie 0, track NAT'd flows only, M 16381, port 4789
   const want: Record<string, unknown> = {
     lb_stats_enabled: 0,
     sock_lb_mode: enums.weir_sock_lb_mode.WEIR_SOCK_LB_HOST_ONLY,
     host_netns_cookie: cookie,
     ct_track_all: 1,
     maglev_table_size: 4093,
+    tunnel_port: 8472,
   };
   let checked = 0;
   for (const name of OBJECT_NAMES) {
@@ -50,5 +59,5 @@ test('every knob of the table reaches the loaded .rodata of its object', () => {
       checked++;
     }
   }
-  assert.equal(checked, 11);
+  assert.equal(checked, 13);
 });

@@ -93,7 +93,23 @@ enum weir_reason {
 	WEIR_REASON_LB_SOURCE_DENIED =
 		34, /* first packet of a flow to a load balancer IP from a client outside the
 	                                    * service's loadBalancerSourceRanges: dropped */
-	WEIR_REASON__MAX = 64, /* slots reserved per hook; not a reason */
+	/* forwarding to other nodes (issue 12; lib/tunnel.h) */
+	WEIR_REASON_TUNNEL_ENCAP =
+		35, /* not a packet verdict: a packet encapsulated in VXLAN toward another
+	                                    * node (counted in addition to the packet's own reason) */
+	WEIR_REASON_TUNNEL_DECAP =
+		36, /* not a packet verdict: a VXLAN packet from a peer node, decapsulated
+	                                    * (the inner packet is then counted under its own reason) */
+	WEIR_REASON_TUNNEL_FRAG_NEEDED =
+		37, /* too big once encapsulated, DF set: ICMP fragmentation needed (with
+	                                    * the MTU that fits) sent back to its sender */
+	WEIR_REASON_TUNNEL_FAILED = 38, /* encapsulation or decapsulation failed (no route
+	                                    * to the node, a helper error): dropped */
+	WEIR_REASON_TUNNEL_DENIED =
+		39, /* a packet to the tunnel port with weir's VNI from an address that is not
+	                                    * a peer node (weir_nodes4): dropped */
+	WEIR_REASON_TUNNEL_TOO_BIG = 40, /* too big once encapsulated, DF clear: dropped */
+	WEIR_REASON__MAX = 64,		 /* slots reserved per hook; not a reason */
 };
 
 /* One counter slot, per CPU. Index in weir_counters: hook * WEIR_REASON__MAX + reason. */
