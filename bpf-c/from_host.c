@@ -36,10 +36,9 @@
 static __always_inline int from_tunnel4(struct __sk_buff *skb, struct packet *pkt, int *verdict)
 {
 	struct weir_ct4 *ct;
-	__u32 peer = 0;
 	int reason;
 
-	reason = tunnel4_decap(skb, pkt, &peer);
+	reason = tunnel4_decap(skb, pkt);
 	if (reason) {
 		if (reason > 0)
 			*verdict = WEIR_TC_DROP;
@@ -48,7 +47,7 @@ static __always_inline int from_tunnel4(struct __sk_buff *skb, struct packet *pk
 	ct = ct4_lookup_flow(pkt);
 	if (ct)
 		return flow4_established(skb, pkt, ct, WEIR_HOOK_FROM_HOST, verdict);
-	return flow4_tunnel_new(skb, pkt, peer, verdict);
+	return flow4_tunnel_new(skb, pkt, verdict);
 }
 
 static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct packet *pkt,

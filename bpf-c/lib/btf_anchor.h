@@ -48,6 +48,8 @@ struct weir_btf_anchor {
 	enum weir_tunnel_flags tunnel_flags;
 	struct weir_tunnel4_key tunnel4_key;
 	struct weir_tunnel4 tunnel4;
+	enum weir_tunnel_mode tunnel_mode;
+	struct weir_dsr_optout4_key dsr_optout4_key;
 	/* earlier releases' layouts, for conversion (weir/legacy.h) */
 	struct weir_ct4_v1 ct4_v1;
 };

@@ -35,13 +35,14 @@ static __always_inline enum weir_reason flow4_established_reason(const struct we
 }
 
 /* Sends @pkt (not yet rewritten) through the tunnel toward @node_ip after rewriting it to
- * @to (NULL: no rewrite): the route first, so that a packet too big for the tunnel goes back
- * to its sender as it was sent (frag needed), then NAT, then encapsulation. Returns 0, or
- * the reason the packet did not go (with *verdict set). */
+ * @to (NULL: no rewrite), carrying @meta: the route first, so that a packet too big for the
+ * tunnel goes back to its sender as it was sent (frag needed), then NAT, then encapsulation.
+ * Returns 0, or the reason the packet did not go (with *verdict set). */
 static __always_inline enum weir_reason flow4_tunnel_send(struct __sk_buff *skb,
 							  const struct packet *pkt, __u32 node_ip,
-							  const struct nat4_target *to, __u32 hook,
-							  int *verdict)
+							  const struct nat4_target *to,
+							  const struct tunnel4_meta *meta,
+							  __u32 hook, int *verdict)
 {
 	struct tunnel4_route rt = {};
 	int reason, ret;
@@ -60,7 +61,7 @@ static __always_inline enum weir_reason flow4_tunnel_send(struct __sk_buff *skb,
 		*verdict = WEIR_TC_DROP;
 		return WEIR_REASON_NAT_FAILED;
 	}
-	ret = tunnel4_encap(skb, &rt);
+	ret = tunnel4_encap(skb, &rt, meta);
 	if (ret < 0) {
 		*verdict = WEIR_TC_DROP;
 		return WEIR_REASON_TUNNEL_FAILED;
@@ -73,20 +74,30 @@ static __always_inline enum weir_reason flow4_tunnel_send(struct __sk_buff *skb,
 /**
  * flow4_tunnel_out - a later packet of a flow whose this direction crosses the tunnel
  * (ct->tunnel_node): the ingress node's client -> backend packets, the backend's node's
- * replies. A slow path only in the sense of a global function (verified once).
+ * replies (tunnel mode). In DSR mode the ingress node sends the packet unmodified and names
+ * the backend in the tunnel header; the backend's node DNATs. A slow path only in the sense
+ * of a global function (verified once).
  */
 __weir_slow_path int flow4_tunnel_out(struct __sk_buff *skb, const struct packet *pkt,
 				      const struct weir_ct4 *ct, __u32 hook, int *verdict)
 {
+	struct tunnel4_meta meta = {};
 	struct nat4_target to;
-	int reason;
+	int reason, rewrite;
 
 	if (!skb || !pkt || !ct || !verdict)
 		return WEIR_REASON_PASS;
-	if (!ct4_is_tracked_only(ct))
+	rewrite = !ct4_is_tracked_only(ct);
+	if ((ct->flags & (WEIR_CT_DSR | WEIR_CT_REPLY)) == WEIR_CT_DSR) {
+		meta.mode = WEIR_TUNNEL_MODE_DSR;
+		meta.backend = ct->nat_daddr;
+		meta.backend_port = ct->nat_dport;
+		rewrite = 0;
+	}
+	if (rewrite)
 		nat4_target_of_ct(pkt, ct, &to);
-	reason = flow4_tunnel_send(skb, pkt, ct->tunnel_node, ct4_is_tracked_only(ct) ? NULL : &to,
-				   hook, verdict);
+	reason = flow4_tunnel_send(skb, pkt, ct->tunnel_node, rewrite ? &to : NULL, &meta, hook,
+				   verdict);
 	return reason ? reason : flow4_established_reason(ct);
 }
 
@@ -242,30 +253,55 @@ __weir_slow_path int flow4_track_new(struct __sk_buff *skb, const struct packet 
 }
 
 /**
- * flow4_tunnel_new - the first packet this node sees of a flow another node sent through
- * the tunnel (decapsulated; already translated there): an entry pair that rewrites nothing,
- * whose reply direction goes back through the tunnel to @peer, then the packet on to its
- * backend. Any packet starts one (a SYN or not): the reply must find the tunnel whatever
- * this node missed (its weir restarted, the entry was evicted).
+  * flow4_tunnel_new - the first packet this node sees of a flow another node sent through
+ * the tunnel (decapsulated; what it carried in skb->cb, tunnel4_decap), then the packet on
+ * to its backend. Any packet starts one (a SYN
+ * or not): the reply must find its way whatever this node missed (its weir restarted, the
+ * entry was evicted).
+ *   tunnel mode: the packet is already translated; an entry pair that rewrites nothing,
+ *     whose reply direction goes back through the tunnel to the ingress node
+ *   DSR: the packet is as the client sent it; a NAT'd pair to the backend the ingress node
+ *     named, whose replies leave this node for the client from the frontend's address
  */
-__weir_slow_path int flow4_tunnel_new(struct __sk_buff *skb, const struct packet *pkt, __u32 peer,
-				      int *verdict)
+__weir_slow_path int flow4_tunnel_new(struct __sk_buff *skb, const struct packet *pkt, int *verdict)
 {
+	struct tunnel4_meta m, *meta = &m;
+	struct nat4_target to;
 	struct ct4_flow flow;
 
 	if (!skb || !pkt || !verdict)
 		return WEIR_REASON_PASS;
+	tunnel4_meta_load(skb, meta);
 	ct4_flow_untranslated(pkt, &flow);
 	flow.extra_flags = WEIR_CT_TUNNEL;
-	flow.reply_tunnel_node = peer;
+	if (meta->mode == WEIR_TUNNEL_MODE_DSR) {
+		flow.nat.daddr = meta->backend;
+		flow.nat.dport = meta->backend_port;
+		flow.nat_flags = WEIR_CT_DNAT;
+		flow.extra_flags |= WEIR_CT_DSR;
+	} else {
+		flow.reply_tunnel_node = meta->peer;
+	}
 	forward4_plan(skb, &flow, WEIR_HOOK_FROM_POD); /* the local redirect only */
-	flow.reply_ifindex = 0;
+	/* DSR: the replies go to the client from here; tunnel: back through the tunnel */
+	flow.reply_ifindex =
+		flow.nat_flags ? forward4_egress(skb, flow.orig.daddr, flow.orig.saddr) : 0;
 	if (ct4_create(&flow, pkt, bpf_ktime_get_ns())) {
 		*verdict = WEIR_TC_DROP;
 		return WEIR_REASON_CT_CREATE_FAILED;
 	}
+	if (flow.nat_flags) {
+		to.saddr = flow.nat.saddr;
+		to.daddr = flow.nat.daddr;
+		to.sport = flow.nat.sport;
+		to.dport = flow.nat.dport;
+		if (nat4_rewrite(skb, pkt, &to)) {
+			*verdict = WEIR_TC_DROP;
+			return WEIR_REASON_NAT_FAILED;
+		}
+	}
 	*verdict = forward4(skb, pkt, flow.ifindex);
-	return WEIR_REASON_CT_TRACKED_NEW;
+	return flow.nat_flags ? WEIR_REASON_SERVICE_NAT : WEIR_REASON_CT_TRACKED_NEW;
 }
 
 #endif

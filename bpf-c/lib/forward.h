@@ -58,6 +58,8 @@ static __always_inline void forward4_plan(struct __sk_buff *skb, struct ct4_flow
 			flow->tunnel_node = remote->node_ip;
 			flow->reply_ifindex = skb->ifindex;
 			flow->extra_flags |= WEIR_CT_TUNNEL;
+			if (tunnel4_mode_for(flow->orig.saddr) == WEIR_TUNNEL_MODE_DSR)
+				flow->extra_flags |= WEIR_CT_DSR;
 			return;
 		}
 	}
@@ -76,6 +78,23 @@ static __always_inline void forward4_plan(struct __sk_buff *skb, struct ct4_flow
 		return;
 	flow->ifindex = out;
 	flow->reply_ifindex = skb->ifindex;
+}
+
+/* The interface the kernel routes @dst to from @src (a forwarding lookup from the packet's
+ * interface), or 0 when it does not. */
+static __always_inline __u32 forward4_egress(struct __sk_buff *skb, __be32 src, __be32 dst)
+{
+	struct bpf_fib_lookup fib = {};
+	long rc;
+
+	fib.family = AF_INET;
+	fib.ifindex = skb->ifindex;
+	fib.ipv4_src = src;
+	fib.ipv4_dst = dst;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return 0;
+	return fib.ifindex;
 }
 
 /* Decrements the IPv4 TTL as a router does. Returns 0, or -1 when the packet must not be

@@ -6,7 +6,7 @@
  * measures it (docs/dataplane.md, "Forwarding to other nodes").
  *
  *   out: eth | IP | L4 ...   ->   eth | IP (20, DF) | UDP (8, to tunnel_port) | VXLAN (8,
- *        VNI WEIR_TUNNEL_VNI) | eth (the original) | IP | L4 ...          (+50 bytes)
+ *        VNI WEIR_TUNNEL_VNI) | eth (weir's: mode, DSR backend) | IP | L4 ...  (+50 bytes)
  *
  * The outer source is the node's address on the route to the peer (FIB, BPF_FIB_LOOKUP_SRC),
  * the outer UDP source port a hash of the inner flow (RFC 7348: spreads flows over the
@@ -32,6 +32,9 @@
 
 /* the outer UDP destination port (--tunnel-port) */
 const volatile __u16 tunnel_port = 4789;
+/* --external-service-mode: enum weir_tunnel_mode of new flows (clients in weir_dsr_optout4
+ * keep tunnel) */
+const volatile __u8 external_service_mode = WEIR_TUNNEL_MODE_TUNNEL;
 
 #define TUNNEL4_OVERHEAD 50	  /* outer IP 20 + UDP 8 + VXLAN 8 + inner Ethernet 14 */
 #define VXLAN_FLAG_VNI 0x08000000 /* the I flag: the VNI is valid */
@@ -54,6 +57,54 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_tunnel4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__type(key, struct weir_dsr_optout4_key);
+	__type(value, __u8);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_dsr_optout4 SEC(".maps");
+
+/* The return mode of a new tunneled flow from @client. */
+static __always_inline __u8 tunnel4_mode_for(weir_ip4 client)
+{
+	struct weir_dsr_optout4_key k = {.prefixlen = 32, .address = client};
+
+	if (external_service_mode != WEIR_TUNNEL_MODE_DSR)
+		return WEIR_TUNNEL_MODE_TUNNEL;
+	return bpf_map_lookup_elem(&weir_dsr_optout4, &k) ? WEIR_TUNNEL_MODE_TUNNEL
+							  : WEIR_TUNNEL_MODE_DSR;
+}
+
+/* What a tunnel packet carries besides the packet (weir/tunnel.h, the inner Ethernet).
+ * Decapsulation hands it on in skb->cb (tunnel4_meta_save/load), not on the hook's stack:
+ * the hook's frame and flow4_new's together are at the 512-byte limit. */
+struct tunnel4_meta {
+	__be32 peer;	     /* decapsulation: the outer source, the ingress node */
+	__be32 backend;	     /* DSR: the backend the ingress node chose */
+	__be16 backend_port; /* DSR: its port */
+	__u8 mode;	     /* enum weir_tunnel_mode */
+	__u8 pad;
+};
+
+#define TUNNEL4_MAC_MARK 0x02574549 /* 02:57:45:49 ("WEI"), the inner destination MAC's head */
+
+static __always_inline void tunnel4_meta_save(struct __sk_buff *skb, const struct tunnel4_meta *m)
+{
+	skb->cb[0] = m->peer;
+	skb->cb[1] = m->backend;
+	skb->cb[2] = ((__u32)m->backend_port << 16) | m->mode;
+}
+
+static __always_inline void tunnel4_meta_load(const struct __sk_buff *skb, struct tunnel4_meta *m)
+{
+	m->peer = skb->cb[0];
+	m->backend = skb->cb[1];
+	m->backend_port = skb->cb[2] >> 16;
+	m->mode = skb->cb[2] & 0xff;
+}
 
 /* The node @addr lives on, or NULL when it is on this node or unknown. */
 static __always_inline const struct weir_tunnel4 *tunnel4_node_of(weir_ip4 addr)
@@ -139,18 +190,22 @@ __weir_slow_path int tunnel4_route(struct __sk_buff *skb, const struct packet *p
  * Returns the TC verdict (redirect), or -1 when the packet could not be encapsulated (the
  * caller drops it).
  */
-__weir_slow_path int tunnel4_encap(struct __sk_buff *skb, const struct tunnel4_route *rt)
+__weir_slow_path int tunnel4_encap(struct __sk_buff *skb, const struct tunnel4_route *rt,
+				   const struct tunnel4_meta *meta)
 {
 	__u64 flags = BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 | BPF_F_ADJ_ROOM_ENCAP_L4_UDP |
 		      BPF_F_ADJ_ROOM_ENCAP_L2_ETH | BPF_F_ADJ_ROOM_ENCAP_L2(sizeof(struct ethhdr));
 	struct tunnel4_hdr h = {};
 	__u32 outer_len, hash;
 
-	if (!skb || !rt || skb->len < sizeof(struct ethhdr))
+	if (!skb || !rt || !meta || skb->len < sizeof(struct ethhdr))
 		return -1;
 	outer_len = skb->len - sizeof(struct ethhdr) + TUNNEL4_OVERHEAD;
-	if (bpf_skb_load_bytes(skb, 0, &h.eth, sizeof(h.eth)))
-		return -1;
+	*(__be32 *)&h.eth.h_dest[0] = bpf_htonl(TUNNEL4_MAC_MARK);
+	h.eth.h_dest[5] = meta->mode;
+	*(__be32 *)&h.eth.h_source[0] = meta->backend;
+	*(__be16 *)&h.eth.h_source[4] = meta->backend_port;
+	h.eth.h_proto = bpf_htons(ETH_P_IP);
 	hash = bpf_get_hash_recalc(skb);
 	h.ip.version = 4;
 	h.ip.ihl = 5;
@@ -178,20 +233,23 @@ __weir_slow_path int tunnel4_encap(struct __sk_buff *skb, const struct tunnel4_r
  * tunnel4_decap - @pkt is a UDP packet to the tunnel port (tunnel4_candidate): when it is
  * weir's (VXLAN with weir's VNI) from a peer node, strips the outer headers and parses the
  * inner packet into @pkt
- * @peer: set to the peer node's address (the outer source)
+  * What the packet carries (the peer node: the outer source; the mode; the DSR backend) is
+ * saved in skb->cb for flow4_tunnel_new (tunnel4_meta_load).
  *
  * Returns -1 when the packet is not weir's (left as it is), 0 when @pkt is now the inner
  * packet, or the reason to drop it (TUNNEL_DENIED, TUNNEL_FAILED, an inner parse reason).
  */
-__weir_slow_path int tunnel4_decap(struct __sk_buff *skb, struct packet *pkt, __u32 *peer)
+__weir_slow_path int tunnel4_decap(struct __sk_buff *skb, struct packet *pkt)
 {
+	struct tunnel4_meta meta = {};
 	struct {
 		__be32 flags;
 		__be32 vni;
-	} vx;
+		struct ethhdr eth;
+	} __attribute__((packed, aligned(4))) vx;
 	enum weir_reason reason;
 
-	if (!skb || !pkt || !peer)
+	if (!skb || !pkt)
 		return -1;
 	if (pkt->l3_len < TUNNEL4_OVERHEAD - sizeof(struct ethhdr) + 20 + sizeof(struct ethhdr) ||
 	    bpf_skb_load_bytes(skb, pkt->l4_off + sizeof(struct udphdr), &vx, sizeof(vx)))
@@ -202,7 +260,15 @@ __weir_slow_path int tunnel4_decap(struct __sk_buff *skb, struct packet *pkt, __
 		return WEIR_REASON_TUNNEL_DENIED;
 	if (pkt->l4_off != pkt->l3_off + sizeof(struct iphdr)) /* weir never sends IP options */
 		return WEIR_REASON_TUNNEL_FAILED;
-	*peer = pkt->saddr.v4;
+	meta.peer = pkt->saddr.v4;
+	meta.mode = WEIR_TUNNEL_MODE_TUNNEL;
+	if (*(__be32 *)&vx.eth.h_dest[0] == bpf_htonl(TUNNEL4_MAC_MARK) &&
+	    vx.eth.h_dest[5] == WEIR_TUNNEL_MODE_DSR) {
+		meta.mode = WEIR_TUNNEL_MODE_DSR;
+		meta.backend = *(__be32 *)&vx.eth.h_source[0];
+		meta.backend_port = *(__be16 *)&vx.eth.h_source[4];
+	}
+	tunnel4_meta_save(skb, &meta);
 	count(WEIR_HOOK_FROM_HOST, WEIR_REASON_TUNNEL_DECAP, pkt->len);
 	if (bpf_skb_adjust_room(skb, -TUNNEL4_OVERHEAD, BPF_ADJ_ROOM_MAC, 0))
 		return WEIR_REASON_TUNNEL_FAILED;

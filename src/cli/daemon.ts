@@ -11,6 +11,7 @@ import {
   parseList,
   parseMaglevTableSize,
   parseTunnelPort,
+  parseDsrOptoutCidrs,
   parseSockLbMode,
   type DaemonConfig,
   type SourceConfig,
@@ -48,6 +49,8 @@ interface DaemonFlags {
   lbAlgorithm?: string;
   maglevTableSize?: string;
   tunnelPort?: string;
+  externalServiceMode?: string;
+  dsrOptoutCidrs?: string;
 }
 
 /**
@@ -105,6 +108,8 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     lbAlgorithm: parseLbAlgorithm(f.lbAlgorithm ?? 'random'),
     maglevTableSize: parseMaglevTableSize(f.maglevTableSize ?? String(MAGLEV_DEFAULT_TABLE_SIZE)),
     tunnelPort: parseTunnelPort(f.tunnelPort ?? '4789'),
+    externalServiceMode: f.externalServiceMode === 'dsr' ? 'dsr' : 'tunnel',
+    dsrOptoutCidrs: parseDsrOptoutCidrs(f.dsrOptoutCidrs ?? ''),
   };
 }
 
@@ -179,6 +184,19 @@ export function registerDaemonCommand(program: Command): void {
       '--tunnel-port <port>',
       'UDP port of the VXLAN tunnel that carries NodePort, externalIP and LoadBalancer flows to backends on other nodes (sent to and accepted on; the same on every node)',
       '4789',
+    )
+    .addOption(
+      new Option(
+        '--external-service-mode <mode>',
+        "how NodePort, externalIP and LoadBalancer flows to a backend on another node return: tunnel (back through the ingress node, which answers the client) or dsr (the backend's node answers the client directly, from the frontend's address and port)",
+      )
+        .choices(['tunnel', 'dsr'])
+        .default('tunnel'),
+    )
+    .option(
+      '--dsr-optout-cidrs <cidrs>',
+      'comma-separated client CIDRs that keep tunnel mode under --external-service-mode dsr (clients the backend nodes cannot reach directly)',
+      '',
     )
     .option('--resync-interval <duration>', 'how often the maps are re-read and drift repaired', '60s')
     .option('--ct-gc-interval <duration>', 'how often expired conntrack entries are removed', '30s')

@@ -6,6 +6,8 @@ import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { BpfRootResolution } from '../dataplane/bpffs.js';
 import type { SockLbMode } from '../dataplane/loader.js';
+import type { ExternalServiceMode } from '../dataplane/hooks.js';
+import { parseCidr } from '../bpf/ip.js';
 import { tableSizeProblem } from '../dataplane/maglev.js';
 import type { LbAlgorithm } from '../model/service-types.js';
 import type { BootstrapConfig } from '../sources/kube-bootstrap.js';
@@ -45,6 +47,10 @@ export interface DaemonConfig {
   maglevTableSize: number;
   /** --tunnel-port: VXLAN UDP port to and from other nodes (the same on every node) */
   tunnelPort: number;
+  /** --external-service-mode: how flows through the tunnel return */
+  externalServiceMode: ExternalServiceMode;
+  /** --dsr-optout-cidrs: clients (IPv4 prefixes, canonical) that keep tunnel mode under dsr */
+  dsrOptoutCidrs: string[];
   resyncIntervalMs: number;
   ctGcIntervalMs: number;
   /** service.kubernetes.io/service-proxy-name this instance answers to */
@@ -67,6 +73,23 @@ export function parseMaglevTableSize(text: string): number {
   const problem = tableSizeProblem(m);
   if (problem) throw new Error(`bad --maglev-table-size ${JSON.stringify(text)}: ${problem} (e.g. 251, 1021, 4093, 16381)`);
   return m;
+}
+
+/** --dsr-optout-cidrs: comma-separated CIDRs (a bare address is a /32 or /128); IPv6 ones are
+ *  accepted and not applied yet (no IPv6 tunnel). Throws naming the bad entry. */
+export function parseDsrOptoutCidrs(text: string): string[] {
+  const out: string[] = [];
+  for (const raw of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)) {
+    const withLen = raw.includes('/') ? raw : `${raw}/${raw.includes(':') ? 128 : 32}`;
+    const p = parseCidr(withLen);
+    if (!p) throw new Error(`bad --dsr-optout-cidrs entry ${JSON.stringify(raw)}: a CIDR (198.18.0.0/24) or an address`);
+    const c = `${p.address}/${p.prefix}`;
+    if (!out.includes(c)) out.push(c);
+  }
+  return out;
 }
 
 /** --tunnel-port: a UDP port, 1..65535. */

@@ -11,6 +11,7 @@
 
 import { AttachManager, type InterfaceRef } from '../dataplane/attach.js';
 import { IfaceTable } from '../dataplane/iface-table.js';
+import { syncDsrOptout } from '../dataplane/dsr-optout.js';
 import { ConntrackGc } from '../dataplane/conntrack-gc.js';
 import { HealthCheckPorts } from '../dataplane/health-check-ports.js';
 import { computeNodeNetwork, type NodeNetwork } from '../dataplane/interfaces.js';
@@ -110,6 +111,7 @@ export class Daemon {
       serviceStats: cfg.serviceStats,
       maglevTableSize: cfg.maglevTableSize,
       tunnelPort: cfg.tunnelPort,
+      externalServiceMode: cfg.externalServiceMode,
       ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}),
     });
     let manifestsRead: Promise<void> | undefined;
@@ -145,6 +147,7 @@ export class Daemon {
     this.log.info('adopt', adopted);
     this.attach = new AttachManager(this.dp.pinDir, this.dp.objects, this.log);
     if (this.dp.maps.ifaces) this.ifaces = new IfaceTable(this.dp.maps.ifaces, this.log);
+    if (this.dp.maps.dsrOptout) syncDsrOptout(this.dp.maps.dsrOptout, cfg.dsrOptoutCidrs, this.log);
     this.gc = new ConntrackGc(this.dp.maps.conntrack, this.log);
     this.sysctls = SysctlRecorder.open(this.dp.pinDir, this.log);
     await this.startMetrics();

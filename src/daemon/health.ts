@@ -35,6 +35,7 @@ const ERROR_KINDS: Record<string, string> = {
   'weir_ifaces read failed': 'iface_table',
   'weir_ifaces write failed': 'iface_table',
   'weir_ifaces delete failed': 'iface_table',
+  'dsr optout write failed': 'map_write',
   'healthz listen failed': 'healthcheck',
 };
 

@@ -23,7 +23,12 @@ export interface KnobInputs {
   maglevTableSize?: number;
   /** --tunnel-port: the VXLAN UDP port to other nodes; default TUNNEL_DEFAULT_PORT */
   tunnelPort?: number;
+  /** --external-service-mode: how flows through the tunnel return; default 'tunnel' */
+  externalServiceMode?: ExternalServiceMode;
 }
+
+/** How NodePort/externalIP/LoadBalancer flows to backends on other nodes return (Calico's BPFExternalServiceMode). */
+export type ExternalServiceMode = 'tunnel' | 'dsr';
 
 /** VXLAN's IANA port (RFC 7348), the tunnel's default. */
 export const TUNNEL_DEFAULT_PORT = 4789;
@@ -42,6 +47,8 @@ export const KNOBS = {
   maglev_table_size: (o) => o.maglevTableSize ?? MAGLEV_DEFAULT_TABLE_SIZE,
   /** the outer UDP port of the tunnel to other nodes, sent to and accepted on (lib/tunnel.h) */
   tunnel_port: (o) => o.tunnelPort ?? TUNNEL_DEFAULT_PORT,
+  /** the return mode of new tunneled flows (lib/tunnel.h; clients in weir_dsr_optout4 keep tunnel) */
+  external_service_mode: (o) => enums.weir_tunnel_mode[o.externalServiceMode === 'dsr' ? 'WEIR_TUNNEL_MODE_DSR' : 'WEIR_TUNNEL_MODE_TUNNEL'],
 } satisfies Record<string, (o: KnobInputs) => ConstValue>;
 export type KnobName = keyof typeof KNOBS;
 
@@ -55,9 +62,9 @@ export interface ObjectSpec {
  * the others adopt. An object that picks backends (includes lib/lb.h) takes lb_stats_enabled and maglev_table_size.
  */
 export const OBJECTS = {
-  from_pod: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port'] },
+  from_pod: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode'] },
   to_pod: { knobs: [] },
-  from_host: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port'] },
+  from_host: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode'] },
   // also holds weir_sock_destroy, an iterator that is run (dataplane/sockets.ts), not attached
   sock_lb: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'sock_lb_mode', 'host_netns_cookie', 'ct_track_all'] },
 } as const satisfies Record<string, ObjectSpec>;

@@ -23,6 +23,7 @@ import {
   type WeirBackend4Key,
   type WeirCt4,
   type WeirCt4Key,
+  type WeirDsrOptout4Key,
   type WeirFrontend4,
   type WeirFrontend4Key,
   type WeirIface,
@@ -33,7 +34,7 @@ import {
 } from '../bpf/index.js';
 import { packageRoot } from '../package-root.js';
 import { preparePinDir } from './bpffs.js';
-import { knobsFor, OBJECT_NAMES, type KnobInputs, type ObjectName, type SockLbMode } from './hooks.js';
+import { knobsFor, OBJECT_NAMES, type ExternalServiceMode, type KnobInputs, type ObjectName, type SockLbMode } from './hooks.js';
 import { MAGLEV_DEFAULT_TABLE_SIZE } from './maglev.js';
 import { MapUpgrade } from './map-upgrade.js';
 
@@ -60,6 +61,8 @@ export interface ServiceMaps {
   lbStats?: BpfMap;
   /** the workload interfaces of this node, for the forward stage (iface-table.ts); optional for fakes */
   ifaces?: TypedMap<number, WeirIface>;
+  /** clients that keep tunnel mode under DSR (dsr-optout.ts); optional for fakes */
+  dsrOptout?: TypedMap<WeirDsrOptout4Key, number>;
 }
 
 /** Typed views of the service maps of a loaded object set (any object holding them). */
@@ -75,6 +78,7 @@ export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject }
     lbStats: m('weir_lb_stats4'),
     sourceRanges: typedMap(m('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),
     ifaces: typedMap(m('weir_ifaces'), u32, codecFor('weir_iface')),
+    dsrOptout: typedMap(m('weir_dsr_optout4'), codecFor('weir_dsr_optout4_key'), u8),
   };
 }
 
@@ -90,6 +94,8 @@ export interface LoadOptions {
   maglevTableSize?: number;
   /** the tunnel's UDP port (the tunnel_port knob); default TUNNEL_DEFAULT_PORT */
   tunnelPort?: number;
+  /** the external_service_mode knob; default 'tunnel' */
+  externalServiceMode?: ExternalServiceMode;
   /** default: build/bpf of the package */
   objectDir?: string;
 }
@@ -172,6 +178,7 @@ function planLoad(opts: LoadOptions): LoadPlan {
     ctTrackAll: opts.ctTrackAll === true,
     maglevTableSize: opts.maglevTableSize ?? MAGLEV_DEFAULT_TABLE_SIZE,
     ...(opts.tunnelPort !== undefined ? { tunnelPort: opts.tunnelPort } : {}),
+    ...(opts.externalServiceMode !== undefined ? { externalServiceMode: opts.externalServiceMode } : {}),
   };
   const objects = OBJECT_NAMES.map((name) => {
     const path = join(dir, `${name}.o`);

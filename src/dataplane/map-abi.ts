@@ -172,4 +172,5 @@ export const MAP_ABI: readonly MapAbi[] = [
   { base: 'weir_ifaces', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_nodes4', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_tunnel4', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_dsr_optout4', version: 1, onChange: 'rebuild', older: [] },
 ];

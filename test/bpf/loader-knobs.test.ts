@@ -38,6 +38,7 @@ test('every knob of the table reaches the loaded .rodata of its object', () => {
     ctTrackAll: true,
     maglevTableSize: 4093,
     tunnelPort: 8472,
+    externalServiceMode: 'dsr',
   });
   assert.deepEqual(dp.missingKnobs, []);
   const cookie = netnsCookie();
@@ -50,6 +51,7 @@ test('every knob of the table reaches the loaded .rodata of its object', () => {
     ct_track_all: 1,
     maglev_table_size: 4093,
     tunnel_port: 8472,
+    external_service_mode: enums.weir_tunnel_mode.WEIR_TUNNEL_MODE_DSR,
   };
   let checked = 0;
   for (const name of OBJECT_NAMES) {
@@ -59,5 +61,5 @@ test('every knob of the table reaches the loaded .rodata of its object', () => {
       checked++;
     }
   }
-  assert.equal(checked, 13);
+  assert.equal(checked, 15);
 });

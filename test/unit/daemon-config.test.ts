@@ -49,3 +49,16 @@ test('--lb-algorithm and --maglev-table-size: defaults, a prime in range, readab
   assert.throws(() => daemonConfig({ ...base, maglevTableSize: '65521' }, {}), /must be an integer in 251\.\.16381/);
   assert.throws(() => daemonConfig({ ...base, maglevTableSize: '0x3ffd' }, {}), /bad --maglev-table-size/);
 });
+
+test('--tunnel-port, --external-service-mode and --dsr-optout-cidrs: defaults, parsing, readable errors', () => {
+  const cfg = daemonConfig({ ...base }, {});
+  assert.deepEqual([cfg.tunnelPort, cfg.externalServiceMode, cfg.dsrOptoutCidrs], [4789, 'tunnel', []]);
+  const d = daemonConfig(
+    { ...base, tunnelPort: '8472', externalServiceMode: 'dsr', dsrOptoutCidrs: '198.18.0.100, 198.19.0.9/16,2001:2::/48,198.18.0.100/32' },
+    {},
+  );
+  assert.deepEqual([d.tunnelPort, d.externalServiceMode, d.dsrOptoutCidrs], [8472, 'dsr', ['198.18.0.100/32', '198.19.0.0/16', '2001:2::/48']]);
+  assert.throws(() => daemonConfig({ ...base, tunnelPort: '0' }, {}), /bad --tunnel-port "0": a UDP port, 1\.\.65535/);
+  assert.throws(() => daemonConfig({ ...base, tunnelPort: '65536' }, {}), /bad --tunnel-port/);
+  assert.throws(() => daemonConfig({ ...base, dsrOptoutCidrs: '198.18.0.0/33' }, {}), /bad --dsr-optout-cidrs entry "198\.18\.0\.0\/33"/);
+});

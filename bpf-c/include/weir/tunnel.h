@@ -17,6 +17,25 @@
  * is not weir's and passes to the stack */
 #define WEIR_TUNNEL_VNI 0x574549
 
+/* How a flow sent through the tunnel returns (--external-service-mode), carried in the
+ * inner Ethernet header of every tunnel packet: its destination MAC is
+ * 02:57:45:49:00:<mode> and, in DSR mode, its source MAC the backend the ingress node chose
+ * (address, then port). The inner MACs mean nothing past the decapsulation, so this costs no
+ * byte on the wire. */
+enum weir_tunnel_mode {
+	/* the ingress node DNATs; replies come back through the tunnel and it reverse NATs them */
+	WEIR_TUNNEL_MODE_TUNNEL = 0,
+	/* the packet goes unmodified; the backend's node DNATs to the backend named in the inner
+	 * header and answers the client itself, from the frontend's address and port */
+	WEIR_TUNNEL_MODE_DSR = 1,
+};
+
+/* weir_dsr_optout4 (LPM trie): client prefixes that keep tunnel mode (--dsr-optout-cidrs) */
+struct weir_dsr_optout4_key {
+	__u32 prefixlen;
+	weir_ip4 address;
+};
+
 enum weir_node_flags {
 	WEIR_NODE_PEER = 1 << 0, /* another node of the cluster: its tunnel packets are accepted */
 };
