@@ -19,6 +19,7 @@ import { loadDataplaneAsync, mapOf, type LoadedDataplane } from '../dataplane/lo
 import { acquireInstanceLock, type Lock } from '../dataplane/instance-lock.js';
 import { handOff, type MigrationReport } from '../dataplane/map-upgrade.js';
 import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
+import { NodeMapSync } from '../dataplane/node-maps.js';
 import { ServiceSync, type SyncReport } from '../dataplane/service-sync.js';
 import { destroySocketsEverywhere } from '../dataplane/sockets.js';
 import { allowLocalSource, SysctlRecorder } from '../dataplane/sysctl.js';
@@ -57,6 +58,8 @@ export class Daemon {
   private services!: ServiceSync;
   private attach!: AttachManager;
   private ifaces?: IfaceTable;
+  /** weir_nodes4 / weir_tunnel4 from Nodes and EndpointSlices (node-maps.ts) */
+  private nodeMaps?: NodeMapSync;
   private gc!: ConntrackGc;
   /** sysctls weir sets, with their values before (for weir uninstall) */
   private sysctls!: SysctlRecorder;
@@ -144,6 +147,8 @@ export class Daemon {
     this.log.info('adopt', adopted);
     this.attach = new AttachManager(this.dp.pinDir, this.dp.objects, this.log);
     if (this.dp.maps.ifaces) this.ifaces = new IfaceTable(this.dp.maps.ifaces, this.log);
+    const { nodes, tunnel } = this.dp.maps;
+    if (nodes && tunnel) this.nodeMaps = new NodeMapSync({ nodes, tunnel }, this.store, cfg.nodeName, this.log);
     this.gc = new ConntrackGc(this.dp.maps.conntrack, this.log);
     this.sysctls = SysctlRecorder.open(this.dp.pinDir, this.log);
     await this.startMetrics();
@@ -170,6 +175,7 @@ export class Daemon {
     // it, on a first start with manifests)
     const first = this.services.full('start', this.node);
     this.health.fullSynced = true;
+    this.nodeMaps?.start();
 
     this.applyAttachments(this.network);
     // every pinned link now runs this release's programs: what the old ones created since
@@ -364,6 +370,7 @@ export class Daemon {
         this.healthPorts.changed(change.kind, change.previous, change.current);
       }
       this.services.changed(change, e.observedAt);
+      this.nodeMaps?.changed(change);
     }
   }
 
@@ -408,6 +415,7 @@ export class Daemon {
     this.health.inResync = true;
     try {
       this.services.resync();
+      this.nodeMaps?.resync();
     } finally {
       this.health.inResync = false;
     }
@@ -474,6 +482,7 @@ export class Daemon {
     if (this.stopped) return;
     this.stopped = true;
     this.services?.stop();
+    this.nodeMaps?.stop();
     for (const t of this.timers) clearInterval(t);
     this.stopNetlink?.();
     await this.source?.stop();

@@ -36,6 +36,9 @@ const ERROR_KINDS: Record<string, string> = {
   'weir_ifaces write failed': 'iface_table',
   'weir_ifaces delete failed': 'iface_table',
   'healthz listen failed': 'healthcheck',
+  'node map write failed': 'node_map',
+  'node map read failed': 'node_map',
+  'node map conflict': 'model',
 };
 
 export interface SourceHealth {
