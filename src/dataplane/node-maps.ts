@@ -215,10 +215,15 @@ export class NodeMapWriter {
     if (!this.adopted) this.adopt();
     this.stats.applies++;
     const before = { writes: this.stats.writes, errors: this.stats.errors };
-    // peers first and gone last: a prefix never routes to a node whose packets we would refuse
+    // peers first and gone last: a prefix never routes to a node whose packets we would refuse.
+    // A write a full map refused is tried again once the stale entries are gone.
+    const refused: Array<() => boolean> = [];
+    const write = (map: string, key: string, w: () => void, mirror: () => void) => {
+      if (!this.op(map, key, w, mirror, false)) refused.push(() => this.op(map, key, w, mirror, true));
+    };
     for (const [address, flags] of want.nodes)
       if (this.nodes.get(address) !== flags)
-        this.op(
+        write(
           'weir_nodes4',
           address,
           () => this.maps.nodes.set({ address }, { flags }),
@@ -227,7 +232,7 @@ export class NodeMapWriter {
     for (const [cidr, t] of want.tunnel) {
       const have = this.tunnel.get(cidr);
       if (have?.nodeIp === t.nodeIp && have.flags === t.flags) continue;
-      this.op(
+      write(
         'weir_tunnel4',
         cidr,
         () => this.maps.tunnel.set(tunnelKey(cidr), { node_ip: t.nodeIp, flags: t.flags }),
@@ -250,6 +255,7 @@ export class NodeMapWriter {
           () => void this.maps.nodes.delete({ address }),
           () => this.nodes.delete(address),
         );
+    for (const retry of refused) retry();
     return {
       writes: this.stats.writes - before.writes,
       errors: this.stats.errors - before.errors,
@@ -272,14 +278,18 @@ export class NodeMapWriter {
     return r;
   }
 
-  private op(map: string, key: string, write: () => void, mirror: () => void): void {
+  /** One map operation; false when the kernel refused it (logged and counted when `final`). */
+  private op(map: string, key: string, write: () => void, mirror: () => void, final = true): boolean {
     try {
       write();
       mirror();
       this.stats.writes++;
+      return true;
     } catch (e) {
+      if (!final) return false;
       this.stats.errors++;
       this.log.warn('node map write failed', { map, key, error: errText(e) });
+      return false;
     }
   }
 }
