@@ -37,11 +37,11 @@ export type NodeMapSkip =
   | 'ipv6_endpoint'
   | 'endpoint_local' // on this node: the stack delivers it
   | 'endpoint_no_node_name'
-  | 'endpoint_unknown_node' // nodeName is no Node in the store
-  | 'endpoint_conflict'; // two nodeNames for one address: the first name keeps it
+  | 'endpoint_unknown_node'; // nodeName is no Node in the store
 
 /** A conflict between objects, said once when it appears (weir_errors_total{kind="model"}). */
 export interface NodeMapIssue {
+  /** endpoint_conflict: two nodeNames for one address in different slices (the first name keeps it) */
   reason: 'node_same_address' | 'own_pod_cidr' | 'pod_cidr_conflict' | 'endpoint_conflict';
   detail: string;
 }
@@ -112,15 +112,10 @@ export function desiredNodeMaps(table: NodeTable, thisNode: string, endpoints: I
     s.add(e.nodeName);
   }
   for (const [address, names] of [...byAddress].sort((a, b) => cmp(a[0], b[0]))) {
-    const sorted = [...names].sort(cmp);
+    // a slice without nodeName does not contradict one with it
+    const sorted = [...names].filter((n) => n !== '' || names.size === 1).sort(cmp);
     const nodeName = sorted[0]!;
-    if (sorted.length > 1) {
-      skip('endpoint_conflict');
-      out.issues.push({
-        reason: 'endpoint_conflict',
-        detail: `endpoint ${address} is on ${sorted.map((n) => n || '(no nodeName)').join(' and ')} in different slices`,
-      });
-    }
+    if (sorted.length > 1) out.issues.push({ reason: 'endpoint_conflict', detail: `endpoint ${address} is on ${sorted.join(' and ')} in different slices` });
     if (canonicalIp(address, 4) === null) skip('ipv6_endpoint');
     else if (nodeName === '') skip('endpoint_no_node_name');
     else if (nodeName === thisNode) skip('endpoint_local');

@@ -107,6 +107,9 @@ test("never an entry for this node's pod CIDRs; conflicts are issues, decided by
   const eps = [
     { address: '198.18.9.5', nodeName: 'node-c' },
     { address: '198.18.9.5', nodeName: 'node-b' },
+    // a slice without nodeName does not contradict one with it
+    { address: '198.18.9.6', nodeName: '' },
+    { address: '198.18.9.6', nodeName: 'node-c' },
   ];
   const d = plan([...NODES, ...extra], eps);
   const r = plan([...extra, ...NODES].reverse(), [...eps].reverse());
@@ -115,6 +118,7 @@ test("never an entry for this node's pod CIDRs; conflicts are issues, decided by
   assert.equal(d.tunnel.get('198.18.1.0/24'), undefined);
   assert.deepEqual(d.tunnel.get('198.18.3.0/24'), { nodeIp: '198.18.0.3', flags: TUNNEL_POD_CIDR });
   assert.deepEqual(d.tunnel.get('198.18.9.5/32'), { nodeIp: '198.18.0.2', flags: TUNNEL_ENDPOINT });
+  assert.deepEqual(d.tunnel.get('198.18.9.6/32'), { nodeIp: '198.18.0.3', flags: TUNNEL_ENDPOINT });
   assert.equal(d.nodes.has('198.18.0.1'), false);
   assert.deepEqual(d.issues.map((i) => i.reason).sort(), ['endpoint_conflict', 'node_same_address', 'own_pod_cidr', 'pod_cidr_conflict']);
 });
