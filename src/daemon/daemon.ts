@@ -36,7 +36,7 @@ import { Store } from '../sources/store.js';
 import type { ObjectEvent, SourceEvent } from '../sources/types.js';
 import type { DaemonConfig } from './config.js';
 import { DaemonHealth } from './health.js';
-import { countingServiceMaps } from './map-writes.js';
+import { countingMap, countingServiceMaps } from './map-writes.js';
 
 const refs = (l: readonly { ifindex: number; ifname: string }[]): InterfaceRef[] => l.map((x) => ({ ifindex: x.ifindex, ifname: x.ifname }));
 const refKey = (l: readonly InterfaceRef[]) => l.map((x) => `${x.ifindex}:${x.ifname}`).join(',');
@@ -148,7 +148,8 @@ export class Daemon {
     this.attach = new AttachManager(this.dp.pinDir, this.dp.objects, this.log);
     if (this.dp.maps.ifaces) this.ifaces = new IfaceTable(this.dp.maps.ifaces, this.log);
     const { nodes, tunnel } = this.dp.maps;
-    if (nodes && tunnel) this.nodeMaps = new NodeMapSync({ nodes, tunnel }, this.store, cfg.nodeName, this.log);
+    if (nodes && tunnel)
+      this.nodeMaps = new NodeMapSync({ nodes: countingMap(nodes, this.health), tunnel: countingMap(tunnel, this.health) }, this.store, cfg.nodeName, this.log);
     this.gc = new ConntrackGc(this.dp.maps.conntrack, this.log);
     this.sysctls = SysctlRecorder.open(this.dp.pinDir, this.log);
     await this.startMetrics();

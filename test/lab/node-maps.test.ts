@@ -41,7 +41,7 @@ describe('node maps on a live node', () => {
     node1 = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
     node2 = await lab.node('node2', { address: '198.18.0.2/24', podSubnet: '198.18.2.0/24' });
     be2 = await lab.pod(node2, 'be-b');
-    weir = await WeirNode.create(lab, node1, { connectTimeLb: 'off' });
+    weir = await WeirNode.create(lab, node1, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9963' });
     weir.writeManifest('nodes.yaml', nodes(true));
     weir.writeManifest(
       'web.yaml',
@@ -65,6 +65,10 @@ describe('node maps on a live node', () => {
       nodes: [{ address: node2.address, flags: ['peer'], podCIDRs: ['198.18.2.0/24'], endpoints: [STRAY] }],
       orphanPrefixes: [],
     });
+    // the writes are counted per map, as the service maps' are
+    const metrics = (await weir.http('/metrics')).body;
+    assert.match(metrics, /^weir_map_writes_total\{map="weir_nodes4",op="update"\} 1$/m);
+    assert.match(metrics, /^weir_map_writes_total\{map="weir_tunnel4",op="update"\} 2$/m);
   });
 
   test('the stray endpoint moves into the pod CIDR, then node2 leaves: the maps follow', async () => {
