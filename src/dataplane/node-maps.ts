@@ -211,10 +211,12 @@ export class NodeMapWriter {
     this.stats.applies++;
     const before = { writes: this.stats.writes, errors: this.stats.errors };
     // peers first and gone last: a prefix never routes to a node whose packets we would refuse.
-    // A write a full map refused is tried again once the stale entries are gone.
-    const refused: Array<() => boolean> = [];
+    // A write a full map refused is tried again once this apply's deletes made room (only
+    // then: each attempt the kernel refuses counts in weir_map_write_failures_total).
+    const refused: Array<{ map: string; key: string; w: () => void; mirror: () => void; error: unknown }> = [];
     const write = (map: string, key: string, w: () => void, mirror: () => void) => {
-      if (!this.op(map, key, w, mirror, false)) refused.push(() => this.op(map, key, w, mirror, true));
+      const error = this.op(map, key, w, mirror, false);
+      if (error !== undefined) refused.push({ map, key, w, mirror, error });
     };
     for (const [address, flags] of want.nodes)
       if (this.nodes.get(address) !== flags)
@@ -234,6 +236,7 @@ export class NodeMapWriter {
         () => this.tunnel.set(cidr, t),
       );
     }
+    const beforeDeletes = this.stats.writes;
     for (const cidr of [...this.tunnel.keys()])
       if (!want.tunnel.has(cidr))
         this.op(
@@ -250,7 +253,11 @@ export class NodeMapWriter {
           () => void this.maps.nodes.delete({ address }),
           () => this.nodes.delete(address),
         );
-    for (const retry of refused) retry();
+    const deleted = this.stats.writes > beforeDeletes;
+    for (const r of refused) {
+      if (deleted) this.op(r.map, r.key, r.w, r.mirror, true);
+      else this.failed(r.map, r.key, r.error);
+    }
     return {
       writes: this.stats.writes - before.writes,
       errors: this.stats.errors - before.errors,
@@ -273,19 +280,22 @@ export class NodeMapWriter {
     return r;
   }
 
-  /** One map operation; false when the kernel refused it (logged and counted when `final`). */
-  private op(map: string, key: string, write: () => void, mirror: () => void, final = true): boolean {
+  /** One map operation; the error when the kernel refused it (logged and counted when `final`). */
+  private op(map: string, key: string, write: () => void, mirror: () => void, final = true): unknown {
     try {
       write();
       mirror();
       this.stats.writes++;
-      return true;
+      return undefined;
     } catch (e) {
-      if (!final) return false;
-      this.stats.errors++;
-      this.log.warn('node map write failed', { map, key, error: errText(e) });
-      return false;
+      if (final) this.failed(map, key, e);
+      return e ?? new Error('refused');
     }
+  }
+
+  private failed(map: string, key: string, e: unknown): void {
+    this.stats.errors++;
+    this.log.warn('node map write failed', { map, key, error: errText(e) });
   }
 }
 

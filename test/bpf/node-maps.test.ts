@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { abiMaps, BpfMap, BpfObject, codecFor, typedMap } from '../../src/bpf/index.js';
+import { countingMap } from '../../src/daemon/map-writes.js';
 import { MAP_TYPE } from '../../src/dataplane/map-abi.js';
 import { NODE_PEER, NodeMapWriter, TUNNEL_ENDPOINT, TUNNEL_POD_CIDR, type DesiredNodeMaps, type NodeMaps } from '../../src/dataplane/node-maps.js';
 import { memoryLogger, silentLogger } from '../../src/log.js';
@@ -125,7 +126,10 @@ test('a full map: the refused entries are logged and counted, the rest written, 
   const maps = typed(make('weir_nodes4', 2), make('weir_tunnel4', 3));
   try {
     const log = memoryLogger();
-    const w = new NodeMapWriter(maps, log);
+    // what weir_map_write_failures_total would count: each refusal of the kernel, by errno
+    const refusals: string[] = [];
+    const sink = { written() {}, failed: (map: string, _op: string, code: string) => void refusals.push(`${map} ${code}`) };
+    const w = new NodeMapWriter({ nodes: countingMap(maps.nodes, sink), tunnel: countingMap(maps.tunnel, sink) }, log);
     const big = want(
       ['198.18.0.2', '198.18.0.3', '198.18.0.4'],
       [
@@ -142,6 +146,8 @@ test('a full map: the refused entries are logged and counted, the rest written, 
     assert.equal(failed.length, 2, log.lines.join('\n'));
     assert.match(failed[0]!, /map=weir_nodes4 key=198\.18\.0\.4 error=/);
     assert.match(failed[1]!, /map=weir_tunnel4 key=198\.18\.9\.7\/32 error=/);
+    // nothing was deleted in that apply, so no second attempt: one refusal per entry
+    assert.deepEqual(refusals, ['weir_nodes4 E2BIG', 'weir_tunnel4 ENOSPC']);
     assert.deepEqual(Object.keys(dump(maps).nodes), ['198.18.0.2', '198.18.0.3']);
     assert.deepEqual(Object.keys(dump(maps).tunnel), ['198.18.2.0/24', '198.18.3.0/24', '198.18.4.0/24']);
     // node-c leaves: its entries go first, then what was refused fits, in the same apply
