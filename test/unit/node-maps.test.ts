@@ -1,12 +1,25 @@
 // The node maps' planner (dataplane/node-maps.ts desiredNodeMaps): which nodes are peers and
-// which prefixes route to them, from Node objects and endpoint locations; and the endpoint
-// locations read from EndpointSlices.
+// which prefixes route to them, from Node objects and endpoint locations; the endpoint
+// locations read from EndpointSlices; and NodeMapSync following store changes.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { V1EndpointSlice, V1Node } from '@kubernetes/client-node';
 import { buildNodeTable } from '../../src/model/nodes.js';
-import { desiredNodeMaps, NODE_PEER, sliceLocations, TUNNEL_ENDPOINT, TUNNEL_POD_CIDR, type EndpointLocation } from '../../src/dataplane/node-maps.js';
+import type { WeirNode4, WeirNode4Key, WeirTunnel4, WeirTunnel4Key } from '../../src/bpf/index.js';
+import {
+  desiredNodeMaps,
+  NODE_PEER,
+  NodeMapSync,
+  sliceLocations,
+  TUNNEL_ENDPOINT,
+  TUNNEL_POD_CIDR,
+  type EndpointLocation,
+  type NodeMaps,
+} from '../../src/dataplane/node-maps.js';
+import { memoryLogger } from '../../src/log.js';
+import { Store } from '../../src/sources/store.js';
+import { FakeMap } from './fake-maps.js';
 
 function node(name: string, addresses: string[], podCIDRs: string[] = []): V1Node {
   return {
@@ -146,4 +159,57 @@ test('sliceLocations: first address and nodeName of each endpoint; headless slic
   assert.deepEqual(sliceLocations(slice({ metadata: { labels: { 'service.kubernetes.io/headless': '' } }, endpoints: [{ addresses: ['198.18.2.7'] }] })), []);
   assert.deepEqual(sliceLocations(slice({ addressType: 'FQDN', endpoints: [{ addresses: ['a.example'] }] })), []);
   assert.deepEqual(sliceLocations(undefined), []);
+});
+
+// ---- NodeMapSync: the daemon's end, over the real Store and in-memory maps ----
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+test('NodeMapSync: replans on Node changes and on slice changes that move an endpoint, once per turn; says conflicts once', async () => {
+  const store = new Store();
+  const put = (kind: 'Node' | 'EndpointSlice', key: string, object: object | undefined) => {
+    const change = store.apply({ type: object ? 'upsert' : 'delete', kind, key, object: object as never, origin: 'test', observedAt: 0 } as never);
+    if (change) sync.changed(change);
+  };
+  const slice = (eps: [string, string, boolean][]): V1EndpointSlice => ({
+    addressType: 'IPv4',
+    metadata: { name: 'web-1', namespace: 'default', labels: { 'kubernetes.io/service-name': 'web' } },
+    endpoints: eps.map(([ip, nodeName, ready]) => ({ addresses: [ip], nodeName, conditions: { ready } })),
+  });
+  const nodes = new FakeMap<WeirNode4Key, WeirNode4>();
+  const tunnel = new FakeMap<WeirTunnel4Key, WeirTunnel4>();
+  const log = memoryLogger();
+  const sync = new NodeMapSync({ nodes, tunnel } as unknown as NodeMaps, store, SELF, log);
+  for (const n of NODES) put('Node', n.metadata!.name!, n);
+  put('EndpointSlice', 'default/web-1', slice([['198.18.9.7', 'node-b', true]]));
+  assert.equal(sync.writer.stats.applies, 0, 'nothing before start');
+  assert.deepEqual(sync.start(), { writes: 5, errors: 0, peers: 2, prefixes: 3 });
+
+  // readiness flips move nothing: no replan
+  put('EndpointSlice', 'default/web-1', slice([['198.18.9.7', 'node-b', false]]));
+  await tick();
+  assert.equal(sync.writer.stats.applies, 1);
+
+  // the endpoint moves to node-c and node-c gains a CIDR in the same turn: one apply, two writes
+  put('EndpointSlice', 'default/web-1', slice([['198.18.9.7', 'node-c', false]]));
+  put('Node', 'node-c', node('node-c', ['198.18.0.3'], ['198.18.3.0/24', '198.18.33.0/24']));
+  await tick();
+  assert.equal(sync.writer.stats.applies, 2);
+  assert.equal(sync.writer.stats.writes, 7);
+  assert.deepEqual(tunnel.get({ prefixlen: 32, address: '198.18.9.7' }), { node_ip: '198.18.0.3', flags: TUNNEL_ENDPOINT });
+
+  // a conflict is said once, however many applies see it
+  put('Node', 'node-e', node('node-e', ['198.18.0.5'], ['198.18.2.0/24']));
+  await tick();
+  put('Node', 'node-f', node('node-f', ['198.18.0.6'], []));
+  await tick();
+  assert.equal(sync.writer.stats.applies, 4);
+  assert.equal(log.lines.filter((l) => l.startsWith('warn node map conflict')).length, 1, log.lines.join('\n'));
+
+  // node-b goes: its peer entry and CIDR go, node-e's claim on the CIDR is no conflict any more
+  put('Node', 'node-b', undefined);
+  await tick();
+  assert.deepEqual(tunnel.get({ prefixlen: 24, address: '198.18.2.0' }), { node_ip: '198.18.0.5', flags: TUNNEL_POD_CIDR });
+  assert.equal(nodes.get({ address: '198.18.0.2' }), undefined);
+  sync.stop();
 });
