@@ -19,7 +19,7 @@ import { loadDataplaneAsync, mapOf, type LoadedDataplane } from '../dataplane/lo
 import { acquireInstanceLock, type Lock } from '../dataplane/instance-lock.js';
 import { handOff, type MigrationReport } from '../dataplane/map-upgrade.js';
 import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
-import { NodeMapSync } from '../dataplane/node-maps.js';
+import { NodeMapSync } from '../dataplane/node-map-sync.js';
 import { ServiceSync, type SyncReport } from '../dataplane/service-sync.js';
 import { destroySocketsEverywhere } from '../dataplane/sockets.js';
 import { allowLocalSource, SysctlRecorder } from '../dataplane/sysctl.js';

@@ -10,13 +10,13 @@ import type { WeirNode4, WeirNode4Key, WeirTunnel4, WeirTunnel4Key } from '../..
 import {
   desiredNodeMaps,
   NODE_PEER,
-  NodeMapSync,
   sliceLocations,
   TUNNEL_ENDPOINT,
   TUNNEL_POD_CIDR,
   type EndpointLocation,
   type NodeMaps,
 } from '../../src/dataplane/node-maps.js';
+import { NodeMapSync } from '../../src/dataplane/node-map-sync.js';
 import { memoryLogger } from '../../src/log.js';
 import { Store } from '../../src/sources/store.js';
 import { FakeMap } from './fake-maps.js';
