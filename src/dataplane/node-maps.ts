@@ -7,9 +7,9 @@
 
 import type { V1EndpointSlice } from '@kubernetes/client-node';
 import { enums, type TypedMap, type WeirNode4, type WeirNode4Key, type WeirTunnel4, type WeirTunnel4Key } from '../bpf/index.js';
-import { canonicalIp, cidrContains, parseCidr } from '../bpf/ip.js';
+import { canonicalIp, parseCidr, parseIp4Octets } from '../bpf/ip.js';
 import { LABEL_HEADLESS } from '../model/endpoints.js';
-import type { NodeInfo, NodeTable } from '../model/nodes.js';
+import type { NodeTable } from '../model/nodes.js';
 import { type Logger, errText } from '../log.js';
 
 export const NODE_PEER = enums.weir_node_flags.WEIR_NODE_PEER;
@@ -70,7 +70,7 @@ export function desiredNodeMaps(table: NodeTable, thisNode: string, endpoints: I
   const ownCidrs = new Set((self?.podCIDRs ?? []).map((c) => c.cidr));
   const selfIp = self?.internalIP[4] ?? null;
   /** peers by name: only these get tunnel entries */
-  const peers = new Map<string, NodeInfo & { ip: string }>();
+  const peers = new Map<string, { ip: string; cidrs: { net: number; mask: number }[] }>();
   for (const info of [...table.nodes.values()].sort((a, b) => cmp(a.name, b.name))) {
     if (info.name === thisNode) continue;
     const ip = info.internalIP[4];
@@ -83,7 +83,8 @@ export function desiredNodeMaps(table: NodeTable, thisNode: string, endpoints: I
       out.issues.push({ reason: 'node_same_address', detail: `node ${info.name} has this node's InternalIP ${ip}` });
       continue;
     }
-    peers.set(info.name, { ...info, ip });
+    const peer = { ip, cidrs: [] as { net: number; mask: number }[] };
+    peers.set(info.name, peer);
     out.nodes.set(ip, NODE_PEER);
     for (const c of info.podCIDRs) {
       if (c.family !== 4) {
@@ -102,6 +103,9 @@ export function desiredNodeMaps(table: NodeTable, thisNode: string, endpoints: I
         continue;
       }
       out.tunnel.set(c.cidr, { nodeIp: ip, flags: TUNNEL_POD_CIDR });
+      // as numbers: the endpoint loop below runs for every endpoint of the cluster
+      const mask = c.prefix === 0 ? 0 : (~0 << (32 - c.prefix)) >>> 0;
+      peer.cidrs.push({ net: ((ip4Number(c.cidr.slice(0, c.cidr.indexOf('/'))) ?? 0) & mask) >>> 0, mask });
     }
   }
   // address -> the node names the slices give it (a pod is in as many slices as services select it)
@@ -111,12 +115,16 @@ export function desiredNodeMaps(table: NodeTable, thisNode: string, endpoints: I
     if (!s) byAddress.set(e.address, (s = new Set()));
     s.add(e.nodeName);
   }
-  for (const [address, names] of [...byAddress].sort((a, b) => cmp(a[0], b[0]))) {
-    // a slice without nodeName does not contradict one with it
-    const sorted = [...names].filter((n) => n !== '' || names.size === 1).sort(cmp);
-    const nodeName = sorted[0]!;
-    if (sorted.length > 1) out.issues.push({ reason: 'endpoint_conflict', detail: `endpoint ${address} is on ${sorted.join(' and ')} in different slices` });
-    if (canonicalIp(address, 4) === null) skip('ipv6_endpoint');
+  for (const [address, names] of byAddress) {
+    let nodeName = names.values().next().value!;
+    if (names.size > 1) {
+      // a slice without nodeName does not contradict one with it
+      const sorted = [...names].filter((n) => n !== '').sort(cmp);
+      nodeName = sorted[0]!;
+      if (sorted.length > 1) out.issues.push({ reason: 'endpoint_conflict', detail: `endpoint ${address} is on ${sorted.join(' and ')} in different slices` });
+    }
+    const a = ip4Number(address);
+    if (a === null) skip('ipv6_endpoint');
     else if (nodeName === '') skip('endpoint_no_node_name');
     else if (nodeName === thisNode) skip('endpoint_local');
     else {
@@ -124,12 +132,21 @@ export function desiredNodeMaps(table: NodeTable, thisNode: string, endpoints: I
       if (!peer) {
         skip('endpoint_unknown_node');
         out.unplaced.push({ address, nodeName });
-      } else if (!peer.podCIDRs.some((c) => c.family === 4 && cidrContains(c.cidr, address))) {
+      } else if (!peer.cidrs.some((c) => (a & c.mask) >>> 0 === c.net)) {
         out.tunnel.set(`${address}/32`, { nodeIp: peer.ip, flags: TUNNEL_ENDPOINT });
       }
     }
   }
+  out.issues.sort((x, y) => cmp(x.reason, y.reason) || cmp(x.detail, y.detail));
+  out.unplaced.sort((x, y) => cmp(x.address, y.address));
   return out;
+}
+
+const OCTETS = [0, 0, 0, 0];
+/** A dotted quad as an unsigned 32-bit number, null for anything else (IPv6). */
+function ip4Number(s: string): number | null {
+  const o = parseIp4Octets(s, OCTETS);
+  return o ? ((o[0]! << 24) | (o[1]! << 16) | (o[2]! << 8) | o[3]!) >>> 0 : null;
 }
 
 function cmp(a: string, b: string): number {

@@ -123,6 +123,8 @@ test("never an entry for this node's pod CIDRs; conflicts are issues, decided by
     // a slice without nodeName does not contradict one with it
     { address: '198.18.9.6', nodeName: '' },
     { address: '198.18.9.6', nodeName: 'node-c' },
+    // in node-f's claimed CIDR, which node-c keeps: node-f's endpoint needs its own /32
+    { address: '198.18.3.77', nodeName: 'node-f' },
   ];
   const d = plan([...NODES, ...extra], eps);
   const r = plan([...extra, ...NODES].reverse(), [...eps].reverse());
@@ -132,6 +134,7 @@ test("never an entry for this node's pod CIDRs; conflicts are issues, decided by
   assert.deepEqual(d.tunnel.get('198.18.3.0/24'), { nodeIp: '198.18.0.3', flags: TUNNEL_POD_CIDR });
   assert.deepEqual(d.tunnel.get('198.18.9.5/32'), { nodeIp: '198.18.0.2', flags: TUNNEL_ENDPOINT });
   assert.deepEqual(d.tunnel.get('198.18.9.6/32'), { nodeIp: '198.18.0.3', flags: TUNNEL_ENDPOINT });
+  assert.deepEqual(d.tunnel.get('198.18.3.77/32'), { nodeIp: '198.18.0.6', flags: TUNNEL_ENDPOINT });
   assert.equal(d.nodes.has('198.18.0.1'), false);
   assert.deepEqual(d.issues.map((i) => i.reason).sort(), ['endpoint_conflict', 'node_same_address', 'own_pod_cidr', 'pod_cidr_conflict']);
 });
