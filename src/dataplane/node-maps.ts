@@ -35,7 +35,7 @@ export type NodeMapSkip =
   | 'own_pod_cidr' // another node claims one of this node's pod CIDRs
   | 'pod_cidr_conflict' // two other nodes claim the same pod CIDR: the first name keeps it
   | 'ipv6_endpoint'
-  | 'endpoint_local' // on this node: the stack delivers it
+  | 'endpoint_local' // on this node: nothing to tunnel
   | 'endpoint_no_node_name'
   | 'endpoint_unknown_node'; // nodeName is no Node in the store
 
@@ -216,7 +216,11 @@ export class NodeMapWriter {
     const nodes = new Map<string, number>();
     const tunnel = new Map<string, TunnelTarget>();
     for (const [k, v] of this.maps.nodes.entries()) nodes.set(k.address, v.flags);
-    for (const [k, v] of this.maps.tunnel.entries()) tunnel.set(`${k.address}/${k.prefixlen}`, { nodeIp: v.node_ip, flags: v.flags });
+    for (const [k, v] of this.maps.tunnel.entries()) {
+      // the trie matches only the prefix's bits: a key written with host bits set is the same entry
+      const c = parseCidr(`${k.address}/${k.prefixlen}`);
+      if (c) tunnel.set(`${c.address}/${c.prefix}`, { nodeIp: v.node_ip, flags: v.flags });
+    }
     this.nodes = nodes;
     this.tunnel = tunnel;
     this.adopted = true;
