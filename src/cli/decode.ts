@@ -16,6 +16,7 @@ export function flagNames(table: Record<string, number>, prefix: string, value: 
 export const frontendFlags = (v: number) => flagNames(enums.weir_frontend_flags, 'WEIR_FRONTEND_', v);
 export const backendFlags = (v: number) => flagNames(enums.weir_backend_flags, 'WEIR_BACKEND_', v);
 export const ctFlags = (v: number) => flagNames(enums.weir_ct_flags, 'WEIR_CT_', v);
+export const nodeFlags = (v: number) => flagNames(enums.weir_node_flags, 'WEIR_NODE_', v);
 export const scopeName = (v: number) =>
   Object.entries(enums.weir_frontend_scope)
     .find(([, n]) => n === v)?.[0]

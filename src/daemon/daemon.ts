@@ -20,6 +20,7 @@ import { loadDataplaneAsync, mapOf, type LoadedDataplane } from '../dataplane/lo
 import { acquireInstanceLock, type Lock } from '../dataplane/instance-lock.js';
 import { handOff, type MigrationReport } from '../dataplane/map-upgrade.js';
 import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
+import { NodeMapSync } from '../dataplane/node-map-sync.js';
 import { ServiceSync, type SyncReport } from '../dataplane/service-sync.js';
 import { destroySocketsEverywhere } from '../dataplane/sockets.js';
 import { allowLocalSource, SysctlRecorder } from '../dataplane/sysctl.js';
@@ -36,7 +37,7 @@ import { Store } from '../sources/store.js';
 import type { ObjectEvent, SourceEvent } from '../sources/types.js';
 import type { DaemonConfig } from './config.js';
 import { DaemonHealth } from './health.js';
-import { countingServiceMaps } from './map-writes.js';
+import { countingMap, countingServiceMaps } from './map-writes.js';
 
 const refs = (l: readonly { ifindex: number; ifname: string }[]): InterfaceRef[] => l.map((x) => ({ ifindex: x.ifindex, ifname: x.ifname }));
 const refKey = (l: readonly InterfaceRef[]) => l.map((x) => `${x.ifindex}:${x.ifname}`).join(',');
@@ -58,6 +59,8 @@ export class Daemon {
   private services!: ServiceSync;
   private attach!: AttachManager;
   private ifaces?: IfaceTable;
+  /** weir_nodes4 / weir_tunnel4 from Nodes and EndpointSlices (node-maps.ts) */
+  private nodeMaps?: NodeMapSync;
   private gc!: ConntrackGc;
   /** sysctls weir sets, with their values before (for weir uninstall) */
   private sysctls!: SysctlRecorder;
@@ -148,6 +151,9 @@ export class Daemon {
     this.attach = new AttachManager(this.dp.pinDir, this.dp.objects, this.log);
     if (this.dp.maps.ifaces) this.ifaces = new IfaceTable(this.dp.maps.ifaces, this.log);
     if (this.dp.maps.dsrOptout) syncDsrOptout(this.dp.maps.dsrOptout, cfg.dsrOptoutCidrs, this.log);
+    const { nodes, tunnel } = this.dp.maps;
+    if (nodes && tunnel)
+      this.nodeMaps = new NodeMapSync({ nodes: countingMap(nodes, this.health), tunnel: countingMap(tunnel, this.health) }, this.store, cfg.nodeName, this.log);
     this.gc = new ConntrackGc(this.dp.maps.conntrack, this.log);
     this.sysctls = SysctlRecorder.open(this.dp.pinDir, this.log);
     await this.startMetrics();
@@ -174,6 +180,7 @@ export class Daemon {
     // it, on a first start with manifests)
     const first = this.services.full('start', this.node);
     this.health.fullSynced = true;
+    this.nodeMaps?.start();
 
     this.applyAttachments(this.network);
     // every pinned link now runs this release's programs: what the old ones created since
@@ -368,6 +375,7 @@ export class Daemon {
         this.healthPorts.changed(change.kind, change.previous, change.current);
       }
       this.services.changed(change, e.observedAt);
+      this.nodeMaps?.changed(change);
     }
   }
 
@@ -412,6 +420,7 @@ export class Daemon {
     this.health.inResync = true;
     try {
       this.services.resync();
+      this.nodeMaps?.resync();
     } finally {
       this.health.inResync = false;
     }
@@ -478,6 +487,7 @@ export class Daemon {
     if (this.stopped) return;
     this.stopped = true;
     this.services?.stop();
+    this.nodeMaps?.stop();
     for (const t of this.timers) clearInterval(t);
     this.stopNetlink?.();
     await this.source?.stop();

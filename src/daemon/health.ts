@@ -37,6 +37,9 @@ const ERROR_KINDS: Record<string, string> = {
   'weir_ifaces delete failed': 'iface_table',
   'dsr optout write failed': 'map_write',
   'healthz listen failed': 'healthcheck',
+  'node map write failed': 'node_map',
+  'node map read failed': 'node_map',
+  'node map conflict': 'model',
 };
 
 export interface SourceHealth {

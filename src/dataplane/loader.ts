@@ -30,7 +30,11 @@ import {
   type WeirLbSrc4Key,
   type WeirMaglev4,
   type WeirMaglev4Key,
+  type WeirNode4,
+  type WeirNode4Key,
   type WeirSockDestroy4Key,
+  type WeirTunnel4,
+  type WeirTunnel4Key,
 } from '../bpf/index.js';
 import { packageRoot } from '../package-root.js';
 import { preparePinDir } from './bpffs.js';
@@ -63,6 +67,10 @@ export interface ServiceMaps {
   ifaces?: TypedMap<number, WeirIface>;
   /** clients that keep tunnel mode under DSR (dsr-optout.ts); optional for fakes */
   dsrOptout?: TypedMap<WeirDsrOptout4Key, number>;
+  /** the other nodes' underlay addresses, for decapsulation (node-maps.ts); optional for fakes */
+  nodes?: TypedMap<WeirNode4Key, WeirNode4>;
+  /** pod prefixes on other nodes -> that node, for encapsulation (node-maps.ts); optional for fakes */
+  tunnel?: TypedMap<WeirTunnel4Key, WeirTunnel4>;
 }
 
 /** Typed views of the service maps of a loaded object set (any object holding them). */
@@ -79,6 +87,8 @@ export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject }
     sourceRanges: typedMap(m('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),
     ifaces: typedMap(m('weir_ifaces'), u32, codecFor('weir_iface')),
     dsrOptout: typedMap(m('weir_dsr_optout4'), codecFor('weir_dsr_optout4_key'), u8),
+    nodes: typedMap(m('weir_nodes4'), codecFor('weir_node4_key'), codecFor('weir_node4')),
+    tunnel: typedMap(m('weir_tunnel4'), codecFor('weir_tunnel4_key'), codecFor('weir_tunnel4')),
   };
 }
 

@@ -406,3 +406,24 @@ export function endpointSlice(s: { name: string; service: string; namespace?: st
     })),
   };
 }
+
+export interface NodeSpec {
+  name: string;
+  /** status.addresses InternalIP(s), in order (the first of each family is the node's) */
+  internalIP?: string | string[];
+  podCIDRs?: string[];
+  /** the topology.kubernetes.io/zone label */
+  zone?: string;
+}
+
+/** A Node object as the API shows it: InternalIP addresses, spec.podCIDRs (and podCIDR), the zone label. */
+export function node(s: NodeSpec): object {
+  const ips = s.internalIP === undefined ? [] : Array.isArray(s.internalIP) ? s.internalIP : [s.internalIP];
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: s.name, labels: { 'kubernetes.io/hostname': s.name, ...(s.zone ? { 'topology.kubernetes.io/zone': s.zone } : {}) } },
+    spec: s.podCIDRs?.length ? { podCIDR: s.podCIDRs[0], podCIDRs: s.podCIDRs } : {},
+    status: { addresses: [...ips.map((address) => ({ type: 'InternalIP', address })), { type: 'Hostname', address: s.name }] },
+  };
+}
