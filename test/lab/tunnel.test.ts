@@ -1,0 +1,163 @@
+// Issue 12, must-shows 1, 2 and 6 (tunnel return mode): two lab nodes with plain routed pod
+// networks (CNI ptp pods), `weir daemon` on each, reading the same manifests: a NodePort
+// Service (externalTrafficPolicy: Cluster) whose only backend runs on node2, and both Node
+// objects (InternalIP, podCIDR). An external client on the underlay dials node1's NodePort:
+// node1 DNATs and encapsulates the packet in VXLAN to node2 (captured on the wire: UDP 4789,
+// weir's VNI), node2 decapsulates and delivers it, the backend sees the client's own address,
+// and the replies go back through the tunnel to node1, which reverse-NATs them (the counters
+// of both nodes say so). Without the tunnel the backend would answer the client from its pod
+// address and every connection would time out. Then iperf3 both ways, a client that sends
+// full-size packets without GSO (frag needed from node1, and its transfer completes), and
+// kill -9 of each node's daemon during a forwarded stream: it goes on.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { runCleanups } from '../lib/cleanup.js';
+import { Lab, type External, type LabNode, type Pod } from '../lib/lab.js';
+import { sleep } from '../lib/proc.js';
+import { endpointSlice, service, WeirNode, type PortSpec } from '../lib/weir-node.js';
+
+const NODEPORT = 30090;
+const IPERF_NODEPORT = 30091;
+const PORTS: PortSpec[] = [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: NODEPORT }];
+const IPERF_PORTS: PortSpec[] = [{ name: 'iperf', port: 5201, targetPort: 5201, protocol: 'TCP', nodePort: IPERF_NODEPORT }];
+const VNI = 0x574549;
+
+function nodeObject(n: LabNode): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name: n.name, labels: { 'kubernetes.io/hostname': n.name } },
+    spec: { podCIDR: n.podSubnet, podCIDRs: [n.podSubnet] },
+    status: { addresses: [{ type: 'InternalIP', address: n.address }] },
+  };
+}
+
+function manifests(nodes: LabNode[], backend: Pod): object[] {
+  return [
+    ...nodes.map(nodeObject),
+    service({ name: 'web', type: 'NodePort', clusterIP: '198.19.0.60', ports: PORTS }),
+    endpointSlice({ name: 'web-1', service: 'web', ports: PORTS, endpoints: [{ ip: backend.ip, node: backend.node.name }] }),
+    service({ name: 'iperf', type: 'NodePort', clusterIP: '198.19.0.61', ports: IPERF_PORTS }),
+    endpointSlice({ name: 'iperf-1', service: 'iperf', ports: IPERF_PORTS, endpoints: [{ ip: backend.ip, node: backend.node.name }] }),
+  ];
+}
+
+describe('across nodes: NodePort to a backend on the other node through the VXLAN tunnel (tunnel return)', () => {
+  let lab: Lab;
+  let node1: LabNode;
+  let node2: LabNode;
+  let backend: Pod;
+  let client: External;
+  let weir1: WeirNode;
+  let weir2: WeirNode;
+
+  before(async () => {
+    lab = await Lab.create({ name: 'tunnel' });
+    node1 = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
+    node2 = await lab.node('node2', { address: '198.18.0.2/24', podSubnet: '198.18.2.0/24' });
+    await lab.routePodSubnets();
+    backend = await lab.pod(node2, 'be-remote');
+    await backend.ns.echoServer({ name: 'be-remote', port: 8080 });
+    await backend.ns.iperfServer({ port: 5201 });
+    client = await lab.external('client', { address: '198.18.0.100/24' });
+    weir1 = await WeirNode.create(lab, node1, { connectTimeLb: 'off' });
+    weir2 = await WeirNode.create(lab, node2, { connectTimeLb: 'off' });
+    for (const w of [weir1, weir2]) w.writeManifest('web.yaml', manifests([node1, node2], backend));
+    await Promise.all([weir1.start(), weir2.start()]);
+  });
+  after(async () => {
+    await lab?.destroy();
+    await runCleanups();
+  });
+
+  test("MS1: the backend on node2 sees the client; the forward leg is VXLAN on UDP 4789 with weir's VNI; replies return through node1", async () => {
+    const c1 = weir1.counters();
+    const c2 = weir2.counters();
+    // the wire between the nodes: node2's underlay interface, UDP to 4789 from node1
+    const capture = node2.ns.spawn(
+      'tcpdump',
+      ['-i', node2.ifname, '-n', '-l', '-c', '4', '-x', 'udp', 'and', 'dst', 'port', '4789', 'and', 'src', 'host', node1.address],
+      {
+        label: 'tcpdump',
+      },
+    );
+    await sleep(500);
+    const r = await weir1.spread(client.ns, node1.address, NODEPORT, { count: 20, concurrency: 4 });
+    assert.equal(r.failures, 0, r.errors.join('; '));
+    assert.deepEqual(Object.keys(r.servers), ['be-remote']);
+    assert.deepEqual(
+      r.peers['be-remote']!.map((p) => p.split(':')[0]).filter((a, i, all) => all.indexOf(a) === i),
+      [client.address],
+      'the backend sees the client',
+    );
+    await capture.exited;
+    const dump = capture.stdout;
+    console.log(`# ${dump.split('\n').filter((l) => /IP /.test(l))[0]}`);
+    assert.match(dump, new RegExp(`IP ${node1.address.replace(/\./g, '\\.')}\\.\\d+ > ${node2.address.replace(/\./g, '\\.')}\\.4789: VXLAN`), dump);
+    // the VXLAN header: 0x08 flags, then the VNI in bytes 4..6 (tcpdump -x prints the IP packet; VXLAN starts at 28)
+    const hex = dump
+      .split('\n')
+      .filter((l) => /^\s+0x[0-9a-f]{4}:/.test(l))
+      .slice(0, 3)
+      .map((l) => l.replace(/^\s+0x[0-9a-f]{4}:\s+/, '').replace(/\s+/g, ''))
+      .join('');
+    assert.equal(hex.slice(56, 58), '08', `VXLAN I flag: ${hex}`);
+    assert.equal(parseInt(hex.slice(64, 70), 16), VNI, `weir's VNI: ${hex}`);
+
+    const d1 = weir1.counters();
+    const d2 = weir2.counters();
+    const delta = (a: Record<string, Record<string, number>>, b: Record<string, Record<string, number>>, reason: string) =>
+      (a.from_host?.[reason] ?? 0) - (b.from_host?.[reason] ?? 0);
+    console.log(`# node1 from_host ${JSON.stringify(d1.from_host)}; node2 ${JSON.stringify(d2.from_host)} from_pod ${JSON.stringify(d2.from_pod)}`);
+    assert.equal(delta(d1, c1, 'service_nat'), 20, 'node1 chose a backend for each connection');
+    assert.ok(delta(d1, c1, 'tunnel_encap') >= 20 * 3, 'node1 encapsulated every client packet');
+    assert.ok(delta(d2, c2, 'tunnel_decap') >= 20 * 3, 'node2 decapsulated them');
+    assert.equal(delta(d2, c2, 'ct_tracked_new'), 20, 'node2 gave each forwarded connection an entry pair');
+    assert.ok((d2.from_pod?.tunnel_encap ?? 0) - (c2.from_pod?.tunnel_encap ?? 0) >= 20 * 2, 'node2 sent the replies back into the tunnel');
+    assert.ok(delta(d1, c1, 'tunnel_decap') >= 20 * 2, 'node1 received the replies from the tunnel');
+    assert.ok(delta(d1, c1, 'reverse_nat') >= 20 * 2, 'node1 reverse-NATed them for the client');
+  });
+
+  test('MS2: iperf3 through the tunnel in both directions', async () => {
+    for (const reverse of [false, true]) {
+      // capped: veths share per-CPU backlogs, and an unbounded flood drops packets of other labs
+      const r = await client.ns.iperfClient(node1.address, { port: IPERF_NODEPORT, seconds: 2, bitrate: '1G', reverse });
+      console.log(`# iperf3 ${reverse ? 'backend -> client' : 'client -> backend'}: ${(r.receivedBitsPerSecond / 1e6).toFixed(0)} Mbit/s`);
+      assert.ok(r.receivedBitsPerSecond > 50e6, `${reverse ? '-R' : ''}: ${r.receivedBitsPerSecond} bit/s`);
+    }
+  });
+
+  test('MS2: a client sending full-size packets (no GSO) gets frag needed (MTU 1450) from node1 and completes its transfer', async () => {
+    const small = await lab.external('client-nogso', { address: '198.18.0.101/24' });
+    await small.ns.exec('ethtool', ['-K', small.ifname, 'gso', 'off', 'tso', 'off']);
+    const before = weir1.counter('from_host', 'tunnel_frag_needed');
+    const r = await small.ns.exec('iperf3', ['-c', node1.address, '-p', String(IPERF_NODEPORT), '-b', '200M', '-n', '4M', '-J'], { timeoutMs: 30_000 });
+    const j = JSON.parse(r.stdout) as { end: { sum_received: { bytes: number } } };
+    assert.ok(j.end.sum_received.bytes >= 4 * 1024 * 1024, `transfer completed: ${j.end.sum_received.bytes} bytes`);
+    const fragNeeded = weir1.counter('from_host', 'tunnel_frag_needed') - before;
+    assert.ok(fragNeeded >= 1, 'node1 sent frag needed');
+    const route = await small.ns.exec('ip', ['route', 'get', node1.address]);
+    console.log(`# frag needed sent ${fragNeeded}x; client's route cache: ${route.stdout.trim().replace(/\s+/g, ' ')}`);
+    assert.match(route.stdout, /mtu 1450/, 'the client learned the path MTU');
+  });
+
+  for (const which of ['node1 (ingress)', 'node2 (backend)'] as const) {
+    test(`MS6: kill -9 of weir on ${which} during a forwarded TCP stream: the stream goes on, new connections work`, async () => {
+      const w = which.startsWith('node1') ? weir1 : weir2;
+      const flow = w.flow(client.ns, node1.address, NODEPORT, { seconds: 0, interval: 20 });
+      await flow.waitReplies(10);
+      const daemon = w.process!;
+      daemon.signalGroup('SIGKILL');
+      await daemon.exited;
+      const whileDead = await w.spread(client.ns, node1.address, NODEPORT, { count: 10 });
+      assert.equal(whileDead.failures, 0, whileDead.errors.join('; '));
+      await flow.waitReplies(flow.replies() + 10);
+      const f = await flow.stop();
+      assert.equal(f.error, undefined);
+      assert.equal(f.received, f.sent, `every line across the kill came back: ${JSON.stringify(f)}`);
+      console.log(`# kill -9 on ${which}: ${f.sent} lines, longest gap ${f.maxGapMs} ms`);
+      await w.start();
+    });
+  }
+});
