@@ -1,14 +1,16 @@
-// Issue 12, must-shows 1, 2 and 6 (tunnel return mode): two lab nodes with plain routed pod
+// Issue 12, must-shows 1, 2 and 6, in both return modes: two lab nodes with plain routed pod
 // networks (CNI ptp pods), `weir daemon` on each, reading the same manifests: a NodePort
 // Service (externalTrafficPolicy: Cluster) whose only backend runs on node2, and both Node
 // objects (InternalIP, podCIDR). An external client on the underlay dials node1's NodePort:
 // node1 DNATs and encapsulates the packet in VXLAN to node2 (captured on the wire: UDP 4789,
 // weir's VNI), node2 decapsulates and delivers it, the backend sees the client's own address,
-// and the replies go back through the tunnel to node1, which reverse-NATs them (the counters
-// of both nodes say so). Without the tunnel the backend would answer the client from its pod
-// address and every connection would time out. Then iperf3 both ways, a client that sends
-// full-size packets without GSO (frag needed from node1, and its transfer completes), and
-// kill -9 of each node's daemon during a forwarded stream: it goes on.
+// and the replies go back through the tunnel to node1, which reverse-NATs them (tunnel mode),
+// or leave node2 for the client from node1's address and NodePort (DSR, captured on node2's
+// wire), the counters of both nodes saying which. Without the tunnel the backend would answer
+// the client from its pod address and every connection would time out. Then iperf3 both ways,
+// a client that sends full-size packets without GSO (frag needed from node1, and its transfer
+// completes), kill -9 of each node's daemon during a forwarded stream (it goes on), and in
+// DSR a client listed in --dsr-optout-cidrs gets tunnel mode.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -43,121 +45,157 @@ function manifests(nodes: LabNode[], backend: Pod): object[] {
   ];
 }
 
-describe('across nodes: NodePort to a backend on the other node through the VXLAN tunnel (tunnel return)', () => {
-  let lab: Lab;
-  let node1: LabNode;
-  let node2: LabNode;
-  let backend: Pod;
-  let client: External;
-  let weir1: WeirNode;
-  let weir2: WeirNode;
+type Mode = 'tunnel' | 'dsr';
+type Counters = Record<string, Record<string, number>>;
+const delta = (a: Counters, b: Counters, hook: string, reason: string) => (a[hook]?.[reason] ?? 0) - (b[hook]?.[reason] ?? 0);
+const ipRe = (a: string) => a.replace(/\./g, '\\.');
 
-  before(async () => {
-    lab = await Lab.create({ name: 'tunnel' });
-    node1 = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
-    node2 = await lab.node('node2', { address: '198.18.0.2/24', podSubnet: '198.18.2.0/24' });
-    await lab.routePodSubnets();
-    backend = await lab.pod(node2, 'be-remote');
-    await backend.ns.echoServer({ name: 'be-remote', port: 8080 });
-    await backend.ns.iperfServer({ port: 5201 });
-    client = await lab.external('client', { address: '198.18.0.100/24' });
-    weir1 = await WeirNode.create(lab, node1, { connectTimeLb: 'off' });
-    weir2 = await WeirNode.create(lab, node2, { connectTimeLb: 'off' });
-    for (const w of [weir1, weir2]) w.writeManifest('web.yaml', manifests([node1, node2], backend));
-    await Promise.all([weir1.start(), weir2.start()]);
-  });
-  after(async () => {
-    await lab?.destroy();
-    await runCleanups();
-  });
+for (const mode of ['tunnel', 'dsr'] as Mode[]) {
+  describe(`across nodes: NodePort to a backend on the other node through the VXLAN tunnel (${mode} return)`, () => {
+    let lab: Lab;
+    let node1: LabNode;
+    let node2: LabNode;
+    let backend: Pod;
+    let client: External;
+    let weir1: WeirNode;
+    let weir2: WeirNode;
+    const weir1Args = ['--external-service-mode', mode];
 
-  test("MS1: the backend on node2 sees the client; the forward leg is VXLAN on UDP 4789 with weir's VNI; replies return through node1", async () => {
-    const c1 = weir1.counters();
-    const c2 = weir2.counters();
-    // the wire between the nodes: node2's underlay interface, UDP to 4789 from node1
-    const capture = node2.ns.spawn(
-      'tcpdump',
-      ['-i', node2.ifname, '-n', '-l', '-c', '4', '-x', 'udp', 'and', 'dst', 'port', '4789', 'and', 'src', 'host', node1.address],
-      {
-        label: 'tcpdump',
-      },
-    );
-    await sleep(500);
-    const r = await weir1.spread(client.ns, node1.address, NODEPORT, { count: 20, concurrency: 4 });
-    assert.equal(r.failures, 0, r.errors.join('; '));
-    assert.deepEqual(Object.keys(r.servers), ['be-remote']);
-    assert.deepEqual(
-      r.peers['be-remote']!.map((p) => p.split(':')[0]).filter((a, i, all) => all.indexOf(a) === i),
-      [client.address],
-      'the backend sees the client',
-    );
-    await capture.exited;
-    const dump = capture.stdout;
-    console.log(`# ${dump.split('\n').filter((l) => /IP /.test(l))[0]}`);
-    assert.match(dump, new RegExp(`IP ${node1.address.replace(/\./g, '\\.')}\\.\\d+ > ${node2.address.replace(/\./g, '\\.')}\\.4789: VXLAN`), dump);
-    // the VXLAN header: 0x08 flags, then the VNI in bytes 4..6 (tcpdump -x prints the IP packet; VXLAN starts at 28)
-    const hex = dump
-      .split('\n')
-      .filter((l) => /^\s+0x[0-9a-f]{4}:/.test(l))
-      .slice(0, 3)
-      .map((l) => l.replace(/^\s+0x[0-9a-f]{4}:\s+/, '').replace(/\s+/g, ''))
-      .join('');
-    assert.equal(hex.slice(56, 58), '08', `VXLAN I flag: ${hex}`);
-    assert.equal(parseInt(hex.slice(64, 70), 16), VNI, `weir's VNI: ${hex}`);
-
-    const d1 = weir1.counters();
-    const d2 = weir2.counters();
-    const delta = (a: Record<string, Record<string, number>>, b: Record<string, Record<string, number>>, reason: string) =>
-      (a.from_host?.[reason] ?? 0) - (b.from_host?.[reason] ?? 0);
-    console.log(`# node1 from_host ${JSON.stringify(d1.from_host)}; node2 ${JSON.stringify(d2.from_host)} from_pod ${JSON.stringify(d2.from_pod)}`);
-    assert.equal(delta(d1, c1, 'service_nat'), 20, 'node1 chose a backend for each connection');
-    assert.ok(delta(d1, c1, 'tunnel_encap') >= 20 * 3, 'node1 encapsulated every client packet');
-    assert.ok(delta(d2, c2, 'tunnel_decap') >= 20 * 3, 'node2 decapsulated them');
-    assert.equal(delta(d2, c2, 'ct_tracked_new'), 20, 'node2 gave each forwarded connection an entry pair');
-    assert.ok((d2.from_pod?.tunnel_encap ?? 0) - (c2.from_pod?.tunnel_encap ?? 0) >= 20 * 2, 'node2 sent the replies back into the tunnel');
-    assert.ok(delta(d1, c1, 'tunnel_decap') >= 20 * 2, 'node1 received the replies from the tunnel');
-    assert.ok(delta(d1, c1, 'reverse_nat') >= 20 * 2, 'node1 reverse-NATed them for the client');
-  });
-
-  test('MS2: iperf3 through the tunnel in both directions', async () => {
-    for (const reverse of [false, true]) {
-      // capped: veths share per-CPU backlogs, and an unbounded flood drops packets of other labs
-      const r = await client.ns.iperfClient(node1.address, { port: IPERF_NODEPORT, seconds: 2, bitrate: '1G', reverse });
-      console.log(`# iperf3 ${reverse ? 'backend -> client' : 'client -> backend'}: ${(r.receivedBitsPerSecond / 1e6).toFixed(0)} Mbit/s`);
-      assert.ok(r.receivedBitsPerSecond > 50e6, `${reverse ? '-R' : ''}: ${r.receivedBitsPerSecond} bit/s`);
-    }
-  });
-
-  test('MS2: a client sending full-size packets (no GSO) gets frag needed (MTU 1450) from node1 and completes its transfer', async () => {
-    const small = await lab.external('client-nogso', { address: '198.18.0.101/24' });
-    await small.ns.exec('ethtool', ['-K', small.ifname, 'gso', 'off', 'tso', 'off']);
-    const before = weir1.counter('from_host', 'tunnel_frag_needed');
-    const r = await small.ns.exec('iperf3', ['-c', node1.address, '-p', String(IPERF_NODEPORT), '-b', '200M', '-n', '4M', '-J'], { timeoutMs: 30_000 });
-    const j = JSON.parse(r.stdout) as { end: { sum_received: { bytes: number } } };
-    assert.ok(j.end.sum_received.bytes >= 4 * 1024 * 1024, `transfer completed: ${j.end.sum_received.bytes} bytes`);
-    const fragNeeded = weir1.counter('from_host', 'tunnel_frag_needed') - before;
-    assert.ok(fragNeeded >= 1, 'node1 sent frag needed');
-    const route = await small.ns.exec('ip', ['route', 'get', node1.address]);
-    console.log(`# frag needed sent ${fragNeeded}x; client's route cache: ${route.stdout.trim().replace(/\s+/g, ' ')}`);
-    assert.match(route.stdout, /mtu 1450/, 'the client learned the path MTU');
-  });
-
-  for (const which of ['node1 (ingress)', 'node2 (backend)'] as const) {
-    test(`MS6: kill -9 of weir on ${which} during a forwarded TCP stream: the stream goes on, new connections work`, async () => {
-      const w = which.startsWith('node1') ? weir1 : weir2;
-      const flow = w.flow(client.ns, node1.address, NODEPORT, { seconds: 0, interval: 20 });
-      await flow.waitReplies(10);
-      const daemon = w.process!;
-      daemon.signalGroup('SIGKILL');
-      await daemon.exited;
-      const whileDead = await w.spread(client.ns, node1.address, NODEPORT, { count: 10 });
-      assert.equal(whileDead.failures, 0, whileDead.errors.join('; '));
-      await flow.waitReplies(flow.replies() + 10);
-      const f = await flow.stop();
-      assert.equal(f.error, undefined);
-      assert.equal(f.received, f.sent, `every line across the kill came back: ${JSON.stringify(f)}`);
-      console.log(`# kill -9 on ${which}: ${f.sent} lines, longest gap ${f.maxGapMs} ms`);
-      await w.start();
+    before(async () => {
+      lab = await Lab.create({ name: `tunnel-${mode}` });
+      node1 = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
+      node2 = await lab.node('node2', { address: '198.18.0.2/24', podSubnet: '198.18.2.0/24' });
+      await lab.routePodSubnets();
+      backend = await lab.pod(node2, 'be-remote');
+      await backend.ns.echoServer({ name: 'be-remote', port: 8080 });
+      await backend.ns.iperfServer({ port: 5201 });
+      client = await lab.external('client', { address: '198.18.0.100/24' });
+      weir1 = await WeirNode.create(lab, node1, { connectTimeLb: 'off', extraArgs: weir1Args });
+      weir2 = await WeirNode.create(lab, node2, { connectTimeLb: 'off', extraArgs: ['--external-service-mode', mode] });
+      for (const w of [weir1, weir2]) w.writeManifest('web.yaml', manifests([node1, node2], backend));
+      await Promise.all([weir1.start(), weir2.start()]);
     });
-  }
-});
+    after(async () => {
+      await lab?.destroy();
+      await runCleanups();
+    });
+
+    const returns = mode === 'tunnel' ? 'replies return through node1' : 'replies leave node2 from node1:NodePort';
+    test(`MS1 (${mode}): the backend on node2 sees the client; the forward leg is VXLAN on UDP 4789 with weir's VNI; ${returns}`, async () => {
+      const c1 = weir1.counters();
+      const c2 = weir2.counters();
+      // the wire between the nodes: node2's underlay interface, UDP to 4789 from node1
+      const vxlan = node2.ns.spawn('tcpdump', ['-i', node2.ifname, '-n', '-l', '-c', '4', '-x', 'udp and dst port 4789 and src host ' + node1.address], {
+        label: 'tcpdump vxlan',
+      });
+      // what node2 sends out of its underlay interface from node1's NodePort: DSR replies
+      const direct = node2.ns.spawn('tcpdump', ['-i', node2.ifname, '-Q', 'out', '-n', '-l', `tcp and src host ${node1.address} and src port ${NODEPORT}`], {
+        label: 'tcpdump dsr',
+      });
+      await sleep(500);
+      const r = await weir1.spread(client.ns, node1.address, NODEPORT, { count: 20, concurrency: 4 });
+      assert.equal(r.failures, 0, r.errors.join('; '));
+      assert.deepEqual(Object.keys(r.servers), ['be-remote']);
+      assert.deepEqual([...new Set(r.peers['be-remote'])], [client.address], 'the backend sees the client');
+      await vxlan.exited;
+      await sleep(300);
+      await direct.stop();
+      const dump = vxlan.stdout;
+      console.log(`# ${dump.split('\n').filter((l) => /IP /.test(l))[0]}`);
+      assert.match(dump, new RegExp(`IP ${ipRe(node1.address)}\\.\\d+ > ${ipRe(node2.address)}\\.4789: VXLAN`), dump);
+      // the VXLAN header: 0x08 flags, then the VNI in bytes 4..6 (tcpdump -x prints the IP packet; VXLAN starts at 28)
+      const hex = dump
+        .split('\n')
+        .filter((l) => /^\s+0x[0-9a-f]{4}:/.test(l))
+        .slice(0, 3)
+        .map((l) => l.replace(/^\s+0x[0-9a-f]{4}:\s+/, '').replace(/\s+/g, ''))
+        .join('');
+      assert.equal(hex.slice(56, 58), '08', `VXLAN I flag: ${hex}`);
+      assert.equal(parseInt(hex.slice(64, 70), 16), VNI, `weir's VNI: ${hex}`);
+      const fromFrontend = direct.stdout.split('\n').filter((l) => l.includes(`> ${client.address}.`)).length;
+      console.log(`# node2 sent ${fromFrontend} packets from ${node1.address}:${NODEPORT} to the client`);
+
+      const d1 = weir1.counters();
+      const d2 = weir2.counters();
+      console.log(`# node1 from_host ${JSON.stringify(d1.from_host)}; node2 from_host ${JSON.stringify(d2.from_host)} from_pod ${JSON.stringify(d2.from_pod)}`);
+      assert.equal(delta(d1, c1, 'from_host', 'service_nat'), 20, 'node1 chose a backend for each connection');
+      assert.ok(delta(d1, c1, 'from_host', 'tunnel_encap') >= 20 * 3, 'node1 encapsulated every client packet');
+      assert.ok(delta(d2, c2, 'from_host', 'tunnel_decap') >= 20 * 3, 'node2 decapsulated them');
+      if (mode === 'tunnel') {
+        assert.equal(delta(d2, c2, 'from_host', 'ct_tracked_new'), 20, 'node2 gave each forwarded connection an entry pair');
+        assert.ok(delta(d2, c2, 'from_pod', 'tunnel_encap') >= 20 * 2, 'node2 sent the replies back into the tunnel');
+        assert.ok(delta(d1, c1, 'from_host', 'tunnel_decap') >= 20 * 2, 'node1 received the replies from the tunnel');
+        assert.ok(delta(d1, c1, 'from_host', 'reverse_nat') >= 20 * 2, 'node1 reverse-NATed them for the client');
+        assert.equal(fromFrontend, 0, 'nothing left node2 from the frontend');
+      } else {
+        assert.equal(delta(d2, c2, 'from_host', 'service_nat'), 20, 'node2 DNATed each connection to the backend node1 named');
+        assert.ok(delta(d2, c2, 'from_pod', 'reverse_nat') >= 20 * 2, 'node2 answered the client from the frontend');
+        assert.equal(delta(d2, c2, 'from_pod', 'tunnel_encap'), 0, 'no reply went back into the tunnel');
+        assert.equal(delta(d1, c1, 'from_host', 'tunnel_decap'), 0, 'node1 received no reply');
+        assert.ok(fromFrontend >= 20 * 2, `the replies left node2 from ${node1.address}:${NODEPORT}: ${fromFrontend}`);
+      }
+    });
+
+    test(`MS2 (${mode}): iperf3 through the tunnel in both directions`, async () => {
+      for (const reverse of [false, true]) {
+        // capped: veths share per-CPU backlogs, and an unbounded flood drops packets of other labs
+        const r = await client.ns.iperfClient(node1.address, { port: IPERF_NODEPORT, seconds: 2, bitrate: '1G', reverse });
+        console.log(`# iperf3 (${mode}) ${reverse ? 'backend -> client' : 'client -> backend'}: ${(r.receivedBitsPerSecond / 1e6).toFixed(0)} Mbit/s`);
+        assert.ok(r.receivedBitsPerSecond > 50e6, `${reverse ? '-R' : ''}: ${r.receivedBitsPerSecond} bit/s`);
+      }
+    });
+
+    test(`MS2 (${mode}): a client sending full-size packets (no GSO) gets frag needed (MTU 1450) from node1 and completes its transfer`, async () => {
+      const small = await lab.external('client-nogso', { address: '198.18.0.101/24' });
+      await small.ns.exec('ethtool', ['-K', small.ifname, 'gso', 'off', 'tso', 'off']);
+      const before = weir1.counter('from_host', 'tunnel_frag_needed');
+      const r = await small.ns.exec('iperf3', ['-c', node1.address, '-p', String(IPERF_NODEPORT), '-b', '200M', '-n', '4M', '-J'], { timeoutMs: 30_000 });
+      const j = JSON.parse(r.stdout) as { end: { sum_sent: { bytes: number }; sum_received: { bytes: number } } };
+      // the sender's count is exact (-n); the receiver's summary may miss the last interval's bytes
+      assert.ok(j.end.sum_sent.bytes >= 4 * 1024 * 1024, `transfer completed: ${j.end.sum_sent.bytes} bytes sent`);
+      assert.ok(j.end.sum_received.bytes >= 0.9 * 4 * 1024 * 1024, `received ${j.end.sum_received.bytes} bytes`);
+      const fragNeeded = weir1.counter('from_host', 'tunnel_frag_needed') - before;
+      assert.ok(fragNeeded >= 1, 'node1 sent frag needed');
+      const route = await small.ns.exec('ip', ['route', 'get', node1.address]);
+      console.log(`# frag needed sent ${fragNeeded}x; client's route cache: ${route.stdout.trim().replace(/\s+/g, ' ')}`);
+      assert.match(route.stdout, /mtu 1450/, 'the client learned the path MTU');
+    });
+
+    for (const which of ['node1 (ingress)', 'node2 (backend)'] as const) {
+      test(`MS6 (${mode}): kill -9 of weir on ${which} during a forwarded TCP stream: the stream goes on, new connections work`, async () => {
+        const w = which.startsWith('node1') ? weir1 : weir2;
+        const flow = w.flow(client.ns, node1.address, NODEPORT, { seconds: 0, interval: 20 });
+        await flow.waitReplies(10);
+        const daemon = w.process!;
+        daemon.signalGroup('SIGKILL');
+        await daemon.exited;
+        const whileDead = await w.spread(client.ns, node1.address, NODEPORT, { count: 10 });
+        assert.equal(whileDead.failures, 0, whileDead.errors.join('; '));
+        await flow.waitReplies(flow.replies() + 10);
+        const f = await flow.stop();
+        assert.equal(f.error, undefined);
+        assert.equal(f.received, f.sent, `every line across the kill came back: ${JSON.stringify(f)}`);
+        console.log(`# kill -9 on ${which} (${mode}): ${f.sent} lines, longest gap ${f.maxGapMs} ms`);
+        await w.start();
+      });
+    }
+
+    if (mode === 'dsr')
+      test('DSR: a client in --dsr-optout-cidrs keeps tunnel mode (its replies come back through node1)', async () => {
+        const p = weir1.process!;
+        p.signalGroup('SIGTERM');
+        await p.exited;
+        weir1Args.push('--dsr-optout-cidrs', `${client.address}/32`);
+        await weir1.start();
+        const c1 = weir1.counters();
+        const c2 = weir2.counters();
+        const r = await weir1.spread(client.ns, node1.address, NODEPORT, { count: 10, concurrency: 2 });
+        assert.equal(r.failures, 0, r.errors.join('; '));
+        const d1 = weir1.counters();
+        const d2 = weir2.counters();
+        assert.ok(delta(d1, c1, 'from_host', 'tunnel_decap') >= 10 * 2, 'the replies came back through node1');
+        assert.equal(delta(d2, c2, 'from_host', 'ct_tracked_new'), 10, 'node2 saw tunnel-mode flows');
+        assert.equal(delta(d2, c2, 'from_host', 'service_nat'), 0, 'node2 did not DNAT them');
+      });
+  });
+}
