@@ -1,23 +1,30 @@
-// The demo lab (`make demo`): one node namespace with pods made by the real CNI ptp plugin
-// and an external client on the underlay; `weir daemon` runs inside the node on a manifests
+// The demo lab (`make demo`): two node namespaces with pods made by the real CNI ptp plugin
+// and an external client on the underlay; `weir daemon` runs inside each node on a manifests
 // directory, and real traffic shows what it does:
 //   1. a ClusterIP spread over three backends (new connections from a pod),
 //   2. a NodePort reached from the external client, the backend reporting the client's
 //      real address (no SNAT), the reply coming from the address the client dialled,
-//   3. a service with no endpoints refused at once instead of timing out,
-// with `weir services`, `weir ct list` and `weir counters` showing the maps behind it.
+//   3. a NodePort on node1 whose only backend runs on node2: carried there in VXLAN, the
+//      backend still sees the client's own address,
+//   4. a service with no endpoints refused at once instead of timing out,
+// with `weir services`, `weir nodes`, `weir ct list` and `weir counters` showing the maps.
 // Everything is torn down at the end, also on failure or Ctrl-C.
 
 import { execFileSync } from 'node:child_process';
 import { Lab, type LabNode, type Pod } from '../test/lib/lab.js';
 import { runCleanups } from '../test/lib/cleanup.js';
 import { binWeir } from '../test/lib/paths.js';
-import { WeirNode, endpointSlice, service } from '../test/lib/weir-node.js';
+import { WeirNode, endpointSlice, node as nodeObject, service } from '../test/lib/weir-node.js';
 
 const say = (s: string) => process.stdout.write(`\n== ${s}\n`);
 const CLUSTER_IP = '198.19.0.10';
 const EMPTY_IP = '198.19.0.11';
+const API_IP = '198.19.0.12';
+
+/** A lab node as its Node object: what weir reads to reach that node's pods. */
+const nodeManifest = (n: LabNode) => nodeObject({ name: n.name, internalIP: n.address, podCIDRs: [n.podSubnet!] });
 const NODE_PORT = 30080;
+const REMOTE_NODE_PORT = 30081;
 
 function weirCli(node: LabNode, weir: WeirNode, ...args: string[]): string {
   return execFileSync('nsenter', [`--net=${node.ns.path}`, binWeir, ...args, '--bpf-root', weir.lab.bpffs, '--instance', weir.instance], { encoding: 'utf8' });
@@ -26,8 +33,12 @@ function weirCli(node: LabNode, weir: WeirNode, ...args: string[]): string {
 async function main(): Promise<void> {
   const lab = await Lab.create({ name: 'demo' });
   try {
-    say('lab: node1 (198.18.0.1), pods from the CNI ptp plugin, an external client (198.18.0.100)');
+    say('lab: node1 (198.18.0.1) and node2 (198.18.0.2), pods from the CNI ptp plugin, an external client (198.18.0.100)');
     const node = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
+    const node2 = await lab.node('node2', { address: '198.18.0.2/24', podSubnet: '198.18.2.0/24' });
+    await lab.routePodSubnets();
+    const remote = await lab.pod(node2, 'api-remote');
+    await remote.ns.echoServer({ name: 'api-remote', port: 8080 });
     const backends: Pod[] = [];
     for (const name of ['web-a', 'web-b', 'web-c']) {
       const pod = await lab.pod(node, name);
@@ -37,17 +48,24 @@ async function main(): Promise<void> {
     const client = await lab.pod(node, 'client');
     const outside = await lab.external('outside', { address: '198.18.0.100/24' });
     for (const p of backends) console.log(`  backend ${p.name} ${p.ip}:8080 (echo server: replies with its name and the client address it sees)`);
-    console.log(`  client pod ${client.ip}`);
+    console.log(`  client pod ${client.ip}; on node2: backend api-remote ${remote.ip}:8080`);
 
-    say('weir daemon in node1, on a manifests directory');
+    say('weir daemon in each node, on the same manifests (Services, EndpointSlices, the two Nodes)');
     const weir = await WeirNode.create(lab, node, { logLevel: 'info' });
+    const weir2 = await WeirNode.create(lab, node2, { logLevel: 'info' });
     const ports = [{ name: 'http', port: 80, targetPort: 8080, nodePort: NODE_PORT }];
-    weir.writeManifest('web.yaml', [
-      service({ name: 'web', clusterIP: CLUSTER_IP, type: 'NodePort', ports }),
-      endpointSlice({ name: 'web-1', service: 'web', ports, endpoints: backends.map((p) => ({ ip: p.ip, node: 'node1' })) }),
-    ]);
-    weir.writeManifest('empty.yaml', [service({ name: 'empty', clusterIP: EMPTY_IP, ports: [{ name: 'http', port: 80, targetPort: 8080 }] })]);
-    const ready = await weir.start();
+    const remotePorts = [{ name: 'http', port: 80, targetPort: 8080, nodePort: REMOTE_NODE_PORT }];
+    for (const w of [weir, weir2]) {
+      w.writeManifest('nodes.yaml', [nodeManifest(node), nodeManifest(node2)]);
+      w.writeManifest('web.yaml', [
+        service({ name: 'web', clusterIP: CLUSTER_IP, type: 'NodePort', ports }),
+        endpointSlice({ name: 'web-1', service: 'web', ports, endpoints: backends.map((p) => ({ ip: p.ip, node: 'node1' })) }),
+        service({ name: 'api', clusterIP: API_IP, type: 'NodePort', ports: remotePorts }),
+        endpointSlice({ name: 'api-1', service: 'api', ports: remotePorts, endpoints: [{ ip: remote.ip, node: 'node2' }] }),
+      ]);
+      w.writeManifest('empty.yaml', [service({ name: 'empty', clusterIP: EMPTY_IP, ports: [{ name: 'http', port: 80, targetPort: 8080 }] })]);
+    }
+    const [ready] = await Promise.all([weir.start(), weir2.start()]);
     console.log(
       `  ready: ${Object.entries(ready)
         .map(([k, v]) => `${k}=${v}`)
@@ -69,14 +87,23 @@ async function main(): Promise<void> {
       console.log(`  backend ${r.reply.server} saw the client as ${r.reply.peer}; the client's peer was ${r.client.remote}`);
     }
 
-    say(`3. ${EMPTY_IP}:80 has no endpoints: refused at once`);
+    say(`3. NodePort ${node.address}:${REMOTE_NODE_PORT}, whose only backend runs on node2, from the external client`);
+    for (let i = 0; i < 3; i++) {
+      const r = await outside.ns.echo(node.address, REMOTE_NODE_PORT, { proto: 'tcp' });
+      console.log(`  backend ${r.reply.server} (on node2) saw the client as ${r.reply.peer}; the client's peer was ${r.client.remote}`);
+    }
+    const c = weir.counters().from_host ?? {};
+    console.log(`  node1 encapsulated ${c.tunnel_encap ?? 0} packets into VXLAN (UDP 4789) and decapsulated ${c.tunnel_decap ?? 0} replies`);
+    process.stdout.write(weirCli(node, weir, 'nodes'));
+
+    say(`4. ${EMPTY_IP}:80 has no endpoints: refused at once`);
     const refused = await client.ns.curl(`http://${EMPTY_IP}:80/`, { check: false, timeoutMs: 3000 });
     console.log(`  curl exit ${refused.exitCode} (${refused.exitCode === 7 ? 'connection refused' : 'unexpected'}) after ${refused.totalMs.toFixed(1)} ms`);
 
     say('the maps behind it: conntrack entries of the NodePort flows, and the counters');
     process.stdout.write(weirCli(node, weir, 'ct', 'list', '--port', String(NODE_PORT)));
     process.stdout.write(weirCli(node, weir, 'counters'));
-    await weir.terminate();
+    await Promise.all([weir.terminate(), weir2.terminate()]);
   } finally {
     say('teardown');
     await lab.destroy();

@@ -9,7 +9,7 @@ import { explain, TCP, type ExplainMaps, type ExplainQuery, type Explanation, ty
 import { backendFlags, frontendFlags, protocolName, protocolNumber, tcpFlagString } from './decode.js';
 import { canonicalIp } from '../bpf/ip.js';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
-import { openMap, stateOptions, type StateOptions } from './state.js';
+import { openMap, pinnedMapNames, stateOptions, type StateOptions } from './state.js';
 
 const ICMP_TYPES: Record<string, number> = { 'echo-reply': 0, 'dest-unreachable': 3, 'echo-request': 8, 'time-exceeded': 11, 'parameter-problem': 12 };
 
@@ -123,7 +123,9 @@ function describe(q: ExplainQuery, e: Explanation): string {
     const flags = frontendFlags(f.flags).join(',') || '-';
     lines.push(`frontend  ${f.address}:${f.port}/${protocolName(f.protocol)} scope=${f.scope} id=${f.id} backends=${f.backendCount} flags=${flags}`);
     for (const c of e.candidates)
-      lines.push(`  slot ${c.slot}  ${c.address}:${c.port}  ${backendFlags((c.local ? 1 : 0) | (c.terminating ? 2 : 0)).join(',') || 'remote'}`);
+      lines.push(
+        `  slot ${c.slot}  ${c.address}:${c.port}  ${backendFlags((c.local ? 1 : 0) | (c.terminating ? 2 : 0)).join(',') || 'remote'}${c.tunnelTo ? `  via tunnel to ${c.tunnelTo}` : ''}`,
+      );
   } else lines.push('frontend  none');
   if (e.affinity) lines.push(`affinity  ${e.affinity.backend}:${e.affinity.port} idle ${e.affinity.idleS.toFixed(1)} s${e.affinity.fresh ? '' : ' (expired)'}`);
   for (const f of e.flows) lines.push(`flow      :${f.sport} -> ${f.backend}:${f.backendPort} (conntrack)`);
@@ -166,6 +168,9 @@ export function registerExplainCommand(program: Command): void {
           affinity: typedMap(open('weir_affinity4'), codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
           conntrack: typedMap(open('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
           sourceRanges: typedMap(open('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),
+          ...(pinnedMapNames(o).includes('weir_tunnel4')
+            ? { tunnel: typedMap(open('weir_tunnel4'), codecFor('weir_tunnel4_key'), codecFor('weir_tunnel4')) }
+            : {}),
         };
         const e = explain(maps, q);
         process.stdout.write((o.output === 'json' ? json({ query: q, ...e }) : describe(q, e)) + '\n');

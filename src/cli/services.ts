@@ -155,6 +155,9 @@ export interface CtRow {
   /** what the entry rewrites this direction into */
   nat: string;
   flags: string[];
+  /** where this direction goes (the forward stage): `tunnel→NODE` (VXLAN to that node; DSR
+   *  flows say `dsr→NODE`), `redirect→ifindex N` (interface to interface), or `stack` */
+  forward: string;
   tcp: string;
   frontendId: number;
   ageS: number;
@@ -181,6 +184,11 @@ function ctRow(k: WeirCt4Key, v: WeirCt4, now: bigint): CtRow {
     destination: `${k.daddr}:${k.dport}`,
     nat: nat.join(' '),
     flags,
+    forward: v.tunnel_node
+      ? `${flags.includes('dsr') && !flags.includes('reply') ? 'dsr' : 'tunnel'}→${v.tunnel_node}`
+      : v.ifindex
+        ? `redirect→ifindex ${v.ifindex}`
+        : 'stack',
     tcp: k.protocol === IPPROTO.TCP ? tcpFlagString(v.tcp_flags_seen) : '',
     frontendId: v.frontend_id,
     ageS: ageSeconds(v.created_ns, now),
@@ -269,7 +277,7 @@ export function registerServiceCommands(program: Command): void {
       print(
         'table',
         rows.map((r) => ({ ...r, flags: r.flags.join(',') })),
-        ['protocol', 'source', 'destination', 'nat', 'flags', 'tcp', 'ageS', 'idleS', 'packets', 'bytes'],
+        ['protocol', 'source', 'destination', 'nat', 'flags', 'forward', 'tcp', 'ageS', 'idleS', 'packets', 'bytes'],
       );
     },
   );

@@ -9,7 +9,7 @@
 
 import { enums, type TypedMap } from '../bpf/index.js';
 import type { WeirAffinity4, WeirAffinity4Key, WeirBackend4, WeirBackend4Key } from '../bpf/index.js';
-import type { WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key, WeirLbSrc4Key } from '../bpf/index.js';
+import type { WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key, WeirLbSrc4Key, WeirTunnel4, WeirTunnel4Key } from '../bpf/index.js';
 import { cidrContains } from '../bpf/ip.js';
 
 const FF = enums.weir_frontend_flags;
@@ -32,6 +32,8 @@ export interface ExplainMaps {
   conntrack: TypedMap<WeirCt4Key, WeirCt4>;
   /** weir_lb_src4: loadBalancerSourceRanges per frontend id */
   sourceRanges: TypedMap<WeirLbSrc4Key, number>;
+  /** weir_tunnel4: pod addresses on other nodes (forwarding through the tunnel); absent: not shown */
+  tunnel?: TypedMap<WeirTunnel4Key, WeirTunnel4>;
 }
 
 /** An IPv4 flow's tuple; ICMP echo carries its identifier in both ports (as the parser does). */
@@ -116,7 +118,7 @@ export interface Explanation {
     affinityTimeout: number;
   };
   /** backends a new flow may get (the slots), with why each is there */
-  candidates: Array<{ slot: number; address: string; port: number; local: boolean; terminating: boolean }>;
+  candidates: Array<{ slot: number; address: string; port: number; local: boolean; terminating: boolean; tunnelTo?: string }>;
   /** a fresh affinity entry for this client decides the backend */
   affinity?: { backend: string; port: number; idleS: number; fresh: boolean };
   /** conntrack entries of this client to this frontend already in the map */
@@ -183,7 +185,14 @@ export function explain(maps: ExplainMaps, q: ExplainQuery): Explanation {
       out.outcomes.push({ tc: ct.ifindex ? 'redirect' : 'pass', reason: reply ? 'reverse_nat' : 'nat_established', rewrite: rewriteOf(p, ct) });
       const direction = reply ? 'reply direction' : 'original direction';
       out.notes.push(`conntrack has this flow (${direction}): the packet is rewritten as the entry says, whatever the frontend says now`);
-      if (ct.ifindex)
+      if (ct.tunnel_node) {
+        const dsr = (ct.flags & CF.WEIR_CT_DSR) !== 0;
+        out.notes.push(
+          reply
+            ? `the flow came through the tunnel from node ${ct.tunnel_node}: this reply goes back into it (VXLAN), and that node answers the client`
+            : `the flow's backend is on node ${ct.tunnel_node}: the packet is ${dsr ? 'sent unmodified (DSR: that node DNATs and answers the client itself)' : 'DNATed here'} and encapsulated in VXLAN to it`,
+        );
+      } else if (ct.ifindex)
         out.notes.push(
           `the flow stays on this node: the packet is redirected to ifindex ${ct.ifindex} (bpf_redirect_neigh, TTL decremented), past the host stack and netfilter`,
         );
@@ -231,7 +240,9 @@ export function explain(maps: ExplainMaps, q: ExplainQuery): Explanation {
     if (!b) out.notes.push(`slot ${slot} below the count has no backend entry: a new flow landing there is dropped (backend_missing)`);
     else {
       const [local, terminating] = [(b.flags & BF.WEIR_BACKEND_LOCAL) !== 0, (b.flags & BF.WEIR_BACKEND_TERMINATING) !== 0];
-      out.candidates.push({ slot, address: b.address, port: b.port, local, terminating });
+      // from_host sends a flow to a backend on another node through the tunnel (lib/forward.h)
+      const remote = hook === 'from_host' ? maps.tunnel?.get({ prefixlen: 32, address: b.address }) : undefined;
+      out.candidates.push({ slot, address: b.address, port: b.port, local, terminating, ...(remote ? { tunnelTo: remote.node_ip } : {}) });
     }
   }
   if (out.candidates.some((c) => c.address === p.src))
@@ -292,6 +303,11 @@ function newFlow(
     return;
   }
   out.verdict = 'dnat';
+  const tunneled = out.candidates.filter((c) => c.tunnelTo);
+  if (tunneled.length > 0)
+    out.notes.push(
+      `${tunneled.length} of the backends run on other nodes (${[...new Set(tunneled.map((c) => c.tunnelTo))].join(', ')}): a flow that picks one is DNATed and carried there in VXLAN (or sent unmodified under --external-service-mode dsr); the backend sees the client's address`,
+    );
   out.notes.push(
     'a new flow whose backend the kernel routes to a pod interface of this node is redirected there, and its replies back to the client, past the host stack (shown as pass here: the route is looked up when the packet comes)',
   );

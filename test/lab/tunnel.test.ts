@@ -15,9 +15,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { runCleanups } from '../lib/cleanup.js';
+import { binWeir } from '../lib/paths.js';
 import { Lab, type External, type LabNode, type Pod } from '../lib/lab.js';
-import { sleep } from '../lib/proc.js';
-import { endpointSlice, service, WeirNode, type PortSpec } from '../lib/weir-node.js';
+import { runSync, sleep } from '../lib/proc.js';
+import { endpointSlice, node, service, WeirNode, type PortSpec } from '../lib/weir-node.js';
 
 const NODEPORT = 30090;
 const IPERF_NODEPORT = 30091;
@@ -25,15 +26,7 @@ const PORTS: PortSpec[] = [{ name: 'http', port: 80, targetPort: 8080, protocol:
 const IPERF_PORTS: PortSpec[] = [{ name: 'iperf', port: 5201, targetPort: 5201, protocol: 'TCP', nodePort: IPERF_NODEPORT }];
 const VNI = 0x574549;
 
-function nodeObject(n: LabNode): object {
-  return {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: { name: n.name, labels: { 'kubernetes.io/hostname': n.name } },
-    spec: { podCIDR: n.podSubnet, podCIDRs: [n.podSubnet] },
-    status: { addresses: [{ type: 'InternalIP', address: n.address }] },
-  };
-}
+const nodeObject = (n: LabNode) => node({ name: n.name, internalIP: n.address, podCIDRs: [n.podSubnet!] });
 
 function manifests(nodes: LabNode[], backend: Pod): object[] {
   return [
@@ -179,6 +172,33 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
         await w.start();
       });
     }
+
+    test(`operators (${mode}): weir nodes shows node2 and its pod CIDR; weir explain on node1 says the backend is reached through the tunnel`, () => {
+      const cli = <T>(...args: string[]): T => {
+        const r = runSync('nsenter', [`--net=${node1.ns.path}`, binWeir, ...args, '--pin-dir', weir1.pinDir, '-o', 'json'], { check: false });
+        assert.equal(r.code, 0, `weir ${args.join(' ')}: ${r.stderr}`);
+        return JSON.parse(r.stdout) as T;
+      };
+      const nodes = cli<{ nodes: Array<{ address: string; flags: string[]; podCIDRs: string[] }> }>('nodes');
+      assert.deepEqual(
+        nodes.nodes.map((n) => [n.address, n.flags, n.podCIDRs]),
+        [[node2.address, ['peer'], [node2.podSubnet]]],
+      );
+      const ex = cli<{ candidates: Array<{ address: string; tunnelTo?: string }>; notes: string[] }>(
+        'explain',
+        client.address,
+        node1.address,
+        `${NODEPORT}/tcp`,
+      );
+      assert.deepEqual(
+        ex.candidates.map((c) => [c.address, c.tunnelTo]),
+        [[backend.ip, node2.address]],
+      );
+      assert.ok(
+        ex.notes.some((n) => n.includes('carried there in VXLAN')),
+        ex.notes.join('\n'),
+      );
+    });
 
     if (mode === 'dsr')
       test('DSR: a client in --dsr-optout-cidrs keeps tunnel mode (its replies come back through node1)', async () => {
