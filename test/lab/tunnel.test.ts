@@ -23,6 +23,8 @@ import { endpointSlice, node, service, WeirNode, type PortSpec } from '../lib/we
 const NODEPORT = 30090;
 const IPERF_NODEPORT = 30091;
 const PORTS: PortSpec[] = [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: NODEPORT }];
+const LOCAL_NODEPORT = 30092;
+const LOCAL_PORTS: PortSpec[] = [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: LOCAL_NODEPORT }];
 const IPERF_PORTS: PortSpec[] = [{ name: 'iperf', port: 5201, targetPort: 5201, protocol: 'TCP', nodePort: IPERF_NODEPORT }];
 const VNI = 0x574549;
 
@@ -34,6 +36,8 @@ function manifests(nodes: LabNode[], backend: Pod): object[] {
     service({ name: 'web', type: 'NodePort', clusterIP: '198.19.0.60', ports: PORTS }),
     endpointSlice({ name: 'web-1', service: 'web', ports: PORTS, endpoints: [{ ip: backend.ip, node: backend.node.name }] }),
     service({ name: 'iperf', type: 'NodePort', clusterIP: '198.19.0.61', ports: IPERF_PORTS }),
+    service({ name: 'local', type: 'NodePort', clusterIP: '198.19.0.62', ports: LOCAL_PORTS, externalTrafficPolicy: 'Local' }),
+    endpointSlice({ name: 'local-1', service: 'local', ports: LOCAL_PORTS, endpoints: [{ ip: backend.ip, node: backend.node.name }] }),
     endpointSlice({ name: 'iperf-1', service: 'iperf', ports: IPERF_PORTS, endpoints: [{ ip: backend.ip, node: backend.node.name }] }),
   ];
 }
@@ -199,6 +203,19 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
         ex.notes.join('\n'),
       );
     });
+
+    if (mode === 'tunnel')
+      test('MS7: externalTrafficPolicy Local: node1 (no local endpoint) drops, nothing goes into the tunnel; node2 serves with the client address', async () => {
+        const c1 = weir1.counters();
+        const dropped = await weir1.spread(client.ns, node1.address, LOCAL_NODEPORT, { count: 3, concurrency: 3 });
+        assert.equal(dropped.failures, 3, 'every connection through node1 failed');
+        const d1 = weir1.counters();
+        assert.ok(delta(d1, c1, 'from_host', 'no_local_backend_drop') >= 3, JSON.stringify(d1.from_host));
+        assert.equal(delta(d1, c1, 'from_host', 'tunnel_encap'), 0, 'a Local service never crosses the tunnel');
+        const served = await weir2.spread(client.ns, node2.address, LOCAL_NODEPORT, { count: 10 });
+        assert.equal(served.failures, 0, served.errors.join('; '));
+        assert.deepEqual([...new Set(served.peers['be-remote'])], [client.address]);
+      });
 
     if (mode === 'dsr')
       test('DSR: a client in --dsr-optout-cidrs keeps tunnel mode (its replies come back through node1)', async () => {
