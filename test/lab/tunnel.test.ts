@@ -205,6 +205,35 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
     });
 
     if (mode === 'tunnel')
+      test("hostile: a VXLAN packet with weir's VNI from an address that is not a node is dropped (tunnel_denied); another VNI is not weir's", async () => {
+        // a SYN to the backend pod, wrapped by the client itself (its kernel adds the outer IP/UDP)
+        const send = `
+import socket, struct, sys
+vni, dst, inner_dst = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def csum(b):
+    if len(b) % 2: b += b'\\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+src = socket.inet_aton('${client.address}'); d = socket.inet_aton(inner_dst)
+tcp = struct.pack('!HHIIBBHHH', 40000, 8080, 1, 0, 5 << 4, 0x02, 65535, 0, 0)
+tcp = tcp[:16] + struct.pack('!H', csum(src + d + struct.pack('!BBH', 0, 6, len(tcp)) + tcp)) + tcp[18:]
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, 6, 0, src, d)
+ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+eth = bytes.fromhex('025745490000') + bytes(6) + b'\\x08\\x00'
+vx = struct.pack('!II', 0x08000000, vni << 8)
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(vx + eth + ip + tcp, (dst, 4789))
+`;
+        const before = weir2.counters();
+        await client.ns.exec('python3', ['-c', send, String(VNI), node2.address, backend.ip]);
+        await client.ns.exec('python3', ['-c', send, String(VNI + 1), node2.address, backend.ip]);
+        await sleep(300);
+        const after = weir2.counters();
+        assert.equal(delta(after, before, 'from_host', 'tunnel_denied'), 1, JSON.stringify(after.from_host));
+        assert.equal(delta(after, before, 'from_host', 'tunnel_decap'), 0, 'nothing was decapsulated');
+        assert.equal(delta(after, before, 'from_host', 'ct_tracked_new'), 0, 'no flow was created');
+      });
+
+    if (mode === 'tunnel')
       test('MS7: externalTrafficPolicy Local: node1 (no local endpoint) drops, nothing goes into the tunnel; node2 serves with the client address', async () => {
         const c1 = weir1.counters();
         const dropped = await weir1.spread(client.ns, node1.address, LOCAL_NODEPORT, { count: 3, concurrency: 3 });
