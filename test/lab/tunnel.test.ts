@@ -27,8 +27,16 @@ const LOCAL_NODEPORT = 30092;
 const LOCAL_PORTS: PortSpec[] = [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: LOCAL_NODEPORT }];
 const IPERF_PORTS: PortSpec[] = [{ name: 'iperf', port: 5201, targetPort: 5201, protocol: 'TCP', nodePort: IPERF_NODEPORT }];
 const VNI = 0x574549;
+const LB_IP = '198.18.0.200';
+const LB_PORTS: PortSpec[] = [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: 30093 }];
 
 const nodeObject = (n: LabNode) => node({ name: n.name, internalIP: n.address, podCIDRs: [n.podSubnet!] });
+
+/** A LoadBalancer Service whose load balancer (the client's route) sends LB_IP to node1. */
+function lbService(): object {
+  const svc = service({ name: 'lb', type: 'LoadBalancer', clusterIP: '198.19.0.63', ports: LB_PORTS }) as { spec: object };
+  return { ...svc, status: { loadBalancer: { ingress: [{ ip: LB_IP }] } } };
+}
 
 function manifests(nodes: LabNode[], backend: Pod): object[] {
   return [
@@ -36,6 +44,8 @@ function manifests(nodes: LabNode[], backend: Pod): object[] {
     service({ name: 'web', type: 'NodePort', clusterIP: '198.19.0.60', ports: PORTS }),
     endpointSlice({ name: 'web-1', service: 'web', ports: PORTS, endpoints: [{ ip: backend.ip, node: backend.node.name }] }),
     service({ name: 'iperf', type: 'NodePort', clusterIP: '198.19.0.61', ports: IPERF_PORTS }),
+    lbService(),
+    endpointSlice({ name: 'lb-1', service: 'lb', ports: LB_PORTS, endpoints: [{ ip: backend.ip, node: backend.node.name }] }),
     service({ name: 'local', type: 'NodePort', clusterIP: '198.19.0.62', ports: LOCAL_PORTS, externalTrafficPolicy: 'Local' }),
     endpointSlice({ name: 'local-1', service: 'local', ports: LOCAL_PORTS, endpoints: [{ ip: backend.ip, node: backend.node.name }] }),
     endpointSlice({ name: 'iperf-1', service: 'iperf', ports: IPERF_PORTS, endpoints: [{ ip: backend.ip, node: backend.node.name }] }),
@@ -67,6 +77,8 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
       await backend.ns.echoServer({ name: 'be-remote', port: 8080 });
       await backend.ns.iperfServer({ port: 5201 });
       client = await lab.external('client', { address: '198.18.0.100/24' });
+      // the load balancer in front of the nodes: LB_IP goes to node1
+      await client.ns.addRoute(`${LB_IP}/32`, { via: node1.address });
       weir1 = await WeirNode.create(lab, node1, { connectTimeLb: 'off', extraArgs: weir1Args });
       weir2 = await WeirNode.create(lab, node2, { connectTimeLb: 'off', extraArgs: ['--external-service-mode', mode] });
       for (const w of [weir1, weir2]) w.writeManifest('web.yaml', manifests([node1, node2], backend));
@@ -131,6 +143,15 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
         assert.equal(delta(d1, c1, 'from_host', 'tunnel_decap'), 0, 'node1 received no reply');
         assert.ok(fromFrontend >= 20 * 2, `the replies left node2 from ${node1.address}:${NODEPORT}: ${fromFrontend}`);
       }
+    });
+
+    test(`MS1 (${mode}): a load balancer IP routed to node1, backend on node2: the backend sees the client`, async () => {
+      const c1 = weir1.counters();
+      const r = await weir1.spread(client.ns, LB_IP, 80, { count: 10, concurrency: 2 });
+      assert.equal(r.failures, 0, r.errors.join('; '));
+      assert.deepEqual([...new Set(r.peers['be-remote'])], [client.address], 'the backend sees the client');
+      assert.deepEqual(Object.keys(r.remotes), [`${LB_IP}:80`], 'the client talked to the LB IP throughout');
+      assert.ok(delta(weir1.counters(), c1, 'from_host', 'tunnel_encap') >= 10 * 3, 'through the tunnel');
     });
 
     test(`MS2 (${mode}): iperf3 through the tunnel in both directions`, async () => {
