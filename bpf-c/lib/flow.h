@@ -144,6 +144,8 @@ static __always_inline enum weir_reason flow4_established(struct __sk_buff *skb,
 		return WEIR_REASON_NAT_FAILED;
 	}
 	*verdict = forward4(skb, pkt, ct->ifindex);
+	if ((ct->flags & (WEIR_CT_DSR | WEIR_CT_REPLY)) == (WEIR_CT_DSR | WEIR_CT_REPLY))
+		count(hook, WEIR_REASON_DSR_REPLY, pkt->len);
 	return flow4_established_reason(ct);
 }
 

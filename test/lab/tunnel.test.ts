@@ -138,7 +138,8 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
         assert.equal(fromFrontend, 0, 'nothing left node2 from the frontend');
       } else {
         assert.equal(delta(d2, c2, 'from_host', 'service_nat'), 20, 'node2 DNATed each connection to the backend node1 named');
-        assert.ok(delta(d2, c2, 'from_pod', 'reverse_nat') >= 20 * 2, 'node2 answered the client from the frontend');
+                assert.ok(delta(d2, c2, 'from_pod', 'reverse_nat') >= 20 * 2, 'node2 answered the client from the frontend');
+        assert.equal(delta(d2, c2, 'from_pod', 'dsr_reply'), delta(d2, c2, 'from_pod', 'reverse_nat'), 'each of them counted as a DSR reply');
         assert.equal(delta(d2, c2, 'from_pod', 'tunnel_encap'), 0, 'no reply went back into the tunnel');
         assert.equal(delta(d1, c1, 'from_host', 'tunnel_decap'), 0, 'node1 received no reply');
         assert.ok(fromFrontend >= 20 * 2, `the replies left node2 from ${node1.address}:${NODEPORT}: ${fromFrontend}`);

@@ -109,6 +109,9 @@ enum weir_reason {
 		39, /* a packet to the tunnel port with weir's VNI from an address that is not
 	                                    * a peer node (weir_nodes4): dropped */
 	WEIR_REASON_TUNNEL_TOO_BIG = 40, /* too big once encapsulated, DF clear: dropped */
+	WEIR_REASON_DSR_REPLY = 41,	 /* not a packet verdict: a reply of a DSR flow leaving the
+	                                    * backend's node for the client directly (counted in
+	                                    * addition to reverse_nat) */
 	WEIR_REASON__MAX = 64,		 /* slots reserved per hook; not a reason */
 };
 
