@@ -284,7 +284,7 @@ __weir_slow_path int flow4_tunnel_new(struct __sk_buff *skb, const struct packet
 	} else {
 		flow.reply_tunnel_node = meta->peer;
 	}
-	forward4_plan(skb, &flow, WEIR_HOOK_FROM_POD); /* the local redirect only */
+	forward4_plan(skb, &flow, WEIR_HOOK_TUNNEL); /* the local redirect only */
 	/* DSR: the replies go to the client from here; tunnel: back through the tunnel */
 	flow.reply_ifindex =
 		flow.nat_flags ? forward4_egress(skb, flow.orig.daddr, flow.orig.saddr) : 0;

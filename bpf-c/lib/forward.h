@@ -39,11 +39,18 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_ifaces SEC(".maps");
 
-/* forward4_plan - the first packet of a service flow, backend chosen, not yet rewritten:
- * a flow that entered from a host interface (NodePort, externalIP, LoadBalancer IP) whose
- * backend is on another node (weir_tunnel4) goes through the tunnel to it, its replies back
- * out the interface the client came in on; a flow that stays on this node is redirected
- * interface to interface. */
+/* forward4_plan - the first packet of a service flow, backend chosen, not yet rewritten
+ * (@hook: where it entered; WEIR_HOOK_TUNNEL: decapsulated, the local redirect only):
+ * - entered from a host interface (NodePort, externalIP, LoadBalancer IP), backend on
+ *   another node (weir_tunnel4): through the tunnel to it, the replies back out the
+ *   interface the client came in on;
+ * - backend on this node: redirected interface to interface, both directions;
+ * - from a pod, backend a pod on another node: redirected to the interface the node routes
+ *   it to (the pod network reaches it, no tunnel needed), the replies (reverse NATed by
+ *   from_host) straight to the client's interface. Both directions again, so the kernel's
+ *   conntrack never sees half of it (kube-proxy's INVALID drop). A backend that is no pod of
+ *   the cluster (an EndpointSlice to an outside address) keeps the stack, and its
+ *   masquerading. */
 static __always_inline void forward4_plan(struct __sk_buff *skb, struct ct4_flow *flow, __u32 hook)
 {
 	struct bpf_fib_lookup fib = {};
@@ -74,8 +81,10 @@ static __always_inline void forward4_plan(struct __sk_buff *skb, struct ct4_flow
 		return;
 	out = fib.ifindex;
 	to = bpf_map_lookup_elem(&weir_ifaces, &out);
-	if (!to || !(to->flags & WEIR_IFACE_WORKLOAD))
-		return;
+	if (!to || !(to->flags & WEIR_IFACE_WORKLOAD)) {
+		if (hook != WEIR_HOOK_FROM_POD || !tunnel4_node_of(flow->nat.daddr))
+			return;
+	}
 	flow->ifindex = out;
 	flow->reply_ifindex = skb->ifindex;
 }

@@ -138,7 +138,7 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
         assert.equal(fromFrontend, 0, 'nothing left node2 from the frontend');
       } else {
         assert.equal(delta(d2, c2, 'from_host', 'service_nat'), 20, 'node2 DNATed each connection to the backend node1 named');
-                assert.ok(delta(d2, c2, 'from_pod', 'reverse_nat') >= 20 * 2, 'node2 answered the client from the frontend');
+        assert.ok(delta(d2, c2, 'from_pod', 'reverse_nat') >= 20 * 2, 'node2 answered the client from the frontend');
         assert.equal(delta(d2, c2, 'from_pod', 'dsr_reply'), delta(d2, c2, 'from_pod', 'reverse_nat'), 'each of them counted as a DSR reply');
         assert.equal(delta(d2, c2, 'from_pod', 'tunnel_encap'), 0, 'no reply went back into the tunnel');
         assert.equal(delta(d1, c1, 'from_host', 'tunnel_decap'), 0, 'node1 received no reply');
@@ -225,6 +225,24 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
         ex.notes.join('\n'),
       );
     });
+
+    if (mode === 'tunnel')
+      test('a pod on node1 -> ClusterIP -> backend on node2 (TC path) with an INVALID-drop rule on node1: both directions bypass netfilter, every connection works', async () => {
+        const pod = await lab.pod(node1, 'client-pod');
+        // what kube-proxy's KUBE-FORWARD (and many host firewalls) do
+        await node1.ns.exec('iptables', ['-A', 'FORWARD', '-m', 'conntrack', '--ctstate', 'INVALID', '-j', 'DROP']);
+        const c1 = weir1.counters();
+        const r = await weir1.spread(pod.ns, '198.19.0.60', 80, { count: 20, concurrency: 4 });
+        assert.equal(r.failures, 0, r.errors.join('; '));
+        assert.deepEqual([...new Set(r.peers['be-remote'])], [pod.ip], 'the backend sees the pod');
+        const d1 = weir1.counters();
+        assert.equal(delta(d1, c1, 'from_pod', 'service_nat'), 20, 'TC path');
+        assert.ok(delta(d1, c1, 'from_host', 'reverse_nat') >= 20 * 2, 'replies reverse NATed where they entered node1');
+        assert.equal(delta(d1, c1, 'from_host', 'tunnel_encap'), 0, 'no tunnel: the pod network reaches node2');
+        const drops = await node1.ns.exec('iptables', ['-L', 'FORWARD', '-v', '-x', '-n']);
+        const invalid = drops.stdout.split('\n').find((l) => l.includes('INVALID'))!;
+        assert.equal(Number(invalid.trim().split(/\s+/)[0]), 0, `netfilter saw no packet of it: ${invalid}`);
+      });
 
     if (mode === 'tunnel')
       test("hostile: a VXLAN packet with weir's VNI from an address that is not a node is dropped (tunnel_denied); another VNI is not weir's", async () => {
