@@ -79,8 +79,11 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
       client = await lab.external('client', { address: '198.18.0.100/24' });
       // the load balancer in front of the nodes: LB_IP goes to node1
       await client.ns.addRoute(`${LB_IP}/32`, { via: node1.address });
-      weir1 = await WeirNode.create(lab, node1, { connectTimeLb: 'off', extraArgs: weir1Args });
-      weir2 = await WeirNode.create(lab, node2, { connectTimeLb: 'off', extraArgs: ['--external-service-mode', mode] });
+      // default flags otherwise (the connect-time LB on: the clients here are outside its
+      // cgroup); the DSR lab starts the daemons with `ip netns exec`, as a user would
+      const launcher = mode === 'dsr' ? 'ip-netns-exec' : 'nsenter';
+      weir1 = await WeirNode.create(lab, node1, { launcher, extraArgs: weir1Args });
+      weir2 = await WeirNode.create(lab, node2, { launcher, extraArgs: ['--external-service-mode', mode] });
       for (const w of [weir1, weir2]) w.writeManifest('web.yaml', manifests([node1, node2], backend));
       await Promise.all([weir1.start(), weir2.start()]);
     });
