@@ -71,11 +71,15 @@ describe('probe in the lab', () => {
       const before = await rxStats(node, a.hostIfname);
       const r = await a.ns.iperfClient(b.ip, { seconds: 1 });
       // the connection's last segments may still be on their way: read both sides until they
-      // agree (or 5 s pass, and the assertions below say by how much they differ)
+      // agree and the payload iperf3 sent has all crossed (or 5 s pass, and the assertions
+      // below say by how much they differ). Agreeing alone is not enough: on a loaded machine
+      // both sides can agree while the last segments are still queued.
+      const sentBytes = Number(r.raw.end.sum_sent.bytes);
       let after = await rxStats(node, a.hostIfname);
       let rows = readCounters(counters).filter((row) => row.hook === 'probe');
       const sum = (k: 'packets' | 'bytes') => rows.reduce((s, row) => s + Number(row[k]), 0);
-      for (const deadline = Date.now() + 5000; sum('packets') !== after.packets - before.packets && Date.now() < deadline;) {
+      const tcpBytes = () => Number(rows.find((row) => row.reason === 'parsed_tcp')?.bytes ?? 0);
+      for (const deadline = Date.now() + 5000; (sum('packets') !== after.packets - before.packets || tcpBytes() <= sentBytes) && Date.now() < deadline;) {
         await sleep(20);
         after = await rxStats(node, a.hostIfname);
         rows = readCounters(counters).filter((row) => row.hook === 'probe');
@@ -83,7 +87,6 @@ describe('probe in the lab', () => {
       const packets = sum('packets');
       const bytes = sum('bytes');
       const tcp = rows.find((row) => row.reason === 'parsed_tcp');
-      const sentBytes = Number(r.raw.end.sum_sent.bytes);
       assert.ok(sentBytes > 1e6, `iperf3 sent ${sentBytes} bytes`);
       assert.equal(packets, after.packets - before.packets, 'packets: probe vs rx_packets');
       assert.equal(bytes, after.bytes - before.bytes, 'bytes: probe vs rx_bytes');
