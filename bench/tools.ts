@@ -1,6 +1,7 @@
 // bench: the C client/server (bench/tools/tcpbench.c), compiled with cc -O2 into
 // build/bench/ on first use or when the source changed, and its JSON output parsed; the
-// per-packet floor program (bench/tools/floor.bpf.c), compiled the same way with clang.
+// per-packet floor program (bench/tools/floor.bpf.c) and the encapsulation comparison
+// (bench/tools/encap.bpf.c, which includes weir's bpf-c/lib), compiled the same way with clang.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
@@ -29,6 +30,22 @@ export function floorObject(): string {
     // the asm/ headers linux/bpf.h includes live in the multiarch directory (as in the Makefile)
     const multiarch = execFileSync('cc', ['-print-multiarch'], { encoding: 'utf8' }).trim();
     execFileSync(process.env.CLANG ?? 'clang', ['-O2', '-g', '-target', 'bpf', '-Wall', '-I', `/usr/include/${multiarch}`, '-c', src, '-o', obj], {
+      stdio: 'inherit',
+    });
+  }
+  return obj;
+}
+
+/** The encapsulation comparison (bench/tools/encap.bpf.c): weir's BPF VXLAN code against a collect_md device. */
+export function encapObject(): string {
+  const src = join(ROOT, 'bench', 'tools', 'encap.bpf.c');
+  const obj = join(BUILD_DIR, 'encap.o');
+  const deps = [src, ...['tunnel.h', 'parse.h', 'counters.h', 'compiler.h', 'csum.h'].map((h) => join(ROOT, 'bpf-c', 'lib', h))];
+  if (!existsSync(obj) || deps.some((d) => statSync(obj).mtimeMs < statSync(d).mtimeMs)) {
+    mkdirSync(BUILD_DIR, { recursive: true });
+    const multiarch = execFileSync('cc', ['-print-multiarch'], { encoding: 'utf8' }).trim();
+    const inc = ['-I', join(ROOT, 'bpf-c'), '-I', join(ROOT, 'bpf-c', 'include'), '-I', `/usr/include/${multiarch}`];
+    execFileSync(process.env.CLANG ?? 'clang', ['-O2', '-g', '-target', 'bpf', '-Wall', '-Werror', '-Wno-unused-function', ...inc, '-c', src, '-o', obj], {
       stdio: 'inherit',
     });
   }
