@@ -33,7 +33,7 @@ export const TUNNEL_LABEL: Record<TunnelContestant, string> = {
   'weir-dsr': 'weir dsr',
   nftables: 'kube-proxy nftables (SNAT)',
   'iptables-nft': 'kube-proxy iptables (nft, SNAT)',
-  routed: 'routed, no tunnel (ceiling)',
+  routed: 'kernel routing, no tunnel, no BPF (reference)',
   'encap-bpf': "VXLAN in BPF (weir's tunnel.h)",
   'encap-md': 'VXLAN collect_md device + set_tunnel_key',
 };
@@ -58,6 +58,7 @@ const VXLAN_MAC = '02:00:5e:57:45:49';
 export interface TunnelDurations {
   crrSeconds: number;
   rrSeconds: number;
+  /** whole seconds: iperf3 -t takes an integer (0.5 reads as 0, which runs for ever) */
   iperfSeconds: number;
   warmup: number;
 }
@@ -296,6 +297,7 @@ async function iperf(a: Arena, seconds: number, reverse: boolean): Promise<Iperf
   const t = target(a, 'iperf');
   const c0 = cpuJiffies();
   const r = await a.client.ns.iperfClient(t.host, { port: t.port, seconds, reverse });
+  if (!r.receivedBitsPerSecond) throw new Error(`iperf3 ${reverse ? '-R ' : ''}to ${t.host}:${t.port} received nothing`);
   const c1 = cpuJiffies();
   const gbit = (r.receivedBitsPerSecond * seconds) / 1e9;
   return { bps: r.receivedBitsPerSecond, retransmits: r.retransmits ?? 0, cpuMsPerGbit: gbit > 0 ? (((c1.busy - c0.busy) / HZ) * 1000) / gbit : 0 };
@@ -423,8 +425,9 @@ export async function runTunnel(o: TunnelOptions): Promise<TunnelMeasurement[]> 
           const t = target(l.a, 'echo');
           l.crr.push(await runClient(l.a.client.ns, 'crr', t.host, t.port, { seconds: d.crrSeconds, warmup: d.warmup }));
           l.rr.push(await runClient(l.a.client.ns, 'rr', t.host, t.port, { seconds: d.rrSeconds, warmup: d.warmup }));
-          l.fwd.push(await iperf(l.a, d.iperfSeconds, false));
-          l.rev.push(await iperf(l.a, d.iperfSeconds, true));
+          const secs = Math.max(1, Math.round(d.iperfSeconds));
+          l.fwd.push(await iperf(l.a, secs, false));
+          l.rev.push(await iperf(l.a, secs, true));
         } catch (e) {
           l.m.error = (e as Error).message.split('\n').slice(0, 3).join(' ');
           o.log(`tunnel: ${TUNNEL_LABEL[l.a.c]}: FAILED ${l.m.error}`);
