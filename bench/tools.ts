@@ -70,8 +70,10 @@ export interface TcpbenchResult {
   txn: Dist;
 }
 
-export function startServer(ns: Netns, port: number): ManagedProcess {
-  return ns.spawn(tcpbenchBinary(), ['server', String(port)]);
+/** `cpu`: pinned there with taskset (a client and its server on one core: no cross-core wake-ups in the figure) */
+export function startServer(ns: Netns, port: number, cpu?: number): ManagedProcess {
+  const cmd = [tcpbenchBinary(), 'server', String(port)];
+  return cpu === undefined ? ns.spawn(cmd[0]!, cmd.slice(1)) : ns.spawn('taskset', ['-c', String(cpu), ...cmd]);
 }
 
 export async function runClient(
@@ -79,9 +81,10 @@ export async function runClient(
   mode: 'crr' | 'rr',
   host: string,
   port: number,
-  o: { seconds: number; warmup: number; size?: number; cgroup?: Cgroup | undefined },
+  o: { seconds: number; warmup: number; size?: number; cgroup?: Cgroup | undefined; cpu?: number },
 ): Promise<TcpbenchResult> {
   const args = [mode, host, String(port), String(o.seconds), String(o.warmup), String(o.size ?? 64)];
-  const r = await ns.exec(tcpbenchBinary(), args, { timeoutMs: (o.seconds + o.warmup + 20) * 1000, ...(o.cgroup ? { cgroup: o.cgroup } : {}) });
+  const [cmd, argv] = o.cpu === undefined ? [tcpbenchBinary(), args] : ['taskset', ['-c', String(o.cpu), tcpbenchBinary(), ...args]];
+  const r = await ns.exec(cmd, argv, { timeoutMs: (o.seconds + o.warmup + 20) * 1000, ...(o.cgroup ? { cgroup: o.cgroup } : {}) });
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as TcpbenchResult;
 }
