@@ -166,9 +166,10 @@ async function daemonKnows(ns: LabNode['ns'], flag: string): Promise<boolean> {
 
 async function setupWeir(a: Arena, mode: WeirMode): Promise<string> {
   const flag = '--external-service-mode';
-  if (!(await daemonKnows(a.node1.ns, flag)) && mode !== 'tunnel')
-    throw Object.assign(new Error(`this weir has no ${flag} (mode ${mode})`), { unavailable: true });
-  const extraArgs = (await daemonKnows(a.node1.ns, flag)) ? [flag, mode] : [];
+  const known = await daemonKnows(a.node1.ns, flag);
+  // before the flag, tunnel was weir's only way to a remote backend: the daemon without it is that mode
+  if (!known && mode !== 'tunnel') throw Object.assign(new Error(`this weir has no ${flag} (mode ${mode})`), { unavailable: true });
+  const extraArgs = known ? [flag, mode] : [];
   for (const n of [a.node1, a.node2]) {
     const w = await WeirNode.create(a.lab, n, { connectTimeLb: 'off', logLevel: 'info', extraArgs });
     w.writeManifest('bench.yaml', weirManifests([a.node1, a.node2], a.backend));
@@ -179,7 +180,8 @@ async function setupWeir(a: Arena, mode: WeirMode): Promise<string> {
   } catch (e) {
     const lines = a.weir.flatMap((w) => w.runLines()).slice(-3);
     throw Object.assign(new Error(`weir daemon --external-service-mode ${mode} did not start: ${(e as Error).message} ${lines.join(' ')}`), {
-      unavailable: extraArgs.length > 0,
+      // a mode the daemon refuses is not on offer; tunnel failing to start is a failure
+      unavailable: mode !== 'tunnel',
     });
   }
   writeTunnelMaps(a.weir[0]!.pinDir, a.node2);
