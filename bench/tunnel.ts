@@ -178,7 +178,8 @@ async function setupWeir(a: Arena, mode: WeirMode): Promise<string> {
   try {
     await Promise.all(a.weir.map((w) => w.start()));
   } catch (e) {
-    const lines = a.weir.flatMap((w) => w.runLines()).slice(-3);
+    // the daemon's own words: why it refused (stderr) or its last log lines
+    const lines = a.weir.flatMap((w) => [...(w.process?.stderr ?? '').trim().split('\n'), ...w.runLines()].filter(Boolean)).slice(-3);
     throw Object.assign(new Error(`weir daemon --external-service-mode ${mode} did not start: ${(e as Error).message} ${lines.join(' ')}`), {
       // a mode the daemon refuses is not on offer; tunnel failing to start is a failure
       unavailable: mode !== 'tunnel',
