@@ -180,10 +180,13 @@ async function setupWeir(a: Arena, mode: WeirMode): Promise<string> {
   } catch (e) {
     // the daemon's own words: why it refused (stderr) or its last log lines
     const lines = a.weir.flatMap((w) => [...(w.process?.stderr ?? '').trim().split('\n'), ...w.runLines()].filter(Boolean)).slice(-3);
-    throw Object.assign(new Error(`weir daemon --external-service-mode ${mode} did not start: ${(e as Error).message} ${lines.join(' ')}`), {
-      // a mode the daemon refuses is not on offer; tunnel failing to start is a failure
-      unavailable: mode !== 'tunnel',
-    });
+    throw Object.assign(
+      new Error(`weir daemon --external-service-mode ${mode} did not start: ${[(e as Error).message, ...lines].join(' ').replace(/\s+/g, ' ')}`),
+      {
+        // a mode the daemon refuses is not on offer; tunnel failing to start is a failure
+        unavailable: mode !== 'tunnel',
+      },
+    );
   }
   writeTunnelMaps(a.weir[0]!.pinDir, a.node2);
   writeTunnelMaps(a.weir[1]!.pinDir, a.node1);
