@@ -179,7 +179,11 @@ async function setupWeir(a: Arena, mode: WeirMode): Promise<string> {
     await Promise.all(a.weir.map((w) => w.start()));
   } catch (e) {
     // the daemon's own words: why it refused (stderr) or its last log lines
-    const lines = a.weir.flatMap((w) => [...(w.process?.stderr ?? '').trim().split('\n'), ...w.runLines()].filter(Boolean)).slice(-3);
+    const said = a.weir.flatMap((w) => [...(w.process?.stderr ?? '').trim().split('\n'), ...w.runLines()].filter(Boolean));
+    const lines = said
+      .filter((l) => /error|invalid|unknown|bad /i.test(l))
+      .slice(0, 2)
+      .concat(said.slice(-1));
     throw Object.assign(
       new Error(`weir daemon --external-service-mode ${mode} did not start: ${[(e as Error).message, ...lines].join(' ').replace(/\s+/g, ' ')}`),
       {
