@@ -185,7 +185,7 @@ async function setupWeir(a: Arena, mode: WeirMode): Promise<string> {
       .slice(0, 2)
       .concat(said.slice(-1));
     throw Object.assign(
-      new Error(`weir daemon --external-service-mode ${mode} did not start: ${[(e as Error).message, ...lines].join(' ').replace(/\s+/g, ' ')}`),
+      new Error(`weir daemon --external-service-mode ${mode} did not start: ${[...lines, (e as Error).message.slice(0, 160)].join(' ').replace(/\s+/g, ' ')}`),
       {
         // a mode the daemon refuses is not on offer; tunnel failing to start is a failure
         unavailable: mode !== 'tunnel',
