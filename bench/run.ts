@@ -2,12 +2,15 @@
 // per-packet cost and the data plane of every contestant in one run, prints the tables,
 // and writes bench/results/latest.{md,svg,json} (quick runs: quick.*). Root only: namespaces, BPF, cgroups.
 //
-//   node dist/bench/run.js [--quick] [--sizes 1,1000,...] [--only dataplane|controlplane] [--changes K] [--check]
+//   node dist/bench/run.js [--quick] [--sizes 1,1000,...] [--only dataplane|controlplane|tunnel] [--changes K] [--check]
 // --quick: data plane N in {1, 1000}, 1 s per measurement; control plane N = 1000, 20
 //          changes; < 3 minutes; exits non-zero unless every contestant produced a number at
 //          every size (the CI smoke check, .ci/run); writes bench/results/quick.*.
 // --only:  one part (the data plane with per-packet cost, or the control plane); writes
-//          bench/results/latest-<part>.* so that a whole run's latest.* stay.
+//          bench/results/latest-<part>.* so that a whole run's latest.* stay. `tunnel`: only
+//          the NodePort-to-a-remote-backend part (bench/tunnel.ts), which every run ends with
+//          and which writes bench/results/tunnel.{md,json} (quick runs: tunnel-quick.*, one
+//          short round: it only checks that every contestant produced a number).
 // --sizes: both parts (the control plane leaves out sizes below 1,000).
 // --check: only the peer generator checks.
 
@@ -24,6 +27,9 @@ import { runPerPacket } from './perpacket.js';
 import type { PerPacketRow } from './perpacket.js';
 import { cpSvg, markdown, svg, type RunInfo } from './report.js';
 import { ROOT, tcpbenchBinary } from './tools.js';
+import { runTunnel, TUNNEL_CONTESTANTS, TUNNEL_LABEL, type TunnelDurations } from './tunnel.js';
+import { runTunnelPerPacket } from './tunnel-perpacket.js';
+import { tunnelMarkdown, type TunnelRunInfo } from './tunnel-report.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -35,11 +41,16 @@ const durations: Durations = quick
   : { crrSeconds: 2, rrSeconds: 1, iperfSeconds: 2, warmup: 0.3 };
 const rounds = quick ? 2 : 3;
 const onlyArg = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
-if (onlyArg !== undefined && onlyArg !== 'dataplane' && onlyArg !== 'controlplane') {
-  console.error(`--only dataplane|controlplane, not ${onlyArg}`);
+if (onlyArg !== undefined && onlyArg !== 'dataplane' && onlyArg !== 'controlplane' && onlyArg !== 'tunnel') {
+  console.error(`--only dataplane|controlplane|tunnel, not ${onlyArg}`);
   process.exit(2);
 }
-const parts: RunInfo['parts'] = onlyArg ? [onlyArg] : ['dataplane', 'controlplane'];
+const parts: RunInfo['parts'] = onlyArg === 'tunnel' ? [] : onlyArg ? [onlyArg] : ['dataplane', 'controlplane'];
+const tunnelToo = onlyArg === undefined || onlyArg === 'tunnel';
+const tunnelDurations: TunnelDurations = quick
+  ? { crrSeconds: 0.3, rrSeconds: 0.2, iperfSeconds: 1, warmup: 0.1 }
+  : { crrSeconds: 2, rrSeconds: 1, iperfSeconds: 2, warmup: 0.3 };
+const tunnelRounds = quick ? 1 : 3;
 const cpSizes = argv.includes('--sizes') ? sizes.filter((n) => n >= 1000) : quick ? [1000] : [1000, 10_000, 50_000];
 const cpChanges = argv.includes('--changes') ? Number(argv[argv.indexOf('--changes') + 1]) : quick ? 20 : 100;
 const RESULTS = join(ROOT, 'bench', 'results');
@@ -119,16 +130,50 @@ async function main(): Promise<number> {
       cpSizes,
       cpChanges,
     };
-    const md = markdown(info, results, perPacket, cp);
-    // a quick run never replaces the full run's figures (the README quotes those)
-    const base = `${quick ? 'quick' : 'latest'}${onlyArg ? `-${onlyArg}` : ''}`;
     mkdirSync(RESULTS, { recursive: true });
-    writeFileSync(join(RESULTS, `${base}.md`), md);
-    if (parts.includes('dataplane')) writeFileSync(join(RESULTS, `${base}.svg`), svg(info, results));
-    if (parts.includes('controlplane')) writeFileSync(join(RESULTS, `${base}-cp.svg`), cpSvg(info, cp));
-    writeFileSync(join(RESULTS, `${base}.json`), JSON.stringify({ info, perPacket, results, controlplane: cp }, null, 2) + '\n');
-    console.log(md);
-    log(`wrote bench/results/${base}.{md,json} and charts in ${Math.round(info.seconds)} s`);
+    if (parts.length) {
+      const md = markdown(info, results, perPacket, cp);
+      // a quick run never replaces the full run's figures (the README quotes those)
+      const base = `${quick ? 'quick' : 'latest'}${onlyArg ? `-${onlyArg}` : ''}`;
+      writeFileSync(join(RESULTS, `${base}.md`), md);
+      if (parts.includes('dataplane')) writeFileSync(join(RESULTS, `${base}.svg`), svg(info, results));
+      if (parts.includes('controlplane')) writeFileSync(join(RESULTS, `${base}-cp.svg`), cpSvg(info, cp));
+      writeFileSync(join(RESULTS, `${base}.json`), JSON.stringify({ info, perPacket, results, controlplane: cp }, null, 2) + '\n');
+      console.log(md);
+      log(`wrote bench/results/${base}.{md,json} and charts in ${Math.round(info.seconds)} s`);
+    }
+
+    // NodePort to a remote backend (issue 12): its own labs, tables and files
+    let tunnelMissing: string[] = [];
+    if (tunnelToo) {
+      const t0 = Date.now();
+      log('tunnel: per-packet cost (BPF_PROG_TEST_RUN)');
+      const tpp = await runTunnelPerPacket({ singles: quick ? 500 : 20_000 });
+      log(`tunnel: NodePort to a remote backend; contestants ${TUNNEL_CONTESTANTS.join(', ')}`);
+      const tm = await runTunnel({ durations: tunnelDurations, rounds: tunnelRounds, tmp, log });
+      const d = tunnelDurations;
+      const tinfo: TunnelRunInfo = {
+        command: info.command,
+        machine: info.machine,
+        started: new Date(t0).toISOString().replace(/\.\d+Z$/, 'Z'),
+        seconds: (Date.now() - t0) / 1000,
+        durations: `${tunnelRounds} round(s), each figure the median over rounds; per round and contestant: ${d.crrSeconds} s connect/request/close loop, ${d.rrSeconds} s kept-alive request/response, ${d.iperfSeconds} s iperf3 each way (after ${d.warmup} s warm-up each)`,
+      };
+      const tmd = tunnelMarkdown(tinfo, tm, tpp);
+      const tbase = quick ? 'tunnel-quick' : 'tunnel';
+      writeFileSync(join(RESULTS, `${tbase}.md`), tmd);
+      writeFileSync(join(RESULTS, `${tbase}.json`), JSON.stringify({ info: tinfo, perPacket: tpp, results: tm }, null, 2) + '\n');
+      console.log(tmd);
+      log(`wrote bench/results/${tbase}.{md,json} in ${Math.round(tinfo.seconds)} s`);
+      // a contestant the daemon does not offer (unavailable) is reported, not a failure
+      tunnelMissing = [
+        ...tm
+          .filter((m) => !m.unavailable && (m.error || !m.crr || !m.forward?.bps || !m.reverse?.bps))
+          .map((m) => `${TUNNEL_LABEL[m.contestant]}: ${m.error ?? 'no number'}`),
+        ...tpp.filter((r) => !(r.nsPerPacket > 0)).map((r) => `per-packet ${r.case}: 0 ns`),
+      ];
+      for (const m of tunnelMissing) log(`no number: ${m}`);
+    }
 
     // the smoke check: every contestant produced a number (quick: at every size; full: at
     // every size it was not skipped for its programming time)
@@ -148,7 +193,9 @@ async function main(): Promise<number> {
     for (const m of missing) log(`no number: ${LABEL[m.contestant]} at ${m.services} services: ${m.error ?? m.skipped}`);
     for (const c of noNumber) log(`no number at all: ${LABEL[c]}`);
     if (!perPacket.every((r) => r.nsPerPacket > 0)) log('per-packet: a case measured 0 ns');
-    return missing.length || noNumber.length || cpMissing.length || cpNoNumber.length || !perPacket.every((r) => r.nsPerPacket > 0) ? 1 : 0;
+    return missing.length || noNumber.length || cpMissing.length || cpNoNumber.length || tunnelMissing.length || !perPacket.every((r) => r.nsPerPacket > 0)
+      ? 1
+      : 0;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }

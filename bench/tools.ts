@@ -1,6 +1,7 @@
 // bench: the C client/server (bench/tools/tcpbench.c), compiled with cc -O2 into
 // build/bench/ on first use or when the source changed, and its JSON output parsed; the
-// per-packet floor program (bench/tools/floor.bpf.c), compiled the same way with clang.
+// per-packet floor program (bench/tools/floor.bpf.c) and the encapsulation comparison
+// (bench/tools/encap.bpf.c, which includes weir's bpf-c/lib), compiled the same way with clang.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
@@ -35,6 +36,22 @@ export function floorObject(): string {
   return obj;
 }
 
+/** The encapsulation comparison (bench/tools/encap.bpf.c): weir's BPF VXLAN code against a collect_md device. */
+export function encapObject(): string {
+  const src = join(ROOT, 'bench', 'tools', 'encap.bpf.c');
+  const obj = join(BUILD_DIR, 'encap.o');
+  const deps = [src, ...['tunnel.h', 'parse.h', 'counters.h', 'compiler.h', 'csum.h'].map((h) => join(ROOT, 'bpf-c', 'lib', h))];
+  if (!existsSync(obj) || deps.some((d) => statSync(obj).mtimeMs < statSync(d).mtimeMs)) {
+    mkdirSync(BUILD_DIR, { recursive: true });
+    const multiarch = execFileSync('cc', ['-print-multiarch'], { encoding: 'utf8' }).trim();
+    const inc = ['-I', join(ROOT, 'bpf-c'), '-I', join(ROOT, 'bpf-c', 'include'), '-I', `/usr/include/${multiarch}`];
+    execFileSync(process.env.CLANG ?? 'clang', ['-O2', '-g', '-target', 'bpf', '-Wall', '-Werror', '-Wno-unused-function', ...inc, '-c', src, '-o', obj], {
+      stdio: 'inherit',
+    });
+  }
+  return obj;
+}
+
 export interface Dist {
   p50_us: number;
   p90_us: number;
@@ -53,8 +70,10 @@ export interface TcpbenchResult {
   txn: Dist;
 }
 
-export function startServer(ns: Netns, port: number): ManagedProcess {
-  return ns.spawn(tcpbenchBinary(), ['server', String(port)]);
+/** `cpu`: pinned there with taskset (a client and its server on one core: no cross-core wake-ups in the figure) */
+export function startServer(ns: Netns, port: number, cpu?: number): ManagedProcess {
+  const cmd = [tcpbenchBinary(), 'server', String(port)];
+  return cpu === undefined ? ns.spawn(cmd[0]!, cmd.slice(1)) : ns.spawn('taskset', ['-c', String(cpu), ...cmd]);
 }
 
 export async function runClient(
@@ -62,9 +81,10 @@ export async function runClient(
   mode: 'crr' | 'rr',
   host: string,
   port: number,
-  o: { seconds: number; warmup: number; size?: number; cgroup?: Cgroup | undefined },
+  o: { seconds: number; warmup: number; size?: number; cgroup?: Cgroup | undefined; cpu?: number },
 ): Promise<TcpbenchResult> {
   const args = [mode, host, String(port), String(o.seconds), String(o.warmup), String(o.size ?? 64)];
-  const r = await ns.exec(tcpbenchBinary(), args, { timeoutMs: (o.seconds + o.warmup + 20) * 1000, ...(o.cgroup ? { cgroup: o.cgroup } : {}) });
+  const [cmd, argv] = o.cpu === undefined ? [tcpbenchBinary(), args] : ['taskset', ['-c', String(o.cpu), tcpbenchBinary(), ...args]];
+  const r = await ns.exec(cmd, argv, { timeoutMs: (o.seconds + o.warmup + 20) * 1000, ...(o.cgroup ? { cgroup: o.cgroup } : {}) });
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as TcpbenchResult;
 }
