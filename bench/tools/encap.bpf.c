@@ -56,15 +56,15 @@ SEC("tc")
 int bench_encap_bpf(struct __sk_buff *skb)
 {
 	const struct weir_tunnel4 *remote;
+	struct tunnel4_meta meta = {}; /* tunnel mode: the inner header names no backend */
 	struct tunnel4_route rt = {};
 	struct packet pkt;
-	__u32 peer = 0;
 	int r;
 
 	if (!parsed_ip4(skb, &pkt))
 		return WEIR_TC_PASS;
 	if (tunnel4_candidate(&pkt)) {
-		r = tunnel4_decap(skb, &pkt, &peer);
+		r = tunnel4_decap(skb, &pkt);
 		if (r < 0)
 			return WEIR_TC_PASS;
 		return r ? WEIR_TC_DROP : redirect_route(skb, &pkt);
@@ -74,7 +74,7 @@ int bench_encap_bpf(struct __sk_buff *skb)
 		return WEIR_TC_PASS;
 	if (tunnel4_route(skb, &pkt, remote->node_ip, &rt))
 		return WEIR_TC_DROP;
-	r = tunnel4_encap(skb, &rt);
+	r = tunnel4_encap(skb, &rt, &meta);
 	return r < 0 ? WEIR_TC_DROP : r;
 }
 
