@@ -135,7 +135,7 @@ static __always_inline enum weir_reason flow4_established(struct __sk_buff *skb,
 	if (ct->tunnel_node)
 		return flow4_tunnel_out(skb, pkt, ct, hook, verdict);
 	if (ct4_is_tracked_only(ct)) {
-		*verdict = forward4(skb, pkt, ct->ifindex);
+		*verdict = forward4_established(skb, pkt, ct->ifindex);
 		return WEIR_REASON_CT_TRACKED;
 	}
 	nat4_target_of_ct(pkt, ct, &to);
@@ -143,7 +143,7 @@ static __always_inline enum weir_reason flow4_established(struct __sk_buff *skb,
 		*verdict = WEIR_TC_DROP;
 		return WEIR_REASON_NAT_FAILED;
 	}
-	*verdict = forward4(skb, pkt, ct->ifindex);
+	*verdict = forward4_established(skb, pkt, ct->ifindex);
 	if ((ct->flags & (WEIR_CT_DSR | WEIR_CT_REPLY)) == (WEIR_CT_DSR | WEIR_CT_REPLY))
 		count(hook, WEIR_REASON_DSR_REPLY, pkt->len);
 	return flow4_established_reason(ct);

@@ -123,6 +123,55 @@ static __always_inline int forward4_dec_ttl(struct __sk_buff *skb, const struct 
 	return bpf_skb_store_bytes(skb, pkt->l3_off + 8, &after, sizeof(after), 0) ? -1 : 0;
 }
 
+/**
+ * forward4_redirect - a later packet of a flow with an interface to go to: the FIB's next
+ * hop toward the (translated) destination out of @ifindex and, when the kernel has that
+ * neighbour, a plain redirect with the MACs written; else bpf_redirect_neigh with the next
+ * hop. Either way the helper makes no route lookup of its own: bpf_redirect_neigh without a
+ * next hop allocates a route per packet. A global function, so that its lookup's frame is
+ * its own (the hook's and flow4_new's together are at the stack limit); first packets keep
+ * bpf_redirect_neigh(ifindex, NULL) for that reason.
+ */
+__weir_slow_path int forward4_redirect(struct __sk_buff *skb, __u32 l3_off, __u32 ifindex)
+{
+	struct bpf_fib_lookup fib = {};
+	struct bpf_redir_neigh nh = {};
+	__u8 macs[2 * ETH_ALEN];
+	struct iphdr ip;
+	long rc;
+
+	if (!skb || !ifindex || bpf_skb_load_bytes(skb, l3_off, &ip, sizeof(ip)))
+		return WEIR_TC_PASS;
+	fib.family = AF_INET;
+	fib.ifindex = ifindex;
+	fib.l4_protocol = ip.protocol;
+	fib.ipv4_src = ip.saddr;
+	fib.ipv4_dst = ip.daddr;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		__builtin_memcpy(macs, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(macs + ETH_ALEN, fib.smac, ETH_ALEN);
+		if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0))
+			return WEIR_TC_DROP;
+		return bpf_redirect(fib.ifindex, 0);
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		nh.nh_family = AF_INET;
+		nh.ipv4_nh = fib.ipv4_dst;
+		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+	}
+	return bpf_redirect_neigh(ifindex, NULL, 0, 0);
+}
+
+/* A later packet of a flow that does not cross the tunnel, already translated. */
+static __always_inline int forward4_established(struct __sk_buff *skb, const struct packet *pkt,
+						__u32 ifindex)
+{
+	if (!ifindex || forward4_dec_ttl(skb, pkt))
+		return WEIR_TC_PASS;
+	return forward4_redirect(skb, pkt->l3_off, ifindex);
+}
+
 /* Returns the TC verdict for @pkt, already translated, of a flow that does not cross the
  * tunnel (those go through flow4_tunnel_out). */
 static __always_inline int forward4(struct __sk_buff *skb, const struct packet *pkt, __u32 ifindex)

@@ -140,10 +140,14 @@ struct tunnel4_hdr {
 /* Where an encapsulated packet goes: found before the packet is rewritten, so that a packet
  * too big for it is sent back (frag needed) as its sender sent it. */
 struct tunnel4_route {
-	__be32 src;    /* the outer source: this node's address toward the peer */
-	__be32 dst;    /* the peer node */
-	__u32 ifindex; /* the underlay interface */
-	__u32 mtu;     /* TUNNEL_FRAG_NEEDED: the inner MTU that fits */
+	__be32 src;	     /* the outer source: this node's address toward the peer */
+	__be32 dst;	     /* the peer node */
+	__u32 ifindex;	     /* the underlay interface */
+	__u32 mtu;	     /* TUNNEL_FRAG_NEEDED: the inner MTU that fits */
+	__be32 nexthop;	     /* the next hop toward the peer (the peer, or a gateway) */
+	__u8 dmac[ETH_ALEN]; /* its MAC, when the kernel has its neighbour (has_mac) */
+	__u8 smac[ETH_ALEN];
+	__u32 has_mac;
 };
 
 /**
@@ -167,7 +171,7 @@ __weir_slow_path int tunnel4_route(struct __sk_buff *skb, const struct packet *p
 	fib.ipv4_dst = node_ip;
 	/* a GSO packet is checked per segment by adjust_room (its segment size shrinks) */
 	fib.tot_len = skb->gso_size ? 0 : pkt->l3_len + TUNNEL4_OVERHEAD;
-	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SRC | BPF_FIB_LOOKUP_SKIP_NEIGH);
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SRC);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED) {
 		if (bpf_skb_load_bytes(skb, pkt->l3_off + 6, &frag_off, sizeof(frag_off)))
 			return WEIR_REASON_TUNNEL_FAILED;
@@ -181,7 +185,30 @@ __weir_slow_path int tunnel4_route(struct __sk_buff *skb, const struct packet *p
 	rt->src = fib.ipv4_src;
 	rt->dst = node_ip;
 	rt->ifindex = fib.ifindex;
+	rt->nexthop = fib.ipv4_dst; /* the lookup leaves the next hop there */
+	rt->has_mac = rc == BPF_FIB_LKUP_RET_SUCCESS;
+	if (rt->has_mac) {
+		__builtin_memcpy(rt->dmac, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(rt->smac, fib.smac, ETH_ALEN);
+	}
 	return 0;
+}
+
+/* Out the underlay: with the neighbour's MAC from the FIB, a plain redirect; without it, the
+ * neighbour subsystem resolves the next hop (no route lookup of its own either way: the
+ * helper's own lookup allocates a route per packet). */
+static __always_inline int tunnel4_send(struct __sk_buff *skb, const struct tunnel4_route *rt)
+{
+	struct bpf_redir_neigh nh = {};
+
+	if (rt->has_mac) {
+		if (bpf_skb_store_bytes(skb, 0, rt->dmac, 2 * ETH_ALEN, 0))
+			return -1;
+		return bpf_redirect(rt->ifindex, 0);
+	}
+	nh.nh_family = AF_INET;
+	nh.ipv4_nh = rt->nexthop;
+	return bpf_redirect_neigh(rt->ifindex, &nh, sizeof(nh), 0);
 }
 
 /**
@@ -226,7 +253,7 @@ __weir_slow_path int tunnel4_encap(struct __sk_buff *skb, const struct tunnel4_r
 		return -1;
 	if (bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &h, TUNNEL4_OVERHEAD, 0))
 		return -1;
-	return bpf_redirect_neigh(rt->ifindex, NULL, 0, 0);
+	return tunnel4_send(skb, rt);
 }
 
 /**
