@@ -1,0 +1,423 @@
+// model/policy/network-policy: NetworkPolicies + Pods + Namespaces (+ Nodes) → what the BPF policy
+// maps hold: identities, the ipcache, and per endpoint (pod) its isolation per direction and the
+// set of allow keys (peer identity, protocol, port range). Pure; rules.ts compiles each policy,
+// identities.ts numbers label sets, ipcache.ts holds addresses, verdict.ts answers questions.
+//
+// Keys are designed so one label change touches few endpoints:
+// - a key names a peer IDENTITY (a class of pods with equal labels, namespace labels and named
+//   ports), never a pod or an address. Scaling a workload up or down, or a pod restarting with a
+//   new IP, changes only ipcache entries: no endpoint's keys move.
+// - a pod relabelled into an identity that already exists (and whose old identity still has
+//   members) changes only its ipcache entry and its own endpoint's keys (the policies selecting it).
+// - only when a label change creates or empties an identity do the endpoints whose rules select
+//   it gain or lose keys: one key per (endpoint, rule) that selects it, nothing else.
+// - a namespace relabel changes the identities of that namespace's pods (their namespace labels
+//   are part of them), which is what namespaceSelectors need.
+// - ipBlocks become CIDR identities (ipcache.ts), so adding a pod never touches CIDR keys either.
+// - ids are adopted from `previous`, so recomputation after a restart or an unrelated change
+//   yields the same numbers and diff() is empty.
+
+import type { V1Namespace, V1NetworkPolicy, V1Pod } from '@kubernetes/client-node';
+import { IPPROTO, parseIp } from '../../bpf/ip.js';
+import type { NodeInfo } from '../nodes.js';
+import type { Protocol } from '../validate.js';
+import {
+  allocateIds,
+  FIRST_CIDR_IDENTITY,
+  FIRST_POD_IDENTITY,
+  IDENTITY_ANY,
+  IDENTITY_HOST,
+  IDENTITY_REMOTE_NODE,
+  LABEL_NAMESPACE_NAME,
+  LAST_CIDR_IDENTITY,
+  LAST_POD_IDENTITY,
+  podIdentityKey,
+  type PodIdentityLabels,
+} from './identities.js';
+import { PrefixIndex, type IpcacheEntry } from './ipcache.js';
+import { compilePolicy, type CompiledPolicy, type CompiledRule, type Peer, type PolicyIssue, type PortMatch } from './rules.js';
+import { selectorMatches } from './selectors.js';
+
+export { allowed, verdict, type Party, type Verdict } from './verdict.js';
+export { diffPolicyModels } from './diff.js';
+
+export interface PolicyInputs {
+  policies: Iterable<V1NetworkPolicy>;
+  pods: Iterable<V1Pod>;
+  namespaces: Iterable<V1Namespace>;
+  /** For the ipcache: node InternalIPs get the remote-node identity (host for `localNode`). */
+  nodes?: Iterable<NodeInfo>;
+  localNode?: string;
+  /** Ids to keep (identity key / canonical CIDR → id): the previous model's, or read back from the maps. */
+  previous?: { podIdentities?: ReadonlyMap<string, number>; cidrIdentities?: ReadonlyMap<string, number> };
+}
+
+/** One allow entry of a policy map: traffic with this peer, protocol (0 = any) and port in [port, endPort]. */
+export interface PolicyKey {
+  /** Peer identity; IDENTITY_ANY (0) matches every peer. */
+  peer: number;
+  /** IP protocol number (6, 17, 132), 0 = every protocol. */
+  protocol: number;
+  port: number;
+  endPort: number;
+}
+
+/** A rule as it applies to one endpoint, with the port resolved (named ports per destination pod). */
+export interface AllowRule {
+  policy: string;
+  /** Index in spec.ingress / spec.egress. */
+  rule: number;
+  peer: { kind: 'any' } | { kind: 'pods'; identities: number[] } | { kind: 'cidr'; cidr: string; except: string[]; identities: number[] };
+  protocol: Protocol | 'any';
+  port: number;
+  endPort: number;
+}
+
+export interface DirectionPolicy {
+  /** Some policy selects the pod for this direction: only what `keys` allow passes. */
+  isolated: boolean;
+  /** 'ns/name' of the policies that isolate the pod for this direction, sorted. */
+  policies: string[];
+  rules: AllowRule[];
+  /** Sorted, de-duplicated, ranges of one (peer, protocol) merged. */
+  keys: PolicyKey[];
+}
+
+export interface Endpoint {
+  pod: string;
+  namespace: string;
+  node: string;
+  ips: string[];
+  identity: number;
+  ingress: DirectionPolicy;
+  egress: DirectionPolicy;
+}
+
+export type PodIssueReason = 'bad_ip' | 'duplicate_ip' | 'identity_exhausted';
+export interface PodIssue {
+  pod: string;
+  reason: PodIssueReason;
+  detail: string;
+}
+
+export interface PolicyModel {
+  endpoints: Map<string, Endpoint>;
+  /** Pod IP → pod key (the first pod by key when two claim one IP). */
+  endpointByIp: Map<string, string>;
+  /** Identity key → id and id → labels, for pods. */
+  podIdentityIds: Map<string, number>;
+  podIdentities: Map<number, PodIdentityLabels>;
+  /** Canonical CIDR → id and back, for ipBlock prefixes. */
+  cidrIdentityIds: Map<string, number>;
+  cidrIdentities: Map<number, string>;
+  /** Canonical `address/prefix` → entry. */
+  ipcache: Map<string, IpcacheEntry>;
+  /** Node name → its addresses, for verdicts involving nodes. */
+  nodeAddresses: Map<string, string[]>;
+  policies: Map<string, CompiledPolicy>;
+  policyIssues: PolicyIssue[];
+  podIssues: PodIssue[];
+}
+
+const PROTO_NUMBER: Readonly<Record<Protocol, number>> = { TCP: IPPROTO.TCP, UDP: IPPROTO.UDP, SCTP: IPPROTO.SCTP };
+
+function podKey(p: V1Pod): string {
+  return `${p.metadata?.namespace || 'default'}/${p.metadata?.name ?? ''}`;
+}
+
+function labelsOf(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (typeof v !== 'object' || v === null) return out;
+  for (const [k, val] of Object.entries(v)) if (typeof val === 'string') out[k] = val;
+  return out;
+}
+
+/** `name/PROTOCOL` → containerPort over the pod's containers and init (sidecar) containers; the first wins. */
+function namedPortsOf(p: V1Pod): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const c of [...(p.spec?.containers ?? []), ...(p.spec?.initContainers ?? [])]) {
+    for (const port of Array.isArray(c?.ports) ? c.ports : []) {
+      const name = port?.name;
+      const proto = port?.protocol ?? 'TCP';
+      if (typeof name !== 'string' || name === '' || typeof port.containerPort !== 'number') continue;
+      const k = `${name}/${proto}`;
+      if (!(k in out)) out[k] = port.containerPort;
+    }
+  }
+  return out;
+}
+
+function podIps(p: V1Pod): { ips: string[]; bad: string[] } {
+  const raw = Array.isArray(p.status?.podIPs) && p.status.podIPs.length > 0 ? p.status.podIPs.map((x) => x?.ip) : [p.status?.podIP];
+  const ips: string[] = [];
+  const bad: string[] = [];
+  for (const r of raw) {
+    if (r === undefined || r === null || r === '') continue;
+    const ip = parseIp(r);
+    if (!ip) bad.push(String(r));
+    else if (!ips.includes(ip.address)) ips.push(ip.address);
+  }
+  return { ips, bad };
+}
+
+interface PodInfo {
+  key: string;
+  namespace: string;
+  node: string;
+  ips: string[];
+  identity: PodIdentityLabels;
+  identityKey: string;
+}
+
+function emptyDirection(): DirectionPolicy {
+  return { isolated: false, policies: [], rules: [], keys: [] };
+}
+
+/** Merge overlapping or adjacent ranges per (peer, protocol); sort by peer, protocol, port. */
+export function normalizeKeys(keys: Iterable<PolicyKey>): PolicyKey[] {
+  const groups = new Map<string, PolicyKey[]>();
+  for (const k of keys) {
+    const g = `${k.peer}/${k.protocol}`;
+    let list = groups.get(g);
+    if (!list) groups.set(g, (list = []));
+    list.push(k);
+  }
+  const out: PolicyKey[] = [];
+  for (const list of groups.values()) {
+    list.sort((a, b) => a.port - b.port || a.endPort - b.endPort);
+    let cur: PolicyKey | null = null;
+    for (const k of list) {
+      if (cur && k.port <= cur.endPort + 1) cur.endPort = Math.max(cur.endPort, k.endPort);
+      else out.push((cur = { ...k }));
+    }
+  }
+  return out.sort((a, b) => a.peer - b.peer || a.protocol - b.protocol || a.port - b.port);
+}
+
+/** Build the whole model. Never throws; what is skipped is in policyIssues / podIssues. */
+export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
+  const podIssues: PodIssue[] = [];
+  const policyIssues: PolicyIssue[] = [];
+
+  const nsLabels = new Map<string, Record<string, string>>();
+  for (const ns of inputs.namespaces) {
+    const name = ns?.metadata?.name;
+    if (typeof name === 'string' && name !== '') nsLabels.set(name, labelsOf(ns.metadata?.labels));
+  }
+  const namespaceLabels = (ns: string): Record<string, string> => ({ ...(nsLabels.get(ns) ?? {}), [LABEL_NAMESPACE_NAME]: ns });
+
+  // Pods: every pod with an address that is not host-network and not finished (its IP may be reused).
+  const pods: PodInfo[] = [];
+  for (const p of inputs.pods) {
+    if (!p?.metadata?.name || p.spec?.hostNetwork === true) continue;
+    if (p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed') continue;
+    const key = podKey(p);
+    const { ips, bad } = podIps(p);
+    for (const b of bad) podIssues.push({ pod: key, reason: 'bad_ip', detail: `pod IP ${JSON.stringify(b)}` });
+    if (ips.length === 0) continue;
+    const namespace = p.metadata.namespace || 'default';
+    const identity: PodIdentityLabels = { namespace, labels: labelsOf(p.metadata.labels), namespaceLabels: namespaceLabels(namespace), namedPorts: namedPortsOf(p) };
+    pods.push({ key, namespace, node: p.spec?.nodeName ?? '', ips, identity, identityKey: podIdentityKey(identity) });
+  }
+  pods.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+
+  const podAlloc = allocateIds(
+    pods.map((p) => p.identityKey),
+    inputs.previous?.podIdentities ?? new Map(),
+    FIRST_POD_IDENTITY,
+    LAST_POD_IDENTITY,
+  );
+  const podIdentities = new Map<number, PodIdentityLabels>();
+  for (const p of pods) {
+    const id = podAlloc.ids.get(p.identityKey);
+    if (id !== undefined) podIdentities.set(id, p.identity);
+  }
+  for (const i of podAlloc.issues) if (i.reason === 'range_exhausted') podIssues.push({ pod: i.key, reason: 'identity_exhausted', detail: 'no free pod identity' });
+
+  // Policies, and every ipBlock prefix they name.
+  const policies = new Map<string, CompiledPolicy>();
+  for (const np of inputs.policies) {
+    const { policy, issues } = compilePolicy(np);
+    policyIssues.push(...issues);
+    if (policy && !policies.has(policy.key)) policies.set(policy.key, policy);
+  }
+  const prefixTexts = new Set<string>();
+  for (const pol of policies.values())
+    for (const r of [...pol.ingressRules, ...pol.egressRules])
+      if (r.peers !== 'all')
+        for (const peer of r.peers)
+          if (peer.kind === 'ipBlock') for (const c of [peer.cidr, ...peer.except]) prefixTexts.add(`${c.address}/${c.prefix}`);
+  const cidrAlloc = allocateIds(prefixTexts, inputs.previous?.cidrIdentities ?? new Map(), FIRST_CIDR_IDENTITY, LAST_CIDR_IDENTITY);
+  const prefixIndex = new PrefixIndex();
+  const cidrIdentities = new Map<number, string>();
+  const ipcache = new Map<string, IpcacheEntry>();
+  for (const [text, id] of [...cidrAlloc.ids].sort(([, a], [, b]) => a - b)) {
+    const [address, len] = text.split('/') as [string, string];
+    const parsed = { family: address.includes(':') ? (6 as const) : (4 as const), address, prefix: Number(len) };
+    prefixIndex.add(parsed, id);
+    cidrIdentities.set(id, text);
+    ipcache.set(text, { cidr: text, family: parsed.family, prefix: parsed.prefix, identity: id, cidrIdentity: id, source: { kind: 'cidr' } });
+  }
+
+  // Nodes, then pods, into the ipcache (a pod's /32 replaces an equal ipBlock prefix: its cidrIdentity keeps the prefix's id).
+  const nodeAddresses = new Map<string, string[]>();
+  for (const n of inputs.nodes ?? []) {
+    const addrs = [n.internalIP[4], n.internalIP[6]].filter((a): a is string => a !== null);
+    nodeAddresses.set(n.name, addrs);
+    for (const a of addrs) {
+      const family = a.includes(':') ? 6 : 4;
+      const prefix = family === 4 ? 32 : 128;
+      const identity = n.name === inputs.localNode ? IDENTITY_HOST : IDENTITY_REMOTE_NODE;
+      ipcache.set(`${a}/${prefix}`, { cidr: `${a}/${prefix}`, family, prefix, identity, cidrIdentity: prefixIndex.longest(a), source: { kind: 'node', node: n.name } });
+    }
+  }
+  const endpointByIp = new Map<string, string>();
+  const podsById = new Map<number, PodInfo[]>();
+  for (const p of pods) {
+    const id = podAlloc.ids.get(p.identityKey);
+    if (id === undefined) continue;
+    let members = podsById.get(id);
+    if (!members) podsById.set(id, (members = []));
+    members.push(p);
+    for (const ip of p.ips) {
+      const owner = endpointByIp.get(ip);
+      if (owner !== undefined) {
+        podIssues.push({ pod: p.key, reason: 'duplicate_ip', detail: `${ip} is also ${owner}'s; ${owner} keeps it` });
+        continue;
+      }
+      endpointByIp.set(ip, p.key);
+      const family = ip.includes(':') ? 6 : 4;
+      const prefix = family === 4 ? 32 : 128;
+      ipcache.set(`${ip}/${prefix}`, { cidr: `${ip}/${prefix}`, family, prefix, identity: id, cidrIdentity: prefixIndex.longest(ip), source: { kind: 'pod', pod: p.key } });
+    }
+  }
+
+  // Peer → identities, computed once per (policy, rule, peer), reused by every endpoint the policy selects.
+  const peerIds = new Map<Peer, number[]>();
+  const idsOf = (peer: Peer): number[] => {
+    let ids = peerIds.get(peer);
+    if (ids) return ids;
+    if (peer.kind === 'ipBlock') ids = prefixIndex.select(peer);
+    else {
+      ids = [];
+      for (const [id, l] of podIdentities) {
+        if (peer.namespace !== null && l.namespace !== peer.namespace) continue;
+        if (selectorMatches(peer.namespaceSelector, l.namespaceLabels) && selectorMatches(peer.podSelector, l.labels)) ids.push(id);
+      }
+    }
+    peerIds.set(peer, ids);
+    return ids;
+  };
+  // For a named port towards an ipBlock (egress): the pod identities all of whose pods lie in the block.
+  const podIdsInBlock = (peer: Peer & { kind: 'ipBlock' }): number[] => {
+    const cidrIds = new Set(idsOf(peer));
+    const out: number[] = [];
+    for (const [id, members] of podsById)
+      if (members.every((m) => m.ips.every((ip) => cidrIds.has(prefixIndex.longest(ip))))) out.push(id);
+    return out;
+  };
+
+  const endpoints = new Map<string, Endpoint>();
+  const byNamespace = new Map<string, PodInfo[]>();
+  for (const p of pods) {
+    const identity = podAlloc.ids.get(p.identityKey);
+    if (identity === undefined) continue; // no identity: not programmed, the writer fails closed for it
+    endpoints.set(p.key, { pod: p.key, namespace: p.namespace, node: p.node, ips: p.ips, identity, ingress: emptyDirection(), egress: emptyDirection() });
+    let l = byNamespace.get(p.namespace);
+    if (!l) byNamespace.set(p.namespace, (l = []));
+    l.push(p);
+  }
+
+  const sortedPolicies = [...policies.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const pol of sortedPolicies) {
+    for (const p of byNamespace.get(pol.namespace) ?? []) {
+      if (!selectorMatches(pol.podSelector, p.identity.labels)) continue;
+      const ep = endpoints.get(p.key)!;
+      if (pol.ingress) addRules(ep.ingress, pol, pol.ingressRules, 'ingress', p, idsOf, podIdentities, podIdsInBlock);
+      if (pol.egress) addRules(ep.egress, pol, pol.egressRules, 'egress', p, idsOf, podIdentities, podIdsInBlock);
+    }
+  }
+  for (const ep of endpoints.values()) {
+    ep.ingress.keys = normalizeKeys(ep.ingress.keys);
+    ep.egress.keys = normalizeKeys(ep.egress.keys);
+  }
+
+  return {
+    endpoints,
+    endpointByIp,
+    podIdentityIds: podAlloc.ids,
+    podIdentities,
+    cidrIdentityIds: cidrAlloc.ids,
+    cidrIdentities,
+    ipcache,
+    nodeAddresses,
+    policies,
+    policyIssues,
+    podIssues,
+  };
+}
+
+function addRules(
+  dir: DirectionPolicy,
+  pol: CompiledPolicy,
+  rules: readonly CompiledRule[],
+  direction: 'ingress' | 'egress',
+  self: PodInfo,
+  idsOf: (p: Peer) => number[],
+  podIdentities: ReadonlyMap<number, PodIdentityLabels>,
+  podIdsInBlock: (p: Peer & { kind: 'ipBlock' }) => number[],
+): void {
+  dir.isolated = true;
+  if (!dir.policies.includes(pol.key)) dir.policies.push(pol.key);
+  const emit = (rule: CompiledRule, peer: AllowRule['peer'], protocol: Protocol | 'any', port: number, endPort: number): void => {
+    dir.rules.push({ policy: pol.key, rule: rule.index, peer, protocol, port, endPort });
+    const proto = protocol === 'any' ? 0 : PROTO_NUMBER[protocol];
+    const ids = peer.kind === 'any' ? [IDENTITY_ANY] : peer.identities;
+    for (const id of ids) dir.keys.push({ peer: id, protocol: proto, port, endPort });
+  };
+  const peerView = (peer: Peer | 'all'): AllowRule['peer'] => {
+    if (peer === 'all') return { kind: 'any' };
+    if (peer.kind === 'pods') return { kind: 'pods', identities: idsOf(peer) };
+    return { kind: 'cidr', cidr: `${peer.cidr.address}/${peer.cidr.prefix}`, except: peer.except.map((e) => `${e.address}/${e.prefix}`), identities: idsOf(peer) };
+  };
+  for (const rule of rules) {
+    const peers: (Peer | 'all')[] = rule.peers === 'all' ? ['all'] : rule.peers;
+    for (const peer of peers) {
+      if (rule.ports === 'all') {
+        emit(rule, peerView(peer), 'any', 0, 65535);
+        continue;
+      }
+      for (const pm of rule.ports) {
+        if (pm.kind === 'range') emit(rule, peerView(peer), pm.protocol, pm.port, pm.endPort);
+        else if (direction === 'ingress') {
+          // the destination is this endpoint: resolve on its own containers; absent → nothing on this pod
+          const n = self.identity.namedPorts[`${pm.name}/${pm.protocol}`];
+          if (n !== undefined) emit(rule, peerView(peer), pm.protocol, n, n);
+        } else emitNamedEgress(rule, peer, pm, idsOf, podIdentities, podIdsInBlock, emit);
+      }
+    }
+  }
+}
+
+/** Egress with a named port: resolved on each destination pod, i.e. per peer identity (identities carry named ports). */
+function emitNamedEgress(
+  rule: CompiledRule,
+  peer: Peer | 'all',
+  pm: PortMatch & { kind: 'named' },
+  idsOf: (p: Peer) => number[],
+  podIdentities: ReadonlyMap<number, PodIdentityLabels>,
+  podIdsInBlock: (p: Peer & { kind: 'ipBlock' }) => number[],
+  emit: (rule: CompiledRule, peer: AllowRule['peer'], protocol: Protocol | 'any', port: number, endPort: number) => void,
+): void {
+  const candidates = peer === 'all' ? [...podIdentities.keys()] : peer.kind === 'pods' ? idsOf(peer) : podIdsInBlock(peer);
+  const byPort = new Map<number, number[]>();
+  for (const id of candidates) {
+    const n = podIdentities.get(id)?.namedPorts[`${pm.name}/${pm.protocol}`];
+    if (n === undefined) continue;
+    let l = byPort.get(n);
+    if (!l) byPort.set(n, (l = []));
+    l.push(id);
+  }
+  for (const [n, ids] of [...byPort].sort(([a], [b]) => a - b)) emit(rule, { kind: 'pods', identities: ids.sort((a, b) => a - b) }, pm.protocol, n, n);
+}
+
