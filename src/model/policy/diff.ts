@@ -53,7 +53,10 @@ export function diffPolicyModels(old: PolicyModel, next: PolicyModel): PolicyMod
   const oldIds = ids(old);
   const newIds = ids(next);
   const out: PolicyModelDiff = {
-    identities: { added: [...newIds].filter((i) => !oldIds.has(i)).sort((a, b) => a - b), removed: [...oldIds].filter((i) => !newIds.has(i)).sort((a, b) => a - b) },
+    identities: {
+      added: [...newIds].filter((i) => !oldIds.has(i)).sort((a, b) => a - b),
+      removed: [...oldIds].filter((i) => !newIds.has(i)).sort((a, b) => a - b),
+    },
     ipcache: { upserted: [], removed: [] },
     endpoints: { added: [], removed: [], changed: [] },
   };

@@ -38,7 +38,10 @@ export class PrefixIndex {
     let m = byLen.get(cidr.prefix);
     if (!m) {
       byLen.set(cidr.prefix, (m = new Map()));
-      this.lengths.set(cidr.family, [...byLen.keys()].sort((a, b) => b - a));
+      this.lengths.set(
+        cidr.family,
+        [...byLen.keys()].sort((a, b) => b - a),
+      );
     }
     m.set(cidr.address, id);
     this.prefixes.push({ cidr, id });

@@ -216,7 +216,12 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
     for (const b of bad) podIssues.push({ pod: key, reason: 'bad_ip', detail: `pod IP ${JSON.stringify(b)}` });
     if (ips.length === 0) continue;
     const namespace = p.metadata.namespace || 'default';
-    const identity: PodIdentityLabels = { namespace, labels: labelsOf(p.metadata.labels), namespaceLabels: namespaceLabels(namespace), namedPorts: namedPortsOf(p) };
+    const identity: PodIdentityLabels = {
+      namespace,
+      labels: labelsOf(p.metadata.labels),
+      namespaceLabels: namespaceLabels(namespace),
+      namedPorts: namedPortsOf(p),
+    };
     pods.push({ key, namespace, node: p.spec?.nodeName ?? '', ips, identity, identityKey: podIdentityKey(identity) });
   }
   pods.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -232,7 +237,8 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
     const id = podAlloc.ids.get(p.identityKey);
     if (id !== undefined) podIdentities.set(id, p.identity);
   }
-  for (const i of podAlloc.issues) if (i.reason === 'range_exhausted') podIssues.push({ pod: i.key, reason: 'identity_exhausted', detail: 'no free pod identity' });
+  for (const i of podAlloc.issues)
+    if (i.reason === 'range_exhausted') podIssues.push({ pod: i.key, reason: 'identity_exhausted', detail: 'no free pod identity' });
 
   // Policies, and every ipBlock prefix they name.
   const policies = new Map<string, CompiledPolicy>();
@@ -245,8 +251,7 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
   for (const pol of policies.values())
     for (const r of [...pol.ingressRules, ...pol.egressRules])
       if (r.peers !== 'all')
-        for (const peer of r.peers)
-          if (peer.kind === 'ipBlock') for (const c of [peer.cidr, ...peer.except]) prefixTexts.add(`${c.address}/${c.prefix}`);
+        for (const peer of r.peers) if (peer.kind === 'ipBlock') for (const c of [peer.cidr, ...peer.except]) prefixTexts.add(`${c.address}/${c.prefix}`);
   const cidrAlloc = allocateIds(prefixTexts, inputs.previous?.cidrIdentities ?? new Map(), FIRST_CIDR_IDENTITY, LAST_CIDR_IDENTITY);
   const prefixIndex = new PrefixIndex();
   const cidrIdentities = new Map<number, string>();
@@ -268,7 +273,14 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
       const family = a.includes(':') ? 6 : 4;
       const prefix = family === 4 ? 32 : 128;
       const identity = n.name === inputs.localNode ? IDENTITY_HOST : IDENTITY_REMOTE_NODE;
-      ipcache.set(`${a}/${prefix}`, { cidr: `${a}/${prefix}`, family, prefix, identity, cidrIdentity: prefixIndex.longest(a), source: { kind: 'node', node: n.name } });
+      ipcache.set(`${a}/${prefix}`, {
+        cidr: `${a}/${prefix}`,
+        family,
+        prefix,
+        identity,
+        cidrIdentity: prefixIndex.longest(a),
+        source: { kind: 'node', node: n.name },
+      });
     }
   }
   const endpointByIp = new Map<string, string>();
@@ -288,7 +300,14 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
       endpointByIp.set(ip, p.key);
       const family = ip.includes(':') ? 6 : 4;
       const prefix = family === 4 ? 32 : 128;
-      ipcache.set(`${ip}/${prefix}`, { cidr: `${ip}/${prefix}`, family, prefix, identity: id, cidrIdentity: prefixIndex.longest(ip), source: { kind: 'pod', pod: p.key } });
+      ipcache.set(`${ip}/${prefix}`, {
+        cidr: `${ip}/${prefix}`,
+        family,
+        prefix,
+        identity: id,
+        cidrIdentity: prefixIndex.longest(ip),
+        source: { kind: 'pod', pod: p.key },
+      });
     }
   }
 
@@ -312,8 +331,7 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
   const podIdsInBlock = (peer: Peer & { kind: 'ipBlock' }): number[] => {
     const cidrIds = new Set(idsOf(peer));
     const out: number[] = [];
-    for (const [id, members] of podsById)
-      if (members.every((m) => m.ips.every((ip) => cidrIds.has(prefixIndex.longest(ip))))) out.push(id);
+    for (const [id, members] of podsById) if (members.every((m) => m.ips.every((ip) => cidrIds.has(prefixIndex.longest(ip))))) out.push(id);
     return out;
   };
 
@@ -378,7 +396,12 @@ function addRules(
   const peerView = (peer: Peer | 'all'): AllowRule['peer'] => {
     if (peer === 'all') return { kind: 'any' };
     if (peer.kind === 'pods') return { kind: 'pods', identities: idsOf(peer) };
-    return { kind: 'cidr', cidr: `${peer.cidr.address}/${peer.cidr.prefix}`, except: peer.except.map((e) => `${e.address}/${e.prefix}`), identities: idsOf(peer) };
+    return {
+      kind: 'cidr',
+      cidr: `${peer.cidr.address}/${peer.cidr.prefix}`,
+      except: peer.except.map((e) => `${e.address}/${e.prefix}`),
+      identities: idsOf(peer),
+    };
   };
   for (const rule of rules) {
     const peers: (Peer | 'all')[] = rule.peers === 'all' ? ['all'] : rule.peers;
@@ -420,4 +443,3 @@ function emitNamedEgress(
   }
   for (const [n, ids] of [...byPort].sort(([a], [b]) => a - b)) emit(rule, { kind: 'pods', identities: ids.sort((a, b) => a - b) }, pm.protocol, n, n);
 }
-

@@ -93,31 +93,31 @@ export function cidrCovers(outer: ParsedCidr, inner: ParsedCidr): boolean {
 type Report = (reason: PolicyIssueReason, field: string, detail: string) => void;
 
 function compilePeer(p: unknown, field: string, namespace: string, report: Report): Peer | null {
-  if (typeof p !== 'object' || p === null) return void report('invalid_peer', field, 'not an object'), null;
+  if (typeof p !== 'object' || p === null) return (void report('invalid_peer', field, 'not an object'), null);
   const { podSelector, namespaceSelector, ipBlock } = p as Record<string, unknown>;
   const hasPod = podSelector !== undefined && podSelector !== null;
   const hasNs = namespaceSelector !== undefined && namespaceSelector !== null;
   const hasIp = ipBlock !== undefined && ipBlock !== null;
-  if (hasIp && (hasPod || hasNs)) return void report('invalid_peer', field, 'ipBlock may not be combined with selectors'), null;
+  if (hasIp && (hasPod || hasNs)) return (void report('invalid_peer', field, 'ipBlock may not be combined with selectors'), null);
   if (hasIp) {
     const b = ipBlock as Record<string, unknown>;
     const cidr = parseCidr(b.cidr);
-    if (!cidr) return void report('invalid_cidr', `${field}.ipBlock.cidr`, `invalid CIDR ${JSON.stringify(b.cidr)}`), null;
+    if (!cidr) return (void report('invalid_cidr', `${field}.ipBlock.cidr`, `invalid CIDR ${JSON.stringify(b.cidr)}`), null);
     const except: ParsedCidr[] = [];
     const ex = b.except === undefined || b.except === null ? [] : list(b.except);
-    if (!ex) return void report('invalid_cidr', `${field}.ipBlock.except`, 'not a list'), null;
+    if (!ex) return (void report('invalid_cidr', `${field}.ipBlock.except`, 'not a list'), null);
     for (const [i, e] of ex.entries()) {
       const c = parseCidr(e);
       // apimachinery's ValidateIPBlock: each except must parse and be a strict subset of cidr
       if (!c || !cidrStrictlyInside(c, cidr)) {
         const why = c ? `${JSON.stringify(e)} is not a strict subset of ${cidrText(cidr)}` : `invalid CIDR ${JSON.stringify(e)}`;
-        return void report('invalid_cidr', `${field}.ipBlock.except[${i}]`, why), null;
+        return (void report('invalid_cidr', `${field}.ipBlock.except[${i}]`, why), null);
       }
       except.push(c);
     }
     return { kind: 'ipBlock', cidr, except };
   }
-  if (!hasPod && !hasNs) return void report('invalid_peer', field, 'a peer needs podSelector, namespaceSelector or ipBlock'), null;
+  if (!hasPod && !hasNs) return (void report('invalid_peer', field, 'a peer needs podSelector, namespaceSelector or ipBlock'), null);
   const pod = hasPod ? compileSelector(podSelector, `${field}.podSelector`) : { selector: EVERYTHING, problems: [] };
   const ns = hasNs ? compileSelector(namespaceSelector, `${field}.namespaceSelector`) : { selector: EVERYTHING, problems: [] };
   const problems = [...pod.problems, ...ns.problems];
@@ -127,23 +127,24 @@ function compilePeer(p: unknown, field: string, namespace: string, report: Repor
 }
 
 function compilePort(p: unknown, field: string, report: Report): PortMatch | null {
-  if (typeof p !== 'object' || p === null) return void report('invalid_port', field, 'not an object'), null;
+  if (typeof p !== 'object' || p === null) return (void report('invalid_port', field, 'not an object'), null);
   const { protocol: rawProto, port, endPort } = p as Record<string, unknown>;
   const protocol = rawProto === undefined || rawProto === null ? 'TCP' : rawProto;
-  if (!isProtocol(protocol)) return void report('unknown_protocol', `${field}.protocol`, `unsupported protocol ${JSON.stringify(rawProto)}`), null;
+  if (!isProtocol(protocol)) return (void report('unknown_protocol', `${field}.protocol`, `unsupported protocol ${JSON.stringify(rawProto)}`), null);
   const hasEnd = endPort !== undefined && endPort !== null;
   if (port === undefined || port === null) {
-    if (hasEnd) return void report('invalid_port', `${field}.endPort`, 'endPort without port'), null;
+    if (hasEnd) return (void report('invalid_port', `${field}.endPort`, 'endPort without port'), null);
     return { protocol, kind: 'range', port: 0, endPort: 65535 };
   }
   if (typeof port === 'string') {
-    if (hasEnd) return void report('invalid_port', `${field}.endPort`, 'endPort with a named port'), null;
-    if (!IANA_SVC_NAME.test(port)) return void report('invalid_port', `${field}.port`, `invalid port name ${JSON.stringify(port)}`), null;
+    if (hasEnd) return (void report('invalid_port', `${field}.endPort`, 'endPort with a named port'), null);
+    if (!IANA_SVC_NAME.test(port)) return (void report('invalid_port', `${field}.port`, `invalid port name ${JSON.stringify(port)}`), null);
     return { protocol, kind: 'named', name: port };
   }
-  if (!isValidPort(port)) return void report('invalid_port', `${field}.port`, `invalid port ${JSON.stringify(port)}`), null;
+  if (!isValidPort(port)) return (void report('invalid_port', `${field}.port`, `invalid port ${JSON.stringify(port)}`), null);
   if (!hasEnd) return { protocol, kind: 'range', port, endPort: port };
-  if (!isValidPort(endPort) || endPort < port) return void report('invalid_port', `${field}.endPort`, `endPort ${JSON.stringify(endPort)} must be ${port}..65535`), null;
+  if (!isValidPort(endPort) || endPort < port)
+    return (void report('invalid_port', `${field}.endPort`, `endPort ${JSON.stringify(endPort)} must be ${port}..65535`), null);
   return { protocol, kind: 'range', port, endPort };
 }
 
@@ -158,13 +159,15 @@ function compileRules(raw: unknown, dir: 'ingress' | 'egress', namespace: string
     const rawPorts = list(rule.ports);
     // A bad entry is dropped, but a list that had entries never becomes "all": an empty result matches nothing.
     const peers: CompiledRule['peers'] =
-      rawPeers === null || rawPeers.length === 0
-        ? 'all'
-        : rawPeers.flatMap((p, i) => compilePeer(p, `${f}.${peerField}[${i}]`, namespace, report) ?? []);
+      rawPeers === null || rawPeers.length === 0 ? 'all' : rawPeers.flatMap((p, i) => compilePeer(p, `${f}.${peerField}[${i}]`, namespace, report) ?? []);
     const ports: CompiledRule['ports'] =
       rawPorts === null || rawPorts.length === 0 ? 'all' : rawPorts.flatMap((p, i) => compilePort(p, `${f}.ports[${i}]`, report) ?? []);
     if (dir === 'egress' && peers !== 'all' && ports !== 'all' && peers.some((p) => p.kind === 'ipBlock') && ports.some((p) => p.kind === 'named'))
-      report('named_port_to_ipblock', f, 'a named port resolves on destination pods: towards an ipBlock it matches only pods whose identity lies wholly inside the block');
+      report(
+        'named_port_to_ipblock',
+        f,
+        'a named port resolves on destination pods: towards an ipBlock it matches only pods whose identity lies wholly inside the block',
+      );
     out.push({ index, peers, ports });
   });
   return out;
@@ -177,11 +180,14 @@ export function compilePolicy(np: V1NetworkPolicy): { policy: CompiledPolicy | n
   const key = `${namespace}/${name ?? ''}`;
   const issues: PolicyIssue[] = [];
   const report: Report = (reason, field, detail) => issues.push({ policy: key, reason, field, detail });
-  if (typeof name !== 'string' || name === '') return report('no_name', 'metadata.name', 'NetworkPolicy without a name'), { policy: null, issues };
+  if (typeof name !== 'string' || name === '') return (report('no_name', 'metadata.name', 'NetworkPolicy without a name'), { policy: null, issues });
   const spec = np.spec as Record<string, unknown> | undefined;
-  if (typeof spec !== 'object' || spec === null) return report('no_spec', 'spec', 'missing spec'), { policy: null, issues };
+  if (typeof spec !== 'object' || spec === null) return (report('no_spec', 'spec', 'missing spec'), { policy: null, issues });
   // spec.podSelector is required by the API; an absent one serialises as {} (every pod of the namespace)
-  const ps = spec.podSelector === undefined || spec.podSelector === null ? { selector: EVERYTHING, problems: [] } : compileSelector(spec.podSelector, 'spec.podSelector');
+  const ps =
+    spec.podSelector === undefined || spec.podSelector === null
+      ? { selector: EVERYTHING, problems: [] }
+      : compileSelector(spec.podSelector, 'spec.podSelector');
   for (const pr of ps.problems) report('invalid_selector', pr.field, `${pr.reason}; the policy selects no pod`);
   const podSelector = ps.problems.length > 0 ? NOTHING : ps.selector;
   const egressList = list(spec.egress) ?? [];
