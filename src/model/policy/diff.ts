@@ -32,11 +32,24 @@ export function keyText(k: PolicyKey): string {
 }
 
 function diffKeys(a: readonly PolicyKey[], b: readonly PolicyKey[]): { added: PolicyKey[]; removed: PolicyKey[] } {
+  if (a === b || (a.length === b.length && a.every((k, i) => keyText(k) === keyText(b[i]!)))) return { added: [], removed: [] };
   const before = new Map(a.map((k) => [keyText(k), k]));
   const after = new Map(b.map((k) => [keyText(k), k]));
   return {
     added: [...after].filter(([t]) => !before.has(t)).map(([, k]) => k),
     removed: [...before].filter(([t]) => !after.has(t)).map(([, k]) => k),
+  };
+}
+
+/** Endpoints of one identity share their key lists, so each (old, new) pair is diffed once. */
+function memoDiff(): (a: readonly PolicyKey[], b: readonly PolicyKey[]) => { added: PolicyKey[]; removed: PolicyKey[] } {
+  const memo = new Map<readonly PolicyKey[], Map<readonly PolicyKey[], { added: PolicyKey[]; removed: PolicyKey[] }>>();
+  return (a, b) => {
+    let m = memo.get(a);
+    if (!m) memo.set(a, (m = new Map()));
+    let d = m.get(b);
+    if (!d) m.set(b, (d = diffKeys(a, b)));
+    return { added: d.added, removed: d.removed };
   };
 }
 
@@ -65,6 +78,7 @@ export function diffPolicyModels(old: PolicyModel, next: PolicyModel): PolicyMod
     if (!o || !sameEntry(o, e)) out.ipcache.upserted.push(e);
   }
   for (const cidr of old.ipcache.keys()) if (!next.ipcache.has(cidr)) out.ipcache.removed.push(cidr);
+  const keysDiff = memoDiff();
   for (const [pod, ep] of next.endpoints) {
     const o = old.endpoints.get(pod);
     if (!o) {
@@ -72,8 +86,8 @@ export function diffPolicyModels(old: PolicyModel, next: PolicyModel): PolicyMod
       continue;
     }
     const changed = o.identity !== ep.identity || o.node !== ep.node || o.ips.join() !== ep.ips.join();
-    const ingress: DirectionDiff = diffKeys(o.ingress.keys, ep.ingress.keys);
-    const egress: DirectionDiff = diffKeys(o.egress.keys, ep.egress.keys);
+    const ingress: DirectionDiff = keysDiff(o.ingress.keys, ep.ingress.keys);
+    const egress: DirectionDiff = keysDiff(o.egress.keys, ep.egress.keys);
     if (o.ingress.isolated !== ep.ingress.isolated) ingress.isolated = { from: o.ingress.isolated, to: ep.ingress.isolated };
     if (o.egress.isolated !== ep.egress.isolated) egress.isolated = { from: o.egress.isolated, to: ep.egress.isolated };
     const moved = (d: DirectionDiff): boolean => d.added.length > 0 || d.removed.length > 0 || d.isolated !== undefined;

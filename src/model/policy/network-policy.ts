@@ -83,6 +83,7 @@ export interface DirectionPolicy {
   keys: PolicyKey[];
 }
 
+/** Endpoints of one identity share their DirectionPolicy objects (their keys are equal by construction): treat them as read-only. */
 export interface Endpoint {
   pod: string;
   namespace: string;
@@ -173,25 +174,16 @@ function emptyDirection(): DirectionPolicy {
   return { isolated: false, policies: [], rules: [], keys: [] };
 }
 
-/** Merge overlapping or adjacent ranges per (peer, protocol); sort by peer, protocol, port. */
-export function normalizeKeys(keys: Iterable<PolicyKey>): PolicyKey[] {
-  const groups = new Map<string, PolicyKey[]>();
-  for (const k of keys) {
-    const g = `${k.peer}/${k.protocol}`;
-    let list = groups.get(g);
-    if (!list) groups.set(g, (list = []));
-    list.push(k);
-  }
+/** Merge overlapping or adjacent ranges per (peer, protocol); sort by peer, protocol, port. Sorts `keys` in place. */
+export function normalizeKeys(keys: PolicyKey[]): PolicyKey[] {
+  keys.sort((a, b) => a.peer - b.peer || a.protocol - b.protocol || a.port - b.port || a.endPort - b.endPort);
   const out: PolicyKey[] = [];
-  for (const list of groups.values()) {
-    list.sort((a, b) => a.port - b.port || a.endPort - b.endPort);
-    let cur: PolicyKey | null = null;
-    for (const k of list) {
-      if (cur && k.port <= cur.endPort + 1) cur.endPort = Math.max(cur.endPort, k.endPort);
-      else out.push((cur = { ...k }));
-    }
+  let cur: PolicyKey | null = null;
+  for (const k of keys) {
+    if (cur && cur.peer === k.peer && cur.protocol === k.protocol && k.port <= cur.endPort + 1) cur.endPort = Math.max(cur.endPort, k.endPort);
+    else out.push((cur = { ...k }));
   }
-  return out.sort((a, b) => a.peer - b.peer || a.protocol - b.protocol || a.port - b.port);
+  return out;
 }
 
 /** Build the whole model. Never throws; what is skipped is in policyIssues / podIssues. */
@@ -335,29 +327,33 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
     return out;
   };
 
+  // Everything an endpoint's keys depend on is in its identity (namespace, labels, named ports), so
+  // they are computed once per identity and shared (read-only) by every endpoint that has it.
+  const policiesByNs = new Map<string, CompiledPolicy[]>();
+  for (const pol of [...policies.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+    let l = policiesByNs.get(pol.namespace);
+    if (!l) policiesByNs.set(pol.namespace, (l = []));
+    l.push(pol);
+  }
+  const directions = new Map<number, { ingress: DirectionPolicy; egress: DirectionPolicy }>();
+  for (const [id, l] of podIdentities) {
+    const ingress = emptyDirection();
+    const egress = emptyDirection();
+    for (const pol of policiesByNs.get(l.namespace) ?? []) {
+      if (!selectorMatches(pol.podSelector, l.labels)) continue;
+      if (pol.ingress) addRules(ingress, pol, pol.ingressRules, 'ingress', l.namedPorts, idsOf, podIdentities, podIdsInBlock);
+      if (pol.egress) addRules(egress, pol, pol.egressRules, 'egress', l.namedPorts, idsOf, podIdentities, podIdsInBlock);
+    }
+    ingress.keys = normalizeKeys(ingress.keys);
+    egress.keys = normalizeKeys(egress.keys);
+    directions.set(id, { ingress, egress });
+  }
   const endpoints = new Map<string, Endpoint>();
-  const byNamespace = new Map<string, PodInfo[]>();
   for (const p of pods) {
     const identity = podAlloc.ids.get(p.identityKey);
     if (identity === undefined) continue; // no identity: not programmed, the writer fails closed for it
-    endpoints.set(p.key, { pod: p.key, namespace: p.namespace, node: p.node, ips: p.ips, identity, ingress: emptyDirection(), egress: emptyDirection() });
-    let l = byNamespace.get(p.namespace);
-    if (!l) byNamespace.set(p.namespace, (l = []));
-    l.push(p);
-  }
-
-  const sortedPolicies = [...policies.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  for (const pol of sortedPolicies) {
-    for (const p of byNamespace.get(pol.namespace) ?? []) {
-      if (!selectorMatches(pol.podSelector, p.identity.labels)) continue;
-      const ep = endpoints.get(p.key)!;
-      if (pol.ingress) addRules(ep.ingress, pol, pol.ingressRules, 'ingress', p, idsOf, podIdentities, podIdsInBlock);
-      if (pol.egress) addRules(ep.egress, pol, pol.egressRules, 'egress', p, idsOf, podIdentities, podIdsInBlock);
-    }
-  }
-  for (const ep of endpoints.values()) {
-    ep.ingress.keys = normalizeKeys(ep.ingress.keys);
-    ep.egress.keys = normalizeKeys(ep.egress.keys);
+    const d = directions.get(identity)!;
+    endpoints.set(p.key, { pod: p.key, namespace: p.namespace, node: p.node, ips: p.ips, identity, ingress: d.ingress, egress: d.egress });
   }
 
   return {
@@ -380,7 +376,7 @@ function addRules(
   pol: CompiledPolicy,
   rules: readonly CompiledRule[],
   direction: 'ingress' | 'egress',
-  self: PodInfo,
+  selfNamedPorts: Readonly<Record<string, number>>,
   idsOf: (p: Peer) => number[],
   podIdentities: ReadonlyMap<number, PodIdentityLabels>,
   podIdsInBlock: (p: Peer & { kind: 'ipBlock' }) => number[],
@@ -414,7 +410,7 @@ function addRules(
         if (pm.kind === 'range') emit(rule, peerView(peer), pm.protocol, pm.port, pm.endPort);
         else if (direction === 'ingress') {
           // the destination is this endpoint: resolve on its own containers; absent → nothing on this pod
-          const n = self.identity.namedPorts[`${pm.name}/${pm.protocol}`];
+          const n = selfNamedPorts[`${pm.name}/${pm.protocol}`];
           if (n !== undefined) emit(rule, peerView(peer), pm.protocol, n, n);
         } else emitNamedEgress(rule, peer, pm, idsOf, podIdentities, podIdsInBlock, emit);
       }
