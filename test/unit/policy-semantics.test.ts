@@ -196,6 +196,25 @@ test('pods without an address or finished are no endpoints; verdict names the de
   assert.equal(verdict(m, { pod: 'x/zz' }, A, 'TCP', 80).reason, 'unknown-party');
 });
 
+test('verdict names the policy and rule that allowed each side (for weir explain)', () => {
+  const ing = policy('x', 'web', {
+    podSelector: { matchLabels: { pod: 'a' } },
+    ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'c' } } }] }, { from: [{ namespaceSelector: {} }], ports: [{ port: 80 }] }],
+  });
+  const eg = policy('y', 'out', {
+    podSelector: {},
+    policyTypes: ['Egress'],
+    egress: [{ ports: [{ port: 53, protocol: 'UDP' }] }, { to: [{ namespaceSelector: {} }] }],
+  });
+  const m = buildPolicyModel(e2eInputs([ing, eg]));
+  const v = verdict(m, YA, A, 'TCP', 80);
+  assert.equal(v.allowed, true);
+  assert.deepEqual(v.ingressRule, { policy: 'x/web', rule: 1 });
+  assert.deepEqual(v.egressRule, { policy: 'y/out', rule: 1 });
+  assert.deepEqual(verdict(m, { pod: 'x/c' }, A, 'TCP', 81).ingressRule, { policy: 'x/web', rule: 0 });
+  assert.equal(verdict(m, YA, A, 'TCP', 81).reason, 'ingress-denied');
+});
+
 test('identities: equal labels share one id, reserved ids stay free, ids are adopted across rebuilds', () => {
   const pods = [pod('x/a', { labels: { app: 'web' } }), pod('x/b', { labels: { app: 'web' } }), pod('x/c', { labels: { app: 'db' } })];
   const m1 = buildPolicyModel(inputs([], pods));

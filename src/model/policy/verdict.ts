@@ -22,6 +22,9 @@ export interface Verdict {
   /** The key that allowed each isolated side. */
   egressKey?: PolicyKey;
   ingressKey?: PolicyKey;
+  /** The policy and rule index (spec.egress[i] / spec.ingress[i]) behind each allowing key. */
+  egressRule?: { policy: string; rule: number };
+  ingressRule?: { policy: string; rule: number };
 }
 
 function resolve(model: PolicyModel, p: Party): Resolved | null {
@@ -75,6 +78,17 @@ export function matchKey(dir: DirectionPolicy, ids: readonly number[], proto: nu
   return null;
 }
 
+/** The first rule of `dir` that admits a peer with one of `ids` on proto/port (what `weir explain` names). */
+export function matchRule(dir: DirectionPolicy, ids: readonly number[], proto: number, port: number): { policy: string; rule: number } | null {
+  for (const r of dir.rules) {
+    if (r.peer.kind !== 'any' && !r.peer.identities.some((id) => ids.includes(id))) continue;
+    if (r.protocol !== 'any' && (IPPROTO as Record<string, number>)[r.protocol] !== proto) continue;
+    if (port < r.port || port > r.endPort) continue;
+    return { policy: r.policy, rule: r.rule };
+  }
+  return null;
+}
+
 /** The policy verdict of a new connection from src to dst on protocol (name or number) and destination port. */
 export function verdict(model: PolicyModel, src: Party, dst: Party, protocol: string | number, port: number): Verdict {
   const s = resolve(model, src);
@@ -87,15 +101,19 @@ export function verdict(model: PolicyModel, src: Party, dst: Party, protocol: st
   const family = s.ip ? familyOf(s.ip) : d.ip ? familyOf(d.ip) : null;
   const out: Verdict = { allowed: true, reason: 'not-isolated' };
   if (s.kind === 'endpoint' && s.ep.egress.isolated) {
-    const k = matchKey(s.ep.egress, identitiesOf(model, d, s.ep, family), proto, port);
+    const ids = identitiesOf(model, d, s.ep, family);
+    const k = matchKey(s.ep.egress, ids, proto, port);
     if (!k) return { allowed: false, reason: 'egress-denied', deniedBy: s.ep.egress.policies };
     out.egressKey = k;
+    out.egressRule = matchRule(s.ep.egress, ids, proto, port) ?? undefined;
     out.reason = 'allowed';
   }
   if (d.kind === 'endpoint' && d.ep.ingress.isolated) {
-    const k = matchKey(d.ep.ingress, identitiesOf(model, s, d.ep, family), proto, port);
+    const ids = identitiesOf(model, s, d.ep, family);
+    const k = matchKey(d.ep.ingress, ids, proto, port);
     if (!k) return { allowed: false, reason: 'ingress-denied', deniedBy: d.ep.ingress.policies };
     out.ingressKey = k;
+    out.ingressRule = matchRule(d.ep.ingress, ids, proto, port) ?? undefined;
     out.reason = 'allowed';
   }
   return out;
