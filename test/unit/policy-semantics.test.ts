@@ -291,3 +291,30 @@ test('churn: relabelling a pod into an existing identity rewrites only its own e
     ['x/k3'],
   );
 });
+
+test('dual-stack: both pod addresses carry the identity; IPv6 ipBlocks with except; a v4 block never matches v6', () => {
+  const dual = (key: string, ip4: string, ip6: string): V1Pod => {
+    const p = pod(key);
+    p.status!.podIPs = [{ ip: ip4 }, { ip: ip6 }];
+    p.status!.podIP = ip4;
+    return p;
+  };
+  const pods = [dual('x/a', '198.18.1.10', '2001:2:0:1::a'), dual('y/a', '198.18.2.10', '2001:2:0:2::a'), dual('y/b', '198.18.2.11', '2001:2:0:2::b')];
+  const p = policy('x', 'v6', {
+    podSelector: {},
+    ingress: [
+      { from: [{ podSelector: {}, namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'y' } } }], ports: [{ port: 80 }] },
+      { from: [{ ipBlock: { cidr: '2001:2:0:f000::/52', except: ['2001:2:0:f100::/56'] } }, { ipBlock: { cidr: '198.19.0.0/16' } }] },
+    ],
+  });
+  const m = buildPolicyModel(inputs([p], pods));
+  assert.deepEqual(m.policyIssues, []);
+  assert.equal(m.ipcache.get('2001:2:0:2::a/128')!.identity, m.endpoints.get('y/a')!.identity);
+  assert.equal(allowed(m, { ip: '2001:2:0:2::a' }, A, 'TCP', 80), true);
+  assert.equal(allowed(m, { ip: '2001:2:0:2::a' }, A, 'TCP', 81), false);
+  assert.equal(allowed(m, { ip: '2001:2:0:f200::1' }, { ip: '2001:2:0:1::a' }, 'TCP', 81), true);
+  assert.equal(allowed(m, { ip: '2001:2:0:f1ff::1' }, A, 'TCP', 81), false, 'inside except');
+  assert.equal(allowed(m, { ip: '2001:2:0:e000::1' }, A, 'TCP', 81), false, 'outside cidr');
+  assert.equal(allowed(m, { ip: '198.19.3.3' }, A, 'TCP', 81), true);
+  assert.equal(allowed(m, { ip: '2001:2:0:f200::1' }, { ip: '198.18.1.10' }, 'TCP', 81), true, 'v6 client, the same endpoint');
+});
