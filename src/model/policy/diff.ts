@@ -32,7 +32,8 @@ export function keyText(k: PolicyKey): string {
 }
 
 function diffKeys(a: readonly PolicyKey[], b: readonly PolicyKey[]): { added: PolicyKey[]; removed: PolicyKey[] } {
-  if (a === b || (a.length === b.length && a.every((k, i) => keyText(k) === keyText(b[i]!)))) return { added: [], removed: [] };
+  const same = (k: PolicyKey, o: PolicyKey): boolean => k.peer === o.peer && k.protocol === o.protocol && k.port === o.port && k.endPort === o.endPort;
+  if (a === b || (a.length === b.length && a.every((k, i) => same(k, b[i]!)))) return { added: [], removed: [] };
   const before = new Map(a.map((k) => [keyText(k), k]));
   const after = new Map(b.map((k) => [keyText(k), k]));
   return {

@@ -3,7 +3,7 @@
 // per-policy step, so a policy change recompiles one policy. network-policy.ts joins the result with pods.
 
 import type { V1NetworkPolicy } from '@kubernetes/client-node';
-import { parseCidr, type ParsedCidr } from '../../bpf/ip.js';
+import { ipBytes, parseCidr, type ParsedCidr } from '../../bpf/ip.js';
 import { isProtocol, isValidPort, type Protocol } from '../validate.js';
 import { compileSelector, EVERYTHING, NOTHING, type Selector } from './selectors.js';
 
@@ -83,11 +83,24 @@ export function cidrStrictlyInside(inner: ParsedCidr, outer: ParsedCidr): boolea
   return inner.family === outer.family && inner.prefix > outer.prefix && cidrCovers(outer, inner);
 }
 
+const cidrValues = new WeakMap<ParsedCidr, bigint>();
+
+/** The network address as an integer (cached per parsed CIDR: select() compares every block with every prefix). */
+function cidrValue(c: ParsedCidr): bigint {
+  let v = cidrValues.get(c);
+  if (v === undefined) {
+    v = 0n;
+    for (const b of ipBytes(c.address) ?? []) v = (v << 8n) | BigInt(b);
+    cidrValues.set(c, v);
+  }
+  return v;
+}
+
 /** `outer` contains every address of `inner` (same family, prefix no longer). */
 export function cidrCovers(outer: ParsedCidr, inner: ParsedCidr): boolean {
   if (outer.family !== inner.family || outer.prefix > inner.prefix) return false;
-  const masked = parseCidr(`${inner.address}/${outer.prefix}`);
-  return masked !== null && masked.address === outer.address;
+  const shift = BigInt((outer.family === 4 ? 32 : 128) - outer.prefix);
+  return cidrValue(outer) >> shift === cidrValue(inner) >> shift;
 }
 
 type Report = (reason: PolicyIssueReason, field: string, detail: string) => void;
