@@ -87,7 +87,7 @@ function gen(rand: () => number) {
       o[field] = peers;
     }
     // a named port towards an ipBlock on egress is a documented approximation (identity-wide), left out here
-    if (hasPorts) o.ports = Array.from({ length: 1 + Math.floor(rand() * 2) }, () => port(!(dir === 'egress' && (hasIp || o[field] === undefined))));
+    if (hasPorts) o.ports = Array.from({ length: 1 + Math.floor(rand() * 2) }, () => port(!(dir === 'egress' && hasIp)));
     return o;
   };
   const pods: V1Pod[] = [];
