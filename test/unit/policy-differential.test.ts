@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { V1NetworkPolicy, V1Pod } from '@kubernetes/client-node';
-import { buildPolicyModel } from '../../src/model/policy/network-policy.js';
+import { buildPolicyModel, type PolicyKey, type PolicyModel } from '../../src/model/policy/network-policy.js';
+import { diffPolicyModels, keyWrites } from '../../src/model/policy/diff.js';
 import { allowed } from '../../src/model/policy/verdict.js';
 import { namespace, pod, policy } from './policy-helpers.js';
 import { referenceAllowed, type RefCluster, type RefParty } from './policy-reference.js';
@@ -156,4 +157,78 @@ test('differential: the model agrees with the spec-written reference on generate
   console.log(`policy differential: ${cases} cases agree (${allowedCount} allowed, ${cases - allowedCount} denied)`);
   // both verdicts must be well represented, or the generator tests nothing
   assert.ok(allowedCount > cases / 10 && cases - allowedCount > cases / 10, `allowed ${allowedCount} of ${cases}`);
+});
+
+interface MapState {
+  ipcache: Map<string, string>;
+  endpoints: Map<string, { entry: string; ingress: Set<string>; egress: Set<string> }>;
+}
+
+const keyStr = (k: PolicyKey): string => `${k.peer}/${k.protocol}/${k.port}-${k.endPort}`;
+
+/** What the maps hold for a model, written from scratch. */
+function mapState(m: PolicyModel): MapState {
+  const s: MapState = { ipcache: new Map(), endpoints: new Map() };
+  for (const [cidr, e] of m.ipcache) s.ipcache.set(cidr, `${e.identity}/${e.cidrIdentity}`);
+  for (const [pod, ep] of m.endpoints)
+    s.endpoints.set(pod, {
+      entry: `${ep.identity} ${ep.ips.join()} ${ep.ingress.isolated} ${ep.egress.isolated}`,
+      ingress: new Set(ep.ingress.keys.map(keyStr)),
+      egress: new Set(ep.egress.keys.map(keyStr)),
+    });
+  return s;
+}
+
+test('differential: applying diff(old, new) to the maps of old gives the maps of new; unchanged identities keep their ids', () => {
+  const seed = process.env.POLICY_SEED ? Number(process.env.POLICY_SEED) : Math.floor(Math.random() * 2 ** 31);
+  console.log(`policy diff: seed ${seed} (replay with POLICY_SEED=${seed})`);
+  const rand = mulberry32(seed);
+  let writes = 0;
+  for (let n = 0; n < 300; n++) {
+    const { cluster, pick } = gen(rand);
+    const m1 = buildPolicyModel(cluster);
+    // one change of each kind the sources deliver, chosen at random
+    const next: RefCluster = { policies: [...cluster.policies], pods: [...cluster.pods], namespaces: [...cluster.namespaces] };
+    const kind = pick(['relabel-pod', 'relabel-ns', 'drop-policy', 'add-policy', 'drop-pod', 'move-pod']);
+    const i = Math.floor(rand() * next.pods.length);
+    const p = next.pods[i]!;
+    if (kind === 'relabel-pod')
+      next.pods[i] = { ...p, metadata: { ...p.metadata, labels: { ...(p.metadata?.labels ?? {}), app: pick(['web', 'db', 'cache']) } } };
+    else if (kind === 'relabel-ns') {
+      const j = Math.floor(rand() * next.namespaces.length);
+      const ns = next.namespaces[j]!;
+      next.namespaces[j] = { ...ns, metadata: { ...ns.metadata, labels: { ...(ns.metadata?.labels ?? {}), team: pick(['red', 'blue', 'green']) } } };
+    } else if (kind === 'drop-policy') next.policies.splice(Math.floor(rand() * next.policies.length), 1);
+    else if (kind === 'add-policy')
+      next.policies.push(
+        ...gen(rand)
+          .cluster.policies.slice(0, 1)
+          .map((np) => ({ ...np, metadata: { ...np.metadata, name: 'added' } })),
+      );
+    else if (kind === 'drop-pod') next.pods.splice(i, 1);
+    else next.pods[i] = { ...p, status: { ...p.status, podIP: `198.18.${4 + (n % 3)}.${n % 250}`, podIPs: [{ ip: `198.18.${4 + (n % 3)}.${n % 250}` }] } };
+    const m2 = buildPolicyModel({ ...next, previous: { podIdentities: m1.podIdentityIds, cidrIdentities: m1.cidrIdentityIds } });
+    for (const [key, id] of m2.podIdentityIds)
+      if (m1.podIdentityIds.has(key)) assert.equal(id, m1.podIdentityIds.get(key), `${kind}: identity ${key} kept its id`);
+    const d = diffPolicyModels(m1, m2);
+    writes += keyWrites(d);
+    // apply the diff to the old maps
+    const s = mapState(m1);
+    for (const e of d.ipcache.upserted) s.ipcache.set(e.cidr, `${e.identity}/${e.cidrIdentity}`);
+    for (const c of d.ipcache.removed) s.ipcache.delete(c);
+    for (const pod of d.endpoints.removed) s.endpoints.delete(pod);
+    for (const ep of d.endpoints.added)
+      s.endpoints.set(ep.pod, mapState({ ...m2, endpoints: new Map([[ep.pod, ep]]), ipcache: new Map() }).endpoints.get(ep.pod)!);
+    for (const c of d.endpoints.changed) {
+      const cur = s.endpoints.get(c.pod)!;
+      const ep = m2.endpoints.get(c.pod)!;
+      cur.entry = `${ep.identity} ${ep.ips.join()} ${c.ingress.isolated?.to ?? ep.ingress.isolated} ${c.egress.isolated?.to ?? ep.egress.isolated}`;
+      for (const k of c.ingress.added) cur.ingress.add(keyStr(k));
+      for (const k of c.ingress.removed) cur.ingress.delete(keyStr(k));
+      for (const k of c.egress.added) cur.egress.add(keyStr(k));
+      for (const k of c.egress.removed) cur.egress.delete(keyStr(k));
+    }
+    assert.deepEqual(s, mapState(m2), `seed ${seed} cluster ${n} (${kind})`);
+  }
+  console.log(`policy diff: 300 changes applied, ${writes} key writes in all`);
 });
