@@ -179,56 +179,82 @@ function mapState(m: PolicyModel): MapState {
   return s;
 }
 
-test('differential: applying diff(old, new) to the maps of old gives the maps of new; unchanged identities keep their ids', () => {
+/** One change of a kind the sources deliver, chosen at random. */
+function mutate(cluster: RefCluster, rand: () => number, pick: <T>(xs: readonly T[]) => T, n: number): { next: RefCluster; kind: string } {
+  const next: RefCluster = { policies: [...cluster.policies], pods: [...cluster.pods], namespaces: [...cluster.namespaces] };
+  const kind = pick(['relabel-pod', 'relabel-ns', 'drop-policy', 'add-policy', 'drop-pod', 'move-pod', 'nothing']);
+  const i = Math.floor(rand() * next.pods.length);
+  const p = next.pods[i]!;
+  if (kind === 'relabel-pod')
+    next.pods[i] = { ...p, metadata: { ...p.metadata, labels: { ...(p.metadata?.labels ?? {}), app: pick(['web', 'db', 'cache']) } } };
+  else if (kind === 'relabel-ns') {
+    const j = Math.floor(rand() * next.namespaces.length);
+    const ns = next.namespaces[j]!;
+    next.namespaces[j] = { ...ns, metadata: { ...ns.metadata, labels: { ...(ns.metadata?.labels ?? {}), team: pick(['red', 'blue', 'green']) } } };
+  } else if (kind === 'drop-policy') next.policies.splice(Math.floor(rand() * next.policies.length), 1);
+  else if (kind === 'add-policy')
+    next.policies.push(
+      ...gen(rand)
+        .cluster.policies.slice(0, 1)
+        .map((np) => ({ ...np, metadata: { ...np.metadata, name: `added${n}` } })),
+    );
+  else if (kind === 'drop-pod') next.pods.splice(i, 1);
+  else if (kind === 'move-pod') {
+    const ip = `198.18.${4 + (n % 3)}.${n % 250}`;
+    next.pods[i] = { ...p, status: { ...p.status, podIP: ip, podIPs: [{ ip }] } };
+  }
+  return { next, kind };
+}
+
+test('differential: applying diff(old, new) to the maps of old gives the maps of new; an incremental build equals a full one', () => {
   const seed = process.env.POLICY_SEED ? Number(process.env.POLICY_SEED) : Math.floor(Math.random() * 2 ** 31);
   console.log(`policy diff: seed ${seed} (replay with POLICY_SEED=${seed})`);
   const rand = mulberry32(seed);
   let writes = 0;
-  for (let n = 0; n < 300; n++) {
-    const { cluster, pick } = gen(rand);
-    const m1 = buildPolicyModel(cluster);
-    // one change of each kind the sources deliver, chosen at random
-    const next: RefCluster = { policies: [...cluster.policies], pods: [...cluster.pods], namespaces: [...cluster.namespaces] };
-    const kind = pick(['relabel-pod', 'relabel-ns', 'drop-policy', 'add-policy', 'drop-pod', 'move-pod']);
-    const i = Math.floor(rand() * next.pods.length);
-    const p = next.pods[i]!;
-    if (kind === 'relabel-pod')
-      next.pods[i] = { ...p, metadata: { ...p.metadata, labels: { ...(p.metadata?.labels ?? {}), app: pick(['web', 'db', 'cache']) } } };
-    else if (kind === 'relabel-ns') {
-      const j = Math.floor(rand() * next.namespaces.length);
-      const ns = next.namespaces[j]!;
-      next.namespaces[j] = { ...ns, metadata: { ...ns.metadata, labels: { ...(ns.metadata?.labels ?? {}), team: pick(['red', 'blue', 'green']) } } };
-    } else if (kind === 'drop-policy') next.policies.splice(Math.floor(rand() * next.policies.length), 1);
-    else if (kind === 'add-policy')
-      next.policies.push(
-        ...gen(rand)
-          .cluster.policies.slice(0, 1)
-          .map((np) => ({ ...np, metadata: { ...np.metadata, name: 'added' } })),
+  let steps = 0;
+  for (let n = 0; n < 200; n++) {
+    const g = gen(rand);
+    const pick = g.pick;
+    let cluster = g.cluster;
+    let full = buildPolicyModel(cluster);
+    let inc = full;
+    for (let step = 0; step < 5; step++, steps++) {
+      const { next, kind } = mutate(cluster, rand, pick, n * 5 + step);
+      const m2 = buildPolicyModel({ ...next, previous: { podIdentities: full.podIdentityIds, cidrIdentities: full.cidrIdentityIds } });
+      const m2inc = buildPolicyModel({ ...next, previousModel: inc });
+      const where = `seed ${seed} cluster ${n} step ${step} (${kind})`;
+      for (const [key, id] of m2.podIdentityIds)
+        if (full.podIdentityIds.has(key)) assert.equal(id, full.podIdentityIds.get(key), `${where}: identity ${key} kept its id`);
+      assert.deepEqual(mapState(m2inc), mapState(m2), `${where}: incremental build = full build`);
+      assert.deepEqual(
+        [...m2inc.endpoints.values()].map((e) => [e.ingress.rules, e.egress.rules]),
+        [...m2.endpoints.values()].map((e) => [e.ingress.rules, e.egress.rules]),
+        `${where}: incremental rules = full rules`,
       );
-    else if (kind === 'drop-pod') next.pods.splice(i, 1);
-    else next.pods[i] = { ...p, status: { ...p.status, podIP: `198.18.${4 + (n % 3)}.${n % 250}`, podIPs: [{ ip: `198.18.${4 + (n % 3)}.${n % 250}` }] } };
-    const m2 = buildPolicyModel({ ...next, previous: { podIdentities: m1.podIdentityIds, cidrIdentities: m1.cidrIdentityIds } });
-    for (const [key, id] of m2.podIdentityIds)
-      if (m1.podIdentityIds.has(key)) assert.equal(id, m1.podIdentityIds.get(key), `${kind}: identity ${key} kept its id`);
-    const d = diffPolicyModels(m1, m2);
-    writes += keyWrites(d);
-    // apply the diff to the old maps
-    const s = mapState(m1);
-    for (const e of d.ipcache.upserted) s.ipcache.set(e.cidr, `${e.identity}/${e.cidrIdentity}`);
-    for (const c of d.ipcache.removed) s.ipcache.delete(c);
-    for (const pod of d.endpoints.removed) s.endpoints.delete(pod);
-    for (const ep of d.endpoints.added)
-      s.endpoints.set(ep.pod, mapState({ ...m2, endpoints: new Map([[ep.pod, ep]]), ipcache: new Map() }).endpoints.get(ep.pod)!);
-    for (const c of d.endpoints.changed) {
-      const cur = s.endpoints.get(c.pod)!;
-      const ep = m2.endpoints.get(c.pod)!;
-      cur.entry = `${ep.identity} ${ep.ips.join()} ${c.ingress.isolated?.to ?? ep.ingress.isolated} ${c.egress.isolated?.to ?? ep.egress.isolated}`;
-      for (const k of c.ingress.added) cur.ingress.add(keyStr(k));
-      for (const k of c.ingress.removed) cur.ingress.delete(keyStr(k));
-      for (const k of c.egress.added) cur.egress.add(keyStr(k));
-      for (const k of c.egress.removed) cur.egress.delete(keyStr(k));
+      const d = diffPolicyModels(full, m2);
+      writes += keyWrites(d);
+      // apply the diff to the old maps
+      const s = mapState(full);
+      for (const e of d.ipcache.upserted) s.ipcache.set(e.cidr, `${e.identity}/${e.cidrIdentity}`);
+      for (const c of d.ipcache.removed) s.ipcache.delete(c);
+      for (const pod of d.endpoints.removed) s.endpoints.delete(pod);
+      for (const ep of d.endpoints.added)
+        s.endpoints.set(ep.pod, mapState({ ...m2, endpoints: new Map([[ep.pod, ep]]), ipcache: new Map() }).endpoints.get(ep.pod)!);
+      for (const c of d.endpoints.changed) {
+        const cur = s.endpoints.get(c.pod)!;
+        const ep = m2.endpoints.get(c.pod)!;
+        cur.entry = `${ep.identity} ${ep.ips.join()} ${c.ingress.isolated?.to ?? ep.ingress.isolated} ${c.egress.isolated?.to ?? ep.egress.isolated}`;
+        for (const k of c.ingress.added) cur.ingress.add(keyStr(k));
+        for (const k of c.ingress.removed) cur.ingress.delete(keyStr(k));
+        for (const k of c.egress.added) cur.egress.add(keyStr(k));
+        for (const k of c.egress.removed) cur.egress.delete(keyStr(k));
+      }
+      assert.deepEqual(s, mapState(m2), `${where}: old maps + diff = new maps`);
+      if (kind === 'nothing') assert.equal(keyWrites(d), 0, `${where}: no change, no writes`);
+      cluster = next;
+      full = m2;
+      inc = m2inc;
     }
-    assert.deepEqual(s, mapState(m2), `seed ${seed} cluster ${n} (${kind})`);
   }
-  console.log(`policy diff: 300 changes applied, ${writes} key writes in all`);
+  console.log(`policy diff: ${steps} changes applied, ${writes} key writes in all`);
 });

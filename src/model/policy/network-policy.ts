@@ -37,6 +37,7 @@ import {
 import { PrefixIndex, type IpcacheEntry } from './ipcache.js';
 import { compilePolicy, type CompiledPolicy, type CompiledRule, type Peer, type PolicyIssue, type PortMatch } from './rules.js';
 import { selectorMatches } from './selectors.js';
+import { namedEgress, newBuildCache, peerVersion, type BuildCache } from './build-cache.js';
 
 export { allowed, verdict, type Party, type Verdict } from './verdict.js';
 export { diffPolicyModels } from './diff.js';
@@ -50,6 +51,12 @@ export interface PolicyInputs {
   localNode?: string;
   /** Ids to keep (identity key / canonical CIDR → id): the previous model's, or read back from the maps. */
   previous?: { podIdentities?: ReadonlyMap<string, number>; cidrIdentities?: ReadonlyMap<string, number> };
+  /**
+   * The model this build replaces: its ids are adopted (unless `previous` is given) and its cache
+   * reused, so a change recomputes only the identities it touches. The result equals a build from
+   * scratch with the same ids.
+   */
+  previousModel?: PolicyModel;
 }
 
 /** One allow entry of a policy map: traffic with this peer, protocol (0 = any) and port in [port, endPort]. */
@@ -118,6 +125,8 @@ export interface PolicyModel {
   policies: Map<string, CompiledPolicy>;
   policyIssues: PolicyIssue[];
   podIssues: PodIssue[];
+  /** For the next build (inputs.previousModel); not map content. */
+  cache: BuildCache;
 }
 
 const PROTO_NUMBER: Readonly<Record<Protocol, number>> = { TCP: IPPROTO.TCP, UDP: IPPROTO.UDP, SCTP: IPPROTO.SCTP };
@@ -220,7 +229,7 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
 
   const podAlloc = allocateIds(
     pods.map((p) => p.identityKey),
-    inputs.previous?.podIdentities ?? new Map(),
+    inputs.previous?.podIdentities ?? inputs.previousModel?.podIdentityIds ?? new Map(),
     FIRST_POD_IDENTITY,
     LAST_POD_IDENTITY,
   );
@@ -233,9 +242,15 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
     if (i.reason === 'range_exhausted') podIssues.push({ pod: i.key, reason: 'identity_exhausted', detail: 'no free pod identity' });
 
   // Policies, and every ipBlock prefix they name.
+  const cache = inputs.previousModel?.cache ?? newBuildCache();
+  cache.builds++;
+  const serials = new Map<CompiledPolicy, number>();
   const policies = new Map<string, CompiledPolicy>();
   for (const np of inputs.policies) {
-    const { policy, issues } = compilePolicy(np);
+    let c = cache.compiled.get(np);
+    if (!c) cache.compiled.set(np, (c = { ...compilePolicy(np), serial: cache.nextSerial++ }));
+    const { policy, issues } = c;
+    if (policy) serials.set(policy, c.serial);
     policyIssues.push(...issues);
     if (policy && !policies.has(policy.key)) policies.set(policy.key, policy);
   }
@@ -244,7 +259,12 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
     for (const r of [...pol.ingressRules, ...pol.egressRules])
       if (r.peers !== 'all')
         for (const peer of r.peers) if (peer.kind === 'ipBlock') for (const c of [peer.cidr, ...peer.except]) prefixTexts.add(`${c.address}/${c.prefix}`);
-  const cidrAlloc = allocateIds(prefixTexts, inputs.previous?.cidrIdentities ?? new Map(), FIRST_CIDR_IDENTITY, LAST_CIDR_IDENTITY);
+  const cidrAlloc = allocateIds(
+    prefixTexts,
+    inputs.previous?.cidrIdentities ?? inputs.previousModel?.cidrIdentityIds ?? new Map(),
+    FIRST_CIDR_IDENTITY,
+    LAST_CIDR_IDENTITY,
+  );
   const prefixIndex = new PrefixIndex();
   const cidrIdentities = new Map<number, string>();
   const ipcache = new Map<string, IpcacheEntry>();
@@ -335,19 +355,43 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
     if (!l) policiesByNs.set(pol.namespace, (l = []));
     l.push(pol);
   }
-  const directions = new Map<number, { ingress: DirectionPolicy; egress: DirectionPolicy }>();
+  const identitySet = [...podAlloc.ids]
+    .map(([k, id]) => `${id}=${k}`)
+    .sort()
+    .join('\n');
+  if (identitySet !== cache.identitySet) {
+    cache.identitySet = identitySet;
+    cache.identitySetVersion++;
+  }
+  const directions = new Map<number, { fingerprint: string; ingress: DirectionPolicy; egress: DirectionPolicy }>();
   for (const [id, l] of podIdentities) {
+    const selecting = (policiesByNs.get(l.namespace) ?? []).filter((pol) => selectorMatches(pol.podSelector, l.labels));
+    // everything the directions are computed from: the identity, the policies, what each of their peers selects
+    let fingerprint = podIdentityKey(l);
+    for (const pol of selecting) {
+      fingerprint += `|${serials.get(pol)}`;
+      const named = pol.egress ? namedEgress(pol) : { any: false, toIpBlock: false };
+      if (named.any) fingerprint += `n${cache.identitySetVersion}`;
+      if (named.toIpBlock) fingerprint += `b${cache.builds}`; // depends on pod addresses: never reused
+      for (const r of [...(pol.ingress ? pol.ingressRules : []), ...(pol.egress ? pol.egressRules : [])])
+        if (r.peers !== 'all') for (const peer of r.peers) fingerprint += `,${peerVersion(cache, peer, idsOf(peer))}`;
+    }
+    const cached = cache.directions.get(id);
+    if (cached && cached.fingerprint === fingerprint) {
+      directions.set(id, cached);
+      continue;
+    }
     const ingress = emptyDirection();
     const egress = emptyDirection();
-    for (const pol of policiesByNs.get(l.namespace) ?? []) {
-      if (!selectorMatches(pol.podSelector, l.labels)) continue;
+    for (const pol of selecting) {
       if (pol.ingress) addRules(ingress, pol, pol.ingressRules, 'ingress', l.namedPorts, idsOf, podIdentities, podIdsInBlock);
       if (pol.egress) addRules(egress, pol, pol.egressRules, 'egress', l.namedPorts, idsOf, podIdentities, podIdsInBlock);
     }
     ingress.keys = normalizeKeys(ingress.keys);
     egress.keys = normalizeKeys(egress.keys);
-    directions.set(id, { ingress, egress });
+    directions.set(id, { fingerprint, ingress, egress });
   }
+  cache.directions = directions;
   const endpoints = new Map<string, Endpoint>();
   for (const p of pods) {
     const identity = podAlloc.ids.get(p.identityKey);
@@ -368,6 +412,7 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
     policies,
     policyIssues,
     podIssues,
+    cache,
   };
 }
 

@@ -1,0 +1,48 @@
+// model/policy/build-cache: what one buildPolicyModel run hands to the next so that a change
+// recomputes only what it touches: compiled policies by object (store objects are replaced, never
+// mutated, on change), a version per peer that moves when the identities it selects change, and
+// each identity's computed directions with the fingerprint of everything they were computed from.
+
+import type { V1NetworkPolicy } from '@kubernetes/client-node';
+import type { CompiledPolicy, Peer, PolicyIssue } from './rules.js';
+import type { DirectionPolicy } from './network-policy.js';
+
+export interface BuildCache {
+  compiled: WeakMap<V1NetworkPolicy, { policy: CompiledPolicy | null; issues: PolicyIssue[]; serial: number }>;
+  peers: WeakMap<Peer, { ids: number[]; version: number }>;
+  directions: Map<number, { fingerprint: string; ingress: DirectionPolicy; egress: DirectionPolicy }>;
+  /** Moves whenever the set of pod identities (key → id) changes: named egress ports depend on all of them. */
+  identitySetVersion: number;
+  identitySet: string;
+  builds: number;
+  nextSerial: number;
+}
+
+export function newBuildCache(): BuildCache {
+  return { compiled: new WeakMap(), peers: new WeakMap(), directions: new Map(), identitySetVersion: 0, identitySet: '', builds: 0, nextSerial: 1 };
+}
+
+function sameIds(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** The peer's version after this build's selection `ids` (bumped when they differ from last build's). */
+export function peerVersion(cache: BuildCache, peer: Peer, ids: number[]): number {
+  const prev = cache.peers.get(peer);
+  if (prev && sameIds(prev.ids, ids)) return prev.version;
+  const version = (prev?.version ?? 0) + 1;
+  cache.peers.set(peer, { ids, version });
+  return version;
+}
+
+/** Whether a compiled policy has a named port on an egress rule (resolved on every destination identity). */
+export function namedEgress(pol: CompiledPolicy): { any: boolean; toIpBlock: boolean } {
+  let any = false;
+  let toIpBlock = false;
+  for (const r of pol.egressRules) {
+    if (r.ports === 'all' || !r.ports.some((p) => p.kind === 'named')) continue;
+    any = true;
+    if (r.peers !== 'all' && r.peers.some((p) => p.kind === 'ipBlock')) toIpBlock = true;
+  }
+  return { any, toIpBlock };
+}
