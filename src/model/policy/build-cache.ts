@@ -11,15 +11,31 @@ export interface BuildCache {
   compiled: WeakMap<V1NetworkPolicy, { policy: CompiledPolicy | null; issues: PolicyIssue[]; serial: number }>;
   peers: WeakMap<Peer, { ids: number[]; version: number }>;
   directions: Map<number, { fingerprint: string; ingress: DirectionPolicy; egress: DirectionPolicy }>;
-  /** Moves whenever the set of pod identities (key → id) changes: named egress ports depend on all of them. */
+  /** What each peer selected, and under which identity set / prefix set versions (reused while both hold). */
+  selections: WeakMap<Peer, { ids: number[]; setVersion: number; prefixVersion: number }>;
+  /** Moves whenever the set of pod identities (id → key) changes: named egress ports depend on all of them. */
   identitySetVersion: number;
-  identitySet: string;
+  identityKeys: Map<number, string>;
+  /** Moves whenever the set of ipBlock prefixes (text → id) changes. */
+  prefixVersion: number;
+  prefixIds: Map<string, number>;
   builds: number;
   nextSerial: number;
 }
 
 export function newBuildCache(): BuildCache {
-  return { compiled: new WeakMap(), peers: new WeakMap(), directions: new Map(), identitySetVersion: 0, identitySet: '', builds: 0, nextSerial: 1 };
+  return {
+    compiled: new WeakMap(),
+    peers: new WeakMap(),
+    selections: new WeakMap(),
+    directions: new Map(),
+    identitySetVersion: 0,
+    identityKeys: new Map(),
+    prefixVersion: 0,
+    prefixIds: new Map(),
+    builds: 0,
+    nextSerial: 1,
+  };
 }
 
 function sameIds(a: readonly number[], b: readonly number[]): boolean {
@@ -45,4 +61,11 @@ export function namedEgress(pol: CompiledPolicy): { any: boolean; toIpBlock: boo
     if (r.peers !== 'all' && r.peers.some((p) => p.kind === 'ipBlock')) toIpBlock = true;
   }
   return { any, toIpBlock };
+}
+
+/** Whether two maps hold the same entries. */
+export function sameMap<K, V>(a: ReadonlyMap<K, V>, b: ReadonlyMap<K, V>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
 }

@@ -37,7 +37,7 @@ import {
 import { PrefixIndex, type IpcacheEntry } from './ipcache.js';
 import { compilePolicy, type CompiledPolicy, type CompiledRule, type Peer, type PolicyIssue, type PortMatch } from './rules.js';
 import { selectorMatches } from './selectors.js';
-import { namedEgress, newBuildCache, peerVersion, type BuildCache } from './build-cache.js';
+import { namedEgress, newBuildCache, peerVersion, sameMap, type BuildCache } from './build-cache.js';
 
 export { allowed, verdict, type Party, type Verdict } from './verdict.js';
 export { diffPolicyModels } from './diff.js';
@@ -324,19 +324,40 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
   }
 
   // Peer → identities, computed once per (policy, rule, peer), reused by every endpoint the policy selects.
-  const peerIds = new Map<Peer, number[]>();
+  // Identity and prefix sets against the previous build: selections are reused while both hold,
+  // and a pod peer's selection is patched with the added/removed identities after one change.
+  const identityKeys = new Map<number, string>();
+  for (const [key, id] of podAlloc.ids) identityKeys.set(id, key);
+  const prevKeys = cache.identityKeys;
+  const prevSetVersion = cache.identitySetVersion;
+  const addedIds: number[] = [];
+  const removedIds = new Set<number>();
+  for (const [id, key] of identityKeys) if (prevKeys.get(id) !== key) addedIds.push(id);
+  for (const [id, key] of prevKeys) if (identityKeys.get(id) !== key) removedIds.add(id);
+  if (addedIds.length > 0 || removedIds.size > 0) cache.identitySetVersion++;
+  cache.identityKeys = identityKeys;
+  if (!sameMap(cidrAlloc.ids, cache.prefixIds)) cache.prefixVersion++;
+  cache.prefixIds = cidrAlloc.ids;
+  const podPeerMatches = (peer: Peer & { kind: 'pods' }, l: PodIdentityLabels): boolean =>
+    (peer.namespace === null || l.namespace === peer.namespace) &&
+    selectorMatches(peer.namespaceSelector, l.namespaceLabels) &&
+    selectorMatches(peer.podSelector, l.labels);
   const idsOf = (peer: Peer): number[] => {
-    let ids = peerIds.get(peer);
-    if (ids) return ids;
-    if (peer.kind === 'ipBlock') ids = prefixIndex.select(peer);
-    else {
+    const st = cache.selections.get(peer);
+    if (st && st.setVersion === cache.identitySetVersion && st.prefixVersion === cache.prefixVersion) return st.ids;
+    let ids: number[];
+    if (peer.kind === 'ipBlock') ids = st && st.prefixVersion === cache.prefixVersion ? st.ids : prefixIndex.select(peer);
+    else if (st && st.setVersion === cache.identitySetVersion) ids = st.ids;
+    else if (st && st.setVersion === prevSetVersion) {
+      ids = st.ids.filter((id) => !removedIds.has(id));
+      for (const id of addedIds) if (podPeerMatches(peer, podIdentities.get(id)!)) ids.push(id);
+      ids.sort((a, b) => a - b);
+    } else {
       ids = [];
-      for (const [id, l] of podIdentities) {
-        if (peer.namespace !== null && l.namespace !== peer.namespace) continue;
-        if (selectorMatches(peer.namespaceSelector, l.namespaceLabels) && selectorMatches(peer.podSelector, l.labels)) ids.push(id);
-      }
+      for (const [id, l] of podIdentities) if (podPeerMatches(peer, l)) ids.push(id);
+      ids.sort((a, b) => a - b);
     }
-    peerIds.set(peer, ids);
+    cache.selections.set(peer, { ids, setVersion: cache.identitySetVersion, prefixVersion: cache.prefixVersion });
     return ids;
   };
   // For a named port towards an ipBlock (egress): the pod identities all of whose pods lie in the block.
@@ -354,14 +375,6 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
     let l = policiesByNs.get(pol.namespace);
     if (!l) policiesByNs.set(pol.namespace, (l = []));
     l.push(pol);
-  }
-  const identitySet = [...podAlloc.ids]
-    .map(([k, id]) => `${id}=${k}`)
-    .sort()
-    .join('\n');
-  if (identitySet !== cache.identitySet) {
-    cache.identitySet = identitySet;
-    cache.identitySetVersion++;
   }
   const directions = new Map<number, { fingerprint: string; ingress: DirectionPolicy; egress: DirectionPolicy }>();
   for (const [id, l] of podIdentities) {
