@@ -3,11 +3,13 @@
 // mutated, on change), a version per peer that moves when the identities it selects change, and
 // each identity's computed directions with the fingerprint of everything they were computed from.
 
-import type { V1NetworkPolicy } from '@kubernetes/client-node';
+import type { V1NetworkPolicy, V1Pod } from '@kubernetes/client-node';
 import type { CompiledPolicy, Peer, PolicyIssue } from './rules.js';
-import type { DirectionPolicy } from './network-policy.js';
+import type { DirectionPolicy, PodInfo } from './network-policy.js';
 
 export interface BuildCache {
+  /** A pod object's parsed view, valid while its namespace's labels (nsKey) are unchanged. */
+  pods: WeakMap<V1Pod, { nsKey: string; bad: string[]; info: PodInfo }>;
   compiled: WeakMap<V1NetworkPolicy, { policy: CompiledPolicy | null; issues: PolicyIssue[]; serial: number }>;
   peers: WeakMap<Peer, { ids: number[]; version: number }>;
   directions: Map<number, { fingerprint: string; ingress: DirectionPolicy; egress: DirectionPolicy }>;
@@ -25,6 +27,7 @@ export interface BuildCache {
 
 export function newBuildCache(): BuildCache {
   return {
+    pods: new WeakMap(),
     compiled: new WeakMap(),
     peers: new WeakMap(),
     selections: new WeakMap(),

@@ -55,7 +55,9 @@ function memoDiff(): (a: readonly PolicyKey[], b: readonly PolicyKey[]) => { add
 }
 
 function sameEntry(a: IpcacheEntry, b: IpcacheEntry): boolean {
-  return a.identity === b.identity && a.cidrIdentity === b.cidrIdentity && JSON.stringify(a.source) === JSON.stringify(b.source);
+  if (a.identity !== b.identity || a.cidrIdentity !== b.cidrIdentity || a.source.kind !== b.source.kind) return false;
+  if (a.source.kind === 'pod') return b.source.kind === 'pod' && a.source.pod === b.source.pod;
+  return a.source.kind !== 'node' || (b.source.kind === 'node' && a.source.node === b.source.node);
 }
 
 function ids(m: PolicyModel): Set<number> {

@@ -170,7 +170,7 @@ function podIps(p: V1Pod): { ips: string[]; bad: string[] } {
   return { ips, bad };
 }
 
-interface PodInfo {
+export interface PodInfo {
   key: string;
   namespace: string;
   node: string;
@@ -205,25 +205,39 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
     const name = ns?.metadata?.name;
     if (typeof name === 'string' && name !== '') nsLabels.set(name, labelsOf(ns.metadata?.labels));
   }
-  const namespaceLabels = (ns: string): Record<string, string> => ({ ...(nsLabels.get(ns) ?? {}), [LABEL_NAMESPACE_NAME]: ns });
+  const nsViews = new Map<string, { labels: Record<string, string>; key: string }>();
+  const namespaceView = (ns: string): { labels: Record<string, string>; key: string } => {
+    let v = nsViews.get(ns);
+    if (!v) {
+      const labels = { ...(nsLabels.get(ns) ?? {}), [LABEL_NAMESPACE_NAME]: ns };
+      nsViews.set(ns, (v = { labels, key: JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) }));
+    }
+    return v;
+  };
+  const cache = inputs.previousModel?.cache ?? newBuildCache();
+  cache.builds++;
 
   // Pods: every pod with an address that is not host-network and not finished (its IP may be reused).
   const pods: PodInfo[] = [];
   for (const p of inputs.pods) {
     if (!p?.metadata?.name || p.spec?.hostNetwork === true) continue;
     if (p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed') continue;
+    const namespace = p.metadata.namespace || 'default';
+    const ns = namespaceView(namespace);
+    // a pod object seen by the last build (store objects are replaced on change) under the same namespace labels
+    const seen = cache.pods.get(p);
+    if (seen && seen.nsKey === ns.key) {
+      for (const b of seen.bad) podIssues.push({ pod: seen.info.key, reason: 'bad_ip', detail: `pod IP ${JSON.stringify(b)}` });
+      if (seen.info.ips.length > 0) pods.push(seen.info);
+      continue;
+    }
     const key = podKey(p);
     const { ips, bad } = podIps(p);
     for (const b of bad) podIssues.push({ pod: key, reason: 'bad_ip', detail: `pod IP ${JSON.stringify(b)}` });
-    if (ips.length === 0) continue;
-    const namespace = p.metadata.namespace || 'default';
-    const identity: PodIdentityLabels = {
-      namespace,
-      labels: labelsOf(p.metadata.labels),
-      namespaceLabels: namespaceLabels(namespace),
-      namedPorts: namedPortsOf(p),
-    };
-    pods.push({ key, namespace, node: p.spec?.nodeName ?? '', ips, identity, identityKey: podIdentityKey(identity) });
+    const identity: PodIdentityLabels = { namespace, labels: labelsOf(p.metadata.labels), namespaceLabels: ns.labels, namedPorts: namedPortsOf(p) };
+    const info: PodInfo = { key, namespace, node: p.spec?.nodeName ?? '', ips, identity, identityKey: podIdentityKey(identity) };
+    cache.pods.set(p, { nsKey: ns.key, bad, info });
+    if (ips.length > 0) pods.push(info);
   }
   pods.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 
@@ -242,8 +256,6 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
     if (i.reason === 'range_exhausted') podIssues.push({ pod: i.key, reason: 'identity_exhausted', detail: 'no free pod identity' });
 
   // Policies, and every ipBlock prefix they name.
-  const cache = inputs.previousModel?.cache ?? newBuildCache();
-  cache.builds++;
   const serials = new Map<CompiledPolicy, number>();
   const policies = new Map<string, CompiledPolicy>();
   for (const np of inputs.policies) {
