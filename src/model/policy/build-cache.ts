@@ -5,7 +5,7 @@
 
 import type { V1NetworkPolicy, V1Pod } from '@kubernetes/client-node';
 import type { CompiledPolicy, Peer, PolicyIssue } from './rules.js';
-import type { DirectionPolicy, PodInfo } from './network-policy.js';
+import type { DirectionPolicy, PodInfo } from './policy-types.js';
 
 export interface BuildCache {
   /** A pod object's parsed view, valid while its namespace's labels (nsKey) are unchanged. */

@@ -4,7 +4,7 @@
 // (a key briefly allowed twice is harmless; a gap would drop a flow that both models allow).
 
 import type { IpcacheEntry } from './ipcache.js';
-import type { Endpoint, PolicyKey, PolicyModel } from './network-policy.js';
+import type { Endpoint, PolicyKey, PolicyModel } from './policy-types.js';
 
 export interface DirectionDiff {
   added: PolicyKey[];

@@ -1,7 +1,9 @@
 // model/policy/network-policy: NetworkPolicies + Pods + Namespaces (+ Nodes) → what the BPF policy
 // maps hold: identities, the ipcache, and per endpoint (pod) its isolation per direction and the
 // set of allow keys (peer identity, protocol, port range). Pure; rules.ts compiles each policy,
-// identities.ts numbers label sets, ipcache.ts holds addresses, verdict.ts answers questions.
+// identities.ts numbers label sets, ipcache.ts holds addresses, endpoint-keys.ts turns one
+// identity's policies into keys, build-cache.ts lets the next build redo only what changed,
+// verdict.ts answers questions, diff.ts lists the map writes between two models.
 //
 // Keys are designed so one label change touches few endpoints:
 // - a key names a peer IDENTITY (a class of pods with equal labels, namespace labels and named
@@ -14,18 +16,17 @@
 // - a namespace relabel changes the identities of that namespace's pods (their namespace labels
 //   are part of them), which is what namespaceSelectors need.
 // - ipBlocks become CIDR identities (ipcache.ts), so adding a pod never touches CIDR keys either.
-// - ids are adopted from `previous`, so recomputation after a restart or an unrelated change
-//   yields the same numbers and diff() is empty.
+// - ids are adopted from `previous` (or `previousModel`), so recomputation after a restart or an
+//   unrelated change yields the same numbers and diff() is empty.
+// - endpoints of one identity share one key list (their keys are equal by construction), so a
+//   writer may share one policy map per identity and diff() compares each list once.
 
-import type { V1Namespace, V1NetworkPolicy, V1Pod } from '@kubernetes/client-node';
-import { IPPROTO, parseIp } from '../../bpf/ip.js';
-import type { NodeInfo } from '../nodes.js';
-import type { Protocol } from '../validate.js';
+import type { V1Pod } from '@kubernetes/client-node';
+import { parseIp } from '../../bpf/ip.js';
 import {
   allocateIds,
   FIRST_CIDR_IDENTITY,
   FIRST_POD_IDENTITY,
-  IDENTITY_ANY,
   IDENTITY_HOST,
   IDENTITY_REMOTE_NODE,
   LABEL_NAMESPACE_NAME,
@@ -35,101 +36,16 @@ import {
   type PodIdentityLabels,
 } from './identities.js';
 import { PrefixIndex, type IpcacheEntry } from './ipcache.js';
-import { compilePolicy, type CompiledPolicy, type CompiledRule, type Peer, type PolicyIssue, type PortMatch } from './rules.js';
+import { compilePolicy, type CompiledPolicy, type Peer, type PolicyIssue } from './rules.js';
 import { selectorMatches } from './selectors.js';
-import { namedEgress, newBuildCache, peerVersion, sameMap, type BuildCache } from './build-cache.js';
+import { addRules, emptyDirection, normalizeKeys } from './endpoint-keys.js';
+import type { DirectionPolicy, Endpoint, PodInfo, PodIssue, PolicyInputs, PolicyModel } from './policy-types.js';
+import { namedEgress, newBuildCache, peerVersion, sameMap } from './build-cache.js';
 
 export { allowed, verdict, type Party, type Verdict } from './verdict.js';
 export { diffPolicyModels } from './diff.js';
-
-export interface PolicyInputs {
-  policies: Iterable<V1NetworkPolicy>;
-  pods: Iterable<V1Pod>;
-  namespaces: Iterable<V1Namespace>;
-  /** For the ipcache: node InternalIPs get the remote-node identity (host for `localNode`). */
-  nodes?: Iterable<NodeInfo>;
-  localNode?: string;
-  /** Ids to keep (identity key / canonical CIDR → id): the previous model's, or read back from the maps. */
-  previous?: { podIdentities?: ReadonlyMap<string, number>; cidrIdentities?: ReadonlyMap<string, number> };
-  /**
-   * The model this build replaces: its ids are adopted (unless `previous` is given) and its cache
-   * reused, so a change recomputes only the identities it touches. The result equals a build from
-   * scratch with the same ids.
-   */
-  previousModel?: PolicyModel;
-}
-
-/** One allow entry of a policy map: traffic with this peer, protocol (0 = any) and port in [port, endPort]. */
-export interface PolicyKey {
-  /** Peer identity; IDENTITY_ANY (0) matches every peer. */
-  peer: number;
-  /** IP protocol number (6, 17, 132), 0 = every protocol. */
-  protocol: number;
-  port: number;
-  endPort: number;
-}
-
-/** A rule as it applies to one endpoint, with the port resolved (named ports per destination pod). */
-export interface AllowRule {
-  policy: string;
-  /** Index in spec.ingress / spec.egress. */
-  rule: number;
-  peer: { kind: 'any' } | { kind: 'pods'; identities: number[] } | { kind: 'cidr'; cidr: string; except: string[]; identities: number[] };
-  protocol: Protocol | 'any';
-  port: number;
-  endPort: number;
-}
-
-export interface DirectionPolicy {
-  /** Some policy selects the pod for this direction: only what `keys` allow passes. */
-  isolated: boolean;
-  /** 'ns/name' of the policies that isolate the pod for this direction, sorted. */
-  policies: string[];
-  rules: AllowRule[];
-  /** Sorted, de-duplicated, ranges of one (peer, protocol) merged. */
-  keys: PolicyKey[];
-}
-
-/** Endpoints of one identity share their DirectionPolicy objects (their keys are equal by construction): treat them as read-only. */
-export interface Endpoint {
-  pod: string;
-  namespace: string;
-  node: string;
-  ips: string[];
-  identity: number;
-  ingress: DirectionPolicy;
-  egress: DirectionPolicy;
-}
-
-export type PodIssueReason = 'bad_ip' | 'duplicate_ip' | 'identity_exhausted';
-export interface PodIssue {
-  pod: string;
-  reason: PodIssueReason;
-  detail: string;
-}
-
-export interface PolicyModel {
-  endpoints: Map<string, Endpoint>;
-  /** Pod IP → pod key (the first pod by key when two claim one IP). */
-  endpointByIp: Map<string, string>;
-  /** Identity key → id and id → labels, for pods. */
-  podIdentityIds: Map<string, number>;
-  podIdentities: Map<number, PodIdentityLabels>;
-  /** Canonical CIDR → id and back, for ipBlock prefixes. */
-  cidrIdentityIds: Map<string, number>;
-  cidrIdentities: Map<number, string>;
-  /** Canonical `address/prefix` → entry. */
-  ipcache: Map<string, IpcacheEntry>;
-  /** Node name → its addresses, for verdicts involving nodes. */
-  nodeAddresses: Map<string, string[]>;
-  policies: Map<string, CompiledPolicy>;
-  policyIssues: PolicyIssue[];
-  podIssues: PodIssue[];
-  /** For the next build (inputs.previousModel); not map content. */
-  cache: BuildCache;
-}
-
-const PROTO_NUMBER: Readonly<Record<Protocol, number>> = { TCP: IPPROTO.TCP, UDP: IPPROTO.UDP, SCTP: IPPROTO.SCTP };
+export { normalizeKeys } from './endpoint-keys.js';
+export type * from './policy-types.js';
 
 function podKey(p: V1Pod): string {
   return `${p.metadata?.namespace || 'default'}/${p.metadata?.name ?? ''}`;
@@ -168,31 +84,6 @@ function podIps(p: V1Pod): { ips: string[]; bad: string[] } {
     else if (!ips.includes(ip.address)) ips.push(ip.address);
   }
   return { ips, bad };
-}
-
-export interface PodInfo {
-  key: string;
-  namespace: string;
-  node: string;
-  ips: string[];
-  identity: PodIdentityLabels;
-  identityKey: string;
-}
-
-function emptyDirection(): DirectionPolicy {
-  return { isolated: false, policies: [], rules: [], keys: [] };
-}
-
-/** Merge overlapping or adjacent ranges per (peer, protocol); sort by peer, protocol, port. Sorts `keys` in place. */
-export function normalizeKeys(keys: PolicyKey[]): PolicyKey[] {
-  keys.sort((a, b) => a.peer - b.peer || a.protocol - b.protocol || a.port - b.port || a.endPort - b.endPort);
-  const out: PolicyKey[] = [];
-  let cur: PolicyKey | null = null;
-  for (const k of keys) {
-    if (cur && cur.peer === k.peer && cur.protocol === k.protocol && k.port <= cur.endPort + 1) cur.endPort = Math.max(cur.endPort, k.endPort);
-    else out.push((cur = { ...k }));
-  }
-  return out;
 }
 
 /** Build the whole model. Never throws; what is skipped is in policyIssues / podIssues. */
@@ -439,73 +330,4 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
     podIssues,
     cache,
   };
-}
-
-function addRules(
-  dir: DirectionPolicy,
-  pol: CompiledPolicy,
-  rules: readonly CompiledRule[],
-  direction: 'ingress' | 'egress',
-  selfNamedPorts: Readonly<Record<string, number>>,
-  idsOf: (p: Peer) => number[],
-  podIdentities: ReadonlyMap<number, PodIdentityLabels>,
-  podIdsInBlock: (p: Peer & { kind: 'ipBlock' }) => number[],
-): void {
-  dir.isolated = true;
-  if (!dir.policies.includes(pol.key)) dir.policies.push(pol.key);
-  const emit = (rule: CompiledRule, peer: AllowRule['peer'], protocol: Protocol | 'any', port: number, endPort: number): void => {
-    dir.rules.push({ policy: pol.key, rule: rule.index, peer, protocol, port, endPort });
-    const proto = protocol === 'any' ? 0 : PROTO_NUMBER[protocol];
-    const ids = peer.kind === 'any' ? [IDENTITY_ANY] : peer.identities;
-    for (const id of ids) dir.keys.push({ peer: id, protocol: proto, port, endPort });
-  };
-  const peerView = (peer: Peer | 'all'): AllowRule['peer'] => {
-    if (peer === 'all') return { kind: 'any' };
-    if (peer.kind === 'pods') return { kind: 'pods', identities: idsOf(peer) };
-    return {
-      kind: 'cidr',
-      cidr: `${peer.cidr.address}/${peer.cidr.prefix}`,
-      except: peer.except.map((e) => `${e.address}/${e.prefix}`),
-      identities: idsOf(peer),
-    };
-  };
-  for (const rule of rules) {
-    const peers: (Peer | 'all')[] = rule.peers === 'all' ? ['all'] : rule.peers;
-    for (const peer of peers) {
-      if (rule.ports === 'all') {
-        emit(rule, peerView(peer), 'any', 0, 65535);
-        continue;
-      }
-      for (const pm of rule.ports) {
-        if (pm.kind === 'range') emit(rule, peerView(peer), pm.protocol, pm.port, pm.endPort);
-        else if (direction === 'ingress') {
-          // the destination is this endpoint: resolve on its own containers; absent → nothing on this pod
-          const n = selfNamedPorts[`${pm.name}/${pm.protocol}`];
-          if (n !== undefined) emit(rule, peerView(peer), pm.protocol, n, n);
-        } else emitNamedEgress(rule, peer, pm, idsOf, podIdentities, podIdsInBlock, emit);
-      }
-    }
-  }
-}
-
-/** Egress with a named port: resolved on each destination pod, i.e. per peer identity (identities carry named ports). */
-function emitNamedEgress(
-  rule: CompiledRule,
-  peer: Peer | 'all',
-  pm: PortMatch & { kind: 'named' },
-  idsOf: (p: Peer) => number[],
-  podIdentities: ReadonlyMap<number, PodIdentityLabels>,
-  podIdsInBlock: (p: Peer & { kind: 'ipBlock' }) => number[],
-  emit: (rule: CompiledRule, peer: AllowRule['peer'], protocol: Protocol | 'any', port: number, endPort: number) => void,
-): void {
-  const candidates = peer === 'all' ? [...podIdentities.keys()] : peer.kind === 'pods' ? idsOf(peer) : podIdsInBlock(peer);
-  const byPort = new Map<number, number[]>();
-  for (const id of candidates) {
-    const n = podIdentities.get(id)?.namedPorts[`${pm.name}/${pm.protocol}`];
-    if (n === undefined) continue;
-    let l = byPort.get(n);
-    if (!l) byPort.set(n, (l = []));
-    l.push(id);
-  }
-  for (const [n, ids] of [...byPort].sort(([a], [b]) => a - b)) emit(rule, { kind: 'pods', identities: ids.sort((a, b) => a - b) }, pm.protocol, n, n);
 }

@@ -6,7 +6,7 @@
 import { IPPROTO, parseIp } from '../../bpf/ip.js';
 import { IDENTITY_HOST, IDENTITY_REMOTE_NODE, IDENTITY_WORLD } from './identities.js';
 import { lookupIpcache } from './ipcache.js';
-import type { DirectionPolicy, Endpoint, PolicyKey, PolicyModel } from './network-policy.js';
+import type { DirectionPolicy, Endpoint, PolicyKey, PolicyModel } from './policy-types.js';
 
 /** A side of a connection: a pod by 'ns/name', an address, or a node by name (kubelet, host-network pods). */
 export type Party = { pod: string } | { ip: string } | { node: string };
