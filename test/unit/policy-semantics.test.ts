@@ -174,6 +174,7 @@ test('host-network pods are not endpoints; a pod and its own node always talk; a
   assert.equal(m.endpoints.has('x/h'), false);
   assert.equal(allowed(m, { node: 'node-1' }, A, 'TCP', 8080), true);
   assert.equal(allowed(m, { ip: '198.18.0.1' }, A, 'TCP', 8080), true, 'the host-network pod is its node');
+  assert.deepEqual(verdict(m, { pod: 'x/h' }, A, 'TCP', 8080), { allowed: true, reason: 'node-local' });
   assert.equal(allowed(m, A, { node: 'node-1' }, 'TCP', 10250), true);
   assert.equal(allowed(m, { node: 'node-2' }, A, 'TCP', 8080), false);
   assert.equal(m.ipcache.get('198.18.0.1/32')!.identity, IDENTITY_HOST);
@@ -317,4 +318,29 @@ test('dual-stack: both pod addresses carry the identity; IPv6 ipBlocks with exce
   assert.equal(allowed(m, { ip: '2001:2:0:e000::1' }, A, 'TCP', 81), false, 'outside cidr');
   assert.equal(allowed(m, { ip: '198.19.3.3' }, A, 'TCP', 81), true);
   assert.equal(allowed(m, { ip: '2001:2:0:f200::1' }, { ip: '198.18.1.10' }, 'TCP', 81), true, 'v6 client, the same endpoint');
+});
+
+test('sidecar (init container) named ports count; a duplicate pod IP is reported and kept by the first pod', () => {
+  const side = pod('x/a', { ports: [] });
+  side.spec!.initContainers = [{ name: 'proxy', restartPolicy: 'Always', ports: [{ name: 'proxy', containerPort: 15001 }] }];
+  const dup = pod('x/b', { ip: podIp('x/a') });
+  const m = buildPolicyModel(inputs([policy('x', 'p', { podSelector: {}, ingress: [{ ports: [{ port: 'proxy' }] }] })], [side, dup, pod('y/a')]));
+  assert.equal(allowed(m, YA, A, 'TCP', 15001), true);
+  assert.equal(allowed(m, YA, A, 'TCP', 15002), false);
+  assert.deepEqual(m.podIssues, [{ pod: 'x/b', reason: 'duplicate_ip', detail: `${podIp('x/a')} is also x/a's; x/a keeps it` }]);
+  assert.equal(m.endpointByIp.get(podIp('x/a')), 'x/a');
+});
+
+test('policy-level bad input: no name, no spec, unknown policyTypes value', () => {
+  const noName = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: 'x' }, spec: { podSelector: {} } };
+  const noSpec = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { namespace: 'x', name: 'nospec' } };
+  const badType = policy('x', 'types', { podSelector: {}, policyTypes: ['Ingress', 'Sideways'] });
+  const m = buildPolicyModel(e2eInputs([noName as never, noSpec as never, badType]));
+  assert.deepEqual(
+    m.policyIssues.map((i) => `${i.policy} ${i.reason} ${i.field}`),
+    ['x/ no_name metadata.name', 'x/nospec no_spec spec', 'x/types unknown_policy_type spec.policyTypes[1]'],
+  );
+  // the valid part of the last one still isolates x for ingress
+  assert.equal(allowed(m, YA, A, 'TCP', 80), false);
+  assert.equal(allowed(m, A, YA, 'TCP', 80), true);
 });

@@ -110,8 +110,14 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
 
   // Pods: every pod with an address that is not host-network and not finished (its IP may be reused).
   const pods: PodInfo[] = [];
+  const hostNetworkPods = new Map<string, string>();
   for (const p of inputs.pods) {
-    if (!p?.metadata?.name || p.spec?.hostNetwork === true) continue;
+    if (!p?.metadata?.name) continue;
+    if (p.spec?.hostNetwork === true) {
+      // not an endpoint: its traffic is its node's (verdict resolves it to the node)
+      hostNetworkPods.set(podKey(p), p.spec.nodeName ?? '');
+      continue;
+    }
     if (p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed') continue;
     const namespace = p.metadata.namespace || 'default';
     const ns = namespaceView(namespace);
@@ -325,6 +331,7 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
     cidrIdentities,
     ipcache,
     nodeAddresses,
+    hostNetworkPods,
     policies,
     policyIssues,
     podIssues,

@@ -89,6 +89,8 @@ export interface PolicyModel {
   ipcache: Map<string, IpcacheEntry>;
   /** Node name → its addresses, for verdicts involving nodes. */
   nodeAddresses: Map<string, string[]>;
+  /** Host-network pods ('ns/name' → node name): no endpoints, their traffic is their node's. */
+  hostNetworkPods: Map<string, string>;
   policies: Map<string, CompiledPolicy>;
   policyIssues: PolicyIssue[];
   podIssues: PodIssue[];

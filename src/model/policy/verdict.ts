@@ -30,7 +30,9 @@ export interface Verdict {
 function resolve(model: PolicyModel, p: Party): Resolved | null {
   if ('pod' in p) {
     const ep = model.endpoints.get(p.pod);
-    return ep ? { kind: 'endpoint', ep, ip: null } : null;
+    if (ep) return { kind: 'endpoint', ep, ip: null };
+    const node = model.hostNetworkPods.get(p.pod);
+    return node !== undefined ? { kind: 'node', node, ip: null } : null;
   }
   if ('node' in p) return { kind: 'node', node: p.node, ip: null };
   const ip = parseIp(p.ip)?.address;
