@@ -35,6 +35,7 @@ test('e2e: should enforce policy to allow traffic from pods within server namesp
 test('e2e: should enforce policy to allow ingress traffic for a target', () => {
   const deny = ingressPolicy('deny-all', {}, []);
   const allow = ingressPolicy('allow-all-to-a', podA, [{ from: [{ podSelector: {}, namespaceSelector: {} }] }]);
+  // the suite's table (x/a, x/b, y/a) plus x/c, isolated by deny-all exactly like x/b
   check([deny, allow], R().expectAllIngress('x/a', true).expectAllIngress('x/b', false).expectAllIngress('x/c', false), 'TCP', 80);
 });
 
