@@ -27,7 +27,17 @@ function mulberry32(seed: number): () => number {
 const NS = ['x', 'y', 'z'];
 const PROTOS = ['TCP', 'UDP', 'SCTP'];
 const PORTS = [53, 79, 80, 81, 443, 8080, 9090];
-const EXTERNAL = ['198.19.0.1', '198.19.1.7', '198.19.1.200', '198.19.200.5', '198.18.9.9'];
+const EXTERNAL = [
+  '198.19.0.1',
+  '198.19.1.7',
+  '198.19.1.200',
+  '198.19.200.5',
+  '198.18.9.9',
+  '2001:2:0:f200::1',
+  '2001:2:0:f1ff::1',
+  '2001:2:0:e000::1',
+  '2001:2:0:2::99',
+];
 
 function gen(rand: () => number) {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
@@ -57,7 +67,10 @@ function gen(rand: () => number) {
       const net = 1 + Math.floor(rand() * 3);
       return { cidr: `198.18.${net}.0/24`, ...(chance(0.5) ? { except: [`198.18.${net}.${10 + Math.floor(rand() * 4)}/32`] } : {}) };
     }
-    return { cidr: '198.18.0.0/15', except: ['198.18.2.0/24'] };
+    if (r < 0.9) return { cidr: '198.18.0.0/15', except: ['198.18.2.0/24'] };
+    if (r < 0.95) return { cidr: '2001:2:0:f000::/52', ...(chance(0.7) ? { except: ['2001:2:0:f100::/56'] } : {}) };
+    const net = 1 + Math.floor(rand() * 3);
+    return { cidr: `2001:2:0:${net}::/64`, ...(chance(0.5) ? { except: [`2001:2:0:${net}::${10 + Math.floor(rand() * 4)}/128`] } : {}) };
   };
   const peer = (allowIp: boolean): object => {
     const r = rand();
@@ -98,7 +111,9 @@ function gen(rand: () => number) {
       if (chance(0.7)) ports.push(['http', pick([80, 8080, 9090]), 'TCP']);
       if (chance(0.4)) ports.push(['dns', 53, pick(['UDP', 'TCP'])]);
       if (chance(0.3)) ports.push(['metrics', pick([9090, 443]), 'TCP']);
-      pods.push(pod(`${ns}/p${i}`, { labels: labels(), ip: `198.18.${NS.indexOf(ns) + 1}.${10 + i}`, ports }));
+      const p = pod(`${ns}/p${i}`, { labels: labels(), ip: `198.18.${NS.indexOf(ns) + 1}.${10 + i}`, ports });
+      p.status!.podIPs!.push({ ip: `2001:2:0:${NS.indexOf(ns) + 1}::${10 + i}` });
+      pods.push(p);
     }
   const namespaces = NS.map((n) => namespace(n, chance(0.5) ? { team: pick(['red', 'blue']) } : {}));
   const policies: V1NetworkPolicy[] = [];
@@ -127,21 +142,25 @@ test('differential: the model agrees with the spec-written reference on generate
     const model = buildPolicyModel(cluster);
     const issues = model.policyIssues.filter((i) => i.reason !== 'named_port_to_ipblock');
     assert.deepEqual(issues, [], `cluster ${n}: generated input is valid`);
+    const v6Of = new Map(cluster.pods.map((p) => [`${p.metadata!.namespace}/${p.metadata!.name}`, p.status!.podIPs![1]!.ip]));
     const podParties: RefParty[] = cluster.pods.map((p) => ({ pod: `${p.metadata!.namespace}/${p.metadata!.name}` }));
     const parties: RefParty[] = [...podParties, ...EXTERNAL.map((ip) => ({ ip }))];
     for (const src of parties)
       for (const dst of parties) {
         if (!('pod' in src) && !('pod' in dst)) continue;
         if ('pod' in src && 'pod' in dst && src.pod === dst.pod) continue;
+        // pod to pod by name talks IPv4; at random the destination is named by its IPv6 address instead
+        const s = src;
+        const d = 'pod' in src && 'pod' in dst && rand() < 0.3 ? { ip: v6Of.get(dst.pod)! } : dst;
         const proto = pick(PROTOS);
         const port = pick(PORTS);
-        const want = referenceAllowed(cluster, src, dst, proto, port);
-        const got = allowed(model, src, dst, proto, port);
+        const want = referenceAllowed(cluster, s, d, proto, port);
+        const got = allowed(model, s, d, proto, port);
         cases++;
         if (want) allowedCount++;
         if (got !== want)
           assert.fail(
-            `seed ${seed} cluster ${n}: ${JSON.stringify(src)} -> ${JSON.stringify(dst)} ${proto}/${port}: model ${got}, reference ${want}\n` +
+            `seed ${seed} cluster ${n}: ${JSON.stringify(s)} -> ${JSON.stringify(d)} ${proto}/${port}: model ${got}, reference ${want}\n` +
               JSON.stringify(
                 {
                   policies: cluster.policies.map((p) => ({ ns: p.metadata?.namespace, spec: p.spec })),

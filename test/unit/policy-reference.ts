@@ -14,17 +14,23 @@ export interface RefCluster {
 
 export type RefParty = { pod: string } | { ip: string };
 
-function ipToInt(ip: string): number {
-  return ip.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+/** An address as (family, integer); written here again on purpose (no shared parser with the model). */
+function ipValue(ip: string): { v6: boolean; value: bigint } {
+  if (!ip.includes(':')) return { v6: false, value: ip.split('.').reduce((a, o) => (a << 8n) | BigInt(Number(o)), 0n) };
+  const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  return { v6: true, value: groups.reduce((a, g) => (a << 16n) | BigInt(parseInt(g, 16)), 0n) };
 }
 
-/** IPv4 only: the generator stays in 198.18.0.0/15. */
 function inCidr(ip: string, cidr: string): boolean {
   const [net, len] = cidr.split('/') as [string, string];
-  const bits = Number(len);
-  if (bits === 0) return true;
-  const size = 2 ** (32 - bits);
-  return Math.floor(ipToInt(ip) / size) === Math.floor(ipToInt(net) / size);
+  const a = ipValue(ip);
+  const n = ipValue(net);
+  if (a.v6 !== n.v6) return false;
+  const shift = BigInt((a.v6 ? 128 : 32) - Number(len));
+  return a.value >> shift === n.value >> shift;
 }
 
 function selects(sel: V1LabelSelector, labels: Record<string, string>): boolean {
@@ -94,18 +100,25 @@ function side(c: RefCluster, self: V1Pod, dir: 'Ingress' | 'Egress', other: Part
   });
 }
 
-function party(c: RefCluster, p: RefParty): Party {
+function ipsOf(p: V1Pod): string[] {
+  return (p.status?.podIPs ?? []).map((x) => x.ip).concat(p.status?.podIP ?? []);
+}
+
+/** A side; a pod given by name talks with its address of `v6`'s family (the family of the other side). */
+function party(c: RefCluster, p: RefParty, v6: boolean): Party {
   if ('pod' in p) {
     const pod = c.pods.find((x) => `${x.metadata?.namespace}/${x.metadata?.name}` === p.pod)!;
-    return { pod, ip: pod.status!.podIP! };
+    return { pod, ip: ipsOf(pod).find((ip) => ip.includes(':') === v6) ?? pod.status!.podIP! };
   }
-  return { pod: c.pods.find((x) => x.status?.podIP === p.ip) ?? null, ip: p.ip };
+  return { pod: c.pods.find((x) => ipsOf(x).includes(p.ip)) ?? null, ip: p.ip };
 }
 
 /** May src open a connection to dst on proto/port? Egress of the source pod AND ingress of the destination pod. */
 export function referenceAllowed(c: RefCluster, src: RefParty, dst: RefParty, proto: string, port: number): boolean {
-  const s = party(c, src);
-  const d = party(c, dst);
+  const given = 'ip' in src ? src.ip : 'ip' in dst ? dst.ip : '';
+  const v6 = given.includes(':');
+  const s = party(c, src, v6);
+  const d = party(c, dst, v6);
   if (s.pod && !side(c, s.pod, 'Egress', d, d, proto, port)) return false;
   if (d.pod && !side(c, d.pod, 'Ingress', s, d, proto, port)) return false;
   return true;
