@@ -48,6 +48,10 @@ const INVALID: [string, unknown, string][] = [
   ['empty key', { matchExpressions: [{ key: '', operator: 'Exists' }] }, 'sel.matchExpressions[0].key'],
   ['non-string matchLabels value', { matchLabels: { app: 7 } }, 'sel.matchLabels[app]'],
   ['not an object', 'app=web', 'sel'],
+  ['key with a space', { matchLabels: { 'my app': 'web' } }, 'sel.matchLabels'],
+  ['key with an empty prefix', { matchExpressions: [{ key: '/app', operator: 'Exists' }] }, 'sel.matchExpressions[0].key'],
+  ['value longer than 63', { matchLabels: { app: 'a'.repeat(64) } }, 'sel.matchLabels[app]'],
+  ['In value that is no label value', { matchExpressions: [{ key: 'app', operator: 'In', values: ['-web'] }] }, 'sel.matchExpressions[0].values'],
 ];
 
 for (const [name, sel, field] of INVALID) {
@@ -75,4 +79,14 @@ test('selector: formatted as kubectl prints it', () => {
   assert.equal(formatSelector(selector), 'app=web,tier notin (cache,db),!legacy');
   assert.equal(formatSelector(compileSelector({}, 's').selector), '<all>');
   assert.equal(formatSelector(compileSelector(null, 's').selector), '<none>');
+});
+
+test('selector: qualified keys and empty values are valid (apimachinery IsQualifiedName / IsValidLabelValue)', () => {
+  const { selector, problems } = compileSelector(
+    { matchLabels: { 'app.kubernetes.io/name': 'web', 'example.com/empty': '' }, matchExpressions: [{ key: 'a_b.c-d', operator: 'Exists' }] },
+    'sel',
+  );
+  assert.deepEqual(problems, []);
+  assert.equal(selectorMatches(selector, { 'app.kubernetes.io/name': 'web', 'example.com/empty': '', 'a_b.c-d': 'x' }), true);
+  assert.equal(selectorMatches(selector, { 'app.kubernetes.io/name': 'web', 'a_b.c-d': 'x' }), false);
 });

@@ -29,6 +29,22 @@ export interface SelectorProblem {
 
 const OPERATORS: ReadonlySet<string> = new Set(['In', 'NotIn', 'Exists', 'DoesNotExist']);
 
+const NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** apimachinery's IsQualifiedName: `[prefix/]name`, prefix a DNS subdomain (≤253), name ≤63. */
+export function isLabelKey(k: string): boolean {
+  const slash = k.indexOf('/');
+  if (slash === -1) return NAME.test(k);
+  const prefix = k.slice(0, slash);
+  return prefix.length > 0 && prefix.length <= 253 && DNS_SUBDOMAIN.test(prefix) && NAME.test(k.slice(slash + 1));
+}
+
+/** apimachinery's IsValidLabelValue: empty, or a name of ≤63 characters. */
+export function isLabelValue(v: string): boolean {
+  return v === '' || NAME.test(v);
+}
+
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -50,8 +66,9 @@ export function compileSelector(selector: unknown, field: string): { selector: S
     if (!isPlainObject(ml)) problems.push({ field: `${field}.matchLabels`, reason: 'not a map' });
     else
       for (const [k, v] of Object.entries(ml)) {
-        if (k === '') problems.push({ field: `${field}.matchLabels`, reason: 'empty key' });
-        else if (typeof v !== 'string') problems.push({ field: `${field}.matchLabels[${k}]`, reason: `value ${JSON.stringify(v)} is not a string` });
+        if (!isLabelKey(k)) problems.push({ field: `${field}.matchLabels`, reason: `invalid label key ${JSON.stringify(k)}` });
+        else if (typeof v !== 'string' || !isLabelValue(v))
+          problems.push({ field: `${field}.matchLabels[${k}]`, reason: `invalid label value ${JSON.stringify(v)}` });
         else requirements.push({ key: k, operator: 'In', values: new Set([v]) });
       }
   }
@@ -64,11 +81,11 @@ export function compileSelector(selector: unknown, field: string): { selector: S
         if (!isPlainObject(e)) return void problems.push({ field: f, reason: 'not an object' });
         const { key, operator } = e;
         const values = e.values ?? [];
-        if (typeof key !== 'string' || key === '') return void problems.push({ field: `${f}.key`, reason: `invalid key ${JSON.stringify(key)}` });
+        if (typeof key !== 'string' || !isLabelKey(key)) return void problems.push({ field: `${f}.key`, reason: `invalid label key ${JSON.stringify(key)}` });
         if (typeof operator !== 'string' || !OPERATORS.has(operator))
           return void problems.push({ field: `${f}.operator`, reason: `unknown operator ${JSON.stringify(operator)}` });
-        if (!Array.isArray(values) || values.some((v) => typeof v !== 'string'))
-          return void problems.push({ field: `${f}.values`, reason: 'not a list of strings' });
+        if (!Array.isArray(values) || values.some((v) => typeof v !== 'string' || !isLabelValue(v)))
+          return void problems.push({ field: `${f}.values`, reason: 'not a list of label values' });
         const set = operator === 'In' || operator === 'NotIn';
         if (set && values.length === 0) return void problems.push({ field: `${f}.values`, reason: `${operator} needs at least one value` });
         if (!set && values.length > 0) return void problems.push({ field: `${f}.values`, reason: `${operator} takes no values` });
