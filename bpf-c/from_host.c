@@ -72,6 +72,8 @@ static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct
 				   FLOW4_ORIGIN(WEIR_HOOK_FROM_HOST, WEIR_CT_NODEPORT), verdict);
 		if (*verdict == WEIR_TC_TUNNEL_FIRST)
 			reason = flow4_tunnel_first(skb, pkt, reason, WEIR_HOOK_FROM_HOST, verdict);
+		else if (*verdict == WEIR_TC_REJECT_PENDING)
+			reason = flow4_reject(skb, pkt, verdict);
 		return reason;
 	}
 	if (ct_track_all)

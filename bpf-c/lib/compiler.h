@@ -42,5 +42,8 @@
 #define WEIR_TC_REDIRECT 7
 /* not a TC verdict: flow4_new left the first packet of a tunneled flow to its hook */
 #define WEIR_TC_TUNNEL_FIRST 0x7fff
+/* not a TC verdict: lb4_admit left the reject of a frontend with no endpoint to the hook
+ * (flow4_reject), whose frame is small enough to hold the ICMP it builds */
+#define WEIR_TC_REJECT_PENDING 0x7ffe
 
 #endif

@@ -249,7 +249,6 @@ static __always_inline enum weir_reason lb4_admit(struct __sk_buff *skb, const s
 						  const struct weir_frontend4 *fe, int *verdict)
 {
 	struct weir_lb_src4_key src;
-	int ret;
 
 	/* loadBalancerSourceRanges first, as kube-proxy's firewall chain: a client outside them
 	 * gets nothing from this frontend, not even a reject or a mid-flow pass to the kernel.
@@ -276,15 +275,32 @@ static __always_inline enum weir_reason lb4_admit(struct __sk_buff *skb, const s
 		return WEIR_REASON_NO_LOCAL_BACKEND_DROP;
 	}
 	if ((fe->flags & WEIR_FRONTEND_REJECT) || fe->backend_count == 0) {
-		ret = reject4_port_unreachable(skb, pkt);
-		if (ret < 0) {
-			*verdict = WEIR_TC_DROP;
-			return WEIR_REASON_REJECT_FAILED;
-		}
-		*verdict = ret;
+		/* the hook builds the ICMP (flow4_reject): the quote it copies would not fit
+		 * flow4_new's stack frame next to the later stages' */
+		*verdict = WEIR_TC_REJECT_PENDING;
 		return WEIR_REASON_NO_BACKEND_REJECT;
 	}
 	return 0;
+}
+
+/**
+ * flow4_reject - the hook's half of a reject lb4_admit decided (*verdict
+ * WEIR_TC_REJECT_PENDING): turns the packet into ICMP port unreachable back out the
+ * interface it came in on. A global function: its frame holds the quote.
+ */
+__weir_slow_path int flow4_reject(struct __sk_buff *skb, const struct packet *pkt, int *verdict)
+{
+	int ret;
+
+	if (!skb || !pkt || !verdict)
+		return WEIR_REASON_PASS;
+	ret = reject4_port_unreachable(skb, pkt);
+	if (ret < 0) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_REJECT_FAILED;
+	}
+	*verdict = ret;
+	return WEIR_REASON_NO_BACKEND_REJECT;
 }
 
 /**
