@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import type { WeirCt4, WeirCt4Key } from '../bpf/index.js';
 import { IPPROTO } from '../bpf/ip.js';
-import { ageSeconds, ctFlags, protocolName, tcpFlagString } from './decode.js';
+import { ageSeconds, ctFlags, ctForward, protocolName, tcpFlagString } from './decode.js';
 import { CliError, print } from './output.js';
 import { common, ctFilterFrom, withMap, type Common, type CtFilter } from './services.js';
 import type { StateOptions } from './state.js';
@@ -20,6 +20,9 @@ export interface NatRow {
   /** the source the backend sees when it is not the client (hairpin, SNAT); else '' */
   translatedSource: string;
   flags: string[];
+  /** where the client's packets go from this node (the forward stage): `tunnel→NODE`,
+   *  `dsr→NODE`, `redirect→ifindex N` or `stack` (decode.ts ctForward) */
+  forward: string;
   /** TCP: syn_sent, syn_recv, established, closing, closed, reset; '' otherwise */
   state: string;
   tcpOriginal: string;
@@ -79,6 +82,7 @@ export function natRowsOf(entries: ReadonlyArray<[WeirCt4Key, WeirCt4]>, f: CtFi
       backend: `${v.nat_daddr}:${v.nat_dport}`,
       translatedSource: snat ? `${v.nat_saddr}:${v.nat_sport}` : '',
       flags: flags.filter((x) => x !== 'dnat' && x !== 'snat'),
+      forward: ctForward(v),
       state: tcp ? tcpState(v.tcp_flags_seen, reply?.tcp_flags_seen ?? 0) : '',
       tcpOriginal: tcp ? tcpFlagString(v.tcp_flags_seen) : '',
       tcpReply: tcp ? tcpFlagString(reply?.tcp_flags_seen ?? 0) : '',
@@ -125,7 +129,7 @@ export function registerNatCommand(program: Command): void {
         flags: r.flags.join(',') || '-',
         packets: `${r.packetsOut}/${r.packetsIn}`,
       })),
-      ['protocol', 'client', 'frontend', 'backend', 'state', 'flags', 'ageS', 'idleS', 'packets'],
+      ['protocol', 'client', 'frontend', 'backend', 'state', 'flags', 'forward', 'ageS', 'idleS', 'packets'],
     );
   });
 }

@@ -17,7 +17,7 @@ import {
   type WeirFrontend4Key,
 } from '../bpf/index.js';
 import { canonicalIp, IPPROTO } from '../bpf/ip.js';
-import { ageSeconds, backendFlags, ctFlags, frontendFlags, protocolName, protocolNumber, scopeName, tcpFlagString } from './decode.js';
+import { ageSeconds, backendFlags, ctFlags, ctForward, frontendFlags, protocolName, protocolNumber, scopeName, tcpFlagString } from './decode.js';
 import { CliError, parseFormat, print, type OutputFormat } from './output.js';
 import { readLbStats } from '../dataplane/lb-stats.js';
 import { openMap, pinnedMapNames, stateOptions, type StateOptions } from './state.js';
@@ -184,11 +184,7 @@ function ctRow(k: WeirCt4Key, v: WeirCt4, now: bigint): CtRow {
     destination: `${k.daddr}:${k.dport}`,
     nat: nat.join(' '),
     flags,
-    forward: v.tunnel_node
-      ? `${flags.includes('dsr') && !flags.includes('reply') ? 'dsr' : 'tunnel'}→${v.tunnel_node}`
-      : v.ifindex
-        ? `redirect→ifindex ${v.ifindex}`
-        : 'stack',
+    forward: ctForward(v),
     tcp: k.protocol === IPPROTO.TCP ? tcpFlagString(v.tcp_flags_seen) : '',
     frontendId: v.frontend_id,
     ageS: ageSeconds(v.created_ns, now),

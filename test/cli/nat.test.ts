@@ -100,6 +100,8 @@ test('weir nat list: one row per flow, both directions paired, TCP state, hairpi
       frontendId: 7,
     },
   );
+  assert.equal(est.forward, 'stack', 'no interface in weir_ifaces here: the stack routes it');
+  assert.equal(est.forward, 'stack', 'no interface in weir_ifaces here: the stack routes it');
   assert.equal(by(`${CLIENT}:40002`, `${FRONTEND}:80`).state, 'syn_sent');
   const hp = by(`${CLIENT}:40003`, `${HAIRPIN_FE}:80`);
   assert.deepEqual([hp.backend, hp.translatedSource, hp.state, hp.flags], [`${CLIENT}:8080`, `${HAIRPIN_FE}:40003`, 'syn_recv', ['hairpin']]);

@@ -227,6 +227,10 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
         ex.notes.some((n) => n.includes('carried there in VXLAN')),
         ex.notes.join('\n'),
       );
+      // the flows of the tests before: node1 sends each through the tunnel to node2
+      const nat = cli<Array<{ forward: string }>>('nat', 'list', '--port', String(NODEPORT));
+      assert.ok(nat.length > 0, 'NodePort flows in weir nat list');
+      for (const r of nat) assert.equal(r.forward, `${mode}→${node2.address}`, JSON.stringify(r));
     });
 
     if (mode === 'tunnel')
