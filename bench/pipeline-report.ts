@@ -114,18 +114,22 @@ export function pipelineMarkdown(run: PipelineRun): string {
     '',
     ...table(
       ['variant', 'object', 'program', 'verify µs', 'load ms', 'processed insns', 'total states', 'peak states', 'xlated insns', 'JITed bytes'],
-      run.verifier.map((v) => [
-        v.variant,
-        v.object,
-        v.program,
-        f(v.verifyUs),
-        (v.loadUs / 1000).toFixed(1),
-        f(v.processedInsns),
-        f(v.totalStates),
-        f(v.peakStates),
-        f(v.xlatedInsns),
-        f(v.jitedBytes),
-      ]),
+      run.verifier.map((v) =>
+        v.loadError !== undefined
+          ? [v.variant, v.object, v.program, `does not load: ${v.loadError}`, '–', '–', '–', '–', '–', '–']
+          : [
+              v.variant,
+              v.object,
+              v.program,
+              f(v.verifyUs),
+              (v.loadUs / 1000).toFixed(1),
+              f(v.processedInsns),
+              f(v.totalStates),
+              f(v.peakStates),
+              f(v.xlatedInsns),
+              f(v.jitedBytes),
+            ],
+      ),
     ),
     '',
   );

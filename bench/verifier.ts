@@ -31,6 +31,9 @@ export interface VerifierRow {
   peakStates: number;
   xlatedInsns: number;
   jitedBytes: number;
+  /** the object did not load (e.g. a variant past the verifier's limits): libbpf's reason; the
+   *  figures are then 0 */
+  loadError?: string;
 }
 
 interface StatsLine {
@@ -53,6 +56,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 export async function runVerifier(variants: VerifierVariant[], objects: readonly string[], runs: number): Promise<VerifierRow[]> {
   const bin = verifierStatsBinary();
   const samples = new Map<string, StatsLine[]>();
+  const failed = new Map<string, string>();
   // interleaved: every variant once per run, so drift hits them alike
   for (let r = 0; r < runs; r++) {
     for (const v of variants) {
@@ -60,9 +64,16 @@ export async function runVerifier(variants: VerifierVariant[], objects: readonly
         const fs = mountPrivateBpffs('bench-verifier');
         try {
           const args = [join(v.dir, `${obj}.o`), fs.path, ...Object.entries(v.consts ?? {}).map(([k, x]) => `${k}=${x}`)];
-          const line = JSON.parse(execFileSync(bin, args, { encoding: 'utf8' }).trim()) as StatsLine;
           const key = `${v.label}\0${obj}`;
-          samples.set(key, [...(samples.get(key) ?? []), line]);
+          let out: string;
+          try {
+            out = execFileSync(bin, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+          } catch (e) {
+            const stderr = String((e as { stderr?: unknown }).stderr ?? '');
+            failed.set(key, stderr.split('\n').find((l) => l.includes('load failed')) ?? (e as Error).message.split('\n')[0]!);
+            continue;
+          }
+          samples.set(key, [...(samples.get(key) ?? []), JSON.parse(out.trim()) as StatsLine]);
         } finally {
           await fs.cleanup();
         }
@@ -72,7 +83,14 @@ export async function runVerifier(variants: VerifierVariant[], objects: readonly
   const rows: VerifierRow[] = [];
   for (const v of variants)
     for (const obj of objects) {
-      const lines = samples.get(`${v.label}\0${obj}`)!;
+      const key = `${v.label}\0${obj}`;
+      const loadError = failed.get(key);
+      if (loadError !== undefined) {
+        const zero = { verifyUs: 0, loadUs: 0, processedInsns: 0, totalStates: 0, peakStates: 0, xlatedInsns: 0, jitedBytes: 0 };
+        rows.push({ variant: v.label, object: obj, program: '-', ...zero, loadError });
+        continue;
+      }
+      const lines = samples.get(key)!;
       for (const p of lines[0]!.programs) {
         const of = (f: (x: StatsLine['programs'][number]) => number) => median(lines.map((l) => f(l.programs.find((q) => q.name === p.name)!)));
         rows.push({

@@ -41,6 +41,8 @@ int weir_from_pod_new_flow(struct __sk_buff *skb)
 	if (!s)
 		return WEIR_TC_PASS;
 	reason = flow4_new(skb, &s->pkt, s->has_fe ? &s->fe : NULL, s->origin, &verdict);
+	if (verdict == WEIR_TC_REJECT_PENDING)
+		reason = flow4_reject(skb, &s->pkt, &verdict);
 	count(WEIR_HOOK_FROM_POD, reason, s->pkt.len);
 	return verdict;
 }
@@ -66,7 +68,7 @@ static __always_inline enum weir_reason from_pod4(struct __sk_buff *skb, struct 
 
 	ct = ct4_lookup_flow(pkt);
 	if (ct)
-		return flow4_established(skb, pkt, ct, verdict);
+		return flow4_established(skb, pkt, ct, WEIR_HOOK_FROM_POD, verdict);
 
 	fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_INTERNAL);
 	if (fe || ct_track_all) {
