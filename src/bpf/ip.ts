@@ -248,9 +248,3 @@ export function cidrContains(cidr: string, ip: string): boolean {
   maskBytes(a, len);
   return net.equals(a);
 }
-
-/** An IPv4 address stored in network order in a __u32 field that the codec reads as a
- *  little-endian number (weir_ct4.tunnel_node), as dotted quads. */
-export function ip4FromNetworkU32(n: number): string {
-  return [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24].join('.');
-}

@@ -2,7 +2,6 @@
 // the ABI enums (BTF), so a new flag in C shows up here without a hand-kept table.
 
 import { enums } from '../bpf/index.js';
-import { ip4FromNetworkU32 } from '../bpf/ip.js';
 
 // protocol numbers <-> names: the one table, next to the one IP parser
 export { protocolName, protocolNumber } from '../bpf/ip.js';
@@ -50,8 +49,8 @@ export function ageSeconds(stampNs: bigint, now = process.hrtime.bigint()): numb
 /** Where a conntrack entry's direction goes (the forward stage): `tunnel→NODE` (VXLAN to that
  *  node; the forward direction of a DSR flow says `dsr→NODE`), `redirect→ifindex N`
  *  (interface to interface, past the host stack), or `stack` (the kernel routes it). */
-export function ctForward(v: { tunnel_node: number; ifindex: number; flags: number }): string {
+export function ctForward(v: { tunnel_node: string; ifindex: number; flags: number }): string {
   const flags = ctFlags(v.flags);
-  if (v.tunnel_node) return `${flags.includes('dsr') && !flags.includes('reply') ? 'dsr' : 'tunnel'}→${ip4FromNetworkU32(v.tunnel_node)}`;
+  if (v.tunnel_node !== '0.0.0.0') return `${flags.includes('dsr') && !flags.includes('reply') ? 'dsr' : 'tunnel'}→${v.tunnel_node}`;
   return v.ifindex ? `redirect→ifindex ${v.ifindex}` : 'stack';
 }

@@ -10,7 +10,7 @@
 import { enums, type TypedMap } from '../bpf/index.js';
 import type { WeirAffinity4, WeirAffinity4Key, WeirBackend4, WeirBackend4Key } from '../bpf/index.js';
 import type { WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key, WeirLbSrc4Key, WeirTunnel4, WeirTunnel4Key } from '../bpf/index.js';
-import { cidrContains, ip4FromNetworkU32 } from '../bpf/ip.js';
+import { cidrContains } from '../bpf/ip.js';
 
 const FF = enums.weir_frontend_flags;
 const BF = enums.weir_backend_flags;
@@ -185,12 +185,12 @@ export function explain(maps: ExplainMaps, q: ExplainQuery): Explanation {
       out.outcomes.push({ tc: ct.ifindex ? 'redirect' : 'pass', reason: reply ? 'reverse_nat' : 'nat_established', rewrite: rewriteOf(p, ct) });
       const direction = reply ? 'reply direction' : 'original direction';
       out.notes.push(`conntrack has this flow (${direction}): the packet is rewritten as the entry says, whatever the frontend says now`);
-      if (ct.tunnel_node) {
+      if (ct.tunnel_node !== '0.0.0.0') {
         const dsr = (ct.flags & CF.WEIR_CT_DSR) !== 0;
         out.notes.push(
           reply
-            ? `the flow came through the tunnel from node ${ip4FromNetworkU32(ct.tunnel_node)}: this reply goes back into it (VXLAN), and that node answers the client`
-            : `the flow's backend is on node ${ip4FromNetworkU32(ct.tunnel_node)}: the packet is ${dsr ? 'sent unmodified (DSR: that node DNATs and answers the client itself)' : 'DNATed here'} and encapsulated in VXLAN to it`,
+            ? `the flow came through the tunnel from node ${ct.tunnel_node}: this reply goes back into it (VXLAN), and that node answers the client`
+            : `the flow's backend is on node ${ct.tunnel_node}: the packet is ${dsr ? 'sent unmodified (DSR: that node DNATs and answers the client itself)' : 'DNATed here'} and encapsulated in VXLAN to it`,
         );
       } else if (ct.ifindex)
         out.notes.push(

@@ -86,7 +86,7 @@ export function ctV1ToV2(v: WeirCt4V1): WeirCt4 {
     tcp_flags_seen: v.tcp_flags_seen,
     policy: 0,
     frontend_id: v.frontend_id,
-    tunnel_node: 0,
+    tunnel_node: '0.0.0.0',
     ifindex: 0,
     created_ns: v.created_ns,
     last_seen_ns: v.last_seen_ns,

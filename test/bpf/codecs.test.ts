@@ -97,6 +97,9 @@ const CT4_V1: Array<[string, number, number]> = [
   ['bytes', 48, 8],
 ];
 
+/** the weir_ip4 fields: addresses in network order */
+const ADDRESSES = new Set(['nat_saddr', 'nat_daddr', 'tunnel_node']);
+
 test('weir_ct4 (layout version 2, 64 bytes) and weir_ct4_v1 (56 bytes) have the offsets the headers give, in BTF, abi.gen.ts and the codec', () => {
   const btf = Btf.fromFile(join(root, 'build/bpf/from_pod.o'));
   for (const [name, size, members] of [
@@ -118,13 +121,13 @@ test('weir_ct4 (layout version 2, 64 bytes) and weir_ct4_v1 (56 bytes) have the 
     const codec = codecFor(name);
     const value: Record<string, unknown> = {};
     for (const [i, [m, , sz]] of members.entries()) {
-      if (m === 'nat_saddr' || m === 'nat_daddr') value[m] = `198.18.${i}.${i + 1}`;
+      if (ADDRESSES.has(m)) value[m] = `198.18.${i}.${i + 1}`;
       else value[m] = sz === 8 ? BigInt(i + 1) << 40n : i + 1;
     }
     const b = codec.encode(value as never);
     assert.equal(b.length, size);
     for (const [i, [m, off, sz]] of members.entries()) {
-      if (m === 'nat_saddr' || m === 'nat_daddr') assert.equal(bytesToIp4(b, off), `198.18.${i}.${i + 1}`, `${name}.${m} at ${off}`);
+      if (ADDRESSES.has(m)) assert.equal(bytesToIp4(b, off), `198.18.${i}.${i + 1}`, `${name}.${m} at ${off}`);
       else if (m === 'nat_sport' || m === 'nat_dport') assert.equal(b.readUInt16BE(off), i + 1, `${name}.${m} at ${off}`);
       else if (sz === 8) assert.equal(b.readBigUInt64LE(off), BigInt(i + 1) << 40n, `${name}.${m} at ${off}`);
       else assert.equal(b.readUIntLE(off, sz), i + 1, `${name}.${m} at ${off}`);

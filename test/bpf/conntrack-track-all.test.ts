@@ -112,7 +112,7 @@ describe('ct_track_all = 1', () => {
     assert.equal(rev.flags, CT.WEIR_CT_REPLY, 'reverse: the reply direction, not rewritten');
     // the entry's "rewrite" is the tuple itself: GC and ct4_forget find the partner as for NAT
     assert.deepEqual([fwd.nat_saddr, fwd.nat_sport, fwd.nat_daddr, fwd.nat_dport], [POD_A, 5000, POD_B, 53]);
-    assert.deepEqual([fwd.frontend_id, fwd.policy, fwd.tunnel_node, fwd.ifindex, fwd.packets], [0, 0, 0, 0, 1n]);
+    assert.deepEqual([fwd.frontend_id, fwd.policy, fwd.tunnel_node, fwd.ifindex, fwd.packets], [0, 0, '0.0.0.0', 0, 1n]);
 
     dp.passesUntouched(dp.fromPod, udp(POD_B, POD_A, 53, 5000)); // the reply, at the other pod's interface
     dp.passesUntouched(dp.fromPod, udp(POD_A, POD_B, 5000, 53));

@@ -159,7 +159,7 @@ describe('map migration (test-only layout bumps)', () => {
       const key: WeirCt4Key = { saddr: CLIENT, daddr: FRONTEND, sport: 21000, dport: 80, protocol: 6 };
       const entry = dp.maps.conntrack.get(key);
       assert.ok(entry && entry.nat_daddr === flows.get(21000), 'the converted forward entry keeps its DNAT');
-      assert.deepEqual([entry.policy, entry.tunnel_node, entry.ifindex], [0, 0, 0], 'fields v1 does not have start empty');
+      assert.deepEqual([entry.policy, entry.tunnel_node, entry.ifindex], [0, '0.0.0.0', 0], 'fields v1 does not have start empty');
       assertEstablished(dp, flows);
     } finally {
       dp.close();

@@ -36,7 +36,7 @@ const ct = (sport: number, backend: string, frontendId: number): [WeirCt4Key, We
     tcp_flags_seen: 0,
     policy: 0,
     frontend_id: frontendId,
-    tunnel_node: 0,
+    tunnel_node: '0.0.0.0',
     ifindex: 0,
     created_ns: 0n,
     last_seen_ns: 0n,

@@ -13,7 +13,7 @@ const BE = '198.18.1.10';
 
 /** The two entries of a client -> VIP:80 flow DNAT'd to BE:8080. */
 function flow(protocol: number, lastSeen: bigint, origFlags: number, replyFlags: number, sport = 40000): Array<[WeirCt4Key, WeirCt4]> {
-  const base = { policy: 0, pad: 0, tunnel_node: 0, ifindex: 0, frontend_id: 1, created_ns: 0n, packets: 1n, bytes: 60n, last_seen_ns: lastSeen };
+  const base = { policy: 0, pad: 0, tunnel_node: '0.0.0.0', ifindex: 0, frontend_id: 1, created_ns: 0n, packets: 1n, bytes: 60n, last_seen_ns: lastSeen };
   return [
     [
       { saddr: CLIENT, daddr: VIP, sport, dport: 80, protocol },

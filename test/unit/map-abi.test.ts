@@ -18,7 +18,7 @@ function ct(flags: number, extra: Partial<WeirCt4> = {}): WeirCt4 {
     tcp_flags_seen: 0x12,
     policy: 0,
     frontend_id: 7,
-    tunnel_node: 0,
+    tunnel_node: '0.0.0.0',
     ifindex: 0,
     pad: 0,
     created_ns: 11n,
@@ -65,10 +65,10 @@ test('round trip v2 -> v1 -> v2 keeps the NAT fields, flags, counters and timest
 test('v2 -> v1: an entry without SNAT/DNAT has no v1 form; v2-only fields and flags are dropped', () => {
   assert.equal(ctV2ToV1(ct(0)), undefined);
   assert.equal(ctV2ToV1(ct(F.WEIR_CT_SEEN)), undefined);
-  const v1 = ctV2ToV1(ct(F.WEIR_CT_DNAT | F.WEIR_CT_TUNNEL | F.WEIR_CT_DSR, { policy: 3, tunnel_node: 9, ifindex: 5 }))!;
+  const v1 = ctV2ToV1(ct(F.WEIR_CT_DNAT | F.WEIR_CT_TUNNEL | F.WEIR_CT_DSR, { policy: 3, tunnel_node: '198.18.0.9', ifindex: 5 }))!;
   assert.equal(v1.flags, F.WEIR_CT_DNAT);
   const up = ctV1ToV2(v1);
-  assert.deepEqual([up.policy, up.tunnel_node, up.ifindex], [0, 0, 0]);
+  assert.deepEqual([up.policy, up.tunnel_node, up.ifindex], [0, '0.0.0.0', 0]);
 });
 
 test('the raw converters of the table encode the same as the typed ones (byte for byte)', () => {

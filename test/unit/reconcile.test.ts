@@ -199,7 +199,7 @@ test('Reconciler: a removed UDP endpoint loses its affinity and conntrack entrie
       tcp_flags_seen: 0,
       policy: 0,
       frontend_id: 1,
-      tunnel_node: 0,
+      tunnel_node: '0.0.0.0',
       ifindex: 0,
       created_ns: 0n,
       last_seen_ns: 0n,

@@ -61,11 +61,11 @@ struct weir_ct4 {
 	weir_ip4 nat_daddr;
 	__be16 nat_sport;
 	__be16 nat_dport;
-	__u16 flags;	     /* enum weir_ct_flags */
-	__u8 tcp_flags_seen; /* OR of the TCP flags of every packet in this direction */
-	__u8 policy;	     /* enum weir_ct_policy */
-	__u32 frontend_id;   /* weir_frontend4.id of the service that created the flow; 0: none */
-	__u32 tunnel_node; /* id of the peer node for WEIR_CT_TUNNEL / WEIR_CT_DSR flows; 0: none */
+	__u16 flags;	      /* enum weir_ct_flags */
+	__u8 tcp_flags_seen;  /* OR of the TCP flags of every packet in this direction */
+	__u8 policy;	      /* enum weir_ct_policy */
+	__u32 frontend_id;    /* weir_frontend4.id of the service that created the flow; 0: none */
+	weir_ip4 tunnel_node; /* the peer node's address for WEIR_CT_TUNNEL flows; 0: none */
 	__u32 ifindex; /* interface of the flow's local end (redirect target); 0: the stack routes */
 	__u32 pad;
 	__u64 created_ns;   /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
