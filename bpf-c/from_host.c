@@ -54,7 +54,6 @@ static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct
 						   int *verdict)
 {
 	struct weir_frontend4 *fe;
-	enum weir_reason reason;
 	struct weir_ct4 *ct;
 
 	if (icmp4_is_error_packet(pkt))
@@ -67,15 +66,9 @@ static __always_inline enum weir_reason from_host4(struct __sk_buff *skb, struct
 	fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_EXTERNAL);
 	if (!fe)
 		fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_INTERNAL);
-	if (fe) {
-		reason = flow4_new(skb, pkt, fe,
-				   FLOW4_ORIGIN(WEIR_HOOK_FROM_HOST, WEIR_CT_NODEPORT), verdict);
-		if (*verdict == WEIR_TC_TUNNEL_FIRST)
-			reason = flow4_tunnel_first(skb, pkt, reason, WEIR_HOOK_FROM_HOST, verdict);
-		else if (*verdict == WEIR_TC_REJECT_PENDING)
-			reason = flow4_reject(skb, pkt, verdict);
-		return reason;
-	}
+	if (fe)
+		return flow4_new_at_hook(
+			skb, pkt, fe, FLOW4_ORIGIN(WEIR_HOOK_FROM_HOST, WEIR_CT_NODEPORT), verdict);
 	if (ct_track_all)
 		return flow4_track_new(skb, pkt, WEIR_HOOK_FROM_HOST, verdict);
 	return WEIR_REASON_PASS;

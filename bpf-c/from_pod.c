@@ -28,7 +28,6 @@ static __always_inline enum weir_reason from_pod4(struct __sk_buff *skb, struct 
 						  int *verdict)
 {
 	struct weir_frontend4 *fe;
-	enum weir_reason reason;
 	struct weir_ct4 *ct;
 
 	if (icmp4_is_error_packet(pkt))
@@ -39,12 +38,9 @@ static __always_inline enum weir_reason from_pod4(struct __sk_buff *skb, struct 
 		return flow4_established(skb, pkt, ct, WEIR_HOOK_FROM_POD, verdict);
 
 	fe = lb4_lookup_frontend(pkt, WEIR_SCOPE_INTERNAL);
-	if (fe) {
-		reason = flow4_new(skb, pkt, fe, FLOW4_ORIGIN(WEIR_HOOK_FROM_POD, 0), verdict);
-		if (*verdict == WEIR_TC_REJECT_PENDING)
-			reason = flow4_reject(skb, pkt, verdict);
-		return reason;
-	}
+	if (fe)
+		return flow4_new_at_hook(skb, pkt, fe, FLOW4_ORIGIN(WEIR_HOOK_FROM_POD, 0),
+					 verdict);
 	if (ct_track_all)
 		return flow4_track_new(skb, pkt, WEIR_HOOK_FROM_POD, verdict);
 	return WEIR_REASON_PASS;

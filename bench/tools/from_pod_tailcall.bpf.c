@@ -40,9 +40,7 @@ int weir_from_pod_new_flow(struct __sk_buff *skb)
 	s = bpf_map_lookup_elem(&weir_scratch4, &zero);
 	if (!s)
 		return WEIR_TC_PASS;
-	reason = flow4_new(skb, &s->pkt, s->has_fe ? &s->fe : NULL, s->origin, &verdict);
-	if (verdict == WEIR_TC_REJECT_PENDING)
-		reason = flow4_reject(skb, &s->pkt, &verdict);
+	reason = flow4_new_at_hook(skb, &s->pkt, s->has_fe ? &s->fe : NULL, s->origin, &verdict);
 	count(WEIR_HOOK_FROM_POD, reason, s->pkt.len);
 	return verdict;
 }

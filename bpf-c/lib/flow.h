@@ -286,8 +286,9 @@ __weir_slow_path int flow4_tunnel_new(struct __sk_buff *skb, const struct packet
 	}
 	forward4_plan(skb, &flow, WEIR_HOOK_TUNNEL); /* the local redirect only */
 	/* DSR: the replies go to the client from here; tunnel: back through the tunnel */
-	flow.reply_ifindex =
-		flow.nat_flags ? forward4_egress(skb, flow.orig.daddr, flow.orig.saddr) : 0;
+	flow.reply_ifindex = flow.nat_flags ? forward4_egress(skb, flow.orig.daddr, flow.orig.saddr,
+							      flow.orig.protocol)
+					    : 0;
 	if (ct4_create(&flow, pkt, bpf_ktime_get_ns())) {
 		*verdict = WEIR_TC_DROP;
 		return WEIR_REASON_CT_CREATE_FAILED;
@@ -304,6 +305,22 @@ __weir_slow_path int flow4_tunnel_new(struct __sk_buff *skb, const struct packet
 	}
 	*verdict = forward4(skb, pkt, flow.ifindex);
 	return flow.nat_flags ? WEIR_REASON_SERVICE_NAT : WEIR_REASON_CT_TRACKED_NEW;
+}
+
+/* flow4_new as the hooks call it: the steps it leaves to the hook's own frame (the tunnel's
+ * first packet, a reject) are taken here, in the caller, where the stack has room. */
+static __always_inline enum weir_reason flow4_new_at_hook(struct __sk_buff *skb,
+							  const struct packet *pkt,
+							  const struct weir_frontend4 *fe,
+							  __u32 origin, int *verdict)
+{
+	enum weir_reason reason = flow4_new(skb, pkt, fe, origin, verdict);
+
+	if (*verdict == WEIR_TC_TUNNEL_FIRST)
+		return flow4_tunnel_first(skb, pkt, reason, origin & 0xffff, verdict);
+	if (*verdict == WEIR_TC_REJECT_PENDING)
+		return flow4_reject(skb, pkt, verdict);
+	return reason;
 }
 
 #endif

@@ -39,6 +39,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_ifaces SEC(".maps");
 
+/* The interface the kernel routes @dst to from @src (a forwarding lookup from the packet's
+ * interface, for @protocol), or 0 when it does not. */
+static __always_inline __u32 forward4_egress(struct __sk_buff *skb, __be32 src, __be32 dst,
+					     __u8 protocol)
+{
+	struct bpf_fib_lookup fib = {};
+	long rc;
+
+	fib.family = AF_INET;
+	fib.ifindex = skb->ifindex;
+	fib.l4_protocol = protocol;
+	fib.ipv4_src = src;
+	fib.ipv4_dst = dst;
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+		return 0;
+	return fib.ifindex;
+}
+
 /* forward4_plan - the first packet of a service flow, backend chosen, not yet rewritten
  * (@hook: where it entered; WEIR_HOOK_TUNNEL: decapsulated, the local redirect only):
  * - entered from a host interface (NodePort, externalIP, LoadBalancer IP), backend on
@@ -53,11 +72,9 @@ struct {
  *   masquerading. */
 static __always_inline void forward4_plan(struct __sk_buff *skb, struct ct4_flow *flow, __u32 hook)
 {
-	struct bpf_fib_lookup fib = {};
 	const struct weir_tunnel4 *remote;
 	struct weir_iface *to;
 	__u32 out;
-	long rc;
 
 	if (hook == WEIR_HOOK_FROM_HOST) {
 		remote = tunnel4_node_of(flow->nat.daddr);
@@ -71,15 +88,9 @@ static __always_inline void forward4_plan(struct __sk_buff *skb, struct ct4_flow
 		}
 	}
 
-	fib.family = AF_INET;
-	fib.ifindex = skb->ifindex;
-	fib.l4_protocol = flow->nat.protocol;
-	fib.ipv4_src = flow->nat.saddr;
-	fib.ipv4_dst = flow->nat.daddr;
-	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
+	out = forward4_egress(skb, flow->nat.saddr, flow->nat.daddr, flow->nat.protocol);
+	if (!out)
 		return;
-	out = fib.ifindex;
 	to = bpf_map_lookup_elem(&weir_ifaces, &out);
 	if (!to || !(to->flags & WEIR_IFACE_WORKLOAD)) {
 		if (hook != WEIR_HOOK_FROM_POD || !tunnel4_node_of(flow->nat.daddr))
@@ -87,23 +98,6 @@ static __always_inline void forward4_plan(struct __sk_buff *skb, struct ct4_flow
 	}
 	flow->ifindex = out;
 	flow->reply_ifindex = skb->ifindex;
-}
-
-/* The interface the kernel routes @dst to from @src (a forwarding lookup from the packet's
- * interface), or 0 when it does not. */
-static __always_inline __u32 forward4_egress(struct __sk_buff *skb, __be32 src, __be32 dst)
-{
-	struct bpf_fib_lookup fib = {};
-	long rc;
-
-	fib.family = AF_INET;
-	fib.ifindex = skb->ifindex;
-	fib.ipv4_src = src;
-	fib.ipv4_dst = dst;
-	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_SKIP_NEIGH);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH)
-		return 0;
-	return fib.ifindex;
 }
 
 /* Decrements the IPv4 TTL as a router does. Returns 0, or -1 when the packet must not be
