@@ -8,8 +8,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { runCleanups } from '../lib/cleanup.js';
 import { Lab, type External, type LabNode, type Pod } from '../lib/lab.js';
-import { binWeir } from '../lib/paths.js';
-import { runSync } from '../lib/proc.js';
 import { endpointSlice, service, WeirNode } from '../lib/weir-node.js';
 
 const CLUSTER_IP = '198.19.0.40';
@@ -25,11 +23,7 @@ describe('weir CLI on a live node', () => {
   let weir: WeirNode;
 
   /** bin/weir in the node's netns; -o json parsed. */
-  const cli = <T = unknown>(...args: string[]): T => {
-    const r = runSync('nsenter', [`--net=${node.ns.path}`, binWeir, ...args, '--pin-dir', weir.pinDir, '-o', 'json'], { check: false });
-    assert.equal(r.code, 0, `weir ${args.join(' ')}: ${r.stderr}`);
-    return JSON.parse(r.stdout) as T;
-  };
+  const cli = <T = unknown>(...args: string[]): T => weir.cli<T>(...args);
   const mapsSnapshot = () =>
     JSON.stringify(
       [cli('services'), cli('ct', 'list'), cli('affinity', 'list')].map((x) => (Array.isArray(x) ? x.map((r) => ({ ...r, ageS: 0, idleS: 0 })) : x)),

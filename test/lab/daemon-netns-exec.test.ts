@@ -9,8 +9,6 @@ import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { runCleanups } from '../lib/cleanup.js';
 import { Lab, type LabNode, type Pod } from '../lib/lab.js';
-import { binWeir } from '../lib/paths.js';
-import { runSync } from '../lib/proc.js';
 import { endpointSlice, service, WeirNode } from '../lib/weir-node.js';
 
 const CLUSTER_IP = '198.19.0.20';
@@ -49,8 +47,7 @@ test('started with ip netns exec, weir mounts its own cgroup2 and the connect-ti
   assert.equal(r.failures, 0, r.errors.join('; '));
   assert.deepEqual(Object.keys(r.servers).sort(), ['be-a', 'be-b']);
   assert.deepEqual(Object.keys(r.remotes), [`${CLUSTER_IP}:80`], 'getpeername shows the ClusterIP');
-  const counters = runSync('nsenter', [`--net=${node.ns.path}`, binWeir, 'counters', '--pin-dir', weir.pinDir, '-o', 'json']);
-  const rows = JSON.parse(counters.stdout) as Array<{ hook: string; reason: string; packets: number }>;
+  const rows = weir.cli<Array<{ hook: string; reason: string; packets: number }>>('counters');
   assert.equal(rows.find((x) => x.hook === 'sock' && x.reason === 'sock_lb_translated')?.packets, 60, 'every connect() translated by the socket LB');
   assert.equal(rows.find((x) => x.reason === 'service_nat')?.packets, undefined, 'no per-packet NAT');
   const exit = await weir.terminate();

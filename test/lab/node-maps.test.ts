@@ -7,8 +7,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { runCleanups } from '../lib/cleanup.js';
 import { Lab, type LabNode, type Pod } from '../lib/lab.js';
-import { binWeir } from '../lib/paths.js';
-import { runSync } from '../lib/proc.js';
 import { endpointSlice, node, service, WeirNode, type PortSpec } from '../lib/weir-node.js';
 
 const PORTS: PortSpec[] = [{ name: 'http', port: 80, targetPort: 8080 }];
@@ -22,11 +20,7 @@ describe('node maps on a live node', () => {
   let be2: Pod;
   let weir: WeirNode;
 
-  const cli = () => {
-    const r = runSync('nsenter', [`--net=${node1.ns.path}`, binWeir, 'nodes', '--pin-dir', weir.pinDir, '-o', 'json'], { check: false });
-    assert.equal(r.code, 0, `weir nodes: ${r.stderr}`);
-    return JSON.parse(r.stdout) as unknown;
-  };
+  const cli = () => weir.cli('nodes');
   const nodes = (withNode2: boolean) => [
     node({ name: 'node1', internalIP: node1.address, podCIDRs: ['198.18.1.0/24'], zone: 'zone-a' }),
     ...(withNode2 ? [node({ name: 'node2', internalIP: [node2.address, '2001:2::2'], podCIDRs: ['198.18.2.0/24', '2001:2:0:2::/64'], zone: 'zone-b' })] : []),

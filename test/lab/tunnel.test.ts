@@ -15,9 +15,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { runCleanups } from '../lib/cleanup.js';
-import { binWeir } from '../lib/paths.js';
 import { Lab, type External, type LabNode, type Pod } from '../lib/lab.js';
-import { runSync, sleep } from '../lib/proc.js';
+import { sleep } from '../lib/proc.js';
 import { endpointSlice, node, service, WeirNode, type PortSpec } from '../lib/weir-node.js';
 
 const NODEPORT = 30090;
@@ -203,11 +202,7 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
     }
 
     test(`operators (${mode}): weir nodes shows node2 and its pod CIDR; weir explain on node1 says the backend is reached through the tunnel`, () => {
-      const cli = <T>(...args: string[]): T => {
-        const r = runSync('nsenter', [`--net=${node1.ns.path}`, binWeir, ...args, '--pin-dir', weir1.pinDir, '-o', 'json'], { check: false });
-        assert.equal(r.code, 0, `weir ${args.join(' ')}: ${r.stderr}`);
-        return JSON.parse(r.stdout) as T;
-      };
+      const cli = <T>(...args: string[]): T => weir1.cli<T>(...args);
       const nodes = cli<{ nodes: Array<{ address: string; flags: string[]; podCIDRs: string[] }> }>('nodes');
       assert.deepEqual(
         nodes.nodes.map((n) => [n.address, n.flags, n.podCIDRs]),

@@ -9,7 +9,7 @@ import { join, relative } from 'node:path';
 import { BpfMap } from '../../src/bpf/index.js';
 import { counterTotals, readCounters } from '../../src/dataplane/counters.js';
 import { findCgroup2Mount, type Cgroup, type Lab, type LabNode, type ManagedProcess, type Netns } from './lab.js';
-import { sleep, spawnManaged } from './proc.js';
+import { runSync, sleep, spawnManaged } from './proc.js';
 import { binWeir, repoRoot } from './paths.js';
 import type { FlowResult, SpreadResult } from './svc-client.js';
 
@@ -309,6 +309,14 @@ export class WeirNode {
     } finally {
       m.close();
     }
+  }
+
+  /** `weir ARGS -o json` as an operator runs it on this node (inside its netns, on its pins),
+   *  parsed; a non-zero exit throws with weir's stderr. */
+  cli<T = unknown>(...args: string[]): T {
+    const r = runSync('nsenter', [`--net=${this.ns.path}`, binWeir, ...args, '--pin-dir', this.pinDir, '-o', 'json'], { check: false });
+    if (r.code !== 0) throw new Error(`weir ${args.join(' ')} on ${this.node.name}: exit ${r.code}: ${r.stderr}`);
+    return JSON.parse(r.stdout) as T;
   }
 
   /** One counter now (0 when the slot is zero), e.g. counter('sock', 'sock_lb_translated'). */
