@@ -237,9 +237,6 @@ __weir_slow_path int flow4_track_new(struct __sk_buff *skb, const struct packet 
 	struct ct4_flow flow;
 	enum weir_reason reason;
 
-	/* read by the forward stage (issue 12) and the policy stage (NetworkPolicy), not yet */
-	weir_keep_arg(skb);
-	weir_keep_arg(hook);
 	if (!pkt || !verdict || !ct_track_all || !ct4_starts_flow(pkt))
 		return WEIR_REASON_PASS;
 	ct4_flow_untranslated(pkt, &flow);
@@ -268,6 +265,7 @@ __weir_slow_path int flow4_track_new(struct __sk_buff *skb, const struct packet 
 __weir_slow_path int flow4_tunnel_new(struct __sk_buff *skb, const struct packet *pkt, int *verdict)
 {
 	struct tunnel4_meta m, *meta = &m;
+	enum weir_reason reason;
 	struct nat4_target to;
 	struct ct4_flow flow;
 
@@ -283,6 +281,12 @@ __weir_slow_path int flow4_tunnel_new(struct __sk_buff *skb, const struct packet
 		flow.extra_flags |= WEIR_CT_DSR;
 	} else {
 		flow.reply_tunnel_node = meta->peer;
+	}
+	/* the ingress policy of the backend, against the client's own address */
+	reason = policy4_new_flow(pkt, WEIR_HOOK_FROM_HOST, &flow);
+	if (reason) {
+		*verdict = WEIR_TC_DROP;
+		return reason;
 	}
 	forward4_plan(skb, &flow, WEIR_HOOK_TUNNEL); /* the local redirect only */
 	/* DSR: the replies go to the client from here; tunnel: back through the tunnel */

@@ -5,6 +5,7 @@
 import type { StructLayout } from './btf.js';
 
 export const layouts = {
+  policy4_scratch: {"kind":"struct","size":52,"name":"policy4_scratch","members":[{"name":"key","offset":0,"bitOffset":0,"bitSize":0,"size":16,"type":{"kind":"struct","size":16,"name":"weir_policy4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"identity","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"peer","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"direction","offset":12,"bitOffset":96,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"protocol","offset":13,"bitOffset":104,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"port","offset":14,"bitOffset":112,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}}]}},{"name":"ip","offset":16,"bitOffset":128,"bitSize":0,"size":8,"type":{"kind":"struct","size":8,"name":"weir_ipcache4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"address","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]}},{"name":"ep","offset":24,"bitOffset":192,"bitSize":0,"size":4,"type":{"kind":"struct","size":4,"name":"weir_endpoint4_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]}},{"name":"slot","offset":28,"bitOffset":224,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"hook","offset":32,"bitOffset":256,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"saddr","offset":36,"bitOffset":288,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"daddr","offset":40,"bitOffset":320,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"proto","offset":44,"bitOffset":352,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"port","offset":48,"bitOffset":384,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"bits","offset":50,"bitOffset":400,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}}]},
   probe_connect: {"kind":"struct","size":16,"name":"probe_connect","members":[{"name":"daddr","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__be32","signed":false,"bits":32}},{"name":"dport","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"pad","offset":6,"bitOffset":48,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}},{"name":"cookie","offset":8,"bitOffset":64,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}}]},
   weir_affinity4: {"kind":"struct","size":16,"name":"weir_affinity4","members":[{"name":"backend","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"port","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"pad","offset":6,"bitOffset":48,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}},{"name":"last_used_ns","offset":8,"bitOffset":64,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}}]},
   weir_affinity4_key: {"kind":"struct","size":8,"name":"weir_affinity4_key","members":[{"name":"client","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"frontend_id","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
@@ -16,9 +17,14 @@ export const layouts = {
   weir_ct4_key: {"kind":"struct","size":16,"name":"weir_ct4_key","members":[{"name":"saddr","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"daddr","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"sport","offset":8,"bitOffset":64,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"dport","offset":10,"bitOffset":80,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"protocol","offset":12,"bitOffset":96,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"pad","offset":13,"bitOffset":104,"bitSize":0,"size":3,"type":{"kind":"array","size":3,"length":3,"elem":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}}}]},
   weir_ct4_v1: {"kind":"struct","size":56,"name":"weir_ct4_v1","members":[{"name":"nat_saddr","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"nat_daddr","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"nat_sport","offset":8,"bitOffset":64,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"nat_dport","offset":10,"bitOffset":80,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"flags","offset":12,"bitOffset":96,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}},{"name":"tcp_flags_seen","offset":14,"bitOffset":112,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"pad","offset":15,"bitOffset":120,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"frontend_id","offset":16,"bitOffset":128,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"pad2","offset":20,"bitOffset":160,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"created_ns","offset":24,"bitOffset":192,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}},{"name":"last_seen_ns","offset":32,"bitOffset":256,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}},{"name":"packets","offset":40,"bitOffset":320,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}},{"name":"bytes","offset":48,"bitOffset":384,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}}]},
   weir_dsr_optout4_key: {"kind":"struct","size":8,"name":"weir_dsr_optout4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"address","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]},
+  weir_endpoint4: {"kind":"struct","size":16,"name":"weir_endpoint4","members":[{"name":"identity","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"flags","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"ingress_policy","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"egress_policy","offset":12,"bitOffset":96,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
+  weir_endpoint4_key: {"kind":"struct","size":4,"name":"weir_endpoint4_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]},
   weir_frontend4: {"kind":"struct","size":16,"name":"weir_frontend4","members":[{"name":"id","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"backend_count","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}},{"name":"flags","offset":6,"bitOffset":48,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}},{"name":"affinity_timeout","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"pad","offset":12,"bitOffset":96,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
   weir_frontend4_key: {"kind":"struct","size":8,"name":"weir_frontend4_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"port","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"protocol","offset":6,"bitOffset":48,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"scope","offset":7,"bitOffset":56,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}}]},
+  weir_identity_key: {"kind":"struct","size":1024,"name":"weir_identity_key","members":[{"name":"key","offset":0,"bitOffset":0,"bitSize":0,"size":1024,"type":{"kind":"array","size":1024,"length":1024,"elem":{"kind":"int","size":1,"name":"char","signed":true,"bits":8}}}]},
   weir_iface: {"kind":"struct","size":4,"name":"weir_iface","members":[{"name":"flags","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
+  weir_ipcache4: {"kind":"struct","size":8,"name":"weir_ipcache4","members":[{"name":"identity","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"cidr_identity","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
+  weir_ipcache4_key: {"kind":"struct","size":8,"name":"weir_ipcache4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"address","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]},
   weir_lb_src4_key: {"kind":"struct","size":12,"name":"weir_lb_src4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"frontend_id","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"address","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]},
   weir_lb_stats4: {"kind":"struct","size":8,"name":"weir_lb_stats4","members":[{"name":"new_connections","offset":0,"bitOffset":0,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}}]},
   weir_lb_stats4_key: {"kind":"struct","size":12,"name":"weir_lb_stats4_key","members":[{"name":"frontend_id","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"backend","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"port","offset":8,"bitOffset":64,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"pad","offset":10,"bitOffset":80,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}}]},
@@ -26,6 +32,10 @@ export const layouts = {
   weir_maglev4_key: {"kind":"struct","size":4,"name":"weir_maglev4_key","members":[{"name":"frontend_id","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
   weir_node4: {"kind":"struct","size":4,"name":"weir_node4","members":[{"name":"flags","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
   weir_node4_key: {"kind":"struct","size":4,"name":"weir_node4_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]},
+  weir_policy4: {"kind":"struct","size":8,"name":"weir_policy4","members":[{"name":"policy","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"rule","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
+  weir_policy4_key: {"kind":"struct","size":16,"name":"weir_policy4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"identity","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"peer","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"direction","offset":12,"bitOffset":96,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"protocol","offset":13,"bitOffset":104,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"port","offset":14,"bitOffset":112,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}}]},
+  weir_policy_name: {"kind":"struct","size":320,"name":"weir_policy_name","members":[{"name":"name","offset":0,"bitOffset":0,"bitSize":0,"size":320,"type":{"kind":"array","size":320,"length":320,"elem":{"kind":"int","size":1,"name":"char","signed":true,"bits":8}}}]},
+  weir_policy_stats: {"kind":"struct","size":32,"name":"weir_policy_stats","members":[{"name":"ingress_allowed","offset":0,"bitOffset":0,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}},{"name":"ingress_denied","offset":8,"bitOffset":64,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}},{"name":"egress_allowed","offset":16,"bitOffset":128,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}},{"name":"egress_denied","offset":24,"bitOffset":192,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}}]},
   weir_sock_destroy4_key: {"kind":"struct","size":8,"name":"weir_sock_destroy4_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"port","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"pad","offset":6,"bitOffset":48,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}}]},
   weir_sock_rev4: {"kind":"struct","size":8,"name":"weir_sock_rev4","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"port","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"pad","offset":6,"bitOffset":48,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}}]},
   weir_sock_rev4_key: {"kind":"struct","size":16,"name":"weir_sock_rev4_key","members":[{"name":"cookie","offset":0,"bitOffset":0,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}},{"name":"address","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"port","offset":12,"bitOffset":96,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"pad","offset":14,"bitOffset":112,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}}]},
@@ -42,7 +52,7 @@ export const enums = {
   weir_hook: {"WEIR_HOOK_PROBE":0,"WEIR_HOOK_FROM_POD":1,"WEIR_HOOK_TO_POD":2,"WEIR_HOOK_FROM_HOST":3,"WEIR_HOOK_TO_HOST":4,"WEIR_HOOK_TUNNEL":5,"WEIR_HOOK_SOCK":6,"WEIR_HOOK_XDP":7,"WEIR_HOOK_PROBE_ALT":8,"WEIR_HOOK__MAX":16},
   weir_iface_flags: {"WEIR_IFACE_WORKLOAD":1},
   weir_node_flags: {"WEIR_NODE_PEER":1},
-  weir_reason: {"WEIR_REASON_PASS":0,"WEIR_REASON_PARSED_TCP":1,"WEIR_REASON_PARSED_UDP":2,"WEIR_REASON_PARSED_ICMP":3,"WEIR_REASON_PARSED_ICMPV6":4,"WEIR_REASON_PARSED_OTHER_L4":5,"WEIR_REASON_NOT_IP":6,"WEIR_REASON_FRAGMENT":7,"WEIR_REASON_MALFORMED_ETH":8,"WEIR_REASON_MALFORMED_IPV4_HDR":9,"WEIR_REASON_MALFORMED_IPV4_LEN":10,"WEIR_REASON_MALFORMED_IPV6":11,"WEIR_REASON_MALFORMED_L4":12,"WEIR_REASON_SOCK_CONNECT4":13,"WEIR_REASON_SERVICE_NAT":14,"WEIR_REASON_NAT_ESTABLISHED":15,"WEIR_REASON_REVERSE_NAT":16,"WEIR_REASON_NO_BACKEND_REJECT":17,"WEIR_REASON_NO_LOCAL_BACKEND_DROP":18,"WEIR_REASON_CT_CREATE_FAILED":19,"WEIR_REASON_ICMP_ERROR_REVNAT":20,"WEIR_REASON_HAIRPIN":21,"WEIR_REASON_SCTP_PORT_REWRITE":22,"WEIR_REASON_SOCK_LB_TRANSLATED":23,"WEIR_REASON_SOCK_LB_REVERSE":24,"WEIR_REASON_SOCK_DESTROYED":25,"WEIR_REASON_BACKEND_MISSING":26,"WEIR_REASON_REJECT_FAILED":27,"WEIR_REASON_NAT_FAILED":28,"WEIR_REASON_MIDFLOW_NO_CONNTRACK":29,"WEIR_REASON_LB_STATS_FULL":30,"WEIR_REASON_CT_TRACKED_NEW":31,"WEIR_REASON_CT_TRACKED":32,"WEIR_REASON_CT_TRACK_FAILED":33,"WEIR_REASON_LB_SOURCE_DENIED":34,"WEIR_REASON_TUNNEL_ENCAP":35,"WEIR_REASON_TUNNEL_DECAP":36,"WEIR_REASON_TUNNEL_FRAG_NEEDED":37,"WEIR_REASON_TUNNEL_FAILED":38,"WEIR_REASON_TUNNEL_DENIED":39,"WEIR_REASON_TUNNEL_TOO_BIG":40,"WEIR_REASON_DSR_REPLY":41,"WEIR_REASON__MAX":64},
+  weir_reason: {"WEIR_REASON_PASS":0,"WEIR_REASON_PARSED_TCP":1,"WEIR_REASON_PARSED_UDP":2,"WEIR_REASON_PARSED_ICMP":3,"WEIR_REASON_PARSED_ICMPV6":4,"WEIR_REASON_PARSED_OTHER_L4":5,"WEIR_REASON_NOT_IP":6,"WEIR_REASON_FRAGMENT":7,"WEIR_REASON_MALFORMED_ETH":8,"WEIR_REASON_MALFORMED_IPV4_HDR":9,"WEIR_REASON_MALFORMED_IPV4_LEN":10,"WEIR_REASON_MALFORMED_IPV6":11,"WEIR_REASON_MALFORMED_L4":12,"WEIR_REASON_SOCK_CONNECT4":13,"WEIR_REASON_SERVICE_NAT":14,"WEIR_REASON_NAT_ESTABLISHED":15,"WEIR_REASON_REVERSE_NAT":16,"WEIR_REASON_NO_BACKEND_REJECT":17,"WEIR_REASON_NO_LOCAL_BACKEND_DROP":18,"WEIR_REASON_CT_CREATE_FAILED":19,"WEIR_REASON_ICMP_ERROR_REVNAT":20,"WEIR_REASON_HAIRPIN":21,"WEIR_REASON_SCTP_PORT_REWRITE":22,"WEIR_REASON_SOCK_LB_TRANSLATED":23,"WEIR_REASON_SOCK_LB_REVERSE":24,"WEIR_REASON_SOCK_DESTROYED":25,"WEIR_REASON_BACKEND_MISSING":26,"WEIR_REASON_REJECT_FAILED":27,"WEIR_REASON_NAT_FAILED":28,"WEIR_REASON_MIDFLOW_NO_CONNTRACK":29,"WEIR_REASON_LB_STATS_FULL":30,"WEIR_REASON_CT_TRACKED_NEW":31,"WEIR_REASON_CT_TRACKED":32,"WEIR_REASON_CT_TRACK_FAILED":33,"WEIR_REASON_LB_SOURCE_DENIED":34,"WEIR_REASON_TUNNEL_ENCAP":35,"WEIR_REASON_TUNNEL_DECAP":36,"WEIR_REASON_TUNNEL_FRAG_NEEDED":37,"WEIR_REASON_TUNNEL_FAILED":38,"WEIR_REASON_TUNNEL_DENIED":39,"WEIR_REASON_TUNNEL_TOO_BIG":40,"WEIR_REASON_DSR_REPLY":41,"WEIR_REASON_POLICY_EGRESS_DENIED":42,"WEIR_REASON_POLICY_INGRESS_DENIED":43,"WEIR_REASON_POLICY_EGRESS_ALLOWED":44,"WEIR_REASON_POLICY_INGRESS_ALLOWED":45,"WEIR_REASON__MAX":64},
   weir_sock_lb_mode: {"WEIR_SOCK_LB_ALL_NETNS":0,"WEIR_SOCK_LB_HOST_ONLY":1},
   weir_tunnel_flags: {"WEIR_TUNNEL_POD_CIDR":1,"WEIR_TUNNEL_ENDPOINT":2},
   weir_tunnel_mode: {"WEIR_TUNNEL_MODE_TUNNEL":0,"WEIR_TUNNEL_MODE_DSR":1},
@@ -55,17 +65,38 @@ export const maps = {
   weir_ct4_handoff: {"type":"array_of_maps","keyType":"__u32","valueType":null,"keySize":4,"valueSize":4,"maxEntries":1,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_ct4_v2: {"type":"lru_hash","keyType":"weir_ct4_key","valueType":"weir_ct4","keySize":16,"valueSize":64,"maxEntries":262144,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_dsr_optout4: {"type":"lpm_trie","keyType":"weir_dsr_optout4_key","valueType":"__u8","keySize":8,"valueSize":1,"maxEntries":1024,"objects":["from_host.o","from_pod.o"]},
+  weir_endpoints4: {"type":"hash","keyType":"weir_endpoint4_key","valueType":"weir_endpoint4","keySize":4,"valueSize":16,"maxEntries":4096,"objects":["from_host.o","from_pod.o"]},
   weir_frontend4: {"type":"hash","keyType":"weir_frontend4_key","valueType":"weir_frontend4","keySize":8,"valueSize":16,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
+  weir_identities: {"type":"hash","keyType":"__u32","valueType":"weir_identity_key","keySize":4,"valueSize":1024,"maxEntries":65536,"objects":["from_host.o","from_pod.o"]},
   weir_ifaces: {"type":"hash","keyType":"__u32","valueType":"weir_iface","keySize":4,"valueSize":4,"maxEntries":16384,"objects":["from_host.o","from_pod.o"]},
+  weir_ipcache4: {"type":"lpm_trie","keyType":"weir_ipcache4_key","valueType":"weir_ipcache4","keySize":8,"valueSize":8,"maxEntries":262144,"objects":["from_host.o","from_pod.o"]},
   weir_lb_src4: {"type":"lpm_trie","keyType":"weir_lb_src4_key","valueType":"__u8","keySize":12,"valueSize":1,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_lb_stats4: {"type":"percpu_hash","keyType":"weir_lb_stats4_key","valueType":"weir_lb_stats4","keySize":12,"valueSize":8,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_maglev4: {"type":"hash","keyType":"weir_maglev4_key","valueType":"weir_maglev4","keySize":4,"valueSize":32764,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_nodes4: {"type":"hash","keyType":"weir_node4_key","valueType":"weir_node4","keySize":4,"valueSize":4,"maxEntries":16384,"objects":["from_host.o","from_pod.o"]},
+  weir_policy4: {"type":"lpm_trie","keyType":"weir_policy4_key","valueType":"weir_policy4","keySize":16,"valueSize":8,"maxEntries":524288,"objects":["from_host.o","from_pod.o"]},
+  weir_policy_names: {"type":"hash","keyType":"__u32","valueType":"weir_policy_name","keySize":4,"valueSize":320,"maxEntries":16384,"objects":["from_host.o","from_pod.o"]},
+  weir_policy_scratch: {"type":"percpu_array","keyType":"__u32","valueType":"policy4_scratch","keySize":4,"valueSize":52,"maxEntries":1,"objects":["from_host.o","from_pod.o"]},
+  weir_policy_stats: {"type":"percpu_array","keyType":"__u32","valueType":"weir_policy_stats","keySize":4,"valueSize":32,"maxEntries":16384,"objects":["from_host.o","from_pod.o"]},
   weir_probe_last_connect: {"type":"array","keyType":"__u32","valueType":"probe_connect","keySize":4,"valueSize":16,"maxEntries":1,"objects":["probe.o"]},
   weir_sock_destroy4: {"type":"hash","keyType":"weir_sock_destroy4_key","valueType":"__u8","keySize":8,"valueSize":1,"maxEntries":1024,"objects":["sock_lb.o"]},
   weir_sock_rev4: {"type":"lru_hash","keyType":"weir_sock_rev4_key","valueType":"weir_sock_rev4","keySize":16,"valueSize":8,"maxEntries":262144,"objects":["sock_lb.o"]},
   weir_tunnel4: {"type":"lpm_trie","keyType":"weir_tunnel4_key","valueType":"weir_tunnel4","keySize":8,"valueSize":8,"maxEntries":131072,"objects":["from_host.o","from_pod.o"]},
 } as const;
+
+/** struct policy4_scratch (52 bytes) */
+export interface Policy4Scratch {
+  key: WeirPolicy4Key;
+  ip: WeirIpcache4Key;
+  ep: WeirEndpoint4Key;
+  slot: number;
+  hook: number;
+  saddr: string;
+  daddr: string;
+  proto: number;
+  port: number;
+  bits: number;
+}
 
 /** struct probe_connect (16 bytes) */
 export interface ProbeConnect {
@@ -198,6 +229,19 @@ export interface WeirDsrOptout4Key {
   address: string;
 }
 
+/** struct weir_endpoint4 (16 bytes) */
+export interface WeirEndpoint4 {
+  identity: number;
+  flags: number;
+  ingress_policy: number;
+  egress_policy: number;
+}
+
+/** struct weir_endpoint4_key (4 bytes) */
+export interface WeirEndpoint4Key {
+  address: string;
+}
+
 /** struct weir_frontend4 (16 bytes) */
 export interface WeirFrontend4 {
   id: number;
@@ -215,9 +259,26 @@ export interface WeirFrontend4Key {
   scope: number;
 }
 
+/** struct weir_identity_key (1024 bytes) */
+export interface WeirIdentityKey {
+  key: Buffer;
+}
+
 /** struct weir_iface (4 bytes) */
 export interface WeirIface {
   flags: number;
+}
+
+/** struct weir_ipcache4 (8 bytes) */
+export interface WeirIpcache4 {
+  identity: number;
+  cidr_identity: number;
+}
+
+/** struct weir_ipcache4_key (8 bytes) */
+export interface WeirIpcache4Key {
+  prefixlen: number;
+  address: string;
 }
 
 /** struct weir_lb_src4_key (12 bytes) */
@@ -261,6 +322,35 @@ export interface WeirNode4Key {
   address: string;
 }
 
+/** struct weir_policy4 (8 bytes) */
+export interface WeirPolicy4 {
+  policy: number;
+  rule: number;
+}
+
+/** struct weir_policy4_key (16 bytes) */
+export interface WeirPolicy4Key {
+  prefixlen: number;
+  identity: number;
+  peer: number;
+  direction: number;
+  protocol: number;
+  port: number;
+}
+
+/** struct weir_policy_name (320 bytes) */
+export interface WeirPolicyName {
+  name: Buffer;
+}
+
+/** struct weir_policy_stats (32 bytes) */
+export interface WeirPolicyStats {
+  ingress_allowed: bigint;
+  ingress_denied: bigint;
+  egress_allowed: bigint;
+  egress_denied: bigint;
+}
+
 /** struct weir_sock_destroy4_key (8 bytes) */
 export interface WeirSockDestroy4Key {
   address: string;
@@ -297,6 +387,7 @@ export interface WeirTunnel4Key {
 
 /** Layout name -> decoded type, for codecFor(). */
 export interface LayoutTypes {
+  policy4_scratch: Policy4Scratch;
   probe_connect: ProbeConnect;
   weir_affinity4: WeirAffinity4;
   weir_affinity4_key: WeirAffinity4Key;
@@ -308,9 +399,14 @@ export interface LayoutTypes {
   weir_ct4_key: WeirCt4Key;
   weir_ct4_v1: WeirCt4V1;
   weir_dsr_optout4_key: WeirDsrOptout4Key;
+  weir_endpoint4: WeirEndpoint4;
+  weir_endpoint4_key: WeirEndpoint4Key;
   weir_frontend4: WeirFrontend4;
   weir_frontend4_key: WeirFrontend4Key;
+  weir_identity_key: WeirIdentityKey;
   weir_iface: WeirIface;
+  weir_ipcache4: WeirIpcache4;
+  weir_ipcache4_key: WeirIpcache4Key;
   weir_lb_src4_key: WeirLbSrc4Key;
   weir_lb_stats4: WeirLbStats4;
   weir_lb_stats4_key: WeirLbStats4Key;
@@ -318,6 +414,10 @@ export interface LayoutTypes {
   weir_maglev4_key: WeirMaglev4Key;
   weir_node4: WeirNode4;
   weir_node4_key: WeirNode4Key;
+  weir_policy4: WeirPolicy4;
+  weir_policy4_key: WeirPolicy4Key;
+  weir_policy_name: WeirPolicyName;
+  weir_policy_stats: WeirPolicyStats;
   weir_sock_destroy4_key: WeirSockDestroy4Key;
   weir_sock_rev4: WeirSockRev4;
   weir_sock_rev4_key: WeirSockRev4Key;

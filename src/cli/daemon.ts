@@ -51,6 +51,8 @@ interface DaemonFlags {
   tunnelPort?: string;
   externalServiceMode?: string;
   dsrOptoutCidrs?: string;
+  networkPolicy?: string;
+  policyStats?: string;
 }
 
 /**
@@ -110,6 +112,8 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     tunnelPort: parseTunnelPort(f.tunnelPort ?? '4789'),
     externalServiceMode: f.externalServiceMode === 'dsr' ? 'dsr' : 'tunnel',
     dsrOptoutCidrs: parseDsrOptoutCidrs(f.dsrOptoutCidrs ?? ''),
+    networkPolicy: f.networkPolicy !== 'off',
+    policyStats: f.policyStats !== 'off',
   };
 }
 
@@ -192,6 +196,19 @@ export function registerDaemonCommand(program: Command): void {
       )
         .choices(['tunnel', 'dsr'])
         .default('tunnel'),
+    )
+    .addOption(
+      new Option(
+        '--network-policy <on|off>',
+        'enforce Kubernetes NetworkPolicy in BPF on this node\'s pods (needs Pods, Namespaces and NetworkPolicies; conntrack then tracks every flow); off: every flow is allowed',
+      )
+        .choices(['on', 'off'])
+        .default('on'),
+    )
+    .addOption(
+      new Option('--policy-stats <on|off>', 'count new flows allowed and denied per NetworkPolicy in BPF (weir_policy_flows_total); off: not counted at all')
+        .choices(['on', 'off'])
+        .default('on'),
     )
     .option(
       '--dsr-optout-cidrs <cidrs>',

@@ -51,6 +51,10 @@ export interface DaemonConfig {
   externalServiceMode: ExternalServiceMode;
   /** --dsr-optout-cidrs: clients (IPv4 prefixes, canonical) that keep tunnel mode under dsr */
   dsrOptoutCidrs: string[];
+  /** --network-policy: enforce NetworkPolicy in BPF (default on; implies conntrack of every flow) */
+  networkPolicy: boolean;
+  /** --policy-stats: count allowed/denied flows per policy in BPF and export them (default on) */
+  policyStats: boolean;
   resyncIntervalMs: number;
   ctGcIntervalMs: number;
   /** service.kubernetes.io/service-proxy-name this instance answers to */

@@ -21,6 +21,7 @@ import { acquireInstanceLock, type Lock } from '../dataplane/instance-lock.js';
 import { handOff, type MigrationReport } from '../dataplane/map-upgrade.js';
 import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
 import { NodeMapSync } from '../dataplane/node-map-sync.js';
+import { PolicySync } from '../dataplane/policy-sync.js';
 import { ServiceSync, type SyncReport } from '../dataplane/service-sync.js';
 import { destroySocketsEverywhere } from '../dataplane/sockets.js';
 import { allowLocalSource, SysctlRecorder } from '../dataplane/sysctl.js';
@@ -61,6 +62,7 @@ export class Daemon {
   private ifaces?: IfaceTable;
   /** weir_nodes4 / weir_tunnel4 from Nodes and EndpointSlices (node-maps.ts) */
   private nodeMaps?: NodeMapSync;
+  private policy?: PolicySync;
   private gc!: ConntrackGc;
   /** sysctls weir sets, with their values before (for weir uninstall) */
   private sysctls!: SysctlRecorder;
@@ -115,6 +117,8 @@ export class Daemon {
       maglevTableSize: cfg.maglevTableSize,
       tunnelPort: cfg.tunnelPort,
       externalServiceMode: cfg.externalServiceMode,
+      networkPolicy: cfg.networkPolicy,
+      policyStats: cfg.policyStats,
       ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}),
     });
     let manifestsRead: Promise<void> | undefined;
@@ -154,6 +158,21 @@ export class Daemon {
     const { nodes, tunnel } = this.dp.maps;
     if (nodes && tunnel)
       this.nodeMaps = new NodeMapSync({ nodes: countingMap(nodes, this.health), tunnel: countingMap(tunnel, this.health) }, this.store, cfg.nodeName, this.log);
+    const pm = this.dp.maps.policy;
+    if (pm && cfg.networkPolicy)
+      this.policy = new PolicySync(
+        {
+          ...pm,
+          ipcache: countingMap(pm.ipcache, this.health),
+          endpoints: countingMap(pm.endpoints, this.health),
+          policy: countingMap(pm.policy, this.health),
+        },
+        this.store,
+        cfg.nodeName,
+        () => this.network?.localAddresses ?? [],
+        this.log,
+        (r) => this.metrics.observePolicySync(r),
+      );
     this.gc = new ConntrackGc(this.dp.maps.conntrack, this.log);
     this.sysctls = SysctlRecorder.open(this.dp.pinDir, this.log);
     await this.startMetrics();
@@ -181,6 +200,7 @@ export class Daemon {
     const first = this.services.full('start', this.node);
     this.health.fullSynced = true;
     this.nodeMaps?.start();
+    this.policy?.start();
 
     this.applyAttachments(this.network);
     // every pinned link now runs this release's programs: what the old ones created since
@@ -284,9 +304,18 @@ export class Daemon {
     const maps = this.dp.maps;
     this.metrics.attachDataplane({
       counters: () => this.dp.objects.from_pod.map('weir_counters'),
-      maps: () => [maps.frontends.map, maps.backends.map, maps.affinity.map, maps.conntrack.map, maps.sockDestroy.map, ...(maps.lbStats ? [maps.lbStats] : [])],
+      maps: () => [
+        maps.frontends.map,
+        maps.backends.map,
+        maps.affinity.map,
+        maps.conntrack.map,
+        maps.sockDestroy.map,
+        ...(maps.lbStats ? [maps.lbStats] : []),
+        ...(maps.policy ? [maps.policy.ipcache.map, maps.policy.endpoints.map, maps.policy.policy.map] : []),
+      ],
       lbStats: () =>
         this.cfg.serviceStats && maps.lbStats && this.services ? { map: maps.lbStats, frontends: this.services.reconciler.frontendsById() } : undefined,
+      policyStats: () => (this.cfg.policyStats && this.policy && maps.policy?.stats ? { map: maps.policy.stats, names: this.policy.writer.names() } : undefined),
     });
     this.metrics.beforeScrape(() => this.exportSourceCounters());
     await this.startHealthz();
@@ -376,6 +405,7 @@ export class Daemon {
       }
       this.services.changed(change, e.observedAt);
       this.nodeMaps?.changed(change);
+      this.policy?.changed(change, e.observedAt);
     }
   }
 
@@ -421,6 +451,7 @@ export class Daemon {
     try {
       this.services.resync();
       this.nodeMaps?.resync();
+      this.policy?.resync();
     } finally {
       this.health.inResync = false;
     }
@@ -478,6 +509,7 @@ export class Daemon {
         // before the first full sync the store is incomplete: the first sync uses this.node
         this.services.nodeChanged(this.node);
       }
+      if (prev && prev.localAddresses.join(',') !== net.localAddresses.join(',')) this.policy?.hostAddressesChanged();
     });
     return this.networkBusy;
   }
@@ -488,6 +520,7 @@ export class Daemon {
     this.stopped = true;
     this.services?.stop();
     this.nodeMaps?.stop();
+    this.policy?.stop();
     for (const t of this.timers) clearInterval(t);
     this.stopNetlink?.();
     await this.source?.stop();

@@ -25,6 +25,10 @@ export interface KnobInputs {
   tunnelPort?: number;
   /** --external-service-mode: how flows through the tunnel return; default 'tunnel' */
   externalServiceMode?: ExternalServiceMode;
+  /** --network-policy: enforce NetworkPolicy (lib/policy.h); default off here, on in the daemon */
+  networkPolicy?: boolean;
+  /** --policy-stats: per-policy counts in weir_policy_stats; default on */
+  policyStats?: boolean;
 }
 
 /** How NodePort/externalIP/LoadBalancer flows to backends on other nodes return (Calico's BPFExternalServiceMode). */
@@ -49,6 +53,10 @@ export const KNOBS = {
   tunnel_port: (o) => o.tunnelPort ?? TUNNEL_DEFAULT_PORT,
   /** the return mode of new tunneled flows (lib/tunnel.h; clients in weir_dsr_optout4 keep tunnel) */
   external_service_mode: (o) => enums.weir_tunnel_mode[o.externalServiceMode === 'dsr' ? 'WEIR_TUNNEL_MODE_DSR' : 'WEIR_TUNNEL_MODE_TUNNEL'],
+  /** decide every new flow by NetworkPolicy (lib/policy.h) */
+  policy_enabled: (o) => (o.networkPolicy ? 1 : 0),
+  /** count allowed/denied flows per policy slot (lib/policy.h) */
+  policy_stats_enabled: (o) => (o.policyStats === false ? 0 : 1),
 } satisfies Record<string, (o: KnobInputs) => ConstValue>;
 export type KnobName = keyof typeof KNOBS;
 
@@ -62,9 +70,9 @@ export interface ObjectSpec {
  * the others adopt. An object that picks backends (includes lib/lb.h) takes lb_stats_enabled and maglev_table_size.
  */
 export const OBJECTS = {
-  from_pod: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode'] },
+  from_pod: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled'] },
   to_pod: { knobs: [] },
-  from_host: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode'] },
+  from_host: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled'] },
   // also holds weir_sock_destroy, an iterator that is run (dataplane/sockets.ts), not attached
   sock_lb: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'sock_lb_mode', 'host_netns_cookie', 'ct_track_all'] },
 } as const satisfies Record<string, ObjectSpec>;

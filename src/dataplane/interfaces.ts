@@ -31,6 +31,9 @@ export interface NodeNetwork {
   nodePortAddresses: string[];
   /** host interfaces asked for by name that do not exist (logged by the caller) */
   missingHostInterfaces: string[];
+  /** every address of this network namespace except loopback's (host and workload interfaces
+   *  alike): traffic between a pod and any of them is node-local for NetworkPolicy */
+  localAddresses: string[];
 }
 
 function hostRouteAddress(r: Route): string | undefined {
@@ -90,5 +93,7 @@ export function computeNodeNetwork(links: Link[], addresses: Address[], routes: 
   } else {
     nodePortAddresses = nodeAddresses.filter((a) => npa.some((c) => cidrContains(c, a)));
   }
-  return { workloads, hostInterfaces, nodeAddresses, nodePortAddresses, missingHostInterfaces };
+  const loopbacks = new Set(links.filter((l) => l.loopback).map((l) => l.ifname));
+  const localAddresses = [...new Set(addresses.filter((a) => !loopbacks.has(a.ifname) && a.scope !== 'host' && a.scope !== 'link').map((a) => a.address))].sort();
+  return { workloads, hostInterfaces, nodeAddresses, nodePortAddresses, missingHostInterfaces, localAddresses };
 }

@@ -41,6 +41,7 @@ import { preparePinDir } from './bpffs.js';
 import { knobsFor, OBJECT_NAMES, type ExternalServiceMode, type KnobInputs, type ObjectName, type SockLbMode } from './hooks.js';
 import { MAGLEV_DEFAULT_TABLE_SIZE } from './maglev.js';
 import { MapUpgrade } from './map-upgrade.js';
+import type { PolicyMaps } from './policy-maps.js';
 
 export { OBJECT_NAMES, type ObjectName, type SockLbMode } from './hooks.js';
 
@@ -71,6 +72,8 @@ export interface ServiceMaps {
   nodes?: TypedMap<WeirNode4Key, WeirNode4>;
   /** pod prefixes on other nodes -> that node, for encapsulation (node-maps.ts); optional for fakes */
   tunnel?: TypedMap<WeirTunnel4Key, WeirTunnel4>;
+  /** the NetworkPolicy maps (policy-maps.ts); optional for fakes */
+  policy?: PolicyMaps;
 }
 
 /** Typed views of the service maps of a loaded object set (any object holding them). */
@@ -89,6 +92,19 @@ export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject }
     dsrOptout: typedMap(m('weir_dsr_optout4'), codecFor('weir_dsr_optout4_key'), u8),
     nodes: typedMap(m('weir_nodes4'), codecFor('weir_node4_key'), codecFor('weir_node4')),
     tunnel: typedMap(m('weir_tunnel4'), codecFor('weir_tunnel4_key'), codecFor('weir_tunnel4')),
+    policy: policyMaps(m),
+  };
+}
+
+/** Typed views of the NetworkPolicy maps (include/weir/policy.h). */
+export function policyMaps(m: (name: string) => BpfMap): PolicyMaps {
+  return {
+    ipcache: typedMap(m('weir_ipcache4'), codecFor('weir_ipcache4_key'), codecFor('weir_ipcache4')),
+    endpoints: typedMap(m('weir_endpoints4'), codecFor('weir_endpoint4_key'), codecFor('weir_endpoint4')),
+    policy: typedMap(m('weir_policy4'), codecFor('weir_policy4_key'), codecFor('weir_policy4')),
+    names: typedMap(m('weir_policy_names'), u32, codecFor('weir_policy_name')),
+    identities: typedMap(m('weir_identities'), u32, codecFor('weir_identity_key')),
+    stats: m('weir_policy_stats'),
   };
 }
 
@@ -106,6 +122,10 @@ export interface LoadOptions {
   tunnelPort?: number;
   /** the external_service_mode knob; default 'tunnel' */
   externalServiceMode?: ExternalServiceMode;
+  /** enforce NetworkPolicy (the policy_enabled knob; implies ctTrackAll); default false */
+  networkPolicy?: boolean;
+  /** per-policy counts (the policy_stats_enabled knob); default true */
+  policyStats?: boolean;
   /** default: build/bpf of the package */
   objectDir?: string;
 }
@@ -185,7 +205,10 @@ function planLoad(opts: LoadOptions): LoadPlan {
     serviceStats: opts.serviceStats !== false,
     sockLbMode: opts.sockLbMode,
     hostNetnsCookie,
-    ctTrackAll: opts.ctTrackAll === true,
+    // policy decides each flow once and caches the verdict: every flow needs conntrack
+    ctTrackAll: opts.ctTrackAll === true || opts.networkPolicy === true,
+    networkPolicy: opts.networkPolicy === true,
+    policyStats: opts.policyStats !== false,
     maglevTableSize: opts.maglevTableSize ?? MAGLEV_DEFAULT_TABLE_SIZE,
     ...(opts.tunnelPort !== undefined ? { tunnelPort: opts.tunnelPort } : {}),
     ...(opts.externalServiceMode !== undefined ? { externalServiceMode: opts.externalServiceMode } : {}),

@@ -173,4 +173,10 @@ export const MAP_ABI: readonly MapAbi[] = [
   { base: 'weir_nodes4', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_tunnel4', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_dsr_optout4', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_ipcache4', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_endpoints4', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_policy4', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_policy_names', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_identities', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_policy_stats', version: 1, onChange: 'drop', older: [] },
 ];

@@ -15,7 +15,21 @@ export interface DataplaneView {
   maps(): Iterable<BpfMap>;
   /** weir_lb_stats4 (undefined with --service-stats off) and who each frontend id is */
   lbStats?(): { map: BpfMap; frontends: Map<number, { service: string; frontend: string }> } | undefined;
+  /** weir_policy_stats (undefined with --policy-stats or --network-policy off) and each slot's policy */
+  policyStats?(): { map: BpfMap; names: Map<number, string> } | undefined;
 }
+
+/** What a policy sync reports to the metrics (dataplane/policy-sync.ts). */
+export interface PolicySyncFigures {
+  reason: string;
+  buildMs: number;
+  result: { ms: number; writes: number; errors: number; endpoints: number; identities: number; ipcache: number };
+  observedAt: number[];
+  issues: { policy: Map<string, number>; pod: Map<string, number> };
+}
+
+/** Hard cap on weir_policy_flows_total series (policies x 4); the rest sum into policy="other". */
+export const POLICY_SERIES_CAP = 2000;
 
 /** Hard cap on weir_service_new_connections_total series; the rest sum into backend="other". */
 export const LB_SERIES_CAP = 2000;
@@ -123,6 +137,32 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly policySyncDuration = new Histogram({
+    name: 'weir_policy_sync_duration_seconds',
+    help: 'One NetworkPolicy sync: the model built from the changed objects and the difference written to the policy maps.',
+    labelNames: ['reason'] as const,
+    buckets: SYNC_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly policyProgrammingLatency = new Histogram({
+    name: 'weir_policy_programming_latency_seconds',
+    help: 'From a NetworkPolicy, Pod, Namespace or Node change seen by weir to the policy maps written for it.',
+    buckets: PROGRAMMING_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly policyIssues = new Gauge({
+    name: 'weir_policy_issues',
+    help: 'Parts of NetworkPolicies (kind="policy") or pods (kind="pod") weir could not use, by reason (each logged): an invalid CIDR, an unknown named port, ... A policy part that cannot be compiled allows nothing (fail closed).',
+    labelNames: ['kind', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly policyObjects = new Gauge({
+    name: 'weir_policy_objects',
+    help: 'What the policy maps hold: local endpoints, identities, ipcache entries.',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     // prom-client calls collect() with `this` bound to the metric: the registry's state is reached through `self`
     // eslint-disable-next-line @typescript-eslint/no-this-alias
@@ -160,6 +200,46 @@ export class Metrics {
           if (!view) return;
           for (const s of boundedLbSeries(readLbStats(view.map), (id) => view!.frontends.get(id), LB_SERIES_CAP))
             this.inc({ service: s.service, frontend: s.frontend, backend: s.backend }, s.value);
+        } catch {
+          /* a map closed under us: nothing this scrape */
+        }
+      },
+    });
+    new Counter({
+      name: 'weir_policy_verdicts_total',
+      help: 'New flows decided by NetworkPolicy on this node, by direction (the isolated side whose policy decided) and verdict (the BPF counters of the policy stage).',
+      labelNames: ['direction', 'verdict'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const r of self.counterRows()) {
+          const m = /^policy_(egress|ingress)_(allowed|denied)$/.exec(r.reason);
+          if (m) this.inc({ direction: m[1]!, verdict: m[2]! }, Number(r.packets));
+        }
+      },
+    });
+    new Counter({
+      name: 'weir_policy_flows_total',
+      help: `New flows per NetworkPolicy: allowed by one of its rules, or denied by default while it isolated the pod (the first such policy). At most ${POLICY_SERIES_CAP} series; --policy-stats off removes them.`,
+      labelNames: ['policy', 'direction', 'verdict'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        try {
+          const view = self.dataplane?.policyStats?.();
+          if (!view) return;
+          const rows: { policy: string; direction: string; verdict: string; value: number }[] = [];
+          for (const [key, value] of view.map.lookupBatch()) {
+            const slot = key.readUInt32LE(0);
+            const sums = [0, 0, 0, 0];
+            for (const cpu of view.map.splitPerCpu(value)) for (let i = 0; i < 4; i++) sums[i]! += Number(cpu.readBigUInt64LE(i * 8));
+            if (sums.every((s) => s === 0)) continue;
+            const policy = view.names.get(slot) ?? 'other';
+            const labels: [string, string][] = [['ingress', 'allowed'], ['ingress', 'denied'], ['egress', 'allowed'], ['egress', 'denied']];
+            labels.forEach(([direction, verdict], i) => sums[i]! > 0 && rows.push({ policy, direction, verdict, value: sums[i]! }));
+          }
+          rows.sort((a, b) => b.value - a.value);
+          for (const [i, r] of rows.entries()) this.inc(i < POLICY_SERIES_CAP ? { policy: r.policy, direction: r.direction, verdict: r.verdict } : { policy: 'other', direction: r.direction, verdict: r.verdict }, r.value);
         } catch {
           /* a map closed under us: nothing this scrape */
         }
@@ -212,6 +292,18 @@ export class Metrics {
       this.programmingLatency.observe(latency);
       this.kubeProxyProgrammingLatency.observe(latency);
     }
+  }
+
+  /** One policy sync (dataplane/policy-sync.ts). */
+  observePolicySync(r: PolicySyncFigures, now = Date.now()): void {
+    this.policySyncDuration.observe({ reason: r.reason }, (r.buildMs + r.result.ms) / 1000);
+    for (const t of r.observedAt) this.policyProgrammingLatency.observe(Math.max(0, (now - t) / 1000));
+    this.policyIssues.reset();
+    for (const [reason, n] of r.issues.policy) this.policyIssues.set({ kind: 'policy', reason }, n);
+    for (const [reason, n] of r.issues.pod) this.policyIssues.set({ kind: 'pod', reason }, n);
+    this.policyObjects.set({ kind: 'endpoints' }, r.result.endpoints);
+    this.policyObjects.set({ kind: 'identities' }, r.result.identities);
+    this.policyObjects.set({ kind: 'ipcache' }, r.result.ipcache);
   }
 
   /** A periodic resync: how many entries differed (each one rewritten). */

@@ -435,3 +435,42 @@ export function node(s: NodeSpec): object {
     status: { addresses: [...ips.map((address) => ({ type: 'InternalIP', address })), { type: 'Hostname', address: s.name }] },
   };
 }
+
+/** A Namespace object; the API server's own `kubernetes.io/metadata.name` label is added. */
+export function k8sNamespace(s: { name: string; labels?: Record<string, string> }): object {
+  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name: s.name, labels: { ...(s.labels ?? {}), 'kubernetes.io/metadata.name': s.name } } };
+}
+
+export interface PodSpec {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  /** status.podIP(s) */
+  ip: string | string[];
+  node: string;
+  /** container ports (named ports resolve from these) */
+  ports?: { name?: string; containerPort: number; protocol?: 'TCP' | 'UDP' | 'SCTP' }[];
+  hostNetwork?: boolean;
+  phase?: 'Pending' | 'Running' | 'Succeeded' | 'Failed';
+}
+
+/** A Pod object as the API shows a running pod: nodeName, podIP(s), labels, container ports. */
+export function k8sPod(s: PodSpec): object {
+  const ips = Array.isArray(s.ip) ? s.ip : [s.ip];
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: s.name, namespace: s.namespace ?? 'default', labels: s.labels ?? {} },
+    spec: {
+      nodeName: s.node,
+      ...(s.hostNetwork ? { hostNetwork: true } : {}),
+      containers: [{ name: 'c', image: 'weir.invalid/echo', ports: (s.ports ?? []).map((p) => ({ ...p, protocol: p.protocol ?? 'TCP' })) }],
+    },
+    status: { phase: s.phase ?? 'Running', podIP: ips[0], podIPs: ips.map((ip) => ({ ip })) },
+  };
+}
+
+/** A networking.k8s.io/v1 NetworkPolicy with the given spec. */
+export function networkPolicy(s: { name: string; namespace?: string; spec: object }): object {
+  return { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: s.name, namespace: s.namespace ?? 'default' }, spec: s.spec };
+}

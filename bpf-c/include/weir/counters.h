@@ -112,7 +112,17 @@ enum weir_reason {
 	WEIR_REASON_DSR_REPLY = 41,	 /* not a packet verdict: a reply of a DSR flow leaving the
 	                                    * backend's node for the client directly (counted in
 	                                    * addition to reverse_nat) */
-	WEIR_REASON__MAX = 64,		 /* slots reserved per hook; not a reason */
+	/* NetworkPolicy (issue 13; lib/policy.h) */
+	WEIR_REASON_POLICY_EGRESS_DENIED = 42, /* first packet of a flow the sending pod's egress
+	                                    * policy does not allow: dropped */
+	WEIR_REASON_POLICY_INGRESS_DENIED =
+		43, /* first packet of a flow the receiving pod's ingress
+	                                    * policy does not allow: dropped */
+	WEIR_REASON_POLICY_EGRESS_ALLOWED =
+		44, /* not a packet verdict: a new flow an isolated pod's
+	                                    * egress policy allowed (counted next to its reason) */
+	WEIR_REASON_POLICY_INGRESS_ALLOWED = 45, /* not a packet verdict: the same for ingress */
+	WEIR_REASON__MAX = 64,			 /* slots reserved per hook; not a reason */
 };
 
 /* One counter slot, per CPU. Index in weir_counters: hook * WEIR_REASON__MAX + reason. */
