@@ -82,6 +82,15 @@ struct {
 } weir_identities SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WEIR_POLICY4_MAX_ENTRIES);
+	__type(key, struct weir_policy_select_key);
+	__type(value, struct weir_policy_select);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_policy_selects SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, WEIR_POLICY_SLOTS);
 	__type(key, __u32);

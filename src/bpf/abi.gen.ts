@@ -35,6 +35,8 @@ export const layouts = {
   weir_policy4: {"kind":"struct","size":8,"name":"weir_policy4","members":[{"name":"policy","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"rule","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
   weir_policy4_key: {"kind":"struct","size":16,"name":"weir_policy4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"identity","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"peer","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"direction","offset":12,"bitOffset":96,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"protocol","offset":13,"bitOffset":104,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"port","offset":14,"bitOffset":112,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}}]},
   weir_policy_name: {"kind":"struct","size":320,"name":"weir_policy_name","members":[{"name":"name","offset":0,"bitOffset":0,"bitSize":0,"size":320,"type":{"kind":"array","size":320,"length":320,"elem":{"kind":"int","size":1,"name":"char","signed":true,"bits":8}}}]},
+  weir_policy_select: {"kind":"struct","size":4,"name":"weir_policy_select","members":[{"name":"flags","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
+  weir_policy_select_key: {"kind":"struct","size":8,"name":"weir_policy_select_key","members":[{"name":"identity","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"policy","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
   weir_policy_stats: {"kind":"struct","size":32,"name":"weir_policy_stats","members":[{"name":"ingress_allowed","offset":0,"bitOffset":0,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}},{"name":"ingress_denied","offset":8,"bitOffset":64,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}},{"name":"egress_allowed","offset":16,"bitOffset":128,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}},{"name":"egress_denied","offset":24,"bitOffset":192,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}}]},
   weir_sock_destroy4_key: {"kind":"struct","size":8,"name":"weir_sock_destroy4_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"port","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"pad","offset":6,"bitOffset":48,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}}]},
   weir_sock_rev4: {"kind":"struct","size":8,"name":"weir_sock_rev4","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"port","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"pad","offset":6,"bitOffset":48,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}}]},
@@ -77,6 +79,7 @@ export const maps = {
   weir_policy4: {"type":"lpm_trie","keyType":"weir_policy4_key","valueType":"weir_policy4","keySize":16,"valueSize":8,"maxEntries":524288,"objects":["from_host.o","from_pod.o"]},
   weir_policy_names: {"type":"hash","keyType":"__u32","valueType":"weir_policy_name","keySize":4,"valueSize":320,"maxEntries":16384,"objects":["from_host.o","from_pod.o"]},
   weir_policy_scratch: {"type":"percpu_array","keyType":"__u32","valueType":"policy4_scratch","keySize":4,"valueSize":52,"maxEntries":1,"objects":["from_host.o","from_pod.o"]},
+  weir_policy_selects: {"type":"hash","keyType":"weir_policy_select_key","valueType":"weir_policy_select","keySize":8,"valueSize":4,"maxEntries":524288,"objects":["from_host.o","from_pod.o"]},
   weir_policy_stats: {"type":"percpu_array","keyType":"__u32","valueType":"weir_policy_stats","keySize":4,"valueSize":32,"maxEntries":16384,"objects":["from_host.o","from_pod.o"]},
   weir_probe_last_connect: {"type":"array","keyType":"__u32","valueType":"probe_connect","keySize":4,"valueSize":16,"maxEntries":1,"objects":["probe.o"]},
   weir_sock_destroy4: {"type":"hash","keyType":"weir_sock_destroy4_key","valueType":"__u8","keySize":8,"valueSize":1,"maxEntries":1024,"objects":["sock_lb.o"]},
@@ -343,6 +346,17 @@ export interface WeirPolicyName {
   name: Buffer;
 }
 
+/** struct weir_policy_select (4 bytes) */
+export interface WeirPolicySelect {
+  flags: number;
+}
+
+/** struct weir_policy_select_key (8 bytes) */
+export interface WeirPolicySelectKey {
+  identity: number;
+  policy: number;
+}
+
 /** struct weir_policy_stats (32 bytes) */
 export interface WeirPolicyStats {
   ingress_allowed: bigint;
@@ -417,6 +431,8 @@ export interface LayoutTypes {
   weir_policy4: WeirPolicy4;
   weir_policy4_key: WeirPolicy4Key;
   weir_policy_name: WeirPolicyName;
+  weir_policy_select: WeirPolicySelect;
+  weir_policy_select_key: WeirPolicySelectKey;
   weir_policy_stats: WeirPolicyStats;
   weir_sock_destroy4_key: WeirSockDestroy4Key;
   weir_sock_rev4: WeirSockRev4;

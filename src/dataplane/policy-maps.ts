@@ -8,7 +8,7 @@
 // their rules (the model guarantees it), so a pod relabelled into an identity this node
 // already has costs one endpoint write, and a scale-up of a workload costs none.
 
-import type { BpfMap, TypedMap, WeirEndpoint4, WeirEndpoint4Key, WeirIdentityKey, WeirIpcache4, WeirIpcache4Key, WeirPolicy4, WeirPolicy4Key, WeirPolicyName } from '../bpf/index.js';
+import type { BpfMap, TypedMap, WeirEndpoint4, WeirEndpoint4Key, WeirIdentityKey, WeirIpcache4, WeirIpcache4Key, WeirPolicy4, WeirPolicy4Key, WeirPolicyName, WeirPolicySelect, WeirPolicySelectKey } from '../bpf/index.js';
 import { IPPROTO, parseCidr } from '../bpf/ip.js';
 import { errText } from '../log.js';
 import { FIRST_CIDR_IDENTITY, IDENTITY_HOST, IDENTITY_WORLD } from '../model/policy/identities.js';
@@ -22,6 +22,8 @@ export interface PolicyMaps {
   policy: TypedMap<WeirPolicy4Key, WeirPolicy4>;
   names: TypedMap<number, WeirPolicyName>;
   identities: TypedMap<number, WeirIdentityKey>;
+  /** which policies select each local identity (for `weir policy`; the programs never read it) */
+  selects?: TypedMap<WeirPolicySelectKey, WeirPolicySelect>;
   /** per-CPU weir_policy_stats, read by the metrics */
   stats?: BpfMap;
 }
@@ -32,6 +34,8 @@ export const POLICY_EGRESS = 1;
 export const POLICY_FIXED_BITS = 72;
 export const EP_INGRESS_ISOLATED = 1;
 export const EP_EGRESS_ISOLATED = 2;
+export const SELECT_INGRESS = 1;
+export const SELECT_EGRESS = 2;
 export const POLICY_NAME_LEN = 320;
 export const IDENTITY_KEY_LEN = 1024;
 /** weir_policy_names / weir_policy_stats slots (WEIR_POLICY_SLOTS); slot 0 is "none" */
@@ -214,6 +218,8 @@ export class PolicyWriter {
   /** identity -> direction -> written blocks, and the DirectionPolicy they were written from */
   private blocks = new Map<number, [Map<string, PolicyBlock>, Map<string, PolicyBlock>]>();
   private writtenFrom = new Map<number, [DirectionPolicy | null, DirectionPolicy | null]>();
+  /** `${identity}/${slot}` -> select flags, as in weir_policy_selects */
+  private selects = new Map<string, number>();
   /** failures by map since the last take (a metric and a log line) */
   private failures: { map: string; key: string; error: string }[] = [];
 
@@ -228,6 +234,8 @@ export class PolicyWriter {
     this.endpoints.clear();
     this.blocks.clear();
     this.writtenFrom.clear();
+    this.selects.clear();
+    if (this.maps.selects) for (const [k, v] of this.maps.selects.entries()) this.selects.set(`${k.identity}/${k.policy}`, v.flags);
     for (const [slot, v] of this.maps.names.entries()) this.slots.set(fromCString(v.name), slot);
     for (const [id, v] of this.maps.identities.entries()) {
       const key = fromCString(v.key);
@@ -337,6 +345,26 @@ export class PolicyWriter {
       else this.writtenFrom.delete(identity);
     }
     for (const [identity, b] of this.blocks) if (!want.policy.has(identity)) for (const m of b) stale.push(...m.values());
+
+    // which policies select each local identity (the CLI's view only)
+    const wantSelects = new Map<string, number>();
+    for (const [identity, dirs] of want.policy) {
+      for (const p of dirs.ingress.policies) wantSelects.set(`${identity}/${this.slotOf(p)}`, (wantSelects.get(`${identity}/${this.slotOf(p)}`) ?? 0) | SELECT_INGRESS);
+      for (const p of dirs.egress.policies) wantSelects.set(`${identity}/${this.slotOf(p)}`, (wantSelects.get(`${identity}/${this.slotOf(p)}`) ?? 0) | SELECT_EGRESS);
+    }
+    const selects = this.maps.selects;
+    if (selects) {
+      for (const [t, flags] of wantSelects) {
+        if (this.selects.get(t) === flags || t.endsWith('/0')) continue;
+        const [identity, policy] = t.split('/').map(Number) as [number, number];
+        if (this.op('weir_policy_selects', t, () => selects.set({ identity, policy }, { flags }))) this.selects.set(t, flags);
+      }
+      for (const t of [...this.selects.keys()]) {
+        if (wantSelects.has(t)) continue;
+        const [identity, policy] = t.split('/').map(Number) as [number, number];
+        if (this.op('weir_policy_selects', t, () => selects.delete({ identity, policy }))) this.selects.delete(t);
+      }
+    }
 
     // 4. ipcache upserts
     for (const [cidr, v] of want.ipcache) {

@@ -12,6 +12,7 @@
  *   weir_policy_names (HASH) a policy's slot -> "namespace/name", for the CLI and metrics
  *   weir_identities (HASH) identity -> its key (labels, named ports; or the CIDR), so a
  *                          restart keeps every id and `weir identities` can name them
+ *   weir_policy_selects (HASH) {local identity, policy slot} -> directions (CLI only)
  *
  * A flow is allowed when the source endpoint's egress (if isolated) and the destination
  * endpoint's ingress (if isolated) both have a key for the other side: its identity, the
@@ -99,6 +100,22 @@ struct weir_policy_name {
 #define WEIR_IDENTITY_KEY_LEN 1024
 struct weir_identity_key {
 	char key[WEIR_IDENTITY_KEY_LEN];
+};
+
+/* weir_policy_selects (HASH): which policies select each local identity, for the CLI only
+ * (`weir policy`): the programs never read it */
+struct weir_policy_select_key {
+	__u32 identity;
+	__u32 policy; /* slot */
+};
+
+enum weir_policy_select_flags {
+	WEIR_SELECT_INGRESS = 1 << 0, /* the policy isolates the identity for ingress */
+	WEIR_SELECT_EGRESS = 1 << 1,  /* ... for egress */
+};
+
+struct weir_policy_select {
+	__u32 flags; /* enum weir_policy_select_flags */
 };
 
 /* weir_policy_stats (PERCPU_ARRAY, policy_stats_enabled): per policy slot, the new flows
