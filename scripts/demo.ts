@@ -7,6 +7,8 @@
 //   3. a NodePort on node1 whose only backend runs on node2: carried there in VXLAN, the
 //      backend still sees the client's own address,
 //   4. a service with no endpoints refused at once instead of timing out,
+//   5. NetworkPolicy: a policy that lets only `role: frontend` pods into the web pods denies
+//      the client pod, which is let in well within a second of being relabelled,
 // with `weir services`, `weir nodes`, `weir ct list` and `weir counters` showing the maps.
 // Everything is torn down at the end, also on failure or Ctrl-C.
 
@@ -14,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { Lab, type LabNode, type Pod } from '../test/lib/lab.js';
 import { runCleanups } from '../test/lib/cleanup.js';
 import { binWeir } from '../test/lib/paths.js';
-import { WeirNode, endpointSlice, node as nodeObject, service } from '../test/lib/weir-node.js';
+import { WeirNode, endpointSlice, k8sNamespace, k8sPod, networkPolicy, node as nodeObject, service } from '../test/lib/weir-node.js';
 
 const say = (s: string) => process.stdout.write(`\n== ${s}\n`);
 const CLUSTER_IP = '198.19.0.10';
@@ -50,7 +52,15 @@ async function main(): Promise<void> {
     for (const p of backends) console.log(`  backend ${p.name} ${p.ip}:8080 (echo server: replies with its name and the client address it sees)`);
     console.log(`  client pod ${client.ip}; on node2: backend api-remote ${remote.ip}:8080`);
 
-    say('weir daemon in each node, on the same manifests (Services, EndpointSlices, the two Nodes)');
+    /** the Pod objects of the lab's pods (NetworkPolicy selects them by these labels) */
+    const pods = (clientLabels: Record<string, string>) => [
+      k8sNamespace({ name: 'default' }),
+      ...backends.map((p) => k8sPod({ name: p.name, labels: { app: 'web' }, ip: p.ip, node: 'node1', ports: [{ name: 'http', containerPort: 8080 }] })),
+      k8sPod({ name: 'client', labels: clientLabels, ip: client.ip, node: 'node1' }),
+      k8sPod({ name: 'api-remote', labels: { app: 'api' }, ip: remote.ip, node: 'node2' }),
+    ];
+
+    say('weir daemon in each node, on the same manifests (Services, EndpointSlices, Pods, the two Nodes)');
     const weir = await WeirNode.create(lab, node, { logLevel: 'info' });
     const weir2 = await WeirNode.create(lab, node2, { logLevel: 'info' });
     const ports = [{ name: 'http', port: 80, targetPort: 8080, nodePort: NODE_PORT }];
@@ -63,6 +73,7 @@ async function main(): Promise<void> {
         service({ name: 'api', clusterIP: API_IP, type: 'NodePort', ports: remotePorts }),
         endpointSlice({ name: 'api-1', service: 'api', ports: remotePorts, endpoints: [{ ip: remote.ip, node: 'node2' }] }),
       ]);
+      w.writeManifest('pods.yaml', pods({ app: 'client' }));
       w.writeManifest('empty.yaml', [service({ name: 'empty', clusterIP: EMPTY_IP, ports: [{ name: 'http', port: 80, targetPort: 8080 }] })]);
     }
     const [ready] = await Promise.all([weir.start(), weir2.start()]);
@@ -99,6 +110,34 @@ async function main(): Promise<void> {
     say(`4. ${EMPTY_IP}:80 has no endpoints: refused at once`);
     const refused = await client.ns.curl(`http://${EMPTY_IP}:80/`, { check: false, timeoutMs: 3000 });
     console.log(`  curl exit ${refused.exitCode} (${refused.exitCode === 7 ? 'connection refused' : 'unexpected'}) after ${refused.totalMs.toFixed(1)} ms`);
+
+    say('5. NetworkPolicy: only pods labelled role=frontend may reach the web pods (port "http")');
+    let mark = weir.mark();
+    for (const w of [weir, weir2])
+      w.writeManifest('policy.yaml', [
+        networkPolicy({
+          name: 'web-from-frontend',
+          spec: { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ podSelector: { matchLabels: { role: 'frontend' } } }], ports: [{ port: 'http' }] }] },
+        }),
+      ]);
+    await weir.waitFor('policy', { reason: 'change' }, 10_000, mark);
+    const denied = await client.ns.echo(CLUSTER_IP, 80, { timeoutMs: 1000, cgroup: weir.cgroup }).then(
+      (r) => `answered by ${r.reply.server} (unexpected)`,
+      () => 'no answer in 1 s: the SYN was dropped by the backend\'s ingress policy',
+    );
+    console.log(`  client pod (app=client) -> ${CLUSTER_IP}:80: ${denied}`);
+    mark = weir.mark();
+    const relabelled = Date.now();
+    for (const w of [weir, weir2]) w.writeManifest('pods.yaml', pods({ app: 'client', role: 'frontend' }));
+    let answer: string | undefined;
+    while (!answer && Date.now() - relabelled < 5000)
+      answer = await client.ns.echo(CLUSTER_IP, 80, { timeoutMs: 200, cgroup: weir.cgroup }).then(
+        (r) => r.reply.server,
+        () => undefined,
+      );
+    console.log(`  client relabelled role=frontend: answered by ${answer ?? 'nobody'} ${Date.now() - relabelled} ms after the relabel was written`);
+    const p = weir.counters().from_pod ?? {};
+    console.log(`  node1's BPF counters: policy_ingress_denied ${p.policy_ingress_denied ?? 0}, policy_ingress_allowed ${p.policy_ingress_allowed ?? 0}`);
 
     say('the maps behind it: conntrack entries of the NodePort flows, and the counters');
     process.stdout.write(weirCli(node, weir, 'ct', 'list', '--port', String(NODE_PORT)));

@@ -226,6 +226,12 @@ __weir_slow_path int flow4_new(struct __sk_buff *skb, const struct packet *pkt,
 /**
  * flow4_track_new - the first packet of a flow to no frontend, under ct_track_all: policy,
  * then an entry pair that rewrites nothing, so its later packets and replies hit conntrack
+ *
+ * A packet without an entry that does not start a flow (a mid-stream TCP segment, an echo
+ * reply, SCTP) belongs to a flow tracking did not see start: without policy it passes
+ * untracked. Under policy it is decided like a first packet and, when allowed, tracked from
+ * there on: a connection the policy denies gets no packet through, whether its entry was
+ * flushed, evicted, or it began before weir ran.
  * @hook: the calling hook (enum weir_hook)
  * @verdict: set to the TC verdict
  *
@@ -237,7 +243,9 @@ __weir_slow_path int flow4_track_new(struct __sk_buff *skb, const struct packet 
 	struct ct4_flow flow;
 	enum weir_reason reason;
 
-	if (!pkt || !verdict || !ct_track_all || !ct4_starts_flow(pkt))
+	if (!pkt || !verdict || !ct_track_all)
+		return WEIR_REASON_PASS;
+	if (!policy_enabled && !ct4_starts_flow(pkt))
 		return WEIR_REASON_PASS;
 	ct4_flow_untranslated(pkt, &flow);
 	reason = policy4_new_flow(pkt, hook, &flow);

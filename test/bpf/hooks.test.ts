@@ -52,7 +52,7 @@ test("every knob an object takes is declared in its .rodata, and every knob it d
     assert.deepEqual([...declared].filter((k) => known.has(k)).sort(), [...takes].sort(), `${name}: knobs declared vs the table's`);
     seen += takes.length;
   }
-  assert.equal(seen, 15);
+  assert.equal(seen, 19);
 });
 
 test('knob values come from the daemon options; an undeclared knob is left out and reported', () => {
@@ -68,10 +68,10 @@ test('knob values come from the daemon options; an undeclared knob is left out a
     knobsFor(
       'from_pod',
       { ...inputs, ctTrackAll: true, tunnelPort: 8472, externalServiceMode: 'dsr' },
-      new Set(['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode']),
+      new Set(['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled']),
     ),
     {
-      consts: { lb_stats_enabled: 0, maglev_table_size: 16381, ct_track_all: 1, tunnel_port: 8472, external_service_mode: 1 },
+      consts: { lb_stats_enabled: 0, maglev_table_size: 16381, ct_track_all: 1, tunnel_port: 8472, external_service_mode: 1, policy_enabled: 0, policy_stats_enabled: 1 },
       missing: [],
     },
   );

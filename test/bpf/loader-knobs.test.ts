@@ -39,11 +39,14 @@ test('every knob of the table reaches the loaded .rodata of its object', () => {
     maglevTableSize: 4093,
     tunnelPort: 8472,
     externalServiceMode: 'dsr',
+    networkPolicy: true,
+    policyStats: false,
   });
   assert.deepEqual(dp.missingKnobs, []);
   const cookie = netnsCookie();
   assert.equal(dp.hostNetnsCookie, cookie);
-  // the compiled-in defaults are the other way round: stats on, all namespaces, cookie 0, track NAT'd flows only, M 16381, port 4789
+  // the compiled-in defaults are the other way round: stats on, all namespaces, cookie 0, track NAT'd flows only, M 16381, port 4789,
+  // no policy, policy stats on
   const want: Record<string, unknown> = {
     lb_stats_enabled: 0,
     sock_lb_mode: enums.weir_sock_lb_mode.WEIR_SOCK_LB_HOST_ONLY,
@@ -52,6 +55,8 @@ test('every knob of the table reaches the loaded .rodata of its object', () => {
     maglev_table_size: 4093,
     tunnel_port: 8472,
     external_service_mode: enums.weir_tunnel_mode.WEIR_TUNNEL_MODE_DSR,
+    policy_enabled: 1,
+    policy_stats_enabled: 0,
   };
   let checked = 0;
   for (const name of OBJECT_NAMES) {
@@ -61,5 +66,5 @@ test('every knob of the table reaches the loaded .rodata of its object', () => {
       checked++;
     }
   }
-  assert.equal(checked, 15);
+  assert.equal(checked, 19);
 });

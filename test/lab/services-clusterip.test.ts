@@ -7,7 +7,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { BpfMap, codecFor } from '../../src/bpf/index.js';
+import { BpfMap, codecFor, enums } from '../../src/bpf/index.js';
 import { runCleanups } from '../lib/cleanup.js';
 import { Lab, type Cgroup, type LabNode, type Pod } from '../lib/lab.js';
 import { endpointSlice, service, WeirNode, type PortSpec, type SpreadResult } from '../lib/weir-node.js';
@@ -19,14 +19,18 @@ const PORTS: PortSpec[] = [
 ];
 
 /** weir_ct4 entries whose tuple mentions `addr`, read from the pinned map. */
+/** NAT'd conntrack entries with `addr` on either side (tracked-only entries, which policy's
+ *  conntrack of every flow gives the socket LB's already-translated flows too, not counted) */
 function ctEntriesWith(pinDir: string, addr: string): number {
   const m = BpfMap.openPinned(`${pinDir}/weir_ct4_v2`);
   try {
     const kc = codecFor('weir_ct4_key');
+    const vc = codecFor('weir_ct4');
+    const nat = enums.weir_ct_flags.WEIR_CT_DNAT | enums.weir_ct_flags.WEIR_CT_SNAT;
     let n = 0;
-    for (const [k] of m.entries()) {
+    for (const [k, v] of m.entries()) {
       const key = kc.decode(k) as { saddr: string; daddr: string };
-      if (key.saddr === addr || key.daddr === addr) n++;
+      if ((key.saddr === addr || key.daddr === addr) && ((vc.decode(v) as { flags: number }).flags & nat) !== 0) n++;
     }
     return n;
   } finally {

@@ -182,8 +182,10 @@ describe(`upgrade from ${RELEASE} and rollback to it, under traffic`, () => {
       const v2Count = pinCount(join(pinDir, 'weir_ct4_v2'));
       console.log(`node${i + 1}: v2 entries ${v2Count}; ${JSON.stringify(h)}`);
       assert.equal(h.length, 1);
-      assert.deepEqual([h[0]!.map, h[0]!.from, h[0]!.to, h[0]!.skipped], ['weir_ct4', '2', '1', '0']);
-      assert.equal(Number(h[0]!.entries), v2Count, 'every (NAT) entry handed off');
+      assert.deepEqual([h[0]!.map, h[0]!.from, h[0]!.to], ['weir_ct4', '2', '1']);
+      // v1 has no tracked-only entries (conntrack of every flow, for policy): those are skipped
+      assert.equal(Number(h[0]!.entries) + Number(h[0]!.skipped), v2Count, 'every NAT entry handed off, the tracked-only ones skipped');
+      assert.ok(Number(h[0]!.entries) > 0, 'NAT entries were handed off');
       assert.ok(hasForwardEntry(join(pinDir, 'weir_ct4'), 'weir_ct4_v1', saddr, daddr, dport), 'the stream is in the v1 hand-off');
       // the window: a connection this release's programs (still attached) create after the
       // hand-off copy, before 2e42a8d swaps the links; the programs mirror it into weir_ct4
