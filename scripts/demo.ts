@@ -117,13 +117,16 @@ async function main(): Promise<void> {
       w.writeManifest('policy.yaml', [
         networkPolicy({
           name: 'web-from-frontend',
-          spec: { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ podSelector: { matchLabels: { role: 'frontend' } } }], ports: [{ port: 'http' }] }] },
+          spec: {
+            podSelector: { matchLabels: { app: 'web' } },
+            ingress: [{ from: [{ podSelector: { matchLabels: { role: 'frontend' } } }], ports: [{ port: 'http' }] }],
+          },
         }),
       ]);
     await weir.waitFor('policy', { reason: 'change' }, 10_000, mark);
     const denied = await client.ns.echo(CLUSTER_IP, 80, { timeoutMs: 1000, cgroup: weir.cgroup }).then(
       (r) => `answered by ${r.reply.server} (unexpected)`,
-      () => 'no answer in 1 s: the SYN was dropped by the backend\'s ingress policy',
+      () => "no answer in 1 s: the SYN was dropped by the backend's ingress policy",
     );
     console.log(`  client pod (app=client) -> ${CLUSTER_IP}:80: ${denied}`);
     mark = weir.mark();

@@ -200,7 +200,7 @@ export function registerDaemonCommand(program: Command): void {
     .addOption(
       new Option(
         '--network-policy <on|off>',
-        'enforce Kubernetes NetworkPolicy in BPF on this node\'s pods (needs Pods, Namespaces and NetworkPolicies; conntrack then tracks every flow); off: every flow is allowed',
+        "enforce Kubernetes NetworkPolicy in BPF on this node's pods (needs Pods, Namespaces and NetworkPolicies; conntrack then tracks every flow); off: every flow is allowed",
       )
         .choices(['on', 'off'])
         .default('on'),

@@ -315,7 +315,8 @@ export class Daemon {
       ],
       lbStats: () =>
         this.cfg.serviceStats && maps.lbStats && this.services ? { map: maps.lbStats, frontends: this.services.reconciler.frontendsById() } : undefined,
-      policyStats: () => (this.cfg.policyStats && this.policy && maps.policy?.stats ? { map: maps.policy.stats, names: this.policy.writer.names() } : undefined),
+      policyStats: () =>
+        this.cfg.policyStats && this.policy && maps.policy?.stats ? { map: maps.policy.stats, names: this.policy.writer.names() } : undefined,
     });
     this.metrics.beforeScrape(() => this.exportSourceCounters());
     await this.startHealthz();

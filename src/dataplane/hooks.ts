@@ -70,9 +70,13 @@ export interface ObjectSpec {
  * the others adopt. An object that picks backends (includes lib/lb.h) takes lb_stats_enabled and maglev_table_size.
  */
 export const OBJECTS = {
-  from_pod: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled'] },
+  from_pod: {
+    knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled'],
+  },
   to_pod: { knobs: [] },
-  from_host: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled'] },
+  from_host: {
+    knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled'],
+  },
   // also holds weir_sock_destroy, an iterator that is run (dataplane/sockets.ts), not attached
   sock_lb: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'sock_lb_mode', 'host_netns_cookie', 'ct_track_all'] },
 } as const satisfies Record<string, ObjectSpec>;

@@ -94,6 +94,8 @@ export function computeNodeNetwork(links: Link[], addresses: Address[], routes: 
     nodePortAddresses = nodeAddresses.filter((a) => npa.some((c) => cidrContains(c, a)));
   }
   const loopbacks = new Set(links.filter((l) => l.loopback).map((l) => l.ifname));
-  const localAddresses = [...new Set(addresses.filter((a) => !loopbacks.has(a.ifname) && a.scope !== 'host' && a.scope !== 'link').map((a) => a.address))].sort();
+  const localAddresses = [
+    ...new Set(addresses.filter((a) => !loopbacks.has(a.ifname) && a.scope !== 'host' && a.scope !== 'link').map((a) => a.address)),
+  ].sort();
   return { workloads, hostInterfaces, nodeAddresses, nodePortAddresses, missingHostInterfaces, localAddresses };
 }

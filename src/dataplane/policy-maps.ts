@@ -8,7 +8,20 @@
 // their rules (the model guarantees it), so a pod relabelled into an identity this node
 // already has costs one endpoint write, and a scale-up of a workload costs none.
 
-import type { BpfMap, TypedMap, WeirEndpoint4, WeirEndpoint4Key, WeirIdentityKey, WeirIpcache4, WeirIpcache4Key, WeirPolicy4, WeirPolicy4Key, WeirPolicyName, WeirPolicySelect, WeirPolicySelectKey } from '../bpf/index.js';
+import type {
+  BpfMap,
+  TypedMap,
+  WeirEndpoint4,
+  WeirEndpoint4Key,
+  WeirIdentityKey,
+  WeirIpcache4,
+  WeirIpcache4Key,
+  WeirPolicy4,
+  WeirPolicy4Key,
+  WeirPolicyName,
+  WeirPolicySelect,
+  WeirPolicySelectKey,
+} from '../bpf/index.js';
 import { IPPROTO, parseCidr } from '../bpf/ip.js';
 import { errText } from '../log.js';
 import { FIRST_CIDR_IDENTITY, IDENTITY_HOST, IDENTITY_WORLD } from '../model/policy/identities.js';
@@ -68,7 +81,14 @@ export interface DesiredPolicyMaps {
  * traffic to any of them is node-local and always allowed.
  */
 export function desiredPolicyMaps(model: PolicyModel, localNode: string, hostAddresses: Iterable<string> = []): DesiredPolicyMaps {
-  const out: DesiredPolicyMaps = { ipcache: new Map(), endpoints: new Map(), policy: new Map(), identities: new Map(), policies: [...model.policies.keys()].sort(), skipped: { ipv6Addresses: 0 } };
+  const out: DesiredPolicyMaps = {
+    ipcache: new Map(),
+    endpoints: new Map(),
+    policy: new Map(),
+    identities: new Map(),
+    policies: [...model.policies.keys()].sort(),
+    skipped: { ipv6Addresses: 0 },
+  };
   for (const [cidr, e] of model.ipcache) {
     if (e.family !== 4) {
       out.skipped.ipv6Addresses++;
@@ -349,8 +369,10 @@ export class PolicyWriter {
     // which policies select each local identity (the CLI's view only)
     const wantSelects = new Map<string, number>();
     for (const [identity, dirs] of want.policy) {
-      for (const p of dirs.ingress.policies) wantSelects.set(`${identity}/${this.slotOf(p)}`, (wantSelects.get(`${identity}/${this.slotOf(p)}`) ?? 0) | SELECT_INGRESS);
-      for (const p of dirs.egress.policies) wantSelects.set(`${identity}/${this.slotOf(p)}`, (wantSelects.get(`${identity}/${this.slotOf(p)}`) ?? 0) | SELECT_EGRESS);
+      for (const p of dirs.ingress.policies)
+        wantSelects.set(`${identity}/${this.slotOf(p)}`, (wantSelects.get(`${identity}/${this.slotOf(p)}`) ?? 0) | SELECT_INGRESS);
+      for (const p of dirs.egress.policies)
+        wantSelects.set(`${identity}/${this.slotOf(p)}`, (wantSelects.get(`${identity}/${this.slotOf(p)}`) ?? 0) | SELECT_EGRESS);
     }
     const selects = this.maps.selects;
     if (selects) {
@@ -376,7 +398,12 @@ export class PolicyWriter {
 
     // 5. endpoints: the switch to the new identity / isolation
     for (const [address, e] of want.endpoints) {
-      const v: EndpointValue = { identity: e.identity, flags: e.flags, ingress_policy: this.slotOf(e.ingressPolicy), egress_policy: this.slotOf(e.egressPolicy) };
+      const v: EndpointValue = {
+        identity: e.identity,
+        flags: e.flags,
+        ingress_policy: this.slotOf(e.ingressPolicy),
+        egress_policy: this.slotOf(e.egressPolicy),
+      };
       const h = this.endpoints.get(address);
       if (h && h.identity === v.identity && h.flags === v.flags && h.ingress_policy === v.ingress_policy && h.egress_policy === v.egress_policy) continue;
       if (this.op('weir_endpoints4', address, () => this.maps.endpoints.set({ address }, v))) this.endpoints.set(address, v);
@@ -402,8 +429,7 @@ export class PolicyWriter {
     for (const id of [...this.identities.keys()])
       if (!want.identities.has(id) && this.op('weir_identities', String(id), () => this.maps.identities.delete(id))) this.identities.delete(id);
     const wanted = new Set(want.policies);
-    for (const [p, slot] of [...this.slots])
-      if (!wanted.has(p) && this.op('weir_policy_names', p, () => this.maps.names.delete(slot))) this.slots.delete(p);
+    for (const [p, slot] of [...this.slots]) if (!wanted.has(p) && this.op('weir_policy_names', p, () => this.maps.names.delete(slot))) this.slots.delete(p);
 
     return {
       writes: this.stats.writes - before.writes,

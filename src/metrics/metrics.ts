@@ -235,11 +235,22 @@ export class Metrics {
             for (const cpu of view.map.splitPerCpu(value)) for (let i = 0; i < 4; i++) sums[i]! += Number(cpu.readBigUInt64LE(i * 8));
             if (sums.every((s) => s === 0)) continue;
             const policy = view.names.get(slot) ?? 'other';
-            const labels: [string, string][] = [['ingress', 'allowed'], ['ingress', 'denied'], ['egress', 'allowed'], ['egress', 'denied']];
+            const labels: [string, string][] = [
+              ['ingress', 'allowed'],
+              ['ingress', 'denied'],
+              ['egress', 'allowed'],
+              ['egress', 'denied'],
+            ];
             labels.forEach(([direction, verdict], i) => sums[i]! > 0 && rows.push({ policy, direction, verdict, value: sums[i]! }));
           }
           rows.sort((a, b) => b.value - a.value);
-          for (const [i, r] of rows.entries()) this.inc(i < POLICY_SERIES_CAP ? { policy: r.policy, direction: r.direction, verdict: r.verdict } : { policy: 'other', direction: r.direction, verdict: r.verdict }, r.value);
+          for (const [i, r] of rows.entries())
+            this.inc(
+              i < POLICY_SERIES_CAP
+                ? { policy: r.policy, direction: r.direction, verdict: r.verdict }
+                : { policy: 'other', direction: r.direction, verdict: r.verdict },
+              r.value,
+            );
         } catch {
           /* a map closed under us: nothing this scrape */
         }

@@ -71,7 +71,15 @@ test('knob values come from the daemon options; an undeclared knob is left out a
       new Set(['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled']),
     ),
     {
-      consts: { lb_stats_enabled: 0, maglev_table_size: 16381, ct_track_all: 1, tunnel_port: 8472, external_service_mode: 1, policy_enabled: 0, policy_stats_enabled: 1 },
+      consts: {
+        lb_stats_enabled: 0,
+        maglev_table_size: 16381,
+        ct_track_all: 1,
+        tunnel_port: 8472,
+        external_service_mode: 1,
+        policy_enabled: 0,
+        policy_stats_enabled: 1,
+      },
       missing: [],
     },
   );

@@ -104,7 +104,12 @@ describe('NetworkPolicy across two nodes', () => {
         spec: {
           podSelector: { matchLabels: { pod: 'a' } },
           policyTypes: ['Ingress'],
-          ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }, { podSelector: { matchLabels: { role: 'friend' } } }], ports: [{ port: 'serve-80' }] }],
+          ingress: [
+            {
+              from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }, { podSelector: { matchLabels: { role: 'friend' } } }],
+              ports: [{ port: 'serve-80' }],
+            },
+          ],
         },
       }),
     ]);

@@ -74,7 +74,7 @@ test('a model in the maps: endpoints of this node only, every pod in the ipcache
   assert.equal(again.writes, 0);
 });
 
-test("a restart adopts the maps: the same ids are built and nothing is written", () => {
+test('a restart adopts the maps: the same ids are built and nothing is written', () => {
   const { maps, log } = fakes();
   const first = new PolicyWriter(maps);
   const before = buildPolicyModel({ ...inputs([allowFromB]), localNode: 'node-1' });
