@@ -121,4 +121,27 @@ describe('NetworkPolicy across two nodes', () => {
     console.log(`x/b allowed ${relabel} ms after its relabel was written`);
     assert.ok(relabel < 1000, `allowed ${relabel} ms after the relabel`);
   });
+
+  test('bad input: an invalid CIDR in one peer is logged and counted, the policy\'s other peer still lets y in, x/b (now unlabelled) stays out', async () => {
+    write('pods.yaml', pods({ pod: 'b' }));
+    const mark = weir1.mark();
+    write('policy.yaml', [
+      networkPolicy({
+        name: 'deny-a',
+        namespace: 'x',
+        spec: {
+          podSelector: { matchLabels: { pod: 'a' } },
+          policyTypes: ['Ingress'],
+          ingress: [{ from: [{ ipBlock: { cidr: '198.18.300.0/24' } }, { namespaceSelector: { matchLabels: { ns: 'y' } } }] }],
+        },
+      }),
+    ]);
+    const issue = await weir1.waitFor('policy issue', { policy: 'x/deny-a' }, 10_000, mark);
+    assert.equal(issue.reason, 'invalid_cidr');
+    await weir1.waitFor('policy', { reason: 'change' }, 10_000, mark);
+    await until(b, false);
+    assert.equal(await reaches(c), true, 'the valid peer of the same rule is enforced');
+    const m = (await weir1.http('/metrics')).body;
+    assert.match(m, /^weir_policy_issues\{kind="policy",reason="invalid_cidr"\} 1$/m);
+  });
 });
