@@ -30,8 +30,9 @@
 #ifndef WEIR_POLICY4_MAX_ENTRIES
 #define WEIR_POLICY4_MAX_ENTRIES 524288
 #endif
+/* policies selecting this node's pods (slots; per CPU 32 bytes each in weir_policy_stats) */
 #ifndef WEIR_POLICY_SLOTS
-#define WEIR_POLICY_SLOTS 16384
+#define WEIR_POLICY_SLOTS 4096
 #endif
 #ifndef WEIR_IDENTITIES_MAX_ENTRIES
 #define WEIR_IDENTITIES_MAX_ENTRIES 65536

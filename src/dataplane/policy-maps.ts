@@ -52,7 +52,7 @@ export const SELECT_EGRESS = 2;
 export const POLICY_NAME_LEN = 320;
 export const IDENTITY_KEY_LEN = 1024;
 /** weir_policy_names / weir_policy_stats slots (WEIR_POLICY_SLOTS); slot 0 is "none" */
-export const POLICY_SLOTS = 16384;
+export const POLICY_SLOTS = 4096;
 
 /** One weir_policy4 entry. */
 export interface PolicyBlock {
@@ -69,7 +69,7 @@ export interface DesiredPolicyMaps {
   policy: Map<number, { ingress: DirectionPolicy; egress: DirectionPolicy }>;
   /** identity -> its key (pods: the label key, CIDRs: the canonical prefix) */
   identities: Map<number, string>;
-  /** every policy 'ns/name' of the model (slots are given to these) */
+  /** the policies ('ns/name') that select this node's pods: slots are given to these */
   policies: string[];
   /** what had no place in these IPv4 maps (IPv6 addresses: issue 14) */
   skipped: { ipv6Addresses: number };
@@ -86,7 +86,7 @@ export function desiredPolicyMaps(model: PolicyModel, localNode: string, hostAdd
     endpoints: new Map(),
     policy: new Map(),
     identities: new Map(),
-    policies: [...model.policies.keys()].sort(),
+    policies: [],
     skipped: { ipv6Addresses: 0 },
   };
   for (const [cidr, e] of model.ipcache) {
@@ -124,6 +124,15 @@ export function desiredPolicyMaps(model: PolicyModel, localNode: string, hostAdd
     }
     if (v4 && !out.policy.has(ep.identity)) out.policy.set(ep.identity, { ingress: ep.ingress, egress: ep.egress });
   }
+  // slots only for the policies this node's keys and endpoints name: bounded by what selects
+  // its pods, not by the cluster's policy count
+  const named = new Set<string>();
+  for (const { ingress, egress } of out.policy.values())
+    for (const d of [ingress, egress]) {
+      for (const p of d.policies) named.add(p);
+      for (const r of d.rules) named.add(r.policy);
+    }
+  out.policies = [...named].sort();
   for (const [key, id] of model.podIdentityIds) out.identities.set(id, key);
   for (const [cidr, id] of model.cidrIdentityIds) out.identities.set(id, cidr);
   return out;
