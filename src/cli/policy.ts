@@ -9,7 +9,7 @@ import { type BpfMap, codecFor, typedMap, u32, type WeirPolicy4, type WeirPolicy
 import { ipBytes } from '../bpf/ip.js';
 import { IDENTITY_ANY, IDENTITY_HOST, IDENTITY_REMOTE_NODE, IDENTITY_WORLD } from '../model/policy/identities.js';
 import { EP_EGRESS_ISOLATED, EP_INGRESS_ISOLATED, POLICY_EGRESS, POLICY_INGRESS, SELECT_EGRESS, SELECT_INGRESS } from '../dataplane/policy-maps.js';
-import { keyMatch, portsText, ruleText, PolicyNames, type IdentityInfo, type PolicyReadMaps } from '../dataplane/policy-view.js';
+import { keyRanges, portsText, ruleText, PolicyNames, type IdentityInfo, type PolicyReadMaps } from '../dataplane/policy-view.js';
 import { json, table } from './output.js';
 import { common, type Common } from './services.js';
 import { openMap, pinnedMapNames, type StateOptions } from './state.js';
@@ -174,34 +174,19 @@ export interface EndpointPolicy {
   egress: EndpointDirection;
 }
 
-/** weir_policy4 entries of one identity and direction back to rules: blocks of one rule and peer merged into ranges. */
+/** weir_policy4 entries of one identity and direction back to rules (adjacent port blocks of one rule merged). */
 function compiledRules(entries: Array<[WeirPolicy4Key, WeirPolicy4]>, names: PolicyNames): CompiledRule[] {
-  const sorted = entries
-    .map(([k, v]) => ({ k, v, m: keyMatch(k) }))
-    .sort((a, b) => a.k.peer - b.k.peer || a.k.protocol - b.k.protocol || a.m.port - b.m.port || a.v.policy - b.v.policy || a.v.rule - b.v.rule);
-  const out: Array<CompiledRule & { slot: number }> = [];
-  let last: (CompiledRule & { slot: number }) | undefined;
-  for (const { k, v, m } of sorted) {
-    if (last && last.peer === k.peer && last.protocol === m.protocol && last.slot === v.policy && last.rule === v.rule && last.endPort + 1 === m.port) {
-      last.endPort = m.endPort;
-      last.ports = portsText(last.port, last.endPort);
-      continue;
-    }
-    last = {
-      peer: k.peer,
-      peerName: names.identity(k.peer),
-      protocol: m.protocol,
-      ports: portsText(m.port, m.endPort),
-      port: m.port,
-      endPort: m.endPort,
-      policy: names.policy(v.policy),
-      rule: v.rule,
-      ruleText: ruleText(m.direction, v.rule),
-      slot: v.policy,
-    };
-    out.push(last);
-  }
-  return out.map(({ slot: _slot, ...r }) => r);
+  return keyRanges(entries).map((r) => ({
+    peer: r.peer,
+    peerName: names.identity(r.peer),
+    protocol: r.protocol,
+    ports: portsText(r.port, r.endPort),
+    port: r.port,
+    endPort: r.endPort,
+    policy: names.policy(r.slot),
+    rule: r.rule,
+    ruleText: ruleText(r.direction, r.rule),
+  }));
 }
 
 export function policyView(maps: PolicyReadMaps, names = PolicyNames.read(maps)): { endpoints: EndpointPolicy[] } {

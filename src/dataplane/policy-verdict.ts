@@ -7,9 +7,9 @@
 
 import { IDENTITY_ANY, IDENTITY_HOST, IDENTITY_WORLD } from '../model/policy/identities.js';
 import { EP_EGRESS_ISOLATED, EP_INGRESS_ISOLATED, POLICY_EGRESS, POLICY_FIXED_BITS, POLICY_INGRESS, SELECT_EGRESS, SELECT_INGRESS } from './policy-maps.js';
-import type { WeirPolicy4Key } from '../bpf/index.js';
+import type { WeirPolicy4, WeirPolicy4Key } from '../bpf/index.js';
 import { IPPROTO } from '../bpf/ip.js';
-import { keyMatch, portsText, ruleText, type KeyMatch, type PolicyNames, type PolicyReadMaps } from './policy-view.js';
+import { keyMatch, keyRanges, portsText, ruleText, type KeyRange, type PolicyNames, type PolicyReadMaps } from './policy-view.js';
 
 export type DirectionVerdict =
   | 'allowed' // isolated, and a key allows the peer
@@ -90,7 +90,7 @@ function direction(maps: PolicyReadMaps, names: PolicyNames, dir: number, local:
     if (!hit) continue;
     const d = dir === POLICY_EGRESS ? 'egress' : 'ingress';
     // the matching entry's own prefix (protocol, port range): the lookup does not return its key
-    const m = matchedKey(maps, key);
+    const m = matchedRange(maps, key);
     return {
       verdict: 'allowed',
       ...self,
@@ -116,21 +116,27 @@ function direction(maps: PolicyReadMaps, names: PolicyNames, dir: number, local:
 }
 
 /**
- * The entry an LPM lookup of `key` hit (the trie returns the value only): the longest entry of
- * the same identity, direction and peer whose protocol and port prefix hold the key's.
+ * The rule range an LPM lookup of `key` hit (the trie returns the value only): the longest entry
+ * of the same identity, direction and peer whose protocol and port prefix hold the key's, widened
+ * to the range its rule's adjacent blocks make.
  */
-function matchedKey(maps: PolicyReadMaps, key: WeirPolicy4Key): KeyMatch | undefined {
-  let best: WeirPolicy4Key | undefined;
-  for (const k of maps.policy.keys()) {
+function matchedRange(maps: PolicyReadMaps, key: WeirPolicy4Key): KeyRange | undefined {
+  const same: Array<[WeirPolicy4Key, WeirPolicy4]> = [];
+  let best: [WeirPolicy4Key, WeirPolicy4] | undefined;
+  for (const [k, v] of maps.policy.entries()) {
     if (k.identity !== key.identity || k.direction !== key.direction || k.peer !== key.peer) continue;
-    if (best && best.prefixlen >= k.prefixlen) continue;
+    same.push([k, v]);
+    if (best && best[0].prefixlen >= k.prefixlen) continue;
     if (k.prefixlen > POLICY_FIXED_BITS && k.protocol !== key.protocol) continue;
     const bits = Math.max(0, k.prefixlen - POLICY_FIXED_BITS - 8);
     const mask = bits === 0 ? 0 : (0xffff << (16 - bits)) & 0xffff;
     if ((k.port & mask) !== (key.port & mask)) continue;
-    best = k;
+    best = [k, v];
   }
-  return best && keyMatch(best);
+  if (!best) return undefined;
+  const m = keyMatch(best[0]);
+  const [slot, rule] = [best[1].policy, best[1].rule];
+  return keyRanges(same).find((r) => r.protocol === m.protocol && r.slot === slot && r.rule === rule && r.port <= m.port && m.endPort <= r.endPort);
 }
 
 /**

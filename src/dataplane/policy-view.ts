@@ -140,3 +140,54 @@ export function portsText(port: number, endPort: number): string {
 export function ruleText(direction: 'ingress' | 'egress', rule: number): string {
   return `${direction}[${rule}]`;
 }
+
+/** Entries of weir_policy4 merged back into ranges: one per peer, protocol and rule (policy slot, rule index). */
+export interface KeyRange extends KeyMatch {
+  identity: number;
+  peer: number;
+  /** the policy's slot (weir_policy_names) */
+  slot: number;
+  rule: number;
+}
+
+/** Adjacent port blocks of one identity, direction, peer, protocol and rule as one range; sorted by peer, protocol, port. */
+export function keyRanges(entries: Iterable<readonly [WeirPolicy4Key, WeirPolicy4]>): KeyRange[] {
+  const blocks = [...entries]
+    .map(([k, v]) => ({
+      ...keyMatch(k),
+      identity: k.identity,
+      peer: k.peer,
+      slot: v.policy,
+      rule: v.rule,
+      proto: k.prefixlen > POLICY_FIXED_BITS ? k.protocol : 0,
+    }))
+    .sort(
+      (a, b) =>
+        a.identity - b.identity ||
+        a.direction.localeCompare(b.direction) ||
+        a.peer - b.peer ||
+        a.proto - b.proto ||
+        a.port - b.port ||
+        a.slot - b.slot ||
+        a.rule - b.rule,
+    );
+  const out: KeyRange[] = [];
+  let last: KeyRange | undefined;
+  for (const { proto: _proto, ...b } of blocks) {
+    if (
+      last &&
+      last.identity === b.identity &&
+      last.direction === b.direction &&
+      last.peer === b.peer &&
+      last.protocol === b.protocol &&
+      last.slot === b.slot &&
+      last.rule === b.rule &&
+      last.endPort + 1 === b.port
+    ) {
+      last.endPort = b.endPort;
+      continue;
+    }
+    out.push((last = { ...b }));
+  }
+  return out;
+}

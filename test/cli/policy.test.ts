@@ -55,14 +55,14 @@ function inputs(policies: object[]) {
 }
 
 const POLICIES = [
-  // x/a: ingress from namespace y on 8080-8095 and on the named port serve-80 (80)
+  // x/a: ingress from namespace y on 8080-8100 and on the named port serve-80 (80)
   networkPolicy({
     name: 'allow-c',
     namespace: 'x',
     spec: {
       podSelector: { matchLabels: { pod: 'a' } },
       policyTypes: ['Ingress'],
-      ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }], ports: [{ protocol: 'TCP', port: 8080, endPort: 8095 }, { port: 'serve-80' }] }],
+      ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }], ports: [{ protocol: 'TCP', port: 8080, endPort: 8100 }, { port: 'serve-80' }] }],
     },
   }),
   // x/b: no ingress at all; egress to 198.18.64.0/24 but not its upper half, on 53/udp
@@ -163,7 +163,7 @@ test('weir policy: isolation, selecting policies and compiled rules per endpoint
     ingress: {
       isolated: true,
       policies: ['x/allow-c'],
-      rules: [rule(258, 'y:{pod=c}', 'tcp', 80, 80, 'x/allow-c', 'ingress[0]'), rule(258, 'y:{pod=c}', 'tcp', 8080, 8095, 'x/allow-c', 'ingress[0]')],
+      rules: [rule(258, 'y:{pod=c}', 'tcp', 80, 80, 'x/allow-c', 'ingress[0]'), rule(258, 'y:{pod=c}', 'tcp', 8080, 8100, 'x/allow-c', 'ingress[0]')],
     },
     egress: open,
   });
@@ -185,7 +185,7 @@ test('weir policy: isolation, selecting policies and compiled rules per endpoint
   assert.match(text, /^198\.18\.1\.13\s+256\s+x:\{pod=a\}\s+x\/allow-c \(2 rules\)\s+-$/m);
   // the two endpoints of identity 256 share one rule table
   assert.equal(text.match(/^rules of identity 256 x:\{pod=a\} \(198\.18\.1\.10, 198\.18\.1\.13\):$/gm)?.length, 1);
-  assert.match(text, /^ingress\s+258 y:\{pod=c\}\s+tcp\s+8080-8095\s+x\/allow-c\s+ingress\[0\]$/m);
+  assert.match(text, /^ingress\s+258 y:\{pod=c\}\s+tcp\s+8080-8100\s+x\/allow-c\s+ingress\[0\]$/m);
   assert.match(text, /^egress\s+16777216 cidr:198\.18\.64\.0\/24\s+udp\s+53\s+x\/deny-b\s+egress\[0\]$/m);
 });
 
@@ -224,12 +224,12 @@ function countsOf(d: Decision): Record<string, number> {
 test('weir explain: allowed by a rule (port range), default deny, ipBlock except, node-local; each as the program decides it', () => {
   const cases: Array<{ args: string[]; pkt: Buffer; verdict: string; ingress: string; egress: string; text: RegExp }> = [
     {
-      args: [C, A, '8091/tcp', '--from', 'external'],
-      pkt: tcp(`${C}:40000`, `${A}:8091`, ['syn']).make().build(),
+      args: [C, A, '8098/tcp', '--from', 'external'],
+      pkt: tcp(`${C}:40000`, `${A}:8098`, ['syn']).make().build(),
       verdict: 'allowed',
       egress: 'not-local',
       ingress: 'allowed',
-      text: /^ {2}ingress {2}198\.18\.1\.10 x:\{pod=a\} \(256\): allowed by x\/allow-c rule ingress\[0\] \(peer y:\{pod=c\}, tcp\/8080-8095\)$/m,
+      text: /^ {2}ingress {2}198\.18\.1\.10 x:\{pod=a\} \(256\): allowed by x\/allow-c rule ingress\[0\] \(peer y:\{pod=c\}, tcp\/8080-8100\)$/m,
     },
     {
       args: [C, A, '9000/tcp', '--from', 'external'],
@@ -288,14 +288,14 @@ test('weir explain: allowed by a rule (port range), default deny, ipBlock except
     assert.deepEqual(prog.policy, countsOf(d[0]!), c.args.join(' '));
   }
   // the JSON of one allowed direction in full
-  const { d } = explainPolicy([C, A, '8091/tcp', '--from', 'external']);
+  const { d } = explainPolicy([C, A, '8098/tcp', '--from', 'external']);
   assert.deepEqual(d[0]!.ingress, {
     verdict: 'allowed',
     endpoint: A,
     identity: 256,
     name: 'x:{pod=a}',
     peer: { address: C, identity: 258, name: 'y:{pod=c}', cidrIdentity: 3, cidrName: 'world' },
-    allowedBy: { policy: 'x/allow-c', rule: 0, ruleText: 'ingress[0]', peer: 258, peerName: 'y:{pod=c}', protocol: 'tcp', ports: '8080-8095' },
+    allowedBy: { policy: 'x/allow-c', rule: 0, ruleText: 'ingress[0]', peer: 258, peerName: 'y:{pod=c}', protocol: 'tcp', ports: '8080-8100' },
   });
 });
 
