@@ -65,14 +65,18 @@ const POLICIES = [
       ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }], ports: [{ protocol: 'TCP', port: 8080, endPort: 8100 }, { port: 'serve-80' }] }],
     },
   }),
-  // x/b: no ingress at all; egress to 198.18.64.0/24 but not its upper half, on 53/udp
+  // x/b: no ingress at all; egress to 198.18.64.0/24 but not its upper half, on 53/udp, and to 198.18.2.0/24 on 8443/tcp
   networkPolicy({
     name: 'deny-b',
     namespace: 'x',
     spec: {
       podSelector: { matchLabels: { pod: 'b' } },
       policyTypes: ['Ingress', 'Egress'],
-      egress: [{ to: [{ ipBlock: { cidr: '198.18.64.0/24', except: ['198.18.64.128/25'] } }], ports: [{ protocol: 'UDP', port: 53 }] }],
+      egress: [
+        { to: [{ ipBlock: { cidr: '198.18.64.0/24', except: ['198.18.64.128/25'] } }], ports: [{ protocol: 'UDP', port: 53 }] },
+        // node-2's pod range: y/c is matched by its ipBlock identity, not its pod identity
+        { to: [{ ipBlock: { cidr: '198.18.2.0/24' } }], ports: [{ protocol: 'TCP', port: 8443 }] },
+      ],
     },
   }),
 ];
@@ -101,21 +105,22 @@ test('weir ipcache: every entry with its identity, its name and its ipBlock iden
       e(`${A}/32`, 256, 'x:{pod=a}'),
       e(`${B}/32`, 257, 'x:{pod=b}'),
       e(`${A2}/32`, 256, 'x:{pod=a}'),
-      e(`${C}/32`, 258, 'y:{pod=c}'),
-      e('198.18.64.0/24', 0x1000000, 'cidr:198.18.64.0/24', 0x1000000, 'cidr:198.18.64.0/24'),
-      e('198.18.64.128/25', 0x1000001, 'cidr:198.18.64.128/25', 0x1000001, 'cidr:198.18.64.128/25'),
+      e('198.18.2.0/24', 0x1000000, 'cidr:198.18.2.0/24', 0x1000000, 'cidr:198.18.2.0/24'),
+      e(`${C}/32`, 258, 'y:{pod=c}', 0x1000000, 'cidr:198.18.2.0/24'),
+      e('198.18.64.0/24', 0x1000001, 'cidr:198.18.64.0/24', 0x1000001, 'cidr:198.18.64.0/24'),
+      e('198.18.64.128/25', 0x1000002, 'cidr:198.18.64.128/25', 0x1000002, 'cidr:198.18.64.128/25'),
     ],
   });
   const text = weir('ipcache');
   console.log(text);
   assert.match(text, /^PREFIX\s+IDENTITY\s+NAME\s+CIDRIDENTITY$/m);
   assert.match(text, /^198\.18\.1\.10\/32\s+256\s+x:\{pod=a\}\s+-$/m);
-  assert.match(text, /^198\.18\.64\.0\/24\s+16777216\s+cidr:198\.18\.64\.0\/24\s+16777216 cidr:198\.18\.64\.0\/24$/m);
+  assert.match(text, /^198\.18\.2\.12\/32\s+258\s+y:\{pod=c\}\s+16777216 cidr:198\.18\.2\.0\/24$/m);
 });
 
 test('weir identities: reserved, pods decoded from their keys, CIDRs, and who carries each', () => {
   const v = weirJson<{ identities: Array<Record<string, unknown>> }>('identities');
-  const count = (ipcacheEntries: number, endpoints: number) => ({ ipcacheEntries, ipcacheCidrEntries: 0, endpoints });
+  const count = (ipcacheEntries: number, endpoints: number, ipcacheCidrEntries = 0) => ({ ipcacheEntries, ipcacheCidrEntries, endpoints });
   const nsLabels = (ns: string) => ({ 'kubernetes.io/metadata.name': ns, ns });
   assert.deepEqual(v.identities, [
     { identity: 1, kind: 'reserved', name: 'host', ...count(1, 0) },
@@ -133,8 +138,9 @@ test('weir identities: reserved, pods decoded from their keys, CIDRs, and who ca
     },
     { identity: 257, kind: 'pod', name: 'x:{pod=b}', namespace: 'x', labels: { pod: 'b' }, namespaceLabels: nsLabels('x'), namedPorts: {}, ...count(1, 1) },
     { identity: 258, kind: 'pod', name: 'y:{pod=c}', namespace: 'y', labels: { pod: 'c' }, namespaceLabels: nsLabels('y'), namedPorts: {}, ...count(1, 0) },
-    { identity: 0x1000000, kind: 'cidr', name: 'cidr:198.18.64.0/24', cidr: '198.18.64.0/24', ...count(1, 0) },
-    { identity: 0x1000001, kind: 'cidr', name: 'cidr:198.18.64.128/25', cidr: '198.18.64.128/25', ...count(1, 0) },
+    { identity: 0x1000000, kind: 'cidr', name: 'cidr:198.18.2.0/24', cidr: '198.18.2.0/24', ...count(1, 0, 1) },
+    { identity: 0x1000001, kind: 'cidr', name: 'cidr:198.18.64.0/24', cidr: '198.18.64.0/24', ...count(1, 0) },
+    { identity: 0x1000002, kind: 'cidr', name: 'cidr:198.18.64.128/25', cidr: '198.18.64.128/25', ...count(1, 0) },
   ]);
   const text = weir('identities');
   console.log(text);
@@ -174,19 +180,26 @@ test('weir policy: isolation, selecting policies and compiled rules per endpoint
       identity: 257,
       name: 'x:{pod=b}',
       ingress: { isolated: true, policies: ['x/deny-b'], rules: [] },
-      egress: { isolated: true, policies: ['x/deny-b'], rules: [rule(0x1000000, 'cidr:198.18.64.0/24', 'udp', 53, 53, 'x/deny-b', 'egress[0]')] },
+      egress: {
+        isolated: true,
+        policies: ['x/deny-b'],
+        rules: [
+          rule(0x1000000, 'cidr:198.18.2.0/24', 'tcp', 8443, 8443, 'x/deny-b', 'egress[1]'),
+          rule(0x1000001, 'cidr:198.18.64.0/24', 'udp', 53, 53, 'x/deny-b', 'egress[0]'),
+        ],
+      },
     },
     a(A2),
   ]);
   const text = weir('policy');
   console.log(text);
   assert.match(text, /^ENDPOINT\s+IDENTITY\s+NAME\s+INGRESS\s+EGRESS$/m);
-  assert.match(text, /^198\.18\.1\.11\s+257\s+x:\{pod=b\}\s+x\/deny-b \(deny all\)\s+x\/deny-b \(1 rule\)$/m);
   assert.match(text, /^198\.18\.1\.13\s+256\s+x:\{pod=a\}\s+x\/allow-c \(2 rules\)\s+-$/m);
   // the two endpoints of identity 256 share one rule table
   assert.equal(text.match(/^rules of identity 256 x:\{pod=a\} \(198\.18\.1\.10, 198\.18\.1\.13\):$/gm)?.length, 1);
   assert.match(text, /^ingress\s+258 y:\{pod=c\}\s+tcp\s+8080-8100\s+x\/allow-c\s+ingress\[0\]$/m);
-  assert.match(text, /^egress\s+16777216 cidr:198\.18\.64\.0\/24\s+udp\s+53\s+x\/deny-b\s+egress\[0\]$/m);
+  assert.match(text, /^egress\s+16777217 cidr:198\.18\.64\.0\/24\s+udp\s+53\s+x\/deny-b\s+egress\[0\]$/m);
+  assert.match(text, /^198\.18\.1\.11\s+257\s+x:\{pod=b\}\s+x\/deny-b \(deny all\)\s+x\/deny-b \(2 rules\)$/m);
 });
 
 type Decision = NonNullable<Explanation['policy']>['decisions'][number];
@@ -237,7 +250,7 @@ test('weir explain: allowed by a rule (port range), default deny, ipBlock except
       verdict: 'denied',
       egress: 'not-local',
       ingress: 'denied',
-      text: /^ {2}ingress {2}198\.18\.1\.10 x:\{pod=a\} \(256\): default deny by x\/allow-c \(no rule allows y:\{pod=c\}\)$/m,
+      text: /^ {2}ingress {2}198\.18\.1\.10 x:\{pod=a\} \(256\): default deny by x\/allow-c \(no rule allows y:\{pod=c\} \/ cidr:198\.18\.2\.0\/24\)$/m,
     },
     {
       args: [A, B, '80/tcp', '--from', 'pod'],
@@ -254,6 +267,22 @@ test('weir explain: allowed by a rule (port range), default deny, ipBlock except
       egress: 'allowed',
       ingress: 'not-local',
       text: /^ {2}egress {3}198\.18\.1\.11 x:\{pod=b\} \(257\): allowed by x\/deny-b rule egress\[0\] \(peer cidr:198\.18\.64\.0\/24, udp\/53\)$/m,
+    },
+    {
+      args: [B, C, '8443/tcp', '--from', 'pod'],
+      pkt: tcp(`${B}:40000`, `${C}:8443`, ['syn']).make().build(),
+      verdict: 'allowed',
+      egress: 'allowed',
+      ingress: 'not-local',
+      text: /^ {2}egress {3}198\.18\.1\.11 x:\{pod=b\} \(257\): allowed by x\/deny-b rule egress\[1\] \(peer cidr:198\.18\.2\.0\/24, tcp\/8443\)$/m,
+    },
+    {
+      args: [B, C, '8444/tcp', '--from', 'pod'],
+      pkt: tcp(`${B}:40000`, `${C}:8444`, ['syn']).make().build(),
+      verdict: 'denied',
+      egress: 'denied',
+      ingress: 'not-local',
+      text: /^ {2}egress {3}198\.18\.1\.11 x:\{pod=b\} \(257\): default deny by x\/deny-b \(no rule allows y:\{pod=c\} \/ cidr:198\.18\.2\.0\/24\)$/m,
     },
     {
       args: [B, '198.18.64.200', '53/udp', '--from', 'pod'],
@@ -294,7 +323,7 @@ test('weir explain: allowed by a rule (port range), default deny, ipBlock except
     endpoint: A,
     identity: 256,
     name: 'x:{pod=a}',
-    peer: { address: C, identity: 258, name: 'y:{pod=c}', cidrIdentity: 3, cidrName: 'world' },
+    peer: { address: C, identity: 258, name: 'y:{pod=c}', cidrIdentity: 0x1000000, cidrName: 'cidr:198.18.2.0/24' },
     allowedBy: { policy: 'x/allow-c', rule: 0, ruleText: 'ingress[0]', peer: 258, peerName: 'y:{pod=c}', protocol: 'tcp', ports: '8080-8100' },
   });
 });
