@@ -183,7 +183,7 @@ export function explain(maps: ExplainMaps, q: ExplainQuery): Explanation {
 
 /** The new flows' policy verdicts, a denied one becoming the program's drop (policy4_new_flow). */
 function withPolicy(maps: PolicyReadMaps, q: ExplainQuery, out: Explanation): Explanation {
-  const names = PolicyNames.read(maps);
+  const names = PolicyNames.lazy(maps);
   const policy: PolicyExplanation = { stage: 'none', decisions: [] };
   out.policy = policy;
   if (out.verdict === 'established') {

@@ -37,19 +37,39 @@ export interface IdentityInfo {
   key?: string;
 }
 
-/** Identity ids -> names and decoded keys; policy slots -> names. */
+/**
+ * Identity ids -> names and decoded keys; policy slots -> names. read() takes every entry (the
+ * listings name most of them); lazy() looks each up when first asked (explain names a few, and
+ * weir_identities holds up to 65,536 keys of 1 KiB).
+ */
 export class PolicyNames {
   readonly pods = new Map<number, PodIdentityLabels>();
   readonly cidrs = new Map<number, string>();
   /** ids whose key did not decode, with the raw key */
   readonly undecoded = new Map<number, string>();
   readonly policies = new Map<number, string>();
+  private readonly asked = new Set<number>();
+  private readonly askedSlots = new Set<number>();
+
+  private constructor(private readonly maps?: Pick<PolicyReadMaps, 'names' | 'identities'>) {}
 
   static read(maps: Pick<PolicyReadMaps, 'names' | 'identities'>): PolicyNames {
     const n = new PolicyNames();
     for (const [slot, v] of maps.names.entries()) n.policies.set(slot, fromCString(v.name));
     for (const [id, v] of maps.identities.entries()) n.addIdentity(id, fromCString(v.key));
     return n;
+  }
+
+  static lazy(maps: Pick<PolicyReadMaps, 'names' | 'identities'>): PolicyNames {
+    return new PolicyNames(maps);
+  }
+
+  /** lazy(): the key of `id`, read once */
+  private load(id: number): void {
+    if (!this.maps || this.asked.has(id) || RESERVED_IDENTITY_NAMES[id] !== undefined) return;
+    this.asked.add(id);
+    const v = this.maps.identities.get(id);
+    if (v) this.addIdentity(id, fromCString(v.key));
   }
 
   addIdentity(id: number, key: string): void {
@@ -62,11 +82,17 @@ export class PolicyNames {
   }
 
   identity(id: number): string {
+    this.load(id);
     return identityName(id, this.pods, this.cidrs);
   }
 
   /** `ns/name` of a slot; slot 0 (none) and unknown slots as `slot:<n>`. */
   policy(slot: number): string {
+    if (this.maps && !this.askedSlots.has(slot)) {
+      this.askedSlots.add(slot);
+      const v = this.maps.names.get(slot);
+      if (v) this.policies.set(slot, fromCString(v.name));
+    }
     return this.policies.get(slot) ?? `slot:${slot}`;
   }
 

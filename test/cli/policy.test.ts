@@ -29,6 +29,7 @@ const NODE2 = '198.18.0.2';
 const VIP = '198.19.0.10';
 
 let dp: ServiceDataplane;
+let maps: ReturnType<typeof openPolicyMaps>;
 
 const weir = (...args: string[]) => {
   const r = runSync(binWeir, [...args, '--pin-dir', dp.bpffs.path], { check: false });
@@ -83,7 +84,7 @@ const POLICIES = [
 
 before(() => {
   dp = loadServiceDataplane({ policy_enabled: 1, ct_track_all: 1 });
-  const maps = openPolicyMaps((name) => dp.objects.fromPod.map(name));
+  maps = openPolicyMaps((name) => dp.objects.fromPod.map(name));
   const model = buildPolicyModel(inputs(POLICIES));
   const want = desiredPolicyMaps(model, 'node-1', [NODE1]);
   const r = new PolicyWriter(maps).apply(want);
@@ -202,6 +203,7 @@ test('weir policy: isolation, selecting policies and compiled rules per endpoint
   assert.match(text, /^198\.18\.1\.11\s+257\s+x:\{pod=b\}\s+x\/deny-b \(deny all\)\s+x\/deny-b \(2 rules\)$/m);
 });
 
+type IpcacheRowJson = { prefix: string; name: string };
 type Decision = NonNullable<Explanation['policy']>['decisions'][number];
 
 /** The policy part of `weir explain -o json`, for one destination. */
@@ -380,4 +382,23 @@ test('weir explain: a packet that starts no flow is not decided; an established 
   const e = weirJson<Explanation>('explain', C, A, '9000/tcp', '--from', 'external', '--tcp-flags', 'ack');
   assert.deepEqual(e.policy, { stage: 'none', decisions: [] });
   assert.match(weir('explain', C, A, '9000/tcp', '--from', 'external', '--tcp-flags', 'ack'), /^policy {4}not decided: the packet starts no flow/m);
+});
+
+test('an identity whose key does not decode is listed as unknown with its raw key, not a crash', () => {
+  const key = Buffer.alloc(1024);
+  key.write('["x", "not a label list"]');
+  maps.identities.set(300, { key });
+  maps.ipcache.set({ prefixlen: 32, address: '198.18.1.99' }, { identity: 300, cidr_identity: 3 });
+  try {
+    const ids = weirJson<{ identities: Array<Record<string, unknown>> }>('identities').identities;
+    assert.deepEqual(
+      ids.find((i) => i.identity === 300),
+      { identity: 300, kind: 'unknown', name: 'unknown:300', key: '["x", "not a label list"]', ipcacheEntries: 1, ipcacheCidrEntries: 0, endpoints: 0 },
+    );
+    assert.match(weir('identities'), /^\s+300\s+unknown\s+unknown:300\s+1\s+0\s+\(undecoded key\) \["x", "not a label list"\]$/m);
+    assert.equal(weirJson<{ entries: IpcacheRowJson[] }>('ipcache').entries.find((e) => e.prefix === '198.18.1.99/32')?.name, 'unknown:300');
+  } finally {
+    maps.ipcache.delete({ prefixlen: 32, address: '198.18.1.99' });
+    maps.identities.delete(300);
+  }
 });
