@@ -5,10 +5,10 @@
 // program makes them); the node's own addresses always allowed. `weir explain` shows it with
 // the policy and rule that allowed, or the policies whose default deny dropped.
 
-import { IDENTITY_ANY, IDENTITY_HOST, IDENTITY_WORLD } from '../model/policy/identities.js';
-import { EP_EGRESS_ISOLATED, EP_INGRESS_ISOLATED, POLICY_EGRESS, POLICY_FIXED_BITS, POLICY_INGRESS, SELECT_EGRESS, SELECT_INGRESS } from './policy-maps.js';
 import type { WeirPolicy4, WeirPolicy4Key } from '../bpf/index.js';
 import { IPPROTO } from '../bpf/ip.js';
+import { IDENTITY_ANY, IDENTITY_HOST, IDENTITY_WORLD } from '../model/policy/identities.js';
+import { EP_EGRESS_ISOLATED, EP_INGRESS_ISOLATED, POLICY_EGRESS, POLICY_FIXED_BITS, POLICY_INGRESS, SELECT_EGRESS, SELECT_INGRESS } from './policy-maps.js';
 import { keyMatch, keyRanges, portsText, ruleText, type KeyRange, type PolicyNames, type PolicyReadMaps } from './policy-view.js';
 
 export type DirectionVerdict =
