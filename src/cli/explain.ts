@@ -5,10 +5,12 @@
 import { execFileSync } from 'node:child_process';
 import type { Command } from 'commander';
 import { type BpfMap, codecFor, typedMap, u8 } from '../bpf/index.js';
+import { directionText } from '../dataplane/policy-verdict.js';
 import { explain, TCP, type ExplainMaps, type ExplainQuery, type Explanation, type Flow, type Rewrite } from '../dataplane/explain.js';
 import { backendFlags, frontendFlags, protocolName, protocolNumber, tcpFlagString } from './decode.js';
 import { canonicalIp } from '../bpf/ip.js';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
+import { openPolicyMaps } from './policy.js';
 import { openMap, pinnedMapNames, stateOptions, type StateOptions } from './state.js';
 
 const ICMP_TYPES: Record<string, number> = { 'echo-reply': 0, 'dest-unreachable': 3, 'echo-request': 8, 'time-exceeded': 11, 'parameter-problem': 12 };
@@ -129,6 +131,7 @@ function describe(q: ExplainQuery, e: Explanation): string {
   } else lines.push('frontend  none');
   if (e.affinity) lines.push(`affinity  ${e.affinity.backend}:${e.affinity.port} idle ${e.affinity.idleS.toFixed(1)} s${e.affinity.fresh ? '' : ' (expired)'}`);
   for (const f of e.flows) lines.push(`flow      :${f.sport} -> ${f.backend}:${f.backendPort} (conntrack)`);
+  if (e.policy) lines.push(...policyLines(q, e));
   lines.push(`verdict   ${e.verdict}${e.tc ? ` (tc ${e.tc}, counted as ${e.reason})` : ''}`);
   for (const o of e.outcomes.length > 1 || !e.tc ? e.outcomes : []) {
     const slot = o.backend ? `slot ${o.backend.slot ?? '-'}: ` : '';
@@ -139,6 +142,27 @@ function describe(q: ExplainQuery, e: Explanation): string {
   if (quote) lines.push(`quote as  ${quote.saddr}:${quote.sport} -> ${quote.daddr}:${quote.dport}`);
   for (const n of e.notes) lines.push(`  - ${n}`);
   return lines.join('\n');
+}
+
+/** The policy stage's part: per new flow, both directions as the program decides them. */
+function policyLines(q: ExplainQuery, e: Explanation): string[] {
+  const p = e.policy!;
+  if (p.stage === 'cached') return ['policy    conntrack has the flow: the verdict cached when it started holds'];
+  if (p.stage === 'none')
+    return ['policy    not decided: the packet starts no flow (one begins with a TCP SYN, a UDP datagram, an ICMP echo request, or SCTP to a Service)'];
+  const lines: string[] = [];
+  for (const d of p.decisions) {
+    const to = d.backend ? `${d.backend.slot !== undefined ? `slot ${d.backend.slot} ` : ''}${d.dst}:${d.backend.port}` : `${d.dst}:${q.dport}`;
+    lines.push(`policy    ${to}/${protocolName(d.protocol)}: ${d.verdict}${d.reason ? ` (${d.reason})` : ''}`);
+    for (const [name, dir] of [
+      ['egress ', d.egress],
+      ['ingress', d.ingress],
+    ] as const) {
+      const who = dir.identity !== undefined ? `${dir.endpoint} ${dir.name} (${dir.identity})` : dir.endpoint;
+      lines.push(`  ${name}  ${who}: ${directionText(dir)}`);
+    }
+  }
+  return lines;
 }
 
 export function registerExplainCommand(program: Command): void {
@@ -171,6 +195,7 @@ export function registerExplainCommand(program: Command): void {
           ...(pinnedMapNames(o).includes('weir_tunnel4')
             ? { tunnel: typedMap(open('weir_tunnel4'), codecFor('weir_tunnel4_key'), codecFor('weir_tunnel4')) }
             : {}),
+          ...(pinnedMapNames(o).includes('weir_endpoints4') ? { policy: openPolicyMaps(open, pinnedMapNames(o).includes('weir_policy_selects')) } : {}),
         };
         const e = explain(maps, q);
         process.stdout.write((o.output === 'json' ? json({ query: q, ...e }) : describe(q, e)) + '\n');

@@ -11,6 +11,8 @@ import { enums, type TypedMap } from '../bpf/index.js';
 import type { WeirAffinity4, WeirAffinity4Key, WeirBackend4, WeirBackend4Key } from '../bpf/index.js';
 import type { WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key, WeirLbSrc4Key, WeirTunnel4, WeirTunnel4Key } from '../bpf/index.js';
 import { cidrContains } from '../bpf/ip.js';
+import { policyDecision, type PolicyDecision } from './policy-verdict.js';
+import { PolicyNames, type PolicyReadMaps } from './policy-view.js';
 
 const FF = enums.weir_frontend_flags;
 const BF = enums.weir_backend_flags;
@@ -19,6 +21,7 @@ const SCOPE = enums.weir_frontend_scope;
 
 const IPPROTO_ICMP = 1;
 const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
 const IPPROTO_SCTP = 132;
 const ICMP_ECHO = 8;
 const ICMP_ERRORS = new Set([3, 11, 12]); // destination unreachable, time exceeded, parameter problem
@@ -34,6 +37,8 @@ export interface ExplainMaps {
   sourceRanges: TypedMap<WeirLbSrc4Key, number>;
   /** weir_tunnel4: pod addresses on other nodes (forwarding through the tunnel); absent: not shown */
   tunnel?: TypedMap<WeirTunnel4Key, WeirTunnel4>;
+  /** the NetworkPolicy maps; absent: no policy verdict */
+  policy?: PolicyReadMaps;
 }
 
 /** An IPv4 flow's tuple; ICMP echo carries its identifier in both ports (as the parser does). */
@@ -123,7 +128,20 @@ export interface Explanation {
   affinity?: { backend: string; port: number; idleS: number; fresh: boolean };
   /** conntrack entries of this client to this frontend already in the map */
   flows: Array<{ sport: number; backend: string; backendPort: number; flags: number }>;
+  /** NetworkPolicy: the policy stage's verdict for each new flow this packet may start (absent without the maps) */
+  policy?: PolicyExplanation;
   notes: string[];
+}
+
+/** What the policy stage (bpf-c/lib/policy.h) does with the packet. */
+export interface PolicyExplanation {
+  /**
+   * decides: the packet starts a flow and the stage decides it (one decision per destination it
+   * may get: the packet's own, or each backend); cached: conntrack has the flow, its verdict was
+   * kept when it started; none: the stage does not see the packet (it starts no flow)
+   */
+  stage: 'decides' | 'cached' | 'none';
+  decisions: Array<PolicyDecision & { backend?: { slot?: number; address: string; port: number } }>;
 }
 
 const unchanged = (p: Flow): Rewrite => ({ saddr: p.src, daddr: p.dst, sport: p.sport, dport: p.dport });
@@ -159,6 +177,51 @@ function finish(out: Explanation): Explanation {
 }
 
 export function explain(maps: ExplainMaps, q: ExplainQuery): Explanation {
+  const out = explainService(maps, q);
+  return maps.policy ? withPolicy(maps.policy, q, out) : out;
+}
+
+/** The new flows' policy verdicts, a denied one becoming the program's drop (policy4_new_flow). */
+function withPolicy(maps: PolicyReadMaps, q: ExplainQuery, out: Explanation): Explanation {
+  const names = PolicyNames.lazy(maps);
+  const policy: PolicyExplanation = { stage: 'none', decisions: [] };
+  out.policy = policy;
+  if (out.verdict === 'established') {
+    policy.stage = 'cached';
+    return out;
+  }
+  const p = wireFlow(q);
+  const tcpFlags = q.protocol === IPPROTO_TCP ? (q.tcpFlags ?? TCP.syn) : 0;
+  for (const [i, o] of out.outcomes.entries()) {
+    let d: PolicyExplanation['decisions'][number];
+    if (o.backend && o.rewrite && (o.reason === 'service_nat' || o.reason === 'hairpin')) {
+      // flow4_new: the client as it arrived, the backend chosen and its port
+      d = { backend: o.backend, ...policyDecision(maps, names, p.src, o.backend.address, p.protocol, o.rewrite.dport) };
+    } else if (!out.frontend && o.reason === 'pass' && startsFlow(p.protocol, tcpFlags, q.icmpType)) {
+      // flow4_track_new (ct_track_all, which policy implies): the packet as it is
+      d = policyDecision(maps, names, p.src, p.dst, p.protocol, p.dport);
+    } else continue;
+    policy.stage = 'decides';
+    policy.decisions.push(d);
+    if (!out.frontend)
+      out.notes = out.notes.map((n) => n.replace(/: weir leaves the packet alone$/, ': no translation; the flow is tracked and the policy stage decides it'));
+    if (d.verdict === 'denied') out.outcomes[i] = { tc: 'drop', reason: d.reason!, ...(o.backend ? { backend: o.backend } : {}) };
+  }
+  if (policy.decisions.length > 0 && policy.decisions.every((d) => d.verdict === 'denied')) out.verdict = 'drop';
+  delete out.tc;
+  delete out.reason;
+  delete out.rewrite;
+  return finish(out);
+}
+
+/** ct4_starts_flow: what starts a tracked flow to no frontend (SCTP does not). */
+function startsFlow(protocol: number, tcpFlags: number, icmpType: number | undefined): boolean {
+  if (protocol === IPPROTO_TCP) return synOnly(tcpFlags);
+  if (protocol === IPPROTO_UDP) return true;
+  return protocol === IPPROTO_ICMP && (icmpType ?? ICMP_ECHO) === ICMP_ECHO;
+}
+
+function explainService(maps: ExplainMaps, q: ExplainQuery): Explanation {
   const hook = q.from === 'pod' ? 'from_pod' : 'from_host';
   const out: Explanation = { hook, verdict: 'pass', outcomes: [], candidates: [], flows: [], notes: [] };
   const p = wireFlow(q);
