@@ -149,7 +149,7 @@ function policyLines(q: ExplainQuery, e: Explanation): string[] {
   const p = e.policy!;
   if (p.stage === 'cached') return ['policy    conntrack has the flow: the verdict cached when it started holds'];
   if (p.stage === 'none')
-    return ['policy    not decided: the packet starts no flow (one begins with a TCP SYN, a UDP datagram, an ICMP echo request, or SCTP to a Service)'];
+    return ['policy    not decided: the policy stage does not see this packet (an ICMP error, a reject, a mid-stream segment to a Service)'];
   const lines: string[] = [];
   for (const d of p.decisions) {
     const to = d.backend ? `${d.backend.slot !== undefined ? `slot ${d.backend.slot} ` : ''}${d.dst}:${d.backend.port}` : `${d.dst}:${q.dport}`;

@@ -21,7 +21,6 @@ const SCOPE = enums.weir_frontend_scope;
 
 const IPPROTO_ICMP = 1;
 const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
 const IPPROTO_SCTP = 132;
 const ICMP_ECHO = 8;
 const ICMP_ERRORS = new Set([3, 11, 12]); // destination unreachable, time exceeded, parameter problem
@@ -138,7 +137,8 @@ export interface PolicyExplanation {
   /**
    * decides: the packet starts a flow and the stage decides it (one decision per destination it
    * may get: the packet's own, or each backend); cached: conntrack has the flow, its verdict was
-   * kept when it started; none: the stage does not see the packet (it starts no flow)
+   * kept when it started; none: the stage does not see the packet (an ICMP error, a reject, a
+   * mid-stream segment to a frontend)
    */
   stage: 'decides' | 'cached' | 'none';
   decisions: Array<PolicyDecision & { backend?: { slot?: number; address: string; port: number } }>;
@@ -191,14 +191,15 @@ function withPolicy(maps: PolicyReadMaps, q: ExplainQuery, out: Explanation): Ex
     return out;
   }
   const p = wireFlow(q);
-  const tcpFlags = q.protocol === IPPROTO_TCP ? (q.tcpFlags ?? TCP.syn) : 0;
   for (const [i, o] of out.outcomes.entries()) {
     let d: PolicyExplanation['decisions'][number];
     if (o.backend && o.rewrite && (o.reason === 'service_nat' || o.reason === 'hairpin')) {
       // flow4_new: the client as it arrived, the backend chosen and its port
       d = { backend: o.backend, ...policyDecision(maps, names, p.src, o.backend.address, p.protocol, o.rewrite.dport) };
-    } else if (!out.frontend && o.reason === 'pass' && startsFlow(p.protocol, tcpFlags, q.icmpType)) {
-      // flow4_track_new (ct_track_all, which policy implies): the packet as it is
+    } else if (!out.frontend && o.reason === 'pass') {
+      // flow4_track_new (ct_track_all, which policy implies): the packet as it is; under policy
+      // a packet without an entry is decided whether or not it starts a flow (a mid-stream
+      // segment of a flow weir never saw start, SCTP)
       d = policyDecision(maps, names, p.src, p.dst, p.protocol, p.dport);
     } else continue;
     policy.stage = 'decides';
@@ -214,12 +215,6 @@ function withPolicy(maps: PolicyReadMaps, q: ExplainQuery, out: Explanation): Ex
   return finish(out);
 }
 
-/** ct4_starts_flow: what starts a tracked flow to no frontend (SCTP does not). */
-function startsFlow(protocol: number, tcpFlags: number, icmpType: number | undefined): boolean {
-  if (protocol === IPPROTO_TCP) return synOnly(tcpFlags);
-  if (protocol === IPPROTO_UDP) return true;
-  return protocol === IPPROTO_ICMP && (icmpType ?? ICMP_ECHO) === ICMP_ECHO;
-}
 
 function explainService(maps: ExplainMaps, q: ExplainQuery): Explanation {
   const hook = q.from === 'pod' ? 'from_pod' : 'from_host';

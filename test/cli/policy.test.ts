@@ -378,10 +378,12 @@ test('weir explain to a Service: each backend candidate gets its own verdict (th
   }
 });
 
-test('weir explain: a packet that starts no flow is not decided; an established flow keeps its cached verdict', () => {
+test('weir explain: a packet without an entry that starts no flow (a mid-stream segment) is decided as the program decides it', () => {
   const e = weirJson<Explanation>('explain', C, A, '9000/tcp', '--from', 'external', '--tcp-flags', 'ack');
-  assert.deepEqual(e.policy, { stage: 'none', decisions: [] });
-  assert.match(weir('explain', C, A, '9000/tcp', '--from', 'external', '--tcp-flags', 'ack'), /^policy {4}not decided: the packet starts no flow/m);
+  assert.equal(e.policy?.stage, 'decides');
+  const denied = e.policy!.decisions[0]!.verdict === 'denied';
+  const prog = programSays('from_host', tcp(`${C}:40000`, `${A}:9000`, ['ack']).make().build());
+  assert.equal(prog.dropped, denied, JSON.stringify({ explain: e.policy, prog }));
 });
 
 test('an identity whose key does not decode is listed as unknown with its raw key, not a crash', () => {
