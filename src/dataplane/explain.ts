@@ -215,7 +215,6 @@ function withPolicy(maps: PolicyReadMaps, q: ExplainQuery, out: Explanation): Ex
   return finish(out);
 }
 
-
 function explainService(maps: ExplainMaps, q: ExplainQuery): Explanation {
   const hook = q.from === 'pod' ? 'from_pod' : 'from_host';
   const out: Explanation = { hook, verdict: 'pass', outcomes: [], candidates: [], flows: [], notes: [] };

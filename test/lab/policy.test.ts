@@ -122,7 +122,7 @@ describe('NetworkPolicy across two nodes', () => {
     assert.ok(relabel < 1000, `allowed ${relabel} ms after the relabel`);
   });
 
-  test('bad input: an invalid CIDR in one peer is logged and counted, the policy\'s other peer still lets y in, x/b (now unlabelled) stays out', async () => {
+  test("bad input: an invalid CIDR in one peer is logged and counted, the policy's other peer still lets y in, x/b (now unlabelled) stays out", async () => {
     write('pods.yaml', pods({ pod: 'b' }));
     const mark = weir1.mark();
     write('policy.yaml', [
