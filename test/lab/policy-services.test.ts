@@ -278,35 +278,40 @@ describe('NetworkPolicy with Services, changes and restarts across two nodes', (
       spec: { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }] }] },
     });
     await withPolicies('ms4-stream.yaml', [allowY], [weir1], async () => {
-      const flow = weir1.flow(pod.c.ns, pod.a.ip, PORT, { seconds: 0, interval: 50 });
-      await flow.waitReplies(10);
-      // unrelated: a policy on x/wa (node1), then x/wa relabelled (still selected by nothing of a's)
+      const flows = (['tcp', 'udp'] as const).map((proto) => weir1.flow(pod.c.ns, pod.a.ip, PORT, { seconds: 0, interval: 50, proto }));
+      await Promise.all(flows.map((f) => f.waitReplies(10)));
+      // unrelated: a policy on x/wa and x/wb, then x/wa (node1) relabelled; nothing of x/a's changes
       await write(
         'ms4-stream.yaml',
-        [allowY, networkPolicy({ name: 'wa-only', namespace: 'x', spec: { podSelector: { matchLabels: { app: 'web' } }, ingress: [] } })],
+        [allowY, networkPolicy({ name: 'web-closed', namespace: 'x', spec: { podSelector: { matchLabels: { app: 'web' } }, ingress: [] } })],
         [weir1],
       );
       podLabels.wa = { app: 'web', be: 'a', tier: 'front' };
       await write('pods.yaml', podObjects(), [weir1]);
-      await flow.waitReplies(flow.replies() + 10);
-      const f = await flow.stop();
-      console.log(`# stream across unrelated changes: ${f.sent} lines, ${f.received} replies, longest gap ${f.maxGapMs} ms`);
-      assert.equal(f.error, undefined, 'no reset');
-      assert.equal(f.received, f.sent);
-      assert.ok(f.maxGapMs < 500, `longest gap ${f.maxGapMs} ms`);
+      await Promise.all(flows.map((f) => f.waitReplies(f.replies() + 10)));
+      const [t, u] = await Promise.all(flows.map((f) => f.stop()));
+      console.log(
+        `# across unrelated changes: TCP stream ${t!.received}/${t!.sent} (longest gap ${t!.maxGapMs} ms), UDP ${u!.received}/${u!.sent} (${u!.maxGapMs} ms)`,
+      );
+      for (const f of [t!, u!]) {
+        assert.equal(f.error, undefined, 'no reset');
+        assert.equal(f.received, f.sent);
+        assert.ok(f.maxGapMs < 500, `longest gap ${f.maxGapMs} ms`);
+      }
     });
   });
 
   test('decided: an established connection outlives a policy that starts to deny it (TCP and UDP); new connections are denied at once', async () => {
     const tcp = weir1.flow(pod.c.ns, pod.a.ip, PORT, { seconds: 0, interval: 50 });
     const udp = weir1.flow(pod.c.ns, pod.a.ip, PORT, { seconds: 0, interval: 50, proto: 'udp' });
-    await Promise.all([tcp.waitReplies(10), udp.waitReplies(10)]);
+    const udp2 = weir1.flow(pod.c.ns, pod.a.ip, PORT, { seconds: 0, interval: 50, proto: 'udp' });
+    await Promise.all([tcp.waitReplies(10), udp.waitReplies(10), udp2.waitReplies(10)]);
     const denyAll = networkPolicy({ name: 'deny-all', namespace: 'x', spec: { podSelector: {}, policyTypes: ['Ingress'] } });
     await withPolicies('deny-all.yaml', [denyAll], [weir1], async () => {
       const c1 = weir1.counters();
       assert.equal(await reaches(pod.c, pod.a.ip), false, 'a new TCP connection from the same client is denied');
       await assert.rejects(pod.c.ns.echo(pod.a.ip, PORT, { proto: 'udp', timeoutMs: 1000 }), 'a new UDP flow (another source port) is denied');
-      await Promise.all([tcp.waitReplies(tcp.replies() + 20), udp.waitReplies(udp.replies() + 20)]);
+      await Promise.all([tcp.waitReplies(tcp.replies() + 20), udp.waitReplies(udp.replies() + 20), udp2.waitReplies(udp2.replies() + 20)]);
       const [t, u] = await Promise.all([tcp.stop(), udp.stop()]);
       const d1 = weir1.counters();
       console.log(`# after deny-all: TCP stream ${t.received}/${t.sent} (gap ${t.maxGapMs} ms), UDP flow ${u.received}/${u.sent} (gap ${u.maxGapMs} ms)`);
@@ -314,6 +319,22 @@ describe('NetworkPolicy with Services, changes and restarts across two nodes', (
       assert.equal(t.error, undefined, 'the established TCP connection was not reset');
       assert.equal(t.received, t.sent, 'every line of the TCP stream came back');
       assert.equal(u.received, u.sent, 'every datagram of the UDP flow came back');
+
+      // once a UDP flow's conntrack entry is gone (60 s idle; here flushed by hand), its next
+      // datagram is a new flow, and the policy now denies it
+      const flushed = weir1.cli<[{ deleted: number }]>('ct', 'flush', '--address', pod.c.ip, '--protocol', 'udp');
+      await sleep(300); // replies already on their way
+      const c2 = weir1.counters();
+      const r0 = udp2.replies();
+      await sleep(1000);
+      const stalled = udp2.replies() - r0;
+      const denied = delta(weir1.counters(), c2, 'from_host', 'policy_ingress_denied');
+      const u2 = await udp2.stop();
+      console.log(
+        `# UDP flow after its conntrack entries were flushed (${flushed[0].deleted}): ${stalled} replies in 1 s, ${denied} datagrams denied; ${u2.received}/${u2.sent}`,
+      );
+      assert.equal(stalled, 0, 'the flow, decided anew, is denied');
+      assert.ok(denied >= 10, `its datagrams were denied by the policy: ${denied}`);
     });
   });
 
