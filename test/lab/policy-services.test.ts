@@ -258,16 +258,27 @@ describe('NetworkPolicy with Services, changes and restarts across two nodes', (
         },
       }),
     ];
-    await measure('policy added', 'b', false, () => writeAll('ms4.yaml', policy));
-    podLabels.b = { pod: 'b', role: 'friend' };
-    await measure('pod relabelled in', 'b', true, () => writeAll('pods.yaml', podObjects()));
-    podLabels.b = { pod: 'b' };
-    await measure('pod relabelled out', 'b', false, () => writeAll('pods.yaml', podObjects()));
-    nsLabels.y = { ns: 'y', team: 'blue' };
-    await measure('namespace relabelled in', 'c', true, () => writeAll('namespaces.yaml', nsObjects()));
-    nsLabels.y = { ns: 'y' };
-    await measure('namespace relabelled out', 'c', false, () => writeAll('namespaces.yaml', nsObjects()));
-    await measure('policy deleted', 'c', true, () => both().forEach((w) => w.removeManifest('ms4.yaml')));
+    try {
+      await measure('policy added', 'b', false, () => writeAll('ms4.yaml', policy));
+      podLabels.b = { pod: 'b', role: 'friend' };
+      await measure('pod relabelled in', 'b', true, () => writeAll('pods.yaml', podObjects()));
+      podLabels.b = { pod: 'b' };
+      await measure('pod relabelled out', 'b', false, () => writeAll('pods.yaml', podObjects()));
+      nsLabels.y = { ns: 'y', team: 'blue' };
+      await measure('namespace relabelled in', 'c', true, () => writeAll('namespaces.yaml', nsObjects()));
+      nsLabels.y = { ns: 'y' };
+      await measure('namespace relabelled out', 'c', false, () => writeAll('namespaces.yaml', nsObjects()));
+      await measure('policy deleted', 'c', true, () => both().forEach((w) => w.removeManifest('ms4.yaml')));
+    } finally {
+      // a failure above leaves neither the policy nor a label behind for the next tests
+      podLabels.b = { pod: 'b' };
+      nsLabels.y = { ns: 'y' };
+      for (const w of both()) {
+        w.removeManifest('ms4.yaml');
+        w.writeManifest('pods.yaml', podObjects());
+        w.writeManifest('namespaces.yaml', nsObjects());
+      }
+    }
     console.log(`# MS4 verdict latencies: ${figures.join(', ')}`);
   });
 
