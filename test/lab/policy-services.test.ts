@@ -189,6 +189,32 @@ describe('NetworkPolicy with Services, changes and restarts across two nodes', (
       });
     });
 
+  test("MS3: through a ClusterIP, the backends' ingress is judged against the client itself, on the backend's node (TC path and connect-time LB)", async () => {
+    const onlyB = networkPolicy({
+      name: 'web-from-b',
+      namespace: 'x',
+      spec: { podSelector: { matchLabels: { app: 'web' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }] }] },
+    });
+    await withPolicies('ms3-ingress.yaml', [onlyB], both(), async () => {
+      for (const inCgroup of [undefined, weir2]) {
+        const path = inCgroup ? 'connect-time LB' : 'TC path';
+        const before = [weir1.counters(), weir2.counters()] as const;
+        const fromB = await spread(pod.b, VIP, 80, 12, inCgroup);
+        const fromC = await spread(pod.c, VIP, 80, 10, inCgroup);
+        const after = [weir1.counters(), weir2.counters()] as const;
+        const denied = [delta(after[0], before[0], 'from_host', 'policy_ingress_denied'), delta(after[1], before[1], 'from_pod', 'policy_ingress_denied')];
+        console.log(
+          `# ${path}: x/b ${JSON.stringify(fromB.servers)} (${fromB.failures} failed); y/c ${fromC.failures} of 10 failed; denied on node1 ${denied[0]}, node2 ${denied[1]}`,
+        );
+        assert.equal(fromB.failures, 0, `${path}: x/b reaches both backends: ${fromB.errors.join('; ')}`);
+        assert.deepEqual(Object.keys(fromB.servers).sort(), ['wa', 'wb'], `${path}: through both backends`);
+        assert.deepEqual([...new Set([...fromB.peers.wa!, ...fromB.peers.wb!])], [pod.b.ip], 'each backend saw the client itself');
+        assert.equal(fromC.failures, 10, `${path}: y/c is denied by both backends`);
+        assert.ok(denied[0] >= 1 && denied[1] >= 1, `${path}: wa's node (from_host) and wb's node (from_pod) each denied y/c`);
+      }
+    });
+  });
+
   /** ipBlock 198.18.0.0/24 except the denied client, on both NodePort backends */
   const ipBlockPolicies = () =>
     ['wa', 'wb'].map((n) =>
