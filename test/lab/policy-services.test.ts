@@ -2,18 +2,22 @@
 // (issue 13, must-shows 3, 4 and 5): weir on both nodes with default flags, CNI ptp pods in
 // two namespaces, external clients on the underlay. Across nodes: a pod on node2 allowed or
 // denied into a pod on node1 by its labels; through a ClusterIP the client's egress policy is
-// judged on the chosen backend (TC path and connect-time LB); an external client through a
-// NodePort by ipBlock with except, the backend on node1 and on node2 through the tunnel
-// (tunnel and DSR return). Changes (a policy added and deleted, a pod and a namespace
-// relabelled) are followed within a second, and an unrelated change does not disturb a
-// long-lived stream. kill -9 and restart of weir on the protected pod's node: a denied client
-// hammering it never gets through, the allowed stream goes on, the restart writes nothing.
+// judged on the chosen backend and each backend's ingress against the client itself (TC path,
+// and the connect-time LB for a client in the node's socket-LB cgroup); an external client
+// through a NodePort by ipBlock with except, the backend on node1 and on node2 through the
+// tunnel (tunnel and DSR return), decided on the backend's node. Changes (a policy added and
+// deleted, a pod and a namespace relabelled) are followed within a second (printed), and
+// unrelated changes do not disturb a long-lived TCP stream or UDP flow. kill -9 and restart of
+// weir on the protected pod's node, twice: a denied client hammering it never gets through,
+// the allowed stream goes on, a restart adopts the pinned maps and writes only what changed.
 //
 // The decision the issue asks for, shown here: a policy that starts to deny an established
 // connection does not cut it. The verdict is cached in conntrack when the flow starts; the
 // connection's later packets never meet the policy stage again, so it continues (TCP and a
 // UDP flow alike) while every new connection is denied at once (Calico and Cilium do the
-// same). A UDP flow is decided anew once its conntrack entry expires after 60 s idle.
+// same). A UDP flow is decided anew once its conntrack entry goes (60 s idle; here flushed
+// with `weir ct flush`), and is then denied. (A TCP connection whose entry goes is not decided
+// anew: its mid-stream segments pass untracked, docs/dataplane.md.)
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
