@@ -208,7 +208,8 @@ describe('NetworkPolicy with Services, changes and restarts across two nodes', (
         const after = [weir1.counters(), weir2.counters()] as const;
         const denied = [delta(after[0], before[0], 'from_host', 'policy_ingress_denied'), delta(after[1], before[1], 'from_pod', 'policy_ingress_denied')];
         console.log(
-          `# ${path}: x/b ${JSON.stringify(fromB.servers)} (${fromB.failures} failed); y/c ${fromC.failures} of 10 failed; denied on node1 ${denied[0]}, node2 ${denied[1]}`,
+          `# ${path}: x/b ${JSON.stringify(fromB.servers)} (${fromB.failures} failed); y/c ${fromC.failures} of 10 failed; ` +
+            `denied on node1 ${denied[0]}, node2 ${denied[1]}`,
         );
         assert.equal(fromB.failures, 0, `${path}: x/b reaches both backends: ${fromB.errors.join('; ')}`);
         assert.deepEqual(Object.keys(fromB.servers).sort(), ['wa', 'wb'], `${path}: through both backends`);
@@ -374,14 +375,15 @@ describe('NetworkPolicy with Services, changes and restarts across two nodes', (
       const denied = delta(weir1.counters(), c2, 'from_host', 'policy_ingress_denied');
       const u2 = await udp2.stop();
       console.log(
-        `# UDP flow after its conntrack entries were flushed (${flushed[0].deleted}): ${stalled} replies in 1 s, ${denied} datagrams denied; ${u2.received}/${u2.sent}`,
+        `# UDP flow after its conntrack entries were flushed (${flushed[0].deleted}): ${stalled} replies in 1 s, ` +
+          `${denied} datagrams denied; ${u2.received}/${u2.sent}`,
       );
       assert.equal(stalled, 0, 'the flow, decided anew, is denied');
       assert.ok(denied >= 10, `its datagrams were denied by the policy: ${denied}`);
     });
   });
 
-  test('MS5: kill -9 and restart of weir on node1, twice: a denied client never gets through, the allowed stream goes on, a restart writes only what changed', async () => {
+  test('MS5: kill -9 and restart of weir on node1, twice: a denied client never gets through, the stream goes on, a restart writes only changes', async () => {
     const allowY = networkPolicy({
       name: 'allow-y',
       namespace: 'x',
