@@ -435,6 +435,45 @@ describe('NetworkPolicy with Services, changes and restarts across two nodes', (
     });
   });
 
+  test("SCTP: a denied pod's INIT to x/a is dropped by the policy; an allowed pod's starts a tracked flow", async () => {
+    // no SCTP in the lab's kernel: the client writes the INIT on a raw socket (what the pod sees is on its wire)
+    const init = `
+import socket, struct, sys
+chunk = struct.pack('!BBHIIHHI', 1, 0, 20, 0x11111111, 65535, 1, 1, 0x22222222)
+socket.socket(socket.AF_INET, socket.SOCK_RAW, 132).sendto(struct.pack('!HHII', int(sys.argv[2]), ${PORT}, 0, 0) + chunk, (sys.argv[1], 0))
+`;
+    const allowY = networkPolicy({
+      name: 'allow-y-sctp',
+      namespace: 'x',
+      spec: {
+        podSelector: { matchLabels: { pod: 'a' } },
+        ingress: [{ from: [{ namespaceSelector: { matchLabels: { ns: 'y' } } }], ports: [{ protocol: 'SCTP', port: PORT }] }],
+      },
+    });
+    await withPolicies('sctp.yaml', [allowY], [weir1], async () => {
+      const dump = pod.a.ns.spawn('tcpdump', ['-i', 'eth0', '-n', '-l', 'sctp'], { label: 'tcpdump sctp in a' });
+      await sleep(700);
+      const c1 = weir1.counters();
+      await pod.b.ns.exec('python3', ['-c', init, pod.a.ip, '40100']);
+      await sleep(200);
+      const d1 = weir1.counters();
+      await pod.c.ns.exec('python3', ['-c', init, pod.a.ip, '40101']);
+      await sleep(500);
+      const e1 = weir1.counters();
+      await dump.stop();
+      const seen = dump.stdout.split('\n').filter((l) => l.includes('INIT'));
+      console.log(`# SCTP INITs in x/a: ${seen.length ? seen.join(' | ') : 'none'}`);
+      assert.equal(delta(d1, c1, 'from_host', 'policy_ingress_denied'), 1, `x/b's INIT denied: ${JSON.stringify(d1.from_host)}`);
+      assert.equal(delta(e1, d1, 'from_host', 'policy_ingress_allowed'), 1, `y/c's INIT allowed: ${JSON.stringify(e1.from_host)}`);
+      assert.equal(delta(e1, d1, 'from_host', 'ct_tracked_new'), 1, "y/c's INIT started a tracked flow");
+      assert.deepEqual(
+        seen.map((l) => l.split(' ')[2]),
+        [`${pod.c.ip}.40101`],
+        'only the allowed INIT reached the pod',
+      );
+    });
+  });
+
   test('MS3: an external client through a NodePort, by ipBlock with except (DSR mode, both daemons restarted)', async () => {
     for (const w of both()) {
       await w.terminate();
