@@ -21,6 +21,7 @@ const FRONTEND = '198.19.0.30';
 const TCP = 6;
 const UDP = 17;
 const ICMP = 1;
+const SCTP = 132;
 const TC_PASS = 0;
 const CT = enums.weir_ct_flags;
 
@@ -151,6 +152,25 @@ describe('ct_track_all = 1', () => {
     const quote = ipv4({ src: POD_A, dst: POD_B }).udp({ sport: 5001, dport: 53 }).payload('q');
     dp.passesUntouched(dp.fromPod, frame(POD_B, POD_A).icmp({ type: 'dest-unreachable', code: 3, embedded: quote }).build());
     assert.deepEqual(dp.counters, { from_pod: { pass: 2, ct_tracked_new: 2, ct_tracked: 1 } });
+  });
+
+  test("SCTP: its first packet starts a tracked flow, as UDP's does (so the policy stage decides it); the reply hits it", () => {
+    // common header (ports, verification tag, checksum: not checked here), then an INIT chunk
+    const sctp = (src: string, dst: string, sport: number, dport: number) => {
+      const h = Buffer.alloc(12);
+      h.writeUInt16BE(sport, 0);
+      h.writeUInt16BE(dport, 2);
+      const init = Buffer.from('0100001411111111ffff0001000122222222', 'hex');
+      return eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' })
+        .ipv4({ src, dst, protocol: SCTP })
+        .payload(Buffer.concat([h, init]))
+        .build();
+    };
+    dp.passesUntouched(dp.fromPod, sctp(POD_A, POD_B, 5000, 9000));
+    dp.passesUntouched(dp.fromPod, sctp(POD_B, POD_A, 9000, 5000));
+    assert.equal(dp.ct.get(key(POD_A, POD_B, 5000, 9000, SCTP))!.flags, 0, 'forward: tracked, not rewritten');
+    assert.equal(dp.ct.get(key(POD_B, POD_A, 9000, 5000, SCTP))!.flags, CT.WEIR_CT_REPLY | CT.WEIR_CT_SEEN);
+    assert.deepEqual(dp.counters, { from_pod: { ct_tracked_new: 1, ct_tracked: 1 } });
   });
 
   test('from_host tracks a flow entering the node without the NodePort flag; the pod reply hits it at from_pod', () => {
