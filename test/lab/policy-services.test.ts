@@ -16,8 +16,8 @@
 // connection's later packets never meet the policy stage again, so it continues (TCP and a
 // UDP flow alike) while every new connection is denied at once (Calico and Cilium do the
 // same). A UDP flow is decided anew once its conntrack entry goes (60 s idle; here flushed
-// with `weir ct flush`), and is then denied. (A TCP connection whose entry goes is not decided
-// anew: its mid-stream segments pass untracked, docs/dataplane.md.)
+// with `weir ct flush`), and is then denied. (A TCP connection whose entry goes is decided
+// anew too, on its next segment: docs/dataplane.md.)
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
