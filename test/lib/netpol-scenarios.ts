@@ -73,7 +73,7 @@ export function compareTruthTable(observed: (from: string, to: string) => boolea
   const wrong: string[] = [];
   const head = `-    ${ALL_PODS.join(' ')}`;
   const grid = (cell: (f: string, t: string) => string) =>
-    [head, ...ALL_PODS.map((f) => `${f}  ${ALL_PODS.map((t) => (f === t ? ' # ' : ` ${cell(f, t)} `)).join(' ')}`)].join('\n');
+    [head, ...ALL_PODS.map((f) => `${f}   ${ALL_PODS.map((t) => (f === t ? '#' : cell(f, t))).join('   ')}`)].join('\n');
   let checked = 0;
   for (const f of ALL_PODS)
     for (const t of ALL_PODS) {
