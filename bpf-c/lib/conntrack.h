@@ -196,15 +196,18 @@ static __always_inline int ct4_is_tracked_only(const struct weir_ct4 *ct)
 	return !(ct->flags & (WEIR_CT_SNAT | WEIR_CT_DNAT));
 }
 
-/* Packets that may start a tracked flow: a TCP SYN, any UDP datagram, an ICMP echo
+/* Packets that may start a tracked flow: a TCP SYN, any UDP or SCTP datagram, an ICMP echo
  * request. Anything else without an entry (a mid-stream segment, an echo reply) belongs
- * to a flow that began before tracking did, and passes untracked. */
+ * to a flow that began before tracking did, and passes untracked. SCTP must start flows:
+ * the policy stage runs only for a new flow, so an SCTP packet passed untracked would
+ * never meet a NetworkPolicy (lb4_accept has read its ports). */
 static __always_inline int ct4_starts_flow(const struct packet *pkt)
 {
 	switch (pkt->l4_proto) {
 	case IPPROTO_TCP:
 		return (pkt->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK)) == CT_TCP_SYN;
 	case IPPROTO_UDP:
+	case IPPROTO_SCTP:
 		return 1;
 	case IPPROTO_ICMP:
 		return pkt->icmp_type == ICMP_ECHO;
