@@ -2,12 +2,14 @@
 // pod, run inside the pod's network namespace. It serves TCP and UDP on the given ports (each
 // reply is the pod's name) and probes other pods on request: the test sends a probe list over
 // a Unix socket (a filesystem path, so reachable from the test's own namespace) and gets one
-// verdict per target. Plain `node`, no imports beyond node:.
+// verdict per target. SCTP (serving and probing) goes through netpol-sctp.py, raw sockets in
+// Python, for kernels without SCTP. Plain `node`, no imports beyond node:.
 //
-//   node netpol-agent.js serve --name x/a --ports 80,81 --control /run/weir-lab/<id>/x-a.sock
+//   node netpol-agent.js serve --name x/a --ports 80,81 --control /run/weir-lab/<id>/x-a.sock [--sctp netpol-sctp.py]
 //
 // Control protocol: one JSON ProbeRequest per line in, one JSON ProbeResponse per line out.
 
+import { execFile, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { existsSync, rmSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
@@ -18,7 +20,7 @@ export interface ProbeTarget {
   /** the caller's name for the cell */
   key: string;
   host: string;
-  proto: 'TCP' | 'UDP';
+  proto: 'TCP' | 'UDP' | 'SCTP';
   port: number;
   /** the name the server must answer with */
   expect: string;
@@ -91,12 +93,33 @@ function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<ProbeOutcome> {
   });
 }
 
-async function probe(req: ProbeRequest): Promise<ProbeResponse> {
-  const outcomes = await Promise.all(req.targets.map((t) => (t.proto === 'TCP' ? probeTcp(t, req.timeoutMs) : probeUdp(t, req.timeoutMs))));
-  return { results: Object.fromEntries(req.targets.map((t, i) => [t.key, outcomes[i]!])) };
+/** All SCTP targets at once, through one run of the Python prober. */
+function probeSctp(helper: string | undefined, ts: ProbeTarget[], timeoutMs: number): Promise<Record<string, ProbeOutcome>> {
+  if (ts.length === 0) return Promise.resolve({});
+  if (!helper) return Promise.resolve(Object.fromEntries(ts.map((t) => [t.key, 'error no --sctp helper'])));
+  const args = [helper, 'probe', '--timeout-ms', String(timeoutMs), ...ts.map((t) => `${t.key}=${t.host}:${t.port}`)];
+  return new Promise((resolve) =>
+    execFile('python3', args, { timeout: timeoutMs + 5000 }, (err, stdout, stderr) => {
+      if (err) resolve(Object.fromEntries(ts.map((t) => [t.key, `error ${stderr.trim() || err.message}`])));
+      else resolve(JSON.parse(stdout) as Record<string, ProbeOutcome>);
+    }),
+  );
 }
 
-function control(path: string): void {
+async function probe(req: ProbeRequest, sctpHelper: string | undefined): Promise<ProbeResponse> {
+  const inet = req.targets.filter((t) => t.proto !== 'SCTP');
+  const [outcomes, sctp] = await Promise.all([
+    Promise.all(inet.map((t) => (t.proto === 'TCP' ? probeTcp(t, req.timeoutMs) : probeUdp(t, req.timeoutMs)))),
+    probeSctp(
+      sctpHelper,
+      req.targets.filter((t) => t.proto === 'SCTP'),
+      req.timeoutMs,
+    ),
+  ]);
+  return { results: { ...Object.fromEntries(inet.map((t, i) => [t.key, outcomes[i]!])), ...sctp } };
+}
+
+function control(path: string, sctpHelper: string | undefined): void {
   if (existsSync(path)) rmSync(path);
   const server = createServer((sock) => {
     let buf = '';
@@ -106,7 +129,7 @@ function control(path: string): void {
       for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        void probe(JSON.parse(line) as ProbeRequest).then((r) => sock.write(JSON.stringify(r) + '\n'));
+        void probe(JSON.parse(line) as ProbeRequest, sctpHelper).then((r) => sock.write(JSON.stringify(r) + '\n'));
       }
     });
   });
@@ -116,14 +139,22 @@ function control(path: string): void {
 function main(): void {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { name: { type: 'string' }, ports: { type: 'string', default: '80,81' }, control: { type: 'string' } },
+    options: { name: { type: 'string' }, ports: { type: 'string', default: '80,81' }, control: { type: 'string' }, sctp: { type: 'string' } },
   });
   if (positionals[0] !== 'serve' || !values.name || !values.control) {
     console.error('usage: netpol-agent.js serve --name NS/POD --ports 80,81 --control SOCKET');
     process.exit(64);
   }
   serve(values.name, values.ports!.split(',').map(Number));
-  control(values.control);
+  if (values.sctp) {
+    // the SCTP server lives as long as this agent (its process group is stopped with it)
+    const py = spawn('python3', [values.sctp, 'serve', '--ports', values.ports!], { stdio: ['ignore', 'inherit', 'inherit'] });
+    py.on('exit', (code) => {
+      console.error(`netpol-sctp.py serve exited (${code})`);
+      process.exit(1);
+    });
+  }
+  control(values.control, values.sctp);
 }
 
 // run only as a script, so that the lab test can import the types
