@@ -4,9 +4,11 @@
 // cells cross nodes and stay on one), weir with its default flags on both. Each pod runs one agent
 // (test/lib/netpol-agent.ts) serving TCP and UDP on 79-82 and probing on request; every scenario of
 // test/lib/netpol-scenarios.ts (the suite's policies and truth tables, also run on the pure model
-// by test/unit/policy-e2e.test.ts) is written into both nodes' manifests and probed as a whole
-// 9×9 matrix: 72 connections at once, each with a 1 s timeout (a dropped SYN, datagram or INIT
-// never answers). Like upstream, a matrix is probed again when it disagrees, but only an allowed
+// by test/unit/policy-e2e.test.ts) is written into both nodes' manifests and probed as whole 9×9
+// matrices, each pod both by its own address and through its own ClusterIP Service s-<ns>-<pod>
+// (as upstream probes: egress is judged on the backend after DNAT, ingress on the client): every
+// matrix of a step at once, each connection with a 1 s timeout (a dropped SYN, datagram or INIT
+// never answers). Like upstream, a step is probed again when it disagrees, but only an allowed
 // cell may come good late: a denied cell must be denied on every attempt. This kernel has no SCTP
 // (socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP) fails with EPROTONOSUPPORT): SCTP cells are real
 // SCTP INIT / INIT ACK packets sent and answered on raw sockets (test/lib/netpol-sctp.py).
@@ -34,7 +36,7 @@ import {
   type Step,
 } from '../lib/netpol-scenarios.js';
 import { repoRoot } from '../lib/paths.js';
-import { k8sNamespace, k8sPod, node, WeirNode } from '../lib/weir-node.js';
+import { endpointSlice, k8sNamespace, k8sPod, node, service, WeirNode } from '../lib/weir-node.js';
 
 const AGENT_JS = fileURLToPath(new URL('../lib/netpol-agent.js', import.meta.url));
 const SCTP_PY = join(repoRoot, 'test', 'lib', 'netpol-sctp.py');
@@ -46,6 +48,11 @@ const ATTEMPTS = 3;
  *  entry and log `event=policy reason=change`, so that line says the whole step is in the maps
  *  even on a node where the step itself changes nothing */
 const SYNC_POD_IP = '198.18.3.250';
+/** upstream probes each pod through its own ClusterIP Service (s-<ns>-<pod>); this lab probes both ways */
+const VIAS = ['pod', 'service'] as const;
+type Via = (typeof VIAS)[number];
+const serviceIp = (pod: string) => `198.19.0.${10 + ALL_PODS.indexOf(pod)}`;
+const SERVICE_PORTS = SERVE.flatMap((port) => (['TCP', 'UDP', 'SCTP'] as const).map((protocol) => ({ name: `${protocol.toLowerCase()}-${port}`, port, protocol })));
 
 interface Agent {
   name: string;
@@ -64,7 +71,7 @@ describe('the upstream netpol e2e scenarios on real packets across two nodes', (
   let generation = 0;
   const started = Date.now();
 
-  /** the cluster as the API would show it: x/y/z and their pods, a hostNetwork pod x/h on node2, the sync pod */
+  /** the cluster as the API would show it: x/y/z, their pods and Services, a hostNetwork pod x/h on node2, the sync pod */
   const cluster = (o: ClusterOptions = {}): object[] => [
     node({ name: 'node1', internalIP: node1.address, podCIDRs: [node1.podSubnet!] }),
     node({ name: 'node2', internalIP: node2.address, podCIDRs: [node2.podSubnet!] }),
@@ -74,6 +81,15 @@ describe('the upstream netpol e2e scenarios on real packets across two nodes', (
       const a = agents.get(key)!;
       const on = lab.pods.find((p) => p.ns === a.ns)!.node.name;
       return k8sPod({ name, namespace, labels: o.podLabels?.[key] ?? { pod: name }, ip: a.ip, node: on, ports: namedPorts() });
+    }),
+    ...ALL_PODS.flatMap((key) => {
+      const [namespace, name] = key.split('/') as [string, string];
+      const svc = `s-${namespace}-${name}`;
+      const on = lab.pods.find((p) => p.ns === agents.get(key)!.ns)!.node.name;
+      return [
+        service({ name: svc, namespace, clusterIP: serviceIp(key), ports: SERVICE_PORTS }),
+        endpointSlice({ name: `${svc}-1`, service: svc, namespace, ports: SERVICE_PORTS, endpoints: [{ ip: ipOf(key), node: on }] }),
+      ];
     }),
     k8sPod({ name: 'h', namespace: 'x', labels: { pod: 'h' }, ip: node2.address, node: 'node2', hostNetwork: true, ports: namedPorts() }),
     k8sNamespace({ name: 'netpol-e2e-sync' }),
@@ -105,45 +121,61 @@ describe('the upstream netpol e2e scenarios on real packets across two nodes', (
       sock.write(JSON.stringify({ targets, timeoutMs: TIMEOUT_MS } satisfies ProbeRequest) + '\n');
     });
 
-  /** Every ordered pair (not loopback) at once: 'ok', 'timeout' or a lab fault, by 'from>to'. */
-  const probeMatrix = async (p: Probe): Promise<Map<string, string>> => {
+  const cellKey = (i: number, via: Via, f: string, t: string) => `${i}/${via}/${f}>${t}`;
+
+  /** One round: every probe of a step, every ordered pair (not loopback), by pod IP and by Service,
+   *  all at once: 'ok', 'timeout' or a lab fault, by cellKey. */
+  const probeRound = async (probes: Probe[]): Promise<Map<string, string>> => {
     const answers = await Promise.all(
       ALL_PODS.map((f) =>
         ask(
           agents.get(f)!,
-          ALL_PODS.filter((t) => t !== f).map((t) => ({ key: `${f}>${t}`, host: ipOf(t), proto: p.protocol, port: p.port, expect: t })),
+          probes.flatMap((p, i) =>
+            VIAS.flatMap((via) =>
+              ALL_PODS.filter((t) => t !== f).map((t) => ({
+                key: cellKey(i, via, f, t),
+                host: via === 'pod' ? ipOf(t) : serviceIp(t),
+                proto: p.protocol,
+                port: p.port,
+                expect: t,
+              })),
+            ),
+          ),
         ),
       ),
     );
     return new Map(answers.flatMap((a) => Object.entries(a.results)));
   };
 
-  /** Probes a matrix until it matches (at most ATTEMPTS times); fails with upstream's truth-table printout. */
-  const verify = async (label: string, p: Probe): Promise<number> => {
-    const leaked = new Set<string>();
+  /** Probes a step's matrices until they match (at most ATTEMPTS rounds); fails with upstream's truth-table printout. */
+  const verify = async (label: string, probes: Probe[]): Promise<number> => {
     for (let attempt = 1; ; attempt++) {
-      const got = await probeMatrix(p);
+      const got = await probeRound(probes);
       const faults = [...got].filter(([, o]) => o !== 'ok' && o !== 'timeout');
       assert.deepEqual(faults, [], `${label}: probes that neither connected nor timed out (a lab fault, not a verdict)`);
-      for (const [cell, o] of got) if (o === 'ok' && !p.want.cells.get(cell)) leaked.add(cell);
-      const r = compareTruthTable((f, t) => got.get(`${f}>${t}`) === 'ok', p.want);
-      if ((r.wrong.length === 0 && leaked.size === 0) || attempt === ATTEMPTS || leaked.size > 0) {
-        const why = leaked.size ? `${leaked.size} cells expected denied were let through (no retry for those)\n` : '';
-        assert.ok(r.wrong.length === 0 && leaked.size === 0, `${label} ${p.protocol}/${p.port}, attempt ${attempt} of ${ATTEMPTS}:\n${why}${r.wrong.join('\n')}\n${r.table}`);
-        return attempt;
+      const failures: string[] = [];
+      let leaked = 0;
+      for (const [i, p] of probes.entries())
+        for (const via of VIAS) {
+          const r = compareTruthTable((f, t) => got.get(cellKey(i, via, f, t)) === 'ok', p.want);
+          leaked += r.wrong.filter((w) => w.includes('observed allowed')).length;
+          if (r.wrong.length) failures.push(`${p.protocol}/${p.port} to the ${via === 'pod' ? 'pod IP' : 'Service IP'}:\n${r.wrong.join('\n')}\n${r.table}`);
+        }
+      if (failures.length === 0) return attempt;
+      if (leaked > 0 || attempt === ATTEMPTS) {
+        const why = leaked ? `${leaked} cells expected denied were let through (a denied cell gets no second attempt)` : 'allowed cells still denied';
+        assert.fail(`${label}, attempt ${attempt} of ${ATTEMPTS}: ${why}\n${failures.join('\n\n')}`);
       }
     }
   };
 
   const runStep = async (label: string, st: Step): Promise<void> => {
-    const probes = st.probes;
     const t0 = Date.now();
     await apply(st);
     const applied = Date.now() - t0;
-    const attempts: number[] = [];
-    for (const p of probes) attempts.push(await verify(label, p));
-    const shown = probes.map((p, i) => `${p.protocol}/${p.port}${attempts[i]! > 1 ? ` (${attempts[i]} attempts)` : ''}`).join(', ');
-    console.log(`  ${label}: applied in ${applied} ms, ${shown}: ${Date.now() - t0} ms`);
+    const attempts = await verify(label, st.probes);
+    const shown = st.probes.map((p) => `${p.protocol}/${p.port}`).join(', ');
+    console.log(`  ${label}: applied in ${applied} ms, ${shown}${attempts > 1 ? ` (${attempts} rounds)` : ''}: ${Date.now() - t0} ms`);
   };
 
   before(async () => {
