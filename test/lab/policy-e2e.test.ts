@@ -52,7 +52,9 @@ const SYNC_POD_IP = '198.18.3.250';
 const VIAS = ['pod', 'service'] as const;
 type Via = (typeof VIAS)[number];
 const serviceIp = (pod: string) => `198.19.0.${10 + ALL_PODS.indexOf(pod)}`;
-const SERVICE_PORTS = SERVE.flatMap((port) => (['TCP', 'UDP', 'SCTP'] as const).map((protocol) => ({ name: `${protocol.toLowerCase()}-${port}`, port, protocol })));
+const SERVICE_PORTS = SERVE.flatMap((port) =>
+  (['TCP', 'UDP', 'SCTP'] as const).map((protocol) => ({ name: `${protocol.toLowerCase()}-${port}`, port, protocol })),
+);
 
 interface Agent {
   name: string;
@@ -68,6 +70,7 @@ describe('the upstream netpol e2e scenarios on real packets across two nodes', (
   let weirs: WeirNode[];
   const agents = new Map<string, Agent>();
   const ipOf = (pod: string) => agents.get(pod)!.ip;
+  const nodeOf = (pod: string) => lab.pods.find((p) => p.ns === agents.get(pod)!.ns)!.node.name;
   let generation = 0;
   const started = Date.now();
 
@@ -76,19 +79,13 @@ describe('the upstream netpol e2e scenarios on real packets across two nodes', (
     node({ name: 'node1', internalIP: node1.address, podCIDRs: [node1.podSubnet!] }),
     node({ name: 'node2', internalIP: node2.address, podCIDRs: [node2.podSubnet!] }),
     ...NAMESPACES.map((ns) => k8sNamespace({ name: ns, labels: { ns, ...(o.nsLabels?.[ns] ?? {}) } })),
-    ...ALL_PODS.map((key) => {
-      const [namespace, name] = key.split('/') as [string, string];
-      const a = agents.get(key)!;
-      const on = lab.pods.find((p) => p.ns === a.ns)!.node.name;
-      return k8sPod({ name, namespace, labels: o.podLabels?.[key] ?? { pod: name }, ip: a.ip, node: on, ports: namedPorts() });
-    }),
     ...ALL_PODS.flatMap((key) => {
       const [namespace, name] = key.split('/') as [string, string];
       const svc = `s-${namespace}-${name}`;
-      const on = lab.pods.find((p) => p.ns === agents.get(key)!.ns)!.node.name;
       return [
+        k8sPod({ name, namespace, labels: o.podLabels?.[key] ?? { pod: name }, ip: ipOf(key), node: nodeOf(key), ports: namedPorts() }),
         service({ name: svc, namespace, clusterIP: serviceIp(key), ports: SERVICE_PORTS }),
-        endpointSlice({ name: `${svc}-1`, service: svc, namespace, ports: SERVICE_PORTS, endpoints: [{ ip: ipOf(key), node: on }] }),
+        endpointSlice({ name: `${svc}-1`, service: svc, namespace, ports: SERVICE_PORTS, endpoints: [{ ip: ipOf(key), node: nodeOf(key) }] }),
       ];
     }),
     k8sPod({ name: 'h', namespace: 'x', labels: { pod: 'h' }, ip: node2.address, node: 'node2', hostNetwork: true, ports: namedPorts() }),
@@ -185,7 +182,9 @@ describe('the upstream netpol e2e scenarios on real packets across two nodes', (
     await lab.routePodSubnets();
     const spawnAgent = async (name: string, ns: Netns, ip: string): Promise<Agent> => {
       const control = join(lab.dir, `agent-${name.replace('/', '-')}.sock`);
-      const proc = ns.spawn(process.execPath, [AGENT_JS, 'serve', '--name', name, '--ports', SERVE.join(','), '--control', control, '--sctp', SCTP_PY], { label: `netpol-agent ${name}` });
+      const proc = ns.spawn(process.execPath, [AGENT_JS, 'serve', '--name', name, '--ports', SERVE.join(','), '--control', control, '--sctp', SCTP_PY], {
+        label: `netpol-agent ${name}`,
+      });
       await proc.waitForOutput(/^control /m);
       await proc.waitForOutput(/^listening sctp /m);
       return { name, ip, ns, control };
@@ -200,7 +199,7 @@ describe('the upstream netpol e2e scenarios on real packets across two nodes', (
     weirs = [await WeirNode.create(lab, node1), await WeirNode.create(lab, node2)];
     for (const w of weirs) w.writeManifest('cluster.yaml', cluster());
     await Promise.all(weirs.map((w) => w.start()));
-    console.log(`lab ready in ${Date.now() - started} ms: ${ALL_PODS.map((k) => `${k}=${ipOf(k)}@${lab.pods.find((p) => p.ns === agents.get(k)!.ns)!.node.name}`).join(' ')}`);
+    console.log(`lab ready in ${Date.now() - started} ms: ${ALL_PODS.map((k) => `${k}=${ipOf(k)}@${nodeOf(k)}`).join(' ')}`);
   });
   after(async () => {
     console.log(`whole file: ${Date.now() - started} ms`);
@@ -221,7 +220,7 @@ describe('the upstream netpol e2e scenarios on real packets across two nodes', (
     });
   }
 
-  test("deny-all in x: a pod and its own node reach each other (kubelet probes), the other node is policed; x/h (hostNetwork) is not", async () => {
+  test('deny-all in x: a pod and its own node reach each other (kubelet probes), the other node is policed; x/h (hostNetwork) is not', async () => {
     const denyAll = policy('x', 'deny-all', { podSelector: {}, policyTypes: ['Ingress', 'Egress'], ingress: [], egress: [] });
     await apply({ policies: [denyAll] });
     const reach = async (from: string, to: string, proto: 'TCP' | 'UDP' = 'TCP'): Promise<string> => {

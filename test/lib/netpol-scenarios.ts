@@ -79,7 +79,8 @@ export function compareTruthTable(observed: (from: string, to: string) => boolea
     for (const t of ALL_PODS) {
       if (f === t) continue;
       checked++;
-      if (observed(f, t) !== want.get(f, t)) wrong.push(`${f} -> ${t}: observed ${observed(f, t) ? 'allowed' : 'denied'}, expected ${want.get(f, t) ? 'allowed' : 'denied'}`);
+      if (observed(f, t) !== want.get(f, t))
+        wrong.push(`${f} -> ${t}: observed ${observed(f, t) ? 'allowed' : 'denied'}, expected ${want.get(f, t) ? 'allowed' : 'denied'}`);
     }
   const mark = (v: boolean) => (v ? '.' : 'X');
   const table = [
@@ -146,7 +147,9 @@ export function netpolScenarios(ipOf: (pod: string) => string): Scenario[] {
   const p81 = ingressPolicy('allow-client-a-via-ns-selector', podA, [stackedRule(81)]);
   const fromXa = [{ from: [{ namespaceSelector: { matchLabels: { [NS_LABEL]: 'x' } }, podSelector: podA }] }];
   const toYa = [{ to: [{ namespaceSelector: { matchLabels: { [NS_LABEL]: 'y' } }, podSelector: podA }] }];
-  const exceptXb = egressPolicy('allow-client-a-via-cidr-egress-rule', podA, [{ to: [{ ipBlock: { cidr: largeCidr('x/b'), except: [`${ipOf('x/b')}/32`] } }] }]);
+  const exceptXb = egressPolicy('allow-client-a-via-cidr-egress-rule', podA, [
+    { to: [{ ipBlock: { cidr: largeCidr('x/b'), except: [`${ipOf('x/b')}/32`] } }] },
+  ]);
   const only80In = ingressPolicy('allow-ingress-port-80', { matchLabels: {} }, [{ ports: [{ port: 80 }] }]);
   const only80Out = egressPolicy('allow-egress-port-80', { matchLabels: {} }, [{ ports: [{ port: 80 }] }]);
   const allowEgressA = egressPolicy('allow-egress-for-target', podA, [{}]);
@@ -161,7 +164,12 @@ export function netpolScenarios(ipOf: (pod: string) => string): Scenario[] {
   return [
     {
       name: "should support a 'default-deny-ingress' policy",
-      steps: [step([ingressPolicy('deny-ingress', {}, [])], (['TCP', 'UDP', 'SCTP'] as const).map((p) => probe(p, 80, R().expectPeer({}, { ns: 'x' }, false))))],
+      steps: [
+        step(
+          [ingressPolicy('deny-ingress', {}, [])],
+          (['TCP', 'UDP', 'SCTP'] as const).map((p) => probe(p, 80, R().expectPeer({}, { ns: 'x' }, false))),
+        ),
+      ],
     },
     one("should support a 'default-deny-all' policy", [denyAll], R().expectPeer({}, { ns: 'x' }, false).expectPeer({ ns: 'x' }, {}, false)),
     one(
@@ -336,9 +344,13 @@ export function netpolScenarios(ipOf: (pod: string) => string): Scenario[] {
       name: 'should deny ingress access to updated pod',
       steps: [
         step([ingressPolicy('deny-ingress-via-label-selector', { matchLabels: { target: 'isolated' } }, [])], [probe('TCP', 80, R())]),
-        step([ingressPolicy('deny-ingress-via-label-selector', { matchLabels: { target: 'isolated' } }, [])], [probe('TCP', 80, R().expectAllIngress('x/a', false))], {
-          podLabels: { 'x/a': { pod: 'a', target: 'isolated' } },
-        }),
+        step(
+          [ingressPolicy('deny-ingress-via-label-selector', { matchLabels: { target: 'isolated' } }, [])],
+          [probe('TCP', 80, R().expectAllIngress('x/a', false))],
+          {
+            podLabels: { 'x/a': { pod: 'a', target: 'isolated' } },
+          },
+        ),
       ],
     },
     one('should deny egress from pods based on PodSelector', [egressPolicy('deny-egress-pod-a', podA, [])], R().expectAllEgress('x/a', false)),
@@ -398,7 +410,10 @@ export function netpolScenarios(ipOf: (pod: string) => string): Scenario[] {
     },
     {
       name: 'should stop enforcing policies after they are deleted',
-      steps: [step([denyAll], [probe('TCP', 80, R().expectPeer({ ns: 'x' }, {}, false).expectPeer({}, { ns: 'x' }, false))]), step([], [probe('TCP', 80, R())])],
+      steps: [
+        step([denyAll], [probe('TCP', 80, R().expectPeer({ ns: 'x' }, {}, false).expectPeer({}, { ns: 'x' }, false))]),
+        step([], [probe('TCP', 80, R())]),
+      ],
     },
     one(
       'should allow egress access to server in CIDR block',

@@ -59,7 +59,11 @@ test('e2e tables agree with the reference evaluator (written from the spec, shar
 });
 
 test('every scenario has an extra check only where one is named', () => {
-  for (const name of Object.keys(extras)) assert.ok(scenarios.some((s) => s.name === name), name);
+  for (const name of Object.keys(extras))
+    assert.ok(
+      scenarios.some((s) => s.name === name),
+      name,
+    );
 });
 
 test('truth table count: every scenario checks 72 ordered pairs', () => {
