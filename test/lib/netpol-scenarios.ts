@@ -461,6 +461,11 @@ export function netpolScenarios(ipOf: (pod: string) => string): Scenario[] {
       81,
     ),
     one(
+      'should enforce policy to allow traffic based on NamespaceSelector with MatchLabels using default ns label',
+      [ingressPolicy('allow-client-a-via-ns-selector-for-immutable-ns-label', podA, [{ from: [{ namespaceSelector: { matchLabels: { [NS_LABEL]: 'y' } } }] }])],
+      onlyYToXa(),
+    ),
+    one(
       'should enforce policy based on NamespaceSelector with MatchExpressions using default ns label',
       [
         egressPolicy('allow-ns-y-match-selector-for-immutable-ns-label', podA, [
