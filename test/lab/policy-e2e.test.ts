@@ -166,13 +166,27 @@ describe('the upstream netpol e2e scenarios on real packets across two nodes', (
     }
   };
 
+  /** Packets the policy stage dropped so far, both nodes, every hook. */
+  const policyDrops = (): number =>
+    weirs
+      .flatMap((w) => Object.values(w.counters()))
+      .reduce((n, byReason) => n + (byReason.policy_egress_denied ?? 0) + (byReason.policy_ingress_denied ?? 0), 0);
+
   const runStep = async (label: string, st: Step): Promise<void> => {
     const t0 = Date.now();
     await apply(st);
     const applied = Date.now() - t0;
-    const attempts = await verify(label, st.probes);
+    const drops0 = policyDrops();
+    const rounds = await verify(label, st.probes);
+    // every cell that timed out was dropped by the policy stage (not lost some other way), and
+    // nothing was dropped where every cell is allowed: at least one drop per denied cell and way
+    const denied = (p: Probe) => ALL_PODS.flatMap((f) => ALL_PODS.filter((t) => t !== f && !p.want.get(f, t))).length;
+    const deniedCells = st.probes.reduce((n, p) => n + denied(p), 0);
+    const drops = policyDrops() - drops0;
+    if (deniedCells === 0) assert.equal(drops, 0, `${label}: policy drops where every cell is allowed`);
+    else assert.ok(drops >= deniedCells * VIAS.length, `${label}: ${drops} policy drops for ${deniedCells * VIAS.length} denied cells`);
     const shown = st.probes.map((p) => `${p.protocol}/${p.port}`).join(', ');
-    console.log(`  ${label}: applied in ${applied} ms, ${shown}${attempts > 1 ? ` (${attempts} rounds)` : ''}: ${Date.now() - t0} ms`);
+    console.log(`  ${label}: applied in ${applied} ms, ${shown}${rounds > 1 ? ` (${rounds} rounds)` : ''}, ${drops} policy drops: ${Date.now() - t0} ms`);
   };
 
   before(async () => {
