@@ -255,7 +255,7 @@ describe('the upstream netpol e2e scenarios on real packets across two nodes', (
     ];
     for (const proto of ['TCP', 'UDP'] as const) {
       const got = await Promise.all(cases.map(([f, t]) => reach(f, t, proto)));
-      const wrong = cases.filter((c, i) => got[i] !== c[2]).map((c, i) => `${c[0]} -> ${c[1]} ${proto}: ${got[i]}, want ${c[2]}`);
+      const wrong = cases.flatMap(([f, t, want], i) => (got[i] === want ? [] : [`${f} -> ${t} ${proto}: ${got[i]}, want ${want}`]));
       assert.deepEqual(wrong, [], `${proto}: own node allowed both ways, the other node denied`);
     }
     // x/h (hostNetwork on node2, selected by deny-all) is not policed: it reaches y/b on node1 and
