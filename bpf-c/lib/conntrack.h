@@ -198,9 +198,9 @@ static __always_inline int ct4_is_tracked_only(const struct weir_ct4 *ct)
 
 /* Packets that may start a tracked flow: a TCP SYN, any UDP datagram or SCTP packet, an
  * ICMP echo request. Anything else without an entry (a mid-stream segment, an echo reply)
- * belongs to a flow that began before tracking did, and passes untracked. SCTP is taken as
- * UDP is (its first packet seen, normally the INIT, starts the pair): passed untracked, it
- * would never meet the policy stage. */
+ * belongs to a flow that began before tracking did: without policy it passes untracked,
+ * under policy it is decided like a first packet (flow4_track_new). SCTP is taken as UDP is
+ * (its first packet seen, normally the INIT, starts the pair). */
 static __always_inline int ct4_starts_flow(const struct packet *pkt)
 {
 	switch (pkt->l4_proto) {
