@@ -56,6 +56,14 @@ struct {
 } weir_endpoints4 SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WEIR_ENDPOINTS4_MAX_ENTRIES);
+	__type(key, struct weir_endpoint6_key);
+	__type(value, struct weir_endpoint6);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_endpoints6 SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, WEIR_POLICY4_MAX_ENTRIES);
 	__type(key, struct weir_policy4_key);
@@ -257,6 +265,31 @@ __weir_slow_path int policy4_check(weir_ip4 saddr, weir_ip4 daddr, __u32 proto_p
 		policy4_count(s, WEIR_REASON_POLICY_INGRESS_ALLOWED);
 	}
 	return s->bits;
+}
+
+/**
+ * policy6_fail_closed - an IPv6 packet under policy, until IPv6 policy exists (issue 14): one
+ * to or from a local pod isolated in that direction is dropped, unless its other end is this
+ * node (a pod and its node always talk) or it is neighbour discovery, so an isolated pod is
+ * never reachable over IPv6 around its policy. Returns the reason to drop with, or WEIR_REASON_PASS.
+ */
+static __always_inline enum weir_reason policy6_fail_closed(const struct packet *pkt)
+{
+	struct weir_endpoint6 *src, *dst;
+
+	if (!policy_enabled || pkt->l3_proto != ETH_P_IPV6)
+		return WEIR_REASON_PASS;
+	/* neighbour discovery (router/neighbour solicitation and advertisement, redirect): without
+	 * it not even the pod's own node is reachable */
+	if (pkt->l4_proto == IPPROTO_ICMPV6 && pkt->icmp_type >= 133 && pkt->icmp_type <= 137)
+		return WEIR_REASON_PASS;
+	src = bpf_map_lookup_elem(&weir_endpoints6, pkt->saddr.v6);
+	dst = bpf_map_lookup_elem(&weir_endpoints6, pkt->daddr.v6);
+	if (src && (src->flags & WEIR_EP_EGRESS_ISOLATED) && !(dst && (dst->flags & WEIR_EP_HOST)))
+		return WEIR_REASON_POLICY_EGRESS_DENIED;
+	if (dst && (dst->flags & WEIR_EP_INGRESS_ISOLATED) && !(src && (src->flags & WEIR_EP_HOST)))
+		return WEIR_REASON_POLICY_INGRESS_DENIED;
+	return WEIR_REASON_PASS;
 }
 
 /**

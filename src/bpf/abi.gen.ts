@@ -19,6 +19,8 @@ export const layouts = {
   weir_dsr_optout4_key: {"kind":"struct","size":8,"name":"weir_dsr_optout4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"address","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]},
   weir_endpoint4: {"kind":"struct","size":16,"name":"weir_endpoint4","members":[{"name":"identity","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"flags","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"ingress_policy","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"egress_policy","offset":12,"bitOffset":96,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
   weir_endpoint4_key: {"kind":"struct","size":4,"name":"weir_endpoint4_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]},
+  weir_endpoint6: {"kind":"struct","size":4,"name":"weir_endpoint6","members":[{"name":"flags","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
+  weir_endpoint6_key: {"kind":"struct","size":16,"name":"weir_endpoint6_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":16,"type":{"kind":"array","size":16,"hint":"weir_ip6","length":16,"elem":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}}}]},
   weir_frontend4: {"kind":"struct","size":16,"name":"weir_frontend4","members":[{"name":"id","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"backend_count","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}},{"name":"flags","offset":6,"bitOffset":48,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}},{"name":"affinity_timeout","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"pad","offset":12,"bitOffset":96,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
   weir_frontend4_key: {"kind":"struct","size":8,"name":"weir_frontend4_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"port","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"protocol","offset":6,"bitOffset":48,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"scope","offset":7,"bitOffset":56,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}}]},
   weir_identity_key: {"kind":"struct","size":1024,"name":"weir_identity_key","members":[{"name":"key","offset":0,"bitOffset":0,"bitSize":0,"size":1024,"type":{"kind":"array","size":1024,"length":1024,"elem":{"kind":"int","size":1,"name":"char","signed":true,"bits":8}}}]},
@@ -68,6 +70,7 @@ export const maps = {
   weir_ct4_v2: {"type":"lru_hash","keyType":"weir_ct4_key","valueType":"weir_ct4","keySize":16,"valueSize":64,"maxEntries":262144,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_dsr_optout4: {"type":"lpm_trie","keyType":"weir_dsr_optout4_key","valueType":"__u8","keySize":8,"valueSize":1,"maxEntries":1024,"objects":["from_host.o","from_pod.o"]},
   weir_endpoints4: {"type":"hash","keyType":"weir_endpoint4_key","valueType":"weir_endpoint4","keySize":4,"valueSize":16,"maxEntries":4096,"objects":["from_host.o","from_pod.o"]},
+  weir_endpoints6: {"type":"hash","keyType":"weir_endpoint6_key","valueType":"weir_endpoint6","keySize":16,"valueSize":4,"maxEntries":4096,"objects":["from_host.o","from_pod.o"]},
   weir_frontend4: {"type":"hash","keyType":"weir_frontend4_key","valueType":"weir_frontend4","keySize":8,"valueSize":16,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_identities: {"type":"hash","keyType":"__u32","valueType":"weir_identity_key","keySize":4,"valueSize":1024,"maxEntries":65536,"objects":["from_host.o","from_pod.o"]},
   weir_ifaces: {"type":"hash","keyType":"__u32","valueType":"weir_iface","keySize":4,"valueSize":4,"maxEntries":16384,"objects":["from_host.o","from_pod.o"]},
@@ -245,6 +248,16 @@ export interface WeirEndpoint4Key {
   address: string;
 }
 
+/** struct weir_endpoint6 (4 bytes) */
+export interface WeirEndpoint6 {
+  flags: number;
+}
+
+/** struct weir_endpoint6_key (16 bytes) */
+export interface WeirEndpoint6Key {
+  address: string;
+}
+
 /** struct weir_frontend4 (16 bytes) */
 export interface WeirFrontend4 {
   id: number;
@@ -415,6 +428,8 @@ export interface LayoutTypes {
   weir_dsr_optout4_key: WeirDsrOptout4Key;
   weir_endpoint4: WeirEndpoint4;
   weir_endpoint4_key: WeirEndpoint4Key;
+  weir_endpoint6: WeirEndpoint6;
+  weir_endpoint6_key: WeirEndpoint6Key;
   weir_frontend4: WeirFrontend4;
   weir_frontend4_key: WeirFrontend4Key;
   weir_identity_key: WeirIdentityKey;

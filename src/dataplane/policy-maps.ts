@@ -13,6 +13,8 @@ import type {
   TypedMap,
   WeirEndpoint4,
   WeirEndpoint4Key,
+  WeirEndpoint6,
+  WeirEndpoint6Key,
   WeirIdentityKey,
   WeirIpcache4,
   WeirIpcache4Key,
@@ -35,6 +37,8 @@ export interface PolicyMaps {
   policy: TypedMap<WeirPolicy4Key, WeirPolicy4>;
   names: TypedMap<number, WeirPolicyName>;
   identities: TypedMap<number, WeirIdentityKey>;
+  /** IPv6 fails closed until IPv6 policy exists: this node's pods' IPv6 addresses (isolation) and its own (host) */
+  endpoints6?: TypedMap<WeirEndpoint6Key, WeirEndpoint6>;
   /** which policies select each local identity (for `weir policy`; the programs never read it) */
   selects?: TypedMap<WeirPolicySelectKey, WeirPolicySelect>;
   /** per-CPU weir_policy_stats, read by the metrics */
@@ -47,6 +51,7 @@ export const POLICY_EGRESS = 1;
 export const POLICY_FIXED_BITS = 72;
 export const EP_INGRESS_ISOLATED = 1;
 export const EP_EGRESS_ISOLATED = 2;
+export const EP_HOST = 4;
 export const SELECT_INGRESS = 1;
 export const SELECT_EGRESS = 2;
 export const POLICY_NAME_LEN = 320;
@@ -71,6 +76,8 @@ export interface DesiredPolicyMaps {
   identities: Map<number, string>;
   /** the policies ('ns/name') that select this node's pods: slots are given to these */
   policies: string[];
+  /** IPv6 address -> flags (isolation of a local pod, or EP_HOST): IPv6 fails closed (weir_endpoints6) */
+  endpoints6: Map<string, number>;
   /** what had no place in these IPv4 maps (IPv6 addresses: issue 14) */
   skipped: { ipv6Addresses: number };
 }
@@ -87,6 +94,7 @@ export function desiredPolicyMaps(model: PolicyModel, localNode: string, hostAdd
     policy: new Map(),
     identities: new Map(),
     policies: [],
+    endpoints6: new Map(),
     skipped: { ipv6Addresses: 0 },
   };
   for (const [cidr, e] of model.ipcache) {
@@ -96,7 +104,12 @@ export function desiredPolicyMaps(model: PolicyModel, localNode: string, hostAdd
     }
     out.ipcache.set(cidr, { identity: e.identity, cidr_identity: e.cidrIdentity });
   }
-  for (const a of hostAddresses) {
+  const hosts = [...hostAddresses];
+  for (const a of hosts) {
+    const c6 = parseCidr(`${a}/128`);
+    if (c6?.family === 6) out.endpoints6.set(c6.address, EP_HOST);
+  }
+  for (const a of hosts) {
     const c = parseCidr(`${a}/32`);
     if (!c || c.family !== 4) continue;
     const key = `${c.address}/32`;
@@ -112,6 +125,8 @@ export function desiredPolicyMaps(model: PolicyModel, localNode: string, hostAdd
     for (const ip of ep.ips) {
       if (ip.includes(':')) {
         out.skipped.ipv6Addresses++;
+        const flags = (ep.ingress.isolated ? EP_INGRESS_ISOLATED : 0) | (ep.egress.isolated ? EP_EGRESS_ISOLATED : 0);
+        if (flags) out.endpoints6.set(ip, flags);
         continue;
       }
       v4 = true;
@@ -247,6 +262,7 @@ export class PolicyWriter {
   /** identity -> direction -> written blocks, and the DirectionPolicy they were written from */
   private blocks = new Map<number, [Map<string, PolicyBlock>, Map<string, PolicyBlock>]>();
   private writtenFrom = new Map<number, [DirectionPolicy | null, DirectionPolicy | null]>();
+  private endpoints6 = new Map<string, number>();
   /** `${identity}/${slot}` -> select flags, as in weir_policy_selects */
   private selects = new Map<string, number>();
   /** failures by map since the last take (a metric and a log line) */
@@ -264,6 +280,8 @@ export class PolicyWriter {
     this.blocks.clear();
     this.writtenFrom.clear();
     this.selects.clear();
+    this.endpoints6.clear();
+    if (this.maps.endpoints6) for (const [k, v] of this.maps.endpoints6.entries()) this.endpoints6.set(k.address, v.flags);
     if (this.maps.selects) for (const [k, v] of this.maps.selects.entries()) this.selects.set(`${k.identity}/${k.policy}`, v.flags);
     for (const [slot, v] of this.maps.names.entries()) this.slots.set(fromCString(v.name), slot);
     for (const [id, v] of this.maps.identities.entries()) {
@@ -418,7 +436,17 @@ export class PolicyWriter {
       if (this.op('weir_endpoints4', address, () => this.maps.endpoints.set({ address }, v))) this.endpoints.set(address, v);
     }
 
+    // IPv6 fails closed: isolation written as the IPv4 endpoints' is, lifted after them
+    const e6 = this.maps.endpoints6;
+    if (e6)
+      for (const [address, flags] of want.endpoints6)
+        if (this.endpoints6.get(address) !== flags && this.op('weir_endpoints6', address, () => e6.set({ address }, { flags })))
+          this.endpoints6.set(address, flags);
+
     // 6. deletions: endpoints, ipcache entries, stale keys, identities, names
+    if (e6)
+      for (const address of [...this.endpoints6.keys()])
+        if (!want.endpoints6.has(address) && this.op('weir_endpoints6', address, () => e6.delete({ address }))) this.endpoints6.delete(address);
     for (const address of [...this.endpoints.keys()])
       if (!want.endpoints.has(address) && this.op('weir_endpoints4', address, () => this.maps.endpoints.delete({ address }))) this.endpoints.delete(address);
     for (const cidr of [...this.ipcache.keys()]) {

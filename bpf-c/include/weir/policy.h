@@ -50,6 +50,7 @@ struct weir_ipcache4 {
 enum weir_endpoint_flags {
 	WEIR_EP_INGRESS_ISOLATED = 1 << 0, /* a policy selects the pod for ingress */
 	WEIR_EP_EGRESS_ISOLATED = 1 << 1,  /* a policy selects the pod for egress */
+	WEIR_EP_HOST = 1 << 2,		   /* weir_endpoints6 only: an address of this node */
 };
 
 /* weir_endpoints4 (HASH): a pod address on this node -> the pod as policy sees it */
@@ -62,6 +63,17 @@ struct weir_endpoint4 {
 	__u32 flags;	      /* enum weir_endpoint_flags */
 	__u32 ingress_policy; /* slot of the first policy isolating it for ingress (deny counts) */
 	__u32 egress_policy;  /* the same for egress */
+};
+
+/* weir_endpoints6 (HASH): until IPv6 policy exists (issue 14) IPv6 fails closed. The IPv6
+ * addresses of this node's pods, with their isolation, and of the node itself (HOST): an
+ * isolated direction drops every IPv6 packet but those between a pod and its own node. */
+struct weir_endpoint6_key {
+	weir_ip6 address;
+};
+
+struct weir_endpoint6 {
+	__u32 flags; /* enum weir_endpoint_flags */
 };
 
 enum weir_policy_direction {

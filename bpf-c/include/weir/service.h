@@ -19,6 +19,8 @@
 /* An IPv4 address in network order. A typedef of its own so the codecs can tell an
  * address from any other __be32. */
 typedef __be32 weir_ip4;
+/* An IPv6 address in network order (the codecs show it as IPv6 text). */
+typedef __u8 weir_ip6[16];
 
 /* Which clients a frontend entry serves. Every frontend has an INTERNAL entry (all
  * endpoints, or the node-local ones under internalTrafficPolicy: Local); frontends with
