@@ -196,15 +196,18 @@ static __always_inline int ct4_is_tracked_only(const struct weir_ct4 *ct)
 	return !(ct->flags & (WEIR_CT_SNAT | WEIR_CT_DNAT));
 }
 
-/* Packets that may start a tracked flow: a TCP SYN, any UDP datagram, an ICMP echo
- * request. Anything else without an entry (a mid-stream segment, an echo reply) belongs
- * to a flow that began before tracking did, and passes untracked. */
+/* Packets that may start a tracked flow: a TCP SYN, any UDP datagram or SCTP packet (its
+ * ports read by lb4_accept; NetworkPolicy names SCTP ports, so an SCTP flow to a pod must
+ * meet the policy stage like a UDP one), an ICMP echo request. Anything else without an
+ * entry (a mid-stream segment, an echo reply) belongs to a flow that began before
+ * tracking did, and passes untracked. */
 static __always_inline int ct4_starts_flow(const struct packet *pkt)
 {
 	switch (pkt->l4_proto) {
 	case IPPROTO_TCP:
 		return (pkt->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK)) == CT_TCP_SYN;
 	case IPPROTO_UDP:
+	case IPPROTO_SCTP:
 		return 1;
 	case IPPROTO_ICMP:
 		return pkt->icmp_type == ICMP_ECHO;
