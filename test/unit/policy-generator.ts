@@ -68,14 +68,21 @@ export function gen(rand: () => number, o: GenOptions = {}): Generated {
     chance(0.4) ? { matchLabels: { 'kubernetes.io/metadata.name': pick(NS) } } : chance(0.5) ? { matchLabels: { team: pick(['red', 'blue']) } } : selector();
   const ipBlock = (): object => {
     const r = rand();
-    if (r < 0.3) return { cidr: '198.19.0.0/16', except: chance(0.5) ? ['198.19.1.0/24'] : [] };
-    if (r < 0.5) return { cidr: '198.19.1.0/24', ...(chance(0.5) ? { except: ['198.19.1.128/25'] } : {}) };
-    if (r < 0.8) {
+    if (r < 0.25) return { cidr: '198.19.0.0/16', except: chance(0.5) ? ['198.19.1.0/24'] : [] };
+    if (r < 0.4) return { cidr: '198.19.1.0/24', ...(chance(0.5) ? { except: ['198.19.1.128/25'] } : {}) };
+    if (r < 0.6) {
       const net = 1 + Math.floor(rand() * 3);
       return { cidr: `198.18.${net}.0/24`, ...(chance(0.5) ? { except: [`198.18.${net}.${10 + Math.floor(rand() * 4)}/32`] } : {}) };
     }
-    if (r < 0.9) return { cidr: '198.18.0.0/15', except: ['198.18.2.0/24'] };
-    if (r < 0.95) return { cidr: '2001:2:0:f000::/52', ...(chance(0.7) ? { except: ['2001:2:0:f100::/56'] } : {}) };
+    // exactly one pod's address (or a free slot): the pod's ipcache entry must carry the block
+    if (r < 0.66) return { cidr: `198.18.${1 + Math.floor(rand() * 3)}.${10 + Math.floor(rand() * 4)}/32` };
+    // where the BPF differential puts its nodes (198.18.0.1-2, 198.18.2.1, 198.18.1.1): a node's address in a block
+    if (r < 0.71) return { cidr: pick(['198.18.0.0/24', '198.18.0.1/32', '198.18.0.2/32', '198.18.2.1/32', '198.18.1.0/30']) };
+    // everything, or everything but a part: a /0 prefix in the ipcache
+    if (r < 0.77)
+      return { cidr: '0.0.0.0/0', ...(chance(0.7) ? { except: [pick(['198.18.0.0/15', '198.19.0.0/16', '198.18.1.0/24', '198.18.0.0/24'])] } : {}) };
+    if (r < 0.86) return { cidr: '198.18.0.0/15', except: ['198.18.2.0/24'] };
+    if (r < 0.93) return { cidr: '2001:2:0:f000::/52', ...(chance(0.7) ? { except: ['2001:2:0:f100::/56'] } : {}) };
     const net = 1 + Math.floor(rand() * 3);
     return { cidr: `2001:2:0:${net}::/64`, ...(chance(0.5) ? { except: [`2001:2:0:${net}::${10 + Math.floor(rand() * 4)}/128`] } : {}) };
   };
@@ -92,6 +99,17 @@ export function gen(rand: () => number, o: GenOptions = {}): Generated {
     const o: Record<string, unknown> = protocol ? { protocol } : {};
     if (r < 0.15) return o;
     if (r < 0.4 && named) return { ...o, port: pick(['http', 'dns', 'metrics']) };
+    // wide ranges up to the last port too: an LPM port prefix of every length
+    if (r < 0.47)
+      return {
+        ...o,
+        ...pick([
+          { port: 1, endPort: 65535 },
+          { port: 1024, endPort: 65535 },
+          { port: 32768, endPort: 65535 },
+          { port: 2, endPort: 65534 },
+        ]),
+      };
     const p = pick(PORTS);
     return chance(0.3) ? { ...o, port: p, endPort: p + Math.floor(rand() * 2000) } : { ...o, port: p };
   };
