@@ -6,7 +6,7 @@
 
 import { join } from 'node:path';
 import { BpfObject, codecFor, enums, typedMap, type BpfProgram, type TypedMap } from '../../src/bpf/index.js';
-import type { WeirBackend4, WeirBackend4Key, WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key } from '../../src/bpf/index.js';
+import type { WeirBackend4, WeirBackend4Key, WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key, WeirNode4, WeirNode4Key } from '../../src/bpf/index.js';
 import { counterTotals, readCounters, resetCounters } from '../../src/dataplane/counters.js';
 import { policyMaps } from '../../src/dataplane/loader.js';
 import { fromCString, POLICY_EGRESS, POLICY_FIXED_BITS, POLICY_INGRESS, type PolicyMaps } from '../../src/dataplane/policy-maps.js';
@@ -15,6 +15,9 @@ import { eth } from '../lib/packet.js';
 
 const OBJ_DIR = join(process.cwd(), 'build', 'bpf');
 export const TC_ACT_SHOT = 2;
+/** the tunnel's UDP port (the tunnel_port knob's default) and weir's VXLAN network id (include/weir/tunnel.h) */
+const TUNNEL_PORT = 4789;
+const TUNNEL_VNI = 0x574549;
 export type Hook = 'from_pod' | 'from_host';
 export type ProtocolName = 'TCP' | 'UDP' | 'SCTP' | 'ICMP';
 export const PROTO_NUMBER: Readonly<Record<ProtocolName, number>> = { TCP: 6, UDP: 17, SCTP: 132, ICMP: 1 };
@@ -36,6 +39,8 @@ export class PolicyDataplane {
   readonly ct: TypedMap<WeirCt4Key, WeirCt4>;
   readonly frontends: TypedMap<WeirFrontend4Key, WeirFrontend4>;
   readonly backends: TypedMap<WeirBackend4Key, WeirBackend4>;
+  /** the other nodes (WEIR_NODE_PEER): whose tunnel packets from_host accepts */
+  readonly nodes: TypedMap<WeirNode4Key, WeirNode4>;
   readonly bpffs: PrivateBpffs;
 
   constructor() {
@@ -53,6 +58,7 @@ export class PolicyDataplane {
       this.ct = typedMap(m('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4'));
       this.frontends = typedMap(m('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
       this.backends = typedMap(m('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4'));
+      this.nodes = typedMap(m('weir_nodes4'), codecFor('weir_node4_key'), codecFor('weir_node4'));
     } catch (e) {
       for (const o of this.objects) o.close();
       void this.bpffs.cleanup();
@@ -148,4 +154,19 @@ export function flowPacket(proto: ProtocolName, src: string, dst: string, sport:
       return ip.payload(b).build();
     }
   }
+}
+
+/**
+ * `inner` (a whole frame) as another node sends it through the tunnel in tunnel mode (the flow
+ * already translated there): outer IPv4 from `peer` to `self`, UDP to the tunnel port, VXLAN with weir's VNI.
+ */
+export function tunnelled(peer: string, self: string, inner: Buffer, sport: number): Buffer {
+  const vxlan = Buffer.alloc(8);
+  vxlan.writeUInt32BE(0x08000000, 0); // the I flag: the VNI is valid
+  vxlan.writeUInt32BE(TUNNEL_VNI << 8, 4);
+  return eth({})
+    .ipv4({ src: peer, dst: self })
+    .udp({ sport, dport: TUNNEL_PORT })
+    .payload(Buffer.concat([vxlan, inner]))
+    .build();
 }
