@@ -129,8 +129,16 @@ export class PolicyDataplane {
  * The first packet of a flow (a TCP SYN, a UDP datagram, an SCTP INIT, an ICMP echo request with
  * `sport` as its id), or with `reply` the answer to it (SYN-ACK, datagram, INIT ACK, echo reply).
  */
-export function flowPacket(proto: ProtocolName, src: string, dst: string, sport: number, dport: number, reply = false): Buffer {
-  const ip = eth({}).ipv4({ src, dst, ...(proto === 'SCTP' ? { protocol: PROTO_NUMBER.SCTP } : {}) });
+export function flowPacket(
+  proto: ProtocolName,
+  src: string,
+  dst: string,
+  sport: number,
+  dport: number,
+  o: { reply?: boolean; macs?: { src: string; dst: string } } = {},
+): Buffer {
+  const reply = o.reply === true;
+  const ip = eth(o.macs ?? {}).ipv4({ src, dst, ...(proto === 'SCTP' ? { protocol: PROTO_NUMBER.SCTP } : {}) });
   switch (proto) {
     case 'TCP':
       return ip.tcp({ sport, dport, flags: reply ? ['syn', 'ack'] : ['syn'] }).build();
@@ -169,4 +177,13 @@ export function tunnelled(peer: string, self: string, inner: Buffer, sport: numb
     .udp({ sport, dport: TUNNEL_PORT })
     .payload(Buffer.concat([vxlan, inner]))
     .build();
+}
+
+/**
+ * The inner Ethernet addresses of a DSR tunnel packet (tunnel.h): the destination marks the mode
+ * (02:57:45:49:00:01), the source carries the backend the ingress node chose (address, port).
+ */
+export function dsrMacs(backend: string, port: number): { src: string; dst: string } {
+  const bytes = [...backend.split('.').map(Number), port >> 8, port & 0xff];
+  return { src: bytes.map((b) => b.toString(16).padStart(2, '0')).join(':'), dst: '02:57:45:49:00:01' };
 }

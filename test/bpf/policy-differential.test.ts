@@ -19,7 +19,7 @@ import { buildPolicyModel, verdict } from '../../src/model/policy/network-policy
 import { EXTERNAL, gen, mulberry32, PORTS } from '../unit/policy-generator.js';
 import { referenceSides, type RefCluster, type RefParty } from '../unit/policy-reference.js';
 import { enums } from '../../src/bpf/index.js';
-import { flowPacket, PolicyDataplane, TC_ACT_SHOT, tunnelled, type Frontend, type Hook, type ProtocolName } from './policy-dataplane.js';
+import { dsrMacs, flowPacket, PolicyDataplane, TC_ACT_SHOT, tunnelled, type Frontend, type Hook, type ProtocolName } from './policy-dataplane.js';
 
 const THIS_NODE = 'this-node';
 /** every address of each node: this node's InternalIP and a gateway address inside namespace x's pod /24 (and its ipBlocks) */
@@ -65,6 +65,8 @@ interface Case {
   via?: Frontend;
   /** from another node through the tunnel (tunnel mode: translated there), its address the outer source */
   tunnelFrom?: string;
+  /** through the tunnel in DSR mode: untranslated, to this frontend (of the ingress node), the backend `dst` in the inner MACs */
+  dsr?: { address: string; port: number };
   /** the halves this node decides: the egress of a local client, the ingress of a local destination */
   egress: boolean;
   ingress: boolean;
@@ -120,19 +122,31 @@ function casesOf(cluster: RefCluster, rand: () => number, samples: number): { ca
 
   // through the tunnel from another node (a Service flow it translated toward a backend here), the client's own address inside
   const peers = NODES.slice(1).map((n) => n.addresses[0]!);
-  const tunnelled = (src: RefParty, srcIp: string, d: (typeof local)[number]) =>
+  // a third of them in DSR mode: to a LoadBalancer IP or the ingress node's NodePort, the backend named in the inner MACs
+  const tunnelled = (src: RefParty, srcIp: string, d: (typeof local)[number]) => {
+    const tunnelFrom = pick(peers);
+    const p = proto();
+    const dsr =
+      p !== 'ICMP' && rand() < 1 / 3
+        ? pick([
+            { address: '198.19.100.200', port: 443 },
+            { address: tunnelFrom, port: 30080 },
+          ])
+        : undefined;
     cases.push({
       hook: 'from_host',
       src,
       dst: { pod: d.key },
       srcIp,
       dstIp: d.ip,
-      proto: proto(),
+      proto: p,
       port: port(),
-      tunnelFrom: pick(peers),
+      tunnelFrom,
+      ...(dsr ? { dsr } : {}),
       egress: false,
       ingress: true,
     });
+  };
   for (const d of local) {
     for (const s of pods) if (!s.local) tunnelled({ pod: s.key }, s.ip, d);
     for (const ip of addresses) if (!NODES[0]!.addresses.includes(ip)) tunnelled({ ip }, ip, d);
@@ -235,9 +249,9 @@ test('BPF policy differential: from_pod and from_host agree with the spec-writte
       const c = cases[i]!;
       const want = expected(cluster, c);
       const sport = EPHEMERAL + i; // a new flow: no entry in conntrack has this port
-      const wire = c.via ? { ip: c.via.address, port: c.via.port } : { ip: c.dstIp, port: c.port };
+      const wire = c.via ? { ip: c.via.address, port: c.via.port } : c.dsr ? { ip: c.dsr.address, port: c.dsr.port } : { ip: c.dstIp, port: c.port };
       const first = (sp: number) => {
-        const p = flowPacket(c.proto, c.srcIp, wire.ip, sp, wire.port);
+        const p = flowPacket(c.proto, c.srcIp, wire.ip, sp, wire.port, c.dsr ? { macs: dsrMacs(c.dstIp, c.port) } : {});
         return c.tunnelFrom ? tunnelled(c.tunnelFrom, THIS_ADDRESS, p, sp) : p;
       };
       const data = first(sport);
@@ -251,7 +265,8 @@ test('BPF policy differential: from_pod and from_host agree with the spec-writte
         const h = (wantDenied[c.hook] ??= {});
         h[reason] = (h[reason] ?? 0) + 1;
       }
-      const what = `${c.hook}${c.tunnelFrom ? ` (tunnel from ${c.tunnelFrom})` : ''} ${partyText(c.src)} (${c.srcIp}) -> ${c.via ? `${c.via.address}:${c.via.port} -> ` : ''}${partyText(c.dst)} (${c.dstIp}) ${c.proto}/${c.port}`;
+      const to = c.via ?? c.dsr;
+      const what = `${c.hook}${c.tunnelFrom ? ` (tunnel from ${c.tunnelFrom}${c.dsr ? ', DSR' : ''})` : ''} ${partyText(c.src)} (${c.srcIp}) -> ${to ? `${to.address}:${to.port} -> ` : ''}${partyText(c.dst)} (${c.dstIp}) ${c.proto}/${c.port}`;
       if (bpfAllowed !== want.allowed) {
         // the same case against maps written from scratch tells a writer-diff fault from a model or BPF one
         const entries = dp.entriesFor(c.srcIp, c.dstIp);
@@ -279,7 +294,7 @@ test('BPF policy differential: from_pod and from_host agree with the spec-writte
       if (bpfAllowed) {
         // stateful: the reply of an allowed flow passes, whatever the policies say of the reverse direction
         const replyHook: Hook = 'pod' in c.dst && c.ingress ? 'from_pod' : 'from_host';
-        const reply = dp.run(replyHook, flowPacket(c.proto, c.dstIp, c.srcIp, c.port, sport, true));
+        const reply = dp.run(replyHook, flowPacket(c.proto, c.dstIp, c.srcIp, c.port, sport, { reply: true }));
         // a tunnelled flow's reply goes back through the tunnel, which finds no route under BPF_PROG_TEST_RUN
         // (tunnel_failed, checked per cluster below): that drop is allowed, a policy drop is not
         if (reply === TC_ACT_SHOT && c.tunnelFrom) {
@@ -291,7 +306,7 @@ test('BPF policy differential: from_pod and from_host agree with the spec-writte
       }
       count(
         tally.byKind,
-        `${c.hook}${c.tunnelFrom ? ' tunnel:' : ''} ${partyKind(c.src, c.egress)} -> ${c.via ? (c.via.nodePort ? 'NodePort -> ' : 'ClusterIP -> ') : ''}${partyKind(c.dst, c.ingress)}`,
+        `${c.hook}${c.tunnelFrom ? (c.dsr ? ' tunnel (DSR):' : ' tunnel:') : ''} ${partyKind(c.src, c.egress)} -> ${c.via ? (c.via.nodePort ? 'NodePort -> ' : 'ClusterIP -> ') : ''}${partyKind(c.dst, c.ingress)}`,
         want.allowed,
       );
       count(tally.byProto, c.proto, want.allowed);
