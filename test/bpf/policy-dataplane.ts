@@ -90,6 +90,24 @@ export class PolicyDataplane {
     }
   }
 
+  /** weir_policy_stats of `slots` summed over CPUs: the flows denied by default while the slot's policy isolated the pod. */
+  policyDenials(slots: Iterable<number>): Map<number, { ingress: bigint; egress: bigint }> {
+    const out = new Map<number, { ingress: bigint; egress: bigint }>();
+    const key = Buffer.alloc(4);
+    for (const slot of slots) {
+      key.writeUInt32LE(slot);
+      let ingress = 0n;
+      let egress = 0n;
+      // struct weir_policy_stats: ingress_allowed, ingress_denied, egress_allowed, egress_denied
+      for (const cpu of this.maps.stats!.lookupPerCpu(key) ?? []) {
+        ingress += cpu.readBigUInt64LE(8);
+        egress += cpu.readBigUInt64LE(24);
+      }
+      out.set(slot, { ingress, egress });
+    }
+    return out;
+  }
+
   /** Every policy map emptied (LPM tries have no batch delete): for a rewrite from scratch. */
   clearPolicy(): void {
     const m = this.maps;

@@ -244,6 +244,10 @@ test('BPF policy differential: from_pod and from_host agree with the spec-writte
     assert.ok(cases.length <= 65535 - EPHEMERAL, `${where}: ${cases.length} cases fit the source ports`);
     dp.resetFlows(frontends);
     const wantDenied: Record<string, Record<string, number>> = {};
+    const wantByPolicy = new Map<string, number>();
+    // the slots of this cluster's policies, and 0 ("none"): a denial credited anywhere else is missing from the sums below
+    const slots = [0, ...writer.names().keys()];
+    const statsBefore = dp.policyDenials(slots);
     let tunnelReplyDrops = 0;
     for (let i = 0; i < cases.length; i++) {
       const c = cases[i]!;
@@ -264,6 +268,11 @@ test('BPF policy differential: from_pod and from_host agree with the spec-writte
         const reason = want.egress === false ? 'policy_egress_denied' : 'policy_ingress_denied';
         const h = (wantDenied[c.hook] ??= {});
         h[reason] = (h[reason] ?? 0) + 1;
+        // weir_policy_stats: the denial goes to the first policy isolating the denying side
+        const side = want.egress === false ? { pod: c.src, dir: 'egress' as const } : { pod: c.dst, dir: 'ingress' as const };
+        const ep = 'pod' in side.pod ? model.endpoints.get(side.pod.pod) : undefined;
+        const k = `${ep?.[side.dir].policies[0]} ${side.dir}`;
+        wantByPolicy.set(k, (wantByPolicy.get(k) ?? 0) + 1);
       }
       const to = c.via ?? c.dsr;
       const what = `${c.hook}${c.tunnelFrom ? ` (tunnel from ${c.tunnelFrom}${c.dsr ? ', DSR' : ''})` : ''} ${partyText(c.src)} (${c.srcIp}) -> ${to ? `${to.address}:${to.port} -> ` : ''}${partyText(c.dst)} (${c.dstIp}) ${c.proto}/${c.port}`;
@@ -320,6 +329,14 @@ test('BPF policy differential: from_pod and from_host agree with the spec-writte
         .filter(([, h]) => Object.keys(h).length > 0),
     );
     assert.deepEqual(denied, wantDenied, `${where}: policy_*_denied counters`);
+    const names = writer.names();
+    const byPolicy = new Map<string, number>();
+    for (const [slot, d] of dp.policyDenials(slots)) {
+      const was = statsBefore.get(slot) ?? { ingress: 0n, egress: 0n };
+      for (const dir of ['ingress', 'egress'] as const)
+        if (d[dir] > was[dir]) byPolicy.set(`${names.get(slot) ?? `slot ${slot}`} ${dir}`, Number(d[dir] - was[dir]));
+    }
+    assert.deepEqual(new Map([...byPolicy].sort()), new Map([...wantByPolicy].sort()), `${where}: denials per policy (weir_policy_stats)`);
     assert.equal(counters.from_pod?.tunnel_failed ?? 0, tunnelReplyDrops, `${where}: the dropped replies of tunnelled flows are tunnel_failed`);
     tally.cases += cases.length;
     tally.clusters++;
