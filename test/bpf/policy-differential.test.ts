@@ -15,8 +15,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { desiredPolicyMaps, PolicyWriter } from '../../src/dataplane/policy-maps.js';
 import type { NodeInfo } from '../../src/model/nodes.js';
-import { buildPolicyModel, verdict } from '../../src/model/policy/network-policy.js';
-import { EXTERNAL, gen, mulberry32, PORTS } from '../unit/policy-generator.js';
+import { buildPolicyModel, verdict, type PolicyModel } from '../../src/model/policy/network-policy.js';
+import { EXTERNAL, gen, mulberry32, mutate, PORTS } from '../unit/policy-generator.js';
 import { referenceSides, type RefCluster, type RefParty } from '../unit/policy-reference.js';
 import { enums } from '../../src/bpf/index.js';
 import { dsrMacs, flowPacket, PolicyDataplane, TC_ACT_SHOT, tunnelled, type Frontend, type Hook, type ProtocolName } from './policy-dataplane.js';
@@ -43,6 +43,8 @@ const PROTOCOLS: readonly [ProtocolName, number][] = [
 const EPHEMERAL = 49152;
 
 const THIS_ADDRESS = NODES[0]!.addresses[0]!;
+/** changes applied to each generated cluster, its cases run again after each */
+const CHANGES = 2;
 
 const nodeInfo = (n: (typeof NODES)[number]): NodeInfo => ({
   name: n.name,
@@ -219,6 +221,7 @@ test('BPF policy differential: from_pod and from_host agree with the spec-writte
     replies: 0,
     tunnelReplies: 0,
     clusters: 0,
+    changes: 0,
     writes: 0,
     byKind: new Map<string, [number, number]>(),
     byProto: new Map<string, [number, number]>(),
@@ -230,17 +233,15 @@ test('BPF policy differential: from_pod and from_host agree with the spec-writte
   };
   let runNs = 0n;
   const t0 = process.hrtime.bigint();
-  while (tally.cases < target) {
-    const { cluster: generated } = gen(rand, { nodes: PLACEMENT });
-    const cluster: RefCluster = { ...generated, nodeAddresses };
-    const model = buildPolicyModel({ ...generated, nodes: NODES.map(nodeInfo), localNode: THIS_NODE });
-    const where = `${replay} cluster ${tally.clusters}`;
+  /** One cluster's maps written (as diffs to what the maps hold), its cases run and checked. */
+  const runCluster = (inputs: RefCluster, model: PolicyModel, where: string, samples: number): void => {
+    const cluster: RefCluster = { ...inputs, nodeAddresses };
     const issues = model.policyIssues.filter((i) => i.reason !== 'named_port_to_ipblock');
     assert.deepEqual(issues, [], `${where}: generated input is valid`);
     const w = writer.apply(desiredPolicyMaps(model, THIS_NODE, hostAddrs));
     assert.equal(w.errors, 0, `${where}: map writes: ${JSON.stringify(writer.takeFailures())}`);
     tally.writes += w.writes;
-    const { cases, frontends } = casesOf(cluster, rand, 2);
+    const { cases, frontends } = casesOf(cluster, rand, samples);
     assert.ok(cases.length <= 65535 - EPHEMERAL, `${where}: ${cases.length} cases fit the source ports`);
     dp.resetFlows(frontends);
     const wantDenied: Record<string, Record<string, number>> = {};
@@ -339,11 +340,28 @@ test('BPF policy differential: from_pod and from_host agree with the spec-writte
     assert.deepEqual(new Map([...byPolicy].sort()), new Map([...wantByPolicy].sort()), `${where}: denials per policy (weir_policy_stats)`);
     assert.equal(counters.from_pod?.tunnel_failed ?? 0, tunnelReplyDrops, `${where}: the dropped replies of tunnelled flows are tunnel_failed`);
     tally.cases += cases.length;
+  };
+
+  while (tally.cases < target) {
+    const { cluster: generated, pick } = gen(rand, { nodes: PLACEMENT });
+    const where = `${replay} cluster ${tally.clusters}`;
+    let inputs = generated;
+    let model = buildPolicyModel({ ...inputs, nodes: NODES.map(nodeInfo), localNode: THIS_NODE });
+    runCluster(inputs, model, where, 2);
+    // then changes as the sources deliver them (relabels, policies added and dropped, pods gone or moved), built
+    // incrementally as the daemon does (ids kept) and written as diffs
+    for (let step = 0; step < CHANGES; step++) {
+      const { next, kind } = mutate(inputs, rand, pick, tally.clusters * CHANGES + step);
+      model = buildPolicyModel({ ...next, nodes: NODES.map(nodeInfo), localNode: THIS_NODE, previousModel: model });
+      inputs = next;
+      runCluster(inputs, model, `${where} change ${step} (${kind})`, 1);
+      tally.changes++;
+    }
     tally.clusters++;
   }
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   console.log(
-    `BPF policy differential: ${tally.cases} cases over ${tally.clusters} clusters agree (${tally.allowed} allowed, ${tally.cases - tally.allowed} denied), ` +
+    `BPF policy differential: ${tally.cases} cases over ${tally.clusters} clusters and ${tally.changes} changes agree (${tally.allowed} allowed, ${tally.cases - tally.allowed} denied), ` +
       `${tally.replies - tally.tunnelReplies} replies passed (${tally.tunnelReplies} more went back into the tunnel, no policy drop); ${s.toFixed(1)} s, ${Math.round(tally.cases / s)} cases/s ` +
       `(${Math.round(Number(runNs) / tally.cases / 1000)} µs per first packet through BPF_PROG_TEST_RUN); ${tally.writes} map writes`,
   );

@@ -155,3 +155,30 @@ export function gen(rand: () => number, o: GenOptions = {}): Generated {
   }
   return { cluster: { policies, pods, namespaces } as RefCluster, pick };
 }
+
+/** One change of a kind the sources deliver, chosen at random. */
+export function mutate(cluster: RefCluster, rand: () => number, pick: <T>(xs: readonly T[]) => T, n: number): { next: RefCluster; kind: string } {
+  const next: RefCluster = { policies: [...cluster.policies], pods: [...cluster.pods], namespaces: [...cluster.namespaces] };
+  const kind = pick(['relabel-pod', 'relabel-ns', 'drop-policy', 'add-policy', 'drop-pod', 'move-pod', 'nothing']);
+  const i = Math.floor(rand() * next.pods.length);
+  const p = next.pods[i]!;
+  if (kind === 'relabel-pod')
+    next.pods[i] = { ...p, metadata: { ...p.metadata, labels: { ...(p.metadata?.labels ?? {}), app: pick(['web', 'db', 'cache']) } } };
+  else if (kind === 'relabel-ns') {
+    const j = Math.floor(rand() * next.namespaces.length);
+    const ns = next.namespaces[j]!;
+    next.namespaces[j] = { ...ns, metadata: { ...ns.metadata, labels: { ...(ns.metadata?.labels ?? {}), team: pick(['red', 'blue', 'green']) } } };
+  } else if (kind === 'drop-policy') next.policies.splice(Math.floor(rand() * next.policies.length), 1);
+  else if (kind === 'add-policy')
+    next.policies.push(
+      ...gen(rand)
+        .cluster.policies.slice(0, 1)
+        .map((np) => ({ ...np, metadata: { ...np.metadata, name: `added${n}` } })),
+    );
+  else if (kind === 'drop-pod') next.pods.splice(i, 1);
+  else if (kind === 'move-pod') {
+    const ip = `198.18.${4 + (n % 3)}.${n % 250}`;
+    next.pods[i] = { ...p, status: { ...p.status, podIP: ip, podIPs: [{ ip }] } };
+  }
+  return { next, kind };
+}
