@@ -118,8 +118,6 @@ static __always_inline enum weir_reason lb4_count_new_flow(__u32 frontend_id, __
 static __always_inline enum weir_reason lb4_accept(struct __sk_buff *skb, struct packet *pkt,
 						   enum weir_reason parsed)
 {
-	__be16 ports[2];
-
 	switch (parsed) {
 	case WEIR_REASON_PARSED_TCP:
 	case WEIR_REASON_PARSED_UDP:
@@ -139,13 +137,7 @@ static __always_inline enum weir_reason lb4_accept(struct __sk_buff *skb, struct
 		return 0;
 	if (pkt->l4_proto != IPPROTO_SCTP)
 		return WEIR_REASON_PASS;
-	/* SCTP common header: ports, verification tag, checksum (12 bytes) */
-	if (pkt->l4_off + 12 > pkt->l3_off + pkt->l3_len ||
-	    bpf_skb_load_bytes(skb, pkt->l4_off, ports, sizeof(ports)))
-		return WEIR_REASON_MALFORMED_L4;
-	pkt->sport = ports[0];
-	pkt->dport = ports[1];
-	return 0;
+	return parse_sctp_ports(skb, pkt);
 }
 
 static __always_inline struct weir_frontend4 *lb4_lookup_frontend(const struct packet *pkt,

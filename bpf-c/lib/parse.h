@@ -233,4 +233,23 @@ static __always_inline enum weir_reason parse_packet(void *data, void *data_end,
 	}
 }
 
+/**
+ * parse_sctp_ports - the ports of SCTP packet @pkt, read from @skb: parse_packet stops at
+ * SCTP's common header (ports, verification tag, checksum: 12 bytes), which the service
+ * path and a packet decapsulated from the tunnel both need (NetworkPolicy names SCTP ports)
+ *
+ * Returns 0, or WEIR_REASON_MALFORMED_L4 when the header does not fit the datagram.
+ */
+static __always_inline enum weir_reason parse_sctp_ports(struct __sk_buff *skb, struct packet *pkt)
+{
+	__be16 ports[2];
+
+	if (pkt->l4_off + 12 > pkt->l3_off + pkt->l3_len ||
+	    bpf_skb_load_bytes(skb, pkt->l4_off, ports, sizeof(ports)))
+		return WEIR_REASON_MALFORMED_L4;
+	pkt->sport = ports[0];
+	pkt->dport = ports[1];
+	return 0;
+}
+
 #endif

@@ -305,6 +305,9 @@ __weir_slow_path int tunnel4_decap(struct __sk_buff *skb, struct packet *pkt)
 		return reason == WEIR_REASON_PASS ? WEIR_REASON_TUNNEL_FAILED : reason;
 	if (pkt->l3_proto != ETH_P_IP || (pkt->flags & PKT_F_FRAGMENT))
 		return WEIR_REASON_TUNNEL_FAILED;
+	/* as lb4_accept for the outer packet: without them conntrack and policy see port 0 */
+	if (reason == WEIR_REASON_PARSED_OTHER_L4 && pkt->l4_proto == IPPROTO_SCTP)
+		return parse_sctp_ports(skb, pkt);
 	return 0;
 }
 

@@ -92,6 +92,15 @@ const frame = (src: string, dst: string) => eth({ src: '02:00:00:00:00:01', dst:
 const udp = (src: string, dst: string, sport: number, dport: number) => frame(src, dst).udp({ sport, dport }).payload('q').build();
 const tcp = (src: string, dst: string, sport: number, dport: number, flags: ('syn' | 'ack' | 'fin' | 'rst')[]) =>
   frame(src, dst).tcp({ sport, dport, flags }).payload('x').build();
+/** an SCTP common header (ports, tag, checksum unchecked) and a 4-byte chunk of @chunkType (1: INIT) */
+const sctp = (src: string, dst: string, sport: number, dport: number, chunkType: number) => {
+  const b = Buffer.alloc(16);
+  b.writeUInt16BE(sport, 0);
+  b.writeUInt16BE(dport, 2);
+  b.writeUInt8(chunkType, 12);
+  b.writeUInt16BE(4, 14);
+  return eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' }).ipv4({ src, dst, protocol: SCTP }).payload(b).build();
+};
 const key = (saddr: string, daddr: string, sport: number, dport: number, protocol: number): WeirCt4Key => ({ saddr, daddr, sport, dport, protocol });
 
 describe('ct_track_all = 1', () => {
@@ -139,6 +148,13 @@ describe('ct_track_all = 1', () => {
     assert.deepEqual([reopened.tcp_flags_seen, reopened.packets], [0x02, 1n], 'a fresh pair');
     assert.equal([...dp.ct.keys()].length, 2);
     assert.deepEqual(dp.counters, { from_pod: { pass: 1, ct_tracked_new: 2, ct_tracked: 3 } });
+  });
+
+  test('SCTP: a packet to no frontend starts a tracked flow like UDP (the policy stage must see it), its reply hits it', () => {
+    dp.passesUntouched(dp.fromPod, sctp(POD_A, POD_B, 7000, 3868, 1));
+    dp.passesUntouched(dp.fromPod, sctp(POD_B, POD_A, 3868, 7000, 2)); // INIT ACK
+    assert.deepEqual([dp.ct.get(key(POD_A, POD_B, 7000, 3868, SCTP))?.flags, dp.ct.get(key(POD_B, POD_A, 3868, 7000, SCTP))?.packets], [0, 1n]);
+    assert.deepEqual(dp.counters, { from_pod: { ct_tracked_new: 1, ct_tracked: 1 } });
   });
 
   test('ICMP: an echo request starts a tracked flow, the echo reply hits it; an error about it passes untranslated', () => {

@@ -10,6 +10,8 @@ export interface RefCluster {
   policies: V1NetworkPolicy[];
   pods: V1Pod[];
   namespaces: V1Namespace[];
+  /** node name -> every address of the node (InternalIP and the rest), for "a pod and its own node always talk" */
+  nodeAddresses?: Record<string, string[]>;
 }
 
 export type RefParty = { pod: string } | { ip: string };
@@ -85,6 +87,8 @@ function types(np: V1NetworkPolicy): string[] {
 }
 
 function side(c: RefCluster, self: V1Pod, dir: 'Ingress' | 'Egress', other: Party, dst: Party, proto: string, port: number): boolean {
+  // "traffic to and from the node where a Pod is running is always allowed, regardless of the IP address of the Pod or the node"
+  if (!other.pod && (c.nodeAddresses?.[self.spec?.nodeName ?? ''] ?? []).includes(other.ip)) return true;
   const ns = self.metadata!.namespace!;
   const mine = c.policies.filter(
     (np) => np.metadata?.namespace === ns && types(np).includes(dir) && selects(np.spec?.podSelector ?? {}, self.metadata!.labels ?? {}),
@@ -113,13 +117,20 @@ function party(c: RefCluster, p: RefParty, v6: boolean): Party {
   return { pod: c.pods.find((x) => ipsOf(x).includes(p.ip)) ?? null, ip: p.ip };
 }
 
-/** May src open a connection to dst on proto/port? Egress of the source pod AND ingress of the destination pod. */
-export function referenceAllowed(c: RefCluster, src: RefParty, dst: RefParty, proto: string, port: number): boolean {
+/** Each half of the question "may src open a connection to dst on proto/port?": null where that side is no pod. */
+export function referenceSides(c: RefCluster, src: RefParty, dst: RefParty, proto: string, port: number): { egress: boolean | null; ingress: boolean | null } {
   const given = 'ip' in src ? src.ip : 'ip' in dst ? dst.ip : '';
   const v6 = given.includes(':');
   const s = party(c, src, v6);
   const d = party(c, dst, v6);
-  if (s.pod && !side(c, s.pod, 'Egress', d, d, proto, port)) return false;
-  if (d.pod && !side(c, d.pod, 'Ingress', s, d, proto, port)) return false;
-  return true;
+  return {
+    egress: s.pod ? side(c, s.pod, 'Egress', d, d, proto, port) : null,
+    ingress: d.pod ? side(c, d.pod, 'Ingress', s, d, proto, port) : null,
+  };
+}
+
+/** May src open a connection to dst on proto/port? Egress of the source pod AND ingress of the destination pod. */
+export function referenceAllowed(c: RefCluster, src: RefParty, dst: RefParty, proto: string, port: number): boolean {
+  const r = referenceSides(c, src, dst, proto, port);
+  return r.egress !== false && r.ingress !== false;
 }
