@@ -44,7 +44,7 @@ function changes(r: PolicyBenchResult): string[] {
   const out = ['| contestant | layout | changes | p50 ms | p99 ms | max ms | what a change wrote |', '|---|---|---:|---:|---:|---:|---|'];
   for (const w of r.weir)
     out.push(
-      `| ${POLICY_LABEL.weir} | ${w.layout} | ${w.change?.count ?? 0} | ${pcts(w.change)} | map writes p50 ${int(w.changeWrites?.p50_ms)}, p99 ${int(w.changeWrites?.p99_ms)}; build p50 ${ms(w.changeBuild?.p50_ms)} / p99 ${ms(w.changeBuild?.p99_ms)} ms, write p50 ${ms(w.changeWrite?.p50_ms)} / p99 ${ms(w.changeWrite?.p99_ms)} ms; local pods p50 ${ms(w.changeLocal?.p50_ms)} / p99 ${ms(w.changeLocal?.p99_ms)}, remote p50 ${ms(w.changeRemote?.p50_ms)} / p99 ${ms(w.changeRemote?.p99_ms)} |`,
+      `| ${POLICY_LABEL.weir} | ${w.layout} | ${w.change?.count ?? 0} | ${pcts(w.change)} | map writes p50 ${int(w.changeWrites?.p50_ms)}, p99 ${int(w.changeWrites?.p99_ms)}; build p50 ${ms(w.changeBuild?.p50_ms)} / p99 ${ms(w.changeBuild?.p99_ms)} ms, write p50 ${ms(w.changeWrite?.p50_ms)} / p99 ${ms(w.changeWrite?.p99_ms)} ms; local pods p50 ${ms(w.changeLocal?.p50_ms)} / p99 ${ms(w.changeLocal?.p99_ms)}, remote p50 ${ms(w.changeRemote?.p50_ms)} / p99 ${ms(w.changeRemote?.p99_ms)}${w.changesWithoutEndpoint ? `; ${w.changesWithoutEndpoint} relabelled local pods had no endpoint (refused: map full)` : ''} |`,
     );
   for (const p of r.peers)
     if (!p.error) out.push(`| ${POLICY_LABEL[p.contestant]} | ${p.layout} | ${p.change?.count ?? 0} | ${pcts(p.change)} | ${p.changeWhat ?? ''} |`);
