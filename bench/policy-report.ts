@@ -26,16 +26,19 @@ function weirLine(w: WeirCpResult): string {
 }
 
 function fromNothing(r: PolicyBenchResult): string[] {
-  const out = ['| contestant | layout | what is programmed | from nothing, ms (median, range) | of which |', '|---|---|---|---:|---|'];
+  const out = [
+    '| contestant | layout | what is programmed | from nothing, ms: median (range) | first run | of which (medians) |',
+    '|---|---|---|---:|---:|---|',
+  ];
   for (const w of r.weir)
     out.push(
-      `| ${POLICY_LABEL.weir} | ${w.layout} (${w.localPods} local pods) | ${weirLine(w)} | ${ms(med(w.programMs))}${spread(w.programMs)} | build ${ms(med(w.buildMs))}, write ${ms(med(w.writeMs))} |`,
+      `| ${POLICY_LABEL.weir} | ${w.layout} (${w.localPods} local pods) | ${weirLine(w)} | ${ms(med(w.programMs))}${spread(w.programMs)} | ${ms(w.programMs[0])} | build ${ms(med(w.buildMs))}, write ${ms(med(w.writeMs))} |`,
     );
   for (const p of r.peers)
     out.push(
       p.error
-        ? `| ${POLICY_LABEL[p.contestant]} | ${p.layout} | FAILED: ${p.error} | | |`
-        : `| ${POLICY_LABEL[p.contestant]} | ${p.layout} | ${p.programmed} | ${ms(med(p.programMs))}${spread(p.programMs)} | ${p.ipsetMs ? `ipset restore ${ms(med(p.ipsetMs))}` : ''} |`,
+        ? `| ${POLICY_LABEL[p.contestant]} | ${p.layout} | FAILED: ${p.error} | | | |`
+        : `| ${POLICY_LABEL[p.contestant]} | ${p.layout} | ${p.programmed} | ${ms(med(p.programMs))}${spread(p.programMs)} | ${ms(p.programMs[0])} | ${p.ipsetMs ? `ipset restore ${ms(med(p.ipsetMs))}` : ''} |`,
     );
   return out;
 }
@@ -106,7 +109,9 @@ export function policyMarkdown(info: PolicyRunInfo, r: PolicyBenchResult): strin
     "node holds its share (~110 pods); **all-local**: every pod on this node (the worst case for one node's maps). Every",
     'contestant programs the same objects; see docs/bench.md "NetworkPolicy" for what each figure includes.',
     '',
-    `Targets: from nothing under 1 s (node layout: ${ms(node ? med(node.programMs) : undefined)} ms, ${target(!!node && med(node.programMs) < 1000)}); one label change under 50 ms p99 (${ms(node?.change?.p99_ms)} ms, ${target(!!node?.change && node.change.p99_ms < 50)}).`,
+    `Targets (node layout): from nothing under 1 s: median ${ms(node ? med(node.programMs) : undefined)} ms, ${target(!!node && med(node.programMs) < 1000)}; ` +
+      `the first run, in a cold process as a daemon starts: ${ms(node?.programMs[0])} ms, ${target(!!node && node.programMs[0]! < 1000)}; ` +
+      `one label change under 50 ms p99: ${ms(node?.change?.p99_ms)} ms, ${target(!!node?.change && node.change.p99_ms < 50)}.`,
     '',
     '## Control plane: from nothing',
     '',
