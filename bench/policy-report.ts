@@ -22,7 +22,10 @@ const spread = (xs: number[]) => (xs.length > 1 ? ` (${ms(Math.min(...xs))}–${
 
 function weirLine(w: WeirCpResult): string {
   const c = w.counts;
-  return `${c.policies} policies, ${c.identities} identities, ${int(c.ipcache)} ipcache, ${int(c.endpoints)} endpoints, ${int(c.keys)} policy keys (${int(w.writes)} map writes${w.errors ? `, **${int(w.errors)} refused**: ${w.failures?.join('; ')}` : ''})`;
+  return (
+    `${c.policies} policies, ${c.identities} identities, ${int(c.ipcache)} ipcache, ${int(c.endpoints)} endpoints, ` +
+    `${int(c.keys)} policy keys (${int(w.writes)} map writes${w.errors ? `, **${int(w.errors)} refused**: ${w.failures?.join('; ')}` : ''})`
+  );
 }
 
 function fromNothing(r: PolicyBenchResult): string[] {
@@ -32,13 +35,15 @@ function fromNothing(r: PolicyBenchResult): string[] {
   ];
   for (const w of r.weir)
     out.push(
-      `| ${POLICY_LABEL.weir} | ${w.layout} (${w.localPods} local pods) | ${weirLine(w)} | ${ms(med(w.programMs))}${spread(w.programMs)} | ${ms(w.programMs[0])} | build ${ms(med(w.buildMs))}, write ${ms(med(w.writeMs))} |`,
+      `| ${POLICY_LABEL.weir} | ${w.layout} (${w.localPods} local pods) | ${weirLine(w)} | ${ms(med(w.programMs))}${spread(w.programMs)} | ` +
+        `${ms(w.programMs[0])} | build ${ms(med(w.buildMs))}, write ${ms(med(w.writeMs))} |`,
     );
   for (const p of r.peers)
     out.push(
       p.error
         ? `| ${POLICY_LABEL[p.contestant]} | ${p.layout} | FAILED: ${p.error} | | | |`
-        : `| ${POLICY_LABEL[p.contestant]} | ${p.layout} | ${p.programmed} | ${ms(med(p.programMs))}${spread(p.programMs)} | ${ms(p.programMs[0])} | ${p.ipsetMs ? `ipset restore ${ms(med(p.ipsetMs))}` : ''} |`,
+        : `| ${POLICY_LABEL[p.contestant]} | ${p.layout} | ${p.programmed} | ${ms(med(p.programMs))}${spread(p.programMs)} | ` +
+            `${ms(p.programMs[0])} | ${p.ipsetMs ? `ipset restore ${ms(med(p.ipsetMs))}` : ''} |`,
     );
   return out;
 }
@@ -47,7 +52,11 @@ function changes(r: PolicyBenchResult): string[] {
   const out = ['| contestant | layout | changes | p50 ms | p99 ms | max ms | what a change wrote |', '|---|---|---:|---:|---:|---:|---|'];
   for (const w of r.weir)
     out.push(
-      `| ${POLICY_LABEL.weir} | ${w.layout} | ${w.change?.count ?? 0} | ${pcts(w.change)} | map writes p50 ${int(w.changeWrites?.p50_ms)}, p99 ${int(w.changeWrites?.p99_ms)}; build p50 ${ms(w.changeBuild?.p50_ms)} / p99 ${ms(w.changeBuild?.p99_ms)} ms, write p50 ${ms(w.changeWrite?.p50_ms)} / p99 ${ms(w.changeWrite?.p99_ms)} ms; local pods p50 ${ms(w.changeLocal?.p50_ms)} / p99 ${ms(w.changeLocal?.p99_ms)}, remote p50 ${ms(w.changeRemote?.p50_ms)} / p99 ${ms(w.changeRemote?.p99_ms)}${w.changesWithoutEndpoint ? `; ${w.changesWithoutEndpoint} relabelled local pods had no endpoint (refused: map full)` : ''} |`,
+      `| ${POLICY_LABEL.weir} | ${w.layout} | ${w.change?.count ?? 0} | ${pcts(w.change)} | map writes p50 ` +
+        `${int(w.changeWrites?.p50_ms)}, p99 ${int(w.changeWrites?.p99_ms)}; build p50 ${ms(w.changeBuild?.p50_ms)} / p99 ` +
+        `${ms(w.changeBuild?.p99_ms)} ms, write p50 ${ms(w.changeWrite?.p50_ms)} / p99 ${ms(w.changeWrite?.p99_ms)} ms; local pods p50 ` +
+        `${ms(w.changeLocal?.p50_ms)} / p99 ${ms(w.changeLocal?.p99_ms)}, remote p50 ${ms(w.changeRemote?.p50_ms)} / p99 ` +
+        `${ms(w.changeRemote?.p99_ms)}${w.changesWithoutEndpoint ? `; ${w.changesWithoutEndpoint} relabelled local pods had no endpoint (map full)` : ''} |`,
     );
   for (const p of r.peers)
     if (!p.error) out.push(`| ${POLICY_LABEL[p.contestant]} | ${p.layout} | ${p.change?.count ?? 0} | ${pcts(p.change)} | ${p.changeWhat ?? ''} |`);
@@ -60,7 +69,8 @@ function cpRatios(r: PolicyBenchResult): string[] {
     const w = r.weir.find((x) => x.layout === p.layout);
     if (!w || p.error) continue;
     out.push(
-      `| weir ÷ ${POLICY_LABEL[p.contestant]} | ${p.layout} | ${ratio(med(w.programMs), med(p.programMs))} | ${ratio(w.change?.p50_ms, p.change?.p50_ms)} | ${ratio(w.change?.p99_ms, p.change?.p99_ms)} |`,
+      `| weir ÷ ${POLICY_LABEL[p.contestant]} | ${p.layout} | ${ratio(med(w.programMs), med(p.programMs))} | ` +
+        `${ratio(w.change?.p50_ms, p.change?.p50_ms)} | ${ratio(w.change?.p99_ms, p.change?.p99_ms)} |`,
     );
   }
   return out;
@@ -79,7 +89,8 @@ function perPacket(r: PolicyBenchResult): string[] {
 const perConnUs = (rate?: number) => (rate ? 1e6 / rate : undefined);
 function lab(rs: LabResult[]): string[] {
   const out = [
-    '| contestant | conn/s on | conn/s off | on ÷ off | connect p50 µs on / off | added per connection µs | req/s on | req/s off | on ÷ off | added per request µs |',
+    '| contestant | conn/s on | conn/s off | on ÷ off | connect p50 µs on / off | added per connection µs | ' +
+      'req/s on | req/s off | on ÷ off | added per request µs |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const l of rs) {
@@ -90,7 +101,9 @@ function lab(rs: LabResult[]): string[] {
     const dc = perConnUs(l.on.crr.rate)! - perConnUs(l.off.crr.rate)!;
     const dr = perConnUs(l.on.rr.rate)! - perConnUs(l.off.rr.rate)!;
     out.push(
-      `| ${POLICY_LABEL[l.contestant]} | ${int(l.on.crr.rate)} | ${int(l.off.crr.rate)} | ${ratio(l.on.crr.rate, l.off.crr.rate)} | ${l.on.crr.connect?.p50_us.toFixed(1)} / ${l.off.crr.connect?.p50_us.toFixed(1)} | ${dc.toFixed(2)} | ${int(l.on.rr.rate)} | ${int(l.off.rr.rate)} | ${ratio(l.on.rr.rate, l.off.rr.rate)} | ${dr.toFixed(2)} |`,
+      `| ${POLICY_LABEL[l.contestant]} | ${int(l.on.crr.rate)} | ${int(l.off.crr.rate)} | ${ratio(l.on.crr.rate, l.off.crr.rate)} | ` +
+        `${l.on.crr.connect?.p50_us.toFixed(1)} / ${l.off.crr.connect?.p50_us.toFixed(1)} | ${dc.toFixed(2)} | ${int(l.on.rr.rate)} | ` +
+        `${int(l.off.rr.rate)} | ${ratio(l.on.rr.rate, l.off.rr.rate)} | ${dr.toFixed(2)} |`,
     );
   }
   return out;
@@ -102,14 +115,16 @@ export function policyMarkdown(info: PolicyRunInfo, r: PolicyBenchResult): strin
   return [
     '# NetworkPolicy speed (issue 13)',
     '',
-    `\`${info.command}\` · ${info.machine} · started ${info.started} · ${Math.round(info.seconds)} s · load average (1/5/15 min) at start ${info.load.start}, at end ${info.load.end}`,
+    `\`${info.command}\` · ${info.machine} · started ${info.started} · ${Math.round(info.seconds)} s · ` +
+      `load average (1/5/15 min) at start ${info.load.start}, at end ${info.load.end}`,
     '',
     'The cluster (bench/peers/policy-cluster.ts): 1,000 NetworkPolicies over 5,000 pods in 50 namespaces, 46 nodes; 600 pod',
     'identities, 500 ipBlock prefixes (cidr + except), named ports that resolve to 8080 or 8081 by pod, a port range. **node**: this',
     "node holds its share (~110 pods); **all-local**: every pod on this node (the worst case for one node's maps). Every",
     'contestant programs the same objects; see docs/bench.md "NetworkPolicy" for what each figure includes.',
     '',
-    `Targets (node layout): from nothing under 1 s: median ${ms(node ? med(node.programMs) : undefined)} ms, ${target(!!node && med(node.programMs) < 1000)}; ` +
+    `Targets (node layout): from nothing under 1 s: median ${ms(node ? med(node.programMs) : undefined)} ms, ` +
+      `${target(!!node && med(node.programMs) < 1000)}; ` +
       `the first run, in a cold process as a daemon starts: ${ms(node?.programMs[0])} ms, ${target(!!node && node.programMs[0]! < 1000)}; ` +
       `one label change under 50 ms p99: ${ms(node?.change?.p99_ms)} ms, ${target(!!node?.change && node.change.p99_ms < 50)}.`,
     '',

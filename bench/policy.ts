@@ -232,7 +232,8 @@ export async function weirControlPlane(
     };
     if (setup.refused.size) r.failures = [...setup.refused].slice(0, 3);
     log(
-      `weir ${layout}: from nothing in ${r.programMs.at(-1)!.toFixed(0)} ms (build ${rep.buildMs.toFixed(0)}, write ${rep.result.ms.toFixed(0)}), ${rep.result.writes} writes, ${rep.result.errors} errors`,
+      `weir ${layout}: from nothing in ${r.programMs.at(-1)!.toFixed(0)} ms (build ${rep.buildMs.toFixed(0)}, write ` +
+        `${rep.result.ms.toFixed(0)}), ${rep.result.writes} writes, ${rep.result.errors} errors`,
     );
   }
   const s = setup!;
@@ -275,7 +276,8 @@ export async function weirControlPlane(
   if (local.length) r.changeLocal = dist(local);
   if (remote.length) r.changeRemote = dist(remote);
   log(
-    `weir ${layout}: ${lat.length} relabels p50 ${r.change.p50_ms.toFixed(1)} ms p99 ${r.change.p99_ms.toFixed(1)} ms (build p50 ${r.changeBuild.p50_ms.toFixed(1)}, write p50 ${r.changeWrite.p50_ms.toFixed(2)})`,
+    `weir ${layout}: ${lat.length} relabels p50 ${r.change.p50_ms.toFixed(1)} ms p99 ${r.change.p99_ms.toFixed(1)} ms (build p50 ` +
+      `${r.changeBuild.p50_ms.toFixed(1)}, write p50 ${r.changeWrite.p50_ms.toFixed(2)})`,
   );
   return { r, setup: s };
 }
@@ -364,7 +366,8 @@ async function peerControlPlane(
     const w = pct(what, 50);
     r.changeWhat = v ? `${Math.floor(w / 1000)} ipset lines, ${w % 1000} chains rewritten (p50)` : `${w} transaction lines (p50)`;
     log(
-      `${POLICY_LABEL[contestant]} ${layout}: ${lat.length} relabels p50 ${r.change.p50_ms.toFixed(1)} ms p99 ${r.change.p99_ms.toFixed(1)} ms (${r.changeWhat})`,
+      `${POLICY_LABEL[contestant]} ${layout}: ${lat.length} relabels p50 ${r.change.p50_ms.toFixed(1)} ms p99 ` +
+        `${r.change.p99_ms.toFixed(1)} ms (${r.changeWhat})`,
     );
   } catch (e) {
     r.error = (e as Error).message.split('\n').slice(0, 3).join(' ');
@@ -669,7 +672,8 @@ export async function labPerPacket(
       res.on = { crr: pick(on.crr), rr: pick(on.rr) };
       res.off = { crr: pick(off.crr), rr: pick(off.rr) };
       log(
-        `lab ${POLICY_LABEL[contestant]}: conn/s on ${Math.round(res.on.crr.rate)} off ${Math.round(res.off.crr.rate)}; connect p50 on ${res.on.crr.connect?.p50_us} off ${res.off.crr.connect?.p50_us} µs; req/s on ${Math.round(res.on.rr.rate)} off ${Math.round(res.off.rr.rate)}`,
+        `lab ${POLICY_LABEL[contestant]}: conn/s on ${Math.round(res.on.crr.rate)} off ${Math.round(res.off.crr.rate)}; connect p50 on ` +
+          `${res.on.crr.connect?.p50_us} off ${res.off.crr.connect?.p50_us} µs; req/s on ${Math.round(res.on.rr.rate)} off ${Math.round(res.off.rr.rate)}`,
       );
     } catch (e) {
       res.error = (e as Error).message.split('\n').slice(0, 3).join(' ');
