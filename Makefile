@@ -22,7 +22,7 @@ ABI_GEN := src/bpf/abi.gen.ts
 # Debian packages: the toolchain, libbpf, and the real tools the tests and the demo drive.
 APT_PACKAGES := clang llvm libclang-rt-14-dev libbpf-dev libbpf1 pkg-config make g++ python3 \
 	iproute2 iputils-ping iptables nftables iperf3 curl socat procps psmisc kmod util-linux \
-	containernetworking-plugins bpftool prometheus openssl clang-format tcpdump ethtool
+	containernetworking-plugins bpftool prometheus openssl clang-format tcpdump ethtool ipset
 
 NODE_TEST := node --test --test-concurrency=1 --enable-source-maps
 

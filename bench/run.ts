@@ -2,7 +2,7 @@
 // per-packet cost and the data plane of every contestant in one run, prints the tables,
 // and writes bench/results/latest.{md,svg,json} (quick runs: quick.*). Root only: namespaces, BPF, cgroups.
 //
-//   node dist/bench/run.js [--quick] [--sizes 1,1000,...] [--only dataplane|controlplane|tunnel] [--changes K] [--check]
+//   node dist/bench/run.js [--quick] [--sizes 1,1000,...] [--only dataplane|controlplane|tunnel|policy] [--changes K] [--check]
 // --quick: data plane N in {1, 1000}, 1 s per measurement; control plane N = 1000, 20
 //          changes; < 3 minutes; exits non-zero unless every contestant produced a number at
 //          every size (the CI smoke check, .ci/run); writes bench/results/quick.*.
@@ -10,7 +10,9 @@
 //          bench/results/latest-<part>.* so that a whole run's latest.* stay. `tunnel`: only
 //          the NodePort-to-a-remote-backend part (bench/tunnel.ts), which every run ends with
 //          and which writes bench/results/tunnel.{md,json} (quick runs: tunnel-quick.*, one
-//          short round: it only checks that every contestant produced a number).
+//          short round: it only checks that every contestant produced a number). `policy`: only
+//          the NetworkPolicy part (bench/policy.ts), which every run ends with and which writes
+//          bench/results/policy.{md,json} (quick runs: policy-quick.*, ~60 s).
 // --sizes: both parts (the control plane leaves out sizes below 1,000).
 // --check: only the peer generator checks.
 
@@ -25,6 +27,8 @@ import { CONTESTANTS, LABEL, runDataplane, type Durations, type Measurement } fr
 import { checkPeers } from './peers/check.js';
 import { runPerPacket } from './perpacket.js';
 import type { PerPacketRow } from './perpacket.js';
+import { runPolicyBench } from './policy.js';
+import { policyMarkdown } from './policy-report.js';
 import { cpSvg, markdown, svg, type RunInfo } from './report.js';
 import { ROOT, tcpbenchBinary } from './tools.js';
 import { runTunnel, TUNNEL_CONTESTANTS, TUNNEL_LABEL, type TunnelDurations } from './tunnel.js';
@@ -41,12 +45,13 @@ const durations: Durations = quick
   : { crrSeconds: 2, rrSeconds: 1, iperfSeconds: 2, warmup: 0.3 };
 const rounds = quick ? 2 : 3;
 const onlyArg = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
-if (onlyArg !== undefined && onlyArg !== 'dataplane' && onlyArg !== 'controlplane' && onlyArg !== 'tunnel') {
-  console.error(`--only dataplane|controlplane|tunnel, not ${onlyArg}`);
+if (onlyArg !== undefined && onlyArg !== 'dataplane' && onlyArg !== 'controlplane' && onlyArg !== 'tunnel' && onlyArg !== 'policy') {
+  console.error(`--only dataplane|controlplane|tunnel|policy, not ${onlyArg}`);
   process.exit(2);
 }
-const parts: RunInfo['parts'] = onlyArg === 'tunnel' ? [] : onlyArg ? [onlyArg] : ['dataplane', 'controlplane'];
+const parts: RunInfo['parts'] = onlyArg === 'tunnel' || onlyArg === 'policy' ? [] : onlyArg ? [onlyArg] : ['dataplane', 'controlplane'];
 const tunnelToo = onlyArg === undefined || onlyArg === 'tunnel';
+const policyToo = onlyArg === undefined || onlyArg === 'policy';
 const tunnelDurations: TunnelDurations = quick
   ? { crrSeconds: 0.3, rrSeconds: 0.2, iperfSeconds: 1, warmup: 0.1 }
   : { crrSeconds: 2, rrSeconds: 1, iperfSeconds: 2, warmup: 0.3 };
@@ -175,6 +180,35 @@ async function main(): Promise<number> {
       for (const m of tunnelMissing) log(`no number: ${m}`);
     }
 
+    // NetworkPolicy (issue 13): its own bpffs, labs, tables and files
+    const policyMissing: string[] = [];
+    if (policyToo) {
+      const t0 = Date.now();
+      const loadStart = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+      log(`policy: 1,000 policies over 5,000 pods; contestants weir, iptables + ipset, nftables`);
+      const pr = await runPolicyBench({ quick, tmp, log: (l) => log(`policy: ${l}`) });
+      const pinfo = {
+        command: info.command,
+        machine: info.machine,
+        started: new Date(t0).toISOString().replace(/\.\d+Z$/, 'Z'),
+        seconds: (Date.now() - t0) / 1000,
+        load: { start: loadStart, end: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') },
+      };
+      const pmd = policyMarkdown(pinfo, pr);
+      const pbase = quick ? 'policy-quick' : 'policy';
+      writeFileSync(join(RESULTS, `${pbase}.md`), pmd);
+      writeFileSync(join(RESULTS, `${pbase}.json`), JSON.stringify({ info: pinfo, ...pr }, null, 2) + '\n');
+      console.log(pmd);
+      log(`wrote bench/results/${pbase}.{md,json} in ${Math.round(pinfo.seconds)} s`);
+      // weir must produce every figure; a peer whose own tool fails is a finding (full runs), not in quick ones
+      for (const w of pr.weir) if (!w.change || !(w.programMs.length > 0)) policyMissing.push(`weir ${w.layout}: no figure`);
+      for (const p of pr.peers) if (p.error && quick) policyMissing.push(`${p.contestant} ${p.layout}: ${p.error}`);
+      for (const l of pr.lab)
+        if ((l.error || !l.on) && (quick || l.contestant === 'weir')) policyMissing.push(`lab ${l.contestant}: ${l.error ?? 'no figure'}`);
+      if (!pr.perPacket.every((r) => r.on > 0)) policyMissing.push('per-packet: a case measured 0 ns');
+      for (const m of policyMissing) log(`no number: policy ${m}`);
+    }
+
     // the smoke check: every contestant produced a number (quick: at every size; full: at
     // every size it was not skipped for its programming time)
     // (a peer whose own tool fails to load its ruleset at a size, e.g. iptables-legacy-restore
@@ -193,7 +227,13 @@ async function main(): Promise<number> {
     for (const m of missing) log(`no number: ${LABEL[m.contestant]} at ${m.services} services: ${m.error ?? m.skipped}`);
     for (const c of noNumber) log(`no number at all: ${LABEL[c]}`);
     if (!perPacket.every((r) => r.nsPerPacket > 0)) log('per-packet: a case measured 0 ns');
-    return missing.length || noNumber.length || cpMissing.length || cpNoNumber.length || tunnelMissing.length || !perPacket.every((r) => r.nsPerPacket > 0)
+    return missing.length ||
+      noNumber.length ||
+      cpMissing.length ||
+      cpNoNumber.length ||
+      tunnelMissing.length ||
+      policyMissing.length ||
+      !perPacket.every((r) => r.nsPerPacket > 0)
       ? 1
       : 0;
   } finally {
