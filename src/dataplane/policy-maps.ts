@@ -27,6 +27,7 @@ import type {
 import { IPPROTO, parseCidr } from '../bpf/ip.js';
 import { errText } from '../log.js';
 import { FIRST_CIDR_IDENTITY, IDENTITY_HOST, IDENTITY_WORLD } from '../model/policy/identities.js';
+import type { IpcacheEntry } from '../model/policy/ipcache.js';
 import type { AllowRule, DirectionPolicy, PolicyModel } from '../model/policy/policy-types.js';
 import { portPrefixes } from '../model/policy/port-ranges.js';
 
@@ -82,6 +83,9 @@ export interface DesiredPolicyMaps {
   skipped: { ipv6Addresses: number };
 }
 
+/** The map value of each model ipcache entry (entries are reused between builds while unchanged). */
+const ipcacheValues = new WeakMap<IpcacheEntry, WeirIpcache4>();
+
 /**
  * What this node's maps should hold for `model`. `hostAddresses`: every address of this node
  * (not only its InternalIP: the gateway addresses of its pod interfaces too), so that a pod's
@@ -102,7 +106,9 @@ export function desiredPolicyMaps(model: PolicyModel, localNode: string, hostAdd
       out.skipped.ipv6Addresses++;
       continue;
     }
-    out.ipcache.set(cidr, { identity: e.identity, cidr_identity: e.cidrIdentity });
+    let v = ipcacheValues.get(e);
+    if (!v) ipcacheValues.set(e, (v = { identity: e.identity, cidr_identity: e.cidrIdentity }));
+    out.ipcache.set(cidr, v);
   }
   const hosts = [...hostAddresses];
   for (const a of hosts) {

@@ -133,7 +133,10 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
       assert.ok(delta(d1, c1, 'from_host', 'tunnel_encap') >= 20 * 3, 'node1 encapsulated every client packet');
       assert.ok(delta(d2, c2, 'from_host', 'tunnel_decap') >= 20 * 3, 'node2 decapsulated them');
       if (mode === 'tunnel') {
-        assert.equal(delta(d2, c2, 'from_host', 'ct_tracked_new'), 20, 'node2 gave each forwarded connection an entry pair');
+        // each forwarded connection an entry pair; policy's conntrack of every flow also tracks
+        // whatever else reaches node2 meanwhile (a stray packet of the lab's own), at most one here
+        const tracked = delta(d2, c2, 'from_host', 'ct_tracked_new');
+        assert.ok(tracked >= 20 && tracked <= 21, `node2 gave each forwarded connection an entry pair: ${tracked}`);
         assert.ok(delta(d2, c2, 'from_pod', 'tunnel_encap') >= 20 * 2, 'node2 sent the replies back into the tunnel');
         assert.ok(delta(d1, c1, 'from_host', 'tunnel_decap') >= 20 * 2, 'node1 received the replies from the tunnel');
         assert.ok(delta(d1, c1, 'from_host', 'reverse_nat') >= 20 * 2, 'node1 reverse-NATed them for the client');

@@ -54,16 +54,24 @@ export function peerVersion(cache: BuildCache, peer: Peer, ids: number[]): numbe
   return version;
 }
 
-/** Whether a compiled policy has a named port on an egress rule (resolved on every destination identity). */
-export function namedEgress(pol: CompiledPolicy): { any: boolean; toIpBlock: boolean } {
+/**
+ * Whether a compiled policy has a named port on an egress rule (resolved on each destination
+ * identity), and towards what: every pod (`toAll`: the result depends on the whole identity
+ * set), or an ipBlock (`toIpBlock`: it depends on pod addresses). Towards pod peers it depends
+ * only on what the peer selects (its version) and those identities' named ports, which are
+ * part of the identity and so never change under an id.
+ */
+export function namedEgress(pol: CompiledPolicy): { any: boolean; toAll: boolean; toIpBlock: boolean } {
   let any = false;
+  let toAll = false;
   let toIpBlock = false;
   for (const r of pol.egressRules) {
     if (r.ports === 'all' || !r.ports.some((p) => p.kind === 'named')) continue;
     any = true;
-    if (r.peers !== 'all' && r.peers.some((p) => p.kind === 'ipBlock')) toIpBlock = true;
+    if (r.peers === 'all') toAll = true;
+    else if (r.peers.some((p) => p.kind === 'ipBlock')) toIpBlock = true;
   }
-  return { any, toIpBlock };
+  return { any, toAll, toIpBlock };
 }
 
 /** Whether two maps hold the same entries. */

@@ -9,7 +9,7 @@
 // ipBlock {cidr, except[]} therefore selects address a iff it selects P = longest(a), i.e. iff
 // P ⊆ cidr and P ⊄ every except. The union of several ipBlocks is the union of their id sets.
 
-import { parseCidr, parseIp, type IpFamily, type ParsedCidr } from '../../bpf/ip.js';
+import { parseCidr, parseIp, parseIp4Octets, type IpFamily, type ParsedCidr } from '../../bpf/ip.js';
 import { IDENTITY_WORLD } from './identities.js';
 import { cidrCovers, type IpBlockPeer } from './rules.js';
 
@@ -26,10 +26,22 @@ export interface IpcacheEntry {
   source: { kind: 'pod'; pod: string } | { kind: 'node'; node: string } | { kind: 'cidr' };
 }
 
+function ip4Number(o: readonly number[]): number {
+  return ((o[0]! << 24) | (o[1]! << 16) | (o[2]! << 8) | o[3]!) >>> 0;
+}
+
+function mask4(len: number): number {
+  return len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+}
+
 /** ipBlock prefixes indexed for longest-prefix lookups: family → prefix length → network address → id. */
 export class PrefixIndex {
   private readonly byFamily = new Map<IpFamily, Map<number, Map<string, number>>>();
   private readonly lengths = new Map<IpFamily, number[]>();
+  /** IPv4 by length: the network as a number -> id (every pod is looked up: no string per length) */
+  private readonly v4 = new Map<number, Map<number, number>>();
+  private v4Lengths: number[] = [];
+  private readonly octets = [0, 0, 0, 0];
   readonly prefixes: { cidr: ParsedCidr; id: number }[] = [];
 
   add(cidr: ParsedCidr, id: number): void {
@@ -45,10 +57,27 @@ export class PrefixIndex {
     }
     m.set(cidr.address, id);
     this.prefixes.push({ cidr, id });
+    if (cidr.family === 4 && parseIp4Octets(cidr.address, this.octets)) {
+      let n = this.v4.get(cidr.prefix);
+      if (!n) {
+        this.v4.set(cidr.prefix, (n = new Map()));
+        this.v4Lengths = [...this.v4.keys()].sort((a, b) => b - a);
+      }
+      n.set(ip4Number(this.octets) & mask4(cidr.prefix), id);
+    }
   }
 
   /** The id of the longest prefix holding `ip` (an address, canonical or not), or IDENTITY_WORLD. */
   longest(ip: string): number {
+    if (!ip.includes(':')) {
+      if (!parseIp4Octets(ip, this.octets)) return IDENTITY_WORLD;
+      const a = ip4Number(this.octets);
+      for (const len of this.v4Lengths) {
+        const id = this.v4.get(len)!.get(a & mask4(len));
+        if (id !== undefined) return id;
+      }
+      return IDENTITY_WORLD;
+    }
     const p = parseIp(ip);
     if (!p) return IDENTITY_WORLD;
     const byLen = this.byFamily.get(p.family);

@@ -106,6 +106,8 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
     return v;
   };
   const cache = inputs.previousModel?.cache ?? newBuildCache();
+  const lastIpcache = inputs.previousModel?.ipcache;
+  const lastEndpoints = inputs.previousModel?.endpoints;
   cache.builds++;
 
   // Pods: every pod with an address that is not host-network and not finished (its IP may be reused).
@@ -221,14 +223,13 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
       endpointByIp.set(ip, p.key);
       const family = ip.includes(':') ? 6 : 4;
       const prefix = family === 4 ? 32 : 128;
-      ipcache.set(`${ip}/${prefix}`, {
-        cidr: `${ip}/${prefix}`,
-        family,
-        prefix,
-        identity: id,
-        cidrIdentity: prefixIndex.longest(ip),
-        source: { kind: 'pod', pod: p.key },
-      });
+      const cidr = `${ip}/${prefix}`;
+      const cidrIdentity = prefixIndex.longest(ip);
+      // the last build's entry when it is the same: fewer objects per build (GC was a quarter of a relabel)
+      const prev = lastIpcache?.get(cidr);
+      if (prev && prev.identity === id && prev.cidrIdentity === cidrIdentity && prev.source.kind === 'pod' && prev.source.pod === p.key)
+        ipcache.set(cidr, prev);
+      else ipcache.set(cidr, { cidr, family, prefix, identity: id, cidrIdentity, source: { kind: 'pod', pod: p.key } });
     }
   }
 
@@ -285,19 +286,27 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
     if (!l) policiesByNs.set(pol.namespace, (l = []));
     l.push(pol);
   }
+  // A policy's part of a fingerprint, once per build (not once per identity it selects): its
+  // serial and what each of its peers selects now
+  const stamps = new Map<CompiledPolicy, string>();
+  const stampOf = (pol: CompiledPolicy): string => {
+    let s = stamps.get(pol);
+    if (s !== undefined) return s;
+    s = `|${serials.get(pol)}`;
+    const named = pol.egress ? namedEgress(pol) : { any: false, toAll: false, toIpBlock: false };
+    if (named.toAll) s += `n${cache.identitySetVersion}`;
+    if (named.toIpBlock) s += `b${cache.builds}`; // depends on pod addresses: never reused
+    for (const r of [...(pol.ingress ? pol.ingressRules : []), ...(pol.egress ? pol.egressRules : [])])
+      if (r.peers !== 'all') for (const peer of r.peers) s += `,${peerVersion(cache, peer, idsOf(peer))}`;
+    stamps.set(pol, s);
+    return s;
+  };
   const directions = new Map<number, { fingerprint: string; ingress: DirectionPolicy; egress: DirectionPolicy }>();
   for (const [id, l] of podIdentities) {
     const selecting = (policiesByNs.get(l.namespace) ?? []).filter((pol) => selectorMatches(pol.podSelector, l.labels));
     // everything the directions are computed from: the identity, the policies, what each of their peers selects
-    let fingerprint = podIdentityKey(l);
-    for (const pol of selecting) {
-      fingerprint += `|${serials.get(pol)}`;
-      const named = pol.egress ? namedEgress(pol) : { any: false, toIpBlock: false };
-      if (named.any) fingerprint += `n${cache.identitySetVersion}`;
-      if (named.toIpBlock) fingerprint += `b${cache.builds}`; // depends on pod addresses: never reused
-      for (const r of [...(pol.ingress ? pol.ingressRules : []), ...(pol.egress ? pol.egressRules : [])])
-        if (r.peers !== 'all') for (const peer of r.peers) fingerprint += `,${peerVersion(cache, peer, idsOf(peer))}`;
-    }
+    let fingerprint = identityKeys.get(id)!;
+    for (const pol of selecting) fingerprint += stampOf(pol);
     const cached = cache.directions.get(id);
     if (cached && cached.fingerprint === fingerprint) {
       directions.set(id, cached);
@@ -319,7 +328,10 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
     const identity = podAlloc.ids.get(p.identityKey);
     if (identity === undefined) continue; // no identity: not programmed, the writer fails closed for it
     const d = directions.get(identity)!;
-    endpoints.set(p.key, { pod: p.key, namespace: p.namespace, node: p.node, ips: p.ips, identity, ingress: d.ingress, egress: d.egress });
+    const prev = lastEndpoints?.get(p.key);
+    if (prev && prev.identity === identity && prev.ips === p.ips && prev.node === p.node && prev.ingress === d.ingress && prev.egress === d.egress)
+      endpoints.set(p.key, prev);
+    else endpoints.set(p.key, { pod: p.key, namespace: p.namespace, node: p.node, ips: p.ips, identity, ingress: d.ingress, egress: d.egress });
   }
 
   return {
