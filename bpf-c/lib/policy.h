@@ -49,6 +49,15 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WEIR_IPCACHE4_MAX_ENTRIES);
+	__type(key, struct weir_ipcache4_host_key);
+	__type(value, struct weir_ipcache4);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_ipcache4_hosts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, WEIR_ENDPOINTS4_MAX_ENTRIES);
 	__type(key, struct weir_endpoint4_key);
 	__type(value, struct weir_endpoint4);
@@ -114,6 +123,7 @@ struct policy4_scratch {
 	struct weir_policy4_key key;
 	struct weir_ipcache4_key ip;
 	struct weir_endpoint4_key ep;
+	struct weir_ipcache4_host_key host;
 	__u32 slot; /* a counter's or policy's slot, as a lookup key */
 	__u32 hook;
 	weir_ip4 saddr;
@@ -171,9 +181,13 @@ static __always_inline int policy4_direction(struct policy4_scratch *s,
 	struct weir_policy4 *hit;
 	__u32 identity = WEIR_IDENTITY_WORLD, cidr_identity = WEIR_IDENTITY_WORLD;
 
-	s->ip.prefixlen = 32;
-	s->ip.address = peer_addr;
-	info = bpf_map_lookup_elem(&weir_ipcache4, &s->ip);
+	s->host.address = peer_addr;
+	info = bpf_map_lookup_elem(&weir_ipcache4_hosts, &s->host);
+	if (!info) {
+		s->ip.prefixlen = 32;
+		s->ip.address = peer_addr;
+		info = bpf_map_lookup_elem(&weir_ipcache4, &s->ip);
+	}
 	if (info) {
 		identity = info->identity;
 		cidr_identity = info->cidr_identity;

@@ -104,6 +104,7 @@ export function policyMaps(m: (name: string) => BpfMap): PolicyMaps {
     policy: typedMap(m('weir_policy4'), codecFor('weir_policy4_key'), codecFor('weir_policy4')),
     names: typedMap(m('weir_policy_names'), u32, codecFor('weir_policy_name')),
     identities: typedMap(m('weir_identities'), u32, codecFor('weir_identity_key')),
+    ipcacheHosts: typedMap(m('weir_ipcache4_hosts'), codecFor('weir_ipcache4_host_key'), codecFor('weir_ipcache4')),
     endpoints6: typedMap(m('weir_endpoints6'), codecFor('weir_endpoint6_key'), codecFor('weir_endpoint6')),
     selects: typedMap(m('weir_policy_selects'), codecFor('weir_policy_select_key'), codecFor('weir_policy_select')),
     stats: m('weir_policy_stats'),

@@ -17,6 +17,7 @@ import type {
   WeirEndpoint6Key,
   WeirIdentityKey,
   WeirIpcache4,
+  WeirIpcache4HostKey,
   WeirIpcache4Key,
   WeirPolicy4,
   WeirPolicy4Key,
@@ -38,6 +39,8 @@ export interface PolicyMaps {
   policy: TypedMap<WeirPolicy4Key, WeirPolicy4>;
   names: TypedMap<number, WeirPolicyName>;
   identities: TypedMap<number, WeirIdentityKey>;
+  /** the /32 entries of the ipcache again, as a hash the programs look up first (an accelerator) */
+  ipcacheHosts?: TypedMap<WeirIpcache4HostKey, WeirIpcache4>;
   /** IPv6 fails closed until IPv6 policy exists: this node's pods' IPv6 addresses (isolation) and its own (host) */
   endpoints6?: TypedMap<WeirEndpoint6Key, WeirEndpoint6>;
   /** which policies select each local identity (for `weir policy`; the programs never read it) */
@@ -269,6 +272,8 @@ export class PolicyWriter {
   private blocks = new Map<number, [Map<string, PolicyBlock>, Map<string, PolicyBlock>]>();
   private writtenFrom = new Map<number, [DirectionPolicy | null, DirectionPolicy | null]>();
   private endpoints6 = new Map<string, number>();
+  /** address -> value, as in weir_ipcache4_hosts */
+  private hosts = new Map<string, WeirIpcache4>();
   /** `${identity}/${slot}` -> select flags, as in weir_policy_selects */
   private selects = new Map<string, number>();
   /** failures by map since the last take (a metric and a log line) */
@@ -287,6 +292,8 @@ export class PolicyWriter {
     this.writtenFrom.clear();
     this.selects.clear();
     this.endpoints6.clear();
+    this.hosts.clear();
+    if (this.maps.ipcacheHosts) for (const [k, v] of this.maps.ipcacheHosts.entries()) this.hosts.set(k.address, v);
     if (this.maps.endpoints6) for (const [k, v] of this.maps.endpoints6.entries()) this.endpoints6.set(k.address, v.flags);
     if (this.maps.selects) for (const [k, v] of this.maps.selects.entries()) this.selects.set(`${k.identity}/${k.policy}`, v.flags);
     for (const [slot, v] of this.maps.names.entries()) this.slots.set(fromCString(v.name), slot);
@@ -429,6 +436,27 @@ export class PolicyWriter {
       if (this.op('weir_ipcache4', cidr, () => this.maps.ipcache.set({ prefixlen: c.prefix, address: c.address }, v))) this.ipcache.set(cidr, v);
     }
 
+    // the /32 entries again in the hash the programs look up first (before the endpoints, as the trie's)
+    const hostMap = this.maps.ipcacheHosts;
+    if (hostMap) {
+      const add: [{ address: string }, WeirIpcache4][] = [];
+      for (const [cidr, v] of want.ipcache) {
+        if (!cidr.endsWith('/32')) continue;
+        const address = cidr.slice(0, -3);
+        const h = this.hosts.get(address);
+        if (!h || h.identity !== v.identity || h.cidr_identity !== v.cidr_identity) add.push([{ address }, v]);
+      }
+      if (add.length > 0) {
+        try {
+          hostMap.setMany(add);
+          for (const [k, v] of add) this.hosts.set(k.address, v);
+          this.stats.writes += add.length;
+        } catch {
+          for (const [k, v] of add) if (this.op('weir_ipcache4_hosts', k.address, () => hostMap.set(k, v))) this.hosts.set(k.address, v);
+        }
+      }
+    }
+
     // 5. endpoints: the switch to the new identity / isolation
     for (const [address, e] of want.endpoints) {
       const v: EndpointValue = {
@@ -472,6 +500,9 @@ export class PolicyWriter {
     for (const id of [...this.identities.keys()])
       if (!want.identities.has(id) && this.op('weir_identities', String(id), () => this.maps.identities.delete(id))) this.identities.delete(id);
     const wanted = new Set(want.policies);
+    if (hostMap)
+      for (const address of [...this.hosts.keys()])
+        if (!want.ipcache.has(`${address}/32`) && this.op('weir_ipcache4_hosts', address, () => hostMap.delete({ address }))) this.hosts.delete(address);
     for (const [p, slot] of [...this.slots]) if (!wanted.has(p) && this.op('weir_policy_names', p, () => this.maps.names.delete(slot))) this.slots.delete(p);
 
     return {

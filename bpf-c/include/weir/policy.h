@@ -47,6 +47,13 @@ struct weir_ipcache4 {
 	__u32 cidr_identity; /* the longest ipBlock prefix holding it; WEIR_IDENTITY_WORLD: none */
 };
 
+/* weir_ipcache4_hosts (HASH): the /32 entries of weir_ipcache4 again (pods, node addresses),
+ * looked up first: one hash lookup instead of a walk down the trie for the common peer. A pure
+ * accelerator: weir_ipcache4 stays complete, and the CLI reads it. */
+struct weir_ipcache4_host_key {
+	weir_ip4 address;
+};
+
 enum weir_endpoint_flags {
 	WEIR_EP_INGRESS_ISOLATED = 1 << 0, /* a policy selects the pod for ingress */
 	WEIR_EP_EGRESS_ISOLATED = 1 << 1,  /* a policy selects the pod for egress */
