@@ -244,6 +244,8 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
   const removedIds = new Set<number>();
   for (const [id, key] of identityKeys) if (prevKeys.get(id) !== key) addedIds.push(id);
   for (const [id, key] of prevKeys) if (identityKeys.get(id) !== key) removedIds.add(id);
+  /** ids that stand for another key than in the last build (released and given again) */
+  const reusedIds = new Set(addedIds.filter((id) => prevKeys.has(id)));
   if (addedIds.length > 0 || removedIds.size > 0) cache.identitySetVersion++;
   cache.identityKeys = identityKeys;
   if (!sameMap(cidrAlloc.ids, cache.prefixIds)) cache.prefixVersion++;
@@ -289,12 +291,17 @@ export function buildPolicyModel(inputs: PolicyInputs): PolicyModel {
   // A policy's part of a fingerprint, once per build (not once per identity it selects): its
   // serial and what each of its peers selects now
   const stamps = new Map<CompiledPolicy, string>();
+  const egressSelectsAny = (pol: CompiledPolicy, ids: ReadonlySet<number>): boolean =>
+    pol.egressRules.some((r) => r.peers !== 'all' && r.peers.some((peer) => peer.kind === 'pods' && idsOf(peer).some((id) => ids.has(id))));
   const stampOf = (pol: CompiledPolicy): string => {
     let s = stamps.get(pol);
     if (s !== undefined) return s;
     s = `|${serials.get(pol)}`;
     const named = pol.egress ? namedEgress(pol) : { any: false, toAll: false, toIpBlock: false };
-    if (named.toAll) s += `n${cache.identitySetVersion}`;
+    // a named egress port resolves on each destination identity's ports: every identity for
+    // `to: all`; for pod peers the selected ids, whose version does not move when an id is
+    // released and given to another key in one build, so such a reuse among them counts too
+    if (named.toAll || (named.any && reusedIds.size > 0 && egressSelectsAny(pol, reusedIds))) s += `n${cache.identitySetVersion}`;
     if (named.toIpBlock) s += `b${cache.builds}`; // depends on pod addresses: never reused
     for (const r of [...(pol.ingress ? pol.ingressRules : []), ...(pol.egress ? pol.egressRules : [])])
       if (r.peers !== 'all') for (const peer of r.peers) s += `,${peerVersion(cache, peer, idsOf(peer))}`;
