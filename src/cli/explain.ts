@@ -4,14 +4,14 @@
 
 import { execFileSync } from 'node:child_process';
 import type { Command } from 'commander';
-import { type BpfMap, codecFor, typedMap, u8 } from '../bpf/index.js';
+import { codecFor, typedMap, u8 } from '../bpf/index.js';
+import { policyMaps } from '../dataplane/loader.js';
 import { directionText } from '../dataplane/policy-verdict.js';
 import { explain, TCP, type ExplainMaps, type ExplainQuery, type Explanation, type Flow, type Rewrite } from '../dataplane/explain.js';
 import { backendFlags, frontendFlags, protocolName, protocolNumber, tcpFlagString } from './decode.js';
 import { canonicalIp } from '../bpf/ip.js';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
-import { openPolicyMaps } from './policy.js';
-import { openMap, pinnedMapNames, stateOptions, type StateOptions } from './state.js';
+import { stateOptions, withOpenMaps, type StateOptions } from './state.js';
 
 const ICMP_TYPES: Record<string, number> = { 'echo-reply': 0, 'dest-unreachable': 3, 'echo-request': 8, 'time-exceeded': 11, 'parameter-problem': 12 };
 
@@ -179,28 +179,18 @@ export function registerExplainCommand(program: Command): void {
     .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
     .action((src: string, dst: string, portProto: string, o: StateOptions & ExplainOptions & { output: OutputFormat }) => {
       const q = parseQuery(src, dst, portProto, o);
-      const opened: BpfMap[] = [];
-      const open = (name: string) => {
-        const m = openMap(o, name);
-        opened.push(m);
-        return m;
-      };
-      try {
+      withOpenMaps(o, (open, pinned) => {
         const maps: ExplainMaps = {
           frontends: typedMap(open('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
           backends: typedMap(open('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4')),
           affinity: typedMap(open('weir_affinity4'), codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
           conntrack: typedMap(open('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
           sourceRanges: typedMap(open('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),
-          ...(pinnedMapNames(o).includes('weir_tunnel4')
-            ? { tunnel: typedMap(open('weir_tunnel4'), codecFor('weir_tunnel4_key'), codecFor('weir_tunnel4')) }
-            : {}),
-          ...(pinnedMapNames(o).includes('weir_endpoints4') ? { policy: openPolicyMaps(open, pinnedMapNames(o).includes('weir_policy_selects')) } : {}),
+          ...(pinned.has('weir_tunnel4') ? { tunnel: typedMap(open('weir_tunnel4'), codecFor('weir_tunnel4_key'), codecFor('weir_tunnel4')) } : {}),
+          ...(pinned.has('weir_endpoints4') ? { policy: policyMaps(open, (n) => pinned.has(n)) } : {}),
         };
         const e = explain(maps, q);
         process.stdout.write((o.output === 'json' ? json({ query: q, ...e }) : describe(q, e)) + '\n');
-      } finally {
-        for (const m of opened) m.close();
-      }
+      });
     });
 }

@@ -5,40 +5,19 @@
 // The JSON field names are documented in docs/operations.md and kept stable.
 
 import type { Command } from 'commander';
-import { type BpfMap, codecFor, typedMap, u32, type WeirPolicy4, type WeirPolicy4Key } from '../bpf/index.js';
+import type { WeirPolicy4, WeirPolicy4Key } from '../bpf/index.js';
+import { policyMaps } from '../dataplane/loader.js';
 import { ipBytes } from '../bpf/ip.js';
 import { IDENTITY_ANY, IDENTITY_HOST, IDENTITY_REMOTE_NODE, IDENTITY_WORLD } from '../model/policy/identities.js';
 import { EP_EGRESS_ISOLATED, EP_INGRESS_ISOLATED, POLICY_EGRESS, POLICY_INGRESS, SELECT_EGRESS, SELECT_INGRESS } from '../dataplane/policy-maps.js';
 import { keyRanges, portsText, ruleText, PolicyNames, type IdentityInfo, type PolicyReadMaps } from '../dataplane/policy-view.js';
 import { json, table } from './output.js';
 import { common, type Common } from './services.js';
-import { openMap, pinnedMapNames, type StateOptions } from './state.js';
+import { withOpenMaps, type StateOptions } from './state.js';
 
-/** Opens the policy maps of `o` for `f` (weir_policy_selects only when pinned: the CLI's own map). */
+/** Opens the policy maps of `o` for `f` (the optional ones only where pinned), and closes them. */
 export function withPolicyMaps<R>(o: StateOptions, f: (maps: PolicyReadMaps) => R): R {
-  const opened: BpfMap[] = [];
-  const open = (name: string) => {
-    const m = openMap(o, name);
-    opened.push(m);
-    return m;
-  };
-  try {
-    return f(openPolicyMaps(open, pinnedMapNames(o).includes('weir_policy_selects')));
-  } finally {
-    for (const m of opened) m.close();
-  }
-}
-
-/** Typed views of the maps the CLI reads (loader.ts policyMaps without the stats). */
-export function openPolicyMaps(open: (name: string) => BpfMap, selects = true): PolicyReadMaps {
-  return {
-    ipcache: typedMap(open('weir_ipcache4'), codecFor('weir_ipcache4_key'), codecFor('weir_ipcache4')),
-    endpoints: typedMap(open('weir_endpoints4'), codecFor('weir_endpoint4_key'), codecFor('weir_endpoint4')),
-    policy: typedMap(open('weir_policy4'), codecFor('weir_policy4_key'), codecFor('weir_policy4')),
-    names: typedMap(open('weir_policy_names'), u32, codecFor('weir_policy_name')),
-    identities: typedMap(open('weir_identities'), u32, codecFor('weir_identity_key')),
-    ...(selects ? { selects: typedMap(open('weir_policy_selects'), codecFor('weir_policy_select_key'), codecFor('weir_policy_select')) } : {}),
-  };
+  return withOpenMaps(o, (open, pinned) => f(policyMaps(open, (n) => pinned.has(n))));
 }
 
 /** `address` or `address/prefix`, numerically (address, then prefix length). */

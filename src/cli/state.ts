@@ -69,6 +69,24 @@ export function pinnedMapNames(o: StateOptions): string[] {
     .sort();
 }
 
+/**
+ * Runs `f` with `open` (a pinned map of `o` by name, opened on first use) and the names pinned
+ * there, read once; every map `f` opened is closed afterwards.
+ */
+export function withOpenMaps<R>(o: StateOptions, f: (open: (name: string) => BpfMap, pinned: ReadonlySet<string>) => R): R {
+  const opened = new Map<string, BpfMap>();
+  const open = (name: string): BpfMap => {
+    let m = opened.get(name);
+    if (!m) opened.set(name, (m = openMap(o, name)));
+    return m;
+  };
+  try {
+    return f(open, new Set(pinnedMapNames(o)));
+  } finally {
+    for (const m of opened.values()) m.close();
+  }
+}
+
 export function openMap(o: StateOptions, name: string): BpfMap {
   const dir = pinDirOf(o);
   if (!existsSync(dir)) throw new CliError(`no weir state at ${dir} (is weir running on this node? try --bpf-root / --instance)`);

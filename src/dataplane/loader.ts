@@ -97,18 +97,21 @@ export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject }
 }
 
 /** Typed views of the NetworkPolicy maps (include/weir/policy.h). */
-export function policyMaps(m: (name: string) => BpfMap): PolicyMaps {
-  return {
+export function policyMaps(m: (name: string) => BpfMap, has: (name: string) => boolean = () => true): PolicyMaps {
+  // the optional ones only where `has` says so (the CLI on pins of a release without them)
+  const opt = <T>(name: string, f: () => T): T | undefined => (has(name) ? f() : undefined);
+  const maps: PolicyMaps = {
     ipcache: typedMap(m('weir_ipcache4'), codecFor('weir_ipcache4_key'), codecFor('weir_ipcache4')),
     endpoints: typedMap(m('weir_endpoints4'), codecFor('weir_endpoint4_key'), codecFor('weir_endpoint4')),
     policy: typedMap(m('weir_policy4'), codecFor('weir_policy4_key'), codecFor('weir_policy4')),
     names: typedMap(m('weir_policy_names'), u32, codecFor('weir_policy_name')),
     identities: typedMap(m('weir_identities'), u32, codecFor('weir_identity_key')),
-    ipcacheHosts: typedMap(m('weir_ipcache4_hosts'), codecFor('weir_ipcache4_host_key'), codecFor('weir_ipcache4')),
-    endpoints6: typedMap(m('weir_endpoints6'), codecFor('weir_endpoint6_key'), codecFor('weir_endpoint6')),
-    selects: typedMap(m('weir_policy_selects'), codecFor('weir_policy_select_key'), codecFor('weir_policy_select')),
-    stats: m('weir_policy_stats'),
   };
+  const ipcacheHosts = opt('weir_ipcache4_hosts', () => typedMap(m('weir_ipcache4_hosts'), codecFor('weir_ipcache4_host_key'), codecFor('weir_ipcache4')));
+  const endpoints6 = opt('weir_endpoints6', () => typedMap(m('weir_endpoints6'), codecFor('weir_endpoint6_key'), codecFor('weir_endpoint6')));
+  const selects = opt('weir_policy_selects', () => typedMap(m('weir_policy_selects'), codecFor('weir_policy_select_key'), codecFor('weir_policy_select')));
+  const stats = opt('weir_policy_stats', () => m('weir_policy_stats'));
+  return { ...maps, ...(ipcacheHosts && { ipcacheHosts }), ...(endpoints6 && { endpoints6 }), ...(selects && { selects }), ...(stats && { stats }) };
 }
 
 export interface LoadOptions {

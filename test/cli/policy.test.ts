@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { V1Namespace, V1NetworkPolicy, V1Pod } from '@kubernetes/client-node';
-import { openPolicyMaps } from '../../src/cli/policy.js';
+import { policyMaps } from '../../src/dataplane/loader.js';
 import type { Explanation } from '../../src/dataplane/explain.js';
 import { desiredPolicyMaps, PolicyWriter } from '../../src/dataplane/policy-maps.js';
 import { nodeInfo } from '../../src/model/nodes.js';
@@ -29,7 +29,7 @@ const NODE2 = '198.18.0.2';
 const VIP = '198.19.0.10';
 
 let dp: ServiceDataplane;
-let maps: ReturnType<typeof openPolicyMaps>;
+let maps: ReturnType<typeof policyMaps>;
 
 const weir = (...args: string[]) => {
   const r = runSync(binWeir, [...args, '--pin-dir', dp.bpffs.path], { check: false });
@@ -84,7 +84,7 @@ const POLICIES = [
 
 before(() => {
   dp = loadServiceDataplane({ policy_enabled: 1, ct_track_all: 1 });
-  maps = openPolicyMaps((name) => dp.objects.fromPod.map(name));
+  maps = policyMaps((name) => dp.objects.fromPod.map(name));
   const model = buildPolicyModel(inputs(POLICIES));
   const want = desiredPolicyMaps(model, 'node-1', [NODE1]);
   const r = new PolicyWriter(maps).apply(want);
