@@ -92,17 +92,17 @@ export function desiredPolicyMaps(model: PolicyModel, localNode: string, hostAdd
   for (const ep of model.endpoints.values()) {
     if (ep.node !== localNode) continue;
     let v4 = false;
+    const flags = (ep.ingress.isolated ? EP_INGRESS_ISOLATED : 0) | (ep.egress.isolated ? EP_EGRESS_ISOLATED : 0);
     for (const ip of ep.ips) {
       if (ip.includes(':')) {
         out.skipped.ipv6Addresses++;
-        const flags = (ep.ingress.isolated ? EP_INGRESS_ISOLATED : 0) | (ep.egress.isolated ? EP_EGRESS_ISOLATED : 0);
         if (flags) out.endpoints6.set(ip, flags);
         continue;
       }
       v4 = true;
       out.endpoints.set(ip, {
         identity: ep.identity,
-        flags: (ep.ingress.isolated ? EP_INGRESS_ISOLATED : 0) | (ep.egress.isolated ? EP_EGRESS_ISOLATED : 0),
+        flags,
         ingressPolicy: ep.ingress.policies[0] ?? null,
         egressPolicy: ep.egress.policies[0] ?? null,
       });

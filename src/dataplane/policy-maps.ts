@@ -223,7 +223,15 @@ export class PolicyWriter {
           if (!h || h.value.policy !== b.value.policy || h.value.rule !== b.value.rule) add.push(b);
         }
         for (const [t, b] of have[d]!) if (!wantBlocks[d]!.has(t)) stale.push(b);
-        ok = this.writeBlocks(add, have[d]!) && ok;
+        const written = have[d]!;
+        ok =
+          this.writeBatch(
+            this.maps.policy,
+            'weir_policy4',
+            add.map((b) => [b.key, b.value] as const),
+            blockText,
+            (key, value) => written.set(blockText(key), { key, value }),
+          ) && ok;
         keys += add.length;
       }
       if (ok) this.writtenFrom.set(identity, [dirs.ingress, dirs.egress]);
@@ -233,12 +241,15 @@ export class PolicyWriter {
 
     // which policies select each local identity (the CLI's view only)
     const wantSelects = new Map<string, number>();
-    for (const [identity, dirs] of want.policy) {
-      for (const p of dirs.ingress.policies)
-        wantSelects.set(`${identity}/${this.slotOf(p)}`, (wantSelects.get(`${identity}/${this.slotOf(p)}`) ?? 0) | SELECT_INGRESS);
-      for (const p of dirs.egress.policies)
-        wantSelects.set(`${identity}/${this.slotOf(p)}`, (wantSelects.get(`${identity}/${this.slotOf(p)}`) ?? 0) | SELECT_EGRESS);
-    }
+    for (const [identity, dirs] of want.policy)
+      for (const [d, flag] of [
+        [dirs.ingress, SELECT_INGRESS],
+        [dirs.egress, SELECT_EGRESS],
+      ] as const)
+        for (const p of d.policies) {
+          const t = `${identity}/${this.slotOf(p)}`;
+          wantSelects.set(t, (wantSelects.get(t) ?? 0) | flag);
+        }
     const selects = this.maps.selects;
     if (selects) {
       for (const [t, flags] of wantSelects) {
@@ -271,15 +282,13 @@ export class PolicyWriter {
         const h = this.hosts.get(address);
         if (!h || h.identity !== v.identity || h.cidr_identity !== v.cidr_identity) add.push([{ address }, v]);
       }
-      if (add.length > 0) {
-        try {
-          hostMap.setMany(add);
-          for (const [k, v] of add) this.hosts.set(k.address, v);
-          this.stats.writes += add.length;
-        } catch {
-          for (const [k, v] of add) if (this.op('weir_ipcache4_hosts', k.address, () => hostMap.set(k, v))) this.hosts.set(k.address, v);
-        }
-      }
+      this.writeBatch(
+        hostMap,
+        'weir_ipcache4_hosts',
+        add,
+        (k) => k.address,
+        (k, v) => this.hosts.set(k.address, v),
+      );
     }
 
     // 5. endpoints: the switch to the new identity / isolation
@@ -341,19 +350,22 @@ export class PolicyWriter {
     };
   }
 
-  /** Batch-writes blocks (one syscall; element by element where the kernel has no batch op for tries). */
-  private writeBlocks(add: PolicyBlock[], have: Map<string, PolicyBlock>): boolean {
+  /**
+   * Writes `add` into `map` in one batch (element by element where the kernel has no batch op,
+   * as for tries), calling `written` for each entry written. On a full map or a partial batch
+   * it goes element by element, so what fits is written and the rest named. False if any failed.
+   */
+  private writeBatch<K, V>(map: TypedMap<K, V>, name: string, add: (readonly [K, V])[], text: (k: K) => string, written: (k: K, v: V) => void): boolean {
     if (add.length === 0) return true;
     try {
-      this.maps.policy.setMany(add.map((b) => [b.key, b.value] as const));
-      for (const b of add) have.set(blockText(b.key), b);
+      map.setMany(add);
+      for (const [k, v] of add) written(k, v);
       this.stats.writes += add.length;
       return true;
     } catch {
-      // a full map or a partial batch: element by element, so what fits is written and the rest named
       let ok = true;
-      for (const b of add) {
-        if (this.op('weir_policy4', blockText(b.key), () => this.maps.policy.set(b.key, b.value))) have.set(blockText(b.key), b);
+      for (const [k, v] of add) {
+        if (this.op(name, text(k), () => map.set(k, v))) written(k, v);
         else ok = false;
       }
       return ok;
