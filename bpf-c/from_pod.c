@@ -55,16 +55,8 @@ int weir_from_pod(struct __sk_buff *skb)
 
 	reason = parse_packet((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &pkt);
 	reason = lb4_accept(skb, &pkt, reason);
-	if (!reason && pkt.l3_proto != ETH_P_IP) {
-		/* IPv6: no service or conntrack path yet (issue 14), so it never enters the IPv4
-		 * stages (their tuples would be the addresses' first 32 bits); under policy an
-		 * isolated pod fails closed */
-		reason = policy6_fail_closed(&pkt);
-		if (reason)
-			verdict = WEIR_TC_DROP;
-		count(WEIR_HOOK_FROM_POD, reason, pkt.len);
-		return verdict;
-	}
+	if (!reason && pkt.l3_proto != ETH_P_IP)
+		return policy6_stage(&pkt, WEIR_HOOK_FROM_POD);
 	if (!reason)
 		reason = from_pod4(skb, &pkt, &verdict);
 	count(WEIR_HOOK_FROM_POD, reason, pkt.len);

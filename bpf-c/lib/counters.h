@@ -14,19 +14,27 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_counters SEC(".maps");
 
-static __always_inline void count(enum weir_hook hook, enum weir_reason reason, __u32 bytes)
+/* Bumps the slot *@slot (hook * WEIR_REASON__MAX + reason). The key is a pointer so that a
+ * caller short of stack can keep it in a map value (the policy stage's scratch). */
+static __always_inline void count_slot(const __u32 *slot, __u32 bytes)
 {
-	__u32 slot = (__u32)hook * WEIR_REASON__MAX + (__u32)reason;
 	struct weir_counter *c;
 
-	if (slot >= WEIR_COUNTER_SLOTS)
+	if (*slot >= WEIR_COUNTER_SLOTS)
 		return;
-	c = bpf_map_lookup_elem(&weir_counters, &slot);
+	c = bpf_map_lookup_elem(&weir_counters, slot);
 	if (!c)
 		return;
 	/* per-CPU slot, and TC/XDP/socket hooks do not preempt themselves: plain adds suffice */
 	c->packets += 1;
 	c->bytes += bytes;
+}
+
+static __always_inline void count(enum weir_hook hook, enum weir_reason reason, __u32 bytes)
+{
+	__u32 slot = (__u32)hook * WEIR_REASON__MAX + (__u32)reason;
+
+	count_slot(&slot, bytes);
 }
 
 #endif

@@ -217,17 +217,11 @@ static __always_inline int policy4_direction(struct policy4_scratch *s,
 	return 1;
 }
 
-/* count() with its key in the scratch */
+/* count() with its key in the scratch (an event: no bytes) */
 static __always_inline void policy4_count(struct policy4_scratch *s, enum weir_reason reason)
 {
-	struct weir_counter *c;
-
 	s->slot = s->hook * WEIR_REASON__MAX + (__u32)reason;
-	if (s->slot >= WEIR_COUNTER_SLOTS)
-		return;
-	c = bpf_map_lookup_elem(&weir_counters, &s->slot);
-	if (c)
-		c->packets += 1;
+	count_slot(&s->slot, 0);
 }
 
 /**
@@ -304,6 +298,19 @@ static __always_inline enum weir_reason policy6_fail_closed(const struct packet 
 	if (dst && (dst->flags & WEIR_EP_INGRESS_ISOLATED) && !(src && (src->flags & WEIR_EP_HOST)))
 		return WEIR_REASON_POLICY_INGRESS_DENIED;
 	return WEIR_REASON_PASS;
+}
+
+/**
+ * policy6_stage - an IPv6 packet at @hook, in place of the IPv4 stages: IPv6 has no service
+ * or conntrack path yet (issue 14), and the IPv4 stages would take the addresses' first 32
+ * bits for a tuple. Passed, or dropped by policy6_fail_closed; counted. Returns the verdict.
+ */
+static __always_inline int policy6_stage(const struct packet *pkt, __u32 hook)
+{
+	enum weir_reason reason = policy6_fail_closed(pkt);
+
+	count(hook, reason, pkt->len);
+	return reason ? WEIR_TC_DROP : WEIR_TC_PASS;
 }
 
 /**
