@@ -33,10 +33,24 @@ struct weir_btf_anchor {
 	struct weir_sock_destroy4_key sock_destroy4_key;
 	struct weir_lb_stats4_key lb_stats4_key;
 	struct weir_lb_stats4 lb_stats4;
+	struct weir_frontend6_key frontend6_key;
+	struct weir_frontend6 frontend6;
+	struct weir_backend6_key backend6_key;
+	struct weir_backend6 backend6;
+	struct weir_lb_src6_key lb_src6_key;
+	struct weir_affinity6_key affinity6_key;
+	struct weir_affinity6 affinity6;
+	struct weir_sock_rev6_key sock_rev6_key;
+	struct weir_sock_rev6 sock_rev6;
+	struct weir_sock_destroy6_key sock_destroy6_key;
+	struct weir_lb_stats6_key lb_stats6_key;
+	struct weir_lb_stats6 lb_stats6;
 	/* conntrack (weir/conntrack.h) */
 	enum weir_ct_flags ct_flags;
 	struct weir_ct4_key ct4_key;
 	struct weir_ct4 ct4;
+	struct weir_ct6_key ct6_key;
+	struct weir_ct6 ct6;
 	enum weir_ct_policy ct_policy;
 	/* forwarding (weir/forward.h) */
 	enum weir_iface_flags iface_flags;

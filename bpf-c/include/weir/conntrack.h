@@ -74,4 +74,33 @@ struct weir_ct4 {
 	__u64 bytes;
 };
 
+/* weir_ct6 (issue 14): the IPv6 conntrack, the same entries and flags as weir_ct4_v2 with
+ * 16-byte addresses. tunnel_node is the peer node's underlay address, IPv6 or, over an IPv4
+ * underlay, v4-mapped (::ffff:a.b.c.d); all zero: none. */
+struct weir_ct6_key {
+	weir_ip6 saddr;
+	weir_ip6 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 protocol;
+	__u8 pad[3];
+};
+
+struct weir_ct6 {
+	weir_ip6 nat_saddr;
+	weir_ip6 nat_daddr;
+	__be16 nat_sport;
+	__be16 nat_dport;
+	__u16 flags;	     /* enum weir_ct_flags */
+	__u8 tcp_flags_seen; /* OR of the TCP flags of every packet in this direction */
+	__u8 policy;	     /* enum weir_ct_policy */
+	__u32 frontend_id;   /* weir_frontend6.id of the service that created the flow; 0: none */
+	__u32 ifindex;	     /* interface of the flow's local end (redirect target); 0: the stack */
+	weir_ip6 tunnel_node;
+	__u64 created_ns;
+	__u64 last_seen_ns;
+	__u64 packets;
+	__u64 bytes;
+};
+
 #endif

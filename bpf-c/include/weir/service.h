@@ -9,7 +9,10 @@
  * is host order. Explicit pad fields keep the layouts hole-free: map keys are compared
  * as bytes, and a hole with garbage in it would make two equal keys differ.
  *
- * IPv6 follows with the same shapes (`weir_frontend6_key`, ...) and a 16-byte address.
+ * IPv6 has the same shapes with a 16-byte address (`weir_frontend6_key`, ...), in maps of its
+ * own (as Cilium's LB6_* maps): an IPv4 entry does not pay for IPv6's address size. Frontend
+ * ids come from one allocator for both families, so the maps keyed by id alone
+ * (weir_maglev4: slots, no address) serve both.
  */
 #ifndef WEIR_ABI_SERVICE_H
 #define WEIR_ABI_SERVICE_H
@@ -163,6 +166,93 @@ struct weir_lb_stats4 {
 enum weir_sock_lb_mode {
 	WEIR_SOCK_LB_ALL_NETNS = 0, /* every network namespace in the cgroup */
 	WEIR_SOCK_LB_HOST_ONLY = 1, /* only the host netns; pods use the per-packet TC path */
+};
+
+/* ---- IPv6: the same maps with 16-byte addresses (issue 14) ----
+ * weir_frontend6: {address, port, protocol, scope} -> struct weir_frontend6 (fields as
+ * weir_frontend4). weir_backend6: {frontend id, slot} -> one IPv6 endpoint. The Maglev table
+ * of an IPv6 frontend is in weir_maglev4 under its id (ids are unique across families). */
+struct weir_frontend6_key {
+	weir_ip6 address; /* ClusterIP, external/LB IP, or a node address for NodePorts */
+	__be16 port;	  /* service port or nodePort; 0 for an ICMPv6 echo frontend */
+	__u8 protocol;	  /* IPPROTO_TCP, _UDP, _SCTP, or _ICMPV6 (echo) */
+	__u8 scope;	  /* enum weir_frontend_scope */
+};
+
+struct weir_frontend6 {
+	__u32 id;
+	__u16 backend_count;
+	__u16 flags; /* enum weir_frontend_flags */
+	__u32 affinity_timeout;
+	__u32 pad;
+};
+
+struct weir_backend6_key {
+	__u32 frontend_id;
+	__u32 slot;
+};
+
+struct weir_backend6 {
+	weir_ip6 address;
+	__be16 port; /* target port; 0 keeps the frontend port (ICMPv6 echo frontends) */
+	__u8 flags;  /* enum weir_backend_flags */
+	__u8 pad;
+};
+
+/* weir_lb_src6 (LPM trie): as weir_lb_src4; prefixlen = 32 (the id) + the CIDR's length */
+struct weir_lb_src6_key {
+	__u32 prefixlen;
+	__u32 frontend_id;
+	weir_ip6 address;
+};
+
+/* weir_affinity6 (LRU) */
+struct weir_affinity6_key {
+	weir_ip6 client; /* :: for connect()s in the host netns (socket LB) */
+	__u32 frontend_id;
+};
+
+struct weir_affinity6 {
+	weir_ip6 backend;
+	__be16 port;
+	__u16 pad;
+	__u32 pad2;
+	__u64 last_used_ns;
+};
+
+/* weir_sock_rev6 (LRU): {socket cookie, backend, port} -> {frontend, port} for IPv6 sockets
+ * (an IPv4 service dialled through a v4-mapped address is in weir_sock_rev4) */
+struct weir_sock_rev6_key {
+	__u64 cookie;
+	weir_ip6 address; /* backend address */
+	__be16 port;	  /* backend port */
+	__u16 pad;
+	__u32 pad2;
+};
+
+struct weir_sock_rev6 {
+	weir_ip6 address; /* frontend address */
+	__be16 port;	  /* frontend port */
+	__u16 pad;
+};
+
+/* weir_sock_destroy6: IPv6 peers whose connected UDP sockets are destroyed (removed backends) */
+struct weir_sock_destroy6_key {
+	weir_ip6 address;
+	__be16 port;
+	__u16 pad;
+};
+
+/* weir_lb_stats6 (PERCPU_HASH): as weir_lb_stats4 */
+struct weir_lb_stats6_key {
+	__u32 frontend_id;
+	weir_ip6 backend;
+	__be16 port;
+	__u16 pad;
+};
+
+struct weir_lb_stats6 {
+	__u64 new_connections;
 };
 
 #endif
