@@ -30,7 +30,7 @@ import { CP_CONTESTANTS, CP_LABEL, runControlplane, type CpMeasurement } from '.
 import { CONTESTANTS, LABEL, runDataplane, type Durations, type Measurement } from './dataplane.js';
 import { checkPeers } from './peers/check.js';
 import type { Family } from './peers/services.js';
-import { runPerPacket } from './perpacket.js';
+import { runPerPacket, runPerPacketSets, THIS_TREE_V6 } from './perpacket.js';
 import type { PerPacketRow } from './perpacket.js';
 import { runPolicyBench } from './policy.js';
 import { policyMarkdown } from './policy-report.js';
@@ -104,6 +104,8 @@ async function main(): Promise<number> {
     let perPacket: PerPacketRow[] = [];
     let results: Measurement[] = [];
     let results6: Measurement[] = [];
+    let perPacket6: PerPacketRow[] = [];
+    let perPacket6Error: string | undefined;
     if (parts.includes('dataplane')) {
       if (families.includes(4)) {
         log('per-packet cost (BPF_PROG_TEST_RUN)');
@@ -118,6 +120,15 @@ async function main(): Promise<number> {
         results = await runDataplane({ sizes, durations, rounds, tmp, programBudgetMs, log });
       }
       if (families.includes(6)) {
+        log('per-packet cost over IPv6 (BPF_PROG_TEST_RUN)');
+        try {
+          perPacket6 = await runPerPacketSets(quick ? { repeat: 100_000, singles: 2000, rounds: 3 } : { repeat: 1_000_000, singles: 20_000, rounds: 7 }, [
+            THIS_TREE_V6,
+          ]);
+        } catch (e) {
+          perPacket6Error = (e as Error).message.split('\n')[0]!;
+          log(`per-packet over IPv6: FAILED ${perPacket6Error}`);
+        }
         log(`data plane over IPv6: sizes ${sizes.join(', ')}; contestants ${CONTESTANTS.join(', ')}`);
         results6 = await runDataplane({ sizes, durations, rounds, tmp, programBudgetMs, log: (l) => log(`IPv6: ${l}`), family: 6 });
       }
@@ -161,9 +172,9 @@ async function main(): Promise<number> {
     const base = `${quick ? 'quick' : 'latest'}${onlyArg ? `-${onlyArg}` : ''}`;
     if (parts.includes('dataplane') && families.includes(6)) {
       const info6: RunInfo = { ...info, parts: ['dataplane'], family: 6 };
-      const md6 = markdown(info6, results6, []);
+      const md6 = markdown(info6, results6, perPacket6) + (perPacket6Error ? `\nPer-packet cost over IPv6: FAILED ${perPacket6Error}\n` : '');
       writeFileSync(join(RESULTS, `${base}-ipv6.md`), md6);
-      writeFileSync(join(RESULTS, `${base}-ipv6.json`), JSON.stringify({ info: info6, results: results6 }, null, 2) + '\n');
+      writeFileSync(join(RESULTS, `${base}-ipv6.json`), JSON.stringify({ info: info6, perPacket: perPacket6, results: results6 }, null, 2) + '\n');
       console.log(md6);
       log(`wrote bench/results/${base}-ipv6.{md,json}`);
     }
@@ -260,12 +271,14 @@ async function main(): Promise<number> {
     for (const m of missing) log(`no number: ${LABEL[m.contestant]}${m.family === 6 ? ' (IPv6)' : ''} at ${m.services} services: ${m.error ?? m.skipped}`);
     for (const c of noNumber) log(`no number at all: ${c}`);
     if (!perPacket.every((r) => r.nsPerPacket > 0)) log('per-packet: a case measured 0 ns');
+    const perPacket6Missing = families.includes(6) && parts.includes('dataplane') && (!!perPacket6Error || !perPacket6.every((r) => r.nsPerPacket > 0));
     return missing.length ||
       noNumber.length ||
       cpMissing.length ||
       cpNoNumber.length ||
       tunnelMissing.length ||
       policyMissing.length ||
+      perPacket6Missing ||
       !perPacket.every((r) => r.nsPerPacket > 0)
       ? 1
       : 0;
