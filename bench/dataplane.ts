@@ -167,7 +167,9 @@ async function unprogram(a: Arena): Promise<void> {
 }
 
 function target(a: Arena): { host: string; port: number } {
-  return a.contestant === 'direct' ? { host: addressOf(a.backends[0]!, a.family), port: TARGET.echoTargetPort } : { host: targetIP(a.family), port: TARGET.echoPort };
+  return a.contestant === 'direct'
+    ? { host: addressOf(a.backends[0]!, a.family), port: TARGET.echoTargetPort }
+    : { host: targetIP(a.family), port: TARGET.echoPort };
 }
 
 /** One short run first: a contestant that does not carry traffic fails here, loudly. */

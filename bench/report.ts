@@ -65,7 +65,8 @@ export function markdown(info: RunInfo, results: Measurement[], perPacket: PerPa
   out.push(`## Data plane${v6 ? ' over IPv6' : ''}: client pod → ClusterIP (target service written last), one node`, '');
   if (v6)
     out.push(
-      "Every contestant in IPv6: dual-stack pods, an IPv6 ClusterIP, kube-proxy's IPv6 proxier rules (ip6tables, the `ip6 kube-proxy` table), weir's IPv6 programs (from_pod6, the *6 socket programs) and maps.",
+      "Every contestant in IPv6: dual-stack pods, an IPv6 ClusterIP, kube-proxy's IPv6 proxier rules (ip6tables, the `ip6 kube-proxy` table), " +
+        "weir's IPv6 programs (from_pod6, the *6 socket programs) and maps.",
       '',
     );
   for (const n of info.sizes) {

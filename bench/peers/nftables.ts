@@ -22,9 +22,7 @@ export interface NftablesOptions {
 
 /** The names that differ between the families: table, address match, set type. */
 function dialect(family: Family = 4) {
-  return family === 6
-    ? { T: 'ip6 kube-proxy', ip: 'ip6', addr: 'ipv6_addr' }
-    : { T: 'ip kube-proxy', ip: 'ip', addr: 'ipv4_addr' };
+  return family === 6 ? { T: 'ip6 kube-proxy', ip: 'ip6', addr: 'ipv6_addr' } : { T: 'ip kube-proxy', ip: 'ip', addr: 'ipv4_addr' };
 }
 
 function baseRules(o: NftablesOptions): string[] {

@@ -128,9 +128,23 @@ describe('kube-proxy takeover on a dual-stack node: ip6tables and the ip6 nft ta
     await weir.start();
     const done = await weir.waitFor('kube-proxy-cleanup', {}, 10_000);
     console.log(`# removed: ${done.removed}`);
-    for (const re of [/iptables-nft ipv6 nat/, /iptables-legacy ipv6 nat/, /iptables-nft ipv6 filter/, /iptables-nft ipv4 nat/, /nft ip6 kube-proxy/, /nft ip kube-proxy/])
+    for (const re of [
+      /iptables-nft ipv6 nat/,
+      /iptables-legacy ipv6 nat/,
+      /iptables-nft ipv6 filter/,
+      /iptables-nft ipv4 nat/,
+      /nft ip6 kube-proxy/,
+      /nft ip kube-proxy/,
+    ])
       assert.match(done.removed ?? '', re);
-    assert.equal(weir.events('kube-proxy-cleanup-error').length, 0, weir.events('kube-proxy-cleanup-error').map((e) => e.error).join('; '));
+    assert.equal(
+      weir.events('kube-proxy-cleanup-error').length,
+      0,
+      weir
+        .events('kube-proxy-cleanup-error')
+        .map((e) => e.error)
+        .join('; '),
+    );
     for (const v of VARIANTS) {
       const text = await save6(v);
       assert.deepEqual(

@@ -66,9 +66,13 @@ for (const mode of ['tunnel', 'dsr'] as const) {
         { label: 'tcpdump vxlan' },
       );
       // what node2 sends out of its underlay from node1's NodePort: the DSR replies
-      const direct = node2.ns.spawn('tcpdump', ['-i', node2.ifname, '-Q', 'out', '-n', '-l', `ip6 and tcp and src host ${node1.address6} and src port ${NODEPORT}`], {
-        label: 'tcpdump dsr',
-      });
+      const direct = node2.ns.spawn(
+        'tcpdump',
+        ['-i', node2.ifname, '-Q', 'out', '-n', '-l', `ip6 and tcp and src host ${node1.address6} and src port ${NODEPORT}`],
+        {
+          label: 'tcpdump dsr',
+        },
+      );
       await sleep(500);
       for (const proto of ['tcp', 'udp'] as const) {
         const r = await weir1.spread(client.ns, node1.address6!, NODEPORT, { proto, count: 20, concurrency: 4, cgroup: client.cgroup! });
