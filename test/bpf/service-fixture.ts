@@ -64,7 +64,7 @@ export interface ServiceDataplane extends ExplainMaps {
   /** counters summed over CPUs, as {hook: {reason: packets}} for non-zero slots only */
   counters(): Record<string, Record<string, number>>;
   resetCounters(): void;
-  /** empty every service map (frontends, backends, affinity, conntrack) and the counters */
+  /** empty every service map (frontends, backends, affinity, conntrack; weir_lb_stats6 too) and the counters */
   reset(): void;
   close(): Promise<void>;
 }
@@ -114,6 +114,9 @@ export function loadServiceDataplane(consts: Record<string, ConstValue> = {}): S
       clear(dp.affinity);
       clear(dp.conntrack);
       for (const m of Object.values(dp.v6)) clear(m as TypedMap<unknown, unknown>);
+      const stats6 = map6('weir_lb_stats6'); // per CPU: no typed map; its counts start from zero per case
+      const keys6 = stats6.lookupBatch().map(([k]) => k);
+      if (keys6.length) stats6.deleteBatch(keys6);
       // an LPM trie has no batch delete
       for (const k of [...dp.sourceRanges.keys()]) dp.sourceRanges.delete(k);
       dp.resetCounters();
