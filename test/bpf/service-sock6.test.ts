@@ -14,7 +14,7 @@ import { counterTotals, readCounters } from '../../src/dataplane/counters.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { onCleanup } from '../lib/cleanup.js';
 import { findCgroup2Mount } from '../lib/lab.js';
-import { IPPROTO, OBJ_DIR } from './service-fixture.js';
+import { frontendFlag, IPPROTO, OBJ_DIR } from './service-fixture.js';
 
 const FRONTEND6 = '2001:2:ff::10';
 const BACKEND6 = '2001:2:2::20';
@@ -52,12 +52,15 @@ interface Frontend {
   address: string;
   port: number;
   protocol: number;
+  /** frontend flag names (weir_frontend_flags: reject, affinity, ...) */
+  flags?: string[];
   backends: { address: string; port: number }[];
 }
 
 /** One frontend and its slots in weir_frontend6/backend6 (weir_frontend4/backend4 for an IPv4 address), as the reconciler writes them. */
 function addFrontend(f: Frontend): void {
-  const value = { id: f.id, backend_count: f.backends.length, flags: 0, affinity_timeout: 0, pad: 0 };
+  const flags = (f.flags ?? []).reduce((bits, name) => bits | frontendFlag[name]!, 0);
+  const value = { id: f.id, backend_count: f.backends.length, flags, affinity_timeout: 60, pad: 0 };
   const key = { address: f.address, port: f.port, protocol: f.protocol, scope: 0 };
   if (f.address.includes(':')) {
     const backends = typedMap(sock.map('weir_backend6'), codecFor('weir_backend6_key'), codecFor('weir_backend6'));
@@ -108,7 +111,8 @@ const dial = async (host, port = 80) => {
 };
 out.tcp6Peer = await dial(FE6);
 out.tcpMappedPeer = await dial(MAPPED);
-out.emptyFrontend = await dial(FE6, 81);
+// frontends the socket LB leaves to the TC path (there is none here: no route, ENETUNREACH)
+out.leftAlone = { empty: await dial(FE6, 81), reject: await dial(FE6, 82), affinityInPodNetns: await dial(FE6, 83), mappedEmpty: await dial(MAPPED, 81) };
 for (const s of servers) s.close();
 
 const echo = async (type, host) => {
@@ -147,8 +151,11 @@ console.log(JSON.stringify(out));
 test('AF_INET6 sockets: IPv6 frontends and v4-mapped IPv4 ones through connect, sendto, getpeername and recvfrom', () => {
   addFrontend({ id: 60, address: FRONTEND6, port: 80, protocol: IPPROTO.tcp, backends: [{ address: BACKEND6, port: 8080 }] });
   addFrontend({ id: 61, address: FRONTEND6, port: 53, protocol: IPPROTO.udp, backends: [{ address: BACKEND6, port: 5353 }] });
-  // no backend: left to from_pod6 (which would reject it); here, with no route, the connect fails untranslated
+  // left to from_pod6 (the same rule as IPv4's): no backend, REJECT, affinity outside the host netns
   addFrontend({ id: 62, address: FRONTEND6, port: 81, protocol: IPPROTO.tcp, backends: [] });
+  addFrontend({ id: 63, address: FRONTEND6, port: 82, protocol: IPPROTO.tcp, flags: ['reject'], backends: [{ address: BACKEND6, port: 8080 }] });
+  addFrontend({ id: 64, address: FRONTEND6, port: 83, protocol: IPPROTO.tcp, flags: ['affinity'], backends: [{ address: BACKEND6, port: 8080 }] });
+  addFrontend({ id: 42, address: FRONTEND4, port: 81, protocol: IPPROTO.tcp, backends: [] });
   addFrontend({ id: 40, address: FRONTEND4, port: 80, protocol: IPPROTO.tcp, backends: [{ address: BACKEND4, port: 8080 }] });
   addFrontend({ id: 41, address: FRONTEND4, port: 53, protocol: IPPROTO.udp, backends: [{ address: BACKEND4, port: 5353 }] });
   const script = [
@@ -167,7 +174,7 @@ test('AF_INET6 sockets: IPv6 frontends and v4-mapped IPv4 ones through connect, 
     tcpServerSaw: [`${BACKEND6}:8080`, `${BACKEND4}:8080`],
     tcp6Peer: `[${FRONTEND6}]:80`,
     tcpMappedPeer: `[::ffff:${FRONTEND4}]:80`,
-    emptyFrontend: 'ENETUNREACH',
+    leftAlone: { empty: 'ENETUNREACH', reject: 'ENETUNREACH', affinityInPodNetns: 'ENETUNREACH', mappedEmpty: 'ENETUNREACH' },
     udp6: { sendtoReplyFrom: `[${FRONTEND6}]:53`, connected: { peer: `[${FRONTEND6}]:53`, replyFrom: `[${FRONTEND6}]:53` } },
     udpMapped: {
       sendtoReplyFrom: `[::ffff:${FRONTEND4}]:53`,
@@ -175,7 +182,7 @@ test('AF_INET6 sockets: IPv6 frontends and v4-mapped IPv4 ones through connect, 
     },
   });
   const counters = sockCounters();
-  // per family: TCP connect, UDP sendto, UDP connect; the empty frontend is not translated
+  // per family: TCP connect, UDP sendto, UDP connect; the frontends left alone are not translated
   assert.equal(counters.sock_lb_translated, 6, JSON.stringify(counters));
   assert.ok((counters.sock_lb_reverse ?? 0) >= 8, JSON.stringify(counters));
   // each translation is one new connection of its service's family
