@@ -94,7 +94,7 @@ static __always_inline int sock_lb_serves(__u16 flags, __u16 backend_count, int 
  * written under the socket's cookie. Returns 1 when the caller is to rewrite the address (in
  * its family's form), 0 to leave the socket alone. */
 static __always_inline int sock4_pick(struct bpf_sock_addr *ctx, __be32 addr, __be16 port,
-						   int in_host_netns, struct weir_backend4 *be)
+				      int in_host_netns, struct weir_backend4 *be)
 {
 	struct weir_frontend4_key key = {
 		.address = addr,
