@@ -5,11 +5,11 @@
 // getpeername() and recvfrom() show the frontend, in the family the application dialled.
 
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { attachCgroup, BpfObject, codecFor, typedMap, type BpfLink, type BpfMap } from '../../src/bpf/index.js';
+import { attachCgroup, BpfObject, codecFor, netnsCookie, typedMap, withNetns, type BpfLink, type BpfMap } from '../../src/bpf/index.js';
 import { counterTotals, readCounters } from '../../src/dataplane/counters.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { onCleanup } from '../lib/cleanup.js';
@@ -25,6 +25,8 @@ const PROGRAMS = ['connect', 'sendmsg', 'recvmsg', 'getpeername'].flatMap((h) =>
 
 let bpffs: PrivateBpffs;
 let sock: BpfObject;
+/** a second load of sock_lb.o (same pinned maps) that takes a named netns for the host's */
+let hostSock: BpfObject | undefined;
 let cgroup: string;
 const links: BpfLink[] = [];
 
@@ -39,6 +41,7 @@ before(() => {
 after(async () => {
   for (const l of links) l.detach();
   sock?.close();
+  hostSock?.close();
   await bpffs?.cleanup();
   try {
     rmdirSync(cgroup);
@@ -193,4 +196,55 @@ test('AF_INET6 sockets: IPv6 frontends and v4-mapped IPv4 ones through connect, 
   assert.deepEqual(new Set([...rev6.entries()].map(([, v]) => `[${v.address}]:${v.port}`)), new Set([`[${FRONTEND6}]:80`, `[${FRONTEND6}]:53`]));
   assert.equal(rev6.count(), 3);
   assert.equal(sock.map('weir_sock_rev4').count(), 3);
+});
+
+test('in the host netns: an IPv6 affinity frontend is balanced by the socket LB with client ::, every connect to the remembered backend', () => {
+  // the child's netns stands for the host: a named one, whose cookie the second load is given
+  const ns = `weir-sock6-${process.pid}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  onCleanup(`delete netns ${ns}`, () => void execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }));
+  const cookie = withNetns(`/run/netns/${ns}`, () => netnsCookie());
+  for (const l of links.splice(0)) l.detach();
+  hostSock = BpfObject.load(join(OBJ_DIR, 'sock_lb.o'), { pinDir: bpffs.path, consts: { host_netns_cookie: cookie } });
+  for (const name of PROGRAMS) links.push(attachCgroup(hostSock.program(name), cgroup));
+  const other = '2001:2:2::21';
+  addFrontend({ id: 65, address: FRONTEND6, port: 84, protocol: IPPROTO.tcp, flags: ['affinity'], backends: [{ address: BACKEND6, port: 8080 }, { address: other, port: 8080 }] });
+  const child = `
+import net from 'node:net';
+const seen = {};
+const servers = [];
+for (const host of ['${BACKEND6}', '${other}']) {
+  const s = net.createServer((c) => { seen[c.localAddress] = (seen[c.localAddress] ?? 0) + 1; c.end(); });
+  await new Promise((r) => s.listen({ port: 8080, host, ipv6Only: true }, r));
+  servers.push(s);
+}
+for (let i = 0; i < 20; i++) {
+  const c = net.connect(84, '${FRONTEND6}');
+  await new Promise((r, j) => { c.on('connect', r); c.on('error', j); });
+  await new Promise((r) => c.on('close', r).resume());
+}
+for (const s of servers) s.close();
+console.log(JSON.stringify(seen));
+`;
+  const translated0 = sockCounters().sock_lb_translated ?? 0;
+  const script = [
+    `echo $$ > ${cgroup}/cgroup.procs`,
+    'ip link set lo up',
+    `ip -6 addr add ${BACKEND6}/128 dev lo nodad`,
+    `ip -6 addr add ${other}/128 dev lo nodad`,
+    `exec ${process.execPath} --input-type=module -e "$WEIR_CHILD"`,
+  ].join(' && ');
+  const r = spawnSync('nsenter', [`--net=/run/netns/${ns}`, 'sh', '-c', script], { env: { ...process.env, WEIR_CHILD: child }, encoding: 'utf8', timeout: 30000 });
+  assert.equal(r.status, 0, `child failed: ${r.stderr}`);
+  const seen = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
+  console.log(JSON.stringify(seen));
+  assert.equal(Object.keys(seen).length, 1, `one backend for every connect: ${JSON.stringify(seen)}`);
+  assert.equal(Object.values(seen)[0], 20);
+  assert.equal((sockCounters().sock_lb_translated ?? 0) - translated0, 20, 'the socket LB translated them (the host netns serves affinity)');
+  const affinity = typedMap(sock.map('weir_affinity6'), codecFor('weir_affinity6_key'), codecFor('weir_affinity6'));
+  assert.deepEqual(
+    [...affinity.entries()].map(([k, v]) => [k.client, k.frontend_id, v.backend]),
+    [['::', 65, Object.keys(seen)[0]]],
+    'one affinity entry, keyed by the host client ::',
+  );
 });
