@@ -208,7 +208,17 @@ test('in the host netns: an IPv6 affinity frontend is balanced by the socket LB 
   hostSock = BpfObject.load(join(OBJ_DIR, 'sock_lb.o'), { pinDir: bpffs.path, consts: { host_netns_cookie: cookie } });
   for (const name of PROGRAMS) links.push(attachCgroup(hostSock.program(name), cgroup));
   const other = '2001:2:2::21';
-  addFrontend({ id: 65, address: FRONTEND6, port: 84, protocol: IPPROTO.tcp, flags: ['affinity'], backends: [{ address: BACKEND6, port: 8080 }, { address: other, port: 8080 }] });
+  addFrontend({
+    id: 65,
+    address: FRONTEND6,
+    port: 84,
+    protocol: IPPROTO.tcp,
+    flags: ['affinity'],
+    backends: [
+      { address: BACKEND6, port: 8080 },
+      { address: other, port: 8080 },
+    ],
+  });
   const child = `
 import net from 'node:net';
 const seen = {};
@@ -234,7 +244,11 @@ console.log(JSON.stringify(seen));
     `ip -6 addr add ${other}/128 dev lo nodad`,
     `exec ${process.execPath} --input-type=module -e "$WEIR_CHILD"`,
   ].join(' && ');
-  const r = spawnSync('nsenter', [`--net=/run/netns/${ns}`, 'sh', '-c', script], { env: { ...process.env, WEIR_CHILD: child }, encoding: 'utf8', timeout: 30000 });
+  const r = spawnSync('nsenter', [`--net=/run/netns/${ns}`, 'sh', '-c', script], {
+    env: { ...process.env, WEIR_CHILD: child },
+    encoding: 'utf8',
+    timeout: 30000,
+  });
   assert.equal(r.status, 0, `child failed: ${r.stderr}`);
   const seen = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, number>;
   console.log(JSON.stringify(seen));
