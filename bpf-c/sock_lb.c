@@ -65,12 +65,6 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_sock_destroy6 SEC(".maps");
 
-/* ::ffff:a.b.c.d, an IPv4 address in an AF_INET6 socket (RFC 4291 2.5.5.2) */
-static __always_inline int ip6_is_v4_mapped(const __u32 *a)
-{
-	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff);
-}
-
 /* Whether the socket LB translates this socket's connects at all (host-only mode serves only
  * the host netns); *in_host_netns tells sock_lb_serves where the socket is. */
 static __always_inline int sock_lb_in_scope(struct bpf_sock_addr *ctx, int *in_host_netns)
