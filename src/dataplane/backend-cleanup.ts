@@ -1,7 +1,7 @@
 // dataplane/backend-cleanup: the clean-up stage, after the maps are applied (Cilium's
 // termination.go, kube-proxy's processServiceMapChange). Fed by the applied plan: endpoints
 // that left a frontend lose their affinity entries and their UDP conntrack entries at once,
-// connected UDP sockets to them are destroyed (weir_sock_destroy4 + the iter/udp program),
+// connected UDP sockets to them are destroyed (weir_sock_destroy4/6 + the iter/udp program),
 // and the lb-stats of released frontend ids go (an id is reused: counts must not follow).
 // Each step fails on its own: logged and counted, the others still run.
 
@@ -36,11 +36,11 @@ export interface BackendCleanupStats {
 
 export interface BackendCleanupOptions {
   /** Runs the socket-destroy iterator in every namespace that may hold sockets to the
-   *  peers now listed in weir_sock_destroy4; returns how many namespaces it ran in. */
+   *  peers now listed in weir_sock_destroy4/6; returns how many namespaces it ran in. */
   destroySockets?: () => number;
 }
 
-export type CleanupMaps = Pick<ServiceMaps, 'affinity' | 'conntrack' | 'sockDestroy' | 'lbStats'>;
+export type CleanupMaps = Pick<ServiceMaps, 'affinity' | 'conntrack' | 'sockDestroy' | 'sockDestroy6' | 'lbStats'>;
 
 export class BackendCleanup {
   readonly stats: BackendCleanupStats = { removedBackends: 0, affinityDeleted: 0, conntrackDeleted: 0, lbStatsDeleted: 0, socketDestroyRuns: 0, errors: 0 };
@@ -55,7 +55,9 @@ export class BackendCleanup {
   run(applied: AppliedRemovals): void {
     // the maps below are IPv4's: the IPv6 ones arrive with the IPv6 frontend maps
     const removed = applied.removedBackends.filter((r) => r.family === 4);
-    if (removed.length === 0 && applied.releasedIds.length === 0) return;
+    // connected UDP sockets of both families (weir_sock_destroy6 where the maps have it)
+    const udpPeers = applied.removedBackends.filter((r) => r.protocol === IPPROTO.UDP && (r.family === 4 || this.maps.sockDestroy6));
+    if (removed.length === 0 && applied.releasedIds.length === 0 && udpPeers.length === 0) return;
     this.stats.removedBackends += removed.length;
     const fields: LogFields = { backends: removed.length };
     const released = new Set(applied.releasedIds);
@@ -85,8 +87,8 @@ export class BackendCleanup {
         this.stats.conntrackDeleted += n;
         fields.conntrackDeleted = n;
       });
-      if (this.opts.destroySockets) this.destroyUdpSockets(udp, applied.desired, this.opts.destroySockets, fields);
     }
+    if (udpPeers.length && this.opts.destroySockets) this.destroyUdpSockets(udpPeers, applied.desired, this.opts.destroySockets, fields);
     for (const r of removed) {
       this.log.info('backend removed', { frontendId: r.frontendId, backend: addressPort(r.family, r.address, r.port), protocol: r.protocol });
     }
@@ -103,14 +105,17 @@ export class BackendCleanup {
   }
 
   private destroyUdpSockets(udp: readonly RemovedBackend[], desired: Iterable<DesiredFrontend>, destroy: () => number, fields: LogFields): void {
-    // a peer still serving another UDP frontend keeps its sockets
+    // a peer still serving another UDP frontend keeps its sockets (an address names its family)
     const stillUsed = new Set<string>();
-    for (const d of desired) if (d.family === 4 && d.key.protocol === IPPROTO.UDP) for (const b of d.backends) stillUsed.add(backendIdentity(b));
+    for (const d of desired) if (d.key.protocol === IPPROTO.UDP) for (const b of d.backends) stillUsed.add(backendIdentity(b));
     const peers = [...new Map(udp.filter((r) => !stillUsed.has(backendIdentity(r))).map((r) => [backendIdentity(r), r])).values()];
     if (peers.length === 0) return;
-    const keys = peers.map((r) => ({ address: r.address, port: r.port, pad: 0 }));
+    const keysOf = (family: 4 | 6) => peers.filter((r) => r.family === family).map((r) => ({ address: r.address, port: r.port, pad: 0 }));
+    const keys = keysOf(4);
+    const keys6 = this.maps.sockDestroy6 ? keysOf(6) : [];
     try {
-      this.maps.sockDestroy.setMany(keys.map((k) => [k, 1] as const));
+      if (keys.length) this.maps.sockDestroy.setMany(keys.map((k) => [k, 1] as const));
+      if (keys6.length) this.maps.sockDestroy6?.setMany(keys6.map((k) => [k, 1] as const));
       fields.socketNetns = destroy();
       this.stats.socketDestroyRuns++;
     } catch (e) {
@@ -118,7 +123,8 @@ export class BackendCleanup {
       this.log.warn('socket destroy failed', { error: errText(e) });
     } finally {
       try {
-        this.maps.sockDestroy.deleteMany(keys);
+        if (keys.length) this.maps.sockDestroy.deleteMany(keys);
+        if (keys6.length) this.maps.sockDestroy6?.deleteMany(keys6);
       } catch (e) {
         this.log.warn('socket destroy map cleanup failed', { error: errText(e) });
       }

@@ -33,6 +33,7 @@ import {
   type WeirNode4,
   type WeirNode4Key,
   type WeirSockDestroy4Key,
+  type WeirSockDestroy6Key,
   type WeirTunnel4,
   type WeirTunnel4Key,
 } from '../bpf/index.js';
@@ -58,6 +59,8 @@ export interface ServiceMaps {
   affinity: TypedMap<WeirAffinity4Key, WeirAffinity4>;
   conntrack: TypedMap<WeirCt4Key, WeirCt4>;
   sockDestroy: TypedMap<WeirSockDestroy4Key, number>;
+  /** weir_sock_destroy6 (sock_lb.c): IPv6 peers of the socket destroyer; optional for fakes */
+  sockDestroy6?: TypedMap<WeirSockDestroy6Key, number>;
   /** loadBalancerSourceRanges prefixes per frontend id (weir_lb_src4); optional for fakes */
   sourceRanges?: TypedMap<WeirLbSrc4Key, number>;
   /** Maglev tables per frontend id (maglev-tables.ts); optional for fakes */
@@ -85,6 +88,7 @@ export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject }
     affinity: typedMap(m('weir_affinity4'), codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
     conntrack: typedMap(m('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
     sockDestroy: typedMap(objects.sock_lb.map('weir_sock_destroy4'), codecFor('weir_sock_destroy4_key'), u8),
+    sockDestroy6: typedMap(objects.sock_lb.map('weir_sock_destroy6'), codecFor('weir_sock_destroy6_key'), u8),
     maglev: typedMap(m('weir_maglev4'), codecFor('weir_maglev4_key'), codecFor('weir_maglev4')),
     lbStats: m('weir_lb_stats4'),
     sourceRanges: typedMap(m('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),

@@ -1,7 +1,6 @@
 // A service test client for the echo backend (echo-server.ts), run with plain `node` inside a
 // lab namespace: many new connections in one process (spread tests), or one long-lived flow
-// (restart and removal tests), over IPv4 or IPv6 (the family of --host). Prints one JSON
-// object (a SpreadResult or FlowResult); addresses print bare, `addr:port` for both families.
+// (restart and removal tests). Prints one JSON object (a SpreadResult or FlowResult).
 //
 //   node svc-client.js spread --proto tcp|udp --host H --port P --count N [--concurrency C]
 //   node svc-client.js flow --proto tcp|udp --host H --port P --seconds S [--interval MS]
@@ -80,7 +79,7 @@ function tcpOnce(host: string, port: number, timeoutMs: number): Promise<{ reply
 
 function udpOnce(host: string, port: number, timeoutMs: number): Promise<{ reply: Reply; remote: string }> {
   return new Promise((resolve, reject) => {
-    const sock = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
+    const sock = createSocket(isIPv6(host) ? 'udp6' : 'udp4'); // udp6: dual-stack, so ::ffff:a.b.c.d works too
     const done = (f: () => void) => {
       clearTimeout(timer);
       clearInterval(again);
@@ -171,7 +170,7 @@ function flow(proto: string, host: string, port: number, seconds: number, interv
       };
       close = () => sock.destroy();
     } else {
-      const sock = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
+      const sock = createSocket('udp4');
       sockRef = sock;
       sock.on('message', (d) => got(d.toString('utf8').split('\n')[0]!));
       sock.on('error', (e) => (r.error ??= e.message));
