@@ -276,12 +276,14 @@ __weir_slow_path int policy4_check(weir_ip4 saddr, weir_ip4 daddr, __u32 proto_p
 }
 
 /**
- * policy6_fail_closed - an IPv6 packet under policy, until IPv6 policy exists (issue 14): one
- * to or from a local pod isolated in that direction is dropped, unless its other end is this
- * node (a pod and its node always talk) or it is neighbour discovery, so an isolated pod is
- * never reachable over IPv6 around its policy. Returns the reason to drop with, or WEIR_REASON_PASS.
+ * policy6_fail_closed - a new IPv6 flow from @src to @dst under policy, until IPv6 policy
+ * exists: one to or from a local pod isolated in that direction is dropped, unless its other
+ * end is this node (a pod and its node always talk) or it is neighbour discovery, so an
+ * isolated pod is never reachable over IPv6 around its policy. Returns the reason to drop
+ * with, or WEIR_REASON_PASS.
  */
-static __always_inline enum weir_reason policy6_fail_closed(const struct packet *pkt)
+static __always_inline enum weir_reason
+policy6_fail_closed(const struct packet *pkt, const void *src_addr, const void *dst_addr)
 {
 	struct weir_endpoint6 *src, *dst;
 
@@ -291,8 +293,8 @@ static __always_inline enum weir_reason policy6_fail_closed(const struct packet 
 	 * it not even the pod's own node is reachable */
 	if (pkt->l4_proto == IPPROTO_ICMPV6 && pkt->icmp_type >= 133 && pkt->icmp_type <= 137)
 		return WEIR_REASON_PASS;
-	src = bpf_map_lookup_elem(&weir_endpoints6, pkt->saddr.v6);
-	dst = bpf_map_lookup_elem(&weir_endpoints6, pkt->daddr.v6);
+	src = bpf_map_lookup_elem(&weir_endpoints6, src_addr);
+	dst = bpf_map_lookup_elem(&weir_endpoints6, dst_addr);
 	if (src && (src->flags & WEIR_EP_EGRESS_ISOLATED) && !(dst && (dst->flags & WEIR_EP_HOST)))
 		return WEIR_REASON_POLICY_EGRESS_DENIED;
 	if (dst && (dst->flags & WEIR_EP_INGRESS_ISOLATED) && !(src && (src->flags & WEIR_EP_HOST)))
@@ -301,16 +303,31 @@ static __always_inline enum weir_reason policy6_fail_closed(const struct packet 
 }
 
 /**
- * policy6_stage - an IPv6 packet at @hook, in place of the IPv4 stages: IPv6 has no service
- * or conntrack path yet (issue 14), and the IPv4 stages would take the addresses' first 32
- * bits for a tuple. Passed, or dropped by policy6_fail_closed; counted. Returns the verdict.
+ * policy6_stage - an IPv6 packet at @hook that the IPv6 flow stages do not decide: passed,
+ * or dropped by policy6_fail_closed; counted. Returns the verdict.
  */
 static __always_inline int policy6_stage(const struct packet *pkt, __u32 hook)
 {
-	enum weir_reason reason = policy6_fail_closed(pkt);
+	enum weir_reason reason = policy6_fail_closed(pkt, pkt->saddr.v6, pkt->daddr.v6);
 
 	count(hook, reason, pkt->len);
 	return reason ? WEIR_TC_DROP : WEIR_TC_PASS;
+}
+
+/**
+ * policy6_new_flow - the verdict for the first packet @pkt of an IPv6 flow seen at @hook: the
+ * source is the client as it arrived, the destination @dst:@dport the backend chosen (after
+ * DNAT). Sets *ct_policy to the verdict bits to cache in the flow's weir_ct6 entries.
+ * Returns 0 to allow, or the reason to drop the packet with.
+ */
+static __always_inline enum weir_reason policy6_new_flow(const struct packet *pkt, __u32 hook,
+							 const __u32 *dst, __be16 dport,
+							 __u8 *ct_policy)
+{
+	*ct_policy = 0;
+	if (!policy_enabled)
+		return 0;
+	return policy6_fail_closed(pkt, pkt->saddr.v6, dst);
 }
 
 /**
