@@ -2,9 +2,9 @@
 // both families, each family's entries in its own maps. A dual-stack NodePort Service on a
 // dual-stack node: the IPv4 frontends carry real connections; the IPv6 ClusterIP and the
 // NodePort on the node's IPv6 address are in weir_frontend6 with the pods' IPv6 addresses in
-// weir_backend6, ids unique across the families; the sync line skips nothing; a restart
-// adopts both families with zero writes. (IPv6 packets through these entries are the lab6
-// tests: test/lab/ipv6-*.test.ts.)
+// weir_backend6, ids unique across the families; the sync line skips nothing; the metrics
+// count both families' maps and label IPv6 lb-stats; a restart adopts both families with zero
+// writes. (IPv6 packets through these entries are the lab6 tests: test/lab/ipv6-*.test.ts.)
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -61,7 +61,7 @@ describe('dual-stack Services with the IPv6 maps', () => {
     backends = [await lab.pod(node, 'be-a'), await lab.pod(node, 'be-b')];
     client = await lab.pod(node, 'client');
     await Promise.all(backends.map((b) => b.ns.echoServer({ name: b.name, port: 8080 })));
-    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off' });
+    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9963' });
     const svc = service({ name: 'web', type: 'NodePort', clusterIP: VIP4, ports: PORTS }) as { spec: Record<string, unknown> };
     svc.spec.clusterIPs = [VIP4, VIP6];
     svc.spec.ipFamilies = ['IPv4', 'IPv6'];
@@ -108,6 +108,42 @@ describe('dual-stack Services with the IPv6 maps', () => {
     assert.deepEqual(six.map((r) => r.frontend).sort(), [`[${NODE6}]:30080`, `[${VIP6}]:80`]);
     assert.deepEqual(rows.filter((r) => r.family === 'IPv4').length, 2);
     for (const r of six) assert.deepEqual(r.backends.map((b) => b.address).sort(), backends.map((b) => b.ip6!).sort());
+  });
+
+  test('metrics: both families in weir_frontends and weir_map_entries; IPv6 lb-stats labelled [address]:port', async () => {
+    const sample = (text: string, series: string) => Number(new RegExp(`^${series.replace(/[{}[\]()|.+]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    let text = (await weir.http('/metrics')).body;
+    assert.equal(sample(text, 'weir_frontends'), 4);
+    assert.equal(sample(text, 'weir_map_entries{map="weir_frontend6"}'), 2);
+    assert.equal(sample(text, 'weir_map_entries{map="weir_backend6"}'), 4);
+    assert.equal(sample(text, 'weir_map_writes_total{map="weir_frontend6",op="update"}'), 2, 'the reconciler writes to the IPv6 maps are counted');
+    assert.ok(/^weir_map_entries\{map="weir_ct6"\} \d+$/m.test(text), 'weir_ct6 fill exported');
+    // a new connection counted in weir_lb_stats6 (as lib/lb6.h counts one) reaches the metric with the service's labels
+    const id = frontends(weir.pinDir, 6).get(`[${VIP6}]:80`)!.id;
+    const m = BpfMap.openPinned(`${weir.pinDir}/weir_lb_stats6`);
+    let n: number;
+    try {
+      const stats = typedMap(m, codecFor('weir_lb_stats6_key'), codecFor('weir_lb_stats6'));
+      const key = { frontend_id: id, backend: backends[0]!.ip6!, port: 8080, pad: 0 };
+      stats.set(key, { new_connections: 3n });
+      n = stats.getPerCpu(key)!.length * 3;
+    } finally {
+      m.close();
+    }
+    text = (await weir.http('/metrics')).body;
+    const series = `weir_service_new_connections_total{service="default/web",frontend="[${VIP6}]:80/tcp",backend="[${backends[0]!.ip6}]:8080"}`;
+    assert.equal(
+      sample(text, series),
+      n,
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('weir_service_new'))
+        .join('\n'),
+    );
+    const row = weir
+      .cli<Array<{ frontend: string; backends: Array<{ address: string; newConnections: number }> }>>('services')
+      .find((r) => r.frontend === `[${VIP6}]:80`)!;
+    assert.equal(row.backends.find((b) => b.address === backends[0]!.ip6)!.newConnections, n, 'weir services reads the same count');
   });
 
   test('a new frontend takes the next free id of either family; a restart adopts both families with zero writes', async () => {
