@@ -10,12 +10,7 @@ export type IpFamily = 4 | 6;
 export const IPPROTO = { ICMP: 1, TCP: 6, UDP: 17, SCTP: 132, ICMPV6: 58 } as const;
 export type IpProtocolName = keyof typeof IPPROTO;
 
-/** ICMPv6: a protocol of the dataplane (echo, errors, conntrack), not of Services or policies,
- *  so it is named here without joining IPPROTO (whose names the model accepts). */
-export const IPPROTO_ICMPV6 = 58;
-
-const PROTOCOL_NAMES = new Map<number, string>([...Object.entries(IPPROTO).map(([name, n]) => [n, name.toLowerCase()] as const), [IPPROTO_ICMPV6, 'icmpv6']]);
-const PROTOCOL_NUMBERS = new Map<string, number>([...PROTOCOL_NAMES].map(([n, name]) => [name, n]));
+const PROTOCOL_NAMES = new Map<number, string>(Object.entries(IPPROTO).map(([name, n]) => [n, name.toLowerCase()]));
 
 /** 6 -> 'tcp'; an unnamed number as its digits. */
 export function protocolName(p: number): string {
@@ -26,7 +21,7 @@ export function protocolName(p: number): string {
 export function protocolNumber(name: string): number | undefined {
   const n = Number(name);
   if (name !== '' && Number.isInteger(n) && n >= 0 && n < 256) return n;
-  return PROTOCOL_NUMBERS.get(name.toLowerCase());
+  return (IPPROTO as Record<string, number>)[name.toUpperCase()];
 }
 
 /**

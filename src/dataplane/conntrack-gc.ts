@@ -7,7 +7,7 @@
 // Timestamps are bpf_ktime_get_ns(), CLOCK_MONOTONIC, the clock process.hrtime.bigint() reads.
 
 import { enums, type TypedMap, type WeirCt4, type WeirCt4Key } from '../bpf/index.js';
-import { IPPROTO, IPPROTO_ICMPV6, type IpFamily } from '../bpf/ip.js';
+import { IPPROTO, type IpFamily } from '../bpf/ip.js';
 import { type Logger, errText } from '../log.js';
 import { FAMILIES, type RemovedBackend } from './frontend-plan.js';
 
@@ -57,7 +57,7 @@ export function partnerKey(k: CtKey, v: CtValue): CtKey {
 /** The idle timeout (s) of a flow from its entries (either may be missing). */
 export function flowTimeout(protocol: number, orig: CtValue | undefined, reply: CtValue | undefined, t: CtTimeouts = DEFAULT_CT_TIMEOUTS): number {
   if (protocol === IPPROTO.UDP) return t.udp;
-  if (protocol === IPPROTO.ICMP || protocol === IPPROTO_ICMPV6) return t.icmp;
+  if (protocol === IPPROTO.ICMP || protocol === IPPROTO.ICMPV6) return t.icmp;
   if (protocol !== IPPROTO.TCP) return t.other;
   const all = (orig?.tcp_flags_seen ?? 0) | (reply?.tcp_flags_seen ?? 0);
   if (all & (TCP_FIN | TCP_RST)) return t.tcpClosing;

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { enums, type WeirCt4, type WeirCt4Key, type WeirMaglev4, type WeirMaglev4Key } from '../../src/bpf/index.js';
-import { IPPROTO_ICMPV6 } from '../../src/bpf/ip.js';
+import { IPPROTO } from '../../src/bpf/ip.js';
 import { BackendCleanup } from '../../src/dataplane/backend-cleanup.js';
 import { ConntrackGc } from '../../src/dataplane/conntrack-gc.js';
 import { ServiceSync } from '../../src/dataplane/service-sync.js';
@@ -270,8 +270,8 @@ test('conntrack GC: one pass over weir_ct4_v2 and weir_ct6 with the same timeout
   for (const [k, v] of [
     ...udpFlow6(2, '2001:2:1::10', 2, now - 61n * S), // UDP idle 61 s: gone
     ...udpFlow6(3, '2001:2:1::10', 2, now - 59n * S), // UDP idle 59 s: stays
-    ...udpFlow6(4, '2001:2:1::10', 2, now - 11n * S, IPPROTO_ICMPV6), // ICMPv6 idle 11 s: gone (10 s)
-    ...udpFlow6(5, '2001:2:1::10', 2, now - 9n * S, IPPROTO_ICMPV6), // ICMPv6 idle 9 s: stays
+    ...udpFlow6(4, '2001:2:1::10', 2, now - 11n * S, IPPROTO.ICMPV6), // ICMPv6 idle 11 s: gone (10 s)
+    ...udpFlow6(5, '2001:2:1::10', 2, now - 9n * S, IPPROTO.ICMPV6), // ICMPv6 idle 9 s: stays
   ])
     ct6.set(k, v);
   const gc = new ConntrackGc({ 4: ct4 as never, 6: ct6 as never }, memoryLogger(), undefined, () => now);
