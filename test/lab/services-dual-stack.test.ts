@@ -4,7 +4,8 @@
 // NodePort on the node's IPv6 address are in weir_frontend6 with the pods' IPv6 addresses in
 // weir_backend6, ids unique across the families; the sync line skips nothing; the metrics
 // count both families' maps and label IPv6 lb-stats; a restart adopts both families with zero
-// writes. (IPv6 packets through these entries are the lab6 tests: test/lab/ipv6-*.test.ts.)
+// writes. Connections go through both ClusterIPs at once (the TC path; the must-shows are the
+// lab6 tests, test/lab/ipv6-*.test.ts).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -97,9 +98,12 @@ describe('dual-stack Services with the IPv6 maps', () => {
       assert.equal(f.count, 2, at);
       assert.deepEqual(backendsOf(weir.pinDir, 6, f.id).sort(), want6, at);
     }
-    const r = await weir.spread(client.ns, VIP4, 80, { count: 60 });
-    assert.equal(r.failures, 0, r.errors.join('; '));
-    assert.deepEqual(Object.keys(r.servers).sort(), backends.map((b) => b.name).sort(), JSON.stringify(r.servers));
+    // the same Service over both families at once (from_pod, from_pod6 on the client's veth)
+    for (const vip of [VIP4, VIP6]) {
+      const r = await weir.spread(client.ns, vip, 80, { count: 60 });
+      assert.equal(r.failures, 0, `${vip}: ${r.errors.join('; ')}`);
+      assert.deepEqual(Object.keys(r.servers).sort(), backends.map((b) => b.name).sort(), `${vip}: ${JSON.stringify(r.servers)}`);
+    }
   });
 
   test('weir services lists both families, IPv6 rows in the IPv4 shape with a family field', () => {
