@@ -8,7 +8,7 @@ import { BackendCleanup } from '../../src/dataplane/backend-cleanup.js';
 import type { DesiredFrontend } from '../../src/dataplane/frontend-entries.js';
 import type { RemovedBackend } from '../../src/dataplane/frontend-plan.js';
 import { memoryLogger } from '../../src/log.js';
-import { FakeMap, fakeMaps } from './fake-maps.js';
+import { fakeDualStackMaps } from './fake-maps.js';
 
 const V6 = '2001:2:1::10';
 const V6_KEPT = '2001:2:1::11';
@@ -21,10 +21,10 @@ const stillUsing = (family: 4 | 6, address: string): DesiredFrontend =>
   ({ family, key: { protocol: 17 }, backends: [{ address, port: 5353 }] }) as unknown as DesiredFrontend;
 
 test('IPv6 and IPv4 UDP peers go to their own destroy list for one iterator run, then leave it', () => {
-  const { fake, maps } = fakeMaps();
-  const sockDestroy6 = new FakeMap<{ address: string; port: number; pad: number }, number>();
+  const { fake, fake6, maps } = fakeDualStackMaps();
+  const sockDestroy6 = fake6.sockDestroy;
   const seen: { v4: string[]; v6: string[] }[] = [];
-  const cleanup = new BackendCleanup({ ...maps, sockDestroy6: sockDestroy6 as unknown as NonNullable<typeof maps.sockDestroy6> }, memoryLogger(), {
+  const cleanup = new BackendCleanup(maps, memoryLogger(), {
     destroySockets: () => {
       const addresses = (keys: Iterable<unknown>) => [...keys].map((k) => `${(k as { address: string }).address}:${(k as { port: number }).port}`);
       seen.push({ v4: addresses(fake.sockDestroy.keys()), v6: addresses(sockDestroy6.keys()) });
@@ -43,10 +43,10 @@ test('IPv6 and IPv4 UDP peers go to their own destroy list for one iterator run,
 });
 
 test('IPv6 alone: the iterator runs for a removed IPv6 UDP backend', () => {
-  const { maps } = fakeMaps();
-  const sockDestroy6 = new FakeMap<{ address: string; port: number; pad: number }, number>();
+  const { fake6, maps } = fakeDualStackMaps();
+  const sockDestroy6 = fake6.sockDestroy;
   const listed: unknown[][] = [];
-  const cleanup = new BackendCleanup({ ...maps, sockDestroy6: sockDestroy6 as unknown as NonNullable<typeof maps.sockDestroy6> }, memoryLogger(), {
+  const cleanup = new BackendCleanup(maps, memoryLogger(), {
     destroySockets: () => {
       listed.push([...sockDestroy6.keys()]);
       return 1;
