@@ -44,6 +44,9 @@ def serve(port: int, path: str) -> None:
                     h.update(chunk)
                     got += len(chunk)
                 conn.sendall((json.dumps({'bytes': got, 'sha256': h.hexdigest(), 'peer': peer[0]}) + '\n').encode())
+            # the reader holds a reference to the socket: close() alone would send no FIN
+            f.close()
+            conn.shutdown(socket.SHUT_WR)
 
 
 def connect(host: str, port: int, timeout: float) -> socket.socket:
