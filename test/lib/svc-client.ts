@@ -79,7 +79,7 @@ function tcpOnce(host: string, port: number, timeoutMs: number): Promise<{ reply
 
 function udpOnce(host: string, port: number, timeoutMs: number): Promise<{ reply: Reply; remote: string }> {
   return new Promise((resolve, reject) => {
-    const sock = createSocket('udp4');
+    const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
     const done = (f: () => void) => {
       clearTimeout(timer);
       clearInterval(again);
@@ -170,7 +170,7 @@ function flow(proto: string, host: string, port: number, seconds: number, interv
       };
       close = () => sock.destroy();
     } else {
-      const sock = createSocket('udp4');
+      const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
       sockRef = sock;
       sock.on('message', (d) => got(d.toString('utf8').split('\n')[0]!));
       sock.on('error', (e) => (r.error ??= e.message));
