@@ -55,6 +55,9 @@ describe('IPv6 services through from_pod6 / from_host6', () => {
     backends = [await lab.pod(node, 'be-a'), await lab.pod(node, 'be-b')];
     client = await lab.pod(node, 'client');
     ext = await lab.external('ext', { address: '198.18.0.100/24', address6: '2001:2::100/64' });
+    // no checksum offload toward the pods: the stack completes every pending (CHECKSUM_PARTIAL) checksum as it sends into
+    // their veths, so a NAT that got the pseudo-header wrong makes the pod drop the segment instead of trusting it
+    for (const p of [...backends, client]) await node.ns.exec('ethtool', ['-K', p.hostIfname, 'tx', 'off']);
     await Promise.all(backends.map((b) => b.ns.echoServer({ name: b.name, port: 8080 })));
     await backends[0]!.ns.iperfServer({ port: 5201 });
     weir = await WeirNode.create(lab, node, { connectTimeLb: 'off' });
@@ -132,7 +135,11 @@ describe('IPv6 services through from_pod6 / from_host6', () => {
   // The ICMPv6 error reaches the client while connect() still holds its socket (the reject is built in the softirq the SYN's
   // transmit runs), so the kernel keeps it as a soft error (TcpExtLockDroppedIcmps) and the connect fails at the SYN
   // retransmit, about 1 s: printed, not bounded here (a blocking IPv4 connect behaves the same).
+  // With checksum offload on toward the pod (the veth default): the reject is the pod's own SYN turned around, still
+  // CHECKSUM_PARTIAL with its start in the quote, and a stack that completed that checksum on the way would rewrite
+  // the quote under the ICMPv6 checksum (reject.h has the same limit for IPv4).
   test('a frontend without endpoints is refused (ICMPv6 port unreachable), not left to time out', async () => {
+    await node.ns.exec('ethtool', ['-K', client.hostIfname, 'tx', 'on']);
     const t0 = Date.now();
     const refused = await client.ns.curl(`http://[${VIP6}]:81/`, { check: false, timeoutMs: 5000 });
     console.log(`# refused in ${Date.now() - t0} ms (curl exit ${refused.exitCode})`);
