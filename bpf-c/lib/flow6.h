@@ -65,14 +65,17 @@ static __always_inline enum weir_reason flow6_established(struct __sk_buff *skb,
  * @ct_flags: the calling hook's conntrack flags (WEIR_CT_NODEPORT from from_host6)
  * @flow: filled in: the tuple before and after DNAT (and SNAT for hairpin), flags
  *
- * Returns 0, or the reason to drop the packet with.
+ * Returns 0, or the reason to drop the packet with. A global function: the affinity and
+ * backend copies with 16-byte addresses stay out of flow6_new's frame, whose callees
+ * (policy's included) share what is left of the 512-byte stack.
  */
-static __always_inline enum weir_reason lb6_select(const struct packet *pkt,
-						   const struct weir_frontend6 *fe, __u64 now,
-						   __u16 ct_flags, struct ct6_flow *flow)
+__weir_slow_path int lb6_select(const struct packet *pkt, const struct weir_frontend6 *fe,
+				__u64 now, __u32 ct_flags, struct ct6_flow *flow)
 {
 	struct weir_backend6 be;
 
+	if (!pkt || !fe || !flow)
+		return WEIR_REASON_BACKEND_MISSING;
 	if (lb6_select_backend(fe, pkt->saddr.v6, pkt, now, &be))
 		return WEIR_REASON_BACKEND_MISSING;
 
