@@ -10,6 +10,15 @@
  *
  * Unlike ICMPv4's, the ICMPv6 checksum covers a pseudo-header (RFC 4443 2.3), so it is
  * summed over the new header's addresses, the length and the next header too.
+ *
+ * Limits, measured in a lab (test/lab/service6-tc.test.ts), as for reject.h's IPv4:
+ * - a SYN from a pod on this node is turned around in the softirq its own transmit runs, so
+ *   the error reaches the client while connect() still holds the socket: Linux keeps it as
+ *   a soft error (TcpExtLockDroppedIcmps). IPv6 clients without IPV6_RECVERR (curl, node)
+ *   then fail at the SYN retransmit (~1 s), where IPv4 ones fail at once;
+ * - the packet keeps the SYN's CHECKSUM_PARTIAL state, its start now inside the quote: a
+ *   path that completes that checksum (no tx offload toward the client) rewrites the quote
+ *   under the ICMPv6 checksum and the client drops the error.
  */
 #ifndef WEIR_LIB_REJECT6_H
 #define WEIR_LIB_REJECT6_H
