@@ -7,7 +7,7 @@
  *   new flow:     frontend -> admit, select backend (lb6.h) -> policy (policy.h)
  *                   -> plan the forward (forward6.h) -> create conntrack (conntrack6.h)
  *                   -> NAT -> forward                                          flow6_new
- *                 no endpoint: ICMPv6 port unreachable (reject6.h)          flow6_reject
+ *                 no endpoint: TCP RST / ICMPv6 port unreachable (reject6.h)  flow6_reject
  *                 no frontend, ct_track_all -> policy -> create conntrack, no rewrite
  *                   -> forward                                             flow6_track_new
  *
@@ -206,8 +206,8 @@ __weir_slow_path int flow6_track_new(struct __sk_buff *skb, const struct packet 
 
 /**
  * flow6_reject - the hook's half of a reject lb6_admit decided (*verdict
- * WEIR_TC_REJECT_PENDING): turns the packet into ICMPv6 port unreachable back out the
- * interface it came in on. A global function: its frame holds the quote.
+ * WEIR_TC_REJECT_PENDING): turns the packet into a TCP RST or an ICMPv6 port unreachable
+ * back out the interface it came in on. A global function: its frame holds the quote.
  */
 __weir_slow_path int flow6_reject(struct __sk_buff *skb, const struct packet *pkt, int *verdict)
 {
