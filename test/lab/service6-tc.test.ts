@@ -9,7 +9,17 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { BpfMap, codecFor, typedMap, type WeirBackend6, type WeirBackend6Key, type WeirFrontend6, type WeirFrontend6Key } from '../../src/bpf/index.js';
+import {
+  BpfMap,
+  codecFor,
+  typedMap,
+  type WeirBackend6,
+  type WeirBackend6Key,
+  type WeirCt6,
+  type WeirCt6Key,
+  type WeirFrontend6,
+  type WeirFrontend6Key,
+} from '../../src/bpf/index.js';
 import { runCleanups } from '../lib/cleanup.js';
 import { Lab, type External, type LabNode, type Pod } from '../lib/lab.js';
 import { WeirNode } from '../lib/weir-node.js';
@@ -115,6 +125,22 @@ describe('IPv6 services through from_pod6 / from_host6', () => {
     }
     assert.ok(weir.counter('from_pod', 'service_nat') >= 120);
     assert.ok(weir.counter('from_pod', 'reverse_nat') >= 120);
+    // the forward stage: backends on this node's workload interfaces, so both directions of every flow are redirected
+    // interface to interface (forward6_plan), each entry naming its interface
+    const ct = BpfMap.openPinned(`${weir.pinDir}/weir_ct6`);
+    try {
+      const entries = [...typedMap<WeirCt6Key, WeirCt6>(ct, codecFor('weir_ct6_key'), codecFor('weir_ct6')).entries()].filter(
+        ([k]) => k.saddr === client.ip6! || k.daddr === client.ip6!,
+      );
+      assert.ok(entries.length >= 240, `${entries.length} entries of the pod's flows`);
+      assert.deepEqual(
+        entries.filter(([, v]) => v.ifindex === 0),
+        [],
+        'every entry names the interface to redirect to',
+      );
+    } finally {
+      ct.close();
+    }
   });
 
   test('an external client reaches the NodePort on the node IPv6 address; the backend sees the client address', async () => {
