@@ -46,8 +46,8 @@ before(() => {
       .tcp({ sport: 40001, dport: 80, flags: ['syn'] })
       .build(),
   );
-  const [k] = [...dp.v6.conntrack.entries()].find(([key]) => key.saddr === CLIENT6 && key.sport === 40001)!;
-  const backend = dp.v6.conntrack.get(k)!.nat_daddr;
+  const [k] = [...dp.ipv6.conntrack.entries()].find(([key]) => key.saddr === CLIENT6 && key.sport === 40001)!;
+  const backend = dp.ipv6.conntrack.get(k)!.nat_daddr;
   pass6(
     pkt6(backend, CLIENT6)
       .tcp({ sport: 8080, dport: 40001, flags: ['syn', 'ack'] })
@@ -62,7 +62,7 @@ before(() => {
   pass6(pkt6(CLIENT6, DNS6).udp({ sport: 5000, dport: 53 }).payload('q').build());
   // a flow through another node over an IPv4 underlay: weir_ct6 names that node v4-mapped
   const base = { policy: 0, ifindex: 0, frontend_id: 21, created_ns: 1n, last_seen_ns: 1n, packets: 3n, bytes: 180n, tunnel_node: `::ffff:${NODE4}` };
-  dp.v6.conntrack.set(
+  dp.ipv6.conntrack.set(
     { saddr: REMOTE_CLIENT6, daddr: VIP6, sport: 40002, dport: 80, protocol: IPPROTO.tcp },
     { ...base, nat_saddr: REMOTE_CLIENT6, nat_sport: 40002, nat_daddr: BE6[1]!, nat_dport: 8080, flags: ctFlag.dnat!, tcp_flags_seen: 0x02 },
   );
