@@ -81,9 +81,12 @@ const tcp = (src: string, dst: string, sport: number, dport: number, flags: ('sy
   return l3.tcp({ sport, dport, flags }).payload('x'.repeat(64)).build();
 };
 
-function testRun(prog: BpfProgram, data: Buffer, repeat?: number) {
+/** TCX_NEXT: an IPv4 program hands an IPv6 packet to the next program of the chain */
+const TCX_NEXT = -1;
+
+function testRun(prog: BpfProgram, data: Buffer, repeat?: number, verdict = TC_ACT_OK) {
   const r = prog.testRun(repeat ? { data, repeat } : { data });
-  if (r.retval !== TC_ACT_OK) throw new Error(`${prog.name}: verdict ${r.retval}, expected pass`);
+  if ((r.retval | 0) !== verdict) throw new Error(`${prog.name}: verdict ${r.retval}, expected ${verdict}`);
   return r;
 }
 
@@ -94,6 +97,8 @@ interface RepeatCase {
   data: Buffer;
   setup?: Buffer;
   check?: () => void;
+  /** the verdict every run must give (default TC_ACT_OK) */
+  verdict?: number;
 }
 
 /** A case measured by single runs on distinct packets. */
@@ -128,6 +133,8 @@ function loadSet(set: ObjectSet): LoadedSet {
     const v6 = set.family === 6;
     const { CLIENT, IDENT, SVC, BACKEND, NODE, EXTERNAL } = ADDRESSES[v6 ? 6 : 4];
     const sfx = v6 ? '6' : '';
+    // IPv6: the IPv4 program runs first in the same TCX chain and hands the packet on
+    const chainHead = v6 ? load('from_pod').program('weir_from_pod') : undefined;
     const fromPodObj = load(`from_pod${sfx}`);
     const fromHostObj = load(`from_host${sfx}`);
     load('to_pod');
@@ -169,6 +176,16 @@ function loadSet(set: ObjectSet): LoadedSet {
       set,
       close,
       repeated: [
+        ...(chainHead
+          ? [
+              {
+                case: 'IPv6 packet through the IPv4 program first (TCX_NEXT to from_pod6)',
+                prog: chainHead,
+                data: tcp(CLIENT, IDENT, 40001, 80, ['ack']),
+                verdict: TCX_NEXT,
+              },
+            ]
+          : []),
         { case: 'pass-through (pod to pod, no service)', prog: fromPod, data: tcp(CLIENT, BACKEND, 40000, 8080, ['ack']) },
         {
           case: 'established flow (conntrack hit, DNAT)',
@@ -232,8 +249,8 @@ export async function runPerPacketSets(o: PerPacketOptions, sets: ObjectSet[]): 
     const floorData = tcp(CLIENT, BACKEND, 40000, 8080, ['ack']);
     for (const l of loaded)
       for (const c of l.repeated) {
-        testRun(c.prog, c.setup ?? c.data); // the first run sets up (creates the conntrack entries)
-        testRun(c.prog, c.data); // and one as measured, so the check sees the path every repeat takes
+        testRun(c.prog, c.setup ?? c.data, undefined, c.verdict); // the first run sets up (creates the conntrack entries)
+        testRun(c.prog, c.data, undefined, c.verdict); // and one as measured, so the check sees the path every repeat takes
         c.check?.();
       }
     // a round (or a single run) measures the sets in a fresh random order each time, so no set
@@ -253,7 +270,7 @@ export async function runPerPacketSets(o: PerPacketOptions, sets: ObjectSet[]): 
     const rounds = loaded.map((l) => l.repeated.map(() => [] as number[])); // [set][case] = ns per round
     for (let r = 0; r < o.rounds; r++) {
       floorRounds.push(testRun(floorProg, floorData, o.repeat).durationNs);
-      for (const i of shuffled()) loaded[i]!.repeated.forEach((c, j) => rounds[i]![j]!.push(testRun(c.prog, c.data, o.repeat).durationNs));
+      for (const i of shuffled()) loaded[i]!.repeated.forEach((c, j) => rounds[i]![j]!.push(testRun(c.prog, c.data, o.repeat, c.verdict).durationNs));
     }
     const singles = loaded.map((l) => l.singles.map(() => [] as number[]));
     for (let n = 0; n < o.singles; n++)
