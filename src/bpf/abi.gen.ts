@@ -5,7 +5,7 @@
 import type { StructLayout } from './btf.js';
 
 export const layouts = {
-  policy4_scratch: {"kind":"struct","size":56,"name":"policy4_scratch","members":[{"name":"key","offset":0,"bitOffset":0,"bitSize":0,"size":16,"type":{"kind":"struct","size":16,"name":"weir_policy4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"identity","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"peer","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"direction","offset":12,"bitOffset":96,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"protocol","offset":13,"bitOffset":104,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"port","offset":14,"bitOffset":112,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}}]}},{"name":"ip","offset":16,"bitOffset":128,"bitSize":0,"size":8,"type":{"kind":"struct","size":8,"name":"weir_ipcache4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"address","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]}},{"name":"ep","offset":24,"bitOffset":192,"bitSize":0,"size":4,"type":{"kind":"struct","size":4,"name":"weir_endpoint4_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]}},{"name":"host","offset":28,"bitOffset":224,"bitSize":0,"size":4,"type":{"kind":"struct","size":4,"name":"weir_ipcache4_host_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]}},{"name":"slot","offset":32,"bitOffset":256,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"hook","offset":36,"bitOffset":288,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"saddr","offset":40,"bitOffset":320,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"daddr","offset":44,"bitOffset":352,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"proto","offset":48,"bitOffset":384,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"port","offset":52,"bitOffset":416,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"bits","offset":54,"bitOffset":432,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}}]},
+  policy_scratch: {"kind":"struct","size":156,"name":"policy_scratch","members":[{"name":"key","offset":0,"bitOffset":0,"bitSize":0,"size":16,"type":{"kind":"struct","size":16,"name":"weir_policy4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"identity","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"peer","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"direction","offset":12,"bitOffset":96,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"protocol","offset":13,"bitOffset":104,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"port","offset":14,"bitOffset":112,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}}]}},{"name":"ip","offset":16,"bitOffset":128,"bitSize":0,"size":8,"type":{"kind":"struct","size":8,"name":"weir_ipcache4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"address","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]}},{"name":"ep","offset":24,"bitOffset":192,"bitSize":0,"size":4,"type":{"kind":"struct","size":4,"name":"weir_endpoint4_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]}},{"name":"host","offset":28,"bitOffset":224,"bitSize":0,"size":4,"type":{"kind":"struct","size":4,"name":"weir_ipcache4_host_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]}},{"name":"ip6","offset":32,"bitOffset":256,"bitSize":0,"size":20,"type":{"kind":"struct","size":20,"name":"weir_ipcache6_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"address","offset":4,"bitOffset":32,"bitSize":0,"size":16,"type":{"kind":"array","size":16,"hint":"weir_ip6","length":16,"elem":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}}}]}},{"name":"ep6","offset":52,"bitOffset":416,"bitSize":0,"size":16,"type":{"kind":"struct","size":16,"name":"weir_endpoint6_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":16,"type":{"kind":"array","size":16,"hint":"weir_ip6","length":16,"elem":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}}}]}},{"name":"host6","offset":68,"bitOffset":544,"bitSize":0,"size":16,"type":{"kind":"struct","size":16,"name":"weir_ipcache6_host_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":16,"type":{"kind":"array","size":16,"hint":"weir_ip6","length":16,"elem":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}}}]}},{"name":"local","offset":84,"bitOffset":672,"bitSize":0,"size":16,"type":{"kind":"struct","size":16,"name":"weir_endpoint4","members":[{"name":"identity","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"flags","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"ingress_policy","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"egress_policy","offset":12,"bitOffset":96,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]}},{"name":"peer_identity","offset":100,"bitOffset":800,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"peer_cidr_identity","offset":104,"bitOffset":832,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"slot","offset":108,"bitOffset":864,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"hook","offset":112,"bitOffset":896,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"saddr","offset":116,"bitOffset":928,"bitSize":0,"size":16,"type":{"kind":"array","size":16,"length":4,"elem":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}},{"name":"daddr","offset":132,"bitOffset":1056,"bitSize":0,"size":16,"type":{"kind":"array","size":16,"length":4,"elem":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}},{"name":"proto","offset":148,"bitOffset":1184,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"port","offset":152,"bitOffset":1216,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"bits","offset":154,"bitOffset":1232,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}}]},
   probe_connect: {"kind":"struct","size":16,"name":"probe_connect","members":[{"name":"daddr","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__be32","signed":false,"bits":32}},{"name":"dport","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"pad","offset":6,"bitOffset":48,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}},{"name":"cookie","offset":8,"bitOffset":64,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}}]},
   weir_affinity4: {"kind":"struct","size":16,"name":"weir_affinity4","members":[{"name":"backend","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"port","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"pad","offset":6,"bitOffset":48,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}},{"name":"last_used_ns","offset":8,"bitOffset":64,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}}]},
   weir_affinity4_key: {"kind":"struct","size":8,"name":"weir_affinity4_key","members":[{"name":"client","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"frontend_id","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
@@ -25,7 +25,7 @@ export const layouts = {
   weir_dsr_optout4_key: {"kind":"struct","size":8,"name":"weir_dsr_optout4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"address","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]},
   weir_endpoint4: {"kind":"struct","size":16,"name":"weir_endpoint4","members":[{"name":"identity","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"flags","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"ingress_policy","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"egress_policy","offset":12,"bitOffset":96,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
   weir_endpoint4_key: {"kind":"struct","size":4,"name":"weir_endpoint4_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]},
-  weir_endpoint6: {"kind":"struct","size":4,"name":"weir_endpoint6","members":[{"name":"flags","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
+  weir_endpoint6: {"kind":"struct","size":16,"name":"weir_endpoint6","members":[{"name":"identity","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"flags","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"ingress_policy","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"egress_policy","offset":12,"bitOffset":96,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
   weir_endpoint6_key: {"kind":"struct","size":16,"name":"weir_endpoint6_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":16,"type":{"kind":"array","size":16,"hint":"weir_ip6","length":16,"elem":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}}}]},
   weir_frontend4: {"kind":"struct","size":16,"name":"weir_frontend4","members":[{"name":"id","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"backend_count","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}},{"name":"flags","offset":6,"bitOffset":48,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__u16","signed":false,"bits":16}},{"name":"affinity_timeout","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"pad","offset":12,"bitOffset":96,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
   weir_frontend4_key: {"kind":"struct","size":8,"name":"weir_frontend4_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}},{"name":"port","offset":4,"bitOffset":32,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}},{"name":"protocol","offset":6,"bitOffset":48,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"scope","offset":7,"bitOffset":56,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}}]},
@@ -36,6 +36,9 @@ export const layouts = {
   weir_ipcache4: {"kind":"struct","size":8,"name":"weir_ipcache4","members":[{"name":"identity","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"cidr_identity","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
   weir_ipcache4_host_key: {"kind":"struct","size":4,"name":"weir_ipcache4_host_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]},
   weir_ipcache4_key: {"kind":"struct","size":8,"name":"weir_ipcache4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"address","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]},
+  weir_ipcache6: {"kind":"struct","size":8,"name":"weir_ipcache6","members":[{"name":"identity","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"cidr_identity","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
+  weir_ipcache6_host_key: {"kind":"struct","size":16,"name":"weir_ipcache6_host_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":16,"type":{"kind":"array","size":16,"hint":"weir_ip6","length":16,"elem":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}}}]},
+  weir_ipcache6_key: {"kind":"struct","size":20,"name":"weir_ipcache6_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"address","offset":4,"bitOffset":32,"bitSize":0,"size":16,"type":{"kind":"array","size":16,"hint":"weir_ip6","length":16,"elem":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}}}]},
   weir_lb_src4_key: {"kind":"struct","size":12,"name":"weir_lb_src4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"frontend_id","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"address","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]},
   weir_lb_src6_key: {"kind":"struct","size":24,"name":"weir_lb_src6_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"frontend_id","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"address","offset":8,"bitOffset":64,"bitSize":0,"size":16,"type":{"kind":"array","size":16,"hint":"weir_ip6","length":16,"elem":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}}}]},
   weir_lb_stats4: {"kind":"struct","size":8,"name":"weir_lb_stats4","members":[{"name":"new_connections","offset":0,"bitOffset":0,"bitSize":0,"size":8,"type":{"kind":"int","size":8,"name":"unsigned long long","hint":"__u64","signed":false,"bits":64}}]},
@@ -85,19 +88,21 @@ export const maps = {
   weir_ct4_v2: {"type":"lru_hash","keyType":"weir_ct4_key","valueType":"weir_ct4","keySize":16,"valueSize":64,"maxEntries":262144,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_dsr_optout4: {"type":"lpm_trie","keyType":"weir_dsr_optout4_key","valueType":"__u8","keySize":8,"valueSize":1,"maxEntries":1024,"objects":["from_host.o","from_pod.o"]},
   weir_endpoints4: {"type":"hash","keyType":"weir_endpoint4_key","valueType":"weir_endpoint4","keySize":4,"valueSize":16,"maxEntries":16384,"objects":["from_host.o","from_pod.o"]},
-  weir_endpoints6: {"type":"hash","keyType":"weir_endpoint6_key","valueType":"weir_endpoint6","keySize":16,"valueSize":4,"maxEntries":16384,"objects":["from_host.o","from_pod.o"]},
+  weir_endpoints6: {"type":"hash","keyType":"weir_endpoint6_key","valueType":"weir_endpoint6","keySize":16,"valueSize":16,"maxEntries":16384,"objects":["from_host.o","from_pod.o"]},
   weir_frontend4: {"type":"hash","keyType":"weir_frontend4_key","valueType":"weir_frontend4","keySize":8,"valueSize":16,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_identities: {"type":"hash","keyType":"__u32","valueType":"weir_identity_key","keySize":4,"valueSize":1024,"maxEntries":65536,"objects":["from_host.o","from_pod.o"]},
   weir_ifaces: {"type":"hash","keyType":"__u32","valueType":"weir_iface","keySize":4,"valueSize":4,"maxEntries":16384,"objects":["from_host.o","from_pod.o"]},
   weir_ipcache4: {"type":"lpm_trie","keyType":"weir_ipcache4_key","valueType":"weir_ipcache4","keySize":8,"valueSize":8,"maxEntries":262144,"objects":["from_host.o","from_pod.o"]},
   weir_ipcache4_hosts: {"type":"hash","keyType":"weir_ipcache4_host_key","valueType":"weir_ipcache4","keySize":4,"valueSize":8,"maxEntries":262144,"objects":["from_host.o","from_pod.o"]},
+  weir_ipcache6: {"type":"lpm_trie","keyType":"weir_ipcache6_key","valueType":"weir_ipcache6","keySize":20,"valueSize":8,"maxEntries":262144,"objects":["from_host.o","from_pod.o"]},
+  weir_ipcache6_hosts: {"type":"hash","keyType":"weir_ipcache6_host_key","valueType":"weir_ipcache6","keySize":16,"valueSize":8,"maxEntries":262144,"objects":["from_host.o","from_pod.o"]},
   weir_lb_src4: {"type":"lpm_trie","keyType":"weir_lb_src4_key","valueType":"__u8","keySize":12,"valueSize":1,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_lb_stats4: {"type":"percpu_hash","keyType":"weir_lb_stats4_key","valueType":"weir_lb_stats4","keySize":12,"valueSize":8,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_maglev4: {"type":"hash","keyType":"weir_maglev4_key","valueType":"weir_maglev4","keySize":4,"valueSize":32764,"maxEntries":65536,"objects":["from_host.o","from_pod.o","sock_lb.o"]},
   weir_nodes4: {"type":"hash","keyType":"weir_node4_key","valueType":"weir_node4","keySize":4,"valueSize":4,"maxEntries":16384,"objects":["from_host.o","from_pod.o"]},
   weir_policy4: {"type":"lpm_trie","keyType":"weir_policy4_key","valueType":"weir_policy4","keySize":16,"valueSize":8,"maxEntries":524288,"objects":["from_host.o","from_pod.o"]},
   weir_policy_names: {"type":"hash","keyType":"__u32","valueType":"weir_policy_name","keySize":4,"valueSize":320,"maxEntries":4096,"objects":["from_host.o","from_pod.o"]},
-  weir_policy_scratch: {"type":"percpu_array","keyType":"__u32","valueType":"policy4_scratch","keySize":4,"valueSize":56,"maxEntries":1,"objects":["from_host.o","from_pod.o"]},
+  weir_policy_scratch: {"type":"percpu_array","keyType":"__u32","valueType":"policy_scratch","keySize":4,"valueSize":156,"maxEntries":1,"objects":["from_host.o","from_pod.o"]},
   weir_policy_selects: {"type":"hash","keyType":"weir_policy_select_key","valueType":"weir_policy_select","keySize":8,"valueSize":4,"maxEntries":524288,"objects":["from_host.o","from_pod.o"]},
   weir_policy_stats: {"type":"percpu_array","keyType":"__u32","valueType":"weir_policy_stats","keySize":4,"valueSize":32,"maxEntries":4096,"objects":["from_host.o","from_pod.o"]},
   weir_probe_last_connect: {"type":"array","keyType":"__u32","valueType":"probe_connect","keySize":4,"valueSize":16,"maxEntries":1,"objects":["probe.o"]},
@@ -106,16 +111,22 @@ export const maps = {
   weir_tunnel4: {"type":"lpm_trie","keyType":"weir_tunnel4_key","valueType":"weir_tunnel4","keySize":8,"valueSize":8,"maxEntries":131072,"objects":["from_host.o","from_pod.o"]},
 } as const;
 
-/** struct policy4_scratch (56 bytes) */
-export interface Policy4Scratch {
+/** struct policy_scratch (156 bytes) */
+export interface PolicyScratch {
   key: WeirPolicy4Key;
   ip: WeirIpcache4Key;
   ep: WeirEndpoint4Key;
   host: WeirIpcache4HostKey;
+  ip6: WeirIpcache6Key;
+  ep6: WeirEndpoint6Key;
+  host6: WeirIpcache6HostKey;
+  local: WeirEndpoint4;
+  peer_identity: number;
+  peer_cidr_identity: number;
   slot: number;
   hook: number;
-  saddr: string;
-  daddr: string;
+  saddr: number[];
+  daddr: number[];
   proto: number;
   port: number;
   bits: number;
@@ -336,9 +347,12 @@ export interface WeirEndpoint4Key {
   address: string;
 }
 
-/** struct weir_endpoint6 (4 bytes) */
+/** struct weir_endpoint6 (16 bytes) */
 export interface WeirEndpoint6 {
+  identity: number;
   flags: number;
+  ingress_policy: number;
+  egress_policy: number;
 }
 
 /** struct weir_endpoint6_key (16 bytes) */
@@ -403,6 +417,23 @@ export interface WeirIpcache4HostKey {
 
 /** struct weir_ipcache4_key (8 bytes) */
 export interface WeirIpcache4Key {
+  prefixlen: number;
+  address: string;
+}
+
+/** struct weir_ipcache6 (8 bytes) */
+export interface WeirIpcache6 {
+  identity: number;
+  cidr_identity: number;
+}
+
+/** struct weir_ipcache6_host_key (16 bytes) */
+export interface WeirIpcache6HostKey {
+  address: string;
+}
+
+/** struct weir_ipcache6_key (20 bytes) */
+export interface WeirIpcache6Key {
   prefixlen: number;
   address: string;
 }
@@ -567,7 +598,7 @@ export interface WeirTunnel4Key {
 
 /** Layout name -> decoded type, for codecFor(). */
 export interface LayoutTypes {
-  policy4_scratch: Policy4Scratch;
+  policy_scratch: PolicyScratch;
   probe_connect: ProbeConnect;
   weir_affinity4: WeirAffinity4;
   weir_affinity4_key: WeirAffinity4Key;
@@ -598,6 +629,9 @@ export interface LayoutTypes {
   weir_ipcache4: WeirIpcache4;
   weir_ipcache4_host_key: WeirIpcache4HostKey;
   weir_ipcache4_key: WeirIpcache4Key;
+  weir_ipcache6: WeirIpcache6;
+  weir_ipcache6_host_key: WeirIpcache6HostKey;
+  weir_ipcache6_key: WeirIpcache6Key;
   weir_lb_src4_key: WeirLbSrc4Key;
   weir_lb_src6_key: WeirLbSrc6Key;
   weir_lb_stats4: WeirLbStats4;

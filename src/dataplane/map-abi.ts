@@ -182,4 +182,6 @@ export const MAP_ABI: readonly MapAbi[] = [
   { base: 'weir_policy_selects', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_endpoints6', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_ipcache4_hosts', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_ipcache6', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_ipcache6_hosts', version: 1, onChange: 'rebuild', older: [] },
 ];
