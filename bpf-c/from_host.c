@@ -83,9 +83,9 @@ int weir_from_host(struct __sk_buff *skb)
 	int tunnel;
 
 	reason = parse_packet((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &pkt);
+	if (pkt.l3_proto == ETH_P_IPV6)
+		return WEIR_TC_NEXT; /* the IPv6 program after this one (from_host6.c) */
 	reason = lb4_accept(skb, &pkt, reason);
-	if (!reason && pkt.l3_proto != ETH_P_IP)
-		return policy6_stage(&pkt, WEIR_HOOK_FROM_HOST);
 	if (!reason && tunnel4_candidate(&pkt)) {
 		tunnel = from_tunnel4(skb, &pkt, &verdict);
 		if (tunnel >= 0) {

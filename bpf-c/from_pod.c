@@ -54,9 +54,9 @@ int weir_from_pod(struct __sk_buff *skb)
 	struct packet pkt;
 
 	reason = parse_packet((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &pkt);
+	if (pkt.l3_proto == ETH_P_IPV6)
+		return WEIR_TC_NEXT; /* the IPv6 program after this one (from_pod6.c) */
 	reason = lb4_accept(skb, &pkt, reason);
-	if (!reason && pkt.l3_proto != ETH_P_IP)
-		return policy6_stage(&pkt, WEIR_HOOK_FROM_POD);
 	if (!reason)
 		reason = from_pod4(skb, &pkt, &verdict);
 	count(WEIR_HOOK_FROM_POD, reason, pkt.len);

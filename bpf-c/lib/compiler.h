@@ -40,6 +40,10 @@
 #define WEIR_TC_PASS 0
 #define WEIR_TC_DROP 2
 #define WEIR_TC_REDIRECT 7
+/* TCX_NEXT (TC_ACT_UNSPEC): on to the next program of the interface's chain. The IPv4
+ * programs hand IPv6 packets to the IPv6 ones attached after them (from_pod6, from_host6),
+ * and those hand back anything else; past the chain's end the packet passes. */
+#define WEIR_TC_NEXT -1
 /* not a TC verdict: flow4_new left the first packet of a tunneled flow to its hook */
 #define WEIR_TC_TUNNEL_FIRST 0x7fff
 /* not a TC verdict: lb4_admit left the reject of a frontend with no endpoint to the hook

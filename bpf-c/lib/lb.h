@@ -111,25 +111,29 @@ static __always_inline enum weir_reason lb4_count_new_flow(__u32 frontend_id, __
 	return WEIR_REASON_LB_STATS_FULL;
 }
 
-/* Parsed packets the service path handles: IPv4, not a fragment (later fragments carry
- * no ports; until fragments are tracked, the whole datagram is left alone), TCP, UDP,
- * ICMP or SCTP. SCTP ports are read here: the shared parser stops at unknown L4s.
- * Returns 0 to go on, or the reason to count and pass the packet with. */
-static __always_inline enum weir_reason lb4_accept(struct __sk_buff *skb, struct packet *pkt,
-						   enum weir_reason parsed)
+/* Parsed packets the service path of family @l3_proto (ETH_P_IP, ETH_P_IPV6) handles: not a
+ * fragment (later fragments carry no ports; until fragments are tracked, the whole datagram
+ * is left alone), TCP, UDP, SCTP, or the family's ICMP (@parsed_icmp). SCTP ports are read
+ * here: the shared parser stops at unknown L4s. Returns 0 to go on, or the reason to count
+ * and pass the packet with. lb4_accept and lb6_accept (lb6.h) are this with their family. */
+static __always_inline enum weir_reason lb_accept(struct __sk_buff *skb, struct packet *pkt,
+						  enum weir_reason parsed, __u16 l3_proto,
+						  enum weir_reason parsed_icmp)
 {
 	switch (parsed) {
 	case WEIR_REASON_PARSED_TCP:
 	case WEIR_REASON_PARSED_UDP:
-	case WEIR_REASON_PARSED_ICMP:
 	case WEIR_REASON_PARSED_OTHER_L4:
 		break;
+	case WEIR_REASON_PARSED_ICMP:
 	case WEIR_REASON_PARSED_ICMPV6:
-		return WEIR_REASON_PASS; /* IPv6 services come later */
+		if (parsed != parsed_icmp)
+			return WEIR_REASON_PASS; /* the other family's */
+		break;
 	default:
 		return parsed; /* not IP, a later fragment, malformed */
 	}
-	if (pkt->l3_proto != ETH_P_IP)
+	if (pkt->l3_proto != l3_proto)
 		return WEIR_REASON_PASS;
 	if (pkt->flags & PKT_F_FRAGMENT)
 		return WEIR_REASON_FRAGMENT;
@@ -138,6 +142,12 @@ static __always_inline enum weir_reason lb4_accept(struct __sk_buff *skb, struct
 	if (pkt->l4_proto != IPPROTO_SCTP)
 		return WEIR_REASON_PASS;
 	return parse_sctp_ports(skb, pkt);
+}
+
+static __always_inline enum weir_reason lb4_accept(struct __sk_buff *skb, struct packet *pkt,
+						   enum weir_reason parsed)
+{
+	return lb_accept(skb, pkt, parsed, ETH_P_IP, WEIR_REASON_PARSED_ICMP);
 }
 
 static __always_inline struct weir_frontend4 *lb4_lookup_frontend(const struct packet *pkt,
@@ -170,28 +180,36 @@ static __always_inline __u32 lb4_maglev_hash(const struct packet *pkt)
  * and stays random, as Cilium's): Maglev frontends look it up in their table, the others
  * (and a Maglev frontend whose table is not written yet, or names a slot beyond the count
  * during an update) draw a random one. */
-static __always_inline __u32 lb4_pick_slot(const struct weir_frontend4 *fe,
-					   const struct packet *pkt)
+/* The slot of a new flow among @backend_count: the Maglev table's entry for @hash when the
+ * frontend has one (@flags WEIR_FRONTEND_MAGLEV, @hashed: the caller has a packet to hash),
+ * else a random one. Family-neutral: weir_maglev4 holds the tables of both families' frontends
+ * (ids are unique across families). */
+static __always_inline __u32 lb_pick_slot(__u32 frontend_id, __u16 backend_count, __u16 flags,
+					  int hashed, __u32 hash)
 {
-	struct weir_maglev4_key mkey = {.frontend_id = fe->id};
+	struct weir_maglev4_key mkey = {.frontend_id = frontend_id};
 	struct weir_maglev4 *table;
 	__u32 i, slot;
 
-	if (pkt && (fe->flags & WEIR_FRONTEND_MAGLEV)) {
+	if (hashed && (flags & WEIR_FRONTEND_MAGLEV)) {
 		table = bpf_map_lookup_elem(&weir_maglev4, &mkey);
-		i = lb4_maglev_hash(pkt) % maglev_table_size;
+		i = hash % maglev_table_size;
 		if (table && i < WEIR_MAGLEV_MAX_TABLE) {
 			slot = table->slots[i];
-			if (slot < fe->backend_count)
+			if (slot < backend_count)
 				return slot;
 		}
 	}
-	return bpf_get_prandom_u32() % fe->backend_count;
+	return bpf_get_prandom_u32() % backend_count;
 }
 
-/* Pick the backend for a new flow from @client: the affinity entry while it is fresh,
- * otherwise the slot lb4_pick_slot gives @pkt. Returns 0, or -1 when the slot is empty (a
- * userspace ordering bug: slots are written before the count). */
+static __always_inline __u32 lb4_pick_slot(const struct weir_frontend4 *fe,
+					   const struct packet *pkt)
+{
+	return lb_pick_slot(fe->id, fe->backend_count, fe->flags, pkt != NULL,
+			    pkt ? lb4_maglev_hash(pkt) : 0);
+}
+
 static __always_inline int lb4_select_backend(const struct weir_frontend4 *fe, __be32 client,
 					      const struct packet *pkt, __u64 now,
 					      struct weir_backend4 *out)
@@ -228,6 +246,31 @@ static __always_inline int lb4_select_backend(const struct weir_frontend4 *fe, _
 	return 0;
 }
 
+/* The family-neutral part of admitting a new flow to a frontend with @flags and
+ * @backend_count (after loadBalancerSourceRanges): 0 to select a backend, else the reason,
+ * with *verdict set for a drop or a pending reject. */
+static __always_inline enum weir_reason lb_admit_flow(const struct packet *pkt, __u16 flags,
+						      __u16 backend_count, int *verdict)
+{
+	/* Only a SYN starts a TCP flow. A later segment with no entry belongs to a connection
+	 * weir did not see begin: one kube-proxy (or the kernel's NAT) set up before weir
+	 * took over. Choosing a backend for it now would most likely pick another one and
+	 * reset the connection; the kernel's conntrack still knows where it goes. */
+	if (pkt->l4_proto == IPPROTO_TCP && !(pkt->tcp_flags & CT_TCP_SYN))
+		return WEIR_REASON_MIDFLOW_NO_CONNTRACK;
+	if (flags & WEIR_FRONTEND_DROP) {
+		*verdict = WEIR_TC_DROP;
+		return WEIR_REASON_NO_LOCAL_BACKEND_DROP;
+	}
+	if ((flags & WEIR_FRONTEND_REJECT) || backend_count == 0) {
+		/* the hook builds the ICMP (flow4_reject, flow6_reject): the quote it copies would not fit
+		 * flow4_new's stack frame next to the later stages' */
+		*verdict = WEIR_TC_REJECT_PENDING;
+		return WEIR_REASON_NO_BACKEND_REJECT;
+	}
+	return 0;
+}
+
 /**
  * lb4_admit - whether the first packet of a flow to frontend @fe starts a flow
  * @verdict: set to the TC verdict when the answer is no
@@ -256,23 +299,7 @@ static __always_inline enum weir_reason lb4_admit(struct __sk_buff *skb, const s
 		}
 	}
 
-	/* Only a SYN starts a TCP flow. A later segment with no entry belongs to a connection
-	 * weir did not see begin: one kube-proxy (or the kernel's NAT) set up before weir
-	 * took over. Choosing a backend for it now would most likely pick another one and
-	 * reset the connection; the kernel's conntrack still knows where it goes. */
-	if (pkt->l4_proto == IPPROTO_TCP && !(pkt->tcp_flags & CT_TCP_SYN))
-		return WEIR_REASON_MIDFLOW_NO_CONNTRACK;
-	if (fe->flags & WEIR_FRONTEND_DROP) {
-		*verdict = WEIR_TC_DROP;
-		return WEIR_REASON_NO_LOCAL_BACKEND_DROP;
-	}
-	if ((fe->flags & WEIR_FRONTEND_REJECT) || fe->backend_count == 0) {
-		/* the hook builds the ICMP (flow4_reject): the quote it copies would not fit
-		 * flow4_new's stack frame next to the later stages' */
-		*verdict = WEIR_TC_REJECT_PENDING;
-		return WEIR_REASON_NO_BACKEND_REJECT;
-	}
-	return 0;
+	return lb_admit_flow(pkt, fe->flags, fe->backend_count, verdict);
 }
 
 /**

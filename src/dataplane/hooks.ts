@@ -73,10 +73,13 @@ export const OBJECTS = {
   from_pod: {
     knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled'],
   },
+  // the IPv6 programs after the IPv4 ones in the same TCX chains (bpf-c/from_pod6.c, from_host6.c)
+  from_pod6: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'policy_enabled', 'policy_stats_enabled'] },
   to_pod: { knobs: [] },
   from_host: {
     knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled'],
   },
+  from_host6: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'policy_enabled', 'policy_stats_enabled'] },
   // also holds weir_sock_destroy, an iterator that is run (dataplane/sockets.ts), not attached
   sock_lb: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'sock_lb_mode', 'host_netns_cookie', 'ct_track_all'] },
 } as const satisfies Record<string, ObjectSpec>;
@@ -118,9 +121,12 @@ const cgroup = (attachType: string): HookPlace => ({ kind: 'cgroup', attachType 
 export const HOOKS: readonly Hook[] = [
   // the pod's traffic, seen from the host side of its veth: ingress is "from the pod"
   { name: 'from_pod', object: 'from_pod', program: 'weir_from_pod', at: tc('workload', 'ingress'), pin: 'tcx-{ifindex}-from_pod' },
+  // its IPv6 packets, handed on by weir_from_pod (TCX_NEXT) to the program after it
+  { name: 'from_pod6', object: 'from_pod6', program: 'weir_from_pod6', at: tc('workload', 'ingress'), pin: 'tcx-{ifindex}-from_pod6' },
   { name: 'to_pod', object: 'to_pod', program: 'weir_to_pod', at: tc('workload', 'egress'), pin: 'tcx-{ifindex}-to_pod' },
   // NodePort / externalIP traffic arriving on the node's interfaces
   { name: 'from_host', object: 'from_host', program: 'weir_from_host', at: tc('host', 'ingress'), pin: 'tcx-{ifindex}-from_host' },
+  { name: 'from_host6', object: 'from_host6', program: 'weir_from_host6', at: tc('host', 'ingress'), pin: 'tcx-{ifindex}-from_host6' },
   // the connect-time LB: a ClusterIP rewritten at connect()/sendmsg(), restored in replies and getpeername()
   { name: 'connect4', object: 'sock_lb', program: 'weir_sock_connect4', at: cgroup('cgroup_inet4_connect'), pin: 'cgroup-connect4' },
   { name: 'sendmsg4', object: 'sock_lb', program: 'weir_sock_sendmsg4', at: cgroup('cgroup_udp4_sendmsg'), pin: 'cgroup-sendmsg4' },

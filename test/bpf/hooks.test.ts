@@ -14,7 +14,7 @@ import { bpfObject } from '../lib/paths.js';
 const PROGRAM_TYPE = { tc: 'sched_cls', xdp: 'xdp', cgroup: 'cgroup_sock_addr' } as const;
 
 test('every object of the table is built, and every row names a loaded object', () => {
-  assert.deepEqual(OBJECT_NAMES, ['from_pod', 'to_pod', 'from_host', 'sock_lb'], 'load order: from_pod creates the shared pinned maps first');
+  assert.deepEqual(OBJECT_NAMES, ['from_pod', 'from_pod6', 'to_pod', 'from_host', 'from_host6', 'sock_lb'], 'load order: from_pod creates the shared pinned maps first');
   for (const name of OBJECT_NAMES) assert.ok(existsSync(bpfObject(name)), `${bpfObject(name)} (make build)`);
   for (const h of HOOKS) assert.ok(OBJECT_NAMES.includes(h.object), `row ${h.name}: object ${h.object} is not in OBJECTS`);
   for (const name of OBJECT_NAMES)
@@ -52,7 +52,7 @@ test("every knob an object takes is declared in its .rodata, and every knob it d
     assert.deepEqual([...declared].filter((k) => known.has(k)).sort(), [...takes].sort(), `${name}: knobs declared vs the table's`);
     seen += takes.length;
   }
-  assert.equal(seen, 19);
+  assert.equal(seen, 29);
 });
 
 test('knob values come from the daemon options; an undeclared knob is left out and reported', () => {

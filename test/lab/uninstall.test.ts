@@ -131,7 +131,7 @@ describe('weir uninstall on a live node', () => {
     assert.equal((await weir.spread(client.ns, CLUSTER_IP, 80, { count: 4 })).failures, 0);
 
     const pinnedLinks = readdirSync(join(weir.pinDir, 'links')).sort();
-    // 3 pods x (from_pod, to_pod) + eth0 from_host + 4 socket-LB cgroup hooks
+    // 3 pods x (from_pod, from_pod6, to_pod) + eth0 (from_host, from_host6) + 4 socket-LB cgroup hooks
     assert.equal(pinnedLinks.length, 11, pinnedLinks.join(' '));
     const ids: number[] = [];
     for (const n of pinnedLinks) {
