@@ -1,6 +1,8 @@
 // The dataplane of the BPF policy differential (policy-differential.test.ts): from_pod and
 // from_host loaded with policy_enabled and ct_track_all into a private bpffs (their maps shared
-// by pin name, as in production), the policy maps typed as the daemon writes them, frontends for
+// by pin name, as in production), the IPv6 decision (policy6_new_flow) through a test object
+// (test/fixtures/bpf/policy6_stage.c) on the same maps until the IPv6 flow code calls it from
+// from_pod6/from_host6, the policy maps typed as the daemon writes them, frontends for
 // Service cases, the first packet of a flow and its reply, and a dump of the map entries behind a
 // case for a failure message.
 
@@ -9,12 +11,25 @@ import { BpfObject, codecFor, enums, typedMap, type BpfProgram, type TypedMap } 
 import type { WeirBackend4, WeirBackend4Key, WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key, WeirNode4, WeirNode4Key } from '../../src/bpf/index.js';
 import { counterTotals, readCounters, resetCounters } from '../../src/dataplane/counters.js';
 import { policyMaps } from '../../src/dataplane/loader.js';
-import { fromCString, POLICY_EGRESS, POLICY_FIXED_BITS, POLICY_INGRESS, type PolicyMaps } from '../../src/dataplane/policy-maps.js';
+import {
+  addressMaps,
+  FAMILIES,
+  familyOf,
+  fromCString,
+  hostPrefix,
+  POLICY_EGRESS,
+  POLICY_FIXED_BITS,
+  POLICY_INGRESS,
+  type PolicyMaps,
+} from '../../src/dataplane/policy-maps.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { eth } from '../lib/packet.js';
 
 const OBJ_DIR = join(process.cwd(), 'build', 'bpf');
+const TEST_OBJ_DIR = join(process.cwd(), 'build', 'test-bpf');
 export const TC_ACT_SHOT = 2;
+/** policy6_stage.c: an allowed flow's return value, ORed with the weir_ct_policy bits it would cache */
+export const POLICY6_ALLOWED = 0x100;
 /** the tunnel's UDP port (the tunnel_port knob's default) and weir's VXLAN network id (include/weir/tunnel.h) */
 const TUNNEL_PORT = 4789;
 const TUNNEL_VNI = 0x574549;
@@ -35,6 +50,8 @@ export interface Frontend {
 export class PolicyDataplane {
   readonly objects: BpfObject[] = [];
   readonly programs: Record<Hook, BpfProgram>;
+  /** the IPv6 decision per hook (policy6_stage.c): stateless, every packet a flow's first */
+  readonly programs6: Record<Hook, BpfProgram>;
   readonly maps: PolicyMaps;
   readonly ct: TypedMap<WeirCt4Key, WeirCt4>;
   readonly frontends: TypedMap<WeirFrontend4Key, WeirFrontend4>;
@@ -45,14 +62,16 @@ export class PolicyDataplane {
 
   constructor() {
     this.bpffs = mountPrivateBpffs('policy-diff');
-    const load = (n: string) => {
-      const o = BpfObject.load(join(OBJ_DIR, `${n}.o`), { pinDir: this.bpffs.path, consts: { policy_enabled: 1, ct_track_all: 1 } });
+    const load = (n: string, dir = OBJ_DIR) => {
+      const o = BpfObject.load(join(dir, `${n}.o`), { pinDir: this.bpffs.path, consts: { policy_enabled: 1, ct_track_all: 1 } });
       this.objects.push(o);
       return o;
     };
     try {
       const pod = load('from_pod');
       this.programs = { from_pod: pod.program('weir_from_pod'), from_host: load('from_host').program('weir_from_host') };
+      const p6 = load('policy6_stage', TEST_OBJ_DIR);
+      this.programs6 = { from_pod: p6.program('policy6_from_pod'), from_host: p6.program('policy6_from_host') };
       const m = (name: string) => pod.map(name);
       this.maps = policyMaps(m);
       this.ct = typedMap(m('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4'));
@@ -69,6 +88,11 @@ export class PolicyDataplane {
   /** The TC verdict of `data` at `hook`. */
   run(hook: Hook, data: Buffer): number {
     return this.programs[hook].testRun({ data }).retval;
+  }
+
+  /** The IPv6 decision for the first packet `data` of a flow at `hook`: TC_ACT_SHOT, or POLICY6_ALLOWED | its weir_ct_policy bits. */
+  run6(hook: Hook, data: Buffer): number {
+    return this.programs6[hook].testRun({ data }).retval;
   }
 
   counters(): Record<string, Record<string, number>> {
@@ -111,13 +135,17 @@ export class PolicyDataplane {
   /** Every policy map emptied (LPM tries have no batch delete): for a rewrite from scratch. */
   clearPolicy(): void {
     const m = this.maps;
-    const all: TypedMap<unknown, unknown>[] = [m.ipcache, m.endpoints, m.policy, m.names, m.identities, m.selects!] as TypedMap<unknown, unknown>[];
+    const address = FAMILIES.flatMap((f) => {
+      const a = addressMaps(m, f)!;
+      return [a.ipcache, a.endpoints, a.ipcacheHosts!];
+    });
+    const all = [m.policy, m.names, m.identities, m.selects!, ...address] as TypedMap<unknown, unknown>[];
     for (const map of all) for (const k of [...map.keys()]) map.delete(k);
   }
 
   /** The map entries a decision src -> dst reads, readable. */
   entriesFor(src: string, dst: string): Record<string, unknown> {
-    const ep = (a: string) => this.maps.endpoints.get({ address: a }) ?? null;
+    const ep = (a: string) => addressMaps(this.maps, familyOf(a))!.endpoints.get({ address: a }) ?? null;
     const keysOf = (e: ReturnType<typeof ep>, direction: number) =>
       e === null
         ? []
@@ -129,7 +157,9 @@ export class PolicyDataplane {
                 : `peer ${k.peer} proto ${k.protocol} port ${k.port}/${k.prefixlen - POLICY_FIXED_BITS - 8} -> policy ${v.policy} rule ${v.rule}`,
             );
     return {
-      ipcache: Object.fromEntries([src, dst].map((a) => [a, this.maps.ipcache.get({ prefixlen: 32, address: a }) ?? null])),
+      ipcache: Object.fromEntries(
+        [src, dst].map((a) => [a, addressMaps(this.maps, familyOf(a))!.ipcache.get({ prefixlen: hostPrefix(familyOf(a)), address: a }) ?? null]),
+      ),
       endpoints: Object.fromEntries([src, dst].map((a) => [a, ep(a)])),
       srcEgressKeys: keysOf(ep(src), POLICY_EGRESS),
       dstIngressKeys: keysOf(ep(dst), POLICY_INGRESS),
@@ -144,7 +174,7 @@ export class PolicyDataplane {
 }
 
 /**
- * The first packet of a flow (a TCP SYN, a UDP datagram, an SCTP INIT, an ICMP echo request with
+ * The first packet of a flow of either family (a TCP SYN, a UDP datagram, an SCTP INIT, an ICMP(v6) echo request with
  * `sport` as its id), or with `reply` the answer to it (SYN-ACK, datagram, INIT ACK, echo reply).
  */
 export function flowPacket(
@@ -156,13 +186,17 @@ export function flowPacket(
   o: { reply?: boolean; macs?: { src: string; dst: string } } = {},
 ): Buffer {
   const reply = o.reply === true;
-  const ip = eth(o.macs ?? {}).ipv4({ src, dst, ...(proto === 'SCTP' ? { protocol: PROTO_NUMBER.SCTP } : {}) });
+  const v6 = src.includes(':');
+  const ip = v6
+    ? eth(o.macs ?? {}).ipv6({ src, dst, ...(proto === 'SCTP' ? { nextHeader: PROTO_NUMBER.SCTP } : {}) })
+    : eth(o.macs ?? {}).ipv4({ src, dst, ...(proto === 'SCTP' ? { protocol: PROTO_NUMBER.SCTP } : {}) });
   switch (proto) {
     case 'TCP':
       return ip.tcp({ sport, dport, flags: reply ? ['syn', 'ack'] : ['syn'] }).build();
     case 'UDP':
       return ip.udp({ sport, dport }).payload('q').build();
     case 'ICMP':
+      if (v6) return ip.icmpv6({ type: reply ? 'echo-reply' : 'echo-request', id: reply ? dport : sport, seq: 1 }).build();
       return ip.icmp({ type: reply ? 'echo-reply' : 'echo-request', id: reply ? dport : sport, seq: 1 }).build();
     case 'SCTP': {
       // common header (ports, verification tag, checksum: never checked here) + an INIT or INIT ACK chunk
