@@ -132,7 +132,7 @@ describe('weir uninstall on a live node', () => {
 
     const pinnedLinks = readdirSync(join(weir.pinDir, 'links')).sort();
     // 3 pods x (from_pod, from_pod6, to_pod) + eth0 (from_host, from_host6) + 4 socket-LB cgroup hooks
-    assert.equal(pinnedLinks.length, 11, pinnedLinks.join(' '));
+    assert.equal(pinnedLinks.length, 15, pinnedLinks.join(' '));
     const ids: number[] = [];
     for (const n of pinnedLinks) {
       const show = await run('bpftool', ['-j', 'link', 'show', 'pinned', join(weir.pinDir, 'links', n)]);
@@ -145,7 +145,7 @@ describe('weir uninstall on a live node', () => {
     const dry = await uninstallJson('--dry-run');
     assert.equal(await snapshot(), snap, 'a dry run changes nothing');
     assert.ok(dry.dryRun && dry.failed === 0);
-    assert.equal(dry.items.filter((i) => i.kind === 'link').length, 11);
+    assert.equal(dry.items.filter((i) => i.kind === 'link').length, pinnedLinks.length);
     assert.ok(dry.items.some((i) => i.kind === 'map' && i.name === 'weir_frontend4'));
     assert.deepEqual(
       dry.items
@@ -166,7 +166,7 @@ describe('weir uninstall on a live node', () => {
     const out = await uninstallCmd();
     assert.equal(out.code, 0, out.stderr);
     const lines = out.stdout.trim().split('\n');
-    assert.equal(lines.filter((l) => l.startsWith('detached ')).length, 11, out.stdout);
+    assert.equal(lines.filter((l) => l.startsWith('detached ')).length, pinnedLinks.length, out.stdout);
     assert.ok(
       lines.some((l) => /^restored +sysctl net\/ipv4\/conf\/.+\/accept_local = 2 \(weir set 1/.test(l)),
       out.stdout,
