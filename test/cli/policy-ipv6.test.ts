@@ -195,3 +195,26 @@ test("explain's policy verdict over IPv6: allowed by a rule, default deny, ipBlo
     }
   }
 });
+
+test('weir explain over IPv6: the policy verdict of a new flow, by the same path as IPv4', () => {
+  type Explained = {
+    hook: string;
+    reason?: string;
+    policy?: { stage: string; decisions: Array<{ verdict: string; reason?: string; ingress: { verdict: string } }> };
+  };
+  const allowed = weirJson<Explained>('explain', C[1]!, A[1]!, '8098/tcp', '--from', 'external');
+  assert.equal(allowed.policy?.stage, 'decides', JSON.stringify(allowed));
+  assert.deepEqual(
+    allowed.policy!.decisions.map((d) => [d.verdict, d.ingress.verdict]),
+    [['allowed', 'allowed']],
+  );
+  const denied = weirJson<Explained>('explain', C[1]!, A[1]!, '9000/tcp', '--from', 'external');
+  assert.deepEqual(
+    denied.policy!.decisions.map((d) => [d.verdict, d.reason]),
+    [['denied', 'policy_ingress_denied']],
+  );
+  assert.equal(denied.reason, 'policy_ingress_denied');
+  const text = weir('explain', B[1]!, '2001:2:0:f150::5', '53/udp', '--from', 'pod');
+  console.log(text);
+  assert.match(text, /^ {2}egress {3}2001:2:0:1::b x:\{pod=b\} \(257\): default deny by x\/deny-b \(no rule allows cidr:2001:2:0:f100::\/56\)$/m);
+});
