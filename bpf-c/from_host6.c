@@ -1,22 +1,34 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* weir_from_host6: TC ingress of a host interface for IPv6, the second program of its
- * TCX chain: weir_from_host hands it every IPv6 packet (WEIR_TC_NEXT) and it hands back
- * anything else. NodePorts on the node's IPv6 addresses and the rest of from_host's path:
+/* weir_from_host6: TC ingress of a host interface for IPv6, the second program of its TCX
+ * chain: weir_from_host hands it every IPv6 packet (WEIR_TC_NEXT) and it hands back anything
+ * else. NodePorts on the node's IPv6 addresses, externalIPs and LoadBalancer IPs, ClusterIPs
+ * routed to the node, replies of flows NAT'd here, as from_host's:
  *
  *   parse, accept (lb6_accept: IPv6 TCP/UDP/ICMPv6/SCTP, no fragment)
- *   -> policy (lib/policy.h: IPv6 fails closed for isolated pods)
+ *   -> neighbour discovery: passed untouched
+ *   -> ICMPv6 error about a NAT'd flow: translated back (icmp6_error.h)
+ *   -> conntrack (wire tuple, conntrack6.h)
+ *        hit:  NAT as the entry says -> forward
+ *        miss: frontend EXTERNAL scope (eTP: Local), then INTERNAL
+ *                -> admit (drop | ICMPv6 port unreachable out the same interface)
+ *                -> select backend -> policy -> create conntrack (NODEPORT) -> DNAT, no SNAT
+ *                -> forward
+ *              no frontend: ct_track_all -> policy -> create conntrack -> forward
+ *                                                                     (lib/flow6.h)
+ *
+ * No SNAT: the backend sees the client's IPv6 address. A local backend's replies are reverse
+ * NATed by from_pod6 on its interface. No tunnel yet (IPv6 across nodes is a later step).
  */
 #include "lib/compiler.h"
 #include "lib/counters.h"
 #include "lib/parse.h"
-#include "lib/conntrack6.h"
-#include "lib/lb6.h"
-#include "lib/policy.h"
+#include "lib/flow6.h"
 #include "lib/btf_anchor.h"
 
 SEC("tc")
 int weir_from_host6(struct __sk_buff *skb)
 {
+	int verdict = WEIR_TC_PASS;
 	enum weir_reason reason;
 	struct packet pkt;
 
@@ -25,9 +37,11 @@ int weir_from_host6(struct __sk_buff *skb)
 		return WEIR_TC_NEXT;
 	reason = lb6_accept(skb, &pkt, reason);
 	if (!reason)
-		return policy6_stage(&pkt, WEIR_HOOK_FROM_HOST);
+		reason =
+			flow6_stages(skb, &pkt, FLOW6_ORIGIN(WEIR_HOOK_FROM_HOST, WEIR_CT_NODEPORT),
+				     1, &verdict);
 	count(WEIR_HOOK_FROM_HOST, reason, pkt.len);
-	return WEIR_TC_PASS;
+	return verdict;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
