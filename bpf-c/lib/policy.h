@@ -2,14 +2,16 @@
 /* The policy stage: whether a new flow may start, decided once per flow, after the
  * backend is chosen (so egress is judged against the real destination) and before
  * conntrack is written (so a denied flow leaves no state). Its verdict is cached in both
- * conntrack entries (weir_ct4.policy): established packets and replies hit conntrack and
- * never come here, which is why policy needs conntrack for every flow (ct_track_all).
+ * conntrack entries (weir_ct4.policy, weir_ct6.policy): established packets and replies hit
+ * conntrack and never come here, which is why policy needs conntrack for every flow
+ * (ct_track_all).
  *
- * Every new flow is decided where it first meets weir on this node: from_pod for what a
+ * Every new flow is decided where it first meets weir on this node: from_pod(6) for what a
  * local pod sends (its egress, and the ingress of the destination when that is a local pod
- * too), from_host and the tunnel for what arrives from elsewhere (the ingress of a local
- * destination, against the client's own address: weir never SNATs it). Maps and semantics:
- * include/weir/policy.h. */
+ * too), from_host(6) and the tunnel for what arrives from elsewhere (the ingress of a local
+ * destination, against the client's own address: weir never SNATs it). Both families are one
+ * decision (policy_check): only the address -> identity lookups are per family, the policy
+ * keys are per identity. Maps and semantics: include/weir/policy.h. */
 #ifndef WEIR_LIB_POLICY_H
 #define WEIR_LIB_POLICY_H
 
@@ -420,38 +422,6 @@ static __always_inline enum weir_reason policy6_new_flow(const struct packet *pk
 		return (enum weir_reason)(-r);
 	*ct_policy = (__u8)r;
 	return 0;
-}
-
-/**
- * policy6_stage - an IPv6 packet at @hook of the IPv4 programs, until the IPv6 programs
- * (from_pod6/from_host6) take IPv6 over: no conntrack to keep a verdict in, so an isolated
- * direction fails closed: dropped unless its peer is this node (the host identity) or it is
- * neighbour discovery. Counted. Returns the verdict.
- */
-static __always_inline int policy6_stage(const struct packet *pkt, __u32 hook)
-{
-	enum weir_reason reason = WEIR_REASON_PASS;
-	struct policy_scratch *s;
-	__u32 zero = 0;
-
-	s = bpf_map_lookup_elem(&weir_policy_scratch, &zero);
-	if (policy_enabled && s && pkt->l3_proto == ETH_P_IPV6 && !policy6_is_nd(pkt)) {
-		__builtin_memcpy(s->saddr, pkt->saddr.v6, 16);
-		__builtin_memcpy(s->daddr, pkt->daddr.v6, 16);
-		if (policy_endpoint(s, 6, s->saddr) && (s->local.flags & WEIR_EP_EGRESS_ISOLATED)) {
-			policy_peer(s, 6, s->daddr);
-			if (s->peer_identity != WEIR_IDENTITY_HOST)
-				reason = WEIR_REASON_POLICY_EGRESS_DENIED;
-		}
-		if (!reason && policy_endpoint(s, 6, s->daddr) &&
-		    (s->local.flags & WEIR_EP_INGRESS_ISOLATED)) {
-			policy_peer(s, 6, s->saddr);
-			if (s->peer_identity != WEIR_IDENTITY_HOST)
-				reason = WEIR_REASON_POLICY_INGRESS_DENIED;
-		}
-	}
-	count(hook, reason, pkt->len);
-	return reason ? WEIR_TC_DROP : WEIR_TC_PASS;
 }
 
 #endif
