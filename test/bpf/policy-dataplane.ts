@@ -1,14 +1,14 @@
 // The dataplane of the BPF policy differential (policy-differential.test.ts): from_pod and
 // from_host loaded with policy_enabled and ct_track_all into a private bpffs (their maps shared
-// by pin name, as in production), the IPv6 decision (policy6_new_flow) through a test object
-// (test/fixtures/bpf/policy6_stage.c) on the same maps until the IPv6 flow code calls it from
-// from_pod6/from_host6, the policy maps typed as the daemon writes them, frontends for
+// by pin name, as in production), from_pod6 and from_host6 chained after them as on a TCX hook
+// (an IPv4 program hands an IPv6 packet on), the policy maps typed as the daemon writes them, frontends of either family for
 // Service cases, the first packet of a flow and its reply, and a dump of the map entries behind a
 // case for a failure message.
 
 import { join } from 'node:path';
 import { BpfObject, codecFor, enums, typedMap, type BpfProgram, type TypedMap } from '../../src/bpf/index.js';
 import type { WeirBackend4, WeirBackend4Key, WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key, WeirNode4, WeirNode4Key } from '../../src/bpf/index.js';
+import type { WeirBackend6, WeirBackend6Key, WeirCt6, WeirCt6Key, WeirFrontend6, WeirFrontend6Key } from '../../src/bpf/index.js';
 import { counterTotals, readCounters, resetCounters } from '../../src/dataplane/counters.js';
 import { policyMaps } from '../../src/dataplane/loader.js';
 import {
@@ -26,10 +26,9 @@ import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { eth } from '../lib/packet.js';
 
 const OBJ_DIR = join(process.cwd(), 'build', 'bpf');
-const TEST_OBJ_DIR = join(process.cwd(), 'build', 'test-bpf');
 export const TC_ACT_SHOT = 2;
-/** policy6_stage.c: an allowed flow's return value, ORed with the weir_ct_policy bits it would cache */
-export const POLICY6_ALLOWED = 0x100;
+/** WEIR_TC_NEXT (TCX_NEXT): the next program of the hook's chain sees the packet */
+const TC_NEXT = -1;
 /** the tunnel's UDP port (the tunnel_port knob's default) and weir's VXLAN network id (include/weir/tunnel.h) */
 const TUNNEL_PORT = 4789;
 const TUNNEL_VNI = 0x574549;
@@ -50,34 +49,41 @@ export interface Frontend {
 export class PolicyDataplane {
   readonly objects: BpfObject[] = [];
   readonly programs: Record<Hook, BpfProgram>;
-  /** the IPv6 decision per hook (policy6_stage.c): stateless, every packet a flow's first */
+  /** from_pod6, from_host6: second in each hook's chain */
   readonly programs6: Record<Hook, BpfProgram>;
   readonly maps: PolicyMaps;
   readonly ct: TypedMap<WeirCt4Key, WeirCt4>;
   readonly frontends: TypedMap<WeirFrontend4Key, WeirFrontend4>;
   readonly backends: TypedMap<WeirBackend4Key, WeirBackend4>;
+  readonly ct6: TypedMap<WeirCt6Key, WeirCt6>;
+  readonly frontends6: TypedMap<WeirFrontend6Key, WeirFrontend6>;
+  readonly backends6: TypedMap<WeirBackend6Key, WeirBackend6>;
   /** the other nodes (WEIR_NODE_PEER): whose tunnel packets from_host accepts */
   readonly nodes: TypedMap<WeirNode4Key, WeirNode4>;
   readonly bpffs: PrivateBpffs;
 
   constructor() {
     this.bpffs = mountPrivateBpffs('policy-diff');
-    const load = (n: string, dir = OBJ_DIR) => {
-      const o = BpfObject.load(join(dir, `${n}.o`), { pinDir: this.bpffs.path, consts: { policy_enabled: 1, ct_track_all: 1 } });
+    const load = (n: string) => {
+      const o = BpfObject.load(join(OBJ_DIR, `${n}.o`), { pinDir: this.bpffs.path, consts: { policy_enabled: 1, ct_track_all: 1 } });
       this.objects.push(o);
       return o;
     };
     try {
       const pod = load('from_pod');
       this.programs = { from_pod: pod.program('weir_from_pod'), from_host: load('from_host').program('weir_from_host') };
-      const p6 = load('policy6_stage', TEST_OBJ_DIR);
-      this.programs6 = { from_pod: p6.program('policy6_from_pod'), from_host: p6.program('policy6_from_host') };
+      const pod6 = load('from_pod6');
+      this.programs6 = { from_pod: pod6.program('weir_from_pod6'), from_host: load('from_host6').program('weir_from_host6') };
       const m = (name: string) => pod.map(name);
       this.maps = policyMaps(m);
       this.ct = typedMap(m('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4'));
       this.frontends = typedMap(m('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
       this.backends = typedMap(m('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4'));
       this.nodes = typedMap(m('weir_nodes4'), codecFor('weir_node4_key'), codecFor('weir_node4'));
+      const m6 = (name: string) => pod6.map(name);
+      this.ct6 = typedMap(m6('weir_ct6'), codecFor('weir_ct6_key'), codecFor('weir_ct6'));
+      this.frontends6 = typedMap(m6('weir_frontend6'), codecFor('weir_frontend6_key'), codecFor('weir_frontend6'));
+      this.backends6 = typedMap(m6('weir_backend6'), codecFor('weir_backend6_key'), codecFor('weir_backend6'));
     } catch (e) {
       for (const o of this.objects) o.close();
       void this.bpffs.cleanup();
@@ -85,14 +91,11 @@ export class PolicyDataplane {
     }
   }
 
-  /** The TC verdict of `data` at `hook`. */
+  /** The TC verdict of `data` at `hook`: its IPv4 program, then (TCX_NEXT) its IPv6 one, as the hook's chain runs them. */
   run(hook: Hook, data: Buffer): number {
-    return this.programs[hook].testRun({ data }).retval;
-  }
-
-  /** The IPv6 decision for the first packet `data` of a flow at `hook`: TC_ACT_SHOT, or POLICY6_ALLOWED | its weir_ct_policy bits. */
-  run6(hook: Hook, data: Buffer): number {
-    return this.programs6[hook].testRun({ data }).retval;
+    const r = this.programs[hook].testRun({ data }).retval;
+    // retval is the program's return value as an unsigned 32-bit number
+    return (r | 0) === TC_NEXT ? this.programs6[hook].testRun({ data }).retval : r;
   }
 
   counters(): Record<string, Record<string, number>> {
@@ -104,8 +107,20 @@ export class PolicyDataplane {
     this.ct.deleteMany([...this.ct.keys()]);
     this.frontends.deleteMany([...this.frontends.keys()]);
     this.backends.deleteMany([...this.backends.keys()]);
+    this.ct6.deleteMany([...this.ct6.keys()]);
+    this.frontends6.deleteMany([...this.frontends6.keys()]);
+    this.backends6.deleteMany([...this.backends6.keys()]);
     resetCounters(this.objects[0]!.map('weir_counters'));
     for (const f of frontends) {
+      const flags = f.nodePort ? enums.weir_frontend_flags.WEIR_FRONTEND_NODEPORT : 0;
+      if (familyOf(f.address) === 6) {
+        this.backends6.set({ frontend_id: f.id, slot: 0 }, { address: f.backend.address, port: f.backend.port, flags: 0 });
+        this.frontends6.set(
+          { address: f.address, port: f.port, protocol: PROTO_NUMBER[f.protocol], scope: 0 },
+          { id: f.id, backend_count: 1, flags, affinity_timeout: 0 },
+        );
+        continue;
+      }
       this.backends.set({ frontend_id: f.id, slot: 0 }, { address: f.backend.address, port: f.backend.port, flags: 0 });
       this.frontends.set(
         { address: f.address, port: f.port, protocol: PROTO_NUMBER[f.protocol], scope: 0 },

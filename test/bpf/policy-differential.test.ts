@@ -9,9 +9,8 @@
 // through a ClusterIP (egress judged on the backend), a NodePort and the tunnel from another node
 // (ingress on the client's own address) too. An allowed flow's reply must pass whatever the
 // reverse direction's policy says. The clusters are dual-stack: the same cases between the
-// parties' IPv6 addresses go through the IPv6 decision (policy6_new_flow, in a test object until
-// from_pod6/from_host6 track IPv6 flows: first packets only, no Services or tunnel yet), on the
-// same maps, their counts in the same counters, and the conntrack bits it returns checked too.
+// parties' IPv6 addresses (and through IPv6 ClusterIPs and NodePorts; no tunnel cases yet) go
+// through the hooks' chains to from_pod6/from_host6, on the same policy maps, in the same counters.
 // WEIR_POLICY_SEED=<n> replays a run, WEIR_POLICY_CASES=<n> sets how many cases at least.
 
 import assert from 'node:assert/strict';
@@ -22,17 +21,7 @@ import { buildPolicyModel, verdict, type PolicyModel } from '../../src/model/pol
 import { EXTERNAL, gen, mulberry32, mutate, PORTS } from '../unit/policy-generator.js';
 import { referenceSides, type RefCluster, type RefParty } from '../unit/policy-reference.js';
 import { enums } from '../../src/bpf/index.js';
-import {
-  dsrMacs,
-  flowPacket,
-  POLICY6_ALLOWED,
-  PolicyDataplane,
-  TC_ACT_SHOT,
-  tunnelled,
-  type Frontend,
-  type Hook,
-  type ProtocolName,
-} from './policy-dataplane.js';
+import { dsrMacs, flowPacket, PolicyDataplane, PROTO_NUMBER, TC_ACT_SHOT, tunnelled, type Frontend, type Hook, type ProtocolName } from './policy-dataplane.js';
 
 const THIS_NODE = 'this-node';
 /** every address of each node, per family: this node's InternalIP and a gateway address inside namespace x's pod /24 (/64) (and its ipBlocks) */
@@ -70,7 +59,7 @@ const nodeInfo = (n: (typeof NODES)[number]): NodeInfo => ({
 
 interface Case {
   hook: Hook;
-  /** the family of srcIp and dstIp: IPv6 cases go through the IPv6 decision (dp.run6) */
+  /** the family of srcIp and dstIp: IPv6 cases go on to from_pod6/from_host6 */
   family: 4 | 6;
   /** the client, and the party policy judges on the other side: the destination, or the Service's backend */
   src: RefParty;
@@ -145,10 +134,8 @@ function casesOf(cluster: RefCluster, rand: () => number, samples: number, famil
     for (const s of pods) if (!s.local) add('from_host', { pod: s.key }, { pod: d.key }, s.ip, d.ip, false, true);
     for (const ip of addresses) add('from_host', { ip }, { pod: d.key }, ip, d.ip, false, true);
   }
-  // IPv6: first packets between the parties only, until the IPv6 flow code tracks flows, translates and tunnels
-  if (family === 6) return { cases, frontends: [] };
-
-  // through the tunnel from another node (a Service flow it translated toward a backend here), the client's own address inside
+  // through the tunnel from another node (a Service flow it translated toward a backend here), the client's own address inside;
+  // IPv4 only for now: the tunnel carries IPv4 inner packets
   const peers = NODES.slice(1).map((n) => n.addresses[0]!);
   // a third of them in DSR mode: to a LoadBalancer IP or the ingress node's NodePort, the backend named in the inner MACs
   const tunnelled = (src: RefParty, srcIp: string, d: (typeof local)[number]) => {
@@ -176,10 +163,11 @@ function casesOf(cluster: RefCluster, rand: () => number, samples: number, famil
       ingress: true,
     });
   };
-  for (const d of local) {
-    for (const s of pods) if (!s.local) tunnelled({ pod: s.key }, s.ip, d);
-    for (const ip of addresses) if (!NODES[0]!.addresses.includes(ip)) tunnelled({ ip }, ip, d);
-  }
+  if (family === 4)
+    for (const d of local) {
+      for (const s of pods) if (!s.local) tunnelled({ pod: s.key }, s.ip, d);
+      for (const ip of addresses) if (!NODES[0]!.addresses.includes(ip)) tunnelled({ ip }, ip, d);
+    }
 
   // Services: two ClusterIPs (any backend), a NodePort on this node's address (a local backend);
   // the backend port is one of the pod's container ports when it has one of that protocol
@@ -194,7 +182,7 @@ function casesOf(cluster: RefCluster, rand: () => number, samples: number, famil
     const target = named.length > 0 && rand() < 0.7 ? pick(named).containerPort : pick(edgeList);
     const f: Frontend = {
       id,
-      address: nodePort ? NODES[0]!.addresses[0]! : `198.19.100.${id}`,
+      address: nodePort ? (family === 4 ? NODES[0]!.addresses[0]! : NODES[0]!.addresses6[0]!) : family === 4 ? `198.19.100.${id}` : `2001:2:0:100::${id}`,
       port: nodePort ? 30000 + id : protocol === 'SCTP' ? target : pick([80, 443, 8080]),
       protocol,
       nodePort,
@@ -209,9 +197,11 @@ function casesOf(cluster: RefCluster, rand: () => number, samples: number, famil
       for (const ip of addresses) via('from_host', { ip }, ip, false);
     }
   };
-  service(1, false);
-  service(2, false);
-  service(3, true);
+  // frontend ids are unique across families (one allocator)
+  const base = family === 4 ? 0 : 10;
+  service(base + 1, false);
+  service(base + 2, false);
+  service(base + 3, true);
   return { cases, frontends };
 }
 
@@ -235,7 +225,7 @@ after(async () => {
   await dp?.close();
 });
 
-test('BPF policy differential: from_pod and from_host (and the IPv6 decision) agree with the spec-written reference on generated dual-stack clusters', () => {
+test('BPF policy differential: from_pod and from_host (and from_pod6, from_host6 behind them) agree with the spec-written reference on generated dual-stack clusters', () => {
   const seed = process.env.WEIR_POLICY_SEED ? Number(process.env.WEIR_POLICY_SEED) : Math.floor(Math.random() * 2 ** 31);
   const target = process.env.WEIR_POLICY_CASES ? Number(process.env.WEIR_POLICY_CASES) : 100_000;
   const replay = `seed ${seed} (replay with WEIR_POLICY_SEED=${seed})`;
@@ -271,9 +261,12 @@ test('BPF policy differential: from_pod and from_host (and the IPv6 decision) ag
     assert.equal(w.errors, 0, `${where}: map writes: ${JSON.stringify(writer.takeFailures())}`);
     tally.writes += w.writes;
     const { cases, frontends } = casesOf(cluster, rand, samples, 4);
-    assert.ok(cases.length <= 65535 - EPHEMERAL, `${where}: ${cases.length} cases fit the source ports`);
-    // IPv6 cases after them: stateless, their source ports may repeat
-    cases.push(...casesOf(cluster, rand, samples, 6).cases);
+    const v6 = casesOf(cluster, rand, samples, 6);
+    // each family's cases a source port of their own: a new flow, no entry in its conntrack map has it
+    assert.ok(Math.max(cases.length, v6.cases.length) <= 65535 - EPHEMERAL, `${where}: ${cases.length}, ${v6.cases.length} cases fit the source ports`);
+    const ipv4Cases = cases.length;
+    cases.push(...v6.cases);
+    frontends.push(...v6.frontends);
     dp.resetFlows(frontends);
     const wantDenied: Record<string, Record<string, number>> = {};
     const wantByPolicy = new Map<string, number>();
@@ -284,7 +277,7 @@ test('BPF policy differential: from_pod and from_host (and the IPv6 decision) ag
     for (let i = 0; i < cases.length; i++) {
       const c = cases[i]!;
       const want = expected(cluster, c);
-      const sport = EPHEMERAL + (i % (65535 - EPHEMERAL)); // a new flow: no entry in conntrack has this port
+      const sport = EPHEMERAL + (i < ipv4Cases ? i : i - ipv4Cases);
       const wire = c.via ? { ip: c.via.address, port: c.via.port } : c.dsr ? { ip: c.dsr.address, port: c.dsr.port } : { ip: c.dstIp, port: c.port };
       const first = (sp: number) => {
         const p = flowPacket(c.proto, c.srcIp, wire.ip, sp, wire.port, c.dsr ? { macs: dsrMacs(c.dstIp, c.port) } : {});
@@ -292,7 +285,7 @@ test('BPF policy differential: from_pod and from_host (and the IPv6 decision) ag
       };
       const data = first(sport);
       const r0 = process.hrtime.bigint();
-      const got = c.family === 6 ? dp.run6(c.hook, data) : dp.run(c.hook, data);
+      const got = dp.run(c.hook, data);
       runNs += process.hrtime.bigint() - r0;
       const bpfAllowed = got !== TC_ACT_SHOT;
       if (!want.allowed) {
@@ -313,7 +306,7 @@ test('BPF policy differential: from_pod and from_host (and the IPv6 decision) ag
         const entries = dp.entriesFor(c.srcIp, c.dstIp);
         dp.clearPolicy();
         new PolicyWriter(dp.maps).apply(desiredPolicyMaps(model, THIS_NODE, hostAddrs));
-        const fresh = (c.family === 6 ? dp.run6(c.hook, first(65535)) : dp.run(c.hook, first(65535))) !== TC_ACT_SHOT;
+        const fresh = dp.run(c.hook, first(65535)) !== TC_ACT_SHOT;
         const mv = verdict(model, c.src, c.dst, c.proto, c.port);
         assert.fail(
           `${where} case ${i}: ${what}\n` +
@@ -333,11 +326,14 @@ test('BPF policy differential: from_pod and from_host (and the IPv6 decision) ag
         );
       }
       if (bpfAllowed && c.family === 6) {
-        // the verdict bits the flow code caches: each isolated direction this node decided
+        // the verdict bits cached in the flow's entry (its wire tuple; ICMPv6 echo: the identifier as both ports): each isolated direction this node decided
         const isolated = (side: RefParty, dir: 'egress' | 'ingress') => ('pod' in side ? model.endpoints.get(side.pod)?.[dir].isolated === true : false);
         const bits = (c.egress && isolated(c.src, 'egress') ? 1 : 0) | (c.ingress && isolated(c.dst, 'ingress') ? 2 : 0);
-        assert.equal(got, POLICY6_ALLOWED | bits, `${where} case ${i}: ${what}: policy6_new_flow's weir_ct_policy bits`);
-      } else if (bpfAllowed) {
+        const icmp = c.proto === 'ICMP';
+        const key = { saddr: c.srcIp, daddr: wire.ip, sport, dport: icmp ? sport : wire.port, protocol: icmp ? 58 : PROTO_NUMBER[c.proto] };
+        assert.equal(dp.ct6.get(key)?.policy, bits, `${where} case ${i}: ${what}: weir_ct6.policy of ${JSON.stringify(key)}`);
+      }
+      if (bpfAllowed) {
         // stateful: the reply of an allowed flow passes, whatever the policies say of the reverse direction
         const replyHook: Hook = 'pod' in c.dst && c.ingress ? 'from_pod' : 'from_host';
         const reply = dp.run(replyHook, flowPacket(c.proto, c.dstIp, c.srcIp, c.port, sport, { reply: true }));

@@ -2,8 +2,8 @@
 // policy` through the real bin/weir on a dual-stack model the daemon's PolicyWriter wrote into a
 // private bpffs (pods with both families, a node's IPv6 addresses, an IPv6 ipBlock with an
 // except), and explain's policy verdict (policyDecision, what `weir explain` prints) for IPv6
-// flows, each checked against the BPF decision (policy6_new_flow through the test object
-// policy6_stage.c on the same maps): the verdict, the reason it counts, the bits it caches.
+// flows, each checked against the programs (the hooks' chains to from_pod6/from_host6 under
+// BPF_PROG_TEST_RUN, on the same maps): the verdict, what they count, the bits conntrack caches.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -12,10 +12,9 @@ import { desiredPolicyMaps, PolicyWriter } from '../../src/dataplane/policy-maps
 import { directionText, policyDecision } from '../../src/dataplane/policy-verdict.js';
 import { PolicyNames } from '../../src/dataplane/policy-view.js';
 import { IPPROTO } from '../../src/bpf/ip.js';
-import { resetCounters } from '../../src/dataplane/counters.js';
 import { nodeInfo } from '../../src/model/nodes.js';
 import { buildPolicyModel } from '../../src/model/policy/network-policy.js';
-import { flowPacket, POLICY6_ALLOWED, PolicyDataplane, TC_ACT_SHOT, type Hook, type ProtocolName } from '../bpf/policy-dataplane.js';
+import { flowPacket, PolicyDataplane, TC_ACT_SHOT, type Hook, type ProtocolName } from '../bpf/policy-dataplane.js';
 import { binWeir } from '../lib/paths.js';
 import { runSync } from '../lib/proc.js';
 import { k8sNamespace, k8sPod, networkPolicy, node } from '../lib/weir-node.js';
@@ -182,16 +181,22 @@ test("explain's policy verdict over IPv6: allowed by a rule, default deny, ipBlo
     const deciding =
       d.egress.verdict === 'denied' ? d.egress : d.ingress.verdict === 'denied' ? d.ingress : d.egress.verdict !== 'not-local' ? d.egress : d.ingress;
     assert.match(directionText(deciding), c.text, what);
-    // the program agrees: dropped under the reason explain gives, or allowed with a bit per isolated direction it passed
-    resetCounters(dp.objects[0]!.map('weir_counters'));
-    const got = dp.run6(c.hook, flowPacket(c.proto, c.src, c.dst, 40000, c.port));
+    // the program (the hook's chain, to from_pod6/from_host6) agrees: dropped under the reason explain gives, or allowed,
+    // counted and cached in conntrack with a bit per isolated direction it passed
+    dp.resetFlows([]);
+    const got = dp.run(c.hook, flowPacket(c.proto, c.src, c.dst, 40000, c.port));
     const counted = Object.fromEntries(Object.entries(dp.counters()[c.hook] ?? {}).filter(([k]) => k.startsWith('policy_')));
     if (d.verdict === 'denied') {
       assert.equal(got, TC_ACT_SHOT, what);
-      assert.equal(counted[d.reason!], 1, `${what}: ${JSON.stringify(counted)}`);
+      assert.deepEqual(counted, { [d.reason!]: 1 }, what);
+      assert.equal([...dp.ct6.keys()].length, 0, `${what}: a denied flow leaves no state`);
     } else {
+      assert.notEqual(got, TC_ACT_SHOT, what);
       const isolated = (x: typeof d.egress) => x.verdict === 'allowed' || x.verdict === 'node-local';
-      assert.equal(got, POLICY6_ALLOWED | (isolated(d.egress) ? 1 : 0) | (isolated(d.ingress) ? 2 : 0), what);
+      const want = { ...(isolated(d.egress) && { policy_egress_allowed: 1 }), ...(isolated(d.ingress) && { policy_ingress_allowed: 1 }) };
+      assert.deepEqual(counted, want, what);
+      const entry = [...dp.ct6.entries()].find(([k]) => k.saddr === c.src && k.sport === 40000);
+      assert.equal(entry?.[1].policy, (isolated(d.egress) ? 1 : 0) | (isolated(d.ingress) ? 2 : 0), `${what}: weir_ct6.policy`);
     }
   }
 });
