@@ -84,9 +84,9 @@ export const enums = {
 
 export const maps = {
   weir_affinity4: {"type":"lru_hash","keyType":"weir_affinity4_key","valueType":"weir_affinity4","keySize":8,"valueSize":16,"maxEntries":65536,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o","sock_lb.o"]},
-  weir_affinity6: {"type":"lru_hash","keyType":"weir_affinity6_key","valueType":"weir_affinity6","keySize":20,"valueSize":32,"maxEntries":65536,"objects":["from_host6.o","from_pod6.o"]},
+  weir_affinity6: {"type":"lru_hash","keyType":"weir_affinity6_key","valueType":"weir_affinity6","keySize":20,"valueSize":32,"maxEntries":65536,"objects":["from_host6.o","from_pod6.o","sock_lb.o"]},
   weir_backend4: {"type":"hash","keyType":"weir_backend4_key","valueType":"weir_backend4","keySize":8,"valueSize":8,"maxEntries":262144,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o","sock_lb.o"]},
-  weir_backend6: {"type":"hash","keyType":"weir_backend6_key","valueType":"weir_backend6","keySize":8,"valueSize":20,"maxEntries":262144,"objects":["from_host6.o","from_pod6.o"]},
+  weir_backend6: {"type":"hash","keyType":"weir_backend6_key","valueType":"weir_backend6","keySize":8,"valueSize":20,"maxEntries":262144,"objects":["from_host6.o","from_pod6.o","sock_lb.o"]},
   weir_counters: {"type":"percpu_array","keyType":"__u32","valueType":"weir_counter","keySize":4,"valueSize":16,"maxEntries":1024,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o","probe.o","sock_lb.o","to_pod.o"]},
   weir_ct4_handoff: {"type":"array_of_maps","keyType":"__u32","valueType":null,"keySize":4,"valueSize":4,"maxEntries":1,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o","sock_lb.o"]},
   weir_ct4_v2: {"type":"lru_hash","keyType":"weir_ct4_key","valueType":"weir_ct4","keySize":16,"valueSize":64,"maxEntries":262144,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o","sock_lb.o"]},
@@ -96,7 +96,7 @@ export const maps = {
   weir_endpoints4: {"type":"hash","keyType":"weir_endpoint4_key","valueType":"weir_endpoint4","keySize":4,"valueSize":16,"maxEntries":16384,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o"]},
   weir_endpoints6: {"type":"hash","keyType":"weir_endpoint6_key","valueType":"weir_endpoint6","keySize":16,"valueSize":16,"maxEntries":16384,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o"]},
   weir_frontend4: {"type":"hash","keyType":"weir_frontend4_key","valueType":"weir_frontend4","keySize":8,"valueSize":16,"maxEntries":65536,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o","sock_lb.o"]},
-  weir_frontend6: {"type":"hash","keyType":"weir_frontend6_key","valueType":"weir_frontend6","keySize":20,"valueSize":16,"maxEntries":65536,"objects":["from_host6.o","from_pod6.o"]},
+  weir_frontend6: {"type":"hash","keyType":"weir_frontend6_key","valueType":"weir_frontend6","keySize":20,"valueSize":16,"maxEntries":65536,"objects":["from_host6.o","from_pod6.o","sock_lb.o"]},
   weir_identities: {"type":"hash","keyType":"__u32","valueType":"weir_identity_key","keySize":4,"valueSize":1024,"maxEntries":65536,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o"]},
   weir_ifaces: {"type":"hash","keyType":"__u32","valueType":"weir_iface","keySize":4,"valueSize":4,"maxEntries":16384,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o"]},
   weir_ipcache4: {"type":"lpm_trie","keyType":"weir_ipcache4_key","valueType":"weir_ipcache4","keySize":8,"valueSize":8,"maxEntries":262144,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o"]},
@@ -104,9 +104,9 @@ export const maps = {
   weir_ipcache6: {"type":"lpm_trie","keyType":"weir_ipcache6_key","valueType":"weir_ipcache6","keySize":20,"valueSize":8,"maxEntries":262144,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o"]},
   weir_ipcache6_hosts: {"type":"hash","keyType":"weir_ipcache6_host_key","valueType":"weir_ipcache6","keySize":16,"valueSize":8,"maxEntries":262144,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o"]},
   weir_lb_src4: {"type":"lpm_trie","keyType":"weir_lb_src4_key","valueType":"__u8","keySize":12,"valueSize":1,"maxEntries":65536,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o","sock_lb.o"]},
-  weir_lb_src6: {"type":"lpm_trie","keyType":"weir_lb_src6_key","valueType":"__u8","keySize":24,"valueSize":1,"maxEntries":65536,"objects":["from_host6.o","from_pod6.o"]},
+  weir_lb_src6: {"type":"lpm_trie","keyType":"weir_lb_src6_key","valueType":"__u8","keySize":24,"valueSize":1,"maxEntries":65536,"objects":["from_host6.o","from_pod6.o","sock_lb.o"]},
   weir_lb_stats4: {"type":"percpu_hash","keyType":"weir_lb_stats4_key","valueType":"weir_lb_stats4","keySize":12,"valueSize":8,"maxEntries":65536,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o","sock_lb.o"]},
-  weir_lb_stats6: {"type":"percpu_hash","keyType":"weir_lb_stats6_key","valueType":"weir_lb_stats6","keySize":24,"valueSize":8,"maxEntries":65536,"objects":["from_host6.o","from_pod6.o"]},
+  weir_lb_stats6: {"type":"percpu_hash","keyType":"weir_lb_stats6_key","valueType":"weir_lb_stats6","keySize":24,"valueSize":8,"maxEntries":65536,"objects":["from_host6.o","from_pod6.o","sock_lb.o"]},
   weir_maglev4: {"type":"hash","keyType":"weir_maglev4_key","valueType":"weir_maglev4","keySize":4,"valueSize":32764,"maxEntries":65536,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o","sock_lb.o"]},
   weir_nodes4: {"type":"hash","keyType":"weir_node4_key","valueType":"weir_node4","keySize":4,"valueSize":4,"maxEntries":16384,"objects":["from_host.o","from_pod.o"]},
   weir_policy4: {"type":"lpm_trie","keyType":"weir_policy4_key","valueType":"weir_policy4","keySize":16,"valueSize":8,"maxEntries":524288,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o"]},
@@ -116,7 +116,9 @@ export const maps = {
   weir_policy_stats: {"type":"percpu_array","keyType":"__u32","valueType":"weir_policy_stats","keySize":4,"valueSize":32,"maxEntries":4096,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o"]},
   weir_probe_last_connect: {"type":"array","keyType":"__u32","valueType":"probe_connect","keySize":4,"valueSize":16,"maxEntries":1,"objects":["probe.o"]},
   weir_sock_destroy4: {"type":"hash","keyType":"weir_sock_destroy4_key","valueType":"__u8","keySize":8,"valueSize":1,"maxEntries":1024,"objects":["sock_lb.o"]},
+  weir_sock_destroy6: {"type":"hash","keyType":"weir_sock_destroy6_key","valueType":"__u8","keySize":20,"valueSize":1,"maxEntries":1024,"objects":["sock_lb.o"]},
   weir_sock_rev4: {"type":"lru_hash","keyType":"weir_sock_rev4_key","valueType":"weir_sock_rev4","keySize":16,"valueSize":8,"maxEntries":262144,"objects":["sock_lb.o"]},
+  weir_sock_rev6: {"type":"lru_hash","keyType":"weir_sock_rev6_key","valueType":"weir_sock_rev6","keySize":32,"valueSize":20,"maxEntries":262144,"objects":["sock_lb.o"]},
   weir_tunnel4: {"type":"lpm_trie","keyType":"weir_tunnel4_key","valueType":"weir_tunnel4","keySize":8,"valueSize":8,"maxEntries":131072,"objects":["from_host.o","from_pod.o"]},
 } as const;
 
