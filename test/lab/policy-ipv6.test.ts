@@ -4,15 +4,19 @@
 // address in weir_ipcache6), an IPv6 ipBlock with an except (which IPv4 traffic of the same
 // pods does not match), ingress decided where the flow enters node1 (from_pod6 for a local
 // client, from_host6 for one from node2 or outside, against its own address), egress on the
-// sender's interface, the node always reaching its pods, replies of an allowed flow allowed.
+// sender's interface, the node always reaching its pods, replies of an allowed flow allowed;
+// through IPv6 ClusterIPs, egress judged against the backend chosen and ingress against the client.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { runCleanups } from '../lib/cleanup.js';
 import { Lab, type External, type LabNode, type Pod } from '../lib/lab.js';
-import { k8sNamespace, k8sPod, networkPolicy, node as nodeObject, WeirNode } from '../lib/weir-node.js';
+import { endpointSlice, k8sNamespace, k8sPod, networkPolicy, node as nodeObject, service, WeirNode } from '../lib/weir-node.js';
 
 const PORT = 8080;
+/** IPv6 ClusterIPs (port 80 -> PORT): one to x/a, one to x/c */
+const VIP_A = '2001:2:ff::a';
+const VIP_C = '2001:2:ff::c';
 
 describe('NetworkPolicy over IPv6: pod selectors, IPv6 ipBlocks, both directions', () => {
   let lab: Lab;
@@ -26,10 +30,10 @@ describe('NetworkPolicy over IPv6: pod selectors, IPv6 ipBlocks, both directions
   let weir2: WeirNode;
 
   type Client = { ns: Pod['ns'] };
-  /** true when a TCP connection from `from` reaches `host`:PORT within 1 s (and the server sees the client's own address) */
-  const reaches = async (from: Client, host: string, client?: string): Promise<boolean> => {
+  /** true when a TCP connection from `from` reaches `host`:`port` within 1 s (and the server sees the client's own address) */
+  const reaches = async (from: Client, host: string, client?: string, port = PORT): Promise<boolean> => {
     try {
-      const r = await from.ns.echo(host, PORT, { timeoutMs: 1000 });
+      const r = await from.ns.echo(host, port, { timeoutMs: 1000 });
       if (client) assert.equal(r.reply.peer, client, 'the server sees the client itself');
       return true;
     } catch {
@@ -72,6 +76,24 @@ describe('NetworkPolicy over IPv6: pod selectors, IPv6 ipBlocks, both directions
       k8sPod({ name: 'a', namespace: 'x', labels: { pod: 'a' }, ip: [a.ip, a.ip6!], node: 'node1' }),
       k8sPod({ name: 'b', namespace: 'x', labels: { pod: 'b' }, ip: [b.ip, b.ip6!], node: 'node1' }),
       k8sPod({ name: 'c', namespace: 'x', labels: { pod: 'c' }, ip: [c.ip, c.ip6!], node: 'node2' }),
+      ...[
+        { name: 'svc-a', vip: VIP_A, pod: a, node: 'node1' },
+        { name: 'svc-c', vip: VIP_C, pod: c, node: 'node2' },
+      ].flatMap((x) => {
+        const svc = service({ name: x.name, namespace: 'x', clusterIP: x.vip, ports: [{ name: 'tcp', port: 80, targetPort: PORT, protocol: 'TCP' }] }) as {
+          spec: Record<string, unknown>;
+        };
+        svc.spec.ipFamilies = ['IPv6'];
+        const slice = endpointSlice({
+          name: `${x.name}-v6`,
+          namespace: 'x',
+          service: x.name,
+          ports: [{ name: 'tcp', port: 80, targetPort: PORT, protocol: 'TCP' }],
+          endpoints: [{ ip: x.pod.ip6!, node: x.node }],
+        }) as { addressType: string };
+        slice.addressType = 'IPv6';
+        return [svc, slice];
+      }),
     ]);
     await Promise.all([weir1.start(), weir2.start()]);
   });
@@ -84,6 +106,7 @@ describe('NetworkPolicy over IPv6: pod selectors, IPv6 ipBlocks, both directions
     assert.equal(await reaches(b, a.ip6!, b.ip6), true, 'b (same node)');
     assert.equal(await reaches(c, a.ip6!, c.ip6), true, 'c (other node)');
     assert.equal(await reaches(ext, a.ip6!, ext.address6), true, 'external');
+    assert.equal(await reaches(b, VIP_A, b.ip6, 80), true, 'b through the IPv6 ClusterIP');
   });
 
   test('ingress from pod b only: b in over IPv6 (from_pod6), c and the external client out (from_host6), the node always in', async () => {
@@ -101,6 +124,8 @@ describe('NetworkPolicy over IPv6: pod selectors, IPv6 ipBlocks, both directions
     assert.equal(await reaches(c, a.ip6!), false, 'c over IPv6');
     assert.equal(await reaches(ext, a.ip6!), false, 'external over IPv6');
     assert.equal(await reaches(node1, a.ip6!), true, 'node1 -> its pod over IPv6 (host identity)');
+    assert.equal(await reaches(b, VIP_A, b.ip6, 80), true, 'b through the ClusterIP');
+    assert.equal(await reaches(c, VIP_A, undefined, 80), false, "c through the ClusterIP (node2 translates, node1 judges c's own address)");
     assert.ok(allowed() >= 1, `policy_ingress_allowed at from_pod: ${JSON.stringify(weir1.counters().from_pod)}`);
     assert.ok(denied() >= 2, `policy_ingress_denied at from_host: ${JSON.stringify(weir1.counters().from_host)}`);
   });
@@ -131,6 +156,8 @@ describe('NetworkPolicy over IPv6: pod selectors, IPv6 ipBlocks, both directions
     const denied = delta(weir1, 'from_pod', 'policy_egress_denied');
     assert.equal(await reaches(b, a.ip6!, b.ip6), true, 'b -> a over IPv6 (the reply passes: conntrack)');
     assert.equal(await reaches(b, c.ip6!), false, 'b -> c over IPv6');
+    assert.equal(await reaches(b, VIP_A, b.ip6, 80), true, "b -> a's ClusterIP: judged against the backend, a");
+    assert.equal(await reaches(b, VIP_C, undefined, 80), false, "b -> c's ClusterIP: judged against the backend, c");
     assert.equal(await reaches(a, c.ip6!, a.ip6), true, 'a (not isolated) -> c over IPv6');
     assert.ok(denied() >= 1, JSON.stringify(weir1.counters().from_pod));
   });
@@ -139,5 +166,6 @@ describe('NetworkPolicy over IPv6: pod selectors, IPv6 ipBlocks, both directions
     await applied('policy.yaml', []);
     assert.equal(await reaches(c, a.ip6!, c.ip6), true);
     assert.equal(await reaches(b, c.ip6!, b.ip6), true);
+    assert.equal(await reaches(b, VIP_C, b.ip6, 80), true, "c's ClusterIP works: the denial above was the policy's");
   });
 });
