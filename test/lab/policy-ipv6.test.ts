@@ -67,7 +67,7 @@ describe('NetworkPolicy over IPv6: pod selectors, IPv6 ipBlocks, both directions
     ext = await lab.external('ext', { address: '198.18.0.100/24', address6: '2001:2::100/64' });
     await a.ns.echoServer({ name: 'a', port: PORT, tcp: true });
     await c.ns.echoServer({ name: 'c', port: PORT, tcp: true });
-    weir1 = await WeirNode.create(lab, node1, { connectTimeLb: 'off' });
+    weir1 = await WeirNode.create(lab, node1, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9963' });
     weir2 = await WeirNode.create(lab, node2, { connectTimeLb: 'off' });
     write('cluster.yaml', [
       nodeObject({ name: 'node1', internalIP: ['198.18.0.1', '2001:2::1'], podCIDRs: ['198.18.1.0/24', '2001:2:0:1::/64'] }),
@@ -128,6 +128,10 @@ describe('NetworkPolicy over IPv6: pod selectors, IPv6 ipBlocks, both directions
     assert.equal(await reaches(c, VIP_A, undefined, 80), false, "c through the ClusterIP (node2 translates, node1 judges c's own address)");
     assert.ok(allowed() >= 1, `policy_ingress_allowed at from_pod: ${JSON.stringify(weir1.counters().from_pod)}`);
     assert.ok(denied() >= 2, `policy_ingress_denied at from_host: ${JSON.stringify(weir1.counters().from_host)}`);
+    // the metrics, from the same counters and weir_policy_stats: this policy's denials were IPv6 flows only
+    const m = (await weir1.http('/metrics')).body;
+    assert.match(m, /^weir_policy_flows_total\{policy="x\/a-from-b",direction="ingress",verdict="denied"\} [2-9]/m);
+    assert.match(m, /^weir_policy_objects\{kind="endpoints"\} 4$/m, 'a and b, each by its IPv4 and its IPv6 address');
   });
 
   test('an IPv6 ipBlock with an except: the external client in over IPv6, c (in the except) out; IPv4 matches no IPv6 block', async () => {
