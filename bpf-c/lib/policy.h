@@ -345,7 +345,9 @@ __weir_slow_path int policy_check(__u32 family, __u32 proto_port, __u32 hook)
 
 /**
  * policy4_check - policy_check of an IPv4 flow @saddr -> @daddr (after DNAT): the addresses
- * into the scratch, then the family-neutral decision.
+ * into the scratch, then the family-neutral decision. (As two more arguments of policy_check
+ * instead, from_pod failed verification under policy_enabled, EACCES: flow4_new's frame,
+ * under which the call sits, has 32 bytes left. An array lookup costs no more than that.)
  */
 static __always_inline int policy4_check(weir_ip4 saddr, weir_ip4 daddr, __u32 proto_port,
 					 __u32 hook)
