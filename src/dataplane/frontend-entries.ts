@@ -1,6 +1,6 @@
 // dataplane/frontend-entries: the entries stage. Model Frontends -> the entries of the
-// frontend and backend maps (weir_frontend4 / weir_backend4; the IPv6 maps take the same
-// entries once they exist). Pure: no kernel, no clock. frontend-plan.ts diffs them against
+// frontend and backend maps (weir_frontend4 / weir_backend4, weir_frontend6 / weir_backend6:
+// the same entries, by family). Pure: no kernel, no clock. frontend-plan.ts diffs them against
 // what the maps hold (docs/architecture.md).
 //
 // One model Frontend becomes one or two map entries (docs/dataplane.md):
@@ -41,7 +41,7 @@ export interface DesiredFrontend {
   /** slot candidates in the model's order (unique by address:port) */
   backends: BackendValue[];
   /** loadBalancerSourceRanges (canonical CIDRs of this family): the frontend has the
-   *  SOURCE_RANGES flag and weir_lb_src4 holds these prefixes under its id; null: no ranges */
+   *  SOURCE_RANGES flag and weir_lb_src4/6 holds these prefixes under its id; null: no ranges */
   sourceRanges: readonly string[] | null;
   /** address:port of every endpoint the frontend still knows (new-flow sets and
    *  establishedOnly): a backend outside this set is gone, and its flows are cleaned up */
@@ -87,7 +87,8 @@ function usableBackends(list: readonly Backend[], family: IpFamily): BackendValu
   return out;
 }
 
-/** Why a model Frontend got no map entries. `ipv6`: its family has no maps yet (the reconciler's skip). */
+/** Why a model Frontend got no map entries. `ipv6`: its family has no maps (pins of a release
+ *  before them, or a fake without them: the reconciler's skip). */
 export type SkipReason = 'ipv6' | 'protocol' | 'bad_address' | 'bad_port';
 
 /**

@@ -24,7 +24,7 @@ export interface FamilyLive {
   frontends: Map<string, { key: FrontendKey; value: FrontendValue }>;
   /** frontend id -> slot -> backend */
   backends: Map<number, Map<number, BackendValue>>;
-  /** frontend id -> its loadBalancerSourceRanges prefixes in weir_lb_src4 (`198.18.0.0/24`) */
+  /** frontend id -> its loadBalancerSourceRanges prefixes in weir_lb_src4/6 (`198.18.0.0/24`) */
   ranges: Map<number, Set<string>>;
 }
 
@@ -54,7 +54,7 @@ export interface RemovedBackend {
  *   3. frontendWrites    (new counts: a grown count after its slots, a shrunk count
  *                         while the slots above it still exist)
  *   4. backendDeletes    (slots at or above the new count, slots of removed frontends)
- * Source-range prefixes (weir_lb_src4) are added with the backend writes, before the
+ * Source-range prefixes (weir_lb_src4/6) are added with the backend writes, before the
  * frontend entry that flags them, and removed with the backend deletes, after it.
  * Shrinking writes the replacement slots before the count (rather than count first), so
  * a removed backend is never picked after its slot was overwritten: the only transient
@@ -65,13 +65,13 @@ export interface FamilyPlan {
   backendWrites: Array<[BackendKey, BackendValue]>;
   frontendWrites: Array<[FrontendKey, FrontendValue]>;
   backendDeletes: BackendKey[];
-  /** weir_lb_src4 prefixes to add (applied with backendWrites) */
+  /** weir_lb_src4/6 prefixes to add (applied with backendWrites) */
   rangeWrites: SourceRange[];
-  /** weir_lb_src4 prefixes to remove (applied with backendDeletes) */
+  /** weir_lb_src4/6 prefixes to remove (applied with backendDeletes) */
   rangeDeletes: SourceRange[];
 }
 
-/** One weir_lb_src4 entry: a frontend id and a canonical CIDR of its family. */
+/** One weir_lb_src4/6 entry: a frontend id and a canonical CIDR of its family. */
 export interface SourceRange {
   frontendId: number;
   cidr: string;

@@ -17,6 +17,9 @@ import { WeirNode, type WeirNodeOptions } from '../lib/weir-node.js';
 export const TOKEN = 'weir-lab-token';
 export const API_ADDRESS = '198.18.0.100';
 export const API_PORT = 6443;
+/** the API server's and node1's IPv6 underlay addresses with `ipv6: true` */
+export const API_ADDRESS6 = '2001:2::100';
+export const NODE_ADDRESS6 = '2001:2::1';
 
 /** ClusterIP of service i: 198.19.0.0/17. */
 export const svcIp = (i: number) => `198.19.${Math.floor(i / 250)}.${(i % 250) + 1}`;
@@ -56,15 +59,27 @@ export interface KubeLab {
   weir: WeirNode;
 }
 
-/** Lab, node1, the API server in `api`, a kubeconfig, a WeirNode on it (not started). */
-export async function kubeLab(name: string, opts: { weir?: WeirNodeOptions; certIps?: string[]; kubeconfigServer?: string } = {}): Promise<KubeLab> {
+/**
+ * Lab, node1, the API server in `api`, a kubeconfig, a WeirNode on it (not started). With
+ * `ipv6`, node1 and `api` are dual-stack (pods too) and the API server listens on its IPv6
+ * address only.
+ */
+export async function kubeLab(
+  name: string,
+  opts: { weir?: WeirNodeOptions; certIps?: string[]; kubeconfigServer?: string; ipv6?: boolean } = {},
+): Promise<KubeLab> {
   const lab = await Lab.create({ name });
-  const node = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
-  const api = await lab.external('api', { address: `${API_ADDRESS}/24` });
+  const v6 = opts.ipv6 === true;
+  const node = await lab.node('node1', {
+    address: '198.18.0.1/24',
+    podSubnet: '198.18.1.0/24',
+    ...(v6 ? { address6: `${NODE_ADDRESS6}/64`, podSubnet6: '2001:2:1::/64' } : {}),
+  });
+  const api = await lab.external('api', { address: `${API_ADDRESS}/24`, ...(v6 ? { address6: `${API_ADDRESS6}/64` } : {}) });
   const server = await RemoteApiServer.start(api.ns, lab.dir, {
     tls: true,
     token: TOKEN,
-    host: API_ADDRESS,
+    host: v6 ? API_ADDRESS6 : API_ADDRESS,
     port: API_PORT,
     ...(opts.certIps ? { certIps: opts.certIps } : {}),
   });

@@ -62,7 +62,7 @@ describe('dual-stack Services with the IPv6 maps', () => {
     backends = [await lab.pod(node, 'be-a'), await lab.pod(node, 'be-b')];
     client = await lab.pod(node, 'client');
     await Promise.all(backends.map((b) => b.ns.echoServer({ name: b.name, port: 8080 })));
-    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9963' });
+    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9963', extraArgs: ['--ct-gc-interval', '1s'] });
     const svc = service({ name: 'web', type: 'NodePort', clusterIP: VIP4, ports: PORTS }) as { spec: Record<string, unknown> };
     svc.spec.clusterIPs = [VIP4, VIP6];
     svc.spec.ipFamilies = ['IPv4', 'IPv6'];
@@ -148,6 +148,45 @@ describe('dual-stack Services with the IPv6 maps', () => {
       .cli<Array<{ frontend: string; backends: Array<{ address: string; newConnections: number }> }>>('services')
       .find((r) => r.frontend === `[${VIP6}]:80`)!;
     assert.equal(row.backends.find((b) => b.address === backends[0]!.ip6)!.newConnections, n, 'weir services reads the same count');
+  });
+
+  test('the conntrack GC ages weir_ct6 with weir_ct4_v2: an idle IPv6 UDP flow goes, a fresh one stays', async () => {
+    const m = BpfMap.openPinned(`${weir.pinDir}/weir_ct6`);
+    const ct6 = typedMap(m, codecFor('weir_ct6_key'), codecFor('weir_ct6'));
+    const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, bpf_ktime_get_ns()'s clock
+    const CLIENT6 = '2001:2:1::99';
+    const pair = (sport: number, lastSeen: bigint) => {
+      const base = {
+        policy: 0,
+        ifindex: 0,
+        frontend_id: 99,
+        created_ns: lastSeen,
+        last_seen_ns: lastSeen,
+        packets: 1n,
+        bytes: 60n,
+        tunnel_node: '::',
+        tcp_flags_seen: 0,
+      };
+      const be = backends[0]!.ip6!;
+      ct6.set(
+        { saddr: CLIENT6, daddr: VIP6, sport, dport: 53, protocol: 17 },
+        { ...base, nat_saddr: CLIENT6, nat_sport: sport, nat_daddr: be, nat_dport: 5353, flags: 2 },
+      );
+      ct6.set(
+        { saddr: be, daddr: CLIENT6, sport: 5353, dport: sport, protocol: 17 },
+        { ...base, nat_saddr: VIP6, nat_sport: 53, nat_daddr: CLIENT6, nat_dport: sport, flags: 1 | 4 },
+      );
+    };
+    const ours = () => [...ct6.keys()].filter((k) => k.saddr === CLIENT6 || k.daddr === CLIENT6).map((k) => (k.saddr === CLIENT6 ? k.sport : k.dport));
+    try {
+      const mark = weir.mark();
+      pair(7001, now - 120_000_000_000n); // idle 120 s: past UDP's 60 s
+      pair(7002, now);
+      await weir.waitFor('conntrack gc', { family: 'IPv6' }, 10_000, mark);
+      assert.deepEqual(ours().sort(), [7002, 7002], 'both entries of the idle flow went, the fresh flow stayed');
+    } finally {
+      m.close();
+    }
   });
 
   test('a new frontend takes the next free id of either family; a restart adopts both families with zero writes', async () => {

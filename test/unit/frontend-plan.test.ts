@@ -1,7 +1,7 @@
 // Dual-stack services through the one planner and the one id allocator
 // (src/dataplane/frontend-plan.ts, frontend-ids.ts): frontend ids unique across IPv4 and
 // IPv6, each family's writes in its own part of the plan, and a reconciler that applies only
-// the families it has maps for (IPv6 maps arrive with issue 14: counted as skipped meanwhile).
+// the families it has maps for (pins of a release without the IPv6 maps: counted as skipped).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
