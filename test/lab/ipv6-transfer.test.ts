@@ -94,7 +94,10 @@ describe('IPv6 bulk transfer and Packet Too Big through weir', () => {
 
   test('MS6: 100 MB through an IPv6 ClusterIP on the TC path: every byte (sha256), no checksum error at either end', async () => {
     // software checksums: the sender fills in the full checksum, weir's NAT must keep it right
-    for (const p of [client, backend]) await p.ns.exec('ethtool', ['-K', 'eth0', 'tx', 'off']);
+    for (const p of [client, backend]) {
+      await p.ns.exec('ethtool', ['-K', 'eth0', 'tx', 'off']);
+      assert.match((await p.ns.exec('ethtool', ['-k', 'eth0'])).stdout, /^tx-checksumming: off/m, `${p.name}: checksums computed in software`);
+    }
     const before = await Promise.all([client, backend].map((p) => csumErrors(p.ns)));
     const nat0 = weir.reasonTotal('service_nat');
     const r = await bulkGet(client.ns, VIP6, 80, { timeoutS: 120 });
