@@ -5,7 +5,9 @@
 // getpeername showing the ClusterIP while the kernel's socket is connected to a backend; UDP
 // replies come from the ClusterIP; one dual-stack Service carries IPv4 and IPv6 at once; an
 // external client reaches an IPv6 NodePort and externalIP and the backend sees its IPv6
-// address; a service without endpoints is refused over IPv6 (the time is printed).
+// address; a backend reaches itself through its IPv6 ClusterIP (hairpin) and ClientIP
+// affinity holds over IPv6; a service without endpoints is refused over IPv6 (the time is
+// printed).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -164,6 +166,39 @@ describe('IPv6 and dual-stack Services through weir daemon', () => {
       }
     });
   }
+
+  test('hairpin over IPv6: a backend reaches itself through its IPv6 ClusterIP (TC path: it sees the ClusterIP; socket LB: itself)', async () => {
+    const self = backends[0]!;
+    const ports: PortSpec[] = [{ name: 'tcp', port: 81, targetPort: 8080 }];
+    const vip = '2001:2:ff::11';
+    await weir.apply('self.yaml', [
+      service({ name: 'self6', clusterIP: vip, ports }),
+      endpointSlice({ name: 'self6-1', service: 'self6', ports, endpoints: [{ ip: self.ip6!, node: node.name }] }),
+    ]);
+    const tc = await weir.spread(self.ns, vip, 81, { count: 10 });
+    assert.equal(tc.failures, 0, tc.errors.join('; '));
+    assert.deepEqual(tc.servers, { [self.name]: 10 });
+    assert.deepEqual(tc.peers[self.name], [vip], 'the backend saw the ClusterIP as its peer (hairpin SNAT)');
+    assert.deepEqual(Object.keys(tc.remotes), [`${vip}:81`]);
+    const sock = await weir.spread(self.ns, vip, 81, { count: 10, cgroup: cg });
+    assert.equal(sock.failures, 0, sock.errors.join('; '));
+    assert.deepEqual(sock.peers[self.name], [self.ip6], 'connect6 connected the pod to itself');
+    assert.deepEqual(Object.keys(sock.remotes), [`${vip}:81`], 'getpeername still shows the ClusterIP');
+  });
+
+  test('ClientIP affinity over IPv6: 30 connections from one client land on one backend (in and out of the socket-LB cgroup)', async () => {
+    const ports: PortSpec[] = [{ name: 'tcp', port: 82, targetPort: 8080 }];
+    const vip = '2001:2:ff::12';
+    await weir.apply('sticky.yaml', [
+      service({ name: 'sticky6', clusterIP: vip, ports, affinityTimeout: 300 }),
+      endpointSlice({ name: 'sticky6-1', service: 'sticky6', ports, endpoints: v6Endpoints() }),
+    ]);
+    for (const cgroup of [undefined, cg]) {
+      const r = await weir.spread(tcClient.ns, vip, 82, { count: 30, concurrency: 1, ...(cgroup ? { cgroup } : {}) });
+      assert.equal(r.failures, 0, r.errors.join('; '));
+      assert.equal(Object.keys(r.servers).length, 1, JSON.stringify(r.servers));
+    }
+  });
 
   test('MS5: no endpoints: refused over IPv6 (pod -> ClusterIP on both paths, external client -> NodePort); endpoints appear: it works', async () => {
     const ports: PortSpec[] = [{ name: 'tcp', port: 80, targetPort: 8080, nodePort: 30081 }];
