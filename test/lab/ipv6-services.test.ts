@@ -240,4 +240,27 @@ describe('IPv6 and dual-stack Services through weir daemon', () => {
     assert.equal(viaNodePort.reply.server, backends[1]!.name);
     assert.equal(viaNodePort.reply.peer, ext.address6);
   });
+  test('a removed IPv6 backend: connected UDP sockets to it (socket LB) are destroyed, the application sees the error', async () => {
+    const flow = weir.flow(sockClient.ns, VIP6, 53, { proto: 'udp', seconds: 0, interval: 20, cgroup: cg });
+    await flow.waitReplies(5);
+    // connect6 connected the socket to one backend: remove exactly that one
+    const used = flow.backends()[0]!;
+    assert.ok(
+      flow.backends().every((b) => b === used),
+      `a connected socket talks to one backend: ${flow.backends().join(',')}`,
+    );
+    const destroyed0 = weir.counter('sock', 'sock_destroyed');
+    const m = weir.mark();
+    const rest = v6Endpoints().filter((e) => e.ip !== backends.find((b) => b.name === used)!.ip6);
+    await weir.apply('services.yaml', [
+      service({ name: 'web6', clusterIP: VIP6, ports: PORTS }),
+      endpointSlice({ name: 'web6-1', service: 'web6', ports: PORTS, endpoints: rest }),
+    ]);
+    await weir.waitFor('cleanup', {}, 5000, m);
+    const err = await flow.waitLine(/^error /);
+    assert.match(err, /ECONNABORTED/);
+    assert.equal(weir.counter('sock', 'sock_destroyed') - destroyed0, 1, "exactly the flow's socket was destroyed");
+    const r = await flow.stop();
+    assert.deepEqual(r.servers, [[used, r.received]], 'every reply came from the removed backend, none after');
+  });
 });
