@@ -79,7 +79,7 @@ export const OBJECTS = {
   from_host: {
     knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled'],
   },
-  from_host6: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'policy_enabled', 'policy_stats_enabled'] },
+  from_host6: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled'] },
   // also holds weir_sock_destroy, an iterator that is run (dataplane/sockets.ts), not attached
   sock_lb: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'sock_lb_mode', 'host_netns_cookie', 'ct_track_all'] },
 } as const satisfies Record<string, ObjectSpec>;
