@@ -24,6 +24,7 @@ import {
   type WeirCt4,
   type WeirCt4Key,
   type WeirDsrOptout4Key,
+  type WeirDsrOptout6Key,
   type WeirFrontend4,
   type WeirFrontend4Key,
   type WeirIface,
@@ -32,9 +33,13 @@ import {
   type WeirMaglev4Key,
   type WeirNode4,
   type WeirNode4Key,
+  type WeirNode6,
+  type WeirNode6Key,
   type WeirSockDestroy4Key,
   type WeirTunnel4,
   type WeirTunnel4Key,
+  type WeirTunnel6,
+  type WeirTunnel6Key,
 } from '../bpf/index.js';
 import { packageRoot } from '../package-root.js';
 import { preparePinDir } from './bpffs.js';
@@ -72,12 +77,16 @@ export interface ServiceMaps {
   nodes?: TypedMap<WeirNode4Key, WeirNode4>;
   /** pod prefixes on other nodes -> that node, for encapsulation (node-maps.ts); optional for fakes */
   tunnel?: TypedMap<WeirTunnel4Key, WeirTunnel4>;
+  /** the IPv6 tunnel's: weir_dsr_optout6, weir_nodes6, weir_tunnel6 (tunnel6.h); optional for fakes */
+  dsrOptout6?: TypedMap<WeirDsrOptout6Key, number>;
+  nodes6?: TypedMap<WeirNode6Key, WeirNode6>;
+  tunnel6?: TypedMap<WeirTunnel6Key, WeirTunnel6>;
   /** the NetworkPolicy maps (policy-maps.ts); optional for fakes */
   policy?: PolicyMaps;
 }
 
 /** Typed views of the service maps of a loaded object set (any object holding them). */
-export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject }): ServiceMaps {
+export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject; from_host6?: BpfObject }): ServiceMaps {
   const m = (name: string) => objects.from_pod.map(name);
   return {
     frontends: typedMap(m('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
@@ -92,7 +101,19 @@ export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject }
     dsrOptout: typedMap(m('weir_dsr_optout4'), codecFor('weir_dsr_optout4_key'), u8),
     nodes: typedMap(m('weir_nodes4'), codecFor('weir_node4_key'), codecFor('weir_node4')),
     tunnel: typedMap(m('weir_tunnel4'), codecFor('weir_tunnel4_key'), codecFor('weir_tunnel4')),
+    ...ipv6TunnelMaps(objects.from_host6),
     policy: policyMaps(m),
+  };
+}
+
+/** The IPv6 tunnel's maps, from from_host6 (decapsulation; a release before it has none). */
+function ipv6TunnelMaps(o: BpfObject | undefined): Pick<ServiceMaps, 'dsrOptout6' | 'nodes6' | 'tunnel6'> {
+  if (!o) return {};
+  const m = (name: string) => o.map(name);
+  return {
+    dsrOptout6: typedMap(m('weir_dsr_optout6'), codecFor('weir_dsr_optout6_key'), u8),
+    nodes6: typedMap(m('weir_nodes6'), codecFor('weir_node6_key'), codecFor('weir_node6')),
+    tunnel6: typedMap(m('weir_tunnel6'), codecFor('weir_tunnel6_key'), codecFor('weir_tunnel6')),
   };
 }
 
