@@ -1,48 +1,79 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* weir_from_host6: TC ingress of a host interface for IPv6, the second program of its
- * TCX chain: weir_from_host hands it every IPv6 packet (WEIR_TC_NEXT) and it hands back
- * anything else. NodePorts on the node's IPv6 addresses and the rest of from_host's path:
+/* weir_from_host6: TC ingress of a host interface for IPv6, the second program of its TCX
+ * chain: weir_from_host hands it every IPv6 packet (WEIR_TC_NEXT) and it hands back anything
+ * else. NodePorts on the node's IPv6 addresses, externalIPs and LoadBalancer IPs, ClusterIPs
+ * routed to the node, replies of flows NAT'd here, as from_host's:
  *
- *   parse -> weir's tunnel packet with IPv6 inside (either outer family): decapsulated
- *            (tunnel6.h), then the inner packet
- *   accept (lb6_accept: IPv6 TCP/UDP/ICMPv6/SCTP, no fragment)
- *   -> policy (lib/policy.h: IPv6 fails closed for isolated pods)
+ *   parse, accept (lb6_accept: IPv6 TCP/UDP/ICMPv6/SCTP, no fragment)
+ *   -> neighbour discovery: passed untouched
+ *   -> ICMPv6 error about a NAT'd flow: translated back (icmp6_error.h)
+ *   -> conntrack (wire tuple, conntrack6.h)
+ *        hit:  NAT as the entry says -> forward
+ *        miss: frontend EXTERNAL scope (eTP: Local), then INTERNAL
+ *                -> admit (drop | ICMPv6 port unreachable out the same interface)
+ *                -> select backend -> policy -> create conntrack (NODEPORT) -> DNAT, no SNAT
+ *                -> forward
+ *              no frontend: ct_track_all -> policy -> create conntrack -> forward
+ *                                                                     (lib/flow6.h)
+ *
+ * No SNAT: the backend sees the client's IPv6 address. A local backend's replies are reverse
+ * NATed by from_pod6 on its interface. A remote backend's flow goes through the tunnel
+ * (tunnel6.h, flow6.h). Before all this, weir's tunnel packets with IPv6 inside, under either
+ * outer header (from_host hands over the IPv4-outer ones): decapsulated, then the inner packet
+ * as its entry says, or a new pair for it (flow6_tunnel_new).
  */
 #include "lib/compiler.h"
 #include "lib/counters.h"
 #include "lib/parse.h"
-#include "lib/conntrack6.h"
-#include "lib/lb6.h"
-#include "lib/policy.h"
-#include "lib/tunnel6.h"
+#include "lib/flow6.h"
 #include "lib/btf_anchor.h"
+
+/* A tunnel packet (tunnel6_candidate): -1 when it is not weir's (handled as any packet), else
+ * the reason to count, *verdict set, as from_host's from_tunnel4. */
+static __always_inline int from_tunnel6(struct __sk_buff *skb, struct packet *pkt, int *verdict)
+{
+	struct weir_ct6 *ct;
+	int reason;
+
+	reason = tunnel6_decap(skb, pkt);
+	if (reason) {
+		if (reason > 0)
+			*verdict = WEIR_TC_DROP;
+		return reason;
+	}
+	ct = ct6_lookup_flow(pkt);
+	if (ct)
+		return flow6_established(skb, pkt, ct, WEIR_HOOK_FROM_HOST, verdict);
+	return flow6_tunnel_new(skb, pkt, verdict);
+}
 
 SEC("tc")
 int weir_from_host6(struct __sk_buff *skb)
 {
+	int verdict = WEIR_TC_PASS;
 	enum weir_reason reason;
 	struct packet pkt;
 	int tunnel;
 
 	reason = parse_packet((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &pkt);
-	/* weir's tunnel packets with IPv6 inside, under either outer header (from_host hands
-	 * over the IPv4 ones: tunnel4_decap's TUNNEL4_INNER_IPV6) */
 	if (tunnel6_candidate(&pkt, reason)) {
-		tunnel = tunnel6_decap(skb, &pkt);
-		if (tunnel > 0) {
+		tunnel = from_tunnel6(skb, &pkt, &verdict);
+		if (tunnel >= 0) {
+			tunnel6_too_big_at_hook(skb, &pkt, &verdict);
 			count(WEIR_HOOK_FROM_HOST, tunnel, pkt.len);
-			return WEIR_TC_DROP;
+			return verdict;
 		}
-		if (tunnel == 0)
-			return policy6_stage(&pkt, WEIR_HOOK_FROM_HOST);
 	}
 	if (pkt.l3_proto != ETH_P_IPV6)
 		return WEIR_TC_NEXT;
 	reason = lb6_accept(skb, &pkt, reason);
 	if (!reason)
-		return policy6_stage(&pkt, WEIR_HOOK_FROM_HOST);
+		reason =
+			flow6_stages(skb, &pkt, FLOW6_ORIGIN(WEIR_HOOK_FROM_HOST, WEIR_CT_NODEPORT),
+				     1, &verdict);
+	tunnel6_too_big_at_hook(skb, &pkt, &verdict); /* a packet too big for the tunnel */
 	count(WEIR_HOOK_FROM_HOST, reason, pkt.len);
-	return WEIR_TC_PASS;
+	return verdict;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

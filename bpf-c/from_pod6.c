@@ -4,19 +4,26 @@
  * (WEIR_TC_NEXT) and it hands back anything else. The IPv6 service path, as from_pod's:
  *
  *   parse, accept (lb6_accept: IPv6 TCP/UDP/ICMPv6/SCTP, no fragment)
- *   -> policy (lib/policy.h: IPv6 fails closed for isolated pods)
+ *   -> neighbour discovery: passed untouched
+ *   -> ICMPv6 error about a NAT'd flow: translated back (icmp6_error.h)
+ *   -> conntrack (wire tuple, conntrack6.h)
+ *        hit:  NAT as the entry says (DNAT / reverse NAT / none) -> forward
+ *        miss: frontend {daddr, dport, proto, INTERNAL}
+ *                -> admit (drop | ICMPv6 port unreachable back to the pod) -> select backend
+ *                -> policy -> create conntrack -> DNAT (+ SNAT for hairpin) -> forward
+ *              no frontend: ct_track_all -> policy -> create conntrack -> forward
+ *                                                                     (lib/flow6.h)
  */
 #include "lib/compiler.h"
 #include "lib/counters.h"
 #include "lib/parse.h"
-#include "lib/conntrack6.h"
-#include "lib/lb6.h"
-#include "lib/policy.h"
+#include "lib/flow6.h"
 #include "lib/btf_anchor.h"
 
 SEC("tc")
 int weir_from_pod6(struct __sk_buff *skb)
 {
+	int verdict = WEIR_TC_PASS;
 	enum weir_reason reason;
 	struct packet pkt;
 
@@ -25,9 +32,10 @@ int weir_from_pod6(struct __sk_buff *skb)
 		return WEIR_TC_NEXT;
 	reason = lb6_accept(skb, &pkt, reason);
 	if (!reason)
-		return policy6_stage(&pkt, WEIR_HOOK_FROM_POD);
+		reason = flow6_stages(skb, &pkt, FLOW6_ORIGIN(WEIR_HOOK_FROM_POD, 0), 0, &verdict);
+	tunnel6_too_big_at_hook(skb, &pkt, &verdict); /* a reply too big for the tunnel */
 	count(WEIR_HOOK_FROM_POD, reason, pkt.len);
-	return WEIR_TC_PASS;
+	return verdict;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -12,6 +12,7 @@
 #include "parse.h"
 #include <weir/conntrack.h>
 #include <weir/legacy.h>
+#include <linux/icmpv6.h>
 
 #ifndef WEIR_CT4_MAX_ENTRIES
 #define WEIR_CT4_MAX_ENTRIES 262144
@@ -89,35 +90,111 @@ static __always_inline struct weir_ct4 *ct4_lookup(const struct weir_ct4_key *ke
 	return bpf_map_lookup_elem(&weir_ct4_v2, key);
 }
 
-/* A packet matched @ct: refresh what userspace GC ages by. Entries are shared between
- * CPUs, so counters use atomic adds; the timestamp and flags are last-writer-wins. */
-static __always_inline void ct4_refresh(struct weir_ct4 *ct, const struct packet *pkt, __u64 now)
-{
-	ct->last_seen_ns = now;
-	if (pkt->l4_proto == IPPROTO_TCP &&
-	    (ct->tcp_flags_seen | pkt->tcp_flags) != ct->tcp_flags_seen)
-		ct->tcp_flags_seen |= pkt->tcp_flags;
-	if (!(ct->flags & WEIR_CT_SEEN))
-		ct->flags |= WEIR_CT_SEEN;
-	__sync_fetch_and_add(&ct->packets, 1);
-	__sync_fetch_and_add(&ct->bytes, pkt->len);
-}
-
 /* TCP flag bits of struct packet's tcp_flags (the header's byte 13) */
 #define CT_TCP_FIN 0x01
 #define CT_TCP_SYN 0x02
 #define CT_TCP_RST 0x04
 #define CT_TCP_ACK 0x10
 
-/* A SYN (without ACK) meeting the forward entry of a connection that already closed (FIN
- * or RST seen) is a new connection that reuses the ports, as Linux's conntrack treats a SYN
- * in TIME_WAIT/CLOSE. It must be load-balanced afresh: following the old entry would send
- * it to the old backend, which may be terminating or gone (and then the SYN is lost). */
-static __always_inline int ct4_syn_reopens(const struct weir_ct4 *ct, const struct packet *pkt)
+/* ---- Family-neutral rules: weir_ct4 and weir_ct6 (conntrack6.h) share these fields' names
+ * and meaning but not their layout, so the rules take the fields. ---- */
+
+/* A packet matched an entry: refresh what userspace GC ages by. Entries are shared between
+ * CPUs, so counters use atomic adds; the timestamp and flags are last-writer-wins. */
+static __always_inline void ct_refresh(__u16 *flags, __u8 *tcp_flags_seen, __u64 *last_seen_ns,
+				       __u64 *packets, __u64 *bytes, const struct packet *pkt,
+				       __u64 now)
+{
+	*last_seen_ns = now;
+	if (pkt->l4_proto == IPPROTO_TCP && (*tcp_flags_seen | pkt->tcp_flags) != *tcp_flags_seen)
+		*tcp_flags_seen |= pkt->tcp_flags;
+	if (!(*flags & WEIR_CT_SEEN))
+		*flags |= WEIR_CT_SEEN;
+	__sync_fetch_and_add(packets, 1);
+	__sync_fetch_and_add(bytes, pkt->len);
+}
+
+/* An entry whose TCP connection has seen FIN or RST: closed, or closing. */
+static __always_inline int ct_tcp_closed(__u8 tcp_flags_seen)
+{
+	return tcp_flags_seen & (CT_TCP_FIN | CT_TCP_RST);
+}
+
+/* A SYN (without ACK) meeting the forward entry (@flags, @tcp_flags_seen) of a connection that
+ * already closed is a new connection that reuses the ports, as Linux's conntrack treats a SYN
+ * in TIME_WAIT/CLOSE. It must be load-balanced afresh: following the old entry would send it
+ * to the old backend, which may be terminating or gone (and then the SYN is lost). */
+static __always_inline int ct_syn_reopens(__u16 flags, __u8 tcp_flags_seen,
+					  const struct packet *pkt)
 {
 	return pkt->l4_proto == IPPROTO_TCP &&
 	       (pkt->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK)) == CT_TCP_SYN &&
-	       !(ct->flags & WEIR_CT_REPLY) && (ct->tcp_flags_seen & (CT_TCP_FIN | CT_TCP_RST));
+	       !(flags & WEIR_CT_REPLY) && ct_tcp_closed(tcp_flags_seen);
+}
+
+/* A SYN-ACK meeting a reply entry (@flags): what ct4_reply_is_stale and ct6_reply_is_stale
+ * look into further. */
+static __always_inline int ct_syn_ack_on_reply(__u16 flags, const struct packet *pkt)
+{
+	return pkt->l4_proto == IPPROTO_TCP && (flags & WEIR_CT_REPLY) &&
+	       (pkt->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK)) == (CT_TCP_SYN | CT_TCP_ACK);
+}
+
+/* An entry that rewrites nothing: a tracked flow (ct_track_all), not a NAT'd one. */
+static __always_inline int ct_flags_tracked_only(__u16 flags)
+{
+	return !(flags & (WEIR_CT_SNAT | WEIR_CT_DNAT));
+}
+
+/* Packets that may start a tracked flow: a TCP SYN, any UDP datagram or SCTP packet, an
+ * ICMP or ICMPv6 echo request. Anything else without an entry (a mid-stream segment, an echo
+ * reply) belongs to a flow that began before tracking did: without policy it passes
+ * untracked, under policy it is decided like a first packet (flow4_track_new,
+ * flow6_track_new). SCTP is taken as UDP is (its first packet seen, normally the INIT,
+ * starts the pair). */
+static __always_inline int ct_starts_flow(const struct packet *pkt)
+{
+	switch (pkt->l4_proto) {
+	case IPPROTO_TCP:
+		return (pkt->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK)) == CT_TCP_SYN;
+	case IPPROTO_UDP:
+	case IPPROTO_SCTP:
+		return 1;
+	case IPPROTO_ICMP:
+		return pkt->icmp_type == ICMP_ECHO;
+	case IPPROTO_ICMPV6:
+		return pkt->icmp_type == ICMPV6_ECHO_REQUEST;
+	default:
+		return 0;
+	}
+}
+
+/* The flags of a new flow's two entries, from @nat_flags (WEIR_CT_DNAT for a service flow, 0
+ * tracked only), @snat (the source is rewritten too: hairpin) and @extra (HAIRPIN, NODEPORT,
+ * TUNNEL, DSR). The reverse entry undoes the forward one: its source rewrite is the forward
+ * DNAT's reverse, its destination rewrite the forward SNAT's. */
+static __always_inline __u16 ct_forward_flags(__u16 nat_flags, int snat, __u16 extra)
+{
+	return nat_flags | (snat ? WEIR_CT_SNAT : 0) | extra;
+}
+
+static __always_inline __u16 ct_reverse_flags(__u16 nat_flags, int snat, __u16 extra)
+{
+	return WEIR_CT_REPLY | ((nat_flags & WEIR_CT_DNAT) ? WEIR_CT_SNAT : 0) |
+	       (snat ? WEIR_CT_DNAT : 0) | extra;
+}
+
+/* A packet matched @ct: refresh it (ct_refresh). */
+static __always_inline void ct4_refresh(struct weir_ct4 *ct, const struct packet *pkt, __u64 now)
+{
+	ct_refresh(&ct->flags, &ct->tcp_flags_seen, &ct->last_seen_ns, &ct->packets, &ct->bytes,
+		   pkt, now);
+}
+
+/* A SYN reusing the ports of a closed connection (ct_syn_reopens). */
+static __always_inline int ct4_syn_reopens(const struct weir_ct4 *ct, const struct packet *pkt)
+{
+	return ct_syn_reopens(ct->flags, ct->tcp_flags_seen, pkt);
 }
 
 /* Delete a flow's pair: the forward entry @key/@ct and the reverse entry it implies. */
@@ -146,8 +223,7 @@ static __always_inline int ct4_reply_is_stale(const struct weir_ct4 *ct, const s
 {
 	struct weir_ct4 *fwd;
 
-	if (pkt->l4_proto != IPPROTO_TCP || !(ct->flags & WEIR_CT_REPLY) ||
-	    (pkt->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK)) != (CT_TCP_SYN | CT_TCP_ACK))
+	if (!ct_syn_ack_on_reply(ct->flags, pkt))
 		return 0;
 	__builtin_memset(fkey, 0, sizeof(*fkey));
 	fkey->saddr = ct->nat_daddr;
@@ -155,10 +231,10 @@ static __always_inline int ct4_reply_is_stale(const struct weir_ct4 *ct, const s
 	fkey->sport = ct->nat_dport;
 	fkey->dport = ct->nat_sport;
 	fkey->protocol = IPPROTO_TCP;
-	if (ct->tcp_flags_seen & (CT_TCP_FIN | CT_TCP_RST))
+	if (ct_tcp_closed(ct->tcp_flags_seen))
 		return 1;
 	fwd = bpf_map_lookup_elem(&weir_ct4_v2, fkey);
-	return !fwd || (fwd->tcp_flags_seen & (CT_TCP_FIN | CT_TCP_RST));
+	return !fwd || ct_tcp_closed(fwd->tcp_flags_seen);
 }
 
 /**
@@ -193,27 +269,7 @@ static __always_inline struct weir_ct4 *ct4_lookup_flow(const struct packet *pkt
 /* An entry that rewrites nothing: a tracked flow (ct_track_all), not a NAT'd one. */
 static __always_inline int ct4_is_tracked_only(const struct weir_ct4 *ct)
 {
-	return !(ct->flags & (WEIR_CT_SNAT | WEIR_CT_DNAT));
-}
-
-/* Packets that may start a tracked flow: a TCP SYN, any UDP datagram or SCTP packet, an
- * ICMP echo request. Anything else without an entry (a mid-stream segment, an echo reply)
- * belongs to a flow that began before tracking did: without policy it passes untracked,
- * under policy it is decided like a first packet (flow4_track_new). SCTP is taken as UDP is
- * (its first packet seen, normally the INIT, starts the pair). */
-static __always_inline int ct4_starts_flow(const struct packet *pkt)
-{
-	switch (pkt->l4_proto) {
-	case IPPROTO_TCP:
-		return (pkt->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK)) == CT_TCP_SYN;
-	case IPPROTO_UDP:
-	case IPPROTO_SCTP:
-		return 1;
-	case IPPROTO_ICMP:
-		return pkt->icmp_type == ICMP_ECHO;
-	default:
-		return 0;
-	}
+	return ct_flags_tracked_only(ct->flags);
 }
 
 /* What a new flow becomes: the client's tuple (as it arrived) and the tuple after NAT. */
@@ -262,7 +318,7 @@ static __always_inline int ct4_create(const struct ct4_flow *flow, const struct 
 	if (flow->nat.saddr != flow->orig.saddr || flow->nat.sport != flow->orig.sport)
 		snat = 1;
 
-	fwd.flags = flow->nat_flags | (snat ? WEIR_CT_SNAT : 0) | flow->extra_flags;
+	fwd.flags = ct_forward_flags(flow->nat_flags, snat, flow->extra_flags);
 	fwd.nat_saddr = flow->nat.saddr;
 	fwd.nat_sport = flow->nat.sport;
 	fwd.nat_daddr = flow->nat.daddr;
@@ -284,8 +340,7 @@ static __always_inline int ct4_create(const struct ct4_flow *flow, const struct 
 	rkey.dport = flow->nat.sport;
 	rkey.protocol = flow->orig.protocol;
 
-	rev.flags = WEIR_CT_REPLY | ((flow->nat_flags & WEIR_CT_DNAT) ? WEIR_CT_SNAT : 0) |
-		    (snat ? WEIR_CT_DNAT : 0) | flow->extra_flags;
+	rev.flags = ct_reverse_flags(flow->nat_flags, snat, flow->extra_flags);
 	rev.nat_saddr = flow->orig.daddr;
 	rev.nat_sport = flow->orig.dport;
 	rev.nat_daddr = flow->orig.saddr;

@@ -11,6 +11,7 @@
 
 #include "compiler.h"
 #include <linux/in.h>
+#include <linux/in6.h>
 #include <linux/ip.h>
 
 #ifndef IPPROTO_SCTP
@@ -40,7 +41,8 @@ struct icmp4_hdr {
 
 /* Offset of the checksum inside the transport header, or -1 when a rewrite of the
  * IP addresses or ports does not touch it (SCTP: CRC32c over the SCTP packet only;
- * ICMP: no pseudo-header, and we never rewrite the echo identifier). */
+ * ICMP: no pseudo-header, and we never rewrite the echo identifier). ICMPv6's covers the
+ * IPv6 pseudo-header, as TCP's and UDP's do. */
 static __always_inline int l4_csum_off(__u8 proto)
 {
 	switch (proto) {
@@ -48,6 +50,8 @@ static __always_inline int l4_csum_off(__u8 proto)
 		return 16;
 	case IPPROTO_UDP:
 		return 6;
+	case IPPROTO_ICMPV6:
+		return 2;
 	default:
 		return -1;
 	}

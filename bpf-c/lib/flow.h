@@ -245,7 +245,7 @@ __weir_slow_path int flow4_track_new(struct __sk_buff *skb, const struct packet 
 
 	if (!pkt || !verdict || !ct_track_all)
 		return WEIR_REASON_PASS;
-	if (!policy_enabled && !ct4_starts_flow(pkt))
+	if (!policy_enabled && !ct_starts_flow(pkt))
 		return WEIR_REASON_PASS;
 	ct4_flow_untranslated(pkt, &flow);
 	reason = policy4_new_flow(pkt, hook, &flow);

@@ -22,6 +22,7 @@
 #include "compiler.h"
 #include "conntrack.h"
 #include "csum.h"
+#include "ifaces.h"
 #include "parse.h"
 #include "tunnel.h"
 #include <weir/forward.h>
@@ -29,15 +30,6 @@
 #ifndef AF_INET
 #define AF_INET 2
 #endif
-
-/* The interfaces weir attaches to (weir/forward.h), written by the daemon. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, struct weir_iface);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} weir_ifaces SEC(".maps");
 
 /* The interface the kernel routes @dst to from @src (a forwarding lookup from the packet's
  * interface, for @protocol), or 0 when it does not. */

@@ -8,6 +8,7 @@
 
 #include "compiler.h"
 #include "counters.h"
+#include "ip6.h"
 #include "jhash.h"
 #include "lb.h"
 #include "parse.h"
@@ -57,27 +58,6 @@ struct {
 	__type(value, struct weir_lb_stats6);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_lb_stats6 SEC(".maps");
-
-/* An IPv6 address as four words (struct packet's saddr.v6 / daddr.v6, and the maps' weir_ip6,
- * which are the same 16 bytes). */
-static __always_inline void ip6_copy(void *dst, const void *src)
-{
-	__builtin_memcpy(dst, src, 16);
-}
-
-static __always_inline int ip6_equal(const void *a, const void *b)
-{
-	const __u32 *x = a, *y = b;
-
-	return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3])) == 0;
-}
-
-static __always_inline int ip6_is_zero(const void *a)
-{
-	const __u32 *x = a;
-
-	return (x[0] | x[1] | x[2] | x[3]) == 0;
-}
 
 /* Counts a new flow of frontend @frontend_id to @backend:@port (weir_lb_stats6), as
  * lb4_count_new_flow. */

@@ -38,9 +38,10 @@ static __always_inline int nat4_rewrite_addr(struct __sk_buff *skb, const struct
 	return bpf_skb_store_bytes(skb, pkt->l3_off + addr_off, &to, sizeof(to), 0);
 }
 
-/* @port_off: 0 for the source port, 2 for the destination port (TCP, UDP and SCTP agree). */
-static __always_inline int nat4_rewrite_port(struct __sk_buff *skb, const struct packet *pkt,
-					     __u32 port_off, __be16 from, __be16 to)
+/* @port_off: 0 for the source port, 2 for the destination port (TCP, UDP and SCTP agree).
+ * Family-neutral (no pseudo-header part): nat6.h uses it too. */
+static __always_inline int nat_rewrite_port(struct __sk_buff *skb, const struct packet *pkt,
+					    __u32 port_off, __be16 from, __be16 to)
 {
 	int csum_off = l4_csum_off(pkt->l4_proto);
 	int err;
@@ -80,12 +81,12 @@ static __always_inline int nat4_rewrite(struct __sk_buff *skb, const struct pack
 	if (!l4_has_ports(pkt->l4_proto))
 		return 0;
 	if (to->sport != pkt->sport) {
-		err = nat4_rewrite_port(skb, pkt, 0, pkt->sport, to->sport);
+		err = nat_rewrite_port(skb, pkt, 0, pkt->sport, to->sport);
 		if (err)
 			return err;
 	}
 	if (to->dport != pkt->dport) {
-		err = nat4_rewrite_port(skb, pkt, 2, pkt->dport, to->dport);
+		err = nat_rewrite_port(skb, pkt, 2, pkt->dport, to->dport);
 		if (err)
 			return err;
 	}

@@ -40,7 +40,7 @@
 
 #include "compiler.h"
 #include "counters.h"
-#include "lb6.h" /* ip6_copy, ip6_is_zero (ip6.h once bpf6's service path is in) */
+#include "ip6.h"
 #include "parse.h"
 #include "reject6.h"
 #include "tunnel.h"
@@ -172,6 +172,28 @@ struct tunnel6_route {
 	__u16 has_mac; /* dmac/smac are the neighbour's and ours */
 	__u32 dsr_opt; /* TUNNEL6_DSR_OPT_LEN when the DSR option goes in, else 0 */
 };
+
+/* A send's working state, per CPU: the route and what the tunnel carries would not fit the
+ * BPF stack on top of the hook's and the flow stage's frames (as weir_ct6_scratch). Never
+ * pinned: per object. */
+struct tunnel6_scratch {
+	struct tunnel6_route rt;
+	struct tunnel6_meta meta;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tunnel6_scratch);
+} weir_tunnel6_scratch SEC(".maps");
+
+static __always_inline struct tunnel6_scratch *tunnel6_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&weir_tunnel6_scratch, &zero);
+}
 
 /* The bytes encapsulation adds in front of the inner IPv6 packet toward @rt. */
 static __always_inline __u32 tunnel6_overhead(const struct tunnel6_route *rt)
@@ -501,10 +523,16 @@ __weir_slow_path int tunnel6_decap(struct __sk_buff *skb, struct packet *pkt)
 	return 0;
 }
 
+/* not a TC verdict: the packet is too big for the tunnel, and the hook answers it
+ * (tunnel6_too_big_at_hook, with the MTU in the scratch's route): Packet Too Big's quote on top
+ * of the flow stages' frames would not fit the BPF stack */
+#define WEIR_TC_TOO_BIG_PENDING 0x7ffd
+
 /**
  * tunnel6_send_prepare - the first half of sending @pkt (not yet rewritten) into the tunnel
- * toward @node: the route, and the packet too big for it answered (Packet Too Big, as the
- * client sent it). The caller then NATs (tunnel mode) and calls tunnel6_send_finish.
+ * toward @node: the route into @rt (the scratch's). A packet too big for it is left to the hook
+ * (*verdict WEIR_TC_TOO_BIG_PENDING), to be answered as the client sent it. The caller then
+ * NATs (tunnel mode) and calls tunnel6_send_finish.
  * Returns 0, or the reason the packet did not go (with *verdict set).
  */
 static __always_inline enum weir_reason tunnel6_send_prepare(struct __sk_buff *skb,
@@ -512,12 +540,11 @@ static __always_inline enum weir_reason tunnel6_send_prepare(struct __sk_buff *s
 							     const weir_ip6 *node, __u8 mode,
 							     struct tunnel6_route *rt, int *verdict)
 {
-	int reason, ret;
+	int reason;
 
 	reason = tunnel6_route(skb, pkt, node, mode == WEIR_TUNNEL_MODE_DSR, rt);
 	if (reason == WEIR_REASON_TUNNEL_FRAG_NEEDED) {
-		ret = tunnel6_packet_too_big(skb, pkt, rt->mtu);
-		*verdict = ret < 0 ? WEIR_TC_DROP : ret;
+		*verdict = WEIR_TC_TOO_BIG_PENDING;
 		return WEIR_REASON_TUNNEL_FRAG_NEEDED;
 	}
 	if (reason) {
@@ -525,6 +552,22 @@ static __always_inline enum weir_reason tunnel6_send_prepare(struct __sk_buff *s
 		return reason;
 	}
 	return 0;
+}
+
+/* The hook's half of a packet too big for the tunnel (*verdict WEIR_TC_TOO_BIG_PENDING): ICMPv6
+ * Packet Too Big back to its sender, with the MTU tunnel6_route left in the scratch. */
+static __always_inline void tunnel6_too_big_at_hook(struct __sk_buff *skb, const struct packet *pkt,
+						    int *verdict)
+{
+	struct tunnel6_scratch *s;
+	int ret = -1;
+
+	if (*verdict != WEIR_TC_TOO_BIG_PENDING)
+		return;
+	s = tunnel6_scratch();
+	if (s)
+		ret = tunnel6_packet_too_big(skb, pkt, s->rt.mtu);
+	*verdict = ret < 0 ? WEIR_TC_DROP : ret;
 }
 
 /* The second half: encapsulate, count, redirect. Returns 0 or the reason to drop. */

@@ -7,7 +7,7 @@
 export type IpFamily = 4 | 6;
 
 /** IP protocol numbers (IANA), by the name the model and the CLI use. */
-export const IPPROTO = { ICMP: 1, TCP: 6, UDP: 17, SCTP: 132 } as const;
+export const IPPROTO = { ICMP: 1, TCP: 6, UDP: 17, SCTP: 132, ICMPV6: 58 } as const;
 export type IpProtocolName = keyof typeof IPPROTO;
 
 const PROTOCOL_NAMES = new Map<number, string>(Object.entries(IPPROTO).map(([name, n]) => [n, name.toLowerCase()]));

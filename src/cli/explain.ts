@@ -9,11 +9,20 @@ import { policyMaps } from '../dataplane/loader.js';
 import { directionText } from '../dataplane/policy-verdict.js';
 import { explain, TCP, type ExplainMaps, type ExplainQuery, type Explanation, type Flow, type Rewrite } from '../dataplane/explain.js';
 import { backendFlags, frontendFlags, protocolName, protocolNumber, tcpFlagString } from './decode.js';
-import { canonicalIp } from '../bpf/ip.js';
+import { canonicalIp, type IpFamily } from '../bpf/ip.js';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
 import { stateOptions, withOpenMaps, type StateOptions } from './state.js';
 
-const ICMP_TYPES: Record<string, number> = { 'echo-reply': 0, 'dest-unreachable': 3, 'echo-request': 8, 'time-exceeded': 11, 'parameter-problem': 12 };
+/** --icmp-type names per family, and the error types a --quote goes with */
+const ICMP_TYPES: Record<IpFamily, Record<string, number>> = {
+  4: { 'echo-reply': 0, 'dest-unreachable': 3, 'echo-request': 8, 'time-exceeded': 11, 'parameter-problem': 12 },
+  6: { 'dest-unreachable': 1, 'packet-too-big': 2, 'time-exceeded': 3, 'parameter-problem': 4, 'echo-request': 128, 'echo-reply': 129 },
+};
+const ICMP_ERRORS: Record<IpFamily, readonly number[]> = { 4: [3, 11, 12], 6: [1, 2, 3, 4] };
+const ICMP_PROTO: Record<IpFamily, number> = { 4: 1, 6: 58 };
+const isIcmp = (p: number) => p === 1 || p === 58;
+/** `address:port`, an IPv6 address in brackets */
+const hostPort = (address: string, port: number | string) => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
 
 export interface ExplainOptions {
   sport?: string;
@@ -51,44 +60,72 @@ function parseTcpFlags(v: string): number {
   return bits;
 }
 
-function parseIcmpType(v: string): number {
-  const n = ICMP_TYPES[v] ?? (/^\d+$/.test(v) ? Number(v) : NaN);
-  if (!(n >= 0 && n < 256)) throw new CliError(`--icmp-type ${v}: ${Object.keys(ICMP_TYPES).join(', ')} or a number`);
+function parseIcmpType(v: string, family: IpFamily): number {
+  const n = ICMP_TYPES[family][v] ?? (/^\d+$/.test(v) ? Number(v) : NaN);
+  if (!(n >= 0 && n < 256)) throw new CliError(`--icmp-type ${v}: ${Object.keys(ICMP_TYPES[family]).join(', ')} or a number`);
   return n;
 }
 
-/** `SRC:SPORT,DST:DPORT/PROTO`, the quoted packet of an ICMP error (ICMP quotes: the echo identifier as both ports). */
-function parseQuote(v: string): Flow {
-  const m = /^([\d.]+):(\d+),([\d.]+):(\d+)\/(\w+)$/.exec(v);
-  const protocol = m ? protocolNumber(m[5]!) : undefined;
-  if (!m || canonicalIp(m[1]!, 4) === null || canonicalIp(m[3]!, 4) === null || protocol === undefined)
-    throw new CliError(`--quote ${v}: use SRC:SPORT,DST:DPORT/PROTO, e.g. 198.18.1.10:40000,198.18.2.20:8080/tcp`);
-  return { src: m[1]!, sport: port(m[2]!, '--quote port'), dst: m[3]!, dport: port(m[4]!, '--quote port'), protocol };
+/** The family of an address, and its canonical text (what the maps' codecs print); null: not an address. */
+function addressOf(v: string): { family: IpFamily; address: string } | null {
+  for (const family of [4, 6] as const) {
+    const address = canonicalIp(v, family);
+    if (address !== null) return { family, address };
+  }
+  return null;
+}
+
+/** `SRC:SPORT,DST:DPORT/PROTO` (IPv6: `[SRC]:SPORT,[DST]:DPORT/PROTO`), the quoted packet of an ICMP error (ICMP quotes: the echo identifier as both ports). */
+function parseQuote(v: string, family: IpFamily): Flow {
+  const m = /^\[?([\da-fA-F.:]+?)\]?:(\d+),\[?([\da-fA-F.:]+?)\]?:(\d+)\/(\w+)$/.exec(v);
+  let protocol = m ? protocolNumber(m[5]!) : undefined;
+  if (protocol === 1 && family === 6) protocol = 58;
+  const src = m ? canonicalIp(m[1]!, family) : null;
+  const dst = m ? canonicalIp(m[3]!, family) : null;
+  if (!m || src === null || dst === null || protocol === undefined)
+    throw new CliError(
+      `--quote ${v}: use SRC:SPORT,DST:DPORT/PROTO in the packet's family, e.g. 198.18.1.10:40000,198.18.2.20:8080/tcp or [2001:2::10]:40000,[2001:2:1::20]:8080/tcp`,
+    );
+  return { src, sport: port(m[2]!, '--quote port'), dst, dport: port(m[4]!, '--quote port'), protocol };
 }
 
 export function parseQuery(src: string, dst: string, portProto: string, o: ExplainOptions): ExplainQuery {
-  if (canonicalIp(src, 4) === null) throw new CliError(`source ${src}: an IPv4 address`);
-  if (canonicalIp(dst, 4) === null) throw new CliError(`destination ${dst}: an IPv4 address`);
+  const s = addressOf(src);
+  const d = addressOf(dst);
+  if (!s) throw new CliError(`source ${src}: an IPv4 or IPv6 address`);
+  if (!d) throw new CliError(`destination ${dst}: an IPv4 or IPv6 address`);
+  if (s.family !== d.family) throw new CliError(`${src} -> ${dst}: source and destination of one family`);
+  const family = d.family;
   const m = /^(\d+)(?:\/(\w+))?$/.exec(portProto);
   const dport = m ? Number(m[1]) : NaN;
   if (!m || dport > 65535) throw new CliError(`${portProto}: use PORT/PROTO, e.g. 80/tcp`);
-  const protocol = protocolNumber(m[2] ?? 'tcp');
+  let protocol = protocolNumber(m[2] ?? 'tcp');
   if (protocol === undefined) throw new CliError(`${portProto}: protocol tcp, udp, sctp or icmp`);
+  if (family === 6 && protocol === 1) protocol = 58; // icmp of an IPv6 packet is ICMPv6
   const from = o.from ?? 'auto';
   if (!['pod', 'external', 'auto'].includes(from)) throw new CliError(`--from ${from}: pod, external or auto`);
-  const q: ExplainQuery = { src, dst, dport, protocol, from: from === 'auto' ? (looksLikeLocalPod(src) ? 'pod' : 'external') : (from as 'pod' | 'external') };
+  const q: ExplainQuery = {
+    src: s.address,
+    dst: d.address,
+    dport,
+    protocol,
+    from: from === 'auto' ? (looksLikeLocalPod(s.address) ? 'pod' : 'external') : (from as 'pod' | 'external'),
+  };
   if (o.sport !== undefined) q.sport = port(o.sport, '--sport');
   if (o.tcpFlags !== undefined) {
     if (protocol !== 6) throw new CliError('--tcp-flags: only for tcp');
     q.tcpFlags = parseTcpFlags(o.tcpFlags);
   }
   if (o.icmpType !== undefined) {
-    if (protocol !== 1) throw new CliError('--icmp-type: only for icmp');
-    q.icmpType = parseIcmpType(o.icmpType);
+    if (protocol !== ICMP_PROTO[family]) throw new CliError('--icmp-type: only for icmp');
+    q.icmpType = parseIcmpType(o.icmpType, family);
   }
   if (o.quote !== undefined) {
-    if (![3, 11, 12].includes(q.icmpType ?? -1)) throw new CliError('--quote: only with --icmp-type dest-unreachable, time-exceeded or parameter-problem');
-    q.quote = parseQuote(o.quote);
+    if (!ICMP_ERRORS[family].includes(q.icmpType ?? -1))
+      throw new CliError(
+        `--quote: only with --icmp-type dest-unreachable, time-exceeded${family === 6 ? ', parameter-problem or packet-too-big' : ' or parameter-problem'}`,
+      );
+    q.quote = parseQuote(o.quote, family);
   }
   return q;
 }
@@ -107,30 +144,32 @@ export function queryArgs(q: ExplainQuery): string[] {
         .join(',') || 'none',
     );
   if (q.icmpType !== undefined) args.push('--icmp-type', String(q.icmpType));
-  if (q.quote) args.push('--quote', `${q.quote.src}:${q.quote.sport},${q.quote.dst}:${q.quote.dport}/${protocolName(q.quote.protocol)}`);
+  if (q.quote) args.push('--quote', `${hostPort(q.quote.src, q.quote.sport)},${hostPort(q.quote.dst, q.quote.dport)}/${protocolName(q.quote.protocol)}`);
   return args;
 }
 
 function describe(q: ExplainQuery, e: Explanation): string {
   // no --sport: any source port, which the rewrite keeps ("*")
-  const sportOf = (r: Rewrite) => (q.sport === undefined && q.protocol !== 1 && r.sport === 0 ? '*' : r.sport);
-  const tuple = (r: Rewrite) => `${r.saddr}:${sportOf(r)} -> ${r.daddr}:${r.dport}`;
+  const sportOf = (r: Rewrite) => (q.sport === undefined && !isIcmp(q.protocol) && r.sport === 0 ? '*' : r.sport);
+  const tuple = (r: Rewrite) => `${hostPort(r.saddr, sportOf(r))} -> ${hostPort(r.daddr, r.dport)}`;
   const lines: string[] = [];
-  const what = q.protocol === 6 ? ` [${tcpFlagString(q.tcpFlags ?? TCP.syn)}]` : q.protocol === 1 ? ` type ${q.icmpType ?? 8}` : '';
+  const what =
+    q.protocol === 6 ? ` [${tcpFlagString(q.tcpFlags ?? TCP.syn)}]` : isIcmp(q.protocol) ? ` type ${q.icmpType ?? (q.protocol === 1 ? 8 : 128)}` : '';
   const from = q.from === 'pod' ? 'from a local pod' : 'from outside the node';
-  const sport = q.sport !== undefined ? `:${q.sport}` : '';
-  lines.push(`packet ${q.src}${sport} -> ${q.dst}:${q.dport}/${protocolName(q.protocol)}${what}, first met by ${e.hook} (${from})`);
+  const src = q.sport !== undefined ? hostPort(q.src, q.sport) : q.src;
+  lines.push(`packet ${src} -> ${hostPort(q.dst, q.dport)}/${protocolName(q.protocol)}${what}, first met by ${e.hook} (${from})`);
   if (e.frontend) {
     const f = e.frontend;
     const flags = frontendFlags(f.flags).join(',') || '-';
-    lines.push(`frontend  ${f.address}:${f.port}/${protocolName(f.protocol)} scope=${f.scope} id=${f.id} backends=${f.backendCount} flags=${flags}`);
+    lines.push(`frontend  ${hostPort(f.address, f.port)}/${protocolName(f.protocol)} scope=${f.scope} id=${f.id} backends=${f.backendCount} flags=${flags}`);
     for (const c of e.candidates)
       lines.push(
-        `  slot ${c.slot}  ${c.address}:${c.port}  ${backendFlags((c.local ? 1 : 0) | (c.terminating ? 2 : 0)).join(',') || 'remote'}${c.tunnelTo ? `  via tunnel to ${c.tunnelTo}` : ''}`,
+        `  slot ${c.slot}  ${hostPort(c.address, c.port)}  ${backendFlags((c.local ? 1 : 0) | (c.terminating ? 2 : 0)).join(',') || 'remote'}${c.tunnelTo ? `  via tunnel to ${c.tunnelTo}` : ''}`,
       );
   } else lines.push('frontend  none');
-  if (e.affinity) lines.push(`affinity  ${e.affinity.backend}:${e.affinity.port} idle ${e.affinity.idleS.toFixed(1)} s${e.affinity.fresh ? '' : ' (expired)'}`);
-  for (const f of e.flows) lines.push(`flow      :${f.sport} -> ${f.backend}:${f.backendPort} (conntrack)`);
+  if (e.affinity)
+    lines.push(`affinity  ${hostPort(e.affinity.backend, e.affinity.port)} idle ${e.affinity.idleS.toFixed(1)} s${e.affinity.fresh ? '' : ' (expired)'}`);
+  for (const f of e.flows) lines.push(`flow      :${f.sport} -> ${hostPort(f.backend, f.backendPort)} (conntrack)`);
   if (e.policy) lines.push(...policyLines(q, e));
   lines.push(`verdict   ${e.verdict}${e.tc ? ` (tc ${e.tc}, counted as ${e.reason})` : ''}`);
   for (const o of e.outcomes.length > 1 || !e.tc ? e.outcomes : []) {
@@ -139,7 +178,7 @@ function describe(q: ExplainQuery, e: Explanation): string {
   }
   if (e.rewrite) lines.push(`leaves as ${tuple(e.rewrite)}`);
   const quote = e.outcomes[0]?.quote;
-  if (quote) lines.push(`quote as  ${quote.saddr}:${quote.sport} -> ${quote.daddr}:${quote.dport}`);
+  if (quote) lines.push(`quote as  ${hostPort(quote.saddr, quote.sport)} -> ${hostPort(quote.daddr, quote.dport)}`);
   for (const n of e.notes) lines.push(`  - ${n}`);
   return lines.join('\n');
 }
@@ -152,7 +191,7 @@ function policyLines(q: ExplainQuery, e: Explanation): string[] {
     return ['policy    not decided: the policy stage does not see this packet (an ICMP error, a reject, a mid-stream segment to a Service)'];
   const lines: string[] = [];
   for (const d of p.decisions) {
-    const to = d.backend ? `${d.backend.slot !== undefined ? `slot ${d.backend.slot} ` : ''}${d.dst}:${d.backend.port}` : `${d.dst}:${q.dport}`;
+    const to = d.backend ? `${d.backend.slot !== undefined ? `slot ${d.backend.slot} ` : ''}${hostPort(d.dst, d.backend.port)}` : hostPort(d.dst, q.dport);
     lines.push(`policy    ${to}/${protocolName(d.protocol)}: ${d.verdict}${d.reason ? ` (${d.reason})` : ''}`);
     for (const [name, dir] of [
       ['egress ', d.egress],
@@ -174,8 +213,11 @@ export function registerExplainCommand(program: Command): void {
     .option('--sport <port>', 'source port of a flow under way (looks up its conntrack entry)')
     .option('--from <where>', 'pod (hook from_pod), external (hook from_host), or auto (a source with a host route to a workload interface is a pod)', 'auto')
     .option('--tcp-flags <list>', 'TCP flags of the packet, e.g. syn, ack, syn,ack, fin,ack, none (default syn: a new connection)')
-    .option('--icmp-type <type>', 'icmp: echo-request (default), echo-reply, dest-unreachable, time-exceeded, parameter-problem or a number')
-    .option('--quote <tuple>', 'ICMP errors: the quoted packet, SRC:SPORT,DST:DPORT/PROTO')
+    .option(
+      '--icmp-type <type>',
+      'icmp: echo-request (default), echo-reply, dest-unreachable, time-exceeded, parameter-problem, packet-too-big (IPv6) or a number',
+    )
+    .option('--quote <tuple>', 'ICMP errors: the quoted packet, SRC:SPORT,DST:DPORT/PROTO (IPv6: [SRC]:SPORT,[DST]:DPORT/PROTO)')
     .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
     .action((src: string, dst: string, portProto: string, o: StateOptions & ExplainOptions & { output: OutputFormat }) => {
       const q = parseQuery(src, dst, portProto, o);
@@ -187,6 +229,17 @@ export function registerExplainCommand(program: Command): void {
           conntrack: typedMap(open('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
           sourceRanges: typedMap(open('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),
           ...(pinned.has('weir_tunnel4') ? { tunnel: typedMap(open('weir_tunnel4'), codecFor('weir_tunnel4_key'), codecFor('weir_tunnel4')) } : {}),
+          ...(pinned.has('weir_frontend6')
+            ? {
+                ipv6: {
+                  frontends: typedMap(open('weir_frontend6'), codecFor('weir_frontend6_key'), codecFor('weir_frontend6')),
+                  backends: typedMap(open('weir_backend6'), codecFor('weir_backend6_key'), codecFor('weir_backend6')),
+                  affinity: typedMap(open('weir_affinity6'), codecFor('weir_affinity6_key'), codecFor('weir_affinity6')),
+                  conntrack: typedMap(open('weir_ct6'), codecFor('weir_ct6_key'), codecFor('weir_ct6')),
+                  sourceRanges: typedMap(open('weir_lb_src6'), codecFor('weir_lb_src6_key'), u8),
+                },
+              }
+            : {}),
           ...(pinned.has('weir_endpoints4') ? { policy: policyMaps(open, (n) => pinned.has(n)) } : {}),
         };
         const e = explain(maps, q);

@@ -10,7 +10,7 @@
 import { enums, type TypedMap } from '../bpf/index.js';
 import type { WeirAffinity4, WeirAffinity4Key, WeirBackend4, WeirBackend4Key } from '../bpf/index.js';
 import type { WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key, WeirLbSrc4Key, WeirTunnel4, WeirTunnel4Key } from '../bpf/index.js';
-import { cidrContains } from '../bpf/ip.js';
+import { cidrContains, type IpFamily } from '../bpf/ip.js';
 import { policyDecision, type PolicyDecision } from './policy-verdict.js';
 import { PolicyNames, type PolicyReadMaps } from './policy-view.js';
 
@@ -19,15 +19,32 @@ const BF = enums.weir_backend_flags;
 const CF = enums.weir_ct_flags;
 const SCOPE = enums.weir_frontend_scope;
 
-const IPPROTO_ICMP = 1;
 const IPPROTO_TCP = 6;
 const IPPROTO_SCTP = 132;
-const ICMP_ECHO = 8;
-const ICMP_ERRORS = new Set([3, 11, 12]); // destination unreachable, time exceeded, parameter problem
+
+/** What differs between the families for the service path: the ICMP of the family (lib/lb.h, lb6.h, icmp_error.h, icmp6_error.h). */
+interface FamilyRules {
+  family: IpFamily;
+  /** IPPROTO_ICMP or IPPROTO_ICMPV6 */
+  icmp: number;
+  /** the echo request type, the only ICMP message that starts a flow */
+  echo: number;
+  /** the error types translated back for NAT'd flows */
+  errors: ReadonlySet<number>;
+  /** the all-zero address (no tunnel node) */
+  any: string;
+}
+const RULES: Record<IpFamily, FamilyRules> = {
+  // destination unreachable, time exceeded, parameter problem
+  4: { family: 4, icmp: 1, echo: 8, errors: new Set([3, 11, 12]), any: '0.0.0.0' },
+  // destination unreachable, packet too big, time exceeded, parameter problem
+  6: { family: 6, icmp: 58, echo: 128, errors: new Set([1, 2, 3, 4]), any: '::' },
+};
 /** TCP flag bits as in the header's byte 13 (lib/conntrack.h CT_TCP_*) */
 export const TCP = { fin: 0x01, syn: 0x02, rst: 0x04, psh: 0x08, ack: 0x10, urg: 0x20 } as const;
 
-export interface ExplainMaps {
+/** One family's service maps as explain reads them: the codecs give both families' entries the same shape, addresses as text. */
+export interface ServiceReadMaps {
   frontends: TypedMap<WeirFrontend4Key, WeirFrontend4>;
   backends: TypedMap<WeirBackend4Key, WeirBackend4>;
   affinity: TypedMap<WeirAffinity4Key, WeirAffinity4>;
@@ -36,11 +53,17 @@ export interface ExplainMaps {
   sourceRanges: TypedMap<WeirLbSrc4Key, number>;
   /** weir_tunnel4: pod addresses on other nodes (forwarding through the tunnel); absent: not shown */
   tunnel?: TypedMap<WeirTunnel4Key, WeirTunnel4>;
+}
+
+/** The IPv4 maps, the IPv6 ones and the policy maps. */
+export interface ExplainMaps extends ServiceReadMaps {
+  /** the IPv6 service maps (weir_frontend6, ...); absent: IPv6 packets are not explained */
+  ipv6?: ServiceReadMaps;
   /** the NetworkPolicy maps; absent: no policy verdict */
   policy?: PolicyReadMaps;
 }
 
-/** An IPv4 flow's tuple; ICMP echo carries its identifier in both ports (as the parser does). */
+/** A flow's tuple (either family); ICMP echo carries its identifier in both ports (as the parser does). */
 export interface Flow {
   src: string;
   dst: string;
@@ -150,19 +173,19 @@ const synOnly = (flags: number) => (flags & (TCP.syn | TCP.ack)) === TCP.syn;
 const synAck = (flags: number) => (flags & (TCP.syn | TCP.ack)) === (TCP.syn | TCP.ack);
 
 /** The packet as the parser sees it: ICMP echo identifier in both ports. */
-function wireFlow(q: ExplainQuery): Flow {
-  const sport = q.protocol === IPPROTO_ICMP ? q.dport : (q.sport ?? 0);
+function wireFlow(q: ExplainQuery, r: FamilyRules): Flow {
+  const sport = q.protocol === r.icmp ? q.dport : (q.sport ?? 0);
   return { src: q.src, dst: q.dst, sport, dport: q.dport, protocol: q.protocol };
 }
 
 const keyOf = (f: Flow): WeirCt4Key => ({ saddr: f.src, daddr: f.dst, sport: f.sport, dport: f.dport, protocol: f.protocol });
 
 /** nat4_target_of_ct + nat4_rewrite: ICMP keeps its identifier, other protocols take the entry's ports. */
-function rewriteOf(p: Flow, ct: WeirCt4): Rewrite {
+function rewriteOf(p: Flow, ct: WeirCt4, r: FamilyRules): Rewrite {
   const to = unchanged(p);
   if (ct.flags & CF.WEIR_CT_SNAT) [to.saddr, to.sport] = [ct.nat_saddr, ct.nat_sport];
   if (ct.flags & CF.WEIR_CT_DNAT) [to.daddr, to.dport] = [ct.nat_daddr, ct.nat_dport];
-  if (p.protocol === IPPROTO_ICMP) [to.sport, to.dport] = [p.sport, p.dport];
+  if (p.protocol === r.icmp) [to.sport, to.dport] = [p.sport, p.dport];
   return to;
 }
 
@@ -176,13 +199,24 @@ function finish(out: Explanation): Explanation {
   return out;
 }
 
+/** The family of an address as text (an IPv6 address has a colon). */
+const familyOf = (address: string): IpFamily => (address.includes(':') ? 6 : 4);
+
 export function explain(maps: ExplainMaps, q: ExplainQuery): Explanation {
-  const out = explainService(maps, q);
-  return maps.policy ? withPolicy(maps.policy, q, out) : out;
+  const r = RULES[familyOf(q.dst)];
+  const family = r.family === 6 ? maps.ipv6 : maps;
+  if (!family) {
+    const out: Explanation = { hook: q.from === 'pod' ? 'from_pod' : 'from_host', verdict: 'pass', outcomes: [], candidates: [], flows: [], notes: [] };
+    out.notes.push('no IPv6 service maps are pinned (a release without IPv6): weir leaves the packet alone');
+    out.outcomes.push({ tc: 'pass', reason: 'pass', rewrite: unchanged(wireFlow(q, r)) });
+    return finish(out);
+  }
+  const out = explainService(family, q, r);
+  return maps.policy ? withPolicy(maps.policy, q, out, r) : out;
 }
 
 /** The new flows' policy verdicts, a denied one becoming the program's drop (policy4_new_flow). */
-function withPolicy(maps: PolicyReadMaps, q: ExplainQuery, out: Explanation): Explanation {
+function withPolicy(maps: PolicyReadMaps, q: ExplainQuery, out: Explanation, r: FamilyRules): Explanation {
   const names = PolicyNames.lazy(maps);
   const policy: PolicyExplanation = { stage: 'none', decisions: [] };
   out.policy = policy;
@@ -190,7 +224,7 @@ function withPolicy(maps: PolicyReadMaps, q: ExplainQuery, out: Explanation): Ex
     policy.stage = 'cached';
     return out;
   }
-  const p = wireFlow(q);
+  const p = wireFlow(q, r);
   for (const [i, o] of out.outcomes.entries()) {
     let d: PolicyExplanation['decisions'][number];
     if (o.backend && o.rewrite && (o.reason === 'service_nat' || o.reason === 'hairpin')) {
@@ -215,15 +249,15 @@ function withPolicy(maps: PolicyReadMaps, q: ExplainQuery, out: Explanation): Ex
   return finish(out);
 }
 
-function explainService(maps: ExplainMaps, q: ExplainQuery): Explanation {
+function explainService(maps: ServiceReadMaps, q: ExplainQuery, r: FamilyRules): Explanation {
   const hook = q.from === 'pod' ? 'from_pod' : 'from_host';
   const out: Explanation = { hook, verdict: 'pass', outcomes: [], candidates: [], flows: [], notes: [] };
-  const p = wireFlow(q);
+  const p = wireFlow(q, r);
   const tcpFlags = q.protocol === IPPROTO_TCP ? (q.tcpFlags ?? TCP.syn) : 0;
-  const icmpType = q.protocol === IPPROTO_ICMP ? (q.icmpType ?? ICMP_ECHO) : -1;
+  const icmpType = q.protocol === r.icmp ? (q.icmpType ?? r.echo) : -1;
 
   // 0. an ICMP error about a NAT'd flow is translated back, whatever else matches
-  if (ICMP_ERRORS.has(icmpType)) return finish(explainIcmpError(maps, p, q.quote, out));
+  if (r.errors.has(icmpType)) return finish(explainIcmpError(maps, p, q.quote, out, r));
 
   // 1. conntrack on the wire tuple, with the two rules that set an entry aside
   const ct = maps.conntrack.get(keyOf(p));
@@ -239,10 +273,10 @@ function explainService(maps: ExplainMaps, q: ExplainQuery): Explanation {
     } else {
       const reply = (ct.flags & CF.WEIR_CT_REPLY) !== 0;
       out.verdict = 'established';
-      out.outcomes.push({ tc: ct.ifindex ? 'redirect' : 'pass', reason: reply ? 'reverse_nat' : 'nat_established', rewrite: rewriteOf(p, ct) });
+      out.outcomes.push({ tc: ct.ifindex ? 'redirect' : 'pass', reason: reply ? 'reverse_nat' : 'nat_established', rewrite: rewriteOf(p, ct, r) });
       const direction = reply ? 'reply direction' : 'original direction';
       out.notes.push(`conntrack has this flow (${direction}): the packet is rewritten as the entry says, whatever the frontend says now`);
-      if (ct.tunnel_node !== '0.0.0.0') {
+      if (ct.tunnel_node !== r.any) {
         const dsr = (ct.flags & CF.WEIR_CT_DSR) !== 0;
         out.notes.push(
           reply
@@ -258,10 +292,10 @@ function explainService(maps: ExplainMaps, q: ExplainQuery): Explanation {
 
   // 2. the frontend: from_host tries the external (Local policy) scope first; ICMP only for echo requests, port 0
   const scopes = hook === 'from_host' ? [SCOPE.WEIR_SCOPE_EXTERNAL, SCOPE.WEIR_SCOPE_INTERNAL] : [SCOPE.WEIR_SCOPE_INTERNAL];
-  const fePort = p.protocol === IPPROTO_ICMP ? 0 : p.dport;
+  const fePort = p.protocol === r.icmp ? 0 : p.dport;
   let fe: WeirFrontend4 | undefined;
   let scope: number = SCOPE.WEIR_SCOPE_INTERNAL;
-  if (p.protocol !== IPPROTO_ICMP || icmpType === ICMP_ECHO) {
+  if (p.protocol !== r.icmp || icmpType === r.echo) {
     for (const s of scopes) {
       fe = maps.frontends.get({ address: p.dst, port: fePort, protocol: p.protocol, scope: s });
       if (fe) {
@@ -272,7 +306,7 @@ function explainService(maps: ExplainMaps, q: ExplainQuery): Explanation {
   }
   if (!fe) {
     if (out.verdict !== 'established') {
-      const why = p.protocol === IPPROTO_ICMP && icmpType !== ICMP_ECHO ? ' (only echo requests start ICMP flows)' : '';
+      const why = p.protocol === r.icmp && icmpType !== r.echo ? ' (only echo requests start ICMP flows)' : '';
       out.notes.push(`${p.dst}:${fePort} is not a frontend on this node${why}: weir leaves the packet alone`);
       out.outcomes.push({ tc: 'pass', reason: 'pass', rewrite: unchanged(p) });
     }
@@ -298,7 +332,7 @@ function explainService(maps: ExplainMaps, q: ExplainQuery): Explanation {
     else {
       const [local, terminating] = [(b.flags & BF.WEIR_BACKEND_LOCAL) !== 0, (b.flags & BF.WEIR_BACKEND_TERMINATING) !== 0];
       // from_host sends a flow to a backend on another node through the tunnel (lib/forward.h)
-      const remote = hook === 'from_host' ? maps.tunnel?.get({ prefixlen: 32, address: b.address }) : undefined;
+      const remote = hook === 'from_host' ? maps.tunnel?.get({ prefixlen: r.family === 6 ? 128 : 32, address: b.address }) : undefined;
       out.candidates.push({ slot, address: b.address, port: b.port, local, terminating, ...(remote ? { tunnelTo: remote.node_ip } : {}) });
     }
   }
@@ -313,19 +347,20 @@ function explainService(maps: ExplainMaps, q: ExplainQuery): Explanation {
   out.flows.sort((a, b) => a.sport - b.sport);
 
   if (out.verdict === 'established') return finish(out);
-  newFlow(maps, q, p, tcpFlags, fe, slots, out);
+  newFlow(maps, q, p, tcpFlags, fe, slots, out, r);
   return finish(out);
 }
 
 /** lb4_new_flow: the first packet of a flow to frontend @fe. */
 function newFlow(
-  maps: ExplainMaps,
+  maps: ServiceReadMaps,
   q: ExplainQuery,
   p: Flow,
   tcpFlags: number,
   fe: WeirFrontend4,
   slots: Array<WeirBackend4 | undefined>,
   out: Explanation,
+  r: FamilyRules,
 ): void {
   if (fe.flags & FF.WEIR_FRONTEND_SOURCE_RANGES) {
     // the prefixes of this frontend, matched here by hand (the programs ask the LPM trie)
@@ -389,14 +424,14 @@ function newFlow(
     );
   if (q.from === 'pod' && !(fe.flags & FF.WEIR_FRONTEND_AFFINITY))
     out.notes.push('a pod socket under the connect-time LB gets the same choice in connect(), with no per-packet NAT');
-  for (const { slot, be } of picks) out.outcomes.push(natTo(p, slot, be));
+  for (const { slot, be } of picks) out.outcomes.push(natTo(p, slot, be, r));
 }
 
 /** The rest of lb4_new_flow for one backend choice. */
-function natTo(p: Flow, slot: number | undefined, be: WeirBackend4 | undefined): Outcome {
+function natTo(p: Flow, slot: number | undefined, be: WeirBackend4 | undefined, r: FamilyRules): Outcome {
   if (!be) return { tc: 'drop', reason: 'backend_missing' };
   const backend = { ...(slot !== undefined ? { slot } : {}), address: be.address, port: be.port };
-  const dport = p.protocol === IPPROTO_ICMP || !be.port ? p.dport : be.port;
+  const dport = p.protocol === r.icmp || !be.port ? p.dport : be.port;
   if (p.protocol === IPPROTO_SCTP && dport !== p.dport) return { tc: 'drop', reason: 'sctp_port_rewrite', backend }; // SCTP's CRC covers the ports
   const hairpin = be.address === p.src;
   const rewrite = { saddr: hairpin ? p.dst : p.src, daddr: be.address, sport: p.sport, dport };
@@ -404,23 +439,23 @@ function natTo(p: Flow, slot: number | undefined, be: WeirBackend4 | undefined):
 }
 
 /** ct4_reply_is_stale: the reply entry or its forward partner saw FIN/RST, or the partner is gone. */
-function replyIsStale(maps: ExplainMaps, ct: WeirCt4): boolean {
+function replyIsStale(maps: ServiceReadMaps, ct: WeirCt4): boolean {
   if (closed(ct)) return true;
   const fwd = maps.conntrack.get({ saddr: ct.nat_daddr, daddr: ct.nat_saddr, sport: ct.nat_dport, dport: ct.nat_sport, protocol: IPPROTO_TCP });
   return !fwd || closed(fwd);
 }
 
 /** icmp4_error_revnat: the quote's tuple swapped is the key of the entry for the error's direction. */
-function explainIcmpError(maps: ExplainMaps, p: Flow, quote: Flow | undefined, out: Explanation): Explanation {
+function explainIcmpError(maps: ServiceReadMaps, p: Flow, quote: Flow | undefined, out: Explanation, r: FamilyRules): Explanation {
   const pass = () => out.outcomes.push({ tc: 'pass', reason: 'pass', rewrite: unchanged(p) });
   if (!quote) {
     out.notes.push('an ICMP error: which flow it is about is in the quoted packet (give --quote); without one weir translates nothing');
     pass();
     return out;
   }
-  const icmpQuote = quote.protocol === IPPROTO_ICMP;
+  const icmpQuote = quote.protocol === r.icmp;
   const key: WeirCt4Key = { saddr: quote.dst, daddr: quote.src, sport: quote.dport, dport: quote.sport, protocol: quote.protocol };
-  const ct = [6, 17, 132, IPPROTO_ICMP].includes(quote.protocol) ? maps.conntrack.get(key) : undefined;
+  const ct = [6, 17, 132, r.icmp].includes(quote.protocol) ? maps.conntrack.get(key) : undefined;
   if (!ct) {
     out.notes.push('an ICMP error about a flow weir did not NAT: left alone');
     pass();

@@ -74,7 +74,7 @@ export const OBJECTS = {
     knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled'],
   },
   // the IPv6 programs after the IPv4 ones in the same TCX chains (bpf-c/from_pod6.c, from_host6.c)
-  from_pod6: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'policy_enabled', 'policy_stats_enabled'] },
+  from_pod6: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled'] },
   to_pod: { knobs: [] },
   from_host: {
     knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled'],

@@ -1,12 +1,24 @@
-// Shared dataplane for the service tests (service-cases, service-sock, lb-stats, the CLI
-// tests): from_pod, from_host and to_pod loaded into one private bpffs (their maps shared by
-// pin name, as in production), seen through src/bpf's typed maps, packets run through
-// BPF_PROG_TEST_RUN, counters read as {hook: {reason: packets}}.
+// Shared dataplane for the service tests (service-cases, service6-cases, service-sock,
+// lb-stats, the CLI tests): from_pod, from_host, their IPv6 programs from_pod6 and from_host6,
+// and to_pod loaded into one private bpffs (their maps shared by pin name, as in production),
+// seen through src/bpf's typed maps, packets run through BPF_PROG_TEST_RUN, counters read as
+// {hook: {reason: packets}}. A service or conntrack entry goes to its family's maps by its
+// address (addService, conntrackOf).
 
 import { join } from 'node:path';
 import { BpfObject, codecFor, enums, typedMap, u8, type ConstValue, type TypedMap } from '../../src/bpf/index.js';
 import type { WeirAffinity4, WeirAffinity4Key, WeirBackend4, WeirBackend4Key, WeirCt4, WeirCt4Key } from '../../src/bpf/index.js';
 import type { WeirFrontend4, WeirFrontend4Key, WeirLbSrc4Key } from '../../src/bpf/index.js';
+import type {
+  WeirAffinity6,
+  WeirAffinity6Key,
+  WeirBackend6,
+  WeirBackend6Key,
+  WeirCt6,
+  WeirCt6Key,
+  WeirFrontend6,
+  WeirFrontend6Key,
+} from '../../src/bpf/index.js';
 import { sourceRangeKey } from '../../src/dataplane/reconcile.js';
 import { counterTotals, readCounters, resetCounters } from '../../src/dataplane/counters.js';
 import type { ExplainMaps } from '../../src/dataplane/explain.js';
@@ -14,7 +26,7 @@ import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 
 export const OBJ_DIR = join(process.cwd(), 'build', 'bpf');
 
-export const IPPROTO = { icmp: 1, tcp: 6, udp: 17, sctp: 132 } as const;
+export const IPPROTO = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58, sctp: 132 } as const;
 export const TC = { pass: 0, drop: 2, redirect: 7 } as const;
 
 /** flag names as the tests write them: WEIR_CT_HAIRPIN is ctFlag.hairpin */
@@ -24,7 +36,13 @@ function lowerNames(e: Record<string, number>, prefix: string): Record<string, n
 export const ctFlag = lowerNames(enums.weir_ct_flags, 'WEIR_CT_');
 export const frontendFlag = lowerNames(enums.weir_frontend_flags, 'WEIR_FRONTEND_');
 
-const PROGRAMS = { fromPod: ['from_pod', 'weir_from_pod'], fromHost: ['from_host', 'weir_from_host'], toPod: ['to_pod', 'weir_to_pod'] } as const;
+const PROGRAMS = {
+  fromPod: ['from_pod', 'weir_from_pod'],
+  fromHost: ['from_host', 'weir_from_host'],
+  toPod: ['to_pod', 'weir_to_pod'],
+  fromPod6: ['from_pod6', 'weir_from_pod6'],
+  fromHost6: ['from_host6', 'weir_from_host6'],
+} as const;
 export type ProgramKey = keyof typeof PROGRAMS;
 
 export interface ServiceDataplane extends ExplainMaps {
@@ -35,11 +53,18 @@ export interface ServiceDataplane extends ExplainMaps {
   affinity: TypedMap<WeirAffinity4Key, WeirAffinity4>;
   conntrack: TypedMap<WeirCt4Key, WeirCt4>;
   sourceRanges: TypedMap<WeirLbSrc4Key, number>;
+  /** the IPv6 maps (lib/lb6.h, lib/conntrack6.h) */
+  v6: {
+    frontends: TypedMap<WeirFrontend6Key, WeirFrontend6>;
+    backends: TypedMap<WeirBackend6Key, WeirBackend6>;
+    affinity: TypedMap<WeirAffinity6Key, WeirAffinity6>;
+    conntrack: TypedMap<WeirCt6Key, WeirCt6>;
+  };
   run(prog: ProgramKey, data: Buffer): { retval: number; data: Buffer };
   /** counters summed over CPUs, as {hook: {reason: packets}} for non-zero slots only */
   counters(): Record<string, Record<string, number>>;
   resetCounters(): void;
-  /** empty every service map (frontends, backends, affinity, conntrack) and the counters */
+  /** empty every service map (frontends, backends, affinity, conntrack; weir_lb_stats6 too) and the counters */
   reset(): void;
   close(): Promise<void>;
 }
@@ -61,6 +86,7 @@ export function loadServiceDataplane(consts: Record<string, ConstValue> = {}): S
     throw e;
   }
   const map = objects.fromPod.map.bind(objects.fromPod);
+  const map6 = objects.fromPod6.map.bind(objects.fromPod6);
   const counterMap = map('weir_counters');
   const dp: ServiceDataplane = {
     bpffs,
@@ -70,6 +96,12 @@ export function loadServiceDataplane(consts: Record<string, ConstValue> = {}): S
     affinity: typedMap(map('weir_affinity4'), codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
     conntrack: typedMap(map('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
     sourceRanges: typedMap(map('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),
+    v6: {
+      frontends: typedMap(map6('weir_frontend6'), codecFor('weir_frontend6_key'), codecFor('weir_frontend6')),
+      backends: typedMap(map6('weir_backend6'), codecFor('weir_backend6_key'), codecFor('weir_backend6')),
+      affinity: typedMap(map6('weir_affinity6'), codecFor('weir_affinity6_key'), codecFor('weir_affinity6')),
+      conntrack: typedMap(map6('weir_ct6'), codecFor('weir_ct6_key'), codecFor('weir_ct6')),
+    },
     run(prog, data) {
       const r = objects[prog].program(PROGRAMS[prog][1]).testRun({ data, dataSizeOut: data.length + 256 });
       return { retval: r.retval, data: r.data };
@@ -81,6 +113,10 @@ export function loadServiceDataplane(consts: Record<string, ConstValue> = {}): S
       clear(dp.backends);
       clear(dp.affinity);
       clear(dp.conntrack);
+      for (const m of Object.values(dp.v6)) clear(m as TypedMap<unknown, unknown>);
+      const stats6 = map6('weir_lb_stats6'); // per CPU: no typed map; its counts start from zero per case
+      const keys6 = stats6.lookupBatch().map(([k]) => k);
+      if (keys6.length) stats6.deleteBatch(keys6);
       // an LPM trie has no batch delete
       for (const k of [...dp.sourceRanges.keys()]) dp.sourceRanges.delete(k);
       dp.resetCounters();
@@ -108,20 +144,40 @@ export interface ServiceSpec {
   backends: { address: string; port: number; missing?: boolean }[];
 }
 
-/** Program one frontend and its backend slots, as the reconciler would (slots, then count). */
+/** An IPv6 address (text), as the codecs write them. */
+export const isIPv6 = (address: string): boolean => address.includes(':');
+
+/** Program one frontend and its backend slots, as the reconciler would (slots, then count), in the maps of its address's family. */
 export function addService(dp: ServiceDataplane, s: ServiceSpec): void {
+  if (isIPv6(s.address)) return addService6(dp, s);
   s.backends.forEach((b, slot) => {
     if (b.missing) dp.backends.delete({ frontend_id: s.id, slot });
     else dp.backends.set({ frontend_id: s.id, slot }, { address: b.address, port: b.port, flags: 0 });
   });
   for (const cidr of s.sourceRanges ?? []) dp.sourceRanges.set(sourceRangeKey(s.id, cidr)!, 1);
-  const flags = (s.flags ?? []).reduce((bits, f) => {
+  dp.frontends.set(
+    { address: s.address, port: s.port, protocol: s.protocol ?? IPPROTO.tcp, scope: s.scope === 'external' ? 1 : 0 },
+    { id: s.id, backend_count: s.backends.length, flags: flagBits(s), affinity_timeout: s.affinityTimeout ?? 0 },
+  );
+}
+
+function flagBits(s: ServiceSpec): number {
+  return (s.flags ?? []).reduce((bits, f) => {
     const bit = frontendFlag[f];
     if (bit === undefined) throw new Error(`unknown frontend flag ${f}`);
     return bits | bit;
   }, 0);
-  dp.frontends.set(
+}
+
+/** addService for an IPv6 frontend (weir_frontend6, weir_backend6). Source ranges are IPv4-only here. */
+function addService6(dp: ServiceDataplane, s: ServiceSpec): void {
+  if (s.sourceRanges?.length) throw new Error('addService: IPv6 source ranges are not written by the fixture');
+  s.backends.forEach((b, slot) => {
+    if (b.missing) dp.v6.backends.delete({ frontend_id: s.id, slot });
+    else dp.v6.backends.set({ frontend_id: s.id, slot }, { address: b.address, port: b.port, flags: 0 });
+  });
+  dp.v6.frontends.set(
     { address: s.address, port: s.port, protocol: s.protocol ?? IPPROTO.tcp, scope: s.scope === 'external' ? 1 : 0 },
-    { id: s.id, backend_count: s.backends.length, flags, affinity_timeout: s.affinityTimeout ?? 0 },
+    { id: s.id, backend_count: s.backends.length, flags: flagBits(s), affinity_timeout: s.affinityTimeout ?? 0 },
   );
 }

@@ -178,7 +178,12 @@ test('bad arguments: one line, exit 1', () => {
     assert.equal(r.code, 1);
     assert.equal(r.stderr.trim(), line);
   };
-  bad(['198.18.1.10', 'nope', '80/tcp'], 'weir: destination nope: an IPv4 address');
+  bad(['198.18.1.10', 'nope', '80/tcp'], 'weir: destination nope: an IPv4 or IPv6 address');
+  bad(['198.18.1.10', '2001:2::10', '80/tcp'], 'weir: 198.18.1.10 -> 2001:2::10: source and destination of one family');
+  bad(
+    ['2001:2::1', '2001:2::10', '0/icmp', '--icmp-type', 'echo-request', '--quote', '[2001:2::1]:1,[2001:2::2]:2/tcp'],
+    'weir: --quote: only with --icmp-type dest-unreachable, time-exceeded, parameter-problem or packet-too-big',
+  );
   bad(
     ['198.18.1.10', '198.19.0.10', '80/tcp', '--tcp-flags', 'syn,oops'],
     'weir: --tcp-flags syn,oops: a list of fin, syn, rst, psh, ack, urg (e.g. syn,ack), or none',
