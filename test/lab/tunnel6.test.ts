@@ -24,6 +24,7 @@ import { sleep } from '../lib/proc.js';
 
 const OBJ_DIR = join(process.cwd(), 'build', 'bpf');
 const NODEPORT = 30096;
+const IPERF_NODEPORT = 30097;
 const FRONTEND_ID = 7;
 type Mode = 'tunnel' | 'dsr';
 type Counters = Record<string, Record<string, number>>;
@@ -81,6 +82,7 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
       backend = await lab.pod(node2, 'be-remote');
       assert.ok(backend.ip6, 'the pod has an IPv6 address');
       await backend.ns.echoServer({ name: 'be-remote', port: 8080 });
+      await backend.ns.iperfServer({ port: 5201 });
       client = await lab.external('client', { address: '198.18.0.100/24', address6: '2001:2::100/64' });
       dp1 = new NodeDataplane(lab, node1, mode);
       dp2 = new NodeDataplane(lab, node2, mode);
@@ -88,15 +90,18 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
       dp2.attach('eth0', 'host');
       dp2.attach(backend.hostIfname, 'pod');
       // the NodePort on node1's IPv6 address, its one backend on node2 (the reconciler's entries)
-      dp1
-        .map('weir_backend6', 'weir_backend6_key', 'weir_backend6')
-        .set({ frontend_id: FRONTEND_ID, slot: 0 }, { address: backend.ip6!, port: 8080, flags: 0, pad: 0 });
-      dp1
-        .map('weir_frontend6', 'weir_frontend6_key', 'weir_frontend6')
-        .set(
-          { address: node1.address6!, port: NODEPORT, protocol: 6, scope: 0 },
-          { id: FRONTEND_ID, backend_count: 1, flags: enums.weir_frontend_flags.WEIR_FRONTEND_NODEPORT, affinity_timeout: 0, pad: 0 },
-        );
+      for (const [id, port, target] of [
+        [FRONTEND_ID, NODEPORT, 8080],
+        [FRONTEND_ID + 1, IPERF_NODEPORT, 5201],
+      ] as const) {
+        dp1.map('weir_backend6', 'weir_backend6_key', 'weir_backend6').set({ frontend_id: id, slot: 0 }, { address: backend.ip6!, port: target, flags: 0, pad: 0 });
+        dp1
+          .map('weir_frontend6', 'weir_frontend6_key', 'weir_frontend6')
+          .set(
+            { address: node1.address6!, port, protocol: 6, scope: 0 },
+            { id, backend_count: 1, flags: enums.weir_frontend_flags.WEIR_FRONTEND_NODEPORT, affinity_timeout: 0, pad: 0 },
+          );
+      }
       // each node the other's peer, under both underlay families (node-maps.ts's weir_nodes4/6)
       for (const [dp, peer] of [
         [dp1, node2],
@@ -169,5 +174,22 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
         }
       });
     }
+
+    test(`MTU (${mode}): a client sending full-size IPv6 packets (no GSO) gets Packet Too Big from node1 (MTU 1500 - 70${mode === 'dsr' ? ' - 24' : ''} over the IPv6 underlay) and completes its transfer`, async () => {
+      const mtu = 1500 - 70 - (mode === 'dsr' ? 24 : 0);
+      dp1.map('weir_tunnel6', 'weir_tunnel6_key', 'weir_tunnel6').set({ prefixlen: 64, address: '2001:2:0:2::' }, { node_ip: node2.address6!, flags: 1 });
+      const small = await lab.external('client-nogso', { address: '198.18.0.101/24', address6: '2001:2::101/64' });
+      await small.ns.exec('ethtool', ['-K', small.ifname, 'gso', 'off', 'tso', 'off']);
+      const before = dp1.counters();
+      const r = await small.ns.exec('iperf3', ['-c', node1.address6!, '-p', String(IPERF_NODEPORT), '-b', '200M', '-n', '4M', '-J'], { timeoutMs: 30_000 });
+      const j = JSON.parse(r.stdout) as { end: { sum_sent: { bytes: number }; sum_received: { bytes: number; bits_per_second: number } } };
+      assert.ok(j.end.sum_sent.bytes >= 4 * 1024 * 1024, `transfer completed: ${j.end.sum_sent.bytes} bytes sent`);
+      assert.ok(j.end.sum_received.bytes >= 0.9 * 4 * 1024 * 1024, `received ${j.end.sum_received.bytes} bytes`);
+      const tooBig = delta(dp1.counters(), before, 'from_host', 'tunnel_frag_needed');
+      assert.ok(tooBig >= 1, 'node1 sent Packet Too Big');
+      const route = await small.ns.exec('ip', ['-6', 'route', 'get', node1.address6!]);
+      console.log(`# ${(j.end.sum_received.bits_per_second / 1e6).toFixed(0)} Mbit/s without GSO; Packet Too Big sent ${tooBig}x; client's route cache: ${route.stdout.trim().replace(/\s+/g, ' ')}`);
+      assert.match(route.stdout, new RegExp(`mtu ${mtu}\\b`), 'the client learned the path MTU');
+    });
   });
 }
