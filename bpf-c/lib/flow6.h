@@ -279,7 +279,7 @@ __weir_slow_path int flow6_reject(struct __sk_buff *skb, const struct packet *pk
  * its entry is written; it goes as a later packet would. A global function: the lookup's key
  * is not on the hook's frame. */
 __weir_slow_path int flow6_tunnel_first(struct __sk_buff *skb, const struct packet *pkt,
-					 __u32 reason, __u32 hook, int *verdict)
+					__u32 reason, __u32 hook, int *verdict)
 {
 	struct weir_ct6 *ct;
 	int sent;
@@ -335,10 +335,10 @@ __weir_slow_path int flow6_tunnel_new(struct __sk_buff *skb, const struct packet
 	}
 	forward6_plan(skb, flow, WEIR_HOOK_TUNNEL); /* the local redirect only */
 	/* DSR: the replies go to the client from here; tunnel: back through the tunnel */
-	flow->reply_ifindex = flow->nat_flags ? forward6_egress(skb, flow->orig.daddr,
-								flow->orig.saddr,
-								flow->orig.protocol)
-					      : 0;
+	flow->reply_ifindex = flow->nat_flags
+				      ? forward6_egress(skb, flow->orig.daddr, flow->orig.saddr,
+							flow->orig.protocol)
+				      : 0;
 	if (ct6_create(flow, pkt, bpf_ktime_get_ns())) {
 		*verdict = WEIR_TC_DROP;
 		return WEIR_REASON_CT_CREATE_FAILED;

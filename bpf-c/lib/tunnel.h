@@ -155,7 +155,8 @@ static __always_inline void tunnel_vxlan_fill(struct tunnel_vxlan *vx, __u8 mode
 /* Whether @vx (the 8 bytes after the outer UDP header) is weir's: the I flag, weir's VNI. */
 static __always_inline int tunnel_vxlan_is_weirs(const struct tunnel_vxlan *vx)
 {
-	return (vx->flags & bpf_htonl(VXLAN_FLAG_VNI)) && vx->vni == bpf_htonl(WEIR_TUNNEL_VNI << 8);
+	return (vx->flags & bpf_htonl(VXLAN_FLAG_VNI)) &&
+	       vx->vni == bpf_htonl(WEIR_TUNNEL_VNI << 8);
 }
 
 /* The mode the inner Ethernet header says (anything but weir's DSR mark is tunnel mode). */
@@ -181,7 +182,8 @@ static __always_inline void tunnel4_outer_fill(struct iphdr *ip, struct udphdr *
 	ip->version = 4;
 	ip->ihl = 5;
 	ip->tot_len = bpf_htons(outer_len);
-	ip->frag_off = bpf_htons(0x4000); /* DF: fragmentation is the sender's, through frag needed */
+	ip->frag_off =
+		bpf_htons(0x4000); /* DF: fragmentation is the sender's, through frag needed */
 	ip->ttl = 64;
 	ip->protocol = IPPROTO_UDP;
 	ip->saddr = src;

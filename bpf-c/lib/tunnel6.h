@@ -571,11 +571,9 @@ static __always_inline void tunnel6_too_big_at_hook(struct __sk_buff *skb, const
 }
 
 /* The second half: encapsulate, count, redirect. Returns 0 or the reason to drop. */
-static __always_inline enum weir_reason tunnel6_send_finish(struct __sk_buff *skb,
-							    const struct packet *pkt,
-							    const struct tunnel6_route *rt,
-							    const struct tunnel6_meta *meta,
-							    __u32 hook, int *verdict)
+static __always_inline enum weir_reason
+tunnel6_send_finish(struct __sk_buff *skb, const struct packet *pkt, const struct tunnel6_route *rt,
+		    const struct tunnel6_meta *meta, __u32 hook, int *verdict)
 {
 	int ret = tunnel6_encap(skb, pkt, rt, meta);
 

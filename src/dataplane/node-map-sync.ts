@@ -144,9 +144,7 @@ export class NodeMapSync {
   }
 
   private summary(r: NodeMapResult): Record<string, unknown> {
-    const skipped = this.last
-      .flatMap((w) => [...w.skipped].map(([k, v]) => `${this.last.length > 1 ? `ipv${w.family}:` : ''}${k}:${v}`))
-      .join(',');
+    const skipped = this.last.flatMap((w) => [...w.skipped].map(([k, v]) => `${this.last.length > 1 ? `ipv${w.family}:` : ''}${k}:${v}`)).join(',');
     return { writes: r.writes, errors: r.errors, peers: r.peers, prefixes: r.prefixes, skipped: skipped || undefined };
   }
 }

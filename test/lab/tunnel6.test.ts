@@ -35,11 +35,16 @@ class NodeDataplane {
   readonly objects: Record<string, BpfObject> = {};
   readonly links: TcAttachment[] = [];
 
-  constructor(lab: Lab, readonly node: LabNode, mode: Mode) {
+  constructor(
+    lab: Lab,
+    readonly node: LabNode,
+    mode: Mode,
+  ) {
     const pinDir = join(lab.bpffs, node.name);
     mkdirSync(pinDir, { recursive: true });
     const consts = { external_service_mode: enums.weir_tunnel_mode[mode === 'dsr' ? 'WEIR_TUNNEL_MODE_DSR' : 'WEIR_TUNNEL_MODE_TUNNEL'] };
-    for (const name of ['from_host', 'from_host6', 'from_pod', 'from_pod6']) this.objects[name] = BpfObject.load(join(OBJ_DIR, `${name}.o`), { pinDir, consts });
+    for (const name of ['from_host', 'from_host6', 'from_pod', 'from_pod6'])
+      this.objects[name] = BpfObject.load(join(OBJ_DIR, `${name}.o`), { pinDir, consts });
   }
 
   /** The IPv4 program then the IPv6 one, on the same TCX hook (the IPv4 one hands IPv6 over). */
@@ -94,7 +99,9 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
         [FRONTEND_ID, NODEPORT, 8080],
         [FRONTEND_ID + 1, IPERF_NODEPORT, 5201],
       ] as const) {
-        dp1.map('weir_backend6', 'weir_backend6_key', 'weir_backend6').set({ frontend_id: id, slot: 0 }, { address: backend.ip6!, port: target, flags: 0, pad: 0 });
+        dp1
+          .map('weir_backend6', 'weir_backend6_key', 'weir_backend6')
+          .set({ frontend_id: id, slot: 0 }, { address: backend.ip6!, port: target, flags: 0, pad: 0 });
         dp1
           .map('weir_frontend6', 'weir_frontend6_key', 'weir_frontend6')
           .set(
@@ -130,9 +137,13 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
           .set({ prefixlen: 64, address: '2001:2:0:2::' }, { node_ip: underlay === 4 ? v4Mapped(node2.address) : node2.address6!, flags: 1 });
         const filter = underlay === 4 ? `udp and dst port 4789 and src host ${node1.address}` : `ip6 and udp and dst port 4789 and src host ${node1.address6}`;
         const wire = node2.ns.spawn('tcpdump', ['-i', node2.ifname, '-n', '-l', '-c', '3', filter], { label: 'tcpdump tunnel' });
-        const direct = node2.ns.spawn('tcpdump', ['-i', node2.ifname, '-Q', 'out', '-n', '-l', `ip6 and tcp and src host ${node1.address6} and src port ${NODEPORT}`], {
-          label: 'tcpdump dsr',
-        });
+        const direct = node2.ns.spawn(
+          'tcpdump',
+          ['-i', node2.ifname, '-Q', 'out', '-n', '-l', `ip6 and tcp and src host ${node1.address6} and src port ${NODEPORT}`],
+          {
+            label: 'tcpdump dsr',
+          },
+        );
         await sleep(500);
         const c1 = dp1.counters();
         const c2 = dp2.counters();
@@ -155,7 +166,9 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
         const fromFrontend = direct.stdout.split('\n').filter((l) => l.includes(`> ${client.address6}.`)).length;
         const d1 = dp1.counters();
         const d2 = dp2.counters();
-        console.log(`# node1 from_host ${JSON.stringify(d1.from_host)}; node2 from_host ${JSON.stringify(d2.from_host)} from_pod ${JSON.stringify(d2.from_pod)}`);
+        console.log(
+          `# node1 from_host ${JSON.stringify(d1.from_host)}; node2 from_host ${JSON.stringify(d2.from_host)} from_pod ${JSON.stringify(d2.from_pod)}`,
+        );
         assert.equal(delta(d1, c1, 'from_host', 'service_nat'), 10, 'node1 chose the backend for each connection');
         assert.ok(delta(d1, c1, 'from_host', 'tunnel_encap') >= 10 * 3, 'node1 encapsulated every client packet');
         assert.ok(delta(d2, c2, 'from_host', 'tunnel_decap') >= 10 * 3, 'node2 decapsulated them');
@@ -188,7 +201,9 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
       const tooBig = delta(dp1.counters(), before, 'from_host', 'tunnel_frag_needed');
       assert.ok(tooBig >= 1, 'node1 sent Packet Too Big');
       const route = await small.ns.exec('ip', ['-6', 'route', 'get', node1.address6!]);
-      console.log(`# ${(j.end.sum_received.bits_per_second / 1e6).toFixed(0)} Mbit/s without GSO; Packet Too Big sent ${tooBig}x; client's route cache: ${route.stdout.trim().replace(/\s+/g, ' ')}`);
+      console.log(
+        `# ${(j.end.sum_received.bits_per_second / 1e6).toFixed(0)} Mbit/s without GSO; Packet Too Big sent ${tooBig}x; client's route cache: ${route.stdout.trim().replace(/\s+/g, ' ')}`,
+      );
       assert.match(route.stdout, new RegExp(`mtu ${mtu}\\b`), 'the client learned the path MTU');
     });
   });

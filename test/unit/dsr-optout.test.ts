@@ -23,8 +23,15 @@ test('each prefix goes into its family map; stale entries go; a family without a
   assert.deepEqual(keys(v4), ['198.18.0.100/32']);
   assert.deepEqual(keys(v6), ['2001:2:ff::/48', '2001:2:ff::101/128']);
   assert.deepEqual(r, { written: 4, skipped: [] });
-  assert.equal(syncDsrOptout({ 4: typed(v4), 6: typed(v6) }, ['198.18.0.100/32', '2001:2:ff::/48', '2001:2:ff::101/128'], log).written, 0, 'a restart with the same flag writes nothing');
+  assert.equal(
+    syncDsrOptout({ 4: typed(v4), 6: typed(v6) }, ['198.18.0.100/32', '2001:2:ff::/48', '2001:2:ff::101/128'], log).written,
+    0,
+    'a restart with the same flag writes nothing',
+  );
   const only4 = syncDsrOptout({ 4: typed(v4) }, ['198.18.0.100/32', '2001:2:ff::/48'], log);
   assert.deepEqual(only4.skipped, ['2001:2:ff::/48']);
-  assert.ok(lines.some((l) => l.includes('dsr optout cidrs skipped') && l.includes('2001:2:ff::/48')), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => l.includes('dsr optout cidrs skipped') && l.includes('2001:2:ff::/48')),
+    lines.join('\n'),
+  );
 });
