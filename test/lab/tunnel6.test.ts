@@ -188,7 +188,17 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
       });
     }
 
-    test(`MTU (${mode}): a client sending full-size IPv6 packets (no GSO) gets Packet Too Big from node1 (MTU 1500 - 70${mode === 'dsr' ? ' - 24' : ''} over the IPv6 underlay) and completes its transfer`, async () => {
+    test(`throughput (${mode}): iperf3 through the tunnel in both directions, over the IPv6 underlay`, async () => {
+      dp1.map('weir_tunnel6', 'weir_tunnel6_key', 'weir_tunnel6').set({ prefixlen: 64, address: '2001:2:0:2::' }, { node_ip: node2.address6!, flags: 1 });
+      for (const reverse of [false, true]) {
+        // capped: veths share per-CPU backlogs, and an unbounded flood drops packets of other labs
+        const r = await client.ns.iperfClient(node1.address6!, { port: IPERF_NODEPORT, seconds: 2, bitrate: '1G', reverse });
+        console.log(`# iperf3 IPv6 (${mode}) ${reverse ? 'backend -> client' : 'client -> backend'}: ${(r.receivedBitsPerSecond / 1e6).toFixed(0)} Mbit/s`);
+        assert.ok(r.receivedBitsPerSecond > 0, `${reverse ? '-R' : ''}: nothing arrived`);
+      }
+    });
+
+    test(`MTU (${mode}): a client sending full-size IPv6 packets (no GSO) gets Packet Too Big from node1 (MTU 1500 - 70${mode === 'dsr' ? ' - 24' : ''} over the IPv6 underlay) and completes its transfer${mode === 'tunnel' ? "; the backend's full-size replies get it from node2" : ''}`, async () => {
       const mtu = 1500 - 70 - (mode === 'dsr' ? 24 : 0);
       dp1.map('weir_tunnel6', 'weir_tunnel6_key', 'weir_tunnel6').set({ prefixlen: 64, address: '2001:2:0:2::' }, { node_ip: node2.address6!, flags: 1 });
       const small = await lab.external('client-nogso', { address: '198.18.0.101/24', address6: '2001:2::101/64' });
@@ -205,6 +215,24 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
         `# ${(j.end.sum_received.bits_per_second / 1e6).toFixed(0)} Mbit/s without GSO; Packet Too Big sent ${tooBig}x; client's route cache: ${route.stdout.trim().replace(/\s+/g, ' ')}`,
       );
       assert.match(route.stdout, new RegExp(`mtu ${mtu}\\b`), 'the client learned the path MTU');
+      if (mode === 'tunnel') {
+        // the other way: the backend's full-size replies do not fit the tunnel back to node1;
+        // node2's from_pod6 sends it Packet Too Big (the MTU without DSR's option)
+        // a client that has not learned the path MTU yet (its MSS lets the backend send 1500 bytes)
+        const fresh = await lab.external('client-fresh', { address: '198.18.0.102/24', address6: '2001:2::102/64' });
+        await backend.ns.exec('ethtool', ['-K', backend.ifname, 'gso', 'off', 'tso', 'off']);
+        const b2 = dp2.counters();
+        const rev = await fresh.ns.exec('iperf3', ['-c', node1.address6!, '-p', String(IPERF_NODEPORT), '-b', '200M', '-n', '4M', '-R', '-J'], {
+          timeoutMs: 30_000,
+        });
+        const jr = JSON.parse(rev.stdout) as { end: { sum_received: { bytes: number } } };
+        assert.ok(jr.end.sum_received.bytes >= 0.9 * 4 * 1024 * 1024, `-R received ${jr.end.sum_received.bytes} bytes`);
+        const replyTooBig = delta(dp2.counters(), b2, 'from_pod', 'tunnel_frag_needed');
+        const podRoute = await backend.ns.exec('ip', ['-6', 'route', 'get', fresh.address6!]);
+        console.log(`# node2 sent the backend Packet Too Big ${replyTooBig}x; its route cache: ${podRoute.stdout.trim().replace(/\s+/g, ' ')}`);
+        assert.ok(replyTooBig >= 1, 'node2 sent the backend Packet Too Big');
+        assert.match(podRoute.stdout, /mtu 1430\b/, 'the backend learned the path MTU');
+      }
     });
   });
 }
