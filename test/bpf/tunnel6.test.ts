@@ -247,4 +247,24 @@ describe('IPv6 through the tunnel (tunnel6.h), byte for byte', () => {
     const c = counters();
     assert.equal(c.from_host?.tunnel_decap, 1, JSON.stringify(c));
   });
+
+  test('figures: the median time of one run of each end (printed, not asserted: benches measure)', () => {
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const time = (node: LabNode, prog: BpfProgram, data: Buffer, ifindex: number) => {
+      const ns: number[] = [];
+      for (let i = 0; i < 500; i++) ns.push(run(node, prog, data, ifindex).durationNs);
+      return median(ns);
+    };
+    const rows: string[] = [];
+    for (const [label, input] of [
+      ['tunnel, IPv4 underlay', synTo(CLIENT_OPTOUT, POD_V4U, 16).build()],
+      ['tunnel, IPv6 underlay', synTo(CLIENT_OPTOUT, POD_V6U, 16).build()],
+      ['DSR, IPv6 underlay', synTo(CLIENT, '2001:2::1', 16).build()],
+    ] as const) {
+      const out = run(node1, send1, input, eth1);
+      assert.equal(out.retval, TC_REDIRECT, label);
+      rows.push(`${label}: encapsulate ${time(node1, send1, input, eth1)} ns, decapsulate ${time(node2, recv2, out.data, eth2)} ns`);
+    }
+    for (const r of rows) console.log(`# ${r}`);
+  });
 });
