@@ -25,4 +25,13 @@ static __always_inline int ip6_is_zero(const void *a)
 	return (x[0] | x[1] | x[2] | x[3]) == 0;
 }
 
+/* ::ffff:a.b.c.d (RFC 4291 2.5.5.2): an IPv4 address in IPv6 form, as a dual-stack socket dials
+ * an IPv4 service (sock_lb.c) or weir_ct6.tunnel_node names an IPv4 underlay node */
+static __always_inline int ip6_is_v4_mapped(const void *a)
+{
+	const __u32 *x = a;
+
+	return x[0] == 0 && x[1] == 0 && x[2] == bpf_htonl(0xffff);
+}
+
 #endif

@@ -2,6 +2,8 @@
 // the ABI enums (BTF), so a new flag in C shows up here without a hand-kept table.
 
 import { enums } from '../bpf/index.js';
+import { ipFamilyOf, type IpFamily } from '../bpf/ip.js';
+import { addressPort } from '../dataplane/frontend-entries.js';
 
 // protocol numbers <-> names: the one table, next to the one IP parser
 export { protocolName, protocolNumber } from '../bpf/ip.js';
@@ -46,11 +48,28 @@ export function ageSeconds(stampNs: bigint, now = process.hrtime.bigint()): numb
   return Number((now - stampNs) / 1_000_000n) / 1000;
 }
 
+/** The family as operators and Kubernetes (`ipFamilies`) name it: `IPv4`, `IPv6`. */
+export const familyName = (f: IpFamily): string => `IPv${f}`;
+
+/** `198.18.1.10:8080`, `[2001:2:1::10]:8080`: an endpoint of either family, as printed everywhere. */
+export const endpoint = (address: string, port: number): string => addressPort(ipFamilyOf(address) ?? 4, address, port);
+
+/** A tunnel node address as weir_ct4_v2 / weir_ct6 hold it, or null for none (all zero). An
+ *  IPv4 underlay in weir_ct6 is v4-mapped (::ffff:a.b.c.d): shown as the IPv4 address it is. */
+export function tunnelNode(address: string): string | null {
+  if (address === '0.0.0.0' || address === '::') return null;
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(address);
+  if (!mapped) return address;
+  const [hi, lo] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
 /** Where a conntrack entry's direction goes (the forward stage): `tunnel→NODE` (VXLAN to that
  *  node; the forward direction of a DSR flow says `dsr→NODE`), `redirect→ifindex N`
  *  (interface to interface, past the host stack), or `stack` (the kernel routes it). */
 export function ctForward(v: { tunnel_node: string; ifindex: number; flags: number }): string {
   const flags = ctFlags(v.flags);
-  if (v.tunnel_node !== '0.0.0.0') return `${flags.includes('dsr') && !flags.includes('reply') ? 'dsr' : 'tunnel'}→${v.tunnel_node}`;
+  const node = tunnelNode(v.tunnel_node);
+  if (node !== null) return `${flags.includes('dsr') && !flags.includes('reply') ? 'dsr' : 'tunnel'}→${node}`;
   return v.ifindex ? `redirect→ifindex ${v.ifindex}` : 'stack';
 }

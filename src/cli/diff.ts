@@ -1,26 +1,37 @@
 // cli/diff: `weir diff`, the desired service state from the source against the live pinned
 // maps. Desired: manifests dir -> Store -> buildServiceState -> frontendEntries, the same
 // path the daemon's reconciler takes, with node addresses read from netlink as the daemon
-// reads them (run it in the node's network namespace). Live: weir_frontend4/weir_backend4.
+// reads them (run it in the node's network namespace). Live: weir_frontend4/weir_backend4 and
+// weir_frontend6/weir_backend6 (where pinned: the IPv6 entries are compared only then).
 // A frontend is missing, extra, or different (backend count, flags, affinity timeout, or
 // its backend set: address:port and flags, compared as sets, not by id or slot).
 // Exit 0: no difference; 2: differences (1 stays "the command failed").
 
 import type { Command } from 'commander';
-import { codecFor, typedMap, type WeirBackend4, type WeirBackend4Key, type WeirFrontend4, type WeirFrontend4Key } from '../bpf/index.js';
+import type { IpFamily } from '../bpf/ip.js';
 import { parseList } from '../daemon/config.js';
 import { computeNodeNetwork } from '../dataplane/interfaces.js';
 import { dumpAddresses, dumpLinks, dumpRoutes } from '../dataplane/netlink.js';
-import { frontendEntries, frontendKeyString, type DesiredFrontend } from '../dataplane/frontend-entries.js';
+import {
+  addressPort,
+  frontendEntries,
+  frontendKeyString,
+  type BackendKey,
+  type BackendValue,
+  type DesiredFrontend,
+  type FrontendKey,
+  type FrontendValue,
+} from '../dataplane/frontend-entries.js';
 import { nodeZone } from '../model/nodes.js';
 import type { NodeContext } from '../model/service-types.js';
 import { buildServiceState } from '../model/services.js';
 import { silentLogger } from '../log.js';
 import { ManifestsSource } from '../sources/manifests.js';
 import { Store } from '../sources/store.js';
-import { backendFlags, frontendFlags, protocolName, scopeName } from './decode.js';
+import { backendFlags, endpoint, frontendFlags, protocolName, scopeName } from './decode.js';
 import { CliError, json, parseFormat, table, type OutputFormat } from './output.js';
-import { openMap, pinnedMapNames, stateOptions, type StateOptions } from './state.js';
+import { pinnedFamilies, withFamilyMap } from './services.js';
+import { pinnedMapNames, stateOptions, type StateOptions } from './state.js';
 
 /** Exit status when the maps differ from the desired state. */
 export const EXIT_DIFFERENCES = 2;
@@ -53,15 +64,16 @@ export interface DiffResult {
 }
 
 interface LiveFrontend {
-  key: WeirFrontend4Key;
-  value: WeirFrontend4;
-  backends: WeirBackend4[];
+  family: IpFamily;
+  key: FrontendKey;
+  value: FrontendValue;
+  backends: BackendValue[];
 }
 
-const frontendName = (k: WeirFrontend4Key) => `${k.address}:${k.port}/${protocolName(k.protocol)}/${scopeName(k.scope)}`;
+const frontendName = (family: IpFamily, k: FrontendKey) => `${addressPort(family, k.address, k.port)}/${protocolName(k.protocol)}/${scopeName(k.scope)}`;
 const backendName = (b: { address: string; port: number; flags: number }) => {
   const f = backendFlags(b.flags);
-  return `${b.address}:${b.port}${f.length ? `[${f.join(',')}]` : ''}`;
+  return `${endpoint(b.address, b.port)}${f.length ? `[${f.join(',')}]` : ''}`;
 };
 
 function desiredView(d: DesiredFrontend): FrontendView {
@@ -82,8 +94,8 @@ export function diffFrontends(desired: ReadonlyMap<string, DesiredFrontend>, liv
   for (const k of [...names].sort()) {
     const d = desired.get(k);
     const l = live.get(k);
-    if (d && !l) differences.push({ kind: 'missing', frontend: frontendName(d.key), service: d.serviceKey, desired: desiredView(d) });
-    else if (!d && l) differences.push({ kind: 'extra', frontend: frontendName(l.key), live: liveView(l) });
+    if (d && !l) differences.push({ kind: 'missing', frontend: frontendName(d.family, d.key), service: d.serviceKey, desired: desiredView(d) });
+    else if (!d && l) differences.push({ kind: 'extra', frontend: frontendName(l.family, l.key), live: liveView(l) });
     else if (d && l) {
       const dv = desiredView(d);
       const lv = liveView(l);
@@ -95,39 +107,43 @@ export function diffFrontends(desired: ReadonlyMap<string, DesiredFrontend>, liv
       let holes = 0;
       for (let i = 0; i < l.value.backend_count; i++) if (l.backends[i] === undefined) holes++;
       if (dv.backends.join(' ') !== lv.backends.join(' ') || holes > 0) fields.push('backends');
-      if (fields.length) differences.push({ kind: 'different', frontend: frontendName(d.key), service: d.serviceKey, fields, desired: dv, live: lv });
+      if (fields.length) differences.push({ kind: 'different', frontend: frontendName(d.family, d.key), service: d.serviceKey, fields, desired: dv, live: lv });
     }
   }
   return { desiredFrontends: desired.size, liveFrontends: live.size, differences };
 }
 
-/** The live frontends and their slots (by slot index; a hole is left undefined). */
+/** The live frontends of every pinned family and their slots (by slot index; a hole is left undefined). */
 export function readLive(o: StateOptions): Map<string, LiveFrontend> {
   pinnedMapNames(o); // no state at all: say so, rather than name a missing map
-  const fm = openMap(o, 'weir_frontend4');
-  const bm = openMap(o, 'weir_backend4');
-  try {
-    const slots = new Map<number, WeirBackend4[]>();
-    for (const [k, v] of typedMap(bm, codecFor('weir_backend4_key'), codecFor('weir_backend4')).entries() as Iterable<[WeirBackend4Key, WeirBackend4]>) {
-      let list = slots.get(k.frontend_id);
-      if (!list) slots.set(k.frontend_id, (list = []));
-      list[k.slot] = v;
-    }
-    const out = new Map<string, LiveFrontend>();
-    for (const [key, value] of typedMap(fm, codecFor('weir_frontend4_key'), codecFor('weir_frontend4')).entries() as Iterable<
-      [WeirFrontend4Key, WeirFrontend4]
-    >) {
-      out.set(frontendKeyString(4, key), { key, value, backends: slots.get(value.id) ?? [] });
-    }
-    return out;
-  } finally {
-    fm.close();
-    bm.close();
+  const out = new Map<string, LiveFrontend>();
+  for (const family of liveFamilies(o)) {
+    const slots = withFamilyMap<BackendKey, BackendValue, Map<number, BackendValue[]>>(o, family, 'backends', (entries) => {
+      const byId = new Map<number, BackendValue[]>();
+      for (const [k, v] of entries) {
+        let list = byId.get(k.frontend_id);
+        if (!list) byId.set(k.frontend_id, (list = []));
+        list[k.slot] = v;
+      }
+      return byId;
+    });
+    withFamilyMap<FrontendKey, FrontendValue, void>(o, family, 'frontends', (entries) => {
+      for (const [key, value] of entries) out.set(frontendKeyString(family, key), { family, key, value, backends: slots.get(value.id) ?? [] });
+    });
   }
+  return out;
+}
+
+/** The families whose frontend and backend maps are pinned (what the daemon can program). */
+export function liveFamilies(o: StateOptions): IpFamily[] {
+  const backends = pinnedFamilies(o, 'backends');
+  return pinnedFamilies(o, 'frontends').filter((f) => backends.includes(f));
 }
 
 export interface DesiredOptions {
   manifests: string;
+  /** the families the node's maps hold (liveFamilies); default both */
+  families?: readonly IpFamily[];
   nodeName: string;
   /** as the daemon's --nodeport-addresses / --host-interfaces */
   nodePortAddresses?: string[];
@@ -158,8 +174,8 @@ export async function desiredFrontends(o: DesiredOptions): Promise<Map<string, D
   for (const f of state.frontends.values()) {
     const entries = frontendEntries(f);
     if (typeof entries === 'string') continue; // not programmed by the daemon either
-    // IPv6 entries have no maps yet: the daemon plans them but writes IPv4 only
-    for (const e of entries) if (e.family === 4) out.set(e.keyString, e);
+    // a family without maps on this node is planned by the daemon but not written
+    for (const e of entries) if ((o.families ?? [4, 6]).includes(e.family)) out.set(e.keyString, e);
   }
   return out;
 }
@@ -202,6 +218,7 @@ export function registerDiffCommand(program: Command): void {
       const live = readLive(o);
       const desired = await desiredFrontends({
         manifests: o.manifests,
+        families: liveFamilies(o),
         nodeName: o.nodeName,
         nodePortAddresses: parseList(o.nodeportAddresses),
         hostInterfaces: parseList(o.hostInterfaces),

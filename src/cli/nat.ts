@@ -2,17 +2,21 @@
 // direction (docs/dataplane.md); this pairs each original-direction entry with the reply
 // entry its rewrite implies and shows the flow as an operator thinks of it: client ->
 // frontend -> backend (plus the translated source for hairpin/SNAT), a TCP state from the
-// flags both directions saw, age, packets and bytes each way. Read from the pinned map.
+// flags both directions saw, age, packets and bytes each way. Read from the pinned maps of
+// both families (weir_ct4_v2, weir_ct6 where pinned), one code path: rows carry a `family`.
 
 import type { Command } from 'commander';
-import type { WeirCt4, WeirCt4Key } from '../bpf/index.js';
-import { IPPROTO } from '../bpf/ip.js';
-import { ageSeconds, ctFlags, ctForward, protocolName, tcpFlagString } from './decode.js';
+import { IPPROTO, type IpFamily } from '../bpf/ip.js';
+import type { CtKey, CtValue } from '../dataplane/conntrack-gc.js';
+import { addressPort } from '../dataplane/frontend-entries.js';
+import { ageSeconds, ctFlags, ctForward, familyName, protocolName, tcpFlagString } from './decode.js';
 import { CliError, print } from './output.js';
-import { common, ctFilterFrom, withMap, type Common, type CtFilter } from './services.js';
+import { common, ctFamilies, ctFilterFrom, withFamilyMap, type Common, type CtFilter } from './services.js';
 import type { StateOptions } from './state.js';
 
 export interface NatRow {
+  /** IPv4 or IPv6: which family's conntrack map holds the flow */
+  family: string;
   protocol: string;
   client: string;
   frontend: string;
@@ -62,8 +66,9 @@ function matches(f: CtFilter, protocol: number, addresses: string[], ports: numb
   return true;
 }
 
-/** Pairs conntrack entries into flows; entries whose original direction is gone are left out. */
-export function natRowsOf(entries: ReadonlyArray<[WeirCt4Key, WeirCt4]>, f: CtFilter = {}, now = process.hrtime.bigint()): NatRow[] {
+/** Pairs one family's conntrack entries into flows; entries whose original direction is gone are left out. */
+export function natRowsOf(entries: ReadonlyArray<[CtKey, CtValue]>, f: CtFilter = {}, now = process.hrtime.bigint(), family: IpFamily = 4): NatRow[] {
+  const at = (address: string, port: number) => addressPort(family, address, port);
   const REPLY = 'reply';
   const byTuple = new Map(entries.map(([k, v]) => [tuple(k), v]));
   const rows: NatRow[] = [];
@@ -76,11 +81,12 @@ export function natRowsOf(entries: ReadonlyArray<[WeirCt4Key, WeirCt4]>, f: CtFi
     if (!matches(f, k.protocol, [k.saddr, k.daddr, v.nat_daddr, v.nat_saddr], [k.sport, k.dport, v.nat_dport, v.nat_sport])) continue;
     const tcp = k.protocol === IPPROTO.TCP;
     rows.push({
+      family: familyName(family),
       protocol: protocolName(k.protocol),
-      client: `${k.saddr}:${k.sport}`,
-      frontend: `${k.daddr}:${k.dport}`,
-      backend: `${v.nat_daddr}:${v.nat_dport}`,
-      translatedSource: snat ? `${v.nat_saddr}:${v.nat_sport}` : '',
+      client: at(k.saddr, k.sport),
+      frontend: at(k.daddr, k.dport),
+      backend: at(v.nat_daddr, v.nat_dport),
+      translatedSource: snat ? at(v.nat_saddr, v.nat_sport) : '',
       flags: flags.filter((x) => x !== 'dnat' && x !== 'snat'),
       forward: ctForward(v),
       state: tcp ? tcpState(v.tcp_flags_seen, reply?.tcp_flags_seen ?? 0) : '',
@@ -99,8 +105,10 @@ export function natRowsOf(entries: ReadonlyArray<[WeirCt4Key, WeirCt4]>, f: CtFi
   return rows.sort((a, b) => a.client.localeCompare(b.client) || a.frontend.localeCompare(b.frontend));
 }
 
+/** The NAT'd flows of both families (IPv4 first). */
 export function natRows(o: StateOptions, f: CtFilter = {}): NatRow[] {
-  return withMap<WeirCt4Key, WeirCt4, NatRow[]>(o, 'weir_ct4_v2', 'weir_ct4_key', 'weir_ct4', (entries) => natRowsOf(entries, f));
+  const now = process.hrtime.bigint();
+  return ctFamilies(o, f).flatMap((family) => withFamilyMap<CtKey, CtValue, NatRow[]>(o, family, 'conntrack', (entries) => natRowsOf(entries, f, now, family)));
 }
 
 export function registerNatCommand(program: Command): void {
@@ -111,14 +119,14 @@ export function registerNatCommand(program: Command): void {
       .description('one row per flow: client -> frontend -> backend, translated source, TCP state, age, packets both ways')
       .option('--address <ip>', 'flows with this address (client, frontend, backend or translated source)')
       .option('--port <port>', 'flows with this port')
-      .option('--protocol <proto>', 'tcp, udp, icmp, sctp or a number'),
+      .option('--protocol <proto>', 'tcp, udp, icmp, icmpv6, sctp or a number'),
   ).action((o: Common & { address?: string; port?: string; protocol?: string }) => {
     let rows: NatRow[];
     try {
       rows = natRows(o, ctFilterFrom(o));
     } catch (e) {
       if (e instanceof CliError) throw e;
-      throw new CliError(`reading weir_ct4_v2: ${(e as Error).message.split('\n')[0]}`);
+      throw new CliError(`reading the conntrack maps: ${(e as Error).message.split('\n')[0]}`);
     }
     if (o.output === 'json') return print('json', rows);
     print(

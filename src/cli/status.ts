@@ -1,5 +1,6 @@
 // cli/status: `weir status`: the daemon's /healthz and /readyz for humans, plus a few
-// headline figures from /metrics. Exit 0 when healthy and ready, 1 otherwise.
+// headline figures from /metrics (frontends in total and per family, from the entries of
+// weir_frontend4 / weir_frontend6). Exit 0 when healthy and ready, 1 otherwise.
 
 import type { Command } from 'commander';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
@@ -10,19 +11,33 @@ interface Status {
   ready: boolean;
   problems: string[];
   frontends?: number;
+  /** entries of each family's frontend map (weir_map_entries), where the daemon exports them */
+  frontendsByFamily?: Record<string, number>;
   syncs?: number;
   repairs?: number;
 }
 
-function sample(text: string, name: string): number | undefined {
+/** The sum of a metric's samples, or of those whose labels include `labels` (`map="x"`). */
+function sample(text: string, name: string, labels?: string): number | undefined {
   let sum: number | undefined;
   for (const line of text.split('\n')) {
     if (!line.startsWith(name) || line.startsWith('#')) continue;
     const rest = line.slice(name.length);
     if (rest[0] !== ' ' && rest[0] !== '{') continue;
+    if (labels && !(rest[0] === '{' && rest.slice(1, rest.indexOf('}')).split(',').includes(labels))) continue;
     sum = (sum ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
+}
+
+/** Frontends per family: the entries of weir_frontend4 and weir_frontend6 (absent: not exported). */
+function frontendsByFamily(metrics: string): Record<string, number> | undefined {
+  const out: Record<string, number> = {};
+  for (const f of [4, 6]) {
+    const n = sample(metrics, 'weir_map_entries', `map="weir_frontend${f}"`);
+    if (n !== undefined) out[`IPv${f}`] = n;
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 export async function readStatus(address: string, timeoutMs = 3000): Promise<Status> {
@@ -41,9 +56,16 @@ export async function readStatus(address: string, timeoutMs = 3000): Promise<Sta
   const problems = [...health.body.split('\n'), ...ready.body.split('\n')].map((l) => l.trim()).filter((l) => l && l !== 'ok');
   const s: Status = { address: base, healthy: health.status === 200, ready: ready.status === 200, problems };
   const frontends = sample(metrics.body, 'weir_frontends');
+  const byFamily = frontendsByFamily(metrics.body);
   const syncs = sample(metrics.body, 'weir_sync_duration_seconds_count');
   const repairs = sample(metrics.body, 'weir_resync_repairs_total');
-  return { ...s, ...(frontends !== undefined ? { frontends } : {}), ...(syncs !== undefined ? { syncs } : {}), ...(repairs !== undefined ? { repairs } : {}) };
+  return {
+    ...s,
+    ...(frontends !== undefined ? { frontends } : {}),
+    ...(byFamily ? { frontendsByFamily: byFamily } : {}),
+    ...(syncs !== undefined ? { syncs } : {}),
+    ...(repairs !== undefined ? { repairs } : {}),
+  };
 }
 
 export function registerStatusCommand(program: Command): void {
@@ -57,7 +79,10 @@ export function registerStatusCommand(program: Command): void {
       if (o.output === 'json') process.stdout.write(json(s) + '\n');
       else {
         const lines = [`weir at ${s.address}: ${s.healthy ? 'healthy' : 'UNHEALTHY'}, ${s.ready ? 'ready' : 'NOT READY'}`];
-        if (s.frontends !== undefined) lines.push(`  frontends programmed: ${s.frontends}`);
+        if (s.frontends !== undefined) {
+          const families = Object.entries(s.frontendsByFamily ?? {}).map(([f, n]) => `${f} ${n}`);
+          lines.push(`  frontends programmed: ${s.frontends}${families.length ? ` (${families.join(', ')})` : ''}`);
+        }
         if (s.syncs !== undefined) lines.push(`  syncs: ${s.syncs}, resync repairs: ${s.repairs ?? 0}`);
         for (const p of s.problems) lines.push(`  ${p}`);
         process.stdout.write(lines.join('\n') + '\n');

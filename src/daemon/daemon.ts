@@ -16,7 +16,7 @@ import { ConntrackGc } from '../dataplane/conntrack-gc.js';
 import { HealthCheckPorts } from '../dataplane/health-check-ports.js';
 import { computeNodeNetwork, type NodeNetwork } from '../dataplane/interfaces.js';
 import { takeOverKubeProxy } from '../dataplane/kube-proxy.js';
-import { loadDataplaneAsync, mapOf, type LoadedDataplane } from '../dataplane/loader.js';
+import { loadDataplaneAsync, mapOf, serviceFamilies, type LoadedDataplane } from '../dataplane/loader.js';
 import { acquireInstanceLock, type Lock } from '../dataplane/instance-lock.js';
 import { handOff, type MigrationReport } from '../dataplane/map-upgrade.js';
 import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
@@ -177,7 +177,7 @@ export class Daemon {
         this.log,
         (r) => this.metrics.observePolicySync(r),
       );
-    this.gc = new ConntrackGc(this.dp.maps.conntrack, this.log);
+    this.gc = new ConntrackGc(Object.fromEntries(serviceFamilies(this.dp.maps).map(([f, m]) => [f, m.conntrack])), this.log);
     this.sysctls = SysctlRecorder.open(this.dp.pinDir, this.log);
     await this.startMetrics();
 
@@ -306,19 +306,18 @@ export class Daemon {
   /** /metrics, /healthz, /readyz, and what the scrape reads from the dataplane and the source. */
   private async startMetrics(): Promise<void> {
     const maps = this.dp.maps;
+    const families = serviceFamilies(maps).map(([, m]) => m);
+    const lbStats = families.flatMap((m) => (m.lbStats ? [m.lbStats] : []));
     this.metrics.attachDataplane({
       counters: () => this.dp.objects.from_pod.map('weir_counters'),
+      // every family's service maps (the map label tells weir_frontend4 from weir_frontend6)
       maps: () => [
-        maps.frontends.map,
-        maps.backends.map,
-        maps.affinity.map,
-        maps.conntrack.map,
-        maps.sockDestroy.map,
-        ...(maps.lbStats ? [maps.lbStats] : []),
+        ...families.flatMap((m) => [m.frontends.map, m.backends.map, m.affinity.map, m.conntrack.map, ...(m.sockDestroy ? [m.sockDestroy.map] : [])]),
+        ...lbStats,
         ...(maps.policy ? [maps.policy.ipcache.map, maps.policy.endpoints.map, maps.policy.policy.map] : []),
       ],
       lbStats: () =>
-        this.cfg.serviceStats && maps.lbStats && this.services ? { map: maps.lbStats, frontends: this.services.reconciler.frontendsById() } : undefined,
+        this.cfg.serviceStats && lbStats.length > 0 && this.services ? { maps: lbStats, frontends: this.services.reconciler.frontendsById() } : undefined,
       policyStats: () =>
         this.cfg.policyStats && this.policy && maps.policy?.stats ? { map: maps.policy.stats, names: this.policy.writer.names() } : undefined,
     });

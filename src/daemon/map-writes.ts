@@ -56,7 +56,13 @@ export function countingMap<K, V>(m: TypedMap<K, V>, sink: MapWriteSink): TypedM
   });
 }
 
-/** The frontend and backend maps counted (the ones the reconciler plans writes for). */
+/** The frontend and backend maps of each family counted (the ones the reconciler plans writes for). */
 export function countingServiceMaps(maps: ServiceMaps, sink: MapWriteSink): ServiceMaps {
-  return { ...maps, frontends: countingMap(maps.frontends, sink), backends: countingMap(maps.backends, sink) };
+  const v6 = maps.ipv6;
+  return {
+    ...maps,
+    frontends: countingMap(maps.frontends, sink),
+    backends: countingMap(maps.backends, sink),
+    ...(v6 ? { ipv6: { ...v6, frontends: countingMap(v6.frontends, sink), backends: countingMap(v6.backends, sink) } } : {}),
+  };
 }

@@ -1,17 +1,19 @@
 // dataplane/backend-cleanup: the clean-up stage, after the maps are applied (Cilium's
 // termination.go, kube-proxy's processServiceMapChange). Fed by the applied plan: endpoints
 // that left a frontend lose their affinity entries and their UDP conntrack entries at once,
-// connected UDP sockets to them are destroyed (weir_sock_destroy4 + the iter/udp program),
+// connected UDP sockets to them are destroyed (weir_sock_destroy4/6 + the iter/udp program),
 // and the lb-stats of released frontend ids go (an id is reused: counts must not follow).
-// Each step fails on its own: logged and counted, the others still run.
+// One code path for both families: each family's removals go to that family's maps (a
+// released id is looked for in every family's: ids are unique across them). Each step fails
+// on its own: logged and counted, the others still run.
 
-import { IPPROTO } from '../bpf/ip.js';
+import { IPPROTO, type IpFamily } from '../bpf/ip.js';
 import { type LogFields, type Logger, errText } from '../log.js';
 import { planBackendConntrackDeletes } from './conntrack-gc.js';
 import { addressPort, backendIdentity, type DesiredFrontend } from './frontend-entries.js';
 import type { RemovedBackend } from './frontend-plan.js';
 import { deleteLbStatsOf } from './lb-stats.js';
-import type { ServiceMaps } from './loader.js';
+import type { FamilyServiceMaps, SockDestroyKey } from './loader.js';
 
 /** What an applied plan removed (only the families whose maps were written). */
 export interface AppliedRemovals {
@@ -36,91 +38,121 @@ export interface BackendCleanupStats {
 
 export interface BackendCleanupOptions {
   /** Runs the socket-destroy iterator in every namespace that may hold sockets to the
-   *  peers now listed in weir_sock_destroy4; returns how many namespaces it ran in. */
+   *  peers now listed in weir_sock_destroy4/6; returns how many namespaces it ran in. */
   destroySockets?: () => number;
 }
 
-export type CleanupMaps = Pick<ServiceMaps, 'affinity' | 'conntrack' | 'sockDestroy' | 'lbStats'>;
+/** The maps one family's clean-up touches. */
+export type FamilyCleanupMaps = Pick<FamilyServiceMaps, 'affinity' | 'conntrack' | 'sockDestroy' | 'lbStats'>;
+
+/** The IPv4 clean-up maps, and the IPv6 ones where they exist (ServiceMaps is one). */
+export type CleanupMaps = FamilyCleanupMaps & { ipv6?: FamilyCleanupMaps };
 
 export class BackendCleanup {
   readonly stats: BackendCleanupStats = { removedBackends: 0, affinityDeleted: 0, conntrackDeleted: 0, lbStatsDeleted: 0, socketDestroyRuns: 0, errors: 0 };
+  private readonly families: ReadonlyArray<readonly [IpFamily, FamilyCleanupMaps]>;
 
   constructor(
-    private readonly maps: CleanupMaps,
+    maps: CleanupMaps,
     private readonly log: Logger,
     private readonly opts: BackendCleanupOptions = {},
-  ) {}
+  ) {
+    this.families = maps.ipv6
+      ? [
+          [4, maps],
+          [6, maps.ipv6],
+        ]
+      : [[4, maps]];
+  }
 
   /** Affinity, lb-stats, UDP conntrack and connected UDP sockets of what the plan removed. */
   run(applied: AppliedRemovals): void {
-    // the maps below are IPv4's: the IPv6 ones arrive with the IPv6 frontend maps
-    const removed = applied.removedBackends.filter((r) => r.family === 4);
+    // removals of a family without maps here have nothing to clean (the reconciler does not
+    // apply such a family, so it passes none)
+    const removed = applied.removedBackends.filter((r) => this.families.some(([f]) => f === r.family));
     if (removed.length === 0 && applied.releasedIds.length === 0) return;
     this.stats.removedBackends += removed.length;
     const fields: LogFields = { backends: removed.length };
+    const add = (field: 'affinityDeleted' | 'conntrackDeleted' | 'lbStatsDeleted', n: number) => {
+      this.stats[field] += n;
+      fields[field] = ((fields[field] as number | undefined) ?? 0) + n;
+    };
     const released = new Set(applied.releasedIds);
-    this.step('affinity', () => {
-      const gone = new Set(removed.map((r) => `${r.frontendId}|${backendIdentity(r)}`));
-      const keys = [];
-      for (const [k, v] of this.maps.affinity.entries()) {
-        if (released.has(k.frontend_id) || gone.has(`${k.frontend_id}|${v.backend}:${v.port}`)) keys.push(k);
-      }
-      const n = keys.length ? this.maps.affinity.deleteMany(keys) : 0;
-      this.stats.affinityDeleted += n;
-      fields.affinityDeleted = n;
-    });
-    const lbStats = this.maps.lbStats;
-    if (lbStats && released.size) {
-      this.step('lb stats', () => {
-        const n = deleteLbStatsOf(lbStats, released);
-        this.stats.lbStatsDeleted += n;
-        fields.lbStatsDeleted = n;
-      });
-    }
     const udp = removed.filter((r) => r.protocol === IPPROTO.UDP);
-    if (udp.length) {
-      this.step('conntrack', () => {
-        const keys = planBackendConntrackDeletes(this.maps.conntrack.entries(), udp);
-        const n = keys.length ? this.maps.conntrack.deleteMany(keys) : 0;
-        this.stats.conntrackDeleted += n;
-        fields.conntrackDeleted = n;
-      });
-      if (this.opts.destroySockets) this.destroyUdpSockets(udp, applied.desired, this.opts.destroySockets, fields);
+    for (const [family, maps] of this.families) {
+      const mine = removed.filter((r) => r.family === family);
+      if (mine.length > 0 || released.size > 0) {
+        this.step(family, 'affinity', () => {
+          const gone = new Set(mine.map((r) => `${r.frontendId}|${backendIdentity(r)}`));
+          const keys = [];
+          for (const [k, v] of maps.affinity.entries()) {
+            if (released.has(k.frontend_id) || gone.has(`${k.frontend_id}|${v.backend}:${v.port}`)) keys.push(k);
+          }
+          add('affinityDeleted', keys.length ? maps.affinity.deleteMany(keys) : 0);
+        });
+      }
+      const lbStats = maps.lbStats;
+      if (lbStats && released.size) this.step(family, 'lb stats', () => add('lbStatsDeleted', deleteLbStatsOf(lbStats, released)));
+      const udpMine = udp.filter((r) => r.family === family);
+      if (udpMine.length) {
+        this.step(family, 'conntrack', () => {
+          const keys = planBackendConntrackDeletes(maps.conntrack.entries(), udpMine);
+          add('conntrackDeleted', keys.length ? maps.conntrack.deleteMany(keys) : 0);
+        });
+      }
     }
+    if (udp.length && this.opts.destroySockets) this.destroyUdpSockets(udp, applied.desired, this.opts.destroySockets, fields);
     for (const r of removed) {
       this.log.info('backend removed', { frontendId: r.frontendId, backend: addressPort(r.family, r.address, r.port), protocol: r.protocol });
     }
     this.log.info('cleanup', fields);
   }
 
-  private step(what: string, f: () => void): void {
+  private step(family: IpFamily, what: string, f: () => void): void {
     try {
       f();
     } catch (e) {
       this.stats.errors++;
-      this.log.warn(`${what} cleanup failed`, { error: errText(e) });
+      this.log.warn(`${what} cleanup failed`, { family: `IPv${family}`, error: errText(e) });
     }
   }
 
+  /**
+   * Lists the peers in each family's weir_sock_destroy map, runs the iterator once (it reads
+   * the map of each socket's family), and empties the lists again.
+   */
   private destroyUdpSockets(udp: readonly RemovedBackend[], desired: Iterable<DesiredFrontend>, destroy: () => number, fields: LogFields): void {
-    // a peer still serving another UDP frontend keeps its sockets
+    // a peer still serving another UDP frontend keeps its sockets (identities are unique
+    // across families: an IPv6 address has colons where an IPv4 one has dots)
     const stillUsed = new Set<string>();
-    for (const d of desired) if (d.family === 4 && d.key.protocol === IPPROTO.UDP) for (const b of d.backends) stillUsed.add(backendIdentity(b));
+    for (const d of desired) if (d.key.protocol === IPPROTO.UDP) for (const b of d.backends) stillUsed.add(backendIdentity(b));
     const peers = [...new Map(udp.filter((r) => !stillUsed.has(backendIdentity(r))).map((r) => [backendIdentity(r), r])).values()];
     if (peers.length === 0) return;
-    const keys = peers.map((r) => ({ address: r.address, port: r.port, pad: 0 }));
+    const listed: Array<[FamilyCleanupMaps['sockDestroy'] & object, SockDestroyKey[]]> = [];
     try {
-      this.maps.sockDestroy.setMany(keys.map((k) => [k, 1] as const));
+      for (const [family, maps] of this.families) {
+        const keys = peers.filter((r) => r.family === family).map((r) => ({ address: r.address, port: r.port, pad: 0 }));
+        if (keys.length === 0) continue;
+        if (!maps.sockDestroy) {
+          this.log.warn('socket destroy skipped', { family: `IPv${family}`, peers: keys.length, reason: 'no weir_sock_destroy map for this family' });
+          continue;
+        }
+        listed.push([maps.sockDestroy, keys]);
+        maps.sockDestroy.setMany(keys.map((k) => [k, 1] as const));
+      }
+      if (listed.length === 0) return;
       fields.socketNetns = destroy();
       this.stats.socketDestroyRuns++;
     } catch (e) {
       this.stats.errors++;
       this.log.warn('socket destroy failed', { error: errText(e) });
     } finally {
-      try {
-        this.maps.sockDestroy.deleteMany(keys);
-      } catch (e) {
-        this.log.warn('socket destroy map cleanup failed', { error: errText(e) });
+      for (const [map, keys] of listed) {
+        try {
+          map.deleteMany(keys);
+        } catch (e) {
+          this.log.warn('socket destroy map cleanup failed', { error: errText(e) });
+        }
       }
     }
   }

@@ -1,19 +1,27 @@
-// dataplane/conntrack-gc: ages the entries of weir_ct4. The dataplane only refreshes
-// last_seen_ns and tcp_flags_seen; this decides when a flow is over, and deletes the two
-// entries of a flow (original and reply direction) together. Also: which entries belong
-// to a backend that left its frontend (UDP flows to it are deleted at once).
+// dataplane/conntrack-gc: ages the entries of weir_ct4_v2 and weir_ct6. The dataplane only
+// refreshes last_seen_ns and tcp_flags_seen; this decides when a flow is over, and deletes
+// the two entries of a flow (original and reply direction) together. Also: which entries
+// belong to a backend that left its frontend (UDP flows to it are deleted at once). Both
+// families' entries have one shape (addresses as text), so one code path serves both maps.
 //
 // Timestamps are bpf_ktime_get_ns(), CLOCK_MONOTONIC, the clock process.hrtime.bigint() reads.
 
 import { enums, type TypedMap, type WeirCt4, type WeirCt4Key } from '../bpf/index.js';
-import { IPPROTO } from '../bpf/ip.js';
+import { IPPROTO, type IpFamily } from '../bpf/ip.js';
 import { type Logger, errText } from '../log.js';
-import type { RemovedBackend } from './frontend-plan.js';
+import { FAMILIES, type RemovedBackend } from './frontend-plan.js';
 
 const CT = enums.weir_ct_flags;
 const TCP_FIN = 0x01;
 const TCP_RST = 0x04;
 const TCP_ACK = 0x10;
+
+// The entries have the same shape in both families (weir_ct4_key / weir_ct6_key): addresses
+// are text, which each map's codec turns into a weir_ip4 or a weir_ip6.
+export type CtKey = WeirCt4Key;
+export type CtValue = WeirCt4;
+/** A conntrack map of either family. */
+export type CtMap = TypedMap<CtKey, CtValue>;
 
 /** Seconds a flow may stay idle, by state. */
 export interface CtTimeouts {
@@ -35,21 +43,21 @@ export const DEFAULT_CT_TIMEOUTS: CtTimeouts = {
   other: 60,
 };
 
-export function ctKeyString(k: WeirCt4Key): string {
+export function ctKeyString(k: CtKey): string {
   return `${k.protocol}:${k.saddr}:${k.sport}>${k.daddr}:${k.dport}`;
 }
 
 /** The key of the other direction's entry of the same flow (both entries store the
  *  rewrite that turns their tuple into the other's reply tuple; a tracked-only pair,
  *  ct_track_all, stores its own tuple, so the same rule finds its partner). */
-export function partnerKey(k: WeirCt4Key, v: WeirCt4): WeirCt4Key {
+export function partnerKey(k: CtKey, v: CtValue): CtKey {
   return { saddr: v.nat_daddr, daddr: v.nat_saddr, sport: v.nat_dport, dport: v.nat_sport, protocol: k.protocol };
 }
 
 /** The idle timeout (s) of a flow from its entries (either may be missing). */
-export function flowTimeout(protocol: number, orig: WeirCt4 | undefined, reply: WeirCt4 | undefined, t: CtTimeouts = DEFAULT_CT_TIMEOUTS): number {
+export function flowTimeout(protocol: number, orig: CtValue | undefined, reply: CtValue | undefined, t: CtTimeouts = DEFAULT_CT_TIMEOUTS): number {
   if (protocol === IPPROTO.UDP) return t.udp;
-  if (protocol === IPPROTO.ICMP) return t.icmp;
+  if (protocol === IPPROTO.ICMP || protocol === IPPROTO.ICMPV6) return t.icmp;
   if (protocol !== IPPROTO.TCP) return t.other;
   const all = (orig?.tcp_flags_seen ?? 0) | (reply?.tcp_flags_seen ?? 0);
   if (all & (TCP_FIN | TCP_RST)) return t.tcpClosing;
@@ -61,14 +69,14 @@ export function flowTimeout(protocol: number, orig: WeirCt4 | undefined, reply: 
 
 export interface CtGcPlan {
   /** keys to delete: both directions of every expired flow */
-  deletes: WeirCt4Key[];
+  deletes: CtKey[];
   flows: number;
   expiredFlows: number;
 }
 
 /** Which entries of a dump have expired at `nowNs`. Pure. */
-export function planConntrackGc(entries: Iterable<readonly [WeirCt4Key, WeirCt4]>, nowNs: bigint, t: CtTimeouts = DEFAULT_CT_TIMEOUTS): CtGcPlan {
-  const byKey = new Map<string, [WeirCt4Key, WeirCt4]>();
+export function planConntrackGc(entries: Iterable<readonly [CtKey, CtValue]>, nowNs: bigint, t: CtTimeouts = DEFAULT_CT_TIMEOUTS): CtGcPlan {
+  const byKey = new Map<string, [CtKey, CtValue]>();
   for (const [k, v] of entries) byKey.set(ctKeyString(k), [k, v]);
   const done = new Set<string>();
   const plan: CtGcPlan = { deletes: [], flows: 0, expiredFlows: 0 };
@@ -94,11 +102,13 @@ export function planConntrackGc(entries: Iterable<readonly [WeirCt4Key, WeirCt4]
   return plan;
 }
 
-/** Entries (both directions) of UDP flows to backends that left their frontend. Pure. */
-export function planBackendConntrackDeletes(entries: Iterable<readonly [WeirCt4Key, WeirCt4]>, removed: readonly RemovedBackend[]): WeirCt4Key[] {
+/** Entries (both directions) of UDP flows to backends that left their frontend, in one
+ *  family's map (`removed` of other families are not in it: frontend ids are unique across
+ *  families, so they simply match nothing). Pure. */
+export function planBackendConntrackDeletes(entries: Iterable<readonly [CtKey, CtValue]>, removed: readonly RemovedBackend[]): CtKey[] {
   const gone = new Set(removed.filter((r) => r.protocol === IPPROTO.UDP).map((r) => `${r.frontendId}|${r.address}:${r.port}`));
   if (gone.size === 0) return [];
-  const out = new Map<string, WeirCt4Key>();
+  const out = new Map<string, CtKey>();
   for (const [k, v] of entries) {
     if (k.protocol !== IPPROTO.UDP) continue;
     // original direction: DNAT to the backend; reply direction: from the backend
@@ -118,30 +128,47 @@ export interface ConntrackGcStats {
   errors: number;
 }
 
-/** The periodic scan over the live map. */
+/** Each family's conntrack map (weir_ct4_v2, weir_ct6); a family without one is not scanned. */
+export type CtMaps = Partial<Record<IpFamily, CtMap>>;
+
+/** The periodic scan over the live maps, one family after the other with the same rules. */
 export class ConntrackGc {
   readonly stats: ConntrackGcStats = { runs: 0, scanned: 0, deleted: 0, errors: 0 };
 
   constructor(
-    private readonly map: TypedMap<WeirCt4Key, WeirCt4>,
+    private readonly maps: CtMaps,
     private readonly log: Logger,
     private readonly timeouts: CtTimeouts = DEFAULT_CT_TIMEOUTS,
     private readonly now: () => bigint = () => process.hrtime.bigint(),
   ) {}
 
+  /** One scan of every family's map; the plans summed (a family that failed counts nothing). */
   run(): CtGcPlan {
     this.stats.runs++;
+    const total: CtGcPlan = { deletes: [], flows: 0, expiredFlows: 0 };
+    for (const family of FAMILIES) {
+      const map = this.maps[family];
+      if (!map) continue;
+      const p = this.runFamily(family, map);
+      total.deletes.push(...p.deletes);
+      total.flows += p.flows;
+      total.expiredFlows += p.expiredFlows;
+    }
+    return total;
+  }
+
+  private runFamily(family: IpFamily, map: CtMap): CtGcPlan {
     try {
-      const entries = [...this.map.entries()];
+      const entries = [...map.entries()];
       const plan = planConntrackGc(entries, this.now(), this.timeouts);
-      const deleted = plan.deletes.length ? this.map.deleteMany(plan.deletes) : 0;
+      const deleted = plan.deletes.length ? map.deleteMany(plan.deletes) : 0;
       this.stats.scanned += entries.length;
       this.stats.deleted += deleted;
-      if (plan.expiredFlows) this.log.debug('conntrack gc', { entries: entries.length, expiredFlows: plan.expiredFlows, deleted });
+      if (plan.expiredFlows) this.log.debug('conntrack gc', { family: `IPv${family}`, entries: entries.length, expiredFlows: plan.expiredFlows, deleted });
       return plan;
     } catch (e) {
       this.stats.errors++;
-      this.log.warn('conntrack gc failed', { error: errText(e) });
+      this.log.warn('conntrack gc failed', { family: `IPv${family}`, error: errText(e) });
       return { deletes: [], flows: 0, expiredFlows: 0 };
     }
   }

@@ -132,6 +132,11 @@ export const HOOKS: readonly Hook[] = [
   { name: 'sendmsg4', object: 'sock_lb', program: 'weir_sock_sendmsg4', at: cgroup('cgroup_udp4_sendmsg'), pin: 'cgroup-sendmsg4' },
   { name: 'recvmsg4', object: 'sock_lb', program: 'weir_sock_recvmsg4', at: cgroup('cgroup_udp4_recvmsg'), pin: 'cgroup-recvmsg4' },
   { name: 'getpeername4', object: 'sock_lb', program: 'weir_sock_getpeername4', at: cgroup('cgroup_inet4_getpeername'), pin: 'cgroup-getpeername4' },
+  // the same for AF_INET6 sockets: IPv6 services, and IPv4 ones dialled v4-mapped (::ffff:a.b.c.d)
+  { name: 'connect6', object: 'sock_lb', program: 'weir_sock_connect6', at: cgroup('cgroup_inet6_connect'), pin: 'cgroup-connect6' },
+  { name: 'sendmsg6', object: 'sock_lb', program: 'weir_sock_sendmsg6', at: cgroup('cgroup_udp6_sendmsg'), pin: 'cgroup-sendmsg6' },
+  { name: 'recvmsg6', object: 'sock_lb', program: 'weir_sock_recvmsg6', at: cgroup('cgroup_udp6_recvmsg'), pin: 'cgroup-recvmsg6' },
+  { name: 'getpeername6', object: 'sock_lb', program: 'weir_sock_getpeername6', at: cgroup('cgroup_inet6_getpeername'), pin: 'cgroup-getpeername6' },
 ];
 
 export function isInterfaceHook(h: Hook): h is InterfaceHook {

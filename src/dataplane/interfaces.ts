@@ -6,6 +6,8 @@
 import { cidrContains, ipFamilyOf } from '../bpf/ip.js';
 import type { Address, Link, Route } from './netlink.js';
 
+const LINK_LOCAL6 = 'fe80::/10';
+
 export interface WorkloadInterface {
   ifindex: number;
   ifname: string;
@@ -80,7 +82,9 @@ export function computeNodeNetwork(links: Link[], addresses: Address[], routes: 
     })
     .sort((a, b) => a.ifindex - b.ifindex);
 
-  const hostAddrs = addresses.filter((a) => hostNames.has(a.ifname) && a.scope === 'global');
+  // either family; an IPv6 link-local address (fe80::/10) is never a node address, whatever
+  // scope a hand-made configuration gives it: it names no node outside its link
+  const hostAddrs = addresses.filter((a) => hostNames.has(a.ifname) && a.scope === 'global' && !cidrContains(LINK_LOCAL6, a.address));
   const nodeAddresses = hostAddrs.map((a) => a.address);
   const npa = opts.nodePortAddresses?.map((s) => s.trim()).filter((s) => s.length > 0) ?? [];
   let nodePortAddresses: string[];

@@ -1,31 +1,42 @@
-// dataplane/lb-stats: the per-CPU weir_lb_stats4 map (new connections per frontend and
-// backend, the `ipvsadm --stats` view) read as rows, summed over CPUs; the bounded series
+// dataplane/lb-stats: the per-CPU weir_lb_stats4 / weir_lb_stats6 maps (new connections per
+// frontend and backend, the `ipvsadm --stats` view) read as rows, summed over CPUs; the bounded series
 // set the metrics export; and the deletion of frontend ids the reconciler released, which the
 // clean-up stage runs (backend-cleanup.ts: ids are reused, so a new frontend must not inherit
 // an old one's counts).
 
 import { codecFor } from '../bpf/codec.js';
+import type { IpFamily } from '../bpf/ip.js';
 import type { BpfMap } from '../bpf/map.js';
+import { addressPort } from './frontend-entries.js';
 
 export interface LbStatsRow {
+  family: IpFamily;
   frontendId: number;
   backend: string;
   port: number;
   newConnections: bigint;
 }
 
-const keyCodec = () => codecFor('weir_lb_stats4_key');
+/** The family of an lb-stats map and its key codec: the keys differ only in the backend's
+ *  address size, so the key size tells which map this is. */
+function keyCodec(map: BpfMap) {
+  for (const family of [4, 6] as const) {
+    const codec = codecFor(family === 4 ? 'weir_lb_stats4_key' : 'weir_lb_stats6_key');
+    if (codec.size === map.keySize) return { family, codec };
+  }
+  throw new Error(`${map.name}: key of ${map.keySize} bytes is neither weir_lb_stats4_key nor weir_lb_stats6_key`);
+}
 
-/** Every entry with a non-zero count, summed over CPUs. */
+/** Every entry with a non-zero count, summed over CPUs (either family's map). */
 export function readLbStats(map: BpfMap): LbStatsRow[] {
-  const codec = keyCodec();
+  const { family, codec } = keyCodec(map);
   const rows: LbStatsRow[] = [];
   for (const [key, value] of map.lookupBatch()) {
     let n = 0n;
     for (const cpu of map.splitPerCpu(value)) n += cpu.readBigUInt64LE(0);
     if (n === 0n) continue;
     const k = codec.decode(key);
-    rows.push({ frontendId: k.frontend_id, backend: k.backend, port: k.port, newConnections: n });
+    rows.push({ family, frontendId: k.frontend_id, backend: k.backend, port: k.port, newConnections: n });
   }
   return rows;
 }
@@ -34,7 +45,7 @@ export function readLbStats(map: BpfMap): LbStatsRow[] {
 export function deleteLbStatsOf(map: BpfMap, frontendIds: Iterable<number>): number {
   const ids = new Set(frontendIds);
   if (ids.size === 0) return 0;
-  const codec = keyCodec();
+  const { codec } = keyCodec(map);
   const keys = map
     .lookupBatch()
     .map(([k]) => k)
@@ -64,7 +75,7 @@ export function boundedLbSeries(
   const byLabels = new Map<string, LbSeries>();
   for (const r of rows) {
     const d = describe(r.frontendId) ?? { service: 'unknown', frontend: `id:${r.frontendId}` };
-    const s = { service: d.service, frontend: d.frontend, backend: `${r.backend}:${r.port}`, value: Number(r.newConnections) };
+    const s = { service: d.service, frontend: d.frontend, backend: addressPort(r.family, r.backend, r.port), value: Number(r.newConnections) };
     const k = `${s.service}|${s.frontend}|${s.backend}`;
     const prev = byLabels.get(k);
     if (prev) prev.value += s.value;

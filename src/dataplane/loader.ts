@@ -6,6 +6,7 @@
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { IpFamily } from '../bpf/ip.js';
 import {
   Btf,
   BpfMap,
@@ -19,23 +20,15 @@ import {
   u32,
   type WeirAffinity4,
   type WeirAffinity4Key,
-  type WeirBackend4,
-  type WeirBackend4Key,
-  type WeirCt4,
-  type WeirCt4Key,
   type WeirDsrOptout4Key,
   type WeirDsrOptout6Key,
-  type WeirFrontend4,
-  type WeirFrontend4Key,
   type WeirIface,
-  type WeirLbSrc4Key,
   type WeirMaglev4,
   type WeirMaglev4Key,
   type WeirNode4,
   type WeirNode4Key,
   type WeirNode6,
   type WeirNode6Key,
-  type WeirSockDestroy4Key,
   type WeirTunnel4,
   type WeirTunnel4Key,
   type WeirTunnel6,
@@ -43,6 +36,8 @@ import {
 } from '../bpf/index.js';
 import { packageRoot } from '../package-root.js';
 import { preparePinDir } from './bpffs.js';
+import type { CtMap } from './conntrack-gc.js';
+import type { FamilyMaps } from './reconcile.js';
 import { knobsFor, OBJECT_NAMES, type ExternalServiceMode, type KnobInputs, type ObjectName, type SockLbMode } from './hooks.js';
 import { MAGLEV_DEFAULT_TABLE_SIZE } from './maglev.js';
 import { MapUpgrade } from './map-upgrade.js';
@@ -57,18 +52,56 @@ export function defaultObjectDir(): string {
 // the pin directory and its checks live in bpffs.ts (root resolution, mounting)
 export { mountTypeOf, preparePinDir } from './bpffs.js';
 
-export interface ServiceMaps {
-  frontends: TypedMap<WeirFrontend4Key, WeirFrontend4>;
-  backends: TypedMap<WeirBackend4Key, WeirBackend4>;
+/** A weir_sock_destroy4 / weir_sock_destroy6 key (one shape: the address is text of the map's family). */
+export interface SockDestroyKey {
+  address: string;
+  port: number;
+  pad?: number;
+}
+
+/** The service maps of one address family: the ABI's *4 and *6 maps have one shape each, with
+ *  addresses as text, so the reconciler and the clean-up take either family's alike. */
+export interface FamilyServiceMaps extends FamilyMaps {
   affinity: TypedMap<WeirAffinity4Key, WeirAffinity4>;
-  conntrack: TypedMap<WeirCt4Key, WeirCt4>;
-  sockDestroy: TypedMap<WeirSockDestroy4Key, number>;
-  /** loadBalancerSourceRanges prefixes per frontend id (weir_lb_src4); optional for fakes */
-  sourceRanges?: TypedMap<WeirLbSrc4Key, number>;
-  /** Maglev tables per frontend id (maglev-tables.ts); optional for fakes */
-  maglev?: TypedMap<WeirMaglev4Key, WeirMaglev4>;
+  conntrack: CtMap;
+  /** peers whose connected UDP sockets the iterator destroys; optional where the object lacks it */
+  sockDestroy?: TypedMap<SockDestroyKey, number>;
   /** per-CPU new connections per {frontend id, backend} (lb-stats.ts); optional for fakes */
   lbStats?: BpfMap;
+}
+
+/** The pinned maps of each family's services, by role: `[pin name, BTF key type, BTF value type]`
+ *  (null value: a __u8 flag). Maglev tables are one map for both families (weir_maglev4). */
+export const FAMILY_SERVICE_MAPS = {
+  4: {
+    frontends: ['weir_frontend4', 'weir_frontend4_key', 'weir_frontend4'],
+    backends: ['weir_backend4', 'weir_backend4_key', 'weir_backend4'],
+    affinity: ['weir_affinity4', 'weir_affinity4_key', 'weir_affinity4'],
+    conntrack: ['weir_ct4_v2', 'weir_ct4_key', 'weir_ct4'],
+    sockDestroy: ['weir_sock_destroy4', 'weir_sock_destroy4_key', null],
+    sourceRanges: ['weir_lb_src4', 'weir_lb_src4_key', null],
+    lbStats: ['weir_lb_stats4', 'weir_lb_stats4_key', 'weir_lb_stats4'],
+  },
+  6: {
+    frontends: ['weir_frontend6', 'weir_frontend6_key', 'weir_frontend6'],
+    backends: ['weir_backend6', 'weir_backend6_key', 'weir_backend6'],
+    affinity: ['weir_affinity6', 'weir_affinity6_key', 'weir_affinity6'],
+    conntrack: ['weir_ct6', 'weir_ct6_key', 'weir_ct6'],
+    sockDestroy: ['weir_sock_destroy6', 'weir_sock_destroy6_key', null],
+    sourceRanges: ['weir_lb_src6', 'weir_lb_src6_key', null],
+    lbStats: ['weir_lb_stats6', 'weir_lb_stats6_key', 'weir_lb_stats6'],
+  },
+} as const satisfies Record<IpFamily, Record<string, readonly [string, string, string | null]>>;
+
+export type FamilyServiceMapRole = keyof (typeof FAMILY_SERVICE_MAPS)[4];
+
+/** The IPv4 service maps and the node-wide ones; `ipv6` once the objects declare the IPv6 maps. */
+export interface ServiceMaps extends FamilyServiceMaps {
+  sockDestroy: TypedMap<SockDestroyKey, number>;
+  /** the IPv6 service maps; absent with objects of a release before them (its frontends are skipped) */
+  ipv6?: FamilyServiceMaps;
+  /** Maglev tables per frontend id, both families (maglev-tables.ts); optional for fakes */
+  maglev?: TypedMap<WeirMaglev4Key, WeirMaglev4>;
   /** the workload interfaces of this node, for the forward stage (iface-table.ts); optional for fakes */
   ifaces?: TypedMap<number, WeirIface>;
   /** clients that keep tunnel mode under DSR (dsr-optout.ts); optional for fakes */
@@ -85,31 +118,61 @@ export interface ServiceMaps {
   policy?: PolicyMaps;
 }
 
+/** A typed view of one of a family's service maps. */
+function typedRole(family: IpFamily, role: FamilyServiceMapRole, m: (name: string) => BpfMap): TypedMap<never, never> {
+  const [name, key, value] = FAMILY_SERVICE_MAPS[family][role];
+  return typedMap(m(name), codecFor(key) as never, (value === null ? u8 : codecFor(value)) as never);
+}
+
+/**
+ * Typed views of one family's service maps, through `m` (a map by name) where `has` says the
+ * map exists; null when its frontend, backend, affinity or conntrack map is missing (objects
+ * or pins of a release before that family's maps).
+ */
+export function familyServiceMaps(family: IpFamily, m: (name: string) => BpfMap, has: (name: string) => boolean): FamilyServiceMaps | null {
+  const abi = FAMILY_SERVICE_MAPS[family];
+  if (!(['frontends', 'backends', 'affinity', 'conntrack'] as const).every((r) => has(abi[r][0]))) return null;
+  const t = (role: FamilyServiceMapRole) => typedRole(family, role, m);
+  const out: FamilyServiceMaps = { frontends: t('frontends'), backends: t('backends'), affinity: t('affinity'), conntrack: t('conntrack') };
+  if (has(abi.sockDestroy[0])) out.sockDestroy = t('sockDestroy');
+  if (has(abi.sourceRanges[0])) out.sourceRanges = t('sourceRanges');
+  if (has(abi.lbStats[0])) out.lbStats = m(abi.lbStats[0]);
+  return out;
+}
+
+/** Each family with service maps, and its maps: the family as a value, one code path. */
+export function serviceFamilies(maps: ServiceMaps): Array<[IpFamily, FamilyServiceMaps]> {
+  return maps.ipv6
+    ? [
+        [4, maps],
+        [6, maps.ipv6],
+      ]
+    : [[4, maps]];
+}
+
 /** Typed views of the service maps of a loaded object set (any object holding them). */
-export function serviceMaps(objects: { from_pod: BpfObject; sock_lb: BpfObject; from_host6?: BpfObject }): ServiceMaps {
-  const m = (name: string) => objects.from_pod.map(name);
+export function serviceMaps(objects: Record<ObjectName, BpfObject>): ServiceMaps {
+  const m = (name: string) => mapOf(objects, name);
+  const has = (name: string) => Object.values(objects).some((o) => o.mapNames().includes(name));
+  const four = familyServiceMaps(4, m, has);
+  if (!four?.sockDestroy) throw new Error('the loaded objects lack the IPv4 service maps (run make build)');
+  const ipv6 = familyServiceMaps(6, m, has);
   return {
-    frontends: typedMap(m('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
-    backends: typedMap(m('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4')),
-    affinity: typedMap(m('weir_affinity4'), codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
-    conntrack: typedMap(m('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
-    sockDestroy: typedMap(objects.sock_lb.map('weir_sock_destroy4'), codecFor('weir_sock_destroy4_key'), u8),
+    ...four,
+    sockDestroy: four.sockDestroy,
+    ...(ipv6 ? { ipv6 } : {}),
     maglev: typedMap(m('weir_maglev4'), codecFor('weir_maglev4_key'), codecFor('weir_maglev4')),
-    lbStats: m('weir_lb_stats4'),
-    sourceRanges: typedMap(m('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),
     ifaces: typedMap(m('weir_ifaces'), u32, codecFor('weir_iface')),
     dsrOptout: typedMap(m('weir_dsr_optout4'), codecFor('weir_dsr_optout4_key'), u8),
     nodes: typedMap(m('weir_nodes4'), codecFor('weir_node4_key'), codecFor('weir_node4')),
     tunnel: typedMap(m('weir_tunnel4'), codecFor('weir_tunnel4_key'), codecFor('weir_tunnel4')),
-    ...ipv6TunnelMaps(objects.from_host6),
+    ...(has('weir_tunnel6') ? ipv6TunnelMaps(m) : {}),
     policy: policyMaps(m),
   };
 }
 
-/** The IPv6 tunnel's maps, from from_host6 (decapsulation; a release before it has none). */
-function ipv6TunnelMaps(o: BpfObject | undefined): Pick<ServiceMaps, 'dsrOptout6' | 'nodes6' | 'tunnel6'> {
-  if (!o) return {};
-  const m = (name: string) => o.map(name);
+/** The IPv6 tunnel's maps (tunnel6.h; objects of a release before it have none). */
+function ipv6TunnelMaps(m: (name: string) => BpfMap): Pick<ServiceMaps, 'dsrOptout6' | 'nodes6' | 'tunnel6'> {
   return {
     dsrOptout6: typedMap(m('weir_dsr_optout6'), codecFor('weir_dsr_optout6_key'), u8),
     nodes6: typedMap(m('weir_nodes6'), codecFor('weir_node6_key'), codecFor('weir_node6')),

@@ -1,5 +1,6 @@
 // dataplane/maglev-tables: after each applied plan (reconcile.ts), the weir_maglev4 entries of
-// the IPv4 frontends flagged WEIR_FRONTEND_MAGLEV: a table (maglev.ts) over the backends in
+// the frontends flagged WEIR_FRONTEND_MAGLEV, of both families (an IPv6 frontend's table is
+// under its id too: ids are unique across families): a table (maglev.ts) over the backends in
 // their slots, rewritten only when a frontend's slots changed, deleted when a frontend loses
 // the flag or goes. Written after the slots and the count: lib/lb.h falls back to a random
 // slot while a table is missing or names a slot at or beyond the count.
@@ -40,22 +41,24 @@ export class MaglevTables {
   }
 
   /**
-   * Brings the tables in line with `live` (the IPv4 mirror, as the maps now hold it) for
-   * the frontend ids in `ids` (undefined: every id). Returns the map operations made.
+   * Brings the tables in line with `lives` (the mirror of every family with maps, as the
+   * maps now hold them) for the frontend ids in `ids` (undefined: every id). Returns the map
+   * operations made.
    */
-  update(live: FamilyLive, ids?: ReadonlySet<number>): number {
+  update(lives: readonly FamilyLive[], ids?: ReadonlySet<number>): number {
     const want = new Map<number, string[]>();
-    for (const { value } of live.frontends.values()) {
-      if (ids && !ids.has(value.id)) continue;
-      if (!(value.flags & MAGLEV) || value.backend_count === 0) continue;
-      const slots = live.backends.get(value.id);
-      const identities: string[] = [];
-      for (let s = 0; s < value.backend_count; s++) {
-        const b = slots?.get(s);
-        identities.push(b ? backendIdentity(b) : `missing:${s}`);
+    for (const live of lives)
+      for (const { value } of live.frontends.values()) {
+        if (ids && !ids.has(value.id)) continue;
+        if (!(value.flags & MAGLEV) || value.backend_count === 0) continue;
+        const slots = live.backends.get(value.id);
+        const identities: string[] = [];
+        for (let s = 0; s < value.backend_count; s++) {
+          const b = slots?.get(s);
+          identities.push(b ? backendIdentity(b) : `missing:${s}`);
+        }
+        want.set(value.id, identities);
       }
-      want.set(value.id, identities);
-    }
     let ops = 0;
     for (const [id, identities] of want) {
       const signature = identities.join(',');

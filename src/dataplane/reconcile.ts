@@ -5,9 +5,9 @@
 // re-reads the maps and repairs drift (counted as repairs). It only applies: what a plan
 // removed goes to `onApplied` (backend-cleanup.ts cleans up after removed endpoints).
 //
-// A family without maps (IPv6, until its maps exist) is planned like the other, ids
-// included, but its part is not applied: its frontends are counted as skipped (reason
-// `ipv6`), and the ids planned for them are released.
+// A family without maps (IPv6 on pins of a release before issue 14, or a fake without them)
+// is planned like the other, ids included, but its part is not applied: its frontends are
+// counted as skipped (reason `ipv6`), and the ids planned for them are released.
 
 import type { TypedMap, WeirLbSrc4Key } from '../bpf/index.js';
 import { parseCidr, protocolName, type IpFamily } from '../bpf/ip.js';
@@ -39,19 +39,26 @@ import {
   type Plan,
 } from './frontend-plan.js';
 
+/** A weir_lb_src4 / weir_lb_src6 key (one shape: the address is text of the map's family). */
+export type SourceRangeKey = WeirLbSrc4Key;
+
 /** The frontend and backend maps of one family. */
 export interface FamilyMaps {
   frontends: TypedMap<FrontendKey, FrontendValue>;
   backends: TypedMap<BackendKey, BackendValue>;
-  /** weir_lb_src4 (IPv4 only so far): without it, source ranges are flagged but never admit
+  /** weir_lb_src4 / weir_lb_src6: without it, source ranges are flagged but never admit
    *  anyone, so it is required wherever the programs run */
-  sourceRanges?: TypedMap<WeirLbSrc4Key, number>;
+  sourceRanges?: TypedMap<SourceRangeKey, number>;
 }
 
-/** A weir_lb_src4 key: the frontend id is matched whole (32 bits) before the CIDR's prefix. */
-export function sourceRangeKey(frontendId: number, cidr: string): WeirLbSrc4Key | null {
+/**
+ * A weir_lb_src4 / weir_lb_src6 key: the frontend id is matched whole (32 bits) before the
+ * CIDR's prefix, so prefixlen = 32 + the CIDR's length in both. Null for no CIDR, or one not
+ * of `family` (when given: the map the key is for).
+ */
+export function sourceRangeKey(frontendId: number, cidr: string, family?: IpFamily): SourceRangeKey | null {
   const c = parseCidr(cidr);
-  if (!c || c.family !== 4) return null;
+  if (!c || (family !== undefined && c.family !== family)) return null;
   return { prefixlen: 32 + c.prefix, frontend_id: frontendId, address: c.address };
 }
 
@@ -79,13 +86,14 @@ export interface SyncResult {
 }
 
 export interface ReconcilerOptions {
-  /** the IPv6 frontend and backend maps, once they exist; without them IPv6 frontends are skipped */
+  /** the IPv6 frontend, backend and source-range maps; without them IPv6 frontends are skipped */
   ipv6?: FamilyMaps;
   /** after every applied plan: what it removed (the clean-up stage) */
   onApplied?: (removals: AppliedRemovals) => void;
   /** --lb-algorithm: for services without the annotation (default random) */
   lbAlgorithm?: LbAlgorithm;
-  /** the IPv4 Maglev tables (weir_maglev4); without them Maglev frontends pick at random */
+  /** the Maglev tables of both families (weir_maglev4, by frontend id); without them Maglev
+   *  frontends pick at random */
   maglev?: MaglevTables;
 }
 
@@ -261,7 +269,7 @@ export class Reconciler {
         ([k, v]) => m.backends.set(k, v),
       );
       // LPM tries have no batch ops: one by one
-      this.batch('source range write', part.rangeWrites, null, (r) => this.rangeOp(m, r.frontendId, r.cidr, true));
+      this.batch('source range write', part.rangeWrites, null, (r) => this.rangeOp(f, m, r.frontendId, r.cidr, true));
       this.batch(
         'frontend write',
         part.frontendWrites,
@@ -274,7 +282,7 @@ export class Reconciler {
         (ks) => m.backends.deleteMany(ks),
         (k) => void m.backends.delete(k),
       );
-      this.batch('source range delete', part.rangeDeletes, null, (r) => this.rangeOp(m, r.frontendId, r.cidr, false));
+      this.batch('source range delete', part.rangeDeletes, null, (r) => this.rangeOp(f, m, r.frontendId, r.cidr, false));
       writes += familyPlanSize(part);
     }
     this.stats.writes += writes;
@@ -294,17 +302,23 @@ export class Reconciler {
       for (const id of plan.releasedIds) this.ids.release(id);
     }
     // after the slots and counts: the tables of the frontends this plan touched (all after
-    // a failure or a resync), built from the slots as the maps now hold them
-    if (this.opts.maglev && applied.includes(4)) {
+    // a failure or a resync), built from the slots as the maps now hold them; one table map
+    // for both families (ids are unique across them)
+    if (this.opts.maglev && applied.length > 0) {
       let ids: Set<number> | undefined;
       if (scope && !failed) {
         ids = new Set(plan.releasedIds);
         for (const k of scope) {
-          const e = this.live[4].frontends.get(k);
-          if (e) ids.add(e.value.id);
+          for (const f of applied) {
+            const e = this.live[f].frontends.get(k);
+            if (e) ids.add(e.value.id);
+          }
         }
       }
-      writes += this.opts.maglev.update(this.live[4], ids);
+      writes += this.opts.maglev.update(
+        applied.map((f) => this.live[f]),
+        ids,
+      );
     }
     for (const k of scope ?? [...this.applied.keys(), ...this.desired.keys()]) {
       const d = this.desired.get(k);
@@ -325,9 +339,9 @@ export class Reconciler {
     };
   }
 
-  private rangeOp(m: FamilyMaps, frontendId: number, cidr: string, add: boolean): void {
-    const key = sourceRangeKey(frontendId, cidr);
-    if (!m.sourceRanges || !key) throw new Error(`no weir_lb_src4 entry for ${cidr}`);
+  private rangeOp(family: IpFamily, m: FamilyMaps, frontendId: number, cidr: string, add: boolean): void {
+    const key = sourceRangeKey(frontendId, cidr, family);
+    if (!m.sourceRanges || !key) throw new Error(`no weir_lb_src${family} entry for ${cidr}`);
     if (add) m.sourceRanges.set(key, 1);
     else m.sourceRanges.delete(key);
   }

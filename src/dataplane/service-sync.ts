@@ -77,6 +77,7 @@ export class ServiceSync {
   constructor(private readonly opts: ServiceSyncOptions) {
     this.cleanup = new BackendCleanup(opts.maps, opts.log, opts.destroySockets ? { destroySockets: opts.destroySockets } : {});
     this.reconciler = new Reconciler(opts.maps, opts.log, {
+      ...(opts.maps.ipv6 ? { ipv6: opts.maps.ipv6 } : {}),
       onApplied: (removals) => this.cleanup.run(removals),
       ...(opts.lbAlgorithm ? { lbAlgorithm: opts.lbAlgorithm } : {}),
       ...(opts.maps.maglev ? { maglev: new MaglevTables(opts.maps.maglev, opts.maglevTableSize ?? MAGLEV_DEFAULT_TABLE_SIZE, opts.log) } : {}),

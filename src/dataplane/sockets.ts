@@ -2,7 +2,8 @@
 // the weir_sock_destroy iterator there. A socket iterator walks only the network namespace
 // it is opened in, so it runs once per namespace: the daemon's own (the host) and every
 // namespace a process of the socket-LB cgroup tree lives in (the pods). Namespaces are told
-// apart by their nsfs inode.
+// apart by their nsfs inode. One run covers both families: the kernel's UDP table holds IPv4 and
+// IPv6 sockets alike, and the program matches each against weir_sock_destroy4 or _6.
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';

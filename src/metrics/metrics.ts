@@ -13,8 +13,8 @@ import { boundedLbSeries, readLbStats } from '../dataplane/lb-stats.js';
 export interface DataplaneView {
   counters(): BpfMap | undefined;
   maps(): Iterable<BpfMap>;
-  /** weir_lb_stats4 (undefined with --service-stats off) and who each frontend id is */
-  lbStats?(): { map: BpfMap; frontends: Map<number, { service: string; frontend: string }> } | undefined;
+  /** weir_lb_stats4 and weir_lb_stats6 where pinned (undefined with --service-stats off) and who each frontend id is */
+  lbStats?(): { maps: readonly BpfMap[]; frontends: Map<number, { service: string; frontend: string }> } | undefined;
   /** weir_policy_stats (undefined with --policy-stats or --network-policy off) and each slot's policy */
   policyStats?(): { map: BpfMap; names: Map<number, string> } | undefined;
 }
@@ -189,7 +189,7 @@ export class Metrics {
     });
     new Counter({
       name: 'weir_service_new_connections_total',
-      help: `New connections (flows) sent to each backend, by service, frontend and backend (weir_lb_stats4). At most ${LB_SERIES_CAP} series: the largest counts, the rest summed into service/frontend/backend="other".`,
+      help: `New connections (flows) sent to each backend, by service, frontend and backend (weir_lb_stats4, weir_lb_stats6). At most ${LB_SERIES_CAP} series: the largest counts, the rest summed into service/frontend/backend="other".`,
       labelNames: ['service', 'frontend', 'backend'] as const,
       registers: [this.registry],
       collect() {
@@ -198,7 +198,8 @@ export class Metrics {
         try {
           view = self.dataplane?.lbStats?.();
           if (!view) return;
-          for (const s of boundedLbSeries(readLbStats(view.map), (id) => view!.frontends.get(id), LB_SERIES_CAP))
+          const rows = view.maps.flatMap((m) => readLbStats(m));
+          for (const s of boundedLbSeries(rows, (id) => view!.frontends.get(id), LB_SERIES_CAP))
             this.inc({ service: s.service, frontend: s.frontend, backend: s.backend }, s.value);
         } catch {
           /* a map closed under us: nothing this scrape */

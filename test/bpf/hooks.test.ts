@@ -14,7 +14,11 @@ import { bpfObject } from '../lib/paths.js';
 const PROGRAM_TYPE = { tc: 'sched_cls', xdp: 'xdp', cgroup: 'cgroup_sock_addr' } as const;
 
 test('every object of the table is built, and every row names a loaded object', () => {
-  assert.deepEqual(OBJECT_NAMES, ['from_pod', 'from_pod6', 'to_pod', 'from_host', 'from_host6', 'sock_lb'], 'load order: from_pod creates the shared pinned maps first');
+  assert.deepEqual(
+    OBJECT_NAMES,
+    ['from_pod', 'from_pod6', 'to_pod', 'from_host', 'from_host6', 'sock_lb'],
+    'load order: from_pod creates the shared pinned maps first',
+  );
   for (const name of OBJECT_NAMES) assert.ok(existsSync(bpfObject(name)), `${bpfObject(name)} (make build)`);
   for (const h of HOOKS) assert.ok(OBJECT_NAMES.includes(h.object), `row ${h.name}: object ${h.object} is not in OBJECTS`);
   for (const name of OBJECT_NAMES)
@@ -98,7 +102,16 @@ test('pin names: the 2e42a8d names exactly, each parsing back to its row', () =>
   assert.equal(pinName(byName('from_host'), 12), 'tcx-12-from_host');
   assert.deepEqual(
     HOOKS.filter((h) => h.at.kind === 'cgroup').map((h) => pinName(h)),
-    ['cgroup-connect4', 'cgroup-sendmsg4', 'cgroup-recvmsg4', 'cgroup-getpeername4'],
+    [
+      'cgroup-connect4',
+      'cgroup-sendmsg4',
+      'cgroup-recvmsg4',
+      'cgroup-getpeername4',
+      'cgroup-connect6',
+      'cgroup-sendmsg6',
+      'cgroup-recvmsg6',
+      'cgroup-getpeername6',
+    ],
   );
   assert.equal(new Set(HOOKS.map((h) => h.name)).size, HOOKS.length, 'row names are unique');
   assert.equal(new Set(HOOKS.map((h) => h.pin)).size, HOOKS.length, 'pin patterns are unique');
@@ -111,7 +124,7 @@ test('pin names: the 2e42a8d names exactly, each parsing back to its row', () =>
     }
   }
   assert.throws(() => pinName(byName('from_pod')), RangeError);
-  for (const foreign of ['tcx-7-tunnel', 'tcx-0-from_pod', 'tcx--from_pod', 'tcx-7-from_pod.old', 'cgroup-connect6', 'weir_ct4_v2', 'xtcx-7-to_pod'])
+  for (const foreign of ['tcx-7-tunnel', 'tcx-0-from_pod', 'tcx--from_pod', 'tcx-7-from_pod.old', 'cgroup-bind6', 'weir_ct4_v2', 'xtcx-7-to_pod'])
     assert.equal(parsePinName(foreign), undefined, foreign);
 });
 

@@ -16,6 +16,7 @@ import type {
   WeirBackend6Key,
   WeirCt6,
   WeirCt6Key,
+  WeirLbSrc6Key,
   WeirFrontend6,
   WeirFrontend6Key,
 } from '../../src/bpf/index.js';
@@ -53,12 +54,13 @@ export interface ServiceDataplane extends ExplainMaps {
   affinity: TypedMap<WeirAffinity4Key, WeirAffinity4>;
   conntrack: TypedMap<WeirCt4Key, WeirCt4>;
   sourceRanges: TypedMap<WeirLbSrc4Key, number>;
-  /** the IPv6 maps (lib/lb6.h, lib/conntrack6.h) */
-  v6: {
+  /** the IPv6 maps (lib/lb6.h, lib/conntrack6.h), which weir explain reads as well */
+  ipv6: {
     frontends: TypedMap<WeirFrontend6Key, WeirFrontend6>;
     backends: TypedMap<WeirBackend6Key, WeirBackend6>;
     affinity: TypedMap<WeirAffinity6Key, WeirAffinity6>;
     conntrack: TypedMap<WeirCt6Key, WeirCt6>;
+    sourceRanges: TypedMap<WeirLbSrc6Key, number>;
   };
   run(prog: ProgramKey, data: Buffer): { retval: number; data: Buffer };
   /** counters summed over CPUs, as {hook: {reason: packets}} for non-zero slots only */
@@ -96,11 +98,12 @@ export function loadServiceDataplane(consts: Record<string, ConstValue> = {}): S
     affinity: typedMap(map('weir_affinity4'), codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
     conntrack: typedMap(map('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
     sourceRanges: typedMap(map('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),
-    v6: {
+    ipv6: {
       frontends: typedMap(map6('weir_frontend6'), codecFor('weir_frontend6_key'), codecFor('weir_frontend6')),
       backends: typedMap(map6('weir_backend6'), codecFor('weir_backend6_key'), codecFor('weir_backend6')),
       affinity: typedMap(map6('weir_affinity6'), codecFor('weir_affinity6_key'), codecFor('weir_affinity6')),
       conntrack: typedMap(map6('weir_ct6'), codecFor('weir_ct6_key'), codecFor('weir_ct6')),
+      sourceRanges: typedMap(map6('weir_lb_src6'), codecFor('weir_lb_src6_key'), u8),
     },
     run(prog, data) {
       const r = objects[prog].program(PROGRAMS[prog][1]).testRun({ data, dataSizeOut: data.length + 256 });
@@ -113,12 +116,13 @@ export function loadServiceDataplane(consts: Record<string, ConstValue> = {}): S
       clear(dp.backends);
       clear(dp.affinity);
       clear(dp.conntrack);
-      for (const m of Object.values(dp.v6)) clear(m as TypedMap<unknown, unknown>);
+      for (const m of [dp.ipv6.frontends, dp.ipv6.backends, dp.ipv6.affinity, dp.ipv6.conntrack]) clear(m as TypedMap<unknown, unknown>);
       const stats6 = map6('weir_lb_stats6'); // per CPU: no typed map; its counts start from zero per case
       const keys6 = stats6.lookupBatch().map(([k]) => k);
       if (keys6.length) stats6.deleteBatch(keys6);
       // an LPM trie has no batch delete
       for (const k of [...dp.sourceRanges.keys()]) dp.sourceRanges.delete(k);
+      for (const k of [...dp.ipv6.sourceRanges.keys()]) dp.ipv6.sourceRanges.delete(k);
       dp.resetCounters();
     },
     async close() {
@@ -173,10 +177,10 @@ function flagBits(s: ServiceSpec): number {
 function addService6(dp: ServiceDataplane, s: ServiceSpec): void {
   if (s.sourceRanges?.length) throw new Error('addService: IPv6 source ranges are not written by the fixture');
   s.backends.forEach((b, slot) => {
-    if (b.missing) dp.v6.backends.delete({ frontend_id: s.id, slot });
-    else dp.v6.backends.set({ frontend_id: s.id, slot }, { address: b.address, port: b.port, flags: 0 });
+    if (b.missing) dp.ipv6.backends.delete({ frontend_id: s.id, slot });
+    else dp.ipv6.backends.set({ frontend_id: s.id, slot }, { address: b.address, port: b.port, flags: 0 });
   });
-  dp.v6.frontends.set(
+  dp.ipv6.frontends.set(
     { address: s.address, port: s.port, protocol: s.protocol ?? IPPROTO.tcp, scope: s.scope === 'external' ? 1 : 0 },
     { id: s.id, backend_count: s.backends.length, flags: flagBits(s), affinity_timeout: s.affinityTimeout ?? 0 },
   );

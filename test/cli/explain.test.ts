@@ -16,9 +16,9 @@ import { binWeir } from '../lib/paths.js';
 import { runSync } from '../lib/proc.js';
 import { runCase } from '../fixtures/run-service-case.js';
 import { resolve, tcp, type Expect, type FixturePacket, type Hook, type Step, type Tuple } from '../fixtures/service-case.js';
-import { explainExclusions, serviceCases } from '../fixtures/service-cases.js';
+import { explainExclusions, serviceCases, serviceCases6 } from '../fixtures/service-cases.js';
 import { addService, loadServiceDataplane, type ServiceDataplane } from '../bpf/service-fixture.js';
-import { IPPROTO_ICMP, IPPROTO_TCP } from '../lib/packet.js';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP } from '../lib/packet.js';
 
 let dp: ServiceDataplane;
 before(() => {
@@ -35,9 +35,10 @@ const asRewrite = (t: Tuple): Rewrite => ({ saddr: t.src, daddr: t.dst, sport: t
 function queryOf(hook: Hook, pkt: FixturePacket): ExplainQuery {
   const t = pkt.tuple;
   const q: ExplainQuery = { src: t.src, dst: t.dst, dport: t.dport, protocol: pkt.protocol, from: hook === 'from_pod' ? 'pod' : 'external' };
-  if (pkt.protocol !== IPPROTO_ICMP) q.sport = t.sport;
+  const icmp = pkt.protocol === IPPROTO_ICMP || pkt.protocol === IPPROTO_ICMPV6;
+  if (!icmp) q.sport = t.sport;
   if (pkt.protocol === IPPROTO_TCP) q.tcpFlags = pkt.tcpFlags ?? 0;
-  if (pkt.protocol === IPPROTO_ICMP) q.icmpType = pkt.icmpType ?? 8;
+  if (icmp) q.icmpType = pkt.icmpType ?? (pkt.protocol === IPPROTO_ICMP ? 8 : 128);
   if (pkt.quote) q.quote = { ...pkt.quote.tuple, protocol: pkt.quote.protocol };
   return q;
 }
@@ -45,7 +46,7 @@ function queryOf(hook: Hook, pkt: FixturePacket): ExplainQuery {
 /** Every entry of every service map, raw, to prove explain changes nothing. */
 function snapshot(): string {
   const raw = (m: { map: { entries(): Iterable<[Buffer, Buffer]> } }) => [...m.map.entries()].map(([k, v]) => k.toString('hex') + v.toString('hex')).sort();
-  const all = [dp.frontends, dp.backends, dp.affinity, dp.conntrack].map(raw);
+  const all = [dp.frontends, dp.backends, dp.affinity, dp.conntrack, dp.ipv6.frontends, dp.ipv6.backends, dp.ipv6.affinity, dp.ipv6.conntrack].map(raw);
   return JSON.stringify(all);
 }
 
@@ -82,7 +83,8 @@ function cliExplain(q: ExplainQuery): Explanation {
   return e;
 }
 
-for (const c of serviceCases) {
+// the IPv4 table and the IPv6 one: one explain, the family a value
+for (const c of [...serviceCases, ...serviceCases6]) {
   if (c.name in explainExclusions) continue;
   test(`explain: ${c.name}`, () => {
     const reasons: Record<string, Record<string, number>> = {};
@@ -134,18 +136,20 @@ function optionsOf(args: string[]): Record<string, string> {
 
 test('every case of the table went through explain, but the listed exclusions', () => {
   assert.deepEqual(Object.keys(explainExclusions).sort(), [
+    'IPv6: neighbour discovery passes untouched',
     'malformed packets, fragments and non-IP pass unchanged, each counted once under its reason',
     'to_pod counts and passes',
   ]);
+  const cases = [...serviceCases, ...serviceCases6];
   for (const name of Object.keys(explainExclusions))
     assert.ok(
-      serviceCases.some((c) => c.name === name),
+      cases.some((c) => c.name === name),
       `exclusion ${name} names a case`,
     );
-  const steps = serviceCases.filter((c) => !(c.name in explainExclusions)).reduce((n, c) => n + c.steps.length, 0);
+  const steps = cases.filter((c) => !(c.name in explainExclusions)).reduce((n, c) => n + c.steps.length, 0);
   assert.equal(compared, steps);
   console.log(
-    `explain and BPF_PROG_TEST_RUN agreed on ${steps} steps of ${serviceCases.length - Object.keys(explainExclusions).length} cases ` +
+    `explain and BPF_PROG_TEST_RUN agreed on ${steps} steps of ${cases.length - Object.keys(explainExclusions).length} cases (IPv4 and IPv6) ` +
       `(${viaCli.size} kinds also through bin/weir); ${Object.keys(explainExclusions).length} cases excluded`,
   );
 });

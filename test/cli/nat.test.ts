@@ -124,5 +124,5 @@ test('weir nat list: one row per flow, both directions paired, TCP state, hairpi
 
   const bad = runSync(binWeir, ['nat', 'list', '--pin-dir', dp.bpffs.path, '--protocol', 'gre!'], { check: false });
   assert.equal(bad.code, 1);
-  assert.equal(bad.stderr.trim(), 'weir: --protocol gre!: tcp, udp, icmp, sctp or a number');
+  assert.equal(bad.stderr.trim(), 'weir: --protocol gre!: tcp, udp, icmp, icmpv6, sctp or a number');
 });

@@ -1,12 +1,15 @@
-// Dual-stack Services through `weir daemon` before the IPv6 maps exist (issue 11: one planner
-// over both families, issue 14 adds the IPv6 maps). The IPv6 frontend is planned with the
-// IPv4 one but not applied: the IPv4 ClusterIP carries real connections, only IPv4 entries
-// reach weir_frontend4, the sync line counts `skipped=ipv6`, the id the IPv6 frontend was
-// planned with goes back (the next frontend gets id 2), and a restart adopts with zero writes.
+// Dual-stack Services through `weir daemon` with the IPv6 maps (issue 14): one planner over
+// both families, each family's entries in its own maps. A dual-stack NodePort Service on a
+// dual-stack node: the IPv4 frontends carry real connections; the IPv6 ClusterIP and the
+// NodePort on the node's IPv6 address are in weir_frontend6 with the pods' IPv6 addresses in
+// weir_backend6, ids unique across the families; the sync line skips nothing; the metrics
+// count both families' maps and label IPv6 lb-stats; a restart adopts both families with zero
+// writes. Connections go through both ClusterIPs at once (the TC path; the must-shows are the
+// lab6 tests, test/lab/ipv6-*.test.ts).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { BpfMap, codecFor, typedMap, type WeirFrontend4, type WeirFrontend4Key } from '../../src/bpf/index.js';
+import { BpfMap, codecFor, typedMap } from '../../src/bpf/index.js';
 import { runCleanups } from '../lib/cleanup.js';
 import { Lab, type LabNode, type Pod } from '../lib/lab.js';
 import { endpointSlice, service, WeirNode, type PortSpec } from '../lib/weir-node.js';
@@ -14,20 +17,39 @@ import { endpointSlice, service, WeirNode, type PortSpec } from '../lib/weir-nod
 const VIP4 = '198.19.0.30';
 const VIP6 = '2001:2:ff::30';
 const OTHER_VIP = '198.19.0.31';
-const PORTS: PortSpec[] = [{ name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP' }];
+const NODE6 = '2001:2::1';
+const PORTS: PortSpec[] = [{ name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: 30080 }];
 
-/** What weir_frontend4 holds: address -> frontend id. */
-function frontendIds(pinDir: string): Map<string, number> {
-  const m = BpfMap.openPinned(`${pinDir}/weir_frontend4`);
+type Family = 4 | 6;
+
+/** What a family's frontend map holds: `address:port` -> {id, backend count}. */
+function frontends(pinDir: string, family: Family): Map<string, { id: number; count: number }> {
+  const m = BpfMap.openPinned(`${pinDir}/weir_frontend${family}`);
   try {
-    const typed = typedMap(m, codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
-    return new Map([...(typed.entries() as Iterable<[WeirFrontend4Key, WeirFrontend4]>)].map(([k, v]) => [k.address, v.id]));
+    const typed = typedMap(m, codecFor(`weir_frontend${family}_key`), codecFor(`weir_frontend${family}`));
+    const out = new Map<string, { id: number; count: number }>();
+    for (const [k, v] of typed.entries()) out.set(family === 6 ? `[${k.address}]:${k.port}` : `${k.address}:${k.port}`, { id: v.id, count: v.backend_count });
+    return out;
   } finally {
     m.close();
   }
 }
 
-describe('dual-stack Services before the IPv6 maps', () => {
+/** The backend addresses a family's backend map holds under a frontend id, by slot. */
+function backendsOf(pinDir: string, family: Family, id: number): string[] {
+  const m = BpfMap.openPinned(`${pinDir}/weir_backend${family}`);
+  try {
+    const typed = typedMap(m, codecFor(`weir_backend${family}_key`), codecFor(`weir_backend${family}`));
+    return [...typed.entries()]
+      .filter(([k]) => k.frontend_id === id)
+      .sort(([a], [b]) => a.slot - b.slot)
+      .map(([, v]) => `${v.address}:${v.port}`);
+  } finally {
+    m.close();
+  }
+}
+
+describe('dual-stack Services with the IPv6 maps', () => {
   let lab: Lab;
   let node: LabNode;
   let backends: Pod[];
@@ -36,19 +58,17 @@ describe('dual-stack Services before the IPv6 maps', () => {
 
   before(async () => {
     lab = await Lab.create({ name: 'svc-dualstack' });
-    node = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
+    node = await lab.node('node1', { address: '198.18.0.1/24', address6: `${NODE6}/64`, podSubnet: '198.18.1.0/24', podSubnet6: '2001:2:1::/64' });
     backends = [await lab.pod(node, 'be-a'), await lab.pod(node, 'be-b')];
     client = await lab.pod(node, 'client');
     await Promise.all(backends.map((b) => b.ns.echoServer({ name: b.name, port: 8080 })));
-    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off' });
-    const svc = service({ name: 'web', clusterIP: VIP4, ports: PORTS }) as { spec: Record<string, unknown> };
+    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9963' });
+    const svc = service({ name: 'web', type: 'NodePort', clusterIP: VIP4, ports: PORTS }) as { spec: Record<string, unknown> };
     svc.spec.clusterIPs = [VIP4, VIP6];
     svc.spec.ipFamilies = ['IPv4', 'IPv6'];
     svc.spec.ipFamilyPolicy = 'RequireDualStack';
     const v4 = endpointSlice({ name: 'web-v4', service: 'web', ports: PORTS, endpoints: backends.map((b) => ({ ip: b.ip, node: node.name })) });
-    // the pods have no IPv6 addresses: these endpoints are planned, never dialled
-    const v6Endpoints = ['2001:2:1::a', '2001:2:1::b'].map((ip) => ({ ip, node: node.name }));
-    const v6 = endpointSlice({ name: 'web-v6', service: 'web', ports: PORTS, endpoints: v6Endpoints });
+    const v6 = endpointSlice({ name: 'web-v6', service: 'web', ports: PORTS, endpoints: backends.map((b) => ({ ip: b.ip6!, node: node.name })) });
     (v6 as { addressType: string }).addressType = 'IPv6';
     weir.writeManifest('web.yaml', [svc, v4, v6]);
   });
@@ -57,33 +77,90 @@ describe('dual-stack Services before the IPv6 maps', () => {
     await runCleanups();
   });
 
-  test('the IPv4 frontend is written and carries connections; the IPv6 one is planned, counted as skipped, not written', async () => {
+  test('each family in its own maps: IPv6 ClusterIP and NodePort on the node IPv6 address in weir_frontend6, pods in weir_backend6', async () => {
+    assert.ok(
+      backends.every((b) => b.ip6),
+      'the pods have IPv6 addresses',
+    );
     const ready = await weir.start();
-    assert.equal(ready.frontends, '1', 'only the IPv4 frontend is in the maps');
+    assert.equal(ready.frontends, '4', 'ClusterIP and NodePort, in both families');
     const sync = weir.events('sync')[0]!;
     assert.equal(sync.reason, 'start');
-    assert.equal(sync.skipped, 'ipv6:1');
-    assert.deepEqual([...frontendIds(weir.pinDir)], [[VIP4, 1]]);
-    const r = await weir.spread(client.ns, VIP4, 80, { count: 60 });
-    assert.equal(r.failures, 0, r.errors.join('; '));
-    assert.deepEqual(Object.keys(r.servers).sort(), backends.map((b) => b.name).sort(), JSON.stringify(r.servers));
+    assert.equal(sync.skipped, undefined, 'nothing skipped: the IPv6 frontends are applied');
+    const v4 = frontends(weir.pinDir, 4);
+    const v6 = frontends(weir.pinDir, 6);
+    assert.deepEqual([...v4.keys()].sort(), [`198.18.0.1:30080`, `${VIP4}:80`]);
+    assert.deepEqual([...v6.keys()].sort(), [`[${NODE6}]:30080`, `[${VIP6}]:80`]);
+    const ids = [...v4.values(), ...v6.values()].map((f) => f.id).sort();
+    assert.deepEqual(ids, [1, 2, 3, 4], 'one id allocator for both families');
+    const want6 = backends.map((b) => `${b.ip6}:8080`).sort();
+    for (const [at, f] of v6) {
+      assert.equal(f.count, 2, at);
+      assert.deepEqual(backendsOf(weir.pinDir, 6, f.id).sort(), want6, at);
+    }
+    // the same Service over both families at once (from_pod, from_pod6 on the client's veth)
+    for (const vip of [VIP4, VIP6]) {
+      const r = await weir.spread(client.ns, vip, 80, { count: 60 });
+      assert.equal(r.failures, 0, `${vip}: ${r.errors.join('; ')}`);
+      assert.deepEqual(Object.keys(r.servers).sort(), backends.map((b) => b.name).sort(), `${vip}: ${JSON.stringify(r.servers)}`);
+    }
   });
 
-  test('the id planned for the IPv6 frontend went back: the next IPv4 frontend gets id 2; a restart writes nothing', async () => {
+  test('weir services lists both families, IPv6 rows in the IPv4 shape with a family field', () => {
+    const rows = weir.cli<Array<{ frontend: string; family: string; id: number; backends: Array<{ address: string }> }>>('services');
+    const six = rows.filter((r) => r.family === 'IPv6');
+    assert.deepEqual(six.map((r) => r.frontend).sort(), [`[${NODE6}]:30080`, `[${VIP6}]:80`]);
+    assert.deepEqual(rows.filter((r) => r.family === 'IPv4').length, 2);
+    for (const r of six) assert.deepEqual(r.backends.map((b) => b.address).sort(), backends.map((b) => b.ip6!).sort());
+  });
+
+  test('metrics: both families in weir_frontends and weir_map_entries; IPv6 lb-stats labelled [address]:port', async () => {
+    const sample = (text: string, series: string) => Number(new RegExp(`^${series.replace(/[{}[\]()|.+]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+    let text = (await weir.http('/metrics')).body;
+    assert.equal(sample(text, 'weir_frontends'), 4);
+    assert.equal(sample(text, 'weir_map_entries{map="weir_frontend6"}'), 2);
+    assert.equal(sample(text, 'weir_map_entries{map="weir_backend6"}'), 4);
+    assert.equal(sample(text, 'weir_map_writes_total{map="weir_frontend6",op="update"}'), 2, 'the reconciler writes to the IPv6 maps are counted');
+    assert.ok(/^weir_map_entries\{map="weir_ct6"\} \d+$/m.test(text), 'weir_ct6 fill exported');
+    // a new connection counted in weir_lb_stats6 (as lib/lb6.h counts one) reaches the metric with the service's labels
+    const id = frontends(weir.pinDir, 6).get(`[${VIP6}]:80`)!.id;
+    const m = BpfMap.openPinned(`${weir.pinDir}/weir_lb_stats6`);
+    let n: number;
+    try {
+      const stats = typedMap(m, codecFor('weir_lb_stats6_key'), codecFor('weir_lb_stats6'));
+      const key = { frontend_id: id, backend: backends[0]!.ip6!, port: 8080, pad: 0 };
+      stats.set(key, { new_connections: 3n });
+      n = stats.getPerCpu(key)!.length * 3;
+    } finally {
+      m.close();
+    }
+    text = (await weir.http('/metrics')).body;
+    const series = `weir_service_new_connections_total{service="default/web",frontend="[${VIP6}]:80/tcp",backend="[${backends[0]!.ip6}]:8080"}`;
+    assert.equal(
+      sample(text, series),
+      n,
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('weir_service_new'))
+        .join('\n'),
+    );
+    const row = weir
+      .cli<Array<{ frontend: string; backends: Array<{ address: string; newConnections: number }> }>>('services')
+      .find((r) => r.frontend === `[${VIP6}]:80`)!;
+    assert.equal(row.backends.find((b) => b.address === backends[0]!.ip6)!.newConnections, n, 'weir services reads the same count');
+  });
+
+  test('a new frontend takes the next free id of either family; a restart adopts both families with zero writes', async () => {
     await weir.apply('other.yaml', [
-      service({ name: 'other', clusterIP: OTHER_VIP, ports: PORTS }),
+      service({ name: 'other', clusterIP: OTHER_VIP, ports: [{ name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP' }] }),
       endpointSlice({ name: 'other-1', service: 'other', ports: PORTS, endpoints: [{ ip: backends[0]!.ip, node: node.name }] }),
     ]);
-    assert.deepEqual([...frontendIds(weir.pinDir)].sort(), [
-      [VIP4, 1],
-      [OTHER_VIP, 2],
-    ]);
+    const before = { 4: frontends(weir.pinDir, 4), 6: frontends(weir.pinDir, 6) };
+    assert.equal(before[4].get(`${OTHER_VIP}:80`)?.id, 5);
     await weir.terminate();
     const ready = await weir.start();
-    assert.equal(ready.writes, '0', 'adopted: the unapplied IPv6 frontends are no difference');
-    assert.deepEqual([...frontendIds(weir.pinDir)].sort(), [
-      [VIP4, 1],
-      [OTHER_VIP, 2],
-    ]);
+    assert.equal(ready.writes, '0', 'adopted: both families as they were');
+    assert.deepEqual(frontends(weir.pinDir, 4), before[4]);
+    assert.deepEqual(frontends(weir.pinDir, 6), before[6]);
   });
 });

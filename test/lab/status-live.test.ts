@@ -23,6 +23,7 @@ interface Status {
   ready: boolean;
   problems: string[];
   frontends?: number;
+  frontendsByFamily?: Record<string, number>;
   syncs?: number;
   repairs?: number;
 }
@@ -57,12 +58,16 @@ describe('weir status against a live daemon', () => {
     assert.equal(s.ready, true);
     assert.deepEqual(s.problems, []);
     assert.equal(s.frontends, 2, 'tcp and udp');
+    assert.deepEqual(s.frontendsByFamily, { IPv4: 2, IPv6: 0 }, 'per family, from the entries of weir_frontend4 / weir_frontend6');
     assert.ok((s.syncs ?? 0) >= 1, `syncs ${s.syncs}`);
     // weir_resync_repairs_total has no sample before the first repair: json leaves it out
     assert.equal(s.repairs ?? 0, 0);
     const t = await status();
     assert.equal(t.code, 0, t.stderr);
-    assert.match(t.stdout, /^weir at http:\/\/127\.0\.0\.1:9963: healthy, ready\n {2}frontends programmed: 2\n {2}syncs: \d+, resync repairs: 0\n$/);
+    assert.match(
+      t.stdout,
+      /^weir at http:\/\/127\.0\.0\.1:9963: healthy, ready\n {2}frontends programmed: 2 \(IPv4 2, IPv6 0\)\n {2}syncs: \d+, resync repairs: 0\n$/,
+    );
   });
 
   test("a frontend deleted behind the daemon's back: status counts the repair", async () => {

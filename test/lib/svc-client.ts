@@ -10,7 +10,7 @@
 //   `error <message>` when the socket fails)
 
 import { createSocket } from 'node:dgram';
-import { connect } from 'node:net';
+import { connect, isIPv6 } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -79,7 +79,7 @@ function tcpOnce(host: string, port: number, timeoutMs: number): Promise<{ reply
 
 function udpOnce(host: string, port: number, timeoutMs: number): Promise<{ reply: Reply; remote: string }> {
   return new Promise((resolve, reject) => {
-    const sock = createSocket('udp4');
+    const sock = createSocket(isIPv6(host) ? 'udp6' : 'udp4'); // udp6: dual-stack, so ::ffff:a.b.c.d works too
     const done = (f: () => void) => {
       clearTimeout(timer);
       clearInterval(again);

@@ -37,8 +37,9 @@ export class FakeMap<K, V> {
   }
 }
 
-export function fakeMaps() {
-  const m = {
+/** One family's service maps, in memory (the *4 and *6 maps have one shape each). */
+function familyFakes() {
+  return {
     frontends: new FakeMap(),
     backends: new FakeMap(),
     affinity: new FakeMap<WeirAffinity4Key, WeirAffinity4>(),
@@ -46,5 +47,17 @@ export function fakeMaps() {
     sockDestroy: new FakeMap(),
     sourceRanges: new FakeMap<WeirLbSrc4Key, number>(),
   };
+}
+
+/** The IPv4 maps only (objects of a release before the IPv6 maps). */
+export function fakeMaps() {
+  const m = familyFakes();
   return { fake: m, maps: m as unknown as ServiceMaps };
+}
+
+/** Both families: `fake` the IPv4 maps, `fake6` the IPv6 ones (maps.ipv6). */
+export function fakeDualStackMaps() {
+  const m = familyFakes();
+  const v6 = familyFakes();
+  return { fake: m, fake6: v6, maps: { ...m, ipv6: v6 } as unknown as ServiceMaps };
 }

@@ -86,6 +86,21 @@ test('nodePortAddresses: CIDRs filter the node addresses; primary takes the firs
   assert.equal(cidrContains('garbage', '198.19.0.1'), false);
 });
 
+test('NodePort addresses of both families: IPv6 global addresses are node addresses, link-local ones (fe80::/10) never', () => {
+  const addrs = [
+    ...ADDRS,
+    addr('eth0', 2, 'fe80::1', 64, 'link'),
+    // a link-local address some configuration marked global: still not one to serve NodePorts on
+    addr('eth0', 2, 'fe80::2', 64, 'global'),
+    addr('eth0', 2, '2001:2:0:1::1', 64),
+  ];
+  const n = computeNodeNetwork(LINKS, addrs, ROUTES);
+  assert.deepEqual(n.nodeAddresses, ['198.18.0.1', '2001:2::1', '2001:2:0:1::1']);
+  assert.deepEqual(n.nodePortAddresses, ['198.18.0.1', '2001:2::1', '2001:2:0:1::1']);
+  assert.deepEqual(computeNodeNetwork(LINKS, addrs, ROUTES, { nodePortAddresses: ['2001:2:0:1::/64'] }).nodePortAddresses, ['2001:2:0:1::1']);
+  assert.deepEqual(computeNodeNetwork(LINKS, addrs, ROUTES, { nodePortAddresses: ['fe80::/10'] }).nodePortAddresses, []);
+});
+
 test('parsers read `ip -j` output', () => {
   const links = parseLinks([
     { ifindex: 5, ifname: 'veth1', flags: ['BROADCAST', 'UP'], address: '02:00:00:00:00:05', mtu: 1500, linkinfo: { info_kind: 'veth' } },

@@ -1,10 +1,24 @@
-// boundedLbSeries: the cardinality bound of weir_service_new_connections_total.
+// boundedLbSeries: the cardinality bound of weir_service_new_connections_total, over the rows
+// of both families' lb-stats maps.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { boundedLbSeries, type LbStatsRow } from '../../src/dataplane/lb-stats.js';
 
-const row = (frontendId: number, i: number, n: number): LbStatsRow => ({ frontendId, backend: `198.18.2.${i}`, port: 8080, newConnections: BigInt(n) });
+const row = (frontendId: number, i: number, n: number): LbStatsRow => ({
+  family: 4,
+  frontendId,
+  backend: `198.18.2.${i}`,
+  port: 8080,
+  newConnections: BigInt(n),
+});
+const row6 = (frontendId: number, i: number, n: number): LbStatsRow => ({
+  family: 6,
+  frontendId,
+  backend: `2001:2:1::${i}`,
+  port: 8080,
+  newConnections: BigInt(n),
+});
 const describe = (id: number) => (id === 1 ? { service: 'default/web', frontend: '198.19.0.10:80/tcp' } : undefined);
 
 test('under the cap: one series per backend, labelled; unknown frontend ids say so', () => {
@@ -29,4 +43,13 @@ test('over the cap: exactly cap series, the largest kept, the rest summed into "
     s.reduce((n, x) => n + x.value, 0),
     (50 * 51) / 2,
   );
+});
+
+test('IPv6 rows beside IPv4 ones: the backend label is [address]:port, as every IPv6 endpoint is printed', () => {
+  const both = (id: number) => (id === 3 ? { service: 'default/web', frontend: '[2001:2::10]:80/tcp' } : describe(id));
+  const s = boundedLbSeries([row(1, 1, 2), row6(3, 10, 4)], both, 10);
+  assert.deepEqual(s, [
+    { service: 'default/web', frontend: '[2001:2::10]:80/tcp', backend: '[2001:2:1::10]:8080', value: 4 },
+    { service: 'default/web', frontend: '198.19.0.10:80/tcp', backend: '198.18.2.1:8080', value: 2 },
+  ]);
 });
