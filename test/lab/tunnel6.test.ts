@@ -15,12 +15,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { attachTc, BpfObject, codecFor, enums, typedMap, u32, type TcAttachment } from '../../src/bpf/index.js';
+import { attachTc, BpfMap, BpfObject, codecFor, enums, typedMap, u32, type TcAttachment } from '../../src/bpf/index.js';
 import { counterTotals, readCounters } from '../../src/dataplane/counters.js';
 import { v4Mapped } from '../../src/dataplane/node-maps.js';
 import { runCleanups } from '../lib/cleanup.js';
 import { Lab, type External, type LabNode, type Pod } from '../lib/lab.js';
 import { sleep } from '../lib/proc.js';
+import { endpointSlice, node as k8sNode, service, WeirNode, type PortSpec } from '../lib/weir-node.js';
 
 const OBJ_DIR = join(process.cwd(), 'build', 'bpf');
 const NODEPORT = 30096;
@@ -236,3 +237,90 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
     });
   });
 }
+
+// The same through `weir daemon` on both nodes, from manifests: dual-stack Node objects
+// (InternalIPs and podCIDRs of both families) -> node-maps.ts -> weir_tunnel6/weir_nodes6; a
+// dual-stack NodePort Service with an IPv6 EndpointSlice -> the reconciler's IPv6 frontends.
+// --tunnel-underlay picks the outer header; a restart with it changes weir_tunnel6 in place.
+describe('across nodes in IPv6 through `weir daemon` on both nodes (node maps from Node objects, --tunnel-underlay)', () => {
+  let lab: Lab;
+  let node1: LabNode;
+  let node2: LabNode;
+  let backend: Pod;
+  let client: External;
+  let weir1: WeirNode;
+  let weir2: WeirNode;
+  const args1: string[] = [];
+  const PORTS: PortSpec[] = [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: NODEPORT }];
+
+  /** node2's IPv6 pod CIDR as node1's weir_tunnel6 holds it (the node address it tunnels to). */
+  const tunnelEntry = (): string | undefined => {
+    const m = BpfMap.openPinned(join(weir1.pinDir, 'weir_tunnel6'));
+    try {
+      return typedMap(m, codecFor('weir_tunnel6_key'), codecFor('weir_tunnel6')).get({ prefixlen: 64, address: '2001:2:0:2::' })?.node_ip;
+    } finally {
+      m.close();
+    }
+  };
+
+  before(async () => {
+    lab = await Lab.create({ name: 'tunnel6-daemon' });
+    node1 = await lab.node('node1', { address: '198.18.0.1/24', address6: '2001:2::1/64', podSubnet: '198.18.1.0/24', podSubnet6: '2001:2:0:1::/64' });
+    node2 = await lab.node('node2', { address: '198.18.0.2/24', address6: '2001:2::2/64', podSubnet: '198.18.2.0/24', podSubnet6: '2001:2:0:2::/64' });
+    await lab.routePodSubnets();
+    backend = await lab.pod(node2, 'be-remote');
+    await backend.ns.echoServer({ name: 'be-remote', port: 8080 });
+    client = await lab.external('client', { address: '198.18.0.100/24', address6: '2001:2::100/64' });
+    const svc = service({ name: 'web', type: 'NodePort', clusterIP: '198.19.0.60', ports: PORTS }) as { spec: Record<string, unknown> };
+    svc.spec.clusterIPs = ['198.19.0.60', '2001:2:ff::60'];
+    svc.spec.ipFamilies = ['IPv4', 'IPv6'];
+    svc.spec.ipFamilyPolicy = 'RequireDualStack';
+    const v4 = endpointSlice({ name: 'web-v4', service: 'web', ports: PORTS, endpoints: [{ ip: backend.ip, node: node2.name }] });
+    const v6 = endpointSlice({ name: 'web-v6', service: 'web', ports: PORTS, endpoints: [{ ip: backend.ip6!, node: node2.name }] });
+    (v6 as { addressType: string }).addressType = 'IPv6';
+    const nodes = [node1, node2].map((n) => k8sNode({ name: n.name, internalIP: [n.address, n.address6!], podCIDRs: [n.podSubnet!, n.podSubnet6!] }));
+    weir1 = await WeirNode.create(lab, node1, { extraArgs: args1 });
+    weir2 = await WeirNode.create(lab, node2);
+    for (const w of [weir1, weir2]) w.writeManifest('web.yaml', [...nodes, svc, v4, v6]);
+    await Promise.all([weir1.start(), weir2.start()]);
+  });
+  after(async () => {
+    await lab?.destroy();
+    await runCleanups();
+  });
+
+  for (const underlay of ['ipv4', 'ipv6'] as const) {
+    test(`--tunnel-underlay ${underlay}: weir_tunnel6 names node2 ${underlay === 'ipv4' ? 'v4-mapped' : 'by its IPv6 InternalIP'}; the backend sees the client's IPv6 address`, async () => {
+      if (underlay === 'ipv6') {
+        const p = weir1.process!;
+        p.signalGroup('SIGTERM');
+        await p.exited;
+        args1.push('--tunnel-underlay', 'ipv6');
+        await weir1.start();
+      }
+      assert.equal(tunnelEntry(), underlay === 'ipv4' ? v4Mapped(node2.address) : node2.address6);
+      const filter =
+        underlay === 'ipv4' ? `udp and dst port 4789 and src host ${node1.address}` : `ip6 and udp and dst port 4789 and src host ${node1.address6}`;
+      const wire = node2.ns.spawn('tcpdump', ['-i', node2.ifname, '-n', '-l', '-c', '3', filter], { label: 'tcpdump tunnel' });
+      await sleep(500);
+      const c1 = weir1.counters();
+      const c2 = weir2.counters();
+      const r = await weir1.spread(client.ns, node1.address6!, NODEPORT, { count: 10, concurrency: 2 });
+      assert.equal(r.failures, 0, r.errors.join('; '));
+      assert.deepEqual([...new Set(r.peers['be-remote'])], [client.address6], 'the backend sees the client');
+      await wire.exited;
+      console.log(
+        `# daemon, --tunnel-underlay ${underlay}: ${wire.stdout
+          .split('\n')
+          .find((l) => l.includes('4789'))
+          ?.trim()}`,
+      );
+      const d1 = weir1.counters();
+      const d2 = weir2.counters();
+      assert.equal(delta(d1, c1, 'from_host', 'service_nat'), 10, 'node1 chose the backend for each connection');
+      assert.ok(delta(d1, c1, 'from_host', 'tunnel_encap') >= 10 * 3, 'node1 encapsulated every client packet');
+      assert.ok(delta(d2, c2, 'from_pod', 'tunnel_encap') >= 10 * 2, 'node2 sent the replies back into the tunnel');
+      assert.ok(delta(d1, c1, 'from_host', 'reverse_nat') >= 10 * 2, 'node1 reverse-NATed them for the client');
+    });
+  }
+});
