@@ -251,6 +251,7 @@ describe('across nodes in IPv6 through `weir daemon` on both nodes (node maps fr
   let weir1: WeirNode;
   let weir2: WeirNode;
   const args1: string[] = [];
+  const args2: string[] = [];
   const PORTS: PortSpec[] = [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: NODEPORT }];
 
   /** node2's IPv6 pod CIDR as node1's weir_tunnel6 holds it (the node address it tunnels to). */
@@ -280,7 +281,7 @@ describe('across nodes in IPv6 through `weir daemon` on both nodes (node maps fr
     (v6 as { addressType: string }).addressType = 'IPv6';
     const nodes = [node1, node2].map((n) => k8sNode({ name: n.name, internalIP: [n.address, n.address6!], podCIDRs: [n.podSubnet!, n.podSubnet6!] }));
     weir1 = await WeirNode.create(lab, node1, { extraArgs: args1 });
-    weir2 = await WeirNode.create(lab, node2);
+    weir2 = await WeirNode.create(lab, node2, { extraArgs: args2 });
     for (const w of [weir1, weir2]) w.writeManifest('web.yaml', [...nodes, svc, v4, v6]);
     await Promise.all([weir1.start(), weir2.start()]);
   });
@@ -323,4 +324,25 @@ describe('across nodes in IPv6 through `weir daemon` on both nodes (node maps fr
       assert.ok(delta(d1, c1, 'from_host', 'reverse_nat') >= 10 * 2, 'node1 reverse-NATed them for the client');
     });
   }
+
+  test('--external-service-mode dsr on both (IPv6 underlay): node2 DNATs to the backend node1 named and answers the client itself', async () => {
+    for (const w of [weir1, weir2]) {
+      const p = w.process!;
+      p.signalGroup('SIGTERM');
+      await p.exited;
+    }
+    for (const a of [args1, args2]) a.push('--external-service-mode', 'dsr');
+    await Promise.all([weir1.start(), weir2.start()]);
+    const c1 = weir1.counters();
+    const c2 = weir2.counters();
+    const r = await weir1.spread(client.ns, node1.address6!, NODEPORT, { count: 10, concurrency: 2 });
+    assert.equal(r.failures, 0, r.errors.join('; '));
+    assert.deepEqual([...new Set(r.peers['be-remote'])], [client.address6], 'the backend sees the client');
+    const d1 = weir1.counters();
+    const d2 = weir2.counters();
+    console.log(`# daemon, dsr: node1 from_host ${JSON.stringify(d1.from_host)}; node2 from_pod ${JSON.stringify(d2.from_pod)}`);
+    assert.equal(delta(d2, c2, 'from_host', 'service_nat'), 10, 'node2 DNATed each connection to the backend node1 named');
+    assert.ok(delta(d2, c2, 'from_pod', 'dsr_reply') >= 10 * 2, 'node2 answered the client from the frontend');
+    assert.equal(delta(d1, c1, 'from_host', 'tunnel_decap'), 0, 'node1 received no reply');
+  });
 });
