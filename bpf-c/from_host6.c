@@ -10,7 +10,8 @@
  *   -> conntrack (wire tuple, conntrack6.h)
  *        hit:  NAT as the entry says -> forward
  *        miss: frontend EXTERNAL scope (eTP: Local), then INTERNAL
- *                -> admit (drop | ICMPv6 port unreachable out the same interface)
+ *                -> admit (drop | reject out the same interface: TCP RST, else ICMPv6 port
+ *                   unreachable)
  *                -> select backend -> policy -> create conntrack (NODEPORT) -> DNAT, no SNAT
  *                -> forward
  *              no frontend: ct_track_all -> policy -> create conntrack -> forward

@@ -9,7 +9,8 @@
  *   -> conntrack (wire tuple, conntrack6.h)
  *        hit:  NAT as the entry says (DNAT / reverse NAT / none) -> forward
  *        miss: frontend {daddr, dport, proto, INTERNAL}
- *                -> admit (drop | ICMPv6 port unreachable back to the pod) -> select backend
+ *                -> admit (drop | reject back to the pod: TCP RST, else ICMPv6 port unreachable)
+ *                -> select backend
  *                -> policy -> create conntrack -> DNAT (+ SNAT for hairpin) -> forward
  *              no frontend: ct_track_all -> policy -> create conntrack -> forward
  *                                                                     (lib/flow6.h)

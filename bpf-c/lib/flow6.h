@@ -7,7 +7,7 @@
  *   new flow:     frontend -> admit, select backend (lb6.h) -> policy (policy.h)
  *                   -> plan the forward (forward6.h) -> create conntrack (conntrack6.h)
  *                   -> NAT -> forward                                          flow6_new
- *                 no endpoint: ICMPv6 port unreachable (reject6.h)          flow6_reject
+ *                 no endpoint: TCP RST / ICMPv6 port unreachable (reject6.h)  flow6_reject
  *                 no frontend, ct_track_all -> policy -> create conntrack, no rewrite
  *                   -> forward                                             flow6_track_new
  *
@@ -65,14 +65,17 @@ static __always_inline enum weir_reason flow6_established(struct __sk_buff *skb,
  * @ct_flags: the calling hook's conntrack flags (WEIR_CT_NODEPORT from from_host6)
  * @flow: filled in: the tuple before and after DNAT (and SNAT for hairpin), flags
  *
- * Returns 0, or the reason to drop the packet with.
+ * Returns 0, or the reason to drop the packet with. A global function: the affinity and
+ * backend copies with 16-byte addresses stay out of flow6_new's frame, whose callees
+ * (policy's included) share what is left of the 512-byte stack.
  */
-static __always_inline enum weir_reason lb6_select(const struct packet *pkt,
-						   const struct weir_frontend6 *fe, __u64 now,
-						   __u16 ct_flags, struct ct6_flow *flow)
+__weir_slow_path int lb6_select(const struct packet *pkt, const struct weir_frontend6 *fe,
+				__u64 now, __u32 ct_flags, struct ct6_flow *flow)
 {
 	struct weir_backend6 be;
 
+	if (!pkt || !fe || !flow)
+		return WEIR_REASON_BACKEND_MISSING;
 	if (lb6_select_backend(fe, pkt->saddr.v6, pkt, now, &be))
 		return WEIR_REASON_BACKEND_MISSING;
 
@@ -203,8 +206,8 @@ __weir_slow_path int flow6_track_new(struct __sk_buff *skb, const struct packet 
 
 /**
  * flow6_reject - the hook's half of a reject lb6_admit decided (*verdict
- * WEIR_TC_REJECT_PENDING): turns the packet into ICMPv6 port unreachable back out the
- * interface it came in on. A global function: its frame holds the quote.
+ * WEIR_TC_REJECT_PENDING): turns the packet into a TCP RST or an ICMPv6 port unreachable
+ * back out the interface it came in on. A global function: its frame holds the quote.
  */
 __weir_slow_path int flow6_reject(struct __sk_buff *skb, const struct packet *pkt, int *verdict)
 {

@@ -40,22 +40,29 @@ static __always_inline __u32 forward6_egress(struct __sk_buff *skb, const void *
 	return fib.ifindex;
 }
 
-/* forward6_plan - the first packet of a service flow, backend chosen, not yet rewritten: a
+/**
+ * forward6_plan - the first packet of a service flow, backend chosen, not yet rewritten: a
  * backend on a workload interface of this node gets both directions redirected (the reply
- * to the interface the client's packet came in on). */
-static __always_inline void forward6_plan(struct __sk_buff *skb, struct ct6_flow *flow)
+ * to the interface the client's packet came in on). A global function: its FIB lookup's
+ * frame is its own, not flow6_new's (whose callees, policy's included, share what is left
+ * of the 512-byte stack). Returns 0.
+ */
+__weir_slow_path int forward6_plan(struct __sk_buff *skb, struct ct6_flow *flow)
 {
 	struct weir_iface *to;
 	__u32 out;
 
+	if (!skb || !flow)
+		return 0;
 	out = forward6_egress(skb, flow->nat.saddr, flow->nat.daddr, flow->nat.protocol);
 	if (!out)
-		return;
+		return 0;
 	to = bpf_map_lookup_elem(&weir_ifaces, &out);
 	if (!to || !(to->flags & WEIR_IFACE_WORKLOAD))
-		return;
+		return 0;
 	flow->ifindex = out;
 	flow->reply_ifindex = skb->ifindex;
+	return 0;
 }
 
 /* Decrements the hop limit as a router does (IPv6 has no header checksum). Returns 0, or -1

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Reject for IPv6, as reject.h's for IPv4: a packet to a frontend with no usable endpoint
  * becomes, in place, the ICMPv6 destination unreachable / port unreachable (type 1, code 4)
- * the frontend would have sent, back out the interface it came in on. Linux fails a connect()
- * with ECONNREFUSED on it (TCP too: icmpv6_err_convert), so clients fail at once.
+ * the frontend would have sent, back out the interface it came in on; a TCP SYN the RST its
+ * closed port would have sent. Linux fails a connect() with ECONNREFUSED on either.
  *
  *   in:  eth | IPv6 (40 + ext) | L4 ...                      client -> frontend
  *   out: eth (MACs swapped) | IPv6 (40) | ICMPv6 1/4 (8) | IPv6 (40 + ext) | 8 bytes of L4
@@ -10,12 +10,25 @@
  *
  * Unlike ICMPv4's, the ICMPv6 checksum covers a pseudo-header (RFC 4443 2.3), so it is
  * summed over the new header's addresses, the length and the next header too.
+ *
+ * A TCP SYN is answered with the frontend's RST instead (reject6_tcp_reset): a SYN from a
+ * pod on this node is turned around in the softirq its own transmit runs, so the answer
+ * reaches the client while connect() still holds the socket. Linux keeps an ICMPv6 error
+ * then as a soft error (TcpExtLockDroppedIcmps): IPv6 clients without IPV6_RECVERR (curl,
+ * node) failed only at the SYN's retransmit, ~1 s (measured in test/lab/service6-tc.test.ts;
+ * IPv4 clients fail at once). A RST waits in the socket's backlog and fails the connect as it
+ * returns.
+ *
+ * Limit, as reject.h's: the ICMPv6 packet keeps the original's CHECKSUM_PARTIAL state (a
+ * local pod's UDP), its start now inside the quote; a path that completes that checksum (no
+ * tx offload toward the client) rewrites the quote under the ICMPv6 checksum.
  */
 #ifndef WEIR_LIB_REJECT6_H
 #define WEIR_LIB_REJECT6_H
 
 #include "compiler.h"
 #include "csum.h"
+#include "conntrack.h"
 #include "parse.h"
 #include <linux/icmpv6.h>
 
@@ -110,9 +123,96 @@ static __always_inline int reject6_icmp(struct __sk_buff *skb, const struct pack
 	return bpf_redirect(skb->ifindex, 0);
 }
 
-/* The frontend has no usable endpoint: port unreachable. */
+struct reject6_rst {
+	struct ipv6hdr ip;
+	struct tcphdr th;
+};
+
+/**
+ * reject6_tcp_reset - turns a TCP SYN (no ACK, no extension header) into the RST|ACK the
+ * frontend's closed port would send, in place, back out the interface it came in on. Linux
+ * takes a RST in SYN_SENT through the socket's backlog when connect() still holds the socket
+ * and fails the connect with ECONNREFUSED as it lets go, where an ICMPv6 error would only be
+ * a soft error until the SYN's retransmit (the first limit above).
+ *
+ * The segment keeps the SYN's checksum state, its start and offset still on this TCP header:
+ * a CHECKSUM_PARTIAL SYN (a local pod's: its 40 bytes cannot be cut to 8 then) gets the
+ * pseudo-header sum to complete, any other the full checksum.
+ *
+ * Returns the redirect verdict, 1 when the packet is not such a SYN (the caller sends the
+ * ICMPv6 error instead), or a negative errno (drop).
+ */
+static __always_inline int reject6_tcp_reset(struct __sk_buff *skb, const struct packet *pkt)
+{
+	struct reject6_pseudo_tail tail = {};
+	struct reject6_rst hdr = {};
+	__u32 l4 = pkt->l4_off, seq, sum;
+	__u8 doff_byte, partial = 0;
+	struct ethhdr eth;
+	__u8 mac[ETH_ALEN];
+	int err;
+
+	if (pkt->l4_proto != IPPROTO_TCP || l4 != pkt->l3_off + sizeof(struct ipv6hdr) ||
+	    (pkt->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK | CT_TCP_RST)) != CT_TCP_SYN)
+		return 1;
+	if (bpf_skb_load_bytes(skb, l4 + 4, &seq, sizeof(seq)) ||
+	    bpf_skb_load_bytes(skb, l4 + 12, &doff_byte, 1))
+		return 1;
+	/* what the RST acknowledges: the SYN and any data it carried (TCP Fast Open) */
+	seq = bpf_ntohl(seq) + 1 + (pkt->l3_len - sizeof(struct ipv6hdr) - (doff_byte >> 4) * 4);
+
+	if (bpf_skb_change_tail(skb, l4 + 8, 0)) /* refused: a pending checksum past byte 8 */
+		partial = 1;
+	err = bpf_skb_change_tail(skb, l4 + sizeof(hdr.th), 0);
+	if (err)
+		return err;
+
+	hdr.ip.version = 6;
+	hdr.ip.payload_len = bpf_htons(sizeof(hdr.th));
+	hdr.ip.nexthdr = IPPROTO_TCP;
+	hdr.ip.hop_limit = REJECT6_HOP_LIMIT;
+	__builtin_memcpy(&hdr.ip.saddr, pkt->daddr.v6, 16);
+	__builtin_memcpy(&hdr.ip.daddr, pkt->saddr.v6, 16);
+	hdr.th.source = pkt->dport;
+	hdr.th.dest = pkt->sport;
+	hdr.th.ack_seq = bpf_htonl(seq);
+	hdr.th.doff = sizeof(hdr.th) / 4;
+	hdr.th.rst = 1;
+	hdr.th.ack = 1;
+	tail.len = bpf_htonl(sizeof(hdr.th));
+	tail.nexthdr = bpf_htonl(IPPROTO_TCP);
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)&hdr.ip.saddr, 32, 0);
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)&tail, sizeof(tail), sum);
+	if (partial) {
+		hdr.th.check = ~csum_fold32(sum); /* the pseudo-header's part, as Linux leaves it */
+	} else {
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)&hdr.th, sizeof(hdr.th), sum);
+		hdr.th.check = csum_fold32(sum);
+	}
+	err = bpf_skb_store_bytes(skb, pkt->l3_off, &hdr, sizeof(hdr), BPF_F_RECOMPUTE_CSUM);
+	if (err)
+		return err;
+
+	err = bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth));
+	if (err)
+		return err;
+	__builtin_memcpy(mac, eth.h_dest, ETH_ALEN);
+	__builtin_memcpy(eth.h_dest, eth.h_source, ETH_ALEN);
+	__builtin_memcpy(eth.h_source, mac, ETH_ALEN);
+	err = bpf_skb_store_bytes(skb, 0, &eth, 2 * ETH_ALEN, BPF_F_RECOMPUTE_CSUM);
+	if (err)
+		return err;
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* The frontend has no usable endpoint: a TCP SYN is reset (reject6_tcp_reset), anything
+ * else gets ICMPv6 port unreachable. */
 static __always_inline int reject6_port_unreachable(struct __sk_buff *skb, const struct packet *pkt)
 {
+	int ret = reject6_tcp_reset(skb, pkt);
+
+	if (ret != 1)
+		return ret;
 	return reject6_icmp(skb, pkt, ICMPV6_DEST_UNREACH, ICMPV6_PORT_UNREACH, 0);
 }
 

@@ -66,7 +66,7 @@ export interface ServiceDataplane extends ExplainMaps {
   /** counters summed over CPUs, as {hook: {reason: packets}} for non-zero slots only */
   counters(): Record<string, Record<string, number>>;
   resetCounters(): void;
-  /** empty every service map (frontends, backends, affinity, conntrack; weir_lb_stats6 too) and the counters */
+  /** empty every service map (frontends, backends, affinity, conntrack; weir_lb_stats6 and weir_maglev4 too) and the counters */
   reset(): void;
   close(): Promise<void>;
 }
@@ -117,9 +117,11 @@ export function loadServiceDataplane(consts: Record<string, ConstValue> = {}): S
       clear(dp.affinity);
       clear(dp.conntrack);
       for (const m of [dp.ipv6.frontends, dp.ipv6.backends, dp.ipv6.affinity, dp.ipv6.conntrack]) clear(m as TypedMap<unknown, unknown>);
-      const stats6 = map6('weir_lb_stats6'); // per CPU: no typed map; its counts start from zero per case
-      const keys6 = stats6.lookupBatch().map(([k]) => k);
-      if (keys6.length) stats6.deleteBatch(keys6);
+      // weir_lb_stats6 (per CPU: no typed map) and the Maglev tables start empty per case too
+      for (const m of [map6('weir_lb_stats6'), map('weir_maglev4')]) {
+        const keys = m.lookupBatch().map(([k]) => k);
+        if (keys.length) m.deleteBatch(keys);
+      }
       // an LPM trie has no batch delete
       for (const k of [...dp.sourceRanges.keys()]) dp.sourceRanges.delete(k);
       for (const k of [...dp.ipv6.sourceRanges.keys()]) dp.ipv6.sourceRanges.delete(k);

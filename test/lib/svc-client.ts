@@ -170,7 +170,7 @@ function flow(proto: string, host: string, port: number, seconds: number, interv
       };
       close = () => sock.destroy();
     } else {
-      const sock = createSocket('udp4');
+      const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
       sockRef = sock;
       sock.on('message', (d) => got(d.toString('utf8').split('\n')[0]!));
       sock.on('error', (e) => (r.error ??= e.message));
