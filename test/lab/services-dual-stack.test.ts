@@ -12,7 +12,9 @@ import { after, before, describe, test } from 'node:test';
 import { BpfMap, codecFor, typedMap } from '../../src/bpf/index.js';
 import { runCleanups } from '../lib/cleanup.js';
 import { Lab, type LabNode, type Pod } from '../lib/lab.js';
+import { binWeir } from '../lib/paths.js';
 import { endpointSlice, service, WeirNode, type PortSpec } from '../lib/weir-node.js';
+import type { DiffResult } from '../../src/cli/diff.js';
 
 const VIP4 = '198.19.0.30';
 const VIP6 = '2001:2:ff::30';
@@ -148,6 +150,37 @@ describe('dual-stack Services with the IPv6 maps', () => {
       .cli<Array<{ frontend: string; backends: Array<{ address: string; newConnections: number }> }>>('services')
       .find((r) => r.frontend === `[${VIP6}]:80`)!;
     assert.equal(row.backends.find((b) => b.address === backends[0]!.ip6)!.newConnections, n, 'weir services reads the same count');
+  });
+
+  test('weir diff compares both families: none differs; the IPv6 ClusterIP deleted by hand is exactly the one missing', async () => {
+    const diff = async () => {
+      const r = await node.ns.exec(
+        binWeir,
+        ['diff', '--manifests', weir.manifests, '--node-name', node.name, '--bpf-root', lab.bpffs, '--instance', weir.instance, '-o', 'json'],
+        { check: false, timeoutMs: 30_000 },
+      );
+      return { code: r.code, json: JSON.parse(r.stdout) as DiffResult };
+    };
+    const clean = await diff();
+    assert.equal(clean.code, 0, JSON.stringify(clean.json));
+    assert.deepEqual([clean.json.desiredFrontends, clean.json.liveFrontends], [4, 4], 'both families on both sides');
+    const m = BpfMap.openPinned(`${weir.pinDir}/weir_frontend6`);
+    try {
+      const fe = typedMap(m, codecFor('weir_frontend6_key'), codecFor('weir_frontend6'));
+      const key = [...fe.keys()].find((k) => k.address === VIP6)!;
+      const value = fe.get(key)!;
+      fe.delete(key);
+      const drift = await diff();
+      assert.equal(drift.code, 2);
+      assert.deepEqual(
+        drift.json.differences.map((d) => [d.kind, d.frontend, d.service]),
+        [['missing', `[${VIP6}]:80/tcp/internal`, 'default/web']],
+      );
+      fe.set(key, value); // put back as it was: the later tests see the daemon's state
+    } finally {
+      m.close();
+    }
+    assert.equal((await diff()).code, 0);
   });
 
   test('the conntrack GC ages weir_ct6 with weir_ct4_v2: an idle IPv6 UDP flow goes, a fresh one stays', async () => {
