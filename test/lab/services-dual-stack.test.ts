@@ -1,11 +1,11 @@
 // Dual-stack Services through `weir daemon` with the IPv6 maps (issue 14): one planner over
 // both families, each family's entries in its own maps. A dual-stack NodePort Service on a
-// dual-stack node: the IPv4 frontends carry real connections; the IPv6 ClusterIP and the
-// NodePort on the node's IPv6 address are in weir_frontend6 with the pods' IPv6 addresses in
-// weir_backend6, ids unique across the families; the sync line skips nothing; the metrics
-// count both families' maps and label IPv6 lb-stats; a restart adopts both families with zero
-// writes. Connections go through both ClusterIPs at once (the TC path; the must-shows are the
-// lab6 tests, test/lab/ipv6-*.test.ts).
+// dual-stack node: connections go through both ClusterIPs at once (the TC path; the IPv6
+// must-shows are test/lab/ipv6-*.test.ts); the IPv6 ClusterIP and the NodePort on the node's
+// IPv6 address are in weir_frontend6 with the pods' IPv6 addresses in weir_backend6, ids
+// unique across the families; the sync line skips nothing; `weir services` and `weir diff`
+// see both families; the metrics count both families' maps and label IPv6 lb-stats; the
+// conntrack GC ages weir_ct6; a restart adopts both families with zero writes.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
