@@ -2,14 +2,16 @@
 /* The policy stage: whether a new flow may start, decided once per flow, after the
  * backend is chosen (so egress is judged against the real destination) and before
  * conntrack is written (so a denied flow leaves no state). Its verdict is cached in both
- * conntrack entries (weir_ct4.policy): established packets and replies hit conntrack and
- * never come here, which is why policy needs conntrack for every flow (ct_track_all).
+ * conntrack entries (weir_ct4.policy, weir_ct6.policy): established packets and replies hit
+ * conntrack and never come here, which is why policy needs conntrack for every flow
+ * (ct_track_all).
  *
- * Every new flow is decided where it first meets weir on this node: from_pod for what a
+ * Every new flow is decided where it first meets weir on this node: from_pod(6) for what a
  * local pod sends (its egress, and the ingress of the destination when that is a local pod
- * too), from_host and the tunnel for what arrives from elsewhere (the ingress of a local
- * destination, against the client's own address: weir never SNATs it). Maps and semantics:
- * include/weir/policy.h. */
+ * too), from_host(6) and the tunnel for what arrives from elsewhere (the ingress of a local
+ * destination, against the client's own address: weir never SNATs it). Both families are one
+ * decision (policy_check): only the address -> identity lookups are per family, the policy
+ * keys are per identity. Maps and semantics: include/weir/policy.h. */
 #ifndef WEIR_LIB_POLICY_H
 #define WEIR_LIB_POLICY_H
 
@@ -23,6 +25,9 @@
 
 #ifndef WEIR_IPCACHE4_MAX_ENTRIES
 #define WEIR_IPCACHE4_MAX_ENTRIES 262144
+#endif
+#ifndef WEIR_IPCACHE6_MAX_ENTRIES
+#define WEIR_IPCACHE6_MAX_ENTRIES 262144
 #endif
 #ifndef WEIR_ENDPOINTS4_MAX_ENTRIES
 #define WEIR_ENDPOINTS4_MAX_ENTRIES 16384
@@ -63,6 +68,24 @@ struct {
 	__type(value, struct weir_endpoint4);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_endpoints4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, WEIR_IPCACHE6_MAX_ENTRIES);
+	__type(key, struct weir_ipcache6_key);
+	__type(value, struct weir_ipcache6);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_ipcache6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, WEIR_IPCACHE6_MAX_ENTRIES);
+	__type(key, struct weir_ipcache6_host_key);
+	__type(value, struct weir_ipcache6);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_ipcache6_hosts SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -118,26 +141,38 @@ struct {
 
 /* One decision's keys and state, per CPU: the stage runs on top of flow4_new's frame,
  * where the 512-byte BPF stack has 32 bytes left, so what the verifier would spill to the
- * stack lives here instead. */
-struct policy4_scratch {
+ * stack lives here instead. Both families: only the address -> identity lookups differ
+ * (policy_endpoint, policy_peer), the rest of the decision reads `local` and the peer's
+ * identities. */
+struct policy_scratch {
 	struct weir_policy4_key key;
 	struct weir_ipcache4_key ip;
 	struct weir_endpoint4_key ep;
 	struct weir_ipcache4_host_key host;
+	struct weir_ipcache6_key ip6;
+	struct weir_endpoint6_key ep6;
+	struct weir_ipcache6_host_key host6;
+	/* the endpoint whose direction is decided (either family's value: one layout) */
+	struct weir_endpoint4 local;
+	__u32 peer_identity;
+	__u32 peer_cidr_identity;
 	__u32 slot; /* a counter's or policy's slot, as a lookup key */
 	__u32 hook;
-	weir_ip4 saddr;
-	weir_ip4 daddr;
+	__u32 saddr[4]; /* IPv4: [0] */
+	__u32 daddr[4];
 	__u32 proto;
 	__be16 port;
 	__u16 bits;
 };
 
+_Static_assert(sizeof(struct weir_endpoint6) == sizeof(struct weir_endpoint4),
+	       "weir_endpoint6 and weir_endpoint4 share one layout: policy_endpoint copies either");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct policy4_scratch);
+	__type(value, struct policy_scratch);
 } weir_policy_scratch SEC(".maps");
 
 /* Enforce NetworkPolicy (1), or allow every flow without a lookup (0). Set by userspace
@@ -146,8 +181,8 @@ const volatile __u8 policy_enabled = 0;
 /* Count each policy's allowed and denied flows in weir_policy_stats (--policy-stats). */
 const volatile __u8 policy_stats_enabled = 1;
 
-static __always_inline void policy4_stat(struct policy4_scratch *s, __u32 slot, __u32 direction,
-					 int allowed)
+static __always_inline void policy_stat(struct policy_scratch *s, __u32 slot, __u32 direction,
+					int allowed)
 {
 	struct weir_policy_stats *st;
 
@@ -171,40 +206,84 @@ static __always_inline void policy4_stat(struct policy4_scratch *s, __u32 slot, 
 	}
 }
 
-/* One isolated direction of @ep: does some key allow the peer at @peer_addr on @proto/@port?
- * Returns 1 when allowed (the allowing policy's slot counted), 0 when not. */
-static __always_inline int policy4_direction(struct policy4_scratch *s,
-					     const struct weir_endpoint4 *ep, __u32 direction,
-					     weir_ip4 peer_addr, __u32 proto, __be16 port)
+/* count() with its key in the scratch (an event: no bytes) */
+static __always_inline void policy_count(struct policy_scratch *s, enum weir_reason reason)
+{
+	s->slot = s->hook * WEIR_REASON__MAX + (__u32)reason;
+	count_slot(&s->slot, 0);
+}
+
+/* The address -> identity step, per family: the local endpoint at @addr into s->local.
+ * Returns 1 when @addr is an endpoint of this node, 0 when not. */
+static __always_inline int policy_endpoint(struct policy_scratch *s, __u32 family,
+					   const __u32 *addr)
+{
+	void *ep;
+
+	if (family == 6) {
+		__builtin_memcpy(s->ep6.address, addr, 16);
+		ep = bpf_map_lookup_elem(&weir_endpoints6, &s->ep6);
+	} else {
+		s->ep.address = addr[0];
+		ep = bpf_map_lookup_elem(&weir_endpoints4, &s->ep);
+	}
+	if (!ep)
+		return 0;
+	__builtin_memcpy(&s->local, ep, sizeof(s->local));
+	return 1;
+}
+
+/* ... and the peer at @addr into s->peer_identity / peer_cidr_identity: its /32 (/128) in the
+ * hosts hash first, else the longest prefix in the ipcache trie, else world. Both families'
+ * values are {identity, cidr_identity}. */
+static __always_inline void policy_peer(struct policy_scratch *s, __u32 family, const __u32 *addr)
 {
 	struct weir_ipcache4 *info;
-	struct weir_policy4 *hit;
-	__u32 identity = WEIR_IDENTITY_WORLD, cidr_identity = WEIR_IDENTITY_WORLD;
 
-	s->host.address = peer_addr;
-	info = bpf_map_lookup_elem(&weir_ipcache4_hosts, &s->host);
-	if (!info) {
-		s->ip.prefixlen = 32;
-		s->ip.address = peer_addr;
-		info = bpf_map_lookup_elem(&weir_ipcache4, &s->ip);
+	if (family == 6) {
+		__builtin_memcpy(s->host6.address, addr, 16);
+		info = bpf_map_lookup_elem(&weir_ipcache6_hosts, &s->host6);
+		if (!info) {
+			s->ip6.prefixlen = 128;
+			__builtin_memcpy(s->ip6.address, addr, 16);
+			info = bpf_map_lookup_elem(&weir_ipcache6, &s->ip6);
+		}
+	} else {
+		s->host.address = addr[0];
+		info = bpf_map_lookup_elem(&weir_ipcache4_hosts, &s->host);
+		if (!info) {
+			s->ip.prefixlen = 32;
+			s->ip.address = addr[0];
+			info = bpf_map_lookup_elem(&weir_ipcache4, &s->ip);
+		}
 	}
-	if (info) {
-		identity = info->identity;
-		cidr_identity = info->cidr_identity;
-	}
+	s->peer_identity = info ? info->identity : WEIR_IDENTITY_WORLD;
+	s->peer_cidr_identity = info ? info->cidr_identity : WEIR_IDENTITY_WORLD;
+}
+
+_Static_assert(sizeof(struct weir_ipcache6) == sizeof(struct weir_ipcache4),
+	       "weir_ipcache6 and weir_ipcache4 share one layout: policy_peer reads either");
+
+/* One isolated direction of s->local against the peer in s->peer_*: does some key allow it on
+ * s->proto/s->port? Returns 1 when allowed (the allowing policy's slot counted), 0 when not.
+ * Family-neutral from here on. */
+static __always_inline int policy_direction(struct policy_scratch *s, __u32 direction)
+{
+	struct weir_policy4 *hit;
+
 	/* a pod and its own node always talk (kubelet probes) */
-	if (identity == WEIR_IDENTITY_HOST)
+	if (s->peer_identity == WEIR_IDENTITY_HOST)
 		return 1;
 
 	s->key.prefixlen = WEIR_POLICY4_FIXED_BITS + 8 + 16;
-	s->key.identity = ep->identity;
+	s->key.identity = s->local.identity;
 	s->key.direction = direction;
-	s->key.protocol = proto;
-	s->key.port = port;
-	s->key.peer = identity;
+	s->key.protocol = s->proto;
+	s->key.port = s->port;
+	s->key.peer = s->peer_identity;
 	hit = bpf_map_lookup_elem(&weir_policy4, &s->key);
-	if (!hit && cidr_identity != identity) {
-		s->key.peer = cidr_identity;
+	if (!hit && s->peer_cidr_identity != s->peer_identity) {
+		s->key.peer = s->peer_cidr_identity;
 		hit = bpf_map_lookup_elem(&weir_policy4, &s->key);
 	}
 	if (!hit) {
@@ -213,37 +292,28 @@ static __always_inline int policy4_direction(struct policy4_scratch *s,
 	}
 	if (!hit)
 		return 0;
-	policy4_stat(s, hit->policy, direction, 1);
+	policy_stat(s, hit->policy, direction, 1);
 	return 1;
 }
 
-/* count() with its key in the scratch (an event: no bytes) */
-static __always_inline void policy4_count(struct policy4_scratch *s, enum weir_reason reason)
-{
-	s->slot = s->hook * WEIR_REASON__MAX + (__u32)reason;
-	count_slot(&s->slot, 0);
-}
-
 /**
- * policy4_check - the policy verdict of a new flow @saddr -> @daddr (after DNAT) on
- * @proto_port (protocol << 16 | destination port, network order)
+ * policy_check - the policy verdict of a new flow s->saddr -> s->daddr (after DNAT) of
+ * @family (4 or 6), the addresses already in the scratch, on @proto_port (protocol << 16 |
+ * destination port, network order)
  *
  * Returns the weir_ct_policy bits to cache (0: no local endpoint isolated in a direction
  * the flow takes), or minus the reason to drop the packet with. Counts the decision under
  * @hook. A global function, verified once: its frame sits on top of flow4_new's.
  */
-__weir_slow_path int policy4_check(weir_ip4 saddr, weir_ip4 daddr, __u32 proto_port, __u32 hook)
+__weir_slow_path int policy_check(__u32 family, __u32 proto_port, __u32 hook)
 {
-	struct weir_endpoint4 *ep;
-	struct policy4_scratch *s;
+	struct policy_scratch *s;
 	__u32 zero = 0;
 
 	s = bpf_map_lookup_elem(&weir_policy_scratch, &zero);
 	if (!s)
 		return 0;
 	s->hook = hook;
-	s->saddr = saddr;
-	s->daddr = daddr;
 	s->proto = proto_port >> 16;
 	s->port = (__be16)(proto_port & 0xffff);
 	s->bits = 0;
@@ -252,82 +322,45 @@ __weir_slow_path int policy4_check(weir_ip4 saddr, weir_ip4 daddr, __u32 proto_p
 		s->port =
 			0; /* policy ports are TCP/UDP/SCTP's: others match "every port" keys only */
 
-	s->ep.address = s->saddr;
-	ep = bpf_map_lookup_elem(&weir_endpoints4, &s->ep);
-	if (ep && (ep->flags & WEIR_EP_EGRESS_ISOLATED)) {
-		if (!policy4_direction(s, ep, WEIR_POLICY_EGRESS, s->daddr, s->proto, s->port)) {
-			policy4_stat(s, ep->egress_policy, WEIR_POLICY_EGRESS, 0);
+	if (policy_endpoint(s, family, s->saddr) && (s->local.flags & WEIR_EP_EGRESS_ISOLATED)) {
+		policy_peer(s, family, s->daddr);
+		if (!policy_direction(s, WEIR_POLICY_EGRESS)) {
+			policy_stat(s, s->local.egress_policy, WEIR_POLICY_EGRESS, 0);
 			return -WEIR_REASON_POLICY_EGRESS_DENIED;
 		}
 		s->bits |= WEIR_CT_POLICY_EGRESS_ALLOWED;
-		policy4_count(s, WEIR_REASON_POLICY_EGRESS_ALLOWED);
+		policy_count(s, WEIR_REASON_POLICY_EGRESS_ALLOWED);
 	}
-	s->ep.address = s->daddr;
-	ep = bpf_map_lookup_elem(&weir_endpoints4, &s->ep);
-	if (ep && (ep->flags & WEIR_EP_INGRESS_ISOLATED)) {
-		if (!policy4_direction(s, ep, WEIR_POLICY_INGRESS, s->saddr, s->proto, s->port)) {
-			policy4_stat(s, ep->ingress_policy, WEIR_POLICY_INGRESS, 0);
+	if (policy_endpoint(s, family, s->daddr) && (s->local.flags & WEIR_EP_INGRESS_ISOLATED)) {
+		policy_peer(s, family, s->saddr);
+		if (!policy_direction(s, WEIR_POLICY_INGRESS)) {
+			policy_stat(s, s->local.ingress_policy, WEIR_POLICY_INGRESS, 0);
 			return -WEIR_REASON_POLICY_INGRESS_DENIED;
 		}
 		s->bits |= WEIR_CT_POLICY_INGRESS_ALLOWED;
-		policy4_count(s, WEIR_REASON_POLICY_INGRESS_ALLOWED);
+		policy_count(s, WEIR_REASON_POLICY_INGRESS_ALLOWED);
 	}
 	return s->bits;
 }
 
 /**
- * policy6_fail_closed - a new IPv6 flow from @src to @dst under policy, until IPv6 policy
- * exists: one to or from a local pod isolated in that direction is dropped, unless its other
- * end is this node (a pod and its node always talk) or it is neighbour discovery, so an
- * isolated pod is never reachable over IPv6 around its policy. Returns the reason to drop
- * with, or WEIR_REASON_PASS.
+ * policy4_check - policy_check of an IPv4 flow @saddr -> @daddr (after DNAT): the addresses
+ * into the scratch, then the family-neutral decision. (As two more arguments of policy_check
+ * instead, from_pod failed verification under policy_enabled, EACCES: flow4_new's frame,
+ * under which the call sits, has 32 bytes left. An array lookup costs no more than that.)
  */
-static __always_inline enum weir_reason
-policy6_fail_closed(const struct packet *pkt, const void *src_addr, const void *dst_addr)
+static __always_inline int policy4_check(weir_ip4 saddr, weir_ip4 daddr, __u32 proto_port,
+					 __u32 hook)
 {
-	struct weir_endpoint6 *src, *dst;
+	struct policy_scratch *s;
+	__u32 zero = 0;
 
-	if (!policy_enabled || pkt->l3_proto != ETH_P_IPV6)
-		return WEIR_REASON_PASS;
-	/* neighbour discovery (router/neighbour solicitation and advertisement, redirect): without
-	 * it not even the pod's own node is reachable */
-	if (pkt->l4_proto == IPPROTO_ICMPV6 && pkt->icmp_type >= 133 && pkt->icmp_type <= 137)
-		return WEIR_REASON_PASS;
-	src = bpf_map_lookup_elem(&weir_endpoints6, src_addr);
-	dst = bpf_map_lookup_elem(&weir_endpoints6, dst_addr);
-	if (src && (src->flags & WEIR_EP_EGRESS_ISOLATED) && !(dst && (dst->flags & WEIR_EP_HOST)))
-		return WEIR_REASON_POLICY_EGRESS_DENIED;
-	if (dst && (dst->flags & WEIR_EP_INGRESS_ISOLATED) && !(src && (src->flags & WEIR_EP_HOST)))
-		return WEIR_REASON_POLICY_INGRESS_DENIED;
-	return WEIR_REASON_PASS;
-}
-
-/**
- * policy6_stage - an IPv6 packet at @hook that the IPv6 flow stages do not decide: passed,
- * or dropped by policy6_fail_closed; counted. Returns the verdict.
- */
-static __always_inline int policy6_stage(const struct packet *pkt, __u32 hook)
-{
-	enum weir_reason reason = policy6_fail_closed(pkt, pkt->saddr.v6, pkt->daddr.v6);
-
-	count(hook, reason, pkt->len);
-	return reason ? WEIR_TC_DROP : WEIR_TC_PASS;
-}
-
-/**
- * policy6_new_flow - the verdict for the first packet @pkt of an IPv6 flow seen at @hook: the
- * source is the client as it arrived, the destination @dst:@dport the backend chosen (after
- * DNAT). Sets *ct_policy to the verdict bits to cache in the flow's weir_ct6 entries.
- * Returns 0 to allow, or the reason to drop the packet with.
- */
-static __always_inline enum weir_reason policy6_new_flow(const struct packet *pkt, __u32 hook,
-							 const __u32 *dst, __be16 dport,
-							 __u8 *ct_policy)
-{
-	*ct_policy = 0;
-	if (!policy_enabled)
+	s = bpf_map_lookup_elem(&weir_policy_scratch, &zero);
+	if (!s)
 		return 0;
-	return policy6_fail_closed(pkt, pkt->saddr.v6, dst);
+	s->saddr[0] = saddr;
+	s->daddr[0] = daddr;
+	return policy_check(4, proto_port, hook);
 }
 
 /**
@@ -350,6 +383,46 @@ static __always_inline enum weir_reason policy4_new_flow(const struct packet *pk
 	if (r < 0)
 		return (enum weir_reason)(-r);
 	flow->policy = (__u8)r;
+	return 0;
+}
+
+/* Neighbour discovery (router/neighbour solicitation and advertisement, redirect): without it
+ * not even the pod's own node is reachable, so no policy stops it. */
+static __always_inline int policy6_is_nd(const struct packet *pkt)
+{
+	return pkt->l4_proto == IPPROTO_ICMPV6 && pkt->icmp_type >= 133 && pkt->icmp_type <= 137;
+}
+
+/**
+ * policy6_new_flow - the verdict for the first packet of an IPv6 flow, seen at @hook: the
+ * source is the client as it arrived (pkt), the destination @dst:@dport the backend chosen
+ * (after DNAT). The IPv4 rules: from_pod decides the sender's egress and a local
+ * destination's ingress, from_host and the tunnel a local destination's ingress against the
+ * client's own address; the node's addresses are the host identity; ND always passes.
+ *
+ * Sets *@ct_policy to the enum weir_ct_policy bits to cache in conntrack. Returns 0 to
+ * allow, or the WEIR_REASON_POLICY_*_DENIED reason to drop the packet with.
+ */
+static __always_inline enum weir_reason policy6_new_flow(const struct packet *pkt, __u32 hook,
+							 const __u32 *dst, __be16 dport,
+							 __u8 *ct_policy)
+{
+	struct policy_scratch *s;
+	__u32 zero = 0;
+	int r;
+
+	*ct_policy = 0;
+	if (!policy_enabled || policy6_is_nd(pkt))
+		return 0;
+	s = bpf_map_lookup_elem(&weir_policy_scratch, &zero);
+	if (!s)
+		return 0;
+	__builtin_memcpy(s->saddr, pkt->saddr.v6, 16);
+	__builtin_memcpy(s->daddr, dst, 16);
+	r = policy_check(6, ((__u32)pkt->l4_proto << 16) | (__u32)dport, hook);
+	if (r < 0)
+		return (enum weir_reason)(-r);
+	*ct_policy = (__u8)r;
 	return 0;
 }
 

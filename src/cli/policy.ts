@@ -9,7 +9,17 @@ import type { WeirPolicy4, WeirPolicy4Key } from '../bpf/index.js';
 import { policyMaps } from '../dataplane/loader.js';
 import { ipBytes } from '../bpf/ip.js';
 import { IDENTITY_ANY, IDENTITY_HOST, IDENTITY_REMOTE_NODE, IDENTITY_WORLD } from '../model/policy/identities.js';
-import { EP_EGRESS_ISOLATED, EP_INGRESS_ISOLATED, POLICY_EGRESS, POLICY_INGRESS, SELECT_EGRESS, SELECT_INGRESS } from '../dataplane/policy-maps.js';
+import {
+  addressMaps,
+  EP_EGRESS_ISOLATED,
+  EP_INGRESS_ISOLATED,
+  FAMILIES,
+  POLICY_EGRESS,
+  POLICY_INGRESS,
+  SELECT_EGRESS,
+  SELECT_INGRESS,
+  type AddressMaps,
+} from '../dataplane/policy-maps.js';
 import { keyRanges, portsText, ruleText, PolicyNames, type IdentityInfo, type PolicyReadMaps } from '../dataplane/policy-view.js';
 import { json, table } from './output.js';
 import { common, type Common } from './services.js';
@@ -20,11 +30,17 @@ export function withPolicyMaps<R>(o: StateOptions, f: (maps: PolicyReadMaps) => 
   return withOpenMaps(o, (open, pinned) => f(policyMaps(open, (n) => pinned.has(n))));
 }
 
-/** `address` or `address/prefix`, numerically (address, then prefix length). */
+/** Both families' address maps of `maps` (IPv6's where pinned), IPv4 first. */
+function familyMaps(maps: PolicyReadMaps): AddressMaps[] {
+  return FAMILIES.flatMap((f) => addressMaps(maps, f) ?? []);
+}
+
+/** `address` or `address/prefix`, numerically (IPv4 before IPv6, address, then prefix length). */
 function byAddress(a: string, b: string): number {
   const [aa, ap] = a.split('/');
   const [ba, bp] = b.split('/');
-  const c = Buffer.compare(ipBytes(aa!) ?? Buffer.alloc(0), ipBytes(ba!) ?? Buffer.alloc(0));
+  const [ab, bb] = [ipBytes(aa!) ?? Buffer.alloc(0), ipBytes(ba!) ?? Buffer.alloc(0)];
+  const c = ab.length - bb.length || Buffer.compare(ab, bb);
   return c !== 0 ? c : Number(ap ?? 32) - Number(bp ?? 32);
 }
 
@@ -40,13 +56,15 @@ export interface IpcacheRow {
 }
 
 export function ipcacheView(maps: PolicyReadMaps, names = PolicyNames.read(maps)): { entries: IpcacheRow[] } {
-  const entries = [...maps.ipcache.entries()].map(([k, v]) => ({
-    prefix: `${k.address}/${k.prefixlen}`,
-    identity: v.identity,
-    name: names.identity(v.identity),
-    cidrIdentity: v.cidr_identity,
-    cidrName: names.identity(v.cidr_identity),
-  }));
+  const entries = familyMaps(maps)
+    .flatMap((m) => [...m.ipcache.entries()])
+    .map(([k, v]) => ({
+      prefix: `${k.address}/${k.prefixlen}`,
+      identity: v.identity,
+      name: names.identity(v.identity),
+      cidrIdentity: v.cidr_identity,
+      cidrName: names.identity(v.cidr_identity),
+    }));
   return { entries: entries.sort((a, b) => byAddress(a.prefix, b.prefix)) };
 }
 
@@ -60,11 +78,11 @@ export function ipcacheText(v: { entries: IpcacheRow[] }): string {
 // ---- weir identities
 
 export interface IdentityRow extends IdentityInfo {
-  /** weir_ipcache4 entries with this identity */
+  /** ipcache entries (weir_ipcache4 and weir_ipcache6) with this identity */
   ipcacheEntries: number;
-  /** weir_ipcache4 entries (of other identities) whose longest ipBlock prefix it is */
+  /** ipcache entries (of other identities) whose longest ipBlock prefix it is */
   ipcacheCidrEntries: number;
-  /** local endpoints (weir_endpoints4) with this identity */
+  /** local endpoint addresses (weir_endpoints4 and weir_endpoints6) with this identity */
   endpoints: number;
 }
 
@@ -77,11 +95,13 @@ export function identitiesView(maps: PolicyReadMaps, names = PolicyNames.read(ma
     m.set(id, (m.get(id) ?? 0) + 1);
     ids.add(id);
   };
-  for (const [, v] of maps.ipcache.entries()) {
-    bump(ipcache, v.identity);
-    if (v.cidr_identity !== v.identity && v.cidr_identity !== IDENTITY_WORLD) bump(cidrOf, v.cidr_identity);
+  for (const m of familyMaps(maps)) {
+    for (const [, v] of m.ipcache.entries()) {
+      bump(ipcache, v.identity);
+      if (v.cidr_identity !== v.identity && v.cidr_identity !== IDENTITY_WORLD) bump(cidrOf, v.cidr_identity);
+    }
+    for (const [, v] of m.endpoints.entries()) bump(endpoints, v.identity);
   }
-  for (const [, v] of maps.endpoints.entries()) bump(endpoints, v.identity);
   return {
     identities: [...ids]
       .sort((a, b) => a - b)
@@ -194,13 +214,15 @@ export function policyView(maps: PolicyReadMaps, names = PolicyNames.read(maps))
     if (!maps.selects && isolated && firstSlot !== 0) policies.push(names.policy(firstSlot));
     return { isolated, policies: policies.sort(), rules: isolated ? rules : [] };
   };
-  const endpoints = [...maps.endpoints.entries()].map(([k, v]) => ({
-    address: k.address,
-    identity: v.identity,
-    name: names.identity(v.identity),
-    ingress: direction(v.identity, POLICY_INGRESS, (v.flags & EP_INGRESS_ISOLATED) !== 0, v.ingress_policy),
-    egress: direction(v.identity, POLICY_EGRESS, (v.flags & EP_EGRESS_ISOLATED) !== 0, v.egress_policy),
-  }));
+  const endpoints = familyMaps(maps)
+    .flatMap((m) => [...m.endpoints.entries()])
+    .map(([k, v]) => ({
+      address: k.address,
+      identity: v.identity,
+      name: names.identity(v.identity),
+      ingress: direction(v.identity, POLICY_INGRESS, (v.flags & EP_INGRESS_ISOLATED) !== 0, v.ingress_policy),
+      egress: direction(v.identity, POLICY_EGRESS, (v.flags & EP_EGRESS_ISOLATED) !== 0, v.egress_policy),
+    }));
   return { endpoints: endpoints.sort((a, b) => byAddress(a.address, b.address)) };
 }
 
@@ -242,12 +264,12 @@ export function policyText(v: { endpoints: EndpointPolicy[] }): string {
 }
 
 export function registerPolicyCommands(program: Command): void {
-  common(program.command('ipcache').description('every address NetworkPolicy knows (weir_ipcache4) -> its security identity and ipBlock identity')).action(
-    (o: Common) => {
-      const v = withPolicyMaps(o, (m) => ipcacheView(m));
-      process.stdout.write(`${o.output === 'json' ? json(v) : ipcacheText(v)}\n`);
-    },
-  );
+  common(
+    program.command('ipcache').description('every address NetworkPolicy knows (weir_ipcache4, weir_ipcache6) -> its security identity and ipBlock identity'),
+  ).action((o: Common) => {
+    const v = withPolicyMaps(o, (m) => ipcacheView(m));
+    process.stdout.write(`${o.output === 'json' ? json(v) : ipcacheText(v)}\n`);
+  });
   common(program.command('identities').description('security identities (weir_identities and the reserved ones): labels, CIDR, who carries each')).action(
     (o: Common) => {
       const v = withPolicyMaps(o, (m) => identitiesView(m));
@@ -257,7 +279,7 @@ export function registerPolicyCommands(program: Command): void {
   common(
     program
       .command('policy')
-      .description("each local endpoint's NetworkPolicy: isolation, selecting policies, compiled allow rules (weir_endpoints4, weir_policy4)"),
+      .description("each local endpoint's NetworkPolicy: isolation, selecting policies, compiled allow rules (weir_endpoints4/6, weir_policy4)"),
   ).action((o: Common) => {
     const v = withPolicyMaps(o, (m) => policyView(m));
     process.stdout.write(`${o.output === 'json' ? json(v) : policyText(v)}\n`);

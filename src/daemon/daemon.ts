@@ -166,6 +166,7 @@ export class Daemon {
           ipcache: countingMap(pm.ipcache, this.health),
           endpoints: countingMap(pm.endpoints, this.health),
           policy: countingMap(pm.policy, this.health),
+          ...(pm.ipv6 && { ipv6: { ...pm.ipv6, ipcache: countingMap(pm.ipv6.ipcache, this.health), endpoints: countingMap(pm.ipv6.endpoints, this.health) } }),
         },
         this.store,
         cfg.nodeName,

@@ -390,7 +390,12 @@ function newFlow(
   }
   if (fe.flags & FF.WEIR_FRONTEND_REJECT || fe.backend_count === 0) {
     out.verdict = 'reject';
-    out.notes.push('no usable endpoint: answered at once with ICMP port unreachable (TCP: connection refused), sent back out the interface it came in on');
+    out.notes.push(
+      r.family === 6 && p.protocol === IPPROTO_TCP
+        ? 'no usable endpoint: the SYN is answered at once with a TCP RST from the frontend (connection refused), sent back out the interface it came in on ' +
+            '(an ICMPv6 error would reach a connecting IPv6 socket as a soft error, refused only after the SYN retransmit, ~1 s)'
+        : 'no usable endpoint: answered at once with ICMP port unreachable (TCP: connection refused), sent back out the interface it came in on',
+    );
     out.outcomes.push({ tc: 'redirect', reason: 'no_backend_reject' });
     return;
   }

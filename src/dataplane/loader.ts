@@ -173,10 +173,14 @@ export function policyMaps(m: (name: string) => BpfMap, has: (name: string) => b
     identities: typedMap(m('weir_identities'), u32, codecFor('weir_identity_key')),
   };
   const ipcacheHosts = opt('weir_ipcache4_hosts', () => typedMap(m('weir_ipcache4_hosts'), codecFor('weir_ipcache4_host_key'), codecFor('weir_ipcache4')));
-  const endpoints6 = opt('weir_endpoints6', () => typedMap(m('weir_endpoints6'), codecFor('weir_endpoint6_key'), codecFor('weir_endpoint6')));
+  const ipv6 = opt('weir_ipcache6', () => ({
+    ipcache: typedMap(m('weir_ipcache6'), codecFor('weir_ipcache6_key'), codecFor('weir_ipcache6')),
+    endpoints: typedMap(m('weir_endpoints6'), codecFor('weir_endpoint6_key'), codecFor('weir_endpoint6')),
+    ipcacheHosts: typedMap(m('weir_ipcache6_hosts'), codecFor('weir_ipcache6_host_key'), codecFor('weir_ipcache6')),
+  }));
   const selects = opt('weir_policy_selects', () => typedMap(m('weir_policy_selects'), codecFor('weir_policy_select_key'), codecFor('weir_policy_select')));
   const stats = opt('weir_policy_stats', () => m('weir_policy_stats'));
-  return { ...maps, ...(ipcacheHosts && { ipcacheHosts }), ...(endpoints6 && { endpoints6 }), ...(selects && { selects }), ...(stats && { stats }) };
+  return { ...maps, ...(ipcacheHosts && { ipcacheHosts }), ...(ipv6 && { ipv6 }), ...(selects && { selects }), ...(stats && { stats }) };
 }
 
 export interface LoadOptions {

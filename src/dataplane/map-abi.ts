@@ -183,6 +183,8 @@ export const MAP_ABI: readonly MapAbi[] = [
   { base: 'weir_endpoints6', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_ipcache4_hosts', version: 1, onChange: 'rebuild', older: [] },
   // IPv6 (issue 14)
+  { base: 'weir_ipcache6', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_ipcache6_hosts', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_ct6', version: 1, onChange: 'copy', older: [] },
   { base: 'weir_frontend6', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_backend6', version: 1, onChange: 'rebuild', older: [] },

@@ -1,10 +1,11 @@
 // dataplane/policy-entries: what this node's NetworkPolicy maps should hold for a built
-// PolicyModel (src/model/policy): the ipcache, this node's endpoints (IPv4, and IPv6's
-// fail-closed view), one key set per local identity with port ranges as LPM blocks, and the
-// policies that need a slot. Pure: PolicyWriter (policy-maps.ts) writes the difference.
+// PolicyModel (src/model/policy): the ipcache and this node's endpoints of both families (the
+// family is in each address: the writer picks the IPv4 or IPv6 map), one key set per local
+// identity with port ranges as LPM blocks (family-neutral), and the policies that need a slot.
+// Pure: PolicyWriter (policy-maps.ts) writes the difference.
 
 import type { WeirIpcache4, WeirPolicy4, WeirPolicy4Key } from '../bpf/index.js';
-import { IPPROTO, parseCidr } from '../bpf/ip.js';
+import { IPPROTO, parseCidr, type IpFamily } from '../bpf/ip.js';
 import { FIRST_CIDR_IDENTITY, IDENTITY_HOST, IDENTITY_WORLD } from '../model/policy/identities.js';
 import type { IpcacheEntry } from '../model/policy/ipcache.js';
 import type { AllowRule, DirectionPolicy, PolicyModel } from '../model/policy/policy-types.js';
@@ -16,7 +17,6 @@ export const POLICY_EGRESS = 1;
 export const POLICY_FIXED_BITS = 72;
 export const EP_INGRESS_ISOLATED = 1;
 export const EP_EGRESS_ISOLATED = 2;
-export const EP_HOST = 4;
 export const SELECT_INGRESS = 1;
 export const SELECT_EGRESS = 2;
 export const POLICY_NAME_LEN = 320;
@@ -30,21 +30,35 @@ export interface PolicyBlock {
   value: WeirPolicy4;
 }
 
+/** A local endpoint's map value, its policy slots named (the writer resolves them). */
+export interface DesiredEndpoint {
+  identity: number;
+  flags: number;
+  ingressPolicy: string | null;
+  egressPolicy: string | null;
+}
+
 export interface DesiredPolicyMaps {
-  /** canonical IPv4 `address/prefix` -> identities */
+  /** canonical `address/prefix` of either family -> identities (weir_ipcache4 or weir_ipcache6) */
   ipcache: Map<string, WeirIpcache4>;
-  /** local pod IPv4 address -> endpoint (policy slots resolved by the writer) */
-  endpoints: Map<string, { identity: number; flags: number; ingressPolicy: string | null; egressPolicy: string | null }>;
+  /** local pod address of either family -> endpoint (weir_endpoints4 or weir_endpoints6) */
+  endpoints: Map<string, DesiredEndpoint>;
   /** local identity -> its two directions (shared objects: unchanged ones are skipped by reference) */
   policy: Map<number, { ingress: DirectionPolicy; egress: DirectionPolicy }>;
   /** identity -> its key (pods: the label key, CIDRs: the canonical prefix) */
   identities: Map<number, string>;
   /** the policies ('ns/name') that select this node's pods: slots are given to these */
   policies: string[];
-  /** IPv6 address -> flags (isolation of a local pod, or EP_HOST): IPv6 fails closed (weir_endpoints6) */
-  endpoints6: Map<string, number>;
-  /** what had no place in these IPv4 maps (IPv6 addresses: issue 14) */
-  skipped: { ipv6Addresses: number };
+}
+
+/** The family of a canonical address or `address/prefix`. */
+export function familyOf(address: string): IpFamily {
+  return address.includes(':') ? 6 : 4;
+}
+
+/** The host prefix length of a family: /32, /128. */
+export function hostPrefix(family: IpFamily): number {
+  return family === 4 ? 32 : 128;
 }
 
 /** The map value of each model ipcache entry (entries are reused between builds while unchanged). */
@@ -56,58 +70,34 @@ const ipcacheValues = new WeakMap<IpcacheEntry, WeirIpcache4>();
  * traffic to any of them is node-local and always allowed.
  */
 export function desiredPolicyMaps(model: PolicyModel, localNode: string, hostAddresses: Iterable<string> = []): DesiredPolicyMaps {
-  const out: DesiredPolicyMaps = {
-    ipcache: new Map(),
-    endpoints: new Map(),
-    policy: new Map(),
-    identities: new Map(),
-    policies: [],
-    endpoints6: new Map(),
-    skipped: { ipv6Addresses: 0 },
-  };
+  const out: DesiredPolicyMaps = { ipcache: new Map(), endpoints: new Map(), policy: new Map(), identities: new Map(), policies: [] };
   for (const [cidr, e] of model.ipcache) {
-    if (e.family !== 4) {
-      out.skipped.ipv6Addresses++;
-      continue;
-    }
     let v = ipcacheValues.get(e);
     if (!v) ipcacheValues.set(e, (v = { identity: e.identity, cidr_identity: e.cidrIdentity }));
     out.ipcache.set(cidr, v);
   }
-  const hosts = [...hostAddresses];
-  for (const a of hosts) {
-    const c6 = parseCidr(`${a}/128`);
-    if (c6?.family === 6) out.endpoints6.set(c6.address, EP_HOST);
-  }
-  for (const a of hosts) {
-    const c = parseCidr(`${a}/32`);
-    if (!c || c.family !== 4) continue;
-    const key = `${c.address}/32`;
+  for (const a of hostAddresses) {
+    const p = parseCidr(`${a}/${hostPrefix(familyOf(a))}`);
+    if (!p) continue;
+    const key = `${p.address}/${p.prefix}`;
     const have = out.ipcache.get(key);
     // a pod's own address wins (host-network pods have none); the node's InternalIP is already HOST
     if (have && have.identity !== IDENTITY_HOST && have.identity < FIRST_CIDR_IDENTITY) continue;
-    const cidrIdentity = have?.cidr_identity ?? cidrIdentityOf(model, c.address);
+    const cidrIdentity = have?.cidr_identity ?? cidrIdentityOf(model, p.address, p.prefix);
     out.ipcache.set(key, { identity: IDENTITY_HOST, cidr_identity: cidrIdentity });
   }
   for (const ep of model.endpoints.values()) {
     if (ep.node !== localNode) continue;
-    let v4 = false;
     const flags = (ep.ingress.isolated ? EP_INGRESS_ISOLATED : 0) | (ep.egress.isolated ? EP_EGRESS_ISOLATED : 0);
-    for (const ip of ep.ips) {
-      if (ip.includes(':')) {
-        out.skipped.ipv6Addresses++;
-        if (flags) out.endpoints6.set(ip, flags);
-        continue;
-      }
-      v4 = true;
-      out.endpoints.set(ip, {
-        identity: ep.identity,
-        flags,
-        ingressPolicy: ep.ingress.policies[0] ?? null,
-        egressPolicy: ep.egress.policies[0] ?? null,
-      });
-    }
-    if (v4 && !out.policy.has(ep.identity)) out.policy.set(ep.identity, { ingress: ep.ingress, egress: ep.egress });
+    const value: DesiredEndpoint = {
+      identity: ep.identity,
+      flags,
+      ingressPolicy: ep.ingress.policies[0] ?? null,
+      egressPolicy: ep.egress.policies[0] ?? null,
+    };
+    // every address of the pod, either family: one identity, one key set
+    for (const ip of ep.ips) out.endpoints.set(ip, value);
+    if (ep.ips.length > 0 && !out.policy.has(ep.identity)) out.policy.set(ep.identity, { ingress: ep.ingress, egress: ep.egress });
   }
   // slots only for the policies this node's keys and endpoints name: bounded by what selects
   // its pods, not by the cluster's policy count
@@ -123,9 +113,9 @@ export function desiredPolicyMaps(model: PolicyModel, localNode: string, hostAdd
   return out;
 }
 
-/** The identity of the longest ipBlock prefix holding `address` in the model's ipcache. */
-function cidrIdentityOf(model: PolicyModel, address: string): number {
-  for (let len = 32; len >= 0; len--) {
+/** The identity of the longest ipBlock prefix holding `address` (a /`full` host) in the model's ipcache. */
+function cidrIdentityOf(model: PolicyModel, address: string, full: number): number {
+  for (let len = full; len >= 0; len--) {
     const net = parseCidr(`${address}/${len}`);
     const e = net ? model.ipcache.get(`${net.address}/${len}`) : undefined;
     if (e && e.source.kind === 'cidr') return e.identity;

@@ -13,8 +13,6 @@ import type {
   TypedMap,
   WeirEndpoint4,
   WeirEndpoint4Key,
-  WeirEndpoint6,
-  WeirEndpoint6Key,
   WeirIdentityKey,
   WeirIpcache4,
   WeirIpcache4HostKey,
@@ -25,6 +23,7 @@ import type {
   WeirPolicySelect,
   WeirPolicySelectKey,
 } from '../bpf/index.js';
+import type { IpFamily } from '../bpf/ip.js';
 import { parseCidr } from '../bpf/ip.js';
 import { errText } from '../log.js';
 import { FIRST_CIDR_IDENTITY } from '../model/policy/identities.js';
@@ -41,28 +40,51 @@ import {
   POLICY_SLOTS,
   SELECT_EGRESS,
   SELECT_INGRESS,
+  familyOf,
+  hostPrefix,
   type DesiredPolicyMaps,
   type PolicyBlock,
 } from './policy-entries.js';
 
 export * from './policy-entries.js';
 
-/** The maps, typed (loader.ts policyMaps). */
-export interface PolicyMaps {
+/**
+ * One family's address maps: the ipcache (LPM), its host entries again as a hash the programs
+ * look up first (an accelerator), and this node's endpoints. The IPv4 and IPv6 maps have one
+ * shape (16-byte addresses as text), so one code path writes and reads both.
+ */
+export interface AddressMaps {
   ipcache: TypedMap<WeirIpcache4Key, WeirIpcache4>;
   endpoints: TypedMap<WeirEndpoint4Key, WeirEndpoint4>;
+  ipcacheHosts?: TypedMap<WeirIpcache4HostKey, WeirIpcache4>;
+}
+
+/** The maps, typed (loader.ts policyMaps): IPv4's address maps, the family-neutral ones, IPv6's address maps. */
+export interface PolicyMaps extends AddressMaps {
   policy: TypedMap<WeirPolicy4Key, WeirPolicy4>;
   names: TypedMap<number, WeirPolicyName>;
   identities: TypedMap<number, WeirIdentityKey>;
-  /** the /32 entries of the ipcache again, as a hash the programs look up first (an accelerator) */
-  ipcacheHosts?: TypedMap<WeirIpcache4HostKey, WeirIpcache4>;
-  /** IPv6 fails closed until IPv6 policy exists: this node's pods' IPv6 addresses (isolation) and its own (host) */
-  endpoints6?: TypedMap<WeirEndpoint6Key, WeirEndpoint6>;
+  /** weir_ipcache6, weir_ipcache6_hosts, weir_endpoints6 (absent on the pins of a release without IPv6 policy) */
+  ipv6?: AddressMaps;
   /** which policies select each local identity (for `weir policy`; the programs never read it) */
   selects?: TypedMap<WeirPolicySelectKey, WeirPolicySelect>;
   /** per-CPU weir_policy_stats, read by the metrics */
   stats?: BpfMap;
 }
+
+/** The address maps of `family`, with the names they are pinned (and logged) under; undefined when absent. */
+export function addressMaps(
+  maps: Pick<PolicyMaps, 'ipcache' | 'endpoints' | 'ipcacheHosts' | 'ipv6'>,
+  family: IpFamily,
+): (AddressMaps & { names: { ipcache: string; hosts: string; endpoints: string } }) | undefined {
+  const m = family === 4 ? maps : maps.ipv6;
+  if (!m) return undefined;
+  const ipcacheHosts = m.ipcacheHosts;
+  const names = { ipcache: `weir_ipcache${family}`, hosts: `weir_ipcache${family}_hosts`, endpoints: `weir_endpoints${family}` };
+  return { ipcache: m.ipcache, endpoints: m.endpoints, ...(ipcacheHosts && { ipcacheHosts }), names };
+}
+
+export const FAMILIES: readonly IpFamily[] = [4, 6];
 
 export interface PolicyWriteResult {
   writes: number;
@@ -91,13 +113,14 @@ export class PolicyWriter {
   private adopted = false;
   private slots = new Map<string, number>();
   private identities = new Map<number, string>();
+  /** canonical `address/prefix` of either family -> value, as in weir_ipcache4 / weir_ipcache6 */
   private ipcache = new Map<string, WeirIpcache4>();
+  /** address of either family -> value, as in weir_endpoints4 / weir_endpoints6 */
   private endpoints = new Map<string, EndpointValue>();
   /** identity -> direction -> written blocks, and the DirectionPolicy they were written from */
   private blocks = new Map<number, [Map<string, PolicyBlock>, Map<string, PolicyBlock>]>();
   private writtenFrom = new Map<number, [DirectionPolicy | null, DirectionPolicy | null]>();
-  private endpoints6 = new Map<string, number>();
-  /** address -> value, as in weir_ipcache4_hosts */
+  /** address -> value, as in weir_ipcache4_hosts and weir_ipcache6_hosts */
   private hosts = new Map<string, WeirIpcache4>();
   /** `${identity}/${slot}` -> select flags, as in weir_policy_selects */
   private selects = new Map<string, number>();
@@ -116,10 +139,17 @@ export class PolicyWriter {
     this.blocks.clear();
     this.writtenFrom.clear();
     this.selects.clear();
-    this.endpoints6.clear();
     this.hosts.clear();
-    if (this.maps.ipcacheHosts) for (const [k, v] of this.maps.ipcacheHosts.entries()) this.hosts.set(k.address, v);
-    if (this.maps.endpoints6) for (const [k, v] of this.maps.endpoints6.entries()) this.endpoints6.set(k.address, v.flags);
+    for (const family of FAMILIES) {
+      const m = addressMaps(this.maps, family);
+      if (!m) continue;
+      if (m.ipcacheHosts) for (const [k, v] of m.ipcacheHosts.entries()) this.hosts.set(k.address, v);
+      for (const [k, v] of m.ipcache.entries()) {
+        const c = parseCidr(`${k.address}/${k.prefixlen}`);
+        if (c) this.ipcache.set(`${c.address}/${c.prefix}`, v);
+      }
+      for (const [k, v] of m.endpoints.entries()) this.endpoints.set(k.address, v);
+    }
     if (this.maps.selects) for (const [k, v] of this.maps.selects.entries()) this.selects.set(`${k.identity}/${k.policy}`, v.flags);
     for (const [slot, v] of this.maps.names.entries()) this.slots.set(fromCString(v.name), slot);
     for (const [id, v] of this.maps.identities.entries()) {
@@ -128,11 +158,6 @@ export class PolicyWriter {
       if (id >= FIRST_CIDR_IDENTITY) ids.cidrIdentities.set(key, id);
       else ids.podIdentities.set(key, id);
     }
-    for (const [k, v] of this.maps.ipcache.entries()) {
-      const c = parseCidr(`${k.address}/${k.prefixlen}`);
-      if (c) this.ipcache.set(`${c.address}/${c.prefix}`, v);
-    }
-    for (const [k, v] of this.maps.endpoints.entries()) this.endpoints.set(k.address, v);
     for (const [k, v] of this.maps.policy.entries()) this.blocksOf(k.identity)[k.direction === POLICY_EGRESS ? 1 : 0].set(blockText(k), { key: k, value: v });
     this.adopted = true;
     return ids;
@@ -264,27 +289,32 @@ export class PolicyWriter {
       }
     }
 
-    // 4. ipcache upserts
+    // 4. ipcache upserts, each address into its family's map
     for (const [cidr, v] of want.ipcache) {
       const h = this.ipcache.get(cidr);
       if (h && h.identity === v.identity && h.cidr_identity === v.cidr_identity) continue;
       const c = parseCidr(cidr)!;
-      if (this.op('weir_ipcache4', cidr, () => this.maps.ipcache.set({ prefixlen: c.prefix, address: c.address }, v))) this.ipcache.set(cidr, v);
+      const m = addressMaps(this.maps, c.family);
+      if (!m) continue; // the CLI's maps of a release without IPv6 policy: nothing to write into
+      if (this.op(m.names.ipcache, cidr, () => m.ipcache.set({ prefixlen: c.prefix, address: c.address }, v))) this.ipcache.set(cidr, v);
     }
 
-    // the /32 entries again in the hash the programs look up first (before the endpoints, as the trie's)
-    const hostMap = this.maps.ipcacheHosts;
-    if (hostMap) {
+    // the host entries again in the hash the programs look up first (before the endpoints, as the trie's)
+    for (const family of FAMILIES) {
+      const m = addressMaps(this.maps, family);
+      const hostMap = m?.ipcacheHosts;
+      if (!m || !hostMap) continue;
+      const suffix = `/${hostPrefix(family)}`;
       const add: [{ address: string }, WeirIpcache4][] = [];
       for (const [cidr, v] of want.ipcache) {
-        if (!cidr.endsWith('/32')) continue;
-        const address = cidr.slice(0, -3);
+        if (!cidr.endsWith(suffix) || familyOf(cidr) !== family) continue;
+        const address = cidr.slice(0, -suffix.length);
         const h = this.hosts.get(address);
         if (!h || h.identity !== v.identity || h.cidr_identity !== v.cidr_identity) add.push([{ address }, v]);
       }
       this.writeBatch(
         hostMap,
-        'weir_ipcache4_hosts',
+        m.names.hosts,
         add,
         (k) => k.address,
         (k, v) => this.hosts.set(k.address, v),
@@ -301,26 +331,20 @@ export class PolicyWriter {
       };
       const h = this.endpoints.get(address);
       if (h && h.identity === v.identity && h.flags === v.flags && h.ingress_policy === v.ingress_policy && h.egress_policy === v.egress_policy) continue;
-      if (this.op('weir_endpoints4', address, () => this.maps.endpoints.set({ address }, v))) this.endpoints.set(address, v);
+      const m = addressMaps(this.maps, familyOf(address));
+      if (m && this.op(m.names.endpoints, address, () => m.endpoints.set({ address }, v))) this.endpoints.set(address, v);
     }
 
-    // IPv6 fails closed: isolation written as the IPv4 endpoints' is, lifted after them
-    const e6 = this.maps.endpoints6;
-    if (e6)
-      for (const [address, flags] of want.endpoints6)
-        if (this.endpoints6.get(address) !== flags && this.op('weir_endpoints6', address, () => e6.set({ address }, { flags })))
-          this.endpoints6.set(address, flags);
-
     // 6. deletions: endpoints, ipcache entries, stale keys, identities, names
-    if (e6)
-      for (const address of [...this.endpoints6.keys()])
-        if (!want.endpoints6.has(address) && this.op('weir_endpoints6', address, () => e6.delete({ address }))) this.endpoints6.delete(address);
-    for (const address of [...this.endpoints.keys()])
-      if (!want.endpoints.has(address) && this.op('weir_endpoints4', address, () => this.maps.endpoints.delete({ address }))) this.endpoints.delete(address);
+    for (const address of [...this.endpoints.keys()]) {
+      const m = addressMaps(this.maps, familyOf(address));
+      if (!want.endpoints.has(address) && m && this.op(m.names.endpoints, address, () => m.endpoints.delete({ address }))) this.endpoints.delete(address);
+    }
     for (const cidr of [...this.ipcache.keys()]) {
       if (want.ipcache.has(cidr)) continue;
       const c = parseCidr(cidr)!;
-      if (this.op('weir_ipcache4', cidr, () => this.maps.ipcache.delete({ prefixlen: c.prefix, address: c.address }))) this.ipcache.delete(cidr);
+      const m = addressMaps(this.maps, c.family);
+      if (m && this.op(m.names.ipcache, cidr, () => m.ipcache.delete({ prefixlen: c.prefix, address: c.address }))) this.ipcache.delete(cidr);
     }
     for (const b of stale) {
       if (this.op('weir_policy4', blockText(b.key), () => this.maps.policy.delete(b.key))) {
@@ -334,9 +358,16 @@ export class PolicyWriter {
     for (const id of [...this.identities.keys()])
       if (!want.identities.has(id) && this.op('weir_identities', String(id), () => this.maps.identities.delete(id))) this.identities.delete(id);
     const wanted = new Set(want.policies);
-    if (hostMap)
-      for (const address of [...this.hosts.keys()])
-        if (!want.ipcache.has(`${address}/32`) && this.op('weir_ipcache4_hosts', address, () => hostMap.delete({ address }))) this.hosts.delete(address);
+    for (const address of [...this.hosts.keys()]) {
+      const family = familyOf(address);
+      const hostMap = addressMaps(this.maps, family)?.ipcacheHosts;
+      if (
+        hostMap &&
+        !want.ipcache.has(`${address}/${hostPrefix(family)}`) &&
+        this.op(`weir_ipcache${family}_hosts`, address, () => hostMap.delete({ address }))
+      )
+        this.hosts.delete(address);
+    }
     for (const [p, slot] of [...this.slots]) if (!wanted.has(p) && this.op('weir_policy_names', p, () => this.maps.names.delete(slot))) this.slots.delete(p);
 
     return {

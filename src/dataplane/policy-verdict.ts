@@ -1,5 +1,5 @@
-// dataplane/policy-verdict: the policy stage (bpf-c/lib/policy.h policy4_check) replayed in
-// TypeScript against the live maps, lookups only: the source endpoint's egress, then the
+// dataplane/policy-verdict: the policy stage (bpf-c/lib/policy.h policy_check) replayed in
+// TypeScript against the live maps of the flow's family, lookups only: the source endpoint's egress, then the
 // destination endpoint's ingress, each isolated direction allowed by a key for the peer's
 // identity, the identity of its longest ipBlock prefix, or any peer (LPM lookups, as the
 // program makes them); the node's own addresses always allowed. `weir explain` shows it with
@@ -8,7 +8,18 @@
 import type { WeirPolicy4, WeirPolicy4Key } from '../bpf/index.js';
 import { IPPROTO } from '../bpf/ip.js';
 import { IDENTITY_ANY, IDENTITY_HOST, IDENTITY_WORLD } from '../model/policy/identities.js';
-import { EP_EGRESS_ISOLATED, EP_INGRESS_ISOLATED, POLICY_EGRESS, POLICY_FIXED_BITS, POLICY_INGRESS, SELECT_EGRESS, SELECT_INGRESS } from './policy-maps.js';
+import {
+  addressMaps,
+  EP_EGRESS_ISOLATED,
+  EP_INGRESS_ISOLATED,
+  familyOf,
+  hostPrefix,
+  POLICY_EGRESS,
+  POLICY_FIXED_BITS,
+  POLICY_INGRESS,
+  SELECT_EGRESS,
+  SELECT_INGRESS,
+} from './policy-maps.js';
 import { keyMatch, keyRanges, portsText, ruleText, type KeyRange, type PolicyNames, type PolicyReadMaps } from './policy-view.js';
 
 export type DirectionVerdict =
@@ -18,7 +29,7 @@ export type DirectionVerdict =
   | 'node-local' // isolated, but the peer is an address of this node: always allowed
   | 'not-local'; // no endpoint of this node: this node does not decide the direction
 
-/** An address as policy sees it (weir_ipcache4). */
+/** An address as policy sees it (weir_ipcache4 / weir_ipcache6). */
 export interface PolicyPeer {
   address: string;
   identity: number;
@@ -59,7 +70,8 @@ export interface PolicyDecision {
 }
 
 function peerOf(maps: PolicyReadMaps, names: PolicyNames, address: string): PolicyPeer {
-  const info = maps.ipcache.get({ prefixlen: 32, address });
+  const family = familyOf(address);
+  const info = addressMaps(maps, family)?.ipcache.get({ prefixlen: hostPrefix(family), address });
   const identity = info?.identity ?? IDENTITY_WORLD;
   const cidrIdentity = info?.cidr_identity ?? IDENTITY_WORLD;
   return { address, identity, name: names.identity(identity), cidrIdentity, cidrName: names.identity(cidrIdentity) };
@@ -76,13 +88,13 @@ function selecting(maps: PolicyReadMaps, names: PolicyNames, identity: number, f
 
 function direction(maps: PolicyReadMaps, names: PolicyNames, dir: number, local: string, peerAddr: string, protocol: number, port: number): PolicyDirection {
   const peer = peerOf(maps, names, peerAddr);
-  const ep = maps.endpoints.get({ address: local });
+  const ep = addressMaps(maps, familyOf(local))?.endpoints.get({ address: local });
   if (!ep) return { verdict: 'not-local', endpoint: local, peer };
   const self = { endpoint: local, identity: ep.identity, name: names.identity(ep.identity), peer };
   const isolated = ep.flags & (dir === POLICY_EGRESS ? EP_EGRESS_ISOLATED : EP_INGRESS_ISOLATED);
   if (!isolated) return { verdict: 'not-isolated', ...self };
   if (peer.identity === IDENTITY_HOST) return { verdict: 'node-local', ...self };
-  // policy4_direction: the peer's identity, then its CIDR identity (when another), then any peer
+  // policy_direction: the peer's identity, then its CIDR identity (when another), then any peer
   const peers = [peer.identity, ...(peer.cidrIdentity !== peer.identity ? [peer.cidrIdentity] : []), IDENTITY_ANY];
   for (const p of peers) {
     const key: WeirPolicy4Key = { prefixlen: POLICY_FIXED_BITS + 8 + 16, identity: ep.identity, peer: p, direction: dir, protocol, port };
@@ -140,7 +152,7 @@ function matchedRange(maps: PolicyReadMaps, key: WeirPolicy4Key): KeyRange | und
 }
 
 /**
- * policy4_check(src, dst, protocol << 16 | port): egress of the source endpoint first (a deny
+ * policy_check(src, dst, protocol << 16 | port), either family: egress of the source endpoint first (a deny
  * there ends the decision, as in the program), then ingress of the destination endpoint. Both
  * directions are always described; `verdict` and `reason` are the program's.
  */

@@ -7,12 +7,14 @@ import type { TypedMap, WeirEndpoint4, WeirEndpoint4Key, WeirIdentityKey, WeirIp
 import type { WeirPolicy4, WeirPolicy4Key, WeirPolicyName, WeirPolicySelect, WeirPolicySelectKey } from '../bpf/index.js';
 import { protocolName } from '../bpf/ip.js';
 import { FIRST_CIDR_IDENTITY, FIRST_POD_IDENTITY, identityName, RESERVED_IDENTITY_NAMES, type PodIdentityLabels } from '../model/policy/identities.js';
-import { fromCString, POLICY_EGRESS, POLICY_FIXED_BITS } from './policy-maps.js';
+import { fromCString, POLICY_EGRESS, POLICY_FIXED_BITS, type AddressMaps } from './policy-maps.js';
 
 /** The policy maps the views read (loader.ts policyMaps gives them; selects is CLI-only and may be absent). */
 export interface PolicyReadMaps {
   ipcache: TypedMap<WeirIpcache4Key, WeirIpcache4>;
   endpoints: TypedMap<WeirEndpoint4Key, WeirEndpoint4>;
+  /** IPv6's ipcache and endpoints (absent on the pins of a release without IPv6 policy) */
+  ipv6?: AddressMaps;
   policy: TypedMap<WeirPolicy4Key, WeirPolicy4>;
   names: TypedMap<number, WeirPolicyName>;
   identities: TypedMap<number, WeirIdentityKey>;

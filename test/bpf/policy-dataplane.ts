@@ -1,20 +1,34 @@
 // The dataplane of the BPF policy differential (policy-differential.test.ts): from_pod and
 // from_host loaded with policy_enabled and ct_track_all into a private bpffs (their maps shared
-// by pin name, as in production), the policy maps typed as the daemon writes them, frontends for
+// by pin name, as in production), from_pod6 and from_host6 chained after them as on a TCX hook
+// (an IPv4 program hands an IPv6 packet on), the policy maps typed as the daemon writes them, frontends of either family for
 // Service cases, the first packet of a flow and its reply, and a dump of the map entries behind a
 // case for a failure message.
 
 import { join } from 'node:path';
 import { BpfObject, codecFor, enums, typedMap, type BpfProgram, type TypedMap } from '../../src/bpf/index.js';
 import type { WeirBackend4, WeirBackend4Key, WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key, WeirNode4, WeirNode4Key } from '../../src/bpf/index.js';
+import type { WeirBackend6, WeirBackend6Key, WeirCt6, WeirCt6Key, WeirFrontend6, WeirFrontend6Key } from '../../src/bpf/index.js';
 import { counterTotals, readCounters, resetCounters } from '../../src/dataplane/counters.js';
 import { policyMaps } from '../../src/dataplane/loader.js';
-import { fromCString, POLICY_EGRESS, POLICY_FIXED_BITS, POLICY_INGRESS, type PolicyMaps } from '../../src/dataplane/policy-maps.js';
+import {
+  addressMaps,
+  FAMILIES,
+  familyOf,
+  fromCString,
+  hostPrefix,
+  POLICY_EGRESS,
+  POLICY_FIXED_BITS,
+  POLICY_INGRESS,
+  type PolicyMaps,
+} from '../../src/dataplane/policy-maps.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { eth } from '../lib/packet.js';
 
 const OBJ_DIR = join(process.cwd(), 'build', 'bpf');
 export const TC_ACT_SHOT = 2;
+/** WEIR_TC_NEXT (TCX_NEXT): the next program of the hook's chain sees the packet */
+const TC_NEXT = -1;
 /** the tunnel's UDP port (the tunnel_port knob's default) and weir's VXLAN network id (include/weir/tunnel.h) */
 const TUNNEL_PORT = 4789;
 const TUNNEL_VNI = 0x574549;
@@ -35,10 +49,15 @@ export interface Frontend {
 export class PolicyDataplane {
   readonly objects: BpfObject[] = [];
   readonly programs: Record<Hook, BpfProgram>;
+  /** from_pod6, from_host6: second in each hook's chain */
+  readonly programs6: Record<Hook, BpfProgram>;
   readonly maps: PolicyMaps;
   readonly ct: TypedMap<WeirCt4Key, WeirCt4>;
   readonly frontends: TypedMap<WeirFrontend4Key, WeirFrontend4>;
   readonly backends: TypedMap<WeirBackend4Key, WeirBackend4>;
+  readonly ct6: TypedMap<WeirCt6Key, WeirCt6>;
+  readonly frontends6: TypedMap<WeirFrontend6Key, WeirFrontend6>;
+  readonly backends6: TypedMap<WeirBackend6Key, WeirBackend6>;
   /** the other nodes (WEIR_NODE_PEER): whose tunnel packets from_host accepts */
   readonly nodes: TypedMap<WeirNode4Key, WeirNode4>;
   readonly bpffs: PrivateBpffs;
@@ -53,12 +72,18 @@ export class PolicyDataplane {
     try {
       const pod = load('from_pod');
       this.programs = { from_pod: pod.program('weir_from_pod'), from_host: load('from_host').program('weir_from_host') };
+      const pod6 = load('from_pod6');
+      this.programs6 = { from_pod: pod6.program('weir_from_pod6'), from_host: load('from_host6').program('weir_from_host6') };
       const m = (name: string) => pod.map(name);
       this.maps = policyMaps(m);
       this.ct = typedMap(m('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4'));
       this.frontends = typedMap(m('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
       this.backends = typedMap(m('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4'));
       this.nodes = typedMap(m('weir_nodes4'), codecFor('weir_node4_key'), codecFor('weir_node4'));
+      const m6 = (name: string) => pod6.map(name);
+      this.ct6 = typedMap(m6('weir_ct6'), codecFor('weir_ct6_key'), codecFor('weir_ct6'));
+      this.frontends6 = typedMap(m6('weir_frontend6'), codecFor('weir_frontend6_key'), codecFor('weir_frontend6'));
+      this.backends6 = typedMap(m6('weir_backend6'), codecFor('weir_backend6_key'), codecFor('weir_backend6'));
     } catch (e) {
       for (const o of this.objects) o.close();
       void this.bpffs.cleanup();
@@ -66,9 +91,11 @@ export class PolicyDataplane {
     }
   }
 
-  /** The TC verdict of `data` at `hook`. */
+  /** The TC verdict of `data` at `hook`: its IPv4 program, then (TCX_NEXT) its IPv6 one, as the hook's chain runs them. */
   run(hook: Hook, data: Buffer): number {
-    return this.programs[hook].testRun({ data }).retval;
+    const r = this.programs[hook].testRun({ data }).retval;
+    // retval is the program's return value as an unsigned 32-bit number
+    return (r | 0) === TC_NEXT ? this.programs6[hook].testRun({ data }).retval : r;
   }
 
   counters(): Record<string, Record<string, number>> {
@@ -80,8 +107,20 @@ export class PolicyDataplane {
     this.ct.deleteMany([...this.ct.keys()]);
     this.frontends.deleteMany([...this.frontends.keys()]);
     this.backends.deleteMany([...this.backends.keys()]);
+    this.ct6.deleteMany([...this.ct6.keys()]);
+    this.frontends6.deleteMany([...this.frontends6.keys()]);
+    this.backends6.deleteMany([...this.backends6.keys()]);
     resetCounters(this.objects[0]!.map('weir_counters'));
     for (const f of frontends) {
+      const flags = f.nodePort ? enums.weir_frontend_flags.WEIR_FRONTEND_NODEPORT : 0;
+      if (familyOf(f.address) === 6) {
+        this.backends6.set({ frontend_id: f.id, slot: 0 }, { address: f.backend.address, port: f.backend.port, flags: 0 });
+        this.frontends6.set(
+          { address: f.address, port: f.port, protocol: PROTO_NUMBER[f.protocol], scope: 0 },
+          { id: f.id, backend_count: 1, flags, affinity_timeout: 0 },
+        );
+        continue;
+      }
       this.backends.set({ frontend_id: f.id, slot: 0 }, { address: f.backend.address, port: f.backend.port, flags: 0 });
       this.frontends.set(
         { address: f.address, port: f.port, protocol: PROTO_NUMBER[f.protocol], scope: 0 },
@@ -111,13 +150,17 @@ export class PolicyDataplane {
   /** Every policy map emptied (LPM tries have no batch delete): for a rewrite from scratch. */
   clearPolicy(): void {
     const m = this.maps;
-    const all: TypedMap<unknown, unknown>[] = [m.ipcache, m.endpoints, m.policy, m.names, m.identities, m.selects!] as TypedMap<unknown, unknown>[];
+    const address = FAMILIES.flatMap((f) => {
+      const a = addressMaps(m, f)!;
+      return [a.ipcache, a.endpoints, a.ipcacheHosts!];
+    });
+    const all = [m.policy, m.names, m.identities, m.selects!, ...address] as TypedMap<unknown, unknown>[];
     for (const map of all) for (const k of [...map.keys()]) map.delete(k);
   }
 
   /** The map entries a decision src -> dst reads, readable. */
   entriesFor(src: string, dst: string): Record<string, unknown> {
-    const ep = (a: string) => this.maps.endpoints.get({ address: a }) ?? null;
+    const ep = (a: string) => addressMaps(this.maps, familyOf(a))!.endpoints.get({ address: a }) ?? null;
     const keysOf = (e: ReturnType<typeof ep>, direction: number) =>
       e === null
         ? []
@@ -129,7 +172,9 @@ export class PolicyDataplane {
                 : `peer ${k.peer} proto ${k.protocol} port ${k.port}/${k.prefixlen - POLICY_FIXED_BITS - 8} -> policy ${v.policy} rule ${v.rule}`,
             );
     return {
-      ipcache: Object.fromEntries([src, dst].map((a) => [a, this.maps.ipcache.get({ prefixlen: 32, address: a }) ?? null])),
+      ipcache: Object.fromEntries(
+        [src, dst].map((a) => [a, addressMaps(this.maps, familyOf(a))!.ipcache.get({ prefixlen: hostPrefix(familyOf(a)), address: a }) ?? null]),
+      ),
       endpoints: Object.fromEntries([src, dst].map((a) => [a, ep(a)])),
       srcEgressKeys: keysOf(ep(src), POLICY_EGRESS),
       dstIngressKeys: keysOf(ep(dst), POLICY_INGRESS),
@@ -144,7 +189,7 @@ export class PolicyDataplane {
 }
 
 /**
- * The first packet of a flow (a TCP SYN, a UDP datagram, an SCTP INIT, an ICMP echo request with
+ * The first packet of a flow of either family (a TCP SYN, a UDP datagram, an SCTP INIT, an ICMP(v6) echo request with
  * `sport` as its id), or with `reply` the answer to it (SYN-ACK, datagram, INIT ACK, echo reply).
  */
 export function flowPacket(
@@ -156,13 +201,17 @@ export function flowPacket(
   o: { reply?: boolean; macs?: { src: string; dst: string } } = {},
 ): Buffer {
   const reply = o.reply === true;
-  const ip = eth(o.macs ?? {}).ipv4({ src, dst, ...(proto === 'SCTP' ? { protocol: PROTO_NUMBER.SCTP } : {}) });
+  const v6 = src.includes(':');
+  const ip = v6
+    ? eth(o.macs ?? {}).ipv6({ src, dst, ...(proto === 'SCTP' ? { nextHeader: PROTO_NUMBER.SCTP } : {}) })
+    : eth(o.macs ?? {}).ipv4({ src, dst, ...(proto === 'SCTP' ? { protocol: PROTO_NUMBER.SCTP } : {}) });
   switch (proto) {
     case 'TCP':
       return ip.tcp({ sport, dport, flags: reply ? ['syn', 'ack'] : ['syn'] }).build();
     case 'UDP':
       return ip.udp({ sport, dport }).payload('q').build();
     case 'ICMP':
+      if (v6) return ip.icmpv6({ type: reply ? 'echo-reply' : 'echo-request', id: reply ? dport : sport, seq: 1 }).build();
       return ip.icmp({ type: reply ? 'echo-reply' : 'echo-request', id: reply ? dport : sport, seq: 1 }).build();
     case 'SCTP': {
       // common header (ports, verification tag, checksum: never checked here) + an INIT or INIT ACK chunk

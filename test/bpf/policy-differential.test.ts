@@ -8,7 +8,9 @@
 // node decides are compared: the egress of a local client, the ingress of a local destination;
 // through a ClusterIP (egress judged on the backend), a NodePort and the tunnel from another node
 // (ingress on the client's own address) too. An allowed flow's reply must pass whatever the
-// reverse direction's policy says.
+// reverse direction's policy says. The clusters are dual-stack: the same cases between the
+// parties' IPv6 addresses (and through IPv6 ClusterIPs and NodePorts; no tunnel cases yet) go
+// through the hooks' chains to from_pod6/from_host6, on the same policy maps, in the same counters.
 // WEIR_POLICY_SEED=<n> replays a run, WEIR_POLICY_CASES=<n> sets how many cases at least.
 
 import assert from 'node:assert/strict';
@@ -19,19 +21,20 @@ import { buildPolicyModel, verdict, type PolicyModel } from '../../src/model/pol
 import { EXTERNAL, gen, mulberry32, mutate, PORTS } from '../unit/policy-generator.js';
 import { referenceSides, type RefCluster, type RefParty } from '../unit/policy-reference.js';
 import { enums } from '../../src/bpf/index.js';
-import { dsrMacs, flowPacket, PolicyDataplane, TC_ACT_SHOT, tunnelled, type Frontend, type Hook, type ProtocolName } from './policy-dataplane.js';
+import { dsrMacs, flowPacket, PolicyDataplane, PROTO_NUMBER, TC_ACT_SHOT, tunnelled, type Frontend, type Hook, type ProtocolName } from './policy-dataplane.js';
 
 const THIS_NODE = 'this-node';
-/** every address of each node: this node's InternalIP and a gateway address inside namespace x's pod /24 (and its ipBlocks) */
+/** every address of each node, per family: this node's InternalIP and a gateway address inside namespace x's pod /24 (/64) (and its ipBlocks) */
 const NODES = [
-  { name: THIS_NODE, addresses: ['198.18.0.1', '198.18.1.1'] },
-  { name: 'node-2', addresses: ['198.18.0.2'] },
-  { name: 'node-3', addresses: ['198.18.2.1'] },
+  { name: THIS_NODE, addresses: ['198.18.0.1', '198.18.1.1'], addresses6: ['2001:2::1', '2001:2:0:1::1'] },
+  { name: 'node-2', addresses: ['198.18.0.2'], addresses6: ['2001:2::2'] },
+  { name: 'node-3', addresses: ['198.18.2.1'], addresses6: ['2001:2:0:2::1'] },
 ];
 /** half the pods on this node */
 const PLACEMENT = [THIS_NODE, THIS_NODE, 'node-2', 'node-3'];
 /** addresses of no node (nor pod, when a cluster leaves that slot free): the generator's, and more inside an except, a pod slot, the block's edge */
 const OUTSIDE = [...EXTERNAL.filter((a) => !a.includes(':')), '198.18.2.250', '198.18.3.13', '198.19.255.254'];
+const OUTSIDE6 = [...EXTERNAL.filter((a) => a.includes(':')), '2001:2:0:2::fa', '2001:2:0:3::d', '2001:2:0:ffff::fe'];
 const PROTOCOLS: readonly [ProtocolName, number][] = [
   ['TCP', 0.35],
   ['UDP', 0.3],
@@ -48,7 +51,7 @@ const CHANGES = 2;
 
 const nodeInfo = (n: (typeof NODES)[number]): NodeInfo => ({
   name: n.name,
-  internalIP: { 4: n.addresses[0]!, 6: null },
+  internalIP: { 4: n.addresses[0]!, 6: n.addresses6[0]! },
   podCIDRs: [],
   zone: '',
   toBeDeleted: false,
@@ -56,6 +59,8 @@ const nodeInfo = (n: (typeof NODES)[number]): NodeInfo => ({
 
 interface Case {
   hook: Hook;
+  /** the family of srcIp and dstIp: IPv6 cases go on to from_pod6/from_host6 */
+  family: 4 | 6;
   /** the client, and the party policy judges on the other side: the destination, or the Service's backend */
   src: RefParty;
   dst: RefParty;
@@ -80,7 +85,7 @@ const partyText = (p: RefParty): string => ('pod' in p ? p.pod : p.ip);
 /** for the tally: a pod (local or remote), an address of this node or another, any other address */
 function partyKind(p: RefParty, local: boolean): string {
   if ('pod' in p) return local ? 'local pod' : 'remote pod';
-  const node = NODES.find((n) => n.addresses.includes(p.ip));
+  const node = NODES.find((n) => n.addresses.includes(p.ip) || n.addresses6.includes(p.ip));
   return node ? (node.name === THIS_NODE ? 'this node' : 'other node') : 'address';
 }
 
@@ -89,11 +94,19 @@ function partyKind(p: RefParty, local: boolean): string {
  * every local pod (from_host), `samples` (protocol, port) draws each; every local pod to each
  * ClusterIP, every other party to each NodePort (its backend local). The frontends come with them.
  */
-function casesOf(cluster: RefCluster, rand: () => number, samples: number): { cases: Case[]; frontends: Frontend[] } {
+function casesOf(cluster: RefCluster, rand: () => number, samples: number, family: 4 | 6): { cases: Case[]; frontends: Frontend[] } {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-  const pods = cluster.pods.map((p) => ({ key: keyOf(p), ip: p.status!.podIP!, local: p.spec!.nodeName === THIS_NODE, pod: p }));
+  const ipOf = (p: (typeof cluster.pods)[number]): string | undefined =>
+    family === 4 ? p.status!.podIP! : p.status?.podIPs?.map((x) => x.ip).find((ip) => ip.includes(':'));
+  const pods = cluster.pods.flatMap((p) => {
+    const ip = ipOf(p);
+    return ip === undefined ? [] : [{ key: keyOf(p), ip, local: p.spec!.nodeName === THIS_NODE, pod: p }];
+  });
   const podIps = new Set(pods.map((p) => p.ip));
-  const addresses = [...OUTSIDE.filter((a) => !podIps.has(a)), ...NODES.flatMap((n) => n.addresses)];
+  const addresses = [
+    ...(family === 4 ? OUTSIDE : OUTSIDE6).filter((a) => !podIps.has(a)),
+    ...NODES.flatMap((n) => (family === 4 ? n.addresses : n.addresses6)),
+  ];
   // ports on and around every number the policies name: range ends are where an LPM prefix goes wrong
   const edges = new Set<number>(PORTS);
   for (const np of cluster.policies)
@@ -110,7 +123,7 @@ function casesOf(cluster: RefCluster, rand: () => number, samples: number): { ca
   const port = (): number => (rand() < 0.75 ? pick(edgeList) : 1 + Math.floor(rand() * (EPHEMERAL - 1)));
   const cases: Case[] = [];
   const add = (hook: Hook, src: RefParty, dst: RefParty, srcIp: string, dstIp: string, egress: boolean, ingress: boolean) => {
-    for (let i = 0; i < samples; i++) cases.push({ hook, src, dst, srcIp, dstIp, proto: proto(), port: port(), egress, ingress });
+    for (let i = 0; i < samples; i++) cases.push({ hook, family, src, dst, srcIp, dstIp, proto: proto(), port: port(), egress, ingress });
   };
   const local = pods.filter((p) => p.local);
   for (const s of local) {
@@ -121,8 +134,8 @@ function casesOf(cluster: RefCluster, rand: () => number, samples: number): { ca
     for (const s of pods) if (!s.local) add('from_host', { pod: s.key }, { pod: d.key }, s.ip, d.ip, false, true);
     for (const ip of addresses) add('from_host', { ip }, { pod: d.key }, ip, d.ip, false, true);
   }
-
-  // through the tunnel from another node (a Service flow it translated toward a backend here), the client's own address inside
+  // through the tunnel from another node (a Service flow it translated toward a backend here), the client's own address inside;
+  // IPv4 only for now: the tunnel carries IPv4 inner packets
   const peers = NODES.slice(1).map((n) => n.addresses[0]!);
   // a third of them in DSR mode: to a LoadBalancer IP or the ingress node's NodePort, the backend named in the inner MACs
   const tunnelled = (src: RefParty, srcIp: string, d: (typeof local)[number]) => {
@@ -137,6 +150,7 @@ function casesOf(cluster: RefCluster, rand: () => number, samples: number): { ca
         : undefined;
     cases.push({
       hook: 'from_host',
+      family,
       src,
       dst: { pod: d.key },
       srcIp,
@@ -149,10 +163,11 @@ function casesOf(cluster: RefCluster, rand: () => number, samples: number): { ca
       ingress: true,
     });
   };
-  for (const d of local) {
-    for (const s of pods) if (!s.local) tunnelled({ pod: s.key }, s.ip, d);
-    for (const ip of addresses) if (!NODES[0]!.addresses.includes(ip)) tunnelled({ ip }, ip, d);
-  }
+  if (family === 4)
+    for (const d of local) {
+      for (const s of pods) if (!s.local) tunnelled({ pod: s.key }, s.ip, d);
+      for (const ip of addresses) if (!NODES[0]!.addresses.includes(ip)) tunnelled({ ip }, ip, d);
+    }
 
   // Services: two ClusterIPs (any backend), a NodePort on this node's address (a local backend);
   // the backend port is one of the pod's container ports when it has one of that protocol
@@ -167,7 +182,7 @@ function casesOf(cluster: RefCluster, rand: () => number, samples: number): { ca
     const target = named.length > 0 && rand() < 0.7 ? pick(named).containerPort : pick(edgeList);
     const f: Frontend = {
       id,
-      address: nodePort ? NODES[0]!.addresses[0]! : `198.19.100.${id}`,
+      address: nodePort ? (family === 4 ? NODES[0]!.addresses[0]! : NODES[0]!.addresses6[0]!) : family === 4 ? `198.19.100.${id}` : `2001:2:0:100::${id}`,
       port: nodePort ? 30000 + id : protocol === 'SCTP' ? target : pick([80, 443, 8080]),
       protocol,
       nodePort,
@@ -175,22 +190,26 @@ function casesOf(cluster: RefCluster, rand: () => number, samples: number): { ca
     };
     frontends.push(f);
     const via = (hook: Hook, src: RefParty, srcIp: string, egress: boolean) =>
-      cases.push({ hook, src, dst: { pod: b.key }, srcIp, dstIp: b.ip, proto: protocol, port: target, via: f, egress, ingress: b.local });
+      cases.push({ hook, family, src, dst: { pod: b.key }, srcIp, dstIp: b.ip, proto: protocol, port: target, via: f, egress, ingress: b.local });
     if (!nodePort) for (const s of local) if (s.key !== b.key) via('from_pod', { pod: s.key }, s.ip, true);
     if (nodePort) {
       for (const s of pods) if (!s.local) via('from_host', { pod: s.key }, s.ip, false);
       for (const ip of addresses) via('from_host', { ip }, ip, false);
     }
   };
-  service(1, false);
-  service(2, false);
-  service(3, true);
+  // frontend ids are unique across families (one allocator)
+  const base = family === 4 ? 0 : 10;
+  service(base + 1, false);
+  service(base + 2, false);
+  service(base + 3, true);
   return { cases, frontends };
 }
 
 /** What this node must decide for a case: the halves it owns, from the reference. */
 function expected(cluster: RefCluster, c: Case): { allowed: boolean; egress: boolean | null; ingress: boolean | null } {
-  const r = referenceSides(cluster, c.src, c.dst, c.proto, c.port);
+  // parties by address: the reference then judges the pods' addresses of the case's family (ipBlocks differ per family)
+  const r =
+    c.family === 6 ? referenceSides(cluster, { ip: c.srcIp }, { ip: c.dstIp }, c.proto, c.port) : referenceSides(cluster, c.src, c.dst, c.proto, c.port);
   const egress = c.egress ? r.egress : null;
   const ingress = c.ingress ? r.ingress : null;
   return { allowed: egress !== false && ingress !== false, egress, ingress };
@@ -206,15 +225,15 @@ after(async () => {
   await dp?.close();
 });
 
-test('BPF policy differential: from_pod and from_host agree with the spec-written reference on generated clusters', () => {
+test('BPF policy differential: from_pod and from_host (and from_pod6, from_host6 behind them) agree with the spec-written reference on generated dual-stack clusters', () => {
   const seed = process.env.WEIR_POLICY_SEED ? Number(process.env.WEIR_POLICY_SEED) : Math.floor(Math.random() * 2 ** 31);
   const target = process.env.WEIR_POLICY_CASES ? Number(process.env.WEIR_POLICY_CASES) : 100_000;
   const replay = `seed ${seed} (replay with WEIR_POLICY_SEED=${seed})`;
   console.log(`BPF policy differential: ${replay}, at least ${target} cases`);
   const rand = mulberry32(seed);
   const writer = new PolicyWriter(dp.maps);
-  const hostAddrs = NODES[0]!.addresses;
-  const nodeAddresses = Object.fromEntries(NODES.map((n) => [n.name, n.addresses]));
+  const hostAddrs = [...NODES[0]!.addresses, ...NODES[0]!.addresses6];
+  const nodeAddresses = Object.fromEntries(NODES.map((n) => [n.name, [...n.addresses, ...n.addresses6]]));
   const tally = {
     cases: 0,
     allowed: 0,
@@ -241,8 +260,13 @@ test('BPF policy differential: from_pod and from_host agree with the spec-writte
     const w = writer.apply(desiredPolicyMaps(model, THIS_NODE, hostAddrs));
     assert.equal(w.errors, 0, `${where}: map writes: ${JSON.stringify(writer.takeFailures())}`);
     tally.writes += w.writes;
-    const { cases, frontends } = casesOf(cluster, rand, samples);
-    assert.ok(cases.length <= 65535 - EPHEMERAL, `${where}: ${cases.length} cases fit the source ports`);
+    const { cases, frontends } = casesOf(cluster, rand, samples, 4);
+    const v6 = casesOf(cluster, rand, samples, 6);
+    // each family's cases a source port of their own: a new flow, no entry in its conntrack map has it
+    assert.ok(Math.max(cases.length, v6.cases.length) <= 65535 - EPHEMERAL, `${where}: ${cases.length}, ${v6.cases.length} cases fit the source ports`);
+    const ipv4Cases = cases.length;
+    cases.push(...v6.cases);
+    frontends.push(...v6.frontends);
     dp.resetFlows(frontends);
     const wantDenied: Record<string, Record<string, number>> = {};
     const wantByPolicy = new Map<string, number>();
@@ -253,7 +277,7 @@ test('BPF policy differential: from_pod and from_host agree with the spec-writte
     for (let i = 0; i < cases.length; i++) {
       const c = cases[i]!;
       const want = expected(cluster, c);
-      const sport = EPHEMERAL + i; // a new flow: no entry in conntrack has this port
+      const sport = EPHEMERAL + (i < ipv4Cases ? i : i - ipv4Cases);
       const wire = c.via ? { ip: c.via.address, port: c.via.port } : c.dsr ? { ip: c.dsr.address, port: c.dsr.port } : { ip: c.dstIp, port: c.port };
       const first = (sp: number) => {
         const p = flowPacket(c.proto, c.srcIp, wire.ip, sp, wire.port, c.dsr ? { macs: dsrMacs(c.dstIp, c.port) } : {});
@@ -301,6 +325,14 @@ test('BPF policy differential: from_pod and from_host agree with the spec-writte
             )}`,
         );
       }
+      if (bpfAllowed && c.family === 6) {
+        // the verdict bits cached in the flow's entry (its wire tuple; ICMPv6 echo: the identifier as both ports): each isolated direction this node decided
+        const isolated = (side: RefParty, dir: 'egress' | 'ingress') => ('pod' in side ? model.endpoints.get(side.pod)?.[dir].isolated === true : false);
+        const bits = (c.egress && isolated(c.src, 'egress') ? 1 : 0) | (c.ingress && isolated(c.dst, 'ingress') ? 2 : 0);
+        const icmp = c.proto === 'ICMP';
+        const key = { saddr: c.srcIp, daddr: wire.ip, sport, dport: icmp ? sport : wire.port, protocol: icmp ? 58 : PROTO_NUMBER[c.proto] };
+        assert.equal(dp.ct6.get(key)?.policy, bits, `${where} case ${i}: ${what}: weir_ct6.policy of ${JSON.stringify(key)}`);
+      }
       if (bpfAllowed) {
         // stateful: the reply of an allowed flow passes, whatever the policies say of the reverse direction
         const replyHook: Hook = 'pod' in c.dst && c.ingress ? 'from_pod' : 'from_host';
@@ -316,7 +348,7 @@ test('BPF policy differential: from_pod and from_host agree with the spec-writte
       }
       count(
         tally.byKind,
-        `${c.hook}${c.tunnelFrom ? (c.dsr ? ' tunnel (DSR):' : ' tunnel:') : ''} ${partyKind(c.src, c.egress)} -> ${c.via ? (c.via.nodePort ? 'NodePort -> ' : 'ClusterIP -> ') : ''}${partyKind(c.dst, c.ingress)}`,
+        `${c.family === 6 ? 'IPv6 ' : ''}${c.hook}${c.tunnelFrom ? (c.dsr ? ' tunnel (DSR):' : ' tunnel:') : ''} ${partyKind(c.src, c.egress)} -> ${c.via ? (c.via.nodePort ? 'NodePort -> ' : 'ClusterIP -> ') : ''}${partyKind(c.dst, c.ingress)}`,
         want.allowed,
       );
       count(tally.byProto, c.proto, want.allowed);

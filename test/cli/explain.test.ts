@@ -91,6 +91,12 @@ for (const c of [...serviceCases, ...serviceCases6]) {
     let last: Explanation | undefined;
     runCase(dp, c, {
       before(i, step, pkt, out) {
+        last = undefined;
+        if (pkt.raw) {
+          // bytes built by hand (an extension header, ND): no tuple to ask about; their counts are the table's
+          (reasons[step.hook] ??= {})[step.reason] = (reasons[step.hook]?.[step.reason] ?? 0) + 1;
+          return;
+        }
         const q = queryOf(step.hook, pkt);
         const [src, dst, portProto, ...options] = queryArgs(q);
         assert.deepEqual(parseQuery(src!, dst!, portProto!, optionsOf(options)), q, `step ${i}: the query as weir explain options`);
@@ -113,7 +119,8 @@ for (const c of [...serviceCases, ...serviceCases6]) {
         (reasons[step.hook] ??= {})[e.reason!] = (reasons[step.hook]?.[e.reason!] ?? 0) + 1;
         last = e;
       },
-      after(i, step, _pkt, got) {
+      after(i, step, pkt, got) {
+        if (pkt.raw) return;
         // what the program did is one of the outcomes explain gave
         if (step.verdict === 'pass')
           assert.ok(
@@ -136,6 +143,7 @@ function optionsOf(args: string[]): Record<string, string> {
 
 test('every case of the table went through explain, but the listed exclusions', () => {
   assert.deepEqual(Object.keys(explainExclusions).sort(), [
+    'IPv6 Maglev: a frontend flagged maglev takes the slot its table in weir_maglev4 gives (every entry slot 1 here)',
     'IPv6: neighbour discovery passes untouched',
     'malformed packets, fragments and non-IP pass unchanged, each counted once under its reason',
     'to_pod counts and passes',
@@ -146,7 +154,9 @@ test('every case of the table went through explain, but the listed exclusions', 
       cases.some((c) => c.name === name),
       `exclusion ${name} names a case`,
     );
-  const steps = cases.filter((c) => !(c.name in explainExclusions)).reduce((n, c) => n + c.steps.length, 0);
+  const steps = cases
+    .filter((c) => !(c.name in explainExclusions))
+    .reduce((n, c) => n + c.steps.filter((st) => typeof st.packet === 'function' || !st.packet.raw).length, 0);
   assert.equal(compared, steps);
   console.log(
     `explain and BPF_PROG_TEST_RUN agreed on ${steps} steps of ${cases.length - Object.keys(explainExclusions).length} cases (IPv4 and IPv6) ` +

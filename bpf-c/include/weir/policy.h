@@ -5,8 +5,10 @@
  *
  *   weir_ipcache4   (LPM)  every address weir knows -> its security identity: every pod of the
  *                          cluster (/32), the nodes, every ipBlock prefix (cidr and except)
+ *   weir_ipcache6   (LPM)  the same for IPv6 addresses (/128, IPv6 ipBlock prefixes)
  *   weir_endpoints4 (HASH) each pod on this node, by address -> its identity and which
  *                          directions some policy isolates
+ *   weir_endpoints6 (HASH) the same by IPv6 address (a dual-stack pod has an entry in both)
  *   weir_policy4    (LPM)  per local identity and direction: the peers, protocols and ports
  *                          allowed (identity and peer exact, then protocol, then a port prefix)
  *   weir_policy_names (HASH) a policy's slot -> "namespace/name", for the CLI and metrics
@@ -18,7 +20,9 @@
  * endpoint's ingress (if isolated) both have a key for the other side: its identity, the
  * identity of the longest ipBlock prefix holding its address, or WEIR_IDENTITY_ANY. Traffic
  * between a pod and its own node (WEIR_IDENTITY_HOST) is always allowed (Kubernetes: kubelet
- * probes). Byte order as in service.h.
+ * probes). Identities and policy keys are family-neutral: an IPv6 flow is the IPv4 decision
+ * after its addresses are looked up in the IPv6 maps, against the same weir_policy4 keys. Byte
+ * order as in service.h.
  */
 #ifndef WEIR_ABI_POLICY_H
 #define WEIR_ABI_POLICY_H
@@ -54,10 +58,26 @@ struct weir_ipcache4_host_key {
 	weir_ip4 address;
 };
 
+/* weir_ipcache6 (LPM trie): an IPv6 address prefix -> identities */
+struct weir_ipcache6_key {
+	__u32 prefixlen;
+	weir_ip6 address;
+};
+
+struct weir_ipcache6 {
+	__u32 identity;	     /* as weir_ipcache4 */
+	__u32 cidr_identity; /* as weir_ipcache4 */
+};
+
+/* weir_ipcache6_hosts (HASH): the /128 entries of weir_ipcache6 again, looked up first (as
+ * weir_ipcache4_hosts) */
+struct weir_ipcache6_host_key {
+	weir_ip6 address;
+};
+
 enum weir_endpoint_flags {
 	WEIR_EP_INGRESS_ISOLATED = 1 << 0, /* a policy selects the pod for ingress */
 	WEIR_EP_EGRESS_ISOLATED = 1 << 1,  /* a policy selects the pod for egress */
-	WEIR_EP_HOST = 1 << 2,		   /* weir_endpoints6 only: an address of this node */
 };
 
 /* weir_endpoints4 (HASH): a pod address on this node -> the pod as policy sees it */
@@ -72,15 +92,17 @@ struct weir_endpoint4 {
 	__u32 egress_policy;  /* the same for egress */
 };
 
-/* weir_endpoints6 (HASH): until IPv6 policy exists (issue 14) IPv6 fails closed. The IPv6
- * addresses of this node's pods, with their isolation, and of the node itself (HOST): an
- * isolated direction drops every IPv6 packet but those between a pod and its own node. */
+/* weir_endpoints6 (HASH): a pod's IPv6 address on this node -> the pod as policy sees it (the
+ * same identity as its IPv4 address's entry) */
 struct weir_endpoint6_key {
 	weir_ip6 address;
 };
 
 struct weir_endpoint6 {
-	__u32 flags; /* enum weir_endpoint_flags */
+	__u32 identity;
+	__u32 flags;	      /* enum weir_endpoint_flags */
+	__u32 ingress_policy; /* as weir_endpoint4 */
+	__u32 egress_policy;
 };
 
 enum weir_policy_direction {
