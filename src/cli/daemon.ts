@@ -168,7 +168,7 @@ export function registerDaemonCommand(program: Command): void {
     .addOption(
       new Option(
         '--service-stats <on|off>',
-        'count new connections per service backend in BPF (weir_lb_stats4) and export them (weir_service_new_connections_total); off: not counted at all',
+        'count new connections per service backend in BPF (weir_lb_stats4, weir_lb_stats6) and export them (weir_service_new_connections_total); off: not counted at all',
       )
         .choices(['on', 'off'])
         .default('on'),
