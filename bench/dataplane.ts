@@ -2,7 +2,9 @@
 // pod and 3 backend pods made by the CNI ptp plugin), so no contestant inherits another's
 // netfilter hooks or conntrack state; only that contestant's rules or programs are loaded,
 // and they are removed before the next service count. The same C client (tcpbench) and
-// iperf3 measure every contestant against the target ClusterIP, written last.
+// iperf3 measure every contestant against the target ClusterIP, written last. `family: 6`
+// measures the same services in IPv6: dual-stack pods, an IPv6 ClusterIP, kube-proxy's IPv6
+// proxier rules (ip6tables, the ip6 nft table) and weir's IPv6 programs and maps.
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,7 +12,7 @@ import type { BpfLink, TcAttachment } from '../src/bpf/index.js';
 import { Lab, type Cgroup, type LabNode, type Pod } from '../test/lib/lab.js';
 import { applyIptables, flushIptables, iptablesRestoreInput, ruleCount, type IptablesVariant } from './peers/iptables.js';
 import { applyNftables, flushNftables, nftablesInput, nftCounts } from './peers/nftables.js';
-import { benchServices, CLUSTER, TARGET, TARGET_IP, type BenchService } from './peers/services.js';
+import { benchServices, CLUSTER, CLUSTER6, CLUSTERS, TARGET, targetIP, type BenchService, type Family } from './peers/services.js';
 import { runClient, startServer, type Dist, type TcpbenchResult } from './tools.js';
 import { attachSockLb, attachTcPath, loadWeir, programWeir, unprogramWeir, type Programmed, type WeirInstance } from './weir.js';
 
@@ -36,6 +38,7 @@ export interface Durations {
 export interface Measurement {
   contestant: Contestant;
   services: number;
+  family?: Family;
   /** time to program this service set (iptables-restore / nft -f / weir map writes), ms */
   programMs?: number;
   /** what was programmed: rules, chains, map entries */
@@ -52,6 +55,7 @@ export interface Measurement {
 
 interface Arena {
   contestant: Contestant;
+  family: Family;
   lab: Lab;
   node: LabNode;
   client: Pod;
@@ -62,21 +66,27 @@ interface Arena {
   programmed?: Programmed;
 }
 
-async function buildArena(contestant: Contestant): Promise<Arena> {
+/** a pod's address in the measured family */
+const addressOf = (p: Pod, family: Family) => (family === 6 ? p.ip6! : p.ip);
+
+async function buildArena(contestant: Contestant, family: Family): Promise<Arena> {
   const lab = await Lab.create({ name: `bench-${contestant}` });
   try {
-    const node = await lab.node('node', { address: CLUSTER.nodeAddress, podSubnet: CLUSTER.podSubnet });
+    const v6 = family === 6 ? { address6: CLUSTER6.nodeAddress, podSubnet6: CLUSTER6.podSubnet } : {};
+    const node = await lab.node('node', { address: CLUSTER.nodeAddress, podSubnet: CLUSTER.podSubnet, ...v6 });
     const client = await lab.pod(node, 'client');
     const backends = [await lab.pod(node, 'be0'), await lab.pod(node, 'be1'), await lab.pod(node, 'be2')];
     await client.ns.sysctl('net.ipv4.ip_local_port_range', '1024 65535');
     for (const b of backends) startServer(b.ns, TARGET.echoTargetPort);
     await backends[0]!.ns.iperfServer({ port: TARGET.iperfPort });
-    for (const b of backends) await client.ns.waitForPort(TARGET.echoTargetPort, { host: b.ip, timeoutMs: 5000 });
-    const arena: Arena = { contestant, lab, node, client, backends, attachments: [] };
+    for (const b of backends) await client.ns.waitForPort(TARGET.echoTargetPort, { host: addressOf(b, family), timeoutMs: 5000 });
+    const arena: Arena = { contestant, family, lab, node, client, backends, attachments: [] };
     if (contestant === 'weir-tc' || contestant === 'weir-sock') {
       // both attach the per-packet programs to every workload interface, as the daemon
       // does; weir-sock adds the socket programs on the client's cgroup
-      arena.weir = loadWeir(lab.bpffs, contestant === 'weir-sock' ? ['from_pod', 'to_pod', 'sock_lb'] : ['from_pod', 'to_pod']);
+      // IPv6: from_pod6 chained after from_pod on the same TCX hook, as the daemon attaches it
+      const tc = family === 6 ? ['from_pod', 'from_pod6', 'to_pod'] : ['from_pod', 'to_pod'];
+      arena.weir = loadWeir(lab.bpffs, contestant === 'weir-sock' ? [...tc, 'sock_lb'] : tc, family);
       arena.attachments.push(
         ...attachTcPath(
           arena.weir,
@@ -86,7 +96,7 @@ async function buildArena(contestant: Contestant): Promise<Arena> {
       );
       if (contestant === 'weir-sock') {
         arena.cgroup = await lab.cgroup('client');
-        arena.attachments.push(...attachSockLb(arena.weir, arena.cgroup.path));
+        arena.attachments.push(...attachSockLb(arena.weir, arena.cgroup.path, family));
       }
     }
     return arena;
@@ -110,19 +120,22 @@ async function destroyArena(a: Arena): Promise<void> {
 
 /** Program the contestant for `services`; returns time and what was written. */
 async function program(a: Arena, services: BenchService[], tmp: string): Promise<{ ms: number; what: string; note?: string }> {
-  const file = join(tmp, `${a.contestant}.rules`);
+  const file = join(tmp, `${a.contestant}-ipv${a.family}.rules`);
+  const { family } = a;
+  const cluster = CLUSTERS[family];
   switch (a.contestant) {
     case 'direct':
       return { ms: 0, what: 'nothing' };
     case 'iptables-nft':
     case 'iptables-legacy': {
-      const input = iptablesRestoreInput(services, { clusterCIDR: CLUSTER.clusterCIDR });
-      const ms = await applyIptables(a.node.ns, a.contestant.slice('iptables-'.length) as IptablesVariant, input, file);
+      const input = iptablesRestoreInput(services, { clusterCIDR: cluster.clusterCIDR, family });
+      const ms = await applyIptables(a.node.ns, a.contestant.slice('iptables-'.length) as IptablesVariant, input, file, { family });
       return { ms, what: `${ruleCount(input)} rules` };
     }
     case 'nftables': {
-      const input = nftablesInput(services, { clusterCIDR: CLUSTER.clusterCIDR, serviceCIDR: CLUSTER.serviceCIDR, nodePortIPs: [a.node.address] });
-      const ms = await applyNftables(a.node.ns, input, file);
+      const nodePortIPs = [family === 6 ? a.node.address6! : a.node.address];
+      const input = nftablesInput(services, { clusterCIDR: cluster.clusterCIDR, serviceCIDR: cluster.serviceCIDR, nodePortIPs, family });
+      const ms = await applyNftables(a.node.ns, input, file, { family });
       const c = nftCounts(input);
       return { ms, what: `${c.chains} chains, ${c.rules} rules` };
     }
@@ -143,9 +156,9 @@ async function unprogram(a: Arena): Promise<void> {
   switch (a.contestant) {
     case 'iptables-nft':
     case 'iptables-legacy':
-      return flushIptables(a.node.ns, a.contestant.slice('iptables-'.length) as IptablesVariant);
+      return flushIptables(a.node.ns, a.contestant.slice('iptables-'.length) as IptablesVariant, a.family);
     case 'nftables':
-      return flushNftables(a.node.ns);
+      return flushNftables(a.node.ns, a.family);
     case 'weir-tc':
     case 'weir-sock':
       if (a.programmed) unprogramWeir(a.weir!.maps, a.programmed);
@@ -154,7 +167,9 @@ async function unprogram(a: Arena): Promise<void> {
 }
 
 function target(a: Arena): { host: string; port: number } {
-  return a.contestant === 'direct' ? { host: a.backends[0]!.ip, port: TARGET.echoTargetPort } : { host: TARGET_IP, port: TARGET.echoPort };
+  return a.contestant === 'direct'
+    ? { host: addressOf(a.backends[0]!, a.family), port: TARGET.echoTargetPort }
+    : { host: targetIP(a.family), port: TARGET.echoPort };
 }
 
 /** One short run first: a contestant that does not carry traffic fails here, loudly. */
@@ -168,7 +183,7 @@ async function measure(a: Arena, d: Durations): Promise<{ crr: TcpbenchResult; r
   const cg = a.cgroup;
   const crr = await runClient(a.client.ns, 'crr', t.host, t.port, { seconds: d.crrSeconds, warmup: d.warmup, cgroup: cg });
   const rr = await runClient(a.client.ns, 'rr', t.host, t.port, { seconds: d.rrSeconds, warmup: d.warmup, cgroup: cg });
-  const host = a.contestant === 'direct' ? a.backends[0]!.ip : TARGET_IP;
+  const host = a.contestant === 'direct' ? addressOf(a.backends[0]!, a.family) : targetIP(a.family);
   const ip = await a.client.ns.iperfClient(host, { port: TARGET.iperfPort, seconds: d.iperfSeconds, ...(cg ? { cgroup: cg } : {}) });
   return { crr, rr, bps: ip.receivedBitsPerSecond };
 }
@@ -184,6 +199,8 @@ export interface DataplaneOptions {
    *  linearly with chains) */
   programBudgetMs: number;
   log: (line: string) => void;
+  /** the address family measured (default 4) */
+  family?: Family;
 }
 
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -221,16 +238,25 @@ export async function runDataplane(o: DataplaneOptions): Promise<Measurement[]> 
   const arenas: Arena[] = [];
   const results: Measurement[] = [];
   try {
+    // a contestant whose programs cannot be loaded or attached (say, IPv6 socket programs
+    // this build lacks) is reported at every size; the others are measured
+    const unavailable = new Map<Contestant, string>();
     for (const c of CONTESTANTS) {
-      arenas.push(await buildArena(c));
-      o.log(`lab for ${LABEL[c]} ready`);
+      try {
+        arenas.push(await buildArena(c, o.family ?? 4));
+        o.log(`lab for ${LABEL[c]} ready`);
+      } catch (e) {
+        unavailable.set(c, `not available: ${(e as Error).message.split('\n')[0]}`);
+        o.log(`${LABEL[c]}: ${unavailable.get(c)}`);
+      }
     }
     const last = new Map<Contestant, { n: number; ms: number }>();
     for (const n of o.sizes) {
+      for (const [c, error] of unavailable) results.push({ contestant: c, services: n, family: o.family ?? 4, error });
       const live: { a: Arena; m: Measurement; crr: TcpbenchResult[]; rr: TcpbenchResult[]; bps: number[] }[] = [];
       try {
         for (const a of arenas) {
-          const m: Measurement = { contestant: a.contestant, services: n };
+          const m: Measurement = { contestant: a.contestant, services: n, family: a.family };
           results.push(m);
           const prev = last.get(a.contestant);
           // only from a size big enough for the per-rule cost to dominate the fixed cost
@@ -245,7 +271,9 @@ export async function runDataplane(o: DataplaneOptions): Promise<Measurement[]> 
               a,
               benchServices(
                 n,
-                a.backends.map((b) => b.ip),
+                a.backends.map((b) => addressOf(b, a.family)),
+                10,
+                a.family,
               ),
               o.tmp,
             );

@@ -13,6 +13,8 @@
 // floor: an empty TC program through the same loop, which every program pays. With several
 // sets, each round measures every set one after the other and single runs alternate between
 // the sets packet by packet, in a random order each time, so drift of the machine hits all sets alike.
+// An IPv6 set (THIS_TREE_V6) runs the same cases through from_pod6 / from_host6 on IPv6 packets
+// and the IPv6 maps, with addresses from 2001:2::/48.
 
 import { join } from 'node:path';
 import { BpfObject, codecFor, enums, typedMap, type BpfProgram, type ConstValue } from '../src/bpf/index.js';
@@ -42,31 +44,49 @@ export interface ObjectSet {
   dir: string;
   /** the conntrack map's pin name and value struct in this set's ABI */
   ctMap: string;
-  ctValue: 'weir_ct4' | 'weir_ct4_v1';
+  ctValue: 'weir_ct4' | 'weir_ct4_v1' | 'weir_ct6';
   consts?: Record<string, ConstValue>;
+  /** the packets' and maps' family (default 4) */
+  family?: 4 | 6;
 }
 
 export const THIS_TREE: ObjectSet = { label: 'this tree', dir: OBJ_DIR, ctMap: 'weir_ct4_v2', ctValue: 'weir_ct4' };
+/** This tree's IPv6 programs (from_pod6, from_host6) and maps. */
+export const THIS_TREE_V6: ObjectSet = { label: 'this tree, IPv6', dir: OBJ_DIR, ctMap: 'weir_ct6', ctValue: 'weir_ct6', family: 6 };
 
 /** An earlier release's objects (bench/release-objects.ts): conntrack as version 1 pinned it. */
 export const releaseSet = (label: string, dir: string): ObjectSet => ({ label, dir, ctMap: 'weir_ct4', ctValue: 'weir_ct4_v1' });
 
-const CLIENT = '198.18.65.10';
-const IDENT = '198.19.0.10'; // frontend whose backend is itself
-const SVC = '198.19.0.20';
-const BACKEND = '198.18.65.20';
-const NODE = '198.18.0.1';
-const EXTERNAL = '198.18.100.5';
+/** the cases' addresses per family; IDENT is a frontend whose backend is itself */
+const ADDRESSES = {
+  4: { CLIENT: '198.18.65.10', IDENT: '198.19.0.10', SVC: '198.19.0.20', BACKEND: '198.18.65.20', NODE: '198.18.0.1', EXTERNAL: '198.18.100.5' },
+  6: {
+    CLIENT: '2001:2:100:1::a',
+    IDENT: '2001:2:ff::a',
+    SVC: '2001:2:ff::14',
+    BACKEND: '2001:2:100:1::14',
+    NODE: '2001:2::1',
+    EXTERNAL: '2001:2:64::5',
+  },
+} as const;
+const { CLIENT, BACKEND } = ADDRESSES[4];
 const TC_ACT_OK = 0;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const tcp = (src: string, dst: string, sport: number, dport: number, flags: ('syn' | 'ack' | 'fin')[]) =>
-  eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' }).ipv4({ src, dst }).tcp({ sport, dport, flags }).payload('x'.repeat(64)).build();
+/** a TCP packet of the addresses' family */
+const tcp = (src: string, dst: string, sport: number, dport: number, flags: ('syn' | 'ack' | 'fin')[]) => {
+  const l2 = eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' });
+  const l3 = src.includes(':') ? l2.ipv6({ src, dst }) : l2.ipv4({ src, dst });
+  return l3.tcp({ sport, dport, flags }).payload('x'.repeat(64)).build();
+};
 
-function testRun(prog: BpfProgram, data: Buffer, repeat?: number) {
+/** TCX_NEXT: an IPv4 program hands an IPv6 packet to the next program of the chain */
+const TCX_NEXT = -1;
+
+function testRun(prog: BpfProgram, data: Buffer, repeat?: number, verdict = TC_ACT_OK) {
   const r = prog.testRun(repeat ? { data, repeat } : { data });
-  if (r.retval !== TC_ACT_OK) throw new Error(`${prog.name}: verdict ${r.retval}, expected pass`);
+  if ((r.retval | 0) !== verdict) throw new Error(`${prog.name}: verdict ${r.retval}, expected ${verdict}`);
   return r;
 }
 
@@ -77,6 +97,8 @@ interface RepeatCase {
   data: Buffer;
   setup?: Buffer;
   check?: () => void;
+  /** the verdict every run must give (default TC_ACT_OK) */
+  verdict?: number;
 }
 
 /** A case measured by single runs on distinct packets. */
@@ -108,14 +130,24 @@ function loadSet(set: ObjectSet): LoadedSet {
       objects.push(obj);
       return obj;
     };
-    const fromPodObj = load('from_pod');
-    const fromHostObj = load('from_host');
+    const v6 = set.family === 6;
+    const { CLIENT, IDENT, SVC, BACKEND, NODE, EXTERNAL } = ADDRESSES[v6 ? 6 : 4];
+    const sfx = v6 ? '6' : '';
+    // IPv6: the IPv4 program runs first in the same TCX chain and hands the packet on
+    const chainHead = v6 ? load('from_pod').program('weir_from_pod') : undefined;
+    const fromPodObj = load(`from_pod${sfx}`);
+    const fromHostObj = load(`from_host${sfx}`);
     load('to_pod');
-    const fromPod = fromPodObj.program('weir_from_pod');
-    const fromHost = fromHostObj.program('weir_from_host');
-    const frontends = typedMap(fromPodObj.map('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
-    const backends = typedMap(fromPodObj.map('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4'));
-    const conntrack = typedMap(fromPodObj.map(set.ctMap), codecFor('weir_ct4_key'), codecFor(set.ctValue));
+    const fromPod = fromPodObj.program(`weir_from_pod${sfx}`);
+    const fromHost = fromHostObj.program(`weir_from_host${sfx}`);
+    // the IPv6 keys and values have the IPv4 shapes (addresses as text): one writer for both
+    const frontends = v6
+      ? typedMap(fromPodObj.map('weir_frontend6'), codecFor('weir_frontend6_key'), codecFor('weir_frontend6'))
+      : typedMap(fromPodObj.map('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
+    const backends = v6
+      ? typedMap(fromPodObj.map('weir_backend6'), codecFor('weir_backend6_key'), codecFor('weir_backend6'))
+      : typedMap(fromPodObj.map('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4'));
+    const conntrack = typedMap(fromPodObj.map(set.ctMap), codecFor(v6 ? 'weir_ct6_key' : 'weir_ct4_key'), codecFor(set.ctValue));
     const NODEPORT = enums.weir_frontend_flags.WEIR_FRONTEND_NODEPORT;
     const add = (id: number, address: string, port: number, be: { address: string; port: number }, flags = 0) => {
       backends.set({ frontend_id: id, slot: 0 }, { address: be.address, port: be.port, flags: 0 });
@@ -126,7 +158,8 @@ function loadSet(set: ObjectSet): LoadedSet {
     add(3, NODE, 30080, { address: NODE, port: 30080 }, NODEPORT);
     add(4, NODE, 30081, { address: BACKEND, port: 8080 }, NODEPORT);
     const dnatTo = (addr: string) => (out: Buffer) => {
-      const dst = decodePacket(out).ipv4?.dst;
+      const p = decodePacket(out);
+      const dst = (v6 ? p.ipv6 : p.ipv4)?.dst;
       if (dst !== addr) throw new Error(`${set.label}: new flow not DNATed: destination ${dst}, expected ${addr}`);
     };
     const hasEntry = () => {
@@ -143,6 +176,16 @@ function loadSet(set: ObjectSet): LoadedSet {
       set,
       close,
       repeated: [
+        ...(chainHead
+          ? [
+              {
+                case: 'IPv6 packet through the IPv4 program first (TCX_NEXT to from_pod6)',
+                prog: chainHead,
+                data: tcp(CLIENT, IDENT, 40001, 80, ['ack']),
+                verdict: TCX_NEXT,
+              },
+            ]
+          : []),
         { case: 'pass-through (pod to pod, no service)', prog: fromPod, data: tcp(CLIENT, BACKEND, 40000, 8080, ['ack']) },
         {
           case: 'established flow (conntrack hit, DNAT)',
@@ -206,8 +249,8 @@ export async function runPerPacketSets(o: PerPacketOptions, sets: ObjectSet[]): 
     const floorData = tcp(CLIENT, BACKEND, 40000, 8080, ['ack']);
     for (const l of loaded)
       for (const c of l.repeated) {
-        testRun(c.prog, c.setup ?? c.data); // the first run sets up (creates the conntrack entries)
-        testRun(c.prog, c.data); // and one as measured, so the check sees the path every repeat takes
+        testRun(c.prog, c.setup ?? c.data, undefined, c.verdict); // the first run sets up (creates the conntrack entries)
+        testRun(c.prog, c.data, undefined, c.verdict); // and one as measured, so the check sees the path every repeat takes
         c.check?.();
       }
     // a round (or a single run) measures the sets in a fresh random order each time, so no set
@@ -227,7 +270,7 @@ export async function runPerPacketSets(o: PerPacketOptions, sets: ObjectSet[]): 
     const rounds = loaded.map((l) => l.repeated.map(() => [] as number[])); // [set][case] = ns per round
     for (let r = 0; r < o.rounds; r++) {
       floorRounds.push(testRun(floorProg, floorData, o.repeat).durationNs);
-      for (const i of shuffled()) loaded[i]!.repeated.forEach((c, j) => rounds[i]![j]!.push(testRun(c.prog, c.data, o.repeat).durationNs));
+      for (const i of shuffled()) loaded[i]!.repeated.forEach((c, j) => rounds[i]![j]!.push(testRun(c.prog, c.data, o.repeat, c.verdict).durationNs));
     }
     const singles = loaded.map((l) => l.singles.map(() => [] as number[]));
     for (let n = 0; n < o.singles; n++)

@@ -20,6 +20,8 @@ export interface RunInfo {
   /** control-plane sizes and changes per size */
   cpSizes: number[];
   cpChanges: number;
+  /** the data plane's address family (absent: IPv4) */
+  family?: 4 | 6;
 }
 
 const f = (x: number | undefined, d = 0) =>
@@ -59,7 +61,14 @@ export function markdown(info: RunInfo, results: Measurement[], perPacket: PerPa
     out.push('## Against the targets of issue 6', '', ...cpTargets(cp), '');
     return out.join('\n');
   }
-  out.push('## Data plane: client pod → ClusterIP (target service written last), one node', '');
+  const v6 = info.family === 6;
+  out.push(`## Data plane${v6 ? ' over IPv6' : ''}: client pod → ClusterIP (target service written last), one node`, '');
+  if (v6)
+    out.push(
+      "Every contestant in IPv6: dual-stack pods, an IPv6 ClusterIP, kube-proxy's IPv6 proxier rules (ip6tables, the `ip6 kube-proxy` table), " +
+        "weir's IPv6 programs (from_pod6, the *6 socket programs) and maps.",
+      '',
+    );
   for (const n of info.sizes) {
     out.push(`### ${f(n)} service${n === 1 ? '' : 's'}`, '');
     const rows = CONTESTANTS.map((c) => {

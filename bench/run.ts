@@ -3,6 +3,7 @@
 // and writes bench/results/latest.{md,svg,json} (quick runs: quick.*). Root only: namespaces, BPF, cgroups.
 //
 //   node dist/bench/run.js [--quick] [--sizes 1,1000,...] [--only dataplane|controlplane|tunnel|policy] [--changes K] [--check]
+//                          [--family 4|6|both]
 // --quick: data plane N in {1, 1000}, 1 s per measurement; control plane N = 1000, 20
 //          changes; < 3 minutes; exits non-zero unless every contestant produced a number at
 //          every size (the CI smoke check, .ci/run); writes bench/results/quick.*.
@@ -15,6 +16,9 @@
 //          bench/results/policy.{md,json} (quick runs: policy-quick.*, ~60 s).
 // --sizes: both parts (the control plane leaves out sizes below 1,000).
 // --check: only the peer generator checks.
+// --family: the data plane in IPv4 (default), IPv6, or both in the same run; IPv6 writes
+//          bench/results/<base>-ipv6.{md,json} next to the IPv4 files (the same contestants:
+//          kube-proxy's IPv6 proxier rules against weir's IPv6 programs).
 
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,7 +29,8 @@ import { Lab } from '../test/lib/lab.js';
 import { CP_CONTESTANTS, CP_LABEL, runControlplane, type CpMeasurement } from './controlplane.js';
 import { CONTESTANTS, LABEL, runDataplane, type Durations, type Measurement } from './dataplane.js';
 import { checkPeers } from './peers/check.js';
-import { runPerPacket } from './perpacket.js';
+import type { Family } from './peers/services.js';
+import { runPerPacket, runPerPacketSets, THIS_TREE_V6 } from './perpacket.js';
 import type { PerPacketRow } from './perpacket.js';
 import { runPolicyBench } from './policy.js';
 import { policyMarkdown } from './policy-report.js';
@@ -59,6 +64,12 @@ const tunnelRounds = quick ? 1 : 3;
 const cpSizes = argv.includes('--sizes') ? sizes.filter((n) => n >= 1000) : quick ? [1000] : [1000, 10_000, 50_000];
 const cpChanges = argv.includes('--changes') ? Number(argv[argv.indexOf('--changes') + 1]) : quick ? 20 : 100;
 const RESULTS = join(ROOT, 'bench', 'results');
+const familyArg = argv.includes('--family') ? argv[argv.indexOf('--family') + 1] : '4';
+if (familyArg !== '4' && familyArg !== '6' && familyArg !== 'both') {
+  console.error(`--family 4|6|both, not ${familyArg}`);
+  process.exit(2);
+}
+const families: Family[] = familyArg === 'both' ? [4, 6] : [Number(familyArg) as Family];
 
 const sh = (cmd: string, args: string[]) => {
   try {
@@ -92,14 +103,35 @@ async function main(): Promise<number> {
 
     let perPacket: PerPacketRow[] = [];
     let results: Measurement[] = [];
+    let results6: Measurement[] = [];
+    let perPacket6: PerPacketRow[] = [];
+    let perPacket6Error: string | undefined;
     if (parts.includes('dataplane')) {
-      log('per-packet cost (BPF_PROG_TEST_RUN)');
-      perPacket = await runPerPacket(quick ? { repeat: 100_000, singles: 2000, rounds: 3 } : { repeat: 1_000_000, singles: 20_000, rounds: 7 });
+      if (families.includes(4)) {
+        log('per-packet cost (BPF_PROG_TEST_RUN)');
+        perPacket = await runPerPacket(quick ? { repeat: 100_000, singles: 2000, rounds: 3 } : { repeat: 1_000_000, singles: 20_000, rounds: 7 });
+      }
 
-      log(`data plane: sizes ${sizes.join(', ')}; contestants ${CONTESTANTS.join(', ')}`);
       // 100 s: kube-proxy nftables at 10k services takes ~280 s to load here (projected
       // quadratically from 1k: ~130 s), which alone would push the full run past 20 minutes
-      results = await runDataplane({ sizes, durations, rounds, tmp, programBudgetMs: quick ? 60_000 : 100_000, log });
+      const programBudgetMs = quick ? 60_000 : 100_000;
+      if (families.includes(4)) {
+        log(`data plane: sizes ${sizes.join(', ')}; contestants ${CONTESTANTS.join(', ')}`);
+        results = await runDataplane({ sizes, durations, rounds, tmp, programBudgetMs, log });
+      }
+      if (families.includes(6)) {
+        log('per-packet cost over IPv6 (BPF_PROG_TEST_RUN)');
+        try {
+          perPacket6 = await runPerPacketSets(quick ? { repeat: 100_000, singles: 2000, rounds: 3 } : { repeat: 1_000_000, singles: 20_000, rounds: 7 }, [
+            THIS_TREE_V6,
+          ]);
+        } catch (e) {
+          perPacket6Error = (e as Error).message.split('\n')[0]!;
+          log(`per-packet over IPv6: FAILED ${perPacket6Error}`);
+        }
+        log(`data plane over IPv6: sizes ${sizes.join(', ')}; contestants ${CONTESTANTS.join(', ')}`);
+        results6 = await runDataplane({ sizes, durations, rounds, tmp, programBudgetMs, log: (l) => log(`IPv6: ${l}`), family: 6 });
+      }
     }
     let cp: CpMeasurement[] = [];
     if (parts.includes('controlplane')) {
@@ -136,10 +168,18 @@ async function main(): Promise<number> {
       cpChanges,
     };
     mkdirSync(RESULTS, { recursive: true });
-    if (parts.length) {
+    // a quick run never replaces the full run's figures (the README quotes those)
+    const base = `${quick ? 'quick' : 'latest'}${onlyArg ? `-${onlyArg}` : ''}`;
+    if (parts.includes('dataplane') && families.includes(6)) {
+      const info6: RunInfo = { ...info, parts: ['dataplane'], family: 6 };
+      const md6 = markdown(info6, results6, perPacket6) + (perPacket6Error ? `\nPer-packet cost over IPv6: FAILED ${perPacket6Error}\n` : '');
+      writeFileSync(join(RESULTS, `${base}-ipv6.md`), md6);
+      writeFileSync(join(RESULTS, `${base}-ipv6.json`), JSON.stringify({ info: info6, perPacket: perPacket6, results: results6 }, null, 2) + '\n');
+      console.log(md6);
+      log(`wrote bench/results/${base}-ipv6.{md,json}`);
+    }
+    if (parts.length && (families.includes(4) || parts.includes('controlplane'))) {
       const md = markdown(info, results, perPacket, cp);
-      // a quick run never replaces the full run's figures (the README quotes those)
-      const base = `${quick ? 'quick' : 'latest'}${onlyArg ? `-${onlyArg}` : ''}`;
       writeFileSync(join(RESULTS, `${base}.md`), md);
       if (parts.includes('dataplane')) writeFileSync(join(RESULTS, `${base}.svg`), svg(info, results));
       if (parts.includes('controlplane')) writeFileSync(join(RESULTS, `${base}-cp.svg`), cpSvg(info, cp));
@@ -215,8 +255,12 @@ async function main(): Promise<number> {
     // at 50k services, is a finding about the peer, reported in the table, not a failed run)
     const peerLoadFailure = (r: (typeof results)[number]) =>
       !quick && !!r.error && r.contestant !== 'direct' && !r.contestant.startsWith('weir') && !r.programmed;
-    const missing = results.filter((r) => !peerLoadFailure(r) && (r.error || (!r.skipped && !r.crr) || (quick && r.skipped)));
-    const noNumber = parts.includes('dataplane') ? CONTESTANTS.filter((c) => !results.some((r) => r.contestant === c && r.crr)) : [];
+    const missing = [...results, ...results6].filter((r) => !peerLoadFailure(r) && (r.error || (!r.skipped && !r.crr) || (quick && r.skipped)));
+    const noNumber = parts.includes('dataplane')
+      ? families.flatMap((fam) =>
+          CONTESTANTS.filter((c) => !(fam === 6 ? results6 : results).some((r) => r.contestant === c && r.crr)).map((c) => `${c}${fam === 6 ? ' (IPv6)' : ''}`),
+        )
+      : [];
     // control plane: weir must produce every figure; a peer whose own tool fails at a size is a finding (full runs)
     const cpMissing = cp.filter(
       (m) => (m.error && (quick || m.contestant === 'weir' || m.programMs !== undefined)) || (quick && m.skipped) || (!m.error && !m.skipped && !m.change),
@@ -224,15 +268,17 @@ async function main(): Promise<number> {
     const cpNoNumber = parts.includes('controlplane') ? CP_CONTESTANTS.filter((c) => !cp.some((m) => m.contestant === c && m.change)) : [];
     for (const m of cpMissing) log(`no number: ${CP_LABEL[m.contestant]} at ${m.services} services: ${m.error ?? m.skipped}`);
     for (const c of cpNoNumber) log(`no number at all: ${CP_LABEL[c]}`);
-    for (const m of missing) log(`no number: ${LABEL[m.contestant]} at ${m.services} services: ${m.error ?? m.skipped}`);
-    for (const c of noNumber) log(`no number at all: ${LABEL[c]}`);
+    for (const m of missing) log(`no number: ${LABEL[m.contestant]}${m.family === 6 ? ' (IPv6)' : ''} at ${m.services} services: ${m.error ?? m.skipped}`);
+    for (const c of noNumber) log(`no number at all: ${c}`);
     if (!perPacket.every((r) => r.nsPerPacket > 0)) log('per-packet: a case measured 0 ns');
+    const perPacket6Missing = families.includes(6) && parts.includes('dataplane') && (!!perPacket6Error || !perPacket6.every((r) => r.nsPerPacket > 0));
     return missing.length ||
       noNumber.length ||
       cpMissing.length ||
       cpNoNumber.length ||
       tunnelMissing.length ||
       policyMissing.length ||
+      perPacket6Missing ||
       !perPacket.every((r) => r.nsPerPacket > 0)
       ? 1
       : 0;

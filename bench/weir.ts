@@ -3,6 +3,9 @@
 // production; service map entries written the way the reconciler writes them (backend slots
 // first, then the frontend with its count); from_pod / to_pod attached on every workload
 // interface (TC path), plus the four socket programs on the client's cgroup (connect-time LB).
+// IPv6: from_pod6 chained after from_pod (TCX), the IPv6 maps (weir_frontend6, weir_backend6:
+// their keys and values have the IPv4 shapes with addresses as IPv6 text) and the *6 socket
+// programs.
 
 import { join } from 'node:path';
 import {
@@ -22,11 +25,14 @@ import {
   type WeirFrontend4Key,
 } from '../src/bpf/index.js';
 import { IPPROTO } from '../src/bpf/ip.js';
-import type { BenchService } from './peers/services.js';
+import type { BenchService, Family } from './peers/services.js';
 import { ROOT } from './tools.js';
 
 export const OBJ_DIR = join(ROOT, 'build', 'bpf');
-export const SOCK_PROGRAMS = ['weir_sock_connect4', 'weir_sock_sendmsg4', 'weir_sock_recvmsg4', 'weir_sock_getpeername4'] as const;
+export const SOCK_PROGRAMS = {
+  4: ['weir_sock_connect4', 'weir_sock_sendmsg4', 'weir_sock_recvmsg4', 'weir_sock_getpeername4'],
+  6: ['weir_sock_connect6', 'weir_sock_sendmsg6', 'weir_sock_recvmsg6', 'weir_sock_getpeername6'],
+} as const;
 
 export interface WeirMaps {
   frontends: TypedMap<WeirFrontend4Key, WeirFrontend4>;
@@ -39,8 +45,9 @@ export interface WeirInstance {
   close(): void;
 }
 
-/** Load objects ('from_pod', 'to_pod', 'from_host', 'sock_lb') into one pin directory. */
-export function loadWeir(pinDir: string, names: readonly string[]): WeirInstance {
+/** Load objects ('from_pod', 'from_pod6', 'to_pod', 'from_host', 'sock_lb') into one pin directory;
+ *  `family` picks the service maps written (weir_frontend4/backend4 or weir_frontend6/backend6). */
+export function loadWeir(pinDir: string, names: readonly string[], family: Family = 4): WeirInstance {
   const objects: Record<string, BpfObject> = {};
   try {
     for (const name of names) {
@@ -55,11 +62,18 @@ export function loadWeir(pinDir: string, names: readonly string[]): WeirInstance
     for (const o of Object.values(objects)) o.close();
     throw e;
   }
-  const any = objects[names[0]!]!;
-  const maps = {
-    frontends: typedMap(any.map('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
-    backends: typedMap(any.map('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4')),
-  };
+  // the IPv6 maps are declared by the IPv6 programs' objects; the shapes match the IPv4 ones
+  const any = objects[family === 6 ? 'from_pod6' : names[0]!]!;
+  const maps: WeirMaps =
+    family === 6
+      ? {
+          frontends: typedMap(any.map('weir_frontend6'), codecFor('weir_frontend6_key'), codecFor('weir_frontend6')),
+          backends: typedMap(any.map('weir_backend6'), codecFor('weir_backend6_key'), codecFor('weir_backend6')),
+        }
+      : {
+          frontends: typedMap(any.map('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
+          backends: typedMap(any.map('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4')),
+        };
   return { objects, maps, close: () => Object.values(objects).forEach((o) => o.close()) };
 }
 
@@ -117,16 +131,17 @@ export function unprogramWeir(maps: WeirMaps, p: Programmed): void {
   for (let i = 0; i < p.backendKeys.length; i += 50_000) maps.backends.deleteMany(p.backendKeys.slice(i, i + 50_000));
 }
 
-/** from_pod at TC ingress and to_pod at TC egress of each workload interface (host side). */
+/** from_pod (and from_pod6 after it, when loaded) at TC ingress and to_pod at TC egress of each workload interface (host side). */
 export function attachTcPath(w: WeirInstance, netns: string, ifnames: readonly string[]): TcAttachment[] {
   const out: TcAttachment[] = [];
   for (const ifname of ifnames) {
     out.push(attachTc(w.objects.from_pod!.program('weir_from_pod'), ifname, 'ingress', { netns }));
+    if (w.objects.from_pod6) out.push(attachTc(w.objects.from_pod6.program('weir_from_pod6'), ifname, 'ingress', { netns, mode: 'tcx' }));
     out.push(attachTc(w.objects.to_pod!.program('weir_to_pod'), ifname, 'egress', { netns }));
   }
   return out;
 }
 
-export function attachSockLb(w: WeirInstance, cgroupDir: string): BpfLink[] {
-  return SOCK_PROGRAMS.map((p) => attachCgroup(w.objects.sock_lb!.program(p), cgroupDir));
+export function attachSockLb(w: WeirInstance, cgroupDir: string, family: Family = 4): BpfLink[] {
+  return SOCK_PROGRAMS[family].map((p) => attachCgroup(w.objects.sock_lb!.program(p), cgroupDir));
 }

@@ -2,7 +2,7 @@
 // names in kube-proxy's unit tests, the iptables rule count against
 // number_generated_rules_test.go (5 + N(2+3M) NAT rules), and every ruleset shape
 // (ClusterIP, NodePort, externalTrafficPolicy: Local with and without local endpoints, no
-// endpoints) parsed by iptables-nft-restore, iptables-legacy-restore and nft, then loaded
+// endpoints), in both families, parsed by ip(6)tables-nft-restore, ip(6)tables-legacy-restore and nft, then loaded
 // for real, inside a lab netns. Run by `run.ts --check` and at the start of every run.
 
 import { join } from 'node:path';
@@ -10,24 +10,26 @@ import type { Lab } from '../../test/lib/lab.js';
 import { nftChainName, portProtoHash } from './hash.js';
 import { applyIptables, flushIptables, iptablesRestoreInput, ruleCount, type IptablesVariant } from './iptables.js';
 import { applyNftables, flushNftables, nftablesInput } from './nftables.js';
-import { CLUSTER, fillerServices, type BenchService } from './services.js';
+import { CLUSTER, CLUSTERS, fillerServices, type BenchService, type Family } from './services.js';
 
 function expect(what: string, got: unknown, want: unknown): void {
   if (got !== want) throw new Error(`peer generator check: ${what}: got ${String(got)}, want ${String(want)}`);
 }
 
 /** Every shape the generators know, on a few services. */
-export function shapeServices(): BenchService[] {
-  const eps = (n: number, local: boolean[] = []) => Array.from({ length: n }, (_, i) => ({ ip: `198.18.65.${10 + i}`, port: 8080, local: local[i] ?? false }));
+export function shapeServices(family: Family = 4): BenchService[] {
+  const epIP = (i: number) => (family === 6 ? `2001:2:100:1::${(10 + i).toString(16)}` : `198.18.65.${10 + i}`);
+  const eps = (n: number, local: boolean[] = []) => Array.from({ length: n }, (_, i) => ({ ip: epIP(i), port: 8080, local: local[i] ?? false }));
+  const vip = (i: number) => (family === 6 ? `2001:2:ff::${(0x10 + i).toString(16)}` : `198.19.0.${10 + i}`);
   return [
-    { namespace: 'ns1', name: 'cluster', portName: 'http', protocol: 'tcp', clusterIP: '198.19.0.10', port: 80, endpoints: eps(3) },
-    { namespace: 'ns1', name: 'dns', portName: 'dns', protocol: 'udp', clusterIP: '198.19.0.11', port: 53, endpoints: eps(2) },
+    { namespace: 'ns1', name: 'cluster', portName: 'http', protocol: 'tcp', clusterIP: vip(0), port: 80, endpoints: eps(3) },
+    { namespace: 'ns1', name: 'dns', portName: 'dns', protocol: 'udp', clusterIP: vip(1), port: 53, endpoints: eps(2) },
     {
       namespace: 'ns1',
       name: 'np',
       portName: '',
       protocol: 'tcp',
-      clusterIP: '198.19.0.12',
+      clusterIP: vip(2),
       port: 80,
       nodePort: 30080,
       externalTrafficPolicy: 'Cluster',
@@ -38,7 +40,7 @@ export function shapeServices(): BenchService[] {
       name: 'np-local',
       portName: 'http',
       protocol: 'tcp',
-      clusterIP: '198.19.0.13',
+      clusterIP: vip(3),
       port: 80,
       nodePort: 30081,
       externalTrafficPolicy: 'Local',
@@ -49,13 +51,13 @@ export function shapeServices(): BenchService[] {
       name: 'np-remote',
       portName: 'http',
       protocol: 'tcp',
-      clusterIP: '198.19.0.14',
+      clusterIP: vip(4),
       port: 80,
       nodePort: 30082,
       externalTrafficPolicy: 'Local',
       endpoints: eps(2),
     },
-    { namespace: 'ns1', name: 'empty', portName: 'http', protocol: 'tcp', clusterIP: '198.19.0.15', port: 80, nodePort: 30083, endpoints: [] },
+    { namespace: 'ns1', name: 'empty', portName: 'http', protocol: 'tcp', clusterIP: vip(5), port: 80, nodePort: 30083, endpoints: [] },
   ];
 }
 
@@ -95,5 +97,26 @@ export async function checkPeers(lab: Lab, tmp: string): Promise<string[]> {
   if (!listed.includes('numgen random mod 3 vmap')) throw new Error(`nft: numgen vmap missing after load:\n${listed.slice(0, 2000)}`);
   await flushNftables(ns);
   notes.push('nft -c and nft -f: the kube-proxy table of every shape loads');
+
+  // the IPv6 proxier's rulesets: ip6tables of both backends, the ip6 table
+  const c6 = CLUSTERS[6];
+  const shapes6 = shapeServices(6);
+  const ipt6 = iptablesRestoreInput(shapes6, { clusterCIDR: c6.clusterCIDR, family: 6 });
+  for (const v of ['nft', 'legacy'] as IptablesVariant[]) {
+    const file = join(tmp, `check6-${v}.rules`);
+    await applyIptables(ns, v, ipt6, file, { test: true, family: 6 });
+    await applyIptables(ns, v, ipt6, file, { family: 6 });
+    const saved = (await ns.exec(`ip6tables-${v}-save`, ['-t', 'nat'])).stdout;
+    if (!saved.includes('--to-destination [2001:2:100:1::a]:8080')) throw new Error(`ip6tables-${v}: IPv6 DNAT missing after load:\n${saved}`);
+    await flushIptables(ns, v, 6);
+  }
+  notes.push(`ip6tables-restore (nft and legacy): ${ruleCount(ipt6)} IPv6 rules of every shape parse and load`);
+  const nft6 = nftablesInput(shapes6, { clusterCIDR: c6.clusterCIDR, serviceCIDR: c6.serviceCIDR, nodePortIPs: ['2001:2::1'], family: 6 });
+  await applyNftables(ns, nft6, join(tmp, 'check6.nft'), { check: true, family: 6 });
+  await applyNftables(ns, nft6, join(tmp, 'check6.nft'), { family: 6 });
+  const listed6 = (await ns.exec('nft', ['list', 'table', 'ip6', 'kube-proxy'])).stdout;
+  if (!listed6.includes('dnat to [2001:2:100:1::a]:8080')) throw new Error(`nft: IPv6 DNAT missing after load:\n${listed6.slice(0, 2000)}`);
+  await flushNftables(ns, 6);
+  notes.push('nft -c and nft -f: the ip6 kube-proxy table of every shape loads');
   return notes;
 }

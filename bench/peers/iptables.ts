@@ -1,7 +1,9 @@
 // bench/peers: kube-proxy's iptables mode, as its syncProxyRules writes it: the
 // `iptables-restore --noflush` input (*filter then *nat, chain declarations, then rules)
 // for ClusterIP, NodePort and externalTrafficPolicy: Local services, plus the jump rules
-// kube-proxy installs into the built-in chains. Recipe and rule counts:
+// kube-proxy installs into the built-in chains, for either family (the IPv6 proxier writes the
+// same rules through ip6tables with IPv6 addresses, DNAT to [ip]:port, and no localnet rule in
+// KUBE-FIREWALL: route_localnet is IPv4 only). Recipe and rule counts:
 // /work/shared/reference/kube-proxy-and-users.md §1 (TestOverallIPTablesRules).
 // Left out on purpose: the `-m nfacct` matches (metrics plumbing that needs xt_nfacct;
 // the INVALID drop stays, in its pre-nfacct form) and the localhost-NodePort rule (nfacct).
@@ -9,7 +11,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Netns } from '../../test/lib/lab.js';
 import { endpointHash, portProtoHash } from './hash.js';
-import { servicePortName, type BenchService } from './services.js';
+import { hostPort, servicePortName, type BenchService, type Family } from './services.js';
 
 export type IptablesVariant = 'nft' | 'legacy';
 
@@ -18,6 +20,8 @@ export interface IptablesOptions {
   clusterCIDR: string;
   /** kube-proxy's largeClusterEndpointsThreshold (1000): above it, per-endpoint comments go */
   largeClusterThreshold?: number;
+  /** the proxier's family (default 4) */
+  family?: Family;
 }
 
 const MASQ_MARK = '0x4000';
@@ -91,11 +95,11 @@ export function iptablesRestoreInput(services: readonly BenchService[], opts: Ip
 
     // the cluster chain: masquerade off-cluster sources, then the probability ladder
     natRules.push(`-A ${svcChain} -m comment --comment "${spn} cluster IP" ${match} ! -s ${opts.clusterCIDR} -j KUBE-MARK-MASQ`);
-    const sepOf = (e: { ip: string; port: number }) => `KUBE-SEP-${endpointHash(spn, proto, `${e.ip}:${e.port}`)}`;
+    const sepOf = (e: { ip: string; port: number }) => `KUBE-SEP-${endpointHash(spn, proto, hostPort(e.ip, e.port))}`;
     const ladder = (chain: string, eps: readonly { ip: string; port: number }[]) =>
       eps.forEach((e, i) => {
         const stat = i < eps.length - 1 ? ` -m statistic --mode random --probability ${probability(eps.length - i)}` : '';
-        natRules.push(`-A ${chain} -m comment --comment "${spn} -> ${e.ip}:${e.port}"${stat} -j ${sepOf(e)}`);
+        natRules.push(`-A ${chain} -m comment --comment "${spn} -> ${hostPort(e.ip, e.port)}"${stat} -j ${sepOf(e)}`);
       });
     ladder(svcChain, s.endpoints);
     if (s.nodePort && local && localEps.length) ladder(svlChain, localEps);
@@ -105,7 +109,7 @@ export function iptablesRestoreInput(services: readonly BenchService[], opts: Ip
       natChains.push(sep);
       const comment = largeCluster ? '' : ` -m comment --comment ${q(spn)}`;
       natRules.push(`-A ${sep}${comment} -s ${e.ip} -j KUBE-MARK-MASQ`);
-      natRules.push(`-A ${sep}${comment} -m ${proto} -p ${proto} -j DNAT --to-destination ${e.ip}:${e.port}`);
+      natRules.push(`-A ${sep}${comment} -m ${proto} -p ${proto} -j DNAT --to-destination ${hostPort(e.ip, e.port)}`);
     }
   }
   natRules.push(
@@ -113,7 +117,11 @@ export function iptablesRestoreInput(services: readonly BenchService[], opts: Ip
   );
 
   const staticFilter = [
-    `-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`,
+    ...((opts.family ?? 4) === 4
+      ? [
+          `-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`,
+        ]
+      : []),
     `-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP`,
     `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark ${MASQ_MARK}/${MASQ_MARK} -j ACCEPT`,
     `-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
@@ -165,31 +173,39 @@ export function ruleCount(input: string): number {
   return n;
 }
 
-const restoreBin = (v: IptablesVariant) => `iptables-${v}-restore`;
+/** iptables or ip6tables, of a backend */
+const bin = (v: IptablesVariant, family: Family, suffix = '') => `${family === 6 ? 'ip6' : 'ip'}tables-${v}${suffix}`;
 
 /**
  * Load a ruleset into a lab netns as kube-proxy does (a full sync: everything flushed first,
  * then one --noflush restore, then the jumps). Returns the main restore's wall time in ms.
  * `test` only parses and checks (--test), changing nothing.
  */
-export async function applyIptables(ns: Netns, variant: IptablesVariant, input: string, file: string, o: { test?: boolean } = {}): Promise<number> {
+export async function applyIptables(
+  ns: Netns,
+  variant: IptablesVariant,
+  input: string,
+  file: string,
+  o: { test?: boolean; family?: Family } = {},
+): Promise<number> {
+  const family = o.family ?? 4;
   writeFileSync(file, input);
   const args = ['--noflush', '--counters', '-w', '5', ...(o.test ? ['--test'] : []), file];
-  if (!o.test) await flushIptables(ns, variant);
+  if (!o.test) await flushIptables(ns, variant, family);
   const t0 = process.hrtime.bigint();
-  await ns.exec(restoreBin(variant), args, { timeoutMs: 900_000 });
+  await ns.exec(bin(variant, family, '-restore'), args, { timeoutMs: 900_000 });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (!o.test) {
     writeFileSync(`${file}.jumps`, iptablesJumps());
-    await ns.exec(restoreBin(variant), ['--noflush', '-w', '5', `${file}.jumps`]);
+    await ns.exec(bin(variant, family, '-restore'), ['--noflush', '-w', '5', `${file}.jumps`]);
   }
   return ms;
 }
 
-/** Remove every rule and chain of the filter and nat tables (the lab netns has no others). */
-export async function flushIptables(ns: Netns, variant: IptablesVariant): Promise<void> {
+/** Remove every rule and chain of the filter and nat tables of one family (the lab netns has no others). */
+export async function flushIptables(ns: Netns, variant: IptablesVariant, family: Family = 4): Promise<void> {
   for (const table of ['filter', 'nat']) {
-    await ns.exec(`iptables-${variant}`, ['-w', '5', '-t', table, '-F'], { timeoutMs: 300_000 });
-    await ns.exec(`iptables-${variant}`, ['-w', '5', '-t', table, '-X'], { timeoutMs: 300_000 });
+    await ns.exec(bin(variant, family), ['-w', '5', '-t', table, '-F'], { timeoutMs: 300_000 });
+    await ns.exec(bin(variant, family), ['-w', '5', '-t', table, '-X'], { timeoutMs: 300_000 });
   }
 }

@@ -2,23 +2,31 @@
 // base chains, sets and verdict maps, one service chain per service port dispatching with
 // `numgen random mod M vmap`, one endpoint chain per endpoint, written as the `nft -f`
 // transaction kube-proxy sends on a full sync. Recipe: /work/shared/reference/
-// kube-proxy-and-users.md §2 (baseRules / TestOverallNFTablesRules).
+// kube-proxy-and-users.md §2 (baseRules / TestOverallNFTablesRules). Either family: the IPv6
+// proxier's table is `ip6 kube-proxy` with ipv6_addr sets, `ip6 daddr/saddr` matches, DNAT to
+// [ip]:port and endpoint chain names with the address's colons as dots.
 
 import { writeFileSync } from 'node:fs';
 import type { Netns } from '../../test/lib/lab.js';
 import { nftChainName } from './hash.js';
-import { servicePortName, type BenchService } from './services.js';
+import { hostPort, servicePortName, type BenchService, type Family } from './services.js';
 
 export interface NftablesOptions {
   clusterCIDR: string;
   serviceCIDR: string;
   /** NodePort addresses (--nodeport-addresses primary: the node's primary IP) */
   nodePortIPs: string[];
+  /** the proxier's family (default 4) */
+  family?: Family;
 }
 
-const T = 'ip kube-proxy';
+/** The names that differ between the families: table, address match, set type. */
+function dialect(family: Family = 4) {
+  return family === 6 ? { T: 'ip6 kube-proxy', ip: 'ip6', addr: 'ipv6_addr' } : { T: 'ip kube-proxy', ip: 'ip', addr: 'ipv4_addr' };
+}
 
 function baseRules(o: NftablesOptions): string[] {
+  const { T, ip, addr } = dialect(o.family);
   return [
     `add table ${T} { comment "rules for kube-proxy" ; }`,
     `add chain ${T} mark-for-masquerade`,
@@ -34,12 +42,12 @@ function baseRules(o: NftablesOptions): string[] {
     `add chain ${T} cluster-ips-check`,
     `add chain ${T} reject-chain { comment "helper for @no-endpoint-services / @no-endpoint-nodeports" ; }`,
     `add rule ${T} reject-chain reject`,
-    `add set ${T} cluster-ips { type ipv4_addr ; comment "Active ClusterIPs" ; }`,
-    `add set ${T} nodeport-ips { type ipv4_addr ; comment "IPs that accept NodePort traffic" ; }`,
-    `add map ${T} service-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }`,
+    `add set ${T} cluster-ips { type ${addr} ; comment "Active ClusterIPs" ; }`,
+    `add set ${T} nodeport-ips { type ${addr} ; comment "IPs that accept NodePort traffic" ; }`,
+    `add map ${T} service-ips { type ${addr} . inet_proto . inet_service : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ; }`,
     `add map ${T} service-nodeports { type inet_proto . inet_service : verdict ; comment "NodePort traffic" ; }`,
-    `add map ${T} firewall-ips { type ipv4_addr . inet_proto . inet_service : verdict ; comment "destinations that are subject to LoadBalancerSourceRanges" ; }`,
-    `add map ${T} no-endpoint-services { type ipv4_addr . inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to services with no endpoints" ; }`,
+    `add map ${T} firewall-ips { type ${addr} . inet_proto . inet_service : verdict ; comment "destinations that are subject to LoadBalancerSourceRanges" ; }`,
+    `add map ${T} no-endpoint-services { type ${addr} . inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to services with no endpoints" ; }`,
     `add map ${T} no-endpoint-nodeports { type inet_proto . inet_service : verdict ; comment "vmap to drop or reject packets to service nodeports with no endpoints" ; }`,
     // the public hook contract (KEP-3866): filter at -110 before DNAT and at 0, nat at -100 / 100
     `add chain ${T} filter-prerouting-pre-dnat { type filter hook prerouting priority -110 ; }`,
@@ -61,19 +69,20 @@ function baseRules(o: NftablesOptions): string[] {
     `add rule ${T} nat-output jump services`,
     `add chain ${T} nat-postrouting { type nat hook postrouting priority 100 ; }`,
     `add rule ${T} nat-postrouting jump masquerading`,
-    `add rule ${T} firewall-check ip daddr . meta l4proto . th dport vmap @firewall-ips`,
-    `add rule ${T} service-endpoints-check ip daddr . meta l4proto . th dport vmap @no-endpoint-services`,
-    `add rule ${T} nodeport-endpoints-check ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports`,
-    `add rule ${T} cluster-ips-check ip daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"`,
-    `add rule ${T} cluster-ips-check ip daddr { ${o.serviceCIDR} } drop comment "Drop traffic to unallocated ClusterIPs"`,
-    `add rule ${T} services ip daddr . meta l4proto . th dport vmap @service-ips`,
-    `add rule ${T} services ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports`,
-    ...o.nodePortIPs.map((ip) => `add element ${T} nodeport-ips { ${ip} }`),
+    `add rule ${T} firewall-check ${ip} daddr . meta l4proto . th dport vmap @firewall-ips`,
+    `add rule ${T} service-endpoints-check ${ip} daddr . meta l4proto . th dport vmap @no-endpoint-services`,
+    `add rule ${T} nodeport-endpoints-check ${ip} daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports`,
+    `add rule ${T} cluster-ips-check ${ip} daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"`,
+    `add rule ${T} cluster-ips-check ${ip} daddr { ${o.serviceCIDR} } drop comment "Drop traffic to unallocated ClusterIPs"`,
+    `add rule ${T} services ${ip} daddr . meta l4proto . th dport vmap @service-ips`,
+    `add rule ${T} services ${ip} daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports`,
+    ...o.nodePortIPs.map((a) => `add element ${T} nodeport-ips { ${a} }`),
   ];
 }
 
 /** The full-sync transaction kube-proxy's nftables proxier would send for these services. */
 export function nftablesInput(services: readonly BenchService[], o: NftablesOptions): string {
+  const { T, ip } = dialect(o.family);
   // chains are declared before any rule refers to them, as kube-proxy's transaction does
   const chains: string[] = [];
   const out: string[] = [];
@@ -85,7 +94,7 @@ export function nftablesInput(services: readonly BenchService[], o: NftablesOpti
     const svcChain = nftChainName('service', base);
     const extChain = nftChainName('external', base);
     const localChain = nftChainName('local', base);
-    const epChain = (e: { ip: string; port: number }) => nftChainName('endpoint', `${base}__${e.ip}/${e.port}`);
+    const epChain = (e: { ip: string; port: number }) => nftChainName('endpoint', `${base}__${e.ip.replaceAll(':', '.')}/${e.port}`);
     const local = s.externalTrafficPolicy === 'Local';
     const localEps = s.endpoints.filter((e) => e.local);
     if (!clusterIPs.has(s.clusterIP)) {
@@ -103,7 +112,7 @@ export function nftablesInput(services: readonly BenchService[], o: NftablesOpti
       out.push(`add rule ${T} ${chain} numgen random mod ${eps.length} vmap { ${eps.map((e, i) => `${i} : goto ${epChain(e)}`).join(' , ')} }`);
 
     chains.push(`add chain ${T} ${svcChain}`);
-    out.push(`add rule ${T} ${svcChain} ip daddr ${s.clusterIP} ${proto} dport ${s.port} ip saddr != ${o.clusterCIDR} jump mark-for-masquerade`);
+    out.push(`add rule ${T} ${svcChain} ${ip} daddr ${s.clusterIP} ${proto} dport ${s.port} ${ip} saddr != ${o.clusterCIDR} jump mark-for-masquerade`);
     vmap(svcChain, s.endpoints);
     out.push(`add element ${T} service-ips { ${s.clusterIP} . ${proto} . ${s.port} comment "${spn}" : goto ${svcChain} }`);
 
@@ -114,7 +123,7 @@ export function nftablesInput(services: readonly BenchService[], o: NftablesOpti
         out.push(`add rule ${T} ${extChain} goto ${svcChain}`);
         out.push(`add element ${T} service-nodeports { ${proto} . ${s.nodePort} comment "${spn}" : goto ${extChain} }`);
       } else if (localEps.length) {
-        out.push(`add rule ${T} ${extChain} ip saddr ${o.clusterCIDR} goto ${svcChain} comment "short-circuit pod traffic"`);
+        out.push(`add rule ${T} ${extChain} ${ip} saddr ${o.clusterCIDR} goto ${svcChain} comment "short-circuit pod traffic"`);
         out.push(`add rule ${T} ${extChain} fib saddr type local jump mark-for-masquerade comment "masquerade local traffic"`);
         out.push(`add rule ${T} ${extChain} fib saddr type local goto ${svcChain} comment "short-circuit local traffic"`);
         out.push(`add rule ${T} ${extChain} goto ${localChain}`);
@@ -123,7 +132,7 @@ export function nftablesInput(services: readonly BenchService[], o: NftablesOpti
         out.push(`add element ${T} service-nodeports { ${proto} . ${s.nodePort} comment "${spn}" : goto ${extChain} }`);
       } else {
         // no local endpoint: external traffic is dropped, pods and the node still reach the service
-        out.push(`add rule ${T} ${extChain} ip saddr ${o.clusterCIDR} goto ${svcChain} comment "short-circuit pod traffic"`);
+        out.push(`add rule ${T} ${extChain} ${ip} saddr ${o.clusterCIDR} goto ${svcChain} comment "short-circuit pod traffic"`);
         out.push(`add rule ${T} ${extChain} fib saddr type local jump mark-for-masquerade comment "masquerade local traffic"`);
         out.push(`add rule ${T} ${extChain} fib saddr type local goto ${svcChain} comment "short-circuit local traffic"`);
         out.push(`add element ${T} service-nodeports { ${proto} . ${s.nodePort} comment "${spn}" : goto ${extChain} }`);
@@ -134,8 +143,8 @@ export function nftablesInput(services: readonly BenchService[], o: NftablesOpti
     for (const e of s.endpoints) {
       const c = epChain(e);
       chains.push(`add chain ${T} ${c}`);
-      out.push(`add rule ${T} ${c} ip saddr ${e.ip} jump mark-for-masquerade`);
-      out.push(`add rule ${T} ${c} meta l4proto ${proto} dnat to ${e.ip}:${e.port}`);
+      out.push(`add rule ${T} ${c} ${ip} saddr ${e.ip} jump mark-for-masquerade`);
+      out.push(`add rule ${T} ${c} meta l4proto ${proto} dnat to ${hostPort(e.ip, e.port)}`);
     }
   }
   return [...baseRules(o), ...chains, ...out].join('\n') + '\n';
@@ -153,14 +162,14 @@ export function nftCounts(input: string): { chains: number; rules: number } {
 }
 
 /** Replace the kube-proxy table with this transaction (a full sync); returns nft -f's wall time in ms. */
-export async function applyNftables(ns: Netns, input: string, file: string, o: { check?: boolean } = {}): Promise<number> {
+export async function applyNftables(ns: Netns, input: string, file: string, o: { check?: boolean; family?: Family } = {}): Promise<number> {
   writeFileSync(file, o.check ? input : `${input}`);
-  if (!o.check) await flushNftables(ns);
+  if (!o.check) await flushNftables(ns, o.family);
   const t0 = process.hrtime.bigint();
   await ns.exec('nft', [...(o.check ? ['-c'] : []), '-f', file], { timeoutMs: 900_000 });
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
-export async function flushNftables(ns: Netns): Promise<void> {
-  await ns.exec('nft', ['delete', 'table', 'ip', 'kube-proxy'], { check: false, timeoutMs: 300_000 });
+export async function flushNftables(ns: Netns, family: Family = 4): Promise<void> {
+  await ns.exec('nft', ['delete', 'table', family === 6 ? 'ip6' : 'ip', 'kube-proxy'], { check: false, timeoutMs: 300_000 });
 }

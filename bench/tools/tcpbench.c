@@ -1,6 +1,7 @@
 /* tcpbench: the one client (and echo server) every peer is measured with.
  *
- *   tcpbench server PORT              epoll echo server (one thread), echoes what it reads
+ *   tcpbench server PORT              epoll echo server (one thread), echoes what it reads,
+ *                                     on PORT of both families
  *   tcpbench crr HOST PORT SECS WARMUP SIZE
  *       new connections in a loop: connect, send SIZE bytes, read SIZE back, close.
  *       close is an abortive close (SO_LINGER 0, an RST): no TIME_WAIT on either side, so
@@ -10,6 +11,7 @@
  *   tcpbench rr HOST PORT SECS WARMUP SIZE
  *       one kept-alive connection: send SIZE, read SIZE, repeat. Transactions per second
  *       and p50/p99.
+ * HOST is an IPv4 or an IPv6 address.
  * Output: one JSON line on stdout. Samples taken during WARMUP seconds are discarded. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -92,23 +94,41 @@ static int write_full(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* One listener per family on the same port: IPv4 clients meet a plain AF_INET socket (as
+ * before IPv6 was measured), IPv6 clients an IPV6_V6ONLY one. No IPv6 in the namespace is
+ * not an error: only the IPv4 listener then. */
+static int listener(int family, int port)
+{
+	int ls = socket(family, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port), .sin6_addr = IN6ADDR_ANY_INIT };
+	if (ls < 0) return -1;
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (family == AF_INET6) setsockopt(ls, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	int r = family == AF_INET6 ? bind(ls, (struct sockaddr *)&a6, sizeof(a6)) : bind(ls, (struct sockaddr *)&a4, sizeof(a4));
+	if (r || listen(ls, 4096)) { close(ls); return -1; }
+	return ls;
+}
+
 static int server(int port)
 {
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(ls, (struct sockaddr *)&a, sizeof(a)) || listen(ls, 4096)) { perror("bind/listen"); return 1; }
+	int ls4 = listener(AF_INET, port), ls6 = listener(AF_INET6, port), one = 1;
+	if (ls4 < 0) { perror("bind/listen"); return 1; }
 	int ep = epoll_create1(0);
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = ls }, evs[256];
-	epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = ls4 }, evs[256];
+	epoll_ctl(ep, EPOLL_CTL_ADD, ls4, &ev);
+	if (ls6 >= 0) {
+		struct epoll_event ev6 = { .events = EPOLLIN, .data.fd = ls6 };
+		epoll_ctl(ep, EPOLL_CTL_ADD, ls6, &ev6);
+	}
 	char buf[65536];
 	for (;;) {
 		int n = epoll_wait(ep, evs, 256, -1);
 		for (int i = 0; i < n; i++) {
 			int fd = evs[i].data.fd;
-			if (fd == ls) {
+			if (fd == ls4 || fd == ls6) {
 				int c;
-				while ((c = accept4(ls, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
+				while ((c = accept4(fd, NULL, NULL, SOCK_NONBLOCK)) >= 0) {
 					setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 					struct epoll_event cev = { .events = EPOLLIN, .data.fd = c };
 					epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);
@@ -125,9 +145,9 @@ static int server(int port)
 	}
 }
 
-static int connect_to(struct sockaddr_in *a, uint64_t *connect_ns)
+static int connect_to(struct sockaddr_storage *a, socklen_t alen, uint64_t *connect_ns)
 {
-	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	int fd = socket(a->ss_family, SOCK_STREAM, 0), one = 1;
 	struct timeval tv = { .tv_sec = 2 };
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	if (fd < 0) return -1;
@@ -136,15 +156,30 @@ static int connect_to(struct sockaddr_in *a, uint64_t *connect_ns)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	uint64_t t0 = now_ns();
-	if (connect(fd, (struct sockaddr *)a, sizeof(*a))) { close(fd); return -1; }
+	if (connect(fd, (struct sockaddr *)a, alen)) { close(fd); return -1; }
 	*connect_ns = now_ns() - t0;
 	return fd;
 }
 
 static int client(const char *mode, const char *host, int port, double secs, double warmup, size_t size)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	if (inet_pton(AF_INET, host, &a.sin_addr) != 1) { fprintf(stderr, "bad address %s\n", host); return 2; }
+	/* either family: an IPv4 address, else an IPv6 one */
+	struct sockaddr_storage a = {0};
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&a;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&a;
+	socklen_t alen;
+	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		alen = sizeof(*a4);
+	} else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		alen = sizeof(*a6);
+	} else {
+		fprintf(stderr, "bad address %s\n", host);
+		return 2;
+	}
 	char *out = calloc(1, size), *in = malloc(size);
 	memset(out, 'x', size);
 	struct samples conn = {0}, txn = {0};
@@ -152,15 +187,15 @@ static int client(const char *mode, const char *host, int port, double secs, dou
 	uint64_t errors = 0, count = 0, first = 0, last = 0;
 	int crr = !strcmp(mode, "crr"), fd = -1;
 	uint64_t cns;
-	if (!crr && (fd = connect_to(&a, &cns)) < 0) { fprintf(stderr, "connect: %s\n", strerror(errno)); return 1; }
+	if (!crr && (fd = connect_to(&a, alen, &cns)) < 0) { fprintf(stderr, "connect: %s\n", strerror(errno)); return 1; }
 	for (;;) {
 		uint64_t t0 = now_ns();
 		if (t0 >= end) break;
-		if (crr && (fd = connect_to(&a, &cns)) < 0) { errors++; continue; }
+		if (crr && (fd = connect_to(&a, alen, &cns)) < 0) { errors++; continue; }
 		if (write_full(fd, out, size) || read_full(fd, in, size)) {
 			errors++;
 			close(fd);
-			if (!crr && (fd = connect_to(&a, &cns)) < 0) return 1;
+			if (!crr && (fd = connect_to(&a, alen, &cns)) < 0) return 1;
 			continue;
 		}
 		if (crr) close(fd);

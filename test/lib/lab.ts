@@ -1,7 +1,7 @@
 // The lab library: real packets between network namespaces on one machine (see
 // test/lib/lab/lab.ts). Used by test/lab, scripts/demo.ts and the benchmarks; no node:test here.
 
-export { Lab, Bridge } from './lab/lab.js';
+export { Lab, Bridge, dualStackNode } from './lab/lab.js';
 export type { LabOptions, LabNode, Pod, External, ExternalOptions, NodeOptions, VethOptions, VethEnd } from './lab/lab.js';
 export { Netns } from './lab/netns.js';
 export type { NsExecOptions, NsSpawnOptions, RouteOptions } from './lab/netns.js';

@@ -324,6 +324,12 @@ export class WeirNode {
     return this.counters()[hook]?.[reason] ?? 0;
   }
 
+  /** One reason summed over every hook (the IPv4 and IPv6 programs of a position count in
+   *  the same hook slot or in their own; a test about the family need not care which) */
+  reasonTotal(reason: string): number {
+    return Object.values(this.counters()).reduce((n, byReason) => n + (byReason[reason] ?? 0), 0);
+  }
+
   /** Entries the periodic resyncs of every run so far found wrong and rewrote (weir logs
    *  `event=resync repairs=N`): a missed incremental sync shows here, nowhere else. */
   repairs(): number {
@@ -358,10 +364,20 @@ export interface PortSpec {
   nodePort?: number;
 }
 
+export type IpFamilyName = 'IPv4' | 'IPv6';
+
+/** The family of an address as the API names it. */
+export const familyOf = (ip: string): IpFamilyName => (ip.includes(':') ? 'IPv6' : 'IPv4');
+
 export interface ServiceSpec {
   name: string;
   namespace?: string;
-  clusterIP: string;
+  /** one ClusterIP, or the clusterIPs of a dual-stack Service in ipFamilies order */
+  clusterIP: string | readonly string[];
+  /** default: the families of the ClusterIPs, in their order */
+  ipFamilies?: IpFamilyName[];
+  /** default: SingleStack for one ClusterIP, RequireDualStack for two */
+  ipFamilyPolicy?: 'SingleStack' | 'PreferDualStack' | 'RequireDualStack';
   ports: PortSpec[];
   type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
   externalIPs?: string[];
@@ -369,15 +385,19 @@ export interface ServiceSpec {
   externalTrafficPolicy?: 'Cluster' | 'Local';
 }
 
+/** A Service as the API server shows it: clusterIPs with ipFamilies and ipFamilyPolicy filled in. */
 export function service(s: ServiceSpec): object {
+  const clusterIPs = typeof s.clusterIP === 'string' ? [s.clusterIP] : [...s.clusterIP];
   return {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name: s.name, namespace: s.namespace ?? 'default' },
     spec: {
       type: s.type ?? 'ClusterIP',
-      clusterIP: s.clusterIP,
-      clusterIPs: [s.clusterIP],
+      clusterIP: clusterIPs[0],
+      clusterIPs,
+      ipFamilies: s.ipFamilies ?? clusterIPs.map(familyOf),
+      ipFamilyPolicy: s.ipFamilyPolicy ?? (clusterIPs.length > 1 ? 'RequireDualStack' : 'SingleStack'),
       ports: s.ports.map((p) => ({
         name: p.name ?? `p${p.port}`,
         port: p.port,
@@ -400,12 +420,20 @@ export interface EndpointSpec {
   terminating?: boolean;
 }
 
-export function endpointSlice(s: { name: string; service: string; namespace?: string; ports: PortSpec[]; endpoints: EndpointSpec[] }): object {
+/** An EndpointSlice; addressType is the endpoints' family (IPv4 when there is none) unless given. */
+export function endpointSlice(s: {
+  name: string;
+  service: string;
+  namespace?: string;
+  addressType?: IpFamilyName;
+  ports: PortSpec[];
+  endpoints: EndpointSpec[];
+}): object {
   return {
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',
     metadata: { name: s.name, namespace: s.namespace ?? 'default', labels: { 'kubernetes.io/service-name': s.service } },
-    addressType: 'IPv4',
+    addressType: s.addressType ?? (s.endpoints[0] ? familyOf(s.endpoints[0].ip) : 'IPv4'),
     ports: s.ports.map((p) => ({ name: p.name ?? `p${p.port}`, port: p.targetPort ?? p.port, protocol: p.protocol ?? 'TCP' })),
     endpoints: s.endpoints.map((e) => ({
       addresses: [e.ip],

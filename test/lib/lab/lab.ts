@@ -50,6 +50,16 @@ export interface NodeOptions {
   mtu?: number;
 }
 
+/**
+ * The dual-stack lab's addressing of node `n` (1..254): underlay 198.18.0.n/24 and
+ * 2001:2::n/64, pods in 198.18.n.0/24 and 2001:2:0:n::/64 (external clients take
+ * 198.18.0.1xx and 2001:2::1xx; services 198.19.0.0/16 and 2001:2:ff::/112).
+ */
+export function dualStackNode(n: number, extra: Pick<NodeOptions, 'mtu'> = {}): NodeOptions {
+  if (!Number.isInteger(n) || n < 1 || n > 254) throw new Error(`dualStackNode: node number ${n} is not 1..254`);
+  return { address: `198.18.0.${n}/24`, address6: `2001:2::${n}/64`, podSubnet: `198.18.${n}.0/24`, podSubnet6: `2001:2:0:${n}::/64`, ...extra };
+}
+
 export interface LabNode {
   name: string;
   ns: Netns;
@@ -92,6 +102,12 @@ export interface ExternalOptions {
   address6?: string;
   /** default: every node's pod subnets via that node's underlay address */
   routes?: { dst: string; via: string }[];
+  /** service ranges (ClusterIPs, externalIPs) routed via the first node's underlay address of
+   *  the range's family, as a router in front of the cluster would, e.g. ['2001:2:ff::/112'] */
+  serviceRoutes?: string[];
+  /** run the client's commands in a lab cgroup of its own (External.cgroup), away from any
+   *  socket-LB cgroup: its connections meet weir's TC path only */
+  cgroup?: boolean;
 }
 
 export interface External {
@@ -100,6 +116,7 @@ export interface External {
   ifname: string;
   address: string;
   address6?: string;
+  cgroup?: Cgroup;
 }
 
 const NAME_RE = /^[a-z0-9][a-z0-9-]{0,30}$/;
@@ -290,7 +307,21 @@ export class Lab {
         ...(n.podSubnet6 && n.address6 && opts.address6 ? [{ dst: n.podSubnet6, via: n.address6 }] : []),
       ]);
     for (const r of routes) await ns.addRoute(r.dst, { via: r.via });
-    return { name, ns, ifname: 'eth0', address: stripPrefix(opts.address), ...(opts.address6 ? { address6: stripPrefix(opts.address6) } : {}) };
+    for (const dst of opts.serviceRoutes ?? []) {
+      const v6 = dst.includes(':');
+      const via = this.nodes.map((n) => (v6 ? n.address6 : n.address)).find((a) => a !== undefined);
+      if (!via) throw new Error(`external ${name}: no node with an IPv${v6 ? 6 : 4} underlay address to route ${dst} via`);
+      await ns.addRoute(dst, { via });
+    }
+    const cgroup = opts.cgroup ? await this.cgroup(`ext-${name}`) : undefined;
+    return {
+      name,
+      ns,
+      ifname: 'eth0',
+      address: stripPrefix(opts.address),
+      ...(opts.address6 ? { address6: stripPrefix(opts.address6) } : {}),
+      ...(cgroup ? { cgroup } : {}),
+    };
   }
 
   /** The lab's own cgroup directory, <cgroup2 mount>/weir-lab/<id> (created by the first cgroup()). */
