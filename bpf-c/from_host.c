@@ -88,6 +88,8 @@ int weir_from_host(struct __sk_buff *skb)
 	reason = lb4_accept(skb, &pkt, reason);
 	if (!reason && tunnel4_candidate(&pkt)) {
 		tunnel = from_tunnel4(skb, &pkt, &verdict);
+		if (tunnel == TUNNEL4_INNER_IPV6)
+			return WEIR_TC_NEXT; /* IPv6 inside: from_host6 decapsulates it */
 		if (tunnel >= 0) {
 			count(WEIR_HOOK_FROM_HOST, tunnel, pkt.len);
 			return verdict;

@@ -18,7 +18,10 @@
  *                                                                     (lib/flow6.h)
  *
  * No SNAT: the backend sees the client's IPv6 address. A local backend's replies are reverse
- * NATed by from_pod6 on its interface. No tunnel yet (IPv6 across nodes is a later step).
+ * NATed by from_pod6 on its interface. A remote backend's flow goes through the tunnel
+ * (tunnel6.h, flow6.h). Before all this, weir's tunnel packets with IPv6 inside, under either
+ * outer header (from_host hands over the IPv4-outer ones): decapsulated, then the inner packet
+ * as its entry says, or a new pair for it (flow6_tunnel_new).
  */
 #include "lib/compiler.h"
 #include "lib/counters.h"
@@ -26,14 +29,42 @@
 #include "lib/flow6.h"
 #include "lib/btf_anchor.h"
 
+/* A tunnel packet (tunnel6_candidate): -1 when it is not weir's (handled as any packet), else
+ * the reason to count, *verdict set, as from_host's from_tunnel4. */
+static __always_inline int from_tunnel6(struct __sk_buff *skb, struct packet *pkt, int *verdict)
+{
+	struct weir_ct6 *ct;
+	int reason;
+
+	reason = tunnel6_decap(skb, pkt);
+	if (reason) {
+		if (reason > 0)
+			*verdict = WEIR_TC_DROP;
+		return reason;
+	}
+	ct = ct6_lookup_flow(pkt);
+	if (ct)
+		return flow6_established(skb, pkt, ct, WEIR_HOOK_FROM_HOST, verdict);
+	return flow6_tunnel_new(skb, pkt, verdict);
+}
+
 SEC("tc")
 int weir_from_host6(struct __sk_buff *skb)
 {
 	int verdict = WEIR_TC_PASS;
 	enum weir_reason reason;
 	struct packet pkt;
+	int tunnel;
 
 	reason = parse_packet((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &pkt);
+	if (tunnel6_candidate(&pkt, reason)) {
+		tunnel = from_tunnel6(skb, &pkt, &verdict);
+		if (tunnel >= 0) {
+			tunnel6_too_big_at_hook(skb, &pkt, &verdict);
+			count(WEIR_HOOK_FROM_HOST, tunnel, pkt.len);
+			return verdict;
+		}
+	}
 	if (pkt.l3_proto != ETH_P_IPV6)
 		return WEIR_TC_NEXT;
 	reason = lb6_accept(skb, &pkt, reason);
@@ -41,6 +72,7 @@ int weir_from_host6(struct __sk_buff *skb)
 		reason =
 			flow6_stages(skb, &pkt, FLOW6_ORIGIN(WEIR_HOOK_FROM_HOST, WEIR_CT_NODEPORT),
 				     1, &verdict);
+	tunnel6_too_big_at_hook(skb, &pkt, &verdict); /* a packet too big for the tunnel */
 	count(WEIR_HOOK_FROM_HOST, reason, pkt.len);
 	return verdict;
 }

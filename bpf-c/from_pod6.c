@@ -34,6 +34,7 @@ int weir_from_pod6(struct __sk_buff *skb)
 	reason = lb6_accept(skb, &pkt, reason);
 	if (!reason)
 		reason = flow6_stages(skb, &pkt, FLOW6_ORIGIN(WEIR_HOOK_FROM_POD, 0), 0, &verdict);
+	tunnel6_too_big_at_hook(skb, &pkt, &verdict); /* a reply too big for the tunnel */
 	count(WEIR_HOOK_FROM_POD, reason, pkt.len);
 	return verdict;
 }

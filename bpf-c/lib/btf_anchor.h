@@ -64,6 +64,12 @@ struct weir_btf_anchor {
 	struct weir_tunnel4 tunnel4;
 	enum weir_tunnel_mode tunnel_mode;
 	struct weir_dsr_optout4_key dsr_optout4_key;
+	struct weir_node6_key node6_key;
+	struct weir_node6 node6;
+	struct weir_tunnel6_key tunnel6_key;
+	struct weir_tunnel6 tunnel6;
+	struct weir_dsr_optout6_key dsr_optout6_key;
+	struct weir_tunnel_dsr6_opt tunnel_dsr6_opt;
 	/* earlier releases' layouts, for conversion (weir/legacy.h) */
 	struct weir_ct4_v1 ct4_v1;
 };

@@ -112,8 +112,7 @@ static __always_inline struct weir_ct6 *ct6_lookup_flow(const struct packet *pkt
 	return NULL;
 }
 
-/* What a new IPv6 flow becomes, as struct ct4_flow (no tunnel yet: IPv6 across nodes is a
- * later step). */
+/* What a new IPv6 flow becomes, as struct ct4_flow. */
 struct ct6_flow {
 	struct weir_ct6_key orig; /* client -> frontend, as on the wire */
 	struct weir_ct6_key nat;  /* after the rewrite; = orig if tracked only */
@@ -124,6 +123,10 @@ struct ct6_flow {
 	__u32 reply_ifindex;	  /* reply direction: the same, toward the client */
 	__u8 policy;		  /* the policy stage's verdict (enum weir_ct_policy) */
 	__u8 pad[3];
+	/* forward / reply direction: encapsulate toward this node (tunnel6.h: IPv6 or
+	 * v4-mapped); all zero: none */
+	__u32 tunnel_node[4];
+	__u32 reply_tunnel_node[4];
 };
 
 /* A new flow's working state, per CPU: flow6_new's and ct6_create's frames sit on top of the
@@ -188,6 +191,7 @@ __weir_slow_path int ct6_create(const struct ct6_flow *flow, const struct packet
 	e->frontend_id = flow->frontend_id;
 	e->policy = flow->policy;
 	e->ifindex = flow->reply_ifindex;
+	__builtin_memcpy(e->tunnel_node, flow->reply_tunnel_node, 16);
 	e->created_ns = now;
 	e->last_seen_ns = now;
 	/* reverse first: a forward entry without its reverse would NAT packets whose replies
@@ -202,6 +206,7 @@ __weir_slow_path int ct6_create(const struct ct6_flow *flow, const struct packet
 	e->nat_sport = flow->nat.sport;
 	e->nat_dport = flow->nat.dport;
 	e->ifindex = flow->ifindex;
+	__builtin_memcpy(e->tunnel_node, flow->tunnel_node, 16);
 	e->packets = 1;
 	e->bytes = pkt->len;
 	if (pkt->l4_proto == IPPROTO_TCP)

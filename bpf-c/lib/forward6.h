@@ -4,8 +4,9 @@
  * interface to interface in both directions, past the host's IP stack (and its conntrack,
  * which would see half a flow: ip6tables' ctstate INVALID drops), the hop limit decremented
  * as a router does. Everything else (a backend elsewhere, tracked-only flows, a hop limit
- * running out) passes to the stack, which routes it. No tunnel yet: IPv6 across nodes is a
- * later step, so a pod's flow to a backend on another node takes the stack's route. */
+ * running out) passes to the stack, which routes it; a NodePort/externalIP/LoadBalancer flow to
+ * a backend on another node goes through the tunnel (tunnel6.h). A pod's flow to a backend
+ * on another node takes the stack's route. */
 #ifndef WEIR_LIB_FORWARD6_H
 #define WEIR_LIB_FORWARD6_H
 
@@ -13,6 +14,7 @@
 #include "conntrack6.h"
 #include "ifaces.h"
 #include "parse.h"
+#include "tunnel6.h"
 #include <weir/forward.h>
 
 #ifndef AF_INET6
@@ -40,19 +42,40 @@ static __always_inline __u32 forward6_egress(struct __sk_buff *skb, const void *
 	return fib.ifindex;
 }
 
+/* The tunnel part of forward6_plan: 1 when @flow's backend is on another node (the flow then
+ * crosses the tunnel to it, the replies back out the interface the client came in on), else 0. */
+static __always_inline int forward6_plan_tunnel(struct __sk_buff *skb, struct ct6_flow *flow)
+{
+	const struct weir_tunnel6 *remote;
+
+	remote = tunnel6_node_of(flow->nat.daddr);
+	if (!remote || ip6_is_zero(remote->node_ip))
+		return 0;
+	ip6_copy(flow->tunnel_node, remote->node_ip);
+	flow->reply_ifindex = skb->ifindex;
+	flow->extra_flags |= WEIR_CT_TUNNEL;
+	if (tunnel6_mode_for(flow->orig.saddr) == WEIR_TUNNEL_MODE_DSR)
+		flow->extra_flags |= WEIR_CT_DSR;
+	return 1;
+}
+
 /**
- * forward6_plan - the first packet of a service flow, backend chosen, not yet rewritten: a
- * backend on a workload interface of this node gets both directions redirected (the reply
- * to the interface the client's packet came in on). A global function: its FIB lookup's
- * frame is its own, not flow6_new's (whose callees, policy's included, share what is left
- * of the 512-byte stack). Returns 0.
+ * forward6_plan - the first packet of a service flow, backend chosen, not yet rewritten
+ * (@hook: where it entered; WEIR_HOOK_TUNNEL: decapsulated, the local redirect only), as
+ * forward4_plan: from a host interface to a backend on another node (weir_tunnel6), through
+ * the tunnel to it; a backend on a workload interface of this node gets both directions
+ * redirected (the reply to the interface the client's packet came in on). A global function:
+ * its lookups' frame is its own, not flow6_new's (whose callees, policy's included, share what
+ * is left of the 512-byte stack). Returns 0.
  */
-__weir_slow_path int forward6_plan(struct __sk_buff *skb, struct ct6_flow *flow)
+__weir_slow_path int forward6_plan(struct __sk_buff *skb, struct ct6_flow *flow, __u32 hook)
 {
 	struct weir_iface *to;
 	__u32 out;
 
 	if (!skb || !flow)
+		return 0;
+	if (hook == WEIR_HOOK_FROM_HOST && forward6_plan_tunnel(skb, flow))
 		return 0;
 	out = forward6_egress(skb, flow->nat.saddr, flow->nat.daddr, flow->nat.protocol);
 	if (!out)

@@ -90,6 +90,9 @@ struct tunnel4_meta {
 };
 
 #define TUNNEL4_MAC_MARK 0x02574549 /* 02:57:45:49 ("WEI"), the inner destination MAC's head */
+/* tunnel4_decap: weir's, from a peer or not, with an IPv6 packet inside: the hook hands it
+ * to the IPv6 program after it (WEIR_TC_NEXT), whose tunnel6_decap owns IPv6 inners */
+#define TUNNEL4_INNER_IPV6 -2
 
 static __always_inline void tunnel4_meta_save(struct __sk_buff *skb, const struct tunnel4_meta *m)
 {
@@ -129,12 +132,72 @@ static __always_inline int tunnel4_candidate(const struct packet *pkt)
 	return pkt->l4_proto == IPPROTO_UDP && pkt->dport == bpf_htons(tunnel_port);
 }
 
+/* VXLAN and weir's inner Ethernet header: the same under either outer header (tunnel6.h) */
+struct tunnel_vxlan {
+	__be32 flags;
+	__be32 vni;
+	struct ethhdr eth;
+} __attribute__((packed, aligned(4)));
+#define TUNNEL_VXLAN_LEN 22 /* without the padding of the aligned struct */
+
+/* The inner Ethernet header carries the mode (and in IPv4 DSR the backend, tunnel4_encap);
+ * @inner_proto: the ethertype of the packet it carries. */
+static __always_inline void tunnel_vxlan_fill(struct tunnel_vxlan *vx, __u8 mode,
+					      __be16 inner_proto)
+{
+	vx->flags = bpf_htonl(VXLAN_FLAG_VNI);
+	vx->vni = bpf_htonl(WEIR_TUNNEL_VNI << 8);
+	*(__be32 *)&vx->eth.h_dest[0] = bpf_htonl(TUNNEL4_MAC_MARK);
+	vx->eth.h_dest[5] = mode;
+	vx->eth.h_proto = inner_proto;
+}
+
+/* Whether @vx (the 8 bytes after the outer UDP header) is weir's: the I flag, weir's VNI. */
+static __always_inline int tunnel_vxlan_is_weirs(const struct tunnel_vxlan *vx)
+{
+	return (vx->flags & bpf_htonl(VXLAN_FLAG_VNI)) &&
+	       vx->vni == bpf_htonl(WEIR_TUNNEL_VNI << 8);
+}
+
+/* The mode the inner Ethernet header says (anything but weir's DSR mark is tunnel mode). */
+static __always_inline __u8 tunnel_vxlan_mode(const struct tunnel_vxlan *vx)
+{
+	return *(__be32 *)&vx->eth.h_dest[0] == bpf_htonl(TUNNEL4_MAC_MARK) &&
+			       vx->eth.h_dest[5] == WEIR_TUNNEL_MODE_DSR
+		       ? WEIR_TUNNEL_MODE_DSR
+		       : WEIR_TUNNEL_MODE_TUNNEL;
+}
+
+/* The outer UDP source port: a hash of the inner flow in 49152..65535 (RFC 7348: spreads
+ * flows over the underlay's ECMP paths). */
+static __always_inline __be16 tunnel_udp_sport(__u32 hash)
+{
+	return bpf_htons(0xc000 | (hash & 0x3fff));
+}
+
+/* The outer IPv4 and UDP headers, @outer_len bytes from the IP header on. */
+static __always_inline void tunnel4_outer_fill(struct iphdr *ip, struct udphdr *udp, __be32 src,
+					       __be32 dst, __u32 outer_len, __u32 hash)
+{
+	ip->version = 4;
+	ip->ihl = 5;
+	ip->tot_len = bpf_htons(outer_len);
+	ip->frag_off =
+		bpf_htons(0x4000); /* DF: fragmentation is the sender's, through frag needed */
+	ip->ttl = 64;
+	ip->protocol = IPPROTO_UDP;
+	ip->saddr = src;
+	ip->daddr = dst;
+	ip->check = csum_fold32(bpf_csum_diff(NULL, 0, (__be32 *)ip, sizeof(*ip), 0));
+	udp->source = tunnel_udp_sport(hash);
+	udp->dest = bpf_htons(tunnel_port);
+	udp->len = bpf_htons(outer_len - sizeof(struct iphdr));
+}
+
 struct tunnel4_hdr {
 	struct iphdr ip;
 	struct udphdr udp;
-	__be32 vx_flags;
-	__be32 vx_vni;
-	struct ethhdr eth;
+	struct tunnel_vxlan vx;
 } __attribute__((packed, aligned(4)));
 
 /* Where an encapsulated packet goes: found before the packet is rewritten, so that a packet
@@ -228,27 +291,11 @@ __weir_slow_path int tunnel4_encap(struct __sk_buff *skb, const struct tunnel4_r
 	if (!skb || !rt || !meta || skb->len < sizeof(struct ethhdr))
 		return -1;
 	outer_len = skb->len - sizeof(struct ethhdr) + TUNNEL4_OVERHEAD;
-	*(__be32 *)&h.eth.h_dest[0] = bpf_htonl(TUNNEL4_MAC_MARK);
-	h.eth.h_dest[5] = meta->mode;
-	*(__be32 *)&h.eth.h_source[0] = meta->backend;
-	*(__be16 *)&h.eth.h_source[4] = meta->backend_port;
-	h.eth.h_proto = bpf_htons(ETH_P_IP);
 	hash = bpf_get_hash_recalc(skb);
-	h.ip.version = 4;
-	h.ip.ihl = 5;
-	h.ip.tot_len = bpf_htons(outer_len);
-	h.ip.frag_off =
-		bpf_htons(0x4000); /* DF: fragmentation is the sender's, through frag needed */
-	h.ip.ttl = 64;
-	h.ip.protocol = IPPROTO_UDP;
-	h.ip.saddr = rt->src;
-	h.ip.daddr = rt->dst;
-	h.ip.check = csum_fold32(bpf_csum_diff(NULL, 0, (__be32 *)&h.ip, sizeof(h.ip), 0));
-	h.udp.source = bpf_htons(0xc000 | (hash & 0x3fff));
-	h.udp.dest = bpf_htons(tunnel_port);
-	h.udp.len = bpf_htons(outer_len - sizeof(struct iphdr));
-	h.vx_flags = bpf_htonl(VXLAN_FLAG_VNI);
-	h.vx_vni = bpf_htonl(WEIR_TUNNEL_VNI << 8);
+	tunnel4_outer_fill(&h.ip, &h.udp, rt->src, rt->dst, outer_len, hash);
+	tunnel_vxlan_fill(&h.vx, meta->mode, bpf_htons(ETH_P_IP));
+	*(__be32 *)&h.vx.eth.h_source[0] = meta->backend;
+	*(__be16 *)&h.vx.eth.h_source[4] = meta->backend_port;
 	if (bpf_skb_adjust_room(skb, TUNNEL4_OVERHEAD, BPF_ADJ_ROOM_MAC, flags))
 		return -1;
 	if (bpf_skb_store_bytes(skb, sizeof(struct ethhdr), &h, TUNNEL4_OVERHEAD, 0))
@@ -263,35 +310,34 @@ __weir_slow_path int tunnel4_encap(struct __sk_buff *skb, const struct tunnel4_r
   * What the packet carries (the peer node: the outer source; the mode; the DSR backend) is
  * saved in skb->cb for flow4_tunnel_new (tunnel4_meta_load).
  *
- * Returns -1 when the packet is not weir's (left as it is), 0 when @pkt is now the inner
- * packet, or the reason to drop it (TUNNEL_DENIED, TUNNEL_FAILED, an inner parse reason).
+ * Returns -1 when the packet is not weir's (left as it is), TUNNEL4_INNER_IPV6 when it is
+ * weir's with an IPv6 packet inside (left as it is, for from_host6), 0 when @pkt is now the
+ * inner packet, or the reason to drop it (TUNNEL_DENIED, TUNNEL_FAILED, an inner parse
+ * reason).
  */
 __weir_slow_path int tunnel4_decap(struct __sk_buff *skb, struct packet *pkt)
 {
 	struct tunnel4_meta meta = {};
-	struct {
-		__be32 flags;
-		__be32 vni;
-		struct ethhdr eth;
-	} __attribute__((packed, aligned(4))) vx;
+	struct tunnel_vxlan vx;
 	enum weir_reason reason;
 
 	if (!skb || !pkt)
 		return -1;
 	if (pkt->l3_len < TUNNEL4_OVERHEAD - sizeof(struct ethhdr) + 20 + sizeof(struct ethhdr) ||
-	    bpf_skb_load_bytes(skb, pkt->l4_off + sizeof(struct udphdr), &vx, sizeof(vx)))
+	    bpf_skb_load_bytes(skb, pkt->l4_off + sizeof(struct udphdr), &vx, TUNNEL_VXLAN_LEN))
 		return -1;
-	if (!(vx.flags & bpf_htonl(VXLAN_FLAG_VNI)) || vx.vni != bpf_htonl(WEIR_TUNNEL_VNI << 8))
+	if (!tunnel_vxlan_is_weirs(&vx))
 		return -1;
+	/* an IPv6 packet inside: from_host6's (tunnel6_decap), checked there */
+	if (vx.eth.h_proto == bpf_htons(ETH_P_IPV6))
+		return TUNNEL4_INNER_IPV6;
 	if (!tunnel4_is_peer(pkt->saddr.v4))
 		return WEIR_REASON_TUNNEL_DENIED;
 	if (pkt->l4_off != pkt->l3_off + sizeof(struct iphdr)) /* weir never sends IP options */
 		return WEIR_REASON_TUNNEL_FAILED;
 	meta.peer = pkt->saddr.v4;
-	meta.mode = WEIR_TUNNEL_MODE_TUNNEL;
-	if (*(__be32 *)&vx.eth.h_dest[0] == bpf_htonl(TUNNEL4_MAC_MARK) &&
-	    vx.eth.h_dest[5] == WEIR_TUNNEL_MODE_DSR) {
-		meta.mode = WEIR_TUNNEL_MODE_DSR;
+	meta.mode = tunnel_vxlan_mode(&vx);
+	if (meta.mode == WEIR_TUNNEL_MODE_DSR) {
 		meta.backend = *(__be32 *)&vx.eth.h_source[0];
 		meta.backend_port = *(__be16 *)&vx.eth.h_source[4];
 	}

@@ -51,6 +51,7 @@ interface DaemonFlags {
   tunnelPort?: string;
   externalServiceMode?: string;
   dsrOptoutCidrs?: string;
+  tunnelUnderlay?: string;
   networkPolicy?: string;
   policyStats?: string;
 }
@@ -112,6 +113,7 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     tunnelPort: parseTunnelPort(f.tunnelPort ?? '4789'),
     externalServiceMode: f.externalServiceMode === 'dsr' ? 'dsr' : 'tunnel',
     dsrOptoutCidrs: parseDsrOptoutCidrs(f.dsrOptoutCidrs ?? ''),
+    tunnelUnderlay: f.tunnelUnderlay === 'ipv6' ? 'ipv6' : 'ipv4',
     networkPolicy: f.networkPolicy !== 'off',
     policyStats: f.policyStats !== 'off',
   };
@@ -166,7 +168,7 @@ export function registerDaemonCommand(program: Command): void {
     .addOption(
       new Option(
         '--service-stats <on|off>',
-        'count new connections per service backend in BPF (weir_lb_stats4) and export them (weir_service_new_connections_total); off: not counted at all',
+        'count new connections per service backend in BPF (weir_lb_stats4, weir_lb_stats6) and export them (weir_service_new_connections_total); off: not counted at all',
       )
         .choices(['on', 'off'])
         .default('on'),
@@ -196,6 +198,14 @@ export function registerDaemonCommand(program: Command): void {
       )
         .choices(['tunnel', 'dsr'])
         .default('tunnel'),
+    )
+    .addOption(
+      new Option(
+        '--tunnel-underlay <family>',
+        "the outer header of IPv6 flows through the tunnel: ipv4 (default: the IPv4 tunnel's underlay and MTU) or ipv6, when both nodes have an InternalIP of it, else the other family",
+      )
+        .choices(['ipv4', 'ipv6'])
+        .default('ipv4'),
     )
     .addOption(
       new Option(

@@ -4,14 +4,14 @@
 
 import { execFileSync } from 'node:child_process';
 import type { Command } from 'commander';
-import { codecFor, typedMap, u8 } from '../bpf/index.js';
-import { policyMaps } from '../dataplane/loader.js';
+import { codecFor, typedMap } from '../bpf/index.js';
+import { familyServiceMaps, policyMaps } from '../dataplane/loader.js';
 import { directionText } from '../dataplane/policy-verdict.js';
-import { explain, TCP, type ExplainMaps, type ExplainQuery, type Explanation, type Flow, type Rewrite } from '../dataplane/explain.js';
+import { explain, TCP, type ExplainMaps, type ServiceReadMaps, type ExplainQuery, type Explanation, type Flow, type Rewrite } from '../dataplane/explain.js';
 import { backendFlags, frontendFlags, protocolName, protocolNumber, tcpFlagString } from './decode.js';
 import { canonicalIp, type IpFamily } from '../bpf/ip.js';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
-import { stateOptions, withOpenMaps, type StateOptions } from './state.js';
+import { pinDirOf, stateOptions, withOpenMaps, type StateOptions } from './state.js';
 
 /** --icmp-type names per family, and the error types a --quote goes with */
 const ICMP_TYPES: Record<IpFamily, Record<string, number>> = {
@@ -222,24 +222,21 @@ export function registerExplainCommand(program: Command): void {
     .action((src: string, dst: string, portProto: string, o: StateOptions & ExplainOptions & { output: OutputFormat }) => {
       const q = parseQuery(src, dst, portProto, o);
       withOpenMaps(o, (open, pinned) => {
+        // each family's service maps by the one table (loader.FAMILY_SERVICE_MAPS), IPv6 where pinned
+        const has = (n: string) => pinned.has(n);
+        const read = (f: IpFamily): ServiceReadMaps | null => {
+          const m = familyServiceMaps(f, open, has);
+          return m?.sourceRanges
+            ? { frontends: m.frontends, backends: m.backends, affinity: m.affinity, conntrack: m.conntrack, sourceRanges: m.sourceRanges }
+            : null;
+        };
+        const four = read(4);
+        if (!four) throw new CliError(`the IPv4 service maps are not all pinned at ${pinDirOf(o)} (weir state from another version, or not started yet)`);
+        const six = read(6);
         const maps: ExplainMaps = {
-          frontends: typedMap(open('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4')),
-          backends: typedMap(open('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4')),
-          affinity: typedMap(open('weir_affinity4'), codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
-          conntrack: typedMap(open('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
-          sourceRanges: typedMap(open('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),
+          ...four,
           ...(pinned.has('weir_tunnel4') ? { tunnel: typedMap(open('weir_tunnel4'), codecFor('weir_tunnel4_key'), codecFor('weir_tunnel4')) } : {}),
-          ...(pinned.has('weir_frontend6')
-            ? {
-                ipv6: {
-                  frontends: typedMap(open('weir_frontend6'), codecFor('weir_frontend6_key'), codecFor('weir_frontend6')),
-                  backends: typedMap(open('weir_backend6'), codecFor('weir_backend6_key'), codecFor('weir_backend6')),
-                  affinity: typedMap(open('weir_affinity6'), codecFor('weir_affinity6_key'), codecFor('weir_affinity6')),
-                  conntrack: typedMap(open('weir_ct6'), codecFor('weir_ct6_key'), codecFor('weir_ct6')),
-                  sourceRanges: typedMap(open('weir_lb_src6'), codecFor('weir_lb_src6_key'), u8),
-                },
-              }
-            : {}),
+          ...(six ? { ipv6: six } : {}),
           ...(pinned.has('weir_endpoints4') ? { policy: policyMaps(open, (n) => pinned.has(n)) } : {}),
         };
         const e = explain(maps, q);

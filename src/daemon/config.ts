@@ -7,6 +7,7 @@ import { isAbsolute, join } from 'node:path';
 import type { BpfRootResolution } from '../dataplane/bpffs.js';
 import type { SockLbMode } from '../dataplane/loader.js';
 import type { ExternalServiceMode } from '../dataplane/hooks.js';
+import type { TunnelUnderlay } from '../dataplane/node-maps.js';
 import { parseCidr } from '../bpf/ip.js';
 import { tableSizeProblem } from '../dataplane/maglev.js';
 import type { LbAlgorithm } from '../model/service-types.js';
@@ -49,8 +50,10 @@ export interface DaemonConfig {
   tunnelPort: number;
   /** --external-service-mode: how flows through the tunnel return */
   externalServiceMode: ExternalServiceMode;
-  /** --dsr-optout-cidrs: clients (IPv4 prefixes, canonical) that keep tunnel mode under dsr */
+  /** --dsr-optout-cidrs: clients (IPv4 and IPv6 prefixes, canonical) that keep tunnel mode under dsr */
   dsrOptoutCidrs: string[];
+  /** --tunnel-underlay: the outer header IPv6 flows through the tunnel prefer (node-maps.ts); default ipv4 */
+  tunnelUnderlay?: TunnelUnderlay;
   /** --network-policy: enforce NetworkPolicy in BPF (default on; implies conntrack of every flow) */
   networkPolicy: boolean;
   /** --policy-stats: count allowed/denied flows per policy in BPF and export them (default on) */
@@ -79,8 +82,8 @@ export function parseMaglevTableSize(text: string): number {
   return m;
 }
 
-/** --dsr-optout-cidrs: comma-separated CIDRs (a bare address is a /32 or /128); IPv6 ones are
- *  accepted and not applied yet (no IPv6 tunnel). Throws naming the bad entry. */
+/** --dsr-optout-cidrs: comma-separated CIDRs (a bare address is a /32 or /128), each into its
+ *  family's map (dsr-optout.ts). Throws naming the bad entry. */
 export function parseDsrOptoutCidrs(text: string): string[] {
   const out: string[] = [];
   for (const raw of text

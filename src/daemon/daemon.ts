@@ -21,6 +21,7 @@ import { acquireInstanceLock, type Lock } from '../dataplane/instance-lock.js';
 import { handOff, type MigrationReport } from '../dataplane/map-upgrade.js';
 import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
 import { NodeMapSync } from '../dataplane/node-map-sync.js';
+import type { NodeMaps } from '../dataplane/node-maps.js';
 import { PolicySync } from '../dataplane/policy-sync.js';
 import { ServiceSync, type SyncReport } from '../dataplane/service-sync.js';
 import { destroySocketsEverywhere } from '../dataplane/sockets.js';
@@ -154,10 +155,13 @@ export class Daemon {
     this.log.info('adopt', adopted);
     this.attach = new AttachManager(this.dp.pinDir, this.dp.objects, this.log);
     if (this.dp.maps.ifaces) this.ifaces = new IfaceTable(this.dp.maps.ifaces, this.log);
-    if (this.dp.maps.dsrOptout) syncDsrOptout(this.dp.maps.dsrOptout, cfg.dsrOptoutCidrs, this.log);
-    const { nodes, tunnel } = this.dp.maps;
-    if (nodes && tunnel)
-      this.nodeMaps = new NodeMapSync({ nodes: countingMap(nodes, this.health), tunnel: countingMap(tunnel, this.health) }, this.store, cfg.nodeName, this.log);
+    const { dsrOptout, dsrOptout6, nodes, tunnel, nodes6, tunnel6 } = this.dp.maps;
+    if (dsrOptout) syncDsrOptout({ 4: dsrOptout, ...(dsrOptout6 && { 6: dsrOptout6 }) }, cfg.dsrOptoutCidrs, this.log);
+    if (nodes && tunnel) {
+      const pairs: NodeMaps[] = [{ family: 4, nodes: countingMap(nodes, this.health), tunnel: countingMap(tunnel, this.health) }];
+      if (nodes6 && tunnel6) pairs.push({ family: 6, nodes: countingMap(nodes6, this.health), tunnel: countingMap(tunnel6, this.health) });
+      this.nodeMaps = new NodeMapSync(pairs, this.store, cfg.nodeName, this.log, cfg.tunnelUnderlay ?? 'ipv4');
+    }
     const pm = this.dp.maps.policy;
     if (pm && cfg.networkPolicy)
       this.policy = new PolicySync(

@@ -21,13 +21,18 @@ import {
   type WeirAffinity4,
   type WeirAffinity4Key,
   type WeirDsrOptout4Key,
+  type WeirDsrOptout6Key,
   type WeirIface,
   type WeirMaglev4,
   type WeirMaglev4Key,
   type WeirNode4,
   type WeirNode4Key,
+  type WeirNode6,
+  type WeirNode6Key,
   type WeirTunnel4,
   type WeirTunnel4Key,
+  type WeirTunnel6,
+  type WeirTunnel6Key,
 } from '../bpf/index.js';
 import { packageRoot } from '../package-root.js';
 import { preparePinDir } from './bpffs.js';
@@ -105,6 +110,10 @@ export interface ServiceMaps extends FamilyServiceMaps {
   nodes?: TypedMap<WeirNode4Key, WeirNode4>;
   /** pod prefixes on other nodes -> that node, for encapsulation (node-maps.ts); optional for fakes */
   tunnel?: TypedMap<WeirTunnel4Key, WeirTunnel4>;
+  /** the IPv6 tunnel's: weir_dsr_optout6, weir_nodes6, weir_tunnel6 (tunnel6.h); optional for fakes */
+  dsrOptout6?: TypedMap<WeirDsrOptout6Key, number>;
+  nodes6?: TypedMap<WeirNode6Key, WeirNode6>;
+  tunnel6?: TypedMap<WeirTunnel6Key, WeirTunnel6>;
   /** the NetworkPolicy maps (policy-maps.ts); optional for fakes */
   policy?: PolicyMaps;
 }
@@ -157,7 +166,17 @@ export function serviceMaps(objects: Record<ObjectName, BpfObject>): ServiceMaps
     dsrOptout: typedMap(m('weir_dsr_optout4'), codecFor('weir_dsr_optout4_key'), u8),
     nodes: typedMap(m('weir_nodes4'), codecFor('weir_node4_key'), codecFor('weir_node4')),
     tunnel: typedMap(m('weir_tunnel4'), codecFor('weir_tunnel4_key'), codecFor('weir_tunnel4')),
+    ...(has('weir_tunnel6') ? ipv6TunnelMaps(m) : {}),
     policy: policyMaps(m),
+  };
+}
+
+/** The IPv6 tunnel's maps (tunnel6.h; objects of a release before it have none). */
+function ipv6TunnelMaps(m: (name: string) => BpfMap): Pick<ServiceMaps, 'dsrOptout6' | 'nodes6' | 'tunnel6'> {
+  return {
+    dsrOptout6: typedMap(m('weir_dsr_optout6'), codecFor('weir_dsr_optout6_key'), u8),
+    nodes6: typedMap(m('weir_nodes6'), codecFor('weir_node6_key'), codecFor('weir_node6')),
+    tunnel6: typedMap(m('weir_tunnel6'), codecFor('weir_tunnel6_key'), codecFor('weir_tunnel6')),
   };
 }
 

@@ -193,4 +193,7 @@ export const MAP_ABI: readonly MapAbi[] = [
   { base: 'weir_lb_stats6', version: 1, onChange: 'drop', older: [] },
   { base: 'weir_sock_rev6', version: 1, onChange: 'copy', older: [] },
   { base: 'weir_sock_destroy6', version: 1, onChange: 'drop', older: [] },
+  { base: 'weir_nodes6', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_tunnel6', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_dsr_optout6', version: 1, onChange: 'rebuild', older: [] },
 ];

@@ -1,20 +1,33 @@
-// dataplane/node-maps: weir_nodes4 and weir_tunnel4 (bpf-c/include/weir/tunnel.h), the other
-// nodes of the cluster as the forwarding stage sees them. Node objects and EndpointSlices in
-// the store -> desiredNodeMaps (pure) -> NodeMapWriter (the least writes against a mirror of
-// the pinned maps) -> the BPF, which encapsulates a flow to a remote backend to the node
-// weir_tunnel4 names and decapsulates only from the addresses in weir_nodes4. The daemon's
-// end, following store changes, is node-map-sync.ts.
+// dataplane/node-maps: weir_nodes4/6 and weir_tunnel4/6 (bpf-c/include/weir/tunnel.h), the
+// other nodes of the cluster as the forwarding stage sees them, one pair of maps per family.
+// Node objects and EndpointSlices in the store -> desiredNodeMaps (pure, the family a value)
+// -> NodeMapWriter (the least writes against a mirror of the pinned maps) -> the BPF, which
+// encapsulates a flow to a remote backend to the node weir_tunnel4/6 names and decapsulates
+// only from the addresses in weir_nodes4/6. The daemon's end, following store changes, is
+// node-map-sync.ts.
+//
+// Which underlay an IPv6 flow takes to a node (--tunnel-underlay, default ipv4): the preferred
+// family when both this node and the peer have an InternalIP of it, else the other family
+// when both have that, else the peer's own address of either (the IPv4 maps always use IPv4:
+// weir_tunnel4 holds IPv4 addresses). An IPv4 underlay address goes into weir_tunnel6
+// v4-mapped (::ffff:a.b.c.d), which tells the BPF to build an outer IPv4 header. Both ends
+// must have an address of the family: the peer accepts a tunnel packet only from an address
+// in its weir_nodes4/6, which is this node's InternalIP of that family.
 
 import type { V1EndpointSlice } from '@kubernetes/client-node';
-import { enums, type TypedMap, type WeirNode4, type WeirNode4Key, type WeirTunnel4, type WeirTunnel4Key } from '../bpf/index.js';
-import { canonicalIp, parseCidr, parseIp4Octets } from '../bpf/ip.js';
+import { enums, type TypedMap } from '../bpf/index.js';
+import { canonicalIp, ipBytes, parseCidr, parseIp4Octets, type IpFamily } from '../bpf/ip.js';
 import { LABEL_HEADLESS } from '../model/endpoints.js';
-import type { NodeTable } from '../model/nodes.js';
+import type { NodeInfo, NodeTable } from '../model/nodes.js';
 import { type Logger, errText } from '../log.js';
 
 export const NODE_PEER = enums.weir_node_flags.WEIR_NODE_PEER;
 export const TUNNEL_POD_CIDR = enums.weir_tunnel_flags.WEIR_TUNNEL_POD_CIDR;
 export const TUNNEL_ENDPOINT = enums.weir_tunnel_flags.WEIR_TUNNEL_ENDPOINT;
+
+/** --tunnel-underlay: the family of the outer header IPv6 flows prefer. */
+export type TunnelUnderlay = 'ipv4' | 'ipv6';
+export const TUNNEL_UNDERLAYS: readonly TunnelUnderlay[] = ['ipv4', 'ipv6'];
 
 /** Where an EndpointSlice says one endpoint address runs ('' when it has no nodeName). */
 export interface EndpointLocation {
@@ -23,18 +36,18 @@ export interface EndpointLocation {
 }
 
 export interface TunnelTarget {
+  /** the node's underlay address: IPv4 in the IPv4 maps; IPv6 or v4-mapped in the IPv6 ones */
   nodeIp: string;
   flags: number;
 }
 
-/** Why something of the Node objects or EndpointSlices has no entry. */
+/** Why something of the Node objects or EndpointSlices has no entry in one family's maps. */
 export type NodeMapSkip =
-  | 'node_no_ipv4' // another node without an IPv4 InternalIP (its pod CIDRs and endpoints get nothing)
-  | 'node_same_address' // another node with this node's own IPv4 InternalIP
-  | 'ipv6_pod_cidr' // no IPv6 maps yet
+  | 'node_no_ipv4' // IPv4 maps: another node without an IPv4 InternalIP (its pod CIDRs and endpoints get nothing)
+  | 'node_no_underlay' // IPv6 maps: another node without an InternalIP of either family
+  | 'node_same_address' // another node with this node's own InternalIP
   | 'own_pod_cidr' // another node claims one of this node's pod CIDRs
   | 'pod_cidr_conflict' // two other nodes claim the same pod CIDR: the first name keeps it
-  | 'ipv6_endpoint'
   | 'endpoint_local' // on this node: nothing to tunnel
   | 'endpoint_no_node_name'
   | 'endpoint_unknown_node'; // nodeName is no Node in the store
@@ -47,50 +60,67 @@ export interface NodeMapIssue {
 }
 
 export interface DesiredNodeMaps {
-  /** peer IPv4 address -> weir_node4.flags */
+  family: IpFamily;
+  /** peer underlay address of the family -> weir_node4/6.flags */
   nodes: Map<string, number>;
-  /** `address/prefix` (host bits cleared) -> where it is tunnelled */
+  /** `address/prefix` (host bits cleared) of the family -> where it is tunnelled */
   tunnel: Map<string, TunnelTarget>;
   skipped: Map<NodeMapSkip, number>;
   issues: NodeMapIssue[];
-  /** endpoints of other nodes that get no entry because their node is unknown or has no IPv4 address */
+  /** endpoints of other nodes that get no entry because their node is unknown or has no usable address */
   unplaced: EndpointLocation[];
 }
 
+export interface NodeMapPlanOptions {
+  /** the family of the maps planned (of the pod addresses); default 4 */
+  family?: IpFamily;
+  /** the underlay IPv6 flows prefer (--tunnel-underlay); default ipv4 */
+  underlay?: TunnelUnderlay;
+}
+
+/** A prefix as a number (IPv4) or a bigint (IPv6): the endpoint loop runs for every endpoint of the cluster. */
+interface NumPrefix {
+  net: number | bigint;
+  mask: number | bigint;
+}
+
 /**
- * What weir_nodes4 and weir_tunnel4 should hold on node `thisNode`: every other node with an
- * IPv4 InternalIP is a peer; its IPv4 pod CIDRs route to it, and so does a /32 for each of
- * its endpoints outside them (nodeName is authoritative, even inside another node's CIDR).
- * Never an entry for this node's own pod CIDRs or endpoints. Deterministic whatever the order.
+ * What weir_nodes<family> and weir_tunnel<family> should hold on node `thisNode`: every other
+ * node with an InternalIP of the family is a peer (its packets with an outer header of that
+ * family are accepted); its pod CIDRs of the family route to it over the underlay the rule in
+ * the file comment picks, and so does a /32 (/128) for each of its endpoints outside them
+ * (nodeName is authoritative, even inside another node's CIDR). Never an entry for this
+ * node's own pod CIDRs or endpoints. Deterministic whatever the order.
  */
-export function desiredNodeMaps(table: NodeTable, thisNode: string, endpoints: Iterable<EndpointLocation>): DesiredNodeMaps {
-  const out: DesiredNodeMaps = { nodes: new Map(), tunnel: new Map(), skipped: new Map(), issues: [], unplaced: [] };
+export function desiredNodeMaps(table: NodeTable, thisNode: string, endpoints: Iterable<EndpointLocation>, opts: NodeMapPlanOptions = {}): DesiredNodeMaps {
+  const family = opts.family ?? 4;
+  const out: DesiredNodeMaps = { family, nodes: new Map(), tunnel: new Map(), skipped: new Map(), issues: [], unplaced: [] };
   const skip = (r: NodeMapSkip) => out.skipped.set(r, (out.skipped.get(r) ?? 0) + 1);
   const self = table.nodes.get(thisNode);
   const ownCidrs = new Set((self?.podCIDRs ?? []).map((c) => c.cidr));
-  const selfIp = self?.internalIP[4] ?? null;
+  // the underlay families an IPv6 flow may take, preferred first; IPv4 flows only IPv4
+  const underlays: IpFamily[] = family === 4 ? [4] : opts.underlay === 'ipv6' ? [6, 4] : [4, 6];
   /** peers by name: only these get tunnel entries */
-  const peers = new Map<string, { ip: string; cidrs: { net: number; mask: number }[] }>();
+  const peers = new Map<string, { nodeIp: string; cidrs: NumPrefix[] }>();
   for (const info of [...table.nodes.values()].sort((a, b) => cmp(a.name, b.name))) {
     if (info.name === thisNode) continue;
-    const ip = info.internalIP[4];
-    if (ip === null) {
-      skip('node_no_ipv4');
+    const own = info.internalIP[family];
+    if (own !== null && own !== self?.internalIP[family]) out.nodes.set(own, NODE_PEER);
+    const u = underlayOf(info, self, underlays);
+    if (u === null) {
+      skip(family === 4 ? 'node_no_ipv4' : 'node_no_underlay');
       continue;
     }
-    if (ip === selfIp) {
+    const ip = info.internalIP[u]!;
+    if (ip === self?.internalIP[u]) {
       skip('node_same_address');
       out.issues.push({ reason: 'node_same_address', detail: `node ${info.name} has this node's InternalIP ${ip}` });
       continue;
     }
-    const peer = { ip, cidrs: [] as { net: number; mask: number }[] };
+    const peer = { nodeIp: u === family ? ip : v4Mapped(ip), cidrs: [] as NumPrefix[] };
     peers.set(info.name, peer);
-    out.nodes.set(ip, NODE_PEER);
     for (const c of info.podCIDRs) {
-      if (c.family !== 4) {
-        skip('ipv6_pod_cidr');
-        continue;
-      }
+      if (c.family !== family) continue; // the other family's maps
       if (ownCidrs.has(c.cidr)) {
         skip('own_pod_cidr');
         out.issues.push({ reason: 'own_pod_cidr', detail: `node ${info.name} claims ${c.cidr}, a pod CIDR of this node` });
@@ -102,10 +132,8 @@ export function desiredNodeMaps(table: NodeTable, thisNode: string, endpoints: I
         out.issues.push({ reason: 'pod_cidr_conflict', detail: `node ${info.name} claims ${c.cidr}, already routed to ${held.nodeIp}` });
         continue;
       }
-      out.tunnel.set(c.cidr, { nodeIp: ip, flags: TUNNEL_POD_CIDR });
-      // as numbers: the endpoint loop below runs for every endpoint of the cluster
-      const mask = c.prefix === 0 ? 0 : (~0 << (32 - c.prefix)) >>> 0;
-      peer.cidrs.push({ net: ((ip4Number(c.cidr.slice(0, c.cidr.indexOf('/'))) ?? 0) & mask) >>> 0, mask });
+      out.tunnel.set(c.cidr, { nodeIp: peer.nodeIp, flags: TUNNEL_POD_CIDR });
+      peer.cidrs.push(numPrefix(c.cidr.slice(0, c.cidr.indexOf('/')), c.prefix, family));
     }
   }
   // address -> the node names the slices give it (a pod is in as many slices as services select it)
@@ -115,7 +143,10 @@ export function desiredNodeMaps(table: NodeTable, thisNode: string, endpoints: I
     if (!s) byAddress.set(e.address, (s = new Set()));
     s.add(e.nodeName);
   }
+  const hostBits = family === 4 ? 32 : 128;
   for (const [address, names] of byAddress) {
+    const a = addressNumber(address, family);
+    if (a === null) continue; // the other family's maps
     let nodeName = names.values().next().value!;
     if (names.size > 1) {
       // a slice without nodeName does not contradict one with it
@@ -123,17 +154,15 @@ export function desiredNodeMaps(table: NodeTable, thisNode: string, endpoints: I
       nodeName = sorted[0]!;
       if (sorted.length > 1) out.issues.push({ reason: 'endpoint_conflict', detail: `endpoint ${address} is on ${sorted.join(' and ')} in different slices` });
     }
-    const a = ip4Number(address);
-    if (a === null) skip('ipv6_endpoint');
-    else if (nodeName === '') skip('endpoint_no_node_name');
+    if (nodeName === '') skip('endpoint_no_node_name');
     else if (nodeName === thisNode) skip('endpoint_local');
     else {
       const peer = peers.get(nodeName);
       if (!peer) {
         skip('endpoint_unknown_node');
         out.unplaced.push({ address, nodeName });
-      } else if (!peer.cidrs.some((c) => (a & c.mask) >>> 0 === c.net)) {
-        out.tunnel.set(`${address}/32`, { nodeIp: peer.ip, flags: TUNNEL_ENDPOINT });
+      } else if (!peer.cidrs.some((c) => inPrefix(a, c))) {
+        out.tunnel.set(`${address}/${hostBits}`, { nodeIp: peer.nodeIp, flags: TUNNEL_ENDPOINT });
       }
     }
   }
@@ -142,11 +171,41 @@ export function desiredNodeMaps(table: NodeTable, thisNode: string, endpoints: I
   return out;
 }
 
+/** The underlay family toward `peer`: the first of `order` both nodes have an InternalIP of, else the first the peer has. */
+function underlayOf(peer: NodeInfo, self: NodeInfo | undefined, order: readonly IpFamily[]): IpFamily | null {
+  const shared = order.find((u) => peer.internalIP[u] !== null && (self?.internalIP[u] ?? null) !== null);
+  return shared ?? order.find((u) => peer.internalIP[u] !== null) ?? null;
+}
+
+/** ::ffff:a.b.c.d as the codecs print it (an IPv4 underlay address in weir_tunnel6). */
+export function v4Mapped(ip4: string): string {
+  return canonicalIp(`::ffff:${ip4}`, 6)!;
+}
+
 const OCTETS = [0, 0, 0, 0];
-/** A dotted quad as an unsigned 32-bit number, null for anything else (IPv6). */
-function ip4Number(s: string): number | null {
-  const o = parseIp4Octets(s, OCTETS);
-  return o ? ((o[0]! << 24) | (o[1]! << 16) | (o[2]! << 8) | o[3]!) >>> 0 : null;
+/** A dotted quad as an unsigned 32-bit number, an IPv6 address as a bigint; null for the other family. */
+function addressNumber(s: string, family: IpFamily): number | bigint | null {
+  if (family === 4) {
+    const o = parseIp4Octets(s, OCTETS);
+    return o ? ((o[0]! << 24) | (o[1]! << 16) | (o[2]! << 8) | o[3]!) >>> 0 : null;
+  }
+  if (!s.includes(':')) return null;
+  const b = ipBytes(s);
+  return b ? BigInt(`0x${b.toString('hex')}`) : null;
+}
+
+function numPrefix(address: string, prefix: number, family: IpFamily): NumPrefix {
+  const a = addressNumber(address, family) ?? 0;
+  if (typeof a === 'number') {
+    const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
+    return { net: (a & mask) >>> 0, mask };
+  }
+  const mask = ((1n << BigInt(prefix)) - 1n) << BigInt(128 - prefix);
+  return { net: a & mask, mask };
+}
+
+function inPrefix(a: number | bigint, c: NumPrefix): boolean {
+  return typeof a === 'number' ? (a & (c.mask as number)) >>> 0 === c.net : (a & (c.mask as bigint)) === c.net;
 }
 
 function cmp(a: string, b: string): number {
@@ -166,9 +225,12 @@ export function sliceLocations(slice: V1EndpointSlice | undefined): EndpointLoca
   return out;
 }
 
+/** One family's pair of maps: weir_nodes4/weir_tunnel4 or weir_nodes6/weir_tunnel6 (the same shapes once decoded). */
 export interface NodeMaps {
-  nodes: TypedMap<WeirNode4Key, WeirNode4>;
-  tunnel: TypedMap<WeirTunnel4Key, WeirTunnel4>;
+  /** default 4 */
+  family?: IpFamily;
+  nodes: TypedMap<{ address: string }, { flags: number }>;
+  tunnel: TypedMap<{ prefixlen: number; address: string }, { node_ip: string; flags: number }>;
 }
 
 export interface NodeMapStats {
@@ -187,14 +249,14 @@ export interface NodeMapResult {
   prefixes: number;
 }
 
-function tunnelKey(cidr: string): WeirTunnel4Key {
+function tunnelKey(cidr: string, family: IpFamily): { prefixlen: number; address: string } {
   const c = parseCidr(cidr);
-  if (!c || c.family !== 4) throw new Error(`not an IPv4 prefix: ${cidr}`);
+  if (!c || c.family !== family) throw new Error(`not an IPv${family} prefix: ${cidr}`);
   return { prefixlen: c.prefix, address: c.address };
 }
 
 /**
- * Applies a DesiredNodeMaps to the two maps with the fewest writes: a mirror of what they hold
+ * Applies a DesiredNodeMaps to one family's two maps with the fewest writes: a mirror of what they hold
  * (read once at adopt, re-read by resync) is compared with the desired state; only changed
  * entries are written and only stale ones deleted, so a restart with the same objects writes
  * nothing. A refused write (a full map) is logged and counted and the rest goes on; the
@@ -205,11 +267,16 @@ export class NodeMapWriter {
   private nodes = new Map<string, number>();
   private tunnel = new Map<string, TunnelTarget>();
   private adopted = false;
+  readonly family: IpFamily;
+  private readonly names: { nodes: string; tunnel: string };
 
   constructor(
     private readonly maps: NodeMaps,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.family = maps.family ?? 4;
+    this.names = { nodes: `weir_nodes${this.family}`, tunnel: `weir_tunnel${this.family}` };
+  }
 
   /** Reads what the pinned maps hold (a restart's starting point). Returns the entry counts. */
   adopt(): { nodes: number; prefixes: number } {
@@ -242,7 +309,7 @@ export class NodeMapWriter {
     for (const [address, flags] of want.nodes)
       if (this.nodes.get(address) !== flags)
         write(
-          'weir_nodes4',
+          this.names.nodes,
           address,
           () => this.maps.nodes.set({ address }, { flags }),
           () => this.nodes.set(address, flags),
@@ -251,9 +318,9 @@ export class NodeMapWriter {
       const have = this.tunnel.get(cidr);
       if (have?.nodeIp === t.nodeIp && have.flags === t.flags) continue;
       write(
-        'weir_tunnel4',
+        this.names.tunnel,
         cidr,
-        () => this.maps.tunnel.set(tunnelKey(cidr), { node_ip: t.nodeIp, flags: t.flags }),
+        () => this.maps.tunnel.set(tunnelKey(cidr, this.family), { node_ip: t.nodeIp, flags: t.flags }),
         () => this.tunnel.set(cidr, t),
       );
     }
@@ -261,15 +328,15 @@ export class NodeMapWriter {
     for (const cidr of [...this.tunnel.keys()])
       if (!want.tunnel.has(cidr))
         this.op(
-          'weir_tunnel4',
+          this.names.tunnel,
           cidr,
-          () => void this.maps.tunnel.delete(tunnelKey(cidr)),
+          () => void this.maps.tunnel.delete(tunnelKey(cidr, this.family)),
           () => this.tunnel.delete(cidr),
         );
     for (const address of [...this.nodes.keys()])
       if (!want.nodes.has(address))
         this.op(
-          'weir_nodes4',
+          this.names.nodes,
           address,
           () => void this.maps.nodes.delete({ address }),
           () => this.nodes.delete(address),
@@ -293,7 +360,7 @@ export class NodeMapWriter {
       this.adopt();
     } catch (e) {
       this.stats.errors++;
-      this.log.warn('node map read failed', { error: errText(e) });
+      this.log.warn('node map read failed', { family: this.family, error: errText(e) });
       return { writes: 0, errors: 1, peers: this.nodes.size, prefixes: this.tunnel.size };
     }
     const r = this.apply(want);

@@ -1,5 +1,5 @@
 // NodeMapWriter (dataplane/node-maps.ts) on the real weir_nodes4 hash and weir_tunnel4 LPM
-// trie of from_pod.o in a private bpffs: the least writes from one state to the next, the
+// trie of from_pod.o (and the IPv6 pair of from_host6.o) in a private bpffs: the least writes from one state to the next, the
 // longest-prefix answers the BPF will read, a restart adopting the pins with no write, and a
 // full map (real maps of the same layout, created small) refusing some entries while the rest
 // are written, logged, and retried once there is room.
@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { abiMaps, BpfMap, BpfObject, codecFor, typedMap } from '../../src/bpf/index.js';
 import { countingMap } from '../../src/daemon/map-writes.js';
 import { MAP_TYPE } from '../../src/dataplane/map-abi.js';
-import { NODE_PEER, NodeMapWriter, TUNNEL_ENDPOINT, TUNNEL_POD_CIDR, type DesiredNodeMaps, type NodeMaps } from '../../src/dataplane/node-maps.js';
+import { NODE_PEER, NodeMapWriter, TUNNEL_ENDPOINT, TUNNEL_POD_CIDR, v4Mapped, type DesiredNodeMaps, type NodeMaps } from '../../src/dataplane/node-maps.js';
 import { memoryLogger, silentLogger } from '../../src/log.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { OBJ_DIR } from './service-fixture.js';
@@ -119,6 +119,35 @@ test('a restart adopts the pinned maps: the same state writes nothing, drift is 
   assert.deepEqual(w.apply(B).writes, 0);
   maps.nodes.map.close();
   maps.tunnel.map.close();
+});
+
+test("the IPv6 pair (from_host6.o's weir_nodes6, weir_tunnel6): v4-mapped and IPv6 node addresses round-trip, the /128 lookup tunnel6_node_of makes answers, a restart writes nothing", () => {
+  const o6 = BpfObject.load(join(OBJ_DIR, 'from_host6.o'), { pinDir: fs.path });
+  try {
+    const maps: NodeMaps = {
+      family: 6,
+      nodes: typedMap(o6.map('weir_nodes6'), codecFor('weir_node6_key'), codecFor('weir_node6')),
+      tunnel: typedMap(o6.map('weir_tunnel6'), codecFor('weir_tunnel6_key'), codecFor('weir_tunnel6')),
+    };
+    const C = want(
+      ['2001:2::2'],
+      [
+        ['2001:2:0:2::/64', v4Mapped('198.18.0.2'), TUNNEL_POD_CIDR],
+        ['2001:2:0:3::/64', '2001:2::3', TUNNEL_POD_CIDR],
+        ['2001:2:0:9::7/128', '2001:2::3', TUNNEL_ENDPOINT],
+      ],
+    );
+    const w = new NodeMapWriter(maps, silentLogger);
+    assert.deepEqual(w.apply(C), { writes: 4, errors: 0, peers: 1, prefixes: 3 });
+    const at = (address: string) => maps.tunnel.get({ prefixlen: 128, address })?.node_ip ?? null;
+    assert.equal(at('2001:2:0:2::77'), '::ffff:c612:2');
+    assert.equal(at('2001:2:0:9::7'), '2001:2::3');
+    assert.equal(at('2001:2:0:9::8'), null);
+    assert.deepEqual(new NodeMapWriter(maps, silentLogger).apply(C).writes, 0, 'adopted: the same state writes nothing');
+    assert.equal(w.apply(want([], [])).writes, 4);
+  } finally {
+    o6.close();
+  }
 });
 
 test('a full map: the refused entries are logged and counted, the rest written, and retried once there is room', () => {

@@ -1,18 +1,20 @@
 // Dual-stack Services through `weir daemon` with the IPv6 maps (issue 14): one planner over
 // both families, each family's entries in its own maps. A dual-stack NodePort Service on a
-// dual-stack node: the IPv4 frontends carry real connections; the IPv6 ClusterIP and the
-// NodePort on the node's IPv6 address are in weir_frontend6 with the pods' IPv6 addresses in
-// weir_backend6, ids unique across the families; the sync line skips nothing; the metrics
-// count both families' maps and label IPv6 lb-stats; a restart adopts both families with zero
-// writes. Connections go through both ClusterIPs at once (the TC path; the must-shows are the
-// lab6 tests, test/lab/ipv6-*.test.ts).
+// dual-stack node: connections go through both ClusterIPs at once (the TC path; the IPv6
+// must-shows are test/lab/ipv6-*.test.ts); the IPv6 ClusterIP and the NodePort on the node's
+// IPv6 address are in weir_frontend6 with the pods' IPv6 addresses in weir_backend6, ids
+// unique across the families; the sync line skips nothing; `weir services` and `weir diff`
+// see both families; the metrics count both families' maps and label IPv6 lb-stats; the
+// conntrack GC ages weir_ct6; a restart adopts both families with zero writes.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { BpfMap, codecFor, typedMap } from '../../src/bpf/index.js';
 import { runCleanups } from '../lib/cleanup.js';
 import { Lab, type LabNode, type Pod } from '../lib/lab.js';
+import { binWeir } from '../lib/paths.js';
 import { endpointSlice, service, WeirNode, type PortSpec } from '../lib/weir-node.js';
+import type { DiffResult } from '../../src/cli/diff.js';
 
 const VIP4 = '198.19.0.30';
 const VIP6 = '2001:2:ff::30';
@@ -148,6 +150,37 @@ describe('dual-stack Services with the IPv6 maps', () => {
       .cli<Array<{ frontend: string; backends: Array<{ address: string; newConnections: number }> }>>('services')
       .find((r) => r.frontend === `[${VIP6}]:80`)!;
     assert.equal(row.backends.find((b) => b.address === backends[0]!.ip6)!.newConnections, n, 'weir services reads the same count');
+  });
+
+  test('weir diff compares both families: none differs; the IPv6 ClusterIP deleted by hand is exactly the one missing', async () => {
+    const diff = async () => {
+      const r = await node.ns.exec(
+        binWeir,
+        ['diff', '--manifests', weir.manifests, '--node-name', node.name, '--bpf-root', lab.bpffs, '--instance', weir.instance, '-o', 'json'],
+        { check: false, timeoutMs: 30_000 },
+      );
+      return { code: r.code, json: JSON.parse(r.stdout) as DiffResult };
+    };
+    const clean = await diff();
+    assert.equal(clean.code, 0, JSON.stringify(clean.json));
+    assert.deepEqual([clean.json.desiredFrontends, clean.json.liveFrontends], [4, 4], 'both families on both sides');
+    const m = BpfMap.openPinned(`${weir.pinDir}/weir_frontend6`);
+    try {
+      const fe = typedMap(m, codecFor('weir_frontend6_key'), codecFor('weir_frontend6'));
+      const key = [...fe.keys()].find((k) => k.address === VIP6)!;
+      const value = fe.get(key)!;
+      fe.delete(key);
+      const drift = await diff();
+      assert.equal(drift.code, 2);
+      assert.deepEqual(
+        drift.json.differences.map((d) => [d.kind, d.frontend, d.service]),
+        [['missing', `[${VIP6}]:80/tcp/internal`, 'default/web']],
+      );
+      fe.set(key, value); // put back as it was: the later tests see the daemon's state
+    } finally {
+      m.close();
+    }
+    assert.equal((await diff()).code, 0);
   });
 
   test('the conntrack GC ages weir_ct6 with weir_ct4_v2: an idle IPv6 UDP flow goes, a fresh one stays', async () => {

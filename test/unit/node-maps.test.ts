@@ -13,6 +13,7 @@ import {
   sliceLocations,
   TUNNEL_ENDPOINT,
   TUNNEL_POD_CIDR,
+  v4Mapped,
   type EndpointLocation,
   type NodeMaps,
 } from '../../src/dataplane/node-maps.js';
@@ -48,12 +49,12 @@ test('every other node with an IPv4 InternalIP is a peer with its IPv4 pod CIDRs
     ['198.18.2.0/24', { nodeIp: '198.18.0.2', flags: TUNNEL_POD_CIDR }],
     ['198.18.3.0/24', { nodeIp: '198.18.0.3', flags: TUNNEL_POD_CIDR }],
   ]);
-  // node-b's IPv6 pod CIDR: no IPv6 maps yet
-  assert.deepEqual([...d.skipped], [['ipv6_pod_cidr', 1]]);
+  // node-b's IPv6 pod CIDR is the IPv6 maps' (below)
+  assert.deepEqual([...d.skipped], []);
   assert.deepEqual(d.issues, []);
 });
 
-test('an endpoint inside its node pod CIDR adds nothing; one outside gets a /32; local, unknown and IPv6 endpoints get nothing', () => {
+test('an endpoint inside its node pod CIDR adds nothing; one outside gets a /32; local, unknown (and IPv6) endpoints get nothing in the IPv4 maps', () => {
   const d = plan(NODES, [
     { address: '198.18.2.7', nodeName: 'node-b' }, // covered by node-b's /24
     { address: '198.18.9.7', nodeName: 'node-b' }, // outside: /32
@@ -71,11 +72,9 @@ test('an endpoint inside its node pod CIDR adds nothing; one outside gets a /32;
     ['198.18.9.7/32', { nodeIp: '198.18.0.2', flags: TUNNEL_ENDPOINT }],
   ]);
   assert.deepEqual(Object.fromEntries(d.skipped), {
-    ipv6_pod_cidr: 1,
     endpoint_local: 1,
     endpoint_unknown_node: 1,
     endpoint_no_node_name: 1,
-    ipv6_endpoint: 1,
   });
   assert.deepEqual(d.unplaced, [{ address: '198.18.9.8', nodeName: 'node-z' }]);
 });
@@ -137,6 +136,63 @@ test("never an entry for this node's pod CIDRs; conflicts are issues, decided by
   assert.deepEqual(d.tunnel.get('198.18.3.77/32'), { nodeIp: '198.18.0.6', flags: TUNNEL_ENDPOINT });
   assert.equal(d.nodes.has('198.18.0.1'), false);
   assert.deepEqual(d.issues.map((i) => i.reason).sort(), ['endpoint_conflict', 'node_same_address', 'own_pod_cidr', 'pod_cidr_conflict']);
+});
+
+// ---- the IPv6 maps (issue 14): the same planner with the family a value ----
+
+const DUAL = [
+  node('node-a', ['198.18.0.1', '2001:2::1'], ['198.18.1.0/24', '2001:2:0:1::/64']),
+  node('node-b', ['198.18.0.2', '2001:2::2'], ['198.18.2.0/24', '2001:2:0:2::/64']),
+  node('node-c', ['198.18.0.3'], ['198.18.3.0/24', '2001:2:0:3::/64']), // IPv4 underlay only
+  node('node-d', ['2001:2::4'], ['2001:2:0:4::/64']), // IPv6 only
+];
+const plan6 = (nodes: V1Node[], endpoints: EndpointLocation[] = [], underlay?: 'ipv4' | 'ipv6') =>
+  desiredNodeMaps(buildNodeTable(nodes), SELF, endpoints, { family: 6, ...(underlay ? { underlay } : {}) });
+
+test('IPv6 maps, --tunnel-underlay ipv4 (default): IPv6 pod CIDRs go to the IPv4 underlay (v4-mapped) where both nodes have one, else IPv6', () => {
+  const d = plan6(DUAL, [
+    { address: '2001:2:0:2::7', nodeName: 'node-b' }, // inside node-b's /64
+    { address: '2001:2:0:9::7', nodeName: 'node-b' }, // outside: /128
+    { address: '2001:2:0:1::5', nodeName: 'node-a' }, // this node
+    { address: '198.18.9.7', nodeName: 'node-b' }, // the IPv4 maps'
+  ]);
+  // weir_nodes6: the peers' IPv6 underlay addresses (whose IPv6-outer packets are accepted)
+  assert.deepEqual(sorted(d.nodes), [
+    ['2001:2::2', NODE_PEER],
+    ['2001:2::4', NODE_PEER],
+  ]);
+  assert.deepEqual(sorted(d.tunnel), [
+    ['2001:2:0:2::/64', { nodeIp: '::ffff:c612:2', flags: TUNNEL_POD_CIDR }],
+    ['2001:2:0:3::/64', { nodeIp: '::ffff:c612:3', flags: TUNNEL_POD_CIDR }],
+    ['2001:2:0:4::/64', { nodeIp: '2001:2::4', flags: TUNNEL_POD_CIDR }],
+    ['2001:2:0:9::7/128', { nodeIp: '::ffff:c612:2', flags: TUNNEL_ENDPOINT }],
+  ]);
+  assert.equal(v4Mapped('198.18.0.2'), '::ffff:c612:2', 'as the codec prints ::ffff:198.18.0.2');
+  assert.deepEqual(Object.fromEntries(d.skipped), { endpoint_local: 1 });
+});
+
+test('IPv6 maps, --tunnel-underlay ipv6: the IPv6 underlay where both nodes have an IPv6 InternalIP, else IPv4; no address of either: no peer', () => {
+  const d = plan6([...DUAL, node('node-x', [], ['2001:2:0:8::/64'])], [{ address: '2001:2:0:8::1', nodeName: 'node-x' }], 'ipv6');
+  assert.deepEqual(sorted(d.tunnel), [
+    ['2001:2:0:2::/64', { nodeIp: '2001:2::2', flags: TUNNEL_POD_CIDR }],
+    ['2001:2:0:3::/64', { nodeIp: '::ffff:c612:3', flags: TUNNEL_POD_CIDR }],
+    ['2001:2:0:4::/64', { nodeIp: '2001:2::4', flags: TUNNEL_POD_CIDR }],
+  ]);
+  assert.deepEqual(Object.fromEntries(d.skipped), { node_no_underlay: 1, endpoint_unknown_node: 1 });
+  // the IPv4 maps do not change with the option
+  const v4 = desiredNodeMaps(buildNodeTable(DUAL), SELF, [], { family: 4, underlay: 'ipv6' });
+  assert.deepEqual([...v4.tunnel.keys()].sort(), ['198.18.2.0/24', '198.18.3.0/24']);
+  assert.deepEqual([...v4.nodes.keys()].sort(), ['198.18.0.2', '198.18.0.3']);
+});
+
+test("IPv6 maps: never this node's IPv6 pod CIDRs; a node with this node's IPv6 address is an issue", () => {
+  const d = plan6([...DUAL, node('node-e', ['2001:2::1'], ['2001:2:0:1::/64'])], [], 'ipv6');
+  assert.equal(d.tunnel.get('2001:2:0:1::/64'), undefined);
+  assert.equal(d.nodes.has('2001:2::1'), false);
+  assert.deepEqual(
+    d.issues.map((i) => i.reason),
+    ['node_same_address'],
+  );
 });
 
 test('sliceLocations: first address and nodeName of each endpoint; headless slices and bad addresses give nothing', () => {
@@ -214,5 +270,28 @@ test('NodeMapSync: replans on Node changes and on slice changes that move an end
   await tick();
   assert.deepEqual(tunnel.get({ prefixlen: 24, address: '198.18.2.0' }), { node_ip: '198.18.0.5', flags: TUNNEL_POD_CIDR });
   assert.equal(nodes.get({ address: '198.18.0.2' }), undefined);
+  sync.stop();
+});
+
+test('NodeMapSync with both pairs: one plan per family from the same objects, each into its own maps, --tunnel-underlay for the IPv6 one; a conflict said once', () => {
+  const store = new Store();
+  const put = (key: string, object: object) => store.apply({ type: 'upsert', kind: 'Node', key, object: object as never, origin: 'test', observedAt: 0 } as never);
+  for (const n of [...DUAL, node('node-e', ['198.18.0.1', '2001:2::1'])]) put(n.metadata!.name!, n);
+  const pair = (family: 4 | 6) => ({ family, nodes: new FakeMap<object, object>(), tunnel: new FakeMap<object, object>() });
+  const [p4, p6] = [pair(4), pair(6)];
+  const log = memoryLogger();
+  const sync = new NodeMapSync([p4, p6] as unknown as NodeMaps[], store, SELF, log, 'ipv6');
+  const r = sync.start();
+  assert.deepEqual(r.errors, 0);
+  assert.deepEqual([...p4.tunnel.keys()].map((k) => JSON.stringify(k)).sort(), [
+    '{"prefixlen":24,"address":"198.18.2.0"}',
+    '{"prefixlen":24,"address":"198.18.3.0"}',
+  ]);
+  assert.deepEqual(p6.tunnel.get({ prefixlen: 64, address: '2001:2:0:2::' }), { node_ip: '2001:2::2', flags: TUNNEL_POD_CIDR });
+  assert.deepEqual(p6.tunnel.get({ prefixlen: 64, address: '2001:2:0:3::' }), { node_ip: '::ffff:c612:3', flags: TUNNEL_POD_CIDR });
+  assert.deepEqual([...p6.nodes.keys()].map((k) => (k as { address: string }).address).sort(), ['2001:2::2', '2001:2::4']);
+  // node-e has this node's addresses: one issue per family's plan, said once
+  assert.equal(log.lines.filter((l) => l.startsWith('warn node map conflict')).length, 2, log.lines.join('\n'));
+  assert.ok(log.lines.some((l) => l.includes('node maps') && l.includes('ipv6:')), log.lines.join('\n'));
   sync.stop();
 });

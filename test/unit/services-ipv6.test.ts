@@ -281,3 +281,32 @@ test('conntrack GC: one pass over weir_ct4_v2 and weir_ct6 with the same timeout
   assert.deepEqual([...ct6.keys()].map((k) => (k.saddr === CLIENT6 ? k.sport : k.dport)).sort(), [3, 3, 5, 5]);
   assert.deepEqual(gc.stats, { runs: 1, scanned: 10, deleted: 6, errors: 0 });
 });
+
+test('ServiceSync, an IPv6 UDP endpoint removed: the applied plan cleans its weir_ct6 flows and weir_affinity6 entries at once', async () => {
+  const store = new Store();
+  const svc = dualStackLb();
+  svc.spec = { ...svc.spec!, type: 'ClusterIP', ports: [{ name: 'http', port: 53, targetPort: 5353 as never, protocol: 'UDP' }], loadBalancerSourceRanges: [] };
+  delete svc.status;
+  put(store, 'Service', svc);
+  const v6slice = (ips: string[]) => ({ ...slice('web-v6', 'IPv6', ips, 'UDP'), ports: [{ name: 'http', port: 5353, protocol: 'UDP' }] });
+  put(store, 'EndpointSlice', v6slice(['2001:2:1::10', '2001:2:1::11']));
+  const { fake6, maps } = fakeDualStackMaps();
+  const sync = new ServiceSync({ maps, inputs: store, log: memoryLogger() });
+  sync.full('start', NODE);
+  const id = frontends(fake6.frontends).find((f) => f.at === `${VIP6}:53`)!.id;
+  for (const [k, v] of [...udpFlow6(4000, '2001:2:1::10', id), ...udpFlow6(4001, '2001:2:1::11', id)]) fake6.conntrack.set(k, v);
+  fake6.affinity.set({ client: CLIENT6, frontend_id: id }, { backend: '2001:2:1::10', port: 5353, pad: 0, last_used_ns: 1n });
+  // 2001:2:1::10 leaves the slice
+  put(store, 'EndpointSlice', v6slice(['2001:2:1::11']));
+  sync.changed({ kind: 'EndpointSlice', previous: v6slice(['2001:2:1::10', '2001:2:1::11']), current: v6slice(['2001:2:1::11']) }, Date.now());
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(sync.cleanup.stats.removedBackends, 1);
+  assert.deepEqual(
+    [...fake6.conntrack.entries()].map(([k]) => `${k.saddr}>${k.daddr}`).sort(),
+    [`2001:2:1::11>${CLIENT6}`, `${CLIENT6}>${VIP6}`],
+    'the flow of the endpoint that left went; the other flow stays',
+  );
+  assert.equal([...fake6.conntrack.entries()].find(([k]) => k.saddr === CLIENT6)![1].nat_daddr, '2001:2:1::11');
+  assert.equal(fake6.affinity.data.size, 0);
+  sync.stop();
+});

@@ -102,13 +102,15 @@ enum weir_reason {
 	                                    * (the inner packet is then counted under its own reason) */
 	WEIR_REASON_TUNNEL_FRAG_NEEDED =
 		37, /* too big once encapsulated, DF set: ICMP fragmentation needed (with
-	                                    * the MTU that fits) sent back to its sender */
+	                                    * the MTU that fits) sent back to its sender; IPv6:
+	                                    * ICMPv6 Packet Too Big (lib/tunnel6.h) */
 	WEIR_REASON_TUNNEL_FAILED = 38, /* encapsulation or decapsulation failed (no route
 	                                    * to the node, a helper error): dropped */
 	WEIR_REASON_TUNNEL_DENIED =
 		39, /* a packet to the tunnel port with weir's VNI from an address that is not
-	                                    * a peer node (weir_nodes4): dropped */
-	WEIR_REASON_TUNNEL_TOO_BIG = 40, /* too big once encapsulated, DF clear: dropped */
+	                                    * a peer node (weir_nodes4, weir_nodes6): dropped */
+	WEIR_REASON_TUNNEL_TOO_BIG = 40, /* too big once encapsulated, DF clear (IPv6: not even
+	                                    * 1280 bytes would fit): dropped */
 	WEIR_REASON_DSR_REPLY = 41,	 /* not a packet verdict: a reply of a DSR flow leaving the
 	                                    * backend's node for the client directly (counted in
 	                                    * addition to reverse_nat) */

@@ -6,7 +6,12 @@
  * A new flow to a NodePort, externalIP or LoadBalancer IP whose chosen backend is on another
  * node is DNATed here and encapsulated in VXLAN (outer UDP to --tunnel-port, VNI
  * WEIR_TUNNEL_VNI) to that node's address from weir_tunnel4; the node decapsulates it in
- * from_host only when the outer source is in weir_nodes4. */
+ * from_host only when the outer source is in weir_nodes4.
+ *
+ * IPv6 flows (issue 14) have maps of their own: weir_tunnel6 says which node an IPv6 pod
+ * address lives on and which underlay reaches it (an IPv6 address, or an IPv4 one written
+ * v4-mapped, ::ffff:a.b.c.d), weir_nodes6 the peers' IPv6 underlay addresses (a tunnel packet
+ * with an IPv4 outer header is checked against weir_nodes4, whatever it carries). */
 #ifndef WEIR_TUNNEL_H
 #define WEIR_TUNNEL_H
 
@@ -63,6 +68,51 @@ struct weir_tunnel4_key {
 struct weir_tunnel4 {
 	weir_ip4 node_ip; /* the node's underlay address: the outer destination */
 	__u32 flags;	  /* enum weir_tunnel_flags */
+};
+
+/* weir_dsr_optout6 (LPM trie): IPv6 client prefixes that keep tunnel mode (--dsr-optout-cidrs) */
+struct weir_dsr_optout6_key {
+	__u32 prefixlen;
+	weir_ip6 address;
+};
+
+/* weir_nodes6 (HASH): a node's IPv6 underlay (InternalIP) address -> what it is */
+struct weir_node6_key {
+	weir_ip6 address;
+};
+
+struct weir_node6 {
+	__u32 flags; /* enum weir_node_flags */
+};
+
+/* weir_tunnel6 (LPM trie): an IPv6 pod address (prefix) on another node -> that node */
+struct weir_tunnel6_key {
+	__u32 prefixlen; /* of address, for the LPM trie */
+	weir_ip6 address;
+};
+
+struct weir_tunnel6 {
+	/* the node's underlay address, the outer destination: IPv6 (outer IPv6 header) or
+	 * v4-mapped ::ffff:a.b.c.d (outer IPv4 header), as weir_ct6.tunnel_node */
+	weir_ip6 node_ip;
+	__u32 flags; /* enum weir_tunnel_flags */
+};
+
+/* The DSR backend of an IPv6 flow: 18 bytes do not fit the inner Ethernet source MAC, so the
+ * ingress node puts them in an IPv6 Destination Options header of the inner packet (as
+ * Cilium's IPv6 DSR does), one option of this type, which the backend's node removes:
+ * 24 bytes on the wire (lib/tunnel6.h). Type 0x1e: RFC 4727's experimental type; its top
+ * bits 00 say "skip if unknown", its third bit 0 "does not change en route". */
+#define WEIR_TUNNEL_DSR6_OPT 0x1e
+
+struct weir_tunnel_dsr6_opt {
+	__u8 nexthdr;	  /* the header after this one (the inner packet's transport) */
+	__u8 hdrlen;	  /* 2: (2 + 1) * 8 = 24 bytes */
+	__u8 opt_type;	  /* WEIR_TUNNEL_DSR6_OPT */
+	__u8 opt_len;	  /* 18 */
+	weir_ip6 backend; /* the backend the ingress node chose */
+	__be16 port;	  /* its port */
+	__u8 pad[2];	  /* PadN: type 1, length 0 */
 };
 
 #endif
