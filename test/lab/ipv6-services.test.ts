@@ -7,7 +7,7 @@
 // external client reaches an IPv6 NodePort and externalIP and the backend sees its IPv6
 // address; a backend reaches itself through its IPv6 ClusterIP (hairpin) and ClientIP
 // affinity holds over IPv6; a service without endpoints is refused over IPv6 (the time is
-// printed).
+// printed); a removed IPv6 backend's connected UDP socket is destroyed.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
