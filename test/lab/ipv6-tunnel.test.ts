@@ -2,11 +2,11 @@
 // daemon` on each reading the same manifests (both Node objects with an InternalIP and a pod
 // CIDR of each family, an IPv6 NodePort Service whose only backend runs on node2). An external
 // client dials node1's IPv6 NodePort: node1 forwards the connection to node2 through the VXLAN
-// tunnel (captured on node2's wire: UDP 4789 from node1, over whichever underlay family weir
-// chose), the backend sees the client's own IPv6 address, and the client hears back from
-// [node1]:NodePort in both return modes: through the tunnel and node1 (tunnel), or straight
-// from node2 (DSR, captured leaving node2). Without the tunnel the backend would answer from
-// its pod address and every connection would fail.
+// tunnel over an IPv4 or an IPv6 underlay (--tunnel-underlay; captured on node2's wire: UDP
+// 4789 from node1's address of that family), the backend sees the client's own IPv6 address,
+// and the client hears back from [node1]:NodePort in both return modes: through the tunnel
+// and node1 (tunnel), or straight from node2 (DSR, captured leaving node2). Without the tunnel
+// the backend would answer from its pod address and every connection would fail.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -24,8 +24,10 @@ const VIP6 = '2001:2:ff::90';
 
 const nodeObject = (n: LabNode) => node({ name: n.name, internalIP: [n.address, n.address6!], podCIDRs: [n.podSubnet!, n.podSubnet6!] });
 
-for (const mode of ['tunnel', 'dsr'] as const) {
-  describe(`across nodes over IPv6: NodePort to a backend on the other node (${mode} return)`, () => {
+const CASES = (['ipv4', 'ipv6'] as const).flatMap((underlay) => (['tunnel', 'dsr'] as const).map((mode) => ({ underlay, mode })));
+
+for (const { underlay, mode } of CASES) {
+  describe(`across nodes over IPv6: NodePort to a backend on the other node (${mode} return, ${underlay} underlay)`, () => {
     let lab: Lab;
     let node1: LabNode;
     let node2: LabNode;
@@ -35,7 +37,7 @@ for (const mode of ['tunnel', 'dsr'] as const) {
     let weir2: WeirNode;
 
     before(async () => {
-      lab = await Lab.create({ name: `ipv6-tunnel-${mode}` });
+      lab = await Lab.create({ name: `ipv6-tunnel-${mode}-${underlay}` });
       node1 = await lab.node('node1', dualStackNode(1));
       node2 = await lab.node('node2', dualStackNode(2));
       await lab.routePodSubnets();
@@ -48,8 +50,9 @@ for (const mode of ['tunnel', 'dsr'] as const) {
         service({ name: 'web6', type: 'NodePort', clusterIP: VIP6, ports: PORTS }),
         endpointSlice({ name: 'web6-1', service: 'web6', ports: PORTS, endpoints: [{ ip: backend.ip6!, node: node2.name }] }),
       ];
-      weir1 = await WeirNode.create(lab, node1, { extraArgs: ['--external-service-mode', mode] });
-      weir2 = await WeirNode.create(lab, node2, { extraArgs: ['--external-service-mode', mode] });
+      const extraArgs = ['--external-service-mode', mode, '--tunnel-underlay', underlay];
+      weir1 = await WeirNode.create(lab, node1, { extraArgs });
+      weir2 = await WeirNode.create(lab, node2, { extraArgs });
       for (const w of [weir1, weir2]) w.writeManifest('web.yaml', manifests);
       await Promise.all([weir1.start(), weir2.start()]);
     });
@@ -58,7 +61,7 @@ for (const mode of ['tunnel', 'dsr'] as const) {
       await runCleanups();
     });
 
-    test(`MS3 (${mode}): external client -> [node1]:NodePort, backend on node2: it sees the client's IPv6 address; VXLAN between the nodes`, async () => {
+    test(`MS3 (${mode}, ${underlay} underlay): external client -> [node1]:NodePort, backend on node2: it sees the client's IPv6 address; VXLAN between the nodes`, async () => {
       // the wire between the nodes: node2's underlay interface, VXLAN from node1 (either family)
       const vxlan = node2.ns.spawn(
         'tcpdump',
@@ -86,8 +89,13 @@ for (const mode of ['tunnel', 'dsr'] as const) {
       direct.signalGroup('SIGTERM');
       await Promise.all([vxlan.exited, direct.exited]);
       const encapsulated = vxlan.stdout.split('\n').filter((l) => / > .*\.4789: /.test(l));
+      const from = underlay === 'ipv6' ? `IP6 ${node1.address6}.` : `IP ${node1.address}.`;
       console.log(`# ${mode}: VXLAN seen on node2:\n${encapsulated.slice(0, 2).join('\n')}`);
       assert.ok(encapsulated.length > 0, `node1 sent VXLAN to node2:\n${vxlan.stdout}${vxlan.stderr}`);
+      assert.ok(
+        encapsulated.every((l) => l.includes(from)),
+        `the outer header is the ${underlay} underlay's (${from}):\n${encapsulated.join('\n')}`,
+      );
       const dsrReplies = direct.stdout.split('\n').filter((l) => l.includes(' > ')).length;
       console.log(`# ${mode}: replies leaving node2 from [node1]:${NODEPORT}: ${dsrReplies}`);
       if (mode === 'dsr') assert.ok(dsrReplies > 0, 'DSR: node2 answered the client directly from the NodePort');
