@@ -9,11 +9,14 @@
 //   4. a service with no endpoints refused at once instead of timing out,
 //   5. NetworkPolicy: a policy that lets only `role: frontend` pods into the web pods denies
 //      the client pod, which is let in well within a second of being relabelled,
+//   6. dual stack: the same Service over IPv6 (its second ClusterIP, the NodePort on node1's
+//      IPv6 address): the client pod spread over the backends, the external client denied by
+//      the same policy over IPv6, then, the policy removed, answered with its own IPv6 address,
 // with `weir services`, `weir nodes`, `weir ct list` and `weir counters` showing the maps.
 // Everything is torn down at the end, also on failure or Ctrl-C.
 
 import { execFileSync } from 'node:child_process';
-import { Lab, type LabNode, type Pod } from '../test/lib/lab.js';
+import { Lab, dualStackNode, type LabNode, type Pod } from '../test/lib/lab.js';
 import { runCleanups } from '../test/lib/cleanup.js';
 import { binWeir } from '../test/lib/paths.js';
 import { WeirNode, endpointSlice, k8sNamespace, k8sPod, networkPolicy, node as nodeObject, service } from '../test/lib/weir-node.js';
@@ -22,9 +25,10 @@ const say = (s: string) => process.stdout.write(`\n== ${s}\n`);
 const CLUSTER_IP = '198.19.0.10';
 const EMPTY_IP = '198.19.0.11';
 const API_IP = '198.19.0.12';
+const CLUSTER_IP6 = '2001:2:ff::10';
 
 /** A lab node as its Node object: what weir reads to reach that node's pods. */
-const nodeManifest = (n: LabNode) => nodeObject({ name: n.name, internalIP: n.address, podCIDRs: [n.podSubnet!] });
+const nodeManifest = (n: LabNode) => nodeObject({ name: n.name, internalIP: [n.address, n.address6!], podCIDRs: [n.podSubnet!, n.podSubnet6!] });
 const NODE_PORT = 30080;
 const REMOTE_NODE_PORT = 30081;
 
@@ -35,9 +39,11 @@ function weirCli(node: LabNode, weir: WeirNode, ...args: string[]): string {
 async function main(): Promise<void> {
   const lab = await Lab.create({ name: 'demo' });
   try {
-    say('lab: node1 (198.18.0.1) and node2 (198.18.0.2), pods from the CNI ptp plugin, an external client (198.18.0.100)');
-    const node = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
-    const node2 = await lab.node('node2', { address: '198.18.0.2/24', podSubnet: '198.18.2.0/24' });
+    say(
+      'lab: node1 (198.18.0.1, 2001:2::1) and node2 (198.18.0.2, 2001:2::2), dual-stack pods from the CNI ptp plugin, an external client (198.18.0.100, 2001:2::100)',
+    );
+    const node = await lab.node('node1', dualStackNode(1));
+    const node2 = await lab.node('node2', dualStackNode(2));
     await lab.routePodSubnets();
     const remote = await lab.pod(node2, 'api-remote');
     await remote.ns.echoServer({ name: 'api-remote', port: 8080 });
@@ -48,15 +54,18 @@ async function main(): Promise<void> {
       backends.push(pod);
     }
     const client = await lab.pod(node, 'client');
-    const outside = await lab.external('outside', { address: '198.18.0.100/24' });
-    for (const p of backends) console.log(`  backend ${p.name} ${p.ip}:8080 (echo server: replies with its name and the client address it sees)`);
-    console.log(`  client pod ${client.ip}; on node2: backend api-remote ${remote.ip}:8080`);
+    const outside = await lab.external('outside', { address: '198.18.0.100/24', address6: '2001:2::100/64', cgroup: true });
+    for (const p of backends)
+      console.log(`  backend ${p.name} ${p.ip}:8080 and [${p.ip6}]:8080 (echo server: replies with its name and the client address it sees)`);
+    console.log(`  client pod ${client.ip} ${client.ip6}; on node2: backend api-remote ${remote.ip}:8080`);
 
     /** the Pod objects of the lab's pods (NetworkPolicy selects them by these labels) */
     const pods = (clientLabels: Record<string, string>) => [
       k8sNamespace({ name: 'default' }),
-      ...backends.map((p) => k8sPod({ name: p.name, labels: { app: 'web' }, ip: p.ip, node: 'node1', ports: [{ name: 'http', containerPort: 8080 }] })),
-      k8sPod({ name: 'client', labels: clientLabels, ip: client.ip, node: 'node1' }),
+      ...backends.map((p) =>
+        k8sPod({ name: p.name, labels: { app: 'web' }, ip: [p.ip, p.ip6!], node: 'node1', ports: [{ name: 'http', containerPort: 8080 }] }),
+      ),
+      k8sPod({ name: 'client', labels: clientLabels, ip: [client.ip, client.ip6!], node: 'node1' }),
       k8sPod({ name: 'api-remote', labels: { app: 'api' }, ip: remote.ip, node: 'node2' }),
     ];
 
@@ -68,8 +77,10 @@ async function main(): Promise<void> {
     for (const w of [weir, weir2]) {
       w.writeManifest('nodes.yaml', [nodeManifest(node), nodeManifest(node2)]);
       w.writeManifest('web.yaml', [
-        service({ name: 'web', clusterIP: CLUSTER_IP, type: 'NodePort', ports }),
+        // dual stack: one Service, a ClusterIP of each family, an EndpointSlice per family
+        service({ name: 'web', clusterIP: [CLUSTER_IP, CLUSTER_IP6], type: 'NodePort', ports }),
         endpointSlice({ name: 'web-1', service: 'web', ports, endpoints: backends.map((p) => ({ ip: p.ip, node: 'node1' })) }),
+        endpointSlice({ name: 'web-1-v6', service: 'web', ports, endpoints: backends.map((p) => ({ ip: p.ip6!, node: 'node1' })) }),
         service({ name: 'api', clusterIP: API_IP, type: 'NodePort', ports: remotePorts }),
         endpointSlice({ name: 'api-1', service: 'api', ports: remotePorts, endpoints: [{ ip: remote.ip, node: 'node2' }] }),
       ]);
@@ -94,13 +105,13 @@ async function main(): Promise<void> {
 
     say(`2. NodePort ${node.address}:${NODE_PORT} from the external client ${outside.address}`);
     for (let i = 0; i < 3; i++) {
-      const r = await outside.ns.echo(node.address, NODE_PORT, { proto: 'tcp' });
+      const r = await outside.ns.echo(node.address, NODE_PORT, { proto: 'tcp', cgroup: outside.cgroup });
       console.log(`  backend ${r.reply.server} saw the client as ${r.reply.peer}; the client's peer was ${r.client.remote}`);
     }
 
     say(`3. NodePort ${node.address}:${REMOTE_NODE_PORT}, whose only backend runs on node2, from the external client`);
     for (let i = 0; i < 3; i++) {
-      const r = await outside.ns.echo(node.address, REMOTE_NODE_PORT, { proto: 'tcp' });
+      const r = await outside.ns.echo(node.address, REMOTE_NODE_PORT, { proto: 'tcp', cgroup: outside.cgroup });
       console.log(`  backend ${r.reply.server} (on node2) saw the client as ${r.reply.peer}; the client's peer was ${r.client.remote}`);
     }
     const c = weir.counters().from_host ?? {};
@@ -141,6 +152,24 @@ async function main(): Promise<void> {
     console.log(`  client relabelled role=frontend: answered by ${answer ?? 'nobody'} ${Date.now() - relabelled} ms after the relabel was written`);
     const p = weir.counters().from_pod ?? {};
     console.log(`  node1's BPF counters: policy_ingress_denied ${p.policy_ingress_denied ?? 0}, policy_ingress_allowed ${p.policy_ingress_allowed ?? 0}`);
+
+    say(`6. dual stack: the same Service over IPv6: ClusterIP [${CLUSTER_IP6}]:80 and NodePort [${node.address6}]:${NODE_PORT}`);
+    const spread6 = await weir.spread(client.ns, CLUSTER_IP6, 80, { count: 60, cgroup: weir.cgroup });
+    for (const [name, n] of Object.entries(spread6.servers).sort()) console.log(`  ${name}: ${n} of 60, saw the client as ${spread6.peers[name]?.join(',')}`);
+    console.log(`  failures: ${spread6.failures}; getpeername() in the client showed ${Object.keys(spread6.remotes).join(', ')} (connect6 picked the backend)`);
+    const external6 = (timeoutMs: number) => outside.ns.echo(node.address6!, NODE_PORT, { proto: 'tcp', timeoutMs, cgroup: outside.cgroup });
+    const denied6 = await external6(1000).then(
+      (r) => `answered by ${r.reply.server} (unexpected)`,
+      () => 'no answer in 1 s: the web pods admit only role=frontend pods, over IPv6 as over IPv4',
+    );
+    console.log(`  external client ${outside.address6} -> [${node.address6}]:${NODE_PORT}: ${denied6}`);
+    mark = weir.mark();
+    for (const w of [weir, weir2]) w.removeManifest('policy.yaml');
+    await weir.waitFor('policy', { reason: 'change' }, 10_000, mark);
+    for (let i = 0; i < 3; i++) {
+      const r = await external6(2000);
+      console.log(`  policy removed: backend ${r.reply.server} saw the client as ${r.reply.peer}; the client's peer was ${r.client.remote}`);
+    }
 
     say('the maps behind it: conntrack entries of the NodePort flows, and the counters');
     process.stdout.write(weirCli(node, weir, 'ct', 'list', '--port', String(NODE_PORT)));
