@@ -143,7 +143,6 @@ function optionsOf(args: string[]): Record<string, string> {
 
 test('every case of the table went through explain, but the listed exclusions', () => {
   assert.deepEqual(Object.keys(explainExclusions).sort(), [
-    'IPv6 Maglev: a frontend flagged maglev takes the slot its table in weir_maglev4 gives (every entry slot 1 here)',
     'IPv6: neighbour discovery passes untouched',
     'malformed packets, fragments and non-IP pass unchanged, each counted once under its reason',
     'to_pod counts and passes',
