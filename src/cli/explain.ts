@@ -8,7 +8,17 @@ import { codecFor, typedMap, type BpfMap } from '../bpf/index.js';
 import { familyServiceMaps, policyMaps } from '../dataplane/loader.js';
 import { linkedProgramIds, rodataU32 } from '../dataplane/live-knobs.js';
 import { directionText } from '../dataplane/policy-verdict.js';
-import { explain, TCP, type ExplainMaps, type MaglevReadMaps, type ServiceReadMaps, type ExplainQuery, type Explanation, type Flow, type Rewrite } from '../dataplane/explain.js';
+import {
+  explain,
+  TCP,
+  type ExplainMaps,
+  type MaglevReadMaps,
+  type ServiceReadMaps,
+  type ExplainQuery,
+  type Explanation,
+  type Flow,
+  type Rewrite,
+} from '../dataplane/explain.js';
 import { backendFlags, frontendFlags, protocolName, protocolNumber, tcpFlagString } from './decode.js';
 import { canonicalIp, type IpFamily } from '../bpf/ip.js';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';

@@ -259,7 +259,10 @@ test('bin/weir explain gives the Maglev slot with the table size the attached pr
   // no table yet: the program draws a random slot
   const noTable = cli(['--sport', '46000']);
   assert.equal(noTable.outcomes.length, 4);
-  assert.ok(noTable.notes.some((n) => /no table for this frontend yet/.test(n)), JSON.stringify(noTable.notes));
+  assert.ok(
+    noTable.notes.some((n) => /no table for this frontend yet/.test(n)),
+    JSON.stringify(noTable.notes),
+  );
 
   dp.maglev!.tables.set({ frontend_id: 7 }, { slots: Array.from({ length: M }, (_, i) => i % 4) });
   // a source port whose slot under M = 251 differs from the one under the default size: the size was read, not assumed
@@ -268,16 +271,25 @@ test('bin/weir explain gives the Maglev slot with the table size the attached pr
   const e = cli(['--sport', String(sport)]);
   assert.equal(e.outcomes.length, 1, JSON.stringify(e.notes));
   assert.deepEqual(e.outcomes[0]!.backend, { slot: slotOf(sport, M), address: FOUR[slotOf(sport, M)], port: 8080 });
-  assert.ok(e.notes.some((n) => n.includes(`of ${M}: slot ${slotOf(sport, M)}`)), JSON.stringify(e.notes));
+  assert.ok(
+    e.notes.some((n) => n.includes(`of ${M}: slot ${slotOf(sport, M)}`)),
+    JSON.stringify(e.notes),
+  );
 
   // no --sport: the hash is not known, every slot, and a note says why
   const anyPort = cli([]);
   assert.equal(anyPort.outcomes.length, 4);
-  assert.ok(anyPort.notes.some((n) => /give --sport/.test(n)), JSON.stringify(anyPort.notes));
+  assert.ok(
+    anyPort.notes.some((n) => /give --sport/.test(n)),
+    JSON.stringify(anyPort.notes),
+  );
 
   // an entry beyond the count (a table mid-update): the program draws a random slot, explain offers all
   dp.maglev!.tables.set({ frontend_id: 7 }, { slots: Array.from({ length: M }, () => 9) });
   const beyond = cli(['--sport', String(sport)]);
   assert.equal(beyond.outcomes.length, 4);
-  assert.ok(beyond.notes.some((n) => /beyond the 4 slots/.test(n)), JSON.stringify(beyond.notes));
+  assert.ok(
+    beyond.notes.some((n) => /beyond the 4 slots/.test(n)),
+    JSON.stringify(beyond.notes),
+  );
 });
