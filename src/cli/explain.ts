@@ -4,10 +4,21 @@
 
 import { execFileSync } from 'node:child_process';
 import type { Command } from 'commander';
-import { codecFor, typedMap } from '../bpf/index.js';
+import { codecFor, typedMap, type BpfMap } from '../bpf/index.js';
 import { familyServiceMaps, policyMaps } from '../dataplane/loader.js';
+import { linkedProgramIds, rodataU32 } from '../dataplane/live-knobs.js';
 import { directionText } from '../dataplane/policy-verdict.js';
-import { explain, TCP, type ExplainMaps, type ServiceReadMaps, type ExplainQuery, type Explanation, type Flow, type Rewrite } from '../dataplane/explain.js';
+import {
+  explain,
+  TCP,
+  type ExplainMaps,
+  type MaglevReadMaps,
+  type ServiceReadMaps,
+  type ExplainQuery,
+  type Explanation,
+  type Flow,
+  type Rewrite,
+} from '../dataplane/explain.js';
 import { backendFlags, frontendFlags, protocolName, protocolNumber, tcpFlagString } from './decode.js';
 import { canonicalIp, type IpFamily } from '../bpf/ip.js';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
@@ -204,6 +215,12 @@ function policyLines(q: ExplainQuery, e: Explanation): string[] {
   return lines;
 }
 
+/** weir_maglev4 and the maglev_table_size of the programs on the pinned links (absent when none is attached). */
+function maglevMaps(map: BpfMap, pinDir: string): MaglevReadMaps {
+  const tableSize = rodataU32(linkedProgramIds(pinDir), 'maglev_table_size');
+  return { tables: typedMap(map, codecFor('weir_maglev4_key'), codecFor('weir_maglev4')), ...(tableSize ? { tableSize } : {}) };
+}
+
 export function registerExplainCommand(program: Command): void {
   stateOptions(program.command('explain'))
     .description('what weir would do to a packet, read-only from the live maps: frontend, eligible backends, affinity, conntrack, verdict, counter, rewrite')
@@ -237,6 +254,8 @@ export function registerExplainCommand(program: Command): void {
           ...four,
           ...(pinned.has('weir_tunnel4') ? { tunnel: typedMap(open('weir_tunnel4'), codecFor('weir_tunnel4_key'), codecFor('weir_tunnel4')) } : {}),
           ...(six ? { ipv6: six } : {}),
+          // both families' Maglev tables, and the M the attached programs index them with (their .rodata)
+          ...(pinned.has('weir_maglev4') ? { maglev: maglevMaps(open('weir_maglev4'), pinDirOf(o)) } : {}),
           ...(pinned.has('weir_endpoints4') ? { policy: policyMaps(open, (n) => pinned.has(n)) } : {}),
         };
         const e = explain(maps, q);

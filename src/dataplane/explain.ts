@@ -10,6 +10,8 @@
 import { enums, type TypedMap } from '../bpf/index.js';
 import type { WeirAffinity4, WeirAffinity4Key, WeirBackend4, WeirBackend4Key } from '../bpf/index.js';
 import type { WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key, WeirLbSrc4Key, WeirTunnel4, WeirTunnel4Key } from '../bpf/index.js';
+import type { WeirMaglev4, WeirMaglev4Key } from '../bpf/index.js';
+import { maglevFlowHash } from './maglev-hash.js';
 import { cidrContains, type IpFamily } from '../bpf/ip.js';
 import { policyDecision, type PolicyDecision } from './policy-verdict.js';
 import { PolicyNames, type PolicyReadMaps } from './policy-view.js';
@@ -55,8 +57,17 @@ export interface ServiceReadMaps {
   tunnel?: TypedMap<WeirTunnel4Key, WeirTunnel4>;
 }
 
+/** weir_maglev4 (both families' frontends, by id) and the M the programs index it with (their maglev_table_size knob). */
+export interface MaglevReadMaps {
+  tables: TypedMap<WeirMaglev4Key, WeirMaglev4>;
+  /** absent: not known (the programs' .rodata not readable): a Maglev frontend's new flow may get any slot */
+  tableSize?: number;
+}
+
 /** The IPv4 maps, the IPv6 ones and the policy maps. */
 export interface ExplainMaps extends ServiceReadMaps {
+  /** the Maglev tables; absent: a Maglev frontend's new flow may get any slot */
+  maglev?: MaglevReadMaps;
   /** the IPv6 service maps (weir_frontend6, ...); absent: IPv6 packets are not explained */
   ipv6?: ServiceReadMaps;
   /** the NetworkPolicy maps; absent: no policy verdict */
@@ -211,7 +222,7 @@ export function explain(maps: ExplainMaps, q: ExplainQuery): Explanation {
     out.outcomes.push({ tc: 'pass', reason: 'pass', rewrite: unchanged(wireFlow(q, r)) });
     return finish(out);
   }
-  const out = explainService(family, q, r);
+  const out = explainService(family, maps.maglev, q, r);
   return maps.policy ? withPolicy(maps.policy, q, out, r) : out;
 }
 
@@ -249,7 +260,7 @@ function withPolicy(maps: PolicyReadMaps, q: ExplainQuery, out: Explanation, r: 
   return finish(out);
 }
 
-function explainService(maps: ServiceReadMaps, q: ExplainQuery, r: FamilyRules): Explanation {
+function explainService(maps: ServiceReadMaps, maglev: MaglevReadMaps | undefined, q: ExplainQuery, r: FamilyRules): Explanation {
   const hook = q.from === 'pod' ? 'from_pod' : 'from_host';
   const out: Explanation = { hook, verdict: 'pass', outcomes: [], candidates: [], flows: [], notes: [] };
   const p = wireFlow(q, r);
@@ -347,13 +358,14 @@ function explainService(maps: ServiceReadMaps, q: ExplainQuery, r: FamilyRules):
   out.flows.sort((a, b) => a.sport - b.sport);
 
   if (out.verdict === 'established') return finish(out);
-  newFlow(maps, q, p, tcpFlags, fe, slots, out, r);
+  newFlow(maps, maglev, q, p, tcpFlags, fe, slots, out, r);
   return finish(out);
 }
 
 /** lb4_new_flow: the first packet of a flow to frontend @fe. */
 function newFlow(
   maps: ServiceReadMaps,
+  maglev: MaglevReadMaps | undefined,
   q: ExplainQuery,
   p: Flow,
   tcpFlags: number,
@@ -420,7 +432,13 @@ function newFlow(
         out.notes.push(`ClientIP affinity: new flows from ${p.src} go to ${a.backend}:${a.port} (${used})`);
         picks = [{ be: { address: a.backend, port: a.port, flags: 0 } }];
       } else out.notes.push('ClientIP affinity entry expired: a new flow picks a random slot and pins it again');
-    } else out.notes.push(`ClientIP affinity: no entry for ${p.src} yet; the first flow's random pick is pinned for ${fe.affinity_timeout} s`);
+    } else out.notes.push(`ClientIP affinity: no entry for ${p.src} yet; the first flow's pick is pinned for ${fe.affinity_timeout} s`);
+  }
+  // affinity wins first (lb4_select_backend); then lb_pick_slot: the Maglev table's entry for the flow hash
+  const isMaglev = (fe.flags & FF.WEIR_FRONTEND_MAGLEV) !== 0;
+  if (picks.length > 1 && isMaglev) {
+    const slot = maglevSlot(maglev, q, p, fe, out, r);
+    if (slot !== undefined) picks = [{ slot, be: slots[slot] }];
   }
   if (picks.length > 1)
     out.notes.push(
@@ -428,8 +446,46 @@ function newFlow(
         'terminating endpoints are not in the slots (their established flows continue through conntrack)',
     );
   if (q.from === 'pod' && !(fe.flags & FF.WEIR_FRONTEND_AFFINITY))
-    out.notes.push('a pod socket under the connect-time LB gets the same choice in connect(), with no per-packet NAT');
+    out.notes.push(
+      isMaglev
+        ? 'a pod socket under the connect-time LB draws a random slot in connect() instead (no packet to hash), with no per-packet NAT'
+        : 'a pod socket under the connect-time LB gets the same choice in connect(), with no per-packet NAT',
+    );
   for (const { slot, be } of picks) out.outcomes.push(natTo(p, slot, be, r));
+}
+
+/**
+ * lb_pick_slot for a Maglev frontend: the slot the table gives the flow's hash, or undefined
+ * (with a note) where the program draws a random slot or explain cannot know the hash.
+ */
+function maglevSlot(maglev: MaglevReadMaps | undefined, q: ExplainQuery, p: Flow, fe: WeirFrontend4, out: Explanation, r: FamilyRules): number | undefined {
+  const any = 'a new flow may get any slot';
+  if (p.protocol !== r.icmp && q.sport === undefined) {
+    out.notes.push(`Maglev: the slot follows the hash of the client's address and ports; give --sport to see the one this flow gets (without: ${any})`);
+    return undefined;
+  }
+  if (!maglev) {
+    out.notes.push(`Maglev: the tables (weir_maglev4) are not pinned: ${any}`);
+    return undefined;
+  }
+  if (maglev.tableSize === undefined) {
+    out.notes.push(`Maglev: the table size the programs use (maglev_table_size) is not readable: ${any}`);
+    return undefined;
+  }
+  const table = maglev.tables.get({ frontend_id: fe.id });
+  if (!table) {
+    out.notes.push('Maglev: no table for this frontend yet (the reconciler writes it after the slots): a new flow draws a random slot');
+    return undefined;
+  }
+  const hash = maglevFlowHash(p.src, p.sport, p.dport, p.protocol);
+  const i = hash % maglev.tableSize;
+  const slot = table.slots[i];
+  if (slot === undefined || slot >= fe.backend_count) {
+    out.notes.push(`Maglev: entry ${i} of the table names slot ${slot ?? '-'}, beyond the ${fe.backend_count} slots (an update under way): a random slot`);
+    return undefined;
+  }
+  out.notes.push(`Maglev: flow hash ${hash}, entry ${i} of ${maglev.tableSize}: slot ${slot}; every node with this table sends the flow there`);
+  return slot;
 }
 
 /** The rest of lb4_new_flow for one backend choice. */

@@ -21,6 +21,7 @@ import type {
   WeirFrontend6Key,
 } from '../../src/bpf/index.js';
 import { sourceRangeKey } from '../../src/dataplane/reconcile.js';
+import { MAGLEV_DEFAULT_TABLE_SIZE } from '../../src/dataplane/maglev.js';
 import { counterTotals, readCounters, resetCounters } from '../../src/dataplane/counters.js';
 import type { ExplainMaps } from '../../src/dataplane/explain.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
@@ -98,6 +99,11 @@ export function loadServiceDataplane(consts: Record<string, ConstValue> = {}): S
     affinity: typedMap(map('weir_affinity4'), codecFor('weir_affinity4_key'), codecFor('weir_affinity4')),
     conntrack: typedMap(map('weir_ct4_v2'), codecFor('weir_ct4_key'), codecFor('weir_ct4')),
     sourceRanges: typedMap(map('weir_lb_src4'), codecFor('weir_lb_src4_key'), u8),
+    // both families' tables, indexed by the programs with their maglev_table_size knob
+    maglev: {
+      tables: typedMap(map('weir_maglev4'), codecFor('weir_maglev4_key'), codecFor('weir_maglev4')),
+      tableSize: Number(consts['maglev_table_size'] ?? MAGLEV_DEFAULT_TABLE_SIZE),
+    },
     ipv6: {
       frontends: typedMap(map6('weir_frontend6'), codecFor('weir_frontend6_key'), codecFor('weir_frontend6')),
       backends: typedMap(map6('weir_backend6'), codecFor('weir_backend6_key'), codecFor('weir_backend6')),

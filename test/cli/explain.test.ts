@@ -9,7 +9,14 @@
 // table with a reason; this file pins that list.
 
 import assert from 'node:assert/strict';
+import { mkdirSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { attachCgroup, BpfObject } from '../../src/bpf/index.js';
+import { MAGLEV_DEFAULT_TABLE_SIZE } from '../../src/dataplane/maglev.js';
+import { maglevFlowHash } from '../../src/dataplane/maglev-hash.js';
+import { onCleanup } from '../lib/cleanup.js';
+import { findCgroup2Mount } from '../lib/lab.js';
 import { parseQuery, queryArgs } from '../../src/cli/explain.js';
 import { explain, type ExplainQuery, type Explanation, type Rewrite } from '../../src/dataplane/explain.js';
 import { binWeir } from '../lib/paths.js';
@@ -17,16 +24,42 @@ import { runSync } from '../lib/proc.js';
 import { runCase } from '../fixtures/run-service-case.js';
 import { resolve, tcp, type Expect, type FixturePacket, type Hook, type Step, type Tuple } from '../fixtures/service-case.js';
 import { explainExclusions, serviceCases, serviceCases6 } from '../fixtures/service-cases.js';
-import { addService, loadServiceDataplane, type ServiceDataplane } from '../bpf/service-fixture.js';
+import { addService, loadServiceDataplane, OBJ_DIR, type ServiceDataplane } from '../bpf/service-fixture.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP } from '../lib/packet.js';
 
 let dp: ServiceDataplane;
+/** detaches the program whose .rodata bin/weir explain reads the Maglev table size from */
+let detachSizeSource: (() => Promise<void>) | undefined;
 before(() => {
   dp = loadServiceDataplane();
+  detachSizeSource = attachSizeSource(MAGLEV_DEFAULT_TABLE_SIZE);
 });
 after(async () => {
+  await detachSizeSource?.();
   await dp?.close();
 });
+
+/**
+ * bin/weir explain takes the Maglev table size from the .rodata of the programs on the pinned
+ * links (<pin dir>/links); the fixture runs its programs unattached, so a sock_lb.o loaded with
+ * maglev_table_size `m` is attached to a child cgroup of its own and its link pinned there.
+ */
+function attachSizeSource(m: number): () => Promise<void> {
+  const sockLb = BpfObject.load(join(OBJ_DIR, 'sock_lb.o'), { pinDir: dp.bpffs.path, consts: { maglev_table_size: m } });
+  const cgroup = join(findCgroup2Mount()!, `weir-explain-test-${process.pid}-${m}`);
+  mkdirSync(cgroup);
+  const removeCgroup = onCleanup(`remove cgroup ${cgroup}`, () => rmdirSync(cgroup));
+  const link = attachCgroup(sockLb.program('weir_sock_connect4'), cgroup);
+  mkdirSync(join(dp.bpffs.path, 'links'), { recursive: true });
+  link.pin(join(dp.bpffs.path, 'links', `sock_connect4_${m}`));
+  return async () => {
+    link.unpin();
+    link.detach();
+    link.close();
+    sockLb.close();
+    await removeCgroup();
+  };
+}
 
 const FIELD = { src: 'saddr', dst: 'daddr', sport: 'sport', dport: 'dport' } as const;
 const asRewrite = (t: Tuple): Rewrite => ({ saddr: t.src, daddr: t.dst, sport: t.sport, dport: t.dport });
@@ -143,7 +176,6 @@ function optionsOf(args: string[]): Record<string, string> {
 
 test('every case of the table went through explain, but the listed exclusions', () => {
   assert.deepEqual(Object.keys(explainExclusions).sort(), [
-    'IPv6 Maglev: a frontend flagged maglev takes the slot its table in weir_maglev4 gives (every entry slot 1 here)',
     'IPv6: neighbour discovery passes untouched',
     'malformed packets, fragments and non-IP pass unchanged, each counted once under its reason',
     'to_pod counts and passes',
@@ -206,5 +238,58 @@ test('bad arguments: one line, exit 1', () => {
   bad(
     ['198.18.1.10', '198.19.0.10', '0/icmp', '--icmp-type', 'echo-request', '--quote', '1.2.3.4:1,5.6.7.8:2/tcp'],
     'weir: --quote: only with --icmp-type dest-unreachable, time-exceeded or parameter-problem',
+  );
+});
+
+// Maglev through bin/weir with a table size other than the fixture's: read from the attached program, not assumed.
+test('bin/weir explain gives the Maglev slot with the table size the attached programs hold, and says when it cannot', async () => {
+  const M = 251;
+  const FOUR = [1, 2, 3, 4].map((i) => `198.18.2.${30 + i}`);
+  dp.reset();
+  addService(dp, { id: 7, address: '198.19.0.10', port: 80, backends: FOUR.map((address) => ({ address, port: 8080 })), flags: ['maglev'] });
+  await detachSizeSource?.();
+  detachSizeSource = attachSizeSource(M);
+  const cli = (args: string[]) => {
+    const r = runSync(binWeir, ['explain', '198.18.1.10', '198.19.0.10', '80/tcp', '--from', 'pod', ...args, '--pin-dir', dp.bpffs.path, '-o', 'json'], {
+      check: false,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    return JSON.parse(r.stdout) as Explanation;
+  };
+  // no table yet: the program draws a random slot
+  const noTable = cli(['--sport', '46000']);
+  assert.equal(noTable.outcomes.length, 4);
+  assert.ok(
+    noTable.notes.some((n) => /no table for this frontend yet/.test(n)),
+    JSON.stringify(noTable.notes),
+  );
+
+  dp.maglev!.tables.set({ frontend_id: 7 }, { slots: Array.from({ length: M }, (_, i) => i % 4) });
+  // a source port whose slot under M = 251 differs from the one under the default size: the size was read, not assumed
+  const slotOf = (sport: number, m: number) => (maglevFlowHash('198.18.1.10', sport, 80, IPPROTO_TCP) % m) % 4;
+  const sport = Array.from({ length: 100 }, (_, i) => 46000 + i).find((p) => slotOf(p, M) !== slotOf(p, MAGLEV_DEFAULT_TABLE_SIZE))!;
+  const e = cli(['--sport', String(sport)]);
+  assert.equal(e.outcomes.length, 1, JSON.stringify(e.notes));
+  assert.deepEqual(e.outcomes[0]!.backend, { slot: slotOf(sport, M), address: FOUR[slotOf(sport, M)], port: 8080 });
+  assert.ok(
+    e.notes.some((n) => n.includes(`of ${M}: slot ${slotOf(sport, M)}`)),
+    JSON.stringify(e.notes),
+  );
+
+  // no --sport: the hash is not known, every slot, and a note says why
+  const anyPort = cli([]);
+  assert.equal(anyPort.outcomes.length, 4);
+  assert.ok(
+    anyPort.notes.some((n) => /give --sport/.test(n)),
+    JSON.stringify(anyPort.notes),
+  );
+
+  // an entry beyond the count (a table mid-update): the program draws a random slot, explain offers all
+  dp.maglev!.tables.set({ frontend_id: 7 }, { slots: Array.from({ length: M }, () => 9) });
+  const beyond = cli(['--sport', String(sport)]);
+  assert.equal(beyond.outcomes.length, 4);
+  assert.ok(
+    beyond.notes.some((n) => /beyond the 4 slots/.test(n)),
+    JSON.stringify(beyond.notes),
   );
 });
