@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Bob Jenkins' lookup3 final mix as the kernel's jhash_3words (include/linux/jhash.h): the
- * Maglev flow hash in lb.h. Userspace never computes it, so only its spread matters. */
+ * Maglev flow hash in lb.h and lb6.h. `weir explain` computes the same hash in TypeScript
+ * (src/dataplane/maglev-hash.ts) to name a flow's slot: a change here is a change there. */
 #ifndef WEIR_LIB_JHASH_H
 #define WEIR_LIB_JHASH_H
 
