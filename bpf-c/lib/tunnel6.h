@@ -88,14 +88,6 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_dsr_optout6 SEC(".maps");
 
-/* Whether @a (16 bytes) is v4-mapped, ::ffff:a.b.c.d: a node reached over IPv4. */
-static __always_inline int ip6_is_v4mapped(const void *a)
-{
-	const __u32 *x = a;
-
-	return (x[0] | x[1]) == 0 && x[2] == bpf_htonl(0xffff);
-}
-
 /* The return mode of a new tunneled flow from IPv6 @client. */
 static __always_inline __u8 tunnel6_mode_for(const void *client)
 {
@@ -224,7 +216,7 @@ __weir_slow_path int tunnel6_route(struct __sk_buff *skb, const struct packet *p
 	if (ip6_is_zero(node))
 		return WEIR_REASON_TUNNEL_FAILED;
 	rt->dsr_opt = dsr ? TUNNEL6_DSR_OPT_LEN : 0;
-	if (ip6_is_v4mapped(node)) {
+	if (ip6_is_v4_mapped(node) /* a node reached over IPv4 */) {
 		rt->family = AF_INET;
 		fib.family = AF_INET;
 		fib.ipv4_dst = node[3];

@@ -248,3 +248,11 @@ export function cidrContains(cidr: string, ip: string): boolean {
   maskBytes(a, len);
   return net.equals(a);
 }
+
+/** The IPv4 address inside a v4-mapped IPv6 one (::ffff:a.b.c.d, as the IPv6 maps hold an IPv4
+ *  underlay node), or null when `address` is not v4-mapped. */
+export function unmapIp4(address: string): string | null {
+  if (!address.startsWith('::ffff:')) return null;
+  const b = ipBytes(address);
+  return b && b.length === 16 && b.readUInt16BE(10) === 0xffff && b.subarray(0, 10).every((x) => x === 0) ? bytesToIp4(b, 12) : null;
+}

@@ -2,7 +2,7 @@
 // the ABI enums (BTF), so a new flag in C shows up here without a hand-kept table.
 
 import { enums } from '../bpf/index.js';
-import { ipFamilyOf, type IpFamily } from '../bpf/ip.js';
+import { ipFamilyOf, unmapIp4, type IpFamily } from '../bpf/ip.js';
 import { addressPort } from '../dataplane/frontend-entries.js';
 
 // protocol numbers <-> names: the one table, next to the one IP parser
@@ -58,10 +58,7 @@ export const endpoint = (address: string, port: number): string => addressPort(i
  *  IPv4 underlay in weir_ct6 is v4-mapped (::ffff:a.b.c.d): shown as the IPv4 address it is. */
 export function tunnelNode(address: string): string | null {
   if (address === '0.0.0.0' || address === '::') return null;
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(address);
-  if (!mapped) return address;
-  const [hi, lo] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
-  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  return unmapIp4(address) ?? address;
 }
 
 /** Where a conntrack entry's direction goes (the forward stage): `tunnel→NODE` (VXLAN to that

@@ -250,6 +250,8 @@ export function registerExplainCommand(program: Command): void {
         const four = read(4);
         if (!four) throw new CliError(`the IPv4 service maps are not all pinned at ${pinDirOf(o)} (weir state from another version, or not started yet)`);
         const six = read(6);
+        // the IPv6 tunnel's map (a release before it has none): which node a remote IPv6 backend is on
+        if (six && pinned.has('weir_tunnel6')) six.tunnel = typedMap(open('weir_tunnel6'), codecFor('weir_tunnel6_key'), codecFor('weir_tunnel6'));
         const maps: ExplainMaps = {
           ...four,
           ...(pinned.has('weir_tunnel4') ? { tunnel: typedMap(open('weir_tunnel4'), codecFor('weir_tunnel4_key'), codecFor('weir_tunnel4')) } : {}),

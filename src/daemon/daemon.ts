@@ -316,6 +316,7 @@ export class Daemon {
         ...families.flatMap((m) => [m.frontends.map, m.backends.map, m.affinity.map, m.conntrack.map, ...(m.sockDestroy ? [m.sockDestroy.map] : [])]),
         ...lbStats,
         ...(maps.policy ? [maps.policy.ipcache.map, maps.policy.endpoints.map, maps.policy.policy.map] : []),
+        ...(maps.policy?.ipv6 ? [maps.policy.ipv6.ipcache.map, maps.policy.ipv6.endpoints.map] : []),
       ],
       lbStats: () =>
         this.cfg.serviceStats && lbStats.length > 0 && this.services ? { maps: lbStats, frontends: this.services.reconciler.frontendsById() } : undefined,

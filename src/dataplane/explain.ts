@@ -9,10 +9,10 @@
 
 import { enums, type TypedMap } from '../bpf/index.js';
 import type { WeirAffinity4, WeirAffinity4Key, WeirBackend4, WeirBackend4Key } from '../bpf/index.js';
-import type { WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key, WeirLbSrc4Key, WeirTunnel4, WeirTunnel4Key } from '../bpf/index.js';
+import type { WeirCt4, WeirCt4Key, WeirFrontend4, WeirFrontend4Key, WeirLbSrc4Key } from '../bpf/index.js';
 import type { WeirMaglev4, WeirMaglev4Key } from '../bpf/index.js';
 import { maglevFlowHash } from './maglev-hash.js';
-import { cidrContains, type IpFamily } from '../bpf/ip.js';
+import { cidrContains, unmapIp4, type IpFamily } from '../bpf/ip.js';
 import { policyDecision, type PolicyDecision } from './policy-verdict.js';
 import { PolicyNames, type PolicyReadMaps } from './policy-view.js';
 
@@ -53,8 +53,9 @@ export interface ServiceReadMaps {
   conntrack: TypedMap<WeirCt4Key, WeirCt4>;
   /** weir_lb_src4: loadBalancerSourceRanges per frontend id */
   sourceRanges: TypedMap<WeirLbSrc4Key, number>;
-  /** weir_tunnel4: pod addresses on other nodes (forwarding through the tunnel); absent: not shown */
-  tunnel?: TypedMap<WeirTunnel4Key, WeirTunnel4>;
+  /** weir_tunnel4/6: pod addresses on other nodes (forwarding through the tunnel); absent: not shown.
+   *  weir_tunnel6 names a node of the IPv4 underlay v4-mapped: explain shows it as the IPv4 address. */
+  tunnel?: TypedMap<{ prefixlen: number; address: string }, { node_ip: string; flags: number }>;
 }
 
 /** weir_maglev4 (both families' frontends, by id) and the M the programs index it with (their maglev_table_size knob). */
@@ -289,10 +290,11 @@ function explainService(maps: ServiceReadMaps, maglev: MaglevReadMaps | undefine
       out.notes.push(`conntrack has this flow (${direction}): the packet is rewritten as the entry says, whatever the frontend says now`);
       if (ct.tunnel_node !== r.any) {
         const dsr = (ct.flags & CF.WEIR_CT_DSR) !== 0;
+        const node = unmapIp4(ct.tunnel_node) ?? ct.tunnel_node; // weir_ct6 over the IPv4 underlay: v4-mapped
         out.notes.push(
           reply
-            ? `the flow came through the tunnel from node ${ct.tunnel_node}: this reply goes back into it (VXLAN), and that node answers the client`
-            : `the flow's backend is on node ${ct.tunnel_node}: the packet is ${dsr ? 'sent unmodified (DSR: that node DNATs and answers the client itself)' : 'DNATed here'} and encapsulated in VXLAN to it`,
+            ? `the flow came through the tunnel from node ${node}: this reply goes back into it (VXLAN), and that node answers the client`
+            : `the flow's backend is on node ${node}: the packet is ${dsr ? 'sent unmodified (DSR: that node DNATs and answers the client itself)' : 'DNATed here'} and encapsulated in VXLAN to it`,
         );
       } else if (ct.ifindex)
         out.notes.push(
@@ -344,7 +346,8 @@ function explainService(maps: ServiceReadMaps, maglev: MaglevReadMaps | undefine
       const [local, terminating] = [(b.flags & BF.WEIR_BACKEND_LOCAL) !== 0, (b.flags & BF.WEIR_BACKEND_TERMINATING) !== 0];
       // from_host sends a flow to a backend on another node through the tunnel (lib/forward.h)
       const remote = hook === 'from_host' ? maps.tunnel?.get({ prefixlen: r.family === 6 ? 128 : 32, address: b.address }) : undefined;
-      out.candidates.push({ slot, address: b.address, port: b.port, local, terminating, ...(remote ? { tunnelTo: remote.node_ip } : {}) });
+      const tunnelTo = remote ? (unmapIp4(remote.node_ip) ?? remote.node_ip) : undefined;
+      out.candidates.push({ slot, address: b.address, port: b.port, local, terminating, ...(tunnelTo ? { tunnelTo } : {}) });
     }
   }
   if (out.candidates.some((c) => c.address === p.src))

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { attachCgroup, BpfObject } from '../../src/bpf/index.js';
+import { attachCgroup, BpfObject, codecFor, typedMap } from '../../src/bpf/index.js';
 import { MAGLEV_DEFAULT_TABLE_SIZE } from '../../src/dataplane/maglev.js';
 import { maglevFlowHash } from '../../src/dataplane/maglev-hash.js';
 import { onCleanup } from '../lib/cleanup.js';
@@ -25,6 +25,7 @@ import { runCase } from '../fixtures/run-service-case.js';
 import { resolve, tcp, type Expect, type FixturePacket, type Hook, type Step, type Tuple } from '../fixtures/service-case.js';
 import { explainExclusions, serviceCases, serviceCases6 } from '../fixtures/service-cases.js';
 import { addService, loadServiceDataplane, OBJ_DIR, type ServiceDataplane } from '../bpf/service-fixture.js';
+import { TUNNEL_ENDPOINT, TUNNEL_POD_CIDR } from '../../src/dataplane/node-maps.js';
 import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP } from '../lib/packet.js';
 
 let dp: ServiceDataplane;
@@ -216,6 +217,50 @@ test('bin/weir explain prints candidates, tracked flows and the verdict for peop
   assert.equal(r.stdout.match(/^flow {6}:4100[12] -> 198\.18\.2\.2[01]:8080 \(conntrack\)$/gm)?.length, 2, 'the two tracked flows');
   assert.match(r.stdout, /^verdict {3}dnat \(tc pass, counted as service_nat\)$/m);
   assert.match(r.stdout, /^ {2}slot 0: tc pass, counted as service_nat, leaves as 198\.18\.1\.10:\* -> 198\.18\.2\.20:8080$/m);
+});
+
+test('bin/weir explain: a remote IPv6 backend names the node weir_tunnel6 sends it to (an IPv4 underlay node as IPv4)', () => {
+  dp.reset();
+  const backends = [
+    { address: '2001:2:2::20', port: 8080 },
+    { address: '2001:2:4::21', port: 8080 },
+    { address: '2001:2:1::22', port: 8080 },
+  ];
+  addService(dp, { id: 31, address: '2001:2:ff::10', port: 80, backends });
+  const tunnel6 = typedMap(dp.objects.fromHost6.map('weir_tunnel6'), codecFor('weir_tunnel6_key'), codecFor('weir_tunnel6'));
+  // as node-maps writes them: an endpoint on a node reached over IPv4 (v4-mapped), a pod CIDR of an IPv6-only node
+  const entries = [
+    [
+      { prefixlen: 128, address: '2001:2:2::20' },
+      { node_ip: '::ffff:198.18.0.2', flags: TUNNEL_ENDPOINT },
+    ],
+    [
+      { prefixlen: 64, address: '2001:2:4::' },
+      { node_ip: '2001:2::4', flags: TUNNEL_POD_CIDR },
+    ],
+  ] as const;
+  for (const [k, v] of entries) tunnel6.set(k, v);
+  try {
+    const args = ['explain', '2001:2:9::50', '2001:2:ff::10', '80/tcp', '--from', 'external', '--pin-dir', dp.bpffs.path];
+    const r = runSync(binWeir, [...args, '-o', 'json'], { check: false });
+    assert.equal(r.code, 0, r.stderr);
+    const e = JSON.parse(r.stdout) as Explanation;
+    assert.deepEqual(
+      e.candidates.map((c) => [c.address, c.tunnelTo ?? null]),
+      [
+        ['2001:2:2::20', '198.18.0.2'],
+        ['2001:2:4::21', '2001:2::4'],
+        ['2001:2:1::22', null],
+      ],
+    );
+    const text = runSync(binWeir, args, { check: false }).stdout;
+    console.log(text);
+    assert.match(text, /^ {2}slot 0 {2}\[2001:2:2::20\]:8080 {2}remote {2}via tunnel to 198\.18\.0\.2$/m);
+    assert.match(text, /^ {2}slot 1 {2}\[2001:2:4::21\]:8080 {2}remote {2}via tunnel to 2001:2::4$/m);
+    assert.match(text, /2 of the backends run on other nodes \(198\.18\.0\.2, 2001:2::4\)/);
+  } finally {
+    for (const [k] of entries) tunnel6.delete(k);
+  }
 });
 
 test('bad arguments: one line, exit 1', () => {

@@ -124,6 +124,8 @@ describe('dual-stack Services with the IPv6 maps', () => {
     assert.equal(sample(text, 'weir_map_entries{map="weir_backend6"}'), 4);
     assert.equal(sample(text, 'weir_map_writes_total{map="weir_frontend6",op="update"}'), 2, 'the reconciler writes to the IPv6 maps are counted');
     assert.ok(/^weir_map_entries\{map="weir_ct6"\} \d+$/m.test(text), 'weir_ct6 fill exported');
+    for (const map of ['weir_ipcache6', 'weir_endpoints6'])
+      assert.match(text, new RegExp(`^weir_map_entries\\{map="${map}"\\} \\d+$`, 'm'), `${map} fill exported`);
     // a new connection counted in weir_lb_stats6 (as lib/lb6.h counts one) reaches the metric with the service's labels
     const id = frontends(weir.pinDir, 6).get(`[${VIP6}]:80`)!.id;
     const m = BpfMap.openPinned(`${weir.pinDir}/weir_lb_stats6`);
