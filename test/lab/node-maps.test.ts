@@ -1,7 +1,8 @@
 // weir_nodes4 / weir_tunnel4 on a live lab node (issue 12): weir on node1 reads Node objects
 // and EndpointSlices from its manifests dir; `weir nodes -o json` (the real bin/weir in the
 // node's netns) lists node2 as a peer with its pod CIDR and the endpoint outside it, follows an
-// endpoint moving and node2 leaving, and a restart over the pins writes nothing.
+// endpoint moving and node2 leaving, and a restart over the pins writes nothing. node2 is dual-stack:
+// its IPv6 InternalIP is a peer too, its IPv6 pod CIDR goes over the IPv4 underlay (--tunnel-underlay ipv4).
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -21,6 +22,15 @@ describe('node maps on a live node', () => {
   let weir: WeirNode;
 
   const cli = () => weir.cli('nodes');
+  /** node2 as `weir nodes` lists it: its IPv4 address carries both pod CIDRs (the IPv6 one over the IPv4 underlay) */
+  const peer4 = (endpoints: string[]) => ({
+    address: node2.address,
+    endpoints,
+    family: 'IPv4',
+    flags: ['peer'],
+    podCIDRs: ['198.18.2.0/24', '2001:2:0:2::/64'],
+  });
+  const peer6 = { address: '2001:2::2', endpoints: [], family: 'IPv6', flags: ['peer'], podCIDRs: [] };
   const nodes = (withNode2: boolean) => [
     node({ name: 'node1', internalIP: node1.address, podCIDRs: ['198.18.1.0/24'], zone: 'zone-a' }),
     ...(withNode2 ? [node({ name: 'node2', internalIP: [node2.address, '2001:2::2'], podCIDRs: ['198.18.2.0/24', '2001:2:0:2::/64'], zone: 'zone-b' })] : []),
@@ -51,14 +61,14 @@ describe('node maps on a live node', () => {
     await lab?.destroy();
   });
 
-  test('node2 is a peer with its IPv4 pod CIDR and the endpoint outside it; this node is not listed', async () => {
+  test('node2 is a peer in both families, its pod CIDRs and the endpoint outside them go to it; this node is not listed', async () => {
     const start = await weir.waitFor('node maps', { reason: 'start' });
     console.log(`start: ${JSON.stringify(start)}`);
-    assert.equal(start.skipped, 'ipv6_pod_cidr:1');
-    assert.deepEqual(cli(), {
-      nodes: [{ address: node2.address, flags: ['peer'], podCIDRs: ['198.18.2.0/24'], endpoints: [STRAY] }],
-      orphanPrefixes: [],
-    });
+    // dual stack: node2's IPv6 pod CIDR is tunnelled too (over the IPv4 underlay, the default), and
+    // its IPv6 InternalIP is a peer whose tunnel packets are accepted (weir_nodes6)
+    assert.equal(start.skipped, undefined);
+    assert.deepEqual([start.peers, start.prefixes, start.writes], ['2', '3', '5']);
+    assert.deepEqual(cli(), { nodes: [peer4([STRAY]), peer6], orphanPrefixes: [] });
     // the writes are counted per map, as the service maps' are
     const metrics = (await weir.http('/metrics')).body;
     assert.match(metrics, /^weir_map_writes_total\{map="weir_nodes4",op="update"\} 1$/m);
@@ -70,22 +80,22 @@ describe('node maps on a live node', () => {
     weir.writeManifest('web.yaml', web([{ ip: be2.ip, node: 'node2' }]));
     const moved = await weir.waitFor('node maps', { reason: 'change' }, 10_000, mark);
     assert.equal(moved.writes, '1');
-    assert.deepEqual(cli(), { nodes: [{ address: node2.address, flags: ['peer'], podCIDRs: ['198.18.2.0/24'], endpoints: [] }], orphanPrefixes: [] });
+    assert.deepEqual(cli(), { nodes: [peer4([]), peer6], orphanPrefixes: [] });
     mark = weir.mark();
     weir.writeManifest('nodes.yaml', nodes(false));
     const left = await weir.waitFor('node maps', { reason: 'change' }, 10_000, mark);
-    assert.equal(left.writes, '2');
+    assert.equal(left.writes, '4', 'both families: the peer and the pod CIDR of each');
     assert.deepEqual(cli(), { nodes: [], orphanPrefixes: [] });
   });
 
   test('a restart (kill -9) over the same objects adopts the maps and writes nothing', async () => {
     const mark = weir.mark();
     weir.writeManifest('nodes.yaml', nodes(true));
-    await weir.waitFor('node maps', { reason: 'change', writes: 2 }, 10_000, mark);
+    await weir.waitFor('node maps', { reason: 'change', writes: 4 }, 10_000, mark);
     await weir.kill9();
     await weir.start();
     const start = await weir.waitFor('node maps', { reason: 'start' });
-    assert.deepEqual([start.adoptedPeers, start.adoptedPrefixes, start.writes, start.errors], ['1', '1', '0', '0']);
-    assert.deepEqual(cli(), { nodes: [{ address: node2.address, flags: ['peer'], podCIDRs: ['198.18.2.0/24'], endpoints: [] }], orphanPrefixes: [] });
+    assert.deepEqual([start.adoptedPeers, start.adoptedPrefixes, start.writes, start.errors], ['2', '2', '0', '0']);
+    assert.deepEqual(cli(), { nodes: [peer4([]), peer6], orphanPrefixes: [] });
   });
 });
