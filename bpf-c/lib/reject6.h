@@ -22,8 +22,8 @@
  * Both keep the original's checksum state. A local pod's packet is CHECKSUM_PARTIAL, the
  * pending checksum's start on its transport header: in the RST that is the RST's own header,
  * in the ICMPv6 error the quoted one, which a path without tx offload completes on the way;
- * the ICMPv6 sum is taken with the value that completion writes (reject.h's IPv4 error does
- * not, and is dropped on such a path).
+ * the ICMPv6 sum is taken with the value that completion writes (reject.h's IPv4 error has
+ * no such allowance).
  */
 #ifndef WEIR_LIB_REJECT6_H
 #define WEIR_LIB_REJECT6_H
