@@ -19,9 +19,11 @@
  * IPv4 clients fail at once). A RST waits in the socket's backlog and fails the connect as it
  * returns.
  *
- * Limit, as reject.h's: the ICMPv6 packet keeps the original's CHECKSUM_PARTIAL state (a
- * local pod's UDP), its start now inside the quote; a path that completes that checksum (no
- * tx offload toward the client) rewrites the quote under the ICMPv6 checksum.
+ * Both keep the original's checksum state. A local pod's packet is CHECKSUM_PARTIAL, the
+ * pending checksum's start on its transport header: in the RST that is the RST's own header,
+ * in the ICMPv6 error the quoted one, which a path without tx offload completes on the way;
+ * the ICMPv6 sum is taken with the value that completion writes (reject.h's IPv4 error has
+ * no such allowance).
  */
 #ifndef WEIR_LIB_REJECT6_H
 #define WEIR_LIB_REJECT6_H
@@ -57,8 +59,11 @@ static __always_inline int reject6_icmp(struct __sk_buff *skb, const struct pack
 	__u8 quote[REJECT6_QUOTE_MAX] __attribute__((aligned(4)));
 	__u32 hlen = pkt->l4_off - pkt->l3_off;
 	__u32 l4_avail = pkt->l3_len - hlen;
-	__u32 quoted = 8;
+	int csum_off = l4_csum_off(pkt->l4_proto);
+	__u32 quoted = 8, l4_quoted;
+	__u8 l4head[8], partial = 0;
 	struct reject6_pseudo_tail tail = {};
+	__sum16 done;
 	struct reject6_hdr hdr = {};
 	struct ethhdr eth;
 	__u8 mac[ETH_ALEN];
@@ -67,24 +72,42 @@ static __always_inline int reject6_icmp(struct __sk_buff *skb, const struct pack
 
 	if (hlen < 40 || hlen > REJECT6_HDR_MAX || (hlen & 3) || l4_avail < 8)
 		return -1;
-	/* the IPv6 header(s) and 8 bytes of transport header, as reject4 quotes; a
-	 * CHECKSUM_PARTIAL skb refuses a trim that cuts off its pending TCP checksum, so TCP
-	 * falls back to quoting the 20-byte TCP header */
-	err = bpf_skb_change_tail(skb, pkt->l3_off + hlen + quoted, 0);
-	if (err) {
-		if (pkt->l4_proto != IPPROTO_TCP || l4_avail < 20)
-			return err;
+	/* The IPv6 header(s) and 8 bytes of transport header, as reject4 quotes. A
+	 * CHECKSUM_PARTIAL skb (a local pod's) refuses a trim that cuts off its pending
+	 * transport checksum: trying to cut right before it tells the two apart (the 8 bytes are
+	 * put back if it was not pending). A pending TCP checksum sits past 8 bytes, so TCP then
+	 * quotes its 20-byte header. */
+	if (bpf_skb_load_bytes(skb, pkt->l4_off, l4head, sizeof(l4head)))
+		return -1;
+	if (csum_off >= 0 && bpf_skb_change_tail(skb, pkt->l4_off + csum_off, 0))
+		partial = 1;
+	if (partial && pkt->l4_proto == IPPROTO_TCP) {
+		if (l4_avail < 20)
+			return -1;
 		quoted = 20;
-		err = bpf_skb_change_tail(skb, pkt->l3_off + hlen + quoted, 0);
-		if (err)
-			return err;
 	}
+	err = bpf_skb_change_tail(skb, pkt->l4_off + quoted, 0);
+	if (err)
+		return err;
+	if (!partial &&
+	    bpf_skb_store_bytes(skb, pkt->l4_off, l4head, sizeof(l4head), BPF_F_RECOMPUTE_CSUM))
+		return -1;
+	l4_quoted = quoted;
 	quoted += hlen;
 	if (quoted > REJECT6_QUOTE_MAX) /* for the verifier: hlen was bounded above */
 		return -1;
 	err = bpf_skb_load_bytes(skb, pkt->l3_off, quote, quoted);
 	if (err)
 		return err;
+	/* Still pending, the checksum starts at the quoted transport header and ends with the
+	 * packet: a path without offload completes it there, the receiver of a partial skb
+	 * trusts it. Sum the ICMPv6 message with the value that completion writes. */
+	if (partial && csum_off >= 0 && hlen + csum_off + 2 <= REJECT6_QUOTE_MAX) {
+		done = csum_fold32(bpf_csum_diff(NULL, 0, (__be32 *)(quote + hlen), l4_quoted, 0));
+		if (!done)
+			done = 0xffff;
+		__builtin_memcpy(quote + hlen + csum_off, &done, sizeof(done));
+	}
 
 	err = bpf_skb_adjust_room(skb, sizeof(hdr), BPF_ADJ_ROOM_MAC, 0);
 	if (err)

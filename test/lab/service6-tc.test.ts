@@ -177,4 +177,16 @@ describe('IPv6 services through from_pod6 / from_host6', () => {
     }
     console.log(`# counters ${JSON.stringify(weir.counters())}`);
   });
+
+  // UDP gets the ICMPv6 port unreachable, which quotes the pod's datagram with its checksum still pending: completed on
+  // the way (no offload toward the pod), that checksum is rewritten inside the quote, and the ICMPv6 sum must allow for it
+  test('a UDP datagram to a frontend without endpoints: the connected socket sees ECONNREFUSED (ICMPv6), offload on or off', async () => {
+    writeFrontends6(weir.pinDir, [{ id: 106, address: VIP6, port: 54, protocol: UDP, backends: [] }]);
+    const py = `import socket\ns = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\ns.settimeout(2)\ns.connect(('${VIP6}', 54))\ns.send(b'q')\ntry:\n  s.recv(100)\n  print('answered')\nexcept ConnectionRefusedError:\n  print('refused')\nexcept socket.timeout:\n  print('timeout')\n`;
+    for (const tx of ['off', 'on']) {
+      await node.ns.exec('ethtool', ['-K', client.hostIfname, 'tx', tx]);
+      const r = await client.ns.exec('python3', ['-c', py]);
+      assert.equal(r.stdout.trim(), 'refused', `tx ${tx}`);
+    }
+  });
 });
