@@ -275,7 +275,8 @@ test('NodeMapSync: replans on Node changes and on slice changes that move an end
 
 test('NodeMapSync with both pairs: one plan per family from the same objects, each into its own maps, --tunnel-underlay for the IPv6 one; a conflict said once', () => {
   const store = new Store();
-  const put = (key: string, object: object) => store.apply({ type: 'upsert', kind: 'Node', key, object: object as never, origin: 'test', observedAt: 0 } as never);
+  const put = (key: string, object: object) =>
+    store.apply({ type: 'upsert', kind: 'Node', key, object: object as never, origin: 'test', observedAt: 0 } as never);
   for (const n of [...DUAL, node('node-e', ['198.18.0.1', '2001:2::1'])]) put(n.metadata!.name!, n);
   const pair = (family: 4 | 6) => ({ family, nodes: new FakeMap<object, object>(), tunnel: new FakeMap<object, object>() });
   const [p4, p6] = [pair(4), pair(6)];
@@ -292,6 +293,9 @@ test('NodeMapSync with both pairs: one plan per family from the same objects, ea
   assert.deepEqual([...p6.nodes.keys()].map((k) => (k as { address: string }).address).sort(), ['2001:2::2', '2001:2::4']);
   // node-e has this node's addresses: one issue per family's plan, said once
   assert.equal(log.lines.filter((l) => l.startsWith('warn node map conflict')).length, 2, log.lines.join('\n'));
-  assert.ok(log.lines.some((l) => l.includes('node maps') && l.includes('ipv6:')), log.lines.join('\n'));
+  assert.ok(
+    log.lines.some((l) => l.includes('node maps') && l.includes('ipv6:')),
+    log.lines.join('\n'),
+  );
   sync.stop();
 });
