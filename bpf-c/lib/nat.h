@@ -60,6 +60,28 @@ static __always_inline int l4_has_ports(__u8 proto)
 	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP;
 }
 
+/* The ports of @pkt to @sport/@dport where they differ (a protocol with ports only): the
+ * family-neutral end of nat4_rewrite and nat6_rewrite. Returns 0 or a helper's negative errno. */
+static __always_inline int nat_rewrite_ports(struct __sk_buff *skb, const struct packet *pkt,
+					     __be16 sport, __be16 dport)
+{
+	int err;
+
+	if (!l4_has_ports(pkt->l4_proto))
+		return 0;
+	if (sport != pkt->sport) {
+		err = nat_rewrite_port(skb, pkt, 0, pkt->sport, sport);
+		if (err)
+			return err;
+	}
+	if (dport != pkt->dport) {
+		err = nat_rewrite_port(skb, pkt, 2, pkt->dport, dport);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 /* Rewrite @pkt (parsed from @skb) to leave with @to. Fields that do not change are not
  * touched. Returns 0 or a helper's negative errno (the packet may be half-written then:
  * the caller drops it). */
@@ -78,19 +100,7 @@ static __always_inline int nat4_rewrite(struct __sk_buff *skb, const struct pack
 		if (err)
 			return err;
 	}
-	if (!l4_has_ports(pkt->l4_proto))
-		return 0;
-	if (to->sport != pkt->sport) {
-		err = nat_rewrite_port(skb, pkt, 0, pkt->sport, to->sport);
-		if (err)
-			return err;
-	}
-	if (to->dport != pkt->dport) {
-		err = nat_rewrite_port(skb, pkt, 2, pkt->dport, to->dport);
-		if (err)
-			return err;
-	}
-	return 0;
+	return nat_rewrite_ports(skb, pkt, to->sport, to->dport);
 }
 
 /* The target a conntrack entry turns this packet into. */

@@ -68,19 +68,7 @@ static __always_inline int nat6_rewrite(struct __sk_buff *skb, const struct pack
 		if (err)
 			return err;
 	}
-	if (!l4_has_ports(pkt->l4_proto))
-		return 0;
-	if (to->sport != pkt->sport) {
-		err = nat_rewrite_port(skb, pkt, 0, pkt->sport, to->sport);
-		if (err)
-			return err;
-	}
-	if (to->dport != pkt->dport) {
-		err = nat_rewrite_port(skb, pkt, 2, pkt->dport, to->dport);
-		if (err)
-			return err;
-	}
-	return 0;
+	return nat_rewrite_ports(skb, pkt, to->sport, to->dport);
 }
 
 /* The target conntrack entry @ct turns this packet into. */
