@@ -236,6 +236,11 @@ function withPolicy(maps: PolicyReadMaps, q: ExplainQuery, out: Explanation, r: 
     policy.stage = 'cached';
     return out;
   }
+  // neighbour discovery (ICMPv6 133-137) always passes: without it not even the pod's own node is reachable (lib/policy.h)
+  if (r.family === 6 && q.protocol === r.icmp && (q.icmpType ?? r.echo) >= 133 && (q.icmpType ?? r.echo) <= 137) {
+    out.notes.push('neighbour discovery: policy never drops it (a pod must reach its node)');
+    return out;
+  }
   const p = wireFlow(q, r);
   for (const [i, o] of out.outcomes.entries()) {
     let d: PolicyExplanation['decisions'][number];

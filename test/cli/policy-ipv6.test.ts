@@ -222,4 +222,8 @@ test('weir explain over IPv6: the policy verdict of a new flow, by the same path
   const text = weir('explain', B[1]!, '2001:2:0:f150::5', '53/udp', '--from', 'pod');
   console.log(text);
   assert.match(text, /^ {2}egress {3}2001:2:0:1::b x:\{pod=b\} \(257\): default deny by x\/deny-b \(no rule allows cidr:2001:2:0:f100::\/56\)$/m);
+  // neighbour discovery from a pod isolated for egress: the programs pass it untouched, and so does explain
+  const nd = weirJson<Explained>('explain', B[1]!, A[1]!, '0/icmp', '--icmp-type', '135', '--from', 'pod');
+  assert.equal(nd.reason, 'pass', JSON.stringify(nd));
+  assert.equal(nd.policy?.stage, 'none');
 });
