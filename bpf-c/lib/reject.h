@@ -23,6 +23,27 @@ struct reject4_hdr {
 	struct icmp4_hdr icmp;
 };
 
+/* Sends the packet, turned into the answer in place, back out the interface it came in on,
+ * its Ethernet addresses swapped: the last step of every reject (reject4, reject6). Returns
+ * the redirect verdict, or a negative errno. */
+static __always_inline int reject_send_back(struct __sk_buff *skb)
+{
+	struct ethhdr eth;
+	__u8 mac[ETH_ALEN];
+	int err;
+
+	err = bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth));
+	if (err)
+		return err;
+	__builtin_memcpy(mac, eth.h_dest, ETH_ALEN);
+	__builtin_memcpy(eth.h_dest, eth.h_source, ETH_ALEN);
+	__builtin_memcpy(eth.h_source, mac, ETH_ALEN);
+	err = bpf_skb_store_bytes(skb, 0, &eth, 2 * ETH_ALEN, BPF_F_RECOMPUTE_CSUM);
+	if (err)
+		return err;
+	return bpf_redirect(skb->ifindex, 0);
+}
+
 /* Turns @pkt into ICMP destination unreachable @code (the 4 bytes after the checksum:
  * @rest, network order) from its destination back to its source, out the interface it came
  * in on. Returns the redirect verdict, or a negative errno when the packet could not be
@@ -35,8 +56,6 @@ static __always_inline int reject4_unreachable(struct __sk_buff *skb, const stru
 	__u32 l4_avail = pkt->l3_len - ihl;
 	__u32 quoted = 8;
 	struct reject4_hdr hdr = {};
-	struct ethhdr eth;
-	__u8 mac[ETH_ALEN];
 	__u32 sum;
 	int err;
 
@@ -83,17 +102,7 @@ static __always_inline int reject4_unreachable(struct __sk_buff *skb, const stru
 	if (err)
 		return err;
 
-	err = bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth));
-	if (err)
-		return err;
-	__builtin_memcpy(mac, eth.h_dest, ETH_ALEN);
-	__builtin_memcpy(eth.h_dest, eth.h_source, ETH_ALEN);
-	__builtin_memcpy(eth.h_source, mac, ETH_ALEN);
-	err = bpf_skb_store_bytes(skb, 0, &eth, 2 * ETH_ALEN, BPF_F_RECOMPUTE_CSUM);
-	if (err)
-		return err;
-
-	return bpf_redirect(skb->ifindex, 0);
+	return reject_send_back(skb);
 }
 
 /* The frontend has no usable endpoint: port unreachable (the caller drops on error: the

@@ -32,6 +32,7 @@
 #include "csum.h"
 #include "conntrack.h"
 #include "parse.h"
+#include "reject.h"
 #include <linux/icmpv6.h>
 
 #define REJECT6_HDR_MAX (40 + 64)		 /* IPv6 header + extension headers we quote */
@@ -49,6 +50,25 @@ struct reject6_pseudo_tail {
 	__be32 nexthdr;
 };
 
+/* Fills @ip as the reply to @pkt (from its destination back to its source) carrying @len
+ * bytes of @nexthdr, and returns the sum of its pseudo-header (RFC 8200 8.1), which the
+ * reply's transport checksum starts from. */
+static __always_inline __u32 reject6_reply_ip(struct ipv6hdr *ip, const struct packet *pkt,
+					      __u32 len, __u8 nexthdr)
+{
+	struct reject6_pseudo_tail tail = {.len = bpf_htonl(len), .nexthdr = bpf_htonl(nexthdr)};
+	__u32 sum;
+
+	ip->version = 6;
+	ip->payload_len = bpf_htons(len);
+	ip->nexthdr = nexthdr;
+	ip->hop_limit = REJECT6_HOP_LIMIT;
+	__builtin_memcpy(&ip->saddr, pkt->daddr.v6, 16);
+	__builtin_memcpy(&ip->daddr, pkt->saddr.v6, 16);
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)&ip->saddr, 32, 0);
+	return bpf_csum_diff(NULL, 0, (__be32 *)&tail, sizeof(tail), sum);
+}
+
 /* Turns @pkt into ICMPv6 @type/@code (the 4 bytes after the checksum: @rest, network order)
  * from its destination back to its source, out the interface it came in on. Returns the
  * redirect verdict, or a negative errno when the packet could not be turned around (the
@@ -62,11 +82,8 @@ static __always_inline int reject6_icmp(struct __sk_buff *skb, const struct pack
 	int csum_off = l4_csum_off(pkt->l4_proto);
 	__u32 quoted = 8, l4_quoted;
 	__u8 l4head[8], partial = 0;
-	struct reject6_pseudo_tail tail = {};
 	__sum16 done;
 	struct reject6_hdr hdr = {};
-	struct ethhdr eth;
-	__u8 mac[ETH_ALEN];
 	__u32 sum;
 	int err;
 
@@ -113,19 +130,10 @@ static __always_inline int reject6_icmp(struct __sk_buff *skb, const struct pack
 	if (err)
 		return err;
 
-	hdr.ip.version = 6;
-	hdr.ip.payload_len = bpf_htons(sizeof(hdr.icmp) + quoted);
-	hdr.ip.nexthdr = IPPROTO_ICMPV6;
-	hdr.ip.hop_limit = REJECT6_HOP_LIMIT;
-	__builtin_memcpy(&hdr.ip.saddr, pkt->daddr.v6, 16);
-	__builtin_memcpy(&hdr.ip.daddr, pkt->saddr.v6, 16);
+	sum = reject6_reply_ip(&hdr.ip, pkt, sizeof(hdr.icmp) + quoted, IPPROTO_ICMPV6);
 	hdr.icmp.type = type;
 	hdr.icmp.code = code;
 	hdr.icmp.rest = rest;
-	tail.len = bpf_htonl(sizeof(hdr.icmp) + quoted);
-	tail.nexthdr = bpf_htonl(IPPROTO_ICMPV6);
-	sum = bpf_csum_diff(NULL, 0, (__be32 *)&hdr.ip.saddr, 32, 0);
-	sum = bpf_csum_diff(NULL, 0, (__be32 *)&tail, sizeof(tail), sum);
 	sum = bpf_csum_diff(NULL, 0, (__be32 *)&hdr.icmp, sizeof(hdr.icmp), sum);
 	sum = bpf_csum_diff(NULL, 0, (__be32 *)quote, quoted, sum);
 	hdr.icmp.checksum = csum_fold32(sum);
@@ -133,17 +141,7 @@ static __always_inline int reject6_icmp(struct __sk_buff *skb, const struct pack
 	if (err)
 		return err;
 
-	err = bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth));
-	if (err)
-		return err;
-	__builtin_memcpy(mac, eth.h_dest, ETH_ALEN);
-	__builtin_memcpy(eth.h_dest, eth.h_source, ETH_ALEN);
-	__builtin_memcpy(eth.h_source, mac, ETH_ALEN);
-	err = bpf_skb_store_bytes(skb, 0, &eth, 2 * ETH_ALEN, BPF_F_RECOMPUTE_CSUM);
-	if (err)
-		return err;
-
-	return bpf_redirect(skb->ifindex, 0);
+	return reject_send_back(skb);
 }
 
 struct reject6_rst {
@@ -167,12 +165,9 @@ struct reject6_rst {
  */
 static __always_inline int reject6_tcp_reset(struct __sk_buff *skb, const struct packet *pkt)
 {
-	struct reject6_pseudo_tail tail = {};
 	struct reject6_rst hdr = {};
 	__u32 l4 = pkt->l4_off, seq, sum;
 	__u8 doff_byte, partial = 0;
-	struct ethhdr eth;
-	__u8 mac[ETH_ALEN];
 	int err;
 
 	if (pkt->l4_proto != IPPROTO_TCP || l4 != pkt->l3_off + sizeof(struct ipv6hdr) ||
@@ -190,22 +185,13 @@ static __always_inline int reject6_tcp_reset(struct __sk_buff *skb, const struct
 	if (err)
 		return err;
 
-	hdr.ip.version = 6;
-	hdr.ip.payload_len = bpf_htons(sizeof(hdr.th));
-	hdr.ip.nexthdr = IPPROTO_TCP;
-	hdr.ip.hop_limit = REJECT6_HOP_LIMIT;
-	__builtin_memcpy(&hdr.ip.saddr, pkt->daddr.v6, 16);
-	__builtin_memcpy(&hdr.ip.daddr, pkt->saddr.v6, 16);
+	sum = reject6_reply_ip(&hdr.ip, pkt, sizeof(hdr.th), IPPROTO_TCP);
 	hdr.th.source = pkt->dport;
 	hdr.th.dest = pkt->sport;
 	hdr.th.ack_seq = bpf_htonl(seq);
 	hdr.th.doff = sizeof(hdr.th) / 4;
 	hdr.th.rst = 1;
 	hdr.th.ack = 1;
-	tail.len = bpf_htonl(sizeof(hdr.th));
-	tail.nexthdr = bpf_htonl(IPPROTO_TCP);
-	sum = bpf_csum_diff(NULL, 0, (__be32 *)&hdr.ip.saddr, 32, 0);
-	sum = bpf_csum_diff(NULL, 0, (__be32 *)&tail, sizeof(tail), sum);
 	if (partial) {
 		hdr.th.check = ~csum_fold32(sum); /* the pseudo-header's part, as Linux leaves it */
 	} else {
@@ -216,16 +202,7 @@ static __always_inline int reject6_tcp_reset(struct __sk_buff *skb, const struct
 	if (err)
 		return err;
 
-	err = bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth));
-	if (err)
-		return err;
-	__builtin_memcpy(mac, eth.h_dest, ETH_ALEN);
-	__builtin_memcpy(eth.h_dest, eth.h_source, ETH_ALEN);
-	__builtin_memcpy(eth.h_source, mac, ETH_ALEN);
-	err = bpf_skb_store_bytes(skb, 0, &eth, 2 * ETH_ALEN, BPF_F_RECOMPUTE_CSUM);
-	if (err)
-		return err;
-	return bpf_redirect(skb->ifindex, 0);
+	return reject_send_back(skb);
 }
 
 /* The frontend has no usable endpoint: a TCP SYN is reset (reject6_tcp_reset), anything
