@@ -30,6 +30,9 @@
 #ifndef AF_INET
 #define AF_INET 2
 #endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
 
 /* The interface the kernel routes @dst to from @src (a forwarding lookup from the packet's
  * interface, for @protocol), or 0 when it does not. */
@@ -109,6 +112,33 @@ static __always_inline int forward4_dec_ttl(struct __sk_buff *skb, const struct 
 	return bpf_skb_store_bytes(skb, pkt->l3_off + 8, &after, sizeof(after), 0) ? -1 : 0;
 }
 
+/* The end of forward4_redirect and forward6_redirect, after the FIB lookup of @fib (either
+ * family) answered @rc: the MACs written and a plain redirect when the kernel has the
+ * neighbour, else bpf_redirect_neigh with the next hop, else (no route) with none. */
+static __always_inline int
+forward_to_next_hop(struct __sk_buff *skb, const struct bpf_fib_lookup *fib, long rc, __u32 ifindex)
+{
+	struct bpf_redir_neigh nh = {};
+	__u8 macs[2 * ETH_ALEN];
+
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		__builtin_memcpy(macs, fib->dmac, ETH_ALEN);
+		__builtin_memcpy(macs + ETH_ALEN, fib->smac, ETH_ALEN);
+		if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0))
+			return WEIR_TC_DROP;
+		return bpf_redirect(fib->ifindex, 0);
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		nh.nh_family = fib->family;
+		if (fib->family == AF_INET6)
+			__builtin_memcpy(nh.ipv6_nh, fib->ipv6_dst, 16);
+		else
+			nh.ipv4_nh = fib->ipv4_dst;
+		return bpf_redirect_neigh(fib->ifindex, &nh, sizeof(nh), 0);
+	}
+	return bpf_redirect_neigh(ifindex, NULL, 0, 0);
+}
+
 /**
  * forward4_redirect - a later packet of a flow with an interface to go to: the FIB's next
  * hop toward the (translated) destination out of @ifindex and, when the kernel has that
@@ -121,8 +151,6 @@ static __always_inline int forward4_dec_ttl(struct __sk_buff *skb, const struct 
 __weir_slow_path int forward4_redirect(struct __sk_buff *skb, __u32 l3_off, __u32 ifindex)
 {
 	struct bpf_fib_lookup fib = {};
-	struct bpf_redir_neigh nh = {};
-	__u8 macs[2 * ETH_ALEN];
 	struct iphdr ip;
 	long rc;
 
@@ -134,19 +162,7 @@ __weir_slow_path int forward4_redirect(struct __sk_buff *skb, __u32 l3_off, __u3
 	fib.ipv4_src = ip.saddr;
 	fib.ipv4_dst = ip.daddr;
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		__builtin_memcpy(macs, fib.dmac, ETH_ALEN);
-		__builtin_memcpy(macs + ETH_ALEN, fib.smac, ETH_ALEN);
-		if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0))
-			return WEIR_TC_DROP;
-		return bpf_redirect(fib.ifindex, 0);
-	}
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		nh.nh_family = AF_INET;
-		nh.ipv4_nh = fib.ipv4_dst;
-		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
-	}
-	return bpf_redirect_neigh(ifindex, NULL, 0, 0);
+	return forward_to_next_hop(skb, &fib, rc, ifindex);
 }
 
 /* A later packet of a flow that does not cross the tunnel, already translated. */

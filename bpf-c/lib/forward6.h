@@ -12,14 +12,11 @@
 
 #include "compiler.h"
 #include "conntrack6.h"
+#include "forward.h"
 #include "ifaces.h"
 #include "parse.h"
 #include "tunnel6.h"
 #include <weir/forward.h>
-
-#ifndef AF_INET6
-#define AF_INET6 10
-#endif
 
 #define IPV6_HOP_LIMIT_OFF 7
 
@@ -110,8 +107,6 @@ static __always_inline int forward6_dec_hop_limit(struct __sk_buff *skb, const s
 __weir_slow_path int forward6_redirect(struct __sk_buff *skb, __u32 l3_off, __u32 ifindex)
 {
 	struct bpf_fib_lookup fib = {};
-	struct bpf_redir_neigh nh = {};
-	__u8 macs[2 * ETH_ALEN];
 	struct ipv6hdr ip;
 	long rc;
 
@@ -123,19 +118,7 @@ __weir_slow_path int forward6_redirect(struct __sk_buff *skb, __u32 l3_off, __u3
 	__builtin_memcpy(fib.ipv6_src, &ip.saddr, 16);
 	__builtin_memcpy(fib.ipv6_dst, &ip.daddr, 16);
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		__builtin_memcpy(macs, fib.dmac, ETH_ALEN);
-		__builtin_memcpy(macs + ETH_ALEN, fib.smac, ETH_ALEN);
-		if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0))
-			return WEIR_TC_DROP;
-		return bpf_redirect(fib.ifindex, 0);
-	}
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		nh.nh_family = AF_INET6;
-		__builtin_memcpy(nh.ipv6_nh, fib.ipv6_dst, 16);
-		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
-	}
-	return bpf_redirect_neigh(ifindex, NULL, 0, 0);
+	return forward_to_next_hop(skb, &fib, rc, ifindex);
 }
 
 /* A later packet of a flow, already translated: its entry's interface, else the stack. */
