@@ -24,14 +24,31 @@ APT_PACKAGES := clang llvm libclang-rt-14-dev libbpf-dev libbpf1 pkg-config make
 	iproute2 iputils-ping iptables nftables iperf3 curl socat procps psmisc kmod util-linux \
 	containernetworking-plugins bpftool prometheus openssl clang-format tcpdump ethtool ipset
 
+# Node.js: weir runs on the current LTS, pinned here and in the Dockerfile. The machine may ship
+# another Node (Debian's, or Node 20, end of life since April 2026). The npm registry carries
+# Node itself as a package: node-linux-<arch> is the official binary with the headers node-gyp
+# builds the addon against, and npm is a package too. `make deps` fetches both with curl (no
+# other network needed), checks their sha512 and unpacks them under .tools/; every recipe
+# below runs with that node first on PATH, and bin/weir prefers it.
+NODE_VERSION := 24.22.3
+NPM_VERSION := 11.19.1
+NODE_ARCH := $(if $(filter aarch64 arm64,$(ARCH)),arm64,x64)
+NODE_SHA512_x64 := KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1yP47+knGgQ/xnc3XY8xzkW587dlZzNqRA==
+NODE_SHA512_arm64 := IZx0J52/1NDwAsY2iyWR9nlPIYuYviTWetjj8+ElvYQh2+XRhLfCfkbFEF/2O5vGI2hcUbyPNHV+nz342FbJXw==
+NPM_SHA512 := ztsxKxt/kkIaAs+2i0GU6I+DRmUdrNasxTZKJe9TCdSjKxlhah/4r/hl5ygMD6XAg1qZ9c2TNomR4qgOydp10g==
+NODE_DIR := $(CURDIR)/.tools/node-v$(NODE_VERSION)-$(NODE_ARCH)
+NODE_BIN := $(NODE_DIR)/bin/node
+export PATH := $(NODE_DIR)/bin:$(PATH)
+
 NODE_TEST := node --test --test-concurrency=1 --enable-source-maps
 
-.PHONY: all deps deps-apt deps-node build bpf addon ts test test-unit lint format demo bench bench-quick clean distclean
+.PHONY: all deps deps-apt deps-tools deps-node build bpf addon ts test test-unit lint format demo bench bench-quick clean distclean
 
 all: build
 
-## deps: Debian packages (only the missing ones) and node_modules (npm ci when the lockfile changed)
-deps: deps-apt deps-node
+## deps: Debian packages (only the missing ones), the pinned Node.js and npm, and node_modules
+## (npm ci when the lockfile changed)
+deps: deps-apt deps-tools deps-node
 
 deps-apt:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -43,9 +60,32 @@ deps-apt:
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+deps-tools: $(NODE_BIN)
+
+# one registry tarball, checked against its pinned sha512 before anything is unpacked
+define fetch-tarball
+	curl -sSfL --retry 3 -o $(1).tmp $(2)
+	@[ "$$(openssl dgst -sha512 -binary $(1).tmp | base64 -w0)" = "$(3)" ] || { echo "deps: $(2): sha512 mismatch" >&2; rm -f $(1).tmp; exit 1; }
+	@mv $(1).tmp $(1)
+endef
+
+$(NODE_BIN):
+	@mkdir -p .tools/dl $(NODE_DIR).tmp
+	$(call fetch-tarball,.tools/dl/node-$(NODE_VERSION)-$(NODE_ARCH).tgz,https://registry.npmjs.org/node-linux-$(NODE_ARCH)/-/node-linux-$(NODE_ARCH)-$(NODE_VERSION).tgz,$(NODE_SHA512_$(NODE_ARCH)))
+	$(call fetch-tarball,.tools/dl/npm-$(NPM_VERSION).tgz,https://registry.npmjs.org/npm/-/npm-$(NPM_VERSION).tgz,$(NPM_SHA512))
+	tar xzf .tools/dl/node-$(NODE_VERSION)-$(NODE_ARCH).tgz -C $(NODE_DIR).tmp --strip-components=1
+	@mkdir -p $(NODE_DIR).tmp/lib/node_modules/npm
+	tar xzf .tools/dl/npm-$(NPM_VERSION).tgz -C $(NODE_DIR).tmp/lib/node_modules/npm --strip-components=1
+	ln -sf ../lib/node_modules/npm/bin/npm-cli.js $(NODE_DIR).tmp/bin/npm
+	ln -sf ../lib/node_modules/npm/bin/npx-cli.js $(NODE_DIR).tmp/bin/npx
+	@rm -rf $(NODE_DIR) && mv $(NODE_DIR).tmp $(NODE_DIR)
+	@ln -sfn $(notdir $(NODE_DIR)) .tools/node
+	@echo "deps: Node.js $$($(NODE_BIN) --version), npm $$($(NODE_DIR)/bin/npm --version) in $(NODE_DIR)"
+
 deps-node: node_modules/.package-lock.json
 
-node_modules/.package-lock.json: package.json package-lock.json
+# node_modules follows the node that installed it: a new pinned Node reinstalls
+node_modules/.package-lock.json: package.json package-lock.json $(NODE_BIN)
 	npm ci --no-audit --no-fund
 	@touch $@
 
@@ -74,9 +114,11 @@ build/test-native/%: test/fixtures/native/%.c $(BPF_HEADERS)
 addon: $(ADDON)
 
 # configure + build, never `rebuild`: node-gyp's clean would delete build/bpf too
-$(ADDON): binding.gyp $(NATIVE_SRCS) node_modules/.package-lock.json
-	npx node-gyp configure --silent
-	npx node-gyp build --silent
+# --nodedir: the headers of the pinned Node, from its tarball (node-gyp would otherwise download them;
+# npm_config_nodedir too, or a nodedir in the user's .npmrc wins)
+$(ADDON): binding.gyp $(NATIVE_SRCS) node_modules/.package-lock.json $(NODE_BIN)
+	npm_config_nodedir=$(NODE_DIR) node node_modules/node-gyp/bin/node-gyp.js configure --silent --nodedir=$(NODE_DIR)
+	npm_config_nodedir=$(NODE_DIR) node node_modules/node-gyp/bin/node-gyp.js build --silent
 
 $(ABI_GEN): $(BPF_OBJS) $(ADDON) scripts/gen-abi.mjs
 	node scripts/gen-abi.mjs $(BPF_OBJS) > $@.tmp && mv $@.tmp $@
@@ -129,4 +171,4 @@ clean:
 	rm -rf build dist
 
 distclean: clean
-	rm -rf node_modules
+	rm -rf node_modules .tools

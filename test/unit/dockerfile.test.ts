@@ -84,13 +84,27 @@ const stages = parseDockerfile(readFileSync(join(repoRoot, 'Dockerfile'), 'utf8'
 const build = stages[0]!;
 const runtime = stages[stages.length - 1]!;
 
-test('two stages: a Node 20 build image and a slim Node 20 runtime', () => {
+/** The Makefile's pinned Node.js (NODE_VERSION), what make deps installs and the tests run on. */
+function makefileNodeVersion(): string {
+  const m = /^NODE_VERSION\s*:=\s*(\S+)$/m.exec(readFileSync(join(repoRoot, 'Makefile'), 'utf8'));
+  assert.ok(m, 'Makefile pins NODE_VERSION');
+  return m[1]!;
+}
+
+test('two stages on the Node.js the Makefile pins (the current LTS), the one these tests run on', () => {
+  const pinned = makefileNodeVersion();
   assert.equal(stages.length, 2);
   assert.equal(build.name, 'build');
-  assert.match(build.from, /^node:20-bookworm$/);
-  assert.match(runtime.from, /^node:20-bookworm-slim$/);
-  // the same Node major the project runs on here
-  assert.equal(process.versions.node.split('.')[0], '20');
+  assert.equal(build.from, `node:${pinned}-bookworm`);
+  assert.equal(runtime.from, `node:${pinned}-bookworm-slim`);
+  assert.ok(Number(pinned.split('.')[0]) >= 24, `Node ${pinned}: 20 reached end of life in April 2026`);
+  // the tests run on the pinned node (make puts it first on PATH)
+  assert.equal(process.versions.node, pinned);
+  // the image's make uses the image's node, not a second one fetched into .tools
+  assert.ok(
+    build.runs.some((r) => /make build NODE_DIR=\/usr\/local\b/.test(r)),
+    'the build stage runs make build NODE_DIR=/usr/local',
+  );
 });
 
 test('the build stage runs Make targets that exist, the ones CI runs', () => {
@@ -158,5 +172,5 @@ test('.dockerignore keeps host build output out of the build context', () => {
   const ignored = readFileSync(join(repoRoot, '.dockerignore'), 'utf8')
     .split('\n')
     .map((l) => l.trim());
-  for (const p of ['node_modules', 'build', 'dist']) assert.ok(ignored.includes(p), `.dockerignore lists ${p}`);
+  for (const p of ['node_modules', 'build', 'dist', '.tools']) assert.ok(ignored.includes(p), `.dockerignore lists ${p}`);
 });
