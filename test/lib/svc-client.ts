@@ -189,11 +189,13 @@ function flow(proto: string, host: string, port: number, seconds: number, interv
       r.sent++;
       send();
     }, interval);
-    // stop sending, then wait for the replies still on their way (up to 2 s: a lost UDP
-    // datagram or a dead connection never answers)
+    // stop sending, then wait for the replies still on their way: up to 2 s for UDP (a lost
+    // datagram never answers), 10 s for TCP, which loses nothing while the connection lives: a
+    // segment the kernel retransmits after a backed-off RTO on a loaded machine can take more
+    // than 2 s, and counting it lost made a late reply look like a dropped one
     const stop = () => {
       clearInterval(timer);
-      const deadline = Date.now() + 2000;
+      const deadline = Date.now() + (proto === 'tcp' ? 10_000 : 2000);
       const drain = setInterval(() => {
         if (r.received < r.sent && !r.error && Date.now() < deadline) return;
         clearInterval(drain);
