@@ -150,8 +150,7 @@ export class DaemonHealth implements MapWriteSink {
     for (const [task, p] of this.progress) {
       const late = now - p.lastAt;
       const bound = 3 * p.everyMs + PROGRESS_SLACK_MS;
-      if (late > bound)
-        out.push(`no progress: ${task} last completed ${(late / 1000).toFixed(1)}s ago (every ${p.everyMs / 1000}s, bound ${bound / 1000}s)`);
+      if (late > bound) out.push(`no progress: ${task} last completed ${(late / 1000).toFixed(1)}s ago (every ${p.everyMs / 1000}s, bound ${bound / 1000}s)`);
     }
     return out;
   }

@@ -172,7 +172,9 @@ export class KubeSource implements Source {
   notReady(): string[] {
     const h = this.health();
     const s = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
-    const out = h.outage ? [`kubernetes API unreachable for ${s(h.sinceLastContactMs)} (bound ${s(h.outageBoundMs)})${h.lastError ? `: ${h.lastError}` : ''}`] : [];
+    const out = h.outage
+      ? [`kubernetes API unreachable for ${s(h.sinceLastContactMs)} (bound ${s(h.outageBoundMs)})${h.lastError ? `: ${h.lastError}` : ''}`]
+      : [];
     const waiting = this.informers.filter((i) => !i.listed).map((i) => i.kind);
     if (waiting.length) out.push(`kubernetes informers not synced: ${waiting.join(', ')}`);
     return out;

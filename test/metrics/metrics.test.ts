@@ -96,7 +96,10 @@ test('/healthz and /readyz say what is wrong, then ok', async () => {
   assert.deepEqual(await get('/readyz').then((r) => [r.status, r.body]), [200, 'ok\n']);
   assert.equal((await get('/healthz')).status, 200);
   problems = ['no progress: periodic resync last completed 211.0s ago (every 60s, bound 210s)'];
-  assert.deepEqual(await get('/healthz').then((r) => [r.status, r.body]), [503, 'unhealthy: no progress: periodic resync last completed 211.0s ago (every 60s, bound 210s)\n']);
+  assert.deepEqual(await get('/healthz').then((r) => [r.status, r.body]), [
+    503,
+    'unhealthy: no progress: periodic resync last completed 211.0s ago (every 60s, bound 210s)\n',
+  ]);
   assert.equal((await get('/livez')).status, 503, '/livez is /healthz');
   problems = [];
   assert.equal((await get('/nope')).status, 404);
