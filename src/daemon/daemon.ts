@@ -427,10 +427,14 @@ export class Daemon {
     const t = setInterval(() => {
       try {
         const done = f();
-        if (done) void done.then(() => this.health.ran(task));
+        if (done)
+          done.then(
+            () => this.health.ran(task),
+            (e: unknown) => this.log.warn('periodic task failed', { task, error: errText(e) }),
+          );
         else this.health.ran(task);
       } catch (e) {
-        this.log.warn('periodic task failed', { error: errText(e) });
+        this.log.warn('periodic task failed', { task, error: errText(e) });
       }
     }, ms);
     this.timers.push(t);
