@@ -129,8 +129,8 @@ export function registerDaemonCommand(program: Command): void {
       '--kubeconfig <file>',
       'read the cluster from the Kubernetes API server this kubeconfig names (default without --manifests: the pod service account)',
     )
-    .option('--api-outage-bound <duration>', '/healthz fails when the API server has been unreachable longer than this', '60s')
-    .option('--metrics-address <addr>', "/metrics, /healthz and /readyz on host:port, [v6]:port or :port; 'off' disables", ':9963')
+    .option('--api-outage-bound <duration>', '/readyz fails when the API server has been unreachable longer than this (liveness never does)', '60s')
+    .option('--metrics-address <addr>', "/metrics, /healthz and /readyz on host:port, [v6]:port or :port; 'off' disables", ':9745')
     .option(
       '--healthz-address <addr>',
       "kube-proxy's node health server (/healthz, /livez, kube-proxy's JSON; load balancers probe it) on host:port, [v6]:port or :port; " +

@@ -1,6 +1,7 @@
 // cli/status: `weir status`: the daemon's /healthz and /readyz for humans, plus a few
 // headline figures from /metrics (frontends in total and per family, from the entries of
-// weir_frontend4 / weir_frontend6). Exit 0 when healthy and ready, 1 otherwise.
+// weir_frontend4 / weir_frontend6; the Kubernetes API connectivity from weir_k8s_api_*).
+// Exit 0 when healthy and ready, 1 otherwise.
 
 import type { Command } from 'commander';
 import { CliError, json, parseFormat, type OutputFormat } from './output.js';
@@ -15,6 +16,40 @@ interface Status {
   frontendsByFamily?: Record<string, number>;
   syncs?: number;
   repairs?: number;
+  /** with the API source: connected, or unreachable since the last successful exchange */
+  kubernetesApi?: ApiConnectivity;
+}
+
+interface ApiConnectivity {
+  state: 'ok' | 'unreachable';
+  /** the last successful exchange (RFC 3339), absent before the first */
+  lastContact?: string;
+  /** seconds since lastContact, when unreachable */
+  unreachableSeconds?: number;
+}
+
+/** weir_k8s_api_connected and _last_contact_timestamp_seconds (absent with the manifests source). */
+function apiConnectivity(metrics: string, now = Date.now()): ApiConnectivity | undefined {
+  const connected = sample(metrics, 'weir_k8s_api_connected');
+  if (connected === undefined) return undefined;
+  const last = sample(metrics, 'weir_k8s_api_last_contact_timestamp_seconds');
+  const lastContact = last !== undefined ? { lastContact: new Date(last * 1000).toISOString() } : {};
+  if (connected === 1) return { state: 'ok', ...lastContact };
+  return { state: 'unreachable', ...lastContact, ...(last !== undefined ? { unreachableSeconds: Math.max(0, Math.round(now / 1000 - last)) } : {}) };
+}
+
+/** 185 → "3m 5s" */
+function duration(seconds: number): string {
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return [h ? `${h}h` : '', h || m ? `${m}m` : '', `${s}s`].filter(Boolean).join(' ');
+}
+
+function apiLine(a: ApiConnectivity): string {
+  if (a.state === 'ok') return 'ok';
+  if (a.lastContact === undefined) return 'unreachable, never reached since the daemon started';
+  return `unreachable since ${a.lastContact} (${duration(a.unreachableSeconds ?? 0)})`;
 }
 
 /** The sum of a metric's samples, or of those whose labels include `labels` (`map="x"`). */
@@ -59,12 +94,14 @@ export async function readStatus(address: string, timeoutMs = 3000): Promise<Sta
   const byFamily = frontendsByFamily(metrics.body);
   const syncs = sample(metrics.body, 'weir_sync_duration_seconds_count');
   const repairs = sample(metrics.body, 'weir_resync_repairs_total');
+  const api = apiConnectivity(metrics.body);
   return {
     ...s,
     ...(frontends !== undefined ? { frontends } : {}),
     ...(byFamily ? { frontendsByFamily: byFamily } : {}),
     ...(syncs !== undefined ? { syncs } : {}),
     ...(repairs !== undefined ? { repairs } : {}),
+    ...(api ? { kubernetesApi: api } : {}),
   };
 }
 
@@ -72,7 +109,7 @@ export function registerStatusCommand(program: Command): void {
   program
     .command('status')
     .description("the daemon's health and readiness (its /healthz and /readyz), and headline figures; exit 1 unless healthy and ready")
-    .option('--address <host:port>', "the daemon's --metrics-address", '127.0.0.1:9963')
+    .option('--address <host:port>', "the daemon's --metrics-address", '127.0.0.1:9745')
     .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
     .action(async (o: { address: string; output: OutputFormat }) => {
       const s = await readStatus(o.address);
@@ -84,6 +121,7 @@ export function registerStatusCommand(program: Command): void {
           lines.push(`  frontends programmed: ${s.frontends}${families.length ? ` (${families.join(', ')})` : ''}`);
         }
         if (s.syncs !== undefined) lines.push(`  syncs: ${s.syncs}, resync repairs: ${s.repairs ?? 0}`);
+        if (s.kubernetesApi) lines.push(`  kubernetes API: ${apiLine(s.kubernetesApi)}`);
         for (const p of s.problems) lines.push(`  ${p}`);
         process.stdout.write(lines.join('\n') + '\n');
       }

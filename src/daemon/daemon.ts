@@ -125,7 +125,7 @@ export class Daemon {
     let manifestsRead: Promise<void> | undefined;
     if (cfg.source.kind === 'manifests') {
       const source = await this.makeSource();
-      this.health.source = { problems: () => [], notReady: () => (this.health.sourceSynced ? [] : ['manifests not read yet']) };
+      this.health.source = { notReady: () => (this.health.sourceSynced ? [] : ['manifests not read yet']) };
       manifestsRead = source.start(this.sink);
       manifestsRead.catch(() => undefined); // awaited below, after the dataplane
     }
@@ -216,8 +216,8 @@ export class Daemon {
     // translates back as INVALID and KUBE-FORWARD drops them (docs/kube-proxy.md)
     void takeOverKubeProxy({ cleanup: cfg.kubeProxyCleanup, log: this.log });
     this.stopNetlink ??= watchNetlink(() => void this.onNetlinkChange());
-    this.every(cfg.resyncIntervalMs, () => this.resync());
-    this.every(cfg.ctGcIntervalMs, () => this.gc.run());
+    this.every('periodic resync', cfg.resyncIntervalMs, () => this.resync());
+    this.every('conntrack GC', cfg.ctGcIntervalMs, () => void this.gc.run());
     this.ready = true;
     this.log.info('ready', {
       writes: first.writes,
@@ -356,6 +356,7 @@ export class Daemon {
       const d = s.counters.errors - this.exported.apiErrors;
       if (d > 0) this.metrics.sourceErrors.inc({ reason: 'api_list_watch' }, d);
       this.exported.apiErrors = s.counters.errors;
+      this.metrics.observeApiConnectivity(s.health().connected, s.counters.lastContactAt);
     } else if (s instanceof ManifestsSource) {
       for (const [reason, n] of s.counters.rejected) {
         const d = n - (this.exported.rejected.get(reason) ?? 0);
@@ -419,13 +420,21 @@ export class Daemon {
     return this.ready;
   }
 
-  private every(ms: number, f: () => void): void {
+  /** A periodic task under the liveness watchdog: a pass counts once `f` (and the promise it returns) completes. */
+  private every(task: string, ms: number, f: () => void | Promise<void>): void {
     if (!(ms > 0)) return;
+    this.health.expect(task, ms);
     const t = setInterval(() => {
       try {
-        f();
+        const done = f();
+        if (done)
+          done.then(
+            () => this.health.ran(task),
+            (e: unknown) => this.log.warn('periodic task failed', { task, error: errText(e) }),
+          );
+        else this.health.ran(task);
       } catch (e) {
-        this.log.warn('periodic task failed', { error: errText(e) });
+        this.log.warn('periodic task failed', { task, error: errText(e) });
       }
     }, ms);
     this.timers.push(t);
@@ -451,7 +460,8 @@ export class Daemon {
     void this.healthPorts.flush(this.store, this.node);
   }
 
-  private resync(): void {
+  /** Resolves when its interface pass is done (it queues behind a running one: a hung netlink dump stalls it). */
+  private resync(): Promise<void> {
     void this.startHealthz();
     this.health.inResync = true;
     try {
@@ -462,7 +472,7 @@ export class Daemon {
       this.health.inResync = false;
     }
     // interfaces too: a link pin removed or a missed netlink event
-    void this.onNetlinkChange();
+    return this.onNetlinkChange();
   }
 
   private async readNetwork(): Promise<NodeNetwork> {

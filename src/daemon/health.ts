@@ -1,10 +1,12 @@
-// daemon/health: what /healthz and /readyz say about a running daemon, and the error counts
-// behind weir_errors_total. Errors are observed where they are already logged: a Logger
-// wrapper maps each warn event that is an error to a kind (one log line, one count), and
-// keeps the last attach failure so /healthz can say which program on which interface.
-// Readiness: the source listed everything, the first full sync is in the maps, the programs
-// are attached. Health: the source's own problems (API outage past the bound), map writes
-// the kernel refuses, attachments that fail.
+// daemon/health: what /healthz (liveness) and /readyz (readiness) say about a running daemon,
+// and the error counts behind weir_errors_total. Errors are observed where they are already
+// logged: a Logger wrapper maps each warn event that is an error to a kind (one log line, one
+// count), and keeps the last attach failure so /readyz can say which program on which interface.
+// Liveness fails only on what a restart fixes: periodic work that stopped making progress
+// (docs/health.md). Readiness: the source listed everything and reaches the API server (its
+// outage bound), the first full sync is in the maps, the programs are attached, the last sync
+// wrote every entry (a full map or a refused attach is not fixed by a restart: not ready,
+// logged and counted, retried).
 
 import type { Metrics } from '../metrics/metrics.js';
 import type { LogFields, Logger } from '../log.js';
@@ -43,8 +45,17 @@ const ERROR_KINDS: Record<string, string> = {
 };
 
 export interface SourceHealth {
-  problems(): string[];
   notReady(): string[];
+}
+
+/** A periodic task's pass may be this late, beyond 3 intervals, before liveness fails. */
+export const PROGRESS_SLACK_MS = 30_000;
+
+/** A periodic task the watchdog expects to complete every `everyMs`. */
+interface Progress {
+  everyMs: number;
+  /** the last completed pass (registration counts as one) */
+  lastAt: number;
 }
 
 export class DaemonHealth implements MapWriteSink {
@@ -59,8 +70,12 @@ export class DaemonHealth implements MapWriteSink {
   private lastAttachFailure: string | undefined;
   /** while a resync runs, writes are repairs */
   inResync = false;
+  private readonly progress = new Map<string, Progress>();
 
-  constructor(private readonly metrics: Metrics) {}
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** `log` with every error-level event counted by kind (and attach failures remembered). */
   wrapLogger(log: Logger): Logger {
@@ -110,15 +125,44 @@ export class DaemonHealth implements MapWriteSink {
     if (newErrors === 0) this.attached = true;
   }
 
-  problems(): string[] {
-    return [...(this.source?.problems() ?? []), ...(this.mapProblem ? [this.mapProblem] : []), ...(this.attachProblem ? [this.attachProblem] : [])];
+  // ---- progress watchdog ----
+
+  /** From now on `task` completes a pass every `everyMs`; /healthz fails once one is 3 intervals + slack overdue. */
+  expect(task: string, everyMs: number): void {
+    if (everyMs > 0) this.progress.set(task, { everyMs, lastAt: this.now() });
   }
 
+  /** `task` completed a pass. */
+  ran(task: string): void {
+    const p = this.progress.get(task);
+    if (p) p.lastAt = this.now();
+  }
+
+  /**
+   * /healthz lines: only what a restart fixes. A periodic task that stopped completing (a
+   * hung netlink dump holding the interface pass, a resync that throws on every run) is
+   * stuck process state. An unreachable API server, a full map or an attach the kernel refuses
+   * are the same after a restart: those are readiness (notReady).
+   */
+  problems(): string[] {
+    const out: string[] = [];
+    const now = this.now();
+    for (const [task, p] of this.progress) {
+      const late = now - p.lastAt;
+      const bound = 3 * p.everyMs + PROGRESS_SLACK_MS;
+      if (late > bound) out.push(`no progress: ${task} last completed ${(late / 1000).toFixed(1)}s ago (every ${p.everyMs / 1000}s, bound ${bound / 1000}s)`);
+    }
+    return out;
+  }
+
+  /** /readyz lines. */
   notReady(): string[] {
     const out = [...(this.source?.notReady() ?? [])];
     if (!this.sourceSynced && out.length === 0) out.push('source has not delivered its initial state');
     if (!this.fullSynced) out.push('first full sync not in the maps yet');
     if (!this.attached) out.push('programs not attached yet');
+    if (this.mapProblem) out.push(this.mapProblem);
+    if (this.attachProblem) out.push(this.attachProblem);
     return out;
   }
 }

@@ -1,15 +1,16 @@
-// metrics/http: the node's HTTP endpoint: /metrics (Prometheus text), /healthz (is the
-// dataplane programmable and the source reachable: 200, or 503 naming what is wrong) and
-// /readyz (200 once the first full sync is in the maps).
+// metrics/http: the node's HTTP endpoint: /metrics (Prometheus text), /healthz = /livez
+// (liveness: does the daemon make progress; 200, or 503 naming what is stuck) and /readyz
+// (readiness: the first full sync is in the maps, the API server answers, nothing refused;
+// 503 naming what is missing). docs/health.md says what each probe means.
 
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Metrics } from './metrics.js';
 
 export interface Health {
-  /** problems that make the node unhealthy, each one readable line; empty = healthy */
+  /** what a restart would fix (the liveness probe), each one readable line; empty = live */
   problems(): string[];
-  /** why the node is not ready yet; empty = ready */
+  /** why the node is not ready (yet, or any more); empty = ready */
   notReady(): string[];
 }
 

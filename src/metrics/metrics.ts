@@ -343,4 +343,26 @@ export class Metrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+
+  // ---- Kubernetes API connectivity (API source only: registered at the first observation) ----
+
+  private apiConnected: Gauge | undefined;
+  private apiLastContact: Gauge | undefined;
+
+  /** The API source's view at scrape time: connected (1/0) and the last successful exchange (ms, null: none yet). */
+  observeApiConnectivity(connected: boolean, lastContactMs: number | null): void {
+    this.apiConnected ??= new Gauge({
+      name: 'weir_k8s_api_connected',
+      help: '1 while the Kubernetes API server answers weir (the last exchange reached it and the last success is within --api-outage-bound), else 0.',
+      registers: [this.registry],
+    });
+    this.apiConnected.set(connected ? 1 : 0);
+    if (lastContactMs === null) return;
+    this.apiLastContact ??= new Gauge({
+      name: 'weir_k8s_api_last_contact_timestamp_seconds',
+      help: 'When weir last exchanged successfully with the Kubernetes API server (unix seconds): an outage started after it.',
+      registers: [this.registry],
+    });
+    this.apiLastContact.set(lastContactMs / 1000);
+  }
 }

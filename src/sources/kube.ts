@@ -8,9 +8,10 @@
 // - the library relists by itself on 410 Gone (HTTP status or ERROR event) and, on a relist,
 //   deletes what vanished while disconnected; on any other error it stops, and this source
 //   restarts it with exponential backoff and jitter (resuming the watch from the last version);
-// - counters, and a health view: when did we last hear from the API server, and is that longer
-//   ago than the configured outage bound. An idle probe (GET /version) keeps that honest on a
-//   quiet cluster where no watch event arrives for a while.
+// - counters, and a connectivity view: when did we last hear from the API server, and is that
+//   longer ago than the configured outage bound (then the node is not ready; never unhealthy:
+//   a restart does not bring the API server back). An idle probe (GET /version) keeps that
+//   honest on a quiet cluster where no watch event arrives for a while.
 
 import { ListWatch, VersionApi, Watch, type KubeConfig, type KubernetesObject, type V1ListMeta } from '@kubernetes/client-node';
 // Not re-exported by the package index; the same serializer the typed list calls use.
@@ -43,7 +44,7 @@ export interface KubeSourceOptions {
   /** A list page that takes longer fails (and is retried with backoff). Default 60 s. */
   listTimeoutMs?: number;
   backoff?: BackoffOptions;
-  /** No contact with the API server for longer than this is an outage (health). Default 60 s. */
+  /** No contact with the API server for longer than this is an outage (readiness). Default 60 s. */
   outageBoundMs?: number;
   /** Probe GET /version when nothing was heard for this long. Default min(10 s, bound / 3). */
   idleProbeMs?: number;
@@ -81,6 +82,8 @@ export interface KubeCounters {
 export interface KubeHealth {
   /** the last exchange with the API server succeeded */
   apiReachable: boolean;
+  /** reachable and serving us: the last exchange reached it and the last success is within the bound */
+  connected: boolean;
   /** ms since the last successful exchange (since start when there was none) */
   sinceLastContactMs: number;
   /** sinceLastContactMs is above the configured bound */
@@ -156,6 +159,7 @@ export class KubeSource implements Source {
     const since = this.now() - (this.counters.lastContactAt ?? this.startedAt);
     return {
       apiReachable: this.reachable,
+      connected: this.reachable && this.counters.lastContactAt !== null && since <= this.boundMs,
       sinceLastContactMs: since,
       outage: since > this.boundMs,
       outageBoundMs: this.boundMs,
@@ -164,18 +168,16 @@ export class KubeSource implements Source {
     };
   }
 
-  /** /healthz lines (the metrics/http Health shape): the API outage, when there is one. */
-  problems(): string[] {
-    const h = this.health();
-    if (!h.outage) return [];
-    const s = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
-    return [`kubernetes API unreachable for ${s(h.sinceLastContactMs)} (bound ${s(h.outageBoundMs)})${h.lastError ? `: ${h.lastError}` : ''}`];
-  }
-
-  /** /readyz lines: the kinds whose first list has not completed. */
+  /** /readyz lines: the API outage past the bound, and the kinds whose first list has not completed. */
   notReady(): string[] {
+    const h = this.health();
+    const s = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+    const out = h.outage
+      ? [`kubernetes API unreachable for ${s(h.sinceLastContactMs)} (bound ${s(h.outageBoundMs)})${h.lastError ? `: ${h.lastError}` : ''}`]
+      : [];
     const waiting = this.informers.filter((i) => !i.listed).map((i) => i.kind);
-    return waiting.length ? [`kubernetes informers not synced: ${waiting.join(', ')}`] : [];
+    if (waiting.length) out.push(`kubernetes informers not synced: ${waiting.join(', ')}`);
+    return out;
   }
 
   // ---- informers ----

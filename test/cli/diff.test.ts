@@ -60,7 +60,7 @@ describe('weir diff on a live node', () => {
     backends = [await lab.pod(node, 'be-a'), await lab.pod(node, 'be-b')];
     // the drift must be seen by two `weir diff` runs (a second or two each, more on a busy
     // machine) before the next resync repairs it: 10 s, the window starting right after a resync
-    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', resyncInterval: '10s', metricsAddress: '127.0.0.1:9963' });
+    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', resyncInterval: '10s', metricsAddress: '127.0.0.1:9745' });
     const eps = backends.map((b) => ({ ip: b.ip, node: node.name }));
     weir.writeManifest('web.yaml', [
       service({ name: 'web', clusterIP: VIP, ports: PORTS, affinityTimeout: 600 }),

@@ -44,7 +44,7 @@ test('KUBERNETES_SERVICE_IPS_PORTS / KUBERNETES_APISERVER_ENDPOINTS: parsed, or 
   const env = { KUBERNETES_SERVICE_IPS_PORTS: '198.19.0.1:443', KUBERNETES_APISERVER_ENDPOINTS: '198.18.0.10:6443' };
   assert.equal(daemonConfig({ ...flags, manifests: '/tmp' }, env).bootstrap, undefined);
   assert.deepEqual(daemonConfig({ ...flags, kubeconfig: '/k' }, env).bootstrap?.endpoints, [{ ip: '198.18.0.10', port: 6443 }]);
-  assert.deepEqual(daemonConfig({ ...flags, kubeconfig: '/k', apiOutageBound: '2s', metricsAddress: '127.0.0.1:9963' }, {}).source, {
+  assert.deepEqual(daemonConfig({ ...flags, kubeconfig: '/k', apiOutageBound: '2s', metricsAddress: '127.0.0.1:9745' }, {}).source, {
     kind: 'kube',
     kubeconfig: '/k',
     outageBoundMs: 2000,

@@ -1,7 +1,7 @@
 // KubeSource recovering from what a real API server does to its clients: watches dropped
 // (cleanly or by a reset) while objects change, 410 Gone for an expired version (as an ERROR
 // event on a fresh or an open watch, or as an HTTP status), an expired continue token between
-// list pages, a restart with a new state, and an outage longer than the health bound. After
+// list pages, a restart with a new state, and an outage longer than the readiness bound. After
 // each, the store holds exactly what the server holds: nothing stale, nothing missing.
 
 import { test } from 'node:test';
@@ -174,7 +174,7 @@ test('API server restarted with a new state: objects gone without DELETED events
   }
 });
 
-test('API server down ~2 s: health reports the outage only after the bound; recovery resyncs', async () => {
+test('API server down ~2 s: not connected at once, not ready (the outage) only after the bound; recovery resyncs', async () => {
   const server = new FakeApiServer({ tls: true, token: 'weir-test-token' });
   await server.start();
   populate(server);
@@ -188,12 +188,13 @@ test('API server down ~2 s: health reports the outage only after the bound; reco
     const down = Date.now();
     await until(() => !h.source.health().apiReachable, 'apiReachable false', 3000);
     assert.equal(h.source.health().outage, false, 'not an outage before the bound');
-    assert.deepEqual(h.source.problems(), []);
+    assert.equal(h.source.health().connected, false, 'the connectivity gauge drops at the first failure');
+    assert.deepEqual(h.source.notReady(), []);
     // changes while down (the restarted server keeps its history: the watches resume)
     const { deleted } = churn(server, 2);
     await until(() => h.source.health().outage, 'outage reported', BOUND + 10_000);
     const detectedMs = Date.now() - lastContact;
-    const problems = h.source.problems();
+    const problems = h.source.notReady();
     console.log(
       `# kube outage: reported ${detectedMs} ms after the last contact, ${Date.now() - down} ms after the server went down (bound ${BOUND} ms): ${problems[0]}`,
     );
@@ -208,7 +209,8 @@ test('API server down ~2 s: health reports the outage only after the bound; reco
     const health = h.source.health();
     assert.equal(health.apiReachable, true);
     assert.equal(health.outage, false);
-    assert.deepEqual(h.source.problems(), []);
+    assert.equal(health.connected, true);
+    assert.deepEqual(h.source.notReady(), []);
     const c = h.source.counters;
     assert.ok(c.reconnects >= 6 && c.errors >= 6, `reconnects=${c.reconnects} errors=${c.errors}`);
     assert.ok(h.log.lines.some((l) => l.startsWith('info kube: API server reachable again')));

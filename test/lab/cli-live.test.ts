@@ -36,7 +36,7 @@ describe('weir CLI on a live node', () => {
     client = await lab.pod(node, 'client');
     outside = await lab.external('outside', { address: '198.18.0.100/24' });
     await Promise.all(backends.map((b) => b.ns.echoServer({ name: b.name, port: 8080 })));
-    weir = await WeirNode.create(lab, node, { connectTimeLb: 'host-only', metricsAddress: '127.0.0.1:9963' });
+    weir = await WeirNode.create(lab, node, { connectTimeLb: 'host-only', metricsAddress: '127.0.0.1:9745' });
     const ports = [{ name: 'http', port: 80, targetPort: 8080, nodePort: NODE_PORT }];
     weir.writeManifest('web.yaml', [
       service({ name: 'web', type: 'NodePort', clusterIP: CLUSTER_IP, ports }),

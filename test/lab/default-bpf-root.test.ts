@@ -45,7 +45,7 @@ function daemonArgs(): string[] {
     'n1',
     '--manifests',
     weir.manifests,
-    // the lab's child cgroup (never the root cgroup) and no :9963 listener shared by labs
+    // the lab's child cgroup (never the root cgroup) and no :9745 listener shared by labs
     '--cgroup',
     relative(findCgroup2Mount()!, weir.cgroup.path),
     '--metrics-address',

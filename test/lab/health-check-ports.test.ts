@@ -76,7 +76,7 @@ describe('health check node ports and the node health server on two nodes', () =
     await backend.ns.echoServer({ name: backend.name, port: 8080 });
     client = await lab.external('lb', { address: '198.18.0.100/24' });
     weir1 = await WeirNode.create(lab, node1, { connectTimeLb: 'off' });
-    weir2 = await WeirNode.create(lab, node2, { connectTimeLb: 'off', metricsAddress: `${node2.address}:9963` });
+    weir2 = await WeirNode.create(lab, node2, { connectTimeLb: 'off', metricsAddress: `${node2.address}:9745` });
     for (const w of both())
       w.writeManifest('web.yaml', [
         webService(),

@@ -85,7 +85,7 @@ export async function kubeLab(
   });
   const kubeconfig = join(lab.dir, 'kubeconfig');
   writeFileSync(kubeconfig, server.kubeconfigYaml(TOKEN, opts.kubeconfigServer));
-  const weir = await WeirNode.create(lab, node, { kubeconfig, metricsAddress: '127.0.0.1:9963', connectTimeLb: 'off', ...opts.weir });
+  const weir = await WeirNode.create(lab, node, { kubeconfig, metricsAddress: '127.0.0.1:9745', connectTimeLb: 'off', ...opts.weir });
   return { lab, node, api, server, kubeconfig, weir };
 }
 

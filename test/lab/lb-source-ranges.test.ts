@@ -38,7 +38,7 @@ describe('loadBalancerSourceRanges through weir daemon', () => {
     unlisted = await lab.external('unlisted', { address: '198.18.0.101/24' });
     for (const c of [listed, unlisted]) await c.ns.addRoute(`${LB_IP}/32`, { via: node.address });
     await backend.ns.echoServer({ name: backend.name, port: 8080 });
-    weir = await WeirNode.create(lab, node, { connectTimeLb: 'on', metricsAddress: `${node.address}:9963` });
+    weir = await WeirNode.create(lab, node, { connectTimeLb: 'on', metricsAddress: `${node.address}:9745` });
     weir.writeManifest('web.yaml', [
       ...lbService([` ${listed.address}/32`]), // whitespace, as kube-proxy tolerates
       endpointSlice({ name: 'web-1', service: 'web', ports: PORTS, endpoints: [{ ip: backend.ip, node: node.name }] }),

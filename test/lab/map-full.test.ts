@@ -1,8 +1,8 @@
 // A full map on a real kernel map (not a FakeMap): weir_frontend4 filled to max_entries by
 // hand behind a running `weir daemon`; a new Service cannot be written (E2BIG): weir logs it,
-// counts it in weir_map_write_failures_total, /healthz says the map is full, it keeps running
-// and the services already programmed keep serving; once there is room, the next sync writes
-// the new Service and /healthz is 200 again.
+// counts it in weir_map_write_failures_total, /readyz says the map is full while /healthz stays
+// 200 (a restart would not empty the map), it keeps running and the services already programmed
+// keep serving; once there is room, the next sync writes the new Service and /readyz is 200 again.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -37,7 +37,7 @@ describe('weir_frontend4 full (E2BIG) on a real map', () => {
     be = await lab.pod(node, 'be-a');
     client = await lab.pod(node, 'client');
     await be.ns.echoServer({ name: 'be-a', port: 8080 });
-    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9963' });
+    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9745' });
     weir.writeManifest('app.yaml', svc('app', APP));
     await weir.start();
   });
@@ -76,15 +76,16 @@ describe('weir_frontend4 full (E2BIG) on a real map', () => {
     console.log(`# sync on a full map: ${JSON.stringify(line)}`);
     await weir.waitFor('map update failed', {}, 5000);
     assert.ok((await failures()) > f0, 'weir_map_write_failures_total{map="weir_frontend4",error="E2BIG"} counted it');
-    const h = await weir.http('/healthz');
+    const h = await weir.http('/readyz');
     assert.equal(h.status, 503);
-    assert.match(h.body, /dataplane cannot be programmed: .*weir_frontend4 update: E2BIG, map full/);
+    assert.match(h.body, /^not ready: dataplane cannot be programmed: .*weir_frontend4 update: E2BIG, map full/);
+    assert.equal((await weir.http('/healthz')).status, 200, 'liveness: a restart does not empty a full map');
     assert.ok(weir.process!.running, 'weir runs on');
     const r = await weir.spread(client.ns, APP, 80, { count: 10 });
     assert.equal(r.failures, 0, `the service programmed before still serves: ${r.errors.join('; ')}`);
   });
 
-  test('room again: the next sync writes the new Service; /healthz 200', async () => {
+  test('room again: the next sync writes the new Service; /readyz 200', async () => {
     const fe = BpfMap.openPinned(`${weir.pinDir}/weir_frontend4`);
     try {
       assert.equal(fe.deleteBatch(junk), junk.length);
@@ -95,6 +96,6 @@ describe('weir_frontend4 full (E2BIG) on a real map', () => {
     await weir.apply('other.yaml', svc('other', '198.19.0.62'));
     const r = await weir.spread(client.ns, LATE, 80, { count: 10 });
     assert.equal(r.failures, 0, `the Service refused before works now: ${r.errors.join('; ')}`);
-    assert.equal((await weir.http('/healthz')).status, 200);
+    assert.equal((await weir.http('/readyz')).status, 200);
   });
 });

@@ -51,7 +51,7 @@ before(async () => {
   const backends = [await lab.pod(node, 'be-a'), await lab.pod(node, 'be-b')];
   client = await lab.pod(node, 'client');
   await Promise.all(backends.map((b) => b.ns.echoServer({ name: b.name, port: 8080 })));
-  weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', metricsAddress: `${NODE_ADDR}:9963` });
+  weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', metricsAddress: `${NODE_ADDR}:9745` });
   weir.writeManifest('web.yaml', [
     service({ name: 'web', clusterIP: VIP, ports: PORTS }),
     endpointSlice({ name: 'web-1', service: 'web', ports: PORTS, endpoints: backends.map((b) => ({ ip: b.ip, node: node.name })) }),
@@ -60,7 +60,7 @@ before(async () => {
   mkdirSync(join(dir, 'data'), { recursive: true });
   writeFileSync(
     join(dir, 'prometheus.yml'),
-    `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: weir\n    static_configs:\n      - targets: ['${NODE_ADDR}:9963']\n`,
+    `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: weir\n    static_configs:\n      - targets: ['${NODE_ADDR}:9745']\n`,
   );
   const p = prom.ns.spawn(
     'prometheus',

@@ -45,7 +45,7 @@ describe('node maps on a live node', () => {
     node1 = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
     node2 = await lab.node('node2', { address: '198.18.0.2/24', podSubnet: '198.18.2.0/24' });
     be2 = await lab.pod(node2, 'be-b');
-    weir = await WeirNode.create(lab, node1, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9963' });
+    weir = await WeirNode.create(lab, node1, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9745' });
     weir.writeManifest('nodes.yaml', nodes(true));
     weir.writeManifest(
       'web.yaml',

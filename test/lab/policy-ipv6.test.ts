@@ -67,7 +67,7 @@ describe('NetworkPolicy over IPv6: pod selectors, IPv6 ipBlocks, both directions
     ext = await lab.external('ext', { address: '198.18.0.100/24', address6: '2001:2::100/64' });
     await a.ns.echoServer({ name: 'a', port: PORT, tcp: true });
     await c.ns.echoServer({ name: 'c', port: PORT, tcp: true });
-    weir1 = await WeirNode.create(lab, node1, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9963' });
+    weir1 = await WeirNode.create(lab, node1, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9745' });
     weir2 = await WeirNode.create(lab, node2, { connectTimeLb: 'off' });
     write('cluster.yaml', [
       nodeObject({ name: 'node1', internalIP: ['198.18.0.1', '2001:2::1'], podCIDRs: ['198.18.1.0/24', '2001:2:0:1::/64'] }),

@@ -111,7 +111,7 @@ describe('NetworkPolicy with Services, changes and restarts across two nodes', (
     denied = await lab.external('denied', { address: '198.18.0.100/24' });
     allowed = await lab.external('allowed', { address: '198.18.0.101/24' });
     // default flags: connect-time LB on (each daemon's own lab cgroup), tunnel return
-    weir1 = await WeirNode.create(lab, node1, { metricsAddress: '127.0.0.1:9963' });
+    weir1 = await WeirNode.create(lab, node1, { metricsAddress: '127.0.0.1:9745' });
     weir2 = await WeirNode.create(lab, node2);
     const cluster = [
       node({ name: 'node1', internalIP: node1.address, podCIDRs: [node1.podSubnet!] }),

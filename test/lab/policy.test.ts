@@ -61,7 +61,7 @@ describe('NetworkPolicy across two nodes', () => {
     b = await lab.pod(node2, 'b');
     c = await lab.pod(node2, 'c');
     await a.ns.echoServer({ name: 'a', port: PORT, tcp: true });
-    weir1 = await WeirNode.create(lab, node1, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9963' });
+    weir1 = await WeirNode.create(lab, node1, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9745' });
     weir2 = await WeirNode.create(lab, node2, { connectTimeLb: 'off' });
     const nodes = [
       node({ name: 'node1', internalIP: node1.address, podCIDRs: ['198.18.1.0/24'] }),

@@ -38,7 +38,7 @@ function events(p: ManagedProcess, event: string): LogLine[] {
 
 async function startDaemon(): Promise<LogLine> {
   const args = ['netns', 'exec', node.ns.name, binWeir, 'daemon', '--node-name', 'n1', '--manifests', weir.manifests];
-  // the lab's child cgroup (never the root cgroup) and no :9963 listener shared by labs
+  // the lab's child cgroup (never the root cgroup) and no :9745 listener shared by labs
   args.push('--cgroup', relative(findCgroup2Mount()!, weir.cgroup.path), '--metrics-address', 'off');
   daemon = spawnManaged('ip', args, { label: 'weir daemon via ip netns exec (README command)', killAfterMs: 3000 });
   const m = await daemon.waitForOutput(/^.*event=ready .*$/m, 20_000);

@@ -16,7 +16,7 @@ const PORTS: PortSpec[] = [
   { name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP' },
   { name: 'udp', port: 53, targetPort: 8080, protocol: 'UDP' },
 ];
-const ADDRESS = '127.0.0.1:9963';
+const ADDRESS = '127.0.0.1:9745';
 
 interface Status {
   healthy: boolean;
@@ -66,7 +66,7 @@ describe('weir status against a live daemon', () => {
     assert.equal(t.code, 0, t.stderr);
     assert.match(
       t.stdout,
-      /^weir at http:\/\/127\.0\.0\.1:9963: healthy, ready\n {2}frontends programmed: 2 \(IPv4 2, IPv6 0\)\n {2}syncs: \d+, resync repairs: 0\n$/,
+      /^weir at http:\/\/127\.0\.0\.1:9745: healthy, ready\n {2}frontends programmed: 2 \(IPv4 2, IPv6 0\)\n {2}syncs: \d+, resync repairs: 0\n$/,
     );
   });
 
@@ -88,8 +88,8 @@ describe('weir status against a live daemon', () => {
     assert.equal((await weir.terminate()).code, 0);
     const r = await status();
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /^weir: cannot reach weir at http:\/\/127\.0\.0\.1:9963\/(healthz|readyz|metrics): .*/);
-    assert.match(r.stderr, /is the daemon running with --metrics-address 127\.0\.0\.1:9963\?\)\n$/);
+    assert.match(r.stderr, /^weir: cannot reach weir at http:\/\/127\.0\.0\.1:9745\/(healthz|readyz|metrics): .*/);
+    assert.match(r.stderr, /is the daemon running with --metrics-address 127\.0\.0\.1:9745\?\)\n$/);
     assert.equal(r.stderr.split('\n').length, 2, 'one line');
   });
 });

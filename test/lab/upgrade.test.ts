@@ -145,7 +145,7 @@ describe(`upgrade from ${RELEASE} and rollback to it, under traffic`, () => {
       const v1 = join(pinDir, 'weir_ct4');
       const v1Count = pinCount(v1);
       assert.ok(hasForwardEntry(v1, 'weir_ct4_v1', saddr, daddr, dport), 'the stream is in the v1 conntrack');
-      w.configure({ releaseDir: undefined, metricsAddress: '127.0.0.1:9963' });
+      w.configure({ releaseDir: undefined, metricsAddress: '127.0.0.1:9745' });
       const ready = await w.start(START_TIMEOUT_MS);
       const m = w.events('migrate');
       const metrics = (await w.http('/metrics')).body;

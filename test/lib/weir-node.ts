@@ -49,7 +49,7 @@ export interface WeirNodeOptions {
   launcher?: 'nsenter' | 'ip-netns-exec';
   /** read the cluster from an API server through this kubeconfig instead of the manifests dir */
   kubeconfig?: string;
-  /** --metrics-address (default off, so that lab nodes do not all claim :9963) */
+  /** --metrics-address (default off, so that lab nodes do not all claim :9745) */
   metricsAddress?: string;
   /** extra environment of the daemon (e.g. the API server bootstrap variables) */
   env?: Record<string, string>;

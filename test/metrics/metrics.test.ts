@@ -95,27 +95,41 @@ test('/healthz and /readyz say what is wrong, then ok', async () => {
   notReady = [];
   assert.deepEqual(await get('/readyz').then((r) => [r.status, r.body]), [200, 'ok\n']);
   assert.equal((await get('/healthz')).status, 200);
-  problems = ['dataplane: attach to eth0 failed: ENODEV'];
-  assert.deepEqual(await get('/healthz').then((r) => [r.status, r.body]), [503, 'unhealthy: dataplane: attach to eth0 failed: ENODEV\n']);
+  problems = ['no progress: periodic resync last completed 211.0s ago (every 60s, bound 210s)'];
+  assert.deepEqual(await get('/healthz').then((r) => [r.status, r.body]), [
+    503,
+    'unhealthy: no progress: periodic resync last completed 211.0s ago (every 60s, bound 210s)\n',
+  ]);
+  assert.equal((await get('/livez')).status, 503, '/livez is /healthz');
   problems = [];
   assert.equal((await get('/nope')).status, 404);
 });
 
-test('weir status prints health and readiness for humans, exit 1 until both are ok', async () => {
+test('weir status prints health, readiness and the API connectivity for humans, exit 1 until both are ok', async () => {
   const weir = (...args: string[]) => run(binWeir, ['status', '--address', `127.0.0.1:${http.port}`, ...args], { check: false });
-  notReady = ['first sync not programmed'];
-  problems = ['kubernetes API unreachable for 61s (bound 60s)'];
+  notReady = ['kubernetes API unreachable for 185.0s (bound 60.0s)'];
+  problems = ['no progress: conntrack GC last completed 61.0s ago (every 10s, bound 60s)'];
+  const lastContact = Math.floor(Date.now() / 1000) - 185;
+  metrics.observeApiConnectivity(false, lastContact * 1000);
   const bad = await weir();
   assert.equal(bad.code, 1);
   assert.match(bad.stdout, /UNHEALTHY, NOT READY/);
-  assert.match(bad.stdout, /unhealthy: kubernetes API unreachable for 61s/);
-  assert.match(bad.stdout, /not ready: first sync not programmed/);
+  assert.match(bad.stdout, /unhealthy: no progress: conntrack GC/);
+  assert.match(bad.stdout, /not ready: kubernetes API unreachable for 185\.0s/);
+  const since = new Date(lastContact * 1000).toISOString();
+  assert.match(bad.stdout, new RegExp(`\n {2}kubernetes API: unreachable since ${since} \\(3m \\d+s\\)\n`));
+  const badJson = JSON.parse((await weir('-o', 'json')).stdout) as { kubernetesApi: { state: string; lastContact: string; unreachableSeconds: number } };
+  assert.equal(badJson.kubernetesApi.state, 'unreachable');
+  assert.equal(badJson.kubernetesApi.lastContact, since);
+  assert.ok(badJson.kubernetesApi.unreachableSeconds >= 185, String(badJson.kubernetesApi.unreachableSeconds));
   notReady = [];
   problems = [];
+  metrics.observeApiConnectivity(true, Date.now());
+  assert.match((await weir()).stdout, /\n {2}kubernetes API: ok\n/);
   const good = await weir('-o', 'json');
   assert.equal(good.code, 0, good.stderr);
-  const s = JSON.parse(good.stdout) as { healthy: boolean; ready: boolean; problems: string[]; syncs: number };
-  assert.deepEqual([s.healthy, s.ready, s.problems], [true, true, []]);
+  const s = JSON.parse(good.stdout) as { healthy: boolean; ready: boolean; problems: string[]; syncs: number; kubernetesApi: { state: string } };
+  assert.deepEqual([s.healthy, s.ready, s.problems, s.kubernetesApi.state], [true, true, [], 'ok']);
   assert.equal(s.syncs, 1, 'from the sync histogram');
   const down = await run(binWeir, ['status', '--address', '127.0.0.1:1'], { check: false });
   assert.equal(down.code, 1);
