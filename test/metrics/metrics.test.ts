@@ -4,11 +4,12 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { BpfObject } from '../../src/bpf/index.js';
+import { BpfMap, BpfObject, codecFor } from '../../src/bpf/index.js';
+import { MAP_TYPE } from '../../src/dataplane/map-abi.js';
 import { counterSlot, resetCounters } from '../../src/dataplane/counters.js';
 import { startHttp, type HttpEndpoint } from '../../src/metrics/http.js';
 import { buildInfo } from '../../src/metrics/build-info.js';
-import { Metrics } from '../../src/metrics/metrics.js';
+import { Metrics, perFrontendSeries } from '../../src/metrics/metrics.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { eth } from '../lib/packet.js';
 import { binWeir, bpfObject } from '../lib/paths.js';
@@ -155,6 +156,52 @@ test('build info, Node process metrics, kube-proxy queue gauges, conntrack GC', 
   assert.equal(s.get('kubeproxy_sync_proxy_rules_endpoint_changes_pending'), 0);
   assert.equal(s.get('kubeproxy_sync_proxy_rules_endpoint_changes_total'), 2);
   assert.equal(s.get('kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds'), 1_700_000_002);
+});
+
+test('new connections per service port by default, per backend only when asked (--service-stats backend)', async () => {
+  const map = BpfMap.create({ typeId: MAP_TYPE.percpu_hash, keySize: 12, valueSize: 8, maxEntries: 16, name: 'weir_lb_stats4' });
+  try {
+    const key = codecFor('weir_lb_stats4_key');
+    const put = (frontendId: number, backend: string, n: number) => {
+      const v = Buffer.alloc(8);
+      v.writeBigUInt64LE(BigInt(n));
+      map.updatePerCpu(key.encode({ frontend_id: frontendId, backend, port: 8080, pad: 0 }), [
+        v,
+        ...Array.from({ length: map.cpuCount() - 1 }, () => Buffer.alloc(8)),
+      ]);
+    };
+    put(1, '198.18.1.2', 5);
+    put(1, '198.18.1.3', 7);
+    put(2, '198.18.1.2', 4);
+    const frontends = new Map([
+      [1, { service: 'default/web', frontend: '198.19.0.10:80/tcp' }],
+      [2, { service: 'default/web', frontend: '198.18.0.1:30080/tcp' }],
+    ]);
+    let backends = false;
+    const m = new Metrics({ processMetrics: false });
+    m.attachDataplane({ counters: () => undefined, maps: () => [], lbStats: () => ({ maps: [map], frontends, backends }) });
+    let s = samples(await m.text());
+    assert.equal(s.get('weir_service_new_connections_total{service="default/web",frontend="198.19.0.10:80/tcp"}'), 12);
+    assert.equal(s.get('weir_service_new_connections_total{service="default/web",frontend="198.18.0.1:30080/tcp"}'), 4);
+    assert.equal([...s.keys()].filter((k) => k.startsWith('weir_service_backend_new_connections_total')).length, 0, 'no per-backend series by default');
+    backends = true;
+    s = samples(await m.text());
+    assert.equal(s.get('weir_service_backend_new_connections_total{service="default/web",frontend="198.19.0.10:80/tcp",backend="198.18.1.3:8080"}'), 7);
+    assert.equal([...s.keys()].filter((k) => k.startsWith('weir_service_backend_new_connections_total')).length, 3);
+    assert.equal(s.get('weir_service_new_connections_total{service="default/web",frontend="198.19.0.10:80/tcp"}'), 12, 'per service port still');
+  } finally {
+    map.close();
+  }
+  // bounded: the largest keep their labels, the rest sum into "other"
+  const rows = [3, 9, 1, 5].map((value, i) => ({ service: `ns/s${i}`, frontend: `f${i}`, backend: 'x', value }));
+  assert.deepEqual(
+    perFrontendSeries(rows, 3).map((r) => [r.service, r.value]),
+    [
+      ['ns/s1', 9],
+      ['ns/s3', 5],
+      ['other', 4],
+    ],
+  );
 });
 
 test('promtool check metrics passes on /metrics', async () => {
