@@ -324,6 +324,7 @@ export class Daemon {
         this.cfg.serviceStats && lbStats.length > 0 && this.services
           ? { maps: lbStats, frontends: this.services.reconciler.frontendsById(), backends: this.cfg.serviceStatsBackends === true }
           : undefined,
+      noLocalEndpoints: () => this.services?.noLocalEndpoints(),
       policyStats: () =>
         this.cfg.policyStats && this.policy && maps.policy?.stats ? { map: maps.policy.stats, names: this.policy.writer.names() } : undefined,
     });

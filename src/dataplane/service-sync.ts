@@ -113,6 +113,21 @@ export class ServiceSync {
   }
 
   /**
+   * Service ports whose traffic policy is Local and that have endpoints, none of them on this
+   * node (their traffic here is dropped), as kube-proxy's no_local_endpoints_total counts them:
+   * `internal` for internalTrafficPolicy (ClusterIP), `external` for externalTrafficPolicy.
+   */
+  noLocalEndpoints(): { internal: number; external: number } {
+    const internal = new Set<string>();
+    const external = new Set<string>();
+    for (const f of this.state?.frontends.values() ?? []) {
+      if (!f.localOnly || f.reject || f.backends.length > 0) continue;
+      (f.kind === 'ClusterIP' ? internal : external).add(f.servicePortKey);
+    }
+    return { internal: internal.size, external: external.size };
+  }
+
+  /**
    * Programs the frontends of what the inputs hold now and leaves whatever else the adopted
    * maps hold (the bootstrap `kubernetes` Service, before the source's state is known).
    */

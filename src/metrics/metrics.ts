@@ -21,6 +21,8 @@ export interface DataplaneView {
   /** weir_lb_stats4 and weir_lb_stats6 where pinned (undefined with --service-stats off), who each frontend id is, and
    *  whether per-backend series are exported (--service-stats backend) */
   lbStats?(): { maps: readonly BpfMap[]; frontends: Map<number, { service: string; frontend: string }>; backends?: boolean } | undefined;
+  /** service ports with a Local traffic policy and endpoints, none on this node (service-sync.ts) */
+  noLocalEndpoints?(): { internal: number; external: number } | undefined;
   /** weir_policy_stats (undefined with --policy-stats or --network-policy off) and each slot's policy */
   policyStats?(): { map: BpfMap; names: Map<number, string> } | undefined;
 }
@@ -406,6 +408,20 @@ export class Metrics {
         } catch {
           /* a map closed under us: nothing this scrape */
         }
+      },
+    });
+    new Gauge({
+      // kube-proxy's kubeproxy_sync_proxy_rules_no_local_endpoints_total is a gauge named like a counter, which promtool rejects
+      name: 'weir_service_ports_no_local_endpoints',
+      help: "kube-proxy's no_local_endpoints_total: service ports with a Local traffic policy whose endpoints are all on other nodes (traffic to them here is dropped), by traffic_policy (internal, external).",
+      labelNames: ['traffic_policy'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        const n = self.dataplane?.noLocalEndpoints?.();
+        if (!n) return;
+        this.set({ traffic_policy: 'internal' }, n.internal);
+        this.set({ traffic_policy: 'external' }, n.external);
       },
     });
     const fill = (name: string, help: string, value: (m: BpfMap) => number) =>

@@ -190,6 +190,8 @@ test('MS4 (issue 15): a rejected and a dropped connection count as drops with th
   const lastQueued = queued.get('kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds')!;
   assert.ok(lastQueued > Date.now() / 1000 - 60, `last queued ${lastQueued}`);
   assert.ok(queued.get('kubeproxy_sync_proxy_rules_last_timestamp_seconds')! >= lastQueued, 'synced after it was queued');
+  assert.equal(queued.get('weir_service_ports_no_local_endpoints{traffic_policy="external"}'), 1, 'the Local NodePort');
+  assert.equal(queued.get('weir_service_ports_no_local_endpoints{traffic_policy="internal"}'), 0);
 
   const rejected = await weir.spread(client.ns, EMPTY_VIP, 80, { count: REJECTED, concurrency: 1 });
   assert.equal(rejected.failures, REJECTED, 'every connection to the service without endpoints is refused');
@@ -255,6 +257,7 @@ test('MS4 (issue 15): a rejected and a dropped connection count as drops with th
     'kubeproxy_sync_proxy_rules_endpoint_changes_pending',
     'kubeproxy_sync_proxy_rules_service_changes_total',
     'kubeproxy_sync_proxy_rules_endpoint_changes_total',
+    'weir_service_ports_no_local_endpoints',
     'weir_conntrack_gc_runs_total',
     'weir_conntrack_gc_duration_seconds_count',
     'weir_conntrack_gc_entries',

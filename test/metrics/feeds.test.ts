@@ -54,6 +54,43 @@ test('the change queue: Service and EndpointSlice changes counted and pending pe
   sync.stop();
 });
 
+test("kube-proxy's no_local_endpoints: Local service ports whose endpoints are all elsewhere, internal and external", () => {
+  const store = new Store();
+  const put = (kind: 'Service' | 'EndpointSlice', key: string, object: object) =>
+    store.apply({ type: 'upsert', kind, key, object, origin: 'test', observedAt: 0 } as never);
+  const local = (name: string, ip: string, spec: object) => {
+    const svc = service(name);
+    return { ...svc, spec: { ...svc.spec, clusterIP: ip, clusterIPs: [ip], ...spec } };
+  };
+  const elsewhere = (name: string, svc: string, node: string) => {
+    const sl = slice(name, svc, ['198.18.2.10']);
+    return { ...sl, endpoints: sl.endpoints.map((e) => ({ ...e, nodeName: node })) };
+  };
+  // eTP=Local NodePort, its endpoint on node-b: external (its NodePort frontends count once)
+  put(
+    'Service',
+    'default/np',
+    local('np', '198.19.0.20', { type: 'NodePort', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, nodePort: 30080, protocol: 'TCP' }] }),
+  );
+  put('EndpointSlice', 'default/np-1', elsewhere('np-1', 'np', 'node-b'));
+  // iTP=Local ClusterIP, endpoint on node-b: internal
+  put('Service', 'default/itp', local('itp', '198.19.0.21', { internalTrafficPolicy: 'Local' }));
+  put('EndpointSlice', 'default/itp-1', elsewhere('itp-1', 'itp', 'node-b'));
+  // the same with an endpoint here, and one with no endpoints at all (rejected, not counted)
+  put('Service', 'default/here', local('here', '198.19.0.22', { internalTrafficPolicy: 'Local' }));
+  put('EndpointSlice', 'default/here-1', elsewhere('here-1', 'here', 'node-a'));
+  put(
+    'Service',
+    'default/none',
+    local('none', '198.19.0.23', { type: 'NodePort', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, nodePort: 30081, protocol: 'TCP' }] }),
+  );
+  const sync = new ServiceSync({ maps: fakeMaps().maps, inputs: store, log: memoryLogger() });
+  assert.deepEqual(sync.noLocalEndpoints(), { internal: 0, external: 0 }, 'nothing before the first sync');
+  sync.full('start', { nodeName: 'node-a', nodeAddresses: ['198.18.0.1', '198.18.0.2'] });
+  assert.deepEqual(sync.noLocalEndpoints(), { internal: 1, external: 1 });
+  sync.stop();
+});
+
 const S = 1_000_000_000n;
 const CLIENT = '198.18.1.50';
 const VIP = '198.19.0.10';
