@@ -123,7 +123,19 @@ $(ADDON): binding.gyp $(NATIVE_SRCS) node_modules/.package-lock.json $(NODE_BIN)
 $(ABI_GEN): $(BPF_OBJS) $(ADDON) scripts/gen-abi.mjs
 	node scripts/gen-abi.mjs $(BPF_OBJS) > $@.tmp && mv $@.tmp $@
 
-ts: dist/.stamp
+# the commit weir_build_info and `weir version` report, and whether the tree differed from it;
+# "unknown" outside a git checkout (the image's build context has no .git). In dist/, which the
+# image copies; rewritten only when it changes
+BUILD_INFO := dist/build-info.json
+.PHONY: $(BUILD_INFO)
+$(BUILD_INFO):
+	@mkdir -p $(@D)
+	@commit=$$(git rev-parse HEAD 2>/dev/null || echo unknown); dirty=false; \
+	if [ "$$commit" != unknown ] && [ -n "$$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then dirty=true; fi; \
+	printf '{"commit":"%s","dirty":%s}\n' "$$commit" "$$dirty" > $@.tmp; \
+	if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+ts: dist/.stamp $(BUILD_INFO)
 
 dist/.stamp: $(ABI_GEN) $(TS_SRCS) tsconfig.json node_modules/.package-lock.json
 	npx tsc -p tsconfig.json

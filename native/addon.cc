@@ -23,8 +23,11 @@ Napi::Value IfNameToIndex(const Napi::CallbackInfo& info);
 Napi::Value NetnsEnter(const Napi::CallbackInfo& info);
 Napi::Value NetnsRestore(const Napi::CallbackInfo& info);
 Napi::Value Unpin(const Napi::CallbackInfo& info);
-Napi::Value IterRun(const Napi::CallbackInfo& info);      // iter.cc
-Napi::Value NetnsCookie(const Napi::CallbackInfo& info);  // iter.cc
+Napi::Value IterRun(const Napi::CallbackInfo& info);        // iter.cc
+Napi::Value NetnsCookie(const Napi::CallbackInfo& info);    // iter.cc
+Napi::Value LibbpfVersion(const Napi::CallbackInfo& info);  // features.cc
+Napi::Value ProbeProgType(const Napi::CallbackInfo& info);  // features.cc
+Napi::Value ProbeMapType(const Napi::CallbackInfo& info);   // features.cc
 
 namespace {
 
@@ -60,6 +63,9 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
       {"numPossibleCpus", NumPossibleCpus},
       {"iterRun", IterRun},
       {"netnsCookie", NetnsCookie},
+      {"libbpfVersion", LibbpfVersion},
+      {"probeProgType", ProbeProgType},
+      {"probeMapType", ProbeMapType},
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
   return exports;

@@ -198,6 +198,11 @@ export interface Addon {
   iterRun(prog: RawProgram, netnsPath?: string): number;
   /** the calling thread's netns cookie (SO_NETNS_COOKIE) */
   netnsCookie(): bigint;
+  /** libbpf_major_version().libbpf_minor_version() */
+  libbpfVersion(): string;
+  /** libbpf_probe_bpf_prog_type / libbpf_probe_bpf_map_type: can this kernel load/create it */
+  probeProgType(type: number): boolean;
+  probeMapType(type: number): boolean;
 }
 
 export const addonPath = process.env.WEIR_ADDON ?? join(packageRoot(), 'build', 'Release', 'weir.node');

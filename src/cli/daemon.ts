@@ -108,6 +108,7 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     logLevel: f.logLevel,
     kubeProxyCleanup: f.kubeProxyCleanup === 'on',
     serviceStats: f.serviceStats !== 'off',
+    serviceStatsBackends: f.serviceStats === 'backend',
     lbAlgorithm: parseLbAlgorithm(f.lbAlgorithm ?? 'random'),
     maglevTableSize: parseMaglevTableSize(f.maglevTableSize ?? String(MAGLEV_DEFAULT_TABLE_SIZE)),
     tunnelPort: parseTunnelPort(f.tunnelPort ?? '4789'),
@@ -167,10 +168,11 @@ export function registerDaemonCommand(program: Command): void {
     )
     .addOption(
       new Option(
-        '--service-stats <on|off>',
-        'count new connections per service backend in BPF (weir_lb_stats4, weir_lb_stats6) and export them (weir_service_new_connections_total); off: not counted at all',
+        '--service-stats <on|backend|off>',
+        'count new connections per service backend in BPF (weir_lb_stats4, weir_lb_stats6) and export them per service port ' +
+          '(weir_service_new_connections_total); backend: also one series per backend (weir_service_backend_new_connections_total); off: not counted at all',
       )
-        .choices(['on', 'off'])
+        .choices(['on', 'backend', 'off'])
         .default('on'),
     )
     .addOption(

@@ -18,6 +18,7 @@ import { registerServiceCommands } from './services.js';
 import { registerStatusCommand } from './status.js';
 import { registerTakeoverCommand } from './takeover.js';
 import { registerUninstallCommand } from './uninstall.js';
+import { registerVersionCommand } from './version.js';
 
 const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -35,6 +36,7 @@ registerStatusCommand(program);
 registerDiffCommand(program);
 registerTakeoverCommand(program);
 registerUninstallCommand(program);
+registerVersionCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -40,8 +40,10 @@ export interface DaemonConfig {
   /** CIDRs (or 'primary'); [] = every node address */
   nodePortAddresses: string[];
   sockLb: SockLbMode;
-  /** count and export new connections per backend (--service-stats, default on) */
+  /** count new connections per service backend in BPF and export them per service port (--service-stats, default on) */
   serviceStats: boolean;
+  /** --service-stats backend: also export a series per backend (thousands per node on a large cluster) */
+  serviceStatsBackends?: boolean;
   /** --lb-algorithm: backend choice of services without the service.weir.dev/lb-algorithm annotation */
   lbAlgorithm: LbAlgorithm;
   /** --maglev-table-size: M of every Maglev table (a prime; the same on every node) */

@@ -149,6 +149,7 @@ export class Daemon {
       destroySockets: () => destroySocketsEverywhere(destroyProg, this.cfg.cgroup, this.log),
       onSync: (s) => this.synced(s),
       onDrained: () => this.drained(),
+      onQueue: (q) => this.metrics.observeQueue(q),
     });
     this.healthPorts = new HealthCheckPorts({ log: this.log, proxyHealthy: () => this.proxyHealth.healthy() });
     const adopted = this.services.adopt();
@@ -178,7 +179,8 @@ export class Daemon {
         this.log,
         (r) => this.metrics.observePolicySync(r),
       );
-    this.gc = new ConntrackGc(Object.fromEntries(serviceFamilies(this.dp.maps).map(([f, m]) => [f, m.conntrack])), this.log);
+    const ctMaps = Object.fromEntries(serviceFamilies(this.dp.maps).map(([f, m]) => [f, m.conntrack]));
+    this.gc = new ConntrackGc(ctMaps, this.log, undefined, undefined, (p) => this.metrics.observeConntrackGc(p));
     this.sysctls = SysctlRecorder.open(this.dp.pinDir, this.log);
     await this.startMetrics();
 
@@ -319,7 +321,10 @@ export class Daemon {
         ...(maps.policy?.ipv6 ? [maps.policy.ipv6.ipcache.map, maps.policy.ipv6.endpoints.map] : []),
       ],
       lbStats: () =>
-        this.cfg.serviceStats && lbStats.length > 0 && this.services ? { maps: lbStats, frontends: this.services.reconciler.frontendsById() } : undefined,
+        this.cfg.serviceStats && lbStats.length > 0 && this.services
+          ? { maps: lbStats, frontends: this.services.reconciler.frontendsById(), backends: this.cfg.serviceStatsBackends === true }
+          : undefined,
+      noLocalEndpoints: () => this.services?.noLocalEndpoints(),
       policyStats: () =>
         this.cfg.policyStats && this.policy && maps.policy?.stats ? { map: maps.policy.stats, names: this.policy.writer.names() } : undefined,
     });

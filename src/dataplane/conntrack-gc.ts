@@ -54,17 +54,27 @@ export function partnerKey(k: CtKey, v: CtValue): CtKey {
   return { saddr: v.nat_daddr, daddr: v.nat_saddr, sport: v.nat_dport, dport: v.nat_sport, protocol: k.protocol };
 }
 
-/** The idle timeout (s) of a flow from its entries (either may be missing). */
-export function flowTimeout(protocol: number, orig: CtValue | undefined, reply: CtValue | undefined, t: CtTimeouts = DEFAULT_CT_TIMEOUTS): number {
-  if (protocol === IPPROTO.UDP) return t.udp;
-  if (protocol === IPPROTO.ICMP || protocol === IPPROTO.ICMPV6) return t.icmp;
-  if (protocol !== IPPROTO.TCP) return t.other;
+/** Which idle timeout applies to a flow, from its entries (either may be missing). */
+export function flowState(protocol: number, orig: CtValue | undefined, reply: CtValue | undefined): keyof CtTimeouts {
+  if (protocol === IPPROTO.UDP) return 'udp';
+  if (protocol === IPPROTO.ICMP || protocol === IPPROTO.ICMPV6) return 'icmp';
+  if (protocol !== IPPROTO.TCP) return 'other';
   const all = (orig?.tcp_flags_seen ?? 0) | (reply?.tcp_flags_seen ?? 0);
-  if (all & (TCP_FIN | TCP_RST)) return t.tcpClosing;
+  if (all & (TCP_FIN | TCP_RST)) return 'tcpClosing';
   // established once the client acknowledged (its ACK of the SYN-ACK); without the
   // original entry, the reply direction's ACK is all there is to go by
   const acked = orig ? orig.tcp_flags_seen & TCP_ACK : (reply?.tcp_flags_seen ?? 0) & TCP_ACK;
-  return acked ? t.tcpEstablished : t.tcpSynOnly; // SYN only: a handshake that never finished
+  return acked ? 'tcpEstablished' : 'tcpSynOnly'; // SYN only: a handshake that never finished
+}
+
+/** The idle timeout (s) of a flow from its entries (either may be missing). */
+export function flowTimeout(protocol: number, orig: CtValue | undefined, reply: CtValue | undefined, t: CtTimeouts = DEFAULT_CT_TIMEOUTS): number {
+  return t[flowState(protocol, orig, reply)];
+}
+
+/** The metric label of a state whose timeout expired: tcpSynOnly -> tcp_syn_only. */
+export function expiryReason(state: keyof CtTimeouts): string {
+  return state.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
 export interface CtGcPlan {
@@ -72,6 +82,19 @@ export interface CtGcPlan {
   deletes: CtKey[];
   flows: number;
   expiredFlows: number;
+  /** entries planned for deletion, by the timeout that expired (expiryReason) */
+  expiredEntries: Record<string, number>;
+}
+
+/** One GC pass over one family's map, for the metrics (weir_conntrack_gc_*). */
+export interface CtGcPass {
+  family: IpFamily;
+  ok: boolean;
+  seconds: number;
+  /** entries deleted, by reason (expiryReason of the flow's state) */
+  deleted: Record<string, number>;
+  /** entries left in the map after the pass */
+  alive: number;
 }
 
 /** Which entries of a dump have expired at `nowNs`. Pure. */
@@ -79,7 +102,7 @@ export function planConntrackGc(entries: Iterable<readonly [CtKey, CtValue]>, no
   const byKey = new Map<string, [CtKey, CtValue]>();
   for (const [k, v] of entries) byKey.set(ctKeyString(k), [k, v]);
   const done = new Set<string>();
-  const plan: CtGcPlan = { deletes: [], flows: 0, expiredFlows: 0 };
+  const plan: CtGcPlan = { deletes: [], flows: 0, expiredFlows: 0, expiredEntries: {} };
   for (const [ks, [k, v]] of byKey) {
     if (done.has(ks)) continue;
     const pk = partnerKey(k, v);
@@ -92,11 +115,15 @@ export function planConntrackGc(entries: Iterable<readonly [CtKey, CtValue]>, no
     const orig = isReply ? partner?.[1] : v;
     const reply = isReply ? v : partner?.[1];
     const last = [v.last_seen_ns, partner?.[1].last_seen_ns ?? 0n].reduce((a, b) => (a > b ? a : b));
-    const timeoutNs = BigInt(flowTimeout(k.protocol, orig, reply, t)) * 1_000_000_000n;
+    const state = flowState(k.protocol, orig, reply);
+    const timeoutNs = BigInt(t[state]) * 1_000_000_000n;
     if (nowNs > last && nowNs - last > timeoutNs) {
       plan.expiredFlows++;
       plan.deletes.push(k);
       if (ks !== pks) plan.deletes.push(pk);
+      // the partner entry counts only if it exists (a lone entry's partner key is computed, not found)
+      const reason = expiryReason(state);
+      plan.expiredEntries[reason] = (plan.expiredEntries[reason] ?? 0) + (ks !== pks && partner ? 2 : 1);
     }
   }
   return plan;
@@ -140,12 +167,14 @@ export class ConntrackGc {
     private readonly log: Logger,
     private readonly timeouts: CtTimeouts = DEFAULT_CT_TIMEOUTS,
     private readonly now: () => bigint = () => process.hrtime.bigint(),
+    /** after each family's pass (the metrics) */
+    private readonly onPass?: (p: CtGcPass) => void,
   ) {}
 
   /** One scan of every family's map; the plans summed (a family that failed counts nothing). */
   run(): CtGcPlan {
     this.stats.runs++;
-    const total: CtGcPlan = { deletes: [], flows: 0, expiredFlows: 0 };
+    const total: CtGcPlan = { deletes: [], flows: 0, expiredFlows: 0, expiredEntries: {} };
     for (const family of FAMILIES) {
       const map = this.maps[family];
       if (!map) continue;
@@ -153,11 +182,13 @@ export class ConntrackGc {
       total.deletes.push(...p.deletes);
       total.flows += p.flows;
       total.expiredFlows += p.expiredFlows;
+      for (const [r, n] of Object.entries(p.expiredEntries)) total.expiredEntries[r] = (total.expiredEntries[r] ?? 0) + n;
     }
     return total;
   }
 
   private runFamily(family: IpFamily, map: CtMap): CtGcPlan {
+    const t0 = performance.now();
     try {
       const entries = [...map.entries()];
       const plan = planConntrackGc(entries, this.now(), this.timeouts);
@@ -165,11 +196,14 @@ export class ConntrackGc {
       this.stats.scanned += entries.length;
       this.stats.deleted += deleted;
       if (plan.expiredFlows) this.log.debug('conntrack gc', { family: `IPv${family}`, entries: entries.length, expiredFlows: plan.expiredFlows, deleted });
+      // alive: what the dump held less what this pass deleted (flows the dataplane opened meanwhile are the next pass's)
+      this.onPass?.({ family, ok: true, seconds: (performance.now() - t0) / 1000, deleted: plan.expiredEntries, alive: entries.length - deleted });
       return plan;
     } catch (e) {
       this.stats.errors++;
       this.log.warn('conntrack gc failed', { family: `IPv${family}`, error: errText(e) });
-      return { deletes: [], flows: 0, expiredFlows: 0 };
+      this.onPass?.({ family, ok: false, seconds: (performance.now() - t0) / 1000, deleted: {}, alive: 0 });
+      return { deletes: [], flows: 0, expiredFlows: 0, expiredEntries: {} };
     }
   }
 }

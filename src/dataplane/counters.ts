@@ -25,6 +25,76 @@ export const hookNames = names(enums.weir_hook, 'WEIR_HOOK_');
 export const reasonNames = names(enums.weir_reason, 'WEIR_REASON_');
 const REASONS_PER_HOOK = enums.weir_reason.WEIR_REASON__MAX;
 
+/**
+ * What a reason says about the packet it counted: `drop` (the packet went no further; a reject
+ * drops it and answers with an ICMP error), `forward` (it went on: passed untouched, NATed,
+ * redirected), or `event` (not a packet verdict: counted next to the packet's own reason, or a
+ * socket call). One line per WEIR_REASON_* of bpf-c/include/weir/counters.h: a reason added there
+ * and not here fails test/metrics/verdicts.test.ts. weir_drops_total and
+ * weir_forwarded_packets_total (metrics.ts) are split by this table, as Cilium splits
+ * cilium_drop_count_total from cilium_forward_count_total.
+ */
+export type Verdict = 'drop' | 'forward' | 'event';
+
+export const REASON_VERDICTS: Readonly<Record<string, Verdict>> = {
+  pass: 'forward',
+  // the probe (probe.c) passes every packet it parses
+  parsed_tcp: 'forward',
+  parsed_udp: 'forward',
+  parsed_icmp: 'forward',
+  parsed_icmpv6: 'forward',
+  parsed_other_l4: 'forward',
+  not_ip: 'forward',
+  fragment: 'forward',
+  // malformed packets are passed on untouched (the kernel's stack judges them)
+  malformed_eth: 'forward',
+  malformed_ipv4_hdr: 'forward',
+  malformed_ipv4_len: 'forward',
+  malformed_ipv6: 'forward',
+  malformed_l4: 'forward',
+  sock_connect4: 'event',
+  service_nat: 'forward',
+  nat_established: 'forward',
+  reverse_nat: 'forward',
+  no_backend_reject: 'drop',
+  no_local_backend_drop: 'drop',
+  ct_create_failed: 'drop',
+  icmp_error_revnat: 'forward',
+  hairpin: 'forward',
+  sctp_port_rewrite: 'drop',
+  sock_lb_translated: 'event',
+  sock_lb_reverse: 'event',
+  sock_destroyed: 'event',
+  backend_missing: 'drop',
+  reject_failed: 'drop',
+  nat_failed: 'drop',
+  midflow_no_conntrack: 'forward',
+  lb_stats_full: 'event',
+  ct_tracked_new: 'forward',
+  ct_tracked: 'forward',
+  ct_track_failed: 'forward',
+  lb_source_denied: 'drop',
+  tunnel_encap: 'event',
+  tunnel_decap: 'event',
+  // the packet is dropped; its sender gets ICMP fragmentation needed / Packet Too Big
+  tunnel_frag_needed: 'drop',
+  tunnel_failed: 'drop',
+  tunnel_denied: 'drop',
+  tunnel_too_big: 'drop',
+  dsr_reply: 'event',
+  policy_egress_denied: 'drop',
+  policy_ingress_denied: 'drop',
+  policy_egress_allowed: 'event',
+  policy_ingress_allowed: 'event',
+};
+
+/** The verdict a counter row stands for. The sock hook counts socket calls, never packets; a
+ *  reason missing from the table (a newer object than this userspace) is no verdict either. */
+export function verdictOf(hook: string, reason: string): Verdict {
+  if (hook === 'sock') return 'event';
+  return REASON_VERDICTS[reason] ?? 'event';
+}
+
 /** The counter slot of a hook and reason, as the C side computes it. */
 export function counterSlot(hook: string, reason: string): number {
   const h = [...hookNames].find(([, n]) => n === hook)?.[0];

@@ -45,6 +45,16 @@ export interface ServiceSyncOptions {
   onSync?: (report: SyncReport) => void;
   /** after the pending changes were handled, written or not (a change may need no write) */
   onDrained?: () => void;
+  /** after a Service or EndpointSlice change was queued, and after a sync took the queue (kube-proxy's queue metrics) */
+  onQueue?: (q: ChangeQueueFigures) => void;
+}
+
+/** The change queue as kube-proxy's metrics count it: services with a pending Service change and
+ *  with pending EndpointSlice changes, and what was just queued (undefined: the queue was taken). */
+export interface ChangeQueueFigures {
+  queued?: 'service' | 'endpoints';
+  servicesPending: number;
+  endpointsPending: number;
 }
 
 /** A store change, as the source's event gave it. */
@@ -61,6 +71,9 @@ export class ServiceSync {
   private node: NodeContext | undefined;
   /** service keys touched since the last sync */
   private readonly pending = new Set<string>();
+  /** the pending keys by what changed: a Service object, or its EndpointSlices */
+  private readonly pendingServices = new Set<string>();
+  private readonly pendingEndpoints = new Set<string>();
   /** observedAt of the events behind the pending keys */
   private pendingObservedAt: number[] = [];
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
@@ -97,6 +110,21 @@ export class ServiceSync {
   /** Services in the model (after the first full sync). */
   get serviceCount(): number {
     return this.state?.services.size ?? 0;
+  }
+
+  /**
+   * Service ports whose traffic policy is Local and that have endpoints, none of them on this
+   * node (their traffic here is dropped), as kube-proxy's no_local_endpoints_total counts them:
+   * `internal` for internalTrafficPolicy (ClusterIP), `external` for externalTrafficPolicy.
+   */
+  noLocalEndpoints(): { internal: number; external: number } {
+    const internal = new Set<string>();
+    const external = new Set<string>();
+    for (const f of this.state?.frontends.values() ?? []) {
+      if (!f.localOnly || f.reject || f.backends.length > 0) continue;
+      (f.kind === 'ClusterIP' ? internal : external).add(f.servicePortKey);
+    }
+    return { internal: internal.size, external: external.size };
   }
 
   /**
@@ -144,8 +172,14 @@ export class ServiceSync {
       }
       return;
     }
-    for (const k of affectedServiceKeys(change.kind, change.previous as never, change.current as never)) this.pending.add(k);
+    const keys = affectedServiceKeys(change.kind, change.previous as never, change.current as never);
+    for (const k of keys) this.pending.add(k);
     this.pendingObservedAt.push(observedAt);
+    if (change.kind === 'Service' || change.kind === 'EndpointSlice') {
+      const byKind = change.kind === 'Service' ? this.pendingServices : this.pendingEndpoints;
+      for (const k of keys) byKind.add(k);
+      this.queueFigures(change.kind === 'Service' ? 'service' : 'endpoints');
+    }
     this.schedule();
   }
 
@@ -239,7 +273,7 @@ export class ServiceSync {
   private syncChanges(): void {
     if (this.zoneChanged && this.node) {
       const prev = this.node.zone ?? '';
-      this.pending.clear();
+      this.takeQueue();
       this.pendingObservedAt = [];
       this.full('node-zone', this.node);
       this.opts.log.info('node zone changed', { node: this.node.nodeName, from: prev || undefined, zone: this.node.zone || undefined });
@@ -249,7 +283,7 @@ export class ServiceSync {
     const t0 = performance.now();
     const keys = [...this.pending];
     const observedAt = this.pendingObservedAt;
-    this.pending.clear();
+    this.takeQueue();
     this.pendingObservedAt = [];
     const diff = updateServiceState(this.state, this.opts.inputs, this.node, keys);
     this.logTopology(keys);
@@ -257,6 +291,18 @@ export class ServiceSync {
     this.reconciler.update(diff.upserted, diff.removed);
     const r = this.withCleanupErrors(() => this.reconciler.sync());
     this.report({ reason: 'change', kind: 'incremental', result: r, seconds: (performance.now() - t0) / 1000, observedAt });
+  }
+
+  private queueFigures(queued?: 'service' | 'endpoints'): void {
+    this.opts.onQueue?.({ ...(queued && { queued }), servicesPending: this.pendingServices.size, endpointsPending: this.pendingEndpoints.size });
+  }
+
+  /** A sync takes every pending key: the queue is empty again. */
+  private takeQueue(): void {
+    this.pending.clear();
+    this.pendingServices.clear();
+    this.pendingEndpoints.clear();
+    this.queueFigures();
   }
 
   /** A sync's errors include its clean-up's (health counts both). */

@@ -1,23 +1,19 @@
 // metrics/metrics: everything weir exports to Prometheus, in one registry. Dataplane counters
-// and map fill are read from the pinned maps at scrape time (no polling loop, always
-// current); control-plane figures are pushed by the daemon as they happen. Names follow
+// and map fill are read from the pinned maps at scrape time (dataplane-metrics.ts);
+// control-plane figures are pushed by the daemon as they happen. Names follow
 // Prometheus conventions (_total, _seconds, base units); where kube-proxy has an equivalent
-// an operator alerts on, the kube-proxy name is exported too (docs/metrics.md).
+// an operator alerts on, the kube-proxy name is exported too (docs/metrics.md). Node's own
+// process metrics (CPU, memory, event-loop lag, heap, GC) come from prom-client's defaults.
 
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { BpfMap } from '../bpf/index.js';
-import { readCounters } from '../dataplane/counters.js';
-import { boundedLbSeries, readLbStats } from '../dataplane/lb-stats.js';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { kernelRelease } from '../bpf/features.js';
+import type { CtGcPass } from '../dataplane/conntrack-gc.js';
+import { readCounters, type CounterRow } from '../dataplane/counters.js';
+import type { ChangeQueueFigures } from '../dataplane/service-sync.js';
+import { buildInfo } from './build-info.js';
+import { registerDataplaneMetrics, type DataplaneView } from './dataplane-metrics.js';
 
-/** What the scrape reads from the dataplane: the counters map and every map whose fill matters. */
-export interface DataplaneView {
-  counters(): BpfMap | undefined;
-  maps(): Iterable<BpfMap>;
-  /** weir_lb_stats4 and weir_lb_stats6 where pinned (undefined with --service-stats off) and who each frontend id is */
-  lbStats?(): { maps: readonly BpfMap[]; frontends: Map<number, { service: string; frontend: string }> } | undefined;
-  /** weir_policy_stats (undefined with --policy-stats or --network-policy off) and each slot's policy */
-  policyStats?(): { map: BpfMap; names: Map<number, string> } | undefined;
-}
+export { LB_SERIES_CAP, POLICY_SERIES_CAP, perFrontendSeries, type DataplaneView } from './dataplane-metrics.js';
 
 /** What a policy sync reports to the metrics (dataplane/policy-sync.ts). */
 export interface PolicySyncFigures {
@@ -28,20 +24,24 @@ export interface PolicySyncFigures {
   issues: { policy: Map<string, number>; pod: Map<string, number> };
 }
 
-/** Hard cap on weir_policy_flows_total series (policies x 4); the rest sum into policy="other". */
-export const POLICY_SERIES_CAP = 2000;
-
-/** Hard cap on weir_service_new_connections_total series; the rest sum into backend="other". */
-export const LB_SERIES_CAP = 2000;
-
 // network programming latency runs from milliseconds to minutes (kube-proxy's buckets)
 const PROGRAMMING_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600];
 const SYNC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+// a conntrack GC pass: a dump of up to millions of entries, milliseconds to seconds
+const CT_GC_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export interface MetricsOptions {
+  /** Node's process metrics (process_*, nodejs_*); default on. Off where several registries share a process (tests). */
+  processMetrics?: boolean;
+}
 
 export class Metrics {
   readonly registry = new Registry();
   private dataplane: DataplaneView | undefined;
   private readonly scrapeHooks: (() => void)[] = [];
+  /** the counters map read once per scrape (six metrics split the same rows) */
+  private rowsOfScrape: CounterRow[] | undefined;
+  private inScrape = false;
 
   readonly sourceEvents = new Counter({
     name: 'weir_source_events_total',
@@ -163,135 +163,132 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  constructor() {
-    // prom-client calls collect() with `this` bound to the metric: the registry's state is reached through `self`
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const self = this;
-    new Counter({
-      name: 'weir_dataplane_packets_total',
-      help: 'Packets seen by the BPF programs, by hook and reason (the per-CPU counters map, summed).',
-      labelNames: ['hook', 'reason'] as const,
+  // kube-proxy's change queue (pkg/proxy/metrics): what is waiting for the next sync
+  readonly kubeProxyLastQueued = new Gauge({
+    name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds',
+    help: "weir's equivalent of kube-proxy's: the last time a Service or EndpointSlice change queued a sync (unix seconds).",
+    registers: [this.registry],
+  });
+  readonly serviceChangesPending = new Gauge({
+    name: 'kubeproxy_sync_proxy_rules_service_changes_pending',
+    help: 'Services whose Service object changed since the last sync (waiting for it).',
+    registers: [this.registry],
+  });
+  readonly endpointChangesPending = new Gauge({
+    name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending',
+    help: 'Services whose EndpointSlices changed since the last sync (waiting for it).',
+    registers: [this.registry],
+  });
+  readonly serviceChanges = new Counter({
+    name: 'kubeproxy_sync_proxy_rules_service_changes_total',
+    help: 'Service object changes (add, update, delete) queued for a sync.',
+    registers: [this.registry],
+  });
+  readonly endpointChanges = new Counter({
+    name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total',
+    help: 'EndpointSlice changes (add, update, delete) queued for a sync.',
+    registers: [this.registry],
+  });
+
+  // conntrack GC (dataplane/conntrack-gc.ts), as Cilium's datapath_conntrack_gc_* metrics
+  readonly ctGcRuns = new Counter({
+    name: 'weir_conntrack_gc_runs_total',
+    help: "Conntrack GC passes over one family's map, by family and status (completed, failed).",
+    labelNames: ['family', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly ctGcDuration = new Histogram({
+    name: 'weir_conntrack_gc_duration_seconds',
+    help: "One conntrack GC pass over one family's map: dump, plan, delete.",
+    labelNames: ['family'] as const,
+    buckets: CT_GC_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly ctGcDeleted = new Counter({
+    name: 'weir_conntrack_gc_deleted_entries_total',
+    help: 'Conntrack entries the GC deleted, by family and reason (the idle timeout that expired: tcp_syn_only, tcp_established, tcp_closing, udp, icmp, other).',
+    labelNames: ['family', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly ctGcAlive = new Gauge({
+    name: 'weir_conntrack_gc_entries',
+    help: "Conntrack entries left in each family's map after the last GC pass.",
+    labelNames: ['family'] as const,
+    registers: [this.registry],
+  });
+  readonly ctGcLastRun = new Gauge({
+    name: 'weir_conntrack_gc_last_run_timestamp_seconds',
+    help: "When the last conntrack GC pass over each family's map ended (unix seconds).",
+    labelNames: ['family'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(opts: MetricsOptions = {}) {
+    if (opts.processMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry });
+      // gauges named like counters, which promtool rejects; nodejs_active_{handles,requests,resources} (by type) stay
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+        this.registry.removeSingleMetric(name);
+    }
+    const build = buildInfo();
+    new Gauge({
+      name: 'weir_build_info',
+      help: 'Which weir runs here (always 1): version, commit (dirty: built from a tree with changes), Node.js, libbpf, kernel release.',
+      labelNames: ['version', 'commit', 'dirty', 'node_version', 'libbpf_version', 'kernel_release'] as const,
       registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const r of self.counterRows()) this.inc({ hook: r.hook, reason: r.reason }, Number(r.packets));
+    }).set(
+      {
+        version: build.version,
+        commit: build.commit,
+        dirty: String(build.dirty),
+        node_version: build.nodeVersion,
+        libbpf_version: build.libbpfVersion,
+        kernel_release: kernelRelease(),
       },
-    });
-    new Counter({
-      name: 'weir_dataplane_bytes_total',
-      help: 'Bytes seen by the BPF programs, by hook and reason.',
-      labelNames: ['hook', 'reason'] as const,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const r of self.counterRows()) this.inc({ hook: r.hook, reason: r.reason }, Number(r.bytes));
-      },
-    });
-    new Counter({
-      name: 'weir_service_new_connections_total',
-      help: `New connections (flows) sent to each backend, by service, frontend and backend (weir_lb_stats4, weir_lb_stats6). At most ${LB_SERIES_CAP} series: the largest counts, the rest summed into service/frontend/backend="other".`,
-      labelNames: ['service', 'frontend', 'backend'] as const,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        let view;
-        try {
-          view = self.dataplane?.lbStats?.();
-          if (!view) return;
-          const rows = view.maps.flatMap((m) => readLbStats(m));
-          for (const s of boundedLbSeries(rows, (id) => view!.frontends.get(id), LB_SERIES_CAP))
-            this.inc({ service: s.service, frontend: s.frontend, backend: s.backend }, s.value);
-        } catch {
-          /* a map closed under us: nothing this scrape */
-        }
-      },
-    });
-    new Counter({
-      name: 'weir_policy_verdicts_total',
-      help: 'New flows decided by NetworkPolicy on this node, by direction (the isolated side whose policy decided) and verdict (the BPF counters of the policy stage).',
-      labelNames: ['direction', 'verdict'] as const,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        for (const r of self.counterRows()) {
-          const m = /^policy_(egress|ingress)_(allowed|denied)$/.exec(r.reason);
-          if (m) this.inc({ direction: m[1]!, verdict: m[2]! }, Number(r.packets));
-        }
-      },
-    });
-    new Counter({
-      name: 'weir_policy_flows_total',
-      help: `New flows per NetworkPolicy: allowed by one of its rules, or denied by default while it isolated the pod (the first such policy). At most ${POLICY_SERIES_CAP} series; --policy-stats off removes them.`,
-      labelNames: ['policy', 'direction', 'verdict'] as const,
-      registers: [this.registry],
-      collect() {
-        this.reset();
-        try {
-          const view = self.dataplane?.policyStats?.();
-          if (!view) return;
-          const rows: { policy: string; direction: string; verdict: string; value: number }[] = [];
-          for (const [key, value] of view.map.lookupBatch()) {
-            const slot = key.readUInt32LE(0);
-            const sums = [0, 0, 0, 0];
-            for (const cpu of view.map.splitPerCpu(value)) for (let i = 0; i < 4; i++) sums[i]! += Number(cpu.readBigUInt64LE(i * 8));
-            if (sums.every((s) => s === 0)) continue;
-            const policy = view.names.get(slot) ?? 'other';
-            const labels: [string, string][] = [
-              ['ingress', 'allowed'],
-              ['ingress', 'denied'],
-              ['egress', 'allowed'],
-              ['egress', 'denied'],
-            ];
-            labels.forEach(([direction, verdict], i) => sums[i]! > 0 && rows.push({ policy, direction, verdict, value: sums[i]! }));
-          }
-          rows.sort((a, b) => b.value - a.value);
-          for (const [i, r] of rows.entries())
-            this.inc(
-              i < POLICY_SERIES_CAP
-                ? { policy: r.policy, direction: r.direction, verdict: r.verdict }
-                : { policy: 'other', direction: r.direction, verdict: r.verdict },
-              r.value,
-            );
-        } catch {
-          /* a map closed under us: nothing this scrape */
-        }
-      },
-    });
-    const fill = (name: string, help: string, value: (m: BpfMap) => number) =>
-      new Gauge({
-        name,
-        help,
-        labelNames: ['map'] as const,
-        registers: [this.registry],
-        collect() {
-          this.reset();
-          for (const m of self.dataplane?.maps() ?? []) {
-            try {
-              this.set({ map: m.name }, value(m));
-            } catch {
-              /* a map closed under us: skip it this scrape */
-            }
-          }
-        },
-      });
-    const entries = (m: BpfMap) => (m.type.includes('array') ? m.maxEntries : m.count());
-    fill('weir_map_entries', 'Entries in each BPF map.', entries);
-    fill('weir_map_capacity', 'max_entries of each BPF map.', (m) => m.maxEntries);
-    fill('weir_map_pressure_ratio', 'entries / capacity of each BPF map (LRU maps evict near 1).', (m) => entries(m) / m.maxEntries);
+      1,
+    );
+    registerDataplaneMetrics(
+      this.registry,
+      () => this.dataplane,
+      () => this.counterRows(),
+    );
   }
 
   attachDataplane(view: DataplaneView): void {
     this.dataplane = view;
   }
 
-  private counterRows() {
+  private counterRows(): CounterRow[] {
+    if (this.rowsOfScrape) return this.rowsOfScrape;
     const map = this.dataplane?.counters();
-    if (!map) return [];
+    let rows: CounterRow[] = [];
     try {
-      return readCounters(map);
+      if (map) rows = readCounters(map);
     } catch {
-      return [];
+      rows = [];
     }
+    if (this.inScrape) this.rowsOfScrape = rows;
+    return rows;
+  }
+
+  /** A Service or EndpointSlice change queued, or the queue taken by a sync (dataplane/service-sync.ts). */
+  observeQueue(q: ChangeQueueFigures, now = Date.now()): void {
+    if (q.queued === 'service') this.serviceChanges.inc();
+    if (q.queued === 'endpoints') this.endpointChanges.inc();
+    if (q.queued) this.kubeProxyLastQueued.set(now / 1000);
+    this.serviceChangesPending.set(q.servicesPending);
+    this.endpointChangesPending.set(q.endpointsPending);
+  }
+
+  /** One conntrack GC pass over one family's map. */
+  observeConntrackGc(p: CtGcPass, now = Date.now()): void {
+    const family = `ipv${p.family}`;
+    this.ctGcRuns.inc({ family, status: p.ok ? 'completed' : 'failed' });
+    this.ctGcDuration.observe({ family }, p.seconds);
+    this.ctGcLastRun.set({ family }, now / 1000);
+    if (!p.ok) return;
+    for (const [reason, n] of Object.entries(p.deleted)) if (n > 0) this.ctGcDeleted.inc({ family, reason }, n);
+    this.ctGcAlive.set({ family }, p.alive);
   }
 
   /** One sync that wrote the maps: duration, writes, and for each object its programming latency. */
@@ -337,7 +334,13 @@ export class Metrics {
         /* a hook must not break the scrape */
       }
     }
-    return this.registry.metrics();
+    this.inScrape = true;
+    try {
+      return await this.registry.metrics();
+    } finally {
+      this.inScrape = false;
+      this.rowsOfScrape = undefined;
+    }
   }
 
   get contentType(): string {

@@ -36,7 +36,7 @@ describe('weir CLI on a live node', () => {
     client = await lab.pod(node, 'client');
     outside = await lab.external('outside', { address: '198.18.0.100/24' });
     await Promise.all(backends.map((b) => b.ns.echoServer({ name: b.name, port: 8080 })));
-    weir = await WeirNode.create(lab, node, { connectTimeLb: 'host-only', metricsAddress: '127.0.0.1:9745' });
+    weir = await WeirNode.create(lab, node, { connectTimeLb: 'host-only', metricsAddress: '127.0.0.1:9745', extraArgs: ['--service-stats', 'backend'] });
     const ports = [{ name: 'http', port: 80, targetPort: 8080, nodePort: NODE_PORT }];
     weir.writeManifest('web.yaml', [
       service({ name: 'web', type: 'NodePort', clusterIP: CLUSTER_IP, ports }),
@@ -93,7 +93,7 @@ describe('weir CLI on a live node', () => {
       40,
     );
     const metrics = (await weir.http('/metrics')).body;
-    const series = [...metrics.matchAll(/^weir_service_new_connections_total\{service="default\/web",frontend="([^"]+)",backend="([^"]+)"\} (\d+)$/gm)];
+    const series = [...metrics.matchAll(/^weir_service_backend_new_connections_total\{service="default\/web",frontend="([^"]+)",backend="([^"]+)"\} (\d+)$/gm)];
     const fromMetrics: Record<string, number> = {};
     for (const [, fe, be, n] of series) if (fe === `${CLUSTER_IP}:80/tcp`) fromMetrics[be!.split(':')[0]!] = Number(n);
     assert.deepEqual(fromMetrics, Object.fromEntries(Object.entries(seen).filter(([, n]) => n > 0)));

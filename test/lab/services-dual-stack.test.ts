@@ -64,7 +64,11 @@ describe('dual-stack Services with the IPv6 maps', () => {
     backends = [await lab.pod(node, 'be-a'), await lab.pod(node, 'be-b')];
     client = await lab.pod(node, 'client');
     await Promise.all(backends.map((b) => b.ns.echoServer({ name: b.name, port: 8080 })));
-    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9745', extraArgs: ['--ct-gc-interval', '1s'] });
+    weir = await WeirNode.create(lab, node, {
+      connectTimeLb: 'off',
+      metricsAddress: '127.0.0.1:9745',
+      extraArgs: ['--ct-gc-interval', '1s', '--service-stats', 'backend'],
+    });
     const svc = service({ name: 'web', type: 'NodePort', clusterIP: VIP4, ports: PORTS }) as { spec: Record<string, unknown> };
     svc.spec.clusterIPs = [VIP4, VIP6];
     svc.spec.ipFamilies = ['IPv4', 'IPv6'];
@@ -139,13 +143,13 @@ describe('dual-stack Services with the IPv6 maps', () => {
       m.close();
     }
     text = (await weir.http('/metrics')).body;
-    const series = `weir_service_new_connections_total{service="default/web",frontend="[${VIP6}]:80/tcp",backend="[${backends[0]!.ip6}]:8080"}`;
+    const series = `weir_service_backend_new_connections_total{service="default/web",frontend="[${VIP6}]:80/tcp",backend="[${backends[0]!.ip6}]:8080"}`;
     assert.equal(
       sample(text, series),
       n,
       text
         .split('\n')
-        .filter((l) => l.startsWith('weir_service_new'))
+        .filter((l) => l.startsWith('weir_service_backend_new'))
         .join('\n'),
     );
     const row = weir
