@@ -150,7 +150,7 @@ export type DiffSource = { kind: 'manifests'; dir: string } | { kind: 'kube'; ku
 const SERVICE_KINDS = ['Service', 'EndpointSlice', 'Node'] as const;
 
 export function diffSource(o: { manifests?: string; kubeconfig?: string }, env: NodeJS.ProcessEnv = process.env): DiffSource {
-  if (o.manifests && o.kubeconfig) throw new CliError('--manifests and --kubeconfig exclude each other: choose the daemon\'s source');
+  if (o.manifests && o.kubeconfig) throw new CliError("--manifests and --kubeconfig exclude each other: choose the daemon's source");
   if (o.manifests) return { kind: 'manifests', dir: o.manifests };
   if (o.kubeconfig) return { kind: 'kube', kubeconfig: o.kubeconfig };
   if (env.KUBERNETES_SERVICE_HOST) return { kind: 'kube' };
@@ -243,7 +243,11 @@ export function registerDiffCommand(program: Command): void {
     .option('--manifests <dir>', "the daemon's manifests directory")
     .option('--kubeconfig <file>', "the daemon's kubeconfig (default without --manifests, in a pod: its service account)")
     // in the DaemonSet the pod has NODE_NAME (deploy/weir.yaml), so `kubectl exec ds/weir -- weir diff` needs no flag
-    .requiredOption('--node-name <name>', "the daemon's --node-name (default: $WEIR_NODE_NAME, else $NODE_NAME)", process.env.WEIR_NODE_NAME ?? process.env.NODE_NAME)
+    .requiredOption(
+      '--node-name <name>',
+      "the daemon's --node-name (default: $WEIR_NODE_NAME, else $NODE_NAME)",
+      process.env.WEIR_NODE_NAME ?? process.env.NODE_NAME,
+    )
     .option('--nodeport-addresses <cidrs>', "the daemon's --nodeport-addresses")
     .option('--host-interfaces <list>', "the daemon's --host-interfaces")
     .option('--proxy-name <name>', "the daemon's --proxy-name")

@@ -354,7 +354,8 @@ export function registerServiceCommands(program: Command): void {
     },
   );
 
-  common(program.command('affinity').command('list').description('ClientIP session affinity entries (both families)')).action((o: Common) => {
+  const affinity = program.command('affinity').description('ClientIP session affinity: which backend each client sticks to');
+  common(affinity.command('list').description('ClientIP session affinity entries (both families)')).action((o: Common) => {
     print(o.output, affinityRows(o));
   });
 }

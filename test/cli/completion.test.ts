@@ -47,7 +47,8 @@ describe('weir completion bash', () => {
   });
 
   test('weir ser<TAB> -> services', () => assert.deepEqual(complete('weir ser'), ['services']));
-  test('weir daemon --connect-time-lb <TAB> -> on host-only off', () => assert.deepEqual(complete('weir daemon --connect-time-lb '), ['on', 'host-only', 'off']));
+  test('weir daemon --connect-time-lb <TAB> -> on host-only off', () =>
+    assert.deepEqual(complete('weir daemon --connect-time-lb '), ['on', 'host-only', 'off']));
   test("a flag's value is skipped on the way: weir daemon --node-name n1 --log-level <TAB>", () =>
     assert.deepEqual(complete('weir daemon --node-name n1 --log-level '), ['debug', 'info', 'warn']));
   test('nested: weir ct <TAB> -> list flush help; weir ct list --a<TAB> -> --address', () => {
@@ -72,7 +73,11 @@ describe('weir completion bash', () => {
       const last = words.pop()!;
       assert.ok(complete(['weir', ...words, last].join(' ')).includes(last), `weir ${node.path}`);
       const flags = complete(['weir', ...words, last, '--'].join(' '));
-      assert.deepEqual(flags, node.flags.filter((f) => f.startsWith('--')), `weir ${node.path} --<TAB>`);
+      assert.deepEqual(
+        flags,
+        node.flags.filter((f) => f.startsWith('--')),
+        `weir ${node.path} --<TAB>`,
+      );
       n++;
     }
     console.log(`${n} commands complete`);

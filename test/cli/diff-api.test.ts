@@ -87,7 +87,7 @@ describe('weir diff against the API source', () => {
     }
     // YAML, not JSON printed under another name
     const y = await weir(['services', '-o', 'yaml']);
-    assert.match(y.stdout, /^- frontend: /m);
+    assert.match(y.stdout, new RegExp(`^- family: IPv4\n  frontend: ${WEB_IP.replaceAll('.', '\\.')}:80$`, 'm'));
     assert.throws(() => JSON.parse(y.stdout));
   });
 
@@ -107,6 +107,7 @@ describe('weir diff against the API source', () => {
     assert.deepEqual(web.desired!.backends, [`${pods[0]!.ip}:8080[local]`, `${pods[2]!.ip}:8080[local]`].sort());
     assert.deepEqual(web.live!.backends, [`${pods[0]!.ip}:8080[local]`, `${pods[1]!.ip}:8080[local]`].sort());
     const t = await diff();
+    console.log(t.stdout);
     assert.equal(t.code, 2);
     assert.match(t.stdout, /^3 differences \(desired 2 frontends, live 2\)\n/);
     assert.match(t.stdout, new RegExp(`^different +${WEB_IP.replaceAll('.', '\\.')}:80/tcp/internal +default/web +backends`, 'm'));

@@ -62,7 +62,22 @@ describe('no weir state: one line, one exit code, every state-reading command', 
   test('the tree has the inspection commands this test expects to cover', () => {
     const names = stateCommands.map((c) => c.path.join(' '));
     console.log(`covered: ${names.join(', ')}`);
-    for (const n of ['services', 'ct list', 'ct flush', 'nat list', 'affinity list', 'counters', 'maps', 'nodes', 'policy', 'ipcache', 'identities', 'explain', 'diff', 'ifaces'])
+    for (const n of [
+      'services',
+      'ct list',
+      'ct flush',
+      'nat list',
+      'affinity list',
+      'counters',
+      'maps',
+      'nodes',
+      'policy',
+      'ipcache',
+      'identities',
+      'explain',
+      'diff',
+      'ifaces',
+    ])
       assert.ok(names.includes(n), `${n} is a state-reading command`);
     for (const { path, cmd } of stateCommands) {
       const needs = cmd.registeredArguments.some((a) => a.required) || cmd.options.some((o) => o.mandatory && o.defaultValue === undefined);
