@@ -2,8 +2,9 @@
 // maps. Desired: the daemon's source (a manifests dir, or the API server listed once: the
 // Services, EndpointSlices and Nodes the service model reads) -> Store -> buildServiceState
 // -> frontendEntries, the same path the daemon's reconciler takes, with node addresses read
-// from netlink as the daemon reads them (run it in the node's network namespace). Live: weir_frontend4/weir_backend4 and
-// weir_frontend6/weir_backend6 (where pinned: the IPv6 entries are compared only then).
+// from netlink as the daemon reads them (run it in the node's network namespace).
+// Live: weir_frontend4/weir_backend4 and weir_frontend6/weir_backend6 (where pinned: the
+// IPv6 entries are compared only then).
 // A frontend is missing, extra, or different (backend count, flags, affinity timeout, or
 // its backend set: address:port and flags, compared as sets, not by id or slot).
 // Exit 0: no difference; 2: differences (1 stays "the command failed").

@@ -65,9 +65,10 @@ describe('weir diff against the API source', () => {
   });
 
   test('-o yaml is the -o json document, for every command tried on live state', async () => {
+    // not `maps`, `counters`, `ct list`, `nat list`: their figures move between two runs (seen:
+    // the conntrack map's entry count), so the two documents may honestly differ
     const commands: string[][] = [
       ['services'],
-      ['maps'],
       ['nodes'],
       ['identities'],
       ['ipcache'],
