@@ -1,8 +1,10 @@
 // cli/diff: `weir diff`, the desired service state from the source against the live pinned
-// maps. Desired: manifests dir -> Store -> buildServiceState -> frontendEntries, the same
-// path the daemon's reconciler takes, with node addresses read from netlink as the daemon
-// reads them (run it in the node's network namespace). Live: weir_frontend4/weir_backend4 and
-// weir_frontend6/weir_backend6 (where pinned: the IPv6 entries are compared only then).
+// maps. Desired: the daemon's source (a manifests dir, or the API server listed once: the
+// Services, EndpointSlices and Nodes the service model reads) -> Store -> buildServiceState
+// -> frontendEntries, the same path the daemon's reconciler takes, with node addresses read
+// from netlink as the daemon reads them (run it in the node's network namespace).
+// Live: weir_frontend4/weir_backend4 and weir_frontend6/weir_backend6 (where pinned: the
+// IPv6 entries are compared only then).
 // A frontend is missing, extra, or different (backend count, flags, affinity timeout, or
 // its backend set: address:port and flags, compared as sets, not by id or slot).
 // Exit 0: no difference; 2: differences (1 stays "the command failed").
@@ -26,10 +28,12 @@ import { nodeZone } from '../model/nodes.js';
 import type { NodeContext } from '../model/service-types.js';
 import { buildServiceState } from '../model/services.js';
 import { silentLogger } from '../log.js';
+import { loadKubeConfig } from '../sources/kube-config.js';
+import { listOnce } from '../sources/kube-list.js';
 import { ManifestsSource } from '../sources/manifests.js';
 import { Store } from '../sources/store.js';
 import { backendFlags, endpoint, frontendFlags, protocolName, scopeName } from './decode.js';
-import { CliError, json, parseFormat, table, type OutputFormat } from './output.js';
+import { CliError, outputOption, render, table, type OutputFormat } from './output.js';
 import { pinnedFamilies, withFamilyMap } from './services.js';
 import { pinnedMapNames, stateOptions, type StateOptions } from './state.js';
 
@@ -140,8 +144,44 @@ export function liveFamilies(o: StateOptions): IpFamily[] {
   return pinnedFamilies(o, 'frontends').filter((f) => backends.includes(f));
 }
 
+/** Where the desired state comes from: the daemon's rule (cli/daemon.ts sourceConfig). */
+export type DiffSource = { kind: 'manifests'; dir: string } | { kind: 'kube'; kubeconfig?: string };
+
+/** The kinds the service model reads (ServiceInputs): a one-shot list needs no more. */
+const SERVICE_KINDS = ['Service', 'EndpointSlice', 'Node'] as const;
+
+export function diffSource(o: { manifests?: string; kubeconfig?: string }, env: NodeJS.ProcessEnv = process.env): DiffSource {
+  if (o.manifests && o.kubeconfig) throw new CliError("--manifests and --kubeconfig exclude each other: choose the daemon's source");
+  if (o.manifests) return { kind: 'manifests', dir: o.manifests };
+  if (o.kubeconfig) return { kind: 'kube', kubeconfig: o.kubeconfig };
+  if (env.KUBERNETES_SERVICE_HOST) return { kind: 'kube' };
+  throw new CliError("no source: --manifests DIR or --kubeconfig FILE (the daemon's), or run in the weir pod (its service account)");
+}
+
+/** Fills `store` from the source as the daemon's first sync sees it. */
+async function readSource(src: DiffSource, store: Store): Promise<void> {
+  if (src.kind === 'kube') {
+    try {
+      await listOnce(loadKubeConfig(src.kubeconfig ? { kubeconfig: src.kubeconfig } : {}), SERVICE_KINDS, store);
+    } catch (e) {
+      throw new CliError((e as Error).message.split('\n')[0]!);
+    }
+    return;
+  }
+  const source = new ManifestsSource({ dir: src.dir, log: silentLogger, rescanIntervalMs: 0 });
+  try {
+    await source.start((e) => {
+      if (e.type !== 'synced') store.apply(e);
+    });
+  } catch (e) {
+    throw new CliError(`--manifests ${src.dir}: ${(e as Error).message.split('\n')[0]}`);
+  } finally {
+    await source.stop();
+  }
+}
+
 export interface DesiredOptions {
-  manifests: string;
+  source: DiffSource;
   /** the families the node's maps hold (liveFamilies); default both */
   families?: readonly IpFamily[];
   nodeName: string;
@@ -154,16 +194,7 @@ export interface DesiredOptions {
 /** The entries the daemon's reconciler wants now, computed as it computes them. */
 export async function desiredFrontends(o: DesiredOptions): Promise<Map<string, DesiredFrontend>> {
   const store = new Store();
-  const source = new ManifestsSource({ dir: o.manifests, log: silentLogger, rescanIntervalMs: 0 });
-  try {
-    await source.start((e) => {
-      if (e.type !== 'synced') store.apply(e);
-    });
-  } catch (e) {
-    throw new CliError(`--manifests ${o.manifests}: ${(e as Error).message.split('\n')[0]}`);
-  } finally {
-    await source.stop();
-  }
+  await readSource(o.source, store);
   const [links, addresses, routes] = await Promise.all([dumpLinks(), dumpAddresses(), dumpRoutes()]);
   const net = computeNodeNetwork(links, addresses, routes, { hostInterfaces: o.hostInterfaces ?? [], nodePortAddresses: o.nodePortAddresses ?? [] });
   // the zone as the daemon reads it (service-sync.ts): from this node's Node manifest, if any
@@ -195,7 +226,8 @@ function describe(r: DiffResult): string {
 }
 
 interface DiffFlags extends StateOptions {
-  manifests: string;
+  manifests?: string;
+  kubeconfig?: string;
   nodeName: string;
   nodeportAddresses?: string;
   hostInterfaces?: string;
@@ -206,18 +238,26 @@ interface DiffFlags extends StateOptions {
 export function registerDiffCommand(program: Command): void {
   stateOptions(program.command('diff'))
     .description(
-      `desired service state (from the manifests) against the live maps; exit 0 when they agree, ${EXIT_DIFFERENCES} when they differ (run it in the node's network namespace, with the daemon's flags)`,
+      `desired service state (from the daemon's source: manifests, or the API server listed once) against the live maps; ` +
+        `exit 0 when they agree, ${EXIT_DIFFERENCES} when they differ (run it in the node's network namespace, with the daemon's flags)`,
     )
-    .requiredOption('--manifests <dir>', "the daemon's manifests directory")
-    .requiredOption('--node-name <name>', "the daemon's --node-name")
+    .option('--manifests <dir>', "the daemon's manifests directory")
+    .option('--kubeconfig <file>', "the daemon's kubeconfig (default without --manifests, in a pod: its service account)")
+    // in the DaemonSet the pod has NODE_NAME (deploy/weir.yaml), so `kubectl exec ds/weir -- weir diff` needs no flag
+    .requiredOption(
+      '--node-name <name>',
+      "the daemon's --node-name (default: $WEIR_NODE_NAME, else $NODE_NAME)",
+      process.env.WEIR_NODE_NAME ?? process.env.NODE_NAME,
+    )
     .option('--nodeport-addresses <cidrs>', "the daemon's --nodeport-addresses")
     .option('--host-interfaces <list>', "the daemon's --host-interfaces")
     .option('--proxy-name <name>', "the daemon's --proxy-name")
-    .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
+    .addOption(outputOption())
     .action(async (o: DiffFlags) => {
+      const source = diffSource(o);
       const live = readLive(o);
       const desired = await desiredFrontends({
-        manifests: o.manifests,
+        source,
         families: liveFamilies(o),
         nodeName: o.nodeName,
         nodePortAddresses: parseList(o.nodeportAddresses),
@@ -225,7 +265,7 @@ export function registerDiffCommand(program: Command): void {
         ...(o.proxyName ? { proxyName: o.proxyName } : {}),
       });
       const r = diffFrontends(desired, live);
-      process.stdout.write((o.output === 'json' ? json(r) : describe(r)) + '\n');
+      process.stdout.write(render(o.output, r, () => describe(r)) + '\n');
       if (r.differences.length) process.exitCode = EXIT_DIFFERENCES;
     });
 }

@@ -21,7 +21,7 @@ import {
 } from '../dataplane/explain.js';
 import { backendFlags, frontendFlags, protocolName, protocolNumber, tcpFlagString } from './decode.js';
 import { canonicalIp, type IpFamily } from '../bpf/ip.js';
-import { CliError, json, parseFormat, type OutputFormat } from './output.js';
+import { CliError, outputOption, render, type OutputFormat } from './output.js';
 import { pinDirOf, stateOptions, withOpenMaps, type StateOptions } from './state.js';
 
 /** --icmp-type names per family, and the error types a --quote goes with */
@@ -235,7 +235,7 @@ export function registerExplainCommand(program: Command): void {
       'icmp: echo-request (default), echo-reply, dest-unreachable, time-exceeded, parameter-problem, packet-too-big (IPv6) or a number',
     )
     .option('--quote <tuple>', 'ICMP errors: the quoted packet, SRC:SPORT,DST:DPORT/PROTO (IPv6: [SRC]:SPORT,[DST]:DPORT/PROTO)')
-    .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
+    .addOption(outputOption())
     .action((src: string, dst: string, portProto: string, o: StateOptions & ExplainOptions & { output: OutputFormat }) => {
       const q = parseQuery(src, dst, portProto, o);
       withOpenMaps(o, (open, pinned) => {
@@ -261,7 +261,7 @@ export function registerExplainCommand(program: Command): void {
           ...(pinned.has('weir_endpoints4') ? { policy: policyMaps(open, (n) => pinned.has(n)) } : {}),
         };
         const e = explain(maps, q);
-        process.stdout.write((o.output === 'json' ? json({ query: q, ...e }) : describe(q, e)) + '\n');
+        process.stdout.write(render(o.output, { query: q, ...e }, () => describe(q, e)) + '\n');
       });
     });
 }

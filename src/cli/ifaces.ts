@@ -7,8 +7,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { BpfLink, BpfProgram, tcxPrograms, type TcDirection } from '../bpf/index.js';
-import { parseFormat, print, type OutputFormat } from './output.js';
-import { pinDirOf, stateOptions, type StateOptions } from './state.js';
+import { outputOption, print, type OutputFormat } from './output.js';
+import { pinDirOf, requireState, stateOptions, type StateOptions } from './state.js';
 
 export interface IfaceRow {
   interface: string;
@@ -58,6 +58,7 @@ function pinnedLinks(o: StateOptions): Map<string, string[]> {
 }
 
 export function ifaceRows(o: StateOptions & { all?: boolean }): IfaceRow[] {
+  requireState(o); // the programs may be attached, but without the pins they are not this instance's
   const links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as Array<{ ifindex: number; ifname: string }>;
   const pins = pinnedLinks(o);
   const rows: IfaceRow[] = [];
@@ -90,6 +91,6 @@ export function registerIfaceCommand(program: Command): void {
   stateOptions(program.command('ifaces'))
     .description("weir's programs attached to this network namespace's interfaces (TC ingress/egress), with program ids and tags")
     .option('--all', "include programs that are not weir's")
-    .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
+    .addOption(outputOption())
     .action((o: StateOptions & { all?: boolean; output: OutputFormat }) => print(o.output, ifaceRows(o)));
 }

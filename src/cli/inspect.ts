@@ -3,7 +3,7 @@
 import { MAP_ABI, parsePinName } from '../dataplane/map-abi.js';
 import type { Command } from 'commander';
 import { readCounters } from '../dataplane/counters.js';
-import { parseFormat, print, type OutputFormat } from './output.js';
+import { outputOption, print, type OutputFormat } from './output.js';
 import { openMap, pinnedMapNames, stateOptions, type StateOptions } from './state.js';
 
 interface Common extends StateOptions {
@@ -11,7 +11,7 @@ interface Common extends StateOptions {
 }
 
 function common(cmd: Command): Command {
-  return stateOptions(cmd).option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat);
+  return stateOptions(cmd).addOption(outputOption());
 }
 
 export function registerInspectCommands(program: Command): void {

@@ -1,8 +1,10 @@
 // cli/main: the `weir` command. A thin shell over the library: each area registers its
-// commands; errors the user can act on print as one line with exit code 1.
+// commands; errors the user can act on print as one line with exit code 1 (no weir state:
+// EXIT_NO_STATE). Importing it builds the command tree without running it (completion, tests).
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { packageRoot } from '../package-root.js';
 import { registerDaemonCommand } from './daemon.js';
@@ -12,7 +14,8 @@ import { registerIfaceCommand } from './ifaces.js';
 import { registerInspectCommands } from './inspect.js';
 import { registerNatCommand } from './nat.js';
 import { registerNodesCommand } from './nodes.js';
-import { CliError } from './output.js';
+import { registerCompletionCommand } from './completion.js';
+import { CliError, EXIT_NO_STATE, NoStateError } from './output.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerServiceCommands } from './services.js';
 import { registerStatusCommand } from './status.js';
@@ -22,7 +25,7 @@ import { registerVersionCommand } from './version.js';
 
 const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
-const program = new Command('weir').description('eBPF service dataplane for Kubernetes nodes').version(version).showHelpAfterError().exitOverride();
+export const program = new Command('weir').description('eBPF service dataplane for Kubernetes nodes').version(version).showHelpAfterError().exitOverride();
 
 registerDaemonCommand(program);
 registerInspectCommands(program);
@@ -37,12 +40,16 @@ registerDiffCommand(program);
 registerTakeoverCommand(program);
 registerUninstallCommand(program);
 registerVersionCommand(program);
+registerCompletionCommand(program);
 
-try {
-  await program.parseAsync(process.argv);
-} catch (e) {
-  if (e instanceof CommanderError) process.exit(e.exitCode);
-  const msg = e instanceof CliError ? e.message : `${(e as Error).message ?? e}`.split('\n')[0];
-  process.stderr.write(`weir: ${msg}\n`);
-  process.exit(1);
+const isMain = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+if (isMain) {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof CommanderError) process.exit(e.exitCode);
+    const msg = e instanceof CliError ? e.message : `${(e as Error).message ?? e}`.split('\n')[0];
+    process.stderr.write(`weir: ${msg}\n`);
+    process.exit(e instanceof NoStateError ? EXIT_NO_STATE : 1);
+  }
 }

@@ -128,7 +128,7 @@ export function registerNatCommand(program: Command): void {
       if (e instanceof CliError) throw e;
       throw new CliError(`reading the conntrack maps: ${(e as Error).message.split('\n')[0]}`);
     }
-    if (o.output === 'json') return print('json', rows);
+    if (o.output !== 'table') return print(o.output, rows);
     print(
       'table',
       rows.map((r) => ({

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { enums } from '../bpf/index.js';
 import { ipBytes, unmapIp4, type IpFamily } from '../bpf/ip.js';
 import { familyName, nodeFlags } from './decode.js';
-import { json, table } from './output.js';
+import { render, table } from './output.js';
 import { common, withMap, type Common } from './services.js';
 import { pinnedMapNames, type StateOptions } from './state.js';
 
@@ -139,6 +139,6 @@ export function registerNodesCommand(program: Command): void {
     program.command('nodes').description('the other nodes (weir_nodes4/6) and the pod prefixes of both families tunnelled to each (weir_tunnel4/6)'),
   ).action((o: Common) => {
     const v = nodesView(o);
-    process.stdout.write(`${o.output === 'json' ? json(v) : nodesText(v)}\n`);
+    process.stdout.write(`${render(o.output, v, () => nodesText(v))}\n`);
   });
 }

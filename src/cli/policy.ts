@@ -21,7 +21,7 @@ import {
   type AddressMaps,
 } from '../dataplane/policy-maps.js';
 import { keyRanges, portsText, ruleText, PolicyNames, type IdentityInfo, type PolicyReadMaps } from '../dataplane/policy-view.js';
-import { json, table } from './output.js';
+import { render, table } from './output.js';
 import { common, type Common } from './services.js';
 import { withOpenMaps, type StateOptions } from './state.js';
 
@@ -268,12 +268,12 @@ export function registerPolicyCommands(program: Command): void {
     program.command('ipcache').description('every address NetworkPolicy knows (weir_ipcache4, weir_ipcache6) -> its security identity and ipBlock identity'),
   ).action((o: Common) => {
     const v = withPolicyMaps(o, (m) => ipcacheView(m));
-    process.stdout.write(`${o.output === 'json' ? json(v) : ipcacheText(v)}\n`);
+    process.stdout.write(`${render(o.output, v, () => ipcacheText(v))}\n`);
   });
   common(program.command('identities').description('security identities (weir_identities and the reserved ones): labels, CIDR, who carries each')).action(
     (o: Common) => {
       const v = withPolicyMaps(o, (m) => identitiesView(m));
-      process.stdout.write(`${o.output === 'json' ? json(v) : identitiesText(v)}\n`);
+      process.stdout.write(`${render(o.output, v, () => identitiesText(v))}\n`);
     },
   );
   common(
@@ -282,6 +282,6 @@ export function registerPolicyCommands(program: Command): void {
       .description("each local endpoint's NetworkPolicy: isolation, selecting policies, compiled allow rules (weir_endpoints4/6, weir_policy4)"),
   ).action((o: Common) => {
     const v = withPolicyMaps(o, (m) => policyView(m));
-    process.stdout.write(`${o.output === 'json' ? json(v) : policyText(v)}\n`);
+    process.stdout.write(`${render(o.output, v, () => policyText(v))}\n`);
   });
 }

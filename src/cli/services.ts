@@ -25,7 +25,7 @@ import {
   scopeName,
   tcpFlagString,
 } from './decode.js';
-import { CliError, parseFormat, print, type OutputFormat } from './output.js';
+import { CliError, outputOption, print, type OutputFormat } from './output.js';
 import { openMap, pinnedMapNames, stateOptions, type StateOptions } from './state.js';
 
 export interface Common extends StateOptions {
@@ -33,7 +33,7 @@ export interface Common extends StateOptions {
 }
 
 export function common(cmd: Command): Command {
-  return stateOptions(cmd).option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat);
+  return stateOptions(cmd).addOption(outputOption());
 }
 
 export function withMap<K, V, R>(o: StateOptions, name: string, keyType: string, valueType: string, f: (entries: Array<[K, V]>, del: (k: K) => void) => R): R {
@@ -314,7 +314,7 @@ export function affinityRows(o: StateOptions): AffinityRow[] {
 export function registerServiceCommands(program: Command): void {
   common(program.command('services').description('frontends (ClusterIP, NodePort, externalIP, LB addresses) and their backend slots')).action((o: Common) => {
     const rows = serviceRows(o);
-    if (o.output === 'json') return print('json', rows);
+    if (o.output !== 'table') return print(o.output, rows);
     print(
       'table',
       rows.map((r) => ({
@@ -339,7 +339,7 @@ export function registerServiceCommands(program: Command): void {
   common(filters(ct.command('list').description('conntrack entries: tuple on the wire, NAT rewrite, flags, age'))).action(
     (o: Common & { address?: string; port?: string; protocol?: string }) => {
       const rows = conntrackRows(o, ctFilterFrom(o));
-      if (o.output === 'json') return print('json', rows);
+      if (o.output !== 'table') return print(o.output, rows);
       print(
         'table',
         rows.map((r) => ({ ...r, flags: r.flags.join(',') })),
@@ -354,7 +354,8 @@ export function registerServiceCommands(program: Command): void {
     },
   );
 
-  common(program.command('affinity').command('list').description('ClientIP session affinity entries (both families)')).action((o: Common) => {
+  const affinity = program.command('affinity').description('ClientIP session affinity: which backend each client sticks to');
+  common(affinity.command('list').description('ClientIP session affinity entries (both families)')).action((o: Common) => {
     print(o.output, affinityRows(o));
   });
 }

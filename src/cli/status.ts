@@ -4,7 +4,7 @@
 // Exit 0 when healthy and ready, 1 otherwise.
 
 import type { Command } from 'commander';
-import { CliError, json, parseFormat, type OutputFormat } from './output.js';
+import { document, NoStateError, outputOption, type OutputFormat } from './output.js';
 
 interface Status {
   address: string;
@@ -82,9 +82,9 @@ export async function readStatus(address: string, timeoutMs = 3000): Promise<Sta
       const r = await fetch(base + path, { signal: AbortSignal.timeout(timeoutMs) });
       return { status: r.status, body: await r.text() };
     } catch (e) {
-      throw new CliError(
-        `cannot reach weir at ${base}${path}: ${(e as Error).cause ? String(((e as Error).cause as Error).message ?? (e as Error).cause) : (e as Error).message} (is the daemon running with --metrics-address ${address}?)`,
-      );
+      // status reads the daemon, not the pins: nobody answering is its "no weir state" (same exit code)
+      const why = (e as Error).cause ? String(((e as Error).cause as Error).message ?? (e as Error).cause) : (e as Error).message;
+      throw new NoStateError(`no weir daemon answering at ${base}${path}: ${why} (is the daemon running on this node? --address)`);
     }
   };
   const [health, ready, metrics] = await Promise.all([get('/healthz'), get('/readyz'), get('/metrics')]);
@@ -110,10 +110,10 @@ export function registerStatusCommand(program: Command): void {
     .command('status')
     .description("the daemon's health and readiness (its /healthz and /readyz), and headline figures; exit 1 unless healthy and ready")
     .option('--address <host:port>', "the daemon's --metrics-address", '127.0.0.1:9745')
-    .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
+    .addOption(outputOption())
     .action(async (o: { address: string; output: OutputFormat }) => {
       const s = await readStatus(o.address);
-      if (o.output === 'json') process.stdout.write(json(s) + '\n');
+      if (o.output !== 'table') process.stdout.write(document(o.output, s) + '\n');
       else {
         const lines = [`weir at ${s.address}: ${s.healthy ? 'healthy' : 'UNHEALTHY'}, ${s.ready ? 'ready' : 'NOT READY'}`];
         if (s.frontends !== undefined) {

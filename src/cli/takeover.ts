@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { describeState, detectKubeProxy, takeOverKubeProxy, type KubeProxyReport } from '../dataplane/kube-proxy.js';
 import { createLogfmtLogger } from '../log.js';
-import { json, parseFormat, type OutputFormat } from './output.js';
+import { document, outputOption, render, type OutputFormat } from './output.js';
 
 function describeReport(r: KubeProxyReport): string {
   const lines = [`state      ${describeState(r)}`];
@@ -21,10 +21,10 @@ export function registerTakeoverCommand(program: Command): void {
   const kp = program.command('kube-proxy').description("kube-proxy's iptables/nftables state in this network namespace: find it, remove it");
   kp.command('detect')
     .description('list KUBE-* chains (iptables-nft and -legacy, IPv4 and IPv6), the ip/ip6 kube-proxy nftables tables, and kube-proxy processes')
-    .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
+    .addOption(outputOption())
     .action(async (o: { output: OutputFormat }) => {
       const r = await detectKubeProxy();
-      process.stdout.write((o.output === 'json' ? json(r) : describeReport(r)) + '\n');
+      process.stdout.write(render(o.output, r, () => describeReport(r)) + '\n');
       if (r.errors.length) process.exitCode = 1;
     });
   kp.command('cleanup')
@@ -32,14 +32,14 @@ export function registerTakeoverCommand(program: Command): void {
       "remove kube-proxy's KUBE-* chains (and the jumps to them) and its nftables tables, leaving every other rule; run it once weir serves the services",
     )
     .option('--dry-run', 'change nothing: warn naming what would be left', false)
-    .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
+    .addOption(outputOption())
     .action(async (o: { dryRun: boolean; output: OutputFormat }) => {
       const log = createLogfmtLogger('info', (l) => process.stderr.write(`${l}\n`));
       const r = await takeOverKubeProxy({ cleanup: !o.dryRun, log });
       const errors = [...r.report.errors, ...(r.cleanup?.errors ?? [])];
-      if (o.output === 'json') {
+      if (o.output !== 'table') {
         const removed = r.cleanup ? { iptables: r.cleanup.iptables.map(({ input: _input, ...t }) => t), nftables: r.cleanup.nftables } : null;
-        process.stdout.write(json({ dryRun: o.dryRun, found: r.report, removed, errors }) + '\n');
+        process.stdout.write(document(o.output, { dryRun: o.dryRun, found: r.report, removed, errors }) + '\n');
       } else {
         process.stdout.write(describeReport(r.report) + '\n');
         if (r.cleanup)

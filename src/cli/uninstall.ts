@@ -8,7 +8,7 @@ import { DEFAULT_BPF_ROOT, findBpfRoot } from '../dataplane/bpffs.js';
 import { defaultInstance } from '../dataplane/instance.js';
 import { runningDaemons } from '../dataplane/instance-lock.js';
 import { bpfRootProblem, instanceDir, uninstall, type UninstallItem } from '../dataplane/uninstall.js';
-import { CliError, json, parseFormat, type OutputFormat } from './output.js';
+import { CliError, document, outputOption, type OutputFormat } from './output.js';
 
 interface Flags {
   bpfRoot?: string;
@@ -55,7 +55,7 @@ export function registerUninstallCommand(program: Command): void {
     .option('--instance <name>', "weir instance on this node (default: the daemon's default: the netns name under `ip netns exec`, else 'default')")
     .option('--dry-run', 'list what would be removed, change nothing', false)
     .option('--force', 'remove even while a weir daemon runs for the instance (it keeps its fds; stop it)', false)
-    .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
+    .addOption(outputOption())
     .action(async (flags: Flags) => {
       // the same defaults as the daemon's, so a plain `weir uninstall` where the daemon ran finds its state
       const o = { ...flags, bpfRoot: flags.bpfRoot ?? findBpfRoot()?.path ?? DEFAULT_BPF_ROOT, instance: flags.instance ?? defaultInstance() };
@@ -73,7 +73,7 @@ export function registerUninstallCommand(program: Command): void {
         throw new CliError(`${msg}: stop it first (delete the DaemonSet), or use --force`);
       }
       const r = await uninstall({ bpfRoot: o.bpfRoot, instance: o.instance, dryRun: o.dryRun });
-      if (o.output === 'json') process.stdout.write(json({ ...r, daemonRunning: running.length > 0 }) + '\n');
+      if (o.output !== 'table') process.stdout.write(document(o.output, { ...r, daemonRunning: running.length > 0 }) + '\n');
       else if (r.items.length === 0) process.stdout.write(`nothing to remove for instance ${o.instance} (no pins at ${r.pinDir}, no weir nft table)\n`);
       else {
         for (const i of r.items) process.stdout.write(line(i, r.dryRun) + '\n');

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { kernelFeatures, kernelRelease, type KernelFeature } from '../bpf/features.js';
 import { buildInfo } from '../metrics/build-info.js';
-import { json, parseFormat, table, type OutputFormat } from './output.js';
+import { outputOption, render, table, type OutputFormat } from './output.js';
 
 export interface VersionReport {
   version: string;
@@ -41,9 +41,9 @@ export function registerVersionCommand(program: Command): void {
   program
     .command('version')
     .description('version, commit, Node.js and libbpf of this weir; the kernel release and the kernel features weir uses (probed now)')
-    .option('-o, --output <format>', 'table or json', parseFormat, 'table' as OutputFormat)
+    .addOption(outputOption())
     .action((o: { output: OutputFormat }) => {
       const r = versionReport();
-      process.stdout.write((o.output === 'table' ? text(r) : json(r)) + '\n');
+      process.stdout.write(render(o.output, r, () => text(r)) + '\n');
     });
 }

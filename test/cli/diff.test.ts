@@ -3,7 +3,7 @@
 // reported, exactly that entry (exit 2); the daemon's next resync repairs it (counted) and
 // the diff is empty again, and weir_dataplane_drift_entries shows 1 at that resync and 0 at
 // the next. A backend slot changed by hand is a `different` frontend. No weir state is one
-// readable line and exit 1.
+// readable line and exit 3.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -164,12 +164,12 @@ describe('weir diff on a live node', () => {
     assert.equal((await diff()).code, 0);
   });
 
-  test('no weir state: one readable line, exit 1', async () => {
+  test('no weir state: one readable line, exit 3 (not 2: that is "differences")', async () => {
     const r = await node.ns.exec(WEIR, ['diff', '--manifests', weir.manifests, '--node-name', node.name, '--bpf-root', lab.bpffs, '--instance', 'nosuch'], {
       check: false,
     });
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /^weir: no weir state at .*nosuch/);
+    assert.equal(r.code, 3);
+    assert.equal(r.stderr, `weir: no weir state for instance "nosuch" under ${lab.bpffs}/weir (is the daemon running on this node? --instance/--bpf-root)\n`);
     assert.equal(r.stderr.trim().split('\n').length, 1);
   });
 });

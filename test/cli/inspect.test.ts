@@ -73,13 +73,13 @@ test('weir maps lists the pinned maps with type, fill and capacity', () => {
 });
 
 test('no state, or a bad option: one readable line and a non-zero exit', () => {
-  for (const args of [
-    ['counters', '--bpf-root', fs.path, '--instance', 'nope'],
-    ['maps', '--bpf-root', join(fs.path, 'missing')],
-    ['counters', '--bpf-root', fs.path, '--instance', 'node-a', '-o', 'yaml'],
-  ]) {
+  for (const [code, args] of [
+    [3, ['counters', '--bpf-root', fs.path, '--instance', 'nope']],
+    [3, ['maps', '--bpf-root', join(fs.path, 'missing')]],
+    [1, ['counters', '--bpf-root', fs.path, '--instance', 'node-a', '-o', 'xml']],
+  ] as const) {
     const r = weir(...args);
-    assert.notEqual(r.code, 0, args.join(' '));
+    assert.equal(r.code, code, args.join(' '));
     const lines = r.stderr
       .trim()
       .split('\n')

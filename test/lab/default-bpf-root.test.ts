@@ -101,13 +101,16 @@ test('the simulated host is its own PID 1 and has no bpffs at /sys/fs/bpf', asyn
   const r = await host.exec('sh', ['-c', 'readlink /proc/1/ns/mnt; cat /proc/1/comm; stat -f -c %T /sys/fs/bpf']);
   assert.deepEqual(r.stdout.trim().split('\n'), [host.mountNs, 'sleep', 'sysfs']);
   // the CLI never mounts: with nothing there it says so, from the node and from the host
-  for (const argv of [
-    ['ip', 'netns', 'exec', node.ns.name, binWeir, 'services'],
-    [binWeir, 'services'],
-  ]) {
-    const cli = await host.exec(argv[0]!, argv.slice(1), { check: false });
-    assert.equal(cli.code, 1);
-    assert.equal(cli.stderr.trim(), "weir: no weir state: no bpffs at /sys/fs/bpf here or in the node's mount namespace (is weir running? try --bpf-root)");
+  for (const [instance, argv] of [
+    [node.ns.name, ['ip', 'netns', 'exec', node.ns.name, binWeir, 'services']],
+    ['default', [binWeir, 'services']],
+  ] as const) {
+    const cli = await host.exec(argv[0], argv.slice(1), { check: false });
+    assert.equal(cli.code, 3);
+    assert.equal(
+      cli.stderr.trim(),
+      `weir: no weir state for instance "${instance}" under /sys/fs/bpf/weir (is the daemon running on this node? --instance/--bpf-root)`,
+    );
   }
   assert.equal((await host.exec('stat', ['-f', '-c', '%T', '/sys/fs/bpf'])).stdout.trim(), 'sysfs');
 });

@@ -84,12 +84,12 @@ describe('weir status against a live daemon', () => {
     assert.equal(weir.repairs(), 1, 'the daemon logged the same');
   });
 
-  test('no daemon: one readable line, exit 1', async () => {
+  test('no daemon: one readable line, exit 3 (no weir state)', async () => {
     assert.equal((await weir.terminate()).code, 0);
     const r = await status();
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /^weir: cannot reach weir at http:\/\/127\.0\.0\.1:9745\/(healthz|readyz|metrics): .*/);
-    assert.match(r.stderr, /is the daemon running with --metrics-address 127\.0\.0\.1:9745\?\)\n$/);
+    assert.equal(r.code, 3);
+    assert.match(r.stderr, /^weir: no weir daemon answering at http:\/\/127\.0\.0\.1:9745\/(healthz|readyz|metrics): .*/);
+    assert.match(r.stderr, /\(is the daemon running on this node\? --address\)\n$/);
     assert.equal(r.stderr.split('\n').length, 2, 'one line');
   });
 });

@@ -252,6 +252,6 @@ test('weir status prints health, readiness and the API connectivity for humans, 
   assert.deepEqual([s.healthy, s.ready, s.problems, s.kubernetesApi.state], [true, true, [], 'ok']);
   assert.equal(s.syncs, 1, 'from the sync histogram');
   const down = await run(binWeir, ['status', '--address', '127.0.0.1:1'], { check: false });
-  assert.equal(down.code, 1);
-  assert.match(down.stderr.trim(), /^weir: cannot reach weir at http:\/\/127\.0\.0\.1:1\/healthz/);
+  assert.equal(down.code, 3, 'no daemon answering: the no-state exit code (docs/cli.md)');
+  assert.match(down.stderr.trim(), /^weir: no weir daemon answering at http:\/\/127\.0\.0\.1:1\/healthz/);
 });

@@ -1,0 +1,182 @@
+// cli/completion: `weir completion bash|zsh|fish`, a shell completion script generated from the
+// commander tree itself (commands, subcommands, flags, the choices of flags that have them), so
+// a new command or flag completes without anyone editing a script. Install lines: docs/cli.md.
+
+import { Argument, type Command } from 'commander';
+
+/** One command of the tree, flattened: its path under the root ('' for the root). */
+export interface CompletionNode {
+  path: string;
+  subcommands: string[];
+  /** the choices of its positional arguments (`completion <shell>`) */
+  argChoices: string[];
+  /** every flag spelling (--long and -s) */
+  flags: string[];
+  /** flags that take a value (the next word is that value, not a command) */
+  valueFlags: string[];
+  /** flag spelling -> its choices */
+  choices: Record<string, string[]>;
+}
+
+/** The commander tree as completion data: what every shell script below is generated from. */
+export function completionTree(root: Command): CompletionNode[] {
+  const out: CompletionNode[] = [];
+  const walk = (cmd: Command, path: string) => {
+    const help = cmd.createHelp();
+    const node: CompletionNode = { path, subcommands: [], argChoices: [], flags: [], valueFlags: [], choices: {} };
+    for (const sub of help.visibleCommands(cmd)) node.subcommands.push(sub.name(), ...sub.aliases());
+    for (const a of cmd.registeredArguments) node.argChoices.push(...(a.argChoices ?? []));
+    for (const o of help.visibleOptions(cmd)) {
+      const spellings = [o.long, o.short].filter((s): s is string => !!s);
+      node.flags.push(...spellings);
+      if (o.required || o.optional) node.valueFlags.push(...spellings);
+      if (o.argChoices) for (const s of spellings) node.choices[s] = [...o.argChoices];
+    }
+    out.push(node);
+    for (const sub of cmd.commands) walk(sub, path ? `${path} ${sub.name()}` : sub.name());
+  };
+  walk(root, '');
+  return out;
+}
+
+const words = (xs: readonly string[]) => xs.join(' ');
+/** A bash/zsh/fish single-quoted word (the tree's names and choices are plain, but be safe). */
+const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** The bash script: case tables from the tree, one completion function. */
+export function bashScript(root: Command): string {
+  const name = root.name();
+  const fn = `_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
+  const tree = completionTree(root);
+  const cases = (f: (n: CompletionNode) => string | undefined) =>
+    tree
+      .map((n) => [n, f(n)] as const)
+      .filter(([, v]) => v !== undefined && v !== '')
+      .map(([n, v]) => `    ${quote(n.path)}) echo ${quote(v!)} ;;`)
+      .join('\n');
+  const choiceCases = tree
+    .flatMap((n) => Object.entries(n.choices).map(([flag, c]) => `    ${quote(`${n.path}|${flag}`)}) echo ${quote(words(c))} ;;`))
+    .join('\n');
+  return `# ${name} completion for bash, generated from the command tree by \`${name} completion bash\`.
+# Install: ${name} completion bash > /etc/bash_completion.d/${name}   (or: source <(${name} completion bash))
+
+${fn}_subcommands() {
+  case "$1" in
+${cases((n) => words([...n.subcommands, ...n.argChoices]))}
+  esac
+}
+${fn}_flags() {
+  case "$1" in
+${cases((n) => words(n.flags))}
+  esac
+}
+${fn}_value_flags() {
+  case "$1" in
+${cases((n) => words(n.valueFlags))}
+  esac
+}
+${fn}_choices() {
+  case "$1|$2" in
+${choiceCases}
+  esac
+}
+
+${fn}() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}" path="" i w skip=0
+  COMPREPLY=()
+  # the command path so far: words that name a subcommand; flags (and their values) skipped
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    w="\${COMP_WORDS[i]}"
+    if ((skip)); then skip=0; continue; fi
+    case "$w" in
+      --*=*) continue ;;
+      -*) [[ " $(${fn}_value_flags "$path") " == *" $w "* ]] && skip=1; continue ;;
+    esac
+    [[ " $(${fn}_subcommands "$path") " == *" $w "* ]] && path="\${path:+$path }$w"
+  done
+  local prev="\${COMP_WORDS[COMP_CWORD-1]}"
+  # the value of a flag: its choices, or a file name
+  if ((skip)) || { ((COMP_CWORD > 1)) && [[ "$prev" == -* && " $(${fn}_value_flags "$path") " == *" $prev "* ]]; }; then
+    local choices
+    choices="$(${fn}_choices "$path" "$prev")"
+    if [[ -n "$choices" ]]; then
+      mapfile -t COMPREPLY < <(compgen -W "$choices" -- "$cur")
+    else
+      mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+    fi
+    return 0
+  fi
+  if [[ "$cur" == --*=* ]]; then
+    local flag="\${cur%%=*}"
+    mapfile -t COMPREPLY < <(compgen -P "$flag=" -W "$(${fn}_choices "$path" "$flag")" -- "\${cur#*=}")
+    return 0
+  fi
+  if [[ "$cur" == -* ]]; then
+    mapfile -t COMPREPLY < <(compgen -W "$(${fn}_flags "$path")" -- "$cur")
+  else
+    mapfile -t COMPREPLY < <(compgen -W "$(${fn}_subcommands "$path")" -- "$cur")
+  fi
+  return 0
+}
+complete -F ${fn} ${name}
+`;
+}
+
+/** zsh runs the bash function through bashcompinit (as kubectl's early scripts did). */
+export function zshScript(root: Command): string {
+  const name = root.name();
+  return `#compdef ${name}
+# ${name} completion for zsh, generated by \`${name} completion zsh\`: the bash completion through bashcompinit.
+# Install: ${name} completion zsh > "\${fpath[1]}/_${name}"   (or: source <(${name} completion zsh))
+autoload -U +X compinit && compinit
+autoload -U +X bashcompinit && bashcompinit
+${bashScript(root)}`;
+}
+
+/** fish: one `complete` line per subcommand list, flag and choice, guarded by the command path. */
+export function fishScript(root: Command): string {
+  const name = root.name();
+  const at = `__${name}_at`;
+  const tree = completionTree(root);
+  const lines = [
+    `# ${name} completion for fish, generated by \`${name} completion fish\`.`,
+    `# Install: ${name} completion fish > ~/.config/fish/completions/${name}.fish`,
+    `function ${at} --description 'true when the ${name} subcommand path typed so far is $argv'`,
+    "  set -l path ''",
+    '  for w in (commandline -opc)[2..-1]',
+    "    string match -q -- '-*' $w; and continue",
+    '    set -l next (string trim -- "$path $w")',
+    `    contains -- $next ${tree
+      .filter((n) => n.path)
+      .map((n) => quote(n.path))
+      .join(' ')}; and set path $next`,
+    '  end',
+    '  test "$path" = "$argv"',
+    'end',
+    `complete -c ${name} -f`,
+  ];
+  for (const n of tree) {
+    const cond = `-n ${quote(`${at} ${n.path}`.trimEnd())}`;
+    const next = [...n.subcommands, ...n.argChoices];
+    if (next.length) lines.push(`complete -c ${name} ${cond} -a ${quote(words(next))}`);
+    for (const f of n.flags) {
+      const spec = f.startsWith('--') ? `-l ${f.slice(2)}` : `-s ${f.slice(1)}`;
+      const c = n.choices[f];
+      const value = n.valueFlags.includes(f) ? (c ? ` -x -a ${quote(words(c))}` : ' -r -F') : '';
+      lines.push(`complete -c ${name} ${cond} ${spec}${value}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+const SCRIPTS: Record<string, (root: Command) => string> = { bash: bashScript, zsh: zshScript, fish: fishScript };
+
+export function registerCompletionCommand(program: Command): void {
+  program
+    .command('completion')
+    .description('print a shell completion script (bash, zsh or fish) for weir; install lines in docs/cli.md')
+    .addArgument(new Argument('<shell>', 'the shell').choices(Object.keys(SCRIPTS)))
+    .action((shell: string) => {
+      process.stdout.write(SCRIPTS[shell]!(program));
+    });
+}
