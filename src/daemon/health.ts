@@ -43,6 +43,8 @@ const ERROR_KINDS: Record<string, string> = {
   'host proc blind': 'host_proc',
   'host proc unreadable': 'host_proc',
   'cgroup members unknown': 'host_proc',
+  'pod namespaces unreadable': 'host_proc',
+  'socket iterator failed': 'cleanup',
 };
 
 export interface SourceHealth {
