@@ -5,13 +5,13 @@
 // pod's connected UDP socket to a ClusterIP (the socket LB connected it to one backend) is
 // destroyed when that backend goes. And the bug it fixes: with --host-proc left at the
 // namespace's own /proc, weir warns (and counts) that it cannot see the pods, and the socket
-// stays.
+// stays. The running-kube-proxy check sees a kube-proxy of the node's only through --host-proc.
 //
 // Every mount is made in a private mount namespace of the daemon's (unshare --mount): none
 // reaches the host's mount table, and all go with the daemon.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { V1Container } from '@kubernetes/client-node';
@@ -19,6 +19,7 @@ import type { V1Container } from '@kubernetes/client-node';
 import * as jsYaml from 'js-yaml';
 import { runCleanups } from '../lib/cleanup.js';
 import { repoRoot } from '../lib/paths.js';
+import { spawnManaged, type ManagedProcess } from '../lib/proc.js';
 import { findCgroup2Mount, Lab, type Cgroup, type LabNode, type Pod } from '../lib/lab.js';
 import { endpointSlice, service, WeirNode, type EndpointSpec, type PortSpec } from '../lib/weir-node.js';
 
@@ -73,6 +74,8 @@ describe('weir in a PID namespace of its own (as in the DaemonSet)', () => {
   let pods: Cgroup;
   let daemonCgroup: Cgroup;
   let caps: string[];
+  /** a process named kube-proxy on the node, for the running-kube-proxy check */
+  let kubeProxy: ManagedProcess;
   let weir: WeirNode;
   let nodeproc: string;
   const slice = (eps: EndpointSpec[]) => endpointSlice({ name: 'dns-1', service: 'dns', ports: PORTS, endpoints: eps });
@@ -87,6 +90,10 @@ describe('weir in a PID namespace of its own (as in the DaemonSet)', () => {
     pods = await lab.cgroup('pods');
     daemonCgroup = await lab.cgroup('weir-container');
     await Promise.all(backends.map((b) => b.ns.echoServer({ name: b.name, port: 8080 })));
+    const fake = join(lab.dir, 'kube-proxy');
+    copyFileSync('/bin/sleep', fake);
+    chmodSync(fake, 0o755);
+    kubeProxy = spawnManaged(fake, ['infinity'], { label: 'a process named kube-proxy' });
     nodeproc = join(lab.dir, 'nodeproc');
     mkdirSync(nodeproc);
     caps = manifestCapabilities();
@@ -161,8 +168,15 @@ describe('weir in a PID namespace of its own (as in the DaemonSet)', () => {
     const r = await flow.stop();
     assert.deepEqual(r.servers, [[used, r.received]], 'every reply came from the removed backend, none after');
     await weir.apply('dns-slice.yaml', [slice(all())]);
+    // the node's kube-proxy is seen, by the node's pid
+    const kp = await weir.waitFor('kube-proxy-running');
+    assert.equal(kp.pids, String(kubeProxy.pid));
     // nothing the manifest's capabilities lack failed (attach, setns, sysctls, maps)
-    assert.deepEqual(warnings(), [], 'no warning');
+    assert.deepEqual(
+      warnings().filter((l) => l.event !== 'kube-proxy-running'),
+      [],
+      'no other warning',
+    );
     assert.equal((await weir.terminate()).code, 0);
   });
 
@@ -186,6 +200,9 @@ describe('weir in a PID namespace of its own (as in the DaemonSet)', () => {
       `the replies kept coming from the removed backend: ${JSON.stringify(r.servers)}`,
     );
     assert.equal(destroyed(), 0, 'no socket destroyed');
+    // nor is the node's kube-proxy seen
+    await weir.waitFor('kube-proxy-state');
+    assert.equal(weir.events('kube-proxy-running').length, 0, 'kube-proxy not seen');
     await weir.apply('dns-slice.yaml', [slice(all())]);
   });
 });
