@@ -69,12 +69,13 @@ export function inSubtree(p: NsCgroupPath, target: NsCgroupPath, ancestors?: rea
   // the kernel's path leaves our ancestors' line right after its last '..': a path climbing
   // higher than the target's never comes back under it
   if (p.up > target.up) return false;
-  let below: string[];
-  if (p.up === target.up) below = p.names;
-  else if (target.names.length === 0)
-    return true; // the target is an ancestor of our root, p is below that
-  else if (!ancestors || ancestors.length < target.up) return undefined;
-  else below = [...ancestors.slice(0, target.up - p.up), ...p.names];
+  let below: readonly string[] = p.names;
+  if (p.up < target.up) {
+    // a target of '..' only is an ancestor of our root: whatever climbs less is below it
+    if (target.names.length === 0) return true;
+    if (!ancestors || ancestors.length < target.up) return undefined;
+    below = [...ancestors.slice(0, target.up - p.up), ...p.names];
+  }
   return target.names.every((n, i) => below[i] === n);
 }
 
