@@ -48,6 +48,9 @@ function manifestCapabilities(): string[] {
   return weir.securityContext!.capabilities!.add!;
 }
 
+/** The manifest's /nodeproc: the node's /proc read-only, its /proc/sys/net writable on top ($0: where). */
+const NODEPROC_MOUNTS = 'mount --bind /proc "$0"; mount -o remount,bind,ro "$0"; mount --bind /proc/sys/net "$0/sys/net"';
+
 /**
  * What a container runtime gives weir's container, in the order it does: the container's own
  * cgroup, then new mount, cgroup and PID namespaces (weir is PID 1 of its own); the node's
@@ -60,7 +63,7 @@ function containerWrapper(daemonCgroup: Cgroup, nodeproc: string, caps: string[]
     'cg=$1; np=$2; caps=$3; shift 3',
     'echo $$ > "$cg/cgroup.procs"',
     'exec unshare --mount --propagation private --cgroup --pid --fork --kill-child ' +
-      `sh -c 'set -e; b=$1; shift; mount --bind /proc "$0"; mount -t proc proc /proc; exec setpriv --bounding-set "$b" --inh-caps -all -- "$@"' "$np" "$caps" "$@"`,
+      `sh -c 'set -e; b=$1; shift; ${NODEPROC_MOUNTS}; mount -t proc proc /proc; exec setpriv --bounding-set "$b" --inh-caps -all -- "$@"' "$np" "$caps" "$@"`,
   ].join('\n');
   const bounding = ['-all', ...caps.map((c) => `+${c.toLowerCase()}`)].join(',');
   return ['sh', '-c', script, 'sh', daemonCgroup.path, nodeproc, bounding];
@@ -144,6 +147,13 @@ describe('weir in a PID namespace of its own (as in the DaemonSet)', () => {
 
   test("with the node's /proc at --host-proc: the pod's connected UDP socket to the removed backend is destroyed", async () => {
     weir.configure({ extraArgs: ['--host-proc', nodeproc] });
+    // the pods' host-side interfaces get accept_local from weir, written through --host-proc
+    const acceptLocal = async () => {
+      const r = await weir.ns.exec('sh', ['-c', backends.map((b) => `cat /proc/sys/net/ipv4/conf/${b.hostIfname}/accept_local`).join('; ')]);
+      return r.stdout.trim().split('\n');
+    };
+    for (const b of backends) await weir.ns.exec('sysctl', ['-qw', `net.ipv4.conf.${b.hostIfname}.accept_local=0`]);
+    assert.deepEqual(await acceptLocal(), ['0', '0', '0']);
     const ready = await weir.start();
     assert.equal(weir.events('host proc blind').length, 0, 'no warning: the node is visible');
     assert.equal(await hostProcErrors(), 0);
@@ -155,6 +165,7 @@ describe('weir in a PID namespace of its own (as in the DaemonSet)', () => {
     const ours = BigInt(`0x${/^CapBnd:\s+(\S+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]}`);
     const want = caps.reduce((m, c) => m | (1n << BigInt(CAP_NUMBER[c]!)), 0n) & ours;
     assert.equal(BigInt(`0x${daemonStatus('CapEff')}`), want, "the daemon runs with the manifest's capabilities only");
+    assert.deepEqual(await acceptLocal(), ['1', '1', '1'], "set through the node's /proc/sys/net under /nodeproc");
     const { flow, used, cleanup, destroyed } = await removeTheFlowsBackend();
     // the pods' cgroup paths read `/../pods` from weir's cgroup namespace: weir found where its
     // own root sits to tell (cgroup-members.ts)
