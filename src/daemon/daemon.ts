@@ -27,7 +27,7 @@ import { PolicySync } from '../dataplane/policy-sync.js';
 import { ServiceSync, type SyncReport } from '../dataplane/service-sync.js';
 import { destroySocketsEverywhere } from '../dataplane/sockets.js';
 import { CgroupMembers } from '../dataplane/cgroup-members.js';
-import { procBlindToNode } from '../dataplane/namespaces.js';
+import { hostProcBlindness } from '../dataplane/namespaces.js';
 import { allowLocalSource, SysctlRecorder } from '../dataplane/sysctl.js';
 import { startHttp, type HttpEndpoint } from '../metrics/http.js';
 import { Metrics } from '../metrics/metrics.js';
@@ -142,13 +142,8 @@ export class Daemon {
     this.log.info('loaded', { pinDir: this.dp.pinDir, sockLb: cfg.sockLb, cgroup: cfg.cgroup ?? 'none', hostNetnsCookie: String(this.dp.hostNetnsCookie) });
     for (const m of this.dp.missingKnobs) this.log.warn('object lacks a knob, left at its built-in value', m);
     for (const n of this.dp.upgrade.notes) this.log[n.action === 'error' ? 'warn' : 'info']('pinned-state', { ...n });
-    if (procBlindToNode(cfg.hostProc))
-      this.log.warn('host proc blind', {
-        hostProc: cfg.hostProc,
-        message:
-          'weir runs in a PID namespace of its own and --host-proc shows only that one: the socket clean-up cannot see the pods ' +
-          "(connected UDP sockets to removed backends stay) nor the kube-proxy check a kube-proxy; mount the node's /proc (hostPath /proc at /nodeproc) and pass --host-proc=/nodeproc",
-      });
+    const blind = hostProcBlindness(cfg.hostProc);
+    if (blind) this.log.warn('host proc blind', { hostProc: cfg.hostProc, message: blind });
     const members = cfg.cgroup ? new CgroupMembers(cfg.cgroup, cfg.hostProc, this.log) : null;
     const destroyProg = this.dp.objects.sock_lb.program('weir_sock_destroy');
     this.services = new ServiceSync({

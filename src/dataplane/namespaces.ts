@@ -67,3 +67,13 @@ export function procBlindToNode(procDir: string, ownProc = '/proc'): boolean {
   const v = procView(procDir, ownProc);
   return v.procIsOwnPidNs === true && v.initialPidNs === false;
 }
+
+/** What an operator is told when `hostProc` cannot show the node's processes (procBlindToNode), else undefined. */
+export function hostProcBlindness(hostProc: string): string | undefined {
+  if (!procBlindToNode(hostProc)) return undefined;
+  return (
+    'weir runs in a PID namespace of its own and --host-proc shows only that one: the socket clean-up cannot see the pods ' +
+    '(connected UDP sockets to removed backends stay) nor the kube-proxy check a kube-proxy; ' +
+    "mount the node's /proc (hostPath /proc at /nodeproc) and pass --host-proc=/nodeproc"
+  );
+}
