@@ -18,7 +18,7 @@ import type { V1Container } from '@kubernetes/client-node';
 // the YAML parser client-node uses
 import * as jsYaml from 'js-yaml';
 import { runCleanups } from '../lib/cleanup.js';
-import { repoRoot } from '../lib/paths.js';
+import { binWeir, repoRoot } from '../lib/paths.js';
 import { spawnManaged, type ManagedProcess } from '../lib/proc.js';
 import { findCgroup2Mount, Lab, type Cgroup, type LabNode, type Pod } from '../lib/lab.js';
 import { endpointSlice, service, WeirNode, type EndpointSpec, type PortSpec } from '../lib/weir-node.js';
@@ -111,10 +111,15 @@ describe('weir in a PID namespace of its own (as in the DaemonSet)', () => {
   });
 
   /** The daemon's pids from the node's namespace down to its own (unshare's forked child). */
-  const daemonStatus = (field: string) => {
+  const daemonPid = () => {
     const unshare = weir.process!.pid; // nsenter and sh exec'd it
-    const child = readFileSync(`/proc/${unshare}/task/${unshare}/children`, 'utf8').trim().split(' ')[0];
-    return new RegExp(`^${field}:\\s+(.*)$`, 'm').exec(readFileSync(`/proc/${child}/status`, 'utf8'))![1]!.trim();
+    return readFileSync(`/proc/${unshare}/task/${unshare}/children`, 'utf8').trim().split(' ')[0]!;
+  };
+  const daemonStatus = (field: string) => new RegExp(`^${field}:\\s+(.*)$`, 'm').exec(readFileSync(`/proc/${daemonPid()}/status`, 'utf8'))![1]!.trim();
+  /** `weir ARGS -o json` in the daemon's namespaces, as `kubectl exec ds/weir -- weir ...` runs it */
+  const execInPod = async <T>(...args: string[]): Promise<T> => {
+    const r = await weir.ns.exec('nsenter', ['-t', daemonPid(), '--mount', '--pid', '--', binWeir, ...args, '-o', 'json']);
+    return JSON.parse(r.stdout) as T;
   };
 
   /** weir_errors_total{kind="host_proc"} from the daemon's /metrics (0 when absent). */
@@ -179,9 +184,15 @@ describe('weir in a PID namespace of its own (as in the DaemonSet)', () => {
     const r = await flow.stop();
     assert.deepEqual(r.servers, [[used, r.received]], 'every reply came from the removed backend, none after');
     await weir.apply('dns-slice.yaml', [slice(all())]);
-    // the node's kube-proxy is seen, by the node's pid
+    // the node's kube-proxy is seen, by the node's pid; by the CLI in the pod too, given the mount
     const kp = await weir.waitFor('kube-proxy-running');
     assert.equal(kp.pids, String(kubeProxy.pid));
+    type Detected = { processes: Array<{ pid: number }> };
+    assert.deepEqual(
+      (await execInPod<Detected>('kube-proxy', 'detect', '--host-proc', nodeproc)).processes.map((p) => p.pid),
+      [kubeProxy.pid],
+    );
+    assert.deepEqual((await execInPod<Detected>('kube-proxy', 'detect')).processes, [], "the pod's own /proc shows no kube-proxy");
     // nothing the manifest's capabilities lack failed (attach, setns, sysctls, maps)
     assert.deepEqual(
       warnings().filter((l) => l.event !== 'kube-proxy-running'),
