@@ -5,6 +5,7 @@
 import { Command, Option } from 'commander';
 import {
   checkCgroupDir,
+  checkHostProc,
   resolveCgroupDir,
   parseDuration,
   parseLbAlgorithm,
@@ -37,6 +38,7 @@ interface DaemonFlags {
   /** undefined: the default root, found or mounted (ensureBpfRoot) */
   bpfRoot?: string;
   cgroup?: string;
+  hostProc?: string;
   hostInterfaces?: string;
   nodeportAddresses?: string;
   connectTimeLb: string;
@@ -99,6 +101,7 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     bpfRoot: f.bpfRoot ?? holdBpfRoot(found!.path),
     ...(found ? { bpfRootFound: found } : {}),
     cgroup,
+    hostProc: checkHostProc(f.hostProc ?? '/proc'),
     hostInterfaces: parseList(f.hostInterfaces),
     nodePortAddresses: parseList(f.nodeportAddresses),
     sockLb,
@@ -152,6 +155,11 @@ export function registerDaemonCommand(program: Command): void {
     .option(
       '--cgroup <dir>',
       'cgroup2 directory the connect-time LB attaches to; relative paths are under the cgroup2 root, which the daemon mounts itself when none is visible (ip netns exec hides /sys/fs/cgroup) (default: the cgroup2 root)',
+    )
+    .option(
+      '--host-proc <dir>',
+      "the node's /proc as mounted here: where the socket clean-up finds the pods' network namespaces and the kube-proxy check looks (in a pod: the node's /proc mounted at e.g. /nodeproc)",
+      '/proc',
     )
     .option(
       '--host-interfaces <list>',

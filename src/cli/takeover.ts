@@ -21,9 +21,10 @@ export function registerTakeoverCommand(program: Command): void {
   const kp = program.command('kube-proxy').description("kube-proxy's iptables/nftables state in this network namespace: find it, remove it");
   kp.command('detect')
     .description('list KUBE-* chains (iptables-nft and -legacy, IPv4 and IPv6), the ip/ip6 kube-proxy nftables tables, and kube-proxy processes')
+    .option('--host-proc <dir>', "the node's /proc to look for a kube-proxy process in (in weir's pod: /nodeproc)", '/proc')
     .addOption(outputOption())
-    .action(async (o: { output: OutputFormat }) => {
-      const r = await detectKubeProxy();
+    .action(async (o: { output: OutputFormat; hostProc: string }) => {
+      const r = await detectKubeProxy({ procRoot: o.hostProc });
       process.stdout.write(render(o.output, r, () => describeReport(r)) + '\n');
       if (r.errors.length) process.exitCode = 1;
     });
@@ -32,10 +33,11 @@ export function registerTakeoverCommand(program: Command): void {
       "remove kube-proxy's KUBE-* chains (and the jumps to them) and its nftables tables, leaving every other rule; run it once weir serves the services",
     )
     .option('--dry-run', 'change nothing: warn naming what would be left', false)
+    .option('--host-proc <dir>', "the node's /proc to look for a kube-proxy process in (in weir's pod: /nodeproc)", '/proc')
     .addOption(outputOption())
-    .action(async (o: { dryRun: boolean; output: OutputFormat }) => {
+    .action(async (o: { dryRun: boolean; output: OutputFormat; hostProc: string }) => {
       const log = createLogfmtLogger('info', (l) => process.stderr.write(`${l}\n`));
-      const r = await takeOverKubeProxy({ cleanup: !o.dryRun, log });
+      const r = await takeOverKubeProxy({ cleanup: !o.dryRun, log, procRoot: o.hostProc });
       const errors = [...r.report.errors, ...(r.cleanup?.errors ?? [])];
       if (o.output !== 'table') {
         const removed = r.cleanup ? { iptables: r.cleanup.iptables.map(({ input: _input, ...t }) => t), nftables: r.cleanup.nftables } : null;

@@ -35,6 +35,8 @@ export interface DaemonConfig {
   bpfRootFound?: BpfRootResolution;
   /** cgroup2 directory the socket LB is attached to (null with --connect-time-lb off) */
   cgroup: string | null;
+  /** --host-proc: the node's /proc (its PID namespace), where pods' processes are found */
+  hostProc: string;
   /** host interfaces by name; [] = discover (see interfaces.ts) */
   hostInterfaces: string[];
   /** CIDRs (or 'primary'); [] = every node address */
@@ -169,6 +171,13 @@ export function checkCgroupDir(dir: string): void {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`--cgroup ${dir} is not a directory`);
   if (!existsSync(`${dir}/cgroup.procs`) || !existsSync(`${dir}/cgroup.controllers`))
     throw new Error(`--cgroup ${dir} is not a cgroup2 directory (no cgroup.procs / cgroup.controllers)`);
+}
+
+/** Throws a readable error unless `dir` is a proc mount (it has `self`). */
+export function checkHostProc(dir: string): string {
+  if (!existsSync(join(dir, 'self', 'ns')))
+    throw new Error(`--host-proc ${dir} is not a /proc mount (no ${join(dir, 'self', 'ns')}): mount the node's /proc there`);
+  return dir;
 }
 
 export function parseSockLbMode(text: string): SockLbMode {

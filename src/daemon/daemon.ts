@@ -9,6 +9,7 @@
 // `kubernetes` Service from the bootstrap environment is programmed and the programs attached
 // before the API is asked anything: weir reaches the API server through its own dataplane.
 
+import { join } from 'node:path';
 import { AttachManager, type InterfaceRef } from '../dataplane/attach.js';
 import { IfaceTable } from '../dataplane/iface-table.js';
 import { syncDsrOptout } from '../dataplane/dsr-optout.js';
@@ -25,6 +26,8 @@ import type { NodeMaps } from '../dataplane/node-maps.js';
 import { PolicySync } from '../dataplane/policy-sync.js';
 import { ServiceSync, type SyncReport } from '../dataplane/service-sync.js';
 import { destroySocketsEverywhere } from '../dataplane/sockets.js';
+import { CgroupMembers } from '../dataplane/cgroup-members.js';
+import { hostProcBlindness } from '../dataplane/namespaces.js';
 import { allowLocalSource, SysctlRecorder } from '../dataplane/sysctl.js';
 import { startHttp, type HttpEndpoint } from '../metrics/http.js';
 import { Metrics } from '../metrics/metrics.js';
@@ -139,6 +142,9 @@ export class Daemon {
     this.log.info('loaded', { pinDir: this.dp.pinDir, sockLb: cfg.sockLb, cgroup: cfg.cgroup ?? 'none', hostNetnsCookie: String(this.dp.hostNetnsCookie) });
     for (const m of this.dp.missingKnobs) this.log.warn('object lacks a knob, left at its built-in value', m);
     for (const n of this.dp.upgrade.notes) this.log[n.action === 'error' ? 'warn' : 'info']('pinned-state', { ...n });
+    const blind = hostProcBlindness(cfg.hostProc);
+    if (blind) this.log.warn('host proc blind', { hostProc: cfg.hostProc, message: blind });
+    const members = cfg.cgroup ? new CgroupMembers(cfg.cgroup, cfg.hostProc, this.log) : null;
     const destroyProg = this.dp.objects.sock_lb.program('weir_sock_destroy');
     this.services = new ServiceSync({
       maps: countingServiceMaps(this.dp.maps, this.health),
@@ -146,7 +152,7 @@ export class Daemon {
       log: this.log,
       lbAlgorithm: this.cfg.lbAlgorithm,
       maglevTableSize: this.cfg.maglevTableSize,
-      destroySockets: () => destroySocketsEverywhere(destroyProg, this.cfg.cgroup, this.log),
+      destroySockets: () => destroySocketsEverywhere(destroyProg, members, this.log),
       onSync: (s) => this.synced(s),
       onDrained: () => this.drained(),
       onQueue: (q) => this.metrics.observeQueue(q),
@@ -181,7 +187,9 @@ export class Daemon {
       );
     const ctMaps = Object.fromEntries(serviceFamilies(this.dp.maps).map(([f, m]) => [f, m.conntrack]));
     this.gc = new ConntrackGc(ctMaps, this.log, undefined, undefined, (p) => this.metrics.observeConntrackGc(p));
-    this.sysctls = SysctlRecorder.open(this.dp.pinDir, this.log);
+    // the node's net sysctls: a container's own /proc/sys is read-only (the manifest mounts
+    // the node's /proc/sys/net writable under --host-proc)
+    this.sysctls = SysctlRecorder.open(this.dp.pinDir, this.log, join(cfg.hostProc, 'sys'));
     await this.startMetrics();
 
     this.network = await this.readNetwork();
@@ -216,7 +224,7 @@ export class Daemon {
     // kube-proxy's rules go once weir's own dataplane is programmed and attached, and as
     // soon as that: while its iptables rules remain, netfilter marks the replies weir
     // translates back as INVALID and KUBE-FORWARD drops them (docs/kube-proxy.md)
-    void takeOverKubeProxy({ cleanup: cfg.kubeProxyCleanup, log: this.log });
+    void takeOverKubeProxy({ cleanup: cfg.kubeProxyCleanup, log: this.log, procRoot: cfg.hostProc });
     this.stopNetlink ??= watchNetlink(() => void this.onNetlinkChange());
     this.every('periodic resync', cfg.resyncIntervalMs, () => this.resync());
     this.every('conntrack GC', cfg.ctGcIntervalMs, () => void this.gc.run());

@@ -42,6 +42,11 @@ const ERROR_KINDS: Record<string, string> = {
   'node map write failed': 'node_map',
   'node map read failed': 'node_map',
   'node map conflict': 'model',
+  'host proc blind': 'host_proc',
+  'host proc unreadable': 'host_proc',
+  'cgroup members unknown': 'host_proc',
+  'pod namespaces unreadable': 'host_proc',
+  'socket iterator failed': 'cleanup',
 };
 
 export interface SourceHealth {

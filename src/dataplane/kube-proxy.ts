@@ -14,7 +14,7 @@
 // is an error string in the result.
 
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { IpFamily } from '../bpf/ip.js';
 import type { Logger } from '../log.js';
@@ -163,18 +163,27 @@ export function cleanupRestoreInput(t: IptablesTableState): string {
   ].join('\n');
 }
 
-/** Processes named kube-proxy on this host (the pid namespace we see). */
+/**
+ * Processes named kube-proxy on this node: those of `procRoot`'s PID namespace, the node's
+ * when weir runs in a pod with the node's /proc mounted (--host-proc); pids as it numbers them.
+ */
 export function findKubeProxyProcesses(procRoot = '/proc'): KubeProxyProcess[] {
   const out: KubeProxyProcess[] = [];
   let pids: string[];
+  let self: string | undefined;
   try {
     pids = readdirSync(procRoot).filter((n) => /^\d+$/.test(n));
   } catch {
     return out;
   }
+  try {
+    self = readlinkSync(`${procRoot}/self`); // our own pid as that namespace numbers it
+  } catch {
+    /* not a proc mount: nothing of it is us */
+  }
   for (const p of pids) {
     const pid = Number(p);
-    if (pid === process.pid) continue;
+    if (p === self) continue;
     try {
       const comm = readFileSync(`${procRoot}/${p}/comm`, 'utf8').trim();
       const argv = readFileSync(`${procRoot}/${p}/cmdline`, 'utf8')
@@ -314,7 +323,7 @@ export interface TakeoverOptions {
   /** remove kube-proxy's state (the default); off: leave it and warn */
   cleanup: boolean;
   log: Logger;
-  /** /proc to scan for a kube-proxy process (tests) */
+  /** the node's /proc to scan for a kube-proxy process (--host-proc) */
   procRoot?: string;
 }
 

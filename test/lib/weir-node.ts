@@ -58,6 +58,9 @@ export interface WeirNodeOptions {
   daemonInCgroup?: boolean;
   /** run another release's `bin/weir` (a tree scripts/build-release.sh built); default: this one */
   releaseDir?: string;
+  /** a command the daemon's command line is appended to (inside the node's netns), e.g. one
+   *  that gives it namespaces of its own as a container runtime does */
+  wrapper?: string[];
 }
 
 export class WeirNode {
@@ -141,7 +144,8 @@ export class WeirNode {
   async start(timeoutMs = 15_000): Promise<LogLine> {
     if (this.proc?.running) throw new Error(`weir on ${this.node.name} is already running`);
     if (this.proc) this.past.push(...this.runLines());
-    const [cmd, pre] = daemonArgv(this.opts.releaseDir);
+    const [bin, binArgs] = daemonArgv(this.opts.releaseDir);
+    const [cmd, pre] = this.opts.wrapper?.length ? [this.opts.wrapper[0]!, [...this.opts.wrapper.slice(1), bin, ...binArgs]] : [bin, binArgs];
     const label = `weir daemon [${this.node.name}]`;
     this.proc =
       this.opts.launcher === 'ip-netns-exec'
