@@ -26,6 +26,22 @@ const OTHER_NODE_POD = '198.18.9.9'; // the Local service's only endpoint, on an
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The process's exit, or a failure (and the process stopped) if it runs on past `ms`. */
+async function exitWithin(p: ManagedProcess, ms: number): Promise<{ code: number | null }> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(p.failure(`still running after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p.exited, late]);
+  } catch (e) {
+    await p.stop();
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 describe('weir monitor: live events from the programs while real traffic runs', () => {
   let lab: Lab;
   let node: LabNode;
@@ -131,7 +147,7 @@ describe('weir monitor: live events from the programs while real traffic runs', 
     const mon = monitor('--type', 'drop,reject', '--address', client.address, '--port', '30082', '--count', '1');
     await leaseHeld(true);
     await traffic();
-    const st = await mon.exited;
+    const st = await exitWithin(mon, 15_000);
     assert.equal(st.code, 0, mon.stderr);
     const lines = mon.stdout.trim().split('\n');
     console.log(lines.map((l) => `# ${l}`).join('\n'));
@@ -174,7 +190,7 @@ describe('weir monitor: live events from the programs while real traffic runs', 
     weir.configure({ extraArgs: ['--monitor', 'off'] });
     await weir.start();
     const mon = monitor('-o', 'json');
-    const st = await mon.exited;
+    const st = await exitWithin(mon, 15_000);
     assert.equal(st.code, 1);
     assert.match(mon.stderr, /monitor disabled by --monitor off/);
     const before = weir.counters();
@@ -189,7 +205,7 @@ describe('weir monitor: live events from the programs while real traffic runs', 
     const again = monitor('-o', 'json', '--count', '1', '--type', 'reject');
     await leaseHeld(true);
     await assert.rejects(pod.ns.echo(EMPTY_IP, 80, { proto: 'tcp', timeoutMs: 3000 }), /ECONNREFUSED/);
-    assert.equal((await again.exited).code, 0, again.stderr);
+    assert.equal((await exitWithin(again, 15_000)).code, 0, again.stderr);
     assert.equal(parsed(again.stdout)[0]?.src, pod.ip);
   });
 });
