@@ -52,7 +52,9 @@ function load(dir: string, label: string): Loaded {
   };
 }
 
-const { values } = parseArgs({ options: { baseline: { type: 'string' }, rounds: { type: 'string', default: '15' }, repeat: { type: 'string', default: '5000' } } });
+const { values } = parseArgs({
+  options: { baseline: { type: 'string' }, rounds: { type: 'string', default: '15' }, repeat: { type: 'string', default: '5000' } },
+});
 const rounds = Number(values.rounds);
 const repeat = Number(values.repeat); // 5000 events of 104 bytes fit the 1 MiB ring: none lost
 const ack = tcp(['ack']);

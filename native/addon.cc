@@ -25,7 +25,7 @@ Napi::Value NetnsRestore(const Napi::CallbackInfo& info);
 Napi::Value Unpin(const Napi::CallbackInfo& info);
 Napi::Value IterRun(const Napi::CallbackInfo& info);      // iter.cc
 Napi::Value NetnsCookie(const Napi::CallbackInfo& info);  // iter.cc
-Napi::Function RingBufInit(Napi::Env env);                 // ringbuf.cc
+Napi::Function RingBufInit(Napi::Env env);                // ringbuf.cc
 
 namespace {
 

@@ -223,7 +223,10 @@ export function registerDaemonCommand(program: Command): void {
         .default('on'),
     )
     .addOption(
-      new Option('--monitor <on|off>', '`weir monitor` (live events from the programs, docs/monitor.md); off: the programs never emit events and `weir monitor` is refused')
+      new Option(
+        '--monitor <on|off>',
+        '`weir monitor` (live events from the programs, docs/monitor.md); off: the programs never emit events and `weir monitor` is refused',
+      )
         .choices(['on', 'off'])
         .default('on'),
     )

@@ -37,7 +37,13 @@ interface MonitorOptions extends StateOptions {
   duration?: number;
 }
 
-const list = (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((s) => s.trim()).filter(Boolean)];
+const list = (v: string, prev: string[] = []) => [
+  ...prev,
+  ...v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+];
 
 function positive(what: string) {
   return (v: string): number => {
@@ -148,7 +154,12 @@ function stream(o: MonitorOptions, filter: EventFilter, lease: MonitorLease, rin
   const lostAtStart = monitorStats(stats).lost;
   let shown = 0;
   let foreign = 0;
-  if (o.output === 'table') process.stdout.write(COLUMNS.map((c, i) => c.padEnd(WIDTHS[i] ?? 0)).join(' ').trimEnd() + '\n');
+  if (o.output === 'table')
+    process.stdout.write(
+      COLUMNS.map((c, i) => c.padEnd(WIDTHS[i] ?? 0))
+        .join(' ')
+        .trimEnd() + '\n',
+    );
   return new Promise<void>((resolve, reject) => {
     let done = false;
     const finish = (err?: Error) => {

@@ -254,7 +254,14 @@ test('filter: address at either end or the NAT target, both families; port; reas
 test('reasonMask: default types, a type, reasons, reasons within a type, unknown names', () => {
   const bit = (n: number) => 1n << BigInt(n);
   const value = (name: string) => [...reasonNames].find(([, n]) => n === name)![0];
-  const enums = { r: { no_backend_reject: value('no_backend_reject'), no_local_backend_drop: value('no_local_backend_drop'), service_nat: value('service_nat'), nat_established: value('nat_established') } };
+  const enums = {
+    r: {
+      no_backend_reject: value('no_backend_reject'),
+      no_local_backend_drop: value('no_local_backend_drop'),
+      service_nat: value('service_nat'),
+      nat_established: value('nat_established'),
+    },
+  };
   const all = reasonMask();
   assert.ok(all & bit(enums.r.no_backend_reject) && all & bit(enums.r.no_local_backend_drop) && all & bit(enums.r.service_nat));
   assert.equal(all & bit(enums.r.nat_established), 0n);

@@ -80,7 +80,7 @@ describe('weir monitor: live events from the programs while real traffic runs', 
     try {
       for (let i = 0; i < 100; i++) {
         const c = readMonitorCfg(cfg);
-        if ((c.until_ns > process.hrtime.bigint()) === want) return;
+        if (c.until_ns > process.hrtime.bigint() === want) return;
         await sleep(100);
       }
       throw new Error(`the monitor lease is ${want ? 'not held' : 'still held'} after 10 s`);
@@ -153,7 +153,10 @@ describe('weir monitor: live events from the programs while real traffic runs', 
     console.log(lines.map((l) => `# ${l}`).join('\n'));
     assert.match(lines[0]!, /^TIME +HOOK +TYPE +REASON/);
     assert.equal(lines.length, 2, '--count 1: the header and one event');
-    assert.match(lines[1]!, new RegExp(`from_host +drop +no_local_backend_drop +tcp +${client.address.replace(/\./g, '\\.')}:\\d+ -> ${node.address.replace(/\./g, '\\.')}:30082`));
+    assert.match(
+      lines[1]!,
+      new RegExp(`from_host +drop +no_local_backend_drop +tcp +${client.address.replace(/\./g, '\\.')}:\\d+ -> ${node.address.replace(/\./g, '\\.')}:30082`),
+    );
   });
 
   async function emittedDuring(f: () => Promise<unknown>): Promise<{ records: number; emitted: bigint }> {
