@@ -116,6 +116,42 @@ static __always_inline void monitor_ip4(weir_ip6 out, __be32 a)
 	w[3] = a;
 }
 
+/**
+ * monitor_sock - the event of a connect() the socket LB translated (sock_lb.c): @addrs holds
+ * the frontend the socket asked for, then the backend it now goes to (4 words each, IPv4
+ * v4-mapped), @ports the frontend's port and the backend's (network order). The caller reads
+ * the context (clang would otherwise merge the user_ip4 and user_ip6 reads into one offset
+ * load, which the verifier refuses on a context pointer). No source: the socket is not bound
+ * before connect() (the event's source is the unspecified address). connect() only: a
+ * sendmsg() is a datagram, not a flow.
+ */
+static __attribute__((noinline)) int monitor_sock(struct bpf_sock_addr *ctx, __u32 family,
+						  const __u32 *addrs, __be16 fe_port,
+						  __be16 be_port)
+{
+	struct weir_event *e;
+
+	if (!monitor_wanted(WEIR_REASON_SOCK_LB_TRANSLATED))
+		return 0;
+	e = monitor_reserve();
+	if (!e)
+		return 1;
+	e->time_ns = bpf_ktime_get_ns();
+	e->hook = WEIR_HOOK_SOCK;
+	e->reason = WEIR_REASON_SOCK_LB_TRANSLATED;
+	e->family = family;
+	e->protocol = ctx->protocol;
+	e->flags = WEIR_EVENT_NAT;
+	if (family == 4)
+		monitor_ip4(e->saddr, 0); /* 0.0.0.0, not :: */
+	__builtin_memcpy(e->daddr, addrs, 16);
+	__builtin_memcpy(e->nat_daddr, addrs + 4, 16);
+	e->dport = fe_port;
+	e->nat_dport = be_port;
+	bpf_ringbuf_submit(e, 0);
+	return 1;
+}
+
 #ifdef WEIR_LIB_CONNTRACK_H
 /**
  * monitor4 - the event of an IPv4 packet whose verdict at @hook is @reason, if a monitor

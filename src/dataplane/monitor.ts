@@ -28,8 +28,9 @@ const TYPE_REASONS: Record<Exclude<EventType, 'trace'>, readonly string[]> = {
   ],
   // the packet is answered (ICMP unreachable, TCP RST, ICMP frag needed / packet too big)
   reject: ['no_backend_reject', 'tunnel_frag_needed'],
-  // a new NAT'd flow; nat_established and reverse_nat are per packet: --reason only
-  nat: ['service_nat', 'hairpin'],
+  // a new NAT'd flow (a packet's, or a connect() the socket LB translated); nat_established and
+  // reverse_nat are per packet: --reason only
+  nat: ['service_nat', 'hairpin', 'sock_lb_translated'],
   policy: ['policy_egress_denied', 'policy_ingress_denied'],
 };
 /** --reason may ask for these too (per-packet verdicts: use --sample); they show as their type */

@@ -22,6 +22,7 @@ const WEB: PortSpec[] = [{ name: 'tcp', port: 80, targetPort: 8080, protocol: 'T
 const EMPTY: PortSpec[] = [{ name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP' }];
 const LOCAL: PortSpec[] = [{ name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: 30082 }];
 const EMPTY_IP = '198.19.0.31';
+const WEB_IP = '198.19.0.30';
 const OTHER_NODE_POD = '198.18.9.9'; // the Local service's only endpoint, on another node
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -59,7 +60,7 @@ describe('weir monitor: live events from the programs while real traffic runs', 
     await backend.ns.echoServer({ name: backend.name, port: 8080 });
     weir = await WeirNode.create(lab, node, { connectTimeLb: 'on' });
     weir.writeManifest('svc.yaml', [
-      service({ name: 'web', type: 'NodePort', clusterIP: '198.19.0.30', ports: WEB }),
+      service({ name: 'web', type: 'NodePort', clusterIP: WEB_IP, ports: WEB }),
       endpointSlice({ name: 'web-1', service: 'web', ports: WEB, endpoints: [{ ip: backend.ip, node: node.name }] }),
       service({ name: 'empty', clusterIP: EMPTY_IP, ports: EMPTY }),
       service({ name: 'local', type: 'NodePort', clusterIP: '198.19.0.32', ports: LOCAL, externalTrafficPolicy: 'Local' }),
@@ -89,10 +90,12 @@ describe('weir monitor: live events from the programs while real traffic runs', 
     }
   }
 
-  /** The three kinds of traffic: allowed (NodePort, NAT'd), rejected, dropped. */
+  /** The three kinds of traffic: allowed (NodePort, NAT'd; a pod to the ClusterIP through the
+   *  socket LB), rejected, dropped. */
   async function traffic(): Promise<{ allowed: number }> {
     const allowed = await weir.spread(client.ns, node.address, 30080, { proto: 'tcp', count: 10 });
     assert.equal(allowed.failures, 0, allowed.errors.join('; '));
+    assert.equal((await pod.ns.echo(WEB_IP, 80, { proto: 'tcp', cgroup: weir.cgroup })).reply.server, backend.name);
     await assert.rejects(pod.ns.echo(EMPTY_IP, 80, { proto: 'tcp', timeoutMs: 3000 }), /ECONNREFUSED/);
     await assert.rejects(client.ns.echo(node.address, 30082, { proto: 'tcp', timeoutMs: 1500 }));
     return { allowed: 10 };
@@ -129,8 +132,14 @@ describe('weir monitor: live events from the programs while real traffic runs', 
     for (const d of drops) {
       assert.deepEqual([d.type, d.hook, d.src, d.dst, d.dstPort], ['drop', 'from_host', client.address, node.address, 30082]);
     }
-    const nats = events.filter((e) => e.type === 'nat');
+    const nats = events.filter((e) => e.type === 'nat' && e.hook === 'from_host');
     assert.equal(nats.length, 10, 'one event per new NAT flow, none for their later packets');
+    // the pod's connect() to the ClusterIP, translated by the socket LB before any packet
+    const socks = events.filter((e) => e.hook === 'sock');
+    assert.deepEqual(
+      socks.map((e) => [e.type, e.reason, e.proto, e.dst, e.dstPort, e.natDst, e.natDstPort]),
+      [['nat', 'sock_lb_translated', 'tcp', WEB_IP, 80, backend.ip, 8080]],
+    );
     for (const n of nats) {
       assert.deepEqual([n.reason, n.src, n.dst, n.dstPort, n.natDst, n.natDstPort], ['service_nat', client.address, node.address, 30080, backend.ip, 8080]);
     }
