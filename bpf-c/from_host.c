@@ -25,6 +25,7 @@
 #include "lib/lb.h"
 #include "lib/flow.h"
 #include "lib/icmp_error.h"
+#include "lib/monitor.h"
 #include "lib/btf_anchor.h"
 
 /* A UDP packet to the tunnel port: -1 when it is not weir's (handled as any packet), else
@@ -92,12 +93,14 @@ int weir_from_host(struct __sk_buff *skb)
 			return WEIR_TC_NEXT; /* IPv6 inside: from_host6 decapsulates it */
 		if (tunnel >= 0) {
 			count(WEIR_HOOK_FROM_HOST, tunnel, pkt.len);
+			monitor4(skb, &pkt, WEIR_HOOK_FROM_HOST, tunnel);
 			return verdict;
 		}
 	}
 	if (!reason)
 		reason = from_host4(skb, &pkt, &verdict);
 	count(WEIR_HOOK_FROM_HOST, reason, pkt.len);
+	monitor4(skb, &pkt, WEIR_HOOK_FROM_HOST, reason);
 	return verdict;
 }
 

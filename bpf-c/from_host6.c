@@ -27,6 +27,7 @@
 #include "lib/counters.h"
 #include "lib/parse.h"
 #include "lib/flow6.h"
+#include "lib/monitor.h"
 #include "lib/btf_anchor.h"
 
 /* A tunnel packet (tunnel6_candidate): -1 when it is not weir's (handled as any packet), else
@@ -62,6 +63,7 @@ int weir_from_host6(struct __sk_buff *skb)
 		if (tunnel >= 0) {
 			tunnel6_too_big_at_hook(skb, &pkt, &verdict);
 			count(WEIR_HOOK_FROM_HOST, tunnel, pkt.len);
+			monitor6(skb, &pkt, WEIR_HOOK_FROM_HOST, tunnel);
 			return verdict;
 		}
 	}
@@ -74,6 +76,7 @@ int weir_from_host6(struct __sk_buff *skb)
 				     1, &verdict);
 	tunnel6_too_big_at_hook(skb, &pkt, &verdict); /* a packet too big for the tunnel */
 	count(WEIR_HOOK_FROM_HOST, reason, pkt.len);
+	monitor6(skb, &pkt, WEIR_HOOK_FROM_HOST, reason);
 	return verdict;
 }
 

@@ -22,6 +22,7 @@
 #include "lib/lb.h"
 #include "lib/flow.h"
 #include "lib/icmp_error.h"
+#include "lib/monitor.h"
 #include "lib/btf_anchor.h"
 
 static __always_inline enum weir_reason from_pod4(struct __sk_buff *skb, struct packet *pkt,
@@ -60,6 +61,7 @@ int weir_from_pod(struct __sk_buff *skb)
 	if (!reason)
 		reason = from_pod4(skb, &pkt, &verdict);
 	count(WEIR_HOOK_FROM_POD, reason, pkt.len);
+	monitor4(skb, &pkt, WEIR_HOOK_FROM_POD, reason);
 	return verdict;
 }
 

@@ -19,6 +19,7 @@
 #include "lib/counters.h"
 #include "lib/parse.h"
 #include "lib/flow6.h"
+#include "lib/monitor.h"
 #include "lib/btf_anchor.h"
 
 SEC("tc")
@@ -36,6 +37,7 @@ int weir_from_pod6(struct __sk_buff *skb)
 		reason = flow6_stages(skb, &pkt, FLOW6_ORIGIN(WEIR_HOOK_FROM_POD, 0), 0, &verdict);
 	tunnel6_too_big_at_hook(skb, &pkt, &verdict); /* a reply too big for the tunnel */
 	count(WEIR_HOOK_FROM_POD, reason, pkt.len);
+	monitor6(skb, &pkt, WEIR_HOOK_FROM_POD, reason);
 	return verdict;
 }
 

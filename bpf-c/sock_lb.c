@@ -22,6 +22,7 @@
 #include "lib/counters.h"
 #include "lib/lb.h"
 #include "lib/lb6.h"
+#include "lib/monitor.h"
 #include "lib/btf_anchor.h"
 #include <weir/service.h>
 
@@ -257,7 +258,16 @@ static __always_inline enum weir_reason sock6_reverse(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect4")
 int weir_sock_connect4(struct bpf_sock_addr *ctx)
 {
-	count(WEIR_HOOK_SOCK, sock4_translate(ctx), 0);
+	/* the frontend, then the backend, for weir monitor (lib/monitor.h) */
+	__u32 addrs[8] = {0, 0, bpf_htonl(0xffff), ctx->user_ip4, 0, 0, bpf_htonl(0xffff), 0};
+	__be16 fe_port = (__be16)ctx->user_port;
+	enum weir_reason reason = sock4_translate(ctx);
+
+	count(WEIR_HOOK_SOCK, reason, 0);
+	if (reason == WEIR_REASON_SOCK_LB_TRANSLATED) {
+		addrs[7] = ctx->user_ip4;
+		monitor_sock(ctx, 4, addrs, fe_port, (__be16)ctx->user_port);
+	}
 	return 1;
 }
 
@@ -285,7 +295,17 @@ int weir_sock_getpeername4(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect6")
 int weir_sock_connect6(struct bpf_sock_addr *ctx)
 {
-	count(WEIR_HOOK_SOCK, sock6_translate(ctx), 0);
+	__u32 addrs[8]; /* the frontend, then the backend, for weir monitor (lib/monitor.h) */
+	__be16 fe_port = (__be16)ctx->user_port;
+	enum weir_reason reason;
+
+	sock6_user_ip6(ctx, addrs);
+	reason = sock6_translate(ctx);
+	count(WEIR_HOOK_SOCK, reason, 0);
+	if (reason == WEIR_REASON_SOCK_LB_TRANSLATED) {
+		sock6_user_ip6(ctx, addrs + 4);
+		monitor_sock(ctx, 6, addrs, fe_port, (__be16)ctx->user_port);
+	}
 	return 1;
 }
 

@@ -1,5 +1,5 @@
 // native/: the addon's entry point: installs libbpf's log capture and exports the classes
-// (Object, Map, Program, Link, Btf) and the attach/pin/netns functions. TypeScript loads
+// (Object, Map, Program, Link, Btf, RingBuf) and the attach/pin/netns functions. TypeScript loads
 // this only through src/bpf/native.ts.
 #include <bpf/libbpf.h>
 #include <napi.h>
@@ -28,6 +28,7 @@ Napi::Value NetnsCookie(const Napi::CallbackInfo& info);    // iter.cc
 Napi::Value LibbpfVersion(const Napi::CallbackInfo& info);  // features.cc
 Napi::Value ProbeProgType(const Napi::CallbackInfo& info);  // features.cc
 Napi::Value ProbeMapType(const Napi::CallbackInfo& info);   // features.cc
+Napi::Function RingBufInit(Napi::Env env);                  // ringbuf.cc
 
 namespace {
 
@@ -48,6 +49,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("Program", Program::Init(env));
   exports.Set("Link", Link::Init(env));
   exports.Set("Btf", Btf::Init(env));
+  exports.Set("RingBuf", RingBufInit(env));
   const std::pair<const char*, Napi::Function::Callback> fns[] = {
       {"attachTcx", AttachTcx},
       {"tcxQuery", TcxQuery},

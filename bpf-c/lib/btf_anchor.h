@@ -12,6 +12,7 @@
 #include <weir/legacy.h>
 #include <weir/forward.h>
 #include <weir/tunnel.h>
+#include <weir/monitor.h>
 
 struct weir_btf_anchor {
 	enum weir_hook hook;
@@ -70,6 +71,12 @@ struct weir_btf_anchor {
 	struct weir_tunnel6 tunnel6;
 	struct weir_dsr_optout6_key dsr_optout6_key;
 	struct weir_tunnel_dsr6_opt tunnel_dsr6_opt;
+	/* weir monitor (weir/monitor.h) */
+	enum weir_monitor_cfg_flags monitor_cfg_flags;
+	enum weir_event_flags event_flags;
+	struct weir_monitor_cfg monitor_cfg;
+	struct weir_monitor_stats monitor_stats;
+	struct weir_event event;
 	/* earlier releases' layouts, for conversion (weir/legacy.h) */
 	struct weir_ct4_v1 ct4_v1;
 };

@@ -22,6 +22,7 @@ export {
 } from './attach.js';
 export { withNetns, ifindexOf, netnsCookie } from './netns.js';
 export { runIterator } from './iter.js';
+export { RingBuffer } from './ringbuf.js';
 export { Btf, isStruct, normalizeType, type DatasecVar, type MemberLayout, type StructLayout, type TypeLayout } from './btf.js';
 export * from './codec.js';
 export { bytesToIp4, bytesToIp6, ip4ToBytes, ip6ToBytes } from './ip.js';

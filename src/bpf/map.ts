@@ -175,8 +175,10 @@ export class BpfMap {
     return keys.filter((k) => this.delete(k)).length;
   }
 
-  /** Entries in the map: max_entries for arrays, else a native key walk (O(n) syscalls). */
+  /** Entries in the map: max_entries for arrays, else a native key walk (O(n) syscalls); 0 for
+   *  a ring buffer, which has no keys (its records are consumed: RingBuffer, ringbuf.ts). */
   count(): number {
+    if (this.type === 'ringbuf') return 0;
     return native(() => this.raw.count());
   }
 

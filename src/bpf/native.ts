@@ -165,7 +165,14 @@ export interface RawObject {
   btf(): RawBtf;
 }
 
+export interface RawRingBuf {
+  /** up to max records written so far (4096 when omitted); never waits */
+  consume(max?: number): Buffer[];
+  close(): void;
+}
+
 export interface Addon {
+  RingBuf: new (mapFd: number) => RawRingBuf;
   Object: { open(path: string, pinRoot?: string): RawObject };
   Map: {
     openPinned(path: string): RawMap;

@@ -56,6 +56,7 @@ interface DaemonFlags {
   tunnelUnderlay?: string;
   networkPolicy?: string;
   policyStats?: string;
+  monitor?: string;
 }
 
 /**
@@ -120,6 +121,7 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     tunnelUnderlay: f.tunnelUnderlay === 'ipv6' ? 'ipv6' : 'ipv4',
     networkPolicy: f.networkPolicy !== 'off',
     policyStats: f.policyStats !== 'off',
+    monitor: f.monitor !== 'off',
   };
 }
 
@@ -227,6 +229,14 @@ export function registerDaemonCommand(program: Command): void {
     )
     .addOption(
       new Option('--policy-stats <on|off>', 'count new flows allowed and denied per NetworkPolicy in BPF (weir_policy_flows_total); off: not counted at all')
+        .choices(['on', 'off'])
+        .default('on'),
+    )
+    .addOption(
+      new Option(
+        '--monitor <on|off>',
+        '`weir monitor` (live events from the programs, docs/monitor.md); off: the programs never emit events and `weir monitor` is refused',
+      )
         .choices(['on', 'off'])
         .default('on'),
     )

@@ -62,6 +62,8 @@ export interface DaemonConfig {
   networkPolicy: boolean;
   /** --policy-stats: count allowed/denied flows per policy in BPF and export them (default on) */
   policyStats: boolean;
+  /** --monitor: whether `weir monitor` may make the programs emit events (default on) */
+  monitor?: boolean;
   resyncIntervalMs: number;
   ctGcIntervalMs: number;
   /** service.kubernetes.io/service-proxy-name this instance answers to */

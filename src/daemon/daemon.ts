@@ -20,6 +20,7 @@ import { takeOverKubeProxy } from '../dataplane/kube-proxy.js';
 import { loadDataplaneAsync, mapOf, serviceFamilies, type LoadedDataplane } from '../dataplane/loader.js';
 import { acquireInstanceLock, type Lock } from '../dataplane/instance-lock.js';
 import { handOff, type MigrationReport } from '../dataplane/map-upgrade.js';
+import { applyMonitorSwitch } from '../dataplane/monitor.js';
 import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
 import { NodeMapSync } from '../dataplane/node-map-sync.js';
 import type { NodeMaps } from '../dataplane/node-maps.js';
@@ -190,6 +191,7 @@ export class Daemon {
     // the node's net sysctls: a container's own /proc/sys is read-only (the manifest mounts
     // the node's /proc/sys/net writable under --host-proc)
     this.sysctls = SysctlRecorder.open(this.dp.pinDir, this.log, join(cfg.hostProc, 'sys'));
+    this.monitorSwitch();
     await this.startMetrics();
 
     this.network = await this.readNetwork();
@@ -242,6 +244,19 @@ export class Daemon {
       ms: Math.round(performance.now() - t0),
     });
     if (this.kube) void this.warnAboutKubeProxyDaemonSet();
+  }
+
+  /** --monitor: off keeps weir_monitor_cfg disabled (re-asserted every second, so a lease written
+   *  past the CLI is cut within one); on clears what an earlier off run left (docs/monitor.md). */
+  private monitorSwitch(): void {
+    const on = this.cfg.monitor !== false;
+    try {
+      const cfgMap = mapOf(this.dp.objects, 'weir_monitor_cfg');
+      if (applyMonitorSwitch(cfgMap, on)) this.log.info('monitor switch', { monitor: on ? 'on' : 'off' });
+      if (!on) this.every('monitor switch', 1000, () => void applyMonitorSwitch(cfgMap, false));
+    } catch (e) {
+      this.log.warn('monitor switch not applied', { monitor: on ? 'on' : 'off', error: errText(e) });
+    }
   }
 
   private finishUpgrade(): MigrationReport[] {

@@ -22,7 +22,7 @@ import { layouts, type StructLayout, type WeirCt4, type WeirCt4V1 } from '../bpf
 export type OnLayoutChange = 'convert' | 'rebuild' | 'copy' | 'drop';
 
 /** enum bpf_map_type values this table uses */
-export const MAP_TYPE = { hash: 1, array: 2, percpu_hash: 5, percpu_array: 6, lru_hash: 9, lpm_trie: 11 } as const;
+export const MAP_TYPE = { hash: 1, array: 2, percpu_hash: 5, percpu_array: 6, lru_hash: 9, lpm_trie: 11, ringbuf: 27 } as const;
 
 /** A map as a release creates it: what that release's libbpf accepts as a reusable pin. */
 export interface MapSpec {
@@ -196,4 +196,8 @@ export const MAP_ABI: readonly MapAbi[] = [
   { base: 'weir_nodes6', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_tunnel6', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_dsr_optout6', version: 1, onChange: 'rebuild', older: [] },
+  // weir monitor (issue 15; docs/monitor.md): events in flight and the lease are not worth keeping
+  { base: 'weir_events', version: 1, onChange: 'drop', older: [] },
+  { base: 'weir_monitor_cfg', version: 1, onChange: 'drop', older: [] },
+  { base: 'weir_monitor_stats', version: 1, onChange: 'drop', older: [] },
 ];
