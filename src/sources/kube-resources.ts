@@ -15,12 +15,18 @@ export interface WatchedResource {
   /** cluster-wide collection path the informer lists and watches */
   path: string;
   verbs: readonly ('list' | 'watch')[];
+  /** Asked of the server on list and watch: what weir would drop anyway is not sent. */
+  fieldSelector?: string;
 }
+
+/** The model skips finished pods (their IPs may be reused); a pod that finishes leaves the watch
+ *  as a DELETED event. Running, Pending and Unknown pods stay: Pending ones get their IP later. */
+export const POD_FIELD_SELECTOR = 'status.phase!=Succeeded,status.phase!=Failed';
 
 export const WATCHED_RESOURCES: readonly WatchedResource[] = [
   { kind: 'Service', group: '', resource: 'services', path: '/api/v1/services', verbs: ['list', 'watch'] },
   { kind: 'EndpointSlice', group: 'discovery.k8s.io', resource: 'endpointslices', path: '/apis/discovery.k8s.io/v1/endpointslices', verbs: ['list', 'watch'] },
-  { kind: 'Pod', group: '', resource: 'pods', path: '/api/v1/pods', verbs: ['list', 'watch'] },
+  { kind: 'Pod', group: '', resource: 'pods', path: '/api/v1/pods', verbs: ['list', 'watch'], fieldSelector: POD_FIELD_SELECTOR },
   { kind: 'Namespace', group: '', resource: 'namespaces', path: '/api/v1/namespaces', verbs: ['list', 'watch'] },
   { kind: 'Node', group: '', resource: 'nodes', path: '/api/v1/nodes', verbs: ['list', 'watch'] },
   {
@@ -53,7 +59,12 @@ export interface ListPage {
 }
 export type ListCall = (params: { limit: number; _continue?: string }) => Promise<ListPage>;
 
-export function listCall(kc: KubeConfig, kind: ObjectKind): ListCall {
+export function listCall(kc: KubeConfig, kind: ObjectKind, fieldSelector?: string): ListCall {
+  const call = typedListCall(kc, kind);
+  return fieldSelector === undefined ? call : (p) => call({ ...p, fieldSelector });
+}
+
+function typedListCall(kc: KubeConfig, kind: ObjectKind): (params: { limit: number; _continue?: string; fieldSelector?: string }) => Promise<ListPage> {
   switch (kind) {
     case 'Service': {
       const api = kc.makeApiClient(CoreV1Api);

@@ -5,6 +5,8 @@
 // - watches ask for bookmarks and a server-side timeout (the library asks for neither);
 // - watch objects are deserialized like list items (typed, dates as Date), so both paths and
 //   the manifests source hand the model the same shapes;
+// - every object is cut down to the fields weir reads (slim.ts) before anything keeps it, and
+//   finished pods are not asked for (WATCHED_RESOURCES' field selectors);
 // - the library relists by itself on 410 Gone (HTTP status or ERROR event) and, on a relist,
 //   deletes what vanished while disconnected; on any other error it stops, and this source
 //   restarts it with exponential backoff and jitter (resuming the watch from the last version);
@@ -16,6 +18,7 @@ import { ListWatch, VersionApi, Watch, type KubeConfig, type KubernetesObject, t
 // Not re-exported by the package index; the same serializer the typed list calls use.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { listCall, SERIALIZER_TYPE, WATCHED_RESOURCES, type ListCall, type ListPage } from './kube-resources.js';
+import { slimObject } from './slim.js';
 import { Backoff, errorLine, errorStatus, withTimeout } from './kube-retry.js';
 import type { Logger } from '../log.js';
 import { API_VERSIONS, keyOf, OBJECT_KINDS, type ObjectEvent, type ObjectKind, type Source, type SourceSink } from './types.js';
@@ -47,6 +50,9 @@ export interface KubeSourceOptions {
   outageBoundMs?: number;
   /** Probe GET /version when nothing was heard for this long. Default min(10 s, bound / 3). */
   idleProbeMs?: number;
+  /** Keep objects whole instead of slim (slim.ts): only to measure what slimming saves (bench/memory.ts).
+   *  Default: the environment's WEIR_KUBE_KEEP_WHOLE_OBJECTS=1. */
+  keepWholeObjects?: boolean;
   now?: () => number;
   random?: () => number;
 }
@@ -110,6 +116,7 @@ export class KubeSource implements Source {
   private readonly random: () => number;
   private readonly boundMs: number;
   private readonly startedAt: number;
+  private readonly keepWhole: boolean;
   private sink: SourceSink | null = null;
   private stopped = false;
   private synced = false;
@@ -125,6 +132,7 @@ export class KubeSource implements Source {
     this.random = opts.random ?? Math.random;
     this.boundMs = opts.outageBoundMs ?? 60_000;
     this.startedAt = this.now();
+    this.keepWhole = opts.keepWholeObjects ?? process.env.WEIR_KUBE_KEEP_WHOLE_OBJECTS === '1';
     const events = {} as Record<ObjectKind, KindCounters>;
     for (const k of OBJECT_KINDS) events[k] = { upserts: 0, deletes: 0, lists: 0 };
     this.counters = { events, relists: 0, relistDeletes: 0, listPages: 0, expired: 0, errors: 0, reconnects: 0, watches: 0, lastContactAt: null };
@@ -182,7 +190,7 @@ export class KubeSource implements Source {
 
   private makeInformer(kind: ObjectKind): Informer {
     const res = WATCHED_RESOURCES.find((r) => r.kind === kind)!;
-    const list = listCall(this.opts.kubeConfig, kind);
+    const list = listCall(this.opts.kubeConfig, kind, res.fieldSelector);
     const watch = new SourceWatch(this.opts.kubeConfig, this, kind, this.opts.watchTimeoutSeconds ?? 300);
     const b = this.opts.backoff ?? {};
     const inf: Informer = {
@@ -193,7 +201,7 @@ export class KubeSource implements Source {
       applyingList: false,
       retry: undefined,
     };
-    inf.lw = new ListWatch<KubernetesObject>(res.path, watch, () => this.listAll(inf, list), false);
+    inf.lw = new ListWatch<KubernetesObject>(res.path, watch, () => this.listAll(inf, list), false, undefined, res.fieldSelector);
     inf.lw.on('add', (o) => this.emit(inf, 'upsert', o));
     inf.lw.on('update', (o) => this.emit(inf, 'upsert', o));
     inf.lw.on('delete', (o) => this.emit(inf, 'delete', o));
@@ -315,9 +323,11 @@ export class KubeSource implements Source {
     }
   }
 
-  /** Typed objects with kind and apiVersion set, whether they came from a list or a watch. */
+  /** Typed, slim objects with kind and apiVersion set, whether they came from a list or a watch. */
   normalize(kind: ObjectKind, obj: KubernetesObject, raw: boolean): KubernetesObject {
-    const o = raw ? (ObjectSerializer.deserialize(obj, SERIALIZER_TYPE[kind]) as KubernetesObject) : obj;
+    // slim first: the kept fields have the same names raw and typed, and less is deserialized
+    const slim = this.keepWhole ? obj : (slimObject(kind, obj as never) as KubernetesObject);
+    const o = raw ? (ObjectSerializer.deserialize(slim, SERIALIZER_TYPE[kind]) as KubernetesObject) : slim;
     o.kind ??= kind;
     o.apiVersion ??= API_VERSIONS[kind];
     return o;
