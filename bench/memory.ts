@@ -27,6 +27,8 @@ const { values: args } = parseArgs({
     pods: { type: 'string', default: '50000' },
     services: { type: 'string', default: '10000' },
     modes: { type: 'string', default: 'slim,whole' },
+    // also measure the JS heap step by step (bench/memory-heap.ts) for these modes
+    'heap-steps': { type: 'string', default: 'slim,whole' },
     'settle-s': { type: 'string', default: '20' },
     out: { type: 'string', default: join(repoRoot, 'bench', 'results', 'memory') },
     // the daemon runs with --trace-gc: the JS heap after its last full GC is read from those lines
@@ -187,6 +189,32 @@ interface ModeResult {
   rssByMapping: Record<string, number>;
 }
 
+/** bench/memory-heap.js in one lab node, once per variant: the JS heap after the source synced,
+ *  the service model, the policy model; `slim` / `whole`, optionally `slim@100` (list page size). */
+async function heapSteps(variants: string[]): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  const k = await kubeLab('memheap', { weir: { metricsAddress: METRICS } });
+  try {
+    await fill(k);
+    for (const v of variants) {
+      const [mode, page] = v.split('@');
+      const p = k.node.ns.spawn(
+        process.execPath,
+        ['--expose-gc', '--enable-source-maps', join(repoRoot, 'dist', 'bench', 'memory-heap.js'), k.kubeconfig, ...(page ? [page] : [])],
+        { label: `memory-heap ${v}`, ...(mode === 'whole' ? { env: { WEIR_KUBE_KEEP_WHOLE_OBJECTS: '1' } } : {}) },
+      );
+      const exit = await p.exited;
+      if (exit.code !== 0) throw p.failure(`exit ${exit.code}`);
+      const line = p.stdout.trim().split('\n').pop() ?? '';
+      out[v] = JSON.parse(line) as unknown;
+      console.log(`# heap steps (${v}): ${line}`);
+    }
+    return out;
+  } finally {
+    await k.lab.destroy();
+  }
+}
+
 async function runMode(mode: 'slim' | 'whole'): Promise<{ result: ModeResult; fill: Awaited<ReturnType<typeof fill>> }> {
   const k = await kubeLab(`memory-${mode}`, {
     weir: {
@@ -265,6 +293,7 @@ function report(results: ModeResult[], filled: Awaited<ReturnType<typeof fill>>)
 async function main(): Promise<void> {
   const modes = args.modes.split(',') as ('slim' | 'whole')[];
   const results: ModeResult[] = [];
+  const heap: Record<string, unknown> = {};
   let filled: Awaited<ReturnType<typeof fill>> | undefined;
   try {
     for (const m of modes) {
@@ -272,10 +301,12 @@ async function main(): Promise<void> {
       results.push(r.result);
       filled = r.fill;
     }
+    const variants = args['heap-steps'].split(',').filter(Boolean);
+    if (variants.length) Object.assign(heap, await heapSteps(variants));
   } finally {
     await runCleanups();
   }
-  const json = { pods: PODS, services: SERVICES, nodes: NODES, namespaces: NAMESPACES, node: process.version, objects: filled, results };
+  const json = { pods: PODS, services: SERVICES, nodes: NODES, namespaces: NAMESPACES, node: process.version, objects: filled, results, heapSteps: heap };
   writeFileSync(`${args.out}.json`, `${JSON.stringify(json, null, 2)}\n`);
   writeFileSync(`${args.out}.md`, report(results, filled!));
   console.log(`# wrote ${args.out}.json and ${args.out}.md`);

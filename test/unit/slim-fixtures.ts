@@ -39,6 +39,8 @@ export interface PodFixture {
   app: string;
   node: string;
   ip: string;
+  /** a second address (dual stack: status.podIPs holds both, status.podIP the first) */
+  ip6?: string;
   phase?: string;
   hostNetwork?: boolean;
 }
@@ -162,7 +164,7 @@ export function fatPod(p: PodFixture): KubeObject {
     hostIP: '198.18.0.1',
     hostIPs: [{ ip: '198.18.0.1' }],
     podIP: p.ip,
-    podIPs: [{ ip: p.ip }],
+    podIPs: [{ ip: p.ip }, ...(p.ip6 ? [{ ip: p.ip6 }] : [])],
     qosClass: 'Burstable',
     startTime: T0,
     containerStatuses: [containerStatus('app', app.image), containerStatus('proxy', sidecar.image)],
@@ -216,6 +218,8 @@ export interface NodeFixture {
   zone: string;
   /** the cluster autoscaler's ToBeDeletedByClusterAutoscaler taint */
   toBeDeleted?: boolean;
+  /** metadata.deletionTimestamp set (being deleted) */
+  deleting?: boolean;
 }
 
 export function fatNode(n: NodeFixture): KubeObject {
@@ -244,6 +248,7 @@ export function fatNode(n: NodeFixture): KubeObject {
       name: n.name,
       uid: uid(`node/${n.name}`),
       creationTimestamp: T0,
+      ...(n.deleting ? { deletionTimestamp: T1 } : {}),
       labels,
       annotations: {
         'node.alpha.kubernetes.io/ttl': '0',

@@ -18,13 +18,14 @@ import { fatEndpointSlice, fatNamespace, fatNetworkPolicy, fatNode, fatPod, fatS
 
 const ZONES = ['zone-a', 'zone-b'];
 
-/** Three namespaces, three nodes (one about to be deleted), pods of every kind the model tells apart. */
+/** Three namespaces, four nodes (one tainted for deletion, one being deleted), pods of every kind the model tells apart. */
 function cluster(): KubeObject[] {
   const out: KubeObject[] = [];
   const namespaces = ['shop-web', 'shop-db', 'infra'];
   for (const ns of namespaces) out.push(fatNamespace(ns, ns === 'infra' ? { privileged: 'true' } : {}));
   const nodes = ['node-a', 'node-b', 'node-c'];
   nodes.forEach((name, i) => out.push(fatNode({ name, ip: `198.18.0.${i + 1}`, podCIDR: `198.18.${i + 1}.0/24`, zone: ZONES[i % 2]!, toBeDeleted: i === 2 })));
+  out.push(fatNode({ name: 'node-d', ip: '198.18.0.4', podCIDR: '198.18.4.0/24', zone: 'zone-b', deleting: true }));
   let n = 0;
   for (const ns of namespaces) {
     for (const app of ['web', 'api']) {
@@ -52,6 +53,7 @@ function cluster(): KubeObject[] {
   delete (pending.status as Record<string, unknown>).podIPs;
   out.push(pending);
   out.push(fatPod({ namespace: 'shop-db', name: 'bad-ip', app: 'api', node: 'node-a', ip: '198.18.1.300' }));
+  out.push(fatPod({ namespace: 'shop-web', name: 'dual-stack', app: 'web', node: 'node-a', ip: '198.18.1.77', ip6: '2001:2:1::77' }));
   return out;
 }
 
@@ -140,6 +142,7 @@ test('policy: the same identities, ipcache, endpoints and issues from slim objec
   assert.ok([...whole.podIdentities.values()].some((i) => i.namedPorts['http/TCP'] === 8080));
   assert.equal(whole.hostNetworkPods.get('infra/node-exporter-a'), 'node-a');
   assert.ok(whole.podIssues.some((i) => i.reason === 'bad_ip'));
+  assert.deepEqual(whole.endpoints.get('shop-web/dual-stack')?.ips, ['198.18.1.77', '2001:2:1::77']);
   assert.ok([...whole.endpoints.values()].some((e) => e.ingress.isolated), 'a policy isolates some endpoint');
   assert.deepEqual(policyView(lean), policyView(whole));
 });
@@ -149,6 +152,12 @@ test('nodes: the same node table, zone and kube-proxy node eligibility from slim
   const lean = fat.map((n) => slimObject('Node', n));
   assert.deepEqual(buildNodeTable(lean), buildNodeTable(fat));
   assert.equal(buildNodeTable(fat).nodes.get('node-c')?.toBeDeleted, true);
+  const eligible = (n: V1Node) => {
+    const h = new ProxyHealth(1000, () => 0);
+    h.syncNode(n);
+    return h.nodeEligible;
+  };
+  assert.deepEqual(fat.map(eligible), [true, true, false, false], 'node-c (taint) and node-d (being deleted) are not eligible');
   for (const [i, n] of fat.entries()) {
     assert.equal(nodeZone(lean[i]), nodeZone(n));
     const a = new ProxyHealth(1000, () => 0);
