@@ -191,11 +191,11 @@ interface ModeResult {
 
 /** bench/memory-heap.js in one lab node, once per variant: the JS heap after the source synced,
  *  the service model, the policy model; `slim` / `whole`, optionally `slim@100` (list page size). */
-async function heapSteps(variants: string[]): Promise<Record<string, unknown>> {
+async function heapSteps(variants: string[]): Promise<{ steps: Record<string, unknown>; filled: Awaited<ReturnType<typeof fill>> }> {
   const out: Record<string, unknown> = {};
   const k = await kubeLab('memheap', { weir: { metricsAddress: METRICS } });
   try {
-    await fill(k);
+    const filled = await fill(k);
     for (const v of variants) {
       const [mode, page] = v.split('@');
       const p = k.node.ns.spawn(
@@ -209,7 +209,7 @@ async function heapSteps(variants: string[]): Promise<Record<string, unknown>> {
       out[v] = JSON.parse(line) as unknown;
       console.log(`# heap steps (${v}): ${line}`);
     }
-    return out;
+    return { steps: out, filled };
   } finally {
     await k.lab.destroy();
   }
@@ -291,7 +291,7 @@ function report(results: ModeResult[], filled: Awaited<ReturnType<typeof fill>>)
 }
 
 async function main(): Promise<void> {
-  const modes = args.modes.split(',') as ('slim' | 'whole')[];
+  const modes = args.modes.split(',').filter(Boolean) as ('slim' | 'whole')[];
   const results: ModeResult[] = [];
   const heap: Record<string, unknown> = {};
   let filled: Awaited<ReturnType<typeof fill>> | undefined;
@@ -302,7 +302,11 @@ async function main(): Promise<void> {
       filled = r.fill;
     }
     const variants = args['heap-steps'].split(',').filter(Boolean);
-    if (variants.length) Object.assign(heap, await heapSteps(variants));
+    if (variants.length) {
+      const r = await heapSteps(variants);
+      Object.assign(heap, r.steps);
+      filled ??= r.filled;
+    }
   } finally {
     await runCleanups();
   }

@@ -18,7 +18,7 @@ import { ListWatch, VersionApi, Watch, type KubeConfig, type KubernetesObject, t
 // Not re-exported by the package index; the same serializer the typed list calls use.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { listCall, SERIALIZER_TYPE, WATCHED_RESOURCES, type ListCall, type ListPage } from './kube-resources.js';
-import { slimObject } from './slim.js';
+import { shareEqualParts, slimObject } from './slim.js';
 import { Backoff, errorLine, errorStatus, withTimeout } from './kube-retry.js';
 import type { Logger } from '../log.js';
 import { API_VERSIONS, keyOf, OBJECT_KINDS, type ObjectEvent, type ObjectKind, type Source, type SourceSink } from './types.js';
@@ -39,7 +39,7 @@ export interface KubeSourceOptions {
   log: Logger;
   /** Kinds to watch. Default all six. */
   kinds?: readonly ObjectKind[];
-  /** Items per list page. Default 500 (what client-go's pager uses). */
+  /** Items per list page, every kind. Default: the kind's WATCHED_RESOURCES pageSize, else 500 (client-go's pager). */
   pageSize?: number;
   /** Server-side watch timeout; each watch gets this plus up to 100% jitter. Default 300 s. */
   watchTimeoutSeconds?: number;
@@ -190,7 +190,7 @@ export class KubeSource implements Source {
 
   private makeInformer(kind: ObjectKind): Informer {
     const res = WATCHED_RESOURCES.find((r) => r.kind === kind)!;
-    const list = listCall(this.opts.kubeConfig, kind, res.fieldSelector);
+    const list = listCall(this.opts.kubeConfig, kind, { ...(res.fieldSelector ? { fieldSelector: res.fieldSelector } : {}), slim: !this.keepWhole });
     const watch = new SourceWatch(this.opts.kubeConfig, this, kind, this.opts.watchTimeoutSeconds ?? 300);
     const b = this.opts.backoff ?? {};
     const inf: Informer = {
@@ -201,7 +201,8 @@ export class KubeSource implements Source {
       applyingList: false,
       retry: undefined,
     };
-    inf.lw = new ListWatch<KubernetesObject>(res.path, watch, () => this.listAll(inf, list), false, undefined, res.fieldSelector);
+    const pageSize = this.opts.pageSize ?? res.pageSize ?? 500;
+    inf.lw = new ListWatch<KubernetesObject>(res.path, watch, () => this.listAll(inf, list, pageSize), false, undefined, res.fieldSelector);
     inf.lw.on('add', (o) => this.emit(inf, 'upsert', o));
     inf.lw.on('update', (o) => this.emit(inf, 'upsert', o));
     inf.lw.on('delete', (o) => this.emit(inf, 'delete', o));
@@ -241,8 +242,7 @@ export class KubeSource implements Source {
   }
 
   /** The list function given to the library: every page of a consistent list. */
-  private async listAll(inf: Informer, list: ListCall): Promise<{ metadata: V1ListMeta; items: KubernetesObject[] }> {
-    const limit = this.opts.pageSize ?? 500;
+  private async listAll(inf: Informer, list: ListCall, limit: number): Promise<{ metadata: V1ListMeta; items: KubernetesObject[] }> {
     const timeout = this.opts.listTimeoutMs ?? 60_000;
     let items: KubernetesObject[] = [];
     let cont: string | undefined;
@@ -268,6 +268,7 @@ export class KubeSource implements Source {
       if (this.stopped) throw new Error('stopped');
       this.counters.listPages++;
       this.contact();
+      // (list items are slim already: listCall's middleware cut them before they were typed)
       for (const o of page.items ?? []) items.push(this.normalize(inf.kind, o, false));
       cont = page.metadata?._continue || undefined;
       if (cont === undefined) {
@@ -323,11 +324,12 @@ export class KubeSource implements Source {
     }
   }
 
-  /** Typed, slim objects with kind and apiVersion set, whether they came from a list or a watch. */
+  /** Typed, slim objects with kind and apiVersion set, whether they came from a list (typed, and
+   *  slim already) or a watch (raw JSON: slim first, so that less is deserialized). */
   normalize(kind: ObjectKind, obj: KubernetesObject, raw: boolean): KubernetesObject {
-    // slim first: the kept fields have the same names raw and typed, and less is deserialized
-    const slim = this.keepWhole ? obj : (slimObject(kind, obj as never) as KubernetesObject);
-    const o = raw ? (ObjectSerializer.deserialize(slim, SERIALIZER_TYPE[kind]) as KubernetesObject) : slim;
+    const slim = raw && !this.keepWhole ? (slimObject(kind, obj as never) as KubernetesObject) : obj;
+    const typed = raw ? (ObjectSerializer.deserialize(slim, SERIALIZER_TYPE[kind]) as KubernetesObject) : slim;
+    const o = this.keepWhole ? typed : (shareEqualParts(kind, typed as never) as KubernetesObject);
     o.kind ??= kind;
     o.apiVersion ??= API_VERSIONS[kind];
     return o;

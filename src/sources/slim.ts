@@ -82,6 +82,51 @@ function isArrayTable(k: Exclude<Keep, true>): k is readonly [Keep] {
   return Array.isArray(k);
 }
 
+/**
+ * Parts that are equal across many objects, shared: the pods of one workload have the same labels
+ * and the same containers' ports, so they hold one copy of each (as Cilium interns its label
+ * sets). A copy is dropped from the table once no object holds it. Nothing in weir changes a
+ * stored object (the store replaces objects), so sharing is safe.
+ */
+const SHARED_PARTS: { readonly [K in ObjectKind]?: readonly (readonly string[])[] } = {
+  Pod: [
+    ['metadata', 'labels'],
+    ['spec', 'containers'],
+    ['spec', 'initContainers'],
+  ],
+};
+
+const shared = new Map<string, WeakRef<object>>();
+const forget = new FinalizationRegistry<string>((key) => {
+  if (shared.get(key)?.deref() === undefined) shared.delete(key);
+});
+
+function intern(v: object): object {
+  const key = JSON.stringify(v);
+  const hit = shared.get(key)?.deref();
+  if (hit !== undefined) return hit;
+  shared.set(key, new WeakRef(v));
+  forget.register(v, key);
+  return v;
+}
+
+/** `o` with its SHARED_PARTS replaced by the shared copy of an equal value (in place; returns `o`). */
+export function shareEqualParts<K extends ObjectKind>(kind: K, o: KindMap[K]): KindMap[K] {
+  for (const path of SHARED_PARTS[kind] ?? []) {
+    let parent = o as unknown as Record<string, unknown> | undefined;
+    for (const field of path.slice(0, -1)) parent = parent?.[field] as Record<string, unknown> | undefined;
+    const last = path[path.length - 1]!;
+    const v = parent?.[last];
+    if (typeof v === 'object' && v !== null) parent![last] = intern(v);
+  }
+  return o;
+}
+
+/** How many distinct shared parts are held (tests, the bench). */
+export function sharedPartCount(): number {
+  return shared.size;
+}
+
 /** The slim copy of an object of a kind: only KEPT_FIELDS[kind]. */
 export function slimObject<K extends ObjectKind>(kind: K, o: KindMap[K]): KindMap[K] {
   return keepFields(KEPT_FIELDS[kind], o) as KindMap[K];

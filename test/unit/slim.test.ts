@@ -10,7 +10,7 @@ import { ProxyHealth } from '../../src/metrics/proxy-health.js';
 import { buildNodeTable, nodeZone } from '../../src/model/nodes.js';
 import { buildPolicyModel, type PolicyModel } from '../../src/model/policy/network-policy.js';
 import { buildServiceState } from '../../src/model/services.js';
-import { slimObject } from '../../src/sources/slim.js';
+import { shareEqualParts, slimObject } from '../../src/sources/slim.js';
 import { Store } from '../../src/sources/store.js';
 import { keyOf, type KindMap, type ObjectKind } from '../../src/sources/types.js';
 import type { KubeObject } from '../k8s/fake-apiserver.js';
@@ -61,7 +61,9 @@ function byKind<K extends ObjectKind>(objects: readonly KubeObject[], kind: K): 
   return objects.filter((o) => o.kind === kind) as unknown as KindMap[K][];
 }
 
-const slim = (objects: readonly KubeObject[]): KubeObject[] => objects.map((o) => slimObject(o.kind as ObjectKind, o as never) as unknown as KubeObject);
+/** As the API source keeps them: slim, equal parts shared. */
+const slim = (objects: readonly KubeObject[]): KubeObject[] =>
+  objects.map((o) => shareEqualParts(o.kind as ObjectKind, slimObject(o.kind as ObjectKind, o as never)) as unknown as KubeObject);
 
 /** What a policy build yields, without its build cache (object identities). */
 function policyView(m: PolicyModel): unknown {
@@ -176,4 +178,14 @@ test('services: the same frontends and backends (lb algorithm, topology, readine
   assert.equal(whole.frontends.size, 12);
   assert.ok([...whole.services.values()].some((s) => JSON.stringify(s).includes('maglev')), 'the lb-algorithm annotation is read');
   assert.deepEqual(lean, whole);
+});
+
+test('equal labels and containers are one shared copy (the pods of one workload); different labels are not', () => {
+  const pods = slim(byKind(cluster(), 'Pod') as unknown as KubeObject[]) as unknown as V1Pod[];
+  const web = pods.filter((p) => p.metadata?.namespace === 'shop-web' && p.metadata.labels?.app === 'web' && p.metadata.name !== 'dual-stack');
+  const api = pods.filter((p) => p.metadata?.namespace === 'shop-web' && p.metadata.labels?.app === 'api');
+  assert.equal(web.length, 3);
+  assert.ok(web.every((p) => p.metadata!.labels === web[0]!.metadata!.labels && p.spec!.containers === web[0]!.spec!.containers));
+  assert.notEqual(api[0]!.metadata!.labels, web[0]!.metadata!.labels);
+  assert.equal(api[0]!.spec!.containers, web[0]!.spec!.containers, 'the same container names and ports: shared across workloads too');
 });
