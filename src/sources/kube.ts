@@ -5,8 +5,9 @@
 // - watches ask for bookmarks and a server-side timeout (the library asks for neither);
 // - watch objects are deserialized like list items (typed, dates as Date), so both paths and
 //   the manifests source hand the model the same shapes;
-// - every object is cut down to the fields weir reads (slim.ts) before anything keeps it, and
-//   finished pods are not asked for (WATCHED_RESOURCES' field selectors);
+// - every object is cut down to the fields weir reads (slim.ts) before anything keeps it, a watch
+//   change that leaves the slim object as it was emits nothing, and finished pods are not asked
+//   for (WATCHED_RESOURCES' field selectors);
 // - the library relists by itself on 410 Gone (HTTP status or ERROR event) and, on a relist,
 //   deletes what vanished while disconnected; on any other error it stops, and this source
 //   restarts it with exponential backoff and jitter (resuming the watch from the last version);
@@ -60,6 +61,8 @@ export interface KubeSourceOptions {
 export interface KindCounters {
   upserts: number;
   deletes: number;
+  /** watch changes to fields weir does not keep: taken as bookmarks, no event */
+  unchanged: number;
   /** completed lists (the first one and every relist) */
   lists: number;
 }
@@ -134,7 +137,7 @@ export class KubeSource implements Source {
     this.startedAt = this.now();
     this.keepWhole = opts.keepWholeObjects ?? process.env.WEIR_KUBE_KEEP_WHOLE_OBJECTS === '1';
     const events = {} as Record<ObjectKind, KindCounters>;
-    for (const k of OBJECT_KINDS) events[k] = { upserts: 0, deletes: 0, lists: 0 };
+    for (const k of OBJECT_KINDS) events[k] = { upserts: 0, deletes: 0, unchanged: 0, lists: 0 };
     this.counters = { events, relists: 0, relistDeletes: 0, listPages: 0, expired: 0, errors: 0, reconnects: 0, watches: 0, lastContactAt: null };
   }
 
@@ -335,6 +338,21 @@ export class KubeSource implements Source {
     return o;
   }
 
+  /**
+   * Whether a watched object equals the one held but for its resourceVersion (slim objects only);
+   * if so the held object takes the new version, so a relist and the store's versions stay exact.
+   */
+  unchangedButVersion(kind: ObjectKind, o: KubernetesObject): boolean {
+    if (this.keepWhole || !o.metadata?.name) return false;
+    const held = this.informers.find((i) => i.kind === kind)?.lw.get(o.metadata.name, o.metadata.namespace);
+    if (!held?.metadata || held === o) return false;
+    const content = (x: KubernetesObject) => JSON.stringify({ ...x, metadata: { ...x.metadata, resourceVersion: undefined } });
+    if (content(held) !== content(o)) return false;
+    held.metadata.resourceVersion = o.metadata.resourceVersion;
+    this.counters.events[kind].unchanged++;
+    return true;
+  }
+
   // ---- contact and health ----
 
   /** A successful exchange with the API server. */
@@ -433,7 +451,10 @@ class SourceWatch extends Watch {
       (phase, obj, raw) => {
         this.source.watchEvent(this.kind, phase, obj as { code?: number });
         const typed = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED' ? this.source.normalize(this.kind, obj as KubernetesObject, true) : obj;
-        callback(phase, typed, raw);
+        // a change to fields weir does not keep (a pod's conditions, a node's heartbeat) only moves
+        // the resourceVersion: the library takes it as a bookmark, nothing downstream recomputes
+        if (phase === 'MODIFIED' && this.source.unchangedButVersion(this.kind, typed as KubernetesObject)) callback('BOOKMARK', typed, raw);
+        else callback(phase, typed, raw);
       },
       (err) => {
         this.source.watchEnded(this.kind, err);

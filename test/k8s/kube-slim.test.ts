@@ -10,7 +10,7 @@ import { slimObject } from '../../src/sources/slim.js';
 import type { ObjectKind } from '../../src/sources/types.js';
 import { fatNode, fatPod, fatService } from '../unit/slim-fixtures.js';
 import { FakeApiServer } from './fake-apiserver.js';
-import { assertStoreEqualsServer, harness, kubeConfigFor } from './harness.js';
+import { assertStoreEqualsServer, harness, kubeConfigFor, until } from './harness.js';
 
 /** What the server holds of an object (with its resourceVersion), slim, as plain JSON (dates as the client's Date prints them). */
 function slimOfServer(server: FakeApiServer, kind: ObjectKind, key: string): unknown {
@@ -45,6 +45,19 @@ test('list and watch: the store holds slim objects; pods are asked for without f
     server.apply(fatPod({ namespace: 'shop', name: 'web-0', app: 'web', node: 'node-a', ip: '198.18.1.11' }));
     await h.waitFor((e) => e.type === 'upsert' && e.kind === 'Pod' && JSON.stringify(e.object).includes('198.18.1.11'), 5000);
     assert.deepEqual(plain(h.store.get('Pod', 'shop/web-0')), slimOfServer(server, 'Pod', 'shop/web-0'), 'Pod from the watch');
+    assertStoreEqualsServer(h.store, server);
+
+    // a change weir does not keep (the kubelet's status conditions, an annotation): no event,
+    // only the held version moves with the server's
+    const upserts = h.source.counters.events.Pod.upserts;
+    const events = h.events.length;
+    const quiet = fatPod({ namespace: 'shop', name: 'web-0', app: 'web', node: 'node-a', ip: '198.18.1.11' });
+    (quiet.metadata as { annotations: Record<string, string> }).annotations['kubectl.kubernetes.io/restartedAt'] = '2026-11-30T10:00:00Z';
+    (quiet.status as { conditions: { lastTransitionTime: string }[] }).conditions[2]!.lastTransitionTime = '2026-11-30T10:00:05Z';
+    server.apply(quiet);
+    await until(() => h.source.counters.events.Pod.unchanged === 1, 'the unchanged pod taken as a bookmark');
+    assert.equal(h.source.counters.events.Pod.upserts, upserts);
+    assert.equal(h.events.length, events, 'no event for a change weir does not keep');
     assertStoreEqualsServer(h.store, server);
 
     // the server is asked for unfinished pods only, on the list and on every watch
