@@ -179,6 +179,11 @@ bench: deps build
 bench-quick: deps build
 	node --enable-source-maps dist/bench/run.js --quick
 
+## bench-memory: the daemon's memory with 50,000 pods and 10,000 services from the fake API server
+.PHONY: bench-memory
+bench-memory: deps build
+	node --enable-source-maps dist/bench/memory.js
+
 clean:
 	rm -rf build dist
 

@@ -5,6 +5,9 @@
 // - watches ask for bookmarks and a server-side timeout (the library asks for neither);
 // - watch objects are deserialized like list items (typed, dates as Date), so both paths and
 //   the manifests source hand the model the same shapes;
+// - every object is cut down to the fields weir reads (slim.ts) before anything keeps it, a watch
+//   change that leaves the slim object as it was emits nothing, and finished pods are not asked
+//   for (WATCHED_RESOURCES' field selectors);
 // - the library relists by itself on 410 Gone (HTTP status or ERROR event) and, on a relist,
 //   deletes what vanished while disconnected; on any other error it stops, and this source
 //   restarts it with exponential backoff and jitter (resuming the watch from the last version);
@@ -17,6 +20,7 @@ import { ListWatch, VersionApi, Watch, type KubeConfig, type KubernetesObject, t
 // Not re-exported by the package index; the same serializer the typed list calls use.
 import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { listCall, SERIALIZER_TYPE, WATCHED_RESOURCES, type ListCall, type ListPage } from './kube-resources.js';
+import { shareEqualParts, slimObject } from './slim.js';
 import { Backoff, errorLine, errorStatus, withTimeout } from './kube-retry.js';
 import type { Logger } from '../log.js';
 import { API_VERSIONS, keyOf, OBJECT_KINDS, type ObjectEvent, type ObjectKind, type Source, type SourceSink } from './types.js';
@@ -37,7 +41,7 @@ export interface KubeSourceOptions {
   log: Logger;
   /** Kinds to watch. Default all six. */
   kinds?: readonly ObjectKind[];
-  /** Items per list page. Default 500 (what client-go's pager uses). */
+  /** Items per list page, every kind. Default: the kind's WATCHED_RESOURCES pageSize, else 500 (client-go's pager). */
   pageSize?: number;
   /** Server-side watch timeout; each watch gets this plus up to 100% jitter. Default 300 s. */
   watchTimeoutSeconds?: number;
@@ -48,6 +52,9 @@ export interface KubeSourceOptions {
   outageBoundMs?: number;
   /** Probe GET /version when nothing was heard for this long. Default min(10 s, bound / 3). */
   idleProbeMs?: number;
+  /** Keep objects whole instead of slim (slim.ts): only to measure what slimming saves (bench/memory.ts).
+   *  Default: the environment's WEIR_KUBE_KEEP_WHOLE_OBJECTS=1. */
+  keepWholeObjects?: boolean;
   now?: () => number;
   random?: () => number;
 }
@@ -55,6 +62,8 @@ export interface KubeSourceOptions {
 export interface KindCounters {
   upserts: number;
   deletes: number;
+  /** watch changes to fields weir does not keep: taken as bookmarks, no event */
+  unchanged: number;
   /** completed lists (the first one and every relist) */
   lists: number;
 }
@@ -113,6 +122,7 @@ export class KubeSource implements Source {
   private readonly random: () => number;
   private readonly boundMs: number;
   private readonly startedAt: number;
+  private readonly keepWhole: boolean;
   private sink: SourceSink | null = null;
   private stopped = false;
   private synced = false;
@@ -128,8 +138,9 @@ export class KubeSource implements Source {
     this.random = opts.random ?? Math.random;
     this.boundMs = opts.outageBoundMs ?? 60_000;
     this.startedAt = this.now();
+    this.keepWhole = opts.keepWholeObjects ?? process.env.WEIR_KUBE_KEEP_WHOLE_OBJECTS === '1';
     const events = {} as Record<ObjectKind, KindCounters>;
-    for (const k of OBJECT_KINDS) events[k] = { upserts: 0, deletes: 0, lists: 0 };
+    for (const k of OBJECT_KINDS) events[k] = { upserts: 0, deletes: 0, unchanged: 0, lists: 0 };
     this.counters = { events, relists: 0, relistDeletes: 0, listPages: 0, expired: 0, errors: 0, reconnects: 0, watches: 0, lastContactAt: null };
   }
 
@@ -184,7 +195,7 @@ export class KubeSource implements Source {
 
   private makeInformer(kind: ObjectKind): Informer {
     const res = WATCHED_RESOURCES.find((r) => r.kind === kind)!;
-    const list = listCall(this.opts.kubeConfig, kind);
+    const list = listCall(this.opts.kubeConfig, kind, { ...(res.fieldSelector ? { fieldSelector: res.fieldSelector } : {}), slim: !this.keepWhole });
     const watch = new SourceWatch(this.opts.kubeConfig, this, kind, this.opts.watchTimeoutSeconds ?? 300);
     const b = this.opts.backoff ?? {};
     const inf: Informer = {
@@ -195,7 +206,8 @@ export class KubeSource implements Source {
       applyingList: false,
       retry: undefined,
     };
-    inf.lw = new ListWatch<KubernetesObject>(res.path, watch, () => this.listAll(inf, list), false);
+    const pageSize = this.opts.pageSize ?? res.pageSize ?? 500;
+    inf.lw = new ListWatch<KubernetesObject>(res.path, watch, () => this.listAll(inf, list, pageSize), false, undefined, res.fieldSelector);
     inf.lw.on('add', (o) => this.emit(inf, 'upsert', o));
     inf.lw.on('update', (o) => this.emit(inf, 'upsert', o));
     inf.lw.on('delete', (o) => this.emit(inf, 'delete', o));
@@ -235,8 +247,7 @@ export class KubeSource implements Source {
   }
 
   /** The list function given to the library: every page of a consistent list. */
-  private async listAll(inf: Informer, list: ListCall): Promise<{ metadata: V1ListMeta; items: KubernetesObject[] }> {
-    const limit = this.opts.pageSize ?? 500;
+  private async listAll(inf: Informer, list: ListCall, limit: number): Promise<{ metadata: V1ListMeta; items: KubernetesObject[] }> {
     const timeout = this.opts.listTimeoutMs ?? 60_000;
     let items: KubernetesObject[] = [];
     let cont: string | undefined;
@@ -262,6 +273,7 @@ export class KubeSource implements Source {
       if (this.stopped) throw new Error('stopped');
       this.counters.listPages++;
       this.contact();
+      // (list items are slim already: listCall's middleware cut them before they were typed)
       for (const o of page.items ?? []) items.push(this.normalize(inf.kind, o, false));
       cont = page.metadata?._continue || undefined;
       if (cont === undefined) {
@@ -317,12 +329,30 @@ export class KubeSource implements Source {
     }
   }
 
-  /** Typed objects with kind and apiVersion set, whether they came from a list or a watch. */
+  /** Typed, slim objects with kind and apiVersion set, whether they came from a list (typed, and
+   *  slim already) or a watch (raw JSON: slim first, so that less is deserialized). */
   normalize(kind: ObjectKind, obj: KubernetesObject, raw: boolean): KubernetesObject {
-    const o = raw ? (ObjectSerializer.deserialize(obj, SERIALIZER_TYPE[kind]) as KubernetesObject) : obj;
+    const slim = raw && !this.keepWhole ? (slimObject(kind, obj as never) as KubernetesObject) : obj;
+    const typed = raw ? (ObjectSerializer.deserialize(slim, SERIALIZER_TYPE[kind]) as KubernetesObject) : slim;
+    const o = this.keepWhole ? typed : (shareEqualParts(kind, typed as never) as KubernetesObject);
     o.kind ??= kind;
     o.apiVersion ??= API_VERSIONS[kind];
     return o;
+  }
+
+  /**
+   * Whether a watched object equals the one held but for its resourceVersion (slim objects only);
+   * if so the held object takes the new version, so a relist and the store's versions stay exact.
+   */
+  unchangedButVersion(kind: ObjectKind, o: KubernetesObject): boolean {
+    if (this.keepWhole || !o.metadata?.name) return false;
+    const held = this.informers.find((i) => i.kind === kind)?.lw.get(o.metadata.name, o.metadata.namespace);
+    if (!held?.metadata || held === o) return false;
+    const content = (x: KubernetesObject) => JSON.stringify({ ...x, metadata: { ...x.metadata, resourceVersion: undefined } });
+    if (content(held) !== content(o)) return false;
+    held.metadata.resourceVersion = o.metadata.resourceVersion;
+    this.counters.events[kind].unchanged++;
+    return true;
   }
 
   // ---- contact and health ----
@@ -423,7 +453,10 @@ class SourceWatch extends Watch {
       (phase, obj, raw) => {
         this.source.watchEvent(this.kind, phase, obj as { code?: number });
         const typed = phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED' ? this.source.normalize(this.kind, obj as KubernetesObject, true) : obj;
-        callback(phase, typed, raw);
+        // a change to fields weir does not keep (a pod's conditions, a node's heartbeat) only moves
+        // the resourceVersion: the library takes it as a bookmark, nothing downstream recomputes
+        if (phase === 'MODIFIED' && this.source.unchangedButVersion(this.kind, typed as KubernetesObject)) callback('BOOKMARK', typed, raw);
+        else callback(phase, typed, raw);
       },
       (err) => {
         this.source.watchEnded(this.kind, err);
