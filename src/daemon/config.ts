@@ -12,7 +12,8 @@ import { parseCidr } from '../bpf/ip.js';
 import { tableSizeProblem } from '../dataplane/maglev.js';
 import type { LbAlgorithm } from '../model/service-types.js';
 import type { BootstrapConfig } from '../sources/kube-bootstrap.js';
-import type { LogLevel } from '../log.js';
+import type { LogFormat, LogLevel } from '../log.js';
+import type { MapSizes } from '../dataplane/map-sizes.js';
 
 /** Where Services and EndpointSlices come from. */
 export type SourceConfig =
@@ -63,6 +64,10 @@ export interface DaemonConfig {
   /** service.kubernetes.io/service-proxy-name this instance answers to */
   proxyName?: string;
   logLevel: LogLevel;
+  /** --log-format: logfmt (default) or JSON lines */
+  logFormat: LogFormat;
+  /** --ct-map-size, --frontend-map-size, ...: max_entries of those maps, both families (map-sizes.ts) */
+  mapSizes: MapSizes;
   /** remove kube-proxy's iptables/nftables state once weir is programmed (default on) */
   kubeProxyCleanup: boolean;
   /** where the BPF objects are (default build/bpf of the package) */

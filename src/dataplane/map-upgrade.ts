@@ -87,11 +87,11 @@ export function attachedMapIds(pinDir: string): Set<number> {
   return ids;
 }
 
-/** The pinned maps the objects declare (name -> spec), read without loading them. */
-function declaredMaps(pinDir: string, objectPaths: readonly string[]): Map<string, MapSpec> {
+/** The pinned maps the objects declare (name -> spec, with the configured sizes), read without loading them. */
+function declaredMaps(pinDir: string, objectPaths: readonly string[], maxEntries: Record<string, number>): Map<string, MapSpec> {
   const out = new Map<string, MapSpec>();
   for (const path of objectPaths) {
-    const obj = BpfObject.open(path, { pinDir });
+    const obj = BpfObject.open(path, { pinDir, maxEntries });
     try {
       for (const m of obj.mapDefs()) if (!m.internal && m.pinPath && !out.has(m.name)) out.set(m.name, specOf(m));
     } finally {
@@ -119,10 +119,11 @@ export class MapUpgrade {
    * source when the attached programs use it (or when no current pin exists); a current
    * pin next to a live older one is stale (a rollback ran since) and is removed. A current
    * pin whose layout differs is moved aside (`<name>__migrating`) and becomes the source.
+   * `maxEntries`: the sizes the load sets (--ct-map-size, ...): another size is a resize.
    */
-  static prepare(pinDir: string, objectPaths: readonly string[], abi: readonly MapAbi[] = MAP_ABI): MapUpgrade {
+  static prepare(pinDir: string, objectPaths: readonly string[], abi: readonly MapAbi[] = MAP_ABI, maxEntries: Record<string, number> = {}): MapUpgrade {
     const up = new MapUpgrade(pinDir, abi);
-    const declared = declaredMaps(pinDir, objectPaths);
+    const declared = declaredMaps(pinDir, objectPaths, maxEntries);
     let live: Set<number> | undefined;
     const liveIds = () => (live ??= attachedMapIds(pinDir));
     for (const row of abi) {
