@@ -1,0 +1,141 @@
+// Map sizes as settings (src/dataplane/map-sizes.ts, the loader's bpf_map__set_max_entries):
+// loaded with a small conntrack size, both families' conntrack maps have it (the addon's
+// maxEntries and bpftool agree); a restart with another size migrates the entries (real flows
+// made by from_pod through BPF_PROG_TEST_RUN keep their NAT), and a restart with the same
+// sizes is a plain adoption (nothing moved aside).
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { BpfMap, BpfObject, codecFor, typedMap } from '../../src/bpf/index.js';
+import { loadDataplane, mapOf, type LoadedDataplane } from '../../src/dataplane/loader.js';
+import { MAP_SIZE_SETTINGS, maxEntriesByMap, type MapSizes } from '../../src/dataplane/map-sizes.js';
+import { runCleanups } from '../lib/cleanup.js';
+import { mountPrivateBpffs } from '../lib/bpffs.js';
+import { decodePacket, eth } from '../lib/packet.js';
+
+const CLIENT = '198.18.1.10';
+const FRONTEND = '198.19.0.10';
+const BACKENDS = ['198.18.2.20', '198.18.2.21'];
+
+after(runCleanups);
+
+const pod = (src: string, dst: string) => eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' }).ipv4({ src, dst });
+
+function addService(obj: BpfObject): void {
+  const fe = typedMap(obj.map('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
+  const be = typedMap(obj.map('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4'));
+  BACKENDS.forEach((address, slot) => be.set({ frontend_id: 7, slot }, { address, port: 8080, flags: 0 }));
+  fe.set({ address: FRONTEND, port: 80, protocol: 6, scope: 0 }, { id: 7, backend_count: BACKENDS.length, flags: 0, affinity_timeout: 0 });
+}
+
+/** `count` TCP flows client:sport -> frontend:80 through from_pod; sport -> the backend chosen. */
+function openFlows(dp: LoadedDataplane, first: number, count: number): Map<number, string> {
+  const prog = dp.objects.from_pod.program('weir_from_pod');
+  const out = new Map<number, string>();
+  for (let sport = first; sport < first + count; sport++) {
+    const r = prog.testRun({
+      data: pod(CLIENT, FRONTEND)
+        .tcp({ sport, dport: 80, flags: ['syn'] })
+        .build(),
+    });
+    out.set(sport, decodePacket(r.data).ipv4!.dst);
+  }
+  return out;
+}
+
+/** Each flow's next packet goes to the same backend (its conntrack entry survived). */
+function assertSameBackends(dp: LoadedDataplane, flows: Map<number, string>): void {
+  const prog = dp.objects.from_pod.program('weir_from_pod');
+  for (const [sport, backend] of flows) {
+    const r = prog.testRun({
+      data: pod(CLIENT, FRONTEND)
+        .tcp({ sport, dport: 80, flags: ['ack'] })
+        .payload('x')
+        .build(),
+    });
+    assert.equal(decodePacket(r.data).ipv4!.dst, backend, `flow ${sport}: same backend after the resize`);
+  }
+}
+
+/** max_entries as bpftool reports the pinned map. */
+function bpftoolMaxEntries(path: string): number {
+  return (JSON.parse(execFileSync('bpftool', ['-j', 'map', 'show', 'pinned', path], { encoding: 'utf8' })) as { max_entries: number }).max_entries;
+}
+
+/** IPv6 conntrack entries written by hand (weir_ct6 is 'copy' on a resize): distinct keys. */
+function fillCt6(m: BpfMap, count: number): void {
+  for (let i = 0; i < count; i++) {
+    const k = Buffer.alloc(m.keySize);
+    k.writeUInt16BE(0x2001, 0);
+    k.writeUInt16BE(2, 2);
+    k.writeUInt32BE(i + 1, 12);
+    k.writeUInt16BE(40000 + i, 32);
+    k[36] = 6;
+    const v = Buffer.alloc(m.valueSize);
+    v.writeUInt32LE(i + 1, 40);
+    m.update(k, v);
+  }
+}
+
+test('--ct-map-size: both conntrack maps take the size; a restart with another size migrates the entries; the same size adopts', () => {
+  const fs = mountPrivateBpffs('map-sizes');
+  const pinDir = join(fs.path, 'weir', 't');
+  const load = (sizes: Partial<MapSizes>) => loadDataplane({ bpfRoot: fs.path, instance: 't', sockLbMode: 'off', mapSizes: sizes });
+  const small = { ct: 4096, frontend: 1024, backend: 2048 };
+
+  const first = load(small);
+  let flows: Map<number, string>;
+  try {
+    for (const [name, n] of Object.entries(maxEntriesByMap(small))) {
+      assert.equal(mapOf(first.objects, name).maxEntries, n, `${name}: the addon's maxEntries`);
+      assert.equal(bpftoolMaxEntries(join(pinDir, name)), n, `${name}: bpftool map show`);
+    }
+    // not set: the objects' own size
+    assert.equal(mapOf(first.objects, 'weir_affinity4').maxEntries, MAP_SIZE_SETTINGS.affinity.default);
+    addService(first.objects.from_pod);
+    flows = openFlows(first, 20000, 30);
+    fillCt6(mapOf(first.objects, 'weir_ct6'), 12);
+    assert.equal(mapOf(first.objects, 'weir_ct4_v2').count(), 60, 'two entries per flow');
+  } finally {
+    first.close(); // the daemon stops; the pins stay
+  }
+
+  const second = load({ ...small, ct: 8192 });
+  try {
+    assert.deepEqual(
+      second.upgrade.notes.map((n) => [n.action, n.pin]).sort(),
+      [
+        ['moved-aside', 'weir_ct4_v2'],
+        ['moved-aside', 'weir_ct6'],
+      ],
+      'only the resized maps move aside',
+    );
+    const ct4 = mapOf(second.objects, 'weir_ct4_v2');
+    const ct6 = mapOf(second.objects, 'weir_ct6');
+    assert.deepEqual([ct4.maxEntries, ct6.maxEntries, bpftoolMaxEntries(join(pinDir, 'weir_ct6'))], [8192, 8192, 8192]);
+    const reports = second.upgrade.finish((n) => mapOf(second.objects, n));
+    console.log(`# resize 4096 -> 8192: ${JSON.stringify(reports)}`);
+    assert.deepEqual(reports.map((r) => [r.map, r.entries, r.dropped]).sort(), [
+      ['weir_ct4', 60, 0],
+      ['weir_ct6', 12, 0],
+    ]);
+    assert.equal(ct4.count(), 60);
+    assert.equal(ct6.count(), 12);
+    assert.ok(!readdirSync(pinDir).some((n) => n.includes('migrating')), 'the moved-aside pins are gone');
+    assertSameBackends(second, flows);
+  } finally {
+    second.close();
+  }
+
+  const third = load({ ...small, ct: 8192 });
+  try {
+    assert.deepEqual(third.upgrade.notes, [], 'the same sizes: a plain restart adopts every pin');
+    assert.ok(third.upgrade.idle);
+    assert.equal(mapOf(third.objects, 'weir_ct4_v2').count(), 60);
+  } finally {
+    third.close();
+  }
+});
