@@ -36,12 +36,11 @@ Napi::Function Object::Init(Napi::Env env) {
   Napi::Function f =
       DefineClass(env, "Object",
                   {StaticMethod("open", &Object::Open), InstanceMethod("setConst", &Object::SetConst),
-                   InstanceMethod("setMaxEntries", &Object::SetMaxEntries),
-                   InstanceMethod("load", &Object::Load), InstanceMethod("loadAsync", &Object::LoadAsync),
-                   InstanceMethod("close", &Object::Close), InstanceMethod("maps", &Object::Maps),
-                   InstanceMethod("programs", &Object::Programs), InstanceMethod("map", &Object::GetMap),
-                   InstanceMethod("program", &Object::GetProgram), InstanceMethod("btf", &Object::GetBtf),
-                   InstanceAccessor("loaded", &Object::GetLoaded, nullptr),
+                   InstanceMethod("setMaxEntries", &Object::SetMaxEntries), InstanceMethod("load", &Object::Load),
+                   InstanceMethod("loadAsync", &Object::LoadAsync), InstanceMethod("close", &Object::Close),
+                   InstanceMethod("maps", &Object::Maps), InstanceMethod("programs", &Object::Programs),
+                   InstanceMethod("map", &Object::GetMap), InstanceMethod("program", &Object::GetProgram),
+                   InstanceMethod("btf", &Object::GetBtf), InstanceAccessor("loaded", &Object::GetLoaded, nullptr),
                    InstanceAccessor("closed", &Object::GetClosed, nullptr)});
   g_ctor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
