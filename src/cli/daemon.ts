@@ -6,6 +6,7 @@
 import { Command, Option } from 'commander';
 import {
   checkCgroupDir,
+  checkFlag,
   resolveCgroupDir,
   parseDuration,
   parseLbAlgorithm,
@@ -74,7 +75,7 @@ export interface DaemonFlags extends MapSizeFlags {
 function sourceConfig(f: DaemonFlags, env: NodeJS.ProcessEnv): SourceConfig {
   if (f.manifests && f.kubeconfig) throw new Error('--manifests and --kubeconfig exclude each other: choose one source');
   if (f.manifests) return { kind: 'manifests', dir: f.manifests };
-  const outageBoundMs = parseDuration(f.apiOutageBound ?? '60s');
+  const outageBoundMs = parseDuration(f.apiOutageBound ?? '60s', '--api-outage-bound');
   if (f.kubeconfig) return { kind: 'kube', kubeconfig: f.kubeconfig, outageBoundMs };
   if (env.KUBERNETES_SERVICE_HOST) return { kind: 'kube', outageBoundMs };
   throw new Error('no source: --manifests DIR is required, or --kubeconfig FILE, or run in a pod (KUBERNETES_SERVICE_HOST set)');
@@ -88,9 +89,9 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
   // the synthetic `kubernetes` Service only makes sense for the API source
   const bootstrap = source.kind === 'kube' ? bootstrapFromEnv(env) : undefined;
   const metricsAddress = !f.metricsAddress || f.metricsAddress === 'off' ? null : f.metricsAddress;
-  if (metricsAddress) parseListenAddress(metricsAddress);
+  if (metricsAddress) checkFlag('--metrics-address', () => parseListenAddress(metricsAddress));
   const healthzAddress = !f.healthzAddress || f.healthzAddress === 'off' ? null : f.healthzAddress;
-  if (healthzAddress) parseListenAddress(healthzAddress);
+  if (healthzAddress) checkFlag('--healthz-address', () => parseListenAddress(healthzAddress));
   if (!isLogLevel(f.logLevel)) throw new Error(`bad --log-level ${JSON.stringify(f.logLevel)}: use ${LOG_LEVELS.join(', ')}`);
   const logFormat = f.logFormat ?? 'logfmt';
   if (!isLogFormat(logFormat)) throw new Error(`bad --log-format ${JSON.stringify(logFormat)}: use ${LOG_FORMATS.join(' or ')}`);
@@ -118,8 +119,8 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     hostInterfaces: parseList(f.hostInterfaces),
     nodePortAddresses: parseList(f.nodeportAddresses),
     sockLb,
-    resyncIntervalMs: parseDuration(f.resyncInterval),
-    ctGcIntervalMs: parseDuration(f.ctGcInterval),
+    resyncIntervalMs: parseDuration(f.resyncInterval, '--resync-interval'),
+    ctGcIntervalMs: parseDuration(f.ctGcInterval, '--ct-gc-interval'),
     ...(f.proxyName ? { proxyName: f.proxyName } : {}),
     logLevel: f.logLevel,
     logFormat,

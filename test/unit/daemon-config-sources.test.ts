@@ -136,6 +136,13 @@ test('errors name where the value came from: env, file, flag', () => {
     /^Error: WEIR_CT_MAP_SIZE=12: bad --ct-map-size "12": entries, an integer in 256\.\./,
   );
   assert.throws(() => resolve(['--node-name', 'n'], { WEIR_LOG_FORMAT: 'xml' }), /^Error: WEIR_LOG_FORMAT=xml: bad --log-format "xml": use logfmt, json/);
+  // checks whose own message names no flag get one, so the source can be named
+  assert.throws(() => resolve(['--node-name', 'n'], { WEIR_RESYNC_INTERVAL: 'soon' }), /^Error: WEIR_RESYNC_INTERVAL=soon: bad --resync-interval "soon"/);
+  const badAddr = configFile('nodeName: n\nmetricsAddress: nine\n');
+  assert.throws(
+    () => resolve(['--config', badAddr]),
+    (e: Error) => e.message.startsWith(`${badAddr}: metricsAddress: bad --metrics-address: bad listen address "nine"`),
+  );
   assert.throws(() => resolve([]), /--node-name is required \(or WEIR_NODE_NAME, or nodeName in the --config file\)/);
   // the message names two flags: each one's source that is not the command line
   assert.throws(
