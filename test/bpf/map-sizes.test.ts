@@ -1,8 +1,9 @@
 // Map sizes as settings (src/dataplane/map-sizes.ts, the loader's bpf_map__set_max_entries):
 // loaded with a small conntrack size, both families' conntrack maps have it (the addon's
 // maxEntries and bpftool agree); a restart with another size migrates the entries (real flows
-// made by from_pod through BPF_PROG_TEST_RUN keep their NAT), and a restart with the same
-// sizes is a plain adoption (nothing moved aside).
+// made by from_pod through BPF_PROG_TEST_RUN keep their NAT; a resized frontend map keeps its
+// entries and ids, an LPM trie its prefixes), and a restart with the same sizes is a plain
+// adoption (nothing moved aside).
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -84,7 +85,7 @@ test('--ct-map-size: both conntrack maps take the size; a restart with another s
   const fs = mountPrivateBpffs('map-sizes');
   const pinDir = join(fs.path, 'weir', 't');
   const load = (sizes: Partial<MapSizes>) => loadDataplane({ bpfRoot: fs.path, instance: 't', sockLbMode: 'off', mapSizes: sizes });
-  const small = { ct: 4096, frontend: 1024, backend: 2048 };
+  const small = { ct: 4096, frontend: 1024, backend: 2048, ipcache: 1024 };
 
   const first = load(small);
   let flows: Map<number, string>;
@@ -98,18 +99,27 @@ test('--ct-map-size: both conntrack maps take the size; a restart with another s
     addService(first.objects.from_pod);
     flows = openFlows(first, 20000, 30);
     fillCt6(mapOf(first.objects, 'weir_ct6'), 12);
+    // an LPM trie (no batch ops): 198.18.1.0/24 -> identity 42
+    mapOf(first.objects, 'weir_ipcache4').update(Buffer.from([24, 0, 0, 0, 198, 18, 1, 0]), Buffer.from([42, 0, 0, 0, 0, 0, 0, 0]));
     assert.equal(mapOf(first.objects, 'weir_ct4_v2').count(), 60, 'two entries per flow');
   } finally {
     first.close(); // the daemon stops; the pins stay
   }
 
-  const second = load({ ...small, ct: 8192 });
+  const bigger = { ...small, ct: 8192, frontend: 2048, ipcache: 2048 };
+  const second = load(bigger);
   try {
     assert.deepEqual(
       second.upgrade.notes.map((n) => [n.action, n.pin]).sort(),
       [
         ['moved-aside', 'weir_ct4_v2'],
         ['moved-aside', 'weir_ct6'],
+        ['moved-aside', 'weir_frontend4'],
+        ['moved-aside', 'weir_frontend6'],
+        ['moved-aside', 'weir_ipcache4'],
+        ['moved-aside', 'weir_ipcache4_hosts'],
+        ['moved-aside', 'weir_ipcache6'],
+        ['moved-aside', 'weir_ipcache6_hosts'],
       ],
       'only the resized maps move aside',
     );
@@ -118,10 +128,21 @@ test('--ct-map-size: both conntrack maps take the size; a restart with another s
     assert.deepEqual([ct4.maxEntries, ct6.maxEntries, bpftoolMaxEntries(join(pinDir, 'weir_ct6'))], [8192, 8192, 8192]);
     const reports = second.upgrade.finish((n) => mapOf(second.objects, n));
     console.log(`# resize 4096 -> 8192: ${JSON.stringify(reports)}`);
-    assert.deepEqual(reports.map((r) => [r.map, r.entries, r.dropped]).sort(), [
-      ['weir_ct4', 60, 0],
-      ['weir_ct6', 12, 0],
+    assert.deepEqual(reports.map((r) => [r.map, r.entries, r.dropped, r.how]).sort(), [
+      ['weir_ct4', 60, 0, 'convert'],
+      ['weir_ct6', 12, 0, 'copy'],
+      ['weir_frontend4', 1, 0, 'copy (resize)'],
+      ['weir_frontend6', 0, 0, 'copy (resize)'],
+      ['weir_ipcache4', 1, 0, 'copy (resize)'],
+      ['weir_ipcache4_hosts', 0, 0, 'copy (resize)'],
+      ['weir_ipcache6', 0, 0, 'copy (resize)'],
+      ['weir_ipcache6_hosts', 0, 0, 'copy (resize)'],
     ]);
+    // a rebuilt map's entries survive a resize: the frontend keeps its id (conntrack, affinity and
+    // the Maglev tables key on it), the LPM trie its prefix
+    const fe = typedMap(mapOf(second.objects, 'weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
+    assert.equal(fe.get({ address: FRONTEND, port: 80, protocol: 6, scope: 0 })?.id, 7);
+    assert.equal(mapOf(second.objects, 'weir_ipcache4').lookup(Buffer.from([24, 0, 0, 0, 198, 18, 1, 0]))?.[0], 42);
     assert.equal(ct4.count(), 60);
     assert.equal(ct6.count(), 12);
     assert.ok(!readdirSync(pinDir).some((n) => n.includes('migrating')), 'the moved-aside pins are gone');
@@ -130,12 +151,28 @@ test('--ct-map-size: both conntrack maps take the size; a restart with another s
     second.close();
   }
 
-  const third = load({ ...small, ct: 8192 });
+  const third = load(bigger);
   try {
     assert.deepEqual(third.upgrade.notes, [], 'the same sizes: a plain restart adopts every pin');
     assert.ok(third.upgrade.idle);
     assert.equal(mapOf(third.objects, 'weir_ct4_v2').count(), 60);
+    // 299 more frontends, for a shrink below the live entries
+    const fe = typedMap(mapOf(third.objects, 'weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
+    for (let i = 1; i < 300; i++)
+      fe.set({ address: `198.19.1.${i % 250}`, port: 1000 + i, protocol: 6, scope: 0 }, { id: 100 + i, backend_count: 0, flags: 0, affinity_timeout: 0 });
   } finally {
     third.close();
+  }
+
+  // a smaller map than its live entries (a hash map: no eviction): as many as fit, the rest counted dropped
+  const fourth = load({ ...bigger, frontend: 256 });
+  try {
+    const reports = fourth.upgrade.finish((n) => mapOf(fourth.objects, n));
+    const r = reports.find((x) => x.map === 'weir_frontend4')!;
+    console.log(`# shrink 2048 -> 256 with 300 frontends: ${JSON.stringify(r)}`);
+    assert.deepEqual([r.entries, r.dropped], [256, 44]);
+    assert.equal(mapOf(fourth.objects, 'weir_frontend4').count(), 256);
+  } finally {
+    fourth.close();
   }
 });
