@@ -95,7 +95,11 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
   if (!isLogLevel(f.logLevel)) throw new Error(`bad --log-level ${JSON.stringify(f.logLevel)}: use ${LOG_LEVELS.join(', ')}`);
   const logFormat = f.logFormat ?? 'logfmt';
   if (!isLogFormat(logFormat)) throw new Error(`bad --log-format ${JSON.stringify(logFormat)}: use ${LOG_FORMATS.join(' or ')}`);
-  const mapSizes = Object.fromEntries(MAP_SIZE_NAMES.map((n) => [n, parseMapSize(n, f[`${n}MapSize`] ?? String(MAP_SIZE_SETTINGS[n].default))])) as MapSizes;
+  const mapSizes: Partial<MapSizes> = {};
+  for (const n of MAP_SIZE_NAMES) {
+    const given = f[`${n}MapSize`];
+    if (given !== undefined) mapSizes[n] = parseMapSize(n, given);
+  }
   const sockLb = parseSockLbMode(f.connectTimeLb);
   let cgroup: string | null = null;
   if (sockLb !== 'off') {
@@ -276,7 +280,10 @@ export function daemonOptions(cmd: Command): Command {
   for (const name of MAP_SIZE_NAMES) {
     const s = MAP_SIZE_SETTINGS[name];
     const maps = s.maps.join(', ');
-    cmd.option(`--${name}-map-size <entries>`, `max_entries of ${maps} (${s.entry}); a change migrates the entries at the next start`, String(s.default));
+    const help =
+      `max_entries of ${maps} (${s.entry}); a pinned map of another size is resized at start, keeping its entries ` +
+      `(default: ${s.default}, but a map an earlier release pinned at its compiled size keeps that size)`;
+    cmd.option(`--${name}-map-size <entries>`, help);
   }
   return addEnvNames(cmd);
 }

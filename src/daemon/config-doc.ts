@@ -30,9 +30,21 @@ export function renderConfigReference(cmd: Command): string {
     const key = s.key === 'config' ? '(not in the file)' : `\`${s.key}\``;
     rows.push(`| \`${cell(o.flags)}\` | \`${s.env}\` | ${key} | ${def} | ${cell(o.description + choices)} |`);
     if (s.key === 'config') continue;
-    yaml.push(o.defaultValue === undefined ? `# ${s.key}: (no default)` : `${s.key}: ${yamlValue(o.defaultValue)}`);
+    yaml.push(o.defaultValue === undefined ? `# ${s.key}: (unset: see the table)` : `${s.key}: ${yamlValue(o.defaultValue)}`);
   }
-  return [DOC_BEGIN, '', ...rows, '', 'Every key at its default (commented: no default):', '', '```yaml', ...yaml, '```', '', DOC_END].join('\n');
+  return [
+    DOC_BEGIN,
+    '',
+    ...rows,
+    '',
+    'Every key at its default (commented: unset by default, see the table):',
+    '',
+    '```yaml',
+    ...yaml,
+    '```',
+    '',
+    DOC_END,
+  ].join('\n');
 }
 
 /** `doc` with its generated block replaced by `block` (throws without the markers). */

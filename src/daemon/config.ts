@@ -66,8 +66,9 @@ export interface DaemonConfig {
   logLevel: LogLevel;
   /** --log-format: logfmt (default) or JSON lines */
   logFormat: LogFormat;
-  /** --ct-map-size, --frontend-map-size, ...: max_entries of those maps, both families (map-sizes.ts) */
-  mapSizes: MapSizes;
+  /** --ct-map-size, --frontend-map-size, ... given: max_entries of those maps, both families;
+   *  the others keep a pinned map's size or get the default (map-sizes.ts) */
+  mapSizes: Partial<MapSizes>;
   /** remove kube-proxy's iptables/nftables state once weir is programmed (default on) */
   kubeProxyCleanup: boolean;
   /** where the BPF objects are (default build/bpf of the package) */

@@ -40,7 +40,7 @@ import type { CtMap } from './conntrack-gc.js';
 import type { FamilyMaps } from './reconcile.js';
 import { knobsFor, OBJECT_NAMES, type ExternalServiceMode, type KnobInputs, type ObjectName, type SockLbMode } from './hooks.js';
 import { MAGLEV_DEFAULT_TABLE_SIZE } from './maglev.js';
-import { maxEntriesByMap, type MapSizes } from './map-sizes.js';
+import { resolveMaxEntries, type MapSizes } from './map-sizes.js';
 import { MapUpgrade } from './map-upgrade.js';
 import type { PolicyMaps } from './policy-maps.js';
 
@@ -221,7 +221,8 @@ export interface LoadOptions {
   networkPolicy?: boolean;
   /** per-policy counts (the policy_stats_enabled knob); default true */
   policyStats?: boolean;
-  /** map sizes (--ct-map-size, ...; map-sizes.ts), each for both families; unset: the objects' own */
+  /** map sizes given (--ct-map-size, ...; map-sizes.ts), each for both families: a pinned map of
+   *  another size is resized. Unset: a pinned map keeps its size, a new one gets the default */
   mapSizes?: Partial<MapSizes>;
   /** default: build/bpf of the package */
   objectDir?: string;
@@ -322,7 +323,7 @@ function planLoad(opts: LoadOptions): LoadPlan {
     const { consts, missing } = knobsFor(name, inputs, rodataNames(path));
     return { name, path, consts, missingKnobs: missing };
   });
-  return { pinDir, hostNetnsCookie, objects, maxEntries: maxEntriesByMap(opts.mapSizes ?? {}) };
+  return { pinDir, hostNetnsCookie, objects, maxEntries: resolveMaxEntries(pinDir, opts.mapSizes ?? {}) };
 }
 
 /** The loaded object that declares a pinned map (they share it through the pin). */

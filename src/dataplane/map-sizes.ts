@@ -1,8 +1,15 @@
 // dataplane/map-sizes: the BPF map sizes an operator sets (`weir daemon --ct-map-size` and
 // the others): which pinned maps each setting sizes (both families alike), its default, and
-// its bounds. The loader sets them with bpf_map__set_max_entries before load; a size other
-// than the pinned map's is a resize, migrated at start (map-upgrade.ts). The defaults are
-// sized for 50,000 services x 10 endpoints; docs/configuration.md has the arithmetic.
+// its bounds. The loader sets them with bpf_map__set_max_entries before load; a size given
+// other than the pinned map's is a resize, migrated at start (map-upgrade.ts). The defaults,
+// sized for 50,000 services x 10 endpoints (docs/configuration.md has the arithmetic), are for
+// new maps and maps weir sized: a map pinned at the objects' own (compiled) size, made by a
+// release before sizes were settings, keeps it unless a size is given, so an upgrade from that
+// release resizes nothing and a rollback to it finds maps it can adopt.
+
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { abiMaps, BpfMap } from '../bpf/index.js';
 
 /** A map size setting: `--<name>-map-size`, sizing `maps` (pin names). */
 export interface MapSizeSetting {
@@ -63,12 +70,45 @@ export function parseMapSize(name: MapSizeName, text: string): number {
   return n;
 }
 
-/** max_entries by pin name for the loader: every map of each setting given. */
+/** max_entries by pin name: every map of each setting given. */
 export function maxEntriesByMap(sizes: Partial<MapSizes>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const name of MAP_SIZE_NAMES) {
     const n = sizes[name];
     if (n !== undefined) for (const m of MAP_SIZE_SETTINGS[name].maps) out[m] = n;
+  }
+  return out;
+}
+
+/** A pinned map's max_entries, or undefined when nothing (readable) is pinned there. */
+function pinnedMaxEntries(path: string): number | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    const m = BpfMap.openPinned(path);
+    try {
+      return m.maxEntries;
+    } finally {
+      m.close();
+    }
+  } catch {
+    return undefined; // not a map: the upgrade step reports it
+  }
+}
+
+/**
+ * The loader's max_entries by pin name: the sizes `given` (a flag, env or file: a pinned map of
+ * another size is resized); for the others the default, except that a map pinned at the
+ * objects' compiled size (an earlier release's) keeps it.
+ */
+export function resolveMaxEntries(pinDir: string, given: Partial<MapSizes>): Record<string, number> {
+  const out = maxEntriesByMap(given);
+  for (const name of MAP_SIZE_NAMES) {
+    if (given[name] !== undefined) continue;
+    for (const m of MAP_SIZE_SETTINGS[name].maps) {
+      const compiled = (abiMaps as Record<string, { maxEntries: number } | undefined>)[m]?.maxEntries;
+      const pinned = pinnedMaxEntries(join(pinDir, m));
+      out[m] = pinned !== undefined && pinned === compiled ? pinned : MAP_SIZE_SETTINGS[name].default;
+    }
   }
   return out;
 }

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { BpfMap, BpfObject, codecFor, typedMap } from '../../src/bpf/index.js';
+import { abiMaps, BpfMap, BpfObject, codecFor, typedMap } from '../../src/bpf/index.js';
 import { loadDataplane, mapOf, type LoadedDataplane } from '../../src/dataplane/loader.js';
 import { MAP_SIZE_SETTINGS, maxEntriesByMap, type MapSizes } from '../../src/dataplane/map-sizes.js';
 import { runCleanups } from '../lib/cleanup.js';
@@ -174,5 +174,39 @@ test('--ct-map-size: both conntrack maps take the size; a restart with another s
     assert.equal(mapOf(fourth.objects, 'weir_frontend4').count(), 256);
   } finally {
     fourth.close();
+  }
+
+  // no size given any more: back to the defaults (a map weir sized is not an earlier release's)
+  const fifth = load({});
+  try {
+    const sizes = ['weir_ct4_v2', 'weir_frontend4', 'weir_backend4', 'weir_ipcache4'].map((m) => mapOf(fifth.objects, m).maxEntries);
+    assert.deepEqual(sizes, [
+      MAP_SIZE_SETTINGS.ct.default,
+      MAP_SIZE_SETTINGS.frontend.default,
+      MAP_SIZE_SETTINGS.backend.default,
+      MAP_SIZE_SETTINGS.ipcache.default,
+    ]);
+  } finally {
+    fifth.close();
+  }
+});
+
+test('maps an earlier release pinned at the compiled sizes keep them when no size is given (upgrade and rollback adopt)', () => {
+  const fs = mountPrivateBpffs('map-sizes-old');
+  const compiled: Partial<MapSizes> = {
+    frontend: abiMaps.weir_frontend4.maxEntries,
+    backend: abiMaps.weir_backend4.maxEntries,
+    ipcache: abiMaps.weir_ipcache4.maxEntries,
+  };
+  assert.ok(compiled.frontend !== MAP_SIZE_SETTINGS.frontend.default, 'the default differs from the compiled size');
+  const load = (sizes: Partial<MapSizes>) => loadDataplane({ bpfRoot: fs.path, instance: 'o', sockLbMode: 'off', mapSizes: sizes });
+  load(compiled).close(); // as the earlier release left them
+  const next = load({});
+  try {
+    assert.deepEqual(next.upgrade.notes, [], 'nothing resized');
+    assert.equal(mapOf(next.objects, 'weir_frontend4').maxEntries, compiled.frontend);
+    assert.equal(mapOf(next.objects, 'weir_backend6').maxEntries, compiled.backend);
+  } finally {
+    next.close();
   }
 });
