@@ -162,6 +162,7 @@ function weirSetup(c: PolicyCluster, instance = 'bench'): WeirSetup {
       warn: (msg, f) => {
         if (msg === 'policy map write failed') refused.add(`${f?.map}: ${f?.error}`);
       },
+      error: () => undefined,
     };
     const sync = new PolicySync(
       dp.maps.policy!,

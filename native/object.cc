@@ -36,11 +36,11 @@ Napi::Function Object::Init(Napi::Env env) {
   Napi::Function f =
       DefineClass(env, "Object",
                   {StaticMethod("open", &Object::Open), InstanceMethod("setConst", &Object::SetConst),
-                   InstanceMethod("load", &Object::Load), InstanceMethod("loadAsync", &Object::LoadAsync),
-                   InstanceMethod("close", &Object::Close), InstanceMethod("maps", &Object::Maps),
-                   InstanceMethod("programs", &Object::Programs), InstanceMethod("map", &Object::GetMap),
-                   InstanceMethod("program", &Object::GetProgram), InstanceMethod("btf", &Object::GetBtf),
-                   InstanceAccessor("loaded", &Object::GetLoaded, nullptr),
+                   InstanceMethod("setMaxEntries", &Object::SetMaxEntries), InstanceMethod("load", &Object::Load),
+                   InstanceMethod("loadAsync", &Object::LoadAsync), InstanceMethod("close", &Object::Close),
+                   InstanceMethod("maps", &Object::Maps), InstanceMethod("programs", &Object::Programs),
+                   InstanceMethod("map", &Object::GetMap), InstanceMethod("program", &Object::GetProgram),
+                   InstanceMethod("btf", &Object::GetBtf), InstanceAccessor("loaded", &Object::GetLoaded, nullptr),
                    InstanceAccessor("closed", &Object::GetClosed, nullptr)});
   g_ctor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
@@ -116,6 +116,26 @@ Napi::Value Object::SetConst(const Napi::CallbackInfo& info) {
     }
   }
   ThrowErrno(env, ENOENT, op, "no .rodata variable of that name");
+}
+
+// setMaxEntries(mapName, n): a map's max_entries before load (`weir daemon --ct-map-size`
+// and the other map sizes). A map adopted from a pin must match it (libbpf compares), so the
+// caller sets the same size in every object that declares the map.
+Napi::Value Object::SetMaxEntries(const Napi::CallbackInfo& info) {
+  LogScope scope;
+  Napi::Env env = info.Env();
+  std::string name = ArgString(info, 0, Op("set max_entries in"));
+  std::string op = "set max_entries of map '" + name + "' in " + state_->path;
+  if (info.Length() < 2 || !info[1].IsNumber()) ThrowErrno(env, EINVAL, op, "max_entries must be a number");
+  double n = info[1].As<Napi::Number>().DoubleValue();
+  if (!(n >= 1 && n <= 0xffffffffu) || n != static_cast<double>(static_cast<uint32_t>(n)))
+    ThrowErrno(env, EINVAL, op, "max_entries must be an integer in 1..2^32-1");
+  bpf_object* obj = Obj(env, op);
+  if (state_->loaded) ThrowErrno(env, EBUSY, op, "object already loaded");
+  bpf_map* m = bpf_object__find_map_by_name(obj, name.c_str());
+  if (!m) ThrowErrno(env, ENOENT, op, "no map of that name");
+  Check(env, bpf_map__set_max_entries(m, static_cast<uint32_t>(n)), op);
+  return env.Undefined();
 }
 
 Napi::Value Object::Load(const Napi::CallbackInfo& info) {

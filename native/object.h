@@ -1,5 +1,5 @@
 // native/: Object, one BPF ELF object through libbpf: open (with a pin root for
-// LIBBPF_PIN_BY_NAME maps), set .rodata constants by variable name, load, close, and hand
+// LIBBPF_PIN_BY_NAME maps), set .rodata constants by variable name and map sizes, load, close, and hand
 // out Map/Program/Btf handles that share its state (objstate.h).
 #pragma once
 #include <napi.h>
@@ -19,6 +19,7 @@ class Object : public Napi::ObjectWrap<Object> {
   std::string Op(const std::string& what) const { return what + " " + state_->path; }
 
   Napi::Value SetConst(const Napi::CallbackInfo& info);
+  Napi::Value SetMaxEntries(const Napi::CallbackInfo& info);
   Napi::Value Load(const Napi::CallbackInfo& info);
   Napi::Value LoadAsync(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);

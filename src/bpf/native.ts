@@ -154,6 +154,7 @@ export interface RawObject {
   readonly loaded: boolean;
   readonly closed: boolean;
   setConst(name: string, value: Buffer): void;
+  setMaxEntries(map: string, maxEntries: number): void;
   load(): void;
   /** load() on a libuv worker thread; the object is busy (EBUSY) until it settles */
   loadAsync(): Promise<void>;

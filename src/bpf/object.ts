@@ -17,6 +17,8 @@ export interface OpenOptions {
   pinDir?: string;
   /** .rodata constants by variable name, set before load */
   consts?: Record<string, ConstValue>;
+  /** max_entries by map name, set before load (maps the object does not declare are skipped) */
+  maxEntries?: Record<string, number>;
 }
 
 export class BpfObject {
@@ -36,6 +38,10 @@ export class BpfObject {
     );
     try {
       for (const [name, value] of Object.entries(opts.consts ?? {})) obj.setConst(name, value);
+      if (opts.maxEntries) {
+        const declared = new Set(obj.mapDefs().map((m) => m.name));
+        for (const [name, n] of Object.entries(opts.maxEntries)) if (declared.has(name)) obj.setMaxEntries(name, n);
+      }
     } catch (e) {
       obj.close();
       throw e;
@@ -89,6 +95,11 @@ export class BpfObject {
       bytes = typeCodec(v.type).encode(typeof value === 'boolean' ? Number(value) : value);
     }
     native(() => this.raw.setConst(name, bytes));
+  }
+
+  /** A map's max_entries before load (libbpf then creates it, or adopts a pin of that size). */
+  setMaxEntries(map: string, maxEntries: number): void {
+    native(() => this.raw.setMaxEntries(map, maxEntries));
   }
 
   load(): void {

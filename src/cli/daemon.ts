@@ -1,11 +1,13 @@
-// cli/daemon: `weir daemon`, the node agent. Parses and checks flags into a DaemonConfig,
-// runs the Daemon (src/daemon), logs logfmt lines to stdout, and on SIGTERM/SIGINT stops
+// cli/daemon: `weir daemon`, the node agent. Parses and checks flags (each also a WEIR_* env
+// variable and a --config file key: daemon/config-sources.ts) into a DaemonConfig, runs the
+// Daemon (src/daemon), logs logfmt or JSON lines to stdout, and on SIGTERM/SIGINT stops
 // watching and exits 0, leaving the pinned dataplane in place for the next daemon.
 
 import { Command, Option } from 'commander';
 import {
   checkCgroupDir,
   checkHostProc,
+  checkFlag,
   resolveCgroupDir,
   parseDuration,
   parseLbAlgorithm,
@@ -17,17 +19,26 @@ import {
   type DaemonConfig,
   type SourceConfig,
 } from '../daemon/config.js';
+import { addEnvNames, applySources, flagSpecs, origins, originSummary, unknownEnv, withOrigin, type Origin } from '../daemon/config-sources.js';
+import { CONFIG_API_VERSION, CONFIG_KIND } from '../daemon/config-file.js';
 import { Daemon } from '../daemon/daemon.js';
 import { DEFAULT_BPF_ROOT, ensureBpfRoot, holdBpfRoot, INIT_BPF_ROOT } from '../dataplane/bpffs.js';
 import { checkInstanceName, defaultInstance } from '../dataplane/instance.js';
 import { MAGLEV_DEFAULT_TABLE_SIZE } from '../dataplane/maglev.js';
+import { MAP_SIZE_NAMES, MAP_SIZE_SETTINGS, parseMapSize, type MapSizeName, type MapSizes } from '../dataplane/map-sizes.js';
 import { parseListenAddress } from '../metrics/http.js';
 import { DEFAULT_HEALTHZ_ADDRESS } from '../metrics/proxy-health.js';
 import { bootstrapFromEnv } from '../sources/kube-bootstrap.js';
-import { createLogfmtLogger, isLogLevel, errText } from '../log.js';
+import { createDaemonLogger, isLogFormat, isLogLevel, errText, LOG_FORMATS, LOG_LEVELS } from '../log.js';
 
-interface DaemonFlags {
-  nodeName: string;
+/** `--ct-map-size` ... (map-sizes.ts): one flag per map size setting. */
+type MapSizeFlags = { [K in MapSizeName as `${K}MapSize`]?: string };
+
+export interface DaemonFlags extends MapSizeFlags {
+  /** --config FILE (or WEIR_CONFIG): a WeirConfiguration YAML; its values are applied by then */
+  config?: string;
+  /** required: from the flag, WEIR_NODE_NAME or the file's nodeName (checked in daemonConfig) */
+  nodeName?: string;
   manifests?: string;
   kubeconfig?: string;
   apiOutageBound?: string;
@@ -46,6 +57,7 @@ interface DaemonFlags {
   ctGcInterval: string;
   proxyName?: string;
   logLevel: string;
+  logFormat?: string;
   kubeProxyCleanup: string;
   serviceStats?: string;
   lbAlgorithm?: string;
@@ -66,7 +78,7 @@ interface DaemonFlags {
 function sourceConfig(f: DaemonFlags, env: NodeJS.ProcessEnv): SourceConfig {
   if (f.manifests && f.kubeconfig) throw new Error('--manifests and --kubeconfig exclude each other: choose one source');
   if (f.manifests) return { kind: 'manifests', dir: f.manifests };
-  const outageBoundMs = parseDuration(f.apiOutageBound ?? '60s');
+  const outageBoundMs = parseDuration(f.apiOutageBound ?? '60s', '--api-outage-bound');
   if (f.kubeconfig) return { kind: 'kube', kubeconfig: f.kubeconfig, outageBoundMs };
   if (env.KUBERNETES_SERVICE_HOST) return { kind: 'kube', outageBoundMs };
   throw new Error('no source: --manifests DIR is required, or --kubeconfig FILE, or run in a pod (KUBERNETES_SERVICE_HOST set)');
@@ -74,14 +86,23 @@ function sourceConfig(f: DaemonFlags, env: NodeJS.ProcessEnv): SourceConfig {
 
 /** Flags -> config, or a readable error. */
 export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.env): DaemonConfig {
+  if (!f.nodeName) throw new Error("--node-name is required (or WEIR_NODE_NAME, or nodeName in the --config file): this node's name");
+  const nodeName = f.nodeName;
   const source = sourceConfig(f, env);
   // the synthetic `kubernetes` Service only makes sense for the API source
   const bootstrap = source.kind === 'kube' ? bootstrapFromEnv(env) : undefined;
   const metricsAddress = !f.metricsAddress || f.metricsAddress === 'off' ? null : f.metricsAddress;
-  if (metricsAddress) parseListenAddress(metricsAddress);
+  if (metricsAddress) checkFlag('--metrics-address', () => parseListenAddress(metricsAddress));
   const healthzAddress = !f.healthzAddress || f.healthzAddress === 'off' ? null : f.healthzAddress;
-  if (healthzAddress) parseListenAddress(healthzAddress);
-  if (!isLogLevel(f.logLevel)) throw new Error(`bad --log-level ${JSON.stringify(f.logLevel)}: use debug, info or warn`);
+  if (healthzAddress) checkFlag('--healthz-address', () => parseListenAddress(healthzAddress));
+  if (!isLogLevel(f.logLevel)) throw new Error(`bad --log-level ${JSON.stringify(f.logLevel)}: use ${LOG_LEVELS.join(', ')}`);
+  const logFormat = f.logFormat ?? 'logfmt';
+  if (!isLogFormat(logFormat)) throw new Error(`bad --log-format ${JSON.stringify(logFormat)}: use ${LOG_FORMATS.join(' or ')}`);
+  const mapSizes: Partial<MapSizes> = {};
+  for (const n of MAP_SIZE_NAMES) {
+    const given = f[`${n}MapSize`];
+    if (given !== undefined) mapSizes[n] = parseMapSize(n, given);
+  }
   const sockLb = parseSockLbMode(f.connectTimeLb);
   let cgroup: string | null = null;
   if (sockLb !== 'off') {
@@ -93,7 +114,7 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
   // last: finding the default root may mount a bpffs, which a bad flag above must not cause
   const found = f.bpfRoot === undefined ? ensureBpfRoot() : undefined;
   return {
-    nodeName: f.nodeName,
+    nodeName,
     source,
     ...(bootstrap ? { bootstrap } : {}),
     metricsAddress,
@@ -106,10 +127,12 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     hostInterfaces: parseList(f.hostInterfaces),
     nodePortAddresses: parseList(f.nodeportAddresses),
     sockLb,
-    resyncIntervalMs: parseDuration(f.resyncInterval),
-    ctGcIntervalMs: parseDuration(f.ctGcInterval),
+    resyncIntervalMs: parseDuration(f.resyncInterval, '--resync-interval'),
+    ctGcIntervalMs: parseDuration(f.ctGcInterval, '--ct-gc-interval'),
     ...(f.proxyName ? { proxyName: f.proxyName } : {}),
     logLevel: f.logLevel,
+    logFormat,
+    mapSizes,
     kubeProxyCleanup: f.kubeProxyCleanup === 'on',
     serviceStats: f.serviceStats !== 'off',
     serviceStatsBackends: f.serviceStats === 'backend',
@@ -125,11 +148,19 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
   };
 }
 
-export function registerDaemonCommand(program: Command): void {
-  program
-    .command('daemon')
-    .description('run the node agent: program Services into BPF maps and keep the programs attached (run it inside the node network namespace)')
-    .requiredOption('--node-name <name>', "this node's name (endpoints with this nodeName are local)")
+/** The options of `weir daemon` on `cmd` (each with its WEIR_* env variable); no action. */
+export function daemonOptions(cmd: Command): Command {
+  cmd
+    .description(
+      'run the node agent: program Services into BPF maps and keep the programs attached (run it inside the node network namespace). ' +
+        `Every flag is also an environment variable (--tunnel-port: WEIR_TUNNEL_PORT) and a key of the --config file (tunnelPort); ` +
+        'a flag wins over the environment, which wins over the file (docs/configuration.md)',
+    )
+    .option(
+      '--config <file>',
+      `a ${CONFIG_KIND} YAML file (apiVersion: ${CONFIG_API_VERSION}; keys: these flags in camelCase, e.g. metricsAddress), e.g. a ConfigMap mounted at /etc/weir/config.yaml`,
+    )
+    .option('--node-name <name>', "this node's name (endpoints with this nodeName are local); required")
     .option('--manifests <dir>', 'directory of Service/EndpointSlice/... manifests (YAML or JSON), watched for changes')
     .option(
       '--kubeconfig <file>',
@@ -256,10 +287,52 @@ export function registerDaemonCommand(program: Command): void {
         .default('on'),
     )
     .option('--proxy-name <name>', 'serve Services labelled service.kubernetes.io/service-proxy-name=<name> (unlabelled ones always)')
-    .addOption(new Option('--log-level <level>', 'debug, info or warn').choices(['debug', 'info', 'warn']).default('info'))
-    .action(async (flags: DaemonFlags) => {
-      const cfg = daemonConfig(flags);
-      const log = createLogfmtLogger(cfg.logLevel);
+    .addOption(
+      new Option('--log-level <level>', "the least level logged: debug, info, warn, or error (weir's own failures; bad input is warn)")
+        .choices(LOG_LEVELS)
+        .default('info'),
+    )
+    .addOption(
+      new Option('--log-format <format>', 'logfmt (ts=… level=… event=… key=value) or json (one object a line: time, level, msg, the fields)')
+        .choices(LOG_FORMATS)
+        .default('logfmt'),
+    );
+  for (const name of MAP_SIZE_NAMES) {
+    const s = MAP_SIZE_SETTINGS[name];
+    const maps = s.maps.join(', ');
+    const help =
+      `max_entries of ${maps} (${s.entry}); a pinned map of another size is resized at start, keeping its entries ` +
+      `(default: ${s.default}, but a map an earlier release pinned at its compiled size keeps that size)`;
+    cmd.option(`--${name}-map-size <entries>`, help);
+  }
+  return addEnvNames(cmd);
+}
+
+/** The flags of a parsed `weir daemon` with the WEIR_* environment and its --config file applied, checked into a DaemonConfig;
+ *  an error names where the bad value came from (WEIR_TUNNEL_PORT=abc: …, config.yaml: tunnelPort: …). */
+export function resolveDaemonConfig(cmd: Command, env: NodeJS.ProcessEnv = process.env): { cfg: DaemonConfig; from: Map<string, Origin>; configPath?: string } {
+  let from = origins(cmd, undefined);
+  try {
+    const configPath = applySources(cmd, env);
+    from = origins(cmd, configPath);
+    return { cfg: daemonConfig(cmd.opts<DaemonFlags>(), env), from, ...(configPath ? { configPath } : {}) };
+  } catch (e) {
+    throw withOrigin(e, flagSpecs(cmd), from);
+  }
+}
+
+export function registerDaemonCommand(program: Command): void {
+  // a stray word after the flags is an error, not ignored
+  daemonOptions(program.command('daemon'))
+    .allowExcessArguments(false)
+    .action(async (_flags: DaemonFlags, cmd: Command) => {
+      const { cfg, from, configPath } = resolveDaemonConfig(cmd);
+      const log = createDaemonLogger(cfg.logLevel, cfg.logFormat);
+      // which settings came from where (names, not values: a value may be a secret)
+      const summary = originSummary(from, configPath);
+      if (summary.configFile || summary.fromEnv) log.info('config', summary);
+      for (const u of unknownEnv(process.env, flagSpecs(cmd)))
+        log.warn('config: unknown environment variable', { name: u.name, ...(u.nearest ? { didYouMean: u.nearest } : {}) });
       const daemon = new Daemon(cfg, log);
       let stopping = false;
       const stop = (signal: string) => {

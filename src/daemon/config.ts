@@ -12,7 +12,8 @@ import { parseCidr } from '../bpf/ip.js';
 import { tableSizeProblem } from '../dataplane/maglev.js';
 import type { LbAlgorithm } from '../model/service-types.js';
 import type { BootstrapConfig } from '../sources/kube-bootstrap.js';
-import type { LogLevel } from '../log.js';
+import type { LogFormat, LogLevel } from '../log.js';
+import type { MapSizes } from '../dataplane/map-sizes.js';
 
 /** Where Services and EndpointSlices come from. */
 export type SourceConfig =
@@ -69,6 +70,11 @@ export interface DaemonConfig {
   /** service.kubernetes.io/service-proxy-name this instance answers to */
   proxyName?: string;
   logLevel: LogLevel;
+  /** --log-format: logfmt (default) or JSON lines */
+  logFormat: LogFormat;
+  /** --ct-map-size, --frontend-map-size, ... given: max_entries of those maps, both families;
+   *  the others keep a pinned map's size or get the default (map-sizes.ts) */
+  mapSizes: Partial<MapSizes>;
   /** remove kube-proxy's iptables/nftables state once weir is programmed (default on) */
   kubeProxyCleanup: boolean;
   /** where the BPF objects are (default build/bpf of the package) */
@@ -112,15 +118,25 @@ export function parseTunnelPort(text: string): number {
   return n;
 }
 
-/** '30s', '5m', '250ms', '1h', or a bare number of seconds, as milliseconds. */
-export function parseDuration(text: string): number {
+/** '30s', '5m', '250ms', '1h', or a bare number of seconds, as milliseconds; `flag` names it in the error. */
+export function parseDuration(text: string, flag?: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
-  if (!m) throw new Error(`bad duration ${JSON.stringify(text)}: use e.g. 500ms, 30s, 5m, 1h`);
+  if (!m) throw new Error(`bad ${flag ?? 'duration'} ${JSON.stringify(text)}: use e.g. 500ms, 30s, 5m, 1h`);
   const n = Number(m[1]);
   const unit = m[2] ?? 's';
   const ms = n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!;
   if (!Number.isFinite(ms)) throw new Error(`bad duration ${JSON.stringify(text)}`);
   return Math.round(ms);
+}
+
+/** `check()`, its error naming `flag` (so config-sources.ts can say where the value came from). */
+export function checkFlag<T>(flag: string, check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    throw msg.includes(flag) ? e : new Error(`bad ${flag}: ${msg}`, { cause: e });
+  }
 }
 
 /** A comma- or space-separated list, empties dropped. */

@@ -124,6 +124,7 @@ export class Daemon {
       externalServiceMode: cfg.externalServiceMode,
       networkPolicy: cfg.networkPolicy,
       policyStats: cfg.policyStats,
+      mapSizes: cfg.mapSizes,
       ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}),
     });
     let manifestsRead: Promise<void> | undefined;

@@ -49,6 +49,10 @@ const ERROR_KINDS: Record<string, string> = {
   'socket iterator failed': 'cleanup',
 };
 
+/** Kinds of ERROR_KINDS that are the input's fault (a rejected manifest, a skipped frontend):
+ *  logged at warn; every other kind is weir failing at its work and logs at error. */
+const INPUT_KINDS = new Set(['source', 'model']);
+
 export interface SourceHealth {
   notReady(): string[];
 }
@@ -84,7 +88,7 @@ export class DaemonHealth implements MapWriteSink {
 
   /** `log` with every error-level event counted by kind (and attach failures remembered). */
   wrapLogger(log: Logger): Logger {
-    const warn = (msg: string, fields?: LogFields) => {
+    const counted = (msg: string, fields: LogFields | undefined, asked: 'warn' | 'error') => {
       const kind = ERROR_KINDS[msg];
       if (kind) this.metrics.errors.inc({ kind });
       if (kind === 'attach' && fields) {
@@ -92,9 +96,16 @@ export class DaemonHealth implements MapWriteSink {
           fields.ifname !== undefined ? `${String(fields.hook ?? 'program')} on ${String(fields.ifname)}` : String(fields.pin ?? fields.hook ?? 'program');
         this.lastAttachFailure = `${where}: ${String(fields.error ?? 'failed')}`;
       }
-      log.warn(msg, fields);
+      // weir's own failures log at level error; bad input (source, model) stays a warning
+      if (asked === 'error' || (kind && !INPUT_KINDS.has(kind))) log.error(msg, fields);
+      else log.warn(msg, fields);
     };
-    return { debug: (m, f) => log.debug(m, f), info: (m, f) => log.info(m, f), warn };
+    return {
+      debug: (m, f) => log.debug(m, f),
+      info: (m, f) => log.info(m, f),
+      warn: (m, f) => counted(m, f, 'warn'),
+      error: (m, f) => counted(m, f, 'error'),
+    };
   }
 
   // ---- map writes (MapWriteSink) ----

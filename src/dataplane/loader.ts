@@ -2,7 +2,7 @@
 // {from_pod,to_pod,from_host,sock_lb}.o, in its order) with one pin directory per instance,
 // <bpf-root>/weir/<instance>, so their maps are shared by name across objects and survive
 // daemon restarts. Sets each object's .rodata knobs (the table's, those the object declares)
-// before load.
+// and the configured map sizes (map-sizes.ts) before load.
 
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,6 +40,7 @@ import type { CtMap } from './conntrack-gc.js';
 import type { FamilyMaps } from './reconcile.js';
 import { knobsFor, OBJECT_NAMES, type ExternalServiceMode, type KnobInputs, type ObjectName, type SockLbMode } from './hooks.js';
 import { MAGLEV_DEFAULT_TABLE_SIZE } from './maglev.js';
+import { resolveMaxEntries, type MapSizes } from './map-sizes.js';
 import { MapUpgrade } from './map-upgrade.js';
 import type { PolicyMaps } from './policy-maps.js';
 
@@ -220,6 +221,9 @@ export interface LoadOptions {
   networkPolicy?: boolean;
   /** per-policy counts (the policy_stats_enabled knob); default true */
   policyStats?: boolean;
+  /** map sizes given (--ct-map-size, ...; map-sizes.ts), each for both families: a pinned map of
+   *  another size is resized. Unset: a pinned map keeps its size, a new one gets the default */
+  mapSizes?: Partial<MapSizes>;
   /** default: build/bpf of the package */
   objectDir?: string;
 }
@@ -243,10 +247,12 @@ export function loadDataplane(opts: LoadOptions): LoadedDataplane {
   const upgrade = MapUpgrade.prepare(
     plan.pinDir,
     plan.objects.map((o) => o.path),
+    undefined,
+    plan.maxEntries,
   );
   const loaded: BpfObject[] = [];
   try {
-    for (const o of plan.objects) loaded.push(BpfObject.load(o.path, { pinDir: plan.pinDir, consts: o.consts }));
+    for (const o of plan.objects) loaded.push(BpfObject.load(o.path, { pinDir: plan.pinDir, consts: o.consts, maxEntries: plan.maxEntries }));
     return assemble(plan, loaded, upgrade);
   } catch (e) {
     upgrade.close();
@@ -265,10 +271,12 @@ export async function loadDataplaneAsync(opts: LoadOptions): Promise<LoadedDatap
   const upgrade = MapUpgrade.prepare(
     plan.pinDir,
     plan.objects.map((o) => o.path),
+    undefined,
+    plan.maxEntries,
   );
   const loaded: BpfObject[] = [];
   try {
-    for (const o of plan.objects) loaded.push(await BpfObject.loadAsync(o.path, { pinDir: plan.pinDir, consts: o.consts }));
+    for (const o of plan.objects) loaded.push(await BpfObject.loadAsync(o.path, { pinDir: plan.pinDir, consts: o.consts, maxEntries: plan.maxEntries }));
     return assemble(plan, loaded, upgrade);
   } catch (e) {
     upgrade.close();
@@ -279,6 +287,8 @@ export async function loadDataplaneAsync(opts: LoadOptions): Promise<LoadedDatap
 
 interface LoadPlan {
   pinDir: string;
+  /** max_entries by pin name, the same in every object (they share the pins) */
+  maxEntries: Record<string, number>;
   hostNetnsCookie: bigint;
   objects: { name: ObjectName; path: string; consts: Record<string, ConstValue>; missingKnobs: string[] }[];
 }
@@ -313,7 +323,7 @@ function planLoad(opts: LoadOptions): LoadPlan {
     const { consts, missing } = knobsFor(name, inputs, rodataNames(path));
     return { name, path, consts, missingKnobs: missing };
   });
-  return { pinDir, hostNetnsCookie, objects };
+  return { pinDir, hostNetnsCookie, objects, maxEntries: resolveMaxEntries(pinDir, opts.mapSizes ?? {}) };
 }
 
 /** The loaded object that declares a pinned map (they share it through the pin). */

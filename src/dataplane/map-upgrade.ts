@@ -87,11 +87,11 @@ export function attachedMapIds(pinDir: string): Set<number> {
   return ids;
 }
 
-/** The pinned maps the objects declare (name -> spec), read without loading them. */
-function declaredMaps(pinDir: string, objectPaths: readonly string[]): Map<string, MapSpec> {
+/** The pinned maps the objects declare (name -> spec, with the configured sizes), read without loading them. */
+function declaredMaps(pinDir: string, objectPaths: readonly string[], maxEntries: Record<string, number>): Map<string, MapSpec> {
   const out = new Map<string, MapSpec>();
   for (const path of objectPaths) {
-    const obj = BpfObject.open(path, { pinDir });
+    const obj = BpfObject.open(path, { pinDir, maxEntries });
     try {
       for (const m of obj.mapDefs()) if (!m.internal && m.pinPath && !out.has(m.name)) out.set(m.name, specOf(m));
     } finally {
@@ -119,10 +119,11 @@ export class MapUpgrade {
    * source when the attached programs use it (or when no current pin exists); a current
    * pin next to a live older one is stale (a rollback ran since) and is removed. A current
    * pin whose layout differs is moved aside (`<name>__migrating`) and becomes the source.
+   * `maxEntries`: the sizes the load sets (--ct-map-size, ...): another size is a resize.
    */
-  static prepare(pinDir: string, objectPaths: readonly string[], abi: readonly MapAbi[] = MAP_ABI): MapUpgrade {
+  static prepare(pinDir: string, objectPaths: readonly string[], abi: readonly MapAbi[] = MAP_ABI, maxEntries: Record<string, number> = {}): MapUpgrade {
     const up = new MapUpgrade(pinDir, abi);
-    const declared = declaredMaps(pinDir, objectPaths);
+    const declared = declaredMaps(pinDir, objectPaths, maxEntries);
     let live: Set<number> | undefined;
     const liveIds = () => (live ??= attachedMapIds(pinDir));
     for (const row of abi) {
@@ -192,8 +193,11 @@ export class MapUpgrade {
     const map = BpfMap.openPinned(path);
     let convert: Source['convert'];
     if (older) convert = abi.onChange === 'convert' || abi.onChange === 'copy' ? older.up : undefined;
-    // same layout version: the sizes are checked at copy
-    else if (abi.onChange === 'convert' || abi.onChange === 'copy') convert = (v) => v;
+    // same layout version, another size (`weir daemon --frontend-map-size` ...): the entries are
+    // copied for rebuilt maps too, so frontend ids (which conntrack, affinity, lb-stats and the
+    // Maglev tables key on) survive a resize; the first sync repairs the rest. Sizes are
+    // checked at copy
+    else if (abi.onChange !== 'drop') convert = (v) => v;
     this.sources.push({ abi, from, path, map, convert, entries: 0, delta: 0, dropped: 0, seen: new Set() });
   }
 
@@ -220,7 +224,7 @@ export class MapUpgrade {
       s.map.close();
       s.seen.clear();
       unlinkQuiet(s.path);
-      const how = s.convert ? s.abi.onChange : 'not copied';
+      const how = !s.convert ? 'not copied' : s.abi.onChange === 'rebuild' ? 'copy (resize)' : s.abi.onChange;
       reports.push({ map: s.abi.base, from: s.from, to: s.abi.version, entries: s.entries, delta: s.delta, dropped: s.dropped, how });
     }
     for (const p of this.staleOlder) unlinkQuiet(p);
@@ -260,8 +264,9 @@ export class MapUpgrade {
       values.push(out);
     }
     if (!delta) {
-      for (let i = 0; i < keys.length; i += BATCH) target.updateBatch(keys.slice(i, i + BATCH), values.slice(i, i + BATCH), 'any');
-      return keys.length;
+      let n = 0;
+      for (let i = 0; i < keys.length; i += BATCH) n += this.put(s, target, keys.slice(i, i + BATCH), values.slice(i, i + BATCH));
+      return n;
     }
     let n = 0;
     keys.forEach((k, i) => {
@@ -270,6 +275,30 @@ export class MapUpgrade {
         n++;
       } catch (e) {
         if (!(e instanceof BpfError && e.code === 'EEXIST')) throw e;
+      }
+    });
+    return n;
+  }
+
+  /**
+   * One batch into `target`; where the batch call fails (a resize below the live entries of a
+   * hash map: E2BIG part way), entry by entry, those the map refuses counted dropped.
+   */
+  private put(s: Source, target: BpfMap, keys: Buffer[], values: Buffer[]): number {
+    try {
+      target.updateBatch(keys, values, 'any');
+      return keys.length;
+    } catch (e) {
+      if (!(e instanceof BpfError)) throw e;
+    }
+    let n = 0;
+    keys.forEach((k, i) => {
+      try {
+        target.update(k, values[i]!, 'any');
+        n++;
+      } catch (e) {
+        if (!(e instanceof BpfError)) throw e;
+        s.dropped++;
       }
     });
     return n;

@@ -38,6 +38,7 @@ describe('weir_frontend4 full (E2BIG) on a real map', () => {
     client = await lab.pod(node, 'client');
     await be.ns.echoServer({ name: 'be-a', port: 8080 });
     weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', metricsAddress: '127.0.0.1:9745' });
+    weir.configure({ extraArgs: ['--frontend-map-size', '1024'] }); // a small map fills fast
     weir.writeManifest('app.yaml', svc('app', APP));
     await weir.start();
   });

@@ -151,7 +151,7 @@ test('MS1 + MS2: promtool passes on a live scrape; Prometheus scrapes weir; Prom
   assert.equal(m.get('weir_map_writes_total{map="weir_frontend4",op="update"}'), 1);
   assert.equal(m.get('weir_map_writes_total{map="weir_backend4",op="update"}'), 2);
   assert.equal(m.get('weir_sync_duration_seconds_count{kind="full"}')! >= 1, true);
-  assert.equal(m.get('weir_map_capacity{map="weir_frontend4"}'), 65536);
+  assert.equal(m.get('weir_map_capacity{map="weir_frontend4"}'), 131072, '--frontend-map-size default');
   assert.equal(m.get('weir_map_entries{map="weir_frontend4"}'), 1);
 });
 
