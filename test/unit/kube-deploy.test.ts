@@ -23,6 +23,10 @@ import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import * as jsYaml from 'js-yaml';
 import { WATCHED_RESOURCES } from '../../src/sources/kube.js';
 import { API_ACCESS } from '../../src/sources/kube-resources.js';
+import { Command } from 'commander';
+import { registerDaemonCommand } from '../../src/cli/daemon.js';
+import { parseConfigFile } from '../../src/daemon/config-file.js';
+import { flagSpecs } from '../../src/daemon/config-sources.js';
 
 const FILE = new URL('../../../deploy/weir.yaml', import.meta.url).pathname;
 const text = readFileSync(FILE, 'utf8');
@@ -233,4 +237,10 @@ test('weir-config: a WeirConfiguration mounted and passed with --config', () => 
   assert.ok(weir.args?.includes(`--config=${mount.mount.mountPath}/config.yaml`));
   // keys are daemon flags in camelCase
   for (const k of Object.keys(file).filter((k) => k !== 'apiVersion' && k !== 'kind')) assert.match(k, /^[a-z][A-Za-z]+$/);
+  // and weir's own reader takes the file as the manifest ships it (unknown keys and wrong types would throw)
+  const program = new Command();
+  registerDaemonCommand(program);
+  const daemon = program.commands.find((c) => c.name() === 'daemon')!;
+  const settings = parseConfigFile('weir-config/config.yaml', cm.data!['config.yaml']!, flagSpecs(daemon));
+  assert.equal(settings.size, Object.keys(file).length - 2, `every key is a setting: ${[...settings.keys()].join(', ')}`);
 });
