@@ -232,7 +232,9 @@ async function runMode(mode: 'slim' | 'whole'): Promise<{ result: ModeResult; fi
   try {
     const t0 = Date.now();
     const filled = await fill(k);
-    console.log(`# ${mode}: fake API server filled with ${filled.objects} objects (${(filled.bytes / 2 ** 20).toFixed(0)} MiB of JSON) in ${Date.now() - t0} ms`);
+    console.log(
+      `# ${mode}: fake API server filled with ${filled.objects} objects (${(filled.bytes / 2 ** 20).toFixed(0)} MiB of JSON) in ${Date.now() - t0} ms`,
+    );
     const t1 = Date.now();
     const ready = await k.weir.start(15 * 60_000);
     const readyMs = Date.now() - t1;
@@ -257,7 +259,9 @@ async function runMode(mode: 'slim' | 'whole'): Promise<{ result: ModeResult; fi
       rssByMapping: rssByMapping(pid),
     };
     console.log(`# ${mode}: RSS by mapping (MiB): ${JSON.stringify(result.rssByMapping)}; JS heap after the last full GC ${result.heapAfterFullGcMB} MB`);
-    console.log(`# ${mode}: after ${args['settle-s']} s VmRSS ${settled.rssMiB.toFixed(0)} MiB, VmHWM ${settled.hwmMiB.toFixed(0)} MiB; frontends ${result.frontends}`);
+    console.log(
+      `# ${mode}: after ${args['settle-s']} s VmRSS ${settled.rssMiB.toFixed(0)} MiB, VmHWM ${settled.hwmMiB.toFixed(0)} MiB; frontends ${result.frontends}`,
+    );
     await k.weir.terminate();
     return { result, fill: filled };
   } finally {
@@ -333,7 +337,11 @@ function report(results: ModeResult[], filled: Awaited<ReturnType<typeof fill>>,
 
 async function main(): Promise<void> {
   if (args['report-only']) {
-    const j = JSON.parse(readFileSync(`${args.out}.json`, 'utf8')) as { objects: Awaited<ReturnType<typeof fill>>; results: ModeResult[]; heapSteps?: Record<string, unknown> };
+    const j = JSON.parse(readFileSync(`${args.out}.json`, 'utf8')) as {
+      objects: Awaited<ReturnType<typeof fill>>;
+      results: ModeResult[];
+      heapSteps?: Record<string, unknown>;
+    };
     writeFileSync(`${args.out}.md`, report(j.results, j.objects, j.heapSteps ?? {}));
     return;
   }
@@ -356,7 +364,17 @@ async function main(): Promise<void> {
   } finally {
     await runCleanups();
   }
-  const json = { nodeFlags: args['node-flags'], pods: PODS, services: SERVICES, nodes: NODES, namespaces: NAMESPACES, node: process.version, objects: filled, results, heapSteps: heap };
+  const json = {
+    nodeFlags: args['node-flags'],
+    pods: PODS,
+    services: SERVICES,
+    nodes: NODES,
+    namespaces: NAMESPACES,
+    node: process.version,
+    objects: filled,
+    results,
+    heapSteps: heap,
+  };
   writeFileSync(`${args.out}.json`, `${JSON.stringify(json, null, 2)}\n`);
   writeFileSync(`${args.out}.md`, report(results, filled!, heap));
   console.log(`# wrote ${args.out}.json and ${args.out}.md`);

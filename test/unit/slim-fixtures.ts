@@ -73,8 +73,21 @@ export function fatPod(p: PodFixture): KubeObject {
       { name: 'UPSTREAM', value: `http://${p.app}-upstream.${p.namespace}.svc.cluster.local:8080` },
     ],
     resources: { limits: { cpu: '1', memory: '512Mi' }, requests: { cpu: '100m', memory: '128Mi' } },
-    livenessProbe: { httpGet: { path: '/healthz', port: 'http', scheme: 'HTTP' }, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 },
-    readinessProbe: { httpGet: { path: '/readyz', port: 'http', scheme: 'HTTP' }, periodSeconds: 5, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 },
+    livenessProbe: {
+      httpGet: { path: '/healthz', port: 'http', scheme: 'HTTP' },
+      initialDelaySeconds: 10,
+      periodSeconds: 10,
+      timeoutSeconds: 1,
+      successThreshold: 1,
+      failureThreshold: 3,
+    },
+    readinessProbe: {
+      httpGet: { path: '/readyz', port: 'http', scheme: 'HTTP' },
+      periodSeconds: 5,
+      timeoutSeconds: 1,
+      successThreshold: 1,
+      failureThreshold: 3,
+    },
     volumeMounts: [
       { name: 'config', mountPath: '/etc/app', readOnly: true },
       { name: 'kube-api-access-x7k2p', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true },
@@ -140,7 +153,9 @@ export function fatPod(p: PodFixture): KubeObject {
       { effect: 'NoExecute', key: 'node.kubernetes.io/not-ready', operator: 'Exists', tolerationSeconds: 300 },
       { effect: 'NoExecute', key: 'node.kubernetes.io/unreachable', operator: 'Exists', tolerationSeconds: 300 },
     ],
-    topologySpreadConstraints: [{ labelSelector: { matchLabels: { app: p.app } }, maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway' }],
+    topologySpreadConstraints: [
+      { labelSelector: { matchLabels: { app: p.app } }, maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway' },
+    ],
   };
   const containerStatus = (name: string, image: string) => ({
     containerID: `containerd://${uid(`${p.name}/${name}`).replace(/-/g, '')}${uid(name).replace(/-/g, '')}`,
@@ -168,7 +183,14 @@ export function fatPod(p: PodFixture): KubeObject {
     qosClass: 'Burstable',
     startTime: T0,
     containerStatuses: [containerStatus('app', app.image), containerStatus('proxy', sidecar.image)],
-    initContainerStatuses: [{ ...containerStatus('init-config', init.image), ready: true, started: false, state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: T0, finishedAt: T0 } } }],
+    initContainerStatuses: [
+      {
+        ...containerStatus('init-config', init.image),
+        ready: true,
+        started: false,
+        state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: T0, finishedAt: T0 } },
+      },
+    ],
   };
   return {
     apiVersion: 'v1',
@@ -181,9 +203,14 @@ export function fatPod(p: PodFixture): KubeObject {
       creationTimestamp: T0,
       labels,
       annotations,
-      ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${p.app}-${hash}`, uid: uid(`rs/${p.app}`), controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [
+        { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${p.app}-${hash}`, uid: uid(`rs/${p.app}`), controller: true, blockOwnerDeletion: true },
+      ],
       managedFields: [
-        managedFields('kube-controller-manager', 'Update', { 'f:metadata': { 'f:labels': fieldsOf(labels), 'f:annotations': fieldsOf(annotations) }, 'f:spec': fieldsOf(spec) }),
+        managedFields('kube-controller-manager', 'Update', {
+          'f:metadata': { 'f:labels': fieldsOf(labels), 'f:annotations': fieldsOf(annotations) },
+          'f:spec': fieldsOf(spec),
+        }),
         managedFields('kubelet', 'Update', { 'f:status': fieldsOf(status) }, 'status'),
       ],
     },
@@ -238,7 +265,10 @@ export function fatNode(n: NodeFixture): KubeObject {
     'node-pool': 'general',
   };
   const images = Array.from({ length: 24 }, (_, i) => ({
-    names: [`registry.example.invalid/img-${i}@sha256:${uid(`img${i}`).replace(/-/g, '')}${uid(`img${i}b`).replace(/-/g, '')}`, `registry.example.invalid/img-${i}:v${i}`],
+    names: [
+      `registry.example.invalid/img-${i}@sha256:${uid(`img${i}`).replace(/-/g, '')}${uid(`img${i}b`).replace(/-/g, '')}`,
+      `registry.example.invalid/img-${i}:v${i}`,
+    ],
     sizeBytes: 10_000_000 + i * 1_234_567,
   }));
   return {
@@ -255,7 +285,10 @@ export function fatNode(n: NodeFixture): KubeObject {
         'volumes.kubernetes.io/controller-managed-attach-detach': 'true',
         'csi.volume.kubernetes.io/nodeid': JSON.stringify({ 'ebs.csi.aws.com': `i-${uid(n.name).slice(0, 17).replace(/-/g, '')}` }),
       },
-      managedFields: [managedFields('kubelet', 'Update', { 'f:metadata': { 'f:labels': fieldsOf(labels) } }), managedFields('kubelet', 'Update', { 'f:status': { '.': {} } }, 'status')],
+      managedFields: [
+        managedFields('kubelet', 'Update', { 'f:metadata': { 'f:labels': fieldsOf(labels) } }),
+        managedFields('kubelet', 'Update', { 'f:status': { '.': {} } }, 'status'),
+      ],
     },
     spec: {
       podCIDR: n.podCIDR,
@@ -366,7 +399,9 @@ export function fatEndpointSlice(namespace: string, service: string, name: strin
       generation: 3,
       labels,
       annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': T1 },
-      ownerReferences: [{ apiVersion: 'v1', kind: 'Service', name: service, uid: uid(`svc/${namespace}/${service}`), controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [
+        { apiVersion: 'v1', kind: 'Service', name: service, uid: uid(`svc/${namespace}/${service}`), controller: true, blockOwnerDeletion: true },
+      ],
       managedFields: [
         {
           apiVersion: 'discovery.k8s.io/v1',

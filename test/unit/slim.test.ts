@@ -39,7 +39,14 @@ function cluster(): KubeObject[] {
         eps.push({ ip, pod: name, node, zone: ZONES[n % 3 === 2 ? 0 : n % 3]!, ready: r !== 2 });
         n++;
       }
-      out.push(fatService({ namespace: ns, name: svc, clusterIP: `198.19.${namespaces.indexOf(ns)}.${app === 'web' ? 10 : 20}`, ...(app === 'api' ? { lbAlgorithm: 'maglev' } : {}) }));
+      out.push(
+        fatService({
+          namespace: ns,
+          name: svc,
+          clusterIP: `198.19.${namespaces.indexOf(ns)}.${app === 'web' ? 10 : 20}`,
+          ...(app === 'api' ? { lbAlgorithm: 'maglev' } : {}),
+        }),
+      );
       out.push(fatEndpointSlice(ns, svc, `${svc}-abcde`, eps));
     }
     out.push(fatNetworkPolicy(ns, 'web-ingress', 'web'));
@@ -121,7 +128,17 @@ test('every kind loses managedFields, last-applied-configuration and the other b
   for (const o of objects) {
     const s = slimObject(o.kind as ObjectKind, o as never);
     const text = JSON.stringify(s);
-    for (const bulk of ['managedFields', 'last-applied-configuration', 'ownerReferences', 'uid', 'containerStatuses', 'conditions"', 'targetRef', 'images', 'env']) {
+    for (const bulk of [
+      'managedFields',
+      'last-applied-configuration',
+      'ownerReferences',
+      'uid',
+      'containerStatuses',
+      'conditions"',
+      'targetRef',
+      'images',
+      'env',
+    ]) {
       if (bulk === 'conditions"' && o.kind === 'EndpointSlice') continue; // an endpoint's conditions are read
       assert.ok(!text.includes(`"${bulk}`), `${o.kind} ${keyOf(o.kind as ObjectKind, o.metadata)} still has ${bulk}`);
     }
@@ -145,7 +162,10 @@ test('policy: the same identities, ipcache, endpoints and issues from slim objec
   assert.equal(whole.hostNetworkPods.get('infra/node-exporter-a'), 'node-a');
   assert.ok(whole.podIssues.some((i) => i.reason === 'bad_ip'));
   assert.deepEqual(whole.endpoints.get('shop-web/dual-stack')?.ips, ['198.18.1.77', '2001:2:1::77']);
-  assert.ok([...whole.endpoints.values()].some((e) => e.ingress.isolated), 'a policy isolates some endpoint');
+  assert.ok(
+    [...whole.endpoints.values()].some((e) => e.ingress.isolated),
+    'a policy isolates some endpoint',
+  );
   assert.deepEqual(policyView(lean), policyView(whole));
 });
 
@@ -176,7 +196,10 @@ test('services: the same frontends and backends (lb algorithm, topology, readine
   const whole = buildServiceState(storeOf(fat), node);
   const lean = buildServiceState(storeOf(slim(fat)), node);
   assert.equal(whole.frontends.size, 12);
-  assert.ok([...whole.services.values()].some((s) => JSON.stringify(s).includes('maglev')), 'the lb-algorithm annotation is read');
+  assert.ok(
+    [...whole.services.values()].some((s) => JSON.stringify(s).includes('maglev')),
+    'the lb-algorithm annotation is read',
+  );
   assert.deepEqual(lean, whole);
 });
 
