@@ -50,7 +50,7 @@ describe('weir completion bash', () => {
   test('weir daemon --connect-time-lb <TAB> -> on host-only off', () =>
     assert.deepEqual(complete('weir daemon --connect-time-lb '), ['on', 'host-only', 'off']));
   test("a flag's value is skipped on the way: weir daemon --node-name n1 --log-level <TAB>", () =>
-    assert.deepEqual(complete('weir daemon --node-name n1 --log-level '), ['debug', 'info', 'warn']));
+    assert.deepEqual(complete('weir daemon --node-name n1 --log-level '), ['debug', 'info', 'warn', 'error']));
   test('nested: weir ct <TAB> -> list flush help; weir ct list --a<TAB> -> --address', () => {
     assert.deepEqual(complete('weir ct '), ['list', 'flush', 'help']);
     assert.deepEqual(complete('weir ct list --a'), ['--address']);
