@@ -234,6 +234,11 @@ for (const mode of ['tunnel', 'dsr'] as Mode[]) {
     if (mode === 'tunnel')
       test('a pod on node1 -> ClusterIP -> backend on node2 (TC path) with an INVALID-drop rule on node1: both directions bypass netfilter, every connection works', async () => {
         const pod = await lab.pod(node1, 'client-pod');
+        // weir attaches to a new pod's veth when netlink tells it; until then the pod's packets
+        // meet no weir (a kubelet starts the containers after CNI, which is later still)
+        const t0 = Date.now();
+        await weir1.waitFor('attached', { ifname: pod.hostIfname, hook: 'from_pod' });
+        console.log(`# new pod veth: from_pod attached ${Date.now() - t0} ms after CNI ADD returned`);
         // what kube-proxy's KUBE-FORWARD (and many host firewalls) do
         await node1.ns.exec('iptables', ['-A', 'FORWARD', '-m', 'conntrack', '--ctstate', 'INVALID', '-j', 'DROP']);
         const c1 = weir1.counters();
