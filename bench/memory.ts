@@ -156,7 +156,8 @@ function rssByMapping(pid: number): Record<string, number> {
 /** The node process of the daemon (bin/weir execs node, nsenter execs bin/weir: the same pid). */
 function daemonPid(pid: number): number {
   const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  if (comm !== 'node') throw new Error(`pid ${pid} is ${comm}, not node`);
+  // Node 24 names its main thread (and so the process's comm) MainThread
+  if (comm !== 'node' && comm !== 'MainThread') throw new Error(`pid ${pid} is ${comm}, not node`);
   return pid;
 }
 
