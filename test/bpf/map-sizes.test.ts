@@ -10,42 +10,15 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { abiMaps, BpfMap, BpfObject, codecFor, typedMap } from '../../src/bpf/index.js';
+import { abiMaps, BpfMap, codecFor, typedMap } from '../../src/bpf/index.js';
 import { loadDataplane, mapOf, type LoadedDataplane } from '../../src/dataplane/loader.js';
 import { MAP_SIZE_SETTINGS, maxEntriesByMap, type MapSizes } from '../../src/dataplane/map-sizes.js';
 import { runCleanups } from '../lib/cleanup.js';
+import { addService, CLIENT, FRONTEND, openFlows, pod } from '../lib/service-flows.js';
 import { mountPrivateBpffs } from '../lib/bpffs.js';
-import { decodePacket, eth } from '../lib/packet.js';
-
-const CLIENT = '198.18.1.10';
-const FRONTEND = '198.19.0.10';
-const BACKENDS = ['198.18.2.20', '198.18.2.21'];
+import { decodePacket } from '../lib/packet.js';
 
 after(runCleanups);
-
-const pod = (src: string, dst: string) => eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' }).ipv4({ src, dst });
-
-function addService(obj: BpfObject): void {
-  const fe = typedMap(obj.map('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
-  const be = typedMap(obj.map('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4'));
-  BACKENDS.forEach((address, slot) => be.set({ frontend_id: 7, slot }, { address, port: 8080, flags: 0 }));
-  fe.set({ address: FRONTEND, port: 80, protocol: 6, scope: 0 }, { id: 7, backend_count: BACKENDS.length, flags: 0, affinity_timeout: 0 });
-}
-
-/** `count` TCP flows client:sport -> frontend:80 through from_pod; sport -> the backend chosen. */
-function openFlows(dp: LoadedDataplane, first: number, count: number): Map<number, string> {
-  const prog = dp.objects.from_pod.program('weir_from_pod');
-  const out = new Map<number, string>();
-  for (let sport = first; sport < first + count; sport++) {
-    const r = prog.testRun({
-      data: pod(CLIENT, FRONTEND)
-        .tcp({ sport, dport: 80, flags: ['syn'] })
-        .build(),
-    });
-    out.set(sport, decodePacket(r.data).ipv4!.dst);
-  }
-  return out;
-}
 
 /** Each flow's next packet goes to the same backend (its conntrack entry survived). */
 function assertSameBackends(dp: LoadedDataplane, flows: Map<number, string>): void {
@@ -97,7 +70,7 @@ test('--ct-map-size: both conntrack maps take the size; a restart with another s
     // not set: the objects' own size
     assert.equal(mapOf(first.objects, 'weir_affinity4').maxEntries, MAP_SIZE_SETTINGS.affinity.default);
     addService(first.objects.from_pod);
-    flows = openFlows(first, 20000, 30);
+    flows = openFlows(first.objects.from_pod, 20000, 30);
     fillCt6(mapOf(first.objects, 'weir_ct6'), 12);
     // an LPM trie (no batch ops): 198.18.1.0/24 -> identity 42
     mapOf(first.objects, 'weir_ipcache4').update(Buffer.from([24, 0, 0, 0, 198, 18, 1, 0]), Buffer.from([42, 0, 0, 0, 0, 0, 0, 0]));

@@ -9,45 +9,16 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { BpfMap, BpfObject, codecFor, typedMap, type WeirCt4Key } from '../../src/bpf/index.js';
+import { BpfMap, BpfObject, type WeirCt4Key } from '../../src/bpf/index.js';
 import { loadDataplane, mapOf, type LoadedDataplane } from '../../src/dataplane/loader.js';
 import { MAP_ABI, MAP_TYPE } from '../../src/dataplane/map-abi.js';
 import { handOff } from '../../src/dataplane/map-upgrade.js';
 import { runCleanups } from '../lib/cleanup.js';
+import { addService, CLIENT, FRONTEND, openFlows, pod } from '../lib/service-flows.js';
 import { mountPrivateBpffs } from '../lib/bpffs.js';
-import { decodePacket, eth } from '../lib/packet.js';
+import { decodePacket } from '../lib/packet.js';
 
-const CLIENT = '198.18.1.10';
-const FRONTEND = '198.19.0.10';
-const BACKENDS = ['198.18.2.20', '198.18.2.21'];
 const FIXTURE = join(process.cwd(), 'build', 'test-bpf', 'from_pod_ct4096.o');
-const TC_PASS = 0;
-
-const pod = (src: string, dst: string) => eth({ src: '02:00:00:00:00:01', dst: '02:00:00:00:00:02' }).ipv4({ src, dst });
-
-/** Programs one frontend with two backends into the pinned service maps of `obj`. */
-function addService(obj: BpfObject): void {
-  const fe = typedMap(obj.map('weir_frontend4'), codecFor('weir_frontend4_key'), codecFor('weir_frontend4'));
-  const be = typedMap(obj.map('weir_backend4'), codecFor('weir_backend4_key'), codecFor('weir_backend4'));
-  BACKENDS.forEach((address, slot) => be.set({ frontend_id: 7, slot }, { address, port: 8080, flags: 0 }));
-  fe.set({ address: FRONTEND, port: 80, protocol: 6, scope: 0 }, { id: 7, backend_count: BACKENDS.length, flags: 0, affinity_timeout: 0 });
-}
-
-/** Opens `count` TCP flows client:sport -> frontend:80 through `obj`'s from_pod; returns sport -> backend. */
-function openFlows(obj: BpfObject, first: number, count: number): Map<number, string> {
-  const prog = obj.program('weir_from_pod');
-  const out = new Map<number, string>();
-  for (let sport = first; sport < first + count; sport++) {
-    const r = prog.testRun({
-      data: pod(CLIENT, FRONTEND)
-        .tcp({ sport, dport: 80, flags: ['syn'] })
-        .build(),
-    });
-    assert.equal(r.retval, TC_PASS);
-    out.set(sport, decodePacket(r.data).ipv4!.dst);
-  }
-  return out;
-}
 
 /** Every flow keeps its NAT through the new programs: data to its backend, replies from the frontend. */
 function assertEstablished(dp: LoadedDataplane, flows: Map<number, string>): void {
