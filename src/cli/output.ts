@@ -11,14 +11,6 @@ export type DocumentFormat = Exclude<OutputFormat, 'table'>;
 
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['table', 'json', 'yaml'];
 
-export function parseFormat(v: string): OutputFormat {
-  if ((OUTPUT_FORMATS as readonly string[]).includes(v)) return v as OutputFormat;
-  throw new CliError(`-o ${v}: use ${OUTPUT_FORMATS.join(', ')}`);
-}
-
-/** The help text of every `-o` option. */
-export const OUTPUT_HELP = OUTPUT_FORMATS.join(', ');
-
 /** An error the user can act on: printed as one line, exit code 1. */
 export class CliError extends Error {}
 

@@ -67,11 +67,6 @@ export function flowState(protocol: number, orig: CtValue | undefined, reply: Ct
   return acked ? 'tcpEstablished' : 'tcpSynOnly'; // SYN only: a handshake that never finished
 }
 
-/** The idle timeout (s) of a flow from its entries (either may be missing). */
-export function flowTimeout(protocol: number, orig: CtValue | undefined, reply: CtValue | undefined, t: CtTimeouts = DEFAULT_CT_TIMEOUTS): number {
-  return t[flowState(protocol, orig, reply)];
-}
-
 /** The metric label of a state whose timeout expired: tcpSynOnly -> tcp_syn_only. */
 export function expiryReason(state: keyof CtTimeouts): string {
   return state.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);

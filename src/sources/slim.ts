@@ -122,11 +122,6 @@ export function shareEqualParts<K extends ObjectKind>(kind: K, o: KindMap[K]): K
   return o;
 }
 
-/** How many distinct shared parts are held (tests, the bench). */
-export function sharedPartCount(): number {
-  return shared.size;
-}
-
 /** The slim copy of an object of a kind: only KEPT_FIELDS[kind]. */
 export function slimObject<K extends ObjectKind>(kind: K, o: KindMap[K]): KindMap[K] {
   return keepFields(KEPT_FIELDS[kind], o) as KindMap[K];

@@ -11,18 +11,11 @@ import { test } from 'node:test';
 import { binWeir } from '../lib/paths.js';
 import { run } from '../lib/proc.js';
 import { packageRoot } from '../../src/package-root.js';
+import type { VersionReport } from '../../src/cli/version.js';
 
 test('weir version -o json: commit of this checkout, Node.js, libbpf, kernel, features found', async () => {
   const r = await run(binWeir, ['version', '-o', 'json']);
-  const v = JSON.parse(r.stdout) as {
-    version: string;
-    commit: string;
-    dirty: boolean;
-    nodeVersion: string;
-    libbpfVersion: string;
-    kernelRelease: string;
-    features: { name: string; available: boolean | null }[];
-  };
+  const v = JSON.parse(r.stdout) as VersionReport;
   const head = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: packageRoot(), encoding: 'utf8' }).trim();
   const built = JSON.parse(readFileSync(join(packageRoot(), 'dist', 'build-info.json'), 'utf8')) as { commit: string };
   assert.equal(v.commit, built.commit);
