@@ -201,13 +201,8 @@ describe('weir daemon lifecycle', () => {
 
   test('MS4: connected UDP sockets to a removed backend (socket LB) are destroyed', async () => {
     const flow = weir.flow(client.ns, VIP, 53, { proto: 'udp', seconds: 0, interval: 20, cgroup: cg });
-    await flow.waitReplies(5);
     // the socket LB connected the socket to one backend: remove exactly that one
-    const used = flow.backends()[0]!;
-    assert.ok(
-      flow.backends().every((b) => b === used),
-      `a connected socket talks to one backend: ${flow.backends().join(',')}`,
-    );
+    const used = await flow.connectedBackend();
     const destroyed0 = weir.counter('sock', 'sock_destroyed');
     const m0 = weir.mark();
     await weir.apply('app-slice.yaml', [slice(all().filter((e) => e.ip !== backends.find((b) => b.name === used)!.ip))]);

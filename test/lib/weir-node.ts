@@ -4,6 +4,7 @@
 // events, kills (-9) and restarts the daemon, and builds Service / EndpointSlice objects.
 // Processes are stopped and pins vanish with the lab (cleanup runs even on failure).
 
+import assert from 'node:assert/strict';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { BpfMap } from '../../src/bpf/index.js';
@@ -298,6 +299,16 @@ export class WeirNode {
           await sleep(20);
         }
       },
+      async connectedBackend(): Promise<string> {
+        await this.waitReplies(5);
+        const all = this.backends();
+        const used = all[0]!;
+        assert.ok(
+          all.every((b) => b === used),
+          `a connected socket talks to one backend: ${all.join(',')}`,
+        );
+        return used;
+      },
       async stop(): Promise<FlowResult> {
         if (seconds === 0 && proc.running) proc.signalGroup('SIGUSR2');
         return result;
@@ -354,6 +365,9 @@ export interface Flow {
   waitLine(re: RegExp, timeoutMs?: number): Promise<string>;
   /** waits until `n` replies in all have come back */
   waitReplies(n: number, timeoutMs?: number): Promise<void>;
+  /** a connected socket's flow (UDP through the socket LB): waits for 5 replies, checks they all
+   *  came from one backend, and returns it */
+  connectedBackend(): Promise<string>;
   /** ends an until-stopped flow (SIGUSR2) and returns its result */
   stop(): Promise<FlowResult>;
 }
