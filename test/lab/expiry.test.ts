@@ -124,12 +124,18 @@ describe('affinity expiry and conntrack GC on real maps', () => {
       const old = est(61001, 61n * S);
       const young = est(61002, 30n * S);
       // the GC runs every second: wait until it has taken what it should (the kept flows have
-      // 5 s left; the assertions below say what was wrong if it never does)
-      for (const deadline = Date.now() + 4000; Date.now() < deadline && (ct.get(old[0]) || ct.get(flows[0]![0]) || ct.get(flows[1]![0]));) await sleep(50);
-      const gcLines = weir
-        .events()
-        .slice(m)
-        .filter((l) => l.event === 'conntrack gc');
+      // 5 s left; the assertions below say what was wrong if it never does). The run's log line
+      // is read from the daemon's stdout and can arrive after the map shows the deletions, so
+      // wait for the lines that add up to the deletions too.
+      const gcRuns = () =>
+        weir
+          .events()
+          .slice(m)
+          .filter((l) => l.event === 'conntrack gc');
+      const settled = () =>
+        !ct.get(old[0]) && !ct.get(flows[0]![0]) && !ct.get(flows[1]![0]) && gcRuns().reduce((n, l) => n + Number(l.expiredFlows), 0) >= 3;
+      for (const deadline = Date.now() + 4500; Date.now() < deadline && !settled(); ) await sleep(50);
+      const gcLines = gcRuns();
       console.log(`# conntrack gc runs that deleted: ${gcLines.map((l) => `expiredFlows=${l.expiredFlows} deleted=${l.deleted}`).join('; ')}`);
       // each run deleted whole flows: two entries for each expired flow, never one of a pair
       assert.ok(gcLines.length > 0, 'a GC run deleted something');
