@@ -132,9 +132,8 @@ describe('affinity expiry and conntrack GC on real maps', () => {
           .events()
           .slice(m)
           .filter((l) => l.event === 'conntrack gc');
-      const settled = () =>
-        !ct.get(old[0]) && !ct.get(flows[0]![0]) && !ct.get(flows[1]![0]) && gcRuns().reduce((n, l) => n + Number(l.expiredFlows), 0) >= 3;
-      for (const deadline = Date.now() + 4500; Date.now() < deadline && !settled(); ) await sleep(50);
+      const settled = () => !ct.get(old[0]) && !ct.get(flows[0]![0]) && !ct.get(flows[1]![0]) && gcRuns().reduce((n, l) => n + Number(l.expiredFlows), 0) >= 3;
+      for (const deadline = Date.now() + 4500; Date.now() < deadline && !settled();) await sleep(50);
       const gcLines = gcRuns();
       console.log(`# conntrack gc runs that deleted: ${gcLines.map((l) => `expiredFlows=${l.expiredFlows} deleted=${l.deleted}`).join('; ')}`);
       // each run deleted whole flows: two entries for each expired flow, never one of a pair
