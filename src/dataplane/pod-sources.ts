@@ -64,7 +64,7 @@ export class PodSourceTable {
       have = new Map([...map.entries()].map(([k, v]) => [k.address, v.ifindex]));
     } catch (e) {
       this.errors++;
-      this.log.warn('pod address map read failed', { map: map.map.name, error: errText(e) });
+      this.log.warn('pod address map read failed', { family, error: errText(e) });
       return 0;
     }
     let writes = 0;
