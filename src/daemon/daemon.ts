@@ -167,7 +167,9 @@ export class Daemon {
     this.log.info('adopt', adopted);
     this.attach = new AttachManager(this.dp.pinDir, this.dp.objects, this.log);
     if (this.dp.maps.ifaces) this.ifaces = new IfaceTable(this.dp.maps.ifaces, this.log);
-    if (this.dp.maps.podAddrs) this.podSources = new PodSourceTable(this.dp.maps.podAddrs, this.log);
+    // a refused write (map full) drops that pod's packets as spoofed: counted in weir_map_write_failures_total
+    const pa = this.dp.maps.podAddrs;
+    if (pa) this.podSources = new PodSourceTable({ 4: countingMap(pa[4], this.health), 6: countingMap(pa[6], this.health) }, this.log);
     const { dsrOptout, dsrOptout6, nodes, tunnel, nodes6, tunnel6 } = this.dp.maps;
     if (dsrOptout) syncDsrOptout({ 4: dsrOptout, ...(dsrOptout6 && { 6: dsrOptout6 }) }, cfg.dsrOptoutCidrs, this.log);
     if (nodes && tunnel) {
