@@ -7,7 +7,7 @@
 //     spoofed_source, counted and shown by `weir monitor`); the same pod's pings from its own
 //     addresses get answered.
 //   - A pod created while weir runs: checked from its first packet, its own addresses work.
-//   - The same pod borrowing its node's address to send VXLAN to node2 (the peer check trusts
+//   - The first pod borrowing its node's address to send VXLAN to node2 (the peer check trusts
 //     node addresses): dropped at node1 as spoofed, never on the wire.
 //   - An external client that sends VXLAN with weir's VNI to node2:4789 (IPv4 outer with an
 //     IPv4 and with an IPv6 packet inside, IPv6 outer), the inner packets addressed to the
