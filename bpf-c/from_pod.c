@@ -4,7 +4,8 @@
  * not translate, reverse NAT of replies from local backends, and (ct_track_all)
  * conntrack of every flow a pod starts:
  *
- *   parse, accept (lb4_accept: IPv4 TCP/UDP/ICMP/SCTP, no fragment)
+ *   parse -> source check: not the pod's own address: drop (spoofed_source; lib/pod_source.h)
+ *   -> accept (lb4_accept: IPv4 TCP/UDP/ICMP/SCTP, no fragment)
  *   -> ICMP error about a NAT'd flow: translated back (icmp_error.h)
  *   -> conntrack (wire tuple)
  *        hit:  NAT as the entry says (DNAT / reverse NAT / none) -> forward
@@ -23,6 +24,7 @@
 #include "lib/flow.h"
 #include "lib/icmp_error.h"
 #include "lib/monitor.h"
+#include "lib/pod_source.h"
 #include "lib/btf_anchor.h"
 
 static __always_inline enum weir_reason from_pod4(struct __sk_buff *skb, struct packet *pkt,
@@ -57,9 +59,14 @@ int weir_from_pod(struct __sk_buff *skb)
 	reason = parse_packet((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &pkt);
 	if (pkt.l3_proto == ETH_P_IPV6)
 		return WEIR_TC_NEXT; /* the IPv6 program after this one (from_pod6.c) */
-	reason = lb4_accept(skb, &pkt, reason);
-	if (!reason)
-		reason = from_pod4(skb, &pkt, &verdict);
+	if (pkt.l3_proto == ETH_P_IP && !pod_source4_ok(skb, &pkt, reason)) {
+		reason = WEIR_REASON_SPOOFED_SOURCE;
+		verdict = WEIR_TC_DROP;
+	} else {
+		reason = lb4_accept(skb, &pkt, reason);
+		if (!reason)
+			reason = from_pod4(skb, &pkt, &verdict);
+	}
 	count(WEIR_HOOK_FROM_POD, reason, pkt.len);
 	monitor4(skb, &pkt, WEIR_HOOK_FROM_POD, reason);
 	return verdict;

@@ -3,7 +3,8 @@
  * second program of the interface's TCX chain: weir_from_pod hands it every IPv6 packet
  * (WEIR_TC_NEXT) and it hands back anything else. The IPv6 service path, as from_pod's:
  *
- *   parse, accept (lb6_accept: IPv6 TCP/UDP/ICMPv6/SCTP, no fragment)
+ *   parse -> source check: not the pod's own address: drop (spoofed_source; lib/pod_source.h)
+ *   -> accept (lb6_accept: IPv6 TCP/UDP/ICMPv6/SCTP, no fragment)
  *   -> neighbour discovery: passed untouched
  *   -> ICMPv6 error about a NAT'd flow: translated back (icmp6_error.h)
  *   -> conntrack (wire tuple, conntrack6.h)
@@ -20,6 +21,7 @@
 #include "lib/parse.h"
 #include "lib/flow6.h"
 #include "lib/monitor.h"
+#include "lib/pod_source.h"
 #include "lib/btf_anchor.h"
 
 SEC("tc")
@@ -32,10 +34,16 @@ int weir_from_pod6(struct __sk_buff *skb)
 	reason = parse_packet((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &pkt);
 	if (pkt.l3_proto != ETH_P_IPV6)
 		return WEIR_TC_NEXT;
-	reason = lb6_accept(skb, &pkt, reason);
-	if (!reason)
-		reason = flow6_stages(skb, &pkt, FLOW6_ORIGIN(WEIR_HOOK_FROM_POD, 0), 0, &verdict);
-	tunnel6_too_big_at_hook(skb, &pkt, &verdict); /* a reply too big for the tunnel */
+	if (!pod_source6_ok(skb, &pkt, reason)) {
+		reason = WEIR_REASON_SPOOFED_SOURCE;
+		verdict = WEIR_TC_DROP;
+	} else {
+		reason = lb6_accept(skb, &pkt, reason);
+		if (!reason)
+			reason = flow6_stages(skb, &pkt, FLOW6_ORIGIN(WEIR_HOOK_FROM_POD, 0), 0,
+					      &verdict);
+		tunnel6_too_big_at_hook(skb, &pkt, &verdict); /* a reply too big for the tunnel */
+	}
 	count(WEIR_HOOK_FROM_POD, reason, pkt.len);
 	monitor6(skb, &pkt, WEIR_HOOK_FROM_POD, reason);
 	return verdict;

@@ -60,6 +60,9 @@ export const layouts = {
   weir_node4_key: {"kind":"struct","size":4,"name":"weir_node4_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]},
   weir_node6: {"kind":"struct","size":4,"name":"weir_node6","members":[{"name":"flags","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
   weir_node6_key: {"kind":"struct","size":16,"name":"weir_node6_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":16,"type":{"kind":"array","size":16,"hint":"weir_ip6","length":16,"elem":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}}}]},
+  weir_pod_addr: {"kind":"struct","size":4,"name":"weir_pod_addr","members":[{"name":"ifindex","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
+  weir_pod_addr4_key: {"kind":"struct","size":4,"name":"weir_pod_addr4_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"weir_ip4","signed":false,"bits":32}}]},
+  weir_pod_addr6_key: {"kind":"struct","size":16,"name":"weir_pod_addr6_key","members":[{"name":"address","offset":0,"bitOffset":0,"bitSize":0,"size":16,"type":{"kind":"array","size":16,"hint":"weir_ip6","length":16,"elem":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}}}]},
   weir_policy4: {"kind":"struct","size":8,"name":"weir_policy4","members":[{"name":"policy","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"rule","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}}]},
   weir_policy4_key: {"kind":"struct","size":16,"name":"weir_policy4_key","members":[{"name":"prefixlen","offset":0,"bitOffset":0,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"identity","offset":4,"bitOffset":32,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"peer","offset":8,"bitOffset":64,"bitSize":0,"size":4,"type":{"kind":"int","size":4,"name":"unsigned int","hint":"__u32","signed":false,"bits":32}},{"name":"direction","offset":12,"bitOffset":96,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"protocol","offset":13,"bitOffset":104,"bitSize":0,"size":1,"type":{"kind":"int","size":1,"name":"unsigned char","hint":"__u8","signed":false,"bits":8}},{"name":"port","offset":14,"bitOffset":112,"bitSize":0,"size":2,"type":{"kind":"int","size":2,"name":"unsigned short","hint":"__be16","signed":false,"bits":16}}]},
   weir_policy_name: {"kind":"struct","size":320,"name":"weir_policy_name","members":[{"name":"name","offset":0,"bitOffset":0,"bitSize":0,"size":320,"type":{"kind":"array","size":320,"length":320,"elem":{"kind":"int","size":1,"name":"char","signed":true,"bits":8}}}]},
@@ -90,7 +93,7 @@ export const enums = {
   weir_iface_flags: {"WEIR_IFACE_WORKLOAD":1},
   weir_monitor_cfg_flags: {"WEIR_MONITOR_DISABLED":1},
   weir_node_flags: {"WEIR_NODE_PEER":1},
-  weir_reason: {"WEIR_REASON_PASS":0,"WEIR_REASON_PARSED_TCP":1,"WEIR_REASON_PARSED_UDP":2,"WEIR_REASON_PARSED_ICMP":3,"WEIR_REASON_PARSED_ICMPV6":4,"WEIR_REASON_PARSED_OTHER_L4":5,"WEIR_REASON_NOT_IP":6,"WEIR_REASON_FRAGMENT":7,"WEIR_REASON_MALFORMED_ETH":8,"WEIR_REASON_MALFORMED_IPV4_HDR":9,"WEIR_REASON_MALFORMED_IPV4_LEN":10,"WEIR_REASON_MALFORMED_IPV6":11,"WEIR_REASON_MALFORMED_L4":12,"WEIR_REASON_SOCK_CONNECT4":13,"WEIR_REASON_SERVICE_NAT":14,"WEIR_REASON_NAT_ESTABLISHED":15,"WEIR_REASON_REVERSE_NAT":16,"WEIR_REASON_NO_BACKEND_REJECT":17,"WEIR_REASON_NO_LOCAL_BACKEND_DROP":18,"WEIR_REASON_CT_CREATE_FAILED":19,"WEIR_REASON_ICMP_ERROR_REVNAT":20,"WEIR_REASON_HAIRPIN":21,"WEIR_REASON_SCTP_PORT_REWRITE":22,"WEIR_REASON_SOCK_LB_TRANSLATED":23,"WEIR_REASON_SOCK_LB_REVERSE":24,"WEIR_REASON_SOCK_DESTROYED":25,"WEIR_REASON_BACKEND_MISSING":26,"WEIR_REASON_REJECT_FAILED":27,"WEIR_REASON_NAT_FAILED":28,"WEIR_REASON_MIDFLOW_NO_CONNTRACK":29,"WEIR_REASON_LB_STATS_FULL":30,"WEIR_REASON_CT_TRACKED_NEW":31,"WEIR_REASON_CT_TRACKED":32,"WEIR_REASON_CT_TRACK_FAILED":33,"WEIR_REASON_LB_SOURCE_DENIED":34,"WEIR_REASON_TUNNEL_ENCAP":35,"WEIR_REASON_TUNNEL_DECAP":36,"WEIR_REASON_TUNNEL_FRAG_NEEDED":37,"WEIR_REASON_TUNNEL_FAILED":38,"WEIR_REASON_TUNNEL_DENIED":39,"WEIR_REASON_TUNNEL_TOO_BIG":40,"WEIR_REASON_DSR_REPLY":41,"WEIR_REASON_POLICY_EGRESS_DENIED":42,"WEIR_REASON_POLICY_INGRESS_DENIED":43,"WEIR_REASON_POLICY_EGRESS_ALLOWED":44,"WEIR_REASON_POLICY_INGRESS_ALLOWED":45,"WEIR_REASON__MAX":64},
+  weir_reason: {"WEIR_REASON_PASS":0,"WEIR_REASON_PARSED_TCP":1,"WEIR_REASON_PARSED_UDP":2,"WEIR_REASON_PARSED_ICMP":3,"WEIR_REASON_PARSED_ICMPV6":4,"WEIR_REASON_PARSED_OTHER_L4":5,"WEIR_REASON_NOT_IP":6,"WEIR_REASON_FRAGMENT":7,"WEIR_REASON_MALFORMED_ETH":8,"WEIR_REASON_MALFORMED_IPV4_HDR":9,"WEIR_REASON_MALFORMED_IPV4_LEN":10,"WEIR_REASON_MALFORMED_IPV6":11,"WEIR_REASON_MALFORMED_L4":12,"WEIR_REASON_SOCK_CONNECT4":13,"WEIR_REASON_SERVICE_NAT":14,"WEIR_REASON_NAT_ESTABLISHED":15,"WEIR_REASON_REVERSE_NAT":16,"WEIR_REASON_NO_BACKEND_REJECT":17,"WEIR_REASON_NO_LOCAL_BACKEND_DROP":18,"WEIR_REASON_CT_CREATE_FAILED":19,"WEIR_REASON_ICMP_ERROR_REVNAT":20,"WEIR_REASON_HAIRPIN":21,"WEIR_REASON_SCTP_PORT_REWRITE":22,"WEIR_REASON_SOCK_LB_TRANSLATED":23,"WEIR_REASON_SOCK_LB_REVERSE":24,"WEIR_REASON_SOCK_DESTROYED":25,"WEIR_REASON_BACKEND_MISSING":26,"WEIR_REASON_REJECT_FAILED":27,"WEIR_REASON_NAT_FAILED":28,"WEIR_REASON_MIDFLOW_NO_CONNTRACK":29,"WEIR_REASON_LB_STATS_FULL":30,"WEIR_REASON_CT_TRACKED_NEW":31,"WEIR_REASON_CT_TRACKED":32,"WEIR_REASON_CT_TRACK_FAILED":33,"WEIR_REASON_LB_SOURCE_DENIED":34,"WEIR_REASON_TUNNEL_ENCAP":35,"WEIR_REASON_TUNNEL_DECAP":36,"WEIR_REASON_TUNNEL_FRAG_NEEDED":37,"WEIR_REASON_TUNNEL_FAILED":38,"WEIR_REASON_TUNNEL_DENIED":39,"WEIR_REASON_TUNNEL_TOO_BIG":40,"WEIR_REASON_DSR_REPLY":41,"WEIR_REASON_POLICY_EGRESS_DENIED":42,"WEIR_REASON_POLICY_INGRESS_DENIED":43,"WEIR_REASON_POLICY_EGRESS_ALLOWED":44,"WEIR_REASON_POLICY_INGRESS_ALLOWED":45,"WEIR_REASON_SPOOFED_SOURCE":46,"WEIR_REASON__MAX":64},
   weir_sock_lb_mode: {"WEIR_SOCK_LB_ALL_NETNS":0,"WEIR_SOCK_LB_HOST_ONLY":1},
   weir_tunnel_flags: {"WEIR_TUNNEL_POD_CIDR":1,"WEIR_TUNNEL_ENDPOINT":2},
   weir_tunnel_mode: {"WEIR_TUNNEL_MODE_TUNNEL":0,"WEIR_TUNNEL_MODE_DSR":1},
@@ -128,6 +131,8 @@ export const maps = {
   weir_monitor_stats: {"type":"percpu_array","keyType":"__u32","valueType":"weir_monitor_stats","keySize":4,"valueSize":16,"maxEntries":1,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o","sock_lb.o"]},
   weir_nodes4: {"type":"hash","keyType":"weir_node4_key","valueType":"weir_node4","keySize":4,"valueSize":4,"maxEntries":16384,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o"]},
   weir_nodes6: {"type":"hash","keyType":"weir_node6_key","valueType":"weir_node6","keySize":16,"valueSize":4,"maxEntries":16384,"objects":["from_host6.o","from_pod6.o"]},
+  weir_pod_addrs4: {"type":"hash","keyType":"weir_pod_addr4_key","valueType":"weir_pod_addr","keySize":4,"valueSize":4,"maxEntries":16384,"objects":["from_pod.o","from_pod6.o"]},
+  weir_pod_addrs6: {"type":"hash","keyType":"weir_pod_addr6_key","valueType":"weir_pod_addr","keySize":16,"valueSize":4,"maxEntries":16384,"objects":["from_pod.o","from_pod6.o"]},
   weir_policy4: {"type":"lpm_trie","keyType":"weir_policy4_key","valueType":"weir_policy4","keySize":16,"valueSize":8,"maxEntries":524288,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o"]},
   weir_policy_names: {"type":"hash","keyType":"__u32","valueType":"weir_policy_name","keySize":4,"valueSize":320,"maxEntries":4096,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o"]},
   weir_policy_scratch: {"type":"percpu_array","keyType":"__u32","valueType":"policy_scratch","keySize":4,"valueSize":156,"maxEntries":1,"objects":["from_host.o","from_host6.o","from_pod.o","from_pod6.o"]},
@@ -645,6 +650,21 @@ export interface WeirNode6Key {
   address: string;
 }
 
+/** struct weir_pod_addr (4 bytes) */
+export interface WeirPodAddr {
+  ifindex: number;
+}
+
+/** struct weir_pod_addr4_key (4 bytes) */
+export interface WeirPodAddr4Key {
+  address: string;
+}
+
+/** struct weir_pod_addr6_key (16 bytes) */
+export interface WeirPodAddr6Key {
+  address: string;
+}
+
 /** struct weir_policy4 (8 bytes) */
 export interface WeirPolicy4 {
   policy: number;
@@ -822,6 +842,9 @@ export interface LayoutTypes {
   weir_node4_key: WeirNode4Key;
   weir_node6: WeirNode6;
   weir_node6_key: WeirNode6Key;
+  weir_pod_addr: WeirPodAddr;
+  weir_pod_addr4_key: WeirPodAddr4Key;
+  weir_pod_addr6_key: WeirPodAddr6Key;
   weir_policy4: WeirPolicy4;
   weir_policy4_key: WeirPolicy4Key;
   weir_policy_name: WeirPolicyName;

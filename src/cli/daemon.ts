@@ -68,6 +68,7 @@ export interface DaemonFlags extends MapSizeFlags {
   tunnelUnderlay?: string;
   networkPolicy?: string;
   policyStats?: string;
+  podSourceCheck?: string;
   monitor?: string;
 }
 
@@ -144,6 +145,7 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     tunnelUnderlay: f.tunnelUnderlay === 'ipv6' ? 'ipv6' : 'ipv4',
     networkPolicy: f.networkPolicy !== 'off',
     policyStats: f.policyStats !== 'off',
+    podSourceCheck: f.podSourceCheck !== 'off',
     monitor: f.monitor !== 'off',
   };
 }
@@ -260,6 +262,14 @@ export function daemonOptions(cmd: Command): Command {
     )
     .addOption(
       new Option('--policy-stats <on|off>', 'count new flows allowed and denied per NetworkPolicy in BPF (weir_policy_flows_total); off: not counted at all')
+        .choices(['on', 'off'])
+        .default('on'),
+    )
+    .addOption(
+      new Option(
+        '--pod-source-check <on|off>',
+        'drop what a pod sends from an address that is not its own (its host routes: `podIP dev vethX`), counted as spoofed_source; off: pods may send from any address',
+      )
         .choices(['on', 'off'])
         .default('on'),
     )

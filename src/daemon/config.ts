@@ -63,6 +63,8 @@ export interface DaemonConfig {
   networkPolicy: boolean;
   /** --policy-stats: count allowed/denied flows per policy in BPF and export them (default on) */
   policyStats: boolean;
+  /** --pod-source-check: drop a pod's packets from an address not its own (default on) */
+  podSourceCheck?: boolean;
   /** --monitor: whether `weir monitor` may make the programs emit events (default on) */
   monitor?: boolean;
   resyncIntervalMs: number;

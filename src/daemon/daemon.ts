@@ -12,6 +12,7 @@
 import { join } from 'node:path';
 import { AttachManager, type InterfaceRef } from '../dataplane/attach.js';
 import { IfaceTable } from '../dataplane/iface-table.js';
+import { PodSourceTable } from '../dataplane/pod-sources.js';
 import { syncDsrOptout } from '../dataplane/dsr-optout.js';
 import { ConntrackGc } from '../dataplane/conntrack-gc.js';
 import { HealthCheckPorts } from '../dataplane/health-check-ports.js';
@@ -65,6 +66,7 @@ export class Daemon {
   private services!: ServiceSync;
   private attach!: AttachManager;
   private ifaces?: IfaceTable;
+  private podSources?: PodSourceTable;
   /** weir_nodes4 / weir_tunnel4 from Nodes and EndpointSlices (node-maps.ts) */
   private nodeMaps?: NodeMapSync;
   private policy?: PolicySync;
@@ -124,6 +126,7 @@ export class Daemon {
       externalServiceMode: cfg.externalServiceMode,
       networkPolicy: cfg.networkPolicy,
       policyStats: cfg.policyStats,
+      podSourceCheck: cfg.podSourceCheck !== false,
       mapSizes: cfg.mapSizes,
       ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}),
     });
@@ -164,6 +167,9 @@ export class Daemon {
     this.log.info('adopt', adopted);
     this.attach = new AttachManager(this.dp.pinDir, this.dp.objects, this.log);
     if (this.dp.maps.ifaces) this.ifaces = new IfaceTable(this.dp.maps.ifaces, this.log);
+    // a refused write (map full) drops that pod's packets as spoofed: counted in weir_map_write_failures_total
+    const pa = this.dp.maps.podAddrs;
+    if (pa) this.podSources = new PodSourceTable({ 4: countingMap(pa[4], this.health), 6: countingMap(pa[6], this.health) }, this.log);
     const { dsrOptout, dsrOptout6, nodes, tunnel, nodes6, tunnel6 } = this.dp.maps;
     if (dsrOptout) syncDsrOptout({ 4: dsrOptout, ...(dsrOptout6 && { 6: dsrOptout6 }) }, cfg.dsrOptoutCidrs, this.log);
     if (nodes && tunnel) {
@@ -514,6 +520,8 @@ export class Daemon {
   /** TC links for the interfaces (cheap when held); the socket LB's cgroup links once. */
   private applyAttachments(net: NodeNetwork): void {
     const errorsBefore = this.attach.stats.errors;
+    // before the attach: a new from_pod never meets its pod without the pod's addresses
+    this.podSources?.sync(net.workloads);
     this.attach.syncInterfaces(refs(net.workloads), refs(net.hostInterfaces));
     // after the attach: a flow redirected to an interface meets weir's programs there
     this.ifaces?.sync(refs(net.workloads));

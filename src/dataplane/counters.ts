@@ -86,6 +86,7 @@ export const REASON_VERDICTS: Readonly<Record<string, Verdict>> = {
   policy_ingress_denied: 'drop',
   policy_egress_allowed: 'event',
   policy_ingress_allowed: 'event',
+  spoofed_source: 'drop',
 };
 
 /** The verdict a counter row stands for. The sock hook counts socket calls, never packets; a

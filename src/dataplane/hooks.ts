@@ -29,6 +29,8 @@ export interface KnobInputs {
   networkPolicy?: boolean;
   /** --policy-stats: per-policy counts in weir_policy_stats; default on */
   policyStats?: boolean;
+  /** --pod-source-check: drop what a pod sends from an address not its own (lib/pod_source.h); default off here, on in the daemon */
+  podSourceCheck?: boolean;
 }
 
 /** How NodePort/externalIP/LoadBalancer flows to backends on other nodes return (Calico's BPFExternalServiceMode). */
@@ -57,6 +59,8 @@ export const KNOBS = {
   policy_enabled: (o) => (o.networkPolicy ? 1 : 0),
   /** count allowed/denied flows per policy slot (lib/policy.h) */
   policy_stats_enabled: (o) => (o.policyStats === false ? 0 : 1),
+  /** drop a pod's packets whose source is not bound to its interface in weir_pod_addrs4/6 (lib/pod_source.h) */
+  pod_source_check: (o) => (o.podSourceCheck ? 1 : 0),
 } satisfies Record<string, (o: KnobInputs) => ConstValue>;
 export type KnobName = keyof typeof KNOBS;
 
@@ -71,11 +75,29 @@ export interface ObjectSpec {
  */
 export const OBJECTS = {
   from_pod: {
-    knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled'],
+    knobs: [
+      'lb_stats_enabled',
+      'maglev_table_size',
+      'ct_track_all',
+      'tunnel_port',
+      'external_service_mode',
+      'policy_enabled',
+      'policy_stats_enabled',
+      'pod_source_check',
+    ],
   },
   // the IPv6 programs after the IPv4 ones in the same TCX chains (bpf-c/from_pod6.c, from_host6.c)
   from_pod6: {
-    knobs: ['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled'],
+    knobs: [
+      'lb_stats_enabled',
+      'maglev_table_size',
+      'ct_track_all',
+      'tunnel_port',
+      'external_service_mode',
+      'policy_enabled',
+      'policy_stats_enabled',
+      'pod_source_check',
+    ],
   },
   to_pod: { knobs: [] },
   from_host: {

@@ -42,6 +42,7 @@ import { knobsFor, OBJECT_NAMES, type ExternalServiceMode, type KnobInputs, type
 import { MAGLEV_DEFAULT_TABLE_SIZE } from './maglev.js';
 import { resolveMaxEntries, type MapSizes } from './map-sizes.js';
 import { MapUpgrade } from './map-upgrade.js';
+import type { PodAddrMaps } from './pod-sources.js';
 import type { PolicyMaps } from './policy-maps.js';
 
 export { OBJECT_NAMES, type ObjectName, type SockLbMode } from './hooks.js';
@@ -117,6 +118,8 @@ export interface ServiceMaps extends FamilyServiceMaps {
   tunnel6?: TypedMap<WeirTunnel6Key, WeirTunnel6>;
   /** the NetworkPolicy maps (policy-maps.ts); optional for fakes */
   policy?: PolicyMaps;
+  /** each pod address -> the interface it may send from, per family (pod-sources.ts); optional for fakes */
+  podAddrs?: PodAddrMaps;
 }
 
 /** A typed view of one of a family's service maps. */
@@ -169,6 +172,15 @@ export function serviceMaps(objects: Record<ObjectName, BpfObject>): ServiceMaps
     tunnel: typedMap(m('weir_tunnel4'), codecFor('weir_tunnel4_key'), codecFor('weir_tunnel4')),
     ...(has('weir_tunnel6') ? ipv6TunnelMaps(m) : {}),
     policy: policyMaps(m),
+    ...(has('weir_pod_addrs4') ? { podAddrs: podAddrMaps(m) } : {}),
+  };
+}
+
+/** Typed views of the source check's maps (include/weir/pod_source.h). */
+export function podAddrMaps(m: (name: string) => BpfMap): PodAddrMaps {
+  return {
+    4: typedMap(m('weir_pod_addrs4'), codecFor('weir_pod_addr4_key'), codecFor('weir_pod_addr')),
+    6: typedMap(m('weir_pod_addrs6'), codecFor('weir_pod_addr6_key'), codecFor('weir_pod_addr')),
   };
 }
 
@@ -221,6 +233,8 @@ export interface LoadOptions {
   networkPolicy?: boolean;
   /** per-policy counts (the policy_stats_enabled knob); default true */
   policyStats?: boolean;
+  /** drop what a pod sends from an address not its own (the pod_source_check knob); default false */
+  podSourceCheck?: boolean;
   /** map sizes given (--ct-map-size, ...; map-sizes.ts), each for both families: a pinned map of
    *  another size is resized. Unset: a pinned map keeps its size, a new one gets the default */
   mapSizes?: Partial<MapSizes>;
@@ -313,6 +327,7 @@ function planLoad(opts: LoadOptions): LoadPlan {
     ctTrackAll: opts.ctTrackAll === true || opts.networkPolicy === true,
     networkPolicy: opts.networkPolicy === true,
     policyStats: opts.policyStats !== false,
+    podSourceCheck: opts.podSourceCheck === true,
     maglevTableSize: opts.maglevTableSize ?? MAGLEV_DEFAULT_TABLE_SIZE,
     ...(opts.tunnelPort !== undefined ? { tunnelPort: opts.tunnelPort } : {}),
     ...(opts.externalServiceMode !== undefined ? { externalServiceMode: opts.externalServiceMode } : {}),

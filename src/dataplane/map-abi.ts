@@ -196,6 +196,9 @@ export const MAP_ABI: readonly MapAbi[] = [
   { base: 'weir_nodes6', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_tunnel6', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_dsr_optout6', version: 1, onChange: 'rebuild', older: [] },
+  // anti-spoofing (issue 16): rebuilt from the node's routes
+  { base: 'weir_pod_addrs4', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_pod_addrs6', version: 1, onChange: 'rebuild', older: [] },
   // weir monitor (issue 15; docs/monitor.md): events in flight and the lease are not worth keeping
   { base: 'weir_events', version: 1, onChange: 'drop', older: [] },
   { base: 'weir_monitor_cfg', version: 1, onChange: 'drop', older: [] },

@@ -25,6 +25,7 @@ const TYPE_REASONS: Record<Exclude<EventType, 'trace'>, readonly string[]> = {
     'tunnel_failed',
     'tunnel_denied',
     'tunnel_too_big',
+    'spoofed_source',
   ],
   // the packet is answered (ICMP unreachable, TCP RST, ICMP frag needed / packet too big)
   reject: ['no_backend_reject', 'tunnel_frag_needed'],

@@ -56,7 +56,7 @@ test("every knob an object takes is declared in its .rodata, and every knob it d
     assert.deepEqual([...declared].filter((k) => known.has(k)).sort(), [...takes].sort(), `${name}: knobs declared vs the table's`);
     seen += takes.length;
   }
-  assert.equal(seen, 33);
+  assert.equal(seen, 35);
 });
 
 test('knob values come from the daemon options; an undeclared knob is left out and reported', () => {
@@ -72,7 +72,16 @@ test('knob values come from the daemon options; an undeclared knob is left out a
     knobsFor(
       'from_pod',
       { ...inputs, ctTrackAll: true, tunnelPort: 8472, externalServiceMode: 'dsr' },
-      new Set(['lb_stats_enabled', 'maglev_table_size', 'ct_track_all', 'tunnel_port', 'external_service_mode', 'policy_enabled', 'policy_stats_enabled']),
+      new Set([
+        'lb_stats_enabled',
+        'maglev_table_size',
+        'ct_track_all',
+        'tunnel_port',
+        'external_service_mode',
+        'policy_enabled',
+        'policy_stats_enabled',
+        'pod_source_check',
+      ]),
     ),
     {
       consts: {
@@ -83,6 +92,7 @@ test('knob values come from the daemon options; an undeclared knob is left out a
         external_service_mode: 1,
         policy_enabled: 0,
         policy_stats_enabled: 1,
+        pod_source_check: 0,
       },
       missing: [],
     },

@@ -41,12 +41,13 @@ test('every knob of the table reaches the loaded .rodata of its object', () => {
     externalServiceMode: 'dsr',
     networkPolicy: true,
     policyStats: false,
+    podSourceCheck: true,
   });
   assert.deepEqual(dp.missingKnobs, []);
   const cookie = netnsCookie();
   assert.equal(dp.hostNetnsCookie, cookie);
   // the compiled-in defaults are the other way round: stats on, all namespaces, cookie 0, track NAT'd flows only, M 16381, port 4789,
-  // no policy, policy stats on
+  // no policy, policy stats on, no source check
   const want: Record<string, unknown> = {
     lb_stats_enabled: 0,
     sock_lb_mode: enums.weir_sock_lb_mode.WEIR_SOCK_LB_HOST_ONLY,
@@ -57,6 +58,7 @@ test('every knob of the table reaches the loaded .rodata of its object', () => {
     external_service_mode: enums.weir_tunnel_mode.WEIR_TUNNEL_MODE_DSR,
     policy_enabled: 1,
     policy_stats_enabled: 0,
+    pod_source_check: 1,
   };
   let checked = 0;
   for (const name of OBJECT_NAMES) {
@@ -66,5 +68,5 @@ test('every knob of the table reaches the loaded .rodata of its object', () => {
       checked++;
     }
   }
-  assert.equal(checked, 33);
+  assert.equal(checked, 35);
 });

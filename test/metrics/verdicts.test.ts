@@ -32,6 +32,7 @@ test('drops are the reasons that drop or reject the packet', () => {
     'policy_ingress_denied',
     'reject_failed',
     'sctp_port_rewrite',
+    'spoofed_source',
     'tunnel_denied',
     'tunnel_failed',
     'tunnel_frag_needed',

@@ -124,7 +124,10 @@ enum weir_reason {
 		44, /* not a packet verdict: a new flow an isolated pod's
 	                                    * egress policy allowed (counted next to its reason) */
 	WEIR_REASON_POLICY_INGRESS_ALLOWED = 45, /* not a packet verdict: the same for ingress */
-	WEIR_REASON__MAX = 64,			 /* slots reserved per hook; not a reason */
+	/* anti-spoofing (issue 16; lib/pod_source.h) */
+	WEIR_REASON_SPOOFED_SOURCE = 46, /* a packet from a pod whose source address is not one of
+	                                    * its own (weir_pod_addrs4, weir_pod_addrs6): dropped */
+	WEIR_REASON__MAX = 64,		 /* slots reserved per hook; not a reason */
 };
 
 /* One counter slot, per CPU. Index in weir_counters: hook * WEIR_REASON__MAX + reason. */
