@@ -287,7 +287,8 @@ export class ManifestsSource implements Source {
   /** Emit whatever the winning definition of `id` now is, if it differs from what was emitted. */
   private resolve(id: string, observedAt: number): void {
     const paths = this.owners.get(id);
-    const winner = paths && paths.size > 0 ? [...paths].sort().at(-1)! : undefined;
+    // (one file per object is the rule: no array to sort then)
+    const winner = paths === undefined || paths.size === 0 ? undefined : paths.size === 1 ? paths.values().next().value! : [...paths].sort().at(-1)!;
     const obj = winner !== undefined ? this.files.get(winner)?.objects.get(id) : undefined;
     const before = this.emitted.get(id);
     if (!obj) {
