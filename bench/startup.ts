@@ -213,8 +213,8 @@ export function report(runs: readonly StartupRun[], notes: readonly string[] = [
     groups.set(k, [...(groups.get(k) ?? []), r]);
   }
   const fmt = (xs: number[], unit: string) => {
-    const lo = Math.min(...xs);
-    const hi = Math.max(...xs);
+    const lo = Math.round(Math.min(...xs));
+    const hi = Math.round(Math.max(...xs));
     return lo === hi ? `${lo} ${unit}` : `${lo} ${unit} (max ${hi})`;
   };
   const lines = [
