@@ -189,3 +189,9 @@ clean:
 
 distclean: clean
 	rm -rf node_modules .tools
+
+## bench-startup: process start to ready and RSS at ready, 10,000 and 50,000 Services x 10
+## endpoints, through the manifests source and the fake API server (bench/results/startup.md)
+.PHONY: bench-startup
+bench-startup: deps build
+	node --enable-source-maps dist/bench/startup.js

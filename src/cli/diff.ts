@@ -28,8 +28,6 @@ import { nodeZone } from '../model/nodes.js';
 import type { NodeContext } from '../model/service-types.js';
 import { buildServiceState } from '../model/services.js';
 import { silentLogger } from '../log.js';
-import { loadKubeConfig } from '../sources/kube-config.js';
-import { listOnce } from '../sources/kube-list.js';
 import { ManifestsSource } from '../sources/manifests.js';
 import { Store } from '../sources/store.js';
 import { backendFlags, endpoint, frontendFlags, protocolName, scopeName } from './decode.js';
@@ -161,6 +159,9 @@ export function diffSource(o: { manifests?: string; kubeconfig?: string }, env: 
 /** Fills `store` from the source as the daemon's first sync sees it. */
 async function readSource(src: DiffSource, store: Store): Promise<void> {
   if (src.kind === 'kube') {
+    // loaded here, not with the CLI: @kubernetes/client-node takes ~1 s and ~80 MB to load, and
+    // every command (the daemon on manifests too) would pay for it (bench/results/startup.md)
+    const [{ loadKubeConfig }, { listOnce }] = await Promise.all([import('../sources/kube-config.js'), import('../sources/kube-list.js')]);
     try {
       await listOnce(loadKubeConfig(src.kubeconfig ? { kubeconfig: src.kubeconfig } : {}), SERVICE_KINDS, store);
     } catch (e) {

@@ -392,7 +392,8 @@ export class Daemon {
       if (d > 0) this.metrics.sourceErrors.inc({ reason: 'api_list_watch' }, d);
       this.exported.apiErrors = s.counters.errors;
       this.metrics.observeApiConnectivity(s.health().connected, s.counters.lastContactAt);
-    } else if (s instanceof ManifestsSource) {
+    }
+    if ((s !== undefined && s === this.kube) || s instanceof ManifestsSource) {
       for (const [reason, n] of s.counters.rejected) {
         const d = n - (this.exported.rejected.get(reason) ?? 0);
         if (d > 0) this.metrics.sourceErrors.inc({ reason }, d);

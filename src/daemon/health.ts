@@ -27,6 +27,7 @@ const ERROR_KINDS: Record<string, string> = {
   'socket destroy failed': 'cleanup',
   'kube: list/watch failed, retrying': 'api',
   'kube: applying an event failed': 'source',
+  'kube: invalid object skipped': 'source',
   'manifests: rejected': 'source',
   'frontend skipped': 'model',
   'invalid source range ignored': 'model',

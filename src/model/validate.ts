@@ -5,6 +5,7 @@
 
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { parseIp } from '../bpf/ip.js';
+import { show } from './k8s-names.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 
@@ -33,7 +34,7 @@ function checkTargetPort(tp: unknown, field: string, out: FieldProblem[]): void 
   if (typeof tp === 'number') {
     if (!isValidPort(tp)) out.push({ field, reason: `invalid targetPort ${tp}` });
   } else if (typeof tp !== 'string' || !IANA_SVC_NAME.test(tp)) {
-    out.push({ field, reason: `invalid targetPort ${JSON.stringify(tp)}` });
+    out.push({ field, reason: `invalid targetPort ${show(tp)}` });
   }
 }
 
@@ -46,7 +47,7 @@ export function validateService(svc: V1Service): FieldProblem[] {
   const spec = svc.spec;
   if (!spec) return [{ field: 'spec', reason: 'missing spec' }];
   const type = spec.type ?? 'ClusterIP';
-  if (!SERVICE_TYPES.has(type)) out.push({ field: 'spec.type', reason: `unknown type ${JSON.stringify(type)}` });
+  if (!SERVICE_TYPES.has(type)) out.push({ field: 'spec.type', reason: `unknown type ${show(type)}` });
   const ports = spec.ports ?? [];
   if (!Array.isArray(ports)) return [...out, { field: 'spec.ports', reason: 'not a list' }];
   const names = new Set<string>();
@@ -56,24 +57,24 @@ export function validateService(svc: V1Service): FieldProblem[] {
       out.push({ field: f, reason: 'not an object' });
       return;
     }
-    if (!isValidPort(p.port)) out.push({ field: `${f}.port`, reason: `invalid port ${JSON.stringify(p.port)}` });
+    if (!isValidPort(p.port)) out.push({ field: `${f}.port`, reason: `invalid port ${show(p.port)}` });
     if (p.protocol !== undefined && !isProtocol(p.protocol)) {
-      out.push({ field: `${f}.protocol`, reason: `unknown protocol ${JSON.stringify(p.protocol)}` });
+      out.push({ field: `${f}.protocol`, reason: `unknown protocol ${show(p.protocol)}` });
     }
     if (p.nodePort !== undefined && p.nodePort !== null && p.nodePort !== 0 && !isValidPort(p.nodePort)) {
-      out.push({ field: `${f}.nodePort`, reason: `invalid nodePort ${JSON.stringify(p.nodePort)}` });
+      out.push({ field: `${f}.nodePort`, reason: `invalid nodePort ${show(p.nodePort)}` });
     }
     checkTargetPort(p.targetPort, `${f}.targetPort`, out);
     const name = p.name ?? '';
     if (typeof name !== 'string') out.push({ field: `${f}.name`, reason: 'not a string' });
-    else if (names.has(name)) out.push({ field: `${f}.name`, reason: `duplicate port name ${JSON.stringify(name)}` });
+    else if (names.has(name)) out.push({ field: `${f}.name`, reason: `duplicate port name ${show(name)}` });
     else names.add(name);
     if (ports.length > 1 && name === '') out.push({ field: `${f}.name`, reason: 'multi-port services must name every port' });
   });
   const checkIP = (v: unknown, field: string, allowNone: boolean): void => {
     if (v === undefined || v === null || v === '') return;
     if (allowNone && v === 'None') return;
-    if (!parseIp(v)) out.push({ field, reason: `invalid IP ${JSON.stringify(v)}` });
+    if (!parseIp(v)) out.push({ field, reason: `invalid IP ${show(v)}` });
   };
   checkIP(spec.clusterIP, 'spec.clusterIP', true);
   if (spec.clusterIPs !== undefined) {
@@ -87,21 +88,21 @@ export function validateService(svc: V1Service): FieldProblem[] {
   const ingress = svc.status?.loadBalancer?.ingress;
   if (Array.isArray(ingress)) ingress.forEach((ing, i) => checkIP(ing?.ip, `status.loadBalancer.ingress[${i}].ip`, false));
   if (spec.sessionAffinity !== undefined && spec.sessionAffinity !== 'None' && spec.sessionAffinity !== 'ClientIP') {
-    out.push({ field: 'spec.sessionAffinity', reason: `unknown value ${JSON.stringify(spec.sessionAffinity)}` });
+    out.push({ field: 'spec.sessionAffinity', reason: `unknown value ${show(spec.sessionAffinity)}` });
   }
   const timeout = spec.sessionAffinityConfig?.clientIP?.timeoutSeconds;
   if (timeout !== undefined && timeout !== null && !(Number.isInteger(timeout) && timeout >= 1 && timeout <= 86400)) {
-    out.push({ field: 'spec.sessionAffinityConfig.clientIP.timeoutSeconds', reason: `must be 1..86400, got ${JSON.stringify(timeout)}` });
+    out.push({ field: 'spec.sessionAffinityConfig.clientIP.timeoutSeconds', reason: `must be 1..86400, got ${show(timeout)}` });
   }
   const hc = spec.healthCheckNodePort;
   if (hc !== undefined && hc !== null && hc !== 0 && !isValidPort(hc)) {
-    out.push({ field: 'spec.healthCheckNodePort', reason: `invalid port ${JSON.stringify(hc)}` });
+    out.push({ field: 'spec.healthCheckNodePort', reason: `invalid port ${show(hc)}` });
   }
   for (const [field, v] of [
     ['spec.externalTrafficPolicy', spec.externalTrafficPolicy],
     ['spec.internalTrafficPolicy', spec.internalTrafficPolicy],
   ] as const) {
-    if (v !== undefined && v !== null && v !== 'Cluster' && v !== 'Local') out.push({ field, reason: `unknown value ${JSON.stringify(v)}` });
+    if (v !== undefined && v !== null && v !== 'Cluster' && v !== 'Local') out.push({ field, reason: `unknown value ${show(v)}` });
   }
   return out;
 }
@@ -112,7 +113,7 @@ const ADDRESS_TYPES = new Set(['IPv4', 'IPv6', 'FQDN']);
 export function validateEndpointSlice(slice: V1EndpointSlice): FieldProblem[] {
   const out: FieldProblem[] = [];
   const at = slice.addressType;
-  if (!ADDRESS_TYPES.has(at)) out.push({ field: 'addressType', reason: `unknown addressType ${JSON.stringify(at)}` });
+  if (!ADDRESS_TYPES.has(at)) out.push({ field: 'addressType', reason: `unknown addressType ${show(at)}` });
   const endpoints = slice.endpoints ?? [];
   if (!Array.isArray(endpoints)) return [...out, { field: 'endpoints', reason: 'not a list' }];
   endpoints.forEach((ep, i) => {
@@ -125,7 +126,7 @@ export function validateEndpointSlice(slice: V1EndpointSlice): FieldProblem[] {
     ep.addresses.forEach((a, j) => {
       const ip = parseIp(a);
       const want = at === 'IPv6' ? 6 : 4;
-      if (!ip) out.push({ field: `${f}.addresses[${j}]`, reason: `invalid address ${JSON.stringify(a)}` });
+      if (!ip) out.push({ field: `${f}.addresses[${j}]`, reason: `invalid address ${show(a)}` });
       else if (ADDRESS_TYPES.has(at) && ip.family !== want) {
         out.push({ field: `${f}.addresses[${j}]`, reason: `address ${a} does not match addressType ${at}` });
       }
@@ -140,10 +141,10 @@ export function validateEndpointSlice(slice: V1EndpointSlice): FieldProblem[] {
       return;
     }
     if (p.port !== undefined && p.port !== null && !isValidPort(p.port)) {
-      out.push({ field: `${f}.port`, reason: `invalid port ${JSON.stringify(p.port)}` });
+      out.push({ field: `${f}.port`, reason: `invalid port ${show(p.port)}` });
     }
     if (p.protocol !== undefined && p.protocol !== null && !isProtocol(p.protocol)) {
-      out.push({ field: `${f}.protocol`, reason: `unknown protocol ${JSON.stringify(p.protocol)}` });
+      out.push({ field: `${f}.protocol`, reason: `unknown protocol ${show(p.protocol)}` });
     }
   });
   return out;

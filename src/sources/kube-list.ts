@@ -6,6 +6,7 @@ import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { listCall } from './kube-resources.js';
 import { errorLine, withTimeout } from './kube-retry.js';
 import type { Store } from './store.js';
+import { invalidObject } from './validate.js';
 import { API_VERSIONS, keyOf, type ObjectEvent, type ObjectKind } from './types.js';
 
 export interface ListOnceOptions {
@@ -13,6 +14,8 @@ export interface ListOnceOptions {
   pageSize?: number;
   /** per page (default 30 s) */
   timeoutMs?: number;
+  /** told of each object left out as invalid (sources/validate.ts) */
+  onInvalid?: (detail: string) => void;
 }
 
 /** Lists `kinds` once, every page, into `store`; returns the objects per kind. A failure is one line naming the kind. */
@@ -31,7 +34,13 @@ export async function listOnce(kc: KubeConfig, kinds: readonly ObjectKind[], sto
       }
       for (const obj of page.items ?? []) {
         const object = normalized(kind, obj);
-        store.apply({ type: 'upsert', kind, key: keyOf(kind, object.metadata), object, origin: 'api', observedAt: Date.now() } as ObjectEvent);
+        const key = keyOf(kind, object.metadata);
+        const invalid = invalidObject(kind, key, object as never);
+        if (invalid) {
+          o.onInvalid?.(invalid.detail);
+          continue;
+        }
+        store.apply({ type: 'upsert', kind, key, object, origin: 'api', observedAt: Date.now() } as ObjectEvent);
         n++;
       }
       cont = page.metadata?._continue || undefined;

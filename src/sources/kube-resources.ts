@@ -14,6 +14,8 @@ import {
   type ObservableMiddleware,
   type V1ListMeta,
 } from '@kubernetes/client-node';
+// Not re-exported by the package index; the serializer the typed list calls use.
+import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { slimObject } from './slim.js';
 import type { ObjectKind } from './types.js';
 
@@ -82,19 +84,41 @@ export type ListCall = (params: { limit: number; _continue?: string }) => Promis
  * The typed, paged list of a kind. `slim`: each page's items are cut down (slim.ts) right after
  * the page is parsed, before the library turns them into typed objects: a page of 500 pods as
  * served is tens of MB once parsed, and typing it whole would build all of that a second time.
+ * The slim items do not go back through the library as text (serialized and parsed again:
+ * ~0.2 s of CPU per 20,000 objects, 10,000 Services with their slices): the middleware hands
+ * the library the page without its items and keeps them, and they are typed here, by the same
+ * serializer. A ListCall is used one page at a time (the pagers await each page).
  */
 export function listCall(kc: KubeConfig, kind: ObjectKind, opts: { fieldSelector?: string; slim?: boolean } = {}): ListCall {
-  const call = typedListCall(kc, kind, opts.slim ? { middleware: [slimPages(kind)], middlewareMergeStrategy: 'append' } : undefined);
+  let call: TypedList;
+  if (opts.slim) {
+    const kept: { items: unknown[] | undefined } = { items: undefined };
+    const typed = typedListCall(kc, kind, { middleware: [slimPages(kind, kept)], middlewareMergeStrategy: 'append' });
+    call = async (p) => {
+      kept.items = undefined;
+      const page = await typed(p);
+      const items = kept.items as unknown[] | undefined;
+      kept.items = undefined;
+      if (items !== undefined) page.items = items.map((o) => ObjectSerializer.deserialize(o, SERIALIZER_TYPE[kind]) as KubernetesObject);
+      return page;
+    };
+  } else {
+    call = typedListCall(kc, kind, undefined);
+  }
   const fieldSelector = opts.fieldSelector;
   return fieldSelector === undefined ? call : (p) => call({ ...p, fieldSelector });
 }
 
-/** A response middleware: a 200 list page's items, slim. Anything else passes as it came. */
-function slimPages(kind: ObjectKind): ObservableMiddleware {
+/** A response middleware: a 200 list page's items, slim, kept in `kept`; the library gets the page
+ *  without them. Anything else passes as it came. */
+function slimPages(kind: ObjectKind, kept: { items: unknown[] | undefined }): ObservableMiddleware {
   const slim = async (rsp: ResponseContext): Promise<ResponseContext> => {
     if (rsp.httpStatusCode !== 200) return rsp;
     const page = JSON.parse(await rsp.body.text()) as { items?: unknown };
-    if (Array.isArray(page.items)) page.items = page.items.map((o: unknown) => slimObject(kind, o as never));
+    if (Array.isArray(page.items)) {
+      kept.items = page.items.map((o: unknown) => slimObject(kind, o as never));
+      page.items = [];
+    }
     const text = JSON.stringify(page);
     return new ResponseContext(200, rsp.headers, { text: () => Promise.resolve(text), binary: () => Promise.resolve(Buffer.from(text)), stream: () => null });
   };

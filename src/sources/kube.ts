@@ -22,6 +22,7 @@ import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
 import { listCall, SERIALIZER_TYPE, WATCHED_RESOURCES, type ListCall, type ListPage } from './kube-resources.js';
 import { shareEqualParts, slimObject } from './slim.js';
 import { Backoff, errorLine, errorStatus, withTimeout } from './kube-retry.js';
+import { invalidObject, type InvalidReason } from './validate.js';
 import type { Logger } from '../log.js';
 import { API_VERSIONS, keyOf, OBJECT_KINDS, type ObjectEvent, type ObjectKind, type Source, type SourceSink } from './types.js';
 
@@ -86,6 +87,8 @@ export interface KubeCounters {
   watches: number;
   /** ms since the epoch of the last successful exchange with the API server, or null */
   lastContactAt: number | null;
+  /** objects skipped as invalid (sources/validate.ts), by reason */
+  rejected: Map<InvalidReason, number>;
 }
 
 export interface KubeHealth {
@@ -141,7 +144,18 @@ export class KubeSource implements Source {
     this.keepWhole = opts.keepWholeObjects ?? process.env.WEIR_KUBE_KEEP_WHOLE_OBJECTS === '1';
     const events = {} as Record<ObjectKind, KindCounters>;
     for (const k of OBJECT_KINDS) events[k] = { upserts: 0, deletes: 0, unchanged: 0, lists: 0 };
-    this.counters = { events, relists: 0, relistDeletes: 0, listPages: 0, expired: 0, errors: 0, reconnects: 0, watches: 0, lastContactAt: null };
+    this.counters = {
+      events,
+      relists: 0,
+      relistDeletes: 0,
+      listPages: 0,
+      expired: 0,
+      errors: 0,
+      reconnects: 0,
+      watches: 0,
+      lastContactAt: null,
+      rejected: new Map(),
+    };
   }
 
   /** Starts every informer; resolves once all have listed and 'synced' was emitted (or on stop). */
@@ -315,13 +329,25 @@ export class KubeSource implements Source {
 
   private emit(inf: Informer, type: 'upsert' | 'delete', obj: KubernetesObject): void {
     if (this.stopped) return;
+    const key = keyOf(inf.kind, obj.metadata);
+    if (type === 'upsert') {
+      // The API server validates what it stores; a fake, a proxy or a bug must still not hand
+      // the model a 200,000-character name. A skipped change leaves the last valid version in
+      // the store (as the manifests source does); a delete always passes.
+      const invalid = invalidObject(inf.kind, key, obj as never);
+      if (invalid) {
+        this.counters.rejected.set(invalid.reason, (this.counters.rejected.get(invalid.reason) ?? 0) + 1);
+        this.opts.log.warn('kube: invalid object skipped', { kind: inf.kind, reason: invalid.reason, detail: invalid.detail });
+        return;
+      }
+    }
     const c = this.counters.events[inf.kind];
     if (type === 'upsert') c.upserts++;
     else {
       c.deletes++;
       if (inf.applyingList) this.counters.relistDeletes++;
     }
-    const event = { type, kind: inf.kind, key: keyOf(inf.kind, obj.metadata), object: obj, origin: 'api', observedAt: this.now() } as ObjectEvent;
+    const event = { type, kind: inf.kind, key, object: obj, origin: 'api', observedAt: this.now() } as ObjectEvent;
     try {
       this.sink?.(event);
     } catch (e) {

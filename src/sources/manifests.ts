@@ -12,6 +12,8 @@
 // - A file with a document that cannot be identified (YAML syntax error, no kind or name) still
 //   applies its good objects, but deletes nothing on that load: we cannot tell what it still holds.
 // - A file that cannot be read keeps its objects; a removed file deletes them.
+// - A file over MAX_FILE_BYTES is not read (counted and logged as too-large, its objects kept):
+//   each of its documents is bounded too (manifest-parse.ts), this bounds how many there are.
 
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
@@ -28,6 +30,8 @@ export interface ManifestsOptions {
   rescanIntervalMs?: number;
   /** Quiet time after a watch notification before files are read. Default 100 ms. */
   debounceMs?: number;
+  /** Files larger than this are not read. Default MAX_FILE_BYTES (tests make it small). */
+  maxFileBytes?: number;
   /** Clock for observedAt (tests). */
   now?: () => number;
 }
@@ -51,6 +55,9 @@ interface FileState {
 }
 
 const MANIFEST_FILE = /\.(ya?ml|json)$/i;
+
+/** The largest file read: room for 100,000 Services with their EndpointSlices in one file. */
+export const MAX_FILE_BYTES = 256 * 1024 * 1024;
 
 export class ManifestsSource implements Source {
   readonly counters: ManifestCounters = { filesLoaded: 0, objectsApplied: 0, rejected: new Map(), duplicates: 0 };
@@ -193,9 +200,11 @@ export class ManifestsSource implements Source {
     // three thread-pool round trips of the async calls cost more than the read (~1 ms per file,
     // most of a change's latency; docs/daemon.md). The loads are sequential either way.
     let statKey: string;
+    let size: number;
     try {
       const st = statSync(path);
       if (!st.isFile()) return;
+      size = st.size;
       statKey = `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') this.removeFile(path, observedAt);
@@ -204,6 +213,14 @@ export class ManifestsSource implements Source {
     }
     const prev = this.files.get(path);
     if (prev && !force && prev.statKey === statKey) return;
+    const maxBytes = this.opts.maxFileBytes ?? MAX_FILE_BYTES;
+    if (size > maxBytes) {
+      // once per version of the file, not on every rescan
+      if (prev?.statKey !== statKey) this.reject(path, 'too-large', `${size} bytes, more than ${maxBytes}: not read, its objects are kept`);
+      if (prev) prev.statKey = statKey;
+      else this.files.set(path, { statKey, hash: '', objects: new Map() });
+      return;
+    }
     let text: string;
     try {
       text = readFileSync(path, 'utf8');
@@ -270,7 +287,8 @@ export class ManifestsSource implements Source {
   /** Emit whatever the winning definition of `id` now is, if it differs from what was emitted. */
   private resolve(id: string, observedAt: number): void {
     const paths = this.owners.get(id);
-    const winner = paths && paths.size > 0 ? [...paths].sort().at(-1)! : undefined;
+    // (one file per object is the rule: no array to sort then)
+    const winner = paths === undefined || paths.size === 0 ? undefined : paths.size === 1 ? paths.values().next().value! : [...paths].sort().at(-1)!;
     const obj = winner !== undefined ? this.files.get(winner)?.objects.get(id) : undefined;
     const before = this.emitted.get(id);
     if (!obj) {
