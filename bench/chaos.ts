@@ -58,9 +58,11 @@ function report(f: ChaosFigures, env: { commit: string; loadStart: string; loadE
       "times are the run's own on a busy machine.",
     '',
     'Two lab nodes, `weir daemon --kubeconfig` on each against the fake API server (list/watch over TLS), each',
-    "daemon's socket LB on its node's own cgroup (where that node's client pods run), the external client in a cgroup",
-    'of its own. node1 forwards NodePort flows to node2 in tunnel mode, node2 to node1 in DSR mode. A NetworkPolicy',
-    'admits the client pods and the underlay to the backends (app=web); the intruder pod (node1) is denied.',
+    "daemon's socket LB on its node's own cgroup (where that node's client pods run), an external client per NodePort",
+    'frontend, each in a cgroup of its own (one client for all of them meets a 4-tuple collision at the backend, not',
+    'a restart problem: docs/operations.md, Chaos). node1 forwards NodePort flows to node2 in tunnel mode, node2 to',
+    'node1 in DSR mode. A NetworkPolicy admits the client pods and the underlay to the backends (app=web); the',
+    'intruder pod (node1) is denied.',
     '',
     `Faults, in order: ${f.options.rounds} rounds of kill -9 of weir on both nodes and a restart (0-400 ms with no daemon, ` +
       `then ${f.options.dwellMs ?? 500} ms of traffic after both are ready); ${f.options.stoppedRounds} rounds of weir stopped (SIGTERM) on both ` +

@@ -1,12 +1,12 @@
 // Issue 16, "Chaos under load" (must-show 1), the short variant of `make chaos` (bench/chaos.ts):
 // two lab nodes fed by the fake API server (test/lib/chaos-lab.ts), a new connection every 100 ms
 // on each of ten paths (ClusterIP from a pod on each node through the socket LB, NodePorts local
-// and forwarded in tunnel and DSR mode from an external client, an allowed pod pair across nodes,
-// and three pairs the NetworkPolicy denies) and four long-lived streams, while weir on both nodes
-// is killed with kill -9 and restarted 5 times, stopped while endpoints and policies change and
-// restarted, and the API server restarts and drops every watch. No connection fails, no denied
-// connection gets through, no stream loses a line or waits a second; after the stop both nodes'
-// maps match the API server and the renamed policy selects the backends.
+// and forwarded in tunnel and DSR mode from external clients, one per frontend, an allowed pod
+// pair across nodes, and three pairs the NetworkPolicy denies) and four long-lived streams, while
+// weir on both nodes is killed with kill -9 and restarted 5 times, stopped while endpoints and
+// policies change and restarted, and the API server restarts and drops every watch. No
+// connection fails, no denied connection gets through, no stream loses a line or waits a second;
+// after the stop both nodes' maps match the API server and the renamed policy selects the backends.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

@@ -2,9 +2,13 @@
 // its short variant test/lab/chaos.test.ts). Two lab nodes with CNI ptp pods and routed pod
 // subnets, `weir daemon --kubeconfig` on each against the fake API server (its own process in
 // an `api` namespace on the underlay), each daemon's socket LB attached to its node's own
-// cgroup, where that node's client pods run; the external client has a cgroup of its own.
+// cgroup, where that node's client pods run; the external clients have cgroups of their own.
 // node1 forwards NodePort flows to node2 in tunnel mode, node2 to node1 in DSR: one lab covers
-// both forwarding modes. The cluster's objects are built here; chaos-faults.ts changes them.
+// both forwarding modes. Each NodePort frontend has an external client (an address) of its own:
+// weir keeps the client's address on forwarded NodePort flows, so one client reusing a source
+// port towards two frontends that pick the same backend gives that backend two connections with
+// one 4-tuple, and the older one dies (`sharedClient` builds that case: see docs/operations.md,
+// Chaos). The cluster's objects are built here; chaos-campaign.ts changes them.
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +19,6 @@ import { endpointSlice, k8sNamespace, k8sPod, networkPolicy, node, service, Weir
 
 const TOKEN = 'weir-chaos-token';
 const API_ADDRESS = '198.18.0.100';
-const CLIENT_ADDRESS = '198.18.0.101';
 export const WEB_IP = '198.19.0.10';
 /** NodePort A: backend be1 on node1; NodePort B: backend be2 on node2 */
 export const NODEPORT_A = 30101;
@@ -27,6 +30,10 @@ export const BACKEND_PORT = 8080;
 const WEB_PORTS: PortSpec[] = [{ name: 'http', port: 80, targetPort: BACKEND_PORT, protocol: 'TCP' }];
 const portsA: PortSpec[] = [{ name: 'http', port: 80, targetPort: BACKEND_PORT, protocol: 'TCP', nodePort: NODEPORT_A }];
 const portsB: PortSpec[] = [{ name: 'http', port: 80, targetPort: BACKEND_PORT, protocol: 'TCP', nodePort: NODEPORT_B }];
+
+/** The NodePort frontends the external clients dial: node1's and node2's NodePort A and B. */
+export type ExternalPath = 'node1-local' | 'node2-local' | 'node1-tunnel' | 'node2-dsr';
+const EXTERNAL_PATHS: ExternalPath[] = ['node1-local', 'node2-local', 'node1-tunnel', 'node2-dsr'];
 
 /** What the faults may change in the cluster; everything else stays as built. */
 export interface ChaosState {
@@ -43,7 +50,8 @@ export interface ChaosLab {
   nodes: [LabNode, LabNode];
   weirs: [WeirNode, WeirNode];
   server: RemoteApiServer;
-  client: External;
+  /** the external client of each NodePort frontend (one shared client with `sharedClient`) */
+  clients: Record<ExternalPath, External>;
   pods: Record<'be1' | 'be2' | 'be3' | 'cl1' | 'cl2' | 'intruder', Pod>;
   state: ChaosState;
   /** the cluster's objects for `state` */
@@ -55,13 +63,15 @@ export interface ChaosLab {
 const asKube = (o: object) => o as KubeObject;
 
 /** Builds the lab, starts the API server and both daemons (ready), and the backends. */
-export async function chaosLab(name: string, opts: { logLevel?: 'debug' | 'info' } = {}): Promise<ChaosLab> {
+export async function chaosLab(name: string, opts: { logLevel?: 'debug' | 'info'; sharedClient?: boolean } = {}): Promise<ChaosLab> {
   const lab = await Lab.create({ name });
   const n1 = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
   const n2 = await lab.node('node2', { address: '198.18.0.2/24', podSubnet: '198.18.2.0/24' });
   await lab.routePodSubnets();
   const api = await lab.external('api', { address: `${API_ADDRESS}/24` });
-  const client = await lab.external('client', { address: `${CLIENT_ADDRESS}/24`, cgroup: true });
+  const clients = {} as Record<ExternalPath, External>;
+  for (const [i, path] of EXTERNAL_PATHS.entries())
+    clients[path] = opts.sharedClient && i > 0 ? clients['node1-local'] : await lab.external(`c-${path}`, { address: `198.18.0.${101 + i}/24`, cgroup: true });
   const server = await RemoteApiServer.start(api.ns, lab.dir, { tls: true, token: TOKEN, host: API_ADDRESS, port: 6443 });
   const kubeconfig = join(lab.dir, 'kubeconfig');
   writeFileSync(kubeconfig, server.kubeconfigYaml(TOKEN));
@@ -123,7 +133,7 @@ export async function chaosLab(name: string, opts: { logLevel?: 'debug' | 'info'
     nodes: [n1, n2],
     weirs: [w1, w2],
     server,
-    client,
+    clients,
     pods,
     state,
     objects,

@@ -8,7 +8,7 @@ import type { Cgroup } from './lab/cgroup.js';
 import type { Netns } from './lab/netns.js';
 import { probe, type Attempt, type Prober } from './prober.js';
 import type { Flow } from './weir-node.js';
-import { BACKEND_PORT, NODEPORT_A, NODEPORT_B, WEB_IP, type ChaosLab } from './chaos-lab.js';
+import { BACKEND_PORT, NODEPORT_A, NODEPORT_B, WEB_IP, type ChaosLab, type ExternalPath } from './chaos-lab.js';
 
 /** A place connections come from and go to; `deny`: the policy must stop every one of them. */
 export interface ChaosPath {
@@ -47,20 +47,20 @@ export interface StreamFigures {
 }
 
 /** The paths of the campaign: ClusterIP (socket LB) from a pod on each node, NodePorts local and
- *  forwarded in both modes from the external client, an allowed pod pair across nodes, and the
+ *  forwarded in both modes from the external clients (one per frontend), an allowed pod pair across nodes, and the
  *  intruder's denied pairs (same node, other node, through the ClusterIP). */
 export function chaosPaths(c: ChaosLab): ChaosPath[] {
   const [n1, n2] = c.nodes;
   const [w1, w2] = c.weirs;
-  const ext = { ns: c.client.ns, ...(c.client.cgroup ? { cgroup: c.client.cgroup } : {}) };
+  const ext = (p: ExternalPath) => ({ ns: c.clients[p].ns, ...(c.clients[p].cgroup ? { cgroup: c.clients[p].cgroup } : {}) });
   const { be1, be2, cl1, cl2, intruder } = c.pods;
   return [
     { name: 'clusterip from node1 pod', ns: cl1.ns, cgroup: w1.cgroup, host: WEB_IP, port: 80, expect: 'allow' },
     { name: 'clusterip from node2 pod', ns: cl2.ns, cgroup: w2.cgroup, host: WEB_IP, port: 80, expect: 'allow' },
-    { name: 'nodeport node1 local', ...ext, host: n1.address, port: NODEPORT_A, expect: 'allow' },
-    { name: 'nodeport node2 local', ...ext, host: n2.address, port: NODEPORT_B, expect: 'allow' },
-    { name: 'nodeport node1->node2 tunnel', ...ext, host: n1.address, port: NODEPORT_B, expect: 'allow' },
-    { name: 'nodeport node2->node1 dsr', ...ext, host: n2.address, port: NODEPORT_A, expect: 'allow' },
+    { name: 'nodeport node1 local', ...ext('node1-local'), host: n1.address, port: NODEPORT_A, expect: 'allow' },
+    { name: 'nodeport node2 local', ...ext('node2-local'), host: n2.address, port: NODEPORT_B, expect: 'allow' },
+    { name: 'nodeport node1->node2 tunnel', ...ext('node1-tunnel'), host: n1.address, port: NODEPORT_B, expect: 'allow' },
+    { name: 'nodeport node2->node1 dsr', ...ext('node2-dsr'), host: n2.address, port: NODEPORT_A, expect: 'allow' },
     { name: 'pod cl2->be1 across nodes', ns: cl2.ns, cgroup: w2.cgroup, host: be1.ip, port: BACKEND_PORT, expect: 'allow' },
     { name: 'denied intruder->be1 same node', ns: intruder.ns, cgroup: w1.cgroup, host: be1.ip, port: BACKEND_PORT, expect: 'deny' },
     { name: 'denied intruder->be2 across nodes', ns: intruder.ns, cgroup: w1.cgroup, host: be2.ip, port: BACKEND_PORT, expect: 'deny' },
@@ -71,12 +71,12 @@ export function chaosPaths(c: ChaosLab): ChaosPath[] {
 /** The long-lived streams: a ClusterIP connection from a pod, and each NodePort kind. */
 export function chaosStreams(c: ChaosLab): ChaosPath[] {
   const [n1, n2] = c.nodes;
-  const ext = { ns: c.client.ns, ...(c.client.cgroup ? { cgroup: c.client.cgroup } : {}) };
+  const ext = (p: ExternalPath) => ({ ns: c.clients[p].ns, ...(c.clients[p].cgroup ? { cgroup: c.clients[p].cgroup } : {}) });
   return [
     { name: 'stream clusterip from node1 pod', ns: c.pods.cl1.ns, cgroup: c.weirs[0].cgroup, host: WEB_IP, port: 80, expect: 'allow' },
-    { name: 'stream nodeport node1 local', ...ext, host: n1.address, port: NODEPORT_A, expect: 'allow' },
-    { name: 'stream nodeport node1->node2 tunnel', ...ext, host: n1.address, port: NODEPORT_B, expect: 'allow' },
-    { name: 'stream nodeport node2->node1 dsr', ...ext, host: n2.address, port: NODEPORT_A, expect: 'allow' },
+    { name: 'stream nodeport node1 local', ...ext('node1-local'), host: n1.address, port: NODEPORT_A, expect: 'allow' },
+    { name: 'stream nodeport node1->node2 tunnel', ...ext('node1-tunnel'), host: n1.address, port: NODEPORT_B, expect: 'allow' },
+    { name: 'stream nodeport node2->node1 dsr', ...ext('node2-dsr'), host: n2.address, port: NODEPORT_A, expect: 'allow' },
   ];
 }
 
