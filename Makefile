@@ -195,3 +195,10 @@ distclean: clean
 .PHONY: bench-startup
 bench-startup: deps build
 	node --enable-source-maps dist/bench/startup.js
+
+## chaos: issue 16's chaos under load: two lab nodes, 100 kill -9 restarts of both daemons, stops
+## while the cluster changes, API server restarts; figures in bench/results/chaos.md/json
+.PHONY: chaos
+chaos: deps build
+	@[ "$$(id -u)" = 0 ] || { echo "make chaos needs root (namespaces, BPF)"; exit 1; }
+	node --enable-source-maps dist/bench/chaos.js

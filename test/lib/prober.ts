@@ -11,6 +11,7 @@
 import { connect } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { Cgroup } from './lab/cgroup.js';
 import type { Netns } from './lab/netns.js';
 import type { ManagedProcess } from './proc.js';
 
@@ -79,11 +80,11 @@ export interface Prober {
 }
 
 /** Starts a prober in `ns` against host:port. */
-export function probe(ns: Netns, host: string, port: number, opts: { every?: number; timeoutMs?: number } = {}): Prober {
+export function probe(ns: Netns, host: string, port: number, opts: { every?: number; timeoutMs?: number; cgroup?: Cgroup } = {}): Prober {
   const script = new URL(import.meta.url).pathname;
   const args = [script, '--host', host, '--port', String(port), '--every', String(opts.every ?? 25), '--timeout', String(opts.timeoutMs ?? 500)];
   const attemptTimeout = opts.timeoutMs ?? 500;
-  const proc = ns.spawn(process.execPath, args, { label: `prober ${host}:${port} [${ns.short}]` });
+  const proc = ns.spawn(process.execPath, args, { label: `prober ${host}:${port} [${ns.short}]`, ...(opts.cgroup ? { cgroup: opts.cgroup } : {}) });
   const attempts = (): Attempt[] =>
     proc.stdout
       .split('\n')

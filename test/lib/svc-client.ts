@@ -136,12 +136,17 @@ function flow(proto: string, host: string, port: number, seconds: number, interv
     let last = Date.now();
     let got = (line: string) => {
       let name = '?';
+      // the echo server answers each read: lines the kernel coalesced into one segment (Nagle,
+      // after a retransmission) come back as one reply echoing all of them, each one answered
+      let lines = 1;
       try {
-        name = (JSON.parse(line) as Reply).server;
+        const reply = JSON.parse(line) as Reply & { echo?: string };
+        name = reply.server;
+        if (typeof reply.echo === 'string') lines = Math.max(1, reply.echo.split('\n').length);
       } catch {
         /* partial */
       }
-      r.received++;
+      r.received += lines;
       const now = Date.now();
       r.maxGapMs = Math.max(r.maxGapMs, now - last);
       last = now;

@@ -168,7 +168,10 @@ function compileRules(raw: unknown, dir: 'ingress' | 'egress', namespace: string
   rules.forEach((r, index) => {
     const f = `spec.${dir}[${index}]`;
     const rule = typeof r === 'object' && r !== null ? (r as Record<string, unknown>) : {};
-    const rawPeers = list(rule[peerField]);
+    // client-node's ObjectSerializer (the API source deserializes every object with it) names
+    // the ingress rule's `from` `_from` (a reserved word in its generator): read either, or a
+    // rule from the API would lose its peers and allow every one
+    const rawPeers = list(rule[peerField] ?? (dir === 'ingress' ? rule._from : undefined));
     const rawPorts = list(rule.ports);
     // A bad entry is dropped, but a list that had entries never becomes "all": an empty result matches nothing.
     const peers: CompiledRule['peers'] =
