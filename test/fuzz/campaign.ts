@@ -1,0 +1,403 @@
+// The hostile-packet campaign (issue 16): every packet program of bpf-c/ loaded as in
+// production (maps shared by pin name in a private bpffs), real state programmed (frontends,
+// backends, peer nodes, tunnel routes, and conntrack entries made by running the first packets
+// of flows), then a seeded stream of generated and mutated packets (test/lib/packet/fuzz.ts)
+// through each program by the native runner (test/fixtures/native/fuzz_runner.c), in a netns
+// of its own, with three oracles:
+//   (a) safe: every run returns, with a valid verdict, and the kernel log gains no warning;
+//   (b) no misparse: the kernel build of the parser agrees with the host build on every field,
+//       and the program's own decision follows the parse (it counts a malformed/non-IP/
+//       fragment reason the parser gave, or hands the other family on);
+//   (c) no rewrite without state: a packet that carries no state address (fuzz.ts stateless())
+//       leaves byte for byte as it came, passed or handed on; the one drop allowed is weir's
+//       VXLAN from a stranger (TUNNEL_DENIED), and it too leaves the bytes alone.
+// The sock_lb programs are cgroup socket hooks: they take no packets, so they are not here.
+
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfObject, withNetns, type TypedMap } from '../../src/bpf/index.js';
+import { counterTotals, readCounters, reasonNames } from '../../src/dataplane/counters.js';
+import { onCleanup } from '../lib/cleanup.js';
+import { repoRoot } from '../lib/paths.js';
+import { FUZZ_WORLD, VXLAN_PORT, fuzzStream, stateless } from '../lib/packet/fuzz.js';
+import { eth } from '../lib/packet/build.js';
+import { addService, loadServiceDataplane, type ProgramKey, type ServiceDataplane } from '../bpf/service-fixture.js';
+import { codecFor, typedMap } from '../../src/bpf/index.js';
+
+const RUNNER = join(repoRoot, 'build', 'test-native', 'fuzz_runner');
+const RECORD_OBJ = join(repoRoot, 'build', 'test-bpf', 'parse_record.o');
+const PROBE_OBJ = join(repoRoot, 'build', 'bpf', 'probe.o');
+const RESULT_SIZE = 24; // struct fuzz_result
+const F_SAME = 1;
+const F_PARSE_AGREE = 2;
+const F_KERNEL_REFUSED = 4;
+const F_COUNTED = 8;
+/** the fields of struct packet the runner compares, in the order of its mismatch bits */
+export const PARSE_FIELDS = [
+  'reason',
+  'l3_proto',
+  'l4_proto',
+  'flags',
+  'l3_off',
+  'l4_off',
+  'len',
+  'l3_len',
+  'saddr',
+  'daddr',
+  'sport',
+  'dport',
+  'tcp_flags',
+  'icmp',
+  'ttl',
+];
+const TC_VERDICTS = new Set([-1, 0, 2, 7]); // TCX_NEXT, PASS, DROP, REDIRECT: all weir returns
+const XDP_VERDICTS = new Set([0, 1, 2, 3, 4]);
+const TERMINAL = new Set(['not_ip', 'fragment', 'malformed_eth', 'malformed_ipv4_hdr', 'malformed_ipv4_len', 'malformed_ipv6', 'malformed_l4']);
+const ETH_P_IPV6 = 0x86dd;
+const WEIR_VNI = 0x574549;
+
+interface ProgramSpec {
+  name: string;
+  /** the object and program: the service dataplane's, or the probe's */
+  key: ProgramKey | 'probe';
+  prog: string;
+  hook: number;
+  hookName: string;
+  /** the family the program handles; the other is handed on (TCX_NEXT) */
+  family: 4 | 6 | 'all' | 'none';
+  xdp?: boolean;
+}
+
+export const PROGRAMS: ProgramSpec[] = [
+  { name: 'from_pod', key: 'fromPod', prog: 'weir_from_pod', hook: 1, hookName: 'from_pod', family: 4 },
+  { name: 'from_pod6', key: 'fromPod6', prog: 'weir_from_pod6', hook: 1, hookName: 'from_pod', family: 6 },
+  { name: 'from_host', key: 'fromHost', prog: 'weir_from_host', hook: 3, hookName: 'from_host', family: 4 },
+  { name: 'from_host6', key: 'fromHost6', prog: 'weir_from_host6', hook: 3, hookName: 'from_host', family: 6 },
+  { name: 'to_pod', key: 'toPod', prog: 'weir_to_pod', hook: 2, hookName: 'to_pod', family: 'none' },
+  { name: 'probe', key: 'probe', prog: 'weir_probe', hook: 0, hookName: 'probe', family: 'all' },
+  { name: 'probe_xdp', key: 'probe', prog: 'weir_probe_xdp', hook: 0, hookName: 'probe', family: 'all', xdp: true },
+];
+
+export interface ProgramResult {
+  program: string;
+  packets: number;
+  /** BPF_PROG_TEST_RUN refused the frame (shorter than the headers the kernel pulls) */
+  refused: number;
+  parseCompared: number;
+  parseAgree: number;
+  decisionChecked: number;
+  decisionAgree: number;
+  stateless: number;
+  statelessRewritten: number;
+  unsafe: number;
+  verdicts: Record<string, number>;
+  /** the reasons the program counted, from weir_counters (NAT paths taken show here) */
+  reasons: Record<string, number>;
+  runSeconds: number;
+}
+
+export interface Failure {
+  program: string;
+  index: number;
+  oracle: 'safe' | 'parse' | 'decision' | 'stateless';
+  detail: string;
+  file: string;
+}
+
+export interface CampaignResult {
+  seed: number;
+  count: number;
+  kernel: string;
+  generateSeconds: number;
+  programs: ProgramResult[];
+  failures: Failure[];
+  kinds: Record<string, number>;
+  mutations: Record<string, number>;
+  dmesgNew: string[];
+}
+
+/** The state of FUZZ_WORLD in the maps: services, peers, tunnel routes. */
+function programState(dp: ServiceDataplane): void {
+  let id = 1;
+  for (const w of [FUZZ_WORLD.v4, FUZZ_WORLD.v6])
+    for (const fe of w.frontends)
+      for (const scope of ['internal', 'external'] as const)
+        addService(dp, { id: id++, address: fe.address, port: fe.port, protocol: fe.protocol, scope, backends: w.backends });
+  type CodecName = Parameters<typeof codecFor>[0];
+  const map = (name: string, k: CodecName, v: CodecName) => typedMap(dp.objects.fromHost6.map(name), codecFor(k), codecFor(v)) as TypedMap<unknown, unknown>;
+  for (const peer of FUZZ_WORLD.v4.peers) map('weir_nodes4', 'weir_node4_key', 'weir_node4').set({ address: peer }, { flags: 1 });
+  for (const peer of FUZZ_WORLD.v6.peers) map('weir_nodes6', 'weir_node6_key', 'weir_node6').set({ address: peer }, { flags: 1 });
+  map('weir_tunnel4', 'weir_tunnel4_key', 'weir_tunnel4').set({ prefixlen: 24, address: '198.18.2.0' }, { node_ip: FUZZ_WORLD.v4.peers[0], flags: 1 });
+  map('weir_tunnel6', 'weir_tunnel6_key', 'weir_tunnel6').set({ prefixlen: 64, address: '2001:2:0:2::' }, { node_ip: FUZZ_WORLD.v6.peers[0], flags: 1 });
+}
+
+/** Conntrack entries made the real way: the first packets of flows from each client to each frontend. */
+function openFlows(dp: ServiceDataplane): void {
+  for (const [v6, w] of [[false, FUZZ_WORLD.v4] as const, [true, FUZZ_WORLD.v6] as const])
+    for (const client of w.clients)
+      for (const fe of w.frontends)
+        for (let sport = 40000; sport < 40004; sport++) {
+          const ip = v6 ? eth().ipv6({ src: client, dst: fe.address }) : eth().ipv4({ src: client, dst: fe.address });
+          const pkt =
+            fe.protocol === 6
+              ? ip.tcp({ sport, dport: fe.port, flags: ['syn'] })
+              : fe.protocol === 17
+                ? ip.udp({ sport, dport: fe.port })
+                : fe.protocol === 132
+                  ? null
+                  : v6
+                    ? ip.icmpv6({ type: 'echo-request', id: sport, seq: 1 })
+                    : ip.icmp({ type: 'echo-request', id: sport, seq: 1 });
+          if (!pkt) continue;
+          const key: ProgramKey = sport < 40002 ? (v6 ? 'fromPod6' : 'fromPod') : v6 ? 'fromHost6' : 'fromHost';
+          dp.run(key, pkt.build());
+        }
+}
+
+interface Snapshot {
+  ct4: [unknown, unknown][];
+  ct6: [unknown, unknown][];
+}
+
+function snapshot(dp: ServiceDataplane): Snapshot {
+  return { ct4: [...dp.conntrack.entries()], ct6: [...dp.ipv6.conntrack.entries()] };
+}
+
+/** Back to the seeded conntrack: the entries a chunk's packets made are gone, the seeded ones as they were. */
+function restore(dp: ServiceDataplane, s: Snapshot): void {
+  for (const [m, entries] of [
+    [dp.conntrack, s.ct4],
+    [dp.ipv6.conntrack, s.ct6],
+    [dp.affinity, []],
+    [dp.ipv6.affinity, []],
+  ] as [TypedMap<unknown, unknown>, [unknown, unknown][]][]) {
+    m.deleteMany([...m.keys()]);
+    if (entries.length) m.setMany(entries);
+  }
+}
+
+/** The kernel log lines that would mean a program did something unsafe. */
+function dmesgLines(): string[] {
+  return execFileSync('dmesg', { maxBuffer: 64 << 20 })
+    .toString()
+    .split('\n');
+}
+const ALARM = /WARNING|BUG|Oops|KASAN|UBSAN|general protection|bpf|stack-protector|refcount/i;
+
+/** Whether @p is weir's VXLAN (UDP to the tunnel port, the I flag and weir's VNI), from the host parse's L4 offset. */
+function weirVxlan(p: Buffer, l4Proto: number, l4Off: number): boolean {
+  if (l4Proto !== 17 || l4Off + 16 > p.length) return false;
+  return p.readUInt16BE(l4Off + 2) === VXLAN_PORT && (p[l4Off + 8]! & 0x08) !== 0 && p.readUInt32BE(l4Off + 12) >>> 8 === WEIR_VNI;
+}
+
+export interface CampaignOptions {
+  seed: number;
+  count: number;
+  /** packets per native run (one input file) */
+  chunk?: number;
+  /** where failing packets go, as hex */
+  failureDir: string;
+  log?: (line: string) => void;
+  /** only these programs (names) */
+  only?: string[];
+}
+
+export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
+  const log = o.log ?? (() => {});
+  const chunk = o.chunk ?? 100_000;
+  const netns = `weir-fuzz-${process.pid}`;
+  execFileSync('ip', ['netns', 'add', netns]);
+  const dropNetns = onCleanup(`delete netns ${netns}`, () => void execFileSync('ip', ['netns', 'del', netns], { stdio: 'ignore' }));
+  const dp = loadServiceDataplane();
+  const probe = BpfObject.load(PROBE_OBJ, { pinDir: dp.bpffs.path });
+  const record = BpfObject.load(RECORD_OBJ, { pinDir: dp.bpffs.path });
+  const work = join(o.failureDir, `.work-${process.pid}`);
+  mkdirSync(work, { recursive: true });
+  const dmesgBefore = dmesgLines().length;
+  try {
+    const pin = (name: string) => join(dp.bpffs.path, name);
+    record.map('weir_fuzz_parse').pin(pin('fuzz_record_map'));
+    record.program('weir_parse_record').pin(pin('fuzz_record_prog'));
+    const programs = PROGRAMS.filter((p) => !o.only || o.only.includes(p.name));
+    for (const p of programs) (p.key === 'probe' ? probe : dp.objects[p.key]).program(p.prog).pin(pin(`fuzz_${p.name}`));
+    withNetns(netns, () => {
+      programState(dp);
+      openFlows(dp);
+    });
+    const seeded = snapshot(dp);
+    log(`# state: ${seeded.ct4.length} IPv4 and ${seeded.ct6.length} IPv6 conntrack entries from the first packets of flows`);
+
+    const results = new Map<string, ProgramResult>(
+      programs.map((p) => [
+        p.name,
+        {
+          program: p.name,
+          packets: 0,
+          refused: 0,
+          parseCompared: 0,
+          parseAgree: 0,
+          decisionChecked: 0,
+          decisionAgree: 0,
+          stateless: 0,
+          statelessRewritten: 0,
+          unsafe: 0,
+          verdicts: {},
+          reasons: {},
+          runSeconds: 0,
+        },
+      ]),
+    );
+    const failures: Failure[] = [];
+    const kinds: Record<string, number> = {};
+    const mutations: Record<string, number> = {};
+    let generateSeconds = 0;
+    const stream = fuzzStream(o.seed, o.count);
+    for (let base = 0; base < o.count; base += chunk) {
+      const t0 = performance.now();
+      const n = Math.min(chunk, o.count - base);
+      // stateless packets first: they meet the seeded state only, nothing a chunk's packets made
+      const free: { i: number; p: Buffer }[] = [];
+      const held: { i: number; p: Buffer }[] = [];
+      for (let i = 0; i < n; i++) {
+        const g = stream.next().value!;
+        kinds[g.kind] = (kinds[g.kind] ?? 0) + 1;
+        mutations[g.how] = (mutations[g.how] ?? 0) + 1;
+        (stateless(g.packet) ? free : held).push({ i: base + i, p: g.packet });
+      }
+      const order = [...free, ...held];
+      const input = Buffer.alloc(order.reduce((s, x) => s + 4 + x.p.length, 0));
+      let at = 0;
+      for (const x of order) {
+        input.writeUInt32LE(x.p.length, at);
+        x.p.copy(input, at + 4);
+        at += 4 + x.p.length;
+      }
+      const inFile = join(work, 'packets.bin');
+      writeFileSync(inFile, input);
+      generateSeconds += (performance.now() - t0) / 1000;
+
+      for (const spec of programs) {
+        const r = results.get(spec.name)!;
+        withNetns(netns, () => restore(dp, seeded));
+        const countersBefore = counterTotals(readCounters(dp.objects.fromPod.map('weir_counters')))[spec.hookName] ?? {};
+        const outFile = join(work, `results-${spec.name}.bin`);
+        const t1 = performance.now();
+        execFileSync(
+          'ip',
+          [
+            'netns',
+            'exec',
+            netns,
+            RUNNER,
+            pin(`fuzz_${spec.name}`),
+            pin('fuzz_record_prog'),
+            pin('fuzz_record_map'),
+            pin('weir_counters'),
+            String(spec.hook),
+            inFile,
+            outFile,
+          ],
+          { env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' }, stdio: ['ignore', 'ignore', 'pipe'] },
+        );
+        r.runSeconds += (performance.now() - t1) / 1000;
+        const countersAfter = counterTotals(readCounters(dp.objects.fromPod.map('weir_counters')))[spec.hookName] ?? {};
+        for (const [why, v] of Object.entries(countersAfter)) {
+          const d = v - (countersBefore[why] ?? 0);
+          if (d) r.reasons[why] = (r.reasons[why] ?? 0) + d;
+        }
+        const out = readFileSync(outFile);
+        if (out.length !== order.length * RESULT_SIZE) throw new Error(`fuzz_runner answered ${out.length / RESULT_SIZE} of ${order.length} packets`);
+        order.forEach((x, k) => judge(spec, r, x.p, x.i, out.subarray(k * RESULT_SIZE, (k + 1) * RESULT_SIZE), k < free.length, failures, o));
+      }
+      log(`# ${base + n} of ${o.count} packets through ${programs.length} programs (${free.length} stateless in this chunk)`);
+    }
+    const dmesgNew = dmesgLines()
+      .slice(dmesgBefore)
+      .filter((l) => ALARM.test(l));
+    const kernel = execFileSync('uname', ['-r']).toString().trim();
+    return { seed: o.seed, count: o.count, kernel, generateSeconds, programs: [...results.values()], failures, kinds, mutations, dmesgNew };
+  } finally {
+    record.close();
+    probe.close();
+    await dp.close();
+    await dropNetns();
+    execFileSync('rm', ['-rf', work]);
+  }
+}
+
+/** The three oracles on one packet's result; a failure is written out as hex (at most 20 per program). */
+function judge(spec: ProgramSpec, r: ProgramResult, p: Buffer, index: number, res: Buffer, isFree: boolean, failures: Failure[], o: CampaignOptions): void {
+  const retval = res.readInt32LE(0);
+  const err = res.readInt32LE(4);
+  const flags = res[12]!;
+  const hostReason = reasonNames.get(res[13]!) ?? `reason_${res[13]}`;
+  const l4Proto = res[15]!;
+  const l3Proto = res.readUInt16LE(16);
+  const l4Off = res.readUInt16LE(18);
+  const mismatch = res.readUInt32LE(20);
+  r.packets++;
+  const fail = (oracle: Failure['oracle'], detail: string) => {
+    if (failures.filter((f) => f.program === spec.name).length >= 20) return;
+    const file = join(o.failureDir, `${spec.name}-seed${o.seed}-${index}.hex`);
+    writeFileSync(file, `# ${spec.name} ${oracle}: ${detail}\n# replay: make fuzz SEED=${o.seed} COUNT=${index + 1}\n${p.toString('hex')}\n`);
+    failures.push({ program: spec.name, index, oracle, detail, file });
+  };
+
+  // (a) the run returned with a verdict the hook knows; the kernel refuses only frames too short for it
+  if (err) {
+    const short = p.length < 14 || (l3Proto === 0x0800 && p.length < 34) || (l3Proto === ETH_P_IPV6 && p.length < 54);
+    if (err === 22 && short) r.refused++;
+    else {
+      r.unsafe++;
+      fail('safe', `test run failed: errno ${err}`);
+    }
+    return;
+  }
+  r.verdicts[String(retval)] = (r.verdicts[String(retval)] ?? 0) + 1;
+  if (!(spec.xdp ? XDP_VERDICTS : TC_VERDICTS).has(retval)) {
+    r.unsafe++;
+    fail('safe', `verdict ${retval}`);
+  }
+
+  // (b) kernel and host parse agree field by field (the record program refuses what the TC run refuses)
+  if (!(flags & F_KERNEL_REFUSED)) {
+    r.parseCompared++;
+    if (flags & F_PARSE_AGREE) r.parseAgree++;
+    else fail('parse', `fields differ: ${PARSE_FIELDS.filter((_, b) => mismatch & (1 << b)).join(', ')}`);
+  }
+  // ... and the program acts on the parse it was given
+  const decision = expectedDecision(spec, hostReason, l3Proto, p, l4Proto, l4Off);
+  if (decision) {
+    r.decisionChecked++;
+    const ok = decision === 'next' ? retval === -1 : decision === 'counted' ? (flags & F_COUNTED) !== 0 : (flags & F_COUNTED) !== 0 && retval === 0;
+    if (ok) r.decisionAgree++;
+    else fail('decision', `expected ${decision} for ${hostReason}, got verdict ${retval}${flags & F_COUNTED ? ', counted' : ', not counted'}`);
+  }
+
+  // (c) no rewrite of a packet that matches no state
+  if (isFree && spec.family !== 'none') {
+    r.stateless++;
+    const same = (flags & F_SAME) !== 0;
+    const allowed = same && (retval === 0 || retval === -1 || (spec.xdp && retval === 2) || (retval === 2 && weirVxlan(p, l4Proto, l4Off)));
+    if (!allowed) {
+      r.statelessRewritten++;
+      fail('stateless', `verdict ${retval}, ${same ? 'bytes unchanged' : `rewritten (${res.readUInt32LE(8)} bytes out)`}, parse ${hostReason}`);
+    }
+  }
+}
+
+/** What the program must do with a packet, given the host parse: 'next' (the other family's
+ *  program gets it), 'counted-pass' (counted the parse reason and passed it), 'counted'
+ *  (the probes count every reason), or undefined when the parse does not decide it alone. */
+function expectedDecision(spec: ProgramSpec, reason: string, l3Proto: number, p: Buffer, l4Proto: number, l4Off: number): string | undefined {
+  if (spec.family === 'all') return 'counted';
+  if (spec.family === 'none') return undefined;
+  const mine = spec.family === 6 ? l3Proto === ETH_P_IPV6 : l3Proto !== ETH_P_IPV6;
+  if (!mine) {
+    // from_host6 takes weir's tunnel packets under an IPv4 outer header (IPv6 inside)
+    if (spec.name === 'from_host6' && weirVxlan(p, l4Proto, l4Off)) return undefined;
+    return 'next';
+  }
+  return TERMINAL.has(reason) ? 'counted-pass' : undefined;
+}
