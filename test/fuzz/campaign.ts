@@ -132,6 +132,21 @@ function programState(dp: ServiceDataplane): void {
   map('weir_tunnel6', 'weir_tunnel6_key', 'weir_tunnel6').set({ prefixlen: 64, address: '2001:2:0:2::' }, { node_ip: FUZZ_WORLD.v6.peers[0], flags: 1 });
 }
 
+/** The fuzz netns's underlay: a veth pair (both ends inside) on the peers' subnets, so the encapsulation's
+ *  FIB lookups find a route to the peer (and go on to bpf_skb_adjust_room and the redirect)
+ *  instead of stopping at tunnel_failed. Test runs see the netns's lo as their device. */
+function underlay(netns: string): void {
+  const ip = (...args: string[]) => execFileSync('ip', ['-n', netns, ...args]);
+  ip('link', 'set', 'lo', 'up');
+  ip('link', 'add', 'fz0', 'type', 'veth', 'peer', 'name', 'fz1');
+  ip('link', 'set', 'fz1', 'up');
+  ip('addr', 'add', '198.18.200.1/24', 'dev', 'fz0');
+  ip('-6', 'addr', 'add', '2001:2:0:a::1/64', 'dev', 'fz0', 'nodad');
+  ip('link', 'set', 'fz0', 'up');
+  // an ingress FIB lookup answers "forwarding disabled" unless the netns forwards
+  for (const knob of ['net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']) execFileSync('ip', ['netns', 'exec', netns, 'sysctl', '-qw', knob]);
+}
+
 /** Conntrack entries made the real way: the first packets of flows from each client to each frontend. */
 function openFlows(dp: ServiceDataplane): void {
   for (const [v6, w] of [[false, FUZZ_WORLD.v4] as const, [true, FUZZ_WORLD.v6] as const])
@@ -216,6 +231,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   mkdirSync(work, { recursive: true });
   const dmesgBefore = dmesgLines().length;
   try {
+    underlay(netns);
     const pin = (name: string) => join(dp.bpffs.path, name);
     record.map('weir_fuzz_parse').pin(pin('fuzz_record_map'));
     record.program('weir_parse_record').pin(pin('fuzz_record_prog'));

@@ -142,7 +142,8 @@ function ipPacket(rnd: Rnd, v6: boolean, e: Ends, opts: { frag?: 'first' | 'late
     const ext: NonNullable<Parameters<typeof ipv6>[0]['ext']>[number][] = [];
     if (opts.ext) {
       const kinds = ['hop-by-hop', 'dest-opts', 'routing'] as const;
-      for (let n = 1 + int(rnd, 3); n > 0; n--) {
+      // now and then a chain deeper than the parser walks (PARSE_IPV6_MAX_EXTHDRS, 6)
+      for (let n = rnd() < 0.1 ? 5 + int(rnd, 4) : 1 + int(rnd, 3); n > 0; n--) {
         const k = pick(rnd, kinds);
         ext.push(k === 'routing' ? { type: k, segmentsLeft: 0, addresses: [pick(rnd, FUZZ_WORLD.v6.strangers)] } : { type: k, options: [1, 2, 0, 0] });
       }
@@ -230,6 +231,20 @@ function vxlanFrame(rnd: Rnd, outerV6: boolean): PacketBuilder {
   return outer.udp({ sport: 49152 + int(rnd, 16384), dport: VXLAN_PORT, ...(outerV6 ? {} : { checksum: 0 }) }).payload(innerBytes);
 }
 
+/** An IPv6 packet with an Authentication Header (RFC 4302: its length in 4-byte units, minus 2)
+ *  before the transport header, which the builder has no layer for. */
+function withAh(rnd: Rnd, w: FamilyWorld): PacketBuilder {
+  const e = ends(rnd, w);
+  if (e.proto !== 6 && e.proto !== 17) e.proto = 6;
+  const l4 = ipPacket(rnd, true, e).build().subarray(40);
+  const words = 1 + int(rnd, 3); // 12, 16 or 20 bytes
+  const ah = Buffer.alloc((words + 2) * 4);
+  ah[0] = e.proto;
+  ah[1] = words;
+  ah.writeUInt32BE(int(rnd, 1 << 30), 4);
+  return ipv6({ src: e.src, dst: e.dst, nextHeader: 51 }).payload(Buffer.concat([ah, l4]));
+}
+
 /** Not IP, or IP behind a VLAN tag: the programs pass these on. */
 function other(rnd: Rnd): Buffer {
   if (rnd() < 0.5)
@@ -259,6 +274,7 @@ export function template(rnd: Rnd): FuzzTemplate {
   if (r < 0.65) return frame('vxlan-outer', vxlanFrame(rnd, v6));
   if (r < 0.75) return frame('fragment', ipPacket(rnd, v6, ends(rnd, w), { frag: rnd() < 0.5 ? 'first' : 'later' }));
   if (r < 0.9) return frame(v6 ? 'ext-headers' : 'options', ipPacket(rnd, v6, ends(rnd, w), v6 ? { ext: true } : { options: true }));
+  if (r < 0.92 && v6) return frame('ah', withAh(rnd, w));
   if (r < 0.95 && v6) return frame('nd', ipv6({ src: pick(rnd, w.clients), dst: 'ff02::1:ff00:1', hopLimit: 255 }).icmpv6({ type: 135, rest: 0 }));
   return { kind: 'other', packet: other(rnd) };
 }
