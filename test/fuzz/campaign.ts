@@ -342,7 +342,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   }
 }
 
-/** The three oracles on one packet's result; a failure is written out as hex (at most 20 per program). */
+/** The three oracles on one packet's result; a failure is written out as hex (the first 20 per program and oracle). */
 function judge(spec: ProgramSpec, r: ProgramResult, p: Buffer, index: number, res: Buffer, isFree: boolean, failures: Failure[], o: CampaignOptions): void {
   const retval = res.readInt32LE(0);
   const err = res.readInt32LE(4);
@@ -354,7 +354,7 @@ function judge(spec: ProgramSpec, r: ProgramResult, p: Buffer, index: number, re
   const mismatch = res.readUInt32LE(20);
   r.packets++;
   const fail = (oracle: Failure['oracle'], detail: string) => {
-    if (failures.filter((f) => f.program === spec.name).length >= 20) return;
+    if (failures.filter((f) => f.program === spec.name && f.oracle === oracle).length >= 20) return; // the first 20 of each kind
     const file = join(o.failureDir, `${spec.name}-seed${o.seed}-${index}.hex`);
     writeFileSync(file, `# ${spec.name} ${oracle}: ${detail}\n# replay: make fuzz SEED=${o.seed} COUNT=${index + 1}\n${p.toString('hex')}\n`);
     failures.push({ program: spec.name, index, oracle, detail, file });

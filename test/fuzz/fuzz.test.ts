@@ -40,11 +40,12 @@ test(`${COUNT} hostile packets through every packet program: safe, parsed as the
       r.programs.map((p) => p.program),
       PROGRAMS.map((p) => p.name),
     );
-    for (const p of r.programs) {
+    for (const p of r.programs)
       console.log(
         `# ${p.program}: parse ${p.parseAgree}/${p.parseCompared}, decision ${p.decisionAgree}/${p.decisionChecked}, ` +
           `stateless ${p.stateless} (${p.statelessRewritten} rewritten), refused ${p.refused}, ${p.runSeconds.toFixed(1)} s`,
       );
+    for (const p of r.programs) {
       assert.equal(p.packets, COUNT, p.program);
       assert.equal(p.unsafe, 0, `${p.program}: unsafe runs`);
       assert.equal(p.parseAgree, p.parseCompared, `${p.program}: kernel and host parse agree`);
