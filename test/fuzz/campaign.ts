@@ -10,7 +10,8 @@
 //       fragment reason the parser gave, or hands the other family on);
 //   (c) no rewrite without state: a packet that carries no state address (fuzz.ts stateless())
 //       leaves byte for byte as it came, passed or handed on; the one drop allowed is weir's
-//       VXLAN from a stranger (TUNNEL_DENIED), and it too leaves the bytes alone.
+//       VXLAN from a stranger (TUNNEL_DENIED), and it too leaves the bytes alone;
+//   and for the packets a program does rewrite: every checksum that held going in holds coming out.
 // The sock_lb programs are cgroup socket hooks: they take no packets, so they are not here.
 
 import { execFileSync } from 'node:child_process';
@@ -22,6 +23,7 @@ import { onCleanup } from '../lib/cleanup.js';
 import { repoRoot } from '../lib/paths.js';
 import { FUZZ_WORLD, VXLAN_PORT, fuzzStream, stateless } from '../lib/packet/fuzz.js';
 import { eth } from '../lib/packet/build.js';
+import { decodePacket } from '../lib/packet/decode.js';
 import { addService, loadServiceDataplane, type ProgramKey, type ServiceDataplane } from '../bpf/service-fixture.js';
 import { codecFor, typedMap } from '../../src/bpf/index.js';
 
@@ -91,6 +93,10 @@ export interface ProgramResult {
   stateless: number;
   statelessRewritten: number;
   unsafe: number;
+  /** packets passed or redirected changed whose checksums all held going in */
+  rewrittenChecked: number;
+  /** ... of which a checksum no longer holds coming out */
+  checksumsBroken: number;
   verdicts: Record<string, number>;
   /** the reasons the program counted, from weir_counters (NAT paths taken show here) */
   reasons: Record<string, number>;
@@ -100,7 +106,7 @@ export interface ProgramResult {
 export interface Failure {
   program: string;
   index: number;
-  oracle: 'safe' | 'parse' | 'decision' | 'stateless';
+  oracle: 'safe' | 'parse' | 'decision' | 'stateless' | 'checksums';
   detail: string;
   file: string;
 }
@@ -258,6 +264,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
           stateless: 0,
           statelessRewritten: 0,
           unsafe: 0,
+          rewrittenChecked: 0,
+          checksumsBroken: 0,
           verdicts: {},
           reasons: {},
           runSeconds: 0,
@@ -298,6 +306,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
         withNetns(netns, () => restore(dp, seeded));
         const countersBefore = counterTotals(readCounters(dp.objects.fromPod.map('weir_counters')))[spec.hookName] ?? {};
         const outFile = join(work, `results-${spec.name}.bin`);
+        const rewFile = join(work, `rewritten-${spec.name}.bin`);
         const t1 = performance.now();
         execFileSync(
           'ip',
@@ -313,6 +322,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
             String(spec.hook),
             inFile,
             outFile,
+            rewFile,
           ],
           { env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' }, stdio: ['ignore', 'ignore', 'pipe'] },
         );
@@ -324,7 +334,18 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
         }
         const out = readFileSync(outFile);
         if (out.length !== order.length * RESULT_SIZE) throw new Error(`fuzz_runner answered ${out.length / RESULT_SIZE} of ${order.length} packets`);
-        order.forEach((x, k) => judge(spec, r, x.p, x.i, out.subarray(k * RESULT_SIZE, (k + 1) * RESULT_SIZE), k < free.length, failures, o));
+        const rewritten = readFileSync(rewFile);
+        let rat = 0;
+        order.forEach((x, k) => {
+          const res = out.subarray(k * RESULT_SIZE, (k + 1) * RESULT_SIZE);
+          let after: Buffer | undefined;
+          if (res.readInt32LE(4) === 0 && !(res[12]! & F_SAME)) {
+            const len = rewritten.readUInt32LE(rat);
+            after = rewritten.subarray(rat + 4, rat + 4 + len);
+            rat += 4 + len;
+          }
+          judge(spec, r, x.p, x.i, res, after, k < free.length, failures, o);
+        });
       }
       log(`# ${base + n} of ${o.count} packets through ${programs.length} programs (${free.length} stateless in this chunk)`);
     }
@@ -343,7 +364,17 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
 }
 
 /** The three oracles on one packet's result; a failure is written out as hex (the first 20 per program and oracle). */
-function judge(spec: ProgramSpec, r: ProgramResult, p: Buffer, index: number, res: Buffer, isFree: boolean, failures: Failure[], o: CampaignOptions): void {
+function judge(
+  spec: ProgramSpec,
+  r: ProgramResult,
+  p: Buffer,
+  index: number,
+  res: Buffer,
+  after: Buffer | undefined,
+  isFree: boolean,
+  failures: Failure[],
+  o: CampaignOptions,
+): void {
   const retval = res.readInt32LE(0);
   const err = res.readInt32LE(4);
   const flags = res[12]!;
@@ -391,6 +422,20 @@ function judge(spec: ProgramSpec, r: ProgramResult, p: Buffer, index: number, re
     else fail('decision', `expected ${decision} for ${hostReason}, got verdict ${retval}${flags & F_COUNTED ? ', counted' : ', not counted'}`);
   }
 
+  // a rewrite keeps every checksum right that was right (the quote's transport checksum is
+  // left alone by design: icmp_error.h)
+  if (after && (retval === 0 || retval === 7)) {
+    const before = checksums(p);
+    if (before.length && before.every(Boolean)) {
+      r.rewrittenChecked++;
+      const now = checksums(after);
+      if (!now.every(Boolean)) {
+        r.checksumsBroken++;
+        fail('checksums', `verdict ${retval}, checksums ${JSON.stringify(before)} -> ${JSON.stringify(now)}; out ${after.toString('hex')}`);
+      }
+    }
+  }
+
   // (c) no rewrite of a packet that matches no state
   if (isFree && spec.family !== 'none') {
     r.stateless++;
@@ -401,6 +446,32 @@ function judge(spec: ProgramSpec, r: ProgramResult, p: Buffer, index: number, re
       fail('stateless', `verdict ${retval}, ${same ? 'bytes unchanged' : `rewritten (${res.readUInt32LE(8)} bytes out)`}, parse ${hostReason}`);
     }
   }
+}
+
+/** The checksums of @p that can be checked: IPv4 header, transport (TCP, UDP, ICMP, ICMPv6), an
+ *  ICMP error's quoted IPv4 header, and those of the packet inside a VXLAN frame (decapsulation
+ *  hands it on as it came); true where one holds. A zero UDP checksum of VXLAN over IPv6 holds:
+ *  weir sends it (RFC 6935, lib/tunnel6.h). */
+function checksums(p: Buffer, depth = 0): boolean[] {
+  let d;
+  try {
+    d = decodePacket(p, { from: depth ? 'ip' : 'eth' });
+  } catch {
+    return [];
+  }
+  if (d.errors.length) return [];
+  const quoted = d.l4 && 'embedded' in d.l4 ? d.l4.embedded?.ipv4?.checksumValid : null;
+  const vxlan = d.udp?.dport === VXLAN_PORT;
+  const l4 = vxlan && d.ipv6 && d.udp!.checksum === 0 ? true : d.l4?.checksumValid;
+  const out = [d.ipv4?.checksumValid, l4, quoted].filter((v): v is boolean => typeof v === 'boolean');
+  if (vxlan && depth === 0) {
+    const l3 = d.eth?.vlan ? 18 : 14;
+    const udp = d.ipv4 ? l3 + d.ipv4.ihl * 4 : l3 + 40 + (d.ipv6?.ext ?? []).reduce((n, e) => n + e.length, 0);
+    // from the inner IP header: decapsulation keeps the outer Ethernet header and parses what
+    // follows the inner one, whatever the inner ethertype says
+    if (p.length > udp + 16 + 14 + 20) out.push(...checksums(p.subarray(udp + 16 + 14), 1));
+  }
+  return out;
 }
 
 /** What the program must do with a packet, given the host parse: 'next' (the other family's

@@ -1,6 +1,6 @@
 // The hostile-packet campaign (campaign.ts) as a sample for `make test`: 30,000 packets of a
-// fixed seed through every packet program, with the three oracles (safe, no misparse, no
-// rewrite without state) asserted exactly; `make fuzz` runs a million per program. Also that
+// fixed seed through every packet program, with the oracles (safe, no misparse, no rewrite
+// without state, rewrites keep checksums) asserted exactly; `make fuzz` runs a million per program. Also that
 // the stream replays byte for byte from its seed.
 
 import assert from 'node:assert/strict';
@@ -43,7 +43,8 @@ test(`${COUNT} hostile packets through every packet program: safe, parsed as the
     for (const p of r.programs)
       console.log(
         `# ${p.program}: parse ${p.parseAgree}/${p.parseCompared}, decision ${p.decisionAgree}/${p.decisionChecked}, ` +
-          `stateless ${p.stateless} (${p.statelessRewritten} rewritten), refused ${p.refused}, ${p.runSeconds.toFixed(1)} s`,
+          `stateless ${p.stateless} (${p.statelessRewritten} rewritten), rewrites checked ${p.rewrittenChecked} (${p.checksumsBroken} broken), ` +
+          `refused ${p.refused}, ${p.runSeconds.toFixed(1)} s`,
       );
     for (const p of r.programs) {
       assert.equal(p.packets, COUNT, p.program);
@@ -52,12 +53,14 @@ test(`${COUNT} hostile packets through every packet program: safe, parsed as the
       assert.ok(p.parseCompared > COUNT * 0.8, `${p.program}: most packets compared`);
       assert.equal(p.decisionAgree, p.decisionChecked, `${p.program}: decisions follow the parse`);
       assert.equal(p.statelessRewritten, 0, `${p.program}: no rewrite without state`);
+      assert.equal(p.checksumsBroken, 0, `${p.program}: rewrites keep checksums right`);
       if (p.program !== 'to_pod') assert.ok(p.stateless > COUNT * 0.1, `${p.program}: stateless packets checked`);
     }
     // the stream reached the state: NAT, reverse NAT, ICMP errors about NAT'd flows, the tunnel both ways
     const reasons = (name: string) => r.programs.find((p) => p.program === name)!.reasons;
     for (const name of ['from_pod', 'from_pod6', 'from_host', 'from_host6'])
       for (const why of ['service_nat', 'nat_established', 'reverse_nat', 'icmp_error_revnat']) assert.ok((reasons(name)[why] ?? 0) > 0, `${name} ${why}`);
+    for (const name of ['from_pod', 'from_pod6', 'from_host', 'from_host6']) assert.ok(r.programs.find((p) => p.program === name)!.rewrittenChecked > 0, name);
     for (const name of ['from_host', 'from_host6'])
       for (const why of ['tunnel_decap', 'tunnel_denied', 'tunnel_encap']) assert.ok((reasons(name)[why] ?? 0) > 0, `${name} ${why}`);
     assert.deepEqual(r.failures, []);

@@ -37,12 +37,14 @@ function markdown(r: CampaignResult): string {
     'then mutated. The maps held real state: frontends and backends of both families, a peer node and its pod CIDR, and',
     'conntrack entries made by running the first packets of flows. Oracles in docs/dataplane.md, "Hostile packets".',
     '',
-    '| program | packets | refused (too short) | parse agreement (kernel = host) | decision agreement | stateless | rewritten without state | unsafe | run time |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| program | packets | refused (too short) | parse agreement (kernel = host) | decision agreement | stateless | rewritten without state | ' +
+      'rewrites checked | checksums broken | unsafe | run time |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...r.programs.map(
       (p) =>
         `| ${p.program} | ${p.packets} | ${p.refused} | ${p.parseAgree}/${p.parseCompared} (${pct(p.parseAgree, p.parseCompared)}) | ` +
-        `${p.decisionAgree}/${p.decisionChecked} (${pct(p.decisionAgree, p.decisionChecked)}) | ${p.stateless} | ${p.statelessRewritten} | ${p.unsafe} | ${p.runSeconds.toFixed(1)} s |`,
+        `${p.decisionAgree}/${p.decisionChecked} (${pct(p.decisionAgree, p.decisionChecked)}) | ${p.stateless} | ${p.statelessRewritten} | ` +
+        `${p.rewrittenChecked} | ${p.checksumsBroken} | ${p.unsafe} | ${p.runSeconds.toFixed(1)} s |`,
     ),
     '',
     `Generation: ${r.generateSeconds.toFixed(1)} s for ${r.count} packets, shared by all programs; whole run ${wallSeconds.toFixed(1)} s wall.`,
