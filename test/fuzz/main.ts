@@ -2,7 +2,7 @@
 // bench/results/fuzz.md and fuzz.json, failing packets as hex under build/fuzz/. Exits 1 when
 // an oracle failed, so a replay (`make fuzz SEED=... COUNT=...`) shows the failure again.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '../lib/paths.js';
@@ -20,6 +20,8 @@ const seed = Number(values.seed);
 const count = Number(values.count);
 if (!Number.isSafeInteger(seed) || !Number.isSafeInteger(count) || count <= 0) throw new Error(`bad --seed ${values.seed} or --count ${values.count}`);
 const failureDir = join(repoRoot, 'build', 'fuzz');
+// the failures of this run only: older ones would read as this run's
+rmSync(failureDir, { recursive: true, force: true });
 mkdirSync(failureDir, { recursive: true });
 console.log(`# fuzz: seed ${seed}, ${count} packets per program (replay: make fuzz SEED=${seed} COUNT=${count})`);
 const t0 = performance.now();
