@@ -129,7 +129,7 @@ function programState(dp: ServiceDataplane): void {
   for (const w of [FUZZ_WORLD.v4, FUZZ_WORLD.v6])
     for (const fe of w.frontends)
       for (const scope of ['internal', 'external'] as const)
-        addService(dp, { id: id++, address: fe.address, port: fe.port, protocol: fe.protocol, scope, backends: w.backends });
+        addService(dp, { id: id++, address: fe.address, port: fe.port, protocol: fe.protocol, scope, backends: fe.empty ? [] : w.backends });
   type CodecName = Parameters<typeof codecFor>[0];
   const map = (name: string, k: CodecName, v: CodecName) => typedMap(dp.objects.fromHost6.map(name), codecFor(k), codecFor(v)) as TypedMap<unknown, unknown>;
   for (const peer of FUZZ_WORLD.v4.peers) map('weir_nodes4', 'weir_node4_key', 'weir_node4').set({ address: peer }, { flags: 1 });

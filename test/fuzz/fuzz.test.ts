@@ -59,7 +59,8 @@ test(`${COUNT} hostile packets through every packet program: safe, parsed as the
     // the stream reached the state: NAT, reverse NAT, ICMP errors about NAT'd flows, the tunnel both ways
     const reasons = (name: string) => r.programs.find((p) => p.program === name)!.reasons;
     for (const name of ['from_pod', 'from_pod6', 'from_host', 'from_host6'])
-      for (const why of ['service_nat', 'nat_established', 'reverse_nat', 'icmp_error_revnat']) assert.ok((reasons(name)[why] ?? 0) > 0, `${name} ${why}`);
+      for (const why of ['service_nat', 'nat_established', 'reverse_nat', 'icmp_error_revnat', 'no_backend_reject'])
+        assert.ok((reasons(name)[why] ?? 0) > 0, `${name} ${why}`);
     for (const name of ['from_pod', 'from_pod6', 'from_host', 'from_host6']) assert.ok(r.programs.find((p) => p.program === name)!.rewrittenChecked > 0, name);
     for (const name of ['from_host', 'from_host6'])
       for (const why of ['tunnel_decap', 'tunnel_denied', 'tunnel_encap']) assert.ok((reasons(name)[why] ?? 0) > 0, `${name} ${why}`);

@@ -14,8 +14,9 @@ export interface FuzzWorld {
   v6: FamilyWorld;
 }
 export interface FamilyWorld {
-  /** frontends as address, port, protocol (6, 17, 132; 1 or 58: an echo frontend) */
-  frontends: { address: string; port: number; protocol: number }[];
+  /** frontends as address, port, protocol (6, 17, 132; 1 or 58: an echo frontend); `empty`: no
+   *  backends, so a new flow gets a reject built from the hostile packet */
+  frontends: { address: string; port: number; protocol: number; empty?: boolean }[];
   backends: { address: string; port: number }[];
   clients: string[];
   /** peer nodes' underlay addresses (weir_nodes4/6) */
@@ -38,6 +39,8 @@ export const FUZZ_WORLD: FuzzWorld = {
       { address: '198.18.100.1', port: 53, protocol: 17 },
       { address: '198.18.100.2', port: 9000, protocol: 132 },
       { address: '198.18.100.3', port: 0, protocol: 1 },
+      { address: '198.18.100.4', port: 80, protocol: 6, empty: true },
+      { address: '198.18.100.4', port: 53, protocol: 17, empty: true },
     ],
     backends: [
       { address: '198.18.1.10', port: 8080 },
@@ -55,6 +58,8 @@ export const FUZZ_WORLD: FuzzWorld = {
       { address: '2001:2:0:f::1', port: 53, protocol: 17 },
       { address: '2001:2:0:f::2', port: 9000, protocol: 132 },
       { address: '2001:2:0:f::3', port: 0, protocol: 58 },
+      { address: '2001:2:0:f::4', port: 80, protocol: 6, empty: true },
+      { address: '2001:2:0:f::4', port: 53, protocol: 17, empty: true },
     ],
     backends: [
       { address: '2001:2:0:b::10', port: 8080 },
@@ -171,7 +176,8 @@ function ipPacket(rnd: Rnd, v6: boolean, e: Ends, opts: { frag?: 'first' | 'late
         : {}),
     });
   }
-  const payload = Buffer.alloc(int(rnd, 48), 0x61);
+  // now and then too big for the tunnel once encapsulated (frag needed, packet too big)
+  const payload = Buffer.alloc(rnd() < 0.05 ? 1380 + int(rnd, 200) : int(rnd, 48), 0x61);
   if (e.proto === 6)
     return b
       .tcp({ sport: e.sport, dport: e.dport, seq: int(rnd, 1 << 30), flags: pick(rnd, [['syn'], ['ack'], ['fin', 'ack'], ['rst']] as const) })
