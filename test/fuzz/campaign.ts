@@ -222,6 +222,8 @@ export interface CampaignOptions {
   log?: (line: string) => void;
   /** only these programs (names) */
   only?: string[];
+  /** these packets instead of the seed's stream (one failing packet, read back from its hex file) */
+  packets?: Buffer[];
 }
 
 export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
@@ -276,7 +278,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     const kinds: Record<string, number> = {};
     const mutations: Record<string, number> = {};
     let generateSeconds = 0;
-    const stream = fuzzStream(o.seed, o.count);
+    const given = o.packets;
+    const stream = given ? given.map((packet) => ({ kind: 'given', packet, how: 'given' }))[Symbol.iterator]() : fuzzStream(o.seed, o.count);
     for (let base = 0; base < o.count; base += chunk) {
       const t0 = performance.now();
       const n = Math.min(chunk, o.count - base);

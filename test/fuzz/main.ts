@@ -1,8 +1,9 @@
 // `make fuzz`: the hostile-packet campaign (campaign.ts) at full count, its figures written to
 // bench/results/fuzz.md and fuzz.json, failing packets as hex under build/fuzz/. Exits 1 when
-// an oracle failed, so a replay (`make fuzz SEED=... COUNT=...`) shows the failure again.
+// an oracle failed, so a replay (`make fuzz SEED=... COUNT=...`) shows the failure again;
+// `make fuzz PACKET=build/fuzz/<file>.hex` runs one failing packet alone.
 
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot } from '../lib/paths.js';
@@ -13,19 +14,45 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '20261130' },
     count: { type: 'string', default: '1000000' },
     only: { type: 'string' },
+    // a failing packet's hex file (build/fuzz/*.hex): just that packet, its result printed
+    packet: { type: 'string' },
     out: { type: 'string', default: join(repoRoot, 'bench', 'results') },
   },
 });
 const seed = Number(values.seed);
-const count = Number(values.count);
+const given = values.packet
+  ? [
+      Buffer.from(
+        readFileSync(values.packet, 'utf8')
+          .split('\n')
+          .filter((l) => l && !l.startsWith('#'))
+          .join(''),
+        'hex',
+      ),
+    ]
+  : undefined;
+const count = given ? 1 : Number(values.count);
 if (!Number.isSafeInteger(seed) || !Number.isSafeInteger(count) || count <= 0) throw new Error(`bad --seed ${values.seed} or --count ${values.count}`);
 const failureDir = join(repoRoot, 'build', 'fuzz');
 // the failures of this run only: older ones would read as this run's
-rmSync(failureDir, { recursive: true, force: true });
+if (!given) rmSync(failureDir, { recursive: true, force: true });
 mkdirSync(failureDir, { recursive: true });
 console.log(`# fuzz: seed ${seed}, ${count} packets per program (replay: make fuzz SEED=${seed} COUNT=${count})`);
 const t0 = performance.now();
-const r = await runCampaign({ seed, count, failureDir, log: (l) => console.log(l), ...(values.only ? { only: values.only.split(',') } : {}) });
+const r = await runCampaign({
+  seed,
+  count,
+  failureDir,
+  log: (l) => console.log(l),
+  ...(values.only ? { only: values.only.split(',') } : {}),
+  ...(given ? { packets: given } : {}),
+});
+if (given) {
+  // one packet: what each program did with it, and no results files
+  for (const p of r.programs) console.log(`# ${p.program}: verdicts ${JSON.stringify(p.verdicts)}, reasons ${JSON.stringify(p.reasons)}`);
+  for (const f of r.failures) console.log(`# FAIL ${f.program} ${f.oracle}: ${f.detail}`);
+  process.exit(r.failures.length ? 1 : 0);
+}
 const wallSeconds = (performance.now() - t0) / 1000;
 
 const pct = (a: number, b: number) => (b ? `${((100 * a) / b).toFixed(4)}%` : 'n/a');
