@@ -390,10 +390,8 @@ function judge(
   const fail = (oracle: Failure['oracle'], detail: string) => {
     if (failures.filter((f) => f.program === spec.name && f.oracle === oracle).length >= 20) return; // the first 20 of each kind
     const file = join(o.failureDir, `${spec.name}-seed${o.seed}-${index}.hex`);
-    writeFileSync(
-      file,
-      `# ${spec.name} ${oracle}: ${detail}\n# replay: make fuzz SEED=${o.seed} COUNT=${index + 1}, or this packet alone: make fuzz PACKET=${file}\n${p.toString('hex')}\n`,
-    );
+    const replay = `# replay: make fuzz SEED=${o.seed} COUNT=${index + 1}, or this packet alone: make fuzz PACKET=${file}`;
+    writeFileSync(file, `# ${spec.name} ${oracle}: ${detail}\n${replay}\n${p.toString('hex')}\n`);
     failures.push({ program: spec.name, index, oracle, detail, file });
   };
 

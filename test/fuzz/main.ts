@@ -77,7 +77,9 @@ function markdown(r: CampaignResult): string {
     ),
     '',
     `Generation: ${r.generateSeconds.toFixed(1)} s for ${r.count} packets, shared by all programs; whole run ${wallSeconds.toFixed(1)} s wall.`,
-    `Kernel log: ${r.dmesgNew.length ? `${r.dmesgNew.length} new warning lines:\n\n    ${r.dmesgNew.join('\n    ')}` : 'no new warning line (dmesg before and after).'}`,
+    r.dmesgNew.length
+      ? `Kernel log: ${r.dmesgNew.length} new warning lines:\n\n    ${r.dmesgNew.join('\n    ')}`
+      : 'Kernel log: no new warning line (dmesg before and after).',
     `Failures: ${r.failures.length ? '' : 'none.'}`,
     ...r.failures.map((f) => `- ${f.program} packet ${f.index}, ${f.oracle}: ${f.detail} (${f.file})`),
     '',
