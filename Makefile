@@ -202,3 +202,14 @@ bench-startup: deps build
 chaos: deps build
 	@[ "$$(id -u)" = 0 ] || { echo "make chaos needs root (namespaces, BPF)"; exit 1; }
 	node --enable-source-maps dist/bench/chaos.js
+
+## fuzz: hostile packets (issue 16): every packet program through BPF_PROG_TEST_RUN with COUNT
+## generated and mutated packets from SEED (test/fuzz); the figures go to bench/results/fuzz.md
+## and .json, failing packets as hex to build/fuzz/. `make fuzz SEED=n COUNT=n` replays a run,
+## `make fuzz PACKET=build/fuzz/<file>.hex` one failing packet.
+.PHONY: fuzz
+SEED ?= 20261130
+COUNT ?= 1000000
+fuzz: deps build
+	@[ "$$(id -u)" = 0 ] || { echo "make fuzz needs root (BPF, netns)"; exit 1; }
+	node --enable-source-maps dist/test/fuzz/main.js --seed $(SEED) --count $(COUNT) $(if $(PACKET),--packet $(PACKET))

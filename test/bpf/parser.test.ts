@@ -1,7 +1,8 @@
 // The bounds-safe parser (bpf-c/lib/parse.h), checked two ways on the same fixtures:
 // inside the kernel through the probe's BPF_PROG_TEST_RUN (verdict, untouched output,
 // exact counters), and built for the host under ASan/UBSan, which also takes the
-// frames a test run refuses and a few thousand mutated packets.
+// frames a test run refuses and a few thousand mutated packets (test/fuzz runs millions
+// through every program).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +14,7 @@ import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { repoRoot } from '../lib/paths.js';
 import { parserCases } from '../fixtures/packets/parser.js';
 import { formatIPv6, parseIPv6 } from '../lib/packet/addr.js';
+import { prng } from '../lib/packet/fuzz.js';
 
 const HARNESS = join(repoRoot, 'build', 'test-native', 'parse_harness');
 const ETH_HLEN = 14;
@@ -111,18 +113,6 @@ test('the host build agrees with the kernel on every fixture, fields included', 
     for (const [field, want] of Object.entries(c.fields ?? {})) assert.equal(canon(r[field as keyof HarnessResult]), canon(want), `${c.name}: ${field}`);
   }
 });
-
-/** Small deterministic PRNG so a failure names a reproducible seed. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function mutate(base: Buffer, rnd: () => number): Buffer {
   const p = Buffer.from(base);
