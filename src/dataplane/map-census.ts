@@ -37,7 +37,7 @@ interface Tracked extends CensusRow {
 export function pinnedMaps(objects: Iterable<BpfObject>): Array<{ name: string; map: BpfMap }> {
   const out = new Map<string, BpfMap>();
   for (const o of objects) for (const d of o.mapDefs()) if (d.pinPath && !d.internal && !out.has(d.name)) out.set(d.name, o.map(d.name));
-  return [...out].sort(([a], [b]) => a.localeCompare(b)).map(([name, map]) => ({ name, map }));
+  return [...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, map]) => ({ name, map }));
 }
 
 export interface MapCensusOptions {

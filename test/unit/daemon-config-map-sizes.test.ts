@@ -23,7 +23,7 @@ test('bounds and readable errors', () => {
   assert.equal(parseMapSize('ct', ' 256 '), 256);
   assert.equal(parseMapSize('ct', String(1 << 26)), 1 << 26);
   for (const bad of ['255', String((1 << 26) + 1), '4k', '0x1000', '', '1e6', '-1'])
-    assert.throws(() => parseMapSize('ct', bad), /bad --ct-map-size .*: entries, an integer in 256\.\.67108864 \(default 262144\)/, bad);
+    assert.throws(() => parseMapSize('ct', bad), /bad --ct-map-size .*: entries, an integer in 256\.\.67108864 \(default 1048576\)/, bad);
   assert.throws(() => daemonConfig({ ...baseDaemonFlags, frontendMapSize: 'many' }, {}), /bad --frontend-map-size "many"/);
 });
 
