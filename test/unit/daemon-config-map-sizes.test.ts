@@ -33,3 +33,11 @@ test('each setting sizes both families; every map it names is a pinned map of th
   const pinned = new Set(MAP_ABI.map((r) => pinName(r.base, r.version)));
   for (const [name, s] of Object.entries(MAP_SIZE_SETTINGS)) for (const m of s.maps) assert.ok(pinned.has(m), `${name}: ${m} is migrated on a resize`);
 });
+
+test('the default sizes hold 50,000 services x 10 endpoints, 1,000,000 conntrack entries and 100,000 pods', () => {
+  const d = defaultMapSizes();
+  assert.ok(d.ct >= 1_000_000, `conntrack ${d.ct}`);
+  assert.ok(d.frontend >= 50_000, `frontends ${d.frontend}: one per ClusterIP service port at least`);
+  assert.ok(d.backend >= 50_000 * 10, `backends ${d.backend}`);
+  assert.ok(d.ipcache >= 100_000, `ipcache ${d.ipcache}: every pod address of the cluster`);
+});
