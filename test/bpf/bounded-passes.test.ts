@@ -67,10 +67,10 @@ function rss(): { peak: number; now: number } {
 }
 
 // The prober, another process (the daemon's event loop is what is measured, so the client must
-// not share it): GETs the paths in turn with `parallel` requests at once until its stdin closes,
-// then prints {answered, failed, maxMs, p99Ms} and exits.
+// not share it): GETs the paths in turn with `parallel` requests at once, `rounds` times (0:
+// until its stdin closes), then prints {answered, failed, maxMs, p99Ms} and exits.
 const PROBER = `
-const [port, parallel, ...paths] = process.argv.slice(1);
+const [port, parallel, rounds, ...paths] = process.argv.slice(1);
 let stop = false, answered = 0, failed = 0; const ms = [];
 process.stdin.on('data', () => {}); process.stdin.on('end', () => (stop = true));
 async function one(path) {
@@ -81,9 +81,9 @@ async function one(path) {
 }
 (async () => {
   process.stdout.write('ready\\n');
-  for (let i = 0; !stop; i++) await Promise.all(Array.from({ length: Number(parallel) }, () => one(paths[i % paths.length])));
+  for (let i = 0; !stop && (rounds === '0' || i < Number(rounds)); i++) await Promise.all(Array.from({ length: Number(parallel) }, () => one(paths[i % paths.length])));
   ms.sort((a, b) => a - b);
-  process.stdout.write(JSON.stringify({ answered, failed, maxMs: Math.round(ms.at(-1) ?? 0), p99Ms: Math.round(ms[Math.floor(ms.length * 0.99)] ?? 0) }) + '\\n');
+  process.stdout.write(JSON.stringify({ answered, failed, maxMs: Math.round(ms.at(-1) ?? 0), p99Ms: Math.round(ms[Math.floor(ms.length * 0.99)] ?? 0) }) + '\\n', () => process.exit(0));
 })();`;
 
 interface ProbeResult {
@@ -93,16 +93,18 @@ interface ProbeResult {
   p99Ms: number;
 }
 
-/** Starts the prober; `done()` closes its stdin and returns its figures. */
-async function prober(parallel: number, paths: string[]): Promise<{ done(): Promise<ProbeResult> }> {
-  const child = spawn(process.execPath, ['-e', PROBER, String(http.port), String(parallel), ...paths], { stdio: ['pipe', 'pipe', 'inherit'] });
+/** Starts the prober; `done()` closes its stdin (rounds 0) or waits for its rounds, and returns its figures. */
+async function prober(parallel: number, paths: string[], rounds = 0): Promise<{ done(): Promise<ProbeResult> }> {
+  const child = spawn(process.execPath, ['-e', PROBER, String(http.port), String(parallel), String(rounds), ...paths], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
   return {
     done: async () => {
+      if (rounds === 0) child.stdin.end();
+      await exited;
       child.stdin.end();
-      await new Promise<void>((resolve) => child.once('exit', () => resolve()));
       return JSON.parse(out.split('\n').filter(Boolean).at(-1)!) as ProbeResult;
     },
   };
@@ -172,12 +174,11 @@ test('50 parallel scrapes with a full table: all answered, none reads a map', as
       return orig(...a);
     };
   }
-  const probe = await prober(50, ['/metrics']);
-  await new Promise((r) => setTimeout(r, 3000));
+  const probe = await prober(50, ['/metrics'], 10);
   const p = await probe.done();
   console.log(`# 50 parallel scrapes: ${p.answered} answered, ${p.failed} failed, max ${p.maxMs} ms, p99 ${p.p99Ms} ms`);
   assert.equal(p.failed, 0);
-  assert.ok(p.answered >= 500, `ten rounds of 50 at least: ${p.answered}`);
+  assert.equal(p.answered, 500, 'ten rounds of 50');
   assert.equal(reads.n, 0, 'scrapes read no map');
   const text = await (await fetch(`http://127.0.0.1:${http.port}/metrics`)).text();
   assert.match(text, new RegExp(`^weir_map_entries\\{map="weir_ct4_v2"\\} ${2 * FLOWS}$`, 'm'));
