@@ -65,8 +65,9 @@ Napi::Function Map::Init(Napi::Env env) {
        InstanceMethod("info", &Map::GetInfo), InstanceMethod("lookup", &Map::Lookup),
        InstanceMethod("update", &Map::Update), InstanceMethod("delete", &Map::Delete),
        InstanceMethod("nextKey", &Map::NextKey), InstanceMethod("lookupBatch", &Map::LookupBatch),
-       InstanceMethod("updateBatch", &Map::UpdateBatch), InstanceMethod("deleteBatch", &Map::DeleteBatch),
-       InstanceMethod("count", &Map::Count), InstanceMethod("pin", &Map::Pin), InstanceMethod("close", &Map::Close)});
+       InstanceMethod("lookupBatchChunk", &Map::LookupBatchChunk), InstanceMethod("updateBatch", &Map::UpdateBatch),
+       InstanceMethod("deleteBatch", &Map::DeleteBatch), InstanceMethod("count", &Map::Count),
+       InstanceMethod("pin", &Map::Pin), InstanceMethod("close", &Map::Close)});
   g_ctor = new Napi::FunctionReference(Napi::Persistent(f));
   return f;
 }
@@ -267,6 +268,54 @@ Napi::Value Map::LookupBatch(const Napi::CallbackInfo& info) {
   out.Set("keys", CopyBuffer(env, keys.data(), total * ks));
   out.Set("values", CopyBuffer(env, values.data(), total * vs));
   out.Set("count", static_cast<double>(total));
+  return out;
+}
+
+// lookupBatchChunk(token, max, withData) -> {keys, values, count, token}: one
+// BPF_MAP_LOOKUP_BATCH step of at most `max` entries (more only when one hash bucket holds
+// more), resumed from the token of the step before (null: from the start); the returned token
+// is null once the map is done. A caller walks a map of any size holding one chunk at a time,
+// and may delete entries between steps (a hash map's token is a bucket index). withData false
+// returns only the count (a census that copies nothing to JavaScript).
+Napi::Value Map::LookupBatchChunk(const Napi::CallbackInfo& info) {
+  LogScope scope;
+  Napi::Env env = info.Env();
+  std::string op = Op("batch lookup in");
+  bool first = info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined();
+  __u32 chunk = static_cast<__u32>(ArgInt(info, 1, op, 4096, false));
+  if (chunk == 0) chunk = 4096;
+  bool withData = info.Length() < 3 || info[2].ToBoolean().Value();
+  size_t ks = Info(env).key_size, vs = ValueBytes(env);
+  size_t tokenSize = std::max<size_t>(ks, 8);
+  std::vector<uint8_t> inTok(tokenSize), outTok(tokenSize), keys, values;
+  if (!first) {
+    auto t = ArgBuffer(info, 0, op);
+    if (t.Length() != tokenSize) ThrowErrno(env, EINVAL, op, "batch token of " + std::to_string(t.Length()) + " bytes");
+    std::copy(t.Data(), t.Data() + tokenSize, inTok.begin());
+  }
+  DECLARE_LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  int ret;
+  __u32 n;
+  for (;;) {
+    keys.resize(static_cast<size_t>(chunk) * ks);
+    values.resize(static_cast<size_t>(chunk) * vs);
+    n = chunk;
+    ret = bpf_map_lookup_batch(Fd(env), first ? nullptr : inTok.data(), outTok.data(), keys.data(), values.data(), &n,
+                               &opts);
+    if (ret == -ENOSPC && n == 0 && chunk < (1u << 24)) {
+      chunk *= 2;  // one bucket holds more than the chunk
+      continue;
+    }
+    break;
+  }
+  if (ret < 0 && ret != -ENOENT) Check(env, ret, op);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("count", static_cast<double>(n));
+  if (withData) {
+    out.Set("keys", CopyBuffer(env, keys.data(), n * ks));
+    out.Set("values", CopyBuffer(env, values.data(), n * vs));
+  }
+  out.Set("token", ret == -ENOENT ? env.Null() : CopyBuffer(env, outTok.data(), tokenSize));
   return out;
 }
 

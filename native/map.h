@@ -35,6 +35,7 @@ class Map : public Napi::ObjectWrap<Map> {
   Napi::Value Delete(const Napi::CallbackInfo& info);
   Napi::Value NextKey(const Napi::CallbackInfo& info);
   Napi::Value LookupBatch(const Napi::CallbackInfo& info);
+  Napi::Value LookupBatchChunk(const Napi::CallbackInfo& info);
   Napi::Value UpdateBatch(const Napi::CallbackInfo& info);
   Napi::Value DeleteBatch(const Napi::CallbackInfo& info);
   Napi::Value Count(const Napi::CallbackInfo& info);

@@ -136,6 +136,73 @@ export class BpfMap {
     return out;
   }
 
+  /**
+   * The map in chunks of about `size` entries (more when one hash bucket holds more), one
+   * BPF_MAP_LOOKUP_BATCH step each, so a walk of any map holds one chunk at a time; the caller
+   * may delete entries between chunks (and yield to the event loop: the walk resumes from a
+   * bucket index). Maps without batch ops (LPM tries) are walked key by key in chunks of the
+   * same size; a key deleted under that walk may restart it (BPF_MAP_GET_NEXT_KEY).
+   */
+  *chunks(size = 4096): Generator<Array<[Buffer, Buffer]>> {
+    let token: Buffer | null = null;
+    let first = true;
+    const ks = this.keySize;
+    while (first || token) {
+      let r: ReturnType<RawMap['lookupBatchChunk']>;
+      try {
+        r = native(() => this.raw.lookupBatchChunk(token, size, true));
+      } catch (e) {
+        if (first && e instanceof BpfError && (NO_BATCH.has(e.code) || e.code === 'EINVAL')) return yield* this.keyChunks(size);
+        throw e;
+      }
+      first = false;
+      token = r.token;
+      const vs = r.count ? r.values!.length / r.count : 0;
+      const out: Array<[Buffer, Buffer]> = [];
+      for (let i = 0; i < r.count; i++) out.push([r.keys!.subarray(i * ks, (i + 1) * ks), r.values!.subarray(i * vs, (i + 1) * vs)]);
+      if (out.length) yield out;
+    }
+  }
+
+  /** Entries counted in steps of about `size` (nothing copied out of the addon), for a
+   *  caller that yields between steps; each step returns the running total. Arrays: max_entries. */
+  *countSteps(size = 16384): Generator<number, number> {
+    if (this.type.includes('array')) return this.maxEntries;
+    if (this.type === 'ringbuf') return 0;
+    let token: Buffer | null = null;
+    let first = true;
+    let n = 0;
+    while (first || token) {
+      let r: ReturnType<RawMap['lookupBatchChunk']>;
+      try {
+        r = native(() => this.raw.lookupBatchChunk(token, size, false));
+      } catch (e) {
+        if (!(first && e instanceof BpfError && (NO_BATCH.has(e.code) || e.code === 'EINVAL'))) throw e;
+        for (const chunk of this.keyChunks(size, false)) yield (n += chunk.length);
+        return n;
+      }
+      first = false;
+      token = r.token;
+      yield (n += r.count);
+    }
+    return n;
+  }
+
+  /** keys() in chunks of `size`, with their values (withValues) or without. */
+  private *keyChunks(size: number, withValues = true): Generator<Array<[Buffer, Buffer]>> {
+    let out: Array<[Buffer, Buffer]> = [];
+    const none = Buffer.alloc(0);
+    for (const k of this.keys()) {
+      const v = withValues ? this.lookup(k) : none;
+      if (v) out.push([k, v]);
+      if (out.length >= size) {
+        yield out;
+        out = [];
+      }
+    }
+    if (out.length) yield out;
+  }
+
   /** Writes many entries in one syscall (element ops where the map has no batch op). */
   updateBatch(keys: Buffer[], values: Buffer[], flags: UpdateFlags = 'any'): number {
     if (keys.length !== values.length) throw bpfError('EINVAL', 22, `batch update ${this.name}`, `${keys.length} keys but ${values.length} values`);

@@ -28,6 +28,7 @@ export interface RawMap {
   delete(key: Buffer): boolean;
   nextKey(prev: Buffer | null): Buffer | null;
   lookupBatch(chunk?: number): { keys: Buffer; values: Buffer; count: number };
+  lookupBatchChunk(token: Buffer | null, max: number, withData: boolean): { keys?: Buffer; values?: Buffer; count: number; token: Buffer | null };
   updateBatch(keys: Buffer, values: Buffer, count: number, flags?: number): number;
   deleteBatch(keys: Buffer, count: number): number;
   count(): number;

@@ -56,6 +56,17 @@ export class TypedMap<K, V> {
     for (const [k, v] of this.map.entries()) yield [this.keyCodec.decode(k), this.valueCodec.decode(v)];
   }
 
+  /** entries() in chunks of about `size` (BpfMap.chunks): a walk that holds one chunk at a time.
+   *  `keep` looks at the raw bytes first: what it refuses is walked but never decoded. */
+  *chunks(size = 4096, keep?: (key: Buffer, value: Buffer) => boolean): Generator<{ entries: Array<[K, V]>; walked: number }> {
+    this.notPerCpu('read entries of');
+    for (const c of this.map.chunks(size)) {
+      const entries: Array<[K, V]> = [];
+      for (const [k, v] of c) if (!keep || keep(k, v)) entries.push([this.keyCodec.decode(k), this.valueCodec.decode(v)]);
+      yield { entries, walked: c.length };
+    }
+  }
+
   /** Per-CPU maps: every entry with one value per CPU. */
   *entriesPerCpu(): Generator<[K, V[]]> {
     for (const [k, v] of this.map.entries()) yield [this.keyCodec.decode(k), this.map.splitPerCpu(v).map((b) => this.valueCodec.decode(b))];

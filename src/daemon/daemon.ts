@@ -15,6 +15,7 @@ import { IfaceTable } from '../dataplane/iface-table.js';
 import { PodSourceTable } from '../dataplane/pod-sources.js';
 import { syncDsrOptout } from '../dataplane/dsr-optout.js';
 import { ConntrackGc } from '../dataplane/conntrack-gc.js';
+import { MapCensus, pinnedMaps } from '../dataplane/map-census.js';
 import { HealthCheckPorts } from '../dataplane/health-check-ports.js';
 import { computeNodeNetwork, type NodeNetwork } from '../dataplane/interfaces.js';
 import { takeOverKubeProxy } from '../dataplane/kube-proxy.js';
@@ -48,6 +49,8 @@ import { countingMap, countingServiceMaps } from './map-writes.js';
 
 const refs = (l: readonly { ifindex: number; ifname: string }[]): InterfaceRef[] => l.map((x) => ({ ifindex: x.ifindex, ifname: x.ifname }));
 const refKey = (l: readonly InterfaceRef[]) => l.map((x) => `${x.ifindex}:${x.ifname}`).join(',');
+/** a map weir wrote is recounted for /metrics this long after (writes meanwhile join the count) */
+const CENSUS_AFTER_WRITE_MS = 1000;
 /** with the periodic resync off, how long a queued change may wait before /healthz on 10256 fails */
 const HEALTHZ_TIMEOUT_WITHOUT_RESYNC_MS = 120_000;
 
@@ -71,6 +74,8 @@ export class Daemon {
   private nodeMaps?: NodeMapSync;
   private policy?: PolicySync;
   private gc!: ConntrackGc;
+  /** entry counts of every pinned map for /metrics, taken in the background (map-census.ts) */
+  private census!: MapCensus;
   /** sysctls weir sets, with their values before (for weir uninstall) */
   private sysctls!: SysctlRecorder;
   /** held while running: `weir uninstall` refuses while it is (instance-lock.ts) */
@@ -194,7 +199,17 @@ export class Daemon {
         (r) => this.metrics.observePolicySync(r),
       );
     const ctMaps = Object.fromEntries(serviceFamilies(this.dp.maps).map(([f, m]) => [f, m.conntrack]));
-    this.gc = new ConntrackGc(ctMaps, this.log, undefined, undefined, (p) => this.metrics.observeConntrackGc(p));
+    this.census = new MapCensus(pinnedMaps(Object.values(this.dp.objects)), {
+      refreshAfterWriteMs: CENSUS_AFTER_WRITE_MS,
+      onError: (map, e) => this.log.debug('map census: count failed', { map, error: errText(e) }),
+    });
+    this.health.mapWritten = (map) => this.census.written(map);
+    this.gc = new ConntrackGc(ctMaps, this.log, {
+      onPass: (p) => {
+        this.metrics.observeConntrackGc(p);
+        if (p.ok) this.census.set(p.map, p.alive);
+      },
+    });
     // the node's net sysctls: a container's own /proc/sys is read-only (the manifest mounts
     // the node's /proc/sys/net writable under --host-proc)
     this.sysctls = SysctlRecorder.open(this.dp.pinDir, this.log, join(cfg.hostProc, 'sys'));
@@ -236,7 +251,9 @@ export class Daemon {
     void takeOverKubeProxy({ cleanup: cfg.kubeProxyCleanup, log: this.log, procRoot: cfg.hostProc });
     this.stopNetlink ??= watchNetlink(() => void this.onNetlinkChange());
     this.every('periodic resync', cfg.resyncIntervalMs, () => this.resync());
-    this.every('conntrack GC', cfg.ctGcIntervalMs, () => void this.gc.run());
+    // the GC pass counts the conntrack maps; the census then the other maps the programs fill
+    this.every('conntrack GC', cfg.ctGcIntervalMs, () => this.gc.run().then(() => this.census.refresh()));
+    void this.census.refresh();
     this.ready = true;
     this.log.info('ready', {
       writes: first.writes,
@@ -343,13 +360,8 @@ export class Daemon {
     const lbStats = families.flatMap((m) => (m.lbStats ? [m.lbStats] : []));
     this.metrics.attachDataplane({
       counters: () => this.dp.objects.from_pod.map('weir_counters'),
-      // every family's service maps (the map label tells weir_frontend4 from weir_frontend6)
-      maps: () => [
-        ...families.flatMap((m) => [m.frontends.map, m.backends.map, m.affinity.map, m.conntrack.map, ...(m.sockDestroy ? [m.sockDestroy.map] : [])]),
-        ...lbStats,
-        ...(maps.policy ? [maps.policy.ipcache.map, maps.policy.endpoints.map, maps.policy.policy.map] : []),
-        ...(maps.policy?.ipv6 ? [maps.policy.ipv6.ipcache.map, maps.policy.ipv6.endpoints.map] : []),
-      ],
+      // every pinned map, by pin name, as last counted
+      maps: () => this.census.rows(),
       lbStats: () =>
         this.cfg.serviceStats && lbStats.length > 0 && this.services
           ? { maps: lbStats, frontends: this.services.reconciler.frontendsById(), backends: this.cfg.serviceStatsBackends === true }
@@ -576,6 +588,8 @@ export class Daemon {
     this.nodeMaps?.stop();
     this.policy?.stop();
     for (const t of this.timers) clearInterval(t);
+    await this.gc?.stop();
+    await this.census?.stop();
     this.stopNetlink?.();
     await this.source?.stop();
     await this.http?.close();

@@ -113,9 +113,13 @@ export class DaemonHealth implements MapWriteSink {
 
   written(map: string, op: 'update' | 'delete', n: number): void {
     if (n <= 0) return;
+    this.mapWritten?.(map);
     this.metrics.mapWrites.inc({ map, op }, n);
     if (this.inResync) this.metrics.resyncRepairs.inc({ map }, n);
   }
+
+  /** told of every map weir wrote (the map census recounts it) */
+  mapWritten: ((map: string) => void) | undefined;
 
   failed(map: string, op: 'update' | 'delete', code: string, message: string): void {
     this.metrics.mapWriteFailures.inc({ map, error: code });

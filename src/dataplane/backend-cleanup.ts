@@ -96,8 +96,11 @@ export class BackendCleanup {
       const udpMine = udp.filter((r) => r.family === family);
       if (udpMine.length) {
         this.step(family, 'conntrack', () => {
-          const keys = planBackendConntrackDeletes(maps.conntrack.entries(), udpMine);
-          add('conntrackDeleted', keys.length ? maps.conntrack.deleteMany(keys) : 0);
+          // chunk by chunk: a full table is never held in memory (the GC's walk, conntrack-gc.ts)
+          for (const { entries } of maps.conntrack.chunks()) {
+            const keys = planBackendConntrackDeletes(entries, udpMine);
+            add('conntrackDeleted', keys.length ? maps.conntrack.deleteMany(keys) : 0);
+          }
         });
       }
     }

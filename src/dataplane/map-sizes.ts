@@ -2,7 +2,8 @@
 // the others): which pinned maps each setting sizes (both families alike), its default, and
 // its bounds. The loader sets them with bpf_map__set_max_entries before load; a size given
 // other than the pinned map's is a resize, migrated at start (map-upgrade.ts). The defaults,
-// sized for 50,000 services x 10 endpoints (docs/configuration.md has the arithmetic), are for
+// sized for 50,000 services x 10 endpoints, 1,000,000 conntrack entries and 100,000 pods
+// (docs/configuration.md has the arithmetic, docs/operations.md the memory), are for
 // new maps and maps weir sized: a map pinned at the objects' own (compiled) size, made by a
 // release before sizes were settings, keeps it unless a size is given, so an upgrade from that
 // release resizes nothing and a rollback to it finds maps it can adopt.
@@ -20,10 +21,11 @@ export interface MapSizeSetting {
 }
 
 export const MAP_SIZE_SETTINGS = {
-  // LRU, preallocated: ~150 B (IPv4) / ~200 B (IPv6) of kernel memory per entry whether used
-  // or not. Flows per node, not services: kube-proxy's conntrack floor is 32768 per core
-  // (--conntrack-max-per-core) and 131072 at least; 262144 is that for 8 cores.
-  ct: { maps: ['weir_ct4_v2', 'weir_ct6'], default: 262_144, entry: 'one per direction of a tracked flow' },
+  // LRU, preallocated: 144 B (IPv4) / 200 B (IPv6) of kernel memory per entry whether used or
+  // not, measured (bpftool memlock): 144 + 200 MiB at this default. Flows per node, not
+  // services: 1,000,000 entries (500,000 flows, both directions) -> 2^20. kube-proxy's floor
+  // (32768 per core, 131072 at least) fits a small node: --ct-map-size 262144 saves 258 MiB.
+  ct: { maps: ['weir_ct4_v2', 'weir_ct6'], default: 1_048_576, entry: 'one per direction of a tracked flow' },
   // hash, not preallocated: an unused entry costs nothing. 50,000 ClusterIP frontends
   // (services x ports, ~1 port each) + NodePort/LoadBalancer ones (per node address, plus
   // an external-scope entry under externalTrafficPolicy: Local) ~ 80,000 -> 131,072.

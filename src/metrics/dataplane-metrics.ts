@@ -1,16 +1,20 @@
 // metrics/dataplane-metrics: the metrics read from the pinned maps when Prometheus scrapes (no
 // polling loop, always current): the counters map as packets, drops and forwarded packets, new
-// connections per service port (per backend on request), per-policy flows, and map fill.
+// connections per service port (per backend on request), per-policy flows. Map fill is the
+// exception: entry counts come from the map census (dataplane/map-census.ts), counted in the
+// background, so a scrape costs the same with an empty or a full conntrack table.
 
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { BpfMap } from '../bpf/index.js';
 import { verdictOf, type CounterRow } from '../dataplane/counters.js';
+import type { CensusRow } from '../dataplane/map-census.js';
 import { boundedLbSeries, readLbStats, type LbSeries } from '../dataplane/lb-stats.js';
 
-/** What the scrape reads from the dataplane: the counters map and every map whose fill matters. */
+/** What the scrape reads from the dataplane: the counters map and every pinned map's counted fill. */
 export interface DataplaneView {
   counters(): BpfMap | undefined;
-  maps(): Iterable<BpfMap>;
+  /** every pinned map by pin name, with its last count (MapCensus.rows: no syscall) */
+  maps(): readonly CensusRow[];
   /** weir_lb_stats4 and weir_lb_stats6 where pinned (undefined with --service-stats off), who each frontend id is, and
    *  whether per-backend series are exported (--service-stats backend) */
   lbStats?(): { maps: readonly BpfMap[]; frontends: Map<number, { service: string; frontend: string }>; backends?: boolean } | undefined;
@@ -185,7 +189,7 @@ export function registerDataplaneMetrics(registry: Registry, dataplane: () => Da
       this.set({ traffic_policy: 'external' }, n.external);
     },
   });
-  const fill = (name: string, help: string, value: (m: BpfMap) => number) =>
+  const fill = (name: string, help: string, value: (m: CensusRow) => number | undefined) =>
     new Gauge({
       name,
       help,
@@ -194,16 +198,19 @@ export function registerDataplaneMetrics(registry: Registry, dataplane: () => Da
       collect() {
         this.reset();
         for (const m of dataplane()?.maps() ?? []) {
-          try {
-            this.set({ map: m.name }, value(m));
-          } catch {
-            /* a map closed under us: skip it this scrape */
-          }
+          const v = value(m);
+          if (v !== undefined) this.set({ map: m.name }, v);
         }
       },
     });
-  const entries = (m: BpfMap) => (m.type.includes('array') ? m.maxEntries : m.count());
-  fill('weir_map_entries', 'Entries in each BPF map.', entries);
-  fill('weir_map_capacity', 'max_entries of each BPF map.', (m) => m.maxEntries);
-  fill('weir_map_pressure_ratio', 'entries / capacity of each BPF map (LRU maps evict near 1).', (m) => entries(m) / m.maxEntries);
+  fill('weir_map_entries', 'Entries in each pinned BPF map (by pin name), as last counted: weir_map_counted_timestamp_seconds says when.', (m) => m.entries);
+  fill('weir_map_capacity', 'max_entries of each pinned BPF map.', (m) => m.capacity);
+  fill('weir_map_pressure_ratio', 'entries / capacity of each pinned BPF map, as last counted (LRU maps evict near 1).', (m) =>
+    m.entries === undefined || !m.capacity ? undefined : m.entries / m.capacity,
+  );
+  fill(
+    'weir_map_counted_timestamp_seconds',
+    'When weir_map_entries of each map was counted (unix seconds): the conntrack GC pass, or the background census.',
+    (m) => (m.countedAt === undefined ? undefined : m.countedAt / 1000),
+  );
 }

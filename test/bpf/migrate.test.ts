@@ -13,6 +13,7 @@ import { BpfMap, BpfObject, type WeirCt4Key } from '../../src/bpf/index.js';
 import { loadDataplane, mapOf, type LoadedDataplane } from '../../src/dataplane/loader.js';
 import { MAP_ABI, MAP_TYPE } from '../../src/dataplane/map-abi.js';
 import { handOff } from '../../src/dataplane/map-upgrade.js';
+import { MAP_SIZE_SETTINGS } from '../../src/dataplane/map-sizes.js';
 import { runCleanups } from '../lib/cleanup.js';
 import { addService, CLIENT, FRONTEND, openFlows, pod } from '../lib/service-flows.js';
 import { mountPrivateBpffs } from '../lib/bpffs.js';
@@ -77,7 +78,7 @@ describe('map migration (test-only layout bumps)', () => {
         [['moved-aside', 'weir_ct4_v2']],
       );
       const ct = mapOf(dp.objects, 'weir_ct4_v2');
-      assert.equal(ct.maxEntries, 262144, 'the map this release declares');
+      assert.equal(ct.maxEntries, MAP_SIZE_SETTINGS.ct.default, 'the map this release declares');
       assert.equal(ctCount(ct), before, 'first pass: every entry');
       // the old program is still attached somewhere until the swap: it makes 5 more flows
       for (const [k, v] of openFlows(old, 30000, 5)) flows.set(k, v);

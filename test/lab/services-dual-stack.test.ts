@@ -123,6 +123,11 @@ describe('dual-stack Services with the IPv6 maps', () => {
   test('metrics: both families in weir_frontends and weir_map_entries; IPv6 lb-stats labelled [address]:port', async () => {
     const sample = (text: string, series: string) => Number(new RegExp(`^${series.replace(/[{}[\]()|.+]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
     let text = (await weir.http('/metrics')).body;
+    // entry counts come from the background census, recounted within a second of a write
+    for (let i = 0; i < 50 && sample(text, 'weir_map_entries{map="weir_backend6"}') !== 4; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      text = (await weir.http('/metrics')).body;
+    }
     assert.equal(sample(text, 'weir_frontends'), 4);
     assert.equal(sample(text, 'weir_map_entries{map="weir_frontend6"}'), 2);
     assert.equal(sample(text, 'weir_map_entries{map="weir_backend6"}'), 4);

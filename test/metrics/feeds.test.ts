@@ -111,7 +111,7 @@ function flow(cport: number, protocol: number, seen: bigint, tcpFlags = 0): [Wei
   ] as unknown as [WeirCt4Key, WeirCt4][];
 }
 
-test('a conntrack GC pass: entries deleted by the timeout that expired, and what is left', () => {
+test('a conntrack GC pass: entries deleted by the timeout that expired, and what is left', async () => {
   const now = 100_000n * S;
   const entries = [
     ...flow(1000, IPPROTO.UDP, now - 61n * S), // udp, idle past 60 s
@@ -128,33 +128,21 @@ test('a conntrack GC pass: entries deleted by the timeout that expired, and what
   const ct4 = new FakeMap<WeirCt4Key, WeirCt4>();
   for (const [k, v] of entries) ct4.set(k, v);
   const passes: CtGcPass[] = [];
-  const gc = new ConntrackGc(
-    { 4: ct4 as never },
-    memoryLogger(),
-    undefined,
-    () => now,
-    (p) => passes.push(p),
-  );
-  gc.run();
+  const gc = new ConntrackGc({ 4: ct4 as never }, memoryLogger(), { now: () => now, onPass: (p) => passes.push(p) });
+  await gc.run();
   assert.equal(passes.length, 1);
   const { seconds, ...rest } = passes[0]!;
   assert.ok(seconds >= 0);
-  assert.deepEqual(rest, { family: 4, ok: true, deleted: { udp: 2, tcp_closing: 2, tcp_syn_only: 2, icmp: 2 }, alive: 4 });
+  assert.deepEqual(rest, { family: 4, map: 'conntrack4', capacity: 0, ok: true, deleted: { udp: 2, tcp_closing: 2, tcp_syn_only: 2, icmp: 2 }, alive: 4 });
   assert.equal(ct4.data.size, 4);
   // a map that fails: a failed pass, nothing deleted
   const broken = {
-    entries: () =>
+    chunks: () =>
       ((): never => {
         throw new Error('EBADF');
       })(),
   };
   passes.length = 0;
-  new ConntrackGc(
-    { 6: broken as never },
-    memoryLogger(),
-    undefined,
-    () => now,
-    (p) => passes.push(p),
-  ).run();
+  await new ConntrackGc({ 6: broken as never }, memoryLogger(), { now: () => now, onPass: (p) => passes.push(p) }).run();
   assert.deepEqual([passes[0]!.family, passes[0]!.ok], [6, false]);
 });

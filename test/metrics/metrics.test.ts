@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import { BpfMap, BpfObject, codecFor } from '../../src/bpf/index.js';
 import { MAP_TYPE } from '../../src/dataplane/map-abi.js';
 import { counterSlot, resetCounters } from '../../src/dataplane/counters.js';
+import { MapCensus, pinnedMaps } from '../../src/dataplane/map-census.js';
 import { startHttp, type HttpEndpoint } from '../../src/metrics/http.js';
 import { buildInfo } from '../../src/metrics/build-info.js';
 import { Metrics, perFrontendSeries } from '../../src/metrics/metrics.js';
@@ -26,7 +27,9 @@ before(async () => {
   fs = mountPrivateBpffs('metrics');
   probe = BpfObject.load(bpfObject('probe'), { pinDir: fs.path });
   metrics = new Metrics();
-  metrics.attachDataplane({ counters: () => probe.map('weir_counters'), maps: () => [probe.map('weir_counters'), probe.map('weir_probe_last_connect')] });
+  const census = new MapCensus(pinnedMaps([probe]));
+  await census.refresh();
+  metrics.attachDataplane({ counters: () => probe.map('weir_counters'), maps: () => census.rows() });
   http = await startHttp('127.0.0.1:0', metrics, { problems: () => problems, notReady: () => notReady });
 });
 after(async () => {
@@ -126,8 +129,8 @@ test('build info, Node process metrics, kube-proxy queue gauges, conntrack GC', 
   metrics.observeQueue({ queued: 'service', servicesPending: 1, endpointsPending: 0 }, 1_700_000_000_000);
   metrics.observeQueue({ queued: 'endpoints', servicesPending: 1, endpointsPending: 1 }, 1_700_000_001_000);
   metrics.observeQueue({ queued: 'endpoints', servicesPending: 1, endpointsPending: 2 }, 1_700_000_002_000);
-  metrics.observeConntrackGc({ family: 4, ok: true, seconds: 0.002, deleted: { udp: 4, tcp_closing: 2 }, alive: 10 });
-  metrics.observeConntrackGc({ family: 6, ok: false, seconds: 0.001, deleted: {}, alive: 0 });
+  metrics.observeConntrackGc({ family: 4, map: 'weir_ct4_v2', capacity: 1024, ok: true, seconds: 0.002, deleted: { udp: 4, tcp_closing: 2 }, alive: 10 });
+  metrics.observeConntrackGc({ family: 6, map: 'weir_ct6', capacity: 1024, ok: false, seconds: 0.001, deleted: {}, alive: 0 });
   let s = samples((await get('/metrics')).body);
   const info = [...s.keys()].find((k) => k.startsWith('weir_build_info{'));
   assert.equal(

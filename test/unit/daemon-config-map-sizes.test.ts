@@ -23,7 +23,7 @@ test('bounds and readable errors', () => {
   assert.equal(parseMapSize('ct', ' 256 '), 256);
   assert.equal(parseMapSize('ct', String(1 << 26)), 1 << 26);
   for (const bad of ['255', String((1 << 26) + 1), '4k', '0x1000', '', '1e6', '-1'])
-    assert.throws(() => parseMapSize('ct', bad), /bad --ct-map-size .*: entries, an integer in 256\.\.67108864 \(default 262144\)/, bad);
+    assert.throws(() => parseMapSize('ct', bad), /bad --ct-map-size .*: entries, an integer in 256\.\.67108864 \(default 1048576\)/, bad);
   assert.throws(() => daemonConfig({ ...baseDaemonFlags, frontendMapSize: 'many' }, {}), /bad --frontend-map-size "many"/);
 });
 
@@ -32,4 +32,12 @@ test('each setting sizes both families; every map it names is a pinned map of th
   assert.deepEqual(byMap, { weir_ct4_v2: 4096, weir_ct6: 4096, weir_frontend4: 1024, weir_frontend6: 1024 });
   const pinned = new Set(MAP_ABI.map((r) => pinName(r.base, r.version)));
   for (const [name, s] of Object.entries(MAP_SIZE_SETTINGS)) for (const m of s.maps) assert.ok(pinned.has(m), `${name}: ${m} is migrated on a resize`);
+});
+
+test('the default sizes hold 50,000 services x 10 endpoints, 1,000,000 conntrack entries and 100,000 pods', () => {
+  const d = defaultMapSizes();
+  assert.ok(d.ct >= 1_000_000, `conntrack ${d.ct}`);
+  assert.ok(d.frontend >= 50_000, `frontends ${d.frontend}: one per ClusterIP service port at least`);
+  assert.ok(d.backend >= 50_000 * 10, `backends ${d.backend}`);
+  assert.ok(d.ipcache >= 100_000, `ipcache ${d.ipcache}: every pod address of the cluster`);
 });

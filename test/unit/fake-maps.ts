@@ -14,6 +14,14 @@ export class FakeMap<K, V> {
   *keys(): Generator<K> {
     for (const [k] of this.data.values()) yield k;
   }
+  /** TypedMap.chunks: the entries `size` at a time, read lazily (entries deleted meanwhile are not seen). */
+  *chunks(size = 4096): Generator<{ entries: Array<[K, V]>; walked: number }> {
+    const keys = [...this.data.keys()];
+    for (let i = 0; i < keys.length; i += size) {
+      const c = keys.slice(i, i + size).flatMap((s) => (this.data.has(s) ? [this.data.get(s)!] : []));
+      if (c.length) yield { entries: c.map(([k, v]) => [k, v] as [K, V]), walked: c.length };
+    }
+  }
   get(k: K): V | undefined {
     return this.data.get(JSON.stringify(k))?.[1];
   }

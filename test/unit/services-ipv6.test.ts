@@ -252,7 +252,7 @@ test('clean-up, IPv6: a removed UDP backend loses its weir_ct6 flows and weir_af
   assert.equal(fake.affinity.data.size, 1);
 });
 
-test('conntrack GC: one pass over weir_ct4_v2 and weir_ct6 with the same timeouts; ICMPv6 ages as ICMP', () => {
+test('conntrack GC: one pass over weir_ct4_v2 and weir_ct6 with the same timeouts; ICMPv6 ages as ICMP', async () => {
   const S = 1_000_000_000n;
   const now = 10_000n * S;
   const ct4 = new FakeMap<WeirCt4Key, WeirCt4>();
@@ -274,8 +274,8 @@ test('conntrack GC: one pass over weir_ct4_v2 and weir_ct6 with the same timeout
     ...udpFlow6(5, '2001:2:1::10', 2, now - 9n * S, IPPROTO.ICMPV6), // ICMPv6 idle 9 s: stays
   ])
     ct6.set(k, v);
-  const gc = new ConntrackGc({ 4: ct4 as never, 6: ct6 as never }, memoryLogger(), undefined, () => now);
-  const plan = gc.run();
+  const gc = new ConntrackGc({ 4: ct4 as never, 6: ct6 as never }, memoryLogger(), { now: () => now });
+  const plan = await gc.run();
   assert.equal(plan.expiredFlows, 3);
   assert.equal(ct4.data.size, 0);
   assert.deepEqual([...ct6.keys()].map((k) => (k.saddr === CLIENT6 ? k.sport : k.dport)).sort(), [3, 3, 5, 5]);
