@@ -189,3 +189,8 @@ clean:
 
 distclean: clean
 	rm -rf node_modules .tools
+
+## bench-adopt (i16 reconcile): a restart's adoption of 60,000 frontends and 600,000 backends on real maps; writes bench/results/adopt.{md,json}
+.PHONY: bench-adopt
+bench-adopt: deps build
+	node --enable-source-maps dist/bench/adopt.js 60000 10 5 --write

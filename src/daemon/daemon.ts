@@ -163,6 +163,7 @@ export class Daemon {
     // listening before the adoption (docs/daemon.md, start step 0): /healthz answers and
     // /readyz says 503 while a restart reads 600,000 pinned backends
     await this.startMetrics();
+    this.log.info('adopting', { pinDir: this.dp.pinDir });
     const adopting = performance.now();
     const adopted = await this.services.adoptAsync();
     this.log.info('adopt', { ...adopted, ms: Math.round(performance.now() - adopting) });
