@@ -194,3 +194,8 @@ distclean: clean
 .PHONY: bench-adopt
 bench-adopt: deps build
 	node --enable-source-maps dist/bench/adopt.js 60000 10 5 --write
+
+## bench-overflow (i16 reconcile): 60,000 frontends into a 1,024-entry weir_frontend4: the longest event-loop block per sync; writes bench/results/overflow.{md,json}
+.PHONY: bench-overflow
+bench-overflow: deps build
+	node --enable-source-maps dist/bench/overflow.js 60000 --write
