@@ -447,6 +447,8 @@ export class Daemon {
       this.nodeMaps?.changed(change);
       this.policy?.changed(change, e.observedAt);
     }
+    // while the start sync's batches are written (it yields): queued behind it
+    else if (change && this.services?.fullSynced) this.services.changed(change, e.observedAt);
   }
 
   get isReady(): boolean {
