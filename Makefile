@@ -213,3 +213,13 @@ COUNT ?= 1000000
 fuzz: deps build
 	@[ "$$(id -u)" = 0 ] || { echo "make fuzz needs root (BPF, netns)"; exit 1; }
 	node --enable-source-maps dist/test/fuzz/main.js --seed $(SEED) --count $(COUNT) $(if $(PACKET),--packet $(PACKET))
+
+## bench-adopt (i16 reconcile): a restart's adoption of 60,000 frontends and 600,000 backends on real maps; writes bench/results/adopt.{md,json}
+.PHONY: bench-adopt
+bench-adopt: deps build
+	node --enable-source-maps dist/bench/adopt.js 60000 10 5 --write
+
+## bench-overflow (i16 reconcile): 60,000 frontends into a 1,024-entry weir_frontend4: the longest event-loop block per sync; writes bench/results/overflow.{md,json}
+.PHONY: bench-overflow
+bench-overflow: deps build
+	node --enable-source-maps dist/bench/overflow.js 60000 --write

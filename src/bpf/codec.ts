@@ -18,6 +18,8 @@ export interface Codec<T> {
   /** Encodes into `size` zeroed bytes of `buf` at `off` (batch writes: one buffer, no per-entry allocation). */
   encodeInto(value: T, buf: Buffer, off: number): void;
   decode(bytes: Buffer): T;
+  /** Decodes the `size` bytes of `buf` at `off` (a batch dump: one buffer, no per-entry Buffer). */
+  decodeAt(buf: Buffer, off: number): T;
 }
 
 type Reader = (b: Buffer, off: number) => unknown;
@@ -155,6 +157,17 @@ function bitField(m: MemberLayout, what: string): Field {
   };
 }
 
+/**
+ * A struct reader that builds its object as one literal (`{frontend_id: r0(b, o + 0), slot:
+ * r1(b, o + 4)}`): every object gets its final shape at once, ~3x faster than adding the
+ * fields one by one, which a dump of 600,000 backends at a restart pays per entry. The code
+ * is generated from the BTF layout's member names and offsets, nothing else.
+ */
+function literalReader(fields: ReadonlyArray<{ name: string; read: Reader; off: number }>): Reader {
+  const body = fields.map((x, i) => `${JSON.stringify(x.name)}: r[${i}](b, o + ${x.off})`).join(', ');
+  return new Function('r', `return (b, o) => ({ ${body} });`)(fields.map((x) => x.read)) as Reader;
+}
+
 function structFields(t: StructLayout, what: string): Field {
   const name = t.name ?? what;
   const fields = t.members.map((m, i) => {
@@ -164,16 +177,17 @@ function structFields(t: StructLayout, what: string): Field {
     const anon = !m.name && isStruct(m.type);
     return { m, f, anon, off: m.bitSize ? 0 : m.offset };
   });
+  const readLoop: Reader = (b, o) => {
+    const out: Record<string, unknown> = {};
+    for (const { m, f, anon, off } of fields) {
+      const v = f.read(b, o + off);
+      if (anon) Object.assign(out, v);
+      else out[m.name] = v;
+    }
+    return out;
+  };
   return {
-    read: (b, o) => {
-      const out: Record<string, unknown> = {};
-      for (const { m, f, anon, off } of fields) {
-        const v = f.read(b, o + off);
-        if (anon) Object.assign(out, v);
-        else out[m.name] = v;
-      }
-      return out;
-    },
+    read: fields.some((x) => x.anon) ? readLoop : literalReader(fields.map((x) => ({ name: x.m.name, read: x.f.read, off: x.off }))),
     write: (b, o, v) => {
       if (typeof v !== 'object' || v === null) throw new TypeError(`${name}: expected an object`);
       const obj = v as Record<string, unknown>;
@@ -203,6 +217,10 @@ export function typeCodec<T = unknown>(t: TypeLayout): Codec<T> {
     decode: (b) => {
       if (b.length < size) throw new RangeError(`${t.name ?? t.kind}: need ${size} bytes, got ${b.length}`);
       return f.read(b, 0) as T;
+    },
+    decodeAt: (b, off) => {
+      if (b.length < off + size) throw new RangeError(`${t.name ?? t.kind}: need ${size} bytes at ${off}, got ${b.length}`);
+      return f.read(b, off) as T;
     },
   };
 }
@@ -249,5 +267,6 @@ export function bytes(size: number): Codec<Buffer> {
       v.copy(b, off);
     },
     decode: (b) => Buffer.from(b.subarray(0, size)),
+    decodeAt: (b, off) => Buffer.from(b.subarray(off, off + size)),
   };
 }

@@ -168,8 +168,13 @@ export class Daemon {
       onQueue: (q) => this.metrics.observeQueue(q),
     });
     this.healthPorts = new HealthCheckPorts({ log: this.log, proxyHealthy: () => this.proxyHealth.healthy() });
-    const adopted = this.services.adopt();
-    this.log.info('adopt', adopted);
+    // listening before the adoption (docs/daemon.md, start step 0): /healthz answers and
+    // /readyz says 503 while a restart reads 600,000 pinned backends
+    await this.startMetrics();
+    this.log.info('adopting', { pinDir: this.dp.pinDir });
+    const adopting = performance.now();
+    const adopted = await this.services.adoptAsync();
+    this.log.info('adopt', { ...adopted, ms: Math.round(performance.now() - adopting) });
     this.attach = new AttachManager(this.dp.pinDir, this.dp.objects, this.log);
     if (this.dp.maps.ifaces) this.ifaces = new IfaceTable(this.dp.maps.ifaces, this.log);
     // a refused write (map full) drops that pod's packets as spoofed: counted in weir_map_write_failures_total
@@ -214,7 +219,6 @@ export class Daemon {
     // the node's /proc/sys/net writable under --host-proc)
     this.sysctls = SysctlRecorder.open(this.dp.pinDir, this.log, join(cfg.hostProc, 'sys'));
     this.monitorSwitch();
-    await this.startMetrics();
 
     this.network = await this.readNetwork();
     this.node = { nodeName: cfg.nodeName, nodeAddresses: [...this.network.nodePortAddresses], ...(cfg.proxyName ? { proxyName: cfg.proxyName } : {}) };
@@ -236,7 +240,7 @@ export class Daemon {
 
     // first full sync: the maps hold the whole desired state (before any program runs on
     // it, on a first start with manifests)
-    const first = this.services.full('start', this.node);
+    const first = await this.services.fullAsync('start', this.node);
     this.health.fullSynced = true;
     this.nodeMaps?.start();
     this.policy?.start();
@@ -462,6 +466,8 @@ export class Daemon {
       this.nodeMaps?.changed(change);
       this.policy?.changed(change, e.observedAt);
     }
+    // while the start sync's batches are written (it yields): queued behind it
+    else if (change && this.services?.fullSynced) this.services.changed(change, e.observedAt);
   }
 
   get isReady(): boolean {
@@ -498,6 +504,8 @@ export class Daemon {
     }
     this.metrics.observeSync(s.kind, s.seconds, s.observedAt);
     this.metrics.frontends.set(s.result.frontends);
+    const unprogrammed = this.services.reconciler.unprogrammedServices();
+    for (const reason of ['map_full', 'write_failed'] as const) this.metrics.servicesUnprogrammed.set({ reason }, unprogrammed.get(reason) ?? 0);
     this.health.syncDone(s.result.errors);
     if (s.reason === 'resync') this.metrics.observeResync(s.result.writes);
   }
@@ -509,11 +517,12 @@ export class Daemon {
   }
 
   /** Resolves when its interface pass is done (it queues behind a running one: a hung netlink dump stalls it). */
-  private resync(): Promise<void> {
+  private async resync(): Promise<void> {
     void this.startHealthz();
     this.health.inResync = true;
     try {
-      this.services.resync();
+      // queued behind a running service sync; its batches yield to the event loop
+      await this.services.resync();
       this.nodeMaps?.resync();
       this.policy?.resync();
     } finally {

@@ -18,6 +18,7 @@ const ERROR_KINDS: Record<string, string> = {
   'detach failed': 'attach',
   'remove stale link pin failed': 'attach',
   'map update failed': 'map_write',
+  'services not programmed': 'map_write',
   'map dump failed': 'map_read',
   'sync failed': 'sync',
   'periodic task failed': 'periodic',

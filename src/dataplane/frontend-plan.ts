@@ -50,10 +50,13 @@ export interface RemovedBackend {
  * One family's writes that turn live into desired, in the order they must be applied so
  * that a reader never sees a frontend whose slots 0..count-1 are not all there:
  *   1. frontendDeletes   (removed frontends go before their slots)
- *   2. backendWrites     (new and replaced slots, below the new count)
- *   3. frontendWrites    (new counts: a grown count after its slots, a shrunk count
+ *   2. removedSlots      (the slots of removed frontends, and orphans: no frontend entry
+ *                         reads them any more, so they go before any write, making room
+ *                         in a full backend map for the writes that follow)
+ *   3. backendWrites     (new and replaced slots, below the new count)
+ *   4. frontendWrites    (new counts: a grown count after its slots, a shrunk count
  *                         while the slots above it still exist)
- *   4. backendDeletes    (slots at or above the new count, slots of removed frontends)
+ *   5. backendDeletes    (slots at or above a frontend's new count)
  * Source-range prefixes (weir_lb_src4/6) are added with the backend writes, before the
  * frontend entry that flags them, and removed with the backend deletes, after it.
  * Shrinking writes the replacement slots before the count (rather than count first), so
@@ -62,6 +65,8 @@ export interface RemovedBackend {
  */
 export interface FamilyPlan {
   frontendDeletes: FrontendKey[];
+  /** slots of removed frontends and orphan slots (applied right after frontendDeletes) */
+  removedSlots: BackendKey[];
   backendWrites: Array<[BackendKey, BackendValue]>;
   frontendWrites: Array<[FrontendKey, FrontendValue]>;
   backendDeletes: BackendKey[];
@@ -85,12 +90,20 @@ export interface Plan extends Record<IpFamily, FamilyPlan> {
   removedBackends: RemovedBackend[];
 }
 
-function emptyFamilyPlan(): FamilyPlan {
-  return { frontendDeletes: [], backendWrites: [], frontendWrites: [], backendDeletes: [], rangeWrites: [], rangeDeletes: [] };
+export function emptyFamilyPlan(): FamilyPlan {
+  return { frontendDeletes: [], removedSlots: [], backendWrites: [], frontendWrites: [], backendDeletes: [], rangeWrites: [], rangeDeletes: [] };
 }
 
 export function familyPlanSize(p: FamilyPlan): number {
-  return p.frontendDeletes.length + p.backendWrites.length + p.frontendWrites.length + p.backendDeletes.length + p.rangeWrites.length + p.rangeDeletes.length;
+  return (
+    p.frontendDeletes.length +
+    p.removedSlots.length +
+    p.backendWrites.length +
+    p.frontendWrites.length +
+    p.backendDeletes.length +
+    p.rangeWrites.length +
+    p.rangeDeletes.length
+  );
 }
 
 /** Map writes of every family. */
@@ -162,7 +175,7 @@ export function planSync(desired: ReadonlyMap<string, DesiredFrontend>, live: Li
     if (!want) {
       if (!have) continue;
       part.frontendDeletes.push(have.key);
-      for (const slot of [...(liveSlots?.keys() ?? [])].sort(bySlot)) part.backendDeletes.push({ frontend_id: have.value.id, slot });
+      for (const slot of [...(liveSlots?.keys() ?? [])].sort(bySlot)) part.removedSlots.push({ frontend_id: have.value.id, slot });
       for (const cidr of [...(fl.ranges.get(have.value.id) ?? [])].sort()) part.rangeDeletes.push({ frontendId: have.value.id, cidr });
       plan.releasedIds.push(have.value.id);
       removed(plan, family, have.value.id, have.key.protocol, liveSlots, opts.previous?.get(ks)?.known, new Set());
@@ -203,7 +216,7 @@ export function planSync(desired: ReadonlyMap<string, DesiredFrontend>, live: Li
       for (const [, w] of plan[f].frontendWrites) inUse.add(w.id);
       for (const [id, slots] of live[f].backends) {
         if (inUse.has(id)) continue;
-        for (const slot of [...slots.keys()].sort(bySlot)) plan[f].backendDeletes.push({ frontend_id: id, slot });
+        for (const slot of [...slots.keys()].sort(bySlot)) plan[f].removedSlots.push({ frontend_id: id, slot });
       }
       for (const [id, cidrs] of live[f].ranges) {
         if (inUse.has(id)) continue;
@@ -237,17 +250,14 @@ function removed(
 /** Applies one family's part of a plan to that family's mirror. */
 export function applyFamilyToLive(family: IpFamily, live: FamilyLive, plan: FamilyPlan): void {
   for (const k of plan.frontendDeletes) live.frontends.delete(frontendKeyString(family, k));
+  for (const k of plan.removedSlots) deleteSlot(live, k);
   for (const [k, v] of plan.backendWrites) {
     let m = live.backends.get(k.frontend_id);
     if (!m) live.backends.set(k.frontend_id, (m = new Map()));
     m.set(k.slot, v);
   }
   for (const [k, v] of plan.frontendWrites) live.frontends.set(frontendKeyString(family, k), { key: k, value: v });
-  for (const k of plan.backendDeletes) {
-    const m = live.backends.get(k.frontend_id);
-    m?.delete(k.slot);
-    if (m && m.size === 0) live.backends.delete(k.frontend_id);
-  }
+  for (const k of plan.backendDeletes) deleteSlot(live, k);
   for (const r of plan.rangeWrites) {
     let m = live.ranges.get(r.frontendId);
     if (!m) live.ranges.set(r.frontendId, (m = new Set()));
@@ -258,6 +268,12 @@ export function applyFamilyToLive(family: IpFamily, live: FamilyLive, plan: Fami
     m?.delete(r.cidr);
     if (m && m.size === 0) live.ranges.delete(r.frontendId);
   }
+}
+
+function deleteSlot(live: FamilyLive, k: BackendKey): void {
+  const m = live.backends.get(k.frontend_id);
+  m?.delete(k.slot);
+  if (m && m.size === 0) live.backends.delete(k.frontend_id);
 }
 
 /** Applies a plan to a LiveState mirror (what the maps hold once every family's part is written). */

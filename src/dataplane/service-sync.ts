@@ -19,6 +19,7 @@ import { Reconciler, type SyncResult } from './reconcile.js';
 const MIN_SYNC_INTERVAL_MS = 5;
 
 export type SyncKind = 'full' | 'incremental';
+export type FullReason = 'start' | 'node-addresses' | 'node-zone';
 
 /** One applied sync, for the daemon's metrics and health. `seconds` covers model + plan + writes. */
 export interface SyncReport {
@@ -80,6 +81,10 @@ export class ServiceSync {
   /** when the last incremental sync ended (performance.now()) */
   private lastSyncAt = -Infinity;
   private stopped = false;
+  /** the sync running or queued (exclusive()): one at a time */
+  private queue: Promise<unknown> = Promise.resolve();
+  /** a change sync is queued behind a running one and has not started */
+  private runQueued = false;
   /** this node's Node object changed its zone label: the next sync is a full one */
   private zoneChanged = false;
   /** the topology fallback last logged per service (logged once per service and reason) */
@@ -100,6 +105,11 @@ export class ServiceSync {
   /** Takes over what the pinned maps hold (ids included): the next sync writes only differences. */
   adopt(): { frontends: number; backends: number } {
     return this.reconciler.adopt();
+  }
+
+  /** adopt() in bounded batches that yield to the event loop (the daemon's start: /healthz answers meanwhile). */
+  adoptAsync(): Promise<{ frontends: number; backends: number }> {
+    return this.reconciler.adoptAsync();
   }
 
   /** true once the first full sync ran: changes are synced from then on */
@@ -137,8 +147,29 @@ export class ServiceSync {
     return { frontends: frontends.length, result: this.withCleanupErrors(() => this.reconciler.sync()) };
   }
 
-  /** The whole desired state from the inputs, written (first sync, node addresses changed). */
-  full(reason: 'start' | 'node-addresses' | 'node-zone', node: NodeContext): SyncResult {
+  /**
+   * The whole desired state from the inputs, written (first sync, node addresses changed).
+   * The source is complete here (manifests read, every informer listed), so whatever the
+   * adopted maps hold that it no longer has is deleted (a Service deleted while weir was down).
+   */
+  full(reason: FullReason, node: NodeContext): SyncResult {
+    const t0 = this.prepareFull(reason, node);
+    return this.reportFull(
+      reason,
+      t0,
+      this.withCleanupErrors(() => this.reconciler.sync()),
+    );
+  }
+
+  /** full() with the writes in bounded batches that yield to the event loop, one sync at a time. */
+  fullAsync(reason: FullReason, node: NodeContext): Promise<SyncResult> {
+    return this.exclusive(async () => {
+      const t0 = this.prepareFull(reason, node);
+      return this.reportFull(reason, t0, await this.withCleanupErrorsAsync(() => this.reconciler.syncAsync()));
+    });
+  }
+
+  private prepareFull(reason: FullReason, node: NodeContext): number {
     const t0 = performance.now();
     this.node = this.withZone(node);
     this.zoneChanged = false;
@@ -146,7 +177,10 @@ export class ServiceSync {
     this.logTopology(this.state.services.keys());
     if (reason === 'start') this.logNodeIssues(buildNodeTable(this.opts.inputs.nodes?.values() ?? []).issues);
     this.reconciler.setAll(this.state.frontends.values());
-    const r = this.withCleanupErrors(() => this.reconciler.sync());
+    return t0;
+  }
+
+  private reportFull(reason: FullReason, t0: number, r: SyncResult): SyncResult {
     this.report({ reason, kind: 'full', result: r, seconds: (performance.now() - t0) / 1000, observedAt: [] });
     return r;
   }
@@ -154,7 +188,7 @@ export class ServiceSync {
   /** The node's context changed: after the first full sync, a full sync with it. */
   nodeChanged(node: NodeContext): void {
     this.node = node;
-    if (this.fullSynced) this.full('node-addresses', node);
+    if (this.fullSynced) this.fullAsync('node-addresses', node).catch((e: unknown) => this.opts.log.warn('sync failed', { error: errText(e) }));
   }
 
   /** A store change: after the first full sync, its services are synced on the next turn. */
@@ -185,14 +219,31 @@ export class ServiceSync {
 
   /**
    * Re-reads the maps and repairs what differs from the desired state (docs/daemon.md).
-   * Every write is a repair, so it is logged as a warning.
+   * Every write is a repair, so it is logged as a warning. Queued behind a running sync.
    */
-  resync(): SyncResult {
-    const t0 = performance.now();
-    const r = this.withCleanupErrors(() => this.reconciler.resync());
-    this.report({ reason: 'resync', kind: 'full', result: r, seconds: (performance.now() - t0) / 1000, observedAt: [] });
-    this.opts.log[r.writes ? 'warn' : 'debug']('resync', { repairs: r.writes, totalRepairs: this.reconciler.stats.repairs, frontends: r.frontends, ms: r.ms });
-    return r;
+  resync(): Promise<SyncResult> {
+    return this.exclusive(async () => {
+      const t0 = performance.now();
+      const r = await this.withCleanupErrorsAsync(() => this.reconciler.resyncAsync());
+      this.report({ reason: 'resync', kind: 'full', result: r, seconds: (performance.now() - t0) / 1000, observedAt: [] });
+      this.opts.log[r.writes ? 'warn' : 'debug']('resync', {
+        repairs: r.writes,
+        totalRepairs: this.reconciler.stats.repairs,
+        frontends: r.frontends,
+        ms: r.ms,
+      });
+      return r;
+    });
+  }
+
+  /**
+   * One sync at a time: an async sync yields between its batches, and another one must not
+   * plan against a mirror that is half applied.
+   */
+  private exclusive<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(f);
+    this.queue = run.catch(() => undefined);
+    return run;
   }
 
   stop(): void {
@@ -211,16 +262,21 @@ export class ServiceSync {
    * a storm of events (a rollout) batches up instead of syncing per event.
    */
   private schedule(): void {
-    if (this.timer || this.stopped) return;
+    if (this.timer || this.stopped || this.runQueued) return;
     const run = () => {
       this.timer = undefined;
-      try {
-        this.syncChanges();
-        this.opts.onDrained?.();
-      } catch (e) {
-        this.opts.log.warn('sync failed', { error: errText(e) });
-      }
-      this.lastSyncAt = performance.now();
+      // queued behind a running sync: changes arriving meanwhile join this one
+      this.runQueued = true;
+      void this.exclusive(async () => {
+        this.runQueued = false;
+        try {
+          await this.syncChanges();
+          this.opts.onDrained?.();
+        } catch (e) {
+          this.opts.log.warn('sync failed', { error: errText(e) });
+        }
+        this.lastSyncAt = performance.now();
+      });
     };
     const wait = this.lastSyncAt + MIN_SYNC_INTERVAL_MS - performance.now();
     this.timer = wait > 0 ? setTimeout(run, wait) : setImmediate(run);
@@ -270,12 +326,13 @@ export class ServiceSync {
     for (const i of issues) this.opts.log.warn('node field skipped', { node: i.node || undefined, reason: i.reason, detail: i.detail });
   }
 
-  private syncChanges(): void {
+  private async syncChanges(): Promise<void> {
     if (this.zoneChanged && this.node) {
       const prev = this.node.zone ?? '';
       this.takeQueue();
       this.pendingObservedAt = [];
-      this.full('node-zone', this.node);
+      const t0 = this.prepareFull('node-zone', this.node);
+      this.reportFull('node-zone', t0, await this.withCleanupErrorsAsync(() => this.reconciler.syncAsync()));
       this.opts.log.info('node zone changed', { node: this.node.nodeName, from: prev || undefined, zone: this.node.zone || undefined });
       return;
     }
@@ -289,7 +346,7 @@ export class ServiceSync {
     this.logTopology(keys);
     if (diff.upserted.length === 0 && diff.removed.length === 0) return;
     this.reconciler.update(diff.upserted, diff.removed);
-    const r = this.withCleanupErrors(() => this.reconciler.sync());
+    const r = await this.withCleanupErrorsAsync(() => this.reconciler.syncAsync());
     this.report({ reason: 'change', kind: 'incremental', result: r, seconds: (performance.now() - t0) / 1000, observedAt });
   }
 
@@ -312,12 +369,26 @@ export class ServiceSync {
     return { ...r, errors: r.errors + this.cleanup.stats.errors - before };
   }
 
+  private async withCleanupErrorsAsync(f: () => Promise<SyncResult>): Promise<SyncResult> {
+    const before = this.cleanup.stats.errors;
+    const r = await f();
+    return { ...r, errors: r.errors + this.cleanup.stats.errors - before };
+  }
+
   private report(s: SyncReport): void {
     this.opts.onSync?.(s);
     if (s.reason === 'resync') return;
     const r = s.result;
     const skipped = [...this.reconciler.stats.skipped].map(([k, v]) => `${k}:${v}`).join(',');
-    const fields = { reason: s.reason, writes: r.writes, frontends: r.frontends, removedBackends: r.removedBackends, errors: r.errors, ms: r.ms };
+    const fields = {
+      reason: s.reason,
+      writes: r.writes,
+      frontends: r.frontends,
+      removedBackends: r.removedBackends,
+      errors: r.errors,
+      unprogrammed: r.unprogrammed || undefined,
+      ms: r.ms,
+    };
     this.opts.log.info('sync', { ...fields, skipped: skipped || undefined });
   }
 }

@@ -136,6 +136,12 @@ export class Metrics {
     help: 'Frontends programmed (ClusterIP, NodePort, externalIP, LoadBalancer addresses x ports).',
     registers: [this.registry],
   });
+  readonly servicesUnprogrammed = new Gauge({
+    name: 'weir_services_unprogrammed',
+    help: 'Services with a frontend the maps could not take after the last sync (map_full: no room; write_failed: refused), retried when room frees.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
 
   readonly policySyncDuration = new Histogram({
     name: 'weir_policy_sync_duration_seconds',

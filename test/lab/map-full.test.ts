@@ -1,5 +1,5 @@
 // A full map on a real kernel map (not a FakeMap): weir_frontend4 filled to max_entries by
-// hand behind a running `weir daemon`; a new Service cannot be written (E2BIG): weir logs it,
+// hand behind a running `weir daemon`; a new Service cannot be written (E2BIG): weir names it,
 // counts it in weir_map_write_failures_total, /readyz says the map is full while /healthz stays
 // 200 (a restart would not empty the map), it keeps running and the services already programmed
 // keep serving; once there is room, the next sync writes the new Service and /readyz is 200 again.
@@ -75,7 +75,7 @@ describe('weir_frontend4 full (E2BIG) on a real map', () => {
     const f0 = await failures();
     const line = await weir.apply('late.yaml', svc('late', LATE));
     console.log(`# sync on a full map: ${JSON.stringify(line)}`);
-    await weir.waitFor('map update failed', {}, 5000);
+    await weir.waitFor('services not programmed', { names: 'default/late' }, 5000);
     assert.ok((await failures()) > f0, 'weir_map_write_failures_total{map="weir_frontend4",error="E2BIG"} counted it');
     const h = await weir.http('/readyz');
     assert.equal(h.status, 503);

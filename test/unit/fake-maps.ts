@@ -11,6 +11,10 @@ export class FakeMap<K, V> {
   *entries(): Generator<[K, V]> {
     yield* [...this.data.values()].map(([k, v]) => [k, v] as [K, V]);
   }
+  /** no batch dump: callers take entries() */
+  dumpPacked(): null {
+    return null;
+  }
   *keys(): Generator<K> {
     for (const [k] of this.data.values()) yield k;
   }

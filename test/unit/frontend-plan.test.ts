@@ -102,7 +102,10 @@ test('planSync, dual-stack: an IPv6 frontend removed deletes from the IPv6 part 
   const webV6Id = live[6].frontends.get('[2001:2::10]:80/6/0')!.value.id;
   const p = planSync(desiredOf([...WEB.slice(0, 1), ...DNS]), live, ids, { previous: all });
   assert.equal(
-    planSize({ ...p, 6: { frontendDeletes: [], backendWrites: [], frontendWrites: [], backendDeletes: [], rangeWrites: [], rangeDeletes: [] } }),
+    planSize({
+      ...p,
+      6: { frontendDeletes: [], removedSlots: [], backendWrites: [], frontendWrites: [], backendDeletes: [], rangeWrites: [], rangeDeletes: [] },
+    }),
     0,
     'nothing for IPv4',
   );
@@ -111,7 +114,7 @@ test('planSync, dual-stack: an IPv6 frontend removed deletes from the IPv6 part 
     ['2001:2::10'],
   );
   assert.deepEqual(
-    p[6].backendDeletes.map((k) => [k.frontend_id, k.slot]),
+    p[6].removedSlots.map((k) => [k.frontend_id, k.slot]),
     [
       [webV6Id, 0],
       [webV6Id, 1],

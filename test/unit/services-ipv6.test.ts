@@ -291,15 +291,18 @@ test('ServiceSync, an IPv6 UDP endpoint removed: the applied plan cleans its wei
   const v6slice = (ips: string[]) => ({ ...slice('web-v6', 'IPv6', ips, 'UDP'), ports: [{ name: 'http', port: 5353, protocol: 'UDP' }] });
   put(store, 'EndpointSlice', v6slice(['2001:2:1::10', '2001:2:1::11']));
   const { fake6, maps } = fakeDualStackMaps();
-  const sync = new ServiceSync({ maps, inputs: store, log: memoryLogger() });
+  let drained: () => void = () => {};
+  const sync = new ServiceSync({ maps, inputs: store, log: memoryLogger(), onDrained: () => drained() });
   sync.full('start', NODE);
   const id = frontends(fake6.frontends).find((f) => f.at === `${VIP6}:53`)!.id;
   for (const [k, v] of [...udpFlow6(4000, '2001:2:1::10', id), ...udpFlow6(4001, '2001:2:1::11', id)]) fake6.conntrack.set(k, v);
   fake6.affinity.set({ client: CLIENT6, frontend_id: id }, { backend: '2001:2:1::10', port: 5353, pad: 0, last_used_ns: 1n });
   // 2001:2:1::10 leaves the slice
   put(store, 'EndpointSlice', v6slice(['2001:2:1::11']));
+  // the change is synced on a later turn (after a sync yielded, if it had to): wait for it
+  const synced = new Promise<void>((r) => (drained = r));
   sync.changed({ kind: 'EndpointSlice', previous: v6slice(['2001:2:1::10', '2001:2:1::11']), current: v6slice(['2001:2:1::11']) }, Date.now());
-  await new Promise((r) => setTimeout(r, 20));
+  await synced;
   assert.equal(sync.cleanup.stats.removedBackends, 1);
   assert.deepEqual(
     [...fake6.conntrack.entries()].map(([k]) => `${k.saddr}>${k.daddr}`).sort(),
