@@ -4,7 +4,6 @@
 
 import type { Codec } from './codec.js';
 import { BpfError, bpfError } from './errors.js';
-
 import type { BpfMap, UpdateFlags } from './map.js';
 
 /** errno names of a map without BPF_MAP_LOOKUP_BATCH (LPM tries, older kernels) */
