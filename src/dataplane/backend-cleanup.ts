@@ -15,6 +15,9 @@ import type { RemovedBackend } from './frontend-plan.js';
 import { deleteLbStatsOf } from './lb-stats.js';
 import type { FamilyServiceMaps, SockDestroyKey } from './loader.js';
 
+/** removed endpoints logged one line each per sync; the rest are counted in one line */
+const REMOVED_LINES = 20;
+
 /** What an applied plan removed (only the families whose maps were written). */
 export interface AppliedRemovals {
   /** endpoints that left a frontend */
@@ -105,9 +108,14 @@ export class BackendCleanup {
       }
     }
     if (udp.length && this.opts.destroySockets) this.destroyUdpSockets(udp, applied.desired, this.opts.destroySockets, fields);
-    for (const r of removed) {
+    // a line per endpoint while they are few; a restart that removes 20,000 services would
+    // otherwise write 200,000 lines on the event loop: past the limit, one line with the count
+    // and the first ones
+    const named = removed.slice(0, REMOVED_LINES);
+    for (const r of named) {
       this.log.info('backend removed', { frontendId: r.frontendId, backend: addressPort(r.family, r.address, r.port), protocol: r.protocol });
     }
+    if (removed.length > named.length) this.log.info('backends removed', { backends: removed.length, logged: named.length });
     this.log.info('cleanup', fields);
   }
 
