@@ -18,6 +18,8 @@ export interface SoakSample {
   /** one /metrics scrape, ms, and its line count (a label set that grows shows here) */
   metricsMs: number;
   metricsLines: number;
+  /** Node's own figures from /metrics (prom-client's defaults): what part of the RSS is the JS heap, and event-loop lag */
+  node?: { heapUsedMiB: number; heapTotalMiB: number; externalMiB: number; lagP99Ms: number; lagMaxMs: number };
   traffic?: SoakTraffic;
   churn: { endpointChanges: number; serviceChanges: number; policyChanges: number; applyErrors: number; skippedTicks: number };
   log: { lines: number; warn: number; error: number; syncs: number };
@@ -59,6 +61,7 @@ const mapSum = (re: RegExp) => (s: SoakSample) => Object.entries(s.maps).reduce(
 
 export const SERIES: Series[] = [
   { name: 'daemon RSS', unit: 'MiB', get: (s) => s.rssKiB / 1024, absTolerance: 4, judged: true },
+  { name: 'JS heap used', unit: 'MiB', get: (s) => s.node?.heapUsedMiB, absTolerance: 4, judged: true },
   { name: 'open fds', unit: 'fds', get: (s) => s.fds, absTolerance: 2, judged: true },
   { name: 'frontends', unit: 'entries', get: mapSum(/^weir_frontend/), absTolerance: 2, judged: true },
   { name: 'backends', unit: 'entries', get: mapSum(/^weir_backend/), absTolerance: 20, judged: true },
@@ -69,6 +72,7 @@ export const SERIES: Series[] = [
   { name: 'failed connections (total)', unit: 'connections', get: (s) => s.traffic?.connections.failed, absTolerance: 0, judged: true },
   { name: 'stream wait, worst of the last 5 s', unit: 'ms', get: (s) => s.traffic?.streams.windowMaxGapMs, absTolerance: 0, judged: false },
   { name: '/healthz (worst of 3)', unit: 'ms', get: (s) => s.healthzMs, absTolerance: 0, judged: false },
+  { name: 'event-loop lag p99', unit: 'ms', get: (s) => s.node?.lagP99Ms, absTolerance: 0, judged: false },
 ];
 
 const median = (xs: number[]) => {

@@ -164,6 +164,19 @@ async function curlTime(k: KubeLab, path: string): Promise<{ ms: number; status:
   return { ms: Number(secs) * 1000, status: Number(status), body: r.stdout.slice(0, Math.max(0, i)) };
 }
 
+/** Node's heap and event-loop figures from a /metrics body (prom-client's default metrics). */
+function nodeFigures(body: string): SoakSample['node'] {
+  const v = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(body)?.[1] ?? NaN);
+  const r = {
+    heapUsedMiB: v('nodejs_heap_size_used_bytes') / 2 ** 20,
+    heapTotalMiB: v('nodejs_heap_size_total_bytes') / 2 ** 20,
+    externalMiB: v('nodejs_external_memory_bytes') / 2 ** 20,
+    lagP99Ms: v('nodejs_eventloop_lag_p99_seconds') * 1000,
+    lagMaxMs: v('nodejs_eventloop_lag_max_seconds') * 1000,
+  };
+  return Number.isFinite(r.heapUsedMiB) ? r : undefined;
+}
+
 async function main(): Promise<number> {
   if (process.getuid?.() !== 0) {
     console.error('soak needs root (network namespaces, BPF, cgroups)');
@@ -319,6 +332,7 @@ async function main(): Promise<number> {
     }
     const m = await curlTime(k, '/metrics');
     const tr = lastTraffic();
+    const nf = nodeFigures(m.body);
     return {
       t,
       ...st,
@@ -327,6 +341,7 @@ async function main(): Promise<number> {
       healthzMs,
       metricsMs: m.ms,
       metricsLines: m.body.split('\n').filter((l) => l && !l.startsWith('#')).length,
+      ...(nf ? { node: nf } : {}),
       ...(tr ? { traffic: tr } : {}),
       churn: { ...churn },
       log: { ...logCount },
@@ -344,7 +359,7 @@ async function main(): Promise<number> {
       samples.push(s);
       const tr = s.traffic;
       log(
-        `t=${Math.round(s.t)}s rss=${(s.rssKiB / 1024).toFixed(1)}MiB fds=${s.fds} ct=${Object.entries(s.maps)
+        `t=${Math.round(s.t)}s rss=${(s.rssKiB / 1024).toFixed(1)}MiB heap=${s.node?.heapUsedMiB.toFixed(1) ?? '?'}MiB fds=${s.fds} ct=${Object.entries(s.maps)
           .filter(([n]) => n.startsWith('weir_ct'))
           .reduce((a, [, v]) => a + v, 0)} healthz=${s.healthzMs.toFixed(1)}ms ` +
           `ep=${s.churn.endpointChanges} pol=${s.churn.policyChanges} conn ok=${tr?.connections.ok ?? 0} failed=${tr?.connections.failed ?? 0} ` +

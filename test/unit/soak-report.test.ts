@@ -18,6 +18,7 @@ function run(rss: (t: number) => number, failed: (t: number) => number = () => 0
       healthzMs: 5 + (i % 4),
       metricsMs: 20,
       metricsLines: 400,
+      node: { heapUsedMiB: 60 + (i % 5), heapTotalMiB: 90, externalMiB: 20, lagP99Ms: 12, lagMaxMs: 40 },
       traffic: {
         at: t * 1000,
         connections: { started: t * 20, ok: t * 20 - failed(t), failed: failed(t), errors: {}, windowP50Us: 300, windowP99Us: 900 },
@@ -52,7 +53,7 @@ test('a daemon whose RSS wobbles around a level is flat; one that climbs 1 MiB a
   assert.equal(verdict(flat, 'daemon RSS'), 'flat');
   assert.equal(verdict(leak, 'daemon RSS'), 'grows');
   assert.ok(Math.abs(flatness(leak.samples).find((x) => x.series === 'daemon RSS')!.slopePerHour - 60) < 1, 'slope: 60 MiB an hour');
-  for (const s of ['open fds', 'frontends', 'backends', 'conntrack', 'ipcache + endpoints', 'failed connections (total)'])
+  for (const s of ['JS heap used', 'open fds', 'frontends', 'backends', 'conntrack', 'ipcache + endpoints', 'failed connections (total)'])
     assert.equal(verdict(flat, s), 'flat', s);
   assert.match(soakMarkdown(leak), /\| daemon RSS \(MiB\) \|.*\*\*grows\*\* \|/);
 });
