@@ -62,6 +62,8 @@ const mapSum = (re: RegExp) => (s: SoakSample) => Object.entries(s.maps).reduce(
 export const SERIES: Series[] = [
   { name: 'daemon RSS', unit: 'MiB', get: (s) => s.rssKiB / 1024, absTolerance: 4, judged: true },
   { name: 'JS heap used', unit: 'MiB', get: (s) => s.node?.heapUsedMiB, absTolerance: 4, judged: true },
+  // what V8 holds for the heap: most of the RSS under allocation churn, beside what is in use
+  { name: 'JS heap total', unit: 'MiB', get: (s) => s.node?.heapTotalMiB, absTolerance: 4, judged: true },
   { name: 'open fds', unit: 'fds', get: (s) => s.fds, absTolerance: 2, judged: true },
   { name: 'frontends', unit: 'entries', get: mapSum(/^weir_frontend/), absTolerance: 2, judged: true },
   { name: 'backends', unit: 'entries', get: mapSum(/^weir_backend/), absTolerance: 20, judged: true },
