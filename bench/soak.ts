@@ -259,27 +259,30 @@ async function main(): Promise<number> {
     return line?.startsWith('{') ? (JSON.parse(line) as SoakTraffic) : undefined;
   };
 
-  // churn: every 100 ms a batch of endpoint changes (skipped while the previous one is in flight)
+  // churn: every 100 ms a batch of the endpoint changes due by the clock (a timer that fires late
+  // on a loaded machine does not lower the rate; a catch-up batch is at most 1 s of changes), none
+  // while the previous batch is in flight
   const churn = { endpointChanges: 0, serviceChanges: 0, policyChanges: 0, applyErrors: 0, skippedTicks: 0 };
   let removed: number | undefined;
   let cursor = 0;
   let inFlight = false;
-  const perTick = config.endpointChangesPerSecond / 10;
-  let owed = 0;
+  let issued = 0;
+  const churnStart = Date.now();
   const fail = (what: string) => (e: unknown) => {
     churn.applyErrors++;
     if (churn.applyErrors <= 5) log(`${what}: ${(e as Error).message}`);
   };
   const endpointTimer = setInterval(() => {
-    owed += perTick;
     if (inFlight) return void churn.skippedTicks++;
+    const due = Math.floor((config.endpointChangesPerSecond * (Date.now() - churnStart)) / 1000) - issued;
     const batch: KubeObject[] = [];
-    for (; owed >= 1; owed--) {
+    for (let n = Math.min(due, config.endpointChangesPerSecond); n > 0; n--) {
       let i = cursor++ % config.services;
       if (i === removed) i = cursor++ % config.services;
       offsets[i]!++;
       batch.push(fillerSlice(i, offsets[i]!));
     }
+    issued += Math.max(0, due);
     if (!batch.length) return;
     inFlight = true;
     k.server
