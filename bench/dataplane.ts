@@ -214,7 +214,12 @@ export interface DataplaneOptions {
   family?: Family;
 }
 
-const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** the median; of an even count, the mean of the middle two (of quick runs' 2 rounds, not the larger) */
+const med = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = Math.floor(s.length / 2);
+  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+};
 function medianDist(ds: Dist[]): Dist {
   return {
     p50_us: med(ds.map((d) => d.p50_us)),
