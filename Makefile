@@ -223,3 +223,10 @@ bench-adopt: deps build
 .PHONY: bench-overflow
 bench-overflow: deps build
 	node --enable-source-maps dist/bench/overflow.js 60000 --write
+
+## soak: an hour of churn (50 endpoint changes/s, policy changes, connections) on one weir node, sampling RSS,
+## fds, map entries and /healthz; bench/results/soak.{md,json,svg}. SOAK_MINUTES=5 for a shorter run (soak-5min.*)
+.PHONY: soak
+soak: deps build
+	@[ "$$(id -u)" = 0 ] || { echo "make soak needs root (namespaces, BPF, cgroups)"; exit 1; }
+	node --enable-source-maps dist/bench/soak.js

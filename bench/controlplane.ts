@@ -24,6 +24,7 @@ import { nftChainName } from './peers/hash.js';
 import { applyIptables, iptablesRestoreInput, ruleCount, type IptablesVariant } from './peers/iptables.js';
 import { applyNftables, nftablesInput, nftCounts } from './peers/nftables.js';
 import { CLUSTER, fillerServices, type BenchService } from './peers/services.js';
+import { CPUS, pinSelf, unpinAll } from './tools.js';
 
 export const CP_CONTESTANTS = ['weir', 'nftables', 'iptables-nft', 'iptables-legacy'] as const;
 export type CpContestant = (typeof CP_CONTESTANTS)[number];
@@ -155,7 +156,13 @@ async function runWeir(n: number, o: ControlplaneOptions, m: CpMeasurement): Pro
   try {
     const node = await lab.node('node', { address: CLUSTER.nodeAddress, podSubnet: CLUSTER.podSubnet });
     // resync (a full read-back of the maps) off for the measurement: it is not what is timed
-    const weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', logLevel: 'info', resyncInterval: '3600s' });
+    // the daemon on CPUS.programmer, as the peers' commands; this process (it polls the maps) on the other core
+    const weir = await WeirNode.create(lab, node, {
+      connectTimeLb: 'off',
+      logLevel: 'info',
+      resyncInterval: '3600s',
+      wrapper: ['taskset', '-c', String(CPUS.programmer)],
+    });
     // Services and EndpointSlices in files of 1,000 services each; the slices that will
     // change sit in files of their own, so a change rewrites one small file
     const CHUNK = 1000;
@@ -338,16 +345,21 @@ export async function runControlplane(o: ControlplaneOptions): Promise<CpMeasure
     if (contestants.includes('weir')) {
       const m: CpMeasurement = { contestant: 'weir', services: n, endpointsPerService: M };
       results.push(m);
+      pinSelf(String(1 - CPUS.programmer));
       try {
         await runWeir(n, o, m);
       } catch (e) {
         m.error = err(e);
         o.log(`N=${n} weir: FAILED ${m.error}`);
+      } finally {
+        unpinAll();
       }
     }
     const peers = contestants.filter((c): c is Exclude<CpContestant, 'weir'> => c !== 'weir');
     if (!peers.length) continue;
     const lab = await Lab.create({ name: 'bench-cp-peers' });
+    // the peers' commands inherit this process's CPU (no taskset exec inside their timed command)
+    pinSelf(String(CPUS.programmer));
     try {
       for (const c of peers) {
         const m: CpMeasurement = { contestant: c, services: n, endpointsPerService: M };
@@ -370,6 +382,7 @@ export async function runControlplane(o: ControlplaneOptions): Promise<CpMeasure
         }
       }
     } finally {
+      unpinAll();
       await lab.destroy();
     }
   }

@@ -13,7 +13,7 @@ import { Lab, type Cgroup, type LabNode, type Pod } from '../test/lib/lab.js';
 import { applyIptables, flushIptables, iptablesRestoreInput, ruleCount, type IptablesVariant } from './peers/iptables.js';
 import { applyNftables, flushNftables, nftablesInput, nftCounts } from './peers/nftables.js';
 import { benchServices, CLUSTER, CLUSTER6, CLUSTERS, TARGET, targetIP, type BenchService, type Family } from './peers/services.js';
-import { runClient, startServer, type Dist, type TcpbenchResult } from './tools.js';
+import { CPUS, pinSelf, runClient, startServer, unpinAll, type Dist, type TcpbenchResult } from './tools.js';
 import { attachSockLb, attachTcPath, loadWeir, programWeir, unprogramWeir, type Programmed, type WeirInstance } from './weir.js';
 
 export const CONTESTANTS = ['direct', 'weir-sock', 'weir-tc', 'nftables', 'iptables-nft', 'iptables-legacy'] as const;
@@ -35,6 +35,15 @@ export interface Durations {
   warmup: number;
 }
 
+/** One round's figures of one contestant (a Measurement holds their medians, these give the spread). */
+export interface RoundFigures {
+  connectP50Us: number;
+  connectP99Us: number;
+  connPerSec: number;
+  reqPerSec: number;
+  bps: number;
+}
+
 export interface Measurement {
   contestant: Contestant;
   services: number;
@@ -47,6 +56,8 @@ export interface Measurement {
   rr?: TcpbenchResult;
   /** iperf3 receiver bits per second */
   throughputBps?: number;
+  /** every round's figures, in round order (the medians above are over these) */
+  rounds?: RoundFigures[];
   error?: string;
   /** why this contestant was not measured at this size */
   skipped?: string;
@@ -77,8 +88,8 @@ async function buildArena(contestant: Contestant, family: Family): Promise<Arena
     const client = await lab.pod(node, 'client');
     const backends = [await lab.pod(node, 'be0'), await lab.pod(node, 'be1'), await lab.pod(node, 'be2')];
     await client.ns.sysctl('net.ipv4.ip_local_port_range', '1024 65535');
-    for (const b of backends) startServer(b.ns, TARGET.echoTargetPort);
-    await backends[0]!.ns.iperfServer({ port: TARGET.iperfPort });
+    for (const b of backends) startServer(b.ns, TARGET.echoTargetPort, CPUS.loops);
+    await backends[0]!.ns.iperfServer({ port: TARGET.iperfPort, cpu: CPUS.iperfServer });
     for (const b of backends) await client.ns.waitForPort(TARGET.echoTargetPort, { host: addressOf(b, family), timeoutMs: 5000 });
     const arena: Arena = { contestant, family, lab, node, client, backends, attachments: [] };
     if (contestant === 'weir-tc' || contestant === 'weir-sock') {
@@ -175,16 +186,16 @@ function target(a: Arena): { host: string; port: number } {
 /** One short run first: a contestant that does not carry traffic fails here, loudly. */
 async function probe(a: Arena): Promise<void> {
   const t = target(a);
-  await runClient(a.client.ns, 'crr', t.host, t.port, { seconds: 0.2, warmup: 0, cgroup: a.cgroup });
+  await runClient(a.client.ns, 'crr', t.host, t.port, { seconds: 0.2, warmup: 0, cgroup: a.cgroup, cpu: CPUS.loops });
 }
 
 async function measure(a: Arena, d: Durations): Promise<{ crr: TcpbenchResult; rr: TcpbenchResult; bps: number }> {
   const t = target(a);
   const cg = a.cgroup;
-  const crr = await runClient(a.client.ns, 'crr', t.host, t.port, { seconds: d.crrSeconds, warmup: d.warmup, cgroup: cg });
-  const rr = await runClient(a.client.ns, 'rr', t.host, t.port, { seconds: d.rrSeconds, warmup: d.warmup, cgroup: cg });
+  const crr = await runClient(a.client.ns, 'crr', t.host, t.port, { seconds: d.crrSeconds, warmup: d.warmup, cgroup: cg, cpu: CPUS.loops });
+  const rr = await runClient(a.client.ns, 'rr', t.host, t.port, { seconds: d.rrSeconds, warmup: d.warmup, cgroup: cg, cpu: CPUS.loops });
   const host = a.contestant === 'direct' ? addressOf(a.backends[0]!, a.family) : targetIP(a.family);
-  const ip = await a.client.ns.iperfClient(host, { port: TARGET.iperfPort, seconds: d.iperfSeconds, ...(cg ? { cgroup: cg } : {}) });
+  const ip = await a.client.ns.iperfClient(host, { port: TARGET.iperfPort, seconds: d.iperfSeconds, cpu: CPUS.iperfClient, ...(cg ? { cgroup: cg } : {}) });
   return { crr, rr, bps: ip.receivedBitsPerSecond };
 }
 
@@ -203,7 +214,12 @@ export interface DataplaneOptions {
   family?: Family;
 }
 
-const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** the median; of an even count, the mean of the middle two (of quick runs' 2 rounds, not the larger) */
+const med = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = Math.floor(s.length / 2);
+  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+};
 function medianDist(ds: Dist[]): Dist {
   return {
     p50_us: med(ds.map((d) => d.p50_us)),
@@ -237,6 +253,8 @@ export async function runDataplane(o: DataplaneOptions): Promise<Measurement[]> 
   mkdirSync(o.tmp, { recursive: true });
   const arenas: Arena[] = [];
   const results: Measurement[] = [];
+  // programming (and this process, idle while it waits for the pinned clients) on CPUS.programmer
+  pinSelf(String(CPUS.programmer));
   try {
     // a contestant whose programs cannot be loaded or attached (say, IPv6 socket programs
     // this build lacks) is reported at every size; the others are measured
@@ -289,8 +307,10 @@ export async function runDataplane(o: DataplaneOptions): Promise<Measurement[]> 
             o.log(`N=${n} ${LABEL[a.contestant]}: FAILED ${m.error}`);
           }
         }
+        // each round starts one contestant later than the one before, so that no contestant is
+        // always measured first (right after programming) or last
         for (let round = 0; round < o.rounds; round++)
-          for (const l of live) {
+          for (const l of live.map((_, i) => live[(i + round) % live.length]!)) {
             if (l.m.error) continue;
             try {
               const r = await measure(l.a, o.durations);
@@ -307,6 +327,13 @@ export async function runDataplane(o: DataplaneOptions): Promise<Measurement[]> 
           l.m.crr = medianResult(l.crr);
           l.m.rr = medianResult(l.rr);
           l.m.throughputBps = med(l.bps);
+          l.m.rounds = l.crr.map((c, i) => ({
+            connectP50Us: c.connect?.p50_us ?? NaN,
+            connectP99Us: c.connect?.p99_us ?? NaN,
+            connPerSec: c.rate,
+            reqPerSec: l.rr[i]!.rate,
+            bps: l.bps[i]!,
+          }));
           const m = l.m;
           o.log(
             `N=${n} ${LABEL[l.a.contestant]}: connect p50 ${m.crr!.connect!.p50_us}us p99 ${m.crr!.connect!.p99_us}us, ${Math.round(m.crr!.rate)} conn/s, ${Math.round(m.rr!.rate)} req/s, ${(m.throughputBps! / 1e9).toFixed(2)} Gbit/s`,
@@ -318,6 +345,7 @@ export async function runDataplane(o: DataplaneOptions): Promise<Measurement[]> 
     }
   } finally {
     for (const a of arenas) await destroyArena(a).catch((e) => o.log(`teardown ${a.contestant}: ${(e as Error).message}`));
+    unpinAll();
   }
   return results;
 }

@@ -2,7 +2,7 @@
 // ceiling, all from the same run) and an SVG chart drawn here, without dependencies.
 
 import { CP_CONTESTANTS, CP_LABEL, type CpContestant, type CpMeasurement } from './controlplane.js';
-import { CONTESTANTS, LABEL, type Contestant, type Measurement } from './dataplane.js';
+import { CONTESTANTS, LABEL, type Contestant, type Measurement, type RoundFigures } from './dataplane.js';
 import type { PerPacketRow } from './perpacket.js';
 
 export interface RunInfo {
@@ -15,6 +15,8 @@ export interface RunInfo {
   sizes: number[];
   durations: string;
   checks: string[];
+  /** which CPUs the data plane's processes were pinned to (absent in runs before pinning) */
+  pinning?: string;
   /** which parts ran (`--only`) */
   parts: ('dataplane' | 'controlplane')[];
   /** control-plane sizes and changes per size */
@@ -30,14 +32,37 @@ const ratio = (a: number | undefined, b: number | undefined) => (a === undefined
 const ok = (m: Measurement | undefined): m is Measurement & Required<Pick<Measurement, 'crr' | 'rr' | 'throughputBps'>> =>
   !!m && !m.error && !m.skipped && !!m.crr;
 
-type Metric = { name: string; get: (m: Measurement) => number | undefined; better: 'lower' | 'higher' };
+type Metric = { name: string; get: (m: Measurement) => number | undefined; round: (r: RoundFigures) => number; better: 'lower' | 'higher' };
 const METRICS: Metric[] = [
-  { name: 'connect p50', get: (m) => m.crr?.connect?.p50_us, better: 'lower' },
-  { name: 'connect p99', get: (m) => m.crr?.connect?.p99_us, better: 'lower' },
-  { name: 'conn/s', get: (m) => m.crr?.rate, better: 'higher' },
-  { name: 'req/s', get: (m) => m.rr?.rate, better: 'higher' },
-  { name: 'Gbit/s', get: (m) => (m.throughputBps === undefined ? undefined : m.throughputBps / 1e9), better: 'higher' },
+  { name: 'connect p50', get: (m) => m.crr?.connect?.p50_us, round: (r) => r.connectP50Us, better: 'lower' },
+  { name: 'connect p99', get: (m) => m.crr?.connect?.p99_us, round: (r) => r.connectP99Us, better: 'lower' },
+  { name: 'conn/s', get: (m) => m.crr?.rate, round: (r) => r.connPerSec, better: 'higher' },
+  { name: 'req/s', get: (m) => m.rr?.rate, round: (r) => r.reqPerSec, better: 'higher' },
+  { name: 'Gbit/s', get: (m) => (m.throughputBps === undefined ? undefined : m.throughputBps / 1e9), round: (r) => r.bps / 1e9, better: 'higher' },
 ];
+const [P50, P99, CONNS, REQS, GBITS] = METRICS as [Metric, Metric, Metric, Metric, Metric];
+
+/** A metric's min and max over the rounds (undefined for runs that kept no rounds, or one round). */
+function spread(m: Measurement, metric: Metric): { min: number; max: number } | undefined {
+  const xs = (m.rounds ?? []).map(metric.round).filter((x) => Number.isFinite(x));
+  return xs.length > 1 ? { min: Math.min(...xs), max: Math.max(...xs) } : undefined;
+}
+/** `median (min–max)` */
+function withSpread(m: Measurement, metric: Metric, d: number): string {
+  const s = spread(m, metric);
+  return `${f(metric.get(m), d)}${s ? ` (${f(s.min, d)}–${f(s.max, d)})` : ''}`;
+}
+/** The ratio of the medians, and the range the rounds allow (worst pairing each way): a range
+ *  that contains 1.00× means the two are not told apart by this run. */
+function ratioWithSpread(a: Measurement, b: Measurement, metric: Metric): string {
+  const r = ratio(metric.get(a), metric.get(b));
+  const sa = spread(a, metric);
+  const sb = spread(b, metric);
+  if (!sa || !sb || !sb.min || !sb.max) return r;
+  const lo = sa.min / sb.max;
+  const hi = sa.max / sb.min;
+  return `${r} (${lo.toFixed(2)}–${hi.toFixed(2)}${lo <= 1 && hi >= 1 ? ', ≈' : ''})`;
+}
 
 function table(head: string[], rows: string[][]): string {
   return [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i ? '---:' : '---')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
@@ -55,6 +80,12 @@ export function markdown(info: RunInfo, results: Measurement[], perPacket: PerPa
     '',
   );
   out.push('Absolute numbers drift on this shared machine; the ratios compare figures taken minutes apart in this same run.', '');
+  if (info.pinning)
+    out.push(
+      `Pinned: ${info.pinning}. Each figure is the median over the rounds with the rounds' min–max in brackets; a ratio's brackets pair the ` +
+        'rounds the worst way each way (min ÷ max, max ÷ min), and "≈" marks a ratio whose range contains 1.00×: this run does not tell those two apart.',
+      '',
+    );
 
   if (info.parts.includes('controlplane')) out.push(...cpMarkdown(info, cp));
   if (!info.parts.includes('dataplane')) {
@@ -76,11 +107,11 @@ export function markdown(info: RunInfo, results: Measurement[], perPacket: PerPa
       if (!ok(m)) return [LABEL[c], m?.skipped ?? `FAILED: ${m?.error ?? 'no result'}`, '', '', '', '', '', ''];
       return [
         LABEL[c],
-        f(m.crr.connect?.p50_us, 1),
-        f(m.crr.connect?.p99_us, 1),
-        f(m.crr.rate),
-        f(m.rr.rate),
-        f(m.throughputBps / 1e9, 2),
+        withSpread(m, P50, 1),
+        withSpread(m, P99, 1),
+        withSpread(m, CONNS, 0),
+        withSpread(m, REQS, 0),
+        withSpread(m, GBITS, 2),
         c === 'direct' ? '–' : `${f(m.programMs, 0)} ms`,
         `${m.programmed ?? ''}${m.note ? ` (${m.note})` : ''}`,
       ];
@@ -99,7 +130,7 @@ export function markdown(info: RunInfo, results: Measurement[], perPacket: PerPa
       for (const p of CONTESTANTS.filter((c) => c !== 'weir-sock' && c !== 'weir-tc')) {
         const a = at(w, n);
         const b = at(p, n);
-        rows.push([f(n), p === 'direct' ? `${LABEL[p]}` : LABEL[p], ...METRICS.map((m) => (ok(a) && ok(b) ? ratio(m.get(a), m.get(b)) : '–'))]);
+        rows.push([f(n), p === 'direct' ? `${LABEL[p]}` : LABEL[p], ...METRICS.map((m) => (ok(a) && ok(b) ? ratioWithSpread(a, b, m) : '–'))]);
       }
     out.push(table(['services', 'vs', ...METRICS.map((m) => m.name)], rows), '');
   }
@@ -200,13 +231,14 @@ export function svg(info: RunInfo, results: Measurement[]): string {
     'iptables-legacy': '#e7298a',
   };
   const sizes = info.sizes;
-  const panel = (x0: number, title: string, get: (m: Measurement) => number | undefined) => {
+  const panel = (x0: number, title: string, metric: Metric) => {
+    const get = metric.get;
     const pw = 420;
     const ph = 300;
     const y0 = 50;
     const vals = results
       .filter(ok)
-      .map(get)
+      .flatMap((m) => [get(m), spread(m, metric)?.max])
       .filter((v): v is number => v !== undefined);
     const ymax = Math.max(1, ...vals) * 1.1;
     const xs = (i: number) => x0 + 50 + (sizes.length === 1 ? pw / 2 : (i * (pw - 70)) / (sizes.length - 1));
@@ -235,6 +267,16 @@ export function svg(info: RunInfo, results: Measurement[]): string {
         })
         .filter((p): p is string => !!p);
       if (!pts.length) continue;
+      // the rounds' min–max as a bar at each point (contestants nudged apart so bars do not overlap)
+      const dx = (CONTESTANTS.indexOf(c) - (CONTESTANTS.length - 1) / 2) * 3;
+      sizes.forEach((n, i) => {
+        const m = results.find((r) => r.contestant === c && r.services === n);
+        const sp = ok(m) ? spread(m, metric) : undefined;
+        if (sp)
+          parts.push(
+            `<line x1="${(xs(i) + dx).toFixed(1)}" y1="${ys(sp.min).toFixed(1)}" x2="${(xs(i) + dx).toFixed(1)}" y2="${ys(sp.max).toFixed(1)}" stroke="${colors[c]}" stroke-width="1.5" opacity="0.6"/>`,
+          );
+      });
       parts.push(`<polyline fill="none" stroke="${colors[c]}" stroke-width="2" points="${pts.join(' ')}"/>`);
       for (const p of pts) parts.push(`<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="3" fill="${colors[c]}"/>`);
     }
@@ -248,8 +290,8 @@ export function svg(info: RunInfo, results: Measurement[]): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="${W / 2}" y="20" font-size="15" text-anchor="middle">New-connection latency (connect) to a ClusterIP vs number of services — ${info.mode} run, ${info.started}</text>`,
-    panel(0, 'connect p50 (µs)', (m) => m.crr?.connect?.p50_us),
-    panel(490, 'connect p99 (µs)', (m) => m.crr?.connect?.p99_us),
+    panel(0, 'connect p50 (µs), bars: min–max over rounds', P50),
+    panel(490, 'connect p99 (µs), bars: min–max over rounds', P99),
     legend,
     '</svg>',
     '',

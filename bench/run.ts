@@ -3,7 +3,7 @@
 // and writes bench/results/latest.{md,svg,json} (quick runs: quick.*). Root only: namespaces, BPF, cgroups.
 //
 //   node dist/bench/run.js [--quick] [--sizes 1,1000,...] [--only dataplane|controlplane|tunnel|policy] [--changes K] [--check]
-//                          [--family 4|6|both]
+//                          [--family 4|6|both] [--rounds K]
 // --quick: data plane N in {1, 1000}, 1 s per measurement; control plane N = 1000, 20
 //          changes; < 3 minutes; exits non-zero unless every contestant produced a number at
 //          every size (the CI smoke check, .ci/run); writes bench/results/quick.*.
@@ -16,6 +16,7 @@
 //          bench/results/policy.{md,json} (quick runs: policy-quick.*, ~60 s).
 // --sizes: both parts (the control plane leaves out sizes below 1,000).
 // --check: only the peer generator checks.
+// --rounds: data-plane rounds per size (default 5, quick 2); the tables show the median and min–max.
 // --family: the data plane in IPv4 (default), IPv6, or both in the same run; IPv6 writes
 //          bench/results/<base>-ipv6.{md,json} next to the IPv4 files (the same contestants:
 //          kube-proxy's IPv6 proxier rules against weir's IPv6 programs).
@@ -35,7 +36,7 @@ import type { PerPacketRow } from './perpacket.js';
 import { runPolicyBench } from './policy.js';
 import { policyMarkdown } from './policy-report.js';
 import { cpSvg, markdown, svg, type RunInfo } from './report.js';
-import { ROOT, tcpbenchBinary } from './tools.js';
+import { CPUS, ROOT, tcpbenchBinary } from './tools.js';
 import { runTunnel, TUNNEL_CONTESTANTS, TUNNEL_LABEL, type TunnelDurations } from './tunnel.js';
 import { runTunnelPerPacket } from './tunnel-perpacket.js';
 import { tunnelMarkdown, type TunnelRunInfo } from './tunnel-report.js';
@@ -48,7 +49,9 @@ const sizes = argv.includes('--sizes') && sizesArg ? sizesArg.split(',').map(Num
 const durations: Durations = quick
   ? { crrSeconds: 1, rrSeconds: 0.5, iperfSeconds: 1, warmup: 0.2 }
   : { crrSeconds: 2, rrSeconds: 1, iperfSeconds: 2, warmup: 0.3 };
-const rounds = quick ? 2 : 3;
+// 5 rounds: the median and the min–max over them are what the tables print; quick runs take 2
+// (a smoke check: their spread is two points)
+const rounds = argv.includes('--rounds') ? Number(argv[argv.indexOf('--rounds') + 1]) : quick ? 2 : 5;
 const onlyArg = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
 if (onlyArg !== undefined && onlyArg !== 'dataplane' && onlyArg !== 'controlplane' && onlyArg !== 'tunnel' && onlyArg !== 'policy') {
   console.error(`--only dataplane|controlplane|tunnel|policy, not ${onlyArg}`);
@@ -161,7 +164,8 @@ async function main(): Promise<number> {
       seconds: (Date.now() - started) / 1000,
       mode: quick ? 'quick' : 'full',
       sizes,
-      durations: `${rounds} rounds per size, each figure the median over rounds; per round and contestant: ${durations.crrSeconds} s connect/request/close loop, ${durations.rrSeconds} s kept-alive request/response, ${durations.iperfSeconds} s iperf3 (after ${durations.warmup} s warm-up each)`,
+      durations: `${rounds} rounds per size (each starting one contestant later), each figure the median over rounds with its min–max; per round and contestant: ${durations.crrSeconds} s connect/request/close loop, ${durations.rrSeconds} s kept-alive request/response, ${durations.iperfSeconds} s iperf3 (after ${durations.warmup} s warm-up each)`,
+      pinning: `latency loops (tcpbench client and servers) on CPU ${CPUS.loops}, iperf3 sender on CPU ${CPUS.iperfClient} and receiver on CPU ${CPUS.iperfServer} (taskset / iperf3 -A)`,
       checks,
       parts,
       cpSizes,

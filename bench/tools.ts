@@ -5,6 +5,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { Cgroup, ManagedProcess, Netns } from '../test/lib/lab.js';
 
@@ -50,6 +51,36 @@ export function encapObject(): string {
     });
   }
   return obj;
+}
+
+/**
+ * How the data-plane benches split this 2-core machine (docs/bench.md, "Pinning and rounds"). The
+ * packet path, every contestant's hooks included (weir's TC and socket programs, netfilter), runs
+ * in the context of the process that sends (veth transmit, then the receiving namespace's softirq
+ * on the same core), so pinning the processes pins the contestant's work with them. The latency
+ * loops' client and its servers share core 0: a request and its reply never wait for a wake-up on
+ * the other core (left to the scheduler, kept-alive rates here were bimodal, ~15k or ~100k/s, and
+ * decided ratios). iperf3's sender is on core 0, its receiver on core 1: one stream needs both
+ * ends running at once. Programming (iptables-restore, nft -f, weir's map writes in this process,
+ * the control plane's weir daemon) happens on core 1 (CPUS.programmer, see pinSelf); in the control
+ * plane weir's daemon has core 1 and the bench, polling its maps, core 0. Nothing else of the
+ * bench runs during a measurement; other work on the
+ * machine is not fenced off (that would take the root cgroup's cpusets), which is why every figure
+ * is a median over rounds with its spread.
+ */
+export const CPUS = { loops: 0, iperfClient: 0, iperfServer: 1, programmer: 1 } as const;
+
+/**
+ * Pins every thread of this process to `cpus` (a taskset list, e.g. "1" or "0-1"); the processes
+ * it spawns afterwards inherit it. So the peers' iptables-restore / nft run pinned without a
+ * taskset exec in their timed command line, and weir's in-process map writes run on the same
+ * core as they do (CPUS.programmer); unpinAll() gives every CPU back.
+ */
+export function pinSelf(cpus: string): void {
+  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(process.pid)], { stdio: 'ignore' });
+}
+export function unpinAll(): void {
+  pinSelf(`0-${cpus().length - 1}`);
 }
 
 export interface Dist {

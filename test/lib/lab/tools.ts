@@ -121,12 +121,14 @@ export interface IperfServerOptions {
   port?: number;
   bind?: string;
   cgroup?: Cgroup;
+  /** iperf3 -A: pin it to this CPU (the benches' CPU split) */
+  cpu?: number;
 }
 
 /** `iperf3 -s` in the namespace, returned once it listens; stop it or let cleanup do it. */
 export async function iperfServer(ns: Netns, opts: IperfServerOptions = {}): Promise<ManagedProcess> {
   const port = opts.port ?? 5201;
-  const args = ['-s', '-p', String(port), ...(opts.bind ? ['-B', opts.bind] : [])];
+  const args = ['-s', '-p', String(port), ...(opts.bind ? ['-B', opts.bind] : []), ...(opts.cpu !== undefined ? ['-A', String(opts.cpu)] : [])];
   const proc = ns.spawn('iperf3', args, opts.cgroup ? { cgroup: opts.cgroup } : {});
   await Promise.race([waitForListen(ns, port), proc.exited.then(() => Promise.reject(proc.failure('exited before listening')))]);
   return proc;
@@ -142,6 +144,8 @@ export interface IperfClientOptions {
   parallel?: number;
   bind?: string;
   cgroup?: Cgroup;
+  /** iperf3 -A: pin the client to this CPU */
+  cpu?: number;
 }
 
 export interface IperfResult {
@@ -165,6 +169,7 @@ export async function iperfClient(ns: Netns, host: string, opts: IperfClientOpti
   if (opts.reverse) args.push('-R');
   if (opts.parallel) args.push('-P', String(opts.parallel));
   if (opts.bind) args.push('-B', opts.bind);
+  if (opts.cpu !== undefined) args.push('-A', String(opts.cpu));
   const r = await ns.exec('iperf3', args, { check: false, timeoutMs: (seconds + 10) * 1000, ...(opts.cgroup ? { cgroup: opts.cgroup } : {}) });
   /* eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above */
   let raw: Record<string, any>;
