@@ -69,35 +69,29 @@ export interface ObjectSpec {
   readonly knobs: readonly KnobName[];
 }
 
+/** the knobs of both families' from_pod objects */
+const POD_KNOBS = [
+  'lb_stats_enabled',
+  'maglev_table_size',
+  'ct_track_all',
+  'tunnel_port',
+  'external_service_mode',
+  'policy_enabled',
+  'policy_stats_enabled',
+  'pod_source_check',
+] as const;
+
 /**
  * The objects, in load order: the first creates the pinned maps (LIBBPF_PIN_BY_NAME) that
  * the others adopt. An object that picks backends (includes lib/lb.h) takes lb_stats_enabled and maglev_table_size.
  */
 export const OBJECTS = {
   from_pod: {
-    knobs: [
-      'lb_stats_enabled',
-      'maglev_table_size',
-      'ct_track_all',
-      'tunnel_port',
-      'external_service_mode',
-      'policy_enabled',
-      'policy_stats_enabled',
-      'pod_source_check',
-    ],
+    knobs: POD_KNOBS,
   },
   // the IPv6 programs after the IPv4 ones in the same TCX chains (bpf-c/from_pod6.c, from_host6.c)
   from_pod6: {
-    knobs: [
-      'lb_stats_enabled',
-      'maglev_table_size',
-      'ct_track_all',
-      'tunnel_port',
-      'external_service_mode',
-      'policy_enabled',
-      'policy_stats_enabled',
-      'pod_source_check',
-    ],
+    knobs: POD_KNOBS,
   },
   to_pod: { knobs: [] },
   from_host: {
