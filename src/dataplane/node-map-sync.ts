@@ -74,6 +74,7 @@ export class NodeMapSync {
   /** Adopts the pinned maps and writes the difference to the store's state. */
   start(): NodeMapResult {
     this.started = true;
+    const t0 = performance.now();
     const adopted = this.writers.map((w) => w.adopt());
     const r = this.apply((w, want) => w.apply(want));
     this.log.info('node maps', {
@@ -82,6 +83,7 @@ export class NodeMapSync {
       adoptedPrefixes: adopted.reduce((n, a) => n + a.prefixes, 0),
       ...this.summary(r),
       endpoints: this.indexed ? this.index.size : 'not read: no peer',
+      ms: Math.round(performance.now() - t0),
     });
     return r;
   }
