@@ -1,19 +1,26 @@
 // dataplane/node-map-sync: the daemon's end of the node maps (node-maps.ts). Store changes
-// of Nodes and EndpointSlices -> desiredNodeMaps (per family) -> NodeMapWriter (one per
-// family's pair of maps), batched to one apply per turn of the event loop, with the skips and
-// conflicts logged when they change.
+// of Nodes and EndpointSlices -> an EndpointIndex (endpoint-index.ts) and the Node objects'
+// plan (per family) -> NodeMapWriter (one per family's pair of maps), batched to one apply per
+// turn of the event loop: a Node change replans, an endpoint move writes only the addresses
+// that moved. The skips and conflicts are logged when they change.
 
 import type { V1EndpointSlice, V1Node } from '@kubernetes/client-node';
 import { buildNodeTable } from '../model/nodes.js';
 import { type Logger, errText } from '../log.js';
+import { EndpointIndex, addressFamily } from './endpoint-index.js';
 import {
-  desiredNodeMaps,
+  endpointEntry,
+  endpointIssues,
+  endpointKey,
+  endpointSkips,
   NodeMapWriter,
+  placeEndpoints,
+  planNodes,
   sliceLocations,
   type DesiredNodeMaps,
-  type EndpointLocation,
   type NodeMapResult,
   type NodeMaps,
+  type NodePlan,
   type TunnelUnderlay,
 } from './node-maps.js';
 
@@ -35,8 +42,15 @@ export class NodeMapSync {
   private started = false;
   private stopped = false;
   private timer: NodeJS.Immediate | undefined;
-  /** slice key -> its locations, to replan only when an endpoint moved */
-  private readonly locations = new Map<string, EndpointLocation[]>();
+  /**
+   * every slice's endpoints by address and node: a replan reads only other nodes' ones. Built
+   * when the first peer appears: with no other node (a single node, or no Node objects) no
+   * endpoint can get an entry, and reading the cluster's endpoints would cost start-up for nothing.
+   */
+  readonly index = new EndpointIndex();
+  private indexed = false;
+  /** the Node objects' plan per writer, until a Node changes */
+  private plans: NodePlan[] | undefined;
   private last: DesiredNodeMaps[] = [];
   private loggedIssues = '';
   private loggedUnplaced = '';
@@ -60,14 +74,16 @@ export class NodeMapSync {
   /** Adopts the pinned maps and writes the difference to the store's state. */
   start(): NodeMapResult {
     this.started = true;
+    const t0 = performance.now();
     const adopted = this.writers.map((w) => w.adopt());
-    for (const [key, slice] of this.inputs.map('EndpointSlice')) this.locations.set(key, sliceLocations(slice));
     const r = this.apply((w, want) => w.apply(want));
     this.log.info('node maps', {
       reason: 'start',
       adoptedPeers: adopted.reduce((n, a) => n + a.nodes, 0),
       adoptedPrefixes: adopted.reduce((n, a) => n + a.prefixes, 0),
       ...this.summary(r),
+      endpoints: this.indexed ? this.index.size : 'not read: no peer',
+      ms: Math.round(performance.now() - t0),
     });
     return r;
   }
@@ -76,17 +92,14 @@ export class NodeMapSync {
   changed(change: { kind: string; key: string; current: unknown }): void {
     if (!this.started) return;
     if (change.kind === 'EndpointSlice') {
-      const now = sliceLocations(change.current as V1EndpointSlice | undefined);
-      const before = this.locations.get(change.key) ?? [];
-      if (now.length === 0) this.locations.delete(change.key);
-      else this.locations.set(change.key, now);
-      if (JSON.stringify(now) === JSON.stringify(before)) return;
-    } else if (change.kind !== 'Node') return;
+      if (!this.indexed || !this.index.setSlice(change.key, sliceLocations(change.current as V1EndpointSlice | undefined))) return;
+    } else if (change.kind === 'Node') this.plans = undefined;
+    else return;
     if (this.timer || this.stopped) return;
     this.timer = setImmediate(() => {
       this.timer = undefined;
       try {
-        const r = this.apply((w, want) => w.apply(want));
+        const r = this.plans ? this.applyMoved() : this.apply((w, want) => w.apply(want));
         if (r.writes > 0 || r.errors > 0) this.log.info('node maps', { reason: 'change', ...this.summary(r) });
       } catch (e) {
         this.log.warn('sync failed', { pipeline: 'node maps', error: errText(e) });
@@ -122,11 +135,57 @@ export class NodeMapSync {
     return sum;
   }
 
+  /**
+   * Endpoints moved and no Node changed: the last plans are patched at the addresses that
+   * moved and only those keys written (an address's key falls back to a pod CIDR entry of
+   * the same prefix when it has none of its own).
+   */
+  private applyMoved(): NodeMapResult {
+    const moved = this.index.takeDirty();
+    const sum: NodeMapResult = { writes: 0, errors: 0, peers: 0, prefixes: 0 };
+    this.writers.forEach((w, i) => {
+      const plan = this.plans![i]!;
+      const want = this.last[i]!;
+      const keys = new Set<string>();
+      for (const address of moved) {
+        if (addressFamily(address) !== plan.family) continue;
+        const key = endpointKey(address, plan.family);
+        const nodeName = this.index.placedOn(address);
+        const t = (nodeName !== undefined ? endpointEntry(plan, address, nodeName) : undefined) ?? plan.cidrs.get(key);
+        if (t) want.tunnel.set(key, t);
+        else want.tunnel.delete(key);
+        keys.add(key);
+      }
+      want.skipped = endpointSkips(plan, this.index);
+      const r = w.apply(want, keys);
+      sum.writes += r.writes;
+      sum.errors += r.errors;
+      sum.peers += r.peers;
+      sum.prefixes += r.prefixes;
+    });
+    this.logIssues(this.plans!.map((p) => endpointIssues(p, this.index)));
+    return sum;
+  }
+
   private plan(): DesiredNodeMaps[] {
-    const table = buildNodeTable(this.inputs.nodes.values());
-    const locations = [...this.locations.values()].flat();
-    const wants = this.writers.map((w) => desiredNodeMaps(table, this.thisNode, locations, { family: w.family, underlay: this.underlay }));
+    this.index.takeDirty();
+    if (!this.plans) {
+      const table = buildNodeTable(this.inputs.nodes.values());
+      this.plans = this.writers.map((w) => planNodes(table, this.thisNode, { family: w.family, underlay: this.underlay }));
+      if (!this.indexed && this.plans.some((p) => p.peers.size > 0)) {
+        for (const [key, slice] of this.inputs.map('EndpointSlice')) this.index.setSlice(key, sliceLocations(slice));
+        this.indexed = true;
+        this.index.takeDirty();
+      }
+    }
+    const wants = this.plans.map((p) => placeEndpoints(p, this.index));
     this.last = wants;
+    this.logIssues(wants);
+    return wants;
+  }
+
+  /** Conflicts and unplaced endpoints, logged when they differ from what was said last. */
+  private logIssues(wants: readonly Pick<DesiredNodeMaps, 'issues' | 'unplaced'>[]): void {
     // a conflict between Node objects shows in each family's plan: said once
     const all = [...new Map(wants.flatMap((w) => w.issues).map((i) => [`${i.reason}:${i.detail}`, i])).values()];
     const issues = all.map((i) => `${i.reason}:${i.detail}`).join('\n');
@@ -140,7 +199,6 @@ export class NodeMapSync {
       this.loggedUnplaced = unplaced;
       if (unplaced) this.log.debug('endpoints on unknown nodes', { count: unplacedAll.length, endpoints: unplaced.slice(0, 500) });
     }
-    return wants;
   }
 
   private summary(r: NodeMapResult): Record<string, unknown> {

@@ -20,6 +20,7 @@ import { canonicalIp, ipBytes, parseCidr, parseIp4Octets, type IpFamily } from '
 import { LABEL_HEADLESS } from '../model/endpoints.js';
 import type { NodeInfo, NodeTable } from '../model/nodes.js';
 import { type Logger, errText } from '../log.js';
+import { addressFamily, EndpointIndex } from './endpoint-index.js';
 
 export const NODE_PEER = enums.weir_node_flags.WEIR_NODE_PEER;
 export const TUNNEL_POD_CIDR = enums.weir_tunnel_flags.WEIR_TUNNEL_POD_CIDR;
@@ -79,9 +80,18 @@ export interface NodeMapPlanOptions {
 }
 
 /** A prefix as a number (IPv4) or a bigint (IPv6): the endpoint loop runs for every endpoint of the cluster. */
-interface NumPrefix {
+export interface NumPrefix {
   net: number | bigint;
   mask: number | bigint;
+}
+
+/** The part of a plan that depends only on the Node objects: kept while no Node changes. */
+export interface NodePlan extends Omit<DesiredNodeMaps, 'unplaced'> {
+  /** peers by name: only these get tunnel entries */
+  peers: Map<string, { nodeIp: string; cidrs: NumPrefix[] }>;
+  /** the pod CIDR entries alone (an endpoint entry may cover a /32 one; its removal restores it) */
+  cidrs: ReadonlyMap<string, TunnelTarget>;
+  thisNode: string;
 }
 
 /**
@@ -90,18 +100,27 @@ interface NumPrefix {
  * family are accepted); its pod CIDRs of the family route to it over the underlay the rule in
  * the file comment picks, and so does a /32 (/128) for each of its endpoints outside them
  * (nodeName is authoritative, even inside another node's CIDR). Never an entry for this
- * node's own pod CIDRs or endpoints. Deterministic whatever the order.
+ * node's own pod CIDRs or endpoints. Deterministic whatever the order. With an EndpointIndex
+ * the cost is the nodes' and the other nodes' endpoints: this node's are only counted.
  */
-export function desiredNodeMaps(table: NodeTable, thisNode: string, endpoints: Iterable<EndpointLocation>, opts: NodeMapPlanOptions = {}): DesiredNodeMaps {
+export function desiredNodeMaps(
+  table: NodeTable,
+  thisNode: string,
+  endpoints: Iterable<EndpointLocation> | EndpointIndex,
+  opts: NodeMapPlanOptions = {},
+): DesiredNodeMaps {
+  return placeEndpoints(planNodes(table, thisNode, opts), endpoints instanceof EndpointIndex ? endpoints : EndpointIndex.of(endpoints));
+}
+
+/** The Node objects' part of desiredNodeMaps: peers, their addresses and pod CIDRs. */
+export function planNodes(table: NodeTable, thisNode: string, opts: NodeMapPlanOptions = {}): NodePlan {
   const family = opts.family ?? 4;
-  const out: DesiredNodeMaps = { family, nodes: new Map(), tunnel: new Map(), skipped: new Map(), issues: [], unplaced: [] };
+  const out: NodePlan = { family, nodes: new Map(), tunnel: new Map(), skipped: new Map(), issues: [], peers: new Map(), cidrs: new Map(), thisNode };
   const skip = (r: NodeMapSkip) => out.skipped.set(r, (out.skipped.get(r) ?? 0) + 1);
   const self = table.nodes.get(thisNode);
   const ownCidrs = new Set((self?.podCIDRs ?? []).map((c) => c.cidr));
   // the underlay families an IPv6 flow may take, preferred first; IPv4 flows only IPv4
   const underlays: IpFamily[] = family === 4 ? [4] : opts.underlay === 'ipv6' ? [6, 4] : [4, 6];
-  /** peers by name: only these get tunnel entries */
-  const peers = new Map<string, { nodeIp: string; cidrs: NumPrefix[] }>();
   for (const info of [...table.nodes.values()].sort((a, b) => cmp(a.name, b.name))) {
     if (info.name === thisNode) continue;
     const own = info.internalIP[family];
@@ -118,7 +137,7 @@ export function desiredNodeMaps(table: NodeTable, thisNode: string, endpoints: I
       continue;
     }
     const peer = { nodeIp: u === family ? ip : v4Mapped(ip), cidrs: [] as NumPrefix[] };
-    peers.set(info.name, peer);
+    out.peers.set(info.name, peer);
     for (const c of info.podCIDRs) {
       if (c.family !== family) continue; // the other family's maps
       if (ownCidrs.has(c.cidr)) {
@@ -136,39 +155,66 @@ export function desiredNodeMaps(table: NodeTable, thisNode: string, endpoints: I
       peer.cidrs.push(numPrefix(c.cidr.slice(0, c.cidr.indexOf('/')), c.prefix, family));
     }
   }
-  // address -> the node names the slices give it (a pod is in as many slices as services select it)
-  const byAddress = new Map<string, Set<string>>();
-  for (const e of endpoints) {
-    let s = byAddress.get(e.address);
-    if (!s) byAddress.set(e.address, (s = new Set()));
-    s.add(e.nodeName);
-  }
-  const hostBits = family === 4 ? 32 : 128;
-  for (const [address, names] of byAddress) {
-    const a = addressNumber(address, family);
-    if (a === null) continue; // the other family's maps
-    let nodeName = names.values().next().value!;
-    if (names.size > 1) {
-      // a slice without nodeName does not contradict one with it
-      const sorted = [...names].filter((n) => n !== '').sort(cmp);
-      nodeName = sorted[0]!;
-      if (sorted.length > 1) out.issues.push({ reason: 'endpoint_conflict', detail: `endpoint ${address} is on ${sorted.join(' and ')} in different slices` });
-    }
-    if (nodeName === '') skip('endpoint_no_node_name');
-    else if (nodeName === thisNode) skip('endpoint_local');
-    else {
-      const peer = peers.get(nodeName);
-      if (!peer) {
-        skip('endpoint_unknown_node');
-        out.unplaced.push({ address, nodeName });
-      } else if (!peer.cidrs.some((c) => inPrefix(a, c))) {
-        out.tunnel.set(`${address}/${hostBits}`, { nodeIp: peer.nodeIp, flags: TUNNEL_ENDPOINT });
-      }
-    }
-  }
-  out.issues.sort((x, y) => cmp(x.reason, y.reason) || cmp(x.detail, y.detail));
-  out.unplaced.sort((x, y) => cmp(x.address, y.address));
+  out.cidrs = new Map(out.tunnel);
   return out;
+}
+
+/** The tunnel entry of one endpoint address placed on `nodeName` (undefined: none of its own). */
+export function endpointEntry(plan: NodePlan, address: string, nodeName: string): TunnelTarget | undefined {
+  const peer = plan.peers.get(nodeName);
+  if (!peer) return undefined;
+  const a = addressNumber(address, plan.family);
+  if (a === null || peer.cidrs.some((c) => inPrefix(a, c))) return undefined;
+  return { nodeIp: peer.nodeIp, flags: TUNNEL_ENDPOINT };
+}
+
+/** The key of an endpoint's own entry in weir_tunnel4/6. */
+export const endpointKey = (address: string, family: IpFamily): string => `${address}/${family === 4 ? 32 : 128}`;
+
+/**
+ * A NodePlan with the endpoints placed: a copy of its maps, the other nodes' endpoints added,
+ * the skips and conflicts of endpoints counted from the index (this node's and unnamed ones
+ * by set size, not one by one).
+ */
+export function placeEndpoints(plan: NodePlan, index: EndpointIndex): DesiredNodeMaps {
+  const family = plan.family;
+  const out: DesiredNodeMaps = { family, nodes: plan.nodes, tunnel: new Map(plan.tunnel), skipped: new Map(), issues: [...plan.issues], unplaced: [] };
+  for (const [nodeName, addresses] of index.nodes(family)) {
+    if (!plan.peers.has(nodeName)) continue;
+    for (const address of addresses) {
+      const t = endpointEntry(plan, address, nodeName);
+      if (t) out.tunnel.set(endpointKey(address, family), t);
+    }
+  }
+  out.skipped = endpointSkips(plan, index);
+  Object.assign(out, endpointIssues(plan, index));
+  return out;
+}
+
+/** The plan's issues with the endpoints' conflicts added, and the endpoints on nodes that are no peer (sorted). */
+export function endpointIssues(plan: NodePlan, index: EndpointIndex): Pick<DesiredNodeMaps, 'issues' | 'unplaced'> {
+  const issues = [...plan.issues];
+  const unplaced: EndpointLocation[] = [];
+  for (const [nodeName, addresses] of index.nodes(plan.family))
+    if (nodeName !== '' && nodeName !== plan.thisNode && !plan.peers.has(nodeName)) for (const address of addresses) unplaced.push({ address, nodeName });
+  for (const address of index.conflicts)
+    if (addressFamily(address) === plan.family)
+      issues.push({ reason: 'endpoint_conflict', detail: `endpoint ${address} is on ${index.namesOf(address).join(' and ')} in different slices` });
+  issues.sort((x, y) => cmp(x.reason, y.reason) || cmp(x.detail, y.detail));
+  unplaced.sort((x, y) => cmp(x.address, y.address));
+  return { issues, unplaced };
+}
+
+/** The plan's node skips and the endpoint skips of the index, from the sizes of its per-node sets. */
+export function endpointSkips(plan: NodePlan, index: EndpointIndex): Map<NodeMapSkip, number> {
+  const skipped = new Map(plan.skipped);
+  const add = (r: NodeMapSkip, n: number) => skipped.set(r, (skipped.get(r) ?? 0) + n);
+  for (const [nodeName, addresses] of index.nodes(plan.family)) {
+    if (nodeName === '') add('endpoint_no_node_name', addresses.size);
+    else if (nodeName === plan.thisNode) add('endpoint_local', addresses.size);
+    else if (!plan.peers.has(nodeName)) add('endpoint_unknown_node', addresses.size);
+  }
+  return skipped;
 }
 
 /** The underlay family toward `peer`: the first of `order` both nodes have an InternalIP of, else the first the peer has. */
@@ -294,7 +340,11 @@ export class NodeMapWriter {
     return { nodes: nodes.size, prefixes: tunnel.size };
   }
 
-  apply(want: Pick<DesiredNodeMaps, 'nodes' | 'tunnel'>): NodeMapResult {
+  /**
+   * Writes what differs. `onlyTunnel`: the tunnel keys that may have changed (endpoints moved,
+   * no Node changed): only these are compared, the peers left as they are.
+   */
+  apply(want: Pick<DesiredNodeMaps, 'nodes' | 'tunnel'>, onlyTunnel?: ReadonlySet<string>): NodeMapResult {
     if (!this.adopted) this.adopt();
     this.stats.applies++;
     const before = { writes: this.stats.writes, errors: this.stats.errors };
@@ -306,7 +356,7 @@ export class NodeMapWriter {
       const error = this.op(map, key, w, mirror, false);
       if (error !== undefined) refused.push({ map, key, w, mirror, error });
     };
-    for (const [address, flags] of want.nodes)
+    for (const [address, flags] of onlyTunnel ? [] : want.nodes)
       if (this.nodes.get(address) !== flags)
         write(
           this.names.nodes,
@@ -314,7 +364,7 @@ export class NodeMapWriter {
           () => this.maps.nodes.set({ address }, { flags }),
           () => this.nodes.set(address, flags),
         );
-    for (const [cidr, t] of want.tunnel) {
+    for (const [cidr, t] of onlyTunnel ? [...onlyTunnel].flatMap((k) => (want.tunnel.has(k) ? [[k, want.tunnel.get(k)!] as const] : [])) : want.tunnel) {
       const have = this.tunnel.get(cidr);
       if (have?.nodeIp === t.nodeIp && have.flags === t.flags) continue;
       write(
@@ -325,7 +375,7 @@ export class NodeMapWriter {
       );
     }
     const beforeDeletes = this.stats.writes;
-    for (const cidr of [...this.tunnel.keys()])
+    for (const cidr of onlyTunnel ? [...onlyTunnel].filter((k) => this.tunnel.has(k)) : [...this.tunnel.keys()])
       if (!want.tunnel.has(cidr))
         this.op(
           this.names.tunnel,
@@ -333,7 +383,7 @@ export class NodeMapWriter {
           () => void this.maps.tunnel.delete(tunnelKey(cidr, this.family)),
           () => this.tunnel.delete(cidr),
         );
-    for (const address of [...this.nodes.keys()])
+    for (const address of onlyTunnel ? [] : [...this.nodes.keys()])
       if (!want.nodes.has(address))
         this.op(
           this.names.nodes,

@@ -1,6 +1,5 @@
 // sources/kube-resources: what the API source reads, per kind: the collection path, the RBAC
-// resource and verbs (deploy/weir.yaml must grant exactly these), the typed list call and the
-// serializer type for watch objects.
+// resource and verbs (deploy/weir.yaml must grant exactly these), and the paged list call.
 
 import {
   CoreV1Api,
@@ -14,8 +13,7 @@ import {
   type ObservableMiddleware,
   type V1ListMeta,
 } from '@kubernetes/client-node';
-// Not re-exported by the package index; the serializer the typed list calls use.
-import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
+import { withDates } from './plain-object.js';
 import { slimObject } from './slim.js';
 import type { ObjectKind } from './types.js';
 
@@ -65,15 +63,6 @@ export const API_ACCESS: ReadonlyArray<{ group: string; resource: string; verbs:
   { group: 'apps', resource: 'daemonsets', verbs: ['get'], resourceNames: ['kube-proxy'], why: 'warn while a kube-proxy DaemonSet would undo the takeover' },
 ];
 
-export const SERIALIZER_TYPE: Record<ObjectKind, string> = {
-  Service: 'V1Service',
-  EndpointSlice: 'V1EndpointSlice',
-  Pod: 'V1Pod',
-  Namespace: 'V1Namespace',
-  Node: 'V1Node',
-  NetworkPolicy: 'V1NetworkPolicy',
-};
-
 export interface ListPage {
   metadata?: V1ListMeta;
   items: KubernetesObject[];
@@ -81,48 +70,43 @@ export interface ListPage {
 export type ListCall = (params: { limit: number; _continue?: string }) => Promise<ListPage>;
 
 /**
- * The typed, paged list of a kind. `slim`: each page's items are cut down (slim.ts) right after
- * the page is parsed, before the library turns them into typed objects: a page of 500 pods as
- * served is tens of MB once parsed, and typing it whole would build all of that a second time.
- * The slim items do not go back through the library as text (serialized and parsed again:
- * ~0.2 s of CPU per 20,000 objects, 10,000 Services with their slices): the middleware hands
- * the library the page without its items and keeps them, and they are typed here, by the same
- * serializer. A ListCall is used one page at a time (the pagers await each page).
+ * The paged list of a kind, its items plain objects as the manifests source stores them
+ * (plain-object.ts). `slim`: each page's items are cut down (slim.ts) right after the page is
+ * parsed: a page of 500 pods as served is tens of MB once parsed. The items do not go through
+ * the library's typing (client-node's ObjectSerializer: ~40 µs per EndpointSlice of 10
+ * endpoints, and NetworkPolicy's `from` renamed `_from`) nor back through it as text: the
+ * middleware hands the library the page without its items and keeps them. A ListCall is used
+ * one page at a time (the pagers await each page).
  */
 export function listCall(kc: KubeConfig, kind: ObjectKind, opts: { fieldSelector?: string; slim?: boolean } = {}): ListCall {
-  let call: TypedList;
-  if (opts.slim) {
-    const kept: { items: unknown[] | undefined } = { items: undefined };
-    const typed = typedListCall(kc, kind, { middleware: [slimPages(kind, kept)], middlewareMergeStrategy: 'append' });
-    call = async (p) => {
-      kept.items = undefined;
-      const page = await typed(p);
-      const items = kept.items as unknown[] | undefined;
-      kept.items = undefined;
-      if (items !== undefined) page.items = items.map((o) => ObjectSerializer.deserialize(o, SERIALIZER_TYPE[kind]) as KubernetesObject);
-      return page;
-    };
-  } else {
-    call = typedListCall(kc, kind, undefined);
-  }
+  const kept: { items: unknown[] | undefined } = { items: undefined };
+  const typed = typedListCall(kc, kind, { middleware: [keepItems(kind, kept, opts.slim ?? false)], middlewareMergeStrategy: 'append' });
+  const call: TypedList = async (p) => {
+    kept.items = undefined;
+    const page = await typed(p);
+    const items = kept.items as unknown[] | undefined;
+    kept.items = undefined;
+    if (items !== undefined) page.items = items.map((o) => withDates(o) as KubernetesObject);
+    return page;
+  };
   const fieldSelector = opts.fieldSelector;
   return fieldSelector === undefined ? call : (p) => call({ ...p, fieldSelector });
 }
 
-/** A response middleware: a 200 list page's items, slim, kept in `kept`; the library gets the page
- *  without them. Anything else passes as it came. */
-function slimPages(kind: ObjectKind, kept: { items: unknown[] | undefined }): ObservableMiddleware {
-  const slim = async (rsp: ResponseContext): Promise<ResponseContext> => {
+/** A response middleware: a 200 list page's items (slim when `slim`) kept in `kept`; the library
+ *  gets the page without them. Anything else passes as it came. */
+function keepItems(kind: ObjectKind, kept: { items: unknown[] | undefined }, slim: boolean): ObservableMiddleware {
+  const cut = async (rsp: ResponseContext): Promise<ResponseContext> => {
     if (rsp.httpStatusCode !== 200) return rsp;
     const page = JSON.parse(await rsp.body.text()) as { items?: unknown };
     if (Array.isArray(page.items)) {
-      kept.items = page.items.map((o: unknown) => slimObject(kind, o as never));
+      kept.items = slim ? page.items.map((o: unknown) => slimObject(kind, o as never)) : page.items;
       page.items = [];
     }
     const text = JSON.stringify(page);
     return new ResponseContext(200, rsp.headers, { text: () => Promise.resolve(text), binary: () => Promise.resolve(Buffer.from(text)), stream: () => null });
   };
-  return { pre: (ctx) => new Observable(Promise.resolve(ctx)), post: (rsp) => new Observable(slim(rsp)) };
+  return { pre: (ctx) => new Observable(Promise.resolve(ctx)), post: (rsp) => new Observable(cut(rsp)) };
 }
 
 type TypedList = (params: { limit: number; _continue?: string; fieldSelector?: string }) => Promise<ListPage>;

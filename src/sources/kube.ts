@@ -3,8 +3,9 @@
 // once every informer has listed, then changes. What this file adds around the library:
 // - lists in pages (`limit` + `continue`); an expired continue token restarts that list;
 // - watches ask for bookmarks and a server-side timeout (the library asks for neither);
-// - watch objects are deserialized like list items (typed, dates as Date), so both paths and
-//   the manifests source hand the model the same shapes;
+// - list items and watch objects are plain objects as parsed, metadata dates as Date
+//   (plain-object.ts), not run through the library's typing: both paths and the manifests
+//   source hand the model the same shapes, under the JSON field names;
 // - every object is cut down to the fields weir reads (slim.ts) before anything keeps it, a watch
 //   change that leaves the slim object as it was emits nothing, and finished pods are not asked
 //   for (WATCHED_RESOURCES' field selectors);
@@ -17,9 +18,8 @@
 //   honest on a quiet cluster where no watch event arrives for a while.
 
 import { ListWatch, VersionApi, Watch, type KubeConfig, type KubernetesObject, type V1ListMeta } from '@kubernetes/client-node';
-// Not re-exported by the package index; the same serializer the typed list calls use.
-import { ObjectSerializer } from '@kubernetes/client-node/dist/serializer.js';
-import { listCall, SERIALIZER_TYPE, WATCHED_RESOURCES, type ListCall, type ListPage } from './kube-resources.js';
+import { listCall, WATCHED_RESOURCES, type ListCall, type ListPage } from './kube-resources.js';
+import { withDates } from './plain-object.js';
 import { shareEqualParts, slimObject } from './slim.js';
 import { Backoff, errorLine, errorStatus, withTimeout } from './kube-retry.js';
 import { invalidObject, type InvalidReason } from './validate.js';
@@ -355,11 +355,11 @@ export class KubeSource implements Source {
     }
   }
 
-  /** Typed, slim objects with kind and apiVersion set, whether they came from a list (typed, and
-   *  slim already) or a watch (raw JSON: slim first, so that less is deserialized). */
+  /** Slim plain objects with kind and apiVersion set, whether they came from a list (dates set,
+   *  and slim already) or a watch (raw JSON). */
   normalize(kind: ObjectKind, obj: KubernetesObject, raw: boolean): KubernetesObject {
     const slim = raw && !this.keepWhole ? (slimObject(kind, obj as never) as KubernetesObject) : obj;
-    const typed = raw ? (ObjectSerializer.deserialize(slim, SERIALIZER_TYPE[kind]) as KubernetesObject) : slim;
+    const typed = raw ? withDates(slim) : slim;
     const o = this.keepWhole ? typed : (shareEqualParts(kind, typed as never) as KubernetesObject);
     o.kind ??= kind;
     o.apiVersion ??= API_VERSIONS[kind];

@@ -9,11 +9,12 @@
 // the model's and the source's JSON walks of such a value took 2 GB and 38 s).
 
 // js-yaml is the parser client-node's loadYaml wraps. Objects are not run through client-node's
-// ObjectSerializer: for the kinds weir reads its field names equal the JSON names, and it
-// would only turn the metadata timestamps into Dates (done here) and drop unknown fields, at
-// ~40% of the parse cost and ~0.5 s of module loading (docs/daemon.md, start-up).
+// ObjectSerializer (plain-object.ts: it would turn the metadata timestamps into Dates, done
+// there, rename a few fields and drop unknown ones, at ~40% of the parse cost and ~0.5 s of
+// module loading, docs/daemon.md, start-up).
 import { load as loadYaml } from 'js-yaml';
 import { clip } from '../model/k8s-names.js';
+import { withDates } from './plain-object.js';
 import { invalidObject, type InvalidReason } from './validate.js';
 import { API_VERSIONS, CLUSTER_SCOPED, isObjectKind, keyOf, type KindMap, type ObjectKind } from './types.js';
 
@@ -109,16 +110,6 @@ function isBlank(text: string): boolean {
   return !/^[^\S\n]*[^\s#]/m.test(text);
 }
 
-const TIMESTAMPS = ['creationTimestamp', 'deletionTimestamp'] as const;
-
-/** The shape client-node's deserializer gives these fields: metadata timestamps as Dates. */
-function deserialize(value: unknown): unknown {
-  if (!isRecord(value) || !isRecord(value.metadata)) return value;
-  const meta = value.metadata;
-  for (const f of TIMESTAMPS) if (typeof meta[f] === 'string') meta[f] = new Date(meta[f]);
-  return value;
-}
-
 /** The number of values in `root`, counting every path to a shared (aliased) value again, is at most `budget`. */
 function expandsWithin(root: unknown, budget: number): boolean {
   const stack: unknown[] = [root];
@@ -150,7 +141,7 @@ function parseDocument(text: string): unknown {
     } catch {
       value = undefined;
     }
-    if (value !== undefined) return deserialize(value);
+    if (value !== undefined) return withDates(value);
   }
   const value = loadYaml(text);
   // only YAML has aliases, and only a document with a '*' can hold one
@@ -159,7 +150,7 @@ function parseDocument(text: string): unknown {
       `aliases expand the document past ${text.length + MAX_ALIAS_EXPANSION} values (its ${text.length} characters + ${MAX_ALIAS_EXPANSION})`,
     );
   }
-  return deserialize(value);
+  return withDates(value);
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -232,11 +223,10 @@ function addObject(value: unknown, doc: number, where: string, raw: boolean, out
     out.incomplete = true;
     return;
   }
-  // Deserialize through client-node (as the API informers do) so both sources hand out the same
-  // shapes (Dates, no unknown fields). List items and objects without apiVersion are still raw.
+  // Dates as the API source sets them (plain-object.ts). List items and objects without apiVersion are still raw.
   let obj = value as unknown as KindMap[ObjectKind];
   if (raw || typeof value.apiVersion !== 'string') {
-    obj = deserialize({ ...value, apiVersion: typeof value.apiVersion === 'string' ? value.apiVersion : API_VERSIONS[kind] }) as KindMap[ObjectKind];
+    obj = withDates({ ...value, apiVersion: typeof value.apiVersion === 'string' ? value.apiVersion : API_VERSIONS[kind] }) as KindMap[ObjectKind];
   }
   if (!CLUSTER_SCOPED.has(kind)) {
     obj.metadata = { ...obj.metadata, namespace: obj.metadata?.namespace || 'default' };

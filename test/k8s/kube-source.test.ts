@@ -28,6 +28,9 @@ test('every kind is listed before synced; watch changes and deletes follow; obje
     assert.equal(svc.kind, 'Service');
     assert.equal(svc.apiVersion, 'v1');
     assert.ok(svc.metadata?.creationTimestamp instanceof Date, 'list items are deserialized (Date)');
+    // plain objects under their JSON names, as the manifests source stores them: not the library's typing (`from` as `_from`)
+    const rule = (key: string) => (h.store.get('NetworkPolicy', key) as unknown as { spec: { ingress: object[] } }).spec.ingress[0];
+    assert.deepEqual(rule('shop/allow-lan'), { from: [{ ipBlock: { cidr: '198.18.0.0/15', except: ['198.18.9.0/24'] } }] }, 'a listed NetworkPolicy');
     assert.equal(h.events.at(-1)?.type, 'synced');
     assert.ok(h.events.every((e) => e.origin === 'api'));
 
@@ -36,6 +39,9 @@ test('every kind is listed before synced; watch changes and deletes follow; obje
     const ev = await h.waitFor((e) => e.type === 'upsert' && e.kind === 'EndpointSlice' && (e.object as { endpoints?: unknown[] }).endpoints?.length === 2);
     assert.ok(ev.type === 'upsert' && ev.object.metadata?.creationTimestamp instanceof Date, 'watch objects are deserialized (Date)');
     assert.equal(ev.type === 'upsert' && ev.object.kind, 'EndpointSlice');
+    server.apply(networkPolicy('shop', 'allow-lan-2'));
+    await h.waitFor((e) => e.type === 'upsert' && e.key === 'shop/allow-lan-2');
+    assert.deepEqual(rule('shop/allow-lan-2'), { from: [{ ipBlock: { cidr: '198.18.0.0/15', except: ['198.18.9.0/24'] } }] }, 'a watched NetworkPolicy');
     const fe = sortedFrontends(buildServiceState(h.store, { nodeName: 'node-a', nodeAddresses: [] }));
     assert.deepEqual(
       fe.map(
