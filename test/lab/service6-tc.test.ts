@@ -123,7 +123,10 @@ describe('IPv6 services through from_pod6 / from_host6', () => {
       console.log(`# ${proto}: ${JSON.stringify(r.servers)} remotes ${JSON.stringify(r.remotes)} in ${r.ms} ms`);
       assert.ok(Object.keys(r.remotes).length > 0 && Object.keys(r.remotes).every((k) => k.includes(VIP6)), `${proto}: the peer is the ClusterIP`);
     }
-    assert.ok(weir.counter('from_pod', 'service_nat') >= 120);
+    // 120 new flows, each translated by from_pod6 at its first packet; a UDP source port the
+    // kernel hands out again within the flow's timeout continues the earlier flow instead
+    // (nat_established), so a few may be missing here, never most
+    assert.ok(weir.counter('from_pod', 'service_nat') >= 110, JSON.stringify(weir.counters()));
     assert.ok(weir.counter('from_pod', 'reverse_nat') >= 120);
     // the forward stage: backends on this node's workload interfaces, so both directions of every flow are redirected
     // interface to interface (forward6_plan), each entry naming its interface
