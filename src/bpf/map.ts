@@ -17,6 +17,12 @@ function flagValue(f: UpdateFlags): number {
 export type MapInfo = RawMapInfo;
 
 const NO_BATCH = new Set(['ENOTSUPP', 'EOPNOTSUPP']);
+
+/** A batch lookup refused because the map type has none (LPM tries; older kernels answer
+ *  EINVAL): the caller walks key by key instead. */
+export function noBatchLookup(e: unknown): boolean {
+  return e instanceof BpfError && (NO_BATCH.has(e.code) || e.code === 'EINVAL');
+}
 let possibleCpus: number | undefined;
 
 export class BpfMap {
@@ -117,7 +123,7 @@ export class BpfMap {
     try {
       dump = this.lookupBatch();
     } catch (e) {
-      if (!(e instanceof BpfError) || !(NO_BATCH.has(e.code) || e.code === 'EINVAL')) throw e;
+      if (!noBatchLookup(e)) throw e;
     }
     if (dump) return yield* dump;
     for (const k of this.keys()) {
@@ -152,7 +158,7 @@ export class BpfMap {
       try {
         r = native(() => this.raw.lookupBatchChunk(token, size, true));
       } catch (e) {
-        if (first && e instanceof BpfError && (NO_BATCH.has(e.code) || e.code === 'EINVAL')) return yield* this.keyChunks(size);
+        if (first && noBatchLookup(e)) return yield* this.keyChunks(size);
         throw e;
       }
       first = false;
@@ -177,7 +183,7 @@ export class BpfMap {
       try {
         r = native(() => this.raw.lookupBatchChunk(token, size, false));
       } catch (e) {
-        if (!(first && e instanceof BpfError && (NO_BATCH.has(e.code) || e.code === 'EINVAL'))) throw e;
+        if (!(first && noBatchLookup(e))) throw e;
         for (const chunk of this.keyChunks(size, false)) yield (n += chunk.length);
         return n;
       }

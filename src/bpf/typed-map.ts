@@ -3,11 +3,8 @@
 // It sits above map.ts (a map knows nothing of codecs): typedMap(map, keyCodec, valueCodec).
 
 import type { Codec } from './codec.js';
-import { BpfError, bpfError } from './errors.js';
-import type { BpfMap, UpdateFlags } from './map.js';
-
-/** errno names of a map without BPF_MAP_LOOKUP_BATCH (LPM tries, older kernels) */
-const BATCH_UNSUPPORTED = new Set(['ENOTSUPP', 'EOPNOTSUPP', 'EINVAL']);
+import { bpfError } from './errors.js';
+import { noBatchLookup, type BpfMap, type UpdateFlags } from './map.js';
 
 /** A typed view of `map`; throws EINVAL when the codecs' sizes are not the map's. */
 export function typedMap<K, V>(map: BpfMap, keyCodec: Codec<K>, valueCodec: Codec<V>): TypedMap<K, V> {
@@ -87,7 +84,7 @@ export class TypedMap<K, V> {
     try {
       dump = this.map.lookupBatchPacked();
     } catch (e) {
-      if (e instanceof BpfError && BATCH_UNSUPPORTED.has(e.code)) return null;
+      if (noBatchLookup(e)) return null;
       throw e;
     }
     const ks = this.keyCodec.size;
