@@ -8,7 +8,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { runCleanups } from '../test/lib/cleanup.js';
+import { exitAfter } from '../test/lib/cleanup.js';
 import { releaseSet, runPerPacketSets, THIS_TREE, type ObjectSet, type PerPacketRow } from './perpacket.js';
 import { pipelineMarkdown, type PipelineRun } from './pipeline-report.js';
 import { BASELINE_REV, releaseObjects, tailcallObjects, variantObjects } from './release-objects.js';
@@ -83,12 +83,4 @@ async function main(): Promise<number> {
   return perPacket.every((r) => r.nsPerPacket > 0) ? 0 : 1;
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (e) {
-  console.error(e);
-} finally {
-  await runCleanups();
-}
-process.exit(code);
+await exitAfter(main);

@@ -25,7 +25,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCleanups } from '../test/lib/cleanup.js';
+import { exitAfter } from '../test/lib/cleanup.js';
 import { Lab } from '../test/lib/lab.js';
 import { CP_CONTESTANTS, CP_LABEL, runControlplane, type CpMeasurement } from './controlplane.js';
 import { CONTESTANTS, LABEL, runDataplane, type Durations, type Measurement } from './dataplane.js';
@@ -291,12 +291,4 @@ async function main(): Promise<number> {
   }
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (e) {
-  console.error(e);
-} finally {
-  await runCleanups();
-}
-process.exit(code);
+await exitAfter(main);

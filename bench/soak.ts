@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { BpfMap } from '../src/bpf/index.js';
 import type { KubeObject } from '../test/k8s/fake-apiserver.js';
 import { kubeLab, svcIp, type KubeLab } from '../test/lab/kube-lab.js';
-import { runCleanups } from '../test/lib/cleanup.js';
+import { exitAfter } from '../test/lib/cleanup.js';
 import type { ManagedProcess } from '../test/lib/lab.js';
 import { sleep } from '../test/lib/proc.js';
 import type { SoakTraffic } from './soak-client.js';
@@ -400,12 +400,4 @@ async function main(): Promise<number> {
   return endedEarly && !endedEarly.startsWith('SIGUSR1') ? 1 : 0;
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (e) {
-  console.error(e);
-} finally {
-  await runCleanups();
-}
-process.exit(code);
+await exitAfter(main);

@@ -54,3 +54,17 @@ export async function runCleanups(): Promise<void> {
   }
   if (errors.length) console.error(`cleanup errors:\n  ${errors.join('\n  ')}`);
 }
+
+/** A script's entry point: runs `main`, then every clean-up step (also when `main` threw, which
+ *  is printed), then exits with main's code (1 when it threw). */
+export async function exitAfter(main: () => Promise<number>): Promise<never> {
+  let code = 1;
+  try {
+    code = await main();
+  } catch (e) {
+    console.error(e);
+  } finally {
+    await runCleanups();
+  }
+  process.exit(code);
+}
