@@ -87,7 +87,8 @@ static __always_inline int sock_lb_serves(__u16 flags, __u16 backend_count, int 
 
 /* The backend *@be for a connect()/sendmsg() to IPv4 frontend @addr:@port, its reverse entry
  * written under the socket's cookie. Returns 1 when the caller is to rewrite the address (in
- * its family's form), 0 to leave the socket alone. */
+ * its family's form), 0 to leave the socket alone (not a frontend the socket LB serves), -1
+ * to leave it alone although it is one (counted: sock_lb_fallback). */
 static __always_inline int sock4_pick(struct bpf_sock_addr *ctx, __be32 addr, __be16 port,
 				      int in_host_netns, struct weir_backend4 *be)
 {
@@ -105,7 +106,7 @@ static __always_inline int sock4_pick(struct bpf_sock_addr *ctx, __be32 addr, __
 	if (!fe || !sock_lb_serves(fe->flags, fe->backend_count, in_host_netns))
 		return 0;
 	if (lb4_select_backend(fe, 0, NULL, bpf_ktime_get_ns(), be))
-		return 0;
+		return -1;
 	if (!be->port)
 		be->port = port;
 
@@ -113,7 +114,7 @@ static __always_inline int sock4_pick(struct bpf_sock_addr *ctx, __be32 addr, __
 	rkey.address = be->address;
 	rkey.port = be->port;
 	if (bpf_map_update_elem(&weir_sock_rev4, &rkey, &rev, BPF_ANY))
-		return 0; /* untranslated is still correct: from_pod NATs it */
+		return -1; /* untranslated is still correct: from_pod NATs it */
 	if (lb4_count_new_flow(fe->id, be->address, be->port))
 		count(WEIR_HOOK_SOCK, WEIR_REASON_LB_STATS_FULL, 0);
 	return 1;
@@ -124,11 +125,13 @@ static __always_inline int sock4_pick(struct bpf_sock_addr *ctx, __be32 addr, __
 static __always_inline enum weir_reason sock4_translate(struct bpf_sock_addr *ctx)
 {
 	struct weir_backend4 be;
-	int in_host_netns;
+	int in_host_netns, picked;
 
-	if (!sock_lb_in_scope(ctx, &in_host_netns) ||
-	    !sock4_pick(ctx, ctx->user_ip4, (__be16)ctx->user_port, in_host_netns, &be))
+	if (!sock_lb_in_scope(ctx, &in_host_netns))
 		return WEIR_REASON_PASS;
+	picked = sock4_pick(ctx, ctx->user_ip4, (__be16)ctx->user_port, in_host_netns, &be);
+	if (picked <= 0)
+		return picked ? WEIR_REASON_SOCK_LB_FALLBACK : WEIR_REASON_PASS;
 	ctx->user_ip4 = be.address;
 	ctx->user_port = (__u32)be.port;
 	return WEIR_REASON_SOCK_LB_TRANSLATED;
@@ -189,7 +192,7 @@ static __always_inline enum weir_reason sock6_translate6(struct bpf_sock_addr *c
 	if (!fe || !sock_lb_serves(fe->flags, fe->backend_count, in_host_netns))
 		return WEIR_REASON_PASS;
 	if (lb6_select_backend(fe, client, NULL, bpf_ktime_get_ns(), &be))
-		return WEIR_REASON_PASS;
+		return WEIR_REASON_SOCK_LB_FALLBACK;
 	if (!be.port)
 		be.port = port;
 
@@ -198,7 +201,7 @@ static __always_inline enum weir_reason sock6_translate6(struct bpf_sock_addr *c
 	rkey.port = be.port;
 	ip6_copy(rev.address, ip);
 	if (bpf_map_update_elem(&weir_sock_rev6, &rkey, &rev, BPF_ANY))
-		return WEIR_REASON_PASS; /* from_pod6 NATs it */
+		return WEIR_REASON_SOCK_LB_FALLBACK; /* from_pod6 NATs it */
 
 	sock6_set_user_ip6(ctx, be.address);
 	ctx->user_port = (__u32)be.port;
@@ -212,7 +215,7 @@ static __always_inline enum weir_reason sock6_translate6(struct bpf_sock_addr *c
 static __always_inline enum weir_reason sock6_translate(struct bpf_sock_addr *ctx)
 {
 	struct weir_backend4 be4;
-	int in_host_netns;
+	int in_host_netns, picked;
 	__u32 ip[4];
 
 	if (!sock_lb_in_scope(ctx, &in_host_netns))
@@ -220,8 +223,9 @@ static __always_inline enum weir_reason sock6_translate(struct bpf_sock_addr *ct
 	sock6_user_ip6(ctx, ip);
 	if (!ip6_is_v4_mapped(ip))
 		return sock6_translate6(ctx, ip, in_host_netns);
-	if (!sock4_pick(ctx, ip[3], (__be16)ctx->user_port, in_host_netns, &be4))
-		return WEIR_REASON_PASS;
+	picked = sock4_pick(ctx, ip[3], (__be16)ctx->user_port, in_host_netns, &be4);
+	if (picked <= 0)
+		return picked ? WEIR_REASON_SOCK_LB_FALLBACK : WEIR_REASON_PASS;
 	ctx->user_ip6[3] = be4.address;
 	ctx->user_port = (__u32)be4.port;
 	return WEIR_REASON_SOCK_LB_TRANSLATED;

@@ -64,6 +64,7 @@ export const REASON_VERDICTS: Readonly<Record<string, Verdict>> = {
   sctp_port_rewrite: 'drop',
   sock_lb_translated: 'event',
   sock_lb_reverse: 'event',
+  sock_lb_fallback: 'event',
   sock_destroyed: 'event',
   backend_missing: 'drop',
   reject_failed: 'drop',

@@ -22,17 +22,24 @@ const PORTS: PortSpec[] = [
 /** NAT'd conntrack entries with `addr` on either side (tracked-only entries, which policy's
  *  conntrack of every flow gives the socket LB's already-translated flows too, not counted) */
 function ctEntriesWith(pinDir: string, addr: string): number {
+  return ctNatEntriesWith(pinDir, addr).length;
+}
+
+/** The same entries, each as its tuple and flags (for a failure's message) */
+function ctNatEntriesWith(pinDir: string, addr: string): string[] {
   const m = BpfMap.openPinned(`${pinDir}/weir_ct4_v2`);
   try {
     const kc = codecFor('weir_ct4_key');
     const vc = codecFor('weir_ct4');
     const nat = enums.weir_ct_flags.WEIR_CT_DNAT | enums.weir_ct_flags.WEIR_CT_SNAT;
-    let n = 0;
+    const found: string[] = [];
     for (const [k, v] of m.entries()) {
       const key = kc.decode(k) as { saddr: string; daddr: string };
-      if ((key.saddr === addr || key.daddr === addr) && ((vc.decode(v) as { flags: number }).flags & nat) !== 0) n++;
+      const value = vc.decode(v) as { flags: number };
+      if ((key.saddr === addr || key.daddr === addr) && (value.flags & nat) !== 0)
+        found.push(JSON.stringify({ key, value }, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)));
     }
-    return n;
+    return found;
   } finally {
     m.close();
   }
@@ -103,6 +110,7 @@ describe('ClusterIP through weir daemon', () => {
     assert.equal(ready.writes, '0');
     // a fresh client address, so the conntrack check below sees only this test's flows
     const other = await lab.pod(node, 'client2');
+    const fallback0 = weir.counter('sock', 'sock_lb_fallback');
     for (const proto of ['tcp', 'udp'] as const) {
       const port = proto === 'tcp' ? 80 : 53;
       const translated0 = weir.counter('sock', 'sock_lb_translated');
@@ -122,10 +130,15 @@ describe('ClusterIP through weir daemon', () => {
       // TCP: getpeername() of the connected socket; UDP: recvmsg's source address
       assert.deepEqual(Object.keys(r.remotes), [`${CLUSTER_IP}:${port}`], JSON.stringify(r.remotes));
     }
-    assert.equal(
-      ctEntriesWith(weir.pinDir, other.ip),
-      0,
-      `the socket LB needs no conntrack entry\n${weir
+    // The socket LB leaves no conntrack entry. A connect()/sendmsg() it could not translate
+    // (sock_lb_fallback: no backend in the picked slot, or its reverse entry not written) takes
+    // the per-packet path, correctly but tracked: one NAT'd flow (two entries) at most for each.
+    // CI once saw one such flow; the counter tells that case apart from a socket LB that missed.
+    const natted = ctNatEntriesWith(weir.pinDir, other.ip);
+    const fallbacks = weir.counter('sock', 'sock_lb_fallback') - fallback0;
+    assert.ok(
+      natted.length <= 2 * fallbacks && fallbacks <= 3,
+      `the socket LB needs no conntrack entry: ${natted.length} NAT'd entries, ${fallbacks} fallbacks\n${natted.join('\n')}\nsock counters: ${JSON.stringify(weir.counters()['sock'])}\n${weir
         .runLines()
         .filter((l) => /attach|cgroup|ready/.test(l))
         .join('\n')}`,

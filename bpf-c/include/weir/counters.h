@@ -127,7 +127,13 @@ enum weir_reason {
 	/* anti-spoofing (issue 16; lib/pod_source.h) */
 	WEIR_REASON_SPOOFED_SOURCE = 46, /* a packet from a pod whose source address is not one of
 	                                    * its own (weir_pod_addrs4, weir_pod_addrs6): dropped */
-	WEIR_REASON__MAX = 64,		 /* slots reserved per hook; not a reason */
+	/* socket LB fallback (sock_lb.c) */
+	WEIR_REASON_SOCK_LB_FALLBACK = 47, /* not a packet verdict: a connect()/sendmsg() to a
+	                                    * frontend the socket LB serves that it could not
+	                                    * translate (no backend in the picked slot, or the
+	                                    * reverse entry not written); the per-packet path NATs
+	                                    * it instead */
+	WEIR_REASON__MAX = 64,		   /* slots reserved per hook; not a reason */
 };
 
 /* One counter slot, per CPU. Index in weir_counters: hook * WEIR_REASON__MAX + reason. */
