@@ -13,6 +13,7 @@
 #include <weir/forward.h>
 #include <weir/tunnel.h>
 #include <weir/monitor.h>
+#include <weir/host_policy.h>
 
 struct weir_btf_anchor {
 	enum weir_hook hook;
@@ -77,6 +78,25 @@ struct weir_btf_anchor {
 	struct weir_monitor_cfg monitor_cfg;
 	struct weir_monitor_stats monitor_stats;
 	struct weir_event event;
+	/* host endpoint policy (weir/host_policy.h) */
+	enum weir_hep_chain_kind hep_chain_kind;
+	enum weir_hep_iface_flags hep_iface_flags;
+	enum weir_host_rule_action host_rule_action;
+	enum weir_host_rule_flags host_rule_flags;
+	enum weir_failsafe_direction failsafe_direction;
+	enum weir_xdp_verdict xdp_verdict;
+	struct weir_hep_iface_key hep_iface_key;
+	struct weir_hep_iface hep_iface;
+	struct weir_hep_chain_key hep_chain_key;
+	struct weir_hep_chain hep_chain;
+	struct weir_host_rule host_rule;
+	struct weir_host_set4_key host_set4_key;
+	struct weir_host_set6_key host_set6_key;
+	struct weir_failsafe4_key failsafe4_key;
+	struct weir_failsafe6_key failsafe6_key;
+	struct weir_host_rule_stats host_rule_stats;
+	struct weir_host_policy_name host_policy_name;
+	struct weir_xdp_meta xdp_meta;
 	/* earlier releases' layouts, for conversion (weir/legacy.h) */
 	struct weir_ct4_v1 ct4_v1;
 };

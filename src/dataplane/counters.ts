@@ -88,6 +88,13 @@ export const REASON_VERDICTS: Readonly<Record<string, Verdict>> = {
   policy_egress_allowed: 'event',
   policy_ingress_allowed: 'event',
   spoofed_source: 'drop',
+  host_untracked_denied: 'drop',
+  host_untracked_allowed: 'forward',
+  host_prednat_denied: 'drop',
+  host_policy_denied: 'drop',
+  host_forward_denied: 'drop',
+  host_failsafe: 'event',
+  host_policy_allowed: 'event',
 };
 
 /** The verdict a counter row stands for. The sock hook counts socket calls, never packets; a

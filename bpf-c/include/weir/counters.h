@@ -133,7 +133,21 @@ enum weir_reason {
 	                                    * translate (no backend in the picked slot, or the
 	                                    * reverse entry not written); the per-packet path NATs
 	                                    * it instead */
-	WEIR_REASON__MAX = 64,		   /* slots reserved per hook; not a reason */
+	/* host endpoint policy (issue 17; include/weir/host_policy.h, lib/host_policy.h) */
+	WEIR_REASON_HOST_UNTRACKED_DENIED = 48, /* a doNotTrack Deny rule: dropped (XDP, or TC when
+	                                         * XDP is unavailable) */
+	WEIR_REASON_HOST_UNTRACKED_ALLOWED =
+		49,			      /* a doNotTrack Allow rule: passed, never tracked */
+	WEIR_REASON_HOST_PREDNAT_DENIED = 50, /* a preDNAT Deny (or tier end): dropped before
+	                                         * service NAT */
+	WEIR_REASON_HOST_POLICY_DENIED = 51,  /* the host endpoint's policy (to or from the host
+	                                      * itself) denied a new flow: dropped */
+	WEIR_REASON_HOST_FORWARD_DENIED = 52, /* applyOnForward policy denied a forwarded flow */
+	WEIR_REASON_HOST_FAILSAFE = 53,	      /* not a packet verdict: a new flow to or from a
+	                                       * failsafe port, host policy skipped */
+	WEIR_REASON_HOST_POLICY_ALLOWED = 54, /* not a packet verdict: a new flow a host endpoint's
+	                                       * policy allowed (counted next to its reason) */
+	WEIR_REASON__MAX = 64,		      /* slots reserved per hook; not a reason */
 };
 
 /* One counter slot, per CPU. Index in weir_counters: hook * WEIR_REASON__MAX + reason. */
