@@ -24,6 +24,10 @@ test('drops are the reasons that drop or reject the packet', () => {
   assert.deepEqual(drops, [
     'backend_missing',
     'ct_create_failed',
+    'host_forward_denied',
+    'host_policy_denied',
+    'host_prednat_denied',
+    'host_untracked_denied',
     'lb_source_denied',
     'nat_failed',
     'no_backend_reject',
