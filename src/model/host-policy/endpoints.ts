@@ -1,0 +1,122 @@
+// model/host-policy/endpoints: what rule selectors pick, cluster-wide: pods (grouped by namespace
+// and labels, with their status.podIPs) and host endpoints (explicit ones, and every node's
+// automatic one with the node's labels and addresses), and the selector -> addresses resolution
+// compile.ts turns into address sets.
+
+import type { V1Namespace, V1Node, V1Pod } from '@kubernetes/client-node';
+import { parseIp } from '../../bpf/ip.js';
+import { matches, type Labels, type Selector } from './selector.js';
+import { PROFILE_DEFAULT_ALLOW, type ValidHostEndpoint } from './validate.js';
+
+/** The label Calico puts on a pod for its namespace (selectors may name it). */
+export const LABEL_CALICO_NAMESPACE = 'projectcalico.org/namespace';
+/** The label Calico's kube-controllers put on automatic host endpoints. */
+export const LABEL_CREATED_BY = 'projectcalico.org/created-by';
+
+/** Pods with the same namespace and labels: one selector test for all of them. */
+export interface PodGroup {
+  labels: Labels;
+  namespace: string;
+  ips: string[];
+}
+
+export interface AddressUniverse {
+  podGroups: PodGroup[];
+  namespaceLabels: Map<string, Labels>;
+  hostEndpoints: ValidHostEndpoint[];
+}
+
+interface ParsedPod {
+  key: string;
+  namespace: string;
+  labels: Labels;
+  ips: string[];
+}
+
+// pods are replaced, not mutated, on change (the store's contract): parse each object once
+const podCache = new WeakMap<V1Pod, ParsedPod | null>();
+
+function parsePod(p: V1Pod): ParsedPod | null {
+  // host-network pods share the node's addresses and are no endpoints of their own (Calico too)
+  if (p.spec?.hostNetwork === true || p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed') return null;
+  const raw = Array.isArray(p.status?.podIPs) && p.status.podIPs.length > 0 ? p.status.podIPs.map((x) => x?.ip) : [p.status?.podIP];
+  const ips: string[] = [];
+  for (const r of raw) {
+    const ip = parseIp(r);
+    if (ip && !ips.includes(ip.address)) ips.push(ip.address);
+  }
+  if (ips.length === 0) return null;
+  const namespace = p.metadata?.namespace || 'default';
+  const labels: Record<string, string> = { ...(p.metadata?.labels ?? {}), [LABEL_CALICO_NAMESPACE]: namespace };
+  const sorted = Object.keys(labels)
+    .sort()
+    .map((k) => `${k}=${labels[k]}`)
+    .join('\u0000');
+  return { key: `${namespace}\u0001${sorted}`, namespace, labels, ips };
+}
+
+/** A node's automatic host endpoint (Calico kube-controllers' `<node>-auto-hep`). */
+export function autoHostEndpoint(node: V1Node): ValidHostEndpoint | null {
+  const name = node.metadata?.name;
+  if (typeof name !== 'string' || name === '') return null;
+  const expectedIPs: string[] = [];
+  for (const a of node.status?.addresses ?? []) {
+    if (a?.type !== 'InternalIP' && a?.type !== 'ExternalIP') continue;
+    const ip = parseIp(a.address);
+    if (ip && !expectedIPs.includes(ip.address)) expectedIPs.push(ip.address);
+  }
+  return {
+    name: `${name}-auto-hep`,
+    node: name,
+    interfaceName: '*',
+    expectedIPs,
+    profiles: [PROFILE_DEFAULT_ALLOW],
+    labels: { ...(node.metadata?.labels ?? {}), [LABEL_CREATED_BY]: 'calico-kube-controllers' },
+    ports: [],
+  };
+}
+
+export function buildUniverse(pods: Iterable<V1Pod>, namespaces: Iterable<V1Namespace>, hostEndpoints: ValidHostEndpoint[]): AddressUniverse {
+  const groups = new Map<string, PodGroup>();
+  for (const p of pods) {
+    let parsed = podCache.get(p);
+    if (parsed === undefined) {
+      parsed = parsePod(p);
+      podCache.set(p, parsed);
+    }
+    if (!parsed) continue;
+    const g = groups.get(parsed.key);
+    if (g) g.ips.push(...parsed.ips);
+    else groups.set(parsed.key, { labels: parsed.labels, namespace: parsed.namespace, ips: [...parsed.ips] });
+  }
+  const namespaceLabels = new Map<string, Labels>();
+  for (const ns of namespaces) {
+    const name = ns.metadata?.name;
+    if (name) namespaceLabels.set(name, { 'kubernetes.io/metadata.name': name, ...(ns.metadata?.labels ?? {}) });
+  }
+  return { podGroups: [...groups.values()], namespaceLabels, hostEndpoints };
+}
+
+const NO_LABELS: Labels = {};
+
+/**
+ * The addresses of the pods and host endpoints a rule's selector and namespaceSelector pick.
+ * A namespaceSelector limits the selector to pods of the namespaces it matches; it picks host
+ * endpoints (not namespaced) only through global() (Calico: `global()` in namespaceSelector).
+ * No selector with a namespaceSelector = every pod of those namespaces.
+ */
+export function resolveAddresses(u: AddressUniverse, selector: Selector | undefined, namespaceSelector: Selector | undefined): string[] {
+  const out: string[] = [];
+  for (const g of u.podGroups) {
+    if (selector && !matches(selector, g.labels, false)) continue;
+    if (namespaceSelector && !matches(namespaceSelector, u.namespaceLabels.get(g.namespace) ?? { 'kubernetes.io/metadata.name': g.namespace }, false)) continue;
+    out.push(...g.ips);
+  }
+  const hepsToo = !namespaceSelector || (namespaceSelector.usesGlobal && matches(namespaceSelector, NO_LABELS, true));
+  if (hepsToo)
+    for (const h of u.hostEndpoints) {
+      if (selector && !matches(selector, h.labels, true)) continue;
+      out.push(...h.expectedIPs);
+    }
+  return out;
+}
