@@ -206,6 +206,40 @@ test('address sets: selector -> pod IPs and host endpoint addresses cluster-wide
   assert.equal(plan.sets.size, 7);
 });
 
+test('named ports resolve per endpoint: host endpoint spec.ports and pod container ports, one flat rule per (protocol, port)', () => {
+  const heps = [
+    hep('eth0', { node: 'n1', interfaceName: 'eth0', ports: [{ name: 'ssh', protocol: 'TCP', port: 2222 }] }),
+    hep('other', { node: 'n2', interfaceName: 'eth0', expectedIPs: ['198.18.0.2'], ports: [{ name: 'ssh', protocol: 'TCP', port: 22 }] }),
+  ];
+  const web = (name: string, ip: string, port: number, protocol = 'TCP') => ({
+    ...pod('prod', name, ip, { app: 'web' }),
+    spec: { containers: [{ name: 'c', ports: [{ name: 'http', containerPort: port, protocol }] }] },
+  });
+  const pods = [web('a', '198.18.10.1', 8080), web('b', '198.18.10.2', 8080), web('c', '198.18.10.3', 9090), web('d', '198.18.10.4', 53, 'UDP')];
+  const policies = [
+    gnp('named', {
+      applyOnForward: true,
+      ingress: [
+        { action: 'Allow', destination: { ports: ['ssh'] } },
+        { action: 'Allow', protocol: 'TCP', destination: { selector: "app == 'web'", ports: ['http', 443] } },
+        { action: 'Allow', destination: { ports: ['nothing'] } },
+      ],
+    }),
+  ];
+  const plan = compile({ nodes: NODES, pods, hostEndpoints: heps, globalNetworkPolicies: policies });
+  assert.deepEqual(chainText(plan, 'eth0', 'forwardIn'), [
+    // 'ssh' on every endpoint that names it, cluster-wide; no protocol in the rule: the named port's
+    'allow p6 d22-22 dst[198.18.0.2/32] default/named#0',
+    // (eth0's own 'ssh' = 2222 gives no rule: it has no expectedIPs, Calico resolves named ports to addresses)
+    'allow p6 d443-443 dst[198.18.10.1/32 198.18.10.2/32 198.18.10.3/32 198.18.10.4/32] default/named#1',
+    'allow p6 d8080-8080 dst[198.18.10.1/32 198.18.10.2/32] default/named#1',
+    'allow p6 d9090-9090 dst[198.18.10.3/32] default/named#1', // UDP 53 'http' left out: the rule is TCP
+    // 'nothing' names no port: no flat rule, the rule matches nothing
+    'deny tierEnd',
+    'deny profile',
+  ]);
+});
+
 test('stable ids: a rebuild with the previous plan keeps endpoint ids, set ids and policy slots', () => {
   const a = gnp('a', { ingress: [{ action: 'Allow', source: { nets: ['198.18.1.0/24'] } }] });
   const b = gnp('b', { ingress: [{ action: 'Allow', source: { nets: ['198.18.2.0/24'] } }] });

@@ -32,7 +32,16 @@ const BAD: Array<[string, Record<string, unknown>, string]> = [
   ['bad net', { ingress: [{ action: 'Allow', source: { nets: ['198.18.0.0/33'] } }] }, 'is not a CIDR'],
   ['bad protocol', { ingress: [{ action: 'Allow', protocol: 'GRE' }] }, 'is not TCP, UDP'],
   ['bad port range', { ingress: [{ action: 'Allow', protocol: 'TCP', destination: { ports: ['90:80'] } }] }, 'is not a port range'],
-  ['named port', { ingress: [{ action: 'Allow', protocol: 'TCP', destination: { ports: ['ssh'] } }] }, 'named port "ssh" is not supported'],
+  [
+    'bad port name',
+    { ingress: [{ action: 'Allow', protocol: 'TCP', destination: { ports: ['ssh_x'] } }] },
+    '"ssh_x" is not a port, a lo:hi range or a port name',
+  ],
+  [
+    'named port with ICMP',
+    { ingress: [{ action: 'Allow', protocol: 'ICMP', destination: { ports: ['ssh'] } }] },
+    'named ports need protocol TCP, UDP, SCTP or none',
+  ],
   ['notPorts', { ingress: [{ action: 'Allow', protocol: 'TCP', destination: { notPorts: [22] } }] }, 'notPorts: not supported'],
   ['notProtocol', { ingress: [{ action: 'Allow', notProtocol: 'TCP' }] }, 'notProtocol: not supported'],
   ['bad order', { order: 'first' }, 'spec.order'],
@@ -91,6 +100,13 @@ test('GlobalNetworkPolicy: a valid one is typed (tier default, order +Inf, proto
     { lo: 22, hi: 22 },
     { lo: 6040, hi: 6050 },
   ]);
+});
+
+test('GlobalNetworkPolicy: named ports need no protocol', () => {
+  const v = validateGlobalNetworkPolicy(gnp({ ingress: [{ action: 'Allow', destination: { ports: ['ssh', 'metrics-2'] } }] }));
+  assert.ok(v.ok, v.ok ? '' : v.errors.join('; '));
+  assert.deepEqual(v.value.ingress[0]!.destination.namedPorts, ['ssh', 'metrics-2']);
+  assert.deepEqual(v.value.ingress[0]!.destination.ports, []);
 });
 
 test('GlobalNetworkPolicy: doNotTrack may have egress rules; preDNAT ingress-only is fine', () => {

@@ -5,7 +5,7 @@
 
 import type { V1Namespace, V1Node, V1Pod } from '@kubernetes/client-node';
 import { cidrContains } from '../../bpf/ip.js';
-import { autoHostEndpoint, buildUniverse, resolveAddresses, type AddressUniverse } from './endpoints.js';
+import { autoHostEndpoint, buildUniverse, resolveAddresses, resolveNamedPort, type AddressUniverse } from './endpoints.js';
 import { allocateIds, setKey } from './ids.js';
 import { matches } from './selector.js';
 import { CHAIN_KINDS, type ChainKind, type ChainPlan, type FailsafeEntry, type HostEndpointPlan, type HostPolicyPlan, type HostRule } from './types.js';
@@ -122,6 +122,20 @@ class SetBuilder {
     return e.nets.length > 0 ? this.add(e.nets) : undefined;
   }
 
+  /**
+   * A named port of one side: per (protocol, port) the endpoints picked by the side's selector
+   * (every endpoint without one) that name it so, inside its nets: one set each.
+   */
+  namedPort(e: ValidEntityRule, name: string): Array<{ protocol: number; port: number; set: string }> {
+    const out: Array<{ protocol: number; port: number; set: string }> = [];
+    for (const [k, ips] of resolveNamedPort(this.universe, e.selector, e.namespaceSelector, name)) {
+      const [protocol, port] = k.split('/').map(Number) as [number, number];
+      const inside = e.nets.length > 0 ? ips.filter((ip) => e.nets.some((n) => cidrContains(n, ip))) : ips;
+      if (inside.length > 0) out.push({ protocol, port, set: this.add(inside.map(hostCidr)) });
+    }
+    return out.sort((a, b) => a.protocol - b.protocol || a.port - b.port);
+  }
+
   /** The set a packet address must not be in (notNets ∨ notSelector), undefined = no criterion. */
   negative(e: ValidEntityRule): string | undefined {
     const cidrs = [...e.notNets];
@@ -134,26 +148,46 @@ function hostCidr(ip: string): string {
   return ip.includes(':') ? `${ip}/128` : `${ip}/32`;
 }
 
-/** One Calico rule -> flat rules, one per (source port range, destination port range). */
+/** One way a side's ports can match: a range (any port when absent); a named port also fixes the protocol and the side's set. */
+interface PortOption {
+  range?: readonly [number, number];
+  protocol?: number;
+  set?: string;
+}
+
+function portOptions(e: ValidEntityRule, protocol: number | undefined, sets: SetBuilder): PortOption[] {
+  if (e.ports.length === 0 && e.namedPorts.length === 0) return [{}];
+  const out: PortOption[] = e.ports.map((p) => ({ range: [p.lo, p.hi] as const }));
+  for (const name of e.namedPorts)
+    for (const np of sets.namedPort(e, name))
+      if (protocol === undefined || protocol === np.protocol) out.push({ range: [np.port, np.port], protocol: np.protocol, set: np.set });
+  return out; // empty when every port was named and none resolved: the rule matches nothing
+}
+
+/** One Calico rule -> flat rules, one per (source port option, destination port option). */
 function flatten(r: ValidRule, policy: string, sets: SetBuilder): DraftRule[] {
   const base: DraftRule = { action: r.action === 'Allow' ? 'allow' : r.action === 'Deny' ? 'deny' : 'pass', policy, rule: r.index };
-  if (r.protocol !== undefined) base.protocol = r.protocol;
   if (r.family !== undefined) base.family = r.family;
-  const criteria: Array<[keyof DraftRule, string | undefined]> = [
-    ['srcSet', sets.positive(r.source)],
-    ['srcNotSet', sets.negative(r.source)],
-    ['dstSet', sets.positive(r.destination)],
-    ['dstNotSet', sets.negative(r.destination)],
-  ];
-  for (const [k, v] of criteria) if (v !== undefined) (base as unknown as Record<string, unknown>)[k] = v;
-  const sports = r.source.ports.length > 0 ? r.source.ports : [undefined];
-  const dports = r.destination.ports.length > 0 ? r.destination.ports : [undefined];
+  const srcSet = sets.positive(r.source);
+  const srcNotSet = sets.negative(r.source);
+  const dstSet = sets.positive(r.destination);
+  const dstNotSet = sets.negative(r.destination);
+  if (srcNotSet !== undefined) base.srcNotSet = srcNotSet;
+  if (dstNotSet !== undefined) base.dstNotSet = dstNotSet;
   const out: DraftRule[] = [];
-  for (const s of sports)
-    for (const d of dports) {
+  for (const s of portOptions(r.source, r.protocol, sets))
+    for (const d of portOptions(r.destination, r.protocol, sets)) {
+      if (s.protocol !== undefined && d.protocol !== undefined && s.protocol !== d.protocol) continue;
       const f: DraftRule = { ...base };
-      if (s) f.sports = [s.lo, s.hi];
-      if (d) f.dports = [d.lo, d.hi];
+      const protocol = r.protocol ?? s.protocol ?? d.protocol;
+      if (protocol !== undefined) f.protocol = protocol;
+      if (s.range) f.sports = s.range;
+      if (d.range) f.dports = d.range;
+      // a named port's set already holds only endpoints inside the side's selector and nets
+      const src = s.set ?? srcSet;
+      const dst = d.set ?? dstSet;
+      if (src !== undefined) f.srcSet = src;
+      if (dst !== undefined) f.dstSet = dst;
       out.push(f);
     }
   return out;

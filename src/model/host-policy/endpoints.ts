@@ -13,10 +13,18 @@ export const LABEL_CALICO_NAMESPACE = 'projectcalico.org/namespace';
 /** The label Calico's kube-controllers put on automatic host endpoints. */
 export const LABEL_CREATED_BY = 'projectcalico.org/created-by';
 
-/** Pods with the same namespace and labels: one selector test for all of them. */
+/** A named port of an endpoint (a pod's container port, a HostEndpoint's spec.ports entry). */
+export interface NamedPort {
+  name: string;
+  protocol: number;
+  port: number;
+}
+
+/** Pods with the same namespace, labels and named ports: one selector test for all of them. */
 export interface PodGroup {
   labels: Labels;
   namespace: string;
+  namedPorts: NamedPort[];
   ips: string[];
 }
 
@@ -30,7 +38,21 @@ interface ParsedPod {
   key: string;
   namespace: string;
   labels: Labels;
+  namedPorts: NamedPort[];
   ips: string[];
+}
+
+const PROTOCOLS: Readonly<Record<string, number>> = { TCP: 6, UDP: 17, SCTP: 132 };
+
+function podNamedPorts(p: V1Pod): NamedPort[] {
+  const out: NamedPort[] = [];
+  for (const c of p.spec?.containers ?? [])
+    for (const cp of c?.ports ?? []) {
+      const protocol = PROTOCOLS[cp?.protocol ?? 'TCP'];
+      if (typeof cp?.name === 'string' && cp.name !== '' && protocol !== undefined && Number.isInteger(cp.containerPort))
+        out.push({ name: cp.name, protocol, port: cp.containerPort });
+    }
+  return out;
 }
 
 // pods are replaced, not mutated, on change (the store's contract): parse each object once
@@ -52,7 +74,9 @@ function parsePod(p: V1Pod): ParsedPod | null {
     .sort()
     .map((k) => `${k}=${labels[k]}`)
     .join('\u0000');
-  return { key: `${namespace}\u0001${sorted}`, namespace, labels, ips };
+  const namedPorts = podNamedPorts(p);
+  const portsKey = namedPorts.map((n) => `${n.name}/${n.protocol}/${n.port}`).join(',');
+  return { key: `${namespace}\u0001${sorted}\u0001${portsKey}`, namespace, labels, namedPorts, ips };
 }
 
 /** A node's automatic host endpoint (Calico kube-controllers' `<node>-auto-hep`). */
@@ -87,7 +111,7 @@ export function buildUniverse(pods: Iterable<V1Pod>, namespaces: Iterable<V1Name
     if (!parsed) continue;
     const g = groups.get(parsed.key);
     if (g) g.ips.push(...parsed.ips);
-    else groups.set(parsed.key, { labels: parsed.labels, namespace: parsed.namespace, ips: [...parsed.ips] });
+    else groups.set(parsed.key, { labels: parsed.labels, namespace: parsed.namespace, namedPorts: parsed.namedPorts, ips: [...parsed.ips] });
   }
   const namespaceLabels = new Map<string, Labels>();
   for (const ns of namespaces) {
@@ -100,23 +124,54 @@ export function buildUniverse(pods: Iterable<V1Pod>, namespaces: Iterable<V1Name
 const NO_LABELS: Labels = {};
 
 /**
- * The addresses of the pods and host endpoints a rule's selector and namespaceSelector pick.
- * A namespaceSelector limits the selector to pods of the namespaces it matches; it picks host
- * endpoints (not namespaced) only through global() (Calico: `global()` in namespaceSelector).
- * No selector with a namespaceSelector = every pod of those namespaces.
+ * Calls `visit` with the addresses and named ports of every pod group and host endpoint a rule's
+ * selector and namespaceSelector pick. A namespaceSelector limits the selector to pods of the
+ * namespaces it matches; it picks host endpoints (not namespaced) only through global() (Calico:
+ * `global()` in namespaceSelector). No selector with a namespaceSelector = every pod of those
+ * namespaces; neither = every endpoint.
  */
-export function resolveAddresses(u: AddressUniverse, selector: Selector | undefined, namespaceSelector: Selector | undefined): string[] {
-  const out: string[] = [];
+export function forEachSelected(
+  u: AddressUniverse,
+  selector: Selector | undefined,
+  namespaceSelector: Selector | undefined,
+  visit: (ips: readonly string[], namedPorts: readonly NamedPort[]) => void,
+): void {
   for (const g of u.podGroups) {
     if (selector && !matches(selector, g.labels, false)) continue;
     if (namespaceSelector && !matches(namespaceSelector, u.namespaceLabels.get(g.namespace) ?? { 'kubernetes.io/metadata.name': g.namespace }, false)) continue;
-    out.push(...g.ips);
+    visit(g.ips, g.namedPorts);
   }
   const hepsToo = !namespaceSelector || (namespaceSelector.usesGlobal && matches(namespaceSelector, NO_LABELS, true));
   if (hepsToo)
     for (const h of u.hostEndpoints) {
       if (selector && !matches(selector, h.labels, true)) continue;
-      out.push(...h.expectedIPs);
+      visit(h.expectedIPs, h.ports);
     }
+}
+
+/** The addresses of the pods and host endpoints a rule's selector and namespaceSelector pick. */
+export function resolveAddresses(u: AddressUniverse, selector: Selector | undefined, namespaceSelector: Selector | undefined): string[] {
+  const out: string[] = [];
+  forEachSelected(u, selector, namespaceSelector, (ips) => out.push(...ips));
+  return out;
+}
+
+/** A named port resolved over the endpoints picked: "protocol/port" -> the addresses of the endpoints that name it so. */
+export function resolveNamedPort(
+  u: AddressUniverse,
+  selector: Selector | undefined,
+  namespaceSelector: Selector | undefined,
+  name: string,
+): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  forEachSelected(u, selector, namespaceSelector, (ips, namedPorts) => {
+    for (const np of namedPorts) {
+      if (np.name !== name) continue;
+      const k = `${np.protocol}/${np.port}`;
+      const list = out.get(k);
+      if (list) list.push(...ips);
+      else out.set(k, [...ips]);
+    }
+  });
   return out;
 }

@@ -41,8 +41,10 @@ export interface ValidEntityRule {
   selector?: Selector;
   notSelector?: Selector;
   namespaceSelector?: Selector;
-  /** empty = any port */
+  /** numeric ports and ranges; with namedPorts empty too = any port */
   ports: PortRange[];
+  /** named ports: resolved per endpoint (pods' container ports, HostEndpoints' spec.ports) by compile.ts */
+  namedPorts: string[];
 }
 
 export interface ValidRule {
@@ -124,7 +126,7 @@ const UNSUPPORTED_RULE_FIELDS = ['notProtocol', 'icmp', 'notICMP', 'http', 'serv
 const UNSUPPORTED_ENTITY_FIELDS = ['notPorts', 'serviceAccounts', 'services'];
 
 function entityOf(v: unknown, field: string, errors: string[]): ValidEntityRule {
-  const e: ValidEntityRule = { nets: [], notNets: [], ports: [] };
+  const e: ValidEntityRule = { nets: [], notNets: [], ports: [], namedPorts: [] };
   if (v === undefined || v === null) return e;
   if (!isObject(v)) {
     errors.push(`${field}: not an object`);
@@ -157,6 +159,7 @@ function entityOf(v: unknown, field: string, errors: string[]): ValidEntityRule 
       for (const p of ports) {
         const r = portOf(p);
         if (typeof r === 'string') errors.push(`${field}.ports: ${r}`);
+        else if ('named' in r) e.namedPorts.push(r.named);
         else e.ports.push(r);
       }
   }
@@ -168,11 +171,15 @@ function toHostCidr(ip: string): { address: string; prefix: number } | null {
   return p ? { address: p.address, prefix: p.family === 4 ? 32 : 128 } : null;
 }
 
-function portOf(p: unknown): PortRange | string {
+/** An IANA service name, as Kubernetes container port names (validation.IsValidPortName). */
+const PORT_NAME = /^(?=.*[a-z])[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$/;
+
+function portOf(p: unknown): PortRange | { named: string } | string {
   if (typeof p === 'number') return Number.isInteger(p) && p >= 0 && p <= 65535 ? { lo: p, hi: p } : `${p} is not a port (0-65535)`;
   if (typeof p !== 'string') return `${JSON.stringify(p)} is not a port`;
+  if (PORT_NAME.test(p) && !p.includes('--')) return { named: p };
   const m = /^([0-9]{1,5})(?::([0-9]{1,5}))?$/.exec(p.trim());
-  if (!m) return `named port ${JSON.stringify(p)} is not supported by weir (use the port number)`;
+  if (!m) return `${JSON.stringify(p)} is not a port, a lo:hi range or a port name`;
   const lo = Number(m[1]);
   const hi = m[2] === undefined ? lo : Number(m[2]);
   if (lo > 65535 || hi > 65535 || lo > hi) return `${JSON.stringify(p)} is not a port range (lo:hi, 0-65535, lo <= hi)`;
@@ -205,6 +212,8 @@ function ruleOf(v: unknown, index: number, field: string, errors: string[]): Val
   const destination = entityOf(v.destination, `${field}.destination`, errors);
   if ((source.ports.length > 0 || destination.ports.length > 0) && (protocol === undefined || !PORT_PROTOCOLS.has(protocol)))
     errors.push(`${field}: ports need protocol TCP, UDP or SCTP`);
+  if ((source.namedPorts.length > 0 || destination.namedPorts.length > 0) && protocol !== undefined && !PORT_PROTOCOLS.has(protocol))
+    errors.push(`${field}: named ports need protocol TCP, UDP, SCTP or none`);
   const nets = [...source.nets, ...source.notNets, ...destination.nets, ...destination.notNets];
   const families = new Set(nets.map(familyOfCidr));
   if (families.size > 1) errors.push(`${field}: nets mix IPv4 and IPv6`);
