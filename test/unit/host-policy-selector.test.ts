@@ -4,6 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { LabelIndex } from '../../src/model/host-policy/label-index.js';
 import { matches, parseSelector } from '../../src/model/host-policy/selector.js';
 
 const WEB = { role: 'webserver', env: 'prod', 'node-role.kubernetes.io/control-plane': '', zone: 'eu-west-1a' };
@@ -102,3 +103,23 @@ for (const [text, position, words] of ERRORS) {
     assert.ok(r.error.includes(`at position ${position} of ${JSON.stringify(text)}`), r.error);
   });
 }
+
+test('label index: the candidates of every table selector hold every label set it matches', () => {
+  const sets = [WEB, DB, BARE, { role: 'web' }, { zone: 'eu-1a', env: 'prod' }, { role: 'frontend', env: 'dev' }, { has: 'x', in: 'y' }];
+  const index = new LabelIndex(sets);
+  let narrowed = 0;
+  for (const [text] of [...TABLE, ["role == 'web' || env == 'dev'"], ["role in {'frontend', 'database'} && env == 'dev'"]]) {
+    const r = parseSelector(text);
+    assert.ok(r.ok);
+    const want = sets.flatMap((l, i) => (matches(r.selector, l) ? [i] : []));
+    const cand = index.candidates(r.selector.root);
+    if (cand === undefined) continue;
+    narrowed++;
+    assert.deepEqual(
+      want.filter((i) => !cand.includes(i)),
+      [],
+      `${text}: candidates ${JSON.stringify(cand)} miss a match`,
+    );
+  }
+  assert.ok(narrowed >= 15, `the index narrows most selectors (${narrowed})`);
+});

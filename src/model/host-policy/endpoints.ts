@@ -5,6 +5,7 @@
 
 import type { V1Namespace, V1Node, V1Pod } from '@kubernetes/client-node';
 import { parseIp } from '../../bpf/ip.js';
+import { LabelIndex } from './label-index.js';
 import { matches, type Labels, type Selector } from './selector.js';
 import { PROFILE_DEFAULT_ALLOW, type ValidHostEndpoint } from './validate.js';
 
@@ -32,6 +33,8 @@ export interface AddressUniverse {
   podGroups: PodGroup[];
   namespaceLabels: Map<string, Labels>;
   hostEndpoints: ValidHostEndpoint[];
+  /** podGroups' labels, indexed: a selector tests only the groups that can match */
+  podIndex: LabelIndex;
 }
 
 interface ParsedPod {
@@ -118,7 +121,8 @@ export function buildUniverse(pods: Iterable<V1Pod>, namespaces: Iterable<V1Name
     const name = ns.metadata?.name;
     if (name) namespaceLabels.set(name, { 'kubernetes.io/metadata.name': name, ...(ns.metadata?.labels ?? {}) });
   }
-  return { podGroups: [...groups.values()], namespaceLabels, hostEndpoints };
+  const podGroups = [...groups.values()];
+  return { podGroups, namespaceLabels, hostEndpoints, podIndex: new LabelIndex(podGroups.map((g) => g.labels)) };
 }
 
 const NO_LABELS: Labels = {};
@@ -136,11 +140,23 @@ export function forEachSelected(
   namespaceSelector: Selector | undefined,
   visit: (ips: readonly string[], namedPorts: readonly NamedPort[]) => void,
 ): void {
-  for (const g of u.podGroups) {
-    if (selector && !matches(selector, g.labels, false)) continue;
-    if (namespaceSelector && !matches(namespaceSelector, u.namespaceLabels.get(g.namespace) ?? { 'kubernetes.io/metadata.name': g.namespace }, false)) continue;
+  const nsMatch = new Map<string, boolean>();
+  const inNamespace = (ns: string): boolean => {
+    let ok = nsMatch.get(ns);
+    if (ok === undefined) {
+      ok = matches(namespaceSelector!, u.namespaceLabels.get(ns) ?? { 'kubernetes.io/metadata.name': ns }, false);
+      nsMatch.set(ns, ok);
+    }
+    return ok;
+  };
+  const visitGroup = (g: PodGroup): void => {
+    if (selector && !matches(selector, g.labels, false)) return;
+    if (namespaceSelector && !inNamespace(g.namespace)) return;
     visit(g.ips, g.namedPorts);
-  }
+  };
+  const candidates = selector ? u.podIndex.candidates(selector.root) : undefined;
+  if (candidates) for (const i of candidates) visitGroup(u.podGroups[i]!);
+  else for (const g of u.podGroups) visitGroup(g);
   const hepsToo = !namespaceSelector || (namespaceSelector.usesGlobal && matches(namespaceSelector, NO_LABELS, true));
   if (hepsToo)
     for (const h of u.hostEndpoints) {
