@@ -28,6 +28,9 @@ const HEP_IP = '198.18.0.50';
 const CLIENTS = ['198.18.100.1', '198.18.100.2', '198.18.101.7', '198.18.0.2'];
 const POD_IPS = ['198.18.10.1', '198.18.10.2', '198.18.10.3', '198.18.11.4'];
 const NETS = ['198.18.100.0/24', '198.18.100.1/32', '198.18.10.0/24', '198.18.0.0/16', '198.18.11.0/24'];
+const NETS6 = ['2001:2::/48', '2001:2::100:0/112', '2001:2::10:1/128'];
+const CLIENTS6 = ['2001:2::100:1', '2001:2::200:1'];
+const POD6 = '2001:2::10:1';
 const SELECTORS = ["app == 'web'", "app == 'db'", 'has(app)', '!has(role)', "role == 'edge'", "app in {'web', 'db'}", "app != 'web'", 'all()'];
 const NS_SELECTORS = ["team == 'a'", 'global()', "global() || team == 'b'", 'all()'];
 const PORTS = [22, 80, 443, 2222, 30080];
@@ -36,10 +39,10 @@ function generate(seed: number): { policies: RefPolicy[]; packets: HostPacket[] 
   const r = rng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const maybe = (p: number) => r() < p;
-  const entity = (protocol: string | undefined) => {
+  const entity = (protocol: string | undefined, nets: readonly string[]) => {
     const e: Record<string, unknown> = {};
-    if (maybe(0.3)) e.nets = [pick(NETS)];
-    if (maybe(0.15)) e.notNets = [pick(NETS)];
+    if (maybe(0.3)) e.nets = [pick(nets)];
+    if (maybe(0.15)) e.notNets = [pick(nets)];
     if (maybe(0.3)) e.selector = pick(SELECTORS);
     if (maybe(0.1)) e.notSelector = pick(SELECTORS);
     if (maybe(0.15)) e.namespaceSelector = pick(NS_SELECTORS);
@@ -53,8 +56,9 @@ function generate(seed: number): { policies: RefPolicy[]; packets: HostPacket[] 
     const protocol = maybe(0.6) ? pick(['TCP', 'UDP']) : undefined;
     const x: Record<string, unknown> = { action: pick(['Allow', 'Allow', 'Deny', 'Pass']) };
     if (protocol) x.protocol = protocol;
-    if (maybe(0.7)) x.source = entity(protocol);
-    if (maybe(0.5)) x.destination = entity(protocol);
+    const nets = maybe(0.2) ? NETS6 : NETS; // one family per rule
+    if (maybe(0.7)) x.source = entity(protocol, nets);
+    if (maybe(0.5)) x.destination = entity(protocol, nets);
     return x;
   };
   const policies: RefPolicy[] = [];
@@ -75,9 +79,10 @@ function generate(seed: number): { policies: RefPolicy[]; packets: HostPacket[] 
   }
   const packets: HostPacket[] = [];
   for (let i = 0; i < 12; i++) {
-    const s = pick([...CLIENTS, ...POD_IPS, NODE_IP]);
-    const d = pick([NODE_IP, HEP_IP, ...POD_IPS, ...CLIENTS]);
-    packets.push({ family: 4, protocol: pick([6, 17]), saddr: s, daddr: d, sport: pick([...PORTS, 40000]), dport: pick(PORTS) });
+    const v6 = maybe(0.2);
+    const s = v6 ? pick([...CLIENTS6, POD6]) : pick([...CLIENTS, ...POD_IPS, NODE_IP]);
+    const d = v6 ? pick([...CLIENTS6, POD6]) : pick([NODE_IP, HEP_IP, ...POD_IPS, ...CLIENTS]);
+    packets.push({ family: v6 ? 6 : 4, protocol: pick([6, 17]), saddr: s, daddr: d, sport: pick([...PORTS, 40000]), dport: pick(PORTS) });
   }
   return { policies, packets };
 }
@@ -85,7 +90,7 @@ function generate(seed: number): { policies: RefPolicy[]; packets: HostPacket[] 
 const NODES = [node('n1', NODE_IP, { role: 'edge' }), node('n2', '198.18.0.2', { role: 'other' })];
 const NAMESPACES = [namespace('a', { team: 'a' }), namespace('b', { team: 'b' })];
 const PODS = [
-  pod('a', 'web1', POD_IPS[0]!, { app: 'web' }),
+  { ...pod('a', 'web1', POD_IPS[0]!, { app: 'web' }), status: { phase: 'Running', podIPs: [{ ip: POD_IPS[0]! }, { ip: POD6 }] } },
   pod('a', 'db1', POD_IPS[1]!, { app: 'db' }),
   pod('b', 'web2', POD_IPS[2]!, { app: 'web', role: 'edge' }),
   pod('b', 'other', POD_IPS[3]!, {}),
@@ -93,7 +98,7 @@ const PODS = [
 const HEPS = [hep('eth1-n1', { node: 'n1', interfaceName: 'eth1', expectedIPs: [HEP_IP] }, { hep: 'yes' })];
 // what a selector can pick, as the reference sees it
 const ENDPOINTS: RefEndpoint[] = [
-  { labels: { app: 'web', 'projectcalico.org/namespace': 'a' }, namespaceLabels: { team: 'a', 'kubernetes.io/metadata.name': 'a' }, ips: [POD_IPS[0]!] },
+  { labels: { app: 'web', 'projectcalico.org/namespace': 'a' }, namespaceLabels: { team: 'a', 'kubernetes.io/metadata.name': 'a' }, ips: [POD_IPS[0]!, POD6] },
   { labels: { app: 'db', 'projectcalico.org/namespace': 'a' }, namespaceLabels: { team: 'a', 'kubernetes.io/metadata.name': 'a' }, ips: [POD_IPS[1]!] },
   {
     labels: { app: 'web', role: 'edge', 'projectcalico.org/namespace': 'b' },
