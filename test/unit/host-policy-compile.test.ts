@@ -270,7 +270,7 @@ test('bad objects go to plan.errors, the rest still compiles', () => {
       null,
       gnp('good', { ingress: [{ action: 'Deny', protocol: 'TCP', destination: { ports: [2222] } }] }),
     ],
-    hostEndpoints: [hep('h', { node: 'n1' }), 'nonsense'],
+    hostEndpoints: [hep('h', { node: 'n1' }), 'nonsense', hep('n1-auto-hep', { node: 'n1', interfaceName: 'eth0' })],
   });
   assert.deepEqual(
     plan.errors.map((e) => [e.kind, e.name, e.message]),
@@ -279,7 +279,12 @@ test('bad objects go to plan.errors, the rest still compiles', () => {
       ['GlobalNetworkPolicy', '', 'metadata.name: missing; spec: missing or not an object'],
       ['HostEndpoint', 'h', 'spec: needs interfaceName or expectedIPs'],
       ['HostEndpoint', '', 'metadata.name: missing; spec: missing or not an object'],
+      ['HostEndpoint', 'n1-auto-hep', 'another host endpoint of this node has this name'],
     ],
   );
   assert.deepEqual(chainText(plan, 'n1-auto-hep', 'normalIn'), ['deny p6 d2222-2222 default/good#0', 'deny tierEnd', 'allow profile']);
+  assert.deepEqual(
+    plan.endpoints.map((e) => [e.id, e.name, e.auto]),
+    [[1, 'n1-auto-hep', true]],
+  );
 });

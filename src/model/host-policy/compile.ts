@@ -253,7 +253,17 @@ export function compileHostPolicy(input: HostPolicyInput): HostPolicyPlan {
   const universe = buildUniverse(input.pods, input.namespaces, [...allHeps, ...autoHeps]);
   const sets = new SetBuilder(universe);
 
-  const local = [...autoHeps.filter((h) => h.node === input.nodeName), ...allHeps.filter((h) => h.node === input.nodeName)];
+  const local: ValidHostEndpoint[] = [];
+  const localNames = new Set<string>();
+  for (const h of [...autoHeps, ...allHeps]) {
+    if (h.node !== input.nodeName) continue;
+    // ids follow names: a second endpoint of one name (an explicit `<node>-auto-hep`, or one object from two sources) is refused
+    if (localNames.has(h.name)) errors.push({ kind: 'HostEndpoint', name: h.name, message: 'another host endpoint of this node has this name' });
+    else {
+      localNames.add(h.name);
+      local.push(h);
+    }
+  }
   const autoNames = new Set(autoHeps.map((h) => h.name));
   const prevHeps = new Map((input.previous?.endpoints ?? []).map((e) => [e.name, e.id]));
   const hepIds = allocateIds(
