@@ -118,6 +118,9 @@ test('explicit host endpoints: this node only, profile-less ones end in deny, a 
   assert.equal(endpointForInterface(plan, 'eth0')?.name, 'eth0-n1');
   assert.equal(endpointForInterface(plan, 'eth1', ['198.18.5.1'])?.name, 'by-ip');
   assert.equal(endpointForInterface(plan, 'eth1', ['198.18.7.7'])?.name, 'n1-auto-hep');
+  const star = compile({ nodes: NODES, hostEndpoints: [...heps, hep('star', { node: 'n1', interfaceName: '*' })] });
+  assert.equal(endpointForInterface(star, 'eth1', ['198.18.7.7'])?.name, 'star', 'an explicit * beats the automatic one');
+  assert.equal(endpointForInterface(star, 'eth0')?.name, 'eth0-n1', 'a named one beats an explicit *');
   const noAuto = compile({ nodes: NODES, hostEndpoints: heps, autoHostEndpoints: false });
   assert.equal(endpointForInterface(noAuto, 'eth1'), undefined, 'no host endpoint: the interface is not policed');
 });
