@@ -55,6 +55,14 @@ test('GlobalNetworkPolicy and HostEndpoint: paged list, watch with bookmarks, ad
     await h.waitFor((e) => e.type === 'delete' && e.kind === 'HostEndpoint' && e.key === 'node-a-eth0');
     assertStoreEqualsServer(h.store, server);
 
+    // the structural check applies to the API's objects too: skipped, logged, counted
+    server.apply({ apiVersion: 'projectcalico.org/v3', kind: 'HostEndpoint', metadata: { name: 'no-node' }, spec: { interfaceName: 'eth9' } });
+    server.apply(hostEndpoint('node-c-eth0', 'node-c', 'eth0', '198.18.200.3'));
+    await h.waitFor((e) => e.type === 'upsert' && e.key === 'node-c-eth0');
+    assert.equal(h.store.hostEndpoints.has('no-node'), false);
+    assert.deepEqual(Object.fromEntries(h.source.counters.rejected), { 'invalid-object': 1 });
+    assert.ok(h.log.lines.some((l) => l.startsWith('warn kube: invalid object skipped') && l.includes('HostEndpoint/no-node: spec.node: required')));
+
     // bookmarks arrive; a dropped watch resumes from the last version, without a relist
     await until(() => server.counters.bookmarks >= 2, 'bookmarks');
     for (const kind of CALICO_KINDS) assert.equal(server.requestsOf('watch', kind)[0]!.query.allowWatchBookmarks, 'true', kind);
@@ -65,7 +73,7 @@ test('GlobalNetworkPolicy and HostEndpoint: paged list, watch with bookmarks, ad
     assert.equal(h.source.counters.errors, 0);
     assert.deepEqual(h.source.counters.notServed, {});
     assert.deepEqual(h.source.health().notServed, []);
-    assertStoreEqualsServer(h.store, server);
+    assert.deepEqual([...h.store.hostEndpoints.keys()].sort(), ['node-b-eth0', 'node-c-eth0']);
     assert.deepEqual(h.source.counters.events.GlobalNetworkPolicy, { upserts: 5, deletes: 1, unchanged: 0, lists: 1 });
   } finally {
     await h.stop();
