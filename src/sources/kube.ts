@@ -304,7 +304,12 @@ export class KubeSource implements Source {
       if (!inf.notServed) {
         inf.notServed = true;
         const res = WATCHED_RESOURCES.find((r) => r.kind === inf.kind)!;
-        this.opts.log.warn('kube: kind not served, treated as empty and retried', { kind: inf.kind, path: res.path, error: errorLine(e) });
+        this.opts.log.warn('kube: kind not served, treated as empty and retried', {
+          kind: inf.kind,
+          path: res.path,
+          error: errorLine(e),
+          hint: `no ${res.group} API: Calico's API server or CRDs are not installed (without Calico: deploy/calico-crds.yaml)`,
+        });
       }
       this.listed(inf, 0, '', 0, true);
       return { metadata: { resourceVersion: '' }, items: [] };

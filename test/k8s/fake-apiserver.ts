@@ -13,7 +13,8 @@
 // - controls for tests: apply/delete, dropWatches (clean end or an abrupt reset),
 //   compactHistory, stop/restart on the same port (same or new state), a request log;
 // - a group that is not served (Calico's projectcalico.org without its CRDs: `serveGroup`):
-//   404 on its paths and absent from discovery, as the real server answers for a missing CRD;
+//   404 on its paths (the plain-text `404 page not found` of the server's catch-all, not a
+//   Status) and absent from discovery, as the real server answers for a missing CRD;
 //   uninstalling it ends its watches and drops its objects (as deleting a CRD deletes its CRs).
 // Optional TLS (a self-signed certificate made with the openssl CLI) and bearer-token auth, so
 // in-cluster configuration is exercised as well.
@@ -431,6 +432,11 @@ export class FakeApiServer {
       if (absent) {
         rec.kind = absent.resource.kind;
         rec.verb = absent.name !== undefined ? 'get' : query.watch === 'true' || query.watch === '1' ? 'watch' : 'list';
+        // a group the server does not know is answered by its catch-all: plain text, not a Status
+        rec.status = 404;
+        res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' });
+        res.end('404 page not found\n');
+        return;
       }
     }
     if (!route) return reply(404, status(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`));
