@@ -298,8 +298,11 @@ export class KubeSource implements Source {
       }
       return out;
     } catch (e) {
-      if (errorStatus(e) !== 404 || this.stopped) throw e;
-      this.contact(); // the server answered: reachable, and serving us all it has
+      // 404: the group is not installed. 403: the ClusterRole does not grant it (a weir upgraded
+      // without applying the new deploy/weir.yaml): host protection is off either way, which must
+      // not keep the services from syncing. (Contact and reachability are left to the other kinds.)
+      const status = errorStatus(e);
+      if ((status !== 404 && status !== 403) || this.stopped) throw e;
       this.counters.notServed[inf.kind] = (this.counters.notServed[inf.kind] ?? 0) + 1;
       if (!inf.notServed) {
         inf.notServed = true;
@@ -308,7 +311,10 @@ export class KubeSource implements Source {
           kind: inf.kind,
           path: res.path,
           error: errorLine(e),
-          hint: `no ${res.group} API: Calico's API server or CRDs are not installed (without Calico: deploy/calico-crds.yaml)`,
+          hint:
+            status === 404
+              ? `no ${res.group} API: Calico's API server or CRDs are not installed (without Calico: deploy/calico-crds.yaml)`
+              : `forbidden: weir's ClusterRole lacks list/watch on ${res.group} ${res.resource} (apply deploy/weir.yaml)`,
         });
       }
       this.listed(inf, 0, '', 0, true);
@@ -564,9 +570,10 @@ class SourceWatch extends Watch {
         else callback(phase, typed, raw);
       },
       (err) => {
-        if (errorStatus(err) === 404 && this.mayBeAbsent) {
-          // the CRD went away under the watch: the version watched from is gone with it, so the
-          // library must list again (as on 410), and that list finds the kind not served
+        const status = errorStatus(err);
+        if ((status === 404 || status === 403) && this.mayBeAbsent) {
+          // the CRD (or the grant) went away under the watch: the library must list again (as on
+          // 410), and that list finds the kind not served
           done(Object.assign(new Error('kind no longer served (404 on watch): listing again'), { statusCode: 410 }));
           return;
         }

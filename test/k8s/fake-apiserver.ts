@@ -114,6 +114,8 @@ export interface FakeApiServerOptions {
   certIps?: string[];
   /** API groups not served at start (a cluster without those CRDs); `serveGroup` installs them. */
   unservedGroups?: string[];
+  /** Kinds the client may not list or watch (RBAC without them): 403 Forbidden; `forbid` changes it. */
+  forbidden?: FakeKind[];
 }
 
 export interface FakeCounters {
@@ -185,10 +187,12 @@ export class FakeApiServer {
   private port: number;
   private uidSeq = 0;
   private readonly unserved: Set<string>;
+  private readonly forbidden: Set<FakeKind>;
 
   constructor(private readonly opts: FakeApiServerOptions = {}) {
     this.port = opts.port ?? 0;
     this.unserved = new Set(opts.unservedGroups ?? []);
+    this.forbidden = new Set(opts.forbidden ?? []);
     for (const r of FAKE_RESOURCES) this.objects.set(r.kind, new Map());
     if (opts.tls) {
       this.tlsKey = selfSignedCert([...new Set(['127.0.0.1', opts.host ?? '127.0.0.1', ...(opts.certIps ?? [])])]);
@@ -270,6 +274,12 @@ export class FakeApiServer {
     this.unserved.add(group);
     for (const w of [...this.watches]) if (w.resource.group === group) this.closeWatch(w, 'clean');
     for (const r of FAKE_RESOURCES) if (r.group === group) this.objects.get(r.kind)!.clear();
+  }
+
+  /** Refuse (true) or allow (false) the client's requests on a kind, as an RBAC change does. */
+  forbid(kind: FakeKind, forbidden: boolean): void {
+    if (forbidden) this.forbidden.add(kind);
+    else this.forbidden.delete(kind);
   }
 
   /** Whether a group is served (its CRDs installed). */
@@ -441,6 +451,12 @@ export class FakeApiServer {
     }
     if (!route) return reply(404, status(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`));
     rec.kind = route.resource.kind;
+    if (this.forbidden.has(route.resource.kind)) {
+      rec.verb = route.name !== undefined ? 'get' : query.watch === 'true' || query.watch === '1' ? 'watch' : 'list';
+      const r = route.resource;
+      const message = `${r.plural}${r.group ? `.${r.group}` : ''} is forbidden: User "system:serviceaccount:kube-system:weir" cannot ${rec.verb} resource "${r.plural}" in API group "${r.group}" at the cluster scope`;
+      return reply(403, { ...status(403, 'Forbidden', message), details: { group: r.group, kind: r.plural } });
+    }
     if (route.name !== undefined) {
       rec.verb = 'get';
       const key = route.resource.namespaced ? `${route.namespace}/${route.name}` : route.name;

@@ -146,3 +146,35 @@ test('Calico CRDs absent: the kinds are empty and the source syncs; logged once,
     await server.stop();
   }
 });
+
+test('Calico kinds forbidden (the ClusterRole of an older deploy/weir.yaml): empty, the services sync; granted later, read', async () => {
+  const server = new FakeApiServer({ forbidden: [...CALICO_KINDS] });
+  await server.start();
+  server.apply(service('shop', 'web', '198.18.0.10'));
+  server.apply(globalNetworkPolicy('allow-ssh'));
+  const h = harness(kubeConfigFor(server), { kinds: ['Service', ...CALICO_KINDS], backoff: { initialMs: 20, maxMs: 200 } });
+  try {
+    await h.waitFor((e) => e.type === 'synced');
+    assert.equal(h.store.size('Service'), 1);
+    assert.equal(h.store.size('GlobalNetworkPolicy'), 0);
+    assert.deepEqual(h.source.notReady(), []);
+    const lists = server.requestsOf('list', 'GlobalNetworkPolicy');
+    assert.ok(lists.length >= 1 && lists.every((r) => r.status === 403), JSON.stringify(lists.map((r) => r.status)));
+    const lines = h.log.lines.filter((l) => l.startsWith('warn kube: kind not served'));
+    assert.equal(lines.length, 2, lines.join('\n'));
+    assert.ok(
+      lines.every((l) => l.includes("forbidden: weir's ClusterRole lacks list/watch on projectcalico.org")),
+      lines.join('\n'),
+    );
+    assert.equal(h.source.counters.errors, 0);
+
+    // the new ClusterRole is applied: the next try reads them
+    for (const kind of CALICO_KINDS) server.forbid(kind, false);
+    await h.waitFor((e) => e.type === 'upsert' && e.kind === 'GlobalNetworkPolicy' && e.key === 'allow-ssh');
+    await until(() => h.source.health().notServed.length === 0, 'both kinds read');
+    assertStoreEqualsServer(h.store, server);
+  } finally {
+    await h.stop();
+    await server.stop();
+  }
+});
