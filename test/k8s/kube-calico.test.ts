@@ -109,8 +109,21 @@ test('Calico CRDs absent: the kinds are empty and the source syncs; logged once,
     assert.equal(h.source.counters.errors, 0, 'a kind not served is not a list/watch error');
     assert.equal(h.source.counters.relists, 0);
 
+    // discovery, as kubectl sees it: the group appears once installed
+    const groups = async () =>
+      ((await (await fetch(`${server.url}/apis`)).json()) as { groups: { name: string; preferredVersion: { groupVersion: string } }[] }).groups.map(
+        (g) => g.preferredVersion.groupVersion,
+      );
+    assert.ok(!(await groups()).includes('projectcalico.org/v3'));
+
     // the CRDs are installed: the next retry lists them, and their changes are watched
     server.serveGroup(CALICO, true);
+    assert.ok((await groups()).includes('projectcalico.org/v3'));
+    const resources = (await (await fetch(`${server.url}/apis/projectcalico.org/v3`)).json()) as { resources: { name: string; namespaced: boolean }[] };
+    assert.deepEqual(
+      resources.resources.map((r) => `${r.name} ${r.namespaced}`),
+      ['globalnetworkpolicies false', 'hostendpoints false'],
+    );
     server.apply(globalNetworkPolicy('allow-ssh'));
     server.apply(hostEndpoint('node-a-eth0', 'node-a', 'eth0', '198.18.200.1'));
     await h.waitFor((e) => e.type === 'upsert' && e.kind === 'GlobalNetworkPolicy' && e.key === 'allow-ssh');
