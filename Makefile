@@ -230,3 +230,9 @@ bench-overflow: deps build
 soak: deps build
 	@[ "$$(id -u)" = 0 ] || { echo "make soak needs root (namespaces, BPF, cgroups)"; exit 1; }
 	node --enable-source-maps dist/bench/soak.js
+
+## test-calico-sources: issue 17's sources part: Calico's kinds through the API source (present,
+## absent, installed later), the manifests source, and deploy/calico-crds.yaml
+.PHONY: test-calico-sources
+test-calico-sources: build
+	$(NODE_TEST) dist/test/k8s/kube-calico.test.js dist/test/unit/manifests-calico.test.js dist/test/unit/kube-deploy-crds.test.js

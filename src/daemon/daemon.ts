@@ -88,7 +88,7 @@ export class Daemon {
   /** store keys of synthetic `kubernetes` EndpointSlices not yet replaced by the API's */
   private readonly bootstrapSlices = new Set<string>();
   /** source counters already turned into metric deltas */
-  private exported = { apiErrors: 0, rejected: new Map<string, number>() };
+  private exported = { apiErrors: 0, apiNotServed: 0, rejected: new Map<string, number>() };
   private network: NodeNetwork | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
   private stopNetlink: (() => void) | undefined;
@@ -407,6 +407,10 @@ export class Daemon {
       const d = s.counters.errors - this.exported.apiErrors;
       if (d > 0) this.metrics.sourceErrors.inc({ reason: 'api_list_watch' }, d);
       this.exported.apiErrors = s.counters.errors;
+      // lists of a kind whose CRD is not installed (Calico's, without Calico): empty, retried
+      const notServed = Object.values(s.counters.notServed).reduce((a, n) => a + n, 0);
+      if (notServed > this.exported.apiNotServed) this.metrics.sourceErrors.inc({ reason: 'api_kind_not_served' }, notServed - this.exported.apiNotServed);
+      this.exported.apiNotServed = notServed;
       this.metrics.observeApiConnectivity(s.health().connected, s.counters.lastContactAt);
     }
     if ((s !== undefined && s === this.kube) || s instanceof ManifestsSource) {

@@ -3,8 +3,8 @@
 // daemon's informers (kube-resources.ts listCall), so both see the same objects.
 
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
-import { listCall } from './kube-resources.js';
-import { errorLine, withTimeout } from './kube-retry.js';
+import { listCall, WATCHED_RESOURCES } from './kube-resources.js';
+import { errorLine, errorStatus, withTimeout } from './kube-retry.js';
 import type { Store } from './store.js';
 import { invalidObject } from './validate.js';
 import { API_VERSIONS, keyOf, type ObjectEvent, type ObjectKind } from './types.js';
@@ -30,6 +30,8 @@ export async function listOnce(kc: KubeConfig, kinds: readonly ObjectKind[], sto
       try {
         page = await withTimeout(list({ limit: o.pageSize ?? 500, ...(cont ? { _continue: cont } : {}) }), o.timeoutMs ?? 30_000, `list ${kind}`);
       } catch (e) {
+        // a custom resource whose CRD is not installed holds nothing (kube.ts does the same)
+        if (errorStatus(e) === 404 && WATCHED_RESOURCES.find((r) => r.kind === kind)?.mayBeAbsent) break;
         throw new Error(`listing ${kind} from the API server: ${errorLine(e)}`, { cause: e });
       }
       for (const obj of page.items ?? []) {

@@ -3,6 +3,7 @@
 
 import {
   CoreV1Api,
+  CustomObjectsApi,
   DiscoveryV1Api,
   NetworkingV1Api,
   Observable,
@@ -36,6 +37,11 @@ export interface WatchedResource {
    * (bench/results/memory.md: 660 → 371 MiB RSS after listing 50,000 pods).
    */
   pageSize?: number;
+  /**
+   * A custom resource whose CRD may not be installed (Calico's, in a cluster without Calico): a
+   * 404 on list is an empty kind, logged once and retried with backoff, never a failed sync.
+   */
+  mayBeAbsent?: boolean;
 }
 
 /** The model skips finished pods (their IPs may be reused); a pod that finishes leaves the watch
@@ -54,6 +60,23 @@ export const WATCHED_RESOURCES: readonly WatchedResource[] = [
     resource: 'networkpolicies',
     path: '/apis/networking.k8s.io/v1/networkpolicies',
     verbs: ['list', 'watch'],
+  },
+  // Calico's host protection objects: read only; served by Calico's API server or its v3 CRDs (deploy/calico-crds.yaml)
+  {
+    kind: 'GlobalNetworkPolicy',
+    group: 'projectcalico.org',
+    resource: 'globalnetworkpolicies',
+    path: '/apis/projectcalico.org/v3/globalnetworkpolicies',
+    verbs: ['list', 'watch'],
+    mayBeAbsent: true,
+  },
+  {
+    kind: 'HostEndpoint',
+    group: 'projectcalico.org',
+    resource: 'hostendpoints',
+    path: '/apis/projectcalico.org/v3/hostendpoints',
+    verbs: ['list', 'watch'],
+    mayBeAbsent: true,
   },
 ];
 
@@ -136,6 +159,21 @@ function typedListCall(kc: KubeConfig, kind: ObjectKind, o: ConfigurationOptions
     case 'NetworkPolicy': {
       const api = kc.makeApiClient(NetworkingV1Api);
       return (p) => api.listNetworkPolicyForAllNamespaces(p, o);
+    }
+    case 'GlobalNetworkPolicy':
+    case 'HostEndpoint': {
+      // custom resources: the library has no type for them, the page is what the server sent
+      const api = kc.makeApiClient(CustomObjectsApi);
+      const plural = kind === 'HostEndpoint' ? 'hostendpoints' : 'globalnetworkpolicies';
+      return async (p) => {
+        // untyped: the page's metadata is as served, `continue` not the typed lists' `_continue`
+        const page = (await api.listClusterCustomObject({ group: 'projectcalico.org', version: 'v3', plural, ...p }, o)) as {
+          metadata?: V1ListMeta & { continue?: string };
+          items: KubernetesObject[];
+        };
+        const { continue: cont, ...metadata } = page.metadata ?? {};
+        return { ...page, metadata: { ...metadata, ...(cont ? { _continue: cont } : {}) } };
+      };
     }
   }
 }

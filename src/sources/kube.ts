@@ -12,6 +12,10 @@
 // - the library relists by itself on 410 Gone (HTTP status or ERROR event) and, on a relist,
 //   deletes what vanished while disconnected; on any other error it stops, and this source
 //   restarts it with exponential backoff and jitter (resuming the watch from the last version);
+// - a custom resource whose CRD is not installed (Calico's kinds in a cluster without Calico:
+//   WATCHED_RESOURCES' mayBeAbsent) answers 404: the kind is empty (what was held is deleted),
+//   counts as listed for 'synced', is logged once, and is listed again with backoff, so
+//   installing the CRDs later needs no restart;
 // - counters, and a connectivity view: when did we last hear from the API server, and is that
 //   longer ago than the configured outage bound (then the node is not ready; never unhealthy:
 //   a restart does not bring the API server back). An idle probe (GET /version) keeps that
@@ -89,6 +93,8 @@ export interface KubeCounters {
   lastContactAt: number | null;
   /** objects skipped as invalid (sources/validate.ts), by reason */
   rejected: Map<InvalidReason, number>;
+  /** lists answered 404 for a kind that may be absent (its CRD is not installed), per kind */
+  notServed: Partial<Record<ObjectKind, number>>;
 }
 
 export interface KubeHealth {
@@ -105,6 +111,8 @@ export interface KubeHealth {
   synced: boolean;
   /** the last error, one line */
   lastError?: string;
+  /** kinds that may be absent and are not served now (their CRDs are not installed) */
+  notServed: ObjectKind[];
 }
 
 interface Informer {
@@ -115,6 +123,8 @@ interface Informer {
   /** true between a list's return and the library applying it (its deletes are relist deletes) */
   applyingList: boolean;
   retry: NodeJS.Timeout | undefined;
+  /** a mayBeAbsent kind whose last list was a 404: held empty, listed again after a backoff delay */
+  notServed: boolean;
 }
 
 export class KubeSource implements Source {
@@ -155,6 +165,7 @@ export class KubeSource implements Source {
       watches: 0,
       lastContactAt: null,
       rejected: new Map(),
+      notServed: {},
     };
   }
 
@@ -190,6 +201,7 @@ export class KubeSource implements Source {
       outageBoundMs: this.boundMs,
       synced: this.synced,
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      notServed: this.informers.filter((i) => i.notServed).map((i) => i.kind),
     };
   }
 
@@ -210,7 +222,7 @@ export class KubeSource implements Source {
   private makeInformer(kind: ObjectKind): Informer {
     const res = WATCHED_RESOURCES.find((r) => r.kind === kind)!;
     const list = listCall(this.opts.kubeConfig, kind, { ...(res.fieldSelector ? { fieldSelector: res.fieldSelector } : {}), slim: !this.keepWhole });
-    const watch = new SourceWatch(this.opts.kubeConfig, this, kind, this.opts.watchTimeoutSeconds ?? 300);
+    const watch = new SourceWatch(this.opts.kubeConfig, this, kind, this.opts.watchTimeoutSeconds ?? 300, res.mayBeAbsent ?? false);
     const b = this.opts.backoff ?? {};
     const inf: Informer = {
       kind,
@@ -219,9 +231,11 @@ export class KubeSource implements Source {
       listed: false,
       applyingList: false,
       retry: undefined,
+      notServed: false,
     };
     const pageSize = this.opts.pageSize ?? res.pageSize ?? 500;
-    inf.lw = new ListWatch<KubernetesObject>(res.path, watch, () => this.listAll(inf, list, pageSize), false, undefined, res.fieldSelector);
+    const listFn = res.mayBeAbsent ? () => this.listMaybeAbsent(inf, list, pageSize) : () => this.listAll(inf, list, pageSize);
+    inf.lw = new ListWatch<KubernetesObject>(res.path, watch, listFn, false, undefined, res.fieldSelector);
     inf.lw.on('add', (o) => this.emit(inf, 'upsert', o));
     inf.lw.on('update', (o) => this.emit(inf, 'upsert', o));
     inf.lw.on('delete', (o) => this.emit(inf, 'delete', o));
@@ -243,6 +257,11 @@ export class KubeSource implements Source {
   /** The library stopped this informer after an error: restart it after a backoff delay. */
   private onError(inf: Informer, e: unknown): void {
     if (this.stopped) return;
+    if (inf.notServed && e === NOT_SERVED) {
+      // not an error: the kind is held empty until a later list finds it served
+      this.retryLater(inf, inf.backoff.next());
+      return;
+    }
     this.counters.errors++;
     const line = errorLine(e);
     this.lastError = `${inf.kind}: ${line}`;
@@ -252,12 +271,60 @@ export class KubeSource implements Source {
     this.reachable = status !== undefined && status < 500 && status !== 429;
     const delay = inf.backoff.next();
     this.opts.log.warn('kube: list/watch failed, retrying', { kind: inf.kind, error: line, retryInMs: delay });
+    this.retryLater(inf, delay);
+  }
+
+  private retryLater(inf: Informer, delay: number): void {
     if (inf.retry) clearTimeout(inf.retry);
     inf.retry = setTimeout(() => {
       inf.retry = undefined;
       void this.run(inf, true);
     }, delay);
     inf.retry.unref();
+  }
+
+  /**
+   * The list of a kind that may be absent: a 404 (its CRD is not installed) is an empty list, so
+   * the library deletes what it held and the kind counts as listed; the watch that follows is not
+   * made (SourceWatch ends it at once) and the informer lists again after a backoff delay.
+   * Logged once per change between served and not served.
+   */
+  private async listMaybeAbsent(inf: Informer, list: ListCall, limit: number): Promise<{ metadata: V1ListMeta; items: KubernetesObject[] }> {
+    try {
+      const out = await this.listAll(inf, list, limit);
+      if (inf.notServed) {
+        inf.notServed = false;
+        this.opts.log.info('kube: kind served now', { kind: inf.kind, objects: out.items.length });
+      }
+      return out;
+    } catch (e) {
+      // 404: the group is not installed. 403: the ClusterRole does not grant it (a weir upgraded
+      // without applying the new deploy/weir.yaml): host protection is off either way, which must
+      // not keep the services from syncing. (Contact and reachability are left to the other kinds.)
+      const status = errorStatus(e);
+      if ((status !== 404 && status !== 403) || this.stopped) throw e;
+      this.counters.notServed[inf.kind] = (this.counters.notServed[inf.kind] ?? 0) + 1;
+      if (!inf.notServed) {
+        inf.notServed = true;
+        const res = WATCHED_RESOURCES.find((r) => r.kind === inf.kind)!;
+        this.opts.log.warn('kube: kind not served, treated as empty and retried', {
+          kind: inf.kind,
+          path: res.path,
+          error: errorLine(e),
+          hint:
+            status === 404
+              ? `no ${res.group} API: Calico's API server or CRDs are not installed (without Calico: deploy/calico-crds.yaml)`
+              : `forbidden: weir's ClusterRole lacks list/watch on ${res.group} ${res.resource} (apply deploy/weir.yaml)`,
+        });
+      }
+      this.listed(inf, 0, '', 0, true);
+      return { metadata: { resourceVersion: '' }, items: [] };
+    }
+  }
+
+  /** Whether the watch of a kind should not be made: its list found it not served. */
+  isNotServed(kind: ObjectKind): boolean {
+    return this.informers.find((i) => i.kind === kind)?.notServed ?? false;
   }
 
   /** The list function given to the library: every page of a consistent list. */
@@ -299,12 +366,18 @@ export class KubeSource implements Source {
   }
 
   /** After the list returns, the library applies it synchronously (deletes, then adds/updates). */
-  private listed(inf: Informer, objects: number, resourceVersion: string, ms: number): void {
+  private listed(inf: Informer, objects: number, resourceVersion: string, ms: number, notServed = false): void {
     const relist = inf.listed;
     inf.applyingList = true;
     const deletesBefore = this.counters.relistDeletes;
     setImmediate(() => {
       inf.applyingList = false;
+      if (notServed) {
+        // the empty list of a kind not served: its retries back off (no reset) and are not relists
+        inf.listed = true;
+        this.maybeSynced();
+        return;
+      }
       inf.backoff.reset();
       this.counters.events[inf.kind].lists++;
       if (relist) {
@@ -442,6 +515,9 @@ export class KubeSource implements Source {
   }
 }
 
+/** What a watch of a kind that is not served ends with (not an error: see KubeSource.onError). */
+const NOT_SERVED = new Error('kind not served');
+
 /**
  * The library's Watch with what the informer does not ask for (bookmarks, a server-side
  * timeout), typed objects, and the source told about every request, event and end.
@@ -452,6 +528,7 @@ class SourceWatch extends Watch {
     private readonly source: KubeSource,
     private readonly kind: ObjectKind,
     private readonly timeoutSeconds: number,
+    private readonly mayBeAbsent: boolean,
   ) {
     super(config);
   }
@@ -464,6 +541,14 @@ class SourceWatch extends Watch {
     done: (err: any) => void,
   ): Promise<AbortController> {
     /* eslint-enable @typescript-eslint/no-explicit-any */
+    if (this.source.isNotServed(this.kind)) {
+      // the kind's CRD is not installed: no watch; ending with NOT_SERVED makes the source list
+      // it again after a backoff delay (KubeSource.onError)
+      const c = new AbortController();
+      c.abort();
+      setImmediate(() => done(NOT_SERVED));
+      return c;
+    }
     if (this.source.isStopped) {
       // the library may start a watch after stop() when a list was in flight: do not connect
       const c = new AbortController();
@@ -485,6 +570,13 @@ class SourceWatch extends Watch {
         else callback(phase, typed, raw);
       },
       (err) => {
+        const status = errorStatus(err);
+        if ((status === 404 || status === 403) && this.mayBeAbsent) {
+          // the CRD (or the grant) went away under the watch: the library must list again (as on
+          // 410), and that list finds the kind not served
+          done(Object.assign(new Error('kind no longer served (404 on watch): listing again'), { statusCode: 410 }));
+          return;
+        }
         this.source.watchEnded(this.kind, err);
         done(err);
       },

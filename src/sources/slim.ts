@@ -63,6 +63,9 @@ export const KEPT_FIELDS: { readonly [K in ObjectKind]: Keep } = {
   },
   // model/policy/rules.ts: the whole spec
   NetworkPolicy: { ...TYPE, metadata: META, spec: true },
+  // model/host-policy/compile.ts: the whole spec; a HostEndpoint's labels are what policies select
+  GlobalNetworkPolicy: { ...TYPE, metadata: { ...META, labels: true }, spec: true },
+  HostEndpoint: { ...TYPE, metadata: { ...META, labels: true }, spec: true },
 };
 
 /** `v` cut down to `keep`. */

@@ -3,6 +3,7 @@
 // the Service they are labelled for, so one Service's slices are found without a scan.
 
 import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { GlobalNetworkPolicy, HostEndpoint } from '../model/host-policy/types.js';
 import type { KindMap, ObjectEvent, ObjectKind } from './types.js';
 
 const LABEL_SERVICE_NAME = 'kubernetes.io/service-name';
@@ -28,6 +29,8 @@ export class Store {
     Namespace: new Map(),
     Node: new Map(),
     NetworkPolicy: new Map(),
+    GlobalNetworkPolicy: new Map(),
+    HostEndpoint: new Map(),
   };
   /** serviceKey → sliceKey → slice. */
   private readonly slicesByService = new Map<string, Map<string, V1EndpointSlice>>();
@@ -40,6 +43,16 @@ export class Store {
   /** Node objects keyed by name (the model reads this node's zone label). */
   get nodes(): ReadonlyMap<string, V1Node> {
     return this.maps.Node;
+  }
+
+  /** Calico GlobalNetworkPolicies keyed by name (the host policy model's input). */
+  get globalNetworkPolicies(): ReadonlyMap<string, GlobalNetworkPolicy> {
+    return this.maps.GlobalNetworkPolicy;
+  }
+
+  /** Calico HostEndpoints keyed by name (the host policy model's input). */
+  get hostEndpoints(): ReadonlyMap<string, HostEndpoint> {
+    return this.maps.HostEndpoint;
   }
 
   map<K extends ObjectKind>(kind: K): ReadonlyMap<string, KindMap[K]> {

@@ -2,6 +2,11 @@
 // informers) and the store applies. One shape for both, so nothing downstream knows the origin.
 
 import type { V1EndpointSlice, V1Namespace, V1NetworkPolicy, V1Node, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { GlobalNetworkPolicy, HostEndpoint } from '../model/host-policy/types.js';
+
+/** A Calico object as the sources hand it on: the model's type, with the metadata every stored
+ *  object may carry (the key reads namespace; the API source keeps creationTimestamp). */
+export type Served<T extends { metadata: object }> = T & { metadata: { namespace?: string; creationTimestamp?: Date } };
 
 /** The Kubernetes object type for each kind weir watches. */
 export interface KindMap {
@@ -11,14 +16,29 @@ export interface KindMap {
   Namespace: V1Namespace;
   Node: V1Node;
   NetworkPolicy: V1NetworkPolicy;
+  /** projectcalico.org/v3 (host protection): served by Calico's API server or its v3 CRDs, may be absent */
+  GlobalNetworkPolicy: Served<GlobalNetworkPolicy>;
+  HostEndpoint: Served<HostEndpoint>;
 }
 
 export type ObjectKind = keyof KindMap;
 
-export const OBJECT_KINDS: readonly ObjectKind[] = ['Service', 'EndpointSlice', 'Pod', 'Namespace', 'Node', 'NetworkPolicy'];
+export const OBJECT_KINDS: readonly ObjectKind[] = [
+  'Service',
+  'EndpointSlice',
+  'Pod',
+  'Namespace',
+  'Node',
+  'NetworkPolicy',
+  'GlobalNetworkPolicy',
+  'HostEndpoint',
+];
 
 /** Kinds without a namespace: their key is just the name. */
-export const CLUSTER_SCOPED: ReadonlySet<ObjectKind> = new Set<ObjectKind>(['Namespace', 'Node']);
+export const CLUSTER_SCOPED: ReadonlySet<ObjectKind> = new Set<ObjectKind>(['Namespace', 'Node', 'GlobalNetworkPolicy', 'HostEndpoint']);
+
+/** Calico's kinds (host protection): their CRDs may not be installed, so a cluster may not serve them. */
+export const CALICO_KINDS: readonly ObjectKind[] = ['GlobalNetworkPolicy', 'HostEndpoint'];
 
 /** The apiVersion each kind is served under (filled in when a manifest omits it). */
 export const API_VERSIONS: Readonly<Record<ObjectKind, string>> = {
@@ -28,6 +48,8 @@ export const API_VERSIONS: Readonly<Record<ObjectKind, string>> = {
   Namespace: 'v1',
   Node: 'v1',
   NetworkPolicy: 'networking.k8s.io/v1',
+  GlobalNetworkPolicy: 'projectcalico.org/v3',
+  HostEndpoint: 'projectcalico.org/v3',
 };
 
 export function isObjectKind(k: unknown): k is ObjectKind {

@@ -4,6 +4,7 @@
 
 import { clip } from '../model/k8s-names.js';
 import { describeProblems, validateObject } from '../model/validate-object.js';
+import { calicoProblems } from './validate-calico.js';
 import type { KindMap, ObjectKind } from './types.js';
 
 export type InvalidReason = 'invalid-service' | 'invalid-endpointslice' | 'invalid-object';
@@ -16,7 +17,7 @@ export interface Invalid {
 
 /** Why `obj` (keyed `key`) must not be kept, or null when it may. */
 export function invalidObject<K extends ObjectKind>(kind: K, key: string, obj: KindMap[K]): Invalid | null {
-  const problems = validateObject(kind, obj);
+  const problems = kind === 'GlobalNetworkPolicy' || kind === 'HostEndpoint' ? calicoProblems(kind, obj) : validateObject(kind, obj);
   if (problems.length === 0) return null;
   const reason: InvalidReason = kind === 'Service' ? 'invalid-service' : kind === 'EndpointSlice' ? 'invalid-endpointslice' : 'invalid-object';
   return { reason, detail: `${kind}/${clip(key, 160)}: ${describeProblems(problems)}` };

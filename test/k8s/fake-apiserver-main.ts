@@ -50,6 +50,10 @@ async function call(op: string, args: any): Promise<unknown> {
       return server.expireOpenWatches();
     case 'compactHistory':
       return server.compactHistory();
+    case 'serveGroup': {
+      const { group, served } = args as { group: string; served: boolean };
+      return server.serveGroup(group, served);
+    }
     case 'stop':
       return server.stop();
     case 'restart':

@@ -1,4 +1,4 @@
-// test/k8s/fake-apiserver: a stand-in kube-apiserver for the six kinds weir watches, speaking
+// test/k8s/fake-apiserver: a stand-in kube-apiserver for the eight kinds weir watches, speaking
 // the real list/watch protocol so the real @kubernetes/client-node informers talk to it
 // unmodified. What it models, as the real server does it:
 // - one global, monotonically increasing resourceVersion (etcd's revision); every write bumps it;
@@ -11,7 +11,11 @@
 //   cache answers); `allowWatchBookmarks` → periodic BOOKMARK events, and one before a
 //   `timeoutSeconds` end; no resourceVersion (or "0") → synthetic ADDED for the current state;
 // - controls for tests: apply/delete, dropWatches (clean end or an abrupt reset),
-//   compactHistory, stop/restart on the same port (same or new state), a request log.
+//   compactHistory, stop/restart on the same port (same or new state), a request log;
+// - a group that is not served (Calico's projectcalico.org without its CRDs: `serveGroup`):
+//   404 on its paths (the plain-text `404 page not found` of the server's catch-all, not a
+//   Status) and absent from discovery, as the real server answers for a missing CRD;
+//   uninstalling it ends its watches and drops its objects (as deleting a CRD deletes its CRs).
 // Optional TLS (a self-signed certificate made with the openssl CLI) and bearer-token auth, so
 // in-cluster configuration is exercised as well.
 
@@ -23,7 +27,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export type FakeKind = 'Service' | 'EndpointSlice' | 'Pod' | 'Namespace' | 'Node' | 'NetworkPolicy';
+export type FakeKind = 'Service' | 'EndpointSlice' | 'Pod' | 'Namespace' | 'Node' | 'NetworkPolicy' | 'GlobalNetworkPolicy' | 'HostEndpoint';
 
 interface ResourceInfo {
   kind: FakeKind;
@@ -41,6 +45,8 @@ export const FAKE_RESOURCES: readonly ResourceInfo[] = [
   { kind: 'Namespace', group: '', version: 'v1', plural: 'namespaces', namespaced: false },
   { kind: 'Node', group: '', version: 'v1', plural: 'nodes', namespaced: false },
   { kind: 'NetworkPolicy', group: 'networking.k8s.io', version: 'v1', plural: 'networkpolicies', namespaced: true },
+  { kind: 'GlobalNetworkPolicy', group: 'projectcalico.org', version: 'v3', plural: 'globalnetworkpolicies', namespaced: false },
+  { kind: 'HostEndpoint', group: 'projectcalico.org', version: 'v3', plural: 'hostendpoints', namespaced: false },
 ];
 
 const apiVersionOf = (r: ResourceInfo) => (r.group ? `${r.group}/${r.version}` : r.version);
@@ -106,6 +112,10 @@ export interface FakeApiServerOptions {
   port?: number;
   /** More IP addresses for the certificate (a ClusterIP the clients dial). */
   certIps?: string[];
+  /** API groups not served at start (a cluster without those CRDs); `serveGroup` installs them. */
+  unservedGroups?: string[];
+  /** Kinds the client may not list or watch (RBAC without them): 403 Forbidden; `forbid` changes it. */
+  forbidden?: FakeKind[];
 }
 
 export interface FakeCounters {
@@ -176,9 +186,13 @@ export class FakeApiServer {
   private readonly sockets = new Set<Socket>();
   private port: number;
   private uidSeq = 0;
+  private readonly unserved: Set<string>;
+  private readonly forbidden: Set<FakeKind>;
 
   constructor(private readonly opts: FakeApiServerOptions = {}) {
     this.port = opts.port ?? 0;
+    this.unserved = new Set(opts.unservedGroups ?? []);
+    this.forbidden = new Set(opts.forbidden ?? []);
     for (const r of FAKE_RESOURCES) this.objects.set(r.kind, new Map());
     if (opts.tls) {
       this.tlsKey = selfSignedCert([...new Set(['127.0.0.1', opts.host ?? '127.0.0.1', ...(opts.certIps ?? [])])]);
@@ -245,6 +259,32 @@ export class FakeApiServer {
     }
     if (!opts.keepHistory) this.compactHistory();
     await this.start();
+  }
+
+  /**
+   * Install (true) or remove (false) an API group, as installing or deleting its CRDs does: while
+   * removed its paths answer 404 and discovery omits it; removing it ends its open watches and
+   * drops its objects (a CRD's deletion deletes its custom resources).
+   */
+  serveGroup(group: string, served: boolean): void {
+    if (served) {
+      this.unserved.delete(group);
+      return;
+    }
+    this.unserved.add(group);
+    for (const w of [...this.watches]) if (w.resource.group === group) this.closeWatch(w, 'clean');
+    for (const r of FAKE_RESOURCES) if (r.group === group) this.objects.get(r.kind)!.clear();
+  }
+
+  /** Refuse (true) or allow (false) the client's requests on a kind, as an RBAC change does. */
+  forbid(kind: FakeKind, forbidden: boolean): void {
+    if (forbidden) this.forbidden.add(kind);
+    else this.forbidden.delete(kind);
+  }
+
+  /** Whether a group is served (its CRDs installed). */
+  serves(group: string): boolean {
+    return !this.unserved.has(group);
   }
 
   /** Create or replace an object (its resourceVersion is assigned). Returns the stored object. */
@@ -322,6 +362,7 @@ export class FakeApiServer {
     const kind = obj.kind as FakeKind;
     const r = FAKE_RESOURCES.find((x) => x.kind === kind);
     if (!r) throw new Error(`fake apiserver: unknown kind ${String(obj.kind)}`);
+    if (!this.serves(r.group)) throw new Error(`fake apiserver: ${kind} is not served (group ${r.group} not installed)`);
     const name = obj.metadata?.name;
     if (!name) throw new Error('fake apiserver: object without metadata.name');
     const namespace = r.namespaced ? obj.metadata?.namespace || 'default' : undefined;
@@ -395,8 +436,27 @@ export class FakeApiServer {
       return reply(200, discovery);
     }
     const route = this.route(url.pathname);
+    if (!route) {
+      // a resource of a group not served: recorded under its kind and verb (tests count the retries)
+      const absent = this.route(url.pathname, true);
+      if (absent) {
+        rec.kind = absent.resource.kind;
+        rec.verb = absent.name !== undefined ? 'get' : query.watch === 'true' || query.watch === '1' ? 'watch' : 'list';
+        // a group the server does not know is answered by its catch-all: plain text, not a Status
+        rec.status = 404;
+        res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' });
+        res.end('404 page not found\n');
+        return;
+      }
+    }
     if (!route) return reply(404, status(404, 'NotFound', `the server could not find the requested resource (${url.pathname})`));
     rec.kind = route.resource.kind;
+    if (this.forbidden.has(route.resource.kind)) {
+      rec.verb = route.name !== undefined ? 'get' : query.watch === 'true' || query.watch === '1' ? 'watch' : 'list';
+      const r = route.resource;
+      const message = `${r.plural}${r.group ? `.${r.group}` : ''} is forbidden: User "system:serviceaccount:kube-system:weir" cannot ${rec.verb} resource "${r.plural}" in API group "${r.group}" at the cluster scope`;
+      return reply(403, { ...status(403, 'Forbidden', message), details: { group: r.group, kind: r.plural } });
+    }
     if (route.name !== undefined) {
       rec.verb = 'get';
       const key = route.resource.namespaced ? `${route.namespace}/${route.name}` : route.name;
@@ -413,7 +473,8 @@ export class FakeApiServer {
     if (out.code === 200) this.onListPage?.(route.resource.kind, this.counters.listPages);
   }
 
-  private route(path: string): { resource: ResourceInfo; namespace?: string; name?: string } | undefined {
+  /** The resource a path names; `evenUnserved`: also one of a group not served now. */
+  private route(path: string, evenUnserved = false): { resource: ResourceInfo; namespace?: string; name?: string } | undefined {
     // /api/v1[/namespaces/{ns}]/{plural}[/{name}] and /apis/{group}/{version}[/namespaces/{ns}]/{plural}[/{name}]
     const m = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))(?:\/namespaces\/([^/]+))?\/([^/]+)(?:\/([^/]+))?$/.exec(path);
     if (!m) return undefined;
@@ -421,7 +482,7 @@ export class FakeApiServer {
     const version = m[1] ?? m[3]!;
     const namespace = m[4];
     const name = m[6];
-    const resource = FAKE_RESOURCES.find((r) => r.group === group && r.version === version && r.plural === m[5]);
+    const resource = FAKE_RESOURCES.find((r) => r.group === group && r.version === version && r.plural === m[5] && (evenUnserved || this.serves(r.group)));
     // a cluster-scoped resource has no namespaced path
     if (!resource || (!resource.namespaced && namespace !== undefined)) return undefined;
     return { resource, ...(namespace !== undefined ? { namespace } : {}), ...(name !== undefined ? { name } : {}) };
@@ -431,21 +492,23 @@ export class FakeApiServer {
     if (path === '/version') return { major: '1', minor: '31', gitVersion: 'v1.31.0-weir-fake', platform: 'linux/amd64' };
     if (path === '/api')
       return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `127.0.0.1:${this.port}` }] };
+    const served = FAKE_RESOURCES.filter((r) => this.serves(r.group));
     if (path === '/apis') {
-      const groups = [...new Set(FAKE_RESOURCES.filter((r) => r.group).map((r) => r.group))].map((g) => {
-        const gv = { groupVersion: `${g}/v1`, version: 'v1' };
+      const groups = [...new Map(served.filter((r) => r.group).map((r) => [r.group, r.version]))].map(([g, v]) => {
+        const gv = { groupVersion: `${g}/${v}`, version: v };
         return { name: g, versions: [gv], preferredVersion: gv };
       });
       return { kind: 'APIGroupList', apiVersion: 'v1', groups };
     }
-    const m = /^\/(?:api\/(v1)|apis\/([^/]+)\/(v1))$/.exec(path);
-    if (m) {
+    const m = /^\/(?:api\/(v1)|apis\/([^/]+)\/([^/]+))$/.exec(path);
+    const inGroup = m ? served.filter((r) => r.group === (m[2] ?? '') && r.version === (m[1] ?? m[3])) : [];
+    if (m && inGroup.length > 0) {
       const group = m[2] ?? '';
       return {
         kind: 'APIResourceList',
         apiVersion: 'v1',
-        groupVersion: group ? `${group}/v1` : 'v1',
-        resources: FAKE_RESOURCES.filter((r) => r.group === group).map((r) => ({
+        groupVersion: group ? `${group}/${inGroup[0]!.version}` : 'v1',
+        resources: inGroup.map((r) => ({
           name: r.plural,
           singularName: r.kind.toLowerCase(),
           namespaced: r.namespaced,

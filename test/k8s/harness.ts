@@ -81,6 +81,27 @@ export const networkPolicy = (ns: string, name: string): KubeObject => ({
   },
 });
 
+/** A Calico GlobalNetworkPolicy: allow SSH from the lab range to the hosts labelled role=edge. */
+export const globalNetworkPolicy = (name: string, order = 100): KubeObject => ({
+  apiVersion: 'projectcalico.org/v3',
+  kind: 'GlobalNetworkPolicy',
+  metadata: { name, labels: { team: 'infra' } },
+  spec: {
+    order,
+    selector: "role == 'edge'",
+    types: ['Ingress'],
+    ingress: [{ action: 'Allow', protocol: 'TCP', source: { nets: ['198.18.0.0/15'] }, destination: { ports: [22, '8000:8100'] } }],
+  },
+});
+
+/** A Calico HostEndpoint of a node's interface. */
+export const hostEndpoint = (name: string, nodeName: string, iface: string, ip: string): KubeObject => ({
+  apiVersion: 'projectcalico.org/v3',
+  kind: 'HostEndpoint',
+  metadata: { name, labels: { role: 'edge' } },
+  spec: { node: nodeName, interfaceName: iface, expectedIPs: [ip], profiles: ['projectcalico-default-allow'] },
+});
+
 /** A KubeConfig for the fake server (token auth; its CA when it serves TLS). */
 export function kubeConfigFor(server: FakeApiServer, token = 'weir-test-token'): KubeConfig {
   const kc = new KubeConfig();

@@ -19,6 +19,10 @@ import {
   serverVersions,
   until,
 } from './harness.js';
+import { OBJECT_KINDS } from '../../src/sources/types.js';
+
+/** one informer, so one watch, per kind */
+const KINDS = OBJECT_KINDS.length;
 
 const N = 40;
 
@@ -63,14 +67,14 @@ for (const mode of [
     const h = harness(kubeConfigFor(server));
     try {
       await h.waitFor((e) => e.type === 'synced');
-      await until(() => server.openWatches === 6, 'six open watches');
+      await until(() => server.openWatches === KINDS, 'an open watch per kind');
       const deletesBefore = h.source.counters.events.Service.deletes + h.source.counters.events.EndpointSlice.deletes;
       // all in one turn of the event loop: the client cannot reconnect in between
-      assert.equal(server.dropWatches(mode.drop), 6);
+      assert.equal(server.dropWatches(mode.drop), KINDS);
       const { deleted } = churn(server, 0);
       server.compactHistory();
       await converged(h, server, 'store = server after the relist');
-      await until(() => h.source.counters.relists === 6, 'a relist by every informer');
+      await until(() => h.source.counters.relists === KINDS, 'a relist by every informer');
       for (const key of deleted)
         assert.ok(
           h.events.some((e) => e.type === 'delete' && e.key === key),
@@ -79,8 +83,8 @@ for (const mode of [
       const c = h.source.counters;
       assert.equal(c.events.Service.deletes + c.events.EndpointSlice.deletes - deletesBefore, 10, 'exactly the 10 vanished objects deleted');
       assert.equal(c.relistDeletes, 10);
-      assert.ok(c.expired >= 6, `410 seen by every informer (expired=${c.expired})`);
-      assert.ok(c.relists >= 6, `every informer relisted (relists=${c.relists})`);
+      assert.ok(c.expired >= KINDS, `410 seen by every informer (expired=${c.expired})`);
+      assert.ok(c.relists >= KINDS, `every informer relisted (relists=${c.relists})`);
       assert.ok(
         h.log.lines.some((l) => l.startsWith('info kube: relisted kind=Service') && l.includes('removed=5')),
         h.log.lines.join('\n'),
@@ -103,14 +107,14 @@ test('410 as an ERROR event on an open watch: the informers relist and converge'
   const h = harness(kubeConfigFor(server));
   try {
     await h.waitFor((e) => e.type === 'synced');
-    await until(() => server.openWatches === 6, 'six open watches');
+    await until(() => server.openWatches === KINDS, 'an open watch per kind');
     const listsBefore = server.counters.lists;
     churn(server, 1); // seen live by the watches
     server.compactHistory();
-    assert.equal(server.expireOpenWatches(), 6);
+    assert.equal(server.expireOpenWatches(), KINDS);
     await until(() => server.counters.lists >= listsBefore + 6, 'a relist per informer');
     await converged(h, server, 'store = server');
-    assert.ok(h.source.counters.expired >= 6);
+    assert.ok(h.source.counters.expired >= KINDS);
   } finally {
     await h.stop();
     await server.stop();
@@ -165,9 +169,9 @@ test('API server restarted with a new state: objects gone without DELETED events
     state.push(service('other', 'new', clusterIp(500)));
     await server.restart({ state });
     await converged(h, server, 'store = the new state');
-    await until(() => h.source.counters.relists === 6, 'a relist by every informer');
+    await until(() => h.source.counters.relists === KINDS, 'a relist by every informer');
     assert.equal(h.store.size('Service'), N / 2 + 1);
-    assert.ok(h.source.counters.relists >= 6);
+    assert.ok(h.source.counters.relists >= KINDS);
   } finally {
     await h.stop();
     await server.stop();
@@ -212,7 +216,7 @@ test('API server down ~2 s: not connected at once, not ready (the outage) only a
     assert.equal(health.connected, true);
     assert.deepEqual(h.source.notReady(), []);
     const c = h.source.counters;
-    assert.ok(c.reconnects >= 6 && c.errors >= 6, `reconnects=${c.reconnects} errors=${c.errors}`);
+    assert.ok(c.reconnects >= KINDS && c.errors >= KINDS, `reconnects=${c.reconnects} errors=${c.errors}`);
     assert.ok(h.log.lines.some((l) => l.startsWith('info kube: API server reachable again')));
     // retries backed off: delays grew and stayed below the cap
     const delays = h.log.lines.filter((l) => l.includes('kind=Service') && l.includes('retryInMs=')).map((l) => Number(/retryInMs=(\d+)/.exec(l)![1]));

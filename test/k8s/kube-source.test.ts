@@ -4,7 +4,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FakeApiServer } from './fake-apiserver.js';
-import { assertStoreEqualsServer, endpointSlice, harness, kubeConfigFor, namespace, networkPolicy, node, pod, service } from './harness.js';
+import {
+  assertStoreEqualsServer,
+  endpointSlice,
+  globalNetworkPolicy,
+  harness,
+  hostEndpoint,
+  kubeConfigFor,
+  namespace,
+  networkPolicy,
+  node,
+  pod,
+  service,
+} from './harness.js';
 import { OBJECT_KINDS } from '../../src/sources/types.js';
 import { buildServiceState, sortedFrontends } from '../../src/model/services.js';
 
@@ -17,11 +29,13 @@ test('every kind is listed before synced; watch changes and deletes follow; obje
   server.apply(networkPolicy('shop', 'allow-lan'));
   server.apply(service('shop', 'web', '198.18.0.10'));
   server.apply(endpointSlice('shop', 'web', 'web-abc', ['198.19.0.5']));
+  server.apply(globalNetworkPolicy('allow-ssh'));
+  server.apply(hostEndpoint('node-a-eth0', 'node-a', 'eth0', '198.18.200.1'));
   const h = harness(kubeConfigFor(server));
   try {
     await h.waitFor((e) => e.type === 'synced');
     const firstSynced = h.events.findIndex((e) => e.type === 'synced');
-    assert.equal(firstSynced, 6, 'six upserts, then synced');
+    assert.equal(firstSynced, 8, 'eight upserts, then synced');
     for (const k of OBJECT_KINDS) assert.equal(h.store.size(k), 1, k);
     assertStoreEqualsServer(h.store, server);
     const svc = h.store.get('Service', 'shop/web')!;

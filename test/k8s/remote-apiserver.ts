@@ -66,6 +66,10 @@ export class RemoteApiServer {
   compactHistory(): Promise<void> {
     return this.call('compactHistory');
   }
+  /** Installs or removes an API group (its CRDs): FakeApiServer.serveGroup. */
+  serveGroup(group: string, served: boolean): Promise<void> {
+    return this.call('serveGroup', { group, served });
+  }
   stop(): Promise<void> {
     return this.call('stop');
   }

@@ -6,6 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { OBJECT_KINDS } from '../../src/sources/types.js';
 import { runCleanups } from '../lib/cleanup.js';
 import type { Pod } from '../lib/lab.js';
 import { beIp, endpointSlice, kubeLab, mapsView, service, serverView, svcIp, until, type KubeLab } from './kube-lab.js';
@@ -55,8 +56,8 @@ describe('API source recovery in a lab node', () => {
       const round = how === 'abrupt' ? 0 : 1;
       let open = 0;
       await until(
-        async () => (open = (await k.server.info()).openWatches) === 6,
-        () => `${open} open watches, want 6 (one per kind)`,
+        async () => (open = (await k.server.info()).openWatches) === OBJECT_KINDS.length,
+        () => `${open} open watches, want ${OBJECT_KINDS.length} (one per kind)`,
         8000,
         50,
       );
@@ -77,7 +78,7 @@ describe('API source recovery in a lab node', () => {
         { op: 'delete', args: deletes },
         { op: 'compactHistory' },
       ])) as [number];
-      assert.equal(dropped, 6, 'six watches (one per kind) were open');
+      assert.equal(dropped, OBJECT_KINDS.length, 'one watch per kind was open');
       await converged(`after the ${how} drop`);
       // it recovered by a relist after 410, which removed what was deleted meanwhile
       const relists = k.weir.events('kube: relisted').slice(0);
