@@ -6,17 +6,23 @@
 // chains, interfaces, set entries, failsafes, names). A restart adopts the maps: an unchanged
 // plan writes nothing.
 
-import type {
-  TypedMap,
-  WeirFailsafe4Key,
-  WeirFailsafe6Key,
-  WeirHepChain,
-  WeirHepChainKey,
-  WeirHepIface,
-  WeirHepIfaceKey,
-  WeirHostPolicyName,
-  WeirHostRule,
-  WeirHostSet4Key,
+import {
+  type BpfMap,
+  type Codec,
+  codecFor,
+  typedMap,
+  u8,
+  u32,
+  type TypedMap,
+  type WeirFailsafe4Key,
+  type WeirFailsafe6Key,
+  type WeirHepChain,
+  type WeirHepChainKey,
+  type WeirHepIface,
+  type WeirHepIfaceKey,
+  type WeirHostPolicyName,
+  type WeirHostRule,
+  type WeirHostSet4Key,
 } from '../bpf/index.js';
 import { parseCidr } from '../bpf/ip.js';
 import { errText } from '../log.js';
@@ -45,6 +51,25 @@ export interface HostPolicyMaps {
   failsafe4: TypedMap<WeirFailsafe4Key, number>;
   failsafe6: TypedMap<WeirFailsafe6Key, number>;
   names: TypedMap<number, WeirHostPolicyName>;
+}
+
+/**
+ * Typed views of the host policy maps (by pin name through `m`). The set and failsafe maps'
+ * values are a flag: __u8 or __u32, whichever the object declares.
+ */
+export function hostPolicyMaps(m: (name: string) => BpfMap): HostPolicyMaps {
+  const flagCodec = (name: string) => (m(name).valueSize === 1 ? u8 : u32);
+  const flag = <K>(name: string, key: Codec<K>): TypedMap<K, number> => typedMap(m(name), key, flagCodec(name));
+  return {
+    ifaces: typedMap(m('weir_hep_ifaces'), codecFor('weir_hep_iface_key'), codecFor('weir_hep_iface')),
+    chains: typedMap(m('weir_hep_chains'), codecFor('weir_hep_chain_key'), codecFor('weir_hep_chain')),
+    rules: typedMap(m('weir_host_rules'), u32, codecFor('weir_host_rule')),
+    sets4: flag('weir_host_sets4', codecFor('weir_host_set4_key')),
+    sets6: flag('weir_host_sets6', codecFor('weir_host_set6_key')),
+    failsafe4: flag('weir_failsafe4', codecFor('weir_failsafe4_key')),
+    failsafe6: flag('weir_failsafe6', codecFor('weir_failsafe6_key')),
+    names: typedMap(m('weir_host_policy_names'), u32, codecFor('weir_host_policy_name')),
+  };
 }
 
 /** Why an entry was not written (weir_host_policy_errors_total{reason}). */
