@@ -39,3 +39,11 @@ export function parseFailsafes(text: string, direction: 'in' | 'out'): { entries
   }
   return { entries, errors };
 }
+
+/** `entries` with weir's own --metrics-address port open inbound (TCP), so host policy never locks out /metrics and the probes. */
+export function withOwnPorts(entries: readonly FailsafeEntry[], metricsAddress: string | null): FailsafeEntry[] {
+  const m = metricsAddress ? /:(\d+)$/.exec(metricsAddress) : null;
+  const port = m ? Number(m[1]) : undefined;
+  if (port === undefined || entries.some((e) => e.direction === 'in' && e.protocol === 'tcp' && e.port === port && !e.net)) return [...entries];
+  return [...entries, { direction: 'in', protocol: 'tcp', port }];
+}
