@@ -1,7 +1,8 @@
 // The daemon's host protection wiring on one lab node (issue 17): with --host-policy on the
 // XDP prefilter attaches native on the node's veth and to_host at TC egress, weir_hep_ifaces
 // names the automatic host endpoint with the XDP flag, the failsafes (weir's own metrics port
-// added) are in weir_failsafe4, and /metrics says weir_xdp_attached{interface,mode}; a restart
+// added) are in weir_failsafe4, /metrics says weir_xdp_attached{interface,mode} and `weir status`
+// the host endpoints, rules and XDP modes; a restart
 // adopts all of it with 0 writes; --xdp-mode generic re-attaches generic; --xdp-mode off
 // removes the XDP link and clears the flag (TC walks the untracked rules).
 // Until the BPF objects of issue 17 are built in this tree, the host policy objects are a
@@ -15,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import { BpfMap, codecFor, typedMap, u8 } from '../../src/bpf/index.js';
 import { runCleanups } from '../lib/cleanup.js';
 import { Lab, type LabNode } from '../lib/lab.js';
-import { bpfObject, repoRoot } from '../lib/paths.js';
+import { binWeir, bpfObject, repoRoot } from '../lib/paths.js';
 import { WeirNode } from '../lib/weir-node.js';
 
 const ADDRESS = '127.0.0.1:9745';
@@ -78,6 +79,8 @@ describe('host policy in the daemon', () => {
     assert.ok(fs.includes('in:6:22') && fs.includes('out:17:53'), fs.join(','));
     assert.ok(fs.includes('in:6:9745'), `the metrics port is a failsafe: ${fs.join(',')}`);
     assert.deepEqual(await xdpMetric(), ['weir_xdp_attached{interface="eth0",mode="native"} 1']);
+    const st = await node.ns.exec(binWeir, ['status', '--address', ADDRESS, '-o', 'json'], { check: false, timeoutMs: 30_000 });
+    assert.deepEqual((JSON.parse(st.stdout) as { hostPolicy?: unknown }).hostPolicy, { endpoints: 1, rules: 0, xdp: { eth0: 'native' } }, st.stderr);
   });
 
   test('a restart adopts the maps and links: 0 host policy writes', async () => {
@@ -104,7 +107,9 @@ describe('host policy in the daemon', () => {
     await weir.terminate();
     weir.configure({ extraArgs: ['--xdp-mode', 'off'] });
     await weir.start();
-    await weir.waitFor('host policy', { reason: 'change' }, 5000);
+    // the flag is cleared by the start's apply, before the XDP link goes
+    const start = weir.events('host policy').find((e) => e.reason === 'start');
+    assert.equal(start?.writes, '1', JSON.stringify(start));
     assert.ok(!links().includes(`xdp-${eth0}-prefilter`), links().join(','));
     assert.ok(links().includes(`tcx-${eth0}-to_host`));
     assert.deepEqual(hepIfaces().get(eth0), { hep: 1, flags: 0 }, 'no XDP: TC walks the untracked rules');
