@@ -240,6 +240,7 @@ export class Daemon {
         },
         this.log,
       );
+      this.hostPolicyMetrics.enableFigures();
     }
     const ctMaps = Object.fromEntries(serviceFamilies(this.dp.maps).map(([f, m]) => [f, m.conntrack]));
     this.census = new MapCensus(pinnedMaps(Object.values(this.dp.objects)), {

@@ -15,7 +15,12 @@ export interface HostPolicyView {
 export class HostPolicyMetrics {
   readonly errors: Counter<'reason'>;
 
-  constructor(registry: Registry, view: () => HostPolicyView | undefined) {
+  private figures = false;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly view: () => HostPolicyView | undefined,
+  ) {
     this.errors = new Counter({
       name: 'weir_host_policy_errors_total',
       help: 'Host policy objects or entries that could not be used or written (logged one line each), by reason: plan_<kind> (an invalid GlobalNetworkPolicy or HostEndpoint), rules_full, map_full, bad_entry, write_failed, object_missing.',
@@ -32,10 +37,17 @@ export class HostPolicyMetrics {
         for (const [iface, mode] of view()?.xdp() ?? []) this.set({ interface: iface, mode }, 1);
       },
     });
+  }
+
+  /** The host endpoint and rule gauges, once host policy runs (absent otherwise: `weir status` says nothing of it). */
+  enableFigures(): void {
+    if (this.figures) return;
+    this.figures = true;
+    const view = this.view;
     new Gauge({
       name: 'weir_host_endpoints',
       help: "This node's host endpoints in force (the automatic one and explicit HostEndpoints).",
-      registers: [registry],
+      registers: [this.registry],
       collect() {
         const f = view()?.figures();
         if (f) this.set(f.endpoints);
@@ -44,7 +56,7 @@ export class HostPolicyMetrics {
     new Gauge({
       name: 'weir_host_policy_rules',
       help: 'Compiled host policy rules in force in weir_host_rules (one half of it).',
-      registers: [registry],
+      registers: [this.registry],
       collect() {
         const f = view()?.figures();
         if (f) this.set(f.rules);

@@ -4,7 +4,8 @@
 // added) are in weir_failsafe4, /metrics says weir_xdp_attached{interface,mode} and `weir status`
 // the host endpoints, rules and XDP modes; a restart
 // adopts all of it with 0 writes; --xdp-mode generic re-attaches generic; --xdp-mode off
-// removes the XDP link and clears the flag (TC walks the untracked rules).
+// removes the XDP link and clears the flag (TC walks the untracked rules); --host-policy off
+// removes the host policy links (docs/upgrade.md: before a rollback).
 // Until the BPF objects of issue 17 are built in this tree, the host policy objects are a
 // fixture (test/fixtures/bpf/host_policy_stub.c: the maps, two passing programs), given to the
 // daemon through WEIR_BPF_DIR beside the real objects.
@@ -114,5 +115,13 @@ describe('host policy in the daemon', () => {
     assert.ok(links().includes(`tcx-${eth0}-to_host`));
     assert.deepEqual(hepIfaces().get(eth0), { hep: 1, flags: 0 }, 'no XDP: TC walks the untracked rules');
     assert.deepEqual(await xdpMetric(), []);
+  });
+
+  test('--host-policy off (what to run before a rollback): the host policy links go, the rest stays', async () => {
+    await weir.terminate();
+    weir.configure({ extraArgs: ['--host-policy', 'off'] });
+    await weir.start();
+    assert.deepEqual(links(), [`tcx-${eth0}-from_host`, `tcx-${eth0}-from_host6`]);
+    assert.ok(!(await weir.http('/metrics')).body.includes('weir_host_endpoints '), 'no host policy figures');
   });
 });
