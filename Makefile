@@ -230,3 +230,9 @@ bench-overflow: deps build
 soak: deps build
 	@[ "$$(id -u)" = 0 ] || { echo "make soak needs root (namespaces, BPF, cgroups)"; exit 1; }
 	node --enable-source-maps dist/bench/soak.js
+
+## test-host-policy-dataplane (i17): the host policy writer, flags, hook rows, daemon sync, XDP modes, and the one-node daemon lab
+.PHONY: test-host-policy-dataplane
+test-host-policy-dataplane: build
+	$(NODE_TEST) dist/test/unit/host-policy-sync.test.js dist/test/unit/daemon-config-host-policy.test.js dist/test/unit/hooks-host-policy.test.js \
+	  dist/test/unit/daemon-host-policy.test.js dist/test/bpf/attach-xdp-modes.test.js dist/test/lab/host-policy-daemon.test.js
