@@ -22,6 +22,7 @@ import {
   type WeirHepIfaceKey,
   type WeirHostPolicyName,
   type WeirHostRule,
+  type WeirHostRuleStats,
   type WeirHostSet4Key,
 } from '../bpf/index.js';
 import { parseCidr } from '../bpf/ip.js';
@@ -51,13 +52,15 @@ export interface HostPolicyMaps {
   failsafe4: TypedMap<WeirFailsafe4Key, number>;
   failsafe6: TypedMap<WeirFailsafe6Key, number>;
   names: TypedMap<number, WeirHostPolicyName>;
+  /** per-CPU counts per rule index (absent: an object without it; nothing to clear) */
+  stats?: TypedMap<number, WeirHostRuleStats>;
 }
 
 /**
  * Typed views of the host policy maps (by pin name through `m`). The set and failsafe maps'
  * values are a flag: __u8 or __u32, whichever the object declares.
  */
-export function hostPolicyMaps(m: (name: string) => BpfMap): HostPolicyMaps {
+export function hostPolicyMaps(m: (name: string) => BpfMap, has: (name: string) => boolean = () => true): HostPolicyMaps {
   const flagCodec = (name: string) => (m(name).valueSize === 1 ? u8 : u32);
   const flag = <K>(name: string, key: Codec<K>): TypedMap<K, number> => typedMap(m(name), key, flagCodec(name));
   return {
@@ -69,6 +72,7 @@ export function hostPolicyMaps(m: (name: string) => BpfMap): HostPolicyMaps {
     failsafe4: flag('weir_failsafe4', codecFor('weir_failsafe4_key')),
     failsafe6: flag('weir_failsafe6', codecFor('weir_failsafe6_key')),
     names: typedMap(m('weir_host_policy_names'), u32, codecFor('weir_host_policy_name')),
+    ...(has('weir_host_rule_stats') && { stats: typedMap(m('weir_host_rule_stats'), u32, codecFor('weir_host_rule_stats')) }),
   };
 }
 
@@ -388,6 +392,16 @@ export class HostPolicyWriter {
     const next = 1 - this.active;
     const base = next * this.half;
     const batch = plan.rules.slice(0, end).map((r, i) => [base + i, encodeHostRule(r, base)] as const);
+    // the half's counts are two generations old: zeroed while no chain points there (per-rule counters start at 0)
+    const stats = this.maps.stats;
+    if (stats && batch.length) {
+      const zero = { packets: 0n, bytes: 0n };
+      try {
+        stats.setMany(batch.map(([i]) => [i, zero] as const));
+      } catch (e) {
+        this.fail(failureReason(e), 'weir_host_rule_stats', `${base}..${base + end - 1}`, errText(e));
+      }
+    }
     let ok = true;
     try {
       if (batch.length) this.maps.rules.setMany(batch);

@@ -368,7 +368,7 @@ export function mapOf(objects: Record<ObjectName, BpfObject>, name: string): Bpf
 function hostPolicyOf(objects: Record<ObjectName, BpfObject>): { hostPolicy?: HostPolicyMaps } {
   const has = (name: string) => Object.values(objects).some((o) => o.mapNames().includes(name));
   if (!has('weir_hep_ifaces')) return {};
-  return { hostPolicy: hostPolicyMaps((name) => mapOf(objects, name)) };
+  return { hostPolicy: hostPolicyMaps((name) => mapOf(objects, name), has) };
 }
 
 function assemble(plan: LoadPlan, loaded: BpfObject[], upgrade: MapUpgrade): LoadedDataplane {

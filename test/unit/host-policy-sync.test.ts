@@ -207,3 +207,21 @@ test('a bad set entry and a refused write are named failures; everything else is
   assert.equal(f.sets4.get({ prefixlen: 64, set: 5, address: '198.18.5.5' }), 1);
   assert.deepEqual(f.chains.get({ hep: 1, kind: 3 }), { first: 32, count: 3 });
 });
+
+test('a switch zeroes the per-rule counts of the half it writes into, never the half in force', () => {
+  const { f, maps } = fakes();
+  const stats = new FakeMap<number, { packets: bigint; bytes: bigint }>();
+  (maps as { stats?: unknown }).stats = stats;
+  const w = new HostPolicyWriter(maps, 64);
+  const ifaces = hepIfaces(plan(), HOSTS, new Set());
+  w.apply(plan(), ifaces); // into half 1 (32..35)
+  for (let i = 0; i < 64; i++) stats.set(i, { packets: 7n, bytes: 700n });
+  w.apply(plan({ rules: plan().rules.map((r, i) => (i === 0 ? { ...r, dports: [81, 81] as const } : r)) }), ifaces); // into half 0
+  assert.deepEqual(f.chains.get({ hep: 1, kind: 3 }), { first: 0, count: 3 });
+  assert.deepEqual(
+    [0, 1, 2, 3].map((i) => stats.get(i)!.packets),
+    [0n, 0n, 0n, 0n],
+    'the new generation starts at 0',
+  );
+  assert.equal(stats.get(32)!.packets, 7n, 'the old half is left alone (packets in flight may still count there)');
+});
