@@ -61,6 +61,8 @@ export class AttachManager {
   private readonly xdpModes = new Map<number, { ifname: string; mode: XdpAttachedMode | 'unknown' }>();
   /** XDP attaches that failed in every mode tried (the TC program then does the prefilter's work) */
   xdpFailures = 0;
+  /** interfaces whose XDP attach failed: retried at each sync, warned about once */
+  private readonly xdpRefused = new Set<number>();
 
   /** `objects`: the loaded objects by the names the rows use; `hooks`: the table (tests pass their own). */
   constructor(
@@ -196,12 +198,15 @@ export class AttachManager {
         } catch (e) {
           // not fatal: without the flag in weir_hep_ifaces the TC program walks the untracked rules itself
           this.xdpFailures++;
-          this.log.warn('xdp attach failed: the TC program does the prefilter', { ...where, xdpMode: this.xdpMode, error: errText(e) });
+          const first = !this.xdpRefused.has(iface.ifindex);
+          this.xdpRefused.add(iface.ifindex);
+          this.log[first ? 'warn' : 'debug']('xdp attach failed: the TC program does the prefilter', { ...where, xdpMode: this.xdpMode, error: errText(e) });
           return;
         }
         link = x.link;
         how = { xdpMode: x.mode };
         this.xdpModes.set(iface.ifindex, { ifname: iface.ifname, mode: x.mode });
+        this.xdpRefused.delete(iface.ifindex);
       }
       try {
         link.pin(path);

@@ -99,6 +99,10 @@ test('auto: native on a veth, generic on a bridge; generic re-attaches; native r
   assert.equal(nat.stats.errors, 0);
   assert.deepEqual(readdirSync(linkDir), [`xdp-${wt0}-prefilter`]);
   assert.ok(log.lines.some((l) => l.includes('xdp attach failed') && l.includes('d0')));
+  // retried at the next sync (the driver may change its mind), warned about once
+  withNetns(NS, () => nat.syncInterfaceHooks({ host: dumped() }));
+  assert.equal(nat.xdpFailures, 2);
+  assert.equal(log.lines.filter((l) => l.startsWith('warn xdp attach failed')).length, 1, log.lines.join('\n'));
 
   // --xdp-mode off: the prefilter's links go
   nat.xdpMode = 'off';
