@@ -20,6 +20,8 @@ export interface HostPolicyInput {
   hostEndpoints: HostEndpoint[];
   failsafes: FailsafeEntry[];
   autoHostEndpoints: boolean;
+  /** the last plan: its host endpoint ids, set ids and policy slots are kept */
+  previous?: HostPolicyPlan;
 }
 
 export type HostPolicyCompile = (input: HostPolicyInput) => HostPolicyPlan;
@@ -205,6 +207,7 @@ export class HostPolicySync {
       hostEndpoints: this.list<HostEndpoint>('HostEndpoint'),
       failsafes: this.opts.failsafes,
       autoHostEndpoints: this.opts.autoHostEndpoints,
+      ...(this.plan && { previous: this.plan }),
     });
     const compileMs = performance.now() - t0;
     this.plan = plan;
