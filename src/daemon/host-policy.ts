@@ -115,6 +115,8 @@ export class HostPolicySync {
   private loggedErrors = new Set<string>();
   private last: HostPolicySyncReport | undefined;
   private plan: HostPolicyPlan | undefined;
+  /** after a restart: the ids the maps hold, the compiler's `previous` until it has a plan of its own */
+  private adoptedIds: HostPolicyPlan | undefined;
 
   constructor(
     maps: HostPolicyMaps,
@@ -138,6 +140,7 @@ export class HostPolicySync {
   start(): HostPolicySyncReport {
     this.started = true;
     const adopted = this.writer.adopt();
+    this.adoptedIds = this.writer.adoptedPlan();
     const r = this.apply('start');
     this.log.info('host policy', { reason: 'start', adoptedChains: adopted.chains, adoptedRules: adopted.rules, ...this.summary(r) });
     return r;
@@ -207,7 +210,7 @@ export class HostPolicySync {
       hostEndpoints: this.list<HostEndpoint>('HostEndpoint'),
       failsafes: this.opts.failsafes,
       autoHostEndpoints: this.opts.autoHostEndpoints,
-      ...(this.plan && { previous: this.plan }),
+      ...((this.plan ?? this.adoptedIds) && { previous: this.plan ?? this.adoptedIds }),
     });
     const compileMs = performance.now() - t0;
     this.plan = plan;

@@ -259,6 +259,22 @@ export class HostPolicyWriter {
     return f;
   }
 
+  /**
+   * What the adopted maps say about ids, as a plan for the compiler's `previous` after a restart:
+   * set ids with their CIDRs and policy slots with their names (the rest empty), so that an
+   * unchanged cluster compiles to the same ids and writes nothing.
+   */
+  adoptedPlan(): HostPolicyPlan {
+    const sets = new Map<number, string[]>();
+    for (const e of this.sets.values()) {
+      const list = sets.get(e.key.set) ?? [];
+      list.push(`${e.key.address}/${e.key.prefixlen - SET_FIXED_BITS}`);
+      sets.set(e.key.set, list);
+    }
+    for (const l of sets.values()) l.sort();
+    return { endpoints: [], chains: [], rules: [], sets, policyNames: new Map(this.names), failsafes: [], errors: [] };
+  }
+
   /** Slot -> "tier/name", as written. */
   policyNames(): Map<number, string> {
     return new Map(this.names);

@@ -225,3 +225,22 @@ test('a switch zeroes the per-rule counts of the half it writes into, never the 
   );
   assert.equal(stats.get(32)!.packets, 7n, 'the old half is left alone (packets in flight may still count there)');
 });
+
+test("the adopted maps as the compiler's previous plan: set ids with their CIDRs, policy slots with their names", () => {
+  const { maps } = fakes();
+  new HostPolicyWriter(maps, 64).apply(plan(), hepIfaces(plan(), HOSTS, new Set()));
+  const w = new HostPolicyWriter(maps, 64);
+  w.adopt();
+  const p = w.adoptedPlan();
+  assert.deepEqual(
+    [...p.sets].sort(([a], [b]) => a - b),
+    [
+      [1, ['198.18.0.0/24', '2001:2::/64']],
+      [2, ['198.18.9.9/32']],
+    ],
+  );
+  assert.deepEqual([...p.policyNames].sort(), [
+    [1, 'default/allow-http'],
+    [2, 'default/block-bad'],
+  ]);
+});
