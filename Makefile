@@ -236,3 +236,9 @@ soak: deps build
 .PHONY: test-calico-sources
 test-calico-sources: build
 	$(NODE_TEST) dist/test/k8s/kube-calico.test.js dist/test/unit/manifests-calico.test.js dist/test/unit/kube-deploy-crds.test.js
+
+## test-host-policy-dataplane (i17): the host policy writer, flags, hook rows, daemon sync, XDP modes, and the one-node daemon lab
+.PHONY: test-host-policy-dataplane
+test-host-policy-dataplane: build
+	$(NODE_TEST) dist/test/unit/host-policy-sync.test.js dist/test/unit/daemon-config-host-policy.test.js dist/test/unit/hooks-host-policy.test.js \
+	  dist/test/unit/daemon-host-policy.test.js dist/test/bpf/attach-xdp-modes.test.js dist/test/lab/host-policy-daemon.test.js

@@ -16,12 +16,15 @@ import {
   parseTunnelPort,
   parseDsrOptoutCidrs,
   parseSockLbMode,
+  parseFailsafeFlags,
+  parseXdpMode,
   type DaemonConfig,
   type SourceConfig,
 } from '../daemon/config.js';
 import { addEnvNames, applySources, flagSpecs, origins, originSummary, unknownEnv, withOrigin, type Origin } from '../daemon/config-sources.js';
 import { CONFIG_API_VERSION, CONFIG_KIND } from '../daemon/config-file.js';
 import { Daemon } from '../daemon/daemon.js';
+import { DEFAULT_FAILSAFE_INBOUND, DEFAULT_FAILSAFE_OUTBOUND } from '../daemon/failsafe-ports.js';
 import { DEFAULT_BPF_ROOT, ensureBpfRoot, holdBpfRoot, INIT_BPF_ROOT } from '../dataplane/bpffs.js';
 import { checkInstanceName, defaultInstance } from '../dataplane/instance.js';
 import { MAGLEV_DEFAULT_TABLE_SIZE } from '../dataplane/maglev.js';
@@ -70,6 +73,11 @@ export interface DaemonFlags extends MapSizeFlags {
   policyStats?: string;
   podSourceCheck?: string;
   monitor?: string;
+  hostPolicy?: string;
+  autoHostEndpoints?: string;
+  failsafeInboundHostPorts?: string;
+  failsafeOutboundHostPorts?: string;
+  xdpMode?: string;
 }
 
 /**
@@ -147,6 +155,10 @@ export function daemonConfig(f: DaemonFlags, env: NodeJS.ProcessEnv = process.en
     policyStats: f.policyStats !== 'off',
     podSourceCheck: f.podSourceCheck !== 'off',
     monitor: f.monitor !== 'off',
+    hostPolicy: f.hostPolicy !== 'off',
+    autoHostEndpoints: f.autoHostEndpoints !== 'off',
+    failsafes: parseFailsafeFlags(f.failsafeInboundHostPorts ?? DEFAULT_FAILSAFE_INBOUND, f.failsafeOutboundHostPorts ?? DEFAULT_FAILSAFE_OUTBOUND),
+    xdpMode: parseXdpMode(f.xdpMode ?? 'auto'),
   };
 }
 
@@ -280,6 +292,40 @@ export function daemonOptions(cmd: Command): Command {
       )
         .choices(['on', 'off'])
         .default('on'),
+    )
+    .addOption(
+      new Option(
+        '--host-policy <on|off>',
+        'enforce Calico GlobalNetworkPolicy and HostEndpoint (projectcalico.org/v3) on the host interfaces: XDP prefilter (doNotTrack), preDNAT, normal and forward chains; off: host traffic is not judged',
+      )
+        .choices(['on', 'off'])
+        .default('on'),
+    )
+    .addOption(
+      new Option(
+        '--auto-host-endpoints <on|off>',
+        "the node's automatic host endpoint <node>-auto-hep (every host interface, the node's labels, default allow): GlobalNetworkPolicies select the node without a HostEndpoint object",
+      )
+        .choices(['on', 'off'])
+        .default('on'),
+    )
+    .option(
+      '--failsafe-inbound-host-ports <list>',
+      "ports always open to the host before any host policy, Felix's syntax: proto:port or proto:cidr:port (IPv6 CIDRs in brackets), 'none' for none; weir's --metrics-address port is always added",
+      DEFAULT_FAILSAFE_INBOUND,
+    )
+    .option(
+      '--failsafe-outbound-host-ports <list>',
+      "ports the host may always reach before any host policy (same syntax; the CIDR is the destination), 'none' for none",
+      DEFAULT_FAILSAFE_OUTBOUND,
+    )
+    .addOption(
+      new Option(
+        '--xdp-mode <mode>',
+        'how the XDP prefilter (untracked host policy) attaches to host interfaces: auto (native, else generic, else none), native, generic, or off; without XDP the TC program walks the untracked rules itself',
+      )
+        .choices(['auto', 'native', 'generic', 'off'])
+        .default('auto'),
     )
     .option(
       '--dsr-optout-cidrs <cidrs>',

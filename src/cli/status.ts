@@ -18,6 +18,24 @@ interface Status {
   repairs?: number;
   /** with the API source: connected, or unreachable since the last successful exchange */
   kubernetesApi?: ApiConnectivity;
+  /** host protection (issue 17), when the daemon enforces it */
+  hostPolicy?: HostPolicyStatus;
+}
+
+interface HostPolicyStatus {
+  endpoints: number;
+  rules: number;
+  /** host interface -> the XDP prefilter's mode; interfaces not listed: TC does the prefilter's work */
+  xdp: Record<string, string>;
+}
+
+/** weir_host_endpoints, weir_host_policy_rules and weir_xdp_attached{interface,mode} (absent: host policy off). */
+function hostPolicy(metrics: string): HostPolicyStatus | undefined {
+  const endpoints = sample(metrics, 'weir_host_endpoints');
+  if (endpoints === undefined) return undefined;
+  const xdp: Record<string, string> = {};
+  for (const m of metrics.matchAll(/^weir_xdp_attached\{interface="([^"]*)",mode="([^"]*)"\} 1$/gm)) xdp[m[1]!] = m[2]!;
+  return { endpoints, rules: sample(metrics, 'weir_host_policy_rules') ?? 0, xdp };
 }
 
 interface ApiConnectivity {
@@ -95,6 +113,7 @@ export async function readStatus(address: string, timeoutMs = 3000): Promise<Sta
   const syncs = sample(metrics.body, 'weir_sync_duration_seconds_count');
   const repairs = sample(metrics.body, 'weir_resync_repairs_total');
   const api = apiConnectivity(metrics.body);
+  const hp = hostPolicy(metrics.body);
   return {
     ...s,
     ...(frontends !== undefined ? { frontends } : {}),
@@ -102,6 +121,7 @@ export async function readStatus(address: string, timeoutMs = 3000): Promise<Sta
     ...(syncs !== undefined ? { syncs } : {}),
     ...(repairs !== undefined ? { repairs } : {}),
     ...(api ? { kubernetesApi: api } : {}),
+    ...(hp ? { hostPolicy: hp } : {}),
   };
 }
 
@@ -122,6 +142,10 @@ export function registerStatusCommand(program: Command): void {
         }
         if (s.syncs !== undefined) lines.push(`  syncs: ${s.syncs}, resync repairs: ${s.repairs ?? 0}`);
         if (s.kubernetesApi) lines.push(`  kubernetes API: ${apiLine(s.kubernetesApi)}`);
+        if (s.hostPolicy) {
+          const xdp = Object.entries(s.hostPolicy.xdp).map(([i, m]) => `${i} ${m}`);
+          lines.push(`  host policy: ${s.hostPolicy.endpoints} host endpoints, ${s.hostPolicy.rules} rules; XDP: ${xdp.length ? xdp.join(', ') : 'none (TC)'}`);
+        }
         for (const p of s.problems) lines.push(`  ${p}`);
         process.stdout.write(lines.join('\n') + '\n');
       }

@@ -14,6 +14,8 @@ import type { LbAlgorithm } from '../model/service-types.js';
 import type { BootstrapConfig } from '../sources/kube-bootstrap.js';
 import type { LogFormat, LogLevel } from '../log.js';
 import type { MapSizes } from '../dataplane/map-sizes.js';
+import type { FailsafeEntry } from '../model/host-policy/types.js';
+import { parseFailsafes } from './failsafe-ports.js';
 
 /** Where Services and EndpointSlices come from. */
 export type SourceConfig =
@@ -67,6 +69,14 @@ export interface DaemonConfig {
   podSourceCheck?: boolean;
   /** --monitor: whether `weir monitor` may make the programs emit events (default on) */
   monitor?: boolean;
+  /** --host-policy: enforce Calico GlobalNetworkPolicy / HostEndpoint on the host interfaces (default on) */
+  hostPolicy?: boolean;
+  /** --auto-host-endpoints: the node's automatic `<node>-auto-hep` (interface `*`, default allow) */
+  autoHostEndpoints?: boolean;
+  /** --failsafe-inbound-host-ports / --failsafe-outbound-host-ports, parsed (the metrics port is added by the daemon) */
+  failsafes?: FailsafeEntry[];
+  /** --xdp-mode: how the XDP prefilter attaches (auto: native, else generic, else TC does its work) */
+  xdpMode?: XdpMode;
   resyncIntervalMs: number;
   ctGcIntervalMs: number;
   /** service.kubernetes.io/service-proxy-name this instance answers to */
@@ -81,6 +91,27 @@ export interface DaemonConfig {
   kubeProxyCleanup: boolean;
   /** where the BPF objects are (default build/bpf of the package) */
   objectDir?: string;
+}
+
+export type XdpMode = 'auto' | 'native' | 'generic' | 'off';
+
+export function parseXdpMode(text: string): XdpMode {
+  if (text === 'auto' || text === 'native' || text === 'generic' || text === 'off') return text;
+  throw new Error(`bad --xdp-mode ${JSON.stringify(text)}: use auto, native, generic or off`);
+}
+
+/** Both failsafe flags; throws naming the flag and every bad entry. */
+export function parseFailsafeFlags(inbound: string, outbound: string): FailsafeEntry[] {
+  const out: FailsafeEntry[] = [];
+  for (const [flag, text, dir] of [
+    ['--failsafe-inbound-host-ports', inbound, 'in'],
+    ['--failsafe-outbound-host-ports', outbound, 'out'],
+  ] as const) {
+    const r = parseFailsafes(text, dir);
+    if (r.errors.length) throw new Error(`bad ${flag}: ${r.errors.join('; ')}`);
+    out.push(...r.entries);
+  }
+  return out;
 }
 
 export function parseLbAlgorithm(text: string): LbAlgorithm {

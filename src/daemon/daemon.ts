@@ -9,6 +9,7 @@
 // `kubernetes` Service from the bootstrap environment is programmed and the programs attached
 // before the API is asked anything: weir reaches the API server through its own dataplane.
 
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AttachManager, type InterfaceRef } from '../dataplane/attach.js';
 import { IfaceTable } from '../dataplane/iface-table.js';
@@ -23,7 +24,7 @@ import { loadDataplaneAsync, mapOf, serviceFamilies, type LoadedDataplane } from
 import { acquireInstanceLock, type Lock } from '../dataplane/instance-lock.js';
 import { handOff, type MigrationReport } from '../dataplane/map-upgrade.js';
 import { applyMonitorSwitch } from '../dataplane/monitor.js';
-import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink } from '../dataplane/netlink.js';
+import { dumpAddresses, dumpLinks, dumpRoutes, watchNetlink, type Link } from '../dataplane/netlink.js';
 import { NodeMapSync } from '../dataplane/node-map-sync.js';
 import type { NodeMaps } from '../dataplane/node-maps.js';
 import { PolicySync } from '../dataplane/policy-sync.js';
@@ -46,8 +47,13 @@ import type { ObjectEvent, SourceEvent } from '../sources/types.js';
 import type { DaemonConfig } from './config.js';
 import { DaemonHealth } from './health.js';
 import { countingMap, countingServiceMaps } from './map-writes.js';
+import { withOwnPorts } from './failsafe-ports.js';
+import { fallbackCompile, HostPolicySync, loadHostPolicyCompiler, type HostPolicyInputsView } from './host-policy.js';
+import { HostPolicyMetrics, type HostPolicyView } from '../metrics/host-policy-metrics.js';
 
 const refs = (l: readonly { ifindex: number; ifname: string }[]): InterfaceRef[] => l.map((x) => ({ ifindex: x.ifindex, ifname: x.ifname }));
+/** host interfaces with the XDP mode the dump shows (an adopted XDP link's mode) */
+const hostRefs = (l: readonly Link[]): InterfaceRef[] => l.map((x) => ({ ifindex: x.ifindex, ifname: x.ifname, ...(x.xdp && { xdp: x.xdp }) }));
 const refKey = (l: readonly InterfaceRef[]) => l.map((x) => `${x.ifindex}:${x.ifname}`).join(',');
 /** a map weir wrote is recounted for /metrics this long after (writes meanwhile join the count) */
 const CENSUS_AFTER_WRITE_MS = 1000;
@@ -73,6 +79,9 @@ export class Daemon {
   /** weir_nodes4 / weir_tunnel4 from Nodes and EndpointSlices (node-maps.ts) */
   private nodeMaps?: NodeMapSync;
   private policy?: PolicySync;
+  /** host protection (issue 17): GlobalNetworkPolicy / HostEndpoint -> the host policy maps */
+  private hostPolicy?: HostPolicySync;
+  private readonly hostPolicyMetrics = new HostPolicyMetrics(this.metrics.registry, () => this.hostPolicyView());
   private gc!: ConntrackGc;
   /** entry counts of every pinned map for /metrics, taken in the background (map-census.ts) */
   private census!: MapCensus;
@@ -133,8 +142,10 @@ export class Daemon {
       policyStats: cfg.policyStats,
       podSourceCheck: cfg.podSourceCheck !== false,
       mapSizes: cfg.mapSizes,
+      hostPolicy: cfg.hostPolicy !== false,
       ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}),
     });
+    const compiling = cfg.hostPolicy !== false ? loadHostPolicyCompiler() : undefined;
     let manifestsRead: Promise<void> | undefined;
     if (cfg.source.kind === 'manifests') {
       const source = await this.makeSource();
@@ -151,6 +162,10 @@ export class Daemon {
     }
     this.log.info('loaded', { pinDir: this.dp.pinDir, sockLb: cfg.sockLb, cgroup: cfg.cgroup ?? 'none', hostNetnsCookie: String(this.dp.hostNetnsCookie) });
     for (const m of this.dp.missingKnobs) this.log.warn('object lacks a knob, left at its built-in value', m);
+    for (const object of this.dp.missingObjects) {
+      this.log.error('host policy object missing: host policy is NOT enforced (run make build, or --host-policy off)', { object });
+      this.hostPolicyMetrics.errors.inc({ reason: 'object_missing' });
+    }
     for (const n of this.dp.upgrade.notes) this.log[n.action === 'error' ? 'warn' : 'info']('pinned-state', { ...n });
     const blind = hostProcBlindness(cfg.hostProc);
     if (blind) this.log.warn('host proc blind', { hostProc: cfg.hostProc, message: blind });
@@ -176,6 +191,7 @@ export class Daemon {
     const adopted = await this.services.adoptAsync();
     this.log.info('adopt', { ...adopted, ms: Math.round(performance.now() - adopting) });
     this.attach = new AttachManager(this.dp.pinDir, this.dp.objects, this.log);
+    this.attach.xdpMode = cfg.xdpMode ?? 'auto';
     if (this.dp.maps.ifaces) this.ifaces = new IfaceTable(this.dp.maps.ifaces, this.log);
     // a refused write (map full) drops that pod's packets as spoofed: counted in weir_map_write_failures_total
     const pa = this.dp.maps.podAddrs;
@@ -203,6 +219,29 @@ export class Daemon {
         this.log,
         (r) => this.metrics.observePolicySync(r),
       );
+    const hp = this.dp.hostPolicy;
+    if (hp && cfg.hostPolicy !== false) {
+      let compile = await compiling;
+      if (!compile) {
+        this.log.error('host policy compiler missing from this build: only failsafes and the automatic host endpoint are written');
+        compile = fallbackCompile;
+      }
+      this.hostPolicy = new HostPolicySync(
+        hp,
+        this.store as unknown as HostPolicyInputsView,
+        {
+          nodeName: cfg.nodeName,
+          failsafes: withOwnPorts(cfg.failsafes ?? [], cfg.metricsAddress),
+          autoHostEndpoints: cfg.autoHostEndpoints !== false,
+          compile,
+          hosts: () => refs(this.network?.hostInterfaces ?? []),
+          xdpAttached: () => this.xdpIfindexes(),
+          onError: (reason) => this.hostPolicyMetrics.errors.inc({ reason }),
+        },
+        this.log,
+      );
+      this.hostPolicyMetrics.enableFigures();
+    }
     const ctMaps = Object.fromEntries(serviceFamilies(this.dp.maps).map(([f, m]) => [f, m.conntrack]));
     this.census = new MapCensus(pinnedMaps(Object.values(this.dp.objects)), {
       refreshAfterWriteMs: CENSUS_AFTER_WRITE_MS,
@@ -244,8 +283,12 @@ export class Daemon {
     this.health.fullSynced = true;
     this.nodeMaps?.start();
     this.policy?.start();
+    // chains in place before the host programs attach (a first start), unchanged on a restart
+    this.hostPolicy?.start();
 
     this.applyAttachments(this.network);
+    // where XDP attached just now: its flag in weir_hep_ifaces before `ready`
+    this.hostPolicy?.flush();
     // every pinned link now runs this release's programs: what the old ones created since
     // the first conversion pass is copied, then the old release's pins go (map-upgrade.ts)
     const migrated = this.finishUpgrade();
@@ -469,6 +512,7 @@ export class Daemon {
       this.services.changed(change, e.observedAt);
       this.nodeMaps?.changed(change);
       this.policy?.changed(change, e.observedAt);
+      this.hostPolicy?.changed(change);
     }
     // while the start sync's batches are written (it yields): queued behind it
     else if (change && this.services?.fullSynced) this.services.changed(change, e.observedAt);
@@ -529,6 +573,7 @@ export class Daemon {
       await this.services.resync();
       this.nodeMaps?.resync();
       this.policy?.resync();
+      this.hostPolicy?.resync();
     } finally {
       this.health.inResync = false;
     }
@@ -548,7 +593,9 @@ export class Daemon {
     const errorsBefore = this.attach.stats.errors;
     // before the attach: a new from_pod never meets its pod without the pod's addresses
     this.podSources?.sync(net.workloads);
-    this.attach.syncInterfaces(refs(net.workloads), refs(net.hostInterfaces));
+    this.attach.syncInterfaceHooks({ workload: refs(net.workloads), host: hostRefs(net.hostInterfaces) });
+    // weir_hep_ifaces follows the host interfaces and where XDP attached (a no-op when unchanged)
+    this.hostPolicy?.interfacesChanged();
     // after the attach: a flow redirected to an interface meets weir's programs there
     this.ifaces?.sync(refs(net.workloads));
     for (const w of net.workloads) allowLocalSource(this.sysctls, w);
@@ -593,6 +640,27 @@ export class Daemon {
     return this.networkBusy;
   }
 
+  /**
+   * Where the XDP prefilter runs: the attach manager's links once it synced; before that (the
+   * first apply after a restart) the pins it will adopt, so the adopted flags are not rewritten.
+   */
+  private xdpIfindexes(): Set<number> {
+    const held = this.attach?.xdpAttached();
+    if (held && held.size > 0) return new Set(held.keys());
+    if (this.cfg.xdpMode === 'off') return new Set();
+    const dir = join(this.dp.pinDir, 'links');
+    const pinned = existsSync(dir) ? readdirSync(dir) : [];
+    return new Set(pinned.flatMap((n) => (/^xdp-(\d+)-prefilter$/.exec(n) ? [Number(/^xdp-(\d+)/.exec(n)![1])] : [])));
+  }
+
+  private hostPolicyView(): HostPolicyView | undefined {
+    if (!this.hostPolicy) return undefined;
+    return {
+      xdp: () => new Map([...(this.attach?.xdpAttached().values() ?? [])].map((x) => [x.ifname, x.mode])),
+      figures: () => this.hostPolicy?.figures(),
+    };
+  }
+
   /** Stops watching and closes fds; pinned maps and links keep the dataplane working. */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -600,6 +668,7 @@ export class Daemon {
     this.services?.stop();
     this.nodeMaps?.stop();
     this.policy?.stop();
+    this.hostPolicy?.stop();
     for (const t of this.timers) clearInterval(t);
     await this.gc?.stop();
     await this.census?.stop();

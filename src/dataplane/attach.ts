@@ -1,7 +1,8 @@
 // dataplane/attach: keeps the programs attached where the hook table (hooks.ts) says:
 // today from_pod at TC ingress and to_pod at TC egress of every workload interface (host
-// side), from_host at TC ingress of every host interface, the four sock_lb programs on the
-// cgroup. Every attachment is a link pinned under <pinDir>/links/ by the row's pin name, so a
+// side), from_host at TC ingress, to_host at TC egress and the XDP prefilter (native, else
+// generic, per --xdp-mode; none is not fatal) on every host interface, the sock_lb programs on
+// the cgroup. Every attachment is a link pinned under <pinDir>/links/ by the row's pin name, so a
 // restarted daemon (or another release using the same names) finds it and swaps in its newly
 // loaded program with a link update (atomic: no packet meets no program). Pins of interfaces
 // that are gone are removed. A failure on one interface (it vanished while we attached) is
@@ -11,7 +12,18 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { attachCgroup, attachTc, attachXdp, BpfError, BpfLink, type BpfObject, type BpfProgram } from '../bpf/index.js';
 import { type Logger, errText } from '../log.js';
-import { HOOKS, isCgroupHook, isInterfaceHook, parsePinName, pinName, type Hook, type InterfaceClass, type InterfaceHook } from './hooks.js';
+import {
+  HOOKS,
+  OBJECTS,
+  isCgroupHook,
+  isInterfaceHook,
+  parsePinName,
+  pinName,
+  type Hook,
+  type InterfaceClass,
+  type InterfaceHook,
+  type ObjectSpec,
+} from './hooks.js';
 
 export interface AttachStats {
   /** new links created */
@@ -27,7 +39,13 @@ export interface AttachStats {
 export interface InterfaceRef {
   ifindex: number;
   ifname: string;
+  /** the XDP mode the netlink dump shows attached (an adopted XDP link's mode: the link does not tell) */
+  xdp?: XdpAttachedMode;
 }
+
+export type XdpAttachedMode = 'native' | 'generic';
+/** --xdp-mode: auto tries native, then generic; off attaches no XDP hook (and removes pinned ones) */
+export type XdpMode = 'auto' | XdpAttachedMode | 'off';
 
 /** The interfaces of each class; a class left out has none (its links are removed). */
 export type InterfaceSets = Partial<Record<InterfaceClass, readonly InterfaceRef[]>>;
@@ -37,6 +55,14 @@ export class AttachManager {
   /** pin name -> the link this process holds (adopted or created) */
   private readonly links = new Map<string, BpfLink>();
   private readonly linkDir: string;
+  /** --xdp-mode for the table's XDP rows */
+  xdpMode: XdpMode = 'auto';
+  /** ifindex -> the XDP hook's mode there ('unknown': adopted, and the dump did not say) */
+  private readonly xdpModes = new Map<number, { ifname: string; mode: XdpAttachedMode | 'unknown' }>();
+  /** XDP attaches that failed in every mode tried (the TC program then does the prefilter's work) */
+  xdpFailures = 0;
+  /** interfaces whose XDP attach failed: retried at each sync, warned about once */
+  private readonly xdpRefused = new Set<number>();
 
   /** `objects`: the loaded objects by the names the rows use; `hooks`: the table (tests pass their own). */
   constructor(
@@ -46,6 +72,11 @@ export class AttachManager {
     private readonly hooks: readonly Hook[] = HOOKS,
   ) {
     this.linkDir = join(pinDir, 'links');
+  }
+
+  /** Where an XDP hook is attached, and in which mode (for the host policy's iface flags, metrics and status). */
+  xdpAttached(): ReadonlyMap<number, { ifname: string; mode: XdpAttachedMode | 'unknown' }> {
+    return this.xdpModes;
   }
 
   /** Links this process holds, by pin name. */
@@ -72,11 +103,15 @@ export class AttachManager {
    */
   syncInterfaceHooks(sets: InterfaceSets): void {
     const want = new Map<string, { iface: InterfaceRef; hook: InterfaceHook }>();
-    for (const hook of this.hooks.filter(isInterfaceHook))
+    for (const hook of this.hooks.filter(isInterfaceHook)) {
+      if (hook.at.kind === 'xdp' && this.xdpMode === 'off') continue;
+      // host policy's rows when its objects are not loaded (--host-policy off): not wanted, their pins removed
+      if (!this.objects[hook.object] && (OBJECTS[hook.object] as ObjectSpec | undefined)?.hostPolicy) continue;
       for (const iface of sets[hook.at.interfaces] ?? []) want.set(pinName(hook, iface.ifindex), { iface, hook });
+    }
 
     for (const [name, { iface, hook }] of want) {
-      if (this.links.has(name)) continue;
+      if (this.links.has(name) && !this.xdpModeChange(hook, iface.ifindex)) continue;
       this.ensureInterfaceLink(name, iface, hook);
     }
     const ours = (n: string) => {
@@ -89,6 +124,13 @@ export class AttachManager {
       if (want.has(name)) continue;
       this.removeLink(name);
     }
+  }
+
+  /** An XDP link held in another mode than --xdp-mode asks (native/generic): re-attached. */
+  private xdpModeChange(hook: InterfaceHook, ifindex: number): boolean {
+    if (hook.at.kind !== 'xdp' || this.xdpMode === 'auto' || this.xdpMode === 'off') return false;
+    const held = this.xdpModes.get(ifindex)?.mode;
+    return held !== undefined && held !== 'unknown' && held !== this.xdpMode;
   }
 
   private ensureInterfaceLink(name: string, iface: InterfaceRef, hook: InterfaceHook): void {
@@ -107,12 +149,21 @@ export class AttachManager {
       try {
         link = BpfLink.openPinned(path);
         const info = link.info();
-        if (info.ifindex === iface.ifindex) {
+        const held = this.links.get(name) === undefined ? iface.xdp : this.xdpModes.get(iface.ifindex)?.mode;
+        const wrongMode = hook.at.kind === 'xdp' && (this.xdpMode === 'native' || this.xdpMode === 'generic') && held !== undefined && held !== this.xdpMode;
+        if (info.ifindex === iface.ifindex && !wrongMode) {
           if (info.progId !== prog.id) link.update(prog);
           this.links.set(name, link);
           this.stats.updated++;
+          if (hook.at.kind === 'xdp') this.xdpModes.set(iface.ifindex, { ifname: iface.ifname, mode: held ?? 'unknown' });
           this.log.debug('link adopted', { ...where, link: info.id });
           return;
+        }
+        if (wrongMode) {
+          this.log.info('xdp mode changes: re-attaching', { ...where, from: held, to: this.xdpMode });
+          this.links.get(name)?.close();
+          this.links.delete(name);
+          this.xdpModes.delete(iface.ifindex);
         }
         // a link whose interface is gone (ifindex 0), or a reused ifindex: start over
         this.log.debug('stale link pin removed', { ...where, linkIfindex: info.ifindex ?? 0 });
@@ -141,9 +192,21 @@ export class AttachManager {
         link = attachTc(prog, iface.ifindex, hook.at.direction, { mode: 'tcx' }).link!;
         how = { direction: hook.at.direction };
       } else {
-        const x = attachXdp(prog, iface.ifindex);
+        let x;
+        try {
+          x = attachXdp(prog, iface.ifindex, { mode: this.xdpMode === 'native' || this.xdpMode === 'generic' ? this.xdpMode : 'auto' });
+        } catch (e) {
+          // not fatal: without the flag in weir_hep_ifaces the TC program walks the untracked rules itself
+          this.xdpFailures++;
+          const first = !this.xdpRefused.has(iface.ifindex);
+          this.xdpRefused.add(iface.ifindex);
+          this.log[first ? 'warn' : 'debug']('xdp attach failed: the TC program does the prefilter', { ...where, xdpMode: this.xdpMode, error: errText(e) });
+          return;
+        }
         link = x.link;
         how = { xdpMode: x.mode };
+        this.xdpModes.set(iface.ifindex, { ifname: iface.ifname, mode: x.mode });
+        this.xdpRefused.delete(iface.ifindex);
       }
       try {
         link.pin(path);
@@ -165,6 +228,8 @@ export class AttachManager {
   /** Detaches and unpins one link (held or pinned), whatever its hook. */
   private removeLink(name: string): void {
     const path = join(this.linkDir, name);
+    const parsed = parsePinName(name, this.hooks);
+    if (parsed?.hook.at.kind === 'xdp' && parsed.ifindex !== undefined) this.xdpModes.delete(parsed.ifindex);
     let link = this.links.get(name);
     this.links.delete(name);
     try {

@@ -67,6 +67,8 @@ export type KnobName = keyof typeof KNOBS;
 export interface ObjectSpec {
   /** the knobs this object takes; each must be a `.rodata` variable of the object */
   readonly knobs: readonly KnobName[];
+  /** loaded only with --host-policy on (issue 17: the XDP prefilter, host egress) */
+  readonly hostPolicy?: true;
 }
 
 /** the knobs of both families' from_pod objects */
@@ -102,6 +104,9 @@ export const OBJECTS = {
   },
   // also holds weir_sock_destroy, an iterator that is run (dataplane/sockets.ts), not attached
   sock_lb: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'sock_lb_mode', 'host_netns_cookie', 'ct_track_all'] },
+  // host policy (issue 17): untracked rules at XDP on host interfaces, and host egress at TC
+  xdp_prefilter: { knobs: [], hostPolicy: true },
+  to_host: { knobs: [], hostPolicy: true },
 } as const satisfies Record<string, ObjectSpec>;
 export type ObjectName = keyof typeof OBJECTS;
 export const OBJECT_NAMES = Object.keys(OBJECTS) as ObjectName[];
@@ -147,6 +152,9 @@ export const HOOKS: readonly Hook[] = [
   // NodePort / externalIP traffic arriving on the node's interfaces
   { name: 'from_host', object: 'from_host', program: 'weir_from_host', at: tc('host', 'ingress'), pin: 'tcx-{ifindex}-from_host' },
   { name: 'from_host6', object: 'from_host6', program: 'weir_from_host6', at: tc('host', 'ingress'), pin: 'tcx-{ifindex}-from_host6' },
+  // host policy (issue 17): doNotTrack ingress before the stack (native, else generic, else from_host walks it), host egress
+  { name: 'xdp_prefilter', object: 'xdp_prefilter', program: 'weir_xdp_prefilter', at: { kind: 'xdp', interfaces: 'host' }, pin: 'xdp-{ifindex}-prefilter' },
+  { name: 'to_host', object: 'to_host', program: 'weir_to_host', at: tc('host', 'egress'), pin: 'tcx-{ifindex}-to_host' },
   // the connect-time LB: a ClusterIP rewritten at connect()/sendmsg(), restored in replies and getpeername()
   { name: 'connect4', object: 'sock_lb', program: 'weir_sock_connect4', at: cgroup('cgroup_inet4_connect'), pin: 'cgroup-connect4' },
   { name: 'sendmsg4', object: 'sock_lb', program: 'weir_sock_sendmsg4', at: cgroup('cgroup_udp4_sendmsg'), pin: 'cgroup-sendmsg4' },
@@ -165,6 +173,11 @@ export function isInterfaceHook(h: Hook): h is InterfaceHook {
 
 export function isCgroupHook(h: Hook): h is CgroupHook {
   return h.at.kind === 'cgroup';
+}
+
+/** The rows whose objects are loaded: without host policy, none of its rows (their objects are not loaded). */
+export function activeHooks(hostPolicy: boolean, hooks: readonly Hook[] = HOOKS): Hook[] {
+  return hooks.filter((h) => hostPolicy || !(OBJECTS[h.object] as ObjectSpec).hostPolicy);
 }
 
 /** The pin name of `hook`'s link (on interface `ifindex` for an interface hook). */

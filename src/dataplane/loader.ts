@@ -38,7 +38,8 @@ import { packageRoot } from '../package-root.js';
 import { preparePinDir } from './bpffs.js';
 import type { CtMap } from './conntrack-gc.js';
 import type { FamilyMaps } from './reconcile.js';
-import { knobsFor, OBJECT_NAMES, type ExternalServiceMode, type KnobInputs, type ObjectName, type SockLbMode } from './hooks.js';
+import { hostPolicyMaps, type HostPolicyMaps } from './host-policy-sync.js';
+import { knobsFor, OBJECT_NAMES, OBJECTS, type ObjectSpec, type ExternalServiceMode, type KnobInputs, type ObjectName, type SockLbMode } from './hooks.js';
 import { MAGLEV_DEFAULT_TABLE_SIZE } from './maglev.js';
 import { resolveMaxEntries, type MapSizes } from './map-sizes.js';
 import { MapUpgrade } from './map-upgrade.js';
@@ -240,6 +241,8 @@ export interface LoadOptions {
   mapSizes?: Partial<MapSizes>;
   /** default: build/bpf of the package */
   objectDir?: string;
+  /** --host-policy: load the host policy objects (hooks.ts `hostPolicy`); default false */
+  hostPolicy?: boolean;
 }
 
 export interface LoadedDataplane {
@@ -247,6 +250,10 @@ export interface LoadedDataplane {
   objects: Record<ObjectName, BpfObject>;
   maps: ServiceMaps;
   hostNetnsCookie: bigint;
+  /** the host policy maps (host-policy-sync.ts); absent when no loaded object declares them */
+  hostPolicy?: HostPolicyMaps;
+  /** host policy objects asked for (--host-policy on) whose files are missing: not loaded, logged loudly */
+  missingObjects: string[];
   /** knobs the hook table gives an object whose file does not declare them (not set) */
   missingKnobs: { object: ObjectName; knob: string }[];
   /** the earlier run's pinned state brought to this release's layouts (map-upgrade.ts):
@@ -305,6 +312,7 @@ interface LoadPlan {
   maxEntries: Record<string, number>;
   hostNetnsCookie: bigint;
   objects: { name: ObjectName; path: string; consts: Record<string, ConstValue>; missingKnobs: string[] }[];
+  missingObjects: string[];
 }
 
 /** The `.rodata` variable names of an object file, read from its BTF (none without a .rodata). */
@@ -332,13 +340,21 @@ function planLoad(opts: LoadOptions): LoadPlan {
     ...(opts.tunnelPort !== undefined ? { tunnelPort: opts.tunnelPort } : {}),
     ...(opts.externalServiceMode !== undefined ? { externalServiceMode: opts.externalServiceMode } : {}),
   };
-  const objects = OBJECT_NAMES.map((name) => {
+  const missingObjects: string[] = [];
+  const objects = OBJECT_NAMES.flatMap((name) => {
     const path = join(dir, `${name}.o`);
+    const spec: ObjectSpec = OBJECTS[name];
+    if (spec.hostPolicy && !opts.hostPolicy) return [];
+    // a host policy object not built (a tree without its sources): host policy off, said loudly by the daemon
+    if (spec.hostPolicy && !existsSync(path)) {
+      missingObjects.push(path);
+      return [];
+    }
     if (!existsSync(path)) throw new Error(`BPF object ${path} is missing (run make build)`);
     const { consts, missing } = knobsFor(name, inputs, rodataNames(path));
-    return { name, path, consts, missingKnobs: missing };
+    return [{ name, path, consts, missingKnobs: missing }];
   });
-  return { pinDir, hostNetnsCookie, objects, maxEntries: resolveMaxEntries(pinDir, opts.mapSizes ?? {}) };
+  return { pinDir, hostNetnsCookie, objects, missingObjects, maxEntries: resolveMaxEntries(pinDir, opts.mapSizes ?? {}) };
 }
 
 /** The loaded object that declares a pinned map (they share it through the pin). */
@@ -346,6 +362,13 @@ export function mapOf(objects: Record<ObjectName, BpfObject>, name: string): Bpf
   const o = Object.values(objects).find((x) => x.mapNames().includes(name));
   if (!o) throw new Error(`no loaded object declares map ${name}`);
   return o.map(name);
+}
+
+/** The host policy maps when a loaded object declares them. */
+function hostPolicyOf(objects: Record<ObjectName, BpfObject>): { hostPolicy?: HostPolicyMaps } {
+  const has = (name: string) => Object.values(objects).some((o) => o.mapNames().includes(name));
+  if (!has('weir_hep_ifaces')) return {};
+  return { hostPolicy: hostPolicyMaps((name) => mapOf(objects, name), has) };
 }
 
 function assemble(plan: LoadPlan, loaded: BpfObject[], upgrade: MapUpgrade): LoadedDataplane {
@@ -356,6 +379,8 @@ function assemble(plan: LoadPlan, loaded: BpfObject[], upgrade: MapUpgrade): Loa
     pinDir: plan.pinDir,
     objects,
     maps: serviceMaps(objects),
+    ...hostPolicyOf(objects),
+    missingObjects: plan.missingObjects,
     hostNetnsCookie: plan.hostNetnsCookie,
     missingKnobs: plan.objects.flatMap((o) => o.missingKnobs.map((knob) => ({ object: o.name, knob }))),
     close: () => {

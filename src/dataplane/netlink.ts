@@ -17,6 +17,8 @@ export interface Link {
   /** 'veth', 'vxlan', 'bridge', 'dummy', ... from `ip -d`; '' for plain devices */
   kind: string;
   loopback: boolean;
+  /** the XDP program's mode when one is attached (`ip -d`: xdp.mode 1 driver, 2 skb) */
+  xdp?: 'native' | 'generic';
 }
 
 export interface Address {
@@ -45,6 +47,11 @@ async function ipJson(args: string[]): Promise<unknown[]> {
 
 type Raw = Record<string, unknown>;
 
+function xdpOf(x: unknown): Pick<Link, 'xdp'> {
+  const mode = (x as Raw | undefined)?.mode;
+  return mode === 1 ? { xdp: 'native' } : mode === 2 ? { xdp: 'generic' } : {};
+}
+
 export function parseLinks(raw: unknown[]): Link[] {
   return (raw as Raw[]).map((l) => {
     const flags = (l.flags as string[] | undefined) ?? [];
@@ -57,6 +64,7 @@ export function parseLinks(raw: unknown[]): Link[] {
       mtu: Number(l.mtu ?? 0),
       kind: String(info?.info_kind ?? ''),
       loopback: flags.includes('LOOPBACK'),
+      ...xdpOf(l.xdp),
     };
   });
 }

@@ -16,7 +16,7 @@ const PROGRAM_TYPE = { tc: 'sched_cls', xdp: 'xdp', cgroup: 'cgroup_sock_addr' }
 test('every object of the table is built, and every row names a loaded object', () => {
   assert.deepEqual(
     OBJECT_NAMES,
-    ['from_pod', 'from_pod6', 'to_pod', 'from_host', 'from_host6', 'sock_lb'],
+    ['from_pod', 'from_pod6', 'to_pod', 'from_host', 'from_host6', 'sock_lb', 'xdp_prefilter', 'to_host'],
     'load order: from_pod creates the shared pinned maps first',
   );
   for (const name of OBJECT_NAMES) assert.ok(existsSync(bpfObject(name)), `${bpfObject(name)} (make build)`);

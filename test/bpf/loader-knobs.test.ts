@@ -42,6 +42,7 @@ test('every knob of the table reaches the loaded .rodata of its object', () => {
     networkPolicy: true,
     policyStats: false,
     podSourceCheck: true,
+    hostPolicy: true,
   });
   assert.deepEqual(dp.missingKnobs, []);
   const cookie = netnsCookie();
@@ -61,7 +62,8 @@ test('every knob of the table reaches the loaded .rodata of its object', () => {
     pod_source_check: 1,
   };
   let checked = 0;
-  for (const name of OBJECT_NAMES) {
+  // objects that take no knob (to_pod, the host policy ones) may have no .rodata
+  for (const name of OBJECT_NAMES.filter((n) => OBJECTS[n].knobs.length > 0)) {
     const rodata = loadedRodata(name);
     for (const k of OBJECTS[name].knobs) {
       assert.equal(rodata.get(k), want[k], `${name}.${k}`);
