@@ -48,7 +48,8 @@ import type { DaemonConfig } from './config.js';
 import { DaemonHealth } from './health.js';
 import { countingMap, countingServiceMaps } from './map-writes.js';
 import { withOwnPorts } from './failsafe-ports.js';
-import { fallbackCompile, HostPolicySync, loadHostPolicyCompiler, type HostPolicyInputsView } from './host-policy.js';
+import { compileHostPolicy } from '../model/host-policy/compile.js';
+import { HostPolicySync, type HostPolicyInputsView } from './host-policy.js';
 import { HostPolicyMetrics, type HostPolicyView } from '../metrics/host-policy-metrics.js';
 
 const refs = (l: readonly { ifindex: number; ifname: string }[]): InterfaceRef[] => l.map((x) => ({ ifindex: x.ifindex, ifname: x.ifname }));
@@ -145,7 +146,6 @@ export class Daemon {
       hostPolicy: cfg.hostPolicy !== false,
       ...(cfg.objectDir ? { objectDir: cfg.objectDir } : {}),
     });
-    const compiling = cfg.hostPolicy !== false ? loadHostPolicyCompiler() : undefined;
     let manifestsRead: Promise<void> | undefined;
     if (cfg.source.kind === 'manifests') {
       const source = await this.makeSource();
@@ -221,19 +221,14 @@ export class Daemon {
       );
     const hp = this.dp.hostPolicy;
     if (hp && cfg.hostPolicy !== false) {
-      let compile = await compiling;
-      if (!compile) {
-        this.log.error('host policy compiler missing from this build: only failsafes and the automatic host endpoint are written');
-        compile = fallbackCompile;
-      }
       this.hostPolicy = new HostPolicySync(
         hp,
         this.store as unknown as HostPolicyInputsView,
         {
           nodeName: cfg.nodeName,
-          failsafes: withOwnPorts(cfg.failsafes ?? [], cfg.metricsAddress),
+          failsafes: withOwnPorts(cfg.failsafes ?? [], cfg.metricsAddress, cfg.healthzAddress),
           autoHostEndpoints: cfg.autoHostEndpoints !== false,
-          compile,
+          compile: compileHostPolicy,
           hosts: () => refs(this.network?.hostInterfaces ?? []),
           xdpAttached: () => this.xdpIfindexes(),
           onError: (reason) => this.hostPolicyMetrics.errors.inc({ reason }),

@@ -26,23 +26,10 @@ export interface HostPolicyInput {
 
 export type HostPolicyCompile = (input: HostPolicyInput) => HostPolicyPlan;
 
-// a variable specifier: the model's compiler is built in another branch; a build without it still runs
-const COMPILER = '../model/host-policy/compile.js';
-
-/** The model's compileHostPolicy, or undefined when this build lacks it. */
-export async function loadHostPolicyCompiler(): Promise<HostPolicyCompile | undefined> {
-  try {
-    const m = (await import(COMPILER)) as { compileHostPolicy?: HostPolicyCompile };
-    return m.compileHostPolicy;
-  } catch {
-    return undefined;
-  }
-}
-
 /**
- * Without the model's compiler: the automatic host endpoint (no chains: everything allowed, as
- * Calico's default-allow profile) and the failsafes; every policy and HostEndpoint named as not
- * used. Enough to put the interfaces, the XDP flags and the failsafes in the maps.
+ * A plan without the model's compiler (the sync's tests): the automatic host endpoint (no
+ * chains: everything allowed, as Calico's default-allow profile) and the failsafes; every
+ * policy and HostEndpoint named as not used.
  */
 export function fallbackCompile(input: HostPolicyInput): HostPolicyPlan {
   const errors: HostPolicyPlan['errors'] = [
