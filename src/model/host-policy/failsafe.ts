@@ -50,7 +50,9 @@ function parseEntry(item: string, direction: 'in' | 'out'): FailsafeEntry | stri
     const after = rest.slice(close + 1); // "/48:22"
     const m = /^(\/[0-9]+)?:(.*)$/.exec(after);
     if (!m) return 'expected [ipv6]/prefix:port';
-    const cidr = parseCidr(`${rest.slice(1, close)}${m[1] ?? '/128'}`);
+    // [2001:2::]/48 and [2001:2::/48] both read (the prefix inside the brackets or after)
+    const inner = rest.slice(1, close);
+    const cidr = parseCidr(inner.includes('/') && !m[1] ? inner : `${inner}${m[1] ?? '/128'}`);
     if (!cidr || cidr.family !== 6) return `bad IPv6 CIDR ${JSON.stringify(rest.slice(0, close + 1) + (m[1] ?? ''))}`;
     net = `${cidr.address}/${cidr.prefix}`;
     rest = m[2]!;
