@@ -36,6 +36,6 @@ test('entries with CIDRs, none, off switches, and bad values named', () => {
   assert.throws(() => daemonConfig({ ...baseDaemonFlags, xdpMode: 'fast' }), /bad --xdp-mode "fast"/);
   assert.throws(
     () => daemonConfig({ ...baseDaemonFlags, failsafeInboundHostPorts: 'tcp:22,icmp:0,tcp:300.1.1.1/8:80,tcp:70000' }),
-    /bad --failsafe-inbound-host-ports: icmp:0: .*; tcp:300.1.1.1\/8:80: 300.1.1.1\/8 is not a CIDR; tcp:70000/,
+    /bad --failsafe-inbound-host-ports: failsafe "icmp:0": unknown protocol .*; failsafe "tcp:300.1.1.1\/8:80": bad CIDR .*; failsafe "tcp:70000": bad port/,
   );
 });
