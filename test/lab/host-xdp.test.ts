@@ -26,7 +26,8 @@ import { sleep } from '../lib/proc.js';
 import { node, WeirNode } from '../lib/weir-node.js';
 
 const FLOOD = join(repoRoot, 'build', 'test-native', 'flood');
-const FLOOD_COUNT = 2_000_000;
+/** about 2 s at 1.5 Mpps: long enough for client A's connections to run inside it */
+const FLOOD_COUNT = 3_000_000;
 const FLOOD_NET = '198.18.9.0/24';
 const FLOOD_SRC = '198.18.9.2';
 const FLOOD_NODE_ADDRESS = '198.18.9.1';
@@ -112,14 +113,20 @@ describe('doNotTrack in XDP: a flood from a denied source is dropped before the 
     const c0 = weir1.counters();
     const fl0 = await linkStats(flooder, 'fl0');
     const flood0 = await linkStats(node1.ns, 'flood0');
-    const replies0 = flow.replies();
+    const mac = await node1.ns.mac('flood0');
 
-    const floodRun = flooder.exec(FLOOD, ['fl0', await node1.ns.mac('flood0'), FLOOD_SRC, FLOOD_NODE_ADDRESS, '9', String(FLOOD_COUNT)], {
-      timeoutMs: 120_000,
-      cgroup: floodCgroup,
-    });
-    // A's new connections while the flood runs (started with it; most of them overlap it)
-    const [floodOut, during] = await Promise.all([floodRun, connections(clientA(), node1.address, UNTRACKED_PORT, 20)]);
+    const floodRun = flooder.exec(FLOOD, ['fl0', mac, FLOOD_SRC, FLOOD_NODE_ADDRESS, '9', String(FLOOD_COUNT)], { timeoutMs: 120_000, cgroup: floodCgroup });
+    let floodDone = false;
+    void floodRun.then(
+      () => (floodDone = true),
+      () => (floodDone = true),
+    );
+    // A's new connections once the flood is under way (fl0 counting)
+    while (!floodDone && (await linkStats(flooder, 'fl0')).txPackets - fl0.txPackets < 10_000) await sleep(5);
+    const replies0 = flow.replies();
+    const during = await connections(clientA(), node1.address, UNTRACKED_PORT, 20, 3000);
+    const overlapped = !floodDone;
+    const floodOut = await floodRun;
     const flood = JSON.parse(floodOut.stdout) as FloodResult;
     const repliesDuring = flow.replies() - replies0;
     await sleep(300); // the last frames leave the peer's ring
@@ -140,7 +147,10 @@ describe('doNotTrack in XDP: a flood from a denied source is dropped before the 
         `reached flood0's XDP ${delivered}, refused by the full veth ring ${ringFull}`,
     );
     console.log(`# dropped in XDP by ${POLICY} rule 0: ${dropped}; host_untracked_denied (xdp): ${xdpDenied}`);
-    console.log(`# client A during the flood: ${during.ok}/20 new connections, ${repliesDuring} replies on its open connection; flow ${JSON.stringify(f)}`);
+    console.log(
+      `# client A: ${during.ok}/20 new connections (${overlapped ? 'all made during the flood' : 'the flood ended before the last'}), ` +
+        `${repliesDuring} replies on its open connection during the flood; flow ${JSON.stringify(f)}`,
+    );
     assert.equal(flood.sent, FLOOD_COUNT, 'the flooder sent every frame');
     assert.equal(delivered + ringFull, flood.sent, "fl0's counters account for every frame sent");
     assert.equal(dropped, delivered, "the Deny rule's counter equals the frames that reached XDP");

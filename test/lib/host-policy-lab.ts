@@ -189,11 +189,11 @@ export interface Client {
   cgroup?: Cgroup;
 }
 
-/** TCP connections from `c` to host:port, one at a time with a 600 ms connect timeout (a
- *  dropped SYN times out): how many were answered. */
-export async function connections(c: Client, host: string, port: number, count: number): Promise<SpreadResult & { ok: number }> {
+/** `count` new TCP connections from `c` to host:port, 5 at a time, each given `timeoutMs` (a
+ *  dropped SYN times out; the first retransmission comes after 1 s): how many were answered. */
+export async function connections(c: Client, host: string, port: number, count: number, timeoutMs = 600): Promise<SpreadResult & { ok: number }> {
   const args = [SVC_CLIENT_JS, 'spread', '--host', host, '--port', String(port), '--count', String(count), '--concurrency', String(Math.min(count, 5))];
-  args.push('--timeout', '600');
+  args.push('--timeout', String(timeoutMs));
   const r = await c.ns.exec(process.execPath, args, { timeoutMs: 60_000, ...(c.cgroup ? { cgroup: c.cgroup } : {}) });
   const res = JSON.parse(r.stdout) as SpreadResult;
   return { ...res, ok: Object.values(res.servers).reduce((a, b) => a + b, 0) };
