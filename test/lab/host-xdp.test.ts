@@ -13,13 +13,15 @@
 //   - A's long-lived TCP connection keeps answering and its new connections all succeed;
 //   - `weir ct list` holds no entry for A's untracked port 7000, and does hold one for a tracked
 //     connection of A's to 7001 (so the listing would show one).
+// Then the TC fallback: node1's daemon restarted with --xdp-mode off detaches XDP, and the same
+// policy drops a flood at TC ingress (from_host), every frame counted once, there.
 // Printed: the offered rate (the sender's count over its time), the drops, the connections.
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runCleanups } from '../lib/cleanup.js';
-import { applyHostPolicy, connections, globalNetworkPolicy, inChain, linkStats, rulePackets, xdpMode, type Client } from '../lib/host-policy-lab.js';
+import { applyHostPolicy, connections, globalNetworkPolicy, inChain, linkStats, rulePackets, waitPlan, xdpMode, type Client } from '../lib/host-policy-lab.js';
 import { Lab, type Cgroup, type External, type LabNode, type Netns } from '../lib/lab.js';
 import { repoRoot } from '../lib/paths.js';
 import { sleep } from '../lib/proc.js';
@@ -28,6 +30,8 @@ import { node, WeirNode } from '../lib/weir-node.js';
 const FLOOD = join(repoRoot, 'build', 'test-native', 'flood');
 /** about 2 s at 1.5 Mpps: long enough for client A's connections to run inside it */
 const FLOOD_COUNT = 3_000_000;
+/** the TC fallback is slower per frame */
+const TC_FLOOD_COUNT = 1_000_000;
 const FLOOD_NET = '198.18.9.0/24';
 const FLOOD_SRC = '198.18.9.2';
 const FLOOD_NODE_ADDRESS = '198.18.9.1';
@@ -106,56 +110,71 @@ describe('doNotTrack in XDP: a flood from a denied source is dropped before the 
     assert.deepEqual(modes, { eth0: 'native', flood0: 'native' });
   });
 
+  /**
+   * Floods `count` frames from the flooder into flood0 and returns the figures: the sender's
+   * own, what reached flood0 (fl0's tx counter) and what the full veth ring refused, the Deny
+   * rule's packets and host_untracked_denied under `hook`. `meanwhile` runs once the flood is
+   * under way (fl0 counting); `overlapped`: it ended before the flood did.
+   */
+  async function floodThrough<T>(count: number, hook: string, meanwhile: () => Promise<T>) {
+    const rule0 = rulePackets(weir1.pinDir, POLICY, 0, 'untrackedIn');
+    const c0 = weir1.counters();
+    const [fl0, flood0] = [await linkStats(flooder, 'fl0'), await linkStats(node1.ns, 'flood0')];
+    const mac = await node1.ns.mac('flood0');
+    const run = flooder.exec(FLOOD, ['fl0', mac, FLOOD_SRC, FLOOD_NODE_ADDRESS, '9', String(count)], { timeoutMs: 120_000, cgroup: floodCgroup });
+    let done = false;
+    void run.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    while (!done && (await linkStats(flooder, 'fl0')).txPackets - fl0.txPackets < 10_000) await sleep(5);
+    const during = await meanwhile();
+    const overlapped = !done;
+    const flood = JSON.parse((await run).stdout) as FloodResult;
+    await sleep(300); // the last frames leave the peer's ring
+    const [fl1, flood1] = [await linkStats(flooder, 'fl0'), await linkStats(node1.ns, 'flood0')];
+    const rule1 = rulePackets(weir1.pinDir, POLICY, 0, 'untrackedIn');
+    const c1 = weir1.counters();
+    const figures = {
+      flood,
+      delivered: fl1.txPackets - fl0.txPackets,
+      // refused by the full peer ring (or backlog): the sender's tx_dropped (on some kernels the peer's rx_dropped)
+      refused: fl1.txDropped - fl0.txDropped + (flood1.rxDropped - flood0.rxDropped),
+      dropped: rule1 - rule0,
+      denied: (c1[hook]?.host_untracked_denied ?? 0) - (c0[hook]?.host_untracked_denied ?? 0),
+      /** every hook's host_untracked_denied: the frames were counted once, where they were dropped */
+      deniedAnywhere:
+        Object.values(c1).reduce((n, r) => n + (r.host_untracked_denied ?? 0), 0) - Object.values(c0).reduce((n, r) => n + (r.host_untracked_denied ?? 0), 0),
+    };
+    console.log(
+      `# flood (${hook}): ${flood.sent} frames sent in ${flood.seconds.toFixed(3)} s = ${(flood.pps / 1e6).toFixed(2)} Mpps offered; ` +
+        `reached flood0 ${figures.delivered}, refused by the full veth ring ${figures.refused}; ` +
+        `dropped by ${POLICY} rule 0: ${figures.dropped}; host_untracked_denied (${hook}): ${figures.denied}`,
+    );
+    return { ...figures, during, overlapped };
+  }
+
   test('MS4: a flood from the denied net is dropped in XDP (rule counter = frames that reached XDP), A keeps working, untracked', async () => {
     const flow = weir1.flow(a.ns, node1.address, UNTRACKED_PORT, { seconds: 0, interval: 20, ...(a.cgroup ? { cgroup: a.cgroup } : {}) });
     await flow.waitReplies(10);
-    const rule0 = rulePackets(weir1.pinDir, POLICY, 0, 'untrackedIn');
-    const c0 = weir1.counters();
-    const fl0 = await linkStats(flooder, 'fl0');
-    const flood0 = await linkStats(node1.ns, 'flood0');
-    const mac = await node1.ns.mac('flood0');
-
-    const floodRun = flooder.exec(FLOOD, ['fl0', mac, FLOOD_SRC, FLOOD_NODE_ADDRESS, '9', String(FLOOD_COUNT)], { timeoutMs: 120_000, cgroup: floodCgroup });
-    let floodDone = false;
-    void floodRun.then(
-      () => (floodDone = true),
-      () => (floodDone = true),
-    );
-    // A's new connections once the flood is under way (fl0 counting)
-    while (!floodDone && (await linkStats(flooder, 'fl0')).txPackets - fl0.txPackets < 10_000) await sleep(5);
-    const replies0 = flow.replies();
-    const during = await connections(clientA(), node1.address, UNTRACKED_PORT, 20, 3000);
-    const overlapped = !floodDone;
-    const floodOut = await floodRun;
-    const flood = JSON.parse(floodOut.stdout) as FloodResult;
+    let replies0 = 0;
+    const r = await floodThrough(FLOOD_COUNT, 'xdp', () => {
+      replies0 = flow.replies();
+      return connections(clientA(), node1.address, UNTRACKED_PORT, 20, 3000);
+    });
     const repliesDuring = flow.replies() - replies0;
-    await sleep(300); // the last frames leave the peer's ring
-    const fl1 = await linkStats(flooder, 'fl0');
-    const flood1 = await linkStats(node1.ns, 'flood0');
-    const rule1 = rulePackets(weir1.pinDir, POLICY, 0, 'untrackedIn');
-    const c1 = weir1.counters();
     await flow.waitReplies(flow.replies() + 10);
     const f = await flow.stop();
-
-    const delivered = fl1.txPackets - fl0.txPackets;
-    // a frame the full peer ring refused: the sender's tx_dropped (or, on some kernels, the peer's rx_dropped)
-    const ringFull = fl1.txDropped - fl0.txDropped + (flood1.rxDropped - flood0.rxDropped);
-    const dropped = rule1 - rule0;
-    const xdpDenied = (c1.xdp?.host_untracked_denied ?? 0) - (c0.xdp?.host_untracked_denied ?? 0);
     console.log(
-      `# flood: ${flood.sent} frames sent in ${flood.seconds.toFixed(3)} s = ${(flood.pps / 1e6).toFixed(2)} Mpps offered; ` +
-        `reached flood0's XDP ${delivered}, refused by the full veth ring ${ringFull}`,
+      `# client A: ${r.during.ok}/20 new connections (${r.overlapped ? 'all made during the flood' : 'the flood ended before the last'}), ` +
+        `${repliesDuring} replies on its open connection from then on; flow ${JSON.stringify(f)}`,
     );
-    console.log(`# dropped in XDP by ${POLICY} rule 0: ${dropped}; host_untracked_denied (xdp): ${xdpDenied}`);
-    console.log(
-      `# client A: ${during.ok}/20 new connections (${overlapped ? 'all made during the flood' : 'the flood ended before the last'}), ` +
-        `${repliesDuring} replies on its open connection during the flood; flow ${JSON.stringify(f)}`,
-    );
-    assert.equal(flood.sent, FLOOD_COUNT, 'the flooder sent every frame');
-    assert.equal(delivered + ringFull, flood.sent, "fl0's counters account for every frame sent");
-    assert.equal(dropped, delivered, "the Deny rule's counter equals the frames that reached XDP");
-    assert.equal(xdpDenied, dropped, 'host_untracked_denied under the XDP hook');
-    assert.equal(during.ok, 20, `A's new connections during the flood: ${during.errors.join('; ')}`);
+    assert.equal(r.flood.sent, FLOOD_COUNT, 'the flooder sent every frame');
+    assert.equal(r.delivered + r.refused, r.flood.sent, "fl0's counters account for every frame sent");
+    assert.equal(r.dropped, r.delivered, "the Deny rule's counter equals the frames that reached XDP");
+    assert.equal(r.denied, r.dropped, 'host_untracked_denied under the XDP hook');
+    assert.equal(r.deniedAnywhere, r.denied, 'and nowhere else: TC never saw them');
+    assert.equal(r.during.ok, 20, `A's new connections during the flood: ${r.during.errors.join('; ')}`);
     assert.ok(repliesDuring > 0, "A's open connection answered during the flood");
     assert.equal(f.error, undefined);
   });
@@ -183,5 +202,21 @@ describe('doNotTrack in XDP: a flood from a denied source is dropped before the 
     } finally {
       await Promise.all([untracked.stop(), tracked.stop()]);
     }
+  });
+
+  test('TC fallback (--xdp-mode off, restarted): the same policy drops the flood at TC ingress, counted under from_host', async () => {
+    await weir1.terminate();
+    weir1.configure({ extraArgs: ['--xdp-mode', 'off'] });
+    await weir1.start();
+    await waitPlan([weir1], (p) => inChain(p, POLICY, 'untrackedIn'), `${POLICY} after the restart`);
+    const modes = { eth0: await xdpMode(node1.ns, 'eth0'), flood0: await xdpMode(node1.ns, 'flood0') };
+    console.log(`# node1 XDP with --xdp-mode off: ${JSON.stringify(modes)}`);
+    assert.deepEqual(modes, { eth0: undefined, flood0: undefined }, 'no XDP program attached');
+    const r = await floodThrough(TC_FLOOD_COUNT, 'from_host', () => connections(clientA(), node1.address, UNTRACKED_PORT, 5, 3000));
+    assert.equal(r.delivered + r.refused, r.flood.sent, "fl0's counters account for every frame sent");
+    assert.equal(r.dropped, r.delivered, "the Deny rule's counter equals the frames that reached TC");
+    assert.equal(r.denied, r.dropped, 'host_untracked_denied under from_host');
+    assert.equal(r.deniedAnywhere, r.denied, 'and nowhere else (no XDP)');
+    assert.equal(r.during.ok, 5, r.during.errors.join('; '));
   });
 });
