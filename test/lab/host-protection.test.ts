@@ -163,9 +163,8 @@ describe('host protection: Calico host endpoint policy on two nodes, external cl
         `# from A: ${SSH} ${ssh.ok}/3, ${API} ${api.ok}/3, ${UNLISTED} ${unlisted.ok}/3, ${SSH_LIKE} ${locked.ok}/3; ` +
           `/healthz ${healthz.status}, /metrics ${metrics.status}; node1 -> A: ${API} ${outApi.ok}/2, ${UNLISTED} ${outUnlisted.ok}/2`,
       );
-      console.log(
-        `# node1 counters: ${JSON.stringify(Object.fromEntries(Object.entries(after).map(([h, r]) => [h, Object.fromEntries(Object.entries(r).filter(([k]) => k.startsWith('host_')))])))}`,
-      );
+      const hostReasons = Object.entries(after).map(([h, r]) => [h, Object.fromEntries(Object.entries(r).filter(([k]) => k.startsWith('host_')))]);
+      console.log(`# node1 host policy counters: ${JSON.stringify(Object.fromEntries(hostReasons))}`);
       assert.equal(ssh.ok, 3, `SSH (failsafe): ${ssh.errors.join('; ')}`);
       assert.equal(api.ok, 3, `the API server's port (failsafe): ${api.errors.join('; ')}`);
       assert.equal(healthz.status, 200, `/healthz: ${healthz.body}`);
@@ -236,9 +235,8 @@ describe('host protection: Calico host endpoint policy on two nodes, external cl
         const bPod = await connections(client(b), node1.address, NODEPORT, 3);
         const podDenied = both().reduce((n, w, i) => n + w.reasonTotal('policy_ingress_denied') - c0[i]!, 0);
         const prednatDenied = weir1.counter('from_host', 'host_prednat_denied') - p0;
-        console.log(
-          `# with the pods' NetworkPolicy: A ${aPod.ok}/6, C ${cPod.ok}/4, B ${bPod.ok}/3; policy_ingress_denied ${podDenied}, host_prednat_denied ${prednatDenied}`,
-        );
+        console.log(`# with the pods' NetworkPolicy: A ${aPod.ok}/6, C ${cPod.ok}/4, B ${bPod.ok}/3`);
+        console.log(`# policy_ingress_denied ${podDenied}, host_prednat_denied ${prednatDenied}`);
         assert.equal(aPod.ok, 6, `A: allowed by preDNAT and by the pods: ${aPod.errors.join('; ')}`);
         assert.equal(cPod.ok, 0, "C: allowed by preDNAT, denied by the pods' NetworkPolicy");
         assert.ok(podDenied >= 4, `C's SYNs denied at the backends (policy_ingress_denied): ${podDenied}`);
