@@ -81,7 +81,8 @@ describe('host policy in the daemon', () => {
     assert.ok(fs.includes('in:6:9745'), `the metrics port is a failsafe: ${fs.join(',')}`);
     assert.deepEqual(await xdpMetric(), ['weir_xdp_attached{interface="eth0",mode="native"} 1']);
     const st = await node.ns.exec(binWeir, ['status', '--address', ADDRESS, '-o', 'json'], { check: false, timeoutMs: 30_000 });
-    assert.deepEqual((JSON.parse(st.stdout) as { hostPolicy?: unknown }).hostPolicy, { endpoints: 1, rules: 0, xdp: { eth0: 'native' } }, st.stderr);
+    // no policy: the automatic endpoint's two chains (normal in and out) are its default-allow profile
+    assert.deepEqual((JSON.parse(st.stdout) as { hostPolicy?: unknown }).hostPolicy, { endpoints: 1, rules: 2, xdp: { eth0: 'native' } }, st.stderr);
   });
 
   test('a restart adopts the maps and links: 0 host policy writes', async () => {

@@ -245,11 +245,18 @@ export function compileHostPolicy(input: HostPolicyInput): HostPolicyPlan {
     else errors.push({ kind: 'HostEndpoint', name: v.name, message: v.errors.join('; ') });
   }
   const autoHeps: ValidHostEndpoint[] = [];
-  if (input.autoHostEndpoints)
+  if (input.autoHostEndpoints) {
     for (const n of input.nodes) {
       const h = autoHostEndpoint(n);
       if (h) autoHeps.push(h);
     }
+    // this node has its automatic endpoint even before (or without) its Node object: no labels
+    // and no addresses then, but `all()` policies and the failsafes still apply to it
+    if (!autoHeps.some((h) => h.node === input.nodeName)) {
+      const h = autoHostEndpoint({ metadata: { name: input.nodeName } });
+      if (h) autoHeps.push(h);
+    }
+  }
   const universe = buildUniverse(input.pods, input.namespaces, [...allHeps, ...autoHeps]);
   const sets = new SetBuilder(universe);
 
