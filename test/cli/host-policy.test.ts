@@ -19,6 +19,7 @@ import { binWeir } from '../lib/paths.js';
 import { runSync } from '../lib/proc.js';
 
 const NODE1 = '198.18.0.1';
+const NODE1_6 = '2001:2::1';
 const ADMIN = '198.18.5.5'; // in 198.18.0.0/16 (set 2: the admin networks)
 const OUTSIDER = '198.19.5.5'; // outside set 2
 const FLOODER = '198.18.66.5'; // in set 1 (the doNotTrack deny)
@@ -76,6 +77,10 @@ before(() => {
   const chains = typedMap(pinned('weir_hep_chains', MAP.hash, 8, 8, 1024), codecFor('weir_hep_chain_key'), codecFor('weir_hep_chain'));
   const rules = typedMap(pinned('weir_host_rules', MAP.array, 4, 40, 32768), u32, codecFor('weir_host_rule'));
   const sets4 = flagMap(pinned('weir_host_sets4', MAP.lpm, 12, 1, 65536), codecFor('weir_host_set4_key'));
+  const sets6 = flagMap(
+    pinned('weir_host_sets6', MAP.lpm, 24, 1, 65536),
+    codecFor('weir_host_set6_key') as unknown as Codec<{ prefixlen: number; set: number; address: string }>,
+  );
   const failsafe4 = flagMap(pinned('weir_failsafe4', MAP.lpm, 12, 1, 1024), codecFor('weir_failsafe4_key'));
   const names = typedMap(pinned('weir_host_policy_names', MAP.hash, 4, 320, 4096), u32, codecFor('weir_host_policy_name'));
   const stats = pinned('weir_host_rule_stats', MAP.percpuArray, 4, 16, 32768);
@@ -86,7 +91,7 @@ before(() => {
   ifaces.set({ ifindex: 999 }, { hep: 2, flags: 0 });
   const infoKey = Buffer.alloc(4);
   infoKey.writeUInt32LE(1);
-  info.update(infoKey, hepInfoValue({ name: 'node-1-auto-hep', auto: true, interfaces: '*', expectedIPs: [NODE1], labels: { role: 'node' } }));
+  info.update(infoKey, hepInfoValue({ name: 'node-1-auto-hep', auto: true, interfaces: '*', expectedIPs: [NODE1, NODE1_6], labels: { role: 'node' } }));
   const name = (slot: number, n: string) => {
     const b = Buffer.alloc(320);
     b.write(n);
@@ -99,6 +104,7 @@ before(() => {
   name(5, 'default/no-forward-dns');
   sets4.set({ prefixlen: 32 + 24, set: 1, address: '198.18.66.0' }, 1);
   sets4.set({ prefixlen: 32 + 16, set: 2, address: '198.18.0.0' }, 1);
+  sets6.set({ prefixlen: 32 + 48, set: 2, address: '2001:2::' }, 1);
   failsafe4.set({ prefixlen: 32, direction: 0, protocol: 6, port: 22, address: '0.0.0.0' }, 1);
   failsafe4.set({ prefixlen: 32 + 24, direction: 0, protocol: 6, port: 6443, address: '198.18.99.0' }, 1);
   // untrackedIn [0, 1): deny from set 1
@@ -154,7 +160,7 @@ test('weir policy -o json: host endpoints, their chains in order, the compiled r
       auto: true,
       interfaceName: '*',
       interfaces: [{ ifindex: 1, name: 'lo', xdp: true }],
-      expectedIPs: [NODE1],
+      expectedIPs: [NODE1, NODE1_6],
       labels: { role: 'node' },
       chains: undefined,
     },
@@ -177,7 +183,7 @@ test('weir policy -o json: host endpoints, their chains in order, the compiled r
       action: 'allow',
       protocol: 'tcp',
       dports: '8080',
-      src: { set: 2, cidrs: ['198.18.0.0/16'] },
+      src: { set: 2, cidrs: ['198.18.0.0/16', '2001:2::/48'] },
       policy: 'default/allow-admin-8080',
       rule: 'ingress[0]',
       packets: 0,
@@ -197,7 +203,7 @@ test('weir policy -o json: host endpoints, their chains in order, the compiled r
     packets: 7,
     bytes: 420,
   });
-  assert.deepEqual(auto!.chains[1]!.rules[0]!.srcNot, { set: 2, cidrs: ['198.18.0.0/16'] });
+  assert.deepEqual(auto!.chains[1]!.rules[0]!.srcNot, { set: 2, cidrs: ['198.18.0.0/16', '2001:2::/48'] });
   // an endpoint without weir_hep_info: named by id, its interfaces by ifindex
   assert.deepEqual(byId, {
     id: 2,
@@ -217,6 +223,7 @@ test('weir policy -o json: host endpoints, their chains in order, the compiled r
   console.log(text);
   assert.match(text, /^node-1-auto-hep\s+1\s+auto\s+\*\s+lo\(xdp\)\s+role=node$/m);
   assert.match(text, /^ {2}normalIn: ingress to the host; policies: security\/pass-tcp, default\/allow-admin-8080$/m);
+  assert.match(text, /^ {4}4\s+allow\s+tcp dport 8080 src in \{198\.18\.0\.0\/16,2001:2::\/48\}\s+default\/allow-admin-8080/m);
   assert.match(text, /^ {4}0\s+deny\s+src in \{198\.18\.66\.0\/24\}\s+default\/deny-flood\s+ingress\[0\]\s+7\s+420$/m);
   assert.match(text, /^ {4}5\s+deny \(end of tier\)\s+any\s+-\s+-\s+0\s+0$/m);
   assert.match(text, /failsafe ports.*in tcp:22, in tcp:198\.18\.99\.0\/24:6443/);
@@ -268,6 +275,23 @@ test('weir explain: normal ingress walks the tiers (Pass, allow, end-of-tier den
   assert.equal(no.host![0]!.steps.at(-1)!.rule!.compiled, 'tierEnd');
   // no Pass in the way (UDP): the security tier's own end-of-tier deny
   assert.deepEqual(steps(explain(ADMIN, NODE1, '8080/udp')).at(-1), ['normal', 'deny', 3]);
+});
+
+test('weir explain: IPv6 meets the same chains; its set entries are looked up in weir_host_sets6', () => {
+  const ok = explain('2001:2::5', NODE1_6, '8080/tcp');
+  assert.equal(ok.host![0]!.reason, 'host_policy_allowed');
+  assert.deepEqual(steps(ok).at(-1), ['normal', 'allow', 4]);
+  const no = explain('2001:2:1::5', NODE1_6, '8080/tcp');
+  assert.equal(no.reason, 'host_policy_denied');
+  assert.deepEqual(steps(no).at(-1), ['normal', 'deny', 5]);
+});
+
+test('weir_hep_info: labels that do not fit are left out, and the text says so', () => {
+  const labels = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`example.com/label-${i}`, 'x'.repeat(20)]));
+  const v = hepInfoValue({ name: 'big', auto: false, interfaces: ['eth0'], expectedIPs: [], labels });
+  assert.equal(v.length, HEP_INFO_LEN);
+  const text = v.subarray(0, v.indexOf(0)).toString();
+  assert.deepEqual(JSON.parse(text), { name: 'big', auto: false, interfaces: ['eth0'], expectedIPs: [], labels: {}, labelsTruncated: true });
 });
 
 test('weir explain: preDNAT denies before NAT; a mid-stream TCP segment is not judged', () => {
