@@ -3,6 +3,7 @@
 // what the packet is beyond its tuple: TCP flags, ICMP type and the quote of an error.
 
 import { execFileSync } from 'node:child_process';
+import { networkInterfaces } from 'node:os';
 import type { Command } from 'commander';
 import { codecFor, typedMap, type BpfMap } from '../bpf/index.js';
 import { familyServiceMaps, policyMaps } from '../dataplane/loader.js';
@@ -255,7 +256,9 @@ function hostExplainMaps(maps: HostPolicyReadMaps, q: ExplainQuery, policy: Poli
     if (hep === undefined) throw new CliError(`--iface ${q.iface}: no host endpoint covers it (weir_hep_ifaces has no ifindex ${ifindex})`);
     heps = [hep];
   }
+  // this host: its endpoints' expectedIPs, the addresses of the interfaces here (explain runs on the node), the ipcache's host entries
   const addresses = new Set(plan.endpoints.flatMap((e) => e.expectedIPs));
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) addresses.add(a.address);
   const ipcacheHost = (a: string) => {
     const m = a.includes(':') ? policy?.ipv6?.ipcache : policy?.ipcache;
     return m?.get({ prefixlen: a.includes(':') ? 128 : 32, address: a })?.identity === IDENTITY_HOST;
