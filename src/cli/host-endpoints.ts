@@ -16,10 +16,10 @@ import {
 } from '../dataplane/host-policy-view.js';
 import { table } from './output.js';
 
-/** A set criterion as shown: its id and the CIDRs in it. */
+/** A set criterion as shown: its id and how many CIDRs it holds (the CIDRs: HostPolicyView.sets, once per set). */
 export interface SetRef {
   set: number;
-  cidrs: string[];
+  size: number;
 }
 
 /** One compiled rule of a chain (weir_host_rules), with its counters. */
@@ -74,6 +74,8 @@ export interface HostEndpointView {
 
 export interface HostPolicyView {
   hostEndpoints: HostEndpointView[];
+  /** the address sets the rules name, by id (a selector's set may hold thousands of addresses: listed once here) */
+  sets: Array<{ set: number; cidrs: string[] }>;
   failsafes: FailsafeEntry[];
 }
 
@@ -84,7 +86,7 @@ function ruleRow(plan: MapPlan, maps: HostPolicyReadMaps, kind: ChainKind, index
   const s = ruleStats(maps, index);
   const counters = { packets: Number(s.packets), bytes: Number(s.bytes) };
   if (!r) return { index, action: 'deny', protocol: 'any', policy: '(no rule in weir_host_rules)', ...counters };
-  const set = (id: number | undefined): SetRef | undefined => (id === undefined ? undefined : { set: id, cidrs: plan.sets.get(id) ?? [] });
+  const set = (id: number | undefined): SetRef | undefined => (id === undefined ? undefined : { set: id, size: plan.sets.get(id)?.length ?? 0 });
   const row: HostRuleRow = { index, action: r.action, protocol: r.protocol === undefined ? 'any' : protocolName(r.protocol), ...counters };
   const opt = <K extends keyof HostRuleRow>(k: K, v: HostRuleRow[K] | undefined) => {
     if (v !== undefined) row[k] = v;
@@ -108,6 +110,12 @@ function ruleRow(plan: MapPlan, maps: HostPolicyReadMaps, kind: ChainKind, index
 }
 
 export function hostPolicyView(maps: HostPolicyReadMaps, plan: MapPlan = planFromMaps(maps)): HostPolicyView {
+  const named = new Set<number>();
+  for (const c of plan.chains)
+    for (let i = c.first; i < c.first + c.count; i++) {
+      const r = plan.rules[i];
+      for (const id of [r?.srcSet, r?.srcNotSet, r?.dstSet, r?.dstNotSet]) if (id !== undefined) named.add(id);
+    }
   return {
     hostEndpoints: plan.endpoints.map((e) => ({
       id: e.id,
@@ -127,13 +135,17 @@ export function hostPolicyView(maps: HostPolicyReadMaps, plan: MapPlan = planFro
           rules: Array.from({ length: c.count }, (_, i) => ruleRow(plan, maps, c.kind, c.first + i)),
         })),
     })),
+    sets: [...named].sort((a, b) => a - b).map((id) => ({ set: id, cidrs: plan.sets.get(id) ?? [] })),
     failsafes: plan.failsafes,
   };
 }
 
-/** `tcp dport 22 src in {198.18.0.0/16}`: what a rule matches, in one cell. */
-export function matchText(r: HostRuleRow): string {
-  const cidrs = (s: SetRef) => `{${s.cidrs.slice(0, 3).join(',')}${s.cidrs.length > 3 ? `,+${s.cidrs.length - 3}` : ''}}`;
+/** `tcp dport 22 src in {198.18.0.0/16}`: what a rule matches, in one cell (a set by its first three CIDRs). */
+export function matchText(r: HostRuleRow, sets: ReadonlyMap<number, string[]>): string {
+  const cidrs = (s: SetRef) => {
+    const l = sets.get(s.set) ?? [];
+    return `{${l.slice(0, 3).join(',')}${l.length > 3 ? `,+${l.length - 3}` : ''}}`;
+  };
   const parts: string[] = [];
   if (r.protocol !== 'any') parts.push(r.protocol);
   if (r.family) parts.push(`ipv${r.family}`);
@@ -163,6 +175,7 @@ function actionText(r: HostRuleRow): string {
 
 export function hostPolicyText(v: HostPolicyView): string {
   const out: string[] = [];
+  const sets = new Map(v.sets.map((x) => [x.set, x.cidrs]));
   const pairs = (o: Record<string, string>) =>
     Object.entries(o)
       .map(([k, x]) => `${k}=${x}`)
@@ -191,7 +204,7 @@ export function hostPolicyText(v: HostPolicyView): string {
           c.rules.map((r) => ({
             '#': r.index,
             action: actionText(r),
-            match: matchText(r),
+            match: matchText(r, sets),
             policy: r.policy ?? '-',
             rule: r.rule ?? '-',
             packets: r.packets,

@@ -183,7 +183,7 @@ test('weir policy -o json: host endpoints, their chains in order, the compiled r
       action: 'allow',
       protocol: 'tcp',
       dports: '8080',
-      src: { set: 2, cidrs: ['198.18.0.0/16', '2001:2::/48'] },
+      src: { set: 2, size: 2 },
       policy: 'default/allow-admin-8080',
       rule: 'ingress[0]',
       packets: 0,
@@ -197,13 +197,18 @@ test('weir policy -o json: host endpoints, their chains in order, the compiled r
     index: 0,
     action: 'deny',
     protocol: 'any',
-    src: { set: 1, cidrs: ['198.18.66.0/24'] },
+    src: { set: 1, size: 1 },
     policy: 'default/deny-flood',
     rule: 'ingress[0]',
     packets: 7,
     bytes: 420,
   });
-  assert.deepEqual(auto!.chains[1]!.rules[0]!.srcNot, { set: 2, cidrs: ['198.18.0.0/16', '2001:2::/48'] });
+  assert.deepEqual(auto!.chains[1]!.rules[0]!.srcNot, { set: 2, size: 2 });
+  // each set the rules name once, with its CIDRs
+  assert.deepEqual(v.sets, [
+    { set: 1, cidrs: ['198.18.66.0/24'] },
+    { set: 2, cidrs: ['198.18.0.0/16', '2001:2::/48'] },
+  ]);
   // an endpoint without weir_hep_info: named by id, its interfaces by ifindex
   assert.deepEqual(byId, {
     id: 2,
