@@ -195,7 +195,9 @@ function describe(q: ExplainQuery, e: Explanation): string {
   for (const f of e.flows) lines.push(`flow      :${f.sport} -> ${hostPort(f.backend, f.backendPort)} (conntrack)`);
   for (const h of e.host ?? []) lines.push(...hostLines(h));
   if (e.policy) lines.push(...policyLines(q, e));
-  lines.push(`verdict   ${e.verdict}${e.tc ? ` (tc ${e.tc}, counted as ${e.reason})` : ''}`);
+  // a drop in the XDP prefilter happens before any TC program
+  const hook = e.host?.length === 1 && e.host[0]!.droppedIn === 'xdp' ? 'xdp' : 'tc';
+  lines.push(`verdict   ${e.verdict}${e.tc ? ` (${hook} ${e.tc}, counted as ${e.reason})` : ''}`);
   for (const o of e.outcomes.length > 1 || !e.tc ? e.outcomes : []) {
     const slot = o.backend ? `slot ${o.backend.slot ?? '-'}: ` : '';
     lines.push(`  ${slot}tc ${o.tc}, counted as ${o.reason}${o.rewrite ? `, leaves as ${tuple(o.rewrite)}` : ''}`);

@@ -252,6 +252,7 @@ test('weir explain: a doNotTrack deny drops in XDP, before conntrack and NAT', (
   console.log(text);
   assert.match(text, /^ {2}untracked rule #0 default\/deny-flood ingress\[0\]: deny, dropped in XDP$/m);
   assert.match(text, /^ {2}host policy: drop in XDP \(host_untracked_denied\)$/m);
+  assert.match(text, /^verdict {3}drop \(xdp drop, counted as host_untracked_denied\)$/m);
 });
 
 test('weir explain: a failsafe port skips host policy, even from a denied source', () => {
