@@ -3,11 +3,17 @@
 // what the packet is beyond its tuple: TCP flags, ICMP type and the quote of an error.
 
 import { execFileSync } from 'node:child_process';
+import { networkInterfaces } from 'node:os';
 import type { Command } from 'commander';
 import { codecFor, typedMap, type BpfMap } from '../bpf/index.js';
 import { familyServiceMaps, policyMaps } from '../dataplane/loader.js';
 import { linkedProgramIds, rodataU32 } from '../dataplane/live-knobs.js';
 import { directionText } from '../dataplane/policy-verdict.js';
+import type { PolicyReadMaps } from '../dataplane/policy-view.js';
+import type { HostExplainMaps, HostExplanation } from '../dataplane/explain-host.js';
+import { hostPolicyReadMaps, mapSetLookup, planFromMaps, type HostPolicyReadMaps } from '../dataplane/host-policy-view.js';
+import { ifindexOf } from '../bpf/index.js';
+import { IDENTITY_HOST } from '../model/policy/identities.js';
 import {
   explain,
   TCP,
@@ -41,6 +47,7 @@ export interface ExplainOptions {
   tcpFlags?: string;
   icmpType?: string;
   quote?: string;
+  iface?: string;
 }
 
 /** A pod address has a host route to a workload interface (`podIP dev vethX`, as CNIs install). */
@@ -122,6 +129,10 @@ export function parseQuery(src: string, dst: string, portProto: string, o: Expla
     protocol,
     from: from === 'auto' ? (looksLikeLocalPod(s.address) ? 'pod' : 'external') : (from as 'pod' | 'external'),
   };
+  if (o.iface !== undefined) {
+    if (q.from !== 'external') throw new CliError('--iface: only for a packet from outside the node (--from external)');
+    q.iface = o.iface;
+  }
   if (o.sport !== undefined) q.sport = port(o.sport, '--sport');
   if (o.tcpFlags !== undefined) {
     if (protocol !== 6) throw new CliError('--tcp-flags: only for tcp');
@@ -145,6 +156,7 @@ export function parseQuery(src: string, dst: string, portProto: string, o: Expla
 export function queryArgs(q: ExplainQuery): string[] {
   const proto = protocolName(q.protocol);
   const args = [q.src, q.dst, `${q.dport}/${proto}`, '--from', q.from];
+  if (q.iface !== undefined) args.push('--iface', q.iface);
   if (q.sport !== undefined) args.push('--sport', String(q.sport));
   if (q.tcpFlags !== undefined)
     args.push(
@@ -181,8 +193,11 @@ function describe(q: ExplainQuery, e: Explanation): string {
   if (e.affinity)
     lines.push(`affinity  ${hostPort(e.affinity.backend, e.affinity.port)} idle ${e.affinity.idleS.toFixed(1)} s${e.affinity.fresh ? '' : ' (expired)'}`);
   for (const f of e.flows) lines.push(`flow      :${f.sport} -> ${hostPort(f.backend, f.backendPort)} (conntrack)`);
+  for (const h of e.host ?? []) lines.push(...hostLines(h));
   if (e.policy) lines.push(...policyLines(q, e));
-  lines.push(`verdict   ${e.verdict}${e.tc ? ` (tc ${e.tc}, counted as ${e.reason})` : ''}`);
+  // a drop in the XDP prefilter happens before any TC program
+  const hook = e.host?.length === 1 && e.host[0]!.droppedIn === 'xdp' ? 'xdp' : 'tc';
+  lines.push(`verdict   ${e.verdict}${e.tc ? ` (${hook} ${e.tc}, counted as ${e.reason})` : ''}`);
   for (const o of e.outcomes.length > 1 || !e.tc ? e.outcomes : []) {
     const slot = o.backend ? `slot ${o.backend.slot ?? '-'}: ` : '';
     lines.push(`  ${slot}tc ${o.tc}, counted as ${o.reason}${o.rewrite ? `, leaves as ${tuple(o.rewrite)}` : ''}`);
@@ -198,6 +213,7 @@ function describe(q: ExplainQuery, e: Explanation): string {
 function policyLines(q: ExplainQuery, e: Explanation): string[] {
   const p = e.policy!;
   if (p.stage === 'cached') return ['policy    conntrack has the flow: the verdict cached when it started holds'];
+  if (p.stage === 'none' && e.host?.length === 1 && e.host[0]!.verdict === 'drop') return ['policy    not reached: host policy dropped the packet'];
   if (p.stage === 'none')
     return ['policy    not decided: the policy stage does not see this packet (an ICMP error, a reject, a mid-stream segment to a Service)'];
   const lines: string[] = [];
@@ -213,6 +229,43 @@ function policyLines(q: ExplainQuery, e: Explanation): string[] {
     }
   }
   return lines;
+}
+
+/** The host policy stage of one host endpoint, a line per step. */
+function hostLines(h: HostExplanation): string[] {
+  const lines = [`host      endpoint ${h.endpoint.name} (id ${h.endpoint.id}) on ${h.interfaces.join(', ') || 'no interface'}`];
+  for (const s of h.steps) {
+    for (const p of s.passed ?? []) lines.push(`  ${s.stage.padEnd(9)} rule #${p.index} ${p.policy ?? ''} ${p.rule ?? ''}: pass (next tier)`);
+    lines.push(`  ${s.stage.padEnd(9)} ${s.text}`);
+  }
+  const end = h.verdict === 'drop' ? `drop in ${h.droppedIn === 'xdp' ? 'XDP' : 'TC'}` : 'allow';
+  lines.push(`  host policy: ${end}${h.reason ? ` (${h.reason})` : ''}`);
+  return lines;
+}
+
+/** The host policy maps for explain: the plan read back, set lookups in the maps, the endpoints of --iface (or every one). */
+function hostExplainMaps(maps: HostPolicyReadMaps, q: ExplainQuery, policy: PolicyReadMaps | undefined): HostExplainMaps {
+  const plan = planFromMaps(maps);
+  let heps = [...new Set(plan.hepOfIfindex.values())].sort((a, b) => a - b);
+  if (q.iface !== undefined) {
+    let ifindex: number;
+    try {
+      ifindex = ifindexOf(q.iface);
+    } catch {
+      throw new CliError(`--iface ${q.iface}: no such interface here`);
+    }
+    const hep = plan.hepOfIfindex.get(ifindex);
+    if (hep === undefined) throw new CliError(`--iface ${q.iface}: no host endpoint covers it (weir_hep_ifaces has no ifindex ${ifindex})`);
+    heps = [hep];
+  }
+  // this host: its endpoints' expectedIPs, the addresses of the interfaces here (explain runs on the node), the ipcache's host entries
+  const addresses = new Set(plan.endpoints.flatMap((e) => e.expectedIPs));
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) addresses.add(a.address);
+  const ipcacheHost = (a: string) => {
+    const m = a.includes(':') ? policy?.ipv6?.ipcache : policy?.ipcache;
+    return m?.get({ prefixlen: a.includes(':') ? 128 : 32, address: a })?.identity === IDENTITY_HOST;
+  };
+  return { plan, inSet: mapSetLookup(maps), isHost: (a) => addresses.has(a) || ipcacheHost(a), heps };
 }
 
 /** weir_maglev4 and the maglev_table_size of the programs on the pinned links (absent when none is attached). */
@@ -234,6 +287,7 @@ export function registerExplainCommand(program: Command): void {
       '--icmp-type <type>',
       'icmp: echo-request (default), echo-reply, dest-unreachable, time-exceeded, parameter-problem, packet-too-big (IPv6) or a number',
     )
+    .option('--iface <name>', 'external: the host interface the packet arrives on (host policy: its host endpoint; default: every host endpoint)')
     .option('--quote <tuple>', 'ICMP errors: the quoted packet, SRC:SPORT,DST:DPORT/PROTO (IPv6: [SRC]:SPORT,[DST]:DPORT/PROTO)')
     .addOption(outputOption())
     .action((src: string, dst: string, portProto: string, o: StateOptions & ExplainOptions & { output: OutputFormat }) => {
@@ -260,6 +314,9 @@ export function registerExplainCommand(program: Command): void {
           ...(pinned.has('weir_maglev4') ? { maglev: maglevMaps(open('weir_maglev4'), pinDirOf(o)) } : {}),
           ...(pinned.has('weir_endpoints4') ? { policy: policyMaps(open, (n) => pinned.has(n)) } : {}),
         };
+        const hostMaps = hostPolicyReadMaps(open, has);
+        if (hostMaps) maps.host = hostExplainMaps(hostMaps, q, maps.policy);
+        else if (q.iface !== undefined) throw new CliError(`--iface: no host policy maps are pinned at ${pinDirOf(o)}`);
         const e = explain(maps, q);
         process.stdout.write(render(o.output, { query: q, ...e }, () => describe(q, e)) + '\n');
       });

@@ -32,6 +32,7 @@ interface MonitorOptions extends StateOptions {
   port: number[];
   reason: string[];
   type: EventType[];
+  hook: string[];
   sample: number;
   count?: number;
   duration?: number;
@@ -112,6 +113,7 @@ export function registerMonitorCommand(program: Command): void {
       .option('--address <ip>', 'only events with this address at either end or as NAT target (repeat or comma-separate; IPv4 or IPv6)', list, [])
       .option('--port <port>', 'only events with this port at either end (repeat or comma-separate)', ports, [])
       .option('--reason <reason>', 'only these reasons (counter names, e.g. no_local_backend_drop; repeat or comma-separate)', list, [])
+      .option('--hook <hook>', 'only events of these hooks, e.g. xdp (the XDP prefilter), from_host, to_host, from_pod (repeat or comma-separate)', list, [])
       .option('--type <type>', `only these types: ${EVENT_TYPES.join(', ')} (default: all but trace)`, types, [])
       .option('--sample <n>', 'the programs emit 1 in n of the matching packets (bounds the cost under a flood)', positive('--sample'), 1)
       .option('--count <n>', 'stop after n events', positive('--count'))
@@ -124,7 +126,7 @@ async function runMonitor(o: MonitorOptions): Promise<void> {
   let filter: EventFilter;
   let mask: bigint;
   try {
-    filter = normalizeFilter({ addresses: o.address, ports: o.port, reasons: o.reason, types: o.type });
+    filter = normalizeFilter({ addresses: o.address, ports: o.port, reasons: o.reason, types: o.type, hooks: o.hook });
     mask = reasonMask(o.type, o.reason);
   } catch (e) {
     throw new CliError((e as Error).message);

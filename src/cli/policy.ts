@@ -21,9 +21,11 @@ import {
   type AddressMaps,
 } from '../dataplane/policy-maps.js';
 import { keyRanges, portsText, ruleText, PolicyNames, type IdentityInfo, type PolicyReadMaps } from '../dataplane/policy-view.js';
-import { render, table } from './output.js';
+import { hostPolicyReadMaps } from '../dataplane/host-policy-view.js';
+import { hostPolicyText, hostPolicyView } from './host-endpoints.js';
+import { CliError, render, table } from './output.js';
 import { common, type Common } from './services.js';
-import { withOpenMaps, type StateOptions } from './state.js';
+import { pinDirOf, withOpenMaps, type StateOptions } from './state.js';
 
 /** Opens the policy maps of `o` for `f` (the optional ones only where pinned), and closes them. */
 export function withPolicyMaps<R>(o: StateOptions, f: (maps: PolicyReadMaps) => R): R {
@@ -279,9 +281,21 @@ export function registerPolicyCommands(program: Command): void {
   common(
     program
       .command('policy')
-      .description("each local endpoint's NetworkPolicy: isolation, selecting policies, compiled allow rules (weir_endpoints4/6, weir_policy4)"),
+      .description(
+        "each local endpoint's NetworkPolicy (isolation, selecting policies, compiled allow rules) and each host endpoint's Calico host policy (per chain: policies, rules, counters)",
+      ),
   ).action((o: Common) => {
-    const v = withPolicyMaps(o, (m) => policyView(m));
-    process.stdout.write(`${render(o.output, v, () => policyText(v))}\n`);
+    // pod NetworkPolicy where its maps are pinned, host endpoints (Calico host policy) where theirs are
+    withOpenMaps(o, (open, pinned) => {
+      const has = (n: string) => pinned.has(n);
+      const pods = has('weir_endpoints4') ? policyView(policyMaps(open, has)) : undefined;
+      const hostMaps = hostPolicyReadMaps(open, has);
+      const hosts = hostMaps ? hostPolicyView(hostMaps) : undefined;
+      if (!pods && !hosts) throw new CliError(`neither the NetworkPolicy nor the host policy maps are pinned at ${pinDirOf(o)}`);
+      // both: a title each (pods alone print as they always did)
+      const text = () =>
+        pods && hosts ? `pod endpoints:\n${policyText(pods)}\n\nhost endpoints:\n${hostPolicyText(hosts)}` : pods ? policyText(pods) : hostPolicyText(hosts!);
+      process.stdout.write(`${render(o.output, { ...pods, ...hosts }, text)}\n`);
+    });
   });
 }

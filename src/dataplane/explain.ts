@@ -15,6 +15,8 @@ import { maglevFlowHash } from './maglev-hash.js';
 import { cidrContains, unmapIp4, type IpFamily } from '../bpf/ip.js';
 import { policyDecision, type PolicyDecision } from './policy-verdict.js';
 import { PolicyNames, type PolicyReadMaps } from './policy-view.js';
+import { explainHostEndpoint, type AfterNat, type HostExplainMaps, type HostExplanation } from './explain-host.js';
+import type { HostPacket } from '../model/host-policy/types.js';
 
 const FF = enums.weir_frontend_flags;
 const BF = enums.weir_backend_flags;
@@ -73,6 +75,8 @@ export interface ExplainMaps extends ServiceReadMaps {
   ipv6?: ServiceReadMaps;
   /** the NetworkPolicy maps; absent: no policy verdict */
   policy?: PolicyReadMaps;
+  /** the host policy (Calico host endpoints) read back from its maps; absent: no host policy stage */
+  host?: HostExplainMaps;
 }
 
 /** A flow's tuple (either family); ICMP echo carries its identifier in both ports (as the parser does). */
@@ -102,6 +106,8 @@ export interface ExplainQuery {
   quote?: Flow;
   /** CLOCK_MONOTONIC now in ns (affinity freshness), default process.hrtime */
   nowNs?: bigint;
+  /** external: the host interface it arrives on (host policy: its host endpoint); absent: any host interface */
+  iface?: string;
 }
 
 export type Verdict =
@@ -164,6 +170,8 @@ export interface Explanation {
   flows: Array<{ sport: number; backend: string; backendPort: number; flags: number }>;
   /** NetworkPolicy: the policy stage's verdict for each new flow this packet may start (absent without the maps) */
   policy?: PolicyExplanation;
+  /** host policy (external packets, where its maps are pinned): one walk per host endpoint the packet may arrive on */
+  host?: HostExplanation[];
   notes: string[];
 }
 
@@ -223,8 +231,48 @@ export function explain(maps: ExplainMaps, q: ExplainQuery): Explanation {
     out.outcomes.push({ tc: 'pass', reason: 'pass', rewrite: unchanged(wireFlow(q, r)) });
     return finish(out);
   }
-  const out = explainService(family, maps.maglev, q, r);
+  let out = explainService(family, maps.maglev, q, r);
+  if (maps.host && q.from === 'external') out = withHostPolicy(maps.host, q, out, r);
   return maps.policy ? withPolicy(maps.policy, q, out, r) : out;
+}
+
+/**
+ * Host policy (from_host, xdp_prefilter) before pod policy: the walk of each host endpoint the
+ * packet may arrive on; with one endpoint its drop becomes the hook's (before NAT: every
+ * outcome; after: the outcomes to the denied destinations).
+ */
+function withHostPolicy(m: HostExplainMaps, q: ExplainQuery, out: Explanation, r: FamilyRules): Explanation {
+  const p = wireFlow(q, r);
+  const packet: HostPacket = { family: r.family, protocol: p.protocol, saddr: p.src, daddr: p.dst, sport: p.sport, dport: p.dport };
+  const nat: AfterNat = {
+    established: out.verdict === 'established',
+    newFlow: q.protocol !== IPPROTO_TCP || synOnly(q.tcpFlags ?? TCP.syn),
+    frontend: out.frontend !== undefined,
+    destinations: out.outcomes.flatMap((o) => (o.rewrite && o.tc === 'pass' ? [{ daddr: o.rewrite.daddr, dport: o.rewrite.dport }] : [])),
+  };
+  if (nat.destinations.length === 0) nat.destinations.push({ daddr: p.dst, dport: p.dport });
+  out.host = m.heps.map((hep) => explainHostEndpoint(m, hep, packet, nat));
+  if (m.heps.length === 0) out.notes.push('no host interface has a host endpoint (weir_hep_ifaces is empty): host policy does not apply');
+  if (out.host.length !== 1) {
+    if (out.host.length > 1) out.notes.push('host endpoints differ per interface: --iface picks the one the packet arrives on');
+    return out;
+  }
+  const h = out.host[0]!;
+  if (h.verdict === 'drop' && h.beforeNat !== false) {
+    out.verdict = 'drop';
+    out.outcomes = [{ tc: 'drop', reason: h.reason! }];
+    out.notes = out.notes.filter((n) => !n.endsWith(': weir leaves the packet alone'));
+    out.notes.push(h.droppedIn === 'xdp' ? 'dropped by the XDP prefilter, before any TC program' : 'dropped by host policy in from_host');
+  } else if (h.deniedDestinations) {
+    out.outcomes = out.outcomes.map((o) =>
+      o.rewrite && h.deniedDestinations!.includes(o.rewrite.daddr) ? { tc: 'drop', reason: h.reason!, ...(o.backend ? { backend: o.backend } : {}) } : o,
+    );
+    if (out.outcomes.every((o) => o.tc === 'drop')) out.verdict = 'drop';
+  }
+  delete out.tc;
+  delete out.reason;
+  delete out.rewrite;
+  return finish(out);
 }
 
 /** The new flows' policy verdicts, a denied one becoming the program's drop (policy4_new_flow). */

@@ -26,6 +26,11 @@ const TYPE_REASONS: Record<Exclude<EventType, 'trace'>, readonly string[]> = {
     'tunnel_denied',
     'tunnel_too_big',
     'spoofed_source',
+    // host policy (Calico GlobalNetworkPolicy on host endpoints): XDP untracked, preDNAT, normal, forward
+    'host_untracked_denied',
+    'host_prednat_denied',
+    'host_policy_denied',
+    'host_forward_denied',
   ],
   // the packet is answered (ICMP unreachable, TCP RST, ICMP frag needed / packet too big)
   reject: ['no_backend_reject', 'tunnel_frag_needed'],
@@ -36,11 +41,13 @@ const TYPE_REASONS: Record<Exclude<EventType, 'trace'>, readonly string[]> = {
 };
 /** --reason may ask for these too (per-packet verdicts: use --sample); they show as their type */
 const OPT_IN_NAT = ['nat_established', 'reverse_nat', 'icmp_error_revnat'];
+/** host policy's allow verdicts (a failsafe port, an untracked allow, a host policy allow): --reason only, shown as policy */
+const OPT_IN_POLICY = ['host_failsafe', 'host_untracked_allowed', 'host_policy_allowed'];
 
 /** The type an event of `reason` shows as. */
 export function eventType(reason: string): EventType {
   for (const [type, reasons] of Object.entries(TYPE_REASONS)) if (reasons.includes(reason)) return type as EventType;
-  return OPT_IN_NAT.includes(reason) ? 'nat' : 'trace';
+  return OPT_IN_NAT.includes(reason) ? 'nat' : OPT_IN_POLICY.includes(reason) ? 'policy' : 'trace';
 }
 
 const reasonValues = new Map([...reasonNames].map(([v, n]) => [n, v]));
@@ -151,10 +158,14 @@ export interface EventFilter {
   ports?: readonly number[];
   reasons?: readonly string[];
   types?: readonly EventType[];
+  /** the hook that emitted it (xdp, from_host, to_host, from_pod, ...) */
+  hooks?: readonly string[];
 }
 
 /** The filter with its addresses in canonical form; throws on an address that is none. */
 export function normalizeFilter(f: EventFilter): EventFilter {
+  const knownHooks = [...hookNames.values()].filter((h) => !h.startsWith('_'));
+  for (const h of f.hooks ?? []) if (!knownHooks.includes(h)) throw new Error(`unknown hook ${h} (known: ${knownHooks.sort().join(', ')})`);
   const addresses = f.addresses?.map((a) => {
     const c = canonicalIp(a, a.includes(':') ? 6 : 4);
     if (!c) throw new Error(`not an IP address: ${a}`);
@@ -166,6 +177,7 @@ export function normalizeFilter(f: EventFilter): EventFilter {
 export function matchesFilter(ev: MonitorEvent, f: EventFilter): boolean {
   if (f.types?.length && !f.types.includes(ev.type)) return false;
   if (f.reasons?.length && !f.reasons.includes(ev.reason)) return false;
+  if (f.hooks?.length && !f.hooks.includes(ev.hook)) return false;
   if (f.addresses?.length) {
     const ends = [ev.src, ev.dst, ev.natDst, ev.natSrc];
     if (!f.addresses.some((a) => ends.includes(a))) return false;

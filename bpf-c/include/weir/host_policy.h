@@ -20,6 +20,9 @@
  *   weir_failsafe6    (LPM)   the same for IPv6 CIDRs
  *   weir_host_rule_stats (PERCPU_ARRAY) per rule index: packets and bytes that rule decided
  *   weir_host_policy_names (HASH) policy slot -> "tier/name" (CLI, monitor, explain)
+ *   weir_hep_info     (HASH)  host endpoint id -> JSON {name, auto, interfaces, expectedIPs,
+ *                             labels} (CLI only, like weir_policy_selects: `weir policy` names
+ *                             the endpoints; src/dataplane/host-policy-view.ts hepInfoValue)
  *
  * Chains of one host endpoint (Calico's per-HEP sets, felix/calc/event_sequencer.go):
  *   UNTRACKED_IN   doNotTrack ingress: XDP (TC when XDP is unavailable), before conntrack; an
@@ -164,6 +167,13 @@ struct weir_host_rule_stats {
 #define WEIR_HOST_POLICY_NAME_LEN 320
 struct weir_host_policy_name {
 	char name[WEIR_HOST_POLICY_NAME_LEN];
+};
+
+/* weir_hep_info (HASH, CLI only): host endpoint id -> its description as JSON text
+ * (NUL-terminated; labels left out, with "labelsTruncated":true, when they do not fit) */
+#define WEIR_HEP_INFO_LEN 1024
+struct weir_hep_info {
+	char text[WEIR_HEP_INFO_LEN];
 };
 
 /* What the XDP prefilter tells TC (bpf_xdp_adjust_meta; read from skb->data_meta): set on
