@@ -8,6 +8,7 @@
 
 import {
   type BpfMap,
+  bytes,
   type Codec,
   codecFor,
   typedMap,
@@ -29,6 +30,7 @@ import { parseCidr } from '../bpf/ip.js';
 import { errText } from '../log.js';
 import { CHAIN_KINDS, type ChainKind, type HostPolicyPlan, type HostRule } from '../model/host-policy/types.js';
 import { cString, fromCString } from './policy-entries.js';
+import { HEP_INFO_LEN, hepInfoValue } from './host-policy-view.js';
 
 /** weir_host_rules max_entries (host_policy.h); each half holds one generation of rules */
 export const HOST_RULES_ENTRIES = 16384;
@@ -54,6 +56,8 @@ export interface HostPolicyMaps {
   names: TypedMap<number, WeirHostPolicyName>;
   /** per-CPU counts per rule index (absent: an object without it; nothing to clear) */
   stats?: TypedMap<number, WeirHostRuleStats>;
+  /** host endpoint id -> its description for `weir policy` (CLI only; absent: an object without it) */
+  info?: TypedMap<number, Buffer>;
 }
 
 /**
@@ -73,6 +77,7 @@ export function hostPolicyMaps(m: (name: string) => BpfMap, has: (name: string) 
     failsafe6: flag('weir_failsafe6', codecFor('weir_failsafe6_key')),
     names: typedMap(m('weir_host_policy_names'), u32, codecFor('weir_host_policy_name')),
     ...(has('weir_host_rule_stats') && { stats: typedMap(m('weir_host_rule_stats'), u32, codecFor('weir_host_rule_stats')) }),
+    ...(has('weir_hep_info') && { info: typedMap(m('weir_hep_info'), u32, bytes(HEP_INFO_LEN)) }),
   };
 }
 
@@ -206,6 +211,8 @@ export class HostPolicyWriter {
   private sets = new Map<string, SetEntry>();
   private failsafes = new Map<string, FailsafeKey>();
   private names = new Map<number, string>();
+  /** host endpoint id -> the weir_hep_info text written */
+  private infos = new Map<number, string>();
   private failures: HostPolicyFailure[] = [];
 
   constructor(
@@ -249,6 +256,8 @@ export class HostPolicyWriter {
     ] as const)
       for (const k of m.keys()) this.failsafes.set(failsafeText(family, k), { family, key: k });
     for (const [slot, v] of this.maps.names.entries()) this.names.set(slot, fromCString(v.name));
+    this.infos.clear();
+    for (const [id, v] of this.maps.info?.entries() ?? []) this.infos.set(id, fromCString(v));
     this.adopted = true;
     return { chains: this.chains.size, rules: this.rules.length, ifaces: this.ifaces.size };
   }
@@ -372,6 +381,17 @@ export class HostPolicyWriter {
       const h = this.ifaces.get(ifindex);
       if (h && h.hep === v.hep && h.flags === v.flags) continue;
       if (this.op('weir_hep_ifaces', String(ifindex), () => this.maps.ifaces.set({ ifindex }, v))) this.ifaces.set(ifindex, v);
+    }
+
+    // the endpoints' descriptions (CLI only: no program reads them)
+    const infos = this.maps.info;
+    if (infos) {
+      const want = new Map(plan.endpoints.map((e) => [e.id, hepInfoValue(e)]));
+      for (const [id, v] of want) {
+        const text = fromCString(v);
+        if (this.infos.get(id) !== text && this.op('weir_hep_info', String(id), () => infos.set(id, v))) this.infos.set(id, text);
+      }
+      for (const id of [...this.infos.keys()]) if (!want.has(id) && this.op('weir_hep_info', String(id), () => infos.delete(id))) this.infos.delete(id);
     }
 
     // 6. what is gone: interfaces, then (once the rules naming them are out of use) set entries and names
