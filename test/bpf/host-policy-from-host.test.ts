@@ -180,3 +180,59 @@ describe('from_host with host endpoint policy', () => {
     });
   });
 });
+
+describe('from_host6 with host endpoint policy', () => {
+  const CLIENT6 = '2001:2::50:1';
+  const NODE6 = '2001:2::2';
+  let fs: PrivateBpffs;
+  let obj: BpfObject;
+  let prog: BpfProgram;
+  let plan: HostPlan;
+
+  const counters = () => counterTotals(readCounters(obj.map('weir_counters')));
+  const run = (data: Buffer) => prog.testRun({ data }).retval;
+  const tcp6 = (dport: number, flags: Flag[] = ['syn']) => l2().ipv6({ src: CLIENT6, dst: NODE6 }).tcp({ sport: 40000, dport, flags }).build();
+  const udp6 = (sport: number, dport: number) => l2().ipv6({ src: CLIENT6, dst: NODE6 }).udp({ sport, dport }).payload('q').build();
+  const ns = l2().ipv6({ src: CLIENT6, dst: 'ff02::1:ff00:2', hopLimit: 255 }).icmpv6({ type: 135, rest: 0 }).payload(Buffer.alloc(16)).build();
+
+  before(() => {
+    fs = mountPrivateBpffs('host-policy-from-host6');
+    obj = BpfObject.load(join(process.cwd(), 'build', 'bpf', 'from_host6.o'), { pinDir: fs.path, consts: { ct_track_all: 1 } });
+    prog = obj.program('weir_from_host6');
+    plan = new HostPlan(obj);
+    typedMap(obj.map('weir_ipcache6_hosts'), codecFor('weir_ipcache6_host_key'), codecFor('weir_ipcache6')).set(
+      { address: NODE6 },
+      { identity: IDENTITY_HOST, cidr_identity: 3 },
+    );
+  });
+  after(async () => {
+    obj?.close();
+    await fs?.cleanup();
+  });
+
+  test('untracked deny, NORMAL_IN default deny with an allowed port, failsafe, SYN-ACK replies; neighbour discovery always passes', () => {
+    plan.iface(LO, HEP);
+    const [u] = plan.chain(HEP, CHAIN.WEIR_CHAIN_UNTRACKED_IN, [deny(dports(TCP, 25)), deny({ protocol: 58, flags: 1 })]);
+    const [a] = plan.chain(HEP, CHAIN.WEIR_CHAIN_NORMAL_IN, [allow(dports(TCP, 443)), deny()]);
+    plan.failsafe(FAILSAFE.WEIR_FAILSAFE_IN, TCP, 22, '2001:2::/64');
+    assert.equal(run(tcp6(25)), TC_DROP);
+    assert.equal(run(tcp6(80)), TC_DROP);
+    assert.equal(run(tcp6(443)), TC_PASS);
+    assert.equal(run(tcp6(22)), TC_PASS);
+    assert.equal(run(tcp6(41000, ['syn', 'ack'])), TC_PASS);
+    assert.equal(run(udp6(33000, 161)), TC_DROP);
+    assert.equal(run(ns), TC_PASS, 'an ICMPv6 deny-all untracked rule does not cut neighbour discovery');
+    assert.equal(plan.stats(u!).packets, 1);
+    assert.equal(plan.stats(a!).packets, 1);
+    assert.deepEqual(counters(), {
+      from_host: {
+        host_untracked_denied: 1,
+        host_policy_denied: 2,
+        host_policy_allowed: 1,
+        host_failsafe: 1,
+        ct_tracked_new: 2,
+        pass: 2,
+      },
+    });
+  });
+});
