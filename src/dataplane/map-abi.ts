@@ -203,4 +203,14 @@ export const MAP_ABI: readonly MapAbi[] = [
   { base: 'weir_events', version: 1, onChange: 'drop', older: [] },
   { base: 'weir_monitor_cfg', version: 1, onChange: 'drop', older: [] },
   { base: 'weir_monitor_stats', version: 1, onChange: 'drop', older: [] },
+  // host endpoint policy (issue 17; include/weir/host_policy.h): rebuilt from the plan; per-rule stats start over
+  { base: 'weir_hep_ifaces', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_hep_chains', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_host_rules', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_host_sets4', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_host_sets6', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_failsafe4', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_failsafe6', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_host_policy_names', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_host_rule_stats', version: 1, onChange: 'drop', older: [] },
 ];
