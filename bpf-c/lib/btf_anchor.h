@@ -96,6 +96,7 @@ struct weir_btf_anchor {
 	struct weir_failsafe6_key failsafe6_key;
 	struct weir_host_rule_stats host_rule_stats;
 	struct weir_host_policy_name host_policy_name;
+	struct weir_hep_info hep_info;
 	struct weir_xdp_meta xdp_meta;
 	/* earlier releases' layouts, for conversion (weir/legacy.h) */
 	struct weir_ct4_v1 ct4_v1;

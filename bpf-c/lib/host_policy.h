@@ -104,6 +104,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weir_host_policy_names SEC(".maps");
 
+/* CLI only (`weir policy`): no program reads it; declared here so it is pinned with the rest */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct weir_hep_info);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weir_hep_info SEC(".maps");
+
 /* The packet as host policy sees it, either family. Addresses and ports network order. */
 struct host_pkt {
 	__u8 family; /* 4 or 6 */

@@ -106,7 +106,8 @@ export const OBJECTS = {
   sock_lb: { knobs: ['lb_stats_enabled', 'maglev_table_size', 'sock_lb_mode', 'host_netns_cookie', 'ct_track_all'] },
   // host policy (issue 17): untracked rules at XDP on host interfaces, and host egress at TC
   xdp_prefilter: { knobs: [], hostPolicy: true },
-  to_host: { knobs: [], hostPolicy: true },
+  // ct_track_all: declared by lib/conntrack.h, which to_host includes to track the host's own flows
+  to_host: { knobs: ['ct_track_all'], hostPolicy: true },
 } as const satisfies Record<string, ObjectSpec>;
 export type ObjectName = keyof typeof OBJECTS;
 export const OBJECT_NAMES = Object.keys(OBJECTS) as ObjectName[];

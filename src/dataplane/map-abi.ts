@@ -212,5 +212,6 @@ export const MAP_ABI: readonly MapAbi[] = [
   { base: 'weir_failsafe4', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_failsafe6', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_host_policy_names', version: 1, onChange: 'rebuild', older: [] },
+  { base: 'weir_hep_info', version: 1, onChange: 'rebuild', older: [] },
   { base: 'weir_host_rule_stats', version: 1, onChange: 'drop', older: [] },
 ];
