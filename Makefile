@@ -230,3 +230,9 @@ bench-overflow: deps build
 soak: deps build
 	@[ "$$(id -u)" = 0 ] || { echo "make soak needs root (namespaces, BPF, cgroups)"; exit 1; }
 	node --enable-source-maps dist/bench/soak.js
+
+## i17 bench: host protection's speed figures (not in make test)
+## bench-xdp: packets/s per core dropped by weir's XDP prefilter, iptables raw and nftables netdev, N = 1, 10, 100 rules; bench/results/xdp-drop.{md,json}
+.PHONY: bench-xdp
+bench-xdp: deps build
+	node --enable-source-maps dist/bench/xdp-drop.js
