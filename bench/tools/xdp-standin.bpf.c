@@ -7,9 +7,11 @@
  * walk of its rules (array lookup, protocol and port, a source-set LPM lookup),
  * the deciding rule's per-CPU stats. IPv4 UDP/TCP only, no metadata, no
  * weir_counters: what is left out costs less than what is kept. */
+#include <linux/types.h>
+#include <linux/bpf.h>
+
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
-#include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
 #include <linux/ip.h>
