@@ -236,3 +236,7 @@ soak: deps build
 .PHONY: bench-xdp
 bench-xdp: deps build
 	node --enable-source-maps dist/bench/xdp-drop.js
+## bench-cpu: CPU seconds per GB of one iperf3 stream pod -> ClusterIP (weir TC, weir connect-time LB, kube-proxy iptables/nftables); bench/results/cpu-per-gb.{md,json}
+.PHONY: bench-cpu
+bench-cpu: deps build
+	node --enable-source-maps dist/bench/cpu-per-gb.js
