@@ -178,6 +178,8 @@ bench: deps build
 
 bench-quick: deps build
 	node --enable-source-maps dist/bench/run.js --quick
+	node --enable-source-maps dist/bench/xdp-drop.js --quick
+	node --enable-source-maps dist/bench/cpu-per-gb.js --quick
 
 ## bench-memory: the daemon's memory with 50,000 pods and 10,000 services from the fake API server
 .PHONY: bench-memory
