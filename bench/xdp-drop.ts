@@ -4,7 +4,8 @@
 // an nftables `netdev` ingress chain, with the same N rules (source /24 + UDP port) in one run.
 // Writes bench/results/xdp-drop.{md,json} (--quick: xdp-drop-quick.*). Root only.
 //
-//   node dist/bench/xdp-drop.js [--quick] [--sizes 1,10,100] [--rounds K] [--seconds S] [--object PATH]
+//   node dist/bench/xdp-drop.js [--quick] [--sizes 1,10,100] [--rounds K] [--seconds S] [--object PATH] [--out NAME]
+// --out: write bench/results/NAME.{md,json} instead
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -27,7 +28,7 @@ const WARMUP_S = 0.3;
 const DPORT = 9999;
 const DST = '198.18.0.2';
 const RESULTS = join(ROOT, 'bench', 'results');
-const OUT = quick ? 'xdp-drop-quick' : 'xdp-drop';
+const OUT = opt('--out') ?? (quick ? 'xdp-drop-quick' : 'xdp-drop');
 
 const CONTESTANTS = ['weir-xdp', 'weir-xdp-set', 'nft-netdev', 'nft-netdev-set', 'iptables-nft-raw', 'iptables-legacy-raw'] as const;
 type Contestant = (typeof CONTESTANTS)[number];
