@@ -178,6 +178,8 @@ bench: deps build
 
 bench-quick: deps build
 	node --enable-source-maps dist/bench/run.js --quick
+	node --enable-source-maps dist/bench/xdp-drop.js --quick
+	node --enable-source-maps dist/bench/cpu-per-gb.js --quick
 
 ## bench-memory: the daemon's memory with 50,000 pods and 10,000 services from the fake API server
 .PHONY: bench-memory
@@ -248,3 +250,13 @@ test-host-policy-dataplane: build
 build/test-native/flood: test/fixtures/native/flood.c
 	@mkdir -p $(@D)
 	$(CLANG) -O2 -g -Wall -Wextra $< -o $@
+
+## i17 bench: host protection's speed figures (not in make test)
+## bench-xdp: packets/s per core dropped by weir's XDP prefilter, iptables raw and nftables netdev, N = 1, 10, 100 rules; bench/results/xdp-drop.{md,json}
+.PHONY: bench-xdp
+bench-xdp: deps build
+	node --enable-source-maps dist/bench/xdp-drop.js
+## bench-cpu: CPU seconds per GB of one iperf3 stream pod -> ClusterIP (weir TC, weir connect-time LB, kube-proxy iptables/nftables); bench/results/cpu-per-gb.{md,json}
+.PHONY: bench-cpu
+bench-cpu: deps build
+	node --enable-source-maps dist/bench/cpu-per-gb.js

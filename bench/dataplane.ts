@@ -64,7 +64,7 @@ export interface Measurement {
   note?: string;
 }
 
-interface Arena {
+export interface Arena {
   contestant: Contestant;
   family: Family;
   lab: Lab;
@@ -80,7 +80,7 @@ interface Arena {
 /** a pod's address in the measured family */
 const addressOf = (p: Pod, family: Family) => (family === 6 ? p.ip6! : p.ip);
 
-async function buildArena(contestant: Contestant, family: Family): Promise<Arena> {
+export async function buildArena(contestant: Contestant, family: Family): Promise<Arena> {
   const lab = await Lab.create({ name: `bench-${contestant}` });
   try {
     const v6 = family === 6 ? { address6: CLUSTER6.nodeAddress, podSubnet6: CLUSTER6.podSubnet } : {};
@@ -117,7 +117,7 @@ async function buildArena(contestant: Contestant, family: Family): Promise<Arena
   }
 }
 
-async function destroyArena(a: Arena): Promise<void> {
+export async function destroyArena(a: Arena): Promise<void> {
   for (const x of a.attachments.splice(0)) {
     try {
       x.detach();
@@ -130,7 +130,7 @@ async function destroyArena(a: Arena): Promise<void> {
 }
 
 /** Program the contestant for `services`; returns time and what was written. */
-async function program(a: Arena, services: BenchService[], tmp: string): Promise<{ ms: number; what: string; note?: string }> {
+export async function program(a: Arena, services: BenchService[], tmp: string): Promise<{ ms: number; what: string; note?: string }> {
   const file = join(tmp, `${a.contestant}-ipv${a.family}.rules`);
   const { family } = a;
   const cluster = CLUSTERS[family];
@@ -163,7 +163,7 @@ async function program(a: Arena, services: BenchService[], tmp: string): Promise
   }
 }
 
-async function unprogram(a: Arena): Promise<void> {
+export async function unprogram(a: Arena): Promise<void> {
   switch (a.contestant) {
     case 'iptables-nft':
     case 'iptables-legacy':
