@@ -55,7 +55,8 @@ function compile(src: string, out: string, cmd: (src: string, obj: string) => [s
   }
   return obj;
 }
-const floodBinary = () => compile(join(ROOT, 'bench', 'tools', 'flood.c'), 'flood', (s, o) => ['cc', ['-O2', '-Wall', '-Wextra', '-o', o, s]]);
+// the XDP lab's flooder (make builds it at -O2, no sanitizers), sources cycling through the N rules' /24s
+const floodBinary = () => compile(join(ROOT, 'test', 'fixtures', 'native', 'flood.c'), 'flood', (s, o) => ['cc', ['-O2', '-Wall', '-Wextra', '-o', o, s]]);
 function xdpObject(): { path: string; which: 'weir' | 'stand-in' } {
   const explicit = opt('--object');
   if (explicit) return { path: explicit, which: explicit.endsWith('xdp_prefilter.o') ? 'weir' : 'stand-in' };
@@ -254,7 +255,7 @@ interface Sample {
 async function measure(r: Receiver, sender: Netns, n: number, round: number): Promise<Sample> {
   const flood = sender.exec(
     'taskset',
-    ['-c', String(CPUS.iperfClient), floodBinary(), r.senderIf, r.mac, DST, String(DPORT), String(n), String(WARMUP_S + seconds + 0.3)],
+    ['-c', String(CPUS.iperfClient), floodBinary(), r.senderIf, r.mac, `rules:${n}`, DST, String(DPORT), `${WARMUP_S + seconds + 0.3}s`],
     {
       timeoutMs: (seconds + 10) * 1000,
     },
@@ -390,7 +391,7 @@ async function main(): Promise<number> {
       'XDP object': `${xdp.which === 'weir' ? "weir's" : 'the stand-in'} \`${xdp.path.replace(ROOT + '/', '')}\` (native XDP on the receiving veth)`,
       tools: `${sh('iptables-nft', '--version')}, ${sh('nft', '--version')}`,
       traffic:
-        `flood (bench/tools/flood.c): 60-byte UDP frames to ${DST}:${DPORT}, sources cycling through the N rules' /24s, ` +
+        `flood (test/fixtures/native/flood.c): 60-byte UDP frames to ${DST}:${DPORT}, sources cycling through the N rules' /24s, ` +
         `AF_PACKET + PACKET_QDISC_BYPASS, sendmmsg of 64, on CPU ${CPUS.iperfClient}`,
       receiver: `veth with GRO on and threaded NAPI, its napi/* kthread pinned to CPU ${CPUS.iperfServer}: every filter runs in that thread`,
       rounds: `${rounds} × ${seconds} s per filter and size (after ${WARMUP_S} s of warm-up), ${((Date.now() - t0) / 1000).toFixed(0)} s in all`,

@@ -43,7 +43,8 @@ interface FloodResult {
   sent: number;
   seconds: number;
   pps: number;
-  busy: number;
+  /** sendmmsg calls the driver refused (retried) */
+  refused: number;
 }
 
 type Ct = { protocol: string; source: string; destination: string; flags: string[] };
