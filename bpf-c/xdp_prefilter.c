@@ -18,6 +18,7 @@
 #include "lib/counters.h"
 #include "lib/parse.h"
 #include "lib/host_policy.h"
+#include "lib/monitor.h"
 #include "lib/btf_anchor.h"
 
 /* Tells TC what XDP decided; fails harmlessly (no meta) where the driver has no room. */
@@ -44,6 +45,41 @@ static __attribute__((noinline)) int xdp_parse(struct xdp_md *ctx, struct packet
 	void *data_end = (void *)(long)ctx->data_end;
 
 	return parse_packet(data, data_end, data_end - data, pkt);
+}
+
+/* `weir monitor`'s event of a packet XDP dropped (monitor4/monitor6 read an skb). A
+ * subprogram: verified once, and off the fast path's frame. */
+static __attribute__((noinline)) int monitor_xdp(struct xdp_md *ctx, const struct packet *pkt,
+						 __u32 reason)
+{
+	struct weir_event *e;
+
+	if (!monitor_wanted(reason))
+		return 0;
+	e = monitor_reserve();
+	if (!e)
+		return 1;
+	e->time_ns = bpf_ktime_get_ns();
+	e->hook = WEIR_HOOK_XDP;
+	e->reason = reason;
+	e->protocol = pkt->l4_proto;
+	e->ifindex = ctx->ingress_ifindex;
+	e->len = pkt->len;
+	e->tcp_flags = pkt->tcp_flags;
+	e->icmp_type = pkt->icmp_type;
+	e->sport = pkt->sport;
+	e->dport = pkt->dport;
+	if (pkt->l3_proto == ETH_P_IPV6) {
+		e->family = 6;
+		__builtin_memcpy(e->saddr, pkt->saddr.v6, 16);
+		__builtin_memcpy(e->daddr, pkt->daddr.v6, 16);
+	} else {
+		e->family = 4;
+		monitor_ip4(e->saddr, pkt->saddr.v4);
+		monitor_ip4(e->daddr, pkt->daddr.v4);
+	}
+	bpf_ringbuf_submit(e, 0);
+	return 1;
 }
 
 SEC("xdp")
@@ -88,6 +124,7 @@ int weir_xdp_prefilter(struct xdp_md *ctx)
 	switch (HOST_VERDICT(r)) {
 	case HOST_DENY:
 		count(WEIR_HOOK_XDP, WEIR_REASON_HOST_UNTRACKED_DENIED, hp.len);
+		monitor_xdp(ctx, &pkt, WEIR_REASON_HOST_UNTRACKED_DENIED);
 		return XDP_DROP;
 	case HOST_ALLOW:
 		count(WEIR_HOOK_XDP, WEIR_REASON_HOST_UNTRACKED_ALLOWED, hp.len);
