@@ -115,6 +115,11 @@ int weir_xdp_prefilter(struct xdp_md *ctx)
 		pkt.sport = ports[0];
 		pkt.dport = ports[1];
 	}
+	if (!host_has_chain(iface->hep, WEIR_CHAIN_UNTRACKED_IN)) {
+		/* no untracked policy: nothing to decide here (from_host checks failsafes itself) */
+		xdp_set_meta(ctx, WEIR_XDP_NO_MATCH);
+		return XDP_PASS;
+	}
 	host_pkt_of(&hp, &pkt);
 	if (host_failsafe(WEIR_FAILSAFE_IN, &hp)) {
 		xdp_set_meta(ctx, WEIR_XDP_FAILSAFE);
