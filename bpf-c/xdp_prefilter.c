@@ -4,11 +4,13 @@
  * spends anything on the packet:
  *
  *   parse (IPv4, IPv6; a later fragment or anything unparsed passes untouched)
- *   -> the interface's host endpoint (weir_hep_ifaces; none: pass untouched)
+ *   -> the interface's host endpoint (weir_hep_ifaces) and its UNTRACKED_IN chain (either
+ *      absent: pass untouched)
  *   -> failsafe (inbound port, or the reply of an outbound failsafe flow): meta FAILSAFE
  *   -> UNTRACKED_IN: Deny: XDP_DROP (host_untracked_denied, the rule's stats)
  *                    Allow: meta UNTRACKED_ALLOW (host_untracked_allowed)
  *                    no match: meta NO_MATCH
+ * A drop is also a `weir monitor` event (monitor_xdp).
  *
  * The metadata (struct weir_xdp_meta, bpf_xdp_adjust_meta) tells from_host the walk is done
  * and whether to leave the packet untracked. A driver without metadata room: pass without
@@ -115,11 +117,9 @@ int weir_xdp_prefilter(struct xdp_md *ctx)
 		pkt.sport = ports[0];
 		pkt.dport = ports[1];
 	}
-	if (!host_has_chain(iface->hep, WEIR_CHAIN_UNTRACKED_IN)) {
-		/* no untracked policy: nothing to decide here (from_host checks failsafes itself) */
-		xdp_set_meta(ctx, WEIR_XDP_NO_MATCH);
+	/* no untracked policy: nothing to decide, nothing to tell (from_host finds no chain either) */
+	if (!host_has_chain(iface->hep, WEIR_CHAIN_UNTRACKED_IN))
 		return XDP_PASS;
-	}
 	host_pkt_of(&hp, &pkt);
 	if (host_failsafe(WEIR_FAILSAFE_IN, &hp)) {
 		xdp_set_meta(ctx, WEIR_XDP_FAILSAFE);

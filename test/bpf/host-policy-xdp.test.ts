@@ -104,11 +104,11 @@ describe('weir_xdp_prefilter', () => {
     assert.deepEqual(counters(), { xdp: { host_untracked_denied: 3, host_untracked_allowed: 1 } });
   });
 
-  test('no chain for the endpoint: no match', () => {
+  test('no untracked chain for the endpoint: passed untouched, no metadata (from_host finds no chain either)', () => {
     plan.iface(LO, HEP);
     plan.chain(HEP + 1, CHAIN.WEIR_CHAIN_UNTRACKED_IN, [deny()]);
     plan.chain(HEP, CHAIN.WEIR_CHAIN_NORMAL_IN, [deny()]);
-    assert.equal(verdict(tcp(CLIENT, 40000, 80)), 'no-match');
+    assert.equal(verdict(tcp(CLIENT, 40000, 80)), 'no-meta');
   });
 
   test('Pass jumps to the next tier; the tier-end deny catches what the tier did not decide', () => {
