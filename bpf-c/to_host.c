@@ -96,12 +96,15 @@ __weir_slow_path int to_host_policy(struct __sk_buff *skb, const struct packet *
 	forwarded = skb->ingress_ifindex != 0;
 	host_pkt_of(&hp, pkt);
 	if (!forwarded) {
-		if (host_failsafe(WEIR_FAILSAFE_OUT, &hp)) {
+		/* the failsafe lookups only where a chain could judge the packet */
+		int untracked = host_has_chain(hep, WEIR_CHAIN_UNTRACKED_OUT);
+
+		if ((untracked || ct_starts_flow(pkt)) && host_failsafe(WEIR_FAILSAFE_OUT, &hp)) {
 			if (ct_starts_flow(pkt))
 				count(WEIR_HOOK_TO_HOST, WEIR_REASON_HOST_FAILSAFE, hp.len);
 			return WEIR_REASON_PASS;
 		}
-		r = host_chain_walk(&hp, hep, WEIR_CHAIN_UNTRACKED_OUT);
+		r = untracked ? host_chain_walk(&hp, hep, WEIR_CHAIN_UNTRACKED_OUT) : HOST_NO_CHAIN;
 		if (HOST_VERDICT(r) == HOST_DENY)
 			return WEIR_REASON_HOST_UNTRACKED_DENIED;
 		if (HOST_VERDICT(r) == HOST_ALLOW)

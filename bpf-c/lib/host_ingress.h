@@ -60,6 +60,8 @@ __weir_slow_path int host_untracked_in(struct __sk_buff *skb, const struct packe
 	default:
 		return HOST_NO_MATCH; /* XDP walked it: no match, or failsafe */
 	}
+	if (!host_has_chain(hep, WEIR_CHAIN_UNTRACKED_IN))
+		return HOST_NO_MATCH;
 	host_pkt_of(&hp, pkt);
 	if (host_failsafe(WEIR_FAILSAFE_IN, &hp))
 		return HOST_NO_MATCH;

@@ -155,6 +155,15 @@ static __always_inline struct weir_hep_iface *host_hep_of(__u32 ifindex)
 	return bpf_map_lookup_elem(&weir_hep_ifaces, &key);
 }
 
+/* Does host endpoint @hep have a chain of @kind? The hooks ask before the failsafe lookups: an
+ * endpoint with no untracked policy (the common case) pays one hash lookup per packet. */
+static __always_inline int host_has_chain(__u32 hep, __u32 kind)
+{
+	struct weir_hep_chain_key key = {.hep = hep, .kind = kind};
+
+	return bpf_map_lookup_elem(&weir_hep_chains, &key) != NULL;
+}
+
 /* What a walk decided: HOST_VERDICT(r) one of these, HOST_RULE(r) the deciding rule's index. */
 enum host_verdict {
 	HOST_NO_MATCH = 0, /* the chain ended: no rule decided */

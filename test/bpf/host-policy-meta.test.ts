@@ -113,3 +113,18 @@ test('no XDP (TC fallback): from_host walks the untracked chain itself', () => {
   assert.equal(plan.stats(rule!).packets, PINGS);
   assert.deepEqual(counters(), { from_host: { host_untracked_allowed: PINGS } });
 });
+
+test('NORMAL_IN without the ipcache: the FIB says the destination is this host; a default deny drops new flows, an allow passes', () => {
+  plan.iface(ifindexB, HEP);
+  const [icmp, end] = plan.chain(HEP, CHAIN.WEIR_CHAIN_NORMAL_IN, [allow({ protocol: ICMP, flags: 1, dst_set: 1 }), deny()]);
+  assert.equal(ping(), 0, 'the echo requests meet the deny: B is not in set 1 yet');
+  assert.equal(plan.stats(end!).packets, PINGS);
+  plan.set(1, `${B}/32`);
+  assert.equal(ping(), PINGS);
+  // one echo flow (one identifier): its first request decides, the others meet its conntrack entry
+  assert.equal(plan.stats(icmp!).packets, 1);
+  const c = counters().from_host ?? {};
+  assert.equal(c.host_policy_denied, PINGS);
+  assert.equal(c.host_policy_allowed, 1);
+  assert.equal(c.ct_tracked, PINGS - 1);
+});

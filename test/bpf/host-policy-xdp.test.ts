@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { BpfObject, enums, type BpfProgram } from '../../src/bpf/index.js';
+import { BpfObject, enums, RingBuffer, type BpfProgram } from '../../src/bpf/index.js';
 import { counterTotals, readCounters, resetCounters } from '../../src/dataplane/counters.js';
+import { decodeEvent, MonitorLease, reasonMask } from '../../src/dataplane/monitor.js';
 import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { eth } from '../lib/packet.js';
 import { ACTION, allow, CHAIN, deny, dports, FAILSAFE, HostPlan, RULE, SCTP, TCP, UDP } from './host-policy-fixture.js';
@@ -103,11 +104,11 @@ describe('weir_xdp_prefilter', () => {
     assert.deepEqual(counters(), { xdp: { host_untracked_denied: 3, host_untracked_allowed: 1 } });
   });
 
-  test('no chain for the endpoint: no match', () => {
+  test('no untracked chain for the endpoint: passed untouched, no metadata (from_host finds no chain either)', () => {
     plan.iface(LO, HEP);
     plan.chain(HEP + 1, CHAIN.WEIR_CHAIN_UNTRACKED_IN, [deny()]);
     plan.chain(HEP, CHAIN.WEIR_CHAIN_NORMAL_IN, [deny()]);
-    assert.equal(verdict(tcp(CLIENT, 40000, 80)), 'no-match');
+    assert.equal(verdict(tcp(CLIENT, 40000, 80)), 'no-meta');
   });
 
   test('Pass jumps to the next tier; the tier-end deny catches what the tier did not decide', () => {
@@ -189,5 +190,28 @@ describe('weir_xdp_prefilter', () => {
     assert.equal(verdict(later), 'no-meta');
     assert.equal(verdict(tcp(CLIENT, 40000, 80).subarray(0, 30)), 'no-meta');
     assert.deepEqual(counters(), {});
+  });
+
+  test('weir monitor sees an XDP drop: hook xdp, reason host_untracked_denied, the addresses', () => {
+    plan.iface(LO, HEP);
+    plan.chain(HEP, CHAIN.WEIR_CHAIN_UNTRACKED_IN, [deny(dports(TCP, 80))]);
+    const ring = new RingBuffer(obj.map('weir_events'));
+    try {
+      ring.consume();
+      assert.equal(verdict(tcp(CLIENT, 40000, 80)), 'drop');
+      assert.deepEqual(ring.consume(), [], 'nobody monitoring: no event');
+      const lease = new MonitorLease(obj.map('weir_monitor_cfg'), reasonMask([], ['host_untracked_denied']), 1);
+      lease.acquire();
+      assert.equal(verdict(tcp(CLIENT, 40001, 80)), 'drop');
+      assert.equal(verdict(udp(CLIENT, 40000, 53)), 'no-match');
+      lease.release();
+      const got = ring.consume().map((b) => decodeEvent(b)!);
+      assert.deepEqual(
+        got.map((e) => [e.hook, e.reason, e.proto, `${e.src}:${e.srcPort}`, `${e.dst}:${e.dstPort}`]),
+        [['xdp', 'host_untracked_denied', 'tcp', `${CLIENT}:40001`, `${NODE}:80`]],
+      );
+    } finally {
+      ring.close();
+    }
   });
 });

@@ -23,6 +23,9 @@ import { F_SAME, RESULT_SIZE, judge, type Failure, type ProgramResult, type Prog
 const RUNNER = join(repoRoot, 'build', 'test-native', 'fuzz_runner');
 const RECORD_OBJ = join(repoRoot, 'build', 'test-bpf', 'parse_record.o');
 const PROBE_OBJ = join(repoRoot, 'build', 'bpf', 'probe.o');
+// host endpoint policy's programs (issue 17): no host endpoint here (the shared maps would put
+// from_host under it too), so they parse, look the interface up and pass
+const HOST_OBJS = { xdpPrefilter: 'xdp_prefilter.o', toHost: 'to_host.o' } as const;
 export const PROGRAMS: ProgramSpec[] = [
   { name: 'from_pod', key: 'fromPod', prog: 'weir_from_pod', hook: 1, hookName: 'from_pod', family: 4 },
   { name: 'from_pod6', key: 'fromPod6', prog: 'weir_from_pod6', hook: 1, hookName: 'from_pod', family: 6 },
@@ -31,6 +34,8 @@ export const PROGRAMS: ProgramSpec[] = [
   { name: 'to_pod', key: 'toPod', prog: 'weir_to_pod', hook: 2, hookName: 'to_pod', family: 'none' },
   { name: 'probe', key: 'probe', prog: 'weir_probe', hook: 0, hookName: 'probe', family: 'all' },
   { name: 'probe_xdp', key: 'probe', prog: 'weir_probe_xdp', hook: 0, hookName: 'probe', family: 'all', xdp: true },
+  { name: 'xdp_prefilter', key: 'xdpPrefilter', prog: 'weir_xdp_prefilter', hook: 7, hookName: 'xdp', family: 'none', xdp: true },
+  { name: 'to_host', key: 'toHost', prog: 'weir_to_host', hook: 4, hookName: 'to_host', family: 'none' },
 ];
 
 export interface CampaignResult {
@@ -150,6 +155,10 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   const dropNetns = onCleanup(`delete netns ${netns}`, () => void execFileSync('ip', ['netns', 'del', netns], { stdio: 'ignore' }));
   const dp = loadServiceDataplane();
   const probe = BpfObject.load(PROBE_OBJ, { pinDir: dp.bpffs.path });
+  const host = {
+    xdpPrefilter: BpfObject.load(join(repoRoot, 'build', 'bpf', HOST_OBJS.xdpPrefilter), { pinDir: dp.bpffs.path }),
+    toHost: BpfObject.load(join(repoRoot, 'build', 'bpf', HOST_OBJS.toHost), { pinDir: dp.bpffs.path }),
+  };
   const record = BpfObject.load(RECORD_OBJ, { pinDir: dp.bpffs.path });
   const work = join(o.failureDir, `.work-${process.pid}`);
   mkdirSync(work, { recursive: true });
@@ -160,7 +169,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     record.map('weir_fuzz_parse').pin(pin('fuzz_record_map'));
     record.program('weir_parse_record').pin(pin('fuzz_record_prog'));
     const programs = PROGRAMS.filter((p) => !o.only || o.only.includes(p.name));
-    for (const p of programs) (p.key === 'probe' ? probe : dp.objects[p.key]).program(p.prog).pin(pin(`fuzz_${p.name}`));
+    for (const p of programs)
+      (p.key === 'probe' ? probe : p.key === 'xdpPrefilter' || p.key === 'toHost' ? host[p.key] : dp.objects[p.key]).program(p.prog).pin(pin(`fuzz_${p.name}`));
     withNetns(netns, () => {
       programState(dp);
       openFlows(dp);
@@ -276,6 +286,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
   } finally {
     record.close();
     probe.close();
+    host.xdpPrefilter.close();
+    host.toHost.close();
     await dp.close();
     await dropNetns();
     execFileSync('rm', ['-rf', work]);

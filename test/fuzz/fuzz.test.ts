@@ -54,7 +54,8 @@ test(`${COUNT} hostile packets through every packet program: safe, parsed as the
       assert.equal(p.decisionAgree, p.decisionChecked, `${p.program}: decisions follow the parse`);
       assert.equal(p.statelessRewritten, 0, `${p.program}: no rewrite without state`);
       assert.equal(p.checksumsBroken, 0, `${p.program}: rewrites keep checksums right`);
-      if (p.program !== 'to_pod') assert.ok(p.stateless > COUNT * 0.1, `${p.program}: stateless packets checked`);
+      // family 'none' (to_pod, and the host policy programs without a host endpoint): no stateless oracle
+      if (PROGRAMS.find((x) => x.name === p.program)!.family !== 'none') assert.ok(p.stateless > COUNT * 0.1, `${p.program}: stateless packets checked`);
     }
     // the stream reached the state: NAT, reverse NAT, ICMP errors about NAT'd flows, the tunnel both ways
     const reasons = (name: string) => r.programs.find((p) => p.program === name)!.reasons;

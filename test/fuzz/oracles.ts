@@ -42,7 +42,7 @@ const WEIR_VNI = 0x574549;
 export interface ProgramSpec {
   name: string;
   /** the object and program: the service dataplane's, or the probe's */
-  key: ProgramKey | 'probe';
+  key: ProgramKey | 'probe' | 'xdpPrefilter' | 'toHost';
   prog: string;
   hook: number;
   hookName: string;
