@@ -230,7 +230,7 @@ export interface LoadOptions {
   tunnelPort?: number;
   /** the external_service_mode knob; default 'tunnel' */
   externalServiceMode?: ExternalServiceMode;
-  /** enforce NetworkPolicy (the policy_enabled knob; implies ctTrackAll); default false */
+  /** enforce NetworkPolicy (the policy_enabled knob; implies ctTrackAll, as hostPolicy does); default false */
   networkPolicy?: boolean;
   /** per-policy counts (the policy_stats_enabled knob); default true */
   policyStats?: boolean;
@@ -331,8 +331,9 @@ function planLoad(opts: LoadOptions): LoadPlan {
     serviceStats: opts.serviceStats !== false,
     sockLbMode: opts.sockLbMode,
     hostNetnsCookie,
-    // policy decides each flow once and caches the verdict: every flow needs conntrack
-    ctTrackAll: opts.ctTrackAll === true || opts.networkPolicy === true,
+    // policy (pod or host) decides each flow once and caches the verdict: every flow needs
+    // conntrack (host policy: replies of flows into the node must not meet to_host's chains)
+    ctTrackAll: opts.ctTrackAll === true || opts.networkPolicy === true || opts.hostPolicy === true,
     networkPolicy: opts.networkPolicy === true,
     policyStats: opts.policyStats !== false,
     podSourceCheck: opts.podSourceCheck === true,

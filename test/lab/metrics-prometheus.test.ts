@@ -223,7 +223,16 @@ test('MS4 (issue 15): a rejected and a dropped connection count as drops with th
   for (const hook of ['from_pod', 'from_host']) {
     const all = sum(m, 'weir_dataplane_packets_total', `hook="${hook}"`);
     const drops = sum(m, 'weir_drops_total', `hook="${hook}"`);
-    const events = ['lb_stats_full', 'tunnel_encap', 'tunnel_decap', 'dsr_reply', 'policy_egress_allowed', 'policy_ingress_allowed']
+    const events = [
+      'lb_stats_full',
+      'tunnel_encap',
+      'tunnel_decap',
+      'dsr_reply',
+      'policy_egress_allowed',
+      'policy_ingress_allowed',
+      'host_failsafe',
+      'host_policy_allowed',
+    ]
       .map((r) => sum(m, 'weir_dataplane_packets_total', `hook="${hook}"`, `reason="${r}"`))
       .reduce((a, b) => a + b, 0);
     assert.equal(m.get(`weir_forwarded_packets_total{hook="${hook}"}`), all - drops - events, `${hook}: forwarded excludes the drops`);

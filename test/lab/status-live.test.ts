@@ -66,7 +66,8 @@ describe('weir status against a live daemon', () => {
     assert.equal(t.code, 0, t.stderr);
     assert.match(
       t.stdout,
-      /^weir at http:\/\/127\.0\.0\.1:9745: healthy, ready\n {2}frontends programmed: 2 \(IPv4 2, IPv6 0\)\n {2}syncs: \d+, resync repairs: 0\n$/,
+      // host policy on by default: the node's automatic host endpoint, its default-allow profile (normal in and out)
+      /^weir at http:\/\/127\.0\.0\.1:9745: healthy, ready\n {2}frontends programmed: 2 \(IPv4 2, IPv6 0\)\n {2}syncs: \d+, resync repairs: 0\n {2}host policy: 1 host endpoints, 2 rules; XDP: eth0 native\n$/,
     );
   });
 

@@ -131,8 +131,9 @@ describe('weir uninstall on a live node', () => {
     assert.equal((await weir.spread(client.ns, CLUSTER_IP, 80, { count: 4 })).failures, 0);
 
     const pinnedLinks = readdirSync(join(weir.pinDir, 'links')).sort();
-    // 3 pods x (from_pod, from_pod6, to_pod) + eth0 (from_host, from_host6) + 8 socket-LB cgroup hooks (4 per family)
-    assert.equal(pinnedLinks.length, 19, pinnedLinks.join(' '));
+    // 3 pods x (from_pod, from_pod6, to_pod) + eth0 (from_host, from_host6, to_host, the XDP prefilter) + 8 socket-LB
+    // cgroup hooks (4 per family)
+    assert.equal(pinnedLinks.length, 21, pinnedLinks.join(' '));
     const ids: number[] = [];
     for (const n of pinnedLinks) {
       const show = await run('bpftool', ['-j', 'link', 'show', 'pinned', join(weir.pinDir, 'links', n)]);

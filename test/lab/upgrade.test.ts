@@ -156,8 +156,9 @@ describe(`upgrade from ${RELEASE} and rollback to it, under traffic`, () => {
       assert.equal(Number(m[0]!.entries) + Number(m[0]!.delta), v1Count, 'every v1 entry migrated');
       assert.equal(m[0]!.dropped, '0');
       assert.equal(ready.migrated, `weir_ct4:v1->v2:${v1Count}`);
-      // rows 2e42a8d did not have (the IPv6 programs) get links of their own; every other link is updated in place
-      const newRows = readdirSync(join(pinDir, 'links')).filter((n) => /-from_(pod|host)6$|^cgroup-\w+6$/.test(n)).length;
+      // rows 2e42a8d did not have (the IPv6 programs; host policy's XDP prefilter and to_host) get links of their
+      // own; every other link is updated in place
+      const newRows = readdirSync(join(pinDir, 'links')).filter((n) => /-from_(pod|host)6$|^cgroup-\w+6$|-prefilter$|-to_host$/.test(n)).length;
       assert.ok(newRows > 0, 'the IPv6 rows are attached');
       assert.equal(ready.attached, String(newRows), 'the pinned links were updated in place, only the new rows created');
       assert.ok(hasForwardEntry(join(pinDir, 'weir_ct4_v2'), 'weir_ct4', saddr, daddr, dport), 'the stream is in the v2 conntrack');

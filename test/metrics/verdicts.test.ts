@@ -43,7 +43,16 @@ test('drops are the reasons that drop or reject the packet', () => {
     'tunnel_too_big',
   ]);
   // events counted next to a packet's own reason are never a verdict, nor is a socket call
-  for (const r of ['lb_stats_full', 'tunnel_encap', 'tunnel_decap', 'dsr_reply', 'policy_egress_allowed', 'policy_ingress_allowed'])
+  for (const r of [
+    'lb_stats_full',
+    'tunnel_encap',
+    'tunnel_decap',
+    'dsr_reply',
+    'policy_egress_allowed',
+    'policy_ingress_allowed',
+    'host_failsafe',
+    'host_policy_allowed',
+  ])
     assert.equal(verdictOf('from_pod', r), 'event', r);
   assert.equal(verdictOf('sock', 'pass'), 'event');
   assert.equal(verdictOf('from_pod', 'pass'), 'forward');
