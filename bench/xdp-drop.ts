@@ -1,6 +1,5 @@
 // bench: `make bench-xdp`. Packets per second, and per core of the receiving side, that a filter
-// drops: weir's XDP prefilter (build/bpf/xdp_prefilter.o when built, else the stand-in
-// bench/tools/xdp-standin.bpf.c), an iptables `raw` PREROUTING DROP (iptables-nft and -legacy) and
+// drops: weir's XDP prefilter (build/bpf/xdp_prefilter.o, or --object PATH), an iptables `raw` PREROUTING DROP (iptables-nft and -legacy) and
 // an nftables `netdev` ingress chain, with the same N rules (source /24 + UDP port) in one run.
 // Writes bench/results/xdp-drop.{md,json} (--quick: xdp-drop-quick.*). Root only.
 //
@@ -57,18 +56,12 @@ function compile(src: string, out: string, cmd: (src: string, obj: string) => [s
 }
 // the XDP lab's flooder (make builds it at -O2, no sanitizers), sources cycling through the N rules' /24s
 const floodBinary = () => compile(join(ROOT, 'test', 'fixtures', 'native', 'flood.c'), 'flood', (s, o) => ['cc', ['-O2', '-Wall', '-Wextra', '-o', o, s]]);
-function xdpObject(): { path: string; which: 'weir' | 'stand-in' } {
+function xdpObject(): { path: string; which: 'weir' | 'other' } {
   const explicit = opt('--object');
-  if (explicit) return { path: explicit, which: explicit.endsWith('xdp_prefilter.o') ? 'weir' : 'stand-in' };
+  if (explicit) return { path: explicit, which: explicit.endsWith('xdp_prefilter.o') ? 'weir' : 'other' };
   const real = join(ROOT, 'build', 'bpf', 'xdp_prefilter.o');
-  if (existsSync(real)) return { path: real, which: 'weir' };
-  const multiarch = execFileSync('cc', ['-print-multiarch'], { encoding: 'utf8' }).trim();
-  const inc = ['-I', join(ROOT, 'bpf-c'), '-I', join(ROOT, 'bpf-c', 'include'), '-I', `/usr/include/${multiarch}`];
-  const path = compile(join(ROOT, 'bench', 'tools', 'xdp-standin.bpf.c'), 'xdp-standin.o', (s, o) => [
-    process.env.CLANG ?? 'clang',
-    ['-O2', '-g', '-target', 'bpf', '-Wall', '-Werror', ...inc, '-c', s, '-o', o],
-  ]);
-  return { path, which: 'stand-in' };
+  if (!existsSync(real)) throw new Error(`${real} is missing: make build`);
+  return { path: real, which: 'weir' };
 }
 
 /** One contestant's filter in its own receiving namespace: rules in, dropped packets out. */
@@ -388,7 +381,7 @@ async function main(): Promise<number> {
     const info = {
       date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
       machine: `${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), kernel ${sh('uname', '-r')}, load average ${load0} at the start`,
-      'XDP object': `${xdp.which === 'weir' ? "weir's" : 'the stand-in'} \`${xdp.path.replace(ROOT + '/', '')}\` (native XDP on the receiving veth)`,
+      'XDP object': `${xdp.which === 'weir' ? "weir's" : 'another object,'} \`${xdp.path.replace(ROOT + '/', '')}\` (native XDP on the receiving veth)`,
       tools: `${sh('iptables-nft', '--version')}, ${sh('nft', '--version')}`,
       traffic:
         `flood (test/fixtures/native/flood.c): 60-byte UDP frames to ${DST}:${DPORT}, sources cycling through the N rules' /24s, ` +

@@ -28,9 +28,8 @@ import {
 } from '../bpf/index.js';
 import { parseCidr } from '../bpf/ip.js';
 import { errText } from '../log.js';
-import { CHAIN_KINDS, type ChainKind, type HostPolicyPlan, type HostRule } from '../model/host-policy/types.js';
+import { CHAIN_KINDS, type ChainKind, type HostEndpointPlan, type HostPolicyPlan, type HostRule } from '../model/host-policy/types.js';
 import { cString, fromCString } from './policy-entries.js';
-import { HEP_INFO_LEN, hepInfoValue } from './host-policy-view.js';
 
 /** weir_host_rules max_entries (host_policy.h); each half holds one generation of rules */
 export const HOST_RULES_ENTRIES = 16384;
@@ -79,6 +78,22 @@ export function hostPolicyMaps(m: (name: string) => BpfMap, has: (name: string) 
     ...(has('weir_host_rule_stats') && { stats: typedMap(m('weir_host_rule_stats'), u32, codecFor('weir_host_rule_stats')) }),
     ...(has('weir_hep_info') && { info: typedMap(m('weir_hep_info'), u32, bytes(HEP_INFO_LEN)) }),
   };
+}
+
+/** weir_hep_info's value: struct weir_hep_info { char text[WEIR_HEP_INFO_LEN]; } */
+export const HEP_INFO_LEN = 1024;
+
+/**
+ * The weir_hep_info value of `e` (for the writer): its JSON, NUL-terminated in HEP_INFO_LEN
+ * bytes. Labels that do not fit are left out and the text says so (`labelsTruncated`).
+ */
+export function hepInfoValue(e: Pick<HostEndpointPlan, 'name' | 'auto' | 'interfaces' | 'expectedIPs' | 'labels'>): Buffer {
+  const base = { name: e.name, auto: e.auto, interfaces: e.interfaces, expectedIPs: e.expectedIPs };
+  let text = JSON.stringify({ ...base, labels: e.labels });
+  if (Buffer.byteLength(text) >= HEP_INFO_LEN) text = JSON.stringify({ ...base, labels: {}, labelsTruncated: true });
+  const out = Buffer.alloc(HEP_INFO_LEN);
+  Buffer.from(text).copy(out, 0, 0, HEP_INFO_LEN - 1);
+  return out;
 }
 
 /** Why an entry was not written (weir_host_policy_errors_total{reason}). */

@@ -5,7 +5,7 @@
 // `weir explain` walks with the model's evaluate() (one walk, not two).
 
 import { readdirSync, readFileSync } from 'node:fs';
-import { bytes, codecFor, typedMap, u32, u8, type BpfMap, type Codec, type TypedMap } from '../bpf/index.js';
+import type { BpfMap, TypedMap } from '../bpf/index.js';
 import type { WeirFailsafe4Key, WeirHepChain, WeirHepChainKey, WeirHepIface, WeirHepIfaceKey, WeirHostPolicyName, WeirHostRule } from '../bpf/index.js';
 import type { WeirHostSet4Key } from '../bpf/index.js';
 import type { SetLookup } from '../model/host-policy/evaluate.js';
@@ -19,6 +19,7 @@ import {
   type HostRule,
 } from '../model/host-policy/types.js';
 import { fromCString } from './policy-maps.js';
+import { hostPolicyMaps } from './host-policy-sync.js';
 
 /** host_policy.h WEIR_HOST_SET_FIXED_BITS / WEIR_FAILSAFE_FIXED_BITS */
 const FIXED_BITS = 32;
@@ -27,8 +28,6 @@ const RULE_FLAGS = { protocol: 1, sports: 2, dports: 4, ipv4: 8, ipv6: 16, tierE
 const ACTIONS = ['allow', 'deny', 'pass'] as const;
 const FAILSAFE_PROTOCOLS: Record<number, FailsafeEntry['protocol']> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
 export const HEP_XDP_ATTACHED = 1;
-/** weir_hep_info's value: struct weir_hep_info { char text[WEIR_HEP_INFO_LEN]; } */
-export const HEP_INFO_LEN = 1024;
 
 /** The host policy maps as the CLI reads them. The set and failsafe values are a flag (__u8 or __u32: whichever the object declares). */
 export interface HostPolicyReadMaps {
@@ -50,27 +49,9 @@ export interface HostPolicyReadMaps {
 /** The host policy maps by pin name, or undefined when the instance has none (a release or a daemon without host policy). */
 export function hostPolicyReadMaps(open: (name: string) => BpfMap, has: (name: string) => boolean): HostPolicyReadMaps | undefined {
   if (!has('weir_hep_chains') || !has('weir_host_rules') || !has('weir_hep_ifaces')) return undefined;
-  const flag = <K>(name: string, key: Codec<K>): TypedMap<K, number> => {
-    const m = open(name);
-    return typedMap(m, key, m.valueSize === 1 ? u8 : u32);
-  };
-  const opt = <T>(name: string, f: () => T): T | undefined => (has(name) ? f() : undefined);
-  const sets6 = opt('weir_host_sets6', () => flag('weir_host_sets6', codecFor('weir_host_set6_key') as unknown as Codec<WeirHostSet4Key>));
-  const failsafe6 = opt('weir_failsafe6', () => flag('weir_failsafe6', codecFor('weir_failsafe6_key') as unknown as Codec<WeirFailsafe4Key>));
-  const stats = opt('weir_host_rule_stats', () => open('weir_host_rule_stats'));
-  const info = opt('weir_hep_info', () => typedMap(open('weir_hep_info'), u32, bytes(open('weir_hep_info').valueSize)));
-  return {
-    ifaces: typedMap(open('weir_hep_ifaces'), codecFor('weir_hep_iface_key'), codecFor('weir_hep_iface')),
-    chains: typedMap(open('weir_hep_chains'), codecFor('weir_hep_chain_key'), codecFor('weir_hep_chain')),
-    rules: typedMap(open('weir_host_rules'), u32, codecFor('weir_host_rule')),
-    sets4: flag('weir_host_sets4', codecFor('weir_host_set4_key')),
-    failsafe4: flag('weir_failsafe4', codecFor('weir_failsafe4_key')),
-    names: typedMap(open('weir_host_policy_names'), u32, codecFor('weir_host_policy_name')),
-    ...(sets6 && { sets6 }),
-    ...(failsafe6 && { failsafe6 }),
-    ...(stats && { stats }),
-    ...(info && { info }),
-  };
+  // the writer's typed views; the per-CPU stats raw (the CLI sums the CPUs itself)
+  const { stats: _typed, ...maps } = hostPolicyMaps(open, has);
+  return { ...maps, ...(has('weir_host_rule_stats') && { stats: open('weir_host_rule_stats') }) };
 }
 
 /** What weir_hep_info holds of an endpoint (the maps the programs read do not need it). */
@@ -80,19 +61,6 @@ export interface HepInfo {
   interfaces: '*' | string[];
   expectedIPs: string[];
   labels: Record<string, string>;
-}
-
-/**
- * The weir_hep_info value of `e` (for the writer): its JSON, NUL-terminated in HEP_INFO_LEN
- * bytes. Labels that do not fit are left out and the text says so (`labelsTruncated`).
- */
-export function hepInfoValue(e: Pick<HostEndpointPlan, 'name' | 'auto' | 'interfaces' | 'expectedIPs' | 'labels'>): Buffer {
-  const base = { name: e.name, auto: e.auto, interfaces: e.interfaces, expectedIPs: e.expectedIPs };
-  let text = JSON.stringify({ ...base, labels: e.labels });
-  if (Buffer.byteLength(text) >= HEP_INFO_LEN) text = JSON.stringify({ ...base, labels: {}, labelsTruncated: true });
-  const out = Buffer.alloc(HEP_INFO_LEN);
-  Buffer.from(text).copy(out, 0, 0, HEP_INFO_LEN - 1);
-  return out;
 }
 
 function parseHepInfo(v: Buffer | undefined): (HepInfo & { labelsTruncated?: boolean }) | undefined {

@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { BpfMap, codecFor, typedMap, u32, u8, type Codec, type TypedMap } from '../../src/bpf/index.js';
-import { hepInfoValue, HEP_INFO_LEN } from '../../src/dataplane/host-policy-view.js';
+import { hepInfoValue, HEP_INFO_LEN } from '../../src/dataplane/host-policy-sync.js';
 import type { Explanation } from '../../src/dataplane/explain.js';
 import type { HostPolicyView } from '../../src/cli/host-endpoints.js';
 import { addService, IPPROTO, loadServiceDataplane, type ServiceDataplane } from '../bpf/service-fixture.js';

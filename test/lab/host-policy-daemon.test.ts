@@ -6,18 +6,15 @@
 // adopts all of it with 0 writes; --xdp-mode generic re-attaches generic; --xdp-mode off
 // removes the XDP link and clears the flag (TC walks the untracked rules); --host-policy off
 // removes the host policy links (docs/upgrade.md: before a rollback).
-// Until the BPF objects of issue 17 are built in this tree, the host policy objects are a
-// fixture (test/fixtures/bpf/host_policy_stub.c: the maps, two passing programs), given to the
-// daemon through WEIR_BPF_DIR beside the real objects.
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BpfMap, codecFor, typedMap, u8 } from '../../src/bpf/index.js';
 import { runCleanups } from '../lib/cleanup.js';
 import { Lab, type LabNode } from '../lib/lab.js';
-import { binWeir, bpfObject, repoRoot } from '../lib/paths.js';
+import { binWeir } from '../lib/paths.js';
 import { WeirNode } from '../lib/weir-node.js';
 
 const ADDRESS = '127.0.0.1:9745';
@@ -50,17 +47,9 @@ describe('host policy in the daemon', () => {
 
   before(async () => {
     lab = await Lab.create({ name: 'host-policy-daemon' });
-    // the real objects, and the fixture under the host policy objects' names
-    const dir = join(lab.dir, 'bpf');
-    mkdirSync(dir);
-    const built = join(repoRoot, 'build', 'bpf');
-    for (const f of readdirSync(built)) if (f.endsWith('.o')) symlinkSync(join(built, f), join(dir, f));
-    const stub = join(repoRoot, 'build', 'test-bpf', 'host_policy_stub.o');
-    assert.ok(existsSync(stub), `${stub} (make build)`);
-    for (const name of ['xdp_prefilter', 'to_host']) if (!existsSync(bpfObject(name))) symlinkSync(stub, join(dir, `${name}.o`));
     node = await lab.node('node1', { address: '198.18.0.1/24', podSubnet: '198.18.1.0/24' });
     eth0 = (JSON.parse((await node.ns.exec('ip', ['-j', 'link', 'show', 'eth0'])).stdout) as Array<{ ifindex: number }>)[0]!.ifindex;
-    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', metricsAddress: ADDRESS, env: { WEIR_BPF_DIR: dir } });
+    weir = await WeirNode.create(lab, node, { connectTimeLb: 'off', metricsAddress: ADDRESS });
     await weir.start();
   });
   after(async () => {
