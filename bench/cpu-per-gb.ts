@@ -29,7 +29,7 @@ import { counterTotals, readCounters } from '../src/dataplane/counters.js';
 import type { Cgroup, External } from '../test/lib/lab.js';
 import { buildArena, CONTESTANTS, destroyArena, LABEL, program, unprogram, type Arena, type Contestant } from './dataplane.js';
 import { benchServices, TARGET, targetIP } from './peers/services.js';
-import { CPUS, pinSelf, ROOT, unpinAll } from './tools.js';
+import { CPUS, median, minMax, pinSelf, ratioOfRounds, ROOT, unpinAll } from './tools.js';
 import { OBJ_DIR } from './weir.js';
 
 const argv = process.argv.slice(2);
@@ -180,12 +180,7 @@ async function measure(c: Contest, path: Path, n: number, round: number): Promis
   };
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const f3 = (x: number) => x.toFixed(3);
-const range = (xs: number[], f: (x: number) => string) => (xs.length > 1 ? ` (${f(Math.min(...xs))}-${f(Math.max(...xs))})` : '');
 
 function markdown(samples: Sample[], info: Record<string, string>): string {
   const lines = [
@@ -211,15 +206,10 @@ function markdown(samples: Sample[], info: Record<string, string>): string {
         const ss = samples.filter((s) => s.path === path && s.n === n && s.contestant === c);
         if (!ss.length) continue;
         const v = ss.map((s) => s.cpuSPerGB);
-        let ratio = '';
-        if (ref.length && c !== REFERENCE) {
-          const lo = Math.min(...v) / Math.max(...ref);
-          const hi = Math.max(...v) / Math.min(...ref);
-          ratio = `${lo <= 1 && hi >= 1 ? '≈ ' : ''}${(median(v) / median(ref)).toFixed(2)}× (${lo.toFixed(2)}-${hi.toFixed(2)})`;
-        }
+        const ratio = ref.length && c !== REFERENCE ? ratioOfRounds(v, ref) : '';
         const m = (k: keyof Sample) => median(ss.map((s) => s[k] as number));
         lines.push(
-          `| ${n} | ${LABEL[c]} | **${f3(median(v))}**${range(v, f3)} | ${ratio} | ${m('gbits').toFixed(1)} | ${m('clientS').toFixed(2)} | ` +
+          `| ${n} | ${LABEL[c]} | **${f3(median(v))}**${minMax(v, f3)} | ${ratio} | ${m('gbits').toFixed(1)} | ${m('clientS').toFixed(2)} | ` +
             `${m('serverS').toFixed(2)} | ${m('ksoftirqdS').toFixed(2)} | ${m('procSoftirqS').toFixed(2)} |`,
         );
       }

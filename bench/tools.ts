@@ -119,3 +119,24 @@ export async function runClient(
   const r = await ns.exec(cmd, argv, { timeoutMs: (o.seconds + o.warmup + 20) * 1000, ...(o.cgroup ? { cgroup: o.cgroup } : {}) });
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as TcpbenchResult;
 }
+
+/** The median of rounds (the mean of the middle two for an even count). */
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+/** ` (min-max)` of rounds, each as `f` writes it; empty for a single round. */
+export function minMax(xs: number[], f: (x: number) => string): string {
+  return xs.length > 1 ? ` (${f(Math.min(...xs))}-${f(Math.max(...xs))})` : '';
+}
+
+/**
+ * `v`'s median over `ref`'s, and the range the rounds allow (worst pairing each way), marked ≈
+ * when that range holds 1.00×: the two are not told apart by this run.
+ */
+export function ratioOfRounds(v: number[], ref: number[]): string {
+  const lo = Math.min(...v) / Math.max(...ref);
+  const hi = Math.max(...v) / Math.min(...ref);
+  return `${lo <= 1 && hi >= 1 ? '≈ ' : ''}${(median(v) / median(ref)).toFixed(2)}× (${lo.toFixed(2)}-${hi.toFixed(2)})`;
+}

@@ -15,7 +15,7 @@ import { Lab, type Netns } from '../test/lib/lab.js';
 import { sleep } from '../test/lib/proc.js';
 import { attachXdp, BpfObject, codecFor, enums, type TypedMap, typedMap, u32, u8, type XdpAttachment } from '../src/bpf/index.js';
 import { IPPROTO } from '../src/bpf/ip.js';
-import { BUILD_DIR, CPUS, ROOT } from './tools.js';
+import { BUILD_DIR, CPUS, median, minMax, ratioOfRounds, ROOT } from './tools.js';
 
 const argv = process.argv.slice(2);
 const opt = (name: string): string | undefined => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
@@ -279,12 +279,8 @@ async function measure(r: Receiver, sender: Netns, n: number, round: number): Pr
 }
 
 const sh = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { encoding: 'utf8' }).trim();
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const M = (x: number) => (x / 1e6).toFixed(2);
-const range = (xs: number[]) => (xs.length > 1 ? ` (${M(Math.min(...xs))}-${M(Math.max(...xs))})` : '');
+const range = (xs: number[]) => minMax(xs, M);
 
 function markdown(samples: Sample[], info: Record<string, string>): string {
   const lines = [
@@ -306,12 +302,7 @@ function markdown(samples: Sample[], info: Record<string, string>): string {
       const ss = samples.filter((s) => s.n === n && s.contestant === c);
       if (!ss.length) continue;
       const pc = ss.map((s) => s.ppsPerCore);
-      let ratio = '';
-      if (ref.length && c !== REFERENCE) {
-        const lo = Math.min(...pc) / Math.max(...ref);
-        const hi = Math.max(...pc) / Math.min(...ref);
-        ratio = `${lo <= 1 && hi >= 1 ? '≈ ' : ''}${(median(pc) / median(ref)).toFixed(2)}× (${lo.toFixed(2)}-${hi.toFixed(2)})`;
-      }
+      const ratio = ref.length && c !== REFERENCE ? ratioOfRounds(pc, ref) : '';
       lines.push(
         `| ${n} | ${LABEL[c]} | **${M(median(pc))}**${range(pc)} | ${M(median(ss.map((s) => s.pps)))}${range(ss.map((s) => s.pps))} | ` +
           `${(median(ss.map((s) => s.core)) * 100).toFixed(0)}% | ${M(median(ss.map((s) => s.sentPps)))} | ${ratio} |`,
