@@ -26,9 +26,6 @@
 #include "lib/btf_anchor.h"
 #include <weir/service.h>
 
-#define AF_INET 2
-#define AF_INET6 10
-
 /* Which sockets the socket LB translates (enum weir_sock_lb_mode), and the host
  * network namespace's cookie for WEIR_SOCK_LB_HOST_ONLY; set by userspace at load. */
 const volatile enum weir_sock_lb_mode sock_lb_mode = WEIR_SOCK_LB_ALL_NETNS;

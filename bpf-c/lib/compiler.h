@@ -32,6 +32,15 @@
  * cost. */
 #define weir_keep_arg(x) asm volatile("" : : "r"(x))
 
+/* Address families (bpf_fib_lookup, bpf_sock_addr.family): the libc headers that name them
+ * do not build for the BPF target, so they are named once here. */
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 

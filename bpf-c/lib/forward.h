@@ -27,13 +27,6 @@
 #include "tunnel.h"
 #include <weir/forward.h>
 
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-#ifndef AF_INET6
-#define AF_INET6 10
-#endif
-
 /* The interface the kernel routes @dst to from @src (a forwarding lookup from the packet's
  * interface, for @protocol), or 0 when it does not. */
 static __always_inline __u32 forward4_egress(struct __sk_buff *skb, __be32 src, __be32 dst,

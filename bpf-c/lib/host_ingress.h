@@ -19,13 +19,6 @@
 #include "policy.h"
 #include "host_policy.h"
 
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-#ifndef AF_INET6
-#define AF_INET6 10
-#endif
-
 /* XDP's enum weir_xdp_verdict from the metadata in front of the packet, or -1: none there. */
 static __always_inline int host_xdp_meta(struct __sk_buff *skb)
 {

@@ -26,10 +26,6 @@
 #include <weir/tunnel.h>
 #include <linux/udp.h>
 
-#ifndef AF_INET
-#define AF_INET 2
-#endif
-
 /* the outer UDP destination port (--tunnel-port) */
 const volatile __u16 tunnel_port = 4789;
 /* --external-service-mode: enum weir_tunnel_mode of new flows (clients in weir_dsr_optout4
