@@ -16,6 +16,7 @@ import { Lab, run, type External, type LabNode, type Pod } from '../lib/lab.js';
 import { binWeir } from '../lib/paths.js';
 import { sleep } from '../lib/proc.js';
 import { endpointSlice, service, WeirNode, type PortSpec } from '../lib/weir-node.js';
+import { BESIDE_EVENTS } from '../lib/beside-events.js';
 
 const VIP = '198.19.0.10';
 const PORTS: PortSpec[] = [{ name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP' }];
@@ -223,18 +224,7 @@ test('MS4 (issue 15): a rejected and a dropped connection count as drops with th
   for (const hook of ['from_pod', 'from_host']) {
     const all = sum(m, 'weir_dataplane_packets_total', `hook="${hook}"`);
     const drops = sum(m, 'weir_drops_total', `hook="${hook}"`);
-    const events = [
-      'lb_stats_full',
-      'tunnel_encap',
-      'tunnel_decap',
-      'dsr_reply',
-      'policy_egress_allowed',
-      'policy_ingress_allowed',
-      'host_failsafe',
-      'host_policy_allowed',
-    ]
-      .map((r) => sum(m, 'weir_dataplane_packets_total', `hook="${hook}"`, `reason="${r}"`))
-      .reduce((a, b) => a + b, 0);
+    const events = BESIDE_EVENTS.map((r) => sum(m, 'weir_dataplane_packets_total', `hook="${hook}"`, `reason="${r}"`)).reduce((a, b) => a + b, 0);
     assert.equal(m.get(`weir_forwarded_packets_total{hook="${hook}"}`), all - drops - events, `${hook}: forwarded excludes the drops`);
   }
   assert.ok(sum(m, 'weir_drops_total', 'hook="from_pod"') >= REJECTED);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { enums } from '../../src/bpf/abi.gen.js';
 import { REASON_VERDICTS, reasonNames, verdictOf } from '../../src/dataplane/counters.js';
+import { BESIDE_EVENTS } from '../lib/beside-events.js';
 
 test('every WEIR_REASON_* has a verdict, and the table names no reason the enum lacks', () => {
   const fromEnum = [...reasonNames.values()].sort();
@@ -43,17 +44,7 @@ test('drops are the reasons that drop or reject the packet', () => {
     'tunnel_too_big',
   ]);
   // events counted next to a packet's own reason are never a verdict, nor is a socket call
-  for (const r of [
-    'lb_stats_full',
-    'tunnel_encap',
-    'tunnel_decap',
-    'dsr_reply',
-    'policy_egress_allowed',
-    'policy_ingress_allowed',
-    'host_failsafe',
-    'host_policy_allowed',
-  ])
-    assert.equal(verdictOf('from_pod', r), 'event', r);
+  for (const r of BESIDE_EVENTS) assert.equal(verdictOf('from_pod', r), 'event', r);
   assert.equal(verdictOf('sock', 'pass'), 'event');
   assert.equal(verdictOf('from_pod', 'pass'), 'forward');
   assert.equal(verdictOf('from_host', 'no_local_backend_drop'), 'drop');
