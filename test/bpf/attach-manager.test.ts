@@ -13,7 +13,7 @@ import { attachTc, BpfLink, BpfObject, ifindexOf, tcxPrograms, withNetns } from 
 import { AttachManager, type InterfaceRef } from '../../src/dataplane/attach.js';
 import type { Hook } from '../../src/dataplane/hooks.js';
 import { memoryLogger } from '../../src/log.js';
-import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
+import { detachPinnedLinks, mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { onCleanup } from '../lib/cleanup.js';
 import { bpfObject } from '../lib/paths.js';
 
@@ -71,17 +71,7 @@ before(() => {
 
 after(async () => {
   // whatever a failed test left: detach every pinned link
-  if (linkDir && existsSync(linkDir))
-    for (const n of readdirSync(linkDir)) {
-      try {
-        const l = BpfLink.openPinned(join(linkDir, n));
-        l.detach();
-        l.unpin();
-        l.close();
-      } catch {
-        /* gone */
-      }
-    }
+  detachPinnedLinks(linkDir);
   a?.close();
   b?.close();
   for (const c of cleanups.reverse()) await c();

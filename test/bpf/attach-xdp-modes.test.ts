@@ -7,15 +7,15 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { BpfLink, BpfObject, ifindexOf, withNetns } from '../../src/bpf/index.js';
+import { BpfObject, ifindexOf, withNetns } from '../../src/bpf/index.js';
 import { AttachManager, type InterfaceRef } from '../../src/dataplane/attach.js';
 import type { Hook } from '../../src/dataplane/hooks.js';
 import { parseLinks } from '../../src/dataplane/netlink.js';
 import { memoryLogger } from '../../src/log.js';
-import { mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
+import { detachPinnedLinks, mountPrivateBpffs, type PrivateBpffs } from '../lib/bpffs.js';
 import { onCleanup } from '../lib/cleanup.js';
 import { bpfObject } from '../lib/paths.js';
 
@@ -56,17 +56,8 @@ before(() => {
 });
 
 after(async () => {
-  if (linkDir && existsSync(linkDir))
-    for (const n of readdirSync(linkDir)) {
-      try {
-        const l = BpfLink.openPinned(join(linkDir, n));
-        l.detach();
-        l.unpin();
-        l.close();
-      } catch {
-        /* gone */
-      }
-    }
+  // whatever a failed test left: detach every pinned link
+  detachPinnedLinks(linkDir);
   probe?.close();
   for (const c of cleanups.reverse()) await c();
 });

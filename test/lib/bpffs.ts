@@ -2,10 +2,11 @@
 // the mount, so a failed test cannot leave pinned maps or links behind.
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onCleanup } from './cleanup.js';
+import { BpfLink } from '../../src/bpf/index.js';
 
 export interface PrivateBpffs {
   /** mount point: a fresh, empty bpffs */
@@ -26,4 +27,19 @@ export function mountPrivateBpffs(label = 'bpffs'): PrivateBpffs {
     rmSync(path, { recursive: true, force: true });
   });
   return { path, cleanup };
+}
+
+/** Detach and unpin every link pinned under `dir` (what a failed test left attached); gone ones are skipped. */
+export function detachPinnedLinks(dir: string | undefined): void {
+  if (!dir || !existsSync(dir)) return;
+  for (const n of readdirSync(dir)) {
+    try {
+      const l = BpfLink.openPinned(join(dir, n));
+      l.detach();
+      l.unpin();
+      l.close();
+    } catch {
+      /* gone */
+    }
+  }
 }
