@@ -11,6 +11,7 @@ import {
   bytes,
   type Codec,
   codecFor,
+  enums,
   typedMap,
   u8,
   u32,
@@ -36,10 +37,20 @@ export const HOST_RULES_ENTRIES = 16384;
 export const HOST_POLICY_NAME_LEN = 320;
 const SET_FIXED_BITS = 32;
 const FAILSAFE_FIXED_BITS = 32;
-// host_policy.h enums (abi.gen.ts has them too; spelled here so the writer reads without the addon)
-const ACTION = { allow: 0, deny: 1, pass: 2 } as const;
-const RULE_FLAGS = { protocol: 1, sports: 2, dports: 4, ipv4: 8, ipv6: 16, tierEnd: 32, profile: 64 } as const;
-export const HEP_XDP_ATTACHED = 1;
+// the ABI's values, read from BTF (abi.gen.ts): host_policy.h enum weir_host_rule_action, weir_host_rule_flags, weir_hep_iface_flags
+const A = enums.weir_host_rule_action;
+const F = enums.weir_host_rule_flags;
+export const ACTION = { allow: A.WEIR_HOST_ALLOW, deny: A.WEIR_HOST_DENY, pass: A.WEIR_HOST_PASS } as const;
+export const RULE_FLAGS = {
+  protocol: F.WEIR_HOST_RULE_PROTOCOL,
+  sports: F.WEIR_HOST_RULE_SPORTS,
+  dports: F.WEIR_HOST_RULE_DPORTS,
+  ipv4: F.WEIR_HOST_RULE_IPV4,
+  ipv6: F.WEIR_HOST_RULE_IPV6,
+  tierEnd: F.WEIR_HOST_RULE_TIER_END,
+  profile: F.WEIR_HOST_RULE_PROFILE,
+} as const;
+export const HEP_XDP_ATTACHED = enums.weir_hep_iface_flags.WEIR_HEP_XDP_ATTACHED;
 const PROTOCOLS = { tcp: 6, udp: 17, sctp: 132 } as const;
 
 /** The host policy maps, typed (loader.ts hostPolicyMaps). The set and failsafe values are a __u8 flag. */

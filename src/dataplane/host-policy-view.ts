@@ -19,15 +19,13 @@ import {
   type HostRule,
 } from '../model/host-policy/types.js';
 import { fromCString } from './policy-maps.js';
-import { hostPolicyMaps } from './host-policy-sync.js';
+import { ACTION, HEP_XDP_ATTACHED, hostPolicyMaps, RULE_FLAGS } from './host-policy-sync.js';
 
 /** host_policy.h WEIR_HOST_SET_FIXED_BITS / WEIR_FAILSAFE_FIXED_BITS */
 const FIXED_BITS = 32;
-/** host_policy.h enum weir_host_rule_flags */
-const RULE_FLAGS = { protocol: 1, sports: 2, dports: 4, ipv4: 8, ipv6: 16, tierEnd: 32, profile: 64 } as const;
-const ACTIONS = ['allow', 'deny', 'pass'] as const;
+/** enum weir_host_rule_action value -> the model's action */
+const ACTIONS = Object.fromEntries(Object.entries(ACTION).map(([name, value]) => [value, name])) as Record<number, HostRule['action']>;
 const FAILSAFE_PROTOCOLS: Record<number, FailsafeEntry['protocol']> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
-export const HEP_XDP_ATTACHED = 1;
 
 /** The host policy maps as the CLI reads them. The set and failsafe values are a flag (__u8 or __u32: whichever the object declares). */
 export interface HostPolicyReadMaps {
