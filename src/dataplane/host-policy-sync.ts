@@ -35,8 +35,9 @@ import { cString, fromCString } from './policy-entries.js';
 /** weir_host_rules max_entries (host_policy.h); each half holds one generation of rules */
 export const HOST_RULES_ENTRIES = 16384;
 export const HOST_POLICY_NAME_LEN = 320;
-const SET_FIXED_BITS = 32;
-const FAILSAFE_FIXED_BITS = 32;
+/** host_policy.h WEIR_HOST_SET_FIXED_BITS / WEIR_FAILSAFE_FIXED_BITS (defines: not in BTF) */
+export const SET_FIXED_BITS = 32;
+export const FAILSAFE_FIXED_BITS = 32;
 // the ABI's values, read from BTF (abi.gen.ts): host_policy.h enum weir_host_rule_action, weir_host_rule_flags, weir_hep_iface_flags
 const A = enums.weir_host_rule_action;
 const F = enums.weir_host_rule_flags;
@@ -51,7 +52,8 @@ export const RULE_FLAGS = {
   profile: F.WEIR_HOST_RULE_PROFILE,
 } as const;
 export const HEP_XDP_ATTACHED = enums.weir_hep_iface_flags.WEIR_HEP_XDP_ATTACHED;
-const PROTOCOLS = { tcp: 6, udp: 17, sctp: 132 } as const;
+/** a failsafe entry's protocol -> IPPROTO_* */
+export const PROTOCOLS = { tcp: 6, udp: 17, sctp: 132 } as const;
 
 /** The host policy maps, typed (loader.ts hostPolicyMaps). The set and failsafe values are a __u8 flag. */
 export interface HostPolicyMaps {

@@ -19,13 +19,11 @@ import {
   type HostRule,
 } from '../model/host-policy/types.js';
 import { fromCString } from './policy-maps.js';
-import { ACTION, HEP_XDP_ATTACHED, hostPolicyMaps, RULE_FLAGS } from './host-policy-sync.js';
+import { ACTION, FAILSAFE_FIXED_BITS, HEP_XDP_ATTACHED, hostPolicyMaps, PROTOCOLS, RULE_FLAGS, SET_FIXED_BITS } from './host-policy-sync.js';
 
-/** host_policy.h WEIR_HOST_SET_FIXED_BITS / WEIR_FAILSAFE_FIXED_BITS */
-const FIXED_BITS = 32;
 /** enum weir_host_rule_action value -> the model's action */
 const ACTIONS = Object.fromEntries(Object.entries(ACTION).map(([name, value]) => [value, name])) as Record<number, HostRule['action']>;
-const FAILSAFE_PROTOCOLS: Record<number, FailsafeEntry['protocol']> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
+const FAILSAFE_PROTOCOLS = Object.fromEntries(Object.entries(PROTOCOLS).map(([name, n]) => [n, name])) as Record<number, FailsafeEntry['protocol']>;
 
 /** The host policy maps as the CLI reads them. The set and failsafe values are a flag (__u8 or __u32: whichever the object declares). */
 export interface HostPolicyReadMaps {
@@ -163,7 +161,7 @@ export function planFromMaps(maps: HostPolicyReadMaps, ifnames: Map<number, stri
   for (const m of [maps.sets4, maps.sets6])
     for (const [k] of m?.entries() ?? []) {
       const l = sets.get(k.set) ?? [];
-      l.push(`${k.address}/${k.prefixlen - FIXED_BITS}`);
+      l.push(`${k.address}/${k.prefixlen - SET_FIXED_BITS}`);
       sets.set(k.set, l);
     }
   const policyNames = new Map<number, string>();
@@ -172,7 +170,7 @@ export function planFromMaps(maps: HostPolicyReadMaps, ifnames: Map<number, stri
   const seen = new Set<string>();
   for (const m of [maps.failsafe4, maps.failsafe6])
     for (const [k] of m?.entries() ?? []) {
-      const bits = k.prefixlen - FIXED_BITS;
+      const bits = k.prefixlen - FAILSAFE_FIXED_BITS;
       const f: FailsafeEntry = {
         direction: k.direction === 1 ? 'out' : 'in',
         protocol: FAILSAFE_PROTOCOLS[k.protocol] ?? 'tcp',
@@ -221,7 +219,7 @@ export function mapSetLookup(maps: HostPolicyReadMaps): SetLookup {
   return (set, address) => {
     const m = address.includes(':') ? maps.sets6 : maps.sets4;
     if (!m) return false;
-    return m.get({ prefixlen: FIXED_BITS + (address.includes(':') ? 128 : 32), set, address }) !== undefined;
+    return m.get({ prefixlen: SET_FIXED_BITS + (address.includes(':') ? 128 : 32), set, address }) !== undefined;
   };
 }
 
