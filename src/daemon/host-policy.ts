@@ -26,45 +26,6 @@ export interface HostPolicyInput {
 
 export type HostPolicyCompile = (input: HostPolicyInput) => HostPolicyPlan;
 
-/**
- * A plan without the model's compiler (the sync's tests): the automatic host endpoint (no
- * chains: everything allowed, as Calico's default-allow profile) and the failsafes; every
- * policy and HostEndpoint named as not used.
- */
-export function fallbackCompile(input: HostPolicyInput): HostPolicyPlan {
-  const errors: HostPolicyPlan['errors'] = [
-    ...input.globalNetworkPolicies.map((p) => ({
-      kind: 'GlobalNetworkPolicy' as const,
-      name: p.metadata.name,
-      message: 'the host policy compiler is not in this build',
-    })),
-    ...input.hostEndpoints.map((h) => ({ kind: 'HostEndpoint' as const, name: h.metadata.name, message: 'the host policy compiler is not in this build' })),
-  ];
-  const node = input.nodes.find((n) => n.metadata?.name === input.nodeName);
-  return {
-    endpoints: input.autoHostEndpoints
-      ? [
-          {
-            id: 1,
-            name: `${input.nodeName}-auto-hep`,
-            auto: true,
-            interfaces: '*',
-            expectedIPs: (node?.status?.addresses ?? []).filter((a) => a.type === 'InternalIP' || a.type === 'ExternalIP').map((a) => a.address),
-            labels: node?.metadata?.labels ?? {},
-            profiles: [],
-            policies: [],
-          },
-        ]
-      : [],
-    chains: [],
-    rules: [],
-    sets: new Map(),
-    policyNames: new Map(),
-    failsafes: input.failsafes,
-    errors,
-  };
-}
-
 /** The store as HostPolicySync reads it: the Calico kinds may not be store kinds yet (read defensively). */
 export interface HostPolicyInputsView {
   readonly nodes: ReadonlyMap<string, V1Node>;

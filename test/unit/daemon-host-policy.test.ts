@@ -1,17 +1,56 @@
 // The daemon's host policy sync (src/daemon/host-policy.ts) on in-memory maps and a store view:
 // the Calico kinds read by name (absent kinds are empty), a plan's errors logged one line each
-// and counted once while they last, writer failures counted by reason, and the fallback plan
-// (no compiler in the build) that writes the automatic endpoint and the failsafes.
+// and counted once while they last, writer failures counted by reason; a stand-in compiler
+// writes the automatic endpoint and the failsafes.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { V1Node } from '@kubernetes/client-node';
 import type { HostPolicyMaps } from '../../src/dataplane/host-policy-sync.js';
-import { fallbackCompile, HostPolicySync, type HostPolicyInput } from '../../src/daemon/host-policy.js';
+import { HostPolicySync, type HostPolicyInput } from '../../src/daemon/host-policy.js';
 import { withOwnPorts } from '../../src/daemon/failsafe-ports.js';
 import { memoryLogger } from '../../src/log.js';
-import type { GlobalNetworkPolicy } from '../../src/model/host-policy/types.js';
+import type { GlobalNetworkPolicy, HostPolicyPlan } from '../../src/model/host-policy/types.js';
 import { FakeMap } from './fake-maps.js';
+
+/**
+ * A stand-in compiler: the automatic host endpoint (no chains: everything allowed, as Calico's
+ * default-allow profile) and the failsafes; every policy and HostEndpoint named as not used, so
+ * the sync's handling of plan errors shows.
+ */
+function fallbackCompile(input: HostPolicyInput): HostPolicyPlan {
+  const errors: HostPolicyPlan['errors'] = [
+    ...input.globalNetworkPolicies.map((p) => ({
+      kind: 'GlobalNetworkPolicy' as const,
+      name: p.metadata.name,
+      message: 'not compiled by this stand-in',
+    })),
+    ...input.hostEndpoints.map((h) => ({ kind: 'HostEndpoint' as const, name: h.metadata.name, message: 'not compiled by this stand-in' })),
+  ];
+  const node = input.nodes.find((n) => n.metadata?.name === input.nodeName);
+  return {
+    endpoints: input.autoHostEndpoints
+      ? [
+          {
+            id: 1,
+            name: `${input.nodeName}-auto-hep`,
+            auto: true,
+            interfaces: '*',
+            expectedIPs: (node?.status?.addresses ?? []).filter((a) => a.type === 'InternalIP' || a.type === 'ExternalIP').map((a) => a.address),
+            labels: node?.metadata?.labels ?? {},
+            profiles: [],
+            policies: [],
+          },
+        ]
+      : [],
+    chains: [],
+    rules: [],
+    sets: new Map(),
+    policyNames: new Map(),
+    failsafes: input.failsafes,
+    errors,
+  };
+}
 
 function maps() {
   const f = {
